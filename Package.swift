@@ -1,0 +1,66 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Debian's libtorch-dev keeps the C++ frontend headers below this folder.
+let torchAPIHeaders = "/usr/include/torch/csrc/api/include"
+
+let package = Package(
+    name: "Mediscope",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "mediscope", targets: ["mediscope"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C++ shim over libtorch; include/ctorch.h is its whole (plain C) API.
+        .target(
+            name: "CTorch",
+            cxxSettings: [
+                .unsafeFlags(["-isystem", torchAPIHeaders, "-std=c++17", "-fexceptions"]),
+                .define("NDEBUG"),
+            ],
+            linkerSettings: [
+                .linkedLibrary("torch"),
+                .linkedLibrary("torch_cpu"),
+                .linkedLibrary("c10"),
+                .linkedLibrary("stdc++"),
+            ]
+        ),
+        // C wrappers over libjpeg-turbo, libpng and libwebp; setjmp/longjmp never leave this target.
+        .target(
+            name: "CImageCodecs",
+            linkerSettings: [
+                .linkedLibrary("jpeg"),
+                .linkedLibrary("png16"),
+                .linkedLibrary("webp"),
+            ]
+        ),
+        .target(name: "MediscopeImaging", dependencies: ["CImageCodecs"]),
+        .target(name: "MediscopeInference", dependencies: ["CTorch", "MediscopeImaging"]),
+        .executableTarget(
+            name: "mediscope",
+            dependencies: [
+                "MediscopeInference",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Benchmarks live apart from the product (bench/run.sh drives them).
+        .executableTarget(
+            name: "mediscope-bench",
+            dependencies: ["MediscopeInference"],
+            path: "bench/Sources"
+        ),
+        .testTarget(
+            name: "MediscopeImagingTests",
+            dependencies: ["MediscopeImaging"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "MediscopeInferenceTests",
+            dependencies: ["MediscopeInference"]
+        ),
+    ],
+    cxxLanguageStandard: .cxx17
+)

@@ -1,0 +1,82 @@
+// libwebp wrapper (encode, plus decode so encoded output can be checked and WebP uploads work).
+#include <stdlib.h>
+#include <string.h>
+#include <webp/decode.h>
+#include <webp/encode.h>
+#include "codec_internal.h"
+
+int codec_webp_encode(const uint8_t *pixels, int width, int height, int channels, float quality,
+                      uint8_t **out, size_t *out_size, char *err, size_t errlen) {
+    if (out == NULL || out_size == NULL) return CODEC_ERR_ARGUMENT;
+    *out = NULL;
+    *out_size = 0;
+    if (pixels == NULL || width <= 0 || height <= 0 || width > WEBP_MAX_DIMENSION ||
+        height > WEBP_MAX_DIMENSION || (channels != 3 && channels != 4)) {
+        codec_set_error(err, errlen, "WebP encoding needs a 3- or 4-channel image of 1...%d pixels "
+                        "a side, got %dx%d with %d channels", WEBP_MAX_DIMENSION, width, height, channels);
+        return CODEC_ERR_ARGUMENT;
+    }
+    if (quality < 0) quality = 0;
+    if (quality > 100) quality = 100;
+    uint8_t *encoded = NULL;
+    size_t n = channels == 3
+        ? WebPEncodeRGB(pixels, width, height, width * 3, quality, &encoded)
+        : WebPEncodeRGBA(pixels, width, height, width * 4, quality, &encoded);
+    if (n == 0 || encoded == NULL) {
+        WebPFree(encoded);
+        codec_set_error(err, errlen, "WebP encoding failed for a %dx%d image", width, height);
+        return CODEC_ERR_ENCODE;
+    }
+    // Copy so every buffer this library returns is released the same way (codec_free).
+    uint8_t *copy = malloc(n);
+    if (copy == NULL) {
+        WebPFree(encoded);
+        codec_set_error(err, errlen, "out of memory copying WebP output");
+        return CODEC_ERR_NOMEM;
+    }
+    memcpy(copy, encoded, n);
+    WebPFree(encoded);
+    *out = copy;
+    *out_size = n;
+    return CODEC_OK;
+}
+
+int codec_webp_decode(const uint8_t *data, size_t size, int64_t max_pixels,
+                      codec_image *out, char *err, size_t errlen) {
+    if (out == NULL) return CODEC_ERR_ARGUMENT;
+    memset(out, 0, sizeof *out);
+    if (data == NULL || size == 0) {
+        codec_set_error(err, errlen, "image data is empty");
+        return CODEC_ERR_EMPTY;
+    }
+    WebPBitstreamFeatures f;
+    VP8StatusCode st = WebPGetFeatures(data, size, &f);
+    if (st != VP8_STATUS_OK) {
+        codec_set_error(err, errlen, st == VP8_STATUS_NOT_ENOUGH_DATA
+                        ? "WebP data is truncated" : "WebP data is invalid (status %d)", (int)st);
+        return CODEC_ERR_CORRUPT;
+    }
+    int rc = codec_check_dimensions(f.width, f.height, max_pixels, err, errlen);
+    if (rc != CODEC_OK) return rc;
+    int channels = f.has_alpha ? 4 : 3;
+    size_t stride = (size_t)f.width * (size_t)channels;
+    size_t total = stride * (size_t)f.height;
+    uint8_t *pixels = malloc(total);
+    if (pixels == NULL) {
+        codec_set_error(err, errlen, "out of memory decoding a %dx%d WebP", f.width, f.height);
+        return CODEC_ERR_NOMEM;
+    }
+    uint8_t *ok = channels == 4
+        ? WebPDecodeRGBAInto(data, size, pixels, total, (int)stride)
+        : WebPDecodeRGBInto(data, size, pixels, total, (int)stride);
+    if (ok == NULL) {
+        free(pixels);
+        codec_set_error(err, errlen, "WebP data is invalid or truncated");
+        return CODEC_ERR_CORRUPT;
+    }
+    out->pixels = pixels;
+    out->width = f.width;
+    out->height = f.height;
+    out->channels = channels;
+    return CODEC_OK;
+}

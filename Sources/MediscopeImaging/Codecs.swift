@@ -1,0 +1,131 @@
+import CImageCodecs
+
+public struct ImageLimits: Sendable {
+    /// Largest width x height accepted by the decoders; checked from the header, before
+    /// the pixel buffer is allocated.
+    public var maxPixels: Int = 50_000_000
+    public init(maxPixels: Int = 50_000_000) { self.maxPixels = maxPixels }
+}
+
+public enum ImageFormat: String, Sendable { case jpeg, png, webp }
+
+public struct ImagingError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable { case empty, unsupportedFormat, corrupt, tooLarge, encodeFailed }
+    public let kind: Kind
+    public let message: String
+    public init(kind: Kind, message: String) {
+        self.kind = kind
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+public enum ImageDecoder {
+    /// Identifies the format from magic bytes only (file names lie).
+    public static func sniff(_ bytes: [UInt8]) -> ImageFormat? {
+        if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF { return .jpeg }
+        if bytes.count >= 8, bytes[0..<8].elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return .png }
+        if bytes.count >= 12, bytes[0..<4].elementsEqual(Array("RIFF".utf8)),
+           bytes[8..<12].elementsEqual(Array("WEBP".utf8)) { return .webp }
+        return nil
+    }
+
+    /// Decodes JPEG, PNG or WebP into 1 (gray), 3 (RGB) or 4 (RGBA) channels.
+    public static func decode(_ bytes: [UInt8], limits: ImageLimits = .init()) throws(ImagingError) -> PixelImage {
+        if bytes.isEmpty { throw ImagingError(kind: .empty, message: "image data is empty") }
+        guard let format = sniff(bytes) else {
+            let head = bytes.prefix(8).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+            throw ImagingError(kind: .unsupportedFormat,
+                               message: "data is not a JPEG, PNG or WebP image (starts with \(head.joined(separator: " ")))")
+        }
+        var image = codec_image()
+        var errorBuffer = [CChar](repeating: 0, count: 512)
+        let maxPixels = Int64(max(0, limits.maxPixels))
+        let rc = bytes.withUnsafeBufferPointer { data in
+            errorBuffer.withUnsafeMutableBufferPointer { err in
+                switch format {
+                case .jpeg: codec_jpeg_decode(data.baseAddress, data.count, maxPixels, &image, err.baseAddress, err.count)
+                case .png: codec_png_decode(data.baseAddress, data.count, maxPixels, &image, err.baseAddress, err.count)
+                case .webp: codec_webp_decode(data.baseAddress, data.count, maxPixels, &image, err.baseAddress, err.count)
+                }
+            }
+        }
+        guard Int(rc) == CODEC_OK, let pixels = image.pixels else {
+            throw ImagingError(code: rc, errorBuffer: errorBuffer, decoding: true)
+        }
+        defer { codec_free(pixels) }
+        let count = Int(image.width) * Int(image.height) * Int(image.channels)
+        return PixelImage(width: Int(image.width), height: Int(image.height), channels: Int(image.channels),
+                          pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+    }
+}
+
+public enum ImageEncoder {
+    /// Baseline JPEG, 4:2:0. Alpha is dropped (JPEG has none); gray stays gray.
+    public static func jpeg(_ image: PixelImage, quality: Int = 90) throws(ImagingError) -> [UInt8] {
+        let input = image.channels == 4 ? image.converted(toChannels: 3) : image
+        return try encode(input) { px, w, h, c, out, size, err, len in
+            codec_jpeg_encode(px, w, h, c, Int32(clamping: quality), out, size, err, len)
+        }
+    }
+
+    /// 8-bit PNG keeping the image's channels (gray, RGB or RGBA).
+    public static func png(_ image: PixelImage) throws(ImagingError) -> [UInt8] {
+        try encode(image) { px, w, h, c, out, size, err, len in
+            codec_png_encode(px, w, h, c, out, size, err, len)
+        }
+    }
+
+    /// Lossy WebP; gray is expanded to RGB (libwebp has no gray input).
+    public static func webp(_ image: PixelImage, quality: Float = 80) throws(ImagingError) -> [UInt8] {
+        let input = image.channels == 1 ? image.converted(toChannels: 3) : image
+        return try encode(input) { px, w, h, c, out, size, err, len in
+            codec_webp_encode(px, w, h, c, quality, out, size, err, len)
+        }
+    }
+
+    private typealias EncodeCall = (
+        UnsafePointer<UInt8>?, Int32, Int32, Int32,
+        UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, UnsafeMutablePointer<Int>,
+        UnsafeMutablePointer<CChar>?, Int
+    ) -> Int32
+
+    private static func encode(_ image: PixelImage, _ call: EncodeCall) throws(ImagingError) -> [UInt8] {
+        guard image.width > 0, image.height > 0, image.width <= Int(Int32.max), image.height <= Int(Int32.max),
+              image.pixels.count == image.width * image.height * image.channels else {
+            throw ImagingError(kind: .encodeFailed,
+                               message: "cannot encode a \(image.width)x\(image.height)x\(image.channels) image with \(image.pixels.count) bytes")
+        }
+        var output: UnsafeMutablePointer<UInt8>? = nil
+        var size = 0
+        var errorBuffer = [CChar](repeating: 0, count: 512)
+        let rc = image.pixels.withUnsafeBufferPointer { px in
+            errorBuffer.withUnsafeMutableBufferPointer { err in
+                call(px.baseAddress, Int32(image.width), Int32(image.height), Int32(image.channels),
+                     &output, &size, err.baseAddress, err.count)
+            }
+        }
+        guard Int(rc) == CODEC_OK, let output else {
+            throw ImagingError(code: rc, errorBuffer: errorBuffer, decoding: false)
+        }
+        defer { codec_free(output) }
+        return Array(UnsafeBufferPointer(start: output, count: size))
+    }
+}
+
+extension ImagingError {
+    init(code: Int32, errorBuffer: [CChar], decoding: Bool) {
+        let text = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let kind: Kind
+        switch Int(code) {
+        case CODEC_ERR_EMPTY: kind = .empty
+        case CODEC_ERR_UNSUPPORTED: kind = decoding ? .unsupportedFormat : .encodeFailed
+        case CODEC_ERR_TOO_LARGE: kind = .tooLarge
+        // Running out of memory on a decode means the image is too large for this process.
+        case CODEC_ERR_NOMEM: kind = decoding ? .tooLarge : .encodeFailed
+        case CODEC_ERR_CORRUPT: kind = .corrupt
+        default: kind = decoding ? .corrupt : .encodeFailed
+        }
+        self.init(kind: kind, message: text.isEmpty ? "image codec failed (code \(code))" : text)
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Mediscope builds, runs and tests with.
+# Idempotent: only missing packages are installed, so `make` stays fast on a ready machine.
+set -euo pipefail
+
+PACKAGES=(
+  # build + runtime libraries reached through C shims
+  libtorch-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libfcgi-dev libcurl4-openssl-dev libsqlite3-dev
+  # model tooling: Debian's torch matches libtorch 1.13.1 exactly
+  python3 python3-venv python3-torch python3-torchvision
+  # serving and integration tests
+  nginx-light curl
+  # memory checks of the shim
+  valgrind
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]} (run as root, or install them)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
