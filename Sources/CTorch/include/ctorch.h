@@ -1,0 +1,80 @@
+/* ctorch: the plain C API of Mediscope's libtorch shim.
+ *
+ * Ownership is explicit: every object returned by a ctorch_* function is
+ * released by the matching ctorch_*_free function. No C++ exception crosses
+ * this boundary; failures return a non-zero status (or NULL) and fill the
+ * caller-owned ctorch_error. */
+#ifndef CTORCH_H
+#define CTORCH_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ctorch_error {
+    char message[1024];
+} ctorch_error;
+
+/* Intra-op threads for every model in this process. Returns the value now in force. */
+int32_t ctorch_set_num_threads(int32_t threads);
+int32_t ctorch_get_num_threads(void);
+
+typedef struct ctorch_model ctorch_model;
+
+/* Loads a TorchScript module that has `forward`, `features` and `head` methods
+ * (see models/README.md). The forward path (`features`) is frozen and optimised
+ * for inference (oneDNN); `head` stays an ordinary eval-mode method so that
+ * gradients flow through it for Grad-CAM. Returns NULL and fills err on failure. */
+ctorch_model *ctorch_model_load(const char *path, ctorch_error *err);
+void ctorch_model_free(ctorch_model *model);
+
+/* A Grad-CAM target: score = logsumexp(logits[positive]) - logsumexp(logits[negative]).
+ * With one positive index and no negatives that is the plain logit of that class;
+ * with negatives it is the log-odds of the positive set. With explain_top_class
+ * non-zero the lists are ignored and the highest logit is explained. */
+typedef struct ctorch_cam_target {
+    int32_t explain_top_class;
+    const int32_t *positive;
+    int32_t positive_count;
+    const int32_t *negative;
+    int32_t negative_count;
+} ctorch_cam_target;
+
+/* Output of one run. The arrays are owned by the result: release with ctorch_result_free. */
+typedef struct ctorch_result {
+    float *logits;          /* logit_count values */
+    int64_t logit_count;
+    float *cams;            /* cam_count maps of cam_height x cam_width, ReLU(sum_k w_k A_k), not normalised */
+    int32_t cam_count;
+    int64_t cam_height;
+    int64_t cam_width;
+    double features_ms;     /* frozen `features` pass */
+    double head_ms;         /* `head` pass (with autograd when targets were given) */
+    double gradcam_ms;      /* gradients and weighted sums for all targets */
+} ctorch_result;
+
+/* Runs features -> head once and, for each target, Grad-CAM on the `features`
+ * activations. input holds prod(shape) floats laid out as shape says (the
+ * manifest's layout); it is only read. Returns 0 on success. On failure out
+ * is left empty (safe to pass to ctorch_result_free). */
+int32_t ctorch_model_run(ctorch_model *model,
+                         const float *input, const int64_t *shape, int32_t rank,
+                         const ctorch_cam_target *targets, int32_t target_count,
+                         ctorch_result *out, ctorch_error *err);
+
+/* Frees the arrays of a result (not the struct itself) and zeroes it. */
+void ctorch_result_free(ctorch_result *result);
+
+/* Runs only the frozen forward path `iterations` times on input (for the benchmark
+ * that separates the shim's overhead from libtorch's). Returns 0 on success. */
+int32_t ctorch_model_bench_forward(ctorch_model *model,
+                                   const float *input, const int64_t *shape, int32_t rank,
+                                   int32_t iterations, double *median_ms, ctorch_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,26 @@
+import MediscopeImaging
+
+/// A problem with a model or its manifest: the operator must fix the deployment.
+public struct ModelError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case missing, corrupt, wrongShape, invalidManifest, runtime }
+    public let kind: Kind
+    public let message: String
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public var description: String { message }
+}
+
+/// Why one analysis failed: the input was bad, or the model was.
+public enum AnalysisError: Error, Sendable, CustomStringConvertible {
+    case badImage(ImagingError)
+    case model(ModelError)
+    /// The input could not be read at all (a missing file, say).
+    case unreadable(String)
+
+    public var description: String {
+        switch self {
+        case .badImage(let e): return e.message
+        case .model(let e): return e.message
+        case .unreadable(let message): return message
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+
+/// models/manifest.json: which TorchScript models exist, how their input is made,
+/// and which results (own or derived) each one yields. See models/README.md.
+public struct ModelManifest: Codable, Sendable, Equatable {
+    public var version: Int
+    public var models: [ModelSpec]
+
+    /// Folder the model `file` entries are relative to.
+    public var baseDirectory: URL = URL(fileURLWithPath: ".")
+
+    enum CodingKeys: String, CodingKey { case version, models }
+
+    public init(version: Int = 1, models: [ModelSpec], baseDirectory: URL) {
+        self.version = version
+        self.models = models
+        self.baseDirectory = baseDirectory
+    }
+
+    public static func load(from url: URL) throws(ModelError) -> ModelManifest {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ModelError(.missing, "cannot read model manifest \(url.path): \(error.localizedDescription)")
+        }
+        var manifest: ModelManifest
+        do { manifest = try JSONDecoder().decode(ModelManifest.self, from: data) } catch {
+            throw ModelError(.invalidManifest, "model manifest \(url.path) is not valid: \(describe(error))")
+        }
+        manifest.baseDirectory = url.deletingLastPathComponent()
+        try manifest.validate()
+        return manifest
+    }
+
+    public func fileURL(of model: ModelSpec) -> URL {
+        model.file.hasPrefix("/") ? URL(fileURLWithPath: model.file)
+            : baseDirectory.appendingPathComponent(model.file)
+    }
+
+    /// Every result the manifest yields, in a stable order: each model's own, then its derived ones.
+    public var resultIDs: [String] {
+        models.flatMap { [$0.id] + ($0.derived ?? []).map(\.id) }
+    }
+
+    func validate() throws(ModelError) {
+        guard version == 1 else { throw ModelError(.invalidManifest, "manifest version \(version) is not supported (expected 1)") }
+        guard !models.isEmpty else { throw ModelError(.invalidManifest, "manifest lists no models") }
+        var seen = Set<String>()
+        for model in models {
+            for id in [model.id] + (model.derived ?? []).map(\.id) {
+                guard seen.insert(id).inserted else { throw ModelError(.invalidManifest, "result id \(id) appears twice") }
+                guard id.range(of: "^[a-z0-9][a-z0-9._-]{0,63}$", options: .regularExpression) != nil else {
+                    throw ModelError(.invalidManifest, "id \"\(id)\" must be lowercase letters, digits, '.', '_' or '-'")
+                }
+            }
+            try model.validate()
+        }
+    }
+}
+
+public enum Task: String, Codable, Sendable { case binary, multiclass }
+public enum TensorLayout: String, Codable, Sendable { case nhwc = "NHWC", nchw = "NCHW" }
+public enum ColorMode: String, Codable, Sendable {
+    case rgb = "RGB", gray = "L"
+    public var channels: Int { self == .rgb ? 3 : 1 }
+}
+
+public struct InputSpec: Codable, Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    public var layout: TensorLayout
+    public var color: ColorMode
+    public var resize: String
+    public var scale: Float
+    public var mean: [Float]
+    public var std: [Float]
+
+    public var shape: [Int64] {
+        let c = Int64(color.channels), h = Int64(height), w = Int64(width)
+        return layout == .nhwc ? [1, h, w, c] : [1, c, h, w]
+    }
+}
+
+public struct DerivedSpec: Codable, Sendable, Equatable {
+    public var id: String
+    public var title: String?
+    public var task: Task
+    /// [negative label, positive label] of the derived binary result.
+    public var labels: [String]
+    /// Labels of the parent model that make up the negative side; all others are positive.
+    public var negative: [String]
+}
+
+public struct ModelSpec: Codable, Sendable, Equatable {
+    public var id: String
+    public var file: String
+    public var task: Task
+    public var title: String?
+    public var labels: [String]
+    public var input: InputSpec
+    public var derived: [DerivedSpec]?
+
+    /// A binary model may have a single logit (sigmoid) or two (softmax).
+    public var expectedOutputs: Set<Int> {
+        task == .binary ? [1, 2] : [labels.count]
+    }
+
+    func validate() throws(ModelError) {
+        func fail(_ why: String) -> ModelError { ModelError(.invalidManifest, "model \(id): \(why)") }
+        switch task {
+        case .binary: guard labels.count == 2 else { throw fail("a binary model needs exactly 2 labels") }
+        case .multiclass: guard labels.count >= 2 else { throw fail("a multiclass model needs at least 2 labels") }
+        }
+        guard Set(labels).count == labels.count else { throw fail("labels repeat") }
+        guard input.resize == "bicubic" else { throw fail("resize \"\(input.resize)\" is not supported (bicubic)") }
+        guard (1...4096).contains(input.width), (1...4096).contains(input.height) else { throw fail("input size out of range") }
+        let channels = input.color.channels
+        guard input.mean.count == channels, input.std.count == channels else {
+            throw fail("mean and std need \(channels) values for colour mode \(input.color.rawValue)")
+        }
+        guard input.std.allSatisfy({ $0 != 0 && $0.isFinite }), input.scale.isFinite, input.scale != 0 else {
+            throw fail("scale and std must be finite and non-zero")
+        }
+        for d in derived ?? [] {
+            guard d.task == .binary, d.labels.count == 2 else { throw fail("derived result \(d.id) must be binary with 2 labels") }
+            guard !d.negative.isEmpty, d.negative.allSatisfy(labels.contains), d.negative.count < labels.count else {
+                throw fail("derived result \(d.id) must name some, not all, of the model's labels as negative")
+            }
+        }
+    }
+}
+
+func describe(_ error: Error) -> String {
+    switch error {
+    case DecodingError.keyNotFound(let key, let ctx):
+        return "missing key \(path(ctx.codingPath + [key]))"
+    case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx):
+        return "wrong type at \(path(ctx.codingPath)): \(ctx.debugDescription)"
+    case DecodingError.dataCorrupted(let ctx):
+        return "\(ctx.debugDescription) at \(path(ctx.codingPath))"
+    default:
+        return "\(error)"
+    }
+}
+
+private func path(_ keys: [CodingKey]) -> String {
+    keys.reduce("") { path, key in
+        if let index = key.intValue { return path + "[\(index)]" }
+        return path.isEmpty ? key.stringValue : path + "." + key.stringValue
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+import MediscopeImaging
+import Synchronization
+
+public struct LabelProbability: Codable, Sendable, Equatable {
+    public var label: String
+    public var probability: Double
+}
+
+/// One result of an analysis: a model's own classification or one derived from it.
+public struct ResultOutcome: Codable, Sendable {
+    public var id: String
+    public var model: String
+    public var title: String
+    public var task: Task
+    public var probabilities: [LabelProbability]
+    public var prediction: String
+    public var confidence: Double
+    /// The label whose score Grad-CAM explains (the prediction for multiclass, the positive label for binary).
+    public var explainedLabel: String
+    /// Grad-CAM at the layer's own resolution, min-max normalised to [0, 1].
+    public var gradCAM: FloatMap
+
+    public func probability(of label: String) -> Double? {
+        probabilities.first { $0.label == label }?.probability
+    }
+}
+
+/// Wall-clock milliseconds per stage of one analysis.
+public struct StageTimings: Codable, Sendable {
+    public var decode = 0.0
+    public var preprocess = 0.0
+    public var forward = 0.0
+    public var gradCAM = 0.0
+    public var encode = 0.0
+    public var modelLoad = 0.0
+    public var total: Double { decode + preprocess + forward + gradCAM + encode + modelLoad }
+}
+
+/// An image ready to send or store.
+public struct EncodedImage: Sendable {
+    public var format: ImageFormat
+    public var width: Int
+    public var height: Int
+    public var bytes: [UInt8]
+}
+
+public struct Analysis: Sendable {
+    public var imageWidth: Int
+    public var imageHeight: Int
+    public var results: [ResultOutcome]
+    public var timings: StageTimings
+    /// The scan at display size, and one Grad-CAM overlay per result id (when rendering was asked for).
+    public var scan: EncodedImage?
+    public var overlays: [String: EncodedImage]
+}
+
+public struct PipelineOptions: Sendable {
+    public var limits = ImageLimits()
+    /// Longest side of the scan and overlays as shown to people; smaller scans are not enlarged.
+    public var displayMaxSide = 512
+    public var renderImages = true
+    public var overlayFormat: ImageFormat = .webp
+    public var scanJPEGQuality = 88
+    public var overlayQuality: Float = 80
+    public init() {}
+}
+
+/// decode -> preprocess -> forward -> softmax -> Grad-CAM -> overlays, with models loaded on first use.
+public final class AnalysisPipeline: Sendable {
+    public let manifest: ModelManifest
+    public let options: PipelineOptions
+    private let loaded = Mutex<[String: LoadedModel]>([:])
+
+    /// A model that passed its check, and the number of logits it returns.
+    public struct LoadedModel: Sendable {
+        public let model: TorchModel
+        public let outputs: Int
+    }
+
+    public init(manifest: ModelManifest, options: PipelineOptions = PipelineOptions()) {
+        self.manifest = manifest
+        self.options = options
+    }
+
+    public var loadedModelIDs: [String] { loaded.withLock { Array($0.keys).sorted() } }
+
+    /// The loaded model, loading and checking it first if needed. Returns the load time too.
+    public func model(_ spec: ModelSpec) throws(ModelError) -> (LoadedModel, Double) {
+        let result: Result<(LoadedModel, Double), ModelError> = loaded.withLock { models in
+            if let model = models[spec.id] { return .success((model, 0)) }
+            let start = ContinuousClock.now
+            do {
+                let model = try TorchModel(path: manifest.fileURL(of: spec).path)
+                let checked = LoadedModel(model: model, outputs: try Self.check(model, against: spec))
+                models[spec.id] = checked
+                return .success((checked, milliseconds(since: start)))
+            } catch let error as ModelError {
+                return .failure(error)
+            } catch {
+                return .failure(ModelError(.runtime, "\(error)"))
+            }
+        }
+        return try result.get()
+    }
+
+    /// A first run on a blank input proves the model's shapes agree with the manifest, and warms it up.
+    /// Returns the number of logits.
+    private static func check(_ model: TorchModel, against spec: ModelSpec) throws(ModelError) -> Int {
+        let shape = spec.input.shape
+        let blank = [Float](repeating: 0, count: Int(shape.reduce(1, *)))
+        let output: ModelOutput
+        do {
+            output = try model.run(input: blank, shape: shape, targets: [CAMTarget(positive: [0])])
+        } catch {
+            throw ModelError(.wrongShape, "model \(spec.id) does not accept input \(shape): \(error.message)")
+        }
+        guard spec.expectedOutputs.contains(output.logits.count) else {
+            throw ModelError(.wrongShape, "model \(spec.id) returns \(output.logits.count) outputs but the manifest "
+                             + "lists \(spec.labels.count) labels (\(spec.labels.joined(separator: ", ")))")
+        }
+        return output.logits.count
+    }
+
+    public func analyze(imageBytes: [UInt8]) throws(AnalysisError) -> Analysis {
+        var timings = StageTimings()
+        var clock = ContinuousClock.now
+        func lap() -> Double {
+            let ms = milliseconds(since: clock)
+            clock = ContinuousClock.now
+            return ms
+        }
+
+        let image: PixelImage
+        do { image = try ImageDecoder.decode(imageBytes, limits: options.limits) } catch { throw .badImage(error) }
+        timings.decode = lap()
+
+        var results: [ResultOutcome] = []
+        var inputs: [ColorMode: PixelImage] = [:]
+        for spec in manifest.models {
+            // Model loading is timed apart from the stages of the analysis itself.
+            let model: LoadedModel
+            do {
+                let (m, loadMs) = try self.model(spec)
+                model = m
+                timings.modelLoad += loadMs
+            } catch { throw .model(error) }
+            _ = lap()
+
+            let converted = inputs[spec.input.color] ?? image.converted(toChannels: spec.input.color.channels)
+            inputs[spec.input.color] = converted
+            let tensor = Preprocessor.tensor(from: converted, spec: spec.input)
+            timings.preprocess += lap()
+
+            let heads = ResultHeads(spec: spec, outputs: model.outputs)
+            let output: ModelOutput
+            do { output = try model.model.run(input: tensor, shape: spec.input.shape, targets: heads.targets()) }
+            catch { throw .model(error) }
+            _ = lap()
+            timings.forward += output.featuresMilliseconds + output.headMilliseconds
+            timings.gradCAM += output.gradCAMMilliseconds
+            do { results += try heads.outcomes(output) } catch { throw .model(error) }
+        }
+        _ = lap()
+
+        var analysis = Analysis(imageWidth: image.width, imageHeight: image.height, results: results,
+                                timings: timings, scan: nil, overlays: [:])
+        if options.renderImages {
+            do { try render(image, into: &analysis) } catch { throw .badImage(error) }
+            analysis.timings.encode = lap()
+        }
+        return analysis
+    }
+
+    private func render(_ image: PixelImage, into analysis: inout Analysis) throws(ImagingError) {
+        let rgb = image.converted(toChannels: 3)
+        let (w, h) = displaySize(width: rgb.width, height: rgb.height, maxSide: options.displayMaxSide)
+        let display = (w, h) == (rgb.width, rgb.height) ? rgb : rgb.resized(width: w, height: h)
+        analysis.scan = EncodedImage(format: .jpeg, width: w, height: h,
+                                     bytes: try ImageEncoder.jpeg(display, quality: options.scanJPEGQuality))
+        for result in analysis.results {
+            let overlay = Overlay.camOnImage(display, cam: result.gradCAM)
+            let bytes: [UInt8]
+            switch options.overlayFormat {
+            case .webp: bytes = try ImageEncoder.webp(overlay, quality: options.overlayQuality)
+            case .png: bytes = try ImageEncoder.png(overlay)
+            case .jpeg: bytes = try ImageEncoder.jpeg(overlay, quality: Int(options.overlayQuality))
+            }
+            analysis.overlays[result.id] = EncodedImage(format: options.overlayFormat, width: w, height: h, bytes: bytes)
+        }
+    }
+}
+
+func displaySize(width: Int, height: Int, maxSide: Int) -> (Int, Int) {
+    let longest = max(width, height)
+    guard longest > maxSide, maxSide > 0 else { return (width, height) }
+    let scale = Double(maxSide) / Double(longest)
+    return (max(1, Int((Double(width) * scale).rounded())), max(1, Int((Double(height) * scale).rounded())))
+}
+
+func milliseconds(since start: ContinuousClock.Instant) -> Double {
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+}

@@ -1,0 +1,128 @@
+import CTorch
+import Foundation
+import MediscopeImaging
+
+/// Which class score Grad-CAM explains: the top logit, or logsumexp(positive logits) - logsumexp(negative logits).
+public struct CAMTarget: Sendable, Equatable {
+    public var topClass: Bool
+    public var positive: [Int32]
+    public var negative: [Int32]
+    public init(positive: [Int32], negative: [Int32] = []) { topClass = false; self.positive = positive; self.negative = negative }
+    public static let topClass = CAMTarget(top: true)
+    private init(top: Bool) { topClass = top; positive = []; negative = [] }
+}
+
+/// The raw output of one run of a model: logits, one Grad-CAM map per target, and timings.
+public struct ModelOutput: Sendable {
+    public var logits: [Float]
+    /// Grad-CAM maps at the layer's resolution, ReLU applied, not normalised.
+    public var cams: [FloatMap]
+    public var featuresMilliseconds: Double
+    public var headMilliseconds: Double
+    public var gradCAMMilliseconds: Double
+}
+
+/// Intra-op thread count of libtorch for this process.
+public enum TorchThreads {
+    @discardableResult
+    public static func set(_ threads: Int) -> Int { Int(ctorch_set_num_threads(Int32(clamping: threads))) }
+    public static var current: Int { Int(ctorch_get_num_threads()) }
+}
+
+/// Safe owner of one loaded TorchScript model. Runs are serialised: one model, one run at a time.
+public final class TorchModel: @unchecked Sendable {
+    // Only touched while `lock` is held (or in deinit, when nothing else can hold a reference).
+    private let pointer: OpaquePointer
+    private let lock = NSLock()
+    public let path: String
+
+    public init(path: String) throws(ModelError) {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ModelError(.missing, "model file \(path) does not exist (run `make model`)")
+        }
+        var err = ctorch_error()
+        guard let model = ctorch_model_load(path, &err) else {
+            throw ModelError(.corrupt, "cannot load model \(path): \(Self.message(err))")
+        }
+        self.pointer = model
+        self.path = path
+    }
+
+    deinit {
+        ctorch_model_free(pointer)
+    }
+
+    /// Runs features -> head on `input` (laid out as `shape` says) and Grad-CAM for each target.
+    public func run(input: [Float], shape: [Int64], targets: [CAMTarget]) throws(ModelError) -> ModelOutput {
+        guard input.count == shape.reduce(1, *) else {
+            throw ModelError(.runtime, "input has \(input.count) values but shape \(shape) needs \(shape.reduce(1, *))")
+        }
+        var result = ctorch_result()
+        var err = ctorch_error()
+        let model = pointer
+        let status: Int32 = lock.withLock {
+            withCTargets(targets) { cTargets in
+                input.withUnsafeBufferPointer { x in
+                    shape.withUnsafeBufferPointer { s in
+                        ctorch_model_run(model, x.baseAddress, s.baseAddress, Int32(s.count),
+                                         cTargets.baseAddress, Int32(cTargets.count), &result, &err)
+                    }
+                }
+            }
+        }
+        defer { ctorch_result_free(&result) }
+        guard status == 0 else { throw ModelError(.runtime, "model \(path) failed: \(Self.message(err))") }
+
+        let logits = Array(UnsafeBufferPointer(start: result.logits, count: Int(result.logit_count)))
+        let h = Int(result.cam_height), w = Int(result.cam_width)
+        var cams: [FloatMap] = []
+        for i in 0..<Int(result.cam_count) {
+            let start = result.cams + i * h * w
+            cams.append(FloatMap(width: w, height: h, values: Array(UnsafeBufferPointer(start: start, count: h * w))))
+        }
+        return ModelOutput(logits: logits, cams: cams, featuresMilliseconds: result.features_ms,
+                           headMilliseconds: result.head_ms, gradCAMMilliseconds: result.gradcam_ms)
+    }
+
+    /// Median time of the bare frozen forward pass, for the benchmark.
+    public func benchmarkForward(input: [Float], shape: [Int64], iterations: Int) throws(ModelError) -> Double {
+        var median = 0.0
+        var err = ctorch_error()
+        let model = pointer
+        let status: Int32 = lock.withLock {
+            input.withUnsafeBufferPointer { x in
+                shape.withUnsafeBufferPointer { s in
+                    ctorch_model_bench_forward(model, x.baseAddress, s.baseAddress, Int32(s.count),
+                                               Int32(clamping: iterations), &median, &err)
+                }
+            }
+        }
+        guard status == 0 else { throw ModelError(.runtime, "model \(path) failed: \(Self.message(err))") }
+        return median
+    }
+
+    private static func message(_ err: ctorch_error) -> String {
+        withUnsafeBytes(of: err.message) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+}
+
+/// Lends C views of the targets' index arrays for the duration of `body`.
+private func withCTargets<R>(_ targets: [CAMTarget], _ body: (UnsafeBufferPointer<ctorch_cam_target>) -> R) -> R {
+    // Flatten all indices into one array so a single pointer stays valid for every target.
+    var flat: [Int32] = []
+    var ranges: [(Int, Int, Int, Int, Bool)] = []
+    for t in targets {
+        ranges.append((flat.count, t.positive.count, flat.count + t.positive.count, t.negative.count, t.topClass))
+        flat += t.positive
+        flat += t.negative
+    }
+    return flat.withUnsafeBufferPointer { indices in
+        let cTargets = ranges.map { r in
+            ctorch_cam_target(explain_top_class: r.4 ? 1 : 0, positive: indices.baseAddress.map { $0 + r.0 }, positive_count: Int32(r.1),
+                              negative: indices.baseAddress.map { $0 + r.2 }, negative_count: Int32(r.3))
+        }
+        return cTargets.withUnsafeBufferPointer(body)
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import MediscopeImaging
+import Testing
+
+/// `mediscope analyze`, run as a user would: the built executable in a child process.
+@Suite struct AnalyzeCommandTests {
+    let dir = TempDir()
+
+    func analyze(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try runProcess(Repo.executable, ["analyze", "--manifest", Repo.tinyManifest.path, "--threads", "1"] + args)
+    }
+
+    @Test func jsonCarriesProbabilitiesGradCAMAndTimings() throws {
+        let image = dir.file("scan one.png", try ImageEncoder.png(syntheticScan(width: 70, height: 50)))
+        let out = dir.url.appendingPathComponent("out")
+        let run = try analyze(["--json", "--out", out.path, image.path])
+        #expect(run.status == 0, "\(run.stderr)")
+
+        let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        let images = try #require(json["images"] as? [[String: Any]])
+        #expect(images.count == 1)
+        let results = try #require(images[0]["results"] as? [[String: Any]])
+        #expect(results.map { $0["id"] as? String } == ["tiny", "not-beta", "tiny-gray"])
+        for result in results {
+            let probabilities = try #require(result["probabilities"] as? [[String: Any]])
+            let total = probabilities.compactMap { $0["probability"] as? Double }.reduce(0, +)
+            #expect(abs(total - 1) < 1e-6)
+            let cam = try #require(result["gradCAM"] as? [String: Any])
+            #expect(cam["width"] as? Int == 8 && cam["height"] as? Int == 8)
+            #expect((cam["values"] as? [Double])?.count == 64)
+            #expect(result["prediction"] is String && result["confidence"] is Double)
+        }
+        let timings = try #require(images[0]["timings"] as? [String: Any])
+        for stage in ["decode", "preprocess", "forward", "gradCAM", "encode"] {
+            #expect((timings[stage] as? Double ?? -1) >= 0, "stage \(stage)")
+        }
+        // The scan and one overlay per result, decodable, at the scan's display size.
+        let files = try #require(images[0]["files"] as? [String])
+        #expect(files.count == 1 + results.count)
+        for file in files {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+            #expect(file.hasPrefix(out.path))
+            if ImageDecoder.sniff(bytes) != .webp {
+                let decoded = try ImageDecoder.decode(bytes)
+                #expect((decoded.width, decoded.height) == (70, 50))
+            }
+        }
+    }
+
+    @Test func textOutputNamesEveryResult() throws {
+        let image = dir.file("scan.jpg", try ImageEncoder.jpeg(syntheticScan(width: 40, height: 40), quality: 90))
+        let run = try analyze(["--no-images", image.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("scan.jpg (40x40)"))
+        #expect(run.stdout.contains("confidence"))
+        #expect(run.stdout.contains("forward"))
+        #expect(!FileManager.default.fileExists(atPath: dir.url.appendingPathComponent("scan.scan.jpg").path))
+    }
+
+    @Test func badInputExitsTwoNamingTheFileAndStillAnalysesTheRest() throws {
+        let good = dir.file("good.png", try ImageEncoder.png(syntheticScan(width: 32, height: 32)))
+        let bad = dir.file("notes.jpg", "patient notes, not an image")
+        let run = try analyze(["--no-images", bad.path, good.path])
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("notes.jpg"))
+        #expect(run.stdout.contains("good.png (32x32)"))
+    }
+
+    @Test func missingImageExitsTwo() throws {
+        let run = try analyze([dir.url.appendingPathComponent("nope.jpg").path])
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("nope.jpg"))
+    }
+
+    @Test func modelProblemExitsThree() throws {
+        let manifest = try String(contentsOf: Repo.tinyManifest, encoding: .utf8)
+        let broken = dir.file("manifest.json", manifest.replacingOccurrences(of: ".pt\"", with: ".missing.pt\""))
+        let image = dir.file("scan.png", try ImageEncoder.png(syntheticScan(width: 32, height: 32)))
+        let run = try runProcess(Repo.executable, ["analyze", "--manifest", broken.path, image.path])
+        #expect(run.status == 3)
+        #expect(run.stderr.contains("does not exist"))
+    }
+
+    @Test func unreadableManifestExitsThree() throws {
+        let image = dir.file("scan.png", try ImageEncoder.png(syntheticScan(width: 32, height: 32)))
+        let run = try runProcess(Repo.executable, ["analyze", "--manifest", dir.file("m.json", "[]").path, image.path])
+        #expect(run.status == 3)
+    }
+}
