@@ -1,0 +1,65 @@
+import Foundation
+
+/// ULID-style ids: 48-bit milliseconds since the epoch + 80 random bits, as 26 Crockford base32 chars.
+/// Within one process ids are strictly increasing (same millisecond: the random part is incremented;
+/// clock stepping back: the last timestamp is kept), so a newer id always sorts later here.
+/// Across processes ordering holds to the millisecond.
+final class AnalysisIDGenerator: @unchecked Sendable {
+    static let shared = AnalysisIDGenerator()
+
+    static let alphabet: [UInt8] = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+
+    private let lock = NSLock()
+    private var lastMs: UInt64 = 0
+    private var lastHigh: UInt16 = 0   // top 16 of the 80 random bits
+    private var lastLow: UInt64 = 0    // bottom 64
+
+    /// Returns a new id and the millisecond timestamp it encodes (used as created_at).
+    func next(now: Date = Date()) -> (id: String, ms: Int64) {
+        let nowMs = UInt64(max(0, (now.timeIntervalSince1970 * 1000).rounded(.down)))
+        var rng = SystemRandomNumberGenerator()
+        lock.lock()
+        defer { lock.unlock() }
+        if nowMs > lastMs {
+            lastMs = nowMs
+            lastHigh = UInt16.random(in: 0...UInt16.max, using: &rng) & 0x7fff  // leave room to increment
+            lastLow = rng.next()
+        } else {
+            // Same (or earlier) millisecond: increment the 80-bit random part.
+            let (low, overflow) = lastLow.addingReportingOverflow(1)
+            lastLow = low
+            if overflow {
+                if lastHigh == UInt16.max { lastMs += 1; lastHigh = 0 } else { lastHigh += 1 }
+            }
+        }
+        return (Self.encode(ms: lastMs, high: lastHigh, low: lastLow), Int64(lastMs))
+    }
+
+    static func encode(ms: UInt64, high: UInt16, low: UInt64) -> String {
+        var chars = [UInt8](repeating: 0, count: 26)
+        let time = ms & 0xffff_ffff_ffff
+        for i in 0..<10 { chars[i] = alphabet[Int((time >> UInt64(45 - 5 * i)) & 31)] }
+        // 80 random bits as 16 groups of 5, most significant first.
+        for i in 0..<16 {
+            let shift = 75 - 5 * i   // bit position of the group's lowest bit within the 80 bits
+            let value: UInt64
+            if shift >= 64 {
+                value = UInt64(high) >> UInt64(shift - 64)
+            } else if shift > 59 {
+                // Group straddles the high/low boundary.
+                value = (UInt64(high) << UInt64(64 - shift)) | (low >> UInt64(shift))
+            } else {
+                value = low >> UInt64(shift)
+            }
+            chars[10 + i] = alphabet[Int(value & 31)]
+        }
+        return String(decoding: chars, as: UTF8.self)
+    }
+
+    /// 26 chars, all Crockford base32 (upper case), first char 0...7 (48-bit time).
+    static func isValid(_ id: String) -> Bool {
+        let utf8 = Array(id.utf8)
+        guard utf8.count == 26, let first = utf8.first, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "7") else { return false }
+        return utf8.allSatisfy { alphabet.contains($0) }
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+
+// The contract every store (embedded SQLite now, Google Firestore next) fulfils.
+// Records are plain values owned by this module: the store knows nothing of models or HTTP.
+
+/// Patient details entered with the upload. Health data: never logged, never sent to an LLM.
+public struct PatientInfo: Codable, Sendable, Equatable {
+    public var patientId: String
+    public var name: String?
+    public var age: Int?
+    public var sex: String?        // female | male | other | unknown
+    public var modality: String?   // MRI | CT
+    public var bodyPart: String?
+    public var note: String?
+
+    public init(patientId: String, name: String? = nil, age: Int? = nil, sex: String? = nil,
+                modality: String? = nil, bodyPart: String? = nil, note: String? = nil) {
+        self.patientId = patientId; self.name = name; self.age = age; self.sex = sex
+        self.modality = modality; self.bodyPart = bodyPart; self.note = note
+    }
+}
+
+/// A stored image, addressed by the SHA-256 of its bytes.
+public struct ImageRef: Codable, Sendable, Equatable {
+    public var key: String          // lowercase hex SHA-256 of the bytes
+    public var contentType: String  // image/jpeg | image/webp | image/png
+    public var width: Int
+    public var height: Int
+    public var byteCount: Int
+
+    public init(key: String, contentType: String, width: Int, height: Int, byteCount: Int) {
+        self.key = key; self.contentType = contentType; self.width = width; self.height = height; self.byteCount = byteCount
+    }
+}
+
+public struct StoredProbability: Codable, Sendable, Equatable {
+    public var label: String
+    public var probability: Double
+    public init(label: String, probability: Double) { self.label = label; self.probability = probability }
+}
+
+/// One model result as stored: classification plus its Grad-CAM overlay.
+public struct StoredResult: Codable, Sendable, Equatable {
+    public var id: String
+    public var model: String
+    public var title: String
+    public var task: String                 // binary | multiclass
+    public var probabilities: [StoredProbability]
+    public var prediction: String
+    public var confidence: Double
+    public var explainedLabel: String
+    public var heatmap: ImageRef
+
+    public init(id: String, model: String, title: String, task: String, probabilities: [StoredProbability],
+                prediction: String, confidence: Double, explainedLabel: String, heatmap: ImageRef) {
+        self.id = id; self.model = model; self.title = title; self.task = task; self.probabilities = probabilities
+        self.prediction = prediction; self.confidence = confidence; self.explainedLabel = explainedLabel; self.heatmap = heatmap
+    }
+}
+
+/// What the server hands the store to create one analysis; the store assigns id and time.
+public struct NewAnalysis: Sendable {
+    public var organizationId: String
+    public var createdBy: String?
+    public var patient: PatientInfo
+    public var imageWidth: Int
+    public var imageHeight: Int
+    /// The scan at display size and one heatmap per result; refs in `results` point into `images` by key.
+    public var scan: ImageRef
+    public var results: [StoredResult]
+    public var timingsMs: [String: Double]
+    public var images: [ImageBlob]
+
+    public init(organizationId: String, createdBy: String?, patient: PatientInfo, imageWidth: Int, imageHeight: Int,
+                scan: ImageRef, results: [StoredResult], timingsMs: [String: Double], images: [ImageBlob]) {
+        self.organizationId = organizationId; self.createdBy = createdBy; self.patient = patient
+        self.imageWidth = imageWidth; self.imageHeight = imageHeight; self.scan = scan; self.results = results
+        self.timingsMs = timingsMs; self.images = images
+    }
+}
+
+/// Image bytes to store; `ref.key` must be the SHA-256 of `bytes` (ImageBlob.make computes it).
+public struct ImageBlob: Sendable {
+    public var ref: ImageRef
+    public var bytes: [UInt8]
+    public init(ref: ImageRef, bytes: [UInt8]) { self.ref = ref; self.bytes = bytes }
+}
+
+public struct AnalysisRecord: Codable, Sendable, Equatable {
+    public var id: String                   // 26 chars, time-ordered (ULID-style Crockford base32)
+    public var createdAt: Date
+    public var organizationId: String
+    public var createdBy: String?
+    public var patient: PatientInfo
+    public var imageWidth: Int
+    public var imageHeight: Int
+    public var scan: ImageRef
+    public var results: [StoredResult]
+    public var timingsMs: [String: Double]
+    /// Plain-language report text, when one has been written (LLM issue, later).
+    public var report: String?
+}
+
+public struct AnalysisQuery: Sendable, Equatable {
+    public var organizationId: String
+    public var patientId: String?           // exact match
+    public var limit: Int                   // 1...100
+    public var cursor: String?              // opaque, from AnalysisPage.nextCursor
+    public init(organizationId: String, patientId: String? = nil, limit: Int = 20, cursor: String? = nil) {
+        self.organizationId = organizationId; self.patientId = patientId; self.limit = limit; self.cursor = cursor
+    }
+}
+
+public struct AnalysisPage: Sendable, Equatable {
+    public var items: [AnalysisRecord]      // newest first
+    public var nextCursor: String?          // nil on the last page
+    public init(items: [AnalysisRecord], nextCursor: String?) { self.items = items; self.nextCursor = nextCursor }
+}
+
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case unavailable, invalidCursor, invalidRecord, io }
+    public let kind: Kind
+    public let message: String
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public var description: String { "\(kind): \(message)" }
+}
+
+public protocol AnalysisStore: Sendable {
+    /// Stores images and record; returns only once both are durable (fsync'd / committed).
+    /// A crash at any point leaves either the whole record or nothing visible.
+    func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord
+    /// nil when absent or belonging to another organisation.
+    func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord?
+    func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage
+    /// Removes the record and every image no other record uses. false when absent.
+    func delete(id: String, organizationId: String) throws(StoreError) -> Bool
+    /// Where an image's bytes live on local disk (for nginx X-Accel-Redirect), if they do.
+    func imagePath(key: String) -> String?
+    func imageBytes(key: String) throws(StoreError) -> [UInt8]?
+    /// Cheap readiness check: the database answers and the image folder is writable.
+    func checkReady() throws(StoreError)
+}

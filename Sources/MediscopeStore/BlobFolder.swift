@@ -1,0 +1,241 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+private func sysRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int { read(fd, buffer, count) }
+private func sysWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { write(fd, buffer, count) }
+
+/// Content-addressed image files: `root/ab/cd/<sha256hex>.<ext>`.
+/// Writes are temp file (same folder) + write all + fsync + rename + fsync of the folder, so a file
+/// under its final name always holds its full, durable content.
+struct BlobFolder: Sendable {
+    let root: String   // absolute, no trailing slash
+
+    static let tempPrefix = ".tmp-"
+    static let extensions = ["jpg", "webp", "png"]
+
+    static func fileExtension(contentType: String) -> String? {
+        switch contentType.lowercased() {
+        case "image/jpeg", "image/jpg": return "jpg"
+        case "image/webp": return "webp"
+        case "image/png": return "png"
+        default: return nil
+        }
+    }
+
+    /// 64 lowercase hex chars, nothing else: the only keys that ever reach the filesystem.
+    static func isValidKey(_ key: String) -> Bool {
+        let utf8 = key.utf8
+        guard utf8.count == 64 else { return false }
+        return utf8.allSatisfy { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f")) }
+    }
+
+    func folder(forKey key: String) -> String {
+        let chars = Array(key)
+        return "\(root)/\(chars[0])\(chars[1])/\(chars[2])\(chars[3])"
+    }
+
+    func path(forKey key: String, ext: String) -> String { "\(folder(forKey: key))/\(key).\(ext)" }
+
+    // MARK: - Setup
+
+    func createRoot() throws(StoreError) {
+        try ensureDirectory(root)
+    }
+
+    // MARK: - Lookup
+
+    /// The path of an existing regular file for this key (any extension), or nil. Key must be valid.
+    func existingPath(forKey key: String) -> String? {
+        guard Self.isValidKey(key) else { return nil }
+        for ext in Self.extensions {
+            let p = path(forKey: key, ext: ext)
+            var st = stat()
+            if stat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { return p }
+        }
+        return nil
+    }
+
+    func read(key: String) throws(StoreError) -> [UInt8]? {
+        guard let p = existingPath(forKey: key) else { return nil }
+        let fd = open(p, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }   // deleted meanwhile
+            throw posixError("open image", p)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw posixError("stat image", p) }
+        let size = Int(st.st_size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let n = bytes.withUnsafeMutableBytes { sysRead(fd, $0.baseAddress! + done, size - done) }
+            if n < 0 { if errno == EINTR { continue }; throw posixError("read image", p) }
+            if n == 0 { break }
+            done += n
+        }
+        if done < size { bytes.removeSubrange(done...) }
+        return bytes
+    }
+
+    // MARK: - Durable write
+
+    /// Writes `bytes` under the key unless a file of the same size already exists there.
+    /// Returns once the file and its folder entry are on stable storage.
+    func write(key: String, ext: String, bytes: [UInt8]) throws(StoreError) {
+        guard Self.isValidKey(key) else { throw StoreError(.invalidRecord, "image key is not 64 lowercase hex chars") }
+        let dir = folder(forKey: key)
+        let chars = Array(key)
+        try ensureDirectory("\(root)/\(chars[0])\(chars[1])")
+        try ensureDirectory(dir)
+        let final = path(forKey: key, ext: ext)
+
+        var st = stat()
+        if stat(final, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, Int(st.st_size) == bytes.count {
+            // Already there. Its content was fsync'd before its rename; fsync the folder in case the
+            // writer died between rename and folder fsync, so the entry itself is durable too.
+            try fsyncDirectory(dir)
+            return
+        }
+
+        let temp = "\(dir)/\(Self.tempPrefix)\(UInt64.random(in: 0...UInt64.max))"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw posixError("create temp image file", temp) }
+        var ok = false
+        defer { if !ok { unlink(temp) } }
+        do {
+            defer { close(fd) }
+            var done = 0
+            while done < bytes.count {
+                let n = bytes.withUnsafeBytes { sysWrite(fd, $0.baseAddress! + done, bytes.count - done) }
+                if n < 0 { if errno == EINTR { continue }; throw posixError("write image", temp) }
+                done += n
+            }
+            guard fsync(fd) == 0 else { throw posixError("fsync image", temp) }
+        }
+        guard rename(temp, final) == 0 else { throw posixError("rename image into place", final) }
+        ok = true
+        try fsyncDirectory(dir)
+    }
+
+    /// Removes the files of a key (every extension). Missing files are fine.
+    func remove(key: String) throws(StoreError) {
+        guard Self.isValidKey(key) else { return }
+        var removed = false
+        for ext in Self.extensions {
+            let p = path(forKey: key, ext: ext)
+            if unlink(p) == 0 { removed = true } else if errno != ENOENT { throw posixError("remove image", p) }
+        }
+        if removed { try? fsyncDirectory(folder(forKey: key)) }
+    }
+
+    /// Whether the folder accepts new files (creates and removes a probe file).
+    func checkWritable() throws(StoreError) {
+        let probe = "\(root)/\(Self.tempPrefix)ready-\(UInt64.random(in: 0...UInt64.max))"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw posixError("image folder is not writable", root) }
+        close(fd)
+        unlink(probe)
+    }
+
+    // MARK: - Scan (garbage collection)
+
+    struct Entry { let path: String; let name: String; let modified: Date }
+
+    /// Every file two levels down (`ab/cd/*`), image or temp.
+    func allFiles() throws(StoreError) -> [Entry] {
+        var entries: [Entry] = []
+        for level1 in try listDirectory(root) where Self.isHexPair(level1) {
+            let p1 = "\(root)/\(level1)"
+            for level2 in (try? listDirectory(p1)) ?? [] where Self.isHexPair(level2) {
+                let p2 = "\(p1)/\(level2)"
+                for name in (try? listDirectory(p2)) ?? [] {
+                    let p = "\(p2)/\(name)"
+                    var st = stat()
+                    guard lstat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+                    entries.append(Entry(path: p, name: name, modified: Self.modificationDate(st)))
+                }
+            }
+        }
+        // Stale probe files at the top level too.
+        for name in try listDirectory(root) where name.hasPrefix(Self.tempPrefix) {
+            let p = "\(root)/\(name)"
+            var st = stat()
+            guard lstat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            entries.append(Entry(path: p, name: name, modified: Self.modificationDate(st)))
+        }
+        return entries
+    }
+
+    func modificationDate(path: String) -> Date? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        return Self.modificationDate(st)
+    }
+
+    /// The key of an image file name `<64 hex>.<ext>`, nil for anything else.
+    static func key(fromFileName name: String) -> String? {
+        guard let dot = name.firstIndex(of: ".") else { return nil }
+        let key = String(name[..<dot]), ext = String(name[name.index(after: dot)...])
+        guard isValidKey(key), extensions.contains(ext) else { return nil }
+        return key
+    }
+
+    private static func isHexPair(_ s: String) -> Bool {
+        s.utf8.count == 2 && isValidKey(String(repeating: s, count: 32))
+    }
+
+    private static func modificationDate(_ st: stat) -> Date {
+        #if canImport(Darwin)
+        let ts = st.st_mtimespec
+        #else
+        let ts = st.st_mtim
+        #endif
+        return Date(timeIntervalSince1970: Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9)
+    }
+
+    // MARK: - POSIX helpers
+
+    private func listDirectory(_ path: String) throws(StoreError) -> [String] {
+        guard let dir = opendir(path) else { throw posixError("list folder", path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    private func ensureDirectory(_ path: String) throws(StoreError) {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw StoreError(.io, "\(path) exists and is not a folder") }
+            return
+        }
+        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw posixError("create folder", path) }
+        // Make the new entry durable in its parent.
+        let parent = (path as NSString).deletingLastPathComponent
+        try fsyncDirectory(parent)
+    }
+
+    func fsyncDirectory(_ path: String) throws(StoreError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw posixError("open folder", path) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw posixError("fsync folder", path) }
+    }
+
+    private func posixError(_ what: String, _ path: String) -> StoreError {
+        let code = errno
+        return StoreError(.io, "\(what) failed at \(path): \(String(cString: strerror(code))) (errno \(code))")
+    }
+}

@@ -1,0 +1,452 @@
+import Foundation
+import GRDB
+
+/// The embedded store: one SQLite file (WAL, synchronous=FULL) plus a content-addressed image folder.
+///
+/// Layout under `directory`: `mediscope.sqlite` (+ `-wal`, `-shm`) and `blobs/ab/cd/<sha256>.<ext>`.
+///
+/// One instance per process, opened after fork: several worker processes share the files, and SQLite's
+/// write lock (taken with BEGIN IMMEDIATE) is the cross-process lock. Image files are only ever
+/// unlinked while that lock is held, and create() re-checks its images under the lock, so a concurrent
+/// delete or garbage collection can never remove an image that a committed record uses.
+public final class SQLiteAnalysisStore: AnalysisStore {
+    /// Points where tests simulate a crash or a failure. Empty in production.
+    struct Hooks: Sendable {
+        /// After every image is durable, before the database transaction starts.
+        var afterImagesWritten: (@Sendable () throws -> Void)?
+        /// Inside the transaction, after the inserts, before COMMIT.
+        var beforeCommit: (@Sendable () throws -> Void)?
+    }
+
+    public static let databaseFileName = "mediscope.sqlite"
+    public static let blobFolderName = "blobs"
+    /// Orphan images younger than this survive the collection run at open (they may belong to a create in flight).
+    public static let defaultGarbageAge: TimeInterval = 3600
+
+    public let directory: URL
+    public let databasePath: String
+    let blobs: BlobFolder
+    private let dbQueue: DatabaseQueue
+    private let hooks: Hooks
+
+    public convenience init(directory: URL) throws(StoreError) {
+        try self.init(directory: directory, hooks: Hooks())
+    }
+
+    init(directory: URL, hooks: Hooks) throws(StoreError) {
+        self.directory = directory.standardizedFileURL
+        self.hooks = hooks
+        let dirPath = self.directory.path
+        do {
+            try FileManager.default.createDirectory(atPath: dirPath, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError(.io, "cannot create store folder \(dirPath): \(error.localizedDescription)")
+        }
+        databasePath = dirPath + "/" + Self.databaseFileName
+        blobs = BlobFolder(root: dirPath + "/" + Self.blobFolderName)
+        try blobs.createRoot()
+
+        var config = Configuration()
+        config.label = "mediscope.store"
+        config.busyMode = .timeout(5)          // other worker processes write too
+        config.foreignKeysEnabled = true
+        config.publicStatementArguments = false // arguments hold health data: keep them out of errors
+        config.prepareDatabase { db in
+            // WAL lets readers and the single writer proceed together across processes;
+            // synchronous=FULL makes a COMMIT durable before it returns (we answer 201 after it).
+            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+            guard mode?.lowercased() == "wal" else {
+                throw DatabaseError(message: "could not switch the database to WAL mode (got \(mode ?? "nil"))")
+            }
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            dbQueue = try DatabaseQueue(path: databasePath, configuration: config)
+        } catch {
+            throw Self.storeError(error, "open database")
+        }
+        try migrate()
+        // Leftovers of crashed creates (images written, record never committed) and stale temp files.
+        _ = try? collectGarbage(olderThan: Self.defaultGarbageAge)
+    }
+
+    // MARK: - Schema
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE analyses (
+                    id TEXT NOT NULL PRIMARY KEY,          -- 26-char ULID, time-ordered
+                    created_at INTEGER NOT NULL,           -- ms since the epoch (the id's timestamp)
+                    organization_id TEXT NOT NULL,
+                    created_by TEXT,
+                    patient_id TEXT NOT NULL,
+                    patient TEXT NOT NULL,                 -- JSON PatientInfo
+                    image_width INTEGER NOT NULL,
+                    image_height INTEGER NOT NULL,
+                    scan TEXT NOT NULL,                    -- JSON ImageRef
+                    results TEXT NOT NULL,                 -- JSON [StoredResult]
+                    timings TEXT NOT NULL,                 -- JSON [String: Double]
+                    report TEXT
+                );
+                -- Keyset paging, newest first, scoped to an organisation.
+                CREATE INDEX analyses_org_created ON analyses (organization_id, created_at, id);
+                -- Same, filtered by patient.
+                CREATE INDEX analyses_org_patient_created ON analyses (organization_id, patient_id, created_at, id);
+
+                -- Which record uses which image: reference counting is a query.
+                CREATE TABLE image_refs (
+                    analysis_id TEXT NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+                    key TEXT NOT NULL,
+                    PRIMARY KEY (analysis_id, key)
+                ) WITHOUT ROWID;
+                CREATE INDEX image_refs_key ON image_refs (key);
+                """)
+        }
+        // Later migrations (users, organisations, audit...) are registered here as "v2", "v3", ...
+        return migrator
+    }
+
+    private func migrate() throws(StoreError) {
+        // Several worker processes may open a fresh database at once: the loser of a race sees a
+        // "table exists" or busy error, after which the winner's migration is visible. Retry a few times.
+        let migrator = Self.migrator
+        var lastError: (any Error)?
+        for attempt in 0..<8 {
+            do {
+                try migrator.migrate(dbQueue)
+                return
+            } catch {
+                lastError = error
+                if let done = try? dbQueue.read({ try migrator.hasCompletedMigrations($0) }), done { return }
+                if let dbError = error as? DatabaseError,
+                   dbError.resultCode == .SQLITE_NOTADB || dbError.resultCode == .SQLITE_CORRUPT { break }
+                usleep(UInt32(20_000 * (attempt + 1)))
+            }
+        }
+        throw Self.storeError(lastError ?? StoreError(.unavailable, "unknown"), "migrate database")
+    }
+
+    // MARK: - AnalysisStore
+
+    public func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
+        let images = try validate(analysis)
+        // Everything that can reject the input happens before the first file is written.
+        let patientJSON = try encode(analysis.patient, "patient")
+        let scanJSON = try encode(analysis.scan, "scan")
+        let resultsJSON = try encode(analysis.results, "results")
+        let timingsJSON = try encode(analysis.timingsMs, "timings")
+
+        // 1. Images first, each durable on its own.
+        for (blob, ext) in images {
+            try blobs.write(key: blob.ref.key, ext: ext, bytes: blob.bytes)
+        }
+        if let hook = hooks.afterImagesWritten { try runHook(hook) }
+
+        // 2. Record and its image references in one transaction.
+        let (id, ms) = AnalysisIDGenerator.shared.next()
+        let record = AnalysisRecord(
+            id: id, createdAt: Self.date(ms: ms), organizationId: analysis.organizationId,
+            createdBy: analysis.createdBy, patient: analysis.patient,
+            imageWidth: analysis.imageWidth, imageHeight: analysis.imageHeight,
+            scan: analysis.scan, results: analysis.results, timingsMs: analysis.timingsMs, report: nil)
+        let blobs = self.blobs
+        let hooks = self.hooks
+
+        try writeImmediate("create analysis") { db in
+            // A delete or garbage collection in another process may have unlinked an unreferenced file
+            // we found in place before we held the write lock; it cannot do so now. Put back what is gone.
+            for (blob, ext) in images {
+                let path = blobs.path(forKey: blob.ref.key, ext: ext)
+                if blobs.modificationDate(path: path) == nil {
+                    try blobs.write(key: blob.ref.key, ext: ext, bytes: blob.bytes)
+                }
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO analyses (id, created_at, organization_id, created_by, patient_id, patient,
+                                          image_width, image_height, scan, results, timings, report)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+                    """,
+                arguments: [id, ms, record.organizationId, record.createdBy, record.patient.patientId, patientJSON,
+                            record.imageWidth, record.imageHeight, scanJSON, resultsJSON, timingsJSON])
+            for (blob, _) in images {
+                try db.execute(sql: "INSERT OR IGNORE INTO image_refs (analysis_id, key) VALUES (?, ?)",
+                               arguments: [id, blob.ref.key])
+            }
+            if let hook = hooks.beforeCommit { try hook() }
+        }
+        return record
+    }
+
+    public func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {
+        let row: Row?
+        do {
+            row = try dbQueue.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM analyses WHERE id = ? AND organization_id = ?",
+                                 arguments: [id, organizationId])
+            }
+        } catch {
+            throw Self.storeError(error, "read analysis")
+        }
+        guard let row else { return nil }
+        return try Self.record(from: row)
+    }
+
+    public func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage {
+        let limit = min(max(query.limit, 1), 100)
+        var sql = "SELECT * FROM analyses WHERE organization_id = ?"
+        var arguments: StatementArguments = [query.organizationId]
+        if let patientId = query.patientId {
+            sql += " AND patient_id = ?"
+            _ = arguments.append(contentsOf: [patientId])
+        }
+        if let cursor = query.cursor {
+            let (ms, id) = try Self.decodeCursor(cursor)
+            sql += " AND (created_at, id) < (?, ?)"
+            _ = arguments.append(contentsOf: [ms, id])
+        }
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        _ = arguments.append(contentsOf: [limit + 1])
+
+        let rows: [Row]
+        do {
+            rows = try dbQueue.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments) }
+        } catch {
+            throw Self.storeError(error, "list analyses")
+        }
+        var items: [AnalysisRecord] = []
+        items.reserveCapacity(min(rows.count, limit))
+        for row in rows.prefix(limit) { items.append(try Self.record(from: row)) }
+        let next = rows.count > limit ? items.last.map { Self.encodeCursor(ms: Self.milliseconds($0.createdAt), id: $0.id) } : nil
+        return AnalysisPage(items: items, nextCursor: next)
+    }
+
+    public func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
+        // 1. Record and its references, atomically.
+        let keys: [String]? = try writeImmediate("delete analysis") { db in
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM analyses WHERE id = ? AND organization_id = ?)",
+                                    arguments: [id, organizationId]) == true else { return nil }
+            let keys = try String.fetchAll(db, sql: "SELECT key FROM image_refs WHERE analysis_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM image_refs WHERE analysis_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM analyses WHERE id = ? AND organization_id = ?", arguments: [id, organizationId])
+            return keys
+        }
+        guard let keys else { return false }
+        // 2. Images no record uses any more, under the write lock so no create can adopt one meanwhile.
+        //    A failure here only leaves orphans, which garbage collection removes later.
+        if !keys.isEmpty { _ = try? removeUnreferenced(keys: keys, olderThan: nil) }
+        return true
+    }
+
+    public func imagePath(key: String) -> String? {
+        guard BlobFolder.isValidKey(key) else { return nil }
+        return blobs.existingPath(forKey: key)
+    }
+
+    public func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
+        guard BlobFolder.isValidKey(key) else { return nil }
+        return try blobs.read(key: key)
+    }
+
+    public func checkReady() throws(StoreError) {
+        do {
+            let one = try dbQueue.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+            guard one == 1 else { throw StoreError(.unavailable, "database did not answer SELECT 1") }
+        } catch {
+            throw Self.storeError(error, "check database")
+        }
+        try blobs.checkWritable()
+    }
+
+    // MARK: - Garbage collection
+
+    /// Deletes image files that no record references and that are older than `olderThan` seconds, and temp
+    /// files left by interrupted writes. Returns how many files were removed.
+    @discardableResult
+    public func collectGarbage(olderThan age: TimeInterval) throws(StoreError) -> Int {
+        let cutoff = Date().addingTimeInterval(-age)
+        var removed = 0
+        var candidates: [String] = []
+        for entry in try blobs.allFiles() where entry.modified < cutoff {
+            if entry.name.hasPrefix(BlobFolder.tempPrefix) {
+                if unlink(entry.path) == 0 { removed += 1 }
+            } else if let key = BlobFolder.key(fromFileName: entry.name) {
+                candidates.append(key)
+            }
+        }
+        var seen = Set<String>()
+        candidates = candidates.filter { seen.insert($0).inserted }
+        // Small batches: the write lock is held only briefly.
+        var start = 0
+        while start < candidates.count {
+            let batch = Array(candidates[start..<min(start + 200, candidates.count)])
+            removed += try removeUnreferenced(keys: batch, olderThan: cutoff)
+            start += 200
+        }
+        return removed
+    }
+
+    /// Under the write lock: unlinks the files of every key no record references (and, with a cutoff, whose
+    /// file is older than it). Returns the number of files removed.
+    private func removeUnreferenced(keys: [String], olderThan cutoff: Date?) throws(StoreError) -> Int {
+        let blobs = self.blobs
+        return try writeImmediate("collect unreferenced images") { db in
+            var removed = 0
+            for key in keys {
+                let used = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM image_refs WHERE key = ?)",
+                                             arguments: [key]) ?? true
+                if used { continue }
+                for ext in BlobFolder.extensions {
+                    let path = blobs.path(forKey: key, ext: ext)
+                    guard let modified = blobs.modificationDate(path: path) else { continue }
+                    if let cutoff, modified >= cutoff { continue }
+                    if unlink(path) == 0 { removed += 1 }
+                }
+            }
+            return removed
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Runs `body` in a BEGIN IMMEDIATE transaction: the write lock is taken up front (waiting up to the
+    /// busy timeout), so a read-then-write never fails on a snapshot that another process moved past.
+    private func writeImmediate<T>(_ what: String, _ body: @escaping (Database) throws -> T) throws(StoreError) -> T {
+        do {
+            return try dbQueue.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch {
+            throw Self.storeError(error, what)
+        }
+    }
+
+    private func runHook(_ hook: () throws -> Void) throws(StoreError) {
+        do { try hook() } catch { throw Self.storeError(error, "create analysis") }
+    }
+
+    private func validate(_ analysis: NewAnalysis) throws(StoreError) -> [(ImageBlob, String)] {
+        func invalid(_ message: String) -> StoreError { StoreError(.invalidRecord, message) }
+        guard !analysis.organizationId.isEmpty else { throw invalid("organizationId is empty") }
+        guard !analysis.patient.patientId.isEmpty else { throw invalid("patient.patientId is empty") }
+        guard analysis.imageWidth > 0, analysis.imageHeight > 0 else { throw invalid("image size must be positive") }
+        var images: [(ImageBlob, String)] = []
+        var keys = Set<String>()
+        for blob in analysis.images {
+            let ref = blob.ref
+            guard BlobFolder.isValidKey(ref.key) else { throw invalid("image key is not 64 lowercase hex chars") }
+            guard let ext = BlobFolder.fileExtension(contentType: ref.contentType) else {
+                throw invalid("unsupported image content type \(ref.contentType)")
+            }
+            guard ref.byteCount == blob.bytes.count else { throw invalid("image \(ref.key): byteCount does not match the bytes") }
+            guard !blob.bytes.isEmpty else { throw invalid("image \(ref.key) is empty") }
+            guard SHA256.hex(blob.bytes) == ref.key else { throw invalid("image key \(ref.key) is not the SHA-256 of its bytes") }
+            if keys.insert(ref.key).inserted { images.append((blob, ext)) }
+        }
+        guard keys.contains(analysis.scan.key) else { throw invalid("scan image \(analysis.scan.key) is not among the images") }
+        for result in analysis.results where !keys.contains(result.heatmap.key) {
+            throw invalid("heatmap \(result.heatmap.key) of result \(result.id) is not among the images")
+        }
+        return images
+    }
+
+    private func encode<T: Encodable>(_ value: T, _ field: String) throws(StoreError) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            return String(decoding: try encoder.encode(value), as: UTF8.self)
+        } catch {
+            throw StoreError(.invalidRecord, "\(field) cannot be encoded as JSON: \(error)")
+        }
+    }
+
+    private static func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String, _ field: String, _ id: String) throws(StoreError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(text.utf8))
+        } catch {
+            throw StoreError(.io, "stored analysis \(id) has an unreadable \(field) column")
+        }
+    }
+
+    private static func record(from row: Row) throws(StoreError) -> AnalysisRecord {
+        do {
+            let id = try row.decode(String.self, forColumn: "id")
+            let ms = try row.decode(Int64.self, forColumn: "created_at")
+            return AnalysisRecord(
+                id: id,
+                createdAt: date(ms: ms),
+                organizationId: try row.decode(String.self, forColumn: "organization_id"),
+                createdBy: try row.decode(String?.self, forColumn: "created_by"),
+                patient: try decodeJSON(PatientInfo.self, try row.decode(String.self, forColumn: "patient"), "patient", id),
+                imageWidth: try row.decode(Int.self, forColumn: "image_width"),
+                imageHeight: try row.decode(Int.self, forColumn: "image_height"),
+                scan: try decodeJSON(ImageRef.self, try row.decode(String.self, forColumn: "scan"), "scan", id),
+                results: try decodeJSON([StoredResult].self, try row.decode(String.self, forColumn: "results"), "results", id),
+                timingsMs: try decodeJSON([String: Double].self, try row.decode(String.self, forColumn: "timings"), "timings", id),
+                report: try row.decode(String?.self, forColumn: "report"))
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.io, "stored analysis row is unreadable: \(error)")
+        }
+    }
+
+    static func date(ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+
+    // MARK: - Cursor: base64url("createdAtMs:id"), no padding
+
+    static func encodeCursor(ms: Int64, id: String) -> String {
+        Data("\(ms):\(id)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decodeCursor(_ cursor: String) throws(StoreError) -> (Int64, String) {
+        let bad = StoreError(.invalidCursor, "cursor is not one this server issued")
+        guard !cursor.isEmpty, cursor.utf8.count <= 100,
+              cursor.utf8.allSatisfy({ $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") })
+        else { throw bad }
+        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.utf8.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { throw bad }
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let ms = Int64(parts[0]), ms >= 0, AnalysisIDGenerator.isValid(String(parts[1])) else { throw bad }
+        return (ms, String(parts[1]))
+    }
+
+    // MARK: - Errors
+
+    /// Every failure as a StoreError. Messages carry SQLite's code and message, never statement arguments.
+    static func storeError(_ error: any Error, _ what: String) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if let error = error as? DatabaseError {
+            let kind: StoreError.Kind
+            switch error.resultCode {
+            case .SQLITE_IOERR, .SQLITE_FULL, .SQLITE_READONLY, .SQLITE_PERM:
+                kind = .io
+            case .SQLITE_CONSTRAINT:
+                kind = .invalidRecord
+            default:   // BUSY, LOCKED, CORRUPT, NOTADB, CANTOPEN, ...
+                kind = .unavailable
+            }
+            let detail = error.message ?? "no message"
+            return StoreError(kind, "\(what): SQLite error \(error.extendedResultCode.rawValue): \(detail)")
+        }
+        return StoreError(.unavailable, "\(what): \(error)")
+    }
+}
+
+private extension UInt8 {
+    var isASCIIAlphanumeric: Bool {
+        (self >= 0x30 && self <= 0x39) || (self >= 0x41 && self <= 0x5a) || (self >= 0x61 && self <= 0x7a)
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+@testable import MediscopeStore
+
+/// A fresh folder under the system temp dir, removed when the value goes away.
+final class TempFolder: @unchecked Sendable {
+    let url: URL
+    init() {
+        url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("mediscope-store-tests-\(UUID().uuidString)", isDirectory: true)
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+    var path: String { url.path }
+}
+
+func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    var bytes = [UInt8](repeating: 0, count: count)
+    var i = 0
+    while i < count {
+        var word = generator.next() as UInt64
+        for _ in 0..<8 where i < count {
+            bytes[i] = UInt8(truncatingIfNeeded: word); word >>= 8; i += 1
+        }
+    }
+    return bytes
+}
+
+/// An analysis with a scan (jpeg) and two results whose heatmaps are webp and png.
+func makeAnalysis(org: String = "org-a", patientId: String = "P-001", createdBy: String? = "user-1",
+                  scanBytes: [UInt8]? = nil, imageSize: Int = 2048) -> NewAnalysis {
+    let scan = ImageBlob.make(bytes: scanBytes ?? randomBytes(imageSize), contentType: "image/jpeg", width: 512, height: 384)
+    let heat1 = ImageBlob.make(bytes: randomBytes(imageSize), contentType: "image/webp", width: 512, height: 384)
+    let heat2 = ImageBlob.make(bytes: randomBytes(imageSize), contentType: "image/png", width: 512, height: 384)
+    let results = [
+        StoredResult(id: "tumor", model: "tumor-resnet18", title: "Brain tumour", task: "multiclass",
+                     probabilities: [StoredProbability(label: "glioma", probability: 0.8125),
+                                     StoredProbability(label: "meningioma", probability: 0.125),
+                                     StoredProbability(label: "none", probability: 0.0625)],
+                     prediction: "glioma", confidence: 0.8125, explainedLabel: "glioma", heatmap: heat1.ref),
+        StoredResult(id: "stroke", model: "stroke-effnet", title: "Stroke", task: "binary",
+                     probabilities: [StoredProbability(label: "stroke", probability: 0.1),
+                                     StoredProbability(label: "normal", probability: 0.9)],
+                     prediction: "normal", confidence: 0.9, explainedLabel: "normal", heatmap: heat2.ref),
+    ]
+    return NewAnalysis(
+        organizationId: org, createdBy: createdBy,
+        patient: PatientInfo(patientId: patientId, name: "Jane Roe", age: 54, sex: "female", modality: "MRI",
+                             bodyPart: "brain", note: "follow-up, ünïcode ✓"),
+        imageWidth: 1024, imageHeight: 768, scan: scan.ref, results: results,
+        timingsMs: ["decode": 1.5, "inference": 123.456, "gradcam": 0.1 + 0.2],
+        images: [scan, heat1, heat2])
+}
+
+func setModificationDate(_ path: String, _ date: Date) throws {
+    try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: path)
+}
+
+func fileExists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+/// Every regular file below `root`, as paths relative to it.
+func filesBelow(_ root: String) -> [String] {
+    guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [] }
+    var files: [String] = []
+    while let item = enumerator.nextObject() as? String {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: root + "/" + item, isDirectory: &isDir), !isDir.boolValue {
+            files.append(item)
+        }
+    }
+    return files.sorted()
+}
+
+extension NewAnalysis {
+    var imageKeys: Set<String> { Set(images.map(\.ref.key)) }
+}
