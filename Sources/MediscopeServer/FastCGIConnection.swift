@@ -1,0 +1,98 @@
+import CFastCGI
+import Foundation
+
+/// One libfcgi request object, reused for every request a worker accepts (FCGX re-entrant API).
+final class FastCGIConnection {
+    private let request: UnsafeMutablePointer<FCGX_Request>
+
+    init(listenFD: Int32) {
+        request = .allocate(capacity: 1)
+        FCGX_InitRequest(request, listenFD, 0)
+    }
+
+    deinit {
+        FCGX_Free(request, 1)
+        request.deallocate()
+    }
+
+    /// Accepts one connection. false when there was none to take (another worker won the race) or on error.
+    func accept() -> Bool { FCGX_Accept_r(request) == 0 }
+
+    func finish() { FCGX_Finish_r(request) }
+
+    /// All FastCGI params (CGI environment) of the current request.
+    func parameters() -> [String: String] {
+        var params: [String: String] = [:]
+        guard var cursor = request.pointee.envp else { return params }
+        while let entry = cursor.pointee {
+            let pair = String(cString: entry)
+            if let eq = pair.firstIndex(of: "=") {
+                params[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+            }
+            cursor += 1
+        }
+        return params
+    }
+
+    /// Reads exactly `count` body bytes; fewer means the client went away.
+    func readBody(count: Int) -> [UInt8] {
+        guard count > 0 else { return [] }
+        var body = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        body.withUnsafeMutableBufferPointer { buffer in
+            while filled < count {
+                let chunk = Int32(min(count - filled, 1 << 20))
+                let n = buffer.baseAddress!.advanced(by: filled).withMemoryRebound(to: CChar.self, capacity: Int(chunk)) {
+                    FCGX_GetStr($0, chunk, request.pointee.in)
+                }
+                if n <= 0 { break }
+                filled += Int(n)
+            }
+        }
+        return filled == count ? body : Array(body.prefix(filled))
+    }
+
+    /// Writes status line, headers and body. false if the client is gone.
+    @discardableResult
+    func write(_ response: HTTPResponse) -> Bool {
+        var head = "Status: \(response.status) \(HTTPStatus.reason(response.status))\r\n"
+        var hasLength = false
+        for (name, value) in response.headers {
+            // Header injection guard: values come from our code, but never let a newline through.
+            let clean = value.replacingOccurrences(of: "\r", with: "").replacingOccurrences(of: "\n", with: "")
+            head += "\(name): \(clean)\r\n"
+            if name.lowercased() == "content-length" { hasLength = true }
+        }
+        if !hasLength && response.header("X-Accel-Redirect") == nil { head += "Content-Length: \(response.body.count)\r\n" }
+        head += "\r\n"
+        let out = request.pointee.out
+        var ok = head.withCString { FCGX_PutStr($0, Int32(strlen($0)), out) } >= 0
+        if ok && !response.body.isEmpty {
+            ok = response.body.withUnsafeBufferPointer { buffer in
+                buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
+                    FCGX_PutStr($0, Int32(buffer.count), out)
+                }
+            } >= 0
+        }
+        return ok && FCGX_FFlush(out) >= 0
+    }
+}
+
+/// Turns FastCGI params into an HTTPRequest (headers arrive as HTTP_* params).
+func makeRequest(params: [String: String], body: [UInt8]) -> HTTPRequest {
+    var headers: [String: String] = [:]
+    for (key, value) in params where key.hasPrefix("HTTP_") {
+        headers[key.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-")] = value
+    }
+    if let type = params["CONTENT_TYPE"], !type.isEmpty { headers["content-type"] = type }
+    if let length = params["CONTENT_LENGTH"], !length.isEmpty { headers["content-length"] = length }
+    let uri = params["DOCUMENT_URI"] ?? params["REQUEST_URI"].map { String($0.split(separator: "?", maxSplits: 1).first ?? "") } ?? "/"
+    return HTTPRequest(
+        method: params["REQUEST_METHOD"] ?? "GET",
+        path: uri.isEmpty ? "/" : uri,
+        query: HTTPRequest.parseQuery(params["QUERY_STRING"] ?? ""),
+        headers: headers,
+        body: body,
+        remoteAddress: params["REMOTE_ADDR"] ?? "",
+        isTLS: (params["HTTPS"] ?? "").lowercased() == "on")
+}

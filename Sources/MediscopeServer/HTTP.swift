@@ -1,0 +1,126 @@
+import Foundation
+
+/// One HTTP request as nginx handed it over FastCGI.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// Decoded path without the query string.
+    public var path: String
+    public var query: [String: String]
+    /// Lowercased header names.
+    public var headers: [String: String]
+    public var body: [UInt8]
+    public var remoteAddress: String
+    public var isTLS: Bool
+
+    public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
+                body: [UInt8] = [], remoteAddress: String = "127.0.0.1", isTLS: Bool = false) {
+        self.method = method; self.path = path; self.query = query; self.headers = headers
+        self.body = body; self.remoteAddress = remoteAddress; self.isTLS = isTLS
+    }
+
+    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+
+    public var isLoopback: Bool {
+        remoteAddress == "127.0.0.1" || remoteAddress == "::1" || remoteAddress.hasPrefix("127.")
+    }
+
+    /// Parses `a=1&b=two%20words` (form encoding: '+' is a space).
+    public static func parseQuery(_ string: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in string.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String {
+                String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s)
+            }
+            let key = decode(parts[0])
+            if result[key] == nil { result[key] = parts.count > 1 ? decode(parts[1]) : "" }
+        }
+        return result
+    }
+}
+
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.status = status; self.headers = headers; self.body = body
+    }
+
+    public static func json<T: Encodable>(_ value: T, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        do {
+            let data = try encoder.encode(value)
+            return HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(data))
+        } catch {
+            return Problem(status: 500, detail: "response could not be encoded").response
+        }
+    }
+
+    public static func text(_ text: String, status: Int = 200, contentType: String = "text/plain; charset=utf-8") -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", contentType)], body: Array(text.utf8))
+    }
+
+    public static let noContent = HTTPResponse(status: 204)
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+/// RFC 9457 problem details: every error the API returns.
+public struct Problem: Error, Sendable, Encodable {
+    public var type: String = "about:blank"
+    public var title: String
+    public var status: Int
+    public var detail: String
+    public var retryAfter: Int?
+
+    enum CodingKeys: String, CodingKey { case type, title, status, detail }
+
+    public init(status: Int, title: String? = nil, detail: String, retryAfter: Int? = nil) {
+        self.status = status
+        self.title = title ?? HTTPStatus.reason(status)
+        self.detail = detail
+        self.retryAfter = retryAfter
+    }
+
+    public var response: HTTPResponse {
+        var r = HTTPResponse.json(self, status: status)
+        r.headers[0] = ("Content-Type", "application/problem+json")
+        if let retryAfter { r.headers.append(("Retry-After", String(retryAfter))) }
+        return r
+    }
+
+    public static func badRequest(_ detail: String) -> Problem { Problem(status: 400, detail: detail) }
+    public static func notFound(_ detail: String = "no such resource") -> Problem { Problem(status: 404, detail: detail) }
+}
+
+public enum HTTPStatus {
+    public static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 201: "Created"
+        case 204: "No Content"
+        case 304: "Not Modified"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 409: "Conflict"
+        case 411: "Length Required"
+        case 413: "Content Too Large"
+        case 415: "Unsupported Media Type"
+        case 422: "Unprocessable Content"
+        case 429: "Too Many Requests"
+        case 500: "Internal Server Error"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        default: "Status \(status)"
+        }
+    }
+}

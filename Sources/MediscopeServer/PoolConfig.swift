@@ -1,0 +1,63 @@
+import Foundation
+
+/// Where a pool listens.
+public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    case unix(path: String)
+    case tcp(host: String, port: Int)
+
+    /// `unix:/path/to.sock` or `tcp:127.0.0.1:9000`.
+    public init?(_ text: String) {
+        if text.hasPrefix("unix:") {
+            self = .unix(path: String(text.dropFirst(5)))
+        } else if text.hasPrefix("tcp:"), let colon = text.lastIndex(of: ":"), colon > text.index(text.startIndex, offsetBy: 3),
+                  let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) {
+            self = .tcp(host: String(text[text.index(text.startIndex, offsetBy: 4)..<colon]), port: port)
+        } else {
+            return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .unix(let path): "unix:\(path)"
+        case .tcp(let host, let port): "tcp:\(host):\(port)"
+        }
+    }
+}
+
+/// One pool of identical workers on one socket, managed like a PHP-FPM static pool.
+public struct PoolConfig: Sendable, Equatable {
+    public var name: String
+    public var listen: ListenAddress
+    public var workers: Int
+    public var backlog: Int
+    /// Recycle a worker after this many requests (0: never).
+    public var maxRequests: Int
+    /// Recycle a worker whose resident memory passes this after a request (0: no limit).
+    public var memoryLimitMB: Int
+    /// A request running longer is killed with its worker (0: no limit).
+    public var requestTimeoutSeconds: Double
+    /// Requests slower than this are counted and logged.
+    public var slowRequestSeconds: Double
+
+    public init(name: String, listen: ListenAddress, workers: Int, backlog: Int, maxRequests: Int, memoryLimitMB: Int,
+                requestTimeoutSeconds: Double, slowRequestSeconds: Double) {
+        self.name = name; self.listen = listen; self.workers = workers; self.backlog = backlog
+        self.maxRequests = maxRequests; self.memoryLimitMB = memoryLimitMB
+        self.requestTimeoutSeconds = requestTimeoutSeconds; self.slowRequestSeconds = slowRequestSeconds
+    }
+}
+
+public struct ProcessManagerConfig: Sendable {
+    public var pools: [PoolConfig]
+    /// How long a graceful stop or reload waits for busy workers before killing them.
+    public var stopTimeoutSeconds: Double = 20
+    /// More abnormal worker exits than this within `crashWindowSeconds` stops the server.
+    public var crashLimit: Int = 10
+    public var crashWindowSeconds: Double = 60
+    public var socketMode: Int = 0o660
+    /// Group that owns unix sockets (nginx's), nil to keep ours.
+    public var socketGroup: String?
+
+    public init(pools: [PoolConfig]) { self.pools = pools }
+}

@@ -1,0 +1,244 @@
+import CServerSupport
+import Foundation
+import Glibc
+
+/// The master process: owns the listening sockets, forks and supervises the workers (PHP-FPM style).
+/// Single-threaded and free of libtorch, so fork() is safe; everything heavy happens in the workers.
+public final class ProcessManager {
+    let config: ProcessManagerConfig
+    let app: WorkerApplication
+    let log: ServerLog
+    let scoreboard: Scoreboard
+    private(set) var pools: [PoolRuntime] = []
+    /// Called on SIGHUP/SIGUSR2 to re-read the configuration; nil keeps the current one.
+    public var reloadConfig: (() -> ProcessManagerConfig?)?
+
+    private struct Child {
+        let pool: Int
+        let slot: Int
+        let generation: Int
+        let started: Double
+        /// Set once the worker was told to finish; past it, the worker is killed.
+        var stopDeadline: Double?
+        var stopping: Bool { stopDeadline != nil }
+    }
+    private var children: [pid_t: Child] = [:]
+    private var generation = 1
+    private var desiredWorkers: [Int] = []
+    private var crashTimes: [Double] = []
+    private var respawnAfter: [Int: Double] = [:]     // pool -> monotonic time
+    private var backoff: [Int: Double] = [:]          // pool -> seconds
+    private var stopping = false
+    private var stopDeadline = 0.0
+
+    public init(config: ProcessManagerConfig, app: WorkerApplication, log: ServerLog) throws {
+        self.config = config
+        self.app = app
+        self.log = log
+        self.scoreboard = try Scoreboard()
+    }
+
+    /// Binds every pool's socket. Separate from run() so callers can report bind errors before forking.
+    public func bind() throws {
+        for (i, pool) in config.pools.enumerated() {
+            let fd: Int32
+            switch pool.listen {
+            case .unix(let path):
+                try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                         withIntermediateDirectories: true)
+                fd = ms_listen_unix(path, Int32(pool.backlog), Int32(config.socketMode))
+                if fd >= 0, let group = config.socketGroup {
+                    guard let entry = getgrnam(group) else { throw ServerError("socket.group \(group) does not exist") }
+                    guard chown(path, uid_t.max, entry.pointee.gr_gid) == 0 else {
+                        throw ServerError("cannot give \(path) to group \(group): \(errnoText())")
+                    }
+                }
+            case .tcp(let host, let port):
+                fd = ms_listen_tcp(host, Int32(port), Int32(pool.backlog))
+            }
+            guard fd >= 0 else { throw ServerError("cannot listen on \(pool.listen): \(errnoText())") }
+            pools.append(PoolRuntime(index: i, config: pool, listenFD: fd))
+        }
+        desiredWorkers = config.pools.map(\.workers)
+    }
+
+    public var context: ServerContext {
+        ServerContext(pools: pools, scoreboard: scoreboard, log: log, masterPID: getpid())
+    }
+
+    /// Runs until a stop signal; returns the exit status.
+    public func run() -> Int32 {
+        guard ms_signals_install() == 0 else {
+            log.error("signals_failed")
+            return 1
+        }
+        for pool in pools {
+            for _ in 0..<desiredWorkers[pool.index] { spawn(pool) }
+        }
+        log.info("master_ready", ["pools": .int(pools.count), "workers": .int(children.count)])
+
+        while true {
+            _ = ms_wait(-1, 100)
+            _ = ms_signal_take(SIGCHLD)
+            reap()
+            if ms_signal_take(SIGTERM) != 0 || ms_signal_take(SIGINT) != 0 || ms_signal_take(SIGQUIT) != 0 {
+                beginStop()
+            }
+            if ms_signal_take(SIGHUP) != 0 || ms_signal_take(SIGUSR2) != 0 { reload() }
+            if ms_signal_take(SIGUSR1) != 0 {
+                log.reopen()
+                for pid in children.keys { kill(pid, SIGUSR1) }
+                log.info("logs_reopened")
+            }
+            if stopping {
+                if children.isEmpty { break }
+                if now() > stopDeadline {
+                    for pid in children.keys { kill(pid, SIGKILL) }
+                }
+                continue
+            }
+            killOverdueRequests()
+            retireOldGeneration()
+            for (pid, child) in children where (child.stopDeadline ?? .infinity) < now() { kill(pid, SIGKILL) }
+            respawnMissing()
+            sampleListenQueues()
+            if crashLoop() {
+                log.error("crash_loop", ["crashes": .int(crashTimes.count), "window_s": .double(config.crashWindowSeconds)])
+                beginStop()
+            }
+        }
+        for pool in pools {
+            close(pool.listenFD)
+            if case .unix(let path) = pool.config.listen { unlink(path) }
+        }
+        log.info("master_stopped")
+        return crashTimes.count > config.crashLimit ? 1 : 0
+    }
+
+    // MARK: - workers
+
+    private func spawn(_ pool: PoolRuntime) {
+        guard let slot = scoreboard.claimSlot(pool: pool.index, generation: generation) else {
+            log.error("no_free_slot", ["pool": .token(.init(pool.config.name))])
+            return
+        }
+        let context = self.context
+        let pid = fork()
+        if pid == 0 {
+            WorkerProcess(pool: pool, slot: slot, context: context, app: app).run()
+        }
+        guard pid > 0 else {
+            scoreboard.setState(slot, MS_SLOT_FREE)
+            log.error("fork_failed", ["pool": .token(.init(pool.config.name))])
+            return
+        }
+        ms_store32(&scoreboard.slot(slot).pointee.pid, pid)
+        children[pid] = Child(pool: pool.index, slot: slot, generation: generation, started: now())
+    }
+
+    private func reap() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            guard pid > 0 else { return }
+            guard let child = children.removeValue(forKey: pid) else { continue }
+            scoreboard.setState(child.slot, MS_SLOT_FREE)
+            let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
+            let code = (status >> 8) & 0xff
+            let abnormal = signaled || code != 0
+            if stopping || child.stopping || child.generation != generation { continue }
+            ms_add64(&scoreboard.pool(child.pool).pointee.restarts, 1)
+            let pool = pools[child.pool]
+            if abnormal {
+                crashTimes.append(now())
+                let lived = now() - child.started
+                // Crashing right after start: back off before trying again.
+                let delay = lived < 1 ? min(max((backoff[child.pool] ?? 0.05) * 2, 0.1), 5) : 0
+                backoff[child.pool] = delay
+                if delay > 0 { respawnAfter[child.pool] = now() + delay }
+                log.warning("worker_died", ["pool": .token(.init(pool.config.name)), "pid": .int(Int(pid)),
+                                            "signal": .int(signaled ? Int(status & 0x7f) : 0), "exit_code": .int(Int(code)),
+                                            "respawn_delay_s": .double(delay)])
+            } else {
+                backoff[child.pool] = 0
+            }
+        }
+    }
+
+    private func respawnMissing() {
+        for pool in pools {
+            if let t = respawnAfter[pool.index], now() < t { continue }
+            let live = children.values.filter { $0.pool == pool.index && !$0.stopping && $0.generation == generation }.count
+            for _ in live..<max(live, desiredWorkers[pool.index]) { spawn(pool) }
+        }
+    }
+
+    private func killOverdueRequests() {
+        let nowNs = ms_now_ns()
+        for (pid, child) in children {
+            let limit = pools[child.pool].config.requestTimeoutSeconds
+            guard limit > 0 else { continue }
+            let started = ms_load64(&scoreboard.slot(child.slot).pointee.request_started_ns)
+            if started > 0, Double(nowNs - started) / 1e9 > limit {
+                kill(pid, SIGKILL)
+                ms_store64(&scoreboard.slot(child.slot).pointee.request_started_ns, 0)
+                ms_add64(&scoreboard.pool(child.pool).pointee.killed_requests, 1)
+                log.warning("request_timeout", ["pool": .token(.init(pools[child.pool].config.name)), "pid": .int(Int(pid)),
+                                                "limit_s": .double(limit)])
+            }
+        }
+    }
+
+    private func sampleListenQueues() {
+        let context = self.context
+        for pool in pools {
+            if let q = context.listenQueue(pool) {
+                ms_max64(&scoreboard.pool(pool.index).pointee.max_listen_queue, Int64(q.queued))
+            }
+        }
+    }
+
+    private func crashLoop() -> Bool {
+        let horizon = now() - config.crashWindowSeconds
+        crashTimes.removeAll { $0 < horizon }
+        return crashTimes.count > config.crashLimit
+    }
+
+    // MARK: - reload and stop
+
+    /// New workers start accepting first; old ones are told to finish only once the new ones are ready.
+    private func reload() {
+        if let fresh = reloadConfig?() {
+            for (i, pool) in fresh.pools.enumerated() where i < desiredWorkers.count { desiredWorkers[i] = pool.workers }
+        }
+        generation += 1
+        log.info("reload", ["generation": .int(generation)])
+        for pool in pools {
+            for _ in 0..<desiredWorkers[pool.index] { spawn(pool) }
+        }
+    }
+
+    private func retireOldGeneration() {
+        let old = children.filter { $0.value.generation != generation && !$0.value.stopping }
+        guard !old.isEmpty else { return }
+        for pool in pools {
+            let fresh = children.values.filter { $0.pool == pool.index && $0.generation == generation }
+            let ready = fresh.filter { scoreboard.state($0.slot) == MS_SLOT_IDLE || scoreboard.state($0.slot) == MS_SLOT_BUSY }
+            guard ready.count >= min(desiredWorkers[pool.index], fresh.count), !fresh.isEmpty else { continue }
+            for (pid, child) in old where child.pool == pool.index {
+                kill(pid, SIGQUIT)
+                children[pid]?.stopDeadline = now() + config.stopTimeoutSeconds
+            }
+        }
+    }
+
+    private func beginStop() {
+        guard !stopping else { return }
+        stopping = true
+        stopDeadline = now() + config.stopTimeoutSeconds
+        log.info("stopping", ["workers": .int(children.count)])
+        for pid in children.keys { kill(pid, SIGTERM) }
+    }
+
+    private func now() -> Double { Double(ms_now_ns()) / 1e9 }
+}

@@ -1,0 +1,140 @@
+import CFastCGI
+import CServerSupport
+import Foundation
+import Glibc
+
+/// Handles requests inside one worker process. Made after fork, so it may load models, open databases
+/// and start threads that the master never has.
+public protocol RequestHandler: AnyObject {
+    func handle(_ request: HTTPRequest) -> HTTPResponse
+}
+
+/// What the application gives the process manager.
+public protocol WorkerApplication: Sendable {
+    /// Called once in each new worker process, after fork. `slot` is the worker's scoreboard slot.
+    func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler
+    /// Bodies above this are refused with 413 before they are read.
+    var bodyLimitBytes: Int { get }
+}
+
+/// A pool as the running server knows it: its settings, index in the scoreboard and listening socket.
+public struct PoolRuntime: Sendable {
+    public let index: Int
+    public let config: PoolConfig
+    public let listenFD: Int32
+}
+
+/// What a worker can see of the server it belongs to (for the status page and metrics).
+public struct ServerContext: Sendable {
+    public let pools: [PoolRuntime]
+    public let scoreboard: Scoreboard
+    public let log: ServerLog
+    public let masterPID: Int32
+
+    /// Connections waiting in a pool's listen queue right now, and the queue's bound.
+    public func listenQueue(_ pool: PoolRuntime) -> (queued: Int, backlog: Int)? {
+        var queued: Int64 = 0, backlog: Int64 = 0
+        guard ms_listen_queue(pool.listenFD, &queued, &backlog) == 0 else { return nil }
+        return (Int(queued), Int(backlog))
+    }
+}
+
+/// The accept loop of one worker process. Never returns.
+struct WorkerProcess {
+    let pool: PoolRuntime
+    let slot: Int
+    let context: ServerContext
+    let app: WorkerApplication
+
+    func run() -> Never {
+        // libfcgi installs its own SIGTERM/SIGUSR1/SIGPIPE handlers in FCGX_Init; ours go on top.
+        FCGX_Init()
+        ms_signals_install()
+        ms_set_parent_death_signal(SIGTERM)
+        if getppid() != context.masterPID { exit(0) }
+
+        let board = context.scoreboard
+        let slotPointer = board.slot(slot)
+        ms_store32(&slotPointer.pointee.pid, getpid())
+        let handler = app.makeHandler(pool: pool, slot: slot, server: context)
+        let connection = FastCGIConnection(listenFD: pool.listenFD)
+        let stats = board.pool(pool.index)
+        var served = 0
+        board.setState(slot, MS_SLOT_IDLE)
+
+        while true {
+            if ms_signal_take(SIGTERM) != 0 || ms_signal_take(SIGQUIT) != 0 || ms_signal_take(SIGINT) != 0 { break }
+            if ms_signal_take(SIGUSR1) != 0 { context.log.reopen() }
+            // Signals are blocked except inside this wait, so a stop can never be missed.
+            let ready = ms_wait(pool.listenFD, 1000)
+            if ready != 1 {
+                if getppid() != context.masterPID { break }
+                continue
+            }
+            guard connection.accept() else { continue }  // another worker took it
+
+            let started = ms_now_ns()
+            ms_store64(&slotPointer.pointee.request_started_ns, started)
+            board.setState(slot, MS_SLOT_BUSY)
+            ms_add64(&stats.pointee.accepted, 1)
+            ms_max64(&stats.pointee.max_active, Int64(board.busyCount(pool: pool.index)))
+
+            let route = serve(connection, handler)
+            connection.finish()
+
+            served += 1
+            let seconds = Double(ms_now_ns() - started) / 1e9
+            if pool.config.slowRequestSeconds > 0, seconds >= pool.config.slowRequestSeconds {
+                ms_add64(&stats.pointee.slow_requests, 1)
+                context.log.warning("slow_request", ["pool": .token(.init(pool.config.name)), "route": .token(.init(route)),
+                                                     "seconds": .double(seconds)])
+            }
+            let rss = residentKB()
+            ms_store64(&slotPointer.pointee.rss_kb, Int64(rss))
+            ms_add64(&slotPointer.pointee.requests, 1)
+            ms_store64(&slotPointer.pointee.request_started_ns, 0)
+            board.setState(slot, MS_SLOT_IDLE)
+
+            if pool.config.maxRequests > 0, served >= pool.config.maxRequests {
+                context.log.info("worker_recycle", ["reason": .word("max_requests"), "requests": .int(served)])
+                break
+            }
+            if pool.config.memoryLimitMB > 0, rss > pool.config.memoryLimitMB * 1024 {
+                context.log.info("worker_recycle", ["reason": .word("memory_limit"), "rss_kb": .int(rss)])
+                break
+            }
+        }
+        board.setState(slot, MS_SLOT_EXITING)
+        exit(0)
+    }
+
+    /// Reads one request, answers it, and returns the route for the slow log (no query, no ids of people).
+    private func serve(_ connection: FastCGIConnection, _ handler: RequestHandler) -> String {
+        let params = connection.parameters()
+        let length = Int(params["CONTENT_LENGTH"] ?? "") ?? 0
+        let method = params["REQUEST_METHOD"] ?? "GET"
+        if length > app.bodyLimitBytes {
+            connection.write(Problem(status: 413, detail: "the request body is \(length) bytes; the limit is \(app.bodyLimitBytes)").response)
+            return "\(method) (too large)"
+        }
+        if length < 0 {
+            connection.write(Problem.badRequest("invalid Content-Length").response)
+            return "\(method) (bad length)"
+        }
+        let body = connection.readBody(count: length)
+        guard body.count == length else { return "\(method) (client went away)" }
+        let request = makeRequest(params: params, body: body)
+        let response = handler.handle(request)
+        connection.write(response)
+        return "\(method) \(request.path)"
+    }
+}
+
+/// Resident set size of this process in KiB, from /proc/self/statm.
+func residentKB(pid: Int32? = nil) -> Int {
+    let path = pid.map { "/proc/\($0)/statm" } ?? "/proc/self/statm"
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
+}
