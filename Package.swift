@@ -12,6 +12,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
     ],
     targets: [
         // C++ shim over libtorch; include/ctorch.h is its whole (plain C) API.
@@ -39,10 +42,29 @@ let package = Package(
         ),
         .target(name: "MediscopeImaging", dependencies: ["CImageCodecs"]),
         .target(name: "MediscopeInference", dependencies: ["CTorch", "MediscopeImaging"]),
+        .target(
+            name: "MediscopeStore",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // libfcgi's FCGX API (Debian's libfcgi-dev).
+        .systemLibrary(name: "CFastCGI", path: "Sources/CFastCGI"),
+        // Shared-memory scoreboard, signal flags, sockets and listen-queue probes for the process manager.
+        .target(name: "CServerSupport"),
+        .target(name: "MediscopeServer", dependencies: ["CFastCGI", "CServerSupport"]),
+        .target(
+            name: "MediscopeApp",
+            dependencies: [
+                "MediscopeServer", "MediscopeInference", "MediscopeStore",
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ]
+        ),
         .executableTarget(
             name: "mediscope",
             dependencies: [
                 "MediscopeInference",
+                "MediscopeApp",
+                "MediscopeServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -56,6 +78,15 @@ let package = Package(
             name: "MediscopeImagingTests",
             dependencies: ["MediscopeImaging"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "MediscopeStoreTests",
+            dependencies: ["MediscopeStore"]
+        ),
+        // Starts real nginx and the real pool; needs `make test`'s model and scans.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: []
         ),
         .testTarget(
             name: "MediscopeInferenceTests",

@@ -1,0 +1,115 @@
+import Configuration
+import Foundation
+import MediscopeServer
+
+/// Everything `mediscope serve` can be told, from a JSON file overridden by MEDISCOPE_* environment
+/// variables (e.g. `pools.inference.workers` <- MEDISCOPE_POOLS_INFERENCE_WORKERS).
+public struct AppConfig: Sendable {
+    public var varDirectory: String
+    public var manifestPath: String
+    public var logFile: String?
+    public var bodyLimitBytes: Int
+    public var maxImagePixels: Int
+    public var torchThreads: Int
+    public var processManager: ProcessManagerConfig
+
+    public var storeDirectory: String { varDirectory + "/store" }
+    /// nginx serves stored images from here through X-Accel-Redirect (see nginx/).
+    public static let internalBlobPrefix = "/internal/blobs/"
+
+    public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AppConfig {
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        if let file {
+            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ServerError("configuration file \(file) must hold a JSON object")
+            }
+            flatten(object, prefix: [], into: &values)
+        }
+        let reader = ConfigReader(providers: [
+            EnvironmentVariablesProvider(environmentVariables: environment),
+            InMemoryProvider(name: "file", values: values),
+        ]).scoped(to: "mediscope")
+        return try AppConfig(reader: reader, fileValues: values)
+    }
+
+    private init(reader: ConfigReader, fileValues: [AbsoluteConfigKey: ConfigValue]) throws {
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        varDirectory = reader.string(forKey: "var", default: "var")
+        manifestPath = reader.string(forKey: "manifest", default: "models/manifest.json")
+        logFile = reader.string(forKey: "log.file")
+        bodyLimitBytes = reader.int(forKey: "body.limit.bytes", default: 20 << 20)
+        maxImagePixels = reader.int(forKey: "image.max.pixels", default: 50_000_000)
+        torchThreads = reader.int(forKey: "torch.threads", default: 1)
+
+        let varDirectory = self.varDirectory
+        func pool(_ name: String, workers: Int, backlog: Int, memoryMB: Int, timeout: Double, slow: Double) throws -> PoolConfig {
+            let scoped = reader.scoped(to: ["pools", name])
+            let listenText = scoped.string(forKey: "listen", default: "unix:\(varDirectory)/run/\(name).sock")
+            guard let listen = ListenAddress(listenText) else {
+                throw ServerError("pools.\(name).listen must be unix:/path or tcp:host:port, got \(listenText)")
+            }
+            let config = PoolConfig(
+                name: name, listen: listen,
+                workers: scoped.int(forKey: "workers", default: workers),
+                backlog: scoped.int(forKey: "backlog", default: backlog),
+                maxRequests: scoped.int(forKey: "max.requests", default: 1000),
+                memoryLimitMB: scoped.int(forKey: "memory.limit.mb", default: memoryMB),
+                requestTimeoutSeconds: scoped.double(forKey: "request.timeout.seconds", default: timeout),
+                slowRequestSeconds: scoped.double(forKey: "slow.request.seconds", default: slow))
+            guard (1...32).contains(config.workers) else { throw ServerError("pools.\(name).workers must be 1...32") }
+            guard config.backlog >= 1 else { throw ServerError("pools.\(name).backlog must be at least 1") }
+            return config
+        }
+        // Inference: one worker per core and a short queue, so overload turns into fast 503s, not waits.
+        let inference = try pool("inference", workers: cores, backlog: 4, memoryMB: 700, timeout: 60, slow: 2)
+        let io = try pool("io", workers: 2, backlog: 128, memoryMB: 200, timeout: 15, slow: 0.5)
+        var pm = ProcessManagerConfig(pools: [inference, io])
+        pm.stopTimeoutSeconds = reader.double(forKey: "stop.timeout.seconds", default: 20)
+        pm.crashLimit = reader.int(forKey: "crash.limit", default: 10)
+        // nginx's workers must reach the sockets: 0660 plus socket.group = nginx's group in production,
+        // 0666 for a local run where nginx's workers run as nobody.
+        let mode = reader.string(forKey: "socket.mode", default: "0660")
+        guard let parsedMode = Int(mode, radix: 8), (0...0o777).contains(parsedMode) else {
+            throw ServerError("socket.mode must be octal like 0660, got \(mode)")
+        }
+        pm.socketMode = parsedMode
+        pm.socketGroup = reader.string(forKey: "socket.group")
+        processManager = pm
+    }
+
+    private static func flatten(_ object: [String: Any], prefix: [String], into values: inout [AbsoluteConfigKey: ConfigValue]) {
+        for (key, value) in object {
+            // "max_requests" and "maxRequests" both read as max.requests.
+            let parts = prefix + splitKey(key)
+            switch value {
+            case let nested as [String: Any]: flatten(nested, prefix: parts, into: &values)
+            case let number as NSNumber:
+                if number.doubleValue == number.doubleValue.rounded() {
+                    values[AbsoluteConfigKey(parts)] = ConfigValue(.int(number.intValue), isSecret: false)
+                } else {
+                    values[AbsoluteConfigKey(parts)] = ConfigValue(.double(number.doubleValue), isSecret: false)
+                }
+            case let text as String: values[AbsoluteConfigKey(parts)] = ConfigValue(.string(text), isSecret: false)
+            default: break
+            }
+        }
+    }
+
+    static func splitKey(_ key: String) -> [String] {
+        var words: [String] = []
+        var current = ""
+        for ch in key {
+            if ch == "_" || ch == "-" || ch == "." {
+                if !current.isEmpty { words.append(current); current = "" }
+            } else if ch.isUppercase {
+                if !current.isEmpty { words.append(current) }
+                current = String(ch).lowercased()
+            } else {
+                current.append(ch)
+            }
+        }
+        if !current.isEmpty { words.append(current) }
+        return words
+    }
+}

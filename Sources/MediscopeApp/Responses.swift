@@ -1,0 +1,57 @@
+import Foundation
+import MediscopeStore
+
+/// The JSON an analysis is shown as. Images are URLs, never base64: the browser fetches them lazily.
+struct AnalysisBody: Encodable {
+    struct Image: Encodable {
+        var url: String
+        var width: Int
+        var height: Int
+        var bytes: Int
+    }
+    struct Result: Encodable {
+        var id: String
+        var model: String
+        var title: String
+        var task: String
+        var probabilities: [StoredProbability]
+        var prediction: String
+        var confidence: Double
+        var explainedLabel: String
+        var heatmap: Image
+    }
+    var id: String
+    var createdAt: Date
+    var patient: PatientInfo
+    var image: [String: Int]
+    var scan: Image
+    var results: [Result]
+    var timingsMs: [String: Double]
+    var report: String?
+    var links: [String: String]
+    var notice = "Decision support only, not a diagnosis. A qualified clinician must review every result."
+
+    init(_ r: AnalysisRecord) {
+        let base = "/api/analyses/\(r.id)"
+        id = r.id
+        createdAt = r.createdAt
+        patient = r.patient
+        image = ["width": r.imageWidth, "height": r.imageHeight]
+        scan = Image(url: "\(base)/scan.jpg", width: r.scan.width, height: r.scan.height, bytes: r.scan.byteCount)
+        results = r.results.map {
+            Result(id: $0.id, model: $0.model, title: $0.title, task: $0.task, probabilities: $0.probabilities,
+                   prediction: $0.prediction, confidence: $0.confidence, explainedLabel: $0.explainedLabel,
+                   heatmap: Image(url: "\(base)/heatmaps/\($0.id).webp", width: $0.heatmap.width,
+                                  height: $0.heatmap.height, bytes: $0.heatmap.byteCount))
+        }
+        timingsMs = r.timingsMs
+        report = r.report
+        links = ["self": base, "report": "/analyses/\(r.id)/report"]
+    }
+}
+
+struct AnalysisListBody: Encodable {
+    var items: [AnalysisBody]
+    var nextCursor: String?
+    var links: [String: String]
+}

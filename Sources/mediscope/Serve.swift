@@ -1,0 +1,33 @@
+import ArgumentParser
+import Foundation
+import MediscopeApp
+import MediscopeServer
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the pre-forked FastCGI pools (behind nginx).",
+        discussion: """
+            Settings come from --config (JSON) and MEDISCOPE_* environment variables, e.g.
+            MEDISCOPE_POOLS_INFERENCE_WORKERS=2. Signals: TERM/INT/QUIT stop gracefully, HUP/USR2 reload
+            without dropping requests, USR1 reopens the log file.
+            """)
+
+    @Option(help: "JSON configuration file.")
+    var config: String?
+
+    func run() throws {
+        let settings = try AppConfig.load(file: config)
+        let log = ServerLog(path: settings.logFile)
+        try FileManager.default.createDirectory(atPath: settings.varDirectory + "/run", withIntermediateDirectories: true)
+        let manager = try ProcessManager(config: settings.processManager, app: MediscopeApplication(config: settings), log: log)
+        try manager.bind()
+        let configPath = config
+        manager.reloadConfig = { (try? AppConfig.load(file: configPath))?.processManager }
+        for pool in settings.processManager.pools {
+            log.info("pool_listening", ["pool": .token(.init(pool.name)), "listen": .token(.init(pool.listen.description)),
+                                        "workers": .int(pool.workers)])
+        }
+        let status = manager.run()
+        if status != 0 { throw ExitCode(status) }
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import Testing
+
+/// The process manager under faults, each test with its own stack.
+@Suite(.serialized) struct FaultTests {
+    @Test func routesThatNeedNoModelNeverLoadOne() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        for path in ["/api/health", "/api/ready", "/api/analyses", "/api/models", "/api/status"] {
+            _ = try await stack.request("GET", path)
+        }
+        var models = try #require(try await stack.request("GET", "/api/models").json?["models"] as? [[String: Any]])
+        #expect(models.first?["loaded"] as? Bool == false)
+        #expect(try await stack.upload(image: try Scans.jpeg).status == 201)
+        models = try #require(try await stack.request("GET", "/api/models").json?["models"] as? [[String: Any]])
+        #expect(models.first?["loaded"] as? Bool == true)
+    }
+
+    @Test func killedWorkerFailsOnlyItsRequestAndIsReplacedQuickly() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        let jpeg = try Scans.jpeg
+        #expect(try await stack.upload(image: jpeg).status == 201)  // model loaded, so the next one is mid-forward quickly
+        let inFlight = Task { try await stack.upload(image: jpeg) }
+        // Wait until the inference worker is busy with it, then kill it.
+        var victim: Int32?
+        for _ in 0..<400 {
+            if let busy = try stack.workers("inference").first(where: { $0.state == "busy" }) { victim = busy.pid; break }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        let pid = try #require(victim)
+        kill(pid, SIGKILL)
+        let failed = try await inFlight.value
+        #expect(failed.status == 503, "the killed request fails with a clean 503")
+        #expect(failed.header("Retry-After") != nil)
+
+        // Back to full strength within a second: a new idle worker with another pid.
+        var replaced = false
+        for _ in 0..<50 {
+            let workers = try stack.workers("inference")
+            if workers.count == 1, workers[0].pid != pid, workers[0].state == "idle" { replaced = true; break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(replaced)
+        #expect(try stack.poolNumber("inference", "restarts") == 1)
+        for _ in 0..<3 { #expect(try await stack.upload(image: jpeg).status == 201) }
+    }
+
+    @Test func reloadWhileRequestsFlowFailsNothing() async throws {
+        let stack = try Stack(settings: ["POOLS_IO_WORKERS": "2"])
+        defer { stack.stop() }
+        let jpeg = try Scans.jpeg
+        let oldIO = Set(try stack.workers("io").map(\.pid))
+        let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for client in 0..<4 {
+                group.addTask {
+                    var seen: [Int] = []
+                    for i in 0..<12 {
+                        if client == 0 && i % 3 == 0 {
+                            seen.append(try await stack.upload(image: jpeg).status)
+                        } else {
+                            seen.append(try await stack.request("GET", "/api/analyses?limit=5").status)
+                        }
+                    }
+                    return seen
+                }
+            }
+            group.addTask {
+                for _ in 0..<3 {
+                    try await Task.sleep(for: .milliseconds(150))
+                    stack.signalServer(SIGHUP)
+                }
+                return []
+            }
+            var all: [Int] = []
+            for try await s in group { all += s }
+            return all
+        }
+        #expect(statuses.count == 48)
+        #expect(statuses.allSatisfy { $0 == 200 || $0 == 201 }, "statuses: \(statuses.filter { $0 >= 300 })")
+        // The old generation is gone, the new one serves.
+        var replaced = false
+        for _ in 0..<100 {
+            let now = Set(try stack.workers("io").map(\.pid))
+            if now.isDisjoint(with: oldIO) && now.count == 2 { replaced = true; break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(replaced)
+    }
+
+    @Test func stopDuringUploadsLeavesOnlyWholeRecords() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        let jpeg = try Scans.jpeg
+        let uploads = (0..<6).map { i in
+            Task { try? await stack.upload(image: jpeg, fields: ["patient_id": "P-STOP"]) }
+        }
+        try await Task.sleep(for: .milliseconds(250))
+        stack.signalServer(SIGTERM)
+        #expect(stack.waitForServerExit() == 0, "graceful stop ends with status 0")
+        var created = 0
+        for u in uploads { if await u.value?.status == 201 { created += 1 } }
+
+        try stack.startServer()
+        let list = try await stack.request("GET", "/api/analyses?patient_id=P-STOP&limit=100")
+        let items = try #require(list.json?["items"] as? [[String: Any]])
+        #expect(created >= 1, "the upload in progress when TERM came was finished, not dropped")
+        #expect(items.count == created, "every 201 was durable, nothing else was stored")
+        for item in items {
+            let id = try #require(item["id"] as? String)
+            #expect(try await stack.request("GET", "/api/analyses/\(id)/scan.jpg").status == 200)
+            for result in try #require(item["results"] as? [[String: Any]]) {
+                let url = try #require((result["heatmap"] as? [String: Any])?["url"] as? String)
+                #expect(try await stack.request("GET", url).status == 200)
+            }
+        }
+    }
+
+    @Test func saturatedPoolAnswersFast503sNeverHangs() async throws {
+        let stack = try Stack(settings: ["POOLS_INFERENCE_BACKLOG": "2"])
+        defer { stack.stop() }
+        let jpeg = try Scans.jpeg
+        let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    let r = try await stack.upload(image: jpeg)
+                    return (r.status, r.header("Retry-After"))
+                }
+            }
+            var all: [(Int, String?)] = []
+            for try await s in group { all.append(s) }
+            return all
+        }
+        #expect(statuses.allSatisfy { $0.0 == 201 || $0.0 == 503 }, "\(statuses.map(\.0))")
+        #expect(statuses.contains { $0.0 == 201 })
+        #expect(statuses.contains { $0.0 == 503 }, "16 clients on one worker with a queue of 2 must overflow")
+        #expect(statuses.filter { $0.0 == 503 }.allSatisfy { $0.1 != nil }, "503s carry Retry-After")
+        #expect(try stack.poolNumber("inference", "maxListenQueue") >= 1)
+    }
+
+    @Test func overlongRequestIsKilledAndItsWorkerReplaced() async throws {
+        let stack = try Stack(settings: ["POOLS_INFERENCE_REQUEST_TIMEOUT_SECONDS": "0.05"])
+        defer { stack.stop() }
+        let r = try await stack.upload(image: try Scans.jpeg)  // the first analysis loads the model: far over 50 ms
+        #expect(r.status == 503)
+        var killed = 0
+        for _ in 0..<50 {
+            killed = try stack.poolNumber("inference", "killedRequests")
+            if killed == 1 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(killed == 1)
+        #expect(try await stack.request("GET", "/api/health").status == 200)
+    }
+
+    @Test func workersRecycleAfterMaxRequestsAndOverMemoryLimit() async throws {
+        let stack = try Stack(settings: ["POOLS_IO_WORKERS": "1", "POOLS_IO_MAX_REQUESTS": "3",
+                                         "POOLS_INFERENCE_MEMORY_LIMIT_MB": "1", "POOLS_IO_SLOW_REQUEST_SECONDS": "0.000001"])
+        defer { stack.stop() }
+        var pids = Set<Int32>()
+        for _ in 0..<7 {
+            #expect(try await stack.request("GET", "/api/health").status == 200)
+            pids.formUnion(try stack.workers("io").map(\.pid))
+        }
+        #expect(pids.count >= 3, "the io worker was replaced every 3 requests")
+        #expect(try stack.poolNumber("io", "slowRequests") >= 1)
+        let before = try stack.workers("inference").map(\.pid)
+        #expect(try await stack.upload(image: try Scans.jpeg).status == 201)
+        var recycled = false
+        for _ in 0..<100 {
+            let now = try stack.workers("inference").map(\.pid)
+            if !now.isEmpty && Set(now).isDisjoint(with: before) { recycled = true; break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(recycled, "a worker over its memory limit is replaced after its request")
+    }
+
+    @Test func usr1ReopensTheLogFile() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        let rotated = stack.logFile.appendingPathExtension("1")
+        try FileManager.default.moveItem(at: stack.logFile, to: rotated)
+        stack.signalServer(SIGUSR1)
+        var reopened = false
+        for _ in 0..<100 {
+            if let text = try? String(contentsOf: stack.logFile, encoding: .utf8), text.contains("logs_reopened") { reopened = true; break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(reopened)
+    }
+
+    @Test func workersDieWithTheMaster() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        let pids = try stack.workers("io").map(\.pid) + stack.workers("inference").map(\.pid)
+        #expect(!pids.isEmpty)
+        stack.signalServer(SIGKILL)
+        var gone = false
+        for _ in 0..<150 {
+            if pids.allSatisfy({ kill($0, 0) != 0 }) { gone = true; break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(gone)
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// A real serving stack for one test suite: `mediscope serve` (the pre-forked pools) behind a real nginx,
+/// on a free port, with its own state folder. Stopped (and its folder removed) by `stop()`.
+final class Stack: @unchecked Sendable {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    let dir: URL
+    let port: Int
+    var varDir: URL { dir.appendingPathComponent("var") }
+    var logFile: URL { dir.appendingPathComponent("mediscope.log") }
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+    private(set) var server: Process?
+    private var nginx: Process?
+    let environment: [String: String]
+
+    /// `settings` are MEDISCOPE_* variables for the server, e.g. ["POOLS_INFERENCE_WORKERS": "1"].
+    init(settings: [String: String] = [:], bodyLimit: String = "20m") throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-it-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("var/nginx"), withIntermediateDirectories: true)
+        port = try Self.freePort()
+        var env = ProcessInfo.processInfo.environment
+        env["MEDISCOPE_VAR"] = dir.appendingPathComponent("var").path
+        env["MEDISCOPE_MANIFEST"] = Self.root.appendingPathComponent("models/manifest.json").path
+        env["MEDISCOPE_LOG_FILE"] = dir.appendingPathComponent("mediscope.log").path
+        env["MEDISCOPE_SOCKET_MODE"] = "0666"  // nginx's workers run as nobody
+        env["MEDISCOPE_POOLS_INFERENCE_WORKERS"] = "1"
+        for (k, v) in settings { env["MEDISCOPE_" + k] = v }
+        environment = env
+
+        let render = Process()
+        render.executableURL = URL(fileURLWithPath: "/bin/bash")
+        render.arguments = [Self.root.appendingPathComponent("deploy/render-nginx.sh").path,
+                            Self.root.appendingPathComponent("nginx/local.conf.template").path,
+                            dir.appendingPathComponent("nginx.conf").path]
+        var renderEnv = ProcessInfo.processInfo.environment
+        renderEnv["ROOT"] = Self.root.path
+        renderEnv["VAR"] = varDir.path
+        renderEnv["LISTEN"] = "127.0.0.1:\(port)"
+        renderEnv["BODY_LIMIT"] = bodyLimit
+        renderEnv["NGINX_TEST"] = "0"
+        render.environment = renderEnv
+        render.standardOutput = FileHandle.nullDevice
+        try render.run()
+        render.waitUntilExit()
+        guard render.terminationStatus == 0 else { throw StackError("render-nginx.sh failed") }
+
+        let nginx = Process()
+        nginx.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
+        nginx.arguments = ["-c", dir.appendingPathComponent("nginx.conf").path, "-p", varDir.appendingPathComponent("nginx").path,
+                           "-e", "stderr", "-g", "daemon off;"]
+        nginx.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try nginx.run()
+        self.nginx = nginx
+        try startServer()
+    }
+
+    static var executable: URL {
+        let candidates = [Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
+            .map { $0.appendingPathComponent("mediscope") }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+            ?? root.appendingPathComponent(".build/debug/mediscope")
+    }
+
+    func startServer() throws {
+        let p = Process()
+        p.executableURL = Self.executable
+        p.arguments = ["serve"]
+        p.environment = environment
+        p.currentDirectoryURL = Self.root
+        try p.run()
+        server = p
+        try waitUntilHealthy()
+    }
+
+    func waitUntilHealthy(timeout: Double = 15) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let r = try? syncRequest("GET", "/api/health"), r.status == 200 { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw StackError("the stack did not become healthy in \(timeout) s")
+    }
+
+    var masterPID: Int32 { server?.processIdentifier ?? 0 }
+
+    func signalServer(_ sig: Int32) { if let pid = server?.processIdentifier { kill(pid, sig) } }
+
+    /// Waits for the server process to exit; returns its status.
+    func waitForServerExit(timeout: Double = 30) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while server?.isRunning == true && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        return server?.isRunning == false ? server?.terminationStatus : nil
+    }
+
+    func stop() {
+        if let server, server.isRunning {
+            kill(server.processIdentifier, SIGTERM)
+            if waitForServerExit(timeout: 25) == nil { kill(server.processIdentifier, SIGKILL) }
+        }
+        if let nginx, nginx.isRunning {
+            kill(nginx.processIdentifier, SIGQUIT)
+            nginx.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    // MARK: HTTP
+
+    struct Response {
+        var status: Int
+        var headers: [String: String]
+        var body: Data
+        var json: [String: Any]? { try? JSONSerialization.jsonObject(with: body) as? [String: Any] }
+        func header(_ name: String) -> String? {
+            headers.first { $0.key.lowercased() == name.lowercased() }?.value
+        }
+    }
+
+    func request(_ method: String, _ path: String, body: Data? = nil, contentType: String? = nil) async throws -> Response {
+        var req = URLRequest(url: URL(string: baseURL + path)!)
+        req.httpMethod = method
+        req.timeoutInterval = 60
+        if let contentType { req.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        req.httpBody = body
+        let config = URLSessionConfiguration.ephemeral
+        config.httpMaximumConnectionsPerHost = 64
+        let session = URLSession(configuration: config)
+        defer { session.finishTasksAndInvalidate() }
+        let (data, response) = try await session.data(for: req)
+        let http = response as! HTTPURLResponse
+        var headers: [String: String] = [:]
+        for (k, v) in http.allHeaderFields { headers["\(k)"] = "\(v)" }
+        return Response(status: http.statusCode, headers: headers, body: data)
+    }
+
+    /// Blocking variant for set-up and polling code. Uses a completion handler, not Swift concurrency,
+    /// so waiting never ties up a thread of the cooperative pool.
+    func syncRequest(_ method: String, _ path: String) throws -> Response {
+        var req = URLRequest(url: URL(string: baseURL + path)!)
+        req.httpMethod = method
+        req.timeoutInterval = 30
+        let box = ResultBox()
+        let semaphore = DispatchSemaphore(value: 0)
+        let session = URLSession(configuration: .ephemeral)
+        defer { session.finishTasksAndInvalidate() }
+        session.dataTask(with: req) { data, response, error in
+            if let http = response as? HTTPURLResponse {
+                var headers: [String: String] = [:]
+                for (k, v) in http.allHeaderFields { headers["\(k)"] = "\(v)" }
+                box.result = .success(Response(status: http.statusCode, headers: headers, body: data ?? Data()))
+            } else {
+                box.result = .failure(error ?? StackError("no response"))
+            }
+            semaphore.signal()
+        }.resume()
+        semaphore.wait()
+        return try box.result!.get()
+    }
+
+    func upload(image: Data, filename: String = "scan.jpg", fields: [String: String] = ["patient_id": "P-TEST-1"],
+                imageField: String = "image") async throws -> Response {
+        let (body, type) = Multipart.body(fields: fields, files: [(imageField, filename, image)])
+        return try await request("POST", "/api/analyses", body: body, contentType: type)
+    }
+
+    func status() throws -> [String: Any] {
+        try #require(try syncRequest("GET", "/api/status").json)
+    }
+
+    /// Workers of a pool from the status page: (pid, state).
+    func workers(_ pool: String) throws -> [(pid: Int32, state: String)] {
+        let pools = try #require(try status()["pools"] as? [String: Any])
+        let snapshot = try #require((pools[pool] as? [String: Any])?["snapshot"] as? [String: Any])
+        let workers = try #require(snapshot["workers"] as? [[String: Any]])
+        return workers.map { (Int32($0["pid"] as! Int), $0["state"] as! String) }
+    }
+
+    func poolNumber(_ pool: String, _ key: String) throws -> Int {
+        let pools = try #require(try status()["pools"] as? [String: Any])
+        let snapshot = try #require((pools[pool] as? [String: Any])?["snapshot"] as? [String: Any])
+        return try #require(snapshot[key] as? Int)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                guard bind(fd, p, len) == 0 else { return -1 }
+                return getsockname(fd, p, &len)
+            }
+        }
+        guard bound == 0 else { throw StackError("no free port") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+final class ResultBox: @unchecked Sendable { var result: Result<Stack.Response, Error>? }
+
+struct StackError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+enum Multipart {
+    static func body(fields: [String: String], files: [(String, String, Data)], boundary: String = "mediscope-\(UUID().uuidString)") -> (Data, String) {
+        var body = Data()
+        for (name, value) in fields.sorted(by: { $0.key < $1.key }) {
+            body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8))
+        }
+        for (name, filename, data) in files {
+            body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"; filename=\"\(filename)\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8))
+            body.append(data)
+            body.append(Data("\r\n".utf8))
+        }
+        body.append(Data("--\(boundary)--\r\n".utf8))
+        return (body, "multipart/form-data; boundary=\(boundary)")
+    }
+}
+
+/// Test scans made by the same script the parity tests use (written by `make reference`).
+enum Scans {
+    static let folder = Stack.root.appendingPathComponent("Tests/Artifacts/reference/scans")
+    static func data(_ name: String) throws -> Data {
+        let url = folder.appendingPathComponent(name)
+        guard let d = try? Data(contentsOf: url) else {
+            throw StackError("\(url.path) is missing: run `make test` (it makes the test scans first)")
+        }
+        return d
+    }
+    static var jpeg: Data { get throws { try data("scan_baseline.jpg") } }
+    static var png: Data { get throws { try data("scan_rgb.png") } }
+}
