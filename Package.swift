@@ -13,7 +13,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
     ],
     targets: [
@@ -55,7 +54,6 @@ let package = Package(
             name: "MediscopeApp",
             dependencies: [
                 "MediscopeServer", "MediscopeInference", "MediscopeStore",
-                .product(name: "MultipartKit", package: "multipart-kit"),
                 .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
@@ -82,6 +80,10 @@ let package = Package(
         .testTarget(
             name: "MediscopeStoreTests",
             dependencies: ["MediscopeStore"]
+        ),
+        .testTarget(
+            name: "MediscopeAppTests",
+            dependencies: ["MediscopeApp", "MediscopeServer"]
         ),
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(

@@ -8,6 +8,8 @@ public struct AppConfig: Sendable {
     public var varDirectory: String
     public var manifestPath: String
     public var logFile: String?
+    /// The master's pid, for logrotate and service managers.
+    public var pidFile: String
     public var bodyLimitBytes: Int
     public var maxImagePixels: Int
     public var torchThreads: Int
@@ -24,7 +26,8 @@ public struct AppConfig: Sendable {
             guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw ServerError("configuration file \(file) must hold a JSON object")
             }
-            flatten(object, prefix: [], into: &values)
+            // Both providers are read through the "mediscope" scope (MEDISCOPE_* in the environment).
+            flatten(object, prefix: ["mediscope"], into: &values)
         }
         let reader = ConfigReader(providers: [
             EnvironmentVariablesProvider(environmentVariables: environment),
@@ -38,6 +41,7 @@ public struct AppConfig: Sendable {
         varDirectory = reader.string(forKey: "var", default: "var")
         manifestPath = reader.string(forKey: "manifest", default: "models/manifest.json")
         logFile = reader.string(forKey: "log.file")
+        pidFile = reader.string(forKey: "pid.file", default: varDirectory + "/run/mediscope.pid")
         bodyLimitBytes = reader.int(forKey: "body.limit.bytes", default: 20 << 20)
         maxImagePixels = reader.int(forKey: "image.max.pixels", default: 50_000_000)
         torchThreads = reader.int(forKey: "torch.threads", default: 1)

@@ -27,7 +27,9 @@ struct Serve: ParsableCommand {
             log.info("pool_listening", ["pool": .token(.init(pool.name)), "listen": .token(.init(pool.listen.description)),
                                         "workers": .int(pool.workers)])
         }
+        try "\(getpid())\n".write(toFile: settings.pidFile, atomically: true, encoding: .utf8)
         let status = manager.run()
+        try? FileManager.default.removeItem(atPath: settings.pidFile)
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -1,0 +1,83 @@
+import Foundation
+import MediscopeServer
+import Testing
+@testable import MediscopeApp
+
+@Suite struct AppConfigTests {
+    static let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("deploy/mediscope.example.json").path
+
+    @Test func exampleFileIsReadAndEnvironmentWins() throws {
+        let c = try AppConfig.load(file: Self.example, environment: ["MEDISCOPE_POOLS_INFERENCE_WORKERS": "3"])
+        #expect(c.varDirectory == "/var/lib/mediscope")
+        #expect(c.pidFile == "/run/mediscope/mediscope.pid")
+        let inference = c.processManager.pools[0]
+        #expect(inference.name == "inference" && inference.workers == 3)
+        #expect(inference.listen == .unix(path: "/run/mediscope/inference.sock"))
+        #expect(inference.maxRequests == 1000 && inference.memoryLimitMB == 700 && inference.slowRequestSeconds == 2)
+        #expect(c.processManager.pools[1].slowRequestSeconds == 0.5)
+        #expect(c.processManager.socketMode == 0o660 && c.processManager.socketGroup == "www-data")
+    }
+
+    @Test func defaultsNeedNoFile() throws {
+        let c = try AppConfig.load(file: nil, environment: ["MEDISCOPE_VAR": "/tmp/x"])
+        #expect(c.processManager.pools.map(\.name) == ["inference", "io"])
+        #expect(c.processManager.pools[0].listen == .unix(path: "/tmp/x/run/inference.sock"))
+        #expect(c.processManager.pools[0].workers == ProcessInfo.processInfo.activeProcessorCount)
+        #expect(c.bodyLimitBytes == 20 << 20)
+    }
+
+    @Test(arguments: [
+        ["MEDISCOPE_POOLS_IO_LISTEN": "udp:1"], ["MEDISCOPE_POOLS_IO_WORKERS": "0"], ["MEDISCOPE_SOCKET_MODE": "rw"],
+    ])
+    func invalidSettingsAreRefused(env: [String: String]) {
+        #expect(throws: (any Error).self) { try AppConfig.load(file: nil, environment: env) }
+    }
+
+    @Test func tcpListenParses() {
+        #expect(ListenAddress("tcp:127.0.0.1:9000") == .tcp(host: "127.0.0.1", port: 9000))
+        #expect(ListenAddress("tcp:127.0.0.1:0") == nil)
+        #expect(AppConfig.splitKey("maxRequests") == ["max", "requests"])
+        #expect(AppConfig.splitKey("memory_limit_mb") == ["memory", "limit", "mb"])
+    }
+}
+
+@Suite struct RouterTests {
+    func router() -> Router {
+        var r = Router()
+        r.add("GET", "/api/a/{id}/heatmaps/{result}.webp") { _, p in .text("\(p["id"])|\(p["result"])") }
+        r.add("DELETE", "/api/a/{id}") { _, _ in .noContent }
+        r.add("GET", "/api/fail") { _, _ throws(Problem) in throw Problem(status: 422, detail: "nope") }
+        return r
+    }
+
+    @Test func matchesParametersWithSuffixes() {
+        let r = router().handle(HTTPRequest(method: "GET", path: "/api/a/X1/heatmaps/tumor-presence.webp"))
+        #expect(r.status == 200 && String(decoding: r.body, as: UTF8.self) == "X1|tumor-presence")
+        #expect(router().handle(HTTPRequest(method: "GET", path: "/api/a/X1/heatmaps/.webp")).status == 404)
+        #expect(router().handle(HTTPRequest(method: "GET", path: "/api/a/X1/heatmaps/x.png")).status == 404)
+    }
+
+    @Test func wrongMethodIs405WithAllow() {
+        let r = router().handle(HTTPRequest(method: "PUT", path: "/api/a/X1"))
+        #expect(r.status == 405 && r.header("Allow") == "DELETE")
+    }
+
+    @Test func problemsBecomeProblemJSONAndHeadDropsTheBody() throws {
+        let r = router().handle(HTTPRequest(method: "GET", path: "/api/fail"))
+        #expect(r.status == 422 && r.header("Content-Type") == "application/problem+json")
+        let json = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
+        #expect(json?["detail"] as? String == "nope" && json?["title"] as? String == "Unprocessable Content")
+        let head = router().handle(HTTPRequest(method: "HEAD", path: "/api/a/X1/heatmaps/r.webp"))
+        #expect(head.status == 200 && head.body.isEmpty)
+    }
+
+    @Test func statusAndMetricsAreForLoopbackOnly() {
+        #expect(throws: Problem.self) { try API.requireOperator(HTTPRequest(method: "GET", path: "/api/status", remoteAddress: "10.1.2.3")) }
+        #expect(throws: Never.self) { try API.requireOperator(HTTPRequest(method: "GET", path: "/api/status", remoteAddress: "127.0.0.1")) }
+    }
+
+    @Test func queryStringsDecode() {
+        #expect(HTTPRequest.parseQuery("patient_id=P%2D1+x&limit=5&flag") == ["patient_id": "P-1 x", "limit": "5", "flag": ""])
+    }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `make run`: the FastCGI pools and an unprivileged nginx on 127.0.0.1:${PORT:-8080}, state under var/.
+# Nothing is written to /etc. Ctrl-C (or TERM) stops both cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VAR=${VAR:-$ROOT/var}
+PORT=${PORT:-8080}
+BIN=${BIN:-$ROOT/.build/release/mediscope}
+mkdir -p "$VAR/nginx" "$VAR/run" "$VAR/log"
+
+ROOT="$ROOT" VAR="$VAR" LISTEN="127.0.0.1:$PORT" BODY_LIMIT="${BODY_LIMIT:-20m}" \
+  ERROR_LOG="$VAR/log/nginx-error.log" ACCESS_LOG="$VAR/log/nginx-access.log" \
+  bash deploy/render-nginx.sh nginx/local.conf.template "$VAR/nginx/nginx.conf" >/dev/null
+
+# nginx's workers run as nobody when started by root, so the sockets must be open to them.
+export MEDISCOPE_VAR="$VAR" MEDISCOPE_SOCKET_MODE="${MEDISCOPE_SOCKET_MODE:-0666}"
+export MEDISCOPE_LOG_FILE="${MEDISCOPE_LOG_FILE:-$VAR/log/mediscope.log}"
+config_args=()
+[ -f "$ROOT/mediscope.json" ] && config_args=(--config "$ROOT/mediscope.json")
+
+"$BIN" serve "${config_args[@]}" &
+server=$!
+nginx -c "$VAR/nginx/nginx.conf" -p "$VAR/nginx" -e "$VAR/log/nginx-error.log" -g 'daemon off;' &
+nginx_pid=$!
+
+stop() {
+  trap - INT TERM
+  echo
+  echo "mediscope: stopping"
+  kill -TERM "$server" 2>/dev/null || true
+  kill -QUIT "$nginx_pid" 2>/dev/null || true
+  wait "$server" "$nginx_pid" 2>/dev/null || true
+  exit 0
+}
+trap stop INT TERM
+
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/health" 2>/dev/null && break
+  sleep 0.1
+done
+if ! curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/health"; then
+  echo "mediscope: the stack did not come up; see $VAR/log/" >&2
+  stop
+fi
+cat <<MSG
+Mediscope is running at http://127.0.0.1:$PORT/
+  analyse a scan:  curl -F image=@scan.jpg -F patient_id=P-001 http://127.0.0.1:$PORT/api/analyses
+  pool status:     curl http://127.0.0.1:$PORT/api/status
+  logs:            $VAR/log/   (kill -USR1 $server reopens them)
+  reload:          kill -HUP $server
+Press Ctrl-C to stop.
+MSG
+wait "$server"
+stop
