@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
     ],
     targets: [
         // C++ shim over libtorch; include/ctorch.h is its whole (plain C) API.
@@ -53,8 +55,22 @@ let package = Package(
         .target(
             name: "MediscopeApp",
             dependencies: [
-                "MediscopeServer", "MediscopeInference", "MediscopeStore",
+                "MediscopeServer", "MediscopeInference", "MediscopeStore", "MediscopeAuth",
                 .product(name: "Configuration", package: "swift-configuration"),
+            ]
+        ),
+        // Debian's libargon2 (argon2id password hashes).
+        .systemLibrary(name: "CArgon2", path: "Sources/CArgon2"),
+        // libcurl behind a tiny C wrapper (fetching Google's token certificates).
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(
+            name: "MediscopeAuth",
+            dependencies: [
+                "CArgon2", "CCurl",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
             ]
         ),
         .executableTarget(
@@ -63,6 +79,7 @@ let package = Package(
                 "MediscopeInference",
                 "MediscopeApp",
                 "MediscopeServer",
+                "MediscopeAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -81,6 +98,25 @@ let package = Package(
             name: "MediscopeStoreTests",
             dependencies: ["MediscopeStore"]
         ),
+        // Test-only: a local certificate server and token signer shared by the auth and integration tests.
+        .target(
+            name: "FirebaseTestKit",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            path: "Tests/FirebaseTestKit"
+        ),
+        .testTarget(
+            name: "MediscopeAuthTests",
+            dependencies: [
+                "MediscopeAuth", "FirebaseTestKit",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
+        ),
         .testTarget(
             name: "MediscopeAppTests",
             dependencies: ["MediscopeApp", "MediscopeServer"]
@@ -88,7 +124,12 @@ let package = Package(
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: []
+            dependencies: [
+                "MediscopeApp", "FirebaseTestKit",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
         ),
         .testTarget(
             name: "MediscopeInferenceTests",

@@ -8,6 +8,8 @@ PACKAGES=(
   libtorch-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libfcgi-dev libcurl4-openssl-dev libsqlite3-dev
   # the store tests race a real sqlite3 process for the write lock
   sqlite3
+  # password hashing (argon2id)
+  libargon2-dev
   # model tooling: Debian's torch matches libtorch 1.13.1 exactly
   python3 python3-venv python3-torch python3-torchvision
   # serving and integration tests

@@ -1,132 +1,86 @@
 import Foundation
+import MediscopeAuth
 import MediscopeImaging
 import MediscopeInference
 import MediscopeServer
 import MediscopeStore
 
-/// The state one worker process serves requests from. Workers are single-threaded.
-final class Services: @unchecked Sendable {
-    let config: AppConfig
-    let server: ServerContext
-    let pool: PoolRuntime
-    let slot: Int
-    private var openedStore: AnalysisStore?
-    private var openedPipeline: AnalysisPipeline?
-    private var manifestError: ModelError?
-
-    init(config: AppConfig, server: ServerContext, pool: PoolRuntime, slot: Int) {
-        self.config = config
-        self.server = server
-        self.pool = pool
-        self.slot = slot
-    }
-
-    /// Organisation of the caller. Accounts (a later issue) replace this with the signed-in user's.
-    func organization(for request: HTTPRequest) -> String { "default" }
-
-    func store() throws(Problem) -> AnalysisStore {
-        if let openedStore { return openedStore }
-        do {
-            let store = try SQLiteAnalysisStore(directory: URL(fileURLWithPath: config.storeDirectory))
-            openedStore = store
-            return store
-        } catch {
-            server.log.error("store_unavailable", ["kind": .token(.init(error.kind.rawValue))])
-            throw Problem(status: 503, detail: "the result store is unavailable", retryAfter: 5)
-        }
-    }
-
-    func manifest() throws(ModelError) -> ModelManifest {
-        try ModelManifest.load(from: URL(fileURLWithPath: config.manifestPath))
-    }
-
-    /// The analysis pipeline; its models load on the first analysis, never before.
-    func pipeline() throws(Problem) -> AnalysisPipeline {
-        if let openedPipeline { return openedPipeline }
-        do {
-            var options = PipelineOptions()
-            options.limits = ImageLimits(maxPixels: config.maxImagePixels)
-            options.overlayFormat = .webp
-            TorchThreads.set(config.torchThreads)
-            let pipeline = AnalysisPipeline(manifest: try manifest(), options: options)
-            openedPipeline = pipeline
-            return pipeline
-        } catch {
-            server.log.error("manifest_invalid", ["kind": .token(.init(error.kind.rawValue))])
-            throw Problem(status: 503, detail: "the models are not available: \(error.message)", retryAfter: 30)
-        }
-    }
-
-    func publishLoadedModels() {
-        guard let openedPipeline else { return }
-        var mask: Int64 = 0
-        for (i, model) in openedPipeline.manifest.models.enumerated() where openedPipeline.loadedModelIDs.contains(model.id) {
-            mask |= 1 << Int64(i)
-        }
-        server.scoreboard.setLoadedModels(slot: slot, mask: mask)
-    }
-}
-
 /// Routes of DESIGN section 4.
-enum API {
-    static func router(_ s: Services) -> Router {
-        var r = Router()
-        r.add("POST", "/api/analyses") { req, _ throws(Problem) in try createAnalysis(s, req) }
-        r.add("GET", "/api/analyses") { req, _ throws(Problem) in try listAnalyses(s, req) }
-        r.add("GET", "/api/analyses/{id}") { req, p throws(Problem) in
-            .json(AnalysisBody(try record(s, req, p["id"])))
-        }
-        r.add("DELETE", "/api/analyses/{id}") { req, p throws(Problem) in
+public enum API {
+    /// Every route, who may call it and what the audit log calls it. The access test walks this table.
+    static let specs: [RouteSpec] = analysisRoutes + AccountAPI.routes + [
+        RouteSpec(method: "GET", pattern: "/api/models", access: .signedIn, audit: nil) { s, _, _, _ throws(Problem) in try models(s) },
+        RouteSpec(method: "GET", pattern: "/api/health", access: .everyone, audit: nil) { _, _, _, _ throws(Problem) in
+            .json(["status": "ok"])
+        },
+        RouteSpec(method: "GET", pattern: "/api/ready", access: .everyone, audit: nil) { s, _, _, _ throws(Problem) in ready(s) },
+        RouteSpec(method: "GET", pattern: "/api/status", access: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
+            .json(Status.report(s.server), headers: [("Cache-Control", "no-store")])
+        },
+        RouteSpec(method: "GET", pattern: "/api/metrics", access: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
+            .text(Status.prometheus(s.server), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        },
+    ]
+
+    static let analysisRoutes: [RouteSpec] = [
+        RouteSpec(method: "POST", pattern: "/api/analyses", access: .clinical, audit: "analysis.create") { s, req, _, c throws(Problem) in
+            try createAnalysis(s, req, c!.user)
+        },
+        RouteSpec(method: "GET", pattern: "/api/analyses", access: .clinical, audit: "analysis.list") { s, req, _, c throws(Problem) in
+            try listAnalyses(s, req, c!.user)
+        },
+        RouteSpec(method: "GET", pattern: "/api/analyses/{id}", access: .clinical, audit: "analysis.view") { s, _, p, c throws(Problem) in
+            .json(AnalysisBody(try record(s, c!.user, p["id"])), headers: [("Cache-Control", "no-store")])
+        },
+        RouteSpec(method: "DELETE", pattern: "/api/analyses/{id}", access: .clinical, audit: "analysis.delete") { s, _, p, c throws(Problem) in
             guard validID(p["id"]) else { throw Problem.notFound("no analysis \(p["id"].prefix(40))") }
             let deleted: Bool
-            do { deleted = try s.store().delete(id: p["id"], organizationId: s.organization(for: req)) } catch {
+            do { deleted = try s.store().delete(id: p["id"], organizationId: c!.user.organizationId) } catch {
                 throw storeProblem(s, error)
             }
             guard deleted else { throw Problem.notFound("no analysis \(p["id"])") }
             s.server.log.info("analysis_deleted", ["analysis": .token(.init(p["id"]))])
             return .noContent
-        }
-        r.add("GET", "/api/analyses/{id}/scan.jpg") { req, p throws(Problem) in
-            let rec = try record(s, req, p["id"])
-            return try image(s, rec.scan)
-        }
-        r.add("GET", "/api/analyses/{id}/heatmaps/{result}.webp") { req, p throws(Problem) in
-            let rec = try record(s, req, p["id"])
+        },
+        RouteSpec(method: "GET", pattern: "/api/analyses/{id}/scan.jpg", access: .clinical, audit: "analysis.image") { s, _, p, c throws(Problem) in
+            try image(s, try record(s, c!.user, p["id"]).scan)
+        },
+        RouteSpec(method: "GET", pattern: "/api/analyses/{id}/heatmaps/{result}.webp", access: .clinical, audit: "analysis.image") {
+            s, _, p, c throws(Problem) in
+            let rec = try record(s, c!.user, p["id"])
             guard let result = rec.results.first(where: { $0.id == p["result"] }) else {
                 throw Problem.notFound("analysis \(rec.id) has no result \(p["result"].prefix(64))")
             }
             return try image(s, result.heatmap)
-        }
-        r.add("GET", "/analyses/{id}/report") { _, _ throws(Problem) in
+        },
+        RouteSpec(method: "GET", pattern: "/analyses/{id}/report", access: .clinical, audit: "analysis.report") { _, _, _, _ throws(Problem) in
             throw Problem(status: 501, detail: "the printable report is not available yet")
-        }
-        r.add("GET", "/api/models") { _, _ throws(Problem) in try models(s) }
-        r.add("GET", "/api/health") { _, _ throws(Problem) in .json(["status": "ok"]) }
-        r.add("GET", "/api/ready") { _, _ throws(Problem) in ready(s) }
-        r.add("GET", "/api/status") { req, _ throws(Problem) in
-            try requireOperator(req)
-            return .json(Status.report(s.server), headers: [("Cache-Control", "no-store")])
-        }
-        r.add("GET", "/api/metrics") { req, _ throws(Problem) in
-            try requireOperator(req)
-            return .text(Status.prometheus(s.server), contentType: "text/plain; version=0.0.4; charset=utf-8")
-        }
-        return r
+        },
+    ]
+
+    /// "METHOD pattern" of every route, for the access-table test.
+    public static var routeSignatures: [String] { specs.map { "\($0.method) \($0.pattern)" } }
+    public static var routeAccess: [String: Access] {
+        Dictionary(uniqueKeysWithValues: specs.map { ("\($0.method) \($0.pattern)", $0.access) })
     }
 
-    /// Status and metrics: loopback only until accounts bring an admin role.
-    static func requireOperator(_ req: HTTPRequest) throws(Problem) {
-        guard req.isLoopback else { throw Problem(status: 403, detail: "status and metrics are served to loopback clients only") }
+    static func router(_ s: Services) -> Router {
+        var r = Router()
+        for spec in specs {
+            r.add(spec.method, spec.pattern) { req, p throws(Problem) in Guard.run(s, spec, req, p) }
+        }
+        return r
     }
 
     static func validID(_ id: String) -> Bool {
         id.count == 26 && id.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || ("A"..."Z").contains($0) }
     }
 
-    static func record(_ s: Services, _ req: HTTPRequest, _ id: String) throws(Problem) -> AnalysisRecord {
+    /// A record of the caller's organisation; another organisation's is "not found", never "forbidden".
+    static func record(_ s: Services, _ user: User, _ id: String) throws(Problem) -> AnalysisRecord {
         guard validID(id) else { throw Problem.notFound("no analysis \(id.prefix(40))") }
         let found: AnalysisRecord?
-        do { found = try s.store().get(id: id, organizationId: s.organization(for: req)) } catch {
+        do { found = try s.store().get(id: id, organizationId: user.organizationId) } catch {
             throw storeProblem(s, error)
         }
         guard let found else { throw Problem.notFound("no analysis \(id)") }
@@ -152,8 +106,8 @@ enum API {
         return HTTPResponse(status: 200, headers: [("X-Accel-Redirect", AppConfig.internalBlobPrefix + path.dropFirst(root.count))])
     }
 
-    static func listAnalyses(_ s: Services, _ req: HTTPRequest) throws(Problem) -> HTTPResponse {
-        var query = AnalysisQuery(organizationId: s.organization(for: req))
+    static func listAnalyses(_ s: Services, _ req: HTTPRequest, _ user: User) throws(Problem) -> HTTPResponse {
+        var query = AnalysisQuery(organizationId: user.organizationId)
         if let limit = req.query["limit"] {
             guard let n = Int(limit), (1...100).contains(n) else { throw Problem.badRequest("`limit` must be 1 to 100") }
             query.limit = n
@@ -174,7 +128,7 @@ enum API {
                      headers: [("Cache-Control", "no-store")])
     }
 
-    static func createAnalysis(_ s: Services, _ req: HTTPRequest) throws(Problem) -> HTTPResponse {
+    static func createAnalysis(_ s: Services, _ req: HTTPRequest, _ user: User) throws(Problem) -> HTTPResponse {
         let form = try MultipartForm.parse(contentType: req.header("content-type"), body: req.body)
         guard let imagePart = form.first("image") else {
             throw Problem.badRequest("the form has no `image` field (a JPEG or PNG file)")
@@ -220,7 +174,7 @@ enum API {
         }
         let t = analysis.timings
         let new = NewAnalysis(
-            organizationId: s.organization(for: req), createdBy: nil, patient: patient,
+            organizationId: user.organizationId, createdBy: user.id, patient: patient,
             imageWidth: analysis.imageWidth, imageHeight: analysis.imageHeight, scan: scanBlob.ref, results: results,
             timingsMs: ["decode": t.decode, "preprocess": t.preprocess, "forward": t.forward, "gradCAM": t.gradCAM,
                         "encode": t.encode, "modelLoad": t.modelLoad],

@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import MediscopeAuth
 import MediscopeServer
 
 /// Everything `mediscope serve` can be told, from a JSON file overridden by MEDISCOPE_* environment
@@ -14,6 +15,10 @@ public struct AppConfig: Sendable {
     public var maxImagePixels: Int
     public var torchThreads: Int
     public var processManager: ProcessManagerConfig
+    /// Firebase sign-in is on when a project id is configured.
+    public var firebaseProjectId: String?
+    public var firebaseCertificatesURL: String
+    public var accountPolicy: AccountPolicy
 
     public var storeDirectory: String { varDirectory + "/store" }
     /// nginx serves stored images from here through X-Accel-Redirect (see nginx/).
@@ -45,6 +50,18 @@ public struct AppConfig: Sendable {
         bodyLimitBytes = reader.int(forKey: "body.limit.bytes", default: 20 << 20)
         maxImagePixels = reader.int(forKey: "image.max.pixels", default: 50_000_000)
         torchThreads = reader.int(forKey: "torch.threads", default: 1)
+        firebaseProjectId = reader.string(forKey: "firebase.project.id")
+        firebaseCertificatesURL = reader.string(
+            forKey: "firebase.certificates.url",
+            default: "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com")
+        guard URL(string: firebaseCertificatesURL)?.scheme != nil else { throw ServerError("firebase.certificates.url is not a URL") }
+        var policy = AccountPolicy()
+        policy.sessionIdleSeconds = reader.double(forKey: "session.idle.seconds", default: policy.sessionIdleSeconds)
+        policy.sessionAbsoluteSeconds = reader.double(forKey: "session.absolute.seconds", default: policy.sessionAbsoluteSeconds)
+        policy.maxFailuresPerAccount = reader.int(forKey: "signin.max.failures.per.account", default: policy.maxFailuresPerAccount)
+        policy.maxFailuresPerAddress = reader.int(forKey: "signin.max.failures.per.address", default: policy.maxFailuresPerAddress)
+        policy.failureWindowSeconds = reader.double(forKey: "signin.failure.window.seconds", default: policy.failureWindowSeconds)
+        accountPolicy = policy
 
         let varDirectory = self.varDirectory
         func pool(_ name: String, workers: Int, backlog: Int, memoryMB: Int, timeout: Double, slow: Double) throws -> PoolConfig {

@@ -87,7 +87,7 @@ func makeRequest(params: [String: String], body: [UInt8]) -> HTTPRequest {
     if let type = params["CONTENT_TYPE"], !type.isEmpty { headers["content-type"] = type }
     if let length = params["CONTENT_LENGTH"], !length.isEmpty { headers["content-length"] = length }
     let uri = params["DOCUMENT_URI"] ?? params["REQUEST_URI"].map { String($0.split(separator: "?", maxSplits: 1).first ?? "") } ?? "/"
-    return HTTPRequest(
+    var request = HTTPRequest(
         method: params["REQUEST_METHOD"] ?? "GET",
         path: uri.isEmpty ? "/" : uri,
         query: HTTPRequest.parseQuery(params["QUERY_STRING"] ?? ""),
@@ -95,4 +95,13 @@ func makeRequest(params: [String: String], body: [UInt8]) -> HTTPRequest {
         body: body,
         remoteAddress: params["REMOTE_ADDR"] ?? "",
         isTLS: (params["HTTPS"] ?? "").lowercased() == "on")
+    // Debian's fastcgi_params send HTTP_HOST as $host, without the port: rebuild the origin from SERVER_PORT.
+    if let host = headers["host"], !host.isEmpty {
+        let scheme = request.isTLS ? "https" : "http"
+        let port = params["SERVER_PORT"] ?? ""
+        let defaultPort = request.isTLS ? "443" : "80"
+        let hostHasPort = host.hasPrefix("[") ? host.contains("]:") : host.contains(":")
+        request.ownOrigin = "\(scheme)://\(host)" + (port.isEmpty || port == defaultPort || hostHasPort ? "" : ":\(port)")
+    }
+    return request
 }

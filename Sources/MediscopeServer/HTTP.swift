@@ -11,11 +11,14 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     public var remoteAddress: String
     public var isTLS: Bool
+    /// This site's own origin (scheme://host[:port]) as nginx received the request, for Origin checks.
+    public var ownOrigin: String?
 
     public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
                 body: [UInt8] = [], remoteAddress: String = "127.0.0.1", isTLS: Bool = false) {
         self.method = method; self.path = path; self.query = query; self.headers = headers
         self.body = body; self.remoteAddress = remoteAddress; self.isTLS = isTLS
+        ownOrigin = headers["host"].map { (isTLS ? "https://" : "http://") + $0 }
     }
 
     public func header(_ name: String) -> String? { headers[name.lowercased()] }

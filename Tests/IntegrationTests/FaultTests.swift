@@ -189,6 +189,30 @@ import Testing
         #expect(reopened)
     }
 
+    @Test func workersCrashingInALoopStopTheMaster() async throws {
+        let stack = try Stack(settings: ["CRASH_LIMIT": "3"])
+        defer { stack.stop() }
+        var killed = Set<Int32>()
+        for _ in 0..<200 where killed.count < 4 {
+            if let w = try? stack.workers("inference").first, !killed.contains(w.pid), w.state == "idle" {
+                kill(w.pid, SIGKILL)
+                killed.insert(w.pid)
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        #expect(killed.count == 4)
+        let status = stack.waitForServerExit(timeout: 10)
+        #expect(status == 1, "the master gives up after more than crash.limit crashes in a minute")
+    }
+
+    @Test func theAppEnforcesItsOwnBodyLimitBehindNginx() async throws {
+        let stack = try Stack(settings: ["BODY_LIMIT_BYTES": "2000"])
+        defer { stack.stop() }
+        let r = try await stack.upload(image: try Scans.jpeg)
+        #expect(r.status == 413 && r.header("Content-Type")?.hasPrefix("application/problem+json") == true)
+        #expect(try await stack.request("GET", "/api/health").status == 200)
+    }
+
     @Test func workersDieWithTheMaster() async throws {
         let stack = try Stack()
         defer { stack.stop() }

@@ -18,6 +18,17 @@ final class Stack: @unchecked Sendable {
     private(set) var server: Process?
     private var nginx: Process?
     let environment: [String: String]
+    /// Credentials sent when a request names none: a clinician's API token, made at start-up.
+    var defaultAuth: Auth?
+
+    enum Auth {
+        case bearer(String)
+        /// Cookie session; `csrf` nil sends no X-CSRF-Token, `origin` nil sends no Origin.
+        case session(cookie: String, csrf: String?, origin: String?)
+        case none
+    }
+
+    static let password = "correct horse battery staple"
 
     /// `settings` are MEDISCOPE_* variables for the server, e.g. ["POOLS_INFERENCE_WORKERS": "1"].
     init(settings: [String: String] = [:], bodyLimit: String = "20m") throws {
@@ -57,7 +68,50 @@ final class Stack: @unchecked Sendable {
         nginx.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try nginx.run()
         self.nginx = nginx
-        try startServer()
+        do {
+            try startServer()
+            try addUser("clinician", role: "clinician")
+            let session = try syncSignIn("clinician")
+            defaultAuth = .bearer(try syncCreateToken(session))
+        } catch {
+            stop()  // a failed start must not leave nginx and the pool running
+            throw error
+        }
+    }
+
+    /// `mediscope user add`, the real command, on this stack's state folder.
+    func addUser(_ username: String, role: String, organization: String = "default") throws {
+        let p = Process()
+        p.executableURL = Self.executable
+        p.arguments = ["user", "add", username, "--role", role, "--organization", organization]
+        p.environment = environment
+        let input = Pipe()
+        p.standardInput = input
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        input.fileHandleForWriting.write(Data((Self.password + "\n").utf8))
+        try input.fileHandleForWriting.close()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw StackError("mediscope user add \(username) failed") }
+    }
+
+    /// Signs in through nginx; returns the session as a browser would hold it.
+    func syncSignIn(_ username: String, password: String = Stack.password) throws -> Auth {
+        let r = try syncRequest("POST", "/api/session", body: Data(#"{"username":"\#(username)","password":"\#(password)"}"#.utf8),
+                                contentType: "application/json")
+        guard r.status == 201, let csrf = r.json?["csrfToken"] as? String,
+              let cookie = r.header("Set-Cookie")?.split(separator: ";").first.map(String.init) else {
+            throw StackError("sign-in as \(username) failed: \(r.status)")
+        }
+        return .session(cookie: cookie, csrf: csrf, origin: baseURL)
+    }
+
+    func syncCreateToken(_ session: Auth) throws -> String {
+        let r = try syncRequest("POST", "/api/tokens", body: Data(#"{"name":"tests"}"#.utf8), contentType: "application/json", auth: session)
+        guard r.status == 201, let token = r.json?["token"] as? String else {
+            throw StackError("token creation failed: \(r.status) \(String(decoding: r.body, as: UTF8.self))")
+        }
+        return token
     }
 
     static var executable: URL {
@@ -122,11 +176,25 @@ final class Stack: @unchecked Sendable {
         }
     }
 
-    func request(_ method: String, _ path: String, body: Data? = nil, contentType: String? = nil) async throws -> Response {
+    func apply(_ auth: Auth?, to req: inout URLRequest) {
+        switch auth ?? defaultAuth ?? .none {
+        case .bearer(let token): req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        case .session(let cookie, let csrf, let origin):
+            req.setValue(cookie, forHTTPHeaderField: "Cookie")
+            if let csrf { req.setValue(csrf, forHTTPHeaderField: "X-CSRF-Token") }
+            if let origin { req.setValue(origin, forHTTPHeaderField: "Origin") }
+        case .none: break
+        }
+    }
+
+    func request(_ method: String, _ path: String, body: Data? = nil, contentType: String? = nil, auth: Auth? = nil,
+                 headers: [String: String] = [:]) async throws -> Response {
         var req = URLRequest(url: URL(string: baseURL + path)!)
         req.httpMethod = method
         req.timeoutInterval = 60
         if let contentType { req.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        apply(auth, to: &req)
+        for (k, v) in headers { req.setValue(v, forHTTPHeaderField: k) }
         req.httpBody = body
         let config = URLSessionConfiguration.ephemeral
         config.httpMaximumConnectionsPerHost = 64
@@ -141,10 +209,13 @@ final class Stack: @unchecked Sendable {
 
     /// Blocking variant for set-up and polling code. Uses a completion handler, not Swift concurrency,
     /// so waiting never ties up a thread of the cooperative pool.
-    func syncRequest(_ method: String, _ path: String) throws -> Response {
+    func syncRequest(_ method: String, _ path: String, body: Data? = nil, contentType: String? = nil, auth: Auth? = nil) throws -> Response {
         var req = URLRequest(url: URL(string: baseURL + path)!)
         req.httpMethod = method
         req.timeoutInterval = 30
+        req.httpBody = body
+        if let contentType { req.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        apply(auth, to: &req)
         let box = ResultBox()
         let semaphore = DispatchSemaphore(value: 0)
         let session = URLSession(configuration: .ephemeral)
@@ -164,9 +235,9 @@ final class Stack: @unchecked Sendable {
     }
 
     func upload(image: Data, filename: String = "scan.jpg", fields: [String: String] = ["patient_id": "P-TEST-1"],
-                imageField: String = "image") async throws -> Response {
+                imageField: String = "image", auth: Auth? = nil) async throws -> Response {
         let (body, type) = Multipart.body(fields: fields, files: [(imageField, filename, image)])
-        return try await request("POST", "/api/analyses", body: body, contentType: type)
+        return try await request("POST", "/api/analyses", body: body, contentType: type, auth: auth)
     }
 
     func status() throws -> [String: Any] {

@@ -1,5 +1,6 @@
 import Foundation
 import MediscopeServer
+import MediscopeAuth
 import Testing
 @testable import MediscopeApp
 
@@ -72,9 +73,23 @@ import Testing
         #expect(head.status == 200 && head.body.isEmpty)
     }
 
-    @Test func statusAndMetricsAreForLoopbackOnly() {
-        #expect(throws: Problem.self) { try API.requireOperator(HTTPRequest(method: "GET", path: "/api/status", remoteAddress: "10.1.2.3")) }
-        #expect(throws: Never.self) { try API.requireOperator(HTTPRequest(method: "GET", path: "/api/status", remoteAddress: "127.0.0.1")) }
+    @Test func statusAndMetricsAreForLoopbackOrAdmins() {
+        let remote = HTTPRequest(method: "GET", path: "/api/status", remoteAddress: "10.1.2.3")
+        #expect { try Guard.authorize(.operatorOrAdmin, nil, remote) } throws: { ($0 as? Problem)?.status == 401 }
+        #expect(throws: Never.self) { try Guard.authorize(.operatorOrAdmin, nil, HTTPRequest(method: "GET", path: "/", remoteAddress: "127.0.0.1")) }
+    }
+
+    @Test func clinicalRoutesRefuseAdminsAndAdminRoutesRefuseClinicians() {
+        let req = HTTPRequest(method: "GET", path: "/", remoteAddress: "10.1.2.3")
+        func caller(_ role: Role) -> Caller {
+            Caller(user: User(id: "U", username: "u", displayName: nil, role: role, organizationId: "o", disabled: false,
+                              createdAt: Date(), firebaseUID: nil), method: .firebase(uid: "x"))
+        }
+        #expect { try Guard.authorize(.clinical, caller(.admin), req) } throws: { ($0 as? Problem)?.status == 403 }
+        #expect { try Guard.authorize(.admin, caller(.clinician), req) } throws: { ($0 as? Problem)?.status == 403 }
+        #expect { try Guard.authorize(.signedIn, nil, req) } throws: { ($0 as? Problem)?.status == 401 }
+        #expect(throws: Never.self) { try Guard.authorize(.clinical, caller(.clinician), req) }
+        #expect(throws: Never.self) { try Guard.authorize(.operatorOrAdmin, caller(.admin), req) }
     }
 
     @Test func queryStringsDecode() {

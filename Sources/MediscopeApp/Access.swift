@@ -1,0 +1,192 @@
+import Foundation
+import MediscopeAuth
+import MediscopeServer
+
+/// Who may call a route.
+public enum Access: String, Sendable, CaseIterable {
+    /// Anyone (health, readiness, sign-in).
+    case everyone
+    /// Any signed-in user (their own session, tokens, the model list).
+    case signedIn
+    /// Patient data: clinicians only. Admins manage accounts and read the audit log but see no patients.
+    case clinical
+    /// Account management and the audit log.
+    case admin
+    /// Pool status and metrics: loopback clients, or an admin.
+    case operatorOrAdmin
+}
+
+/// The signed-in user of a request and how they proved it.
+struct Caller {
+    enum Method { case session(token: String, Session), token(APIToken), firebase(uid: String) }
+    let user: User
+    let method: Method
+
+    var usesCookie: Bool { if case .session = method { return true } else { return false } }
+}
+
+/// One route: pattern, who may call it, what the audit log calls it, and its handler.
+struct RouteSpec: Sendable {
+    typealias Handler = @Sendable (Services, HTTPRequest, PathParameters, Caller?) throws(Problem) -> HTTPResponse
+    let method: String
+    let pattern: String
+    let access: Access
+    /// Audit action for every call (patient data and account changes); nil for routes not audited here.
+    let audit: String?
+    let handler: Handler
+}
+
+enum Cookies {
+    static let session = "mediscope_session"
+    static let csrf = "mediscope_csrf"
+
+    static func parse(_ header: String?) -> [String: String] {
+        var cookies: [String: String] = [:]
+        for pair in (header ?? "").split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, cookies[parts[0]] == nil { cookies[parts[0]] = parts[1] }
+        }
+        return cookies
+    }
+
+    static func set(_ name: String, _ value: String, maxAge: Int, httpOnly: Bool, secure: Bool) -> (String, String) {
+        var cookie = "\(name)=\(value); Path=/; Max-Age=\(maxAge); SameSite=Strict"
+        if httpOnly { cookie += "; HttpOnly" }
+        if secure { cookie += "; Secure" }
+        return ("Set-Cookie", cookie)
+    }
+}
+
+enum Guard {
+    /// Authenticates, checks access and CSRF, runs the handler and writes the audit entry.
+    static func run(_ s: Services, _ spec: RouteSpec, _ req: HTTPRequest, _ p: PathParameters) -> HTTPResponse {
+        var caller: Caller?
+        let response: HTTPResponse
+        do {
+            caller = try authenticate(s, req)
+            try authorize(spec.access, caller, req)
+            if let caller, caller.usesCookie, !["GET", "HEAD", "OPTIONS"].contains(req.method) {
+                try checkCSRF(s, caller, req)
+            }
+            response = try spec.handler(s, req, p, caller)
+        } catch {
+            response = error.response
+        }
+        if let action = spec.audit {
+            let recordId = p.values["id"] ?? response.header("Location").map { String($0.split(separator: "/").last ?? "") }
+            let entry = AuditEntry(actorUserId: caller?.user.id, actorUsername: caller?.user.username,
+                                   organizationId: caller?.user.organizationId, action: action, recordId: recordId,
+                                   address: req.remoteAddress, outcome: outcome(response.status))
+            // No trace, no data: a request whose audit entry cannot be written is refused.
+            do { try s.accounts().audit(entry) } catch {
+                s.server.log.error("audit_write_failed", ["action": .token(.init(action))])
+                return Problem(status: 503, detail: "the audit log is unavailable", retryAfter: 5).response
+            }
+        }
+        return response
+    }
+
+    static func outcome(_ status: Int) -> String {
+        switch status {
+        case 200..<300: "success"
+        case 401, 403: "denied"
+        case 404: "not_found"
+        case 429: "throttled"
+        default: "failure"
+        }
+    }
+
+    static func authenticate(_ s: Services, _ req: HTTPRequest) throws(Problem) -> Caller? {
+        if let authorization = req.header("authorization") {
+            guard authorization.lowercased().hasPrefix("bearer ") else {
+                throw unauthorized("only Bearer authorization is accepted")
+            }
+            let credential = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            if credential.hasPrefix("msk_") {
+                guard let (token, user) = try accountsCall(s, { try $0.user(forToken: credential) }) else {
+                    throw unauthorized("the API token is not valid")
+                }
+                return Caller(user: user, method: .token(token))
+            }
+            return try firebaseCaller(s, credential)
+        }
+        if let token = Cookies.parse(req.header("cookie"))[Cookies.session] {
+            guard let (session, user) = try accountsCall(s, { try $0.session(token: token) }) else {
+                throw unauthorized("the session has ended; sign in again")
+            }
+            return Caller(user: user, method: .session(token: token, session))
+        }
+        return nil
+    }
+
+    static func authorize(_ access: Access, _ caller: Caller?, _ req: HTTPRequest) throws(Problem) {
+        switch access {
+        case .everyone:
+            return
+        case .operatorOrAdmin:
+            if req.isLoopback || caller?.user.role == .admin { return }
+            if caller == nil { throw unauthorized("sign in as an admin") }
+            throw Problem(status: 403, detail: "status and metrics are for admins and loopback clients")
+        case .signedIn, .clinical, .admin:
+            guard let caller else { throw unauthorized("sign in first") }
+            if access == .clinical && caller.user.role != .clinician {
+                throw Problem(status: 403, detail: "patient data is for clinicians")
+            }
+            if access == .admin && caller.user.role != .admin {
+                throw Problem(status: 403, detail: "this needs the admin role")
+            }
+        }
+    }
+
+    /// Cookie-authenticated unsafe requests need our own Origin and the session's CSRF token.
+    static func checkCSRF(_ s: Services, _ caller: Caller, _ req: HTTPRequest) throws(Problem) {
+        guard case .session(_, let session) = caller.method else { return }
+        guard let origin = req.header("origin"), origin == expectedOrigin(req) else {
+            throw Problem(status: 403, detail: "cross-site request refused (Origin does not match)")
+        }
+        guard let token = req.header("x-csrf-token"), try accountsCall(s, { $0.verifyCSRF(session: session, token: token) }) else {
+            throw Problem(status: 403, detail: "missing or wrong CSRF token (send X-CSRF-Token)")
+        }
+    }
+
+    static func expectedOrigin(_ req: HTTPRequest) -> String? { req.ownOrigin }
+
+    static func unauthorized(_ detail: String) -> Problem {
+        Problem(status: 401, detail: detail)
+    }
+
+    static func firebaseCaller(_ s: Services, _ jwt: String) throws(Problem) -> Caller {
+        guard let firebase = s.firebase else { throw unauthorized("the bearer token is not valid") }
+        let claims: FirebaseClaims
+        do { claims = try firebase.verify(jwt) } catch {
+            if case .certificatesUnavailable = error {
+                throw Problem(status: 503, detail: "Google's token certificates cannot be fetched", retryAfter: 10)
+            }
+            throw unauthorized("the Firebase ID token is not valid")
+        }
+        let user = try accountsCall(s) { accounts throws -> User? in
+            if let linked = try accounts.user(firebaseUID: claims.uid) { return linked }
+            // Not linked yet: custom claims may place the user; otherwise an admin must add them.
+            guard let roleName = claims.role, let role = Role(rawValue: roleName), let org = claims.organization else { return nil }
+            let username = "firebase-" + String(claims.uid.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(48))
+            // A Firebase user never signs in with a password here; this one is random and thrown away.
+            let user = try accounts.addUser(username: username, password: Tokens.random(bytes: 32), role: role,
+                                            organizationId: org, displayName: claims.email)
+            try accounts.linkFirebase(uid: claims.uid, userId: user.id)
+            return try accounts.user(id: user.id)
+        }
+        guard let user, !user.disabled else { throw Problem(status: 403, detail: "this Firebase account has no Mediscope access") }
+        return Caller(user: user, method: .firebase(uid: claims.uid))
+    }
+
+    /// Runs an account-store call, turning its failures into a 503.
+    @discardableResult
+    static func accountsCall<T>(_ s: Services, _ body: (AccountStore) throws -> T) throws(Problem) -> T {
+        let accounts = try s.accounts()
+        do { return try body(accounts) } catch {
+            if let problem = error as? Problem { throw problem }
+            s.server.log.error("accounts_error", ["kind": .token(.init((error as? AuthError)?.kind.rawValue ?? "other"))])
+            throw Problem(status: 503, detail: "the account store is unavailable", retryAfter: 5)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import MediscopeAuth
+import MediscopeImaging
+import MediscopeInference
+import MediscopeServer
+import MediscopeStore
+
+/// The state one worker process serves requests from. Workers are single-threaded.
+final class Services: @unchecked Sendable {
+    let config: AppConfig
+    let server: ServerContext
+    let pool: PoolRuntime
+    let slot: Int
+    private var openedStore: AnalysisStore?
+    private var openedAccounts: AccountStore?
+    let firebase: FirebaseTokenVerifier?
+    private var openedPipeline: AnalysisPipeline?
+    private var manifestError: ModelError?
+
+    init(config: AppConfig, server: ServerContext, pool: PoolRuntime, slot: Int) {
+        self.config = config
+        self.server = server
+        self.pool = pool
+        self.slot = slot
+        firebase = config.firebaseProjectId.map {
+            FirebaseTokenVerifier(projectId: $0, certificatesURL: URL(string: config.firebaseCertificatesURL)!)
+        }
+    }
+
+    func accounts() throws(Problem) -> AccountStore {
+        if let openedAccounts { return openedAccounts }
+        do {
+            let accounts = try AccountStore(directory: URL(fileURLWithPath: config.storeDirectory), policy: config.accountPolicy)
+            openedAccounts = accounts
+            return accounts
+        } catch {
+            server.log.error("accounts_unavailable", ["kind": .token(.init(error.kind.rawValue))])
+            throw Problem(status: 503, detail: "the account store is unavailable", retryAfter: 5)
+        }
+    }
+
+    func store() throws(Problem) -> AnalysisStore {
+        if let openedStore { return openedStore }
+        do {
+            let store = try SQLiteAnalysisStore(directory: URL(fileURLWithPath: config.storeDirectory))
+            openedStore = store
+            return store
+        } catch {
+            server.log.error("store_unavailable", ["kind": .token(.init(error.kind.rawValue))])
+            throw Problem(status: 503, detail: "the result store is unavailable", retryAfter: 5)
+        }
+    }
+
+    func manifest() throws(ModelError) -> ModelManifest {
+        try ModelManifest.load(from: URL(fileURLWithPath: config.manifestPath))
+    }
+
+    /// The analysis pipeline; its models load on the first analysis, never before.
+    func pipeline() throws(Problem) -> AnalysisPipeline {
+        if let openedPipeline { return openedPipeline }
+        do {
+            var options = PipelineOptions()
+            options.limits = ImageLimits(maxPixels: config.maxImagePixels)
+            options.overlayFormat = .webp
+            TorchThreads.set(config.torchThreads)
+            let pipeline = AnalysisPipeline(manifest: try manifest(), options: options)
+            openedPipeline = pipeline
+            return pipeline
+        } catch {
+            server.log.error("manifest_invalid", ["kind": .token(.init(error.kind.rawValue))])
+            throw Problem(status: 503, detail: "the models are not available: \(error.message)", retryAfter: 30)
+        }
+    }
+
+    func publishLoadedModels() {
+        guard let openedPipeline else { return }
+        var mask: Int64 = 0
+        for (i, model) in openedPipeline.manifest.models.enumerated() where openedPipeline.loadedModelIDs.contains(model.id) {
+            mask |= 1 << Int64(i)
+        }
+        server.scoreboard.setLoadedModels(slot: slot, mask: mask)
+    }
+}
+

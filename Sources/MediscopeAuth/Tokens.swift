@@ -1,0 +1,127 @@
+import Crypto
+import Foundation
+
+/// Random secrets and the hashes under which they are stored.
+///
+/// Session, CSRF and API tokens are 32 random bytes from the system generator (getrandom(2) on Linux),
+/// written as base64url without padding. The database only ever holds the SHA-256 (hex) of a token, so a
+/// copy of the file does not let anyone sign in.
+public enum Tokens {
+    /// Prefix of API tokens: makes them recognisable in logs and secret scanners.
+    public static let apiTokenPrefix = "msk_"
+    /// Bytes of randomness in every token.
+    public static let randomByteCount = 32
+
+    /// `count` bytes from the system's cryptographic generator.
+    public static func randomBytes(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: count)
+        var index = 0
+        while index < count {
+            var word = generator.next()
+            for _ in 0..<8 where index < count {
+                bytes[index] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                index += 1
+            }
+        }
+        return bytes
+    }
+
+    /// `bytes` random bytes as base64url without padding.
+    public static func random(bytes: Int = randomByteCount) -> String {
+        base64url(randomBytes(bytes))
+    }
+
+    /// A new secret: 32 random bytes, base64url, no padding (43 characters).
+    public static func newSecret() -> String {
+        random(bytes: randomByteCount)
+    }
+
+    /// A new API token: "msk_" + a new secret.
+    public static func newAPIToken() -> String {
+        apiTokenPrefix + newSecret()
+    }
+
+    /// Lowercase hex of SHA-256 over the UTF-8 bytes of `token`.
+    public static func sha256Hex(_ token: String) -> String {
+        hex(Array(SHA256.hash(data: Array(token.utf8))))
+    }
+
+    /// Compares two strings in time that depends only on their lengths (for hashes of equal length: constant).
+    public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for i in 0..<x.count { difference |= x[i] ^ y[i] }
+        return difference == 0
+    }
+
+    /// True for a string that could be a secret this module issued (43 base64url characters), so that
+    /// obviously malformed input is refused without touching the database.
+    static func looksLikeSecret(_ token: Substring) -> Bool {
+        token.utf8.count == 43 && token.utf8.allSatisfy(isBase64URL)
+    }
+
+    static func looksLikeSecret(_ token: String) -> Bool { looksLikeSecret(token[...]) }
+
+    static func looksLikeAPIToken(_ token: String) -> Bool {
+        token.hasPrefix(apiTokenPrefix) && looksLikeSecret(token.dropFirst(apiTokenPrefix.utf8.count))
+    }
+
+    static func base64url(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func isBase64URL(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+            || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
+    }
+}
+
+/// 26-character time-ordered ids (ULID layout: 48-bit milliseconds + 80 random bits, Crockford base32).
+/// Used for users, sessions and API tokens. Unlike the analysis store's generator, no in-process
+/// monotonic guarantee is needed here: rows are never paged by id.
+enum AuthID {
+    private static let alphabet: [UInt8] = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+
+    static func next(now: Date) -> String {
+        let ms = UInt64(max(0, (now.timeIntervalSince1970 * 1000).rounded(.down))) & 0xffff_ffff_ffff
+        let random = Tokens.randomBytes(10)
+        var chars = [UInt8](repeating: 0, count: 26)
+        for i in 0..<10 { chars[i] = alphabet[Int((ms >> UInt64(45 - 5 * i)) & 31)] }
+        // 80 bits = 16 groups of 5, most significant first.
+        var bitBuffer: UInt32 = 0
+        var bitCount = 0
+        var out = 10
+        for byte in random {
+            bitBuffer = (bitBuffer << 8) | UInt32(byte)
+            bitCount += 8
+            while bitCount >= 5 {
+                bitCount -= 5
+                chars[out] = alphabet[Int((bitBuffer >> UInt32(bitCount)) & 31)]
+                out += 1
+            }
+        }
+        return String(decoding: chars, as: UTF8.self)
+    }
+
+    static func isValid(_ id: String) -> Bool {
+        let utf8 = Array(id.utf8)
+        return utf8.count == 26 && utf8.allSatisfy { alphabet.contains($0) }
+    }
+}
