@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // C++ shim over libtorch; include/ctorch.h is its whole (plain C) API.
@@ -51,7 +52,10 @@ let package = Package(
         .systemLibrary(name: "CFastCGI", path: "Sources/CFastCGI"),
         // Shared-memory scoreboard, signal flags, sockets and listen-queue probes for the process manager.
         .target(name: "CServerSupport"),
-        .target(name: "MediscopeServer", dependencies: ["CFastCGI", "CServerSupport"]),
+        .target(
+            name: "MediscopeServer",
+            dependencies: ["CFastCGI", "CServerSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "MediscopeApp",
             dependencies: [
@@ -119,7 +123,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeAppTests",
-            dependencies: ["MediscopeApp", "MediscopeServer"]
+            dependencies: ["MediscopeApp", "MediscopeServer", .product(name: "Logging", package: "swift-log")]
         ),
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(

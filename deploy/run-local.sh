@@ -43,9 +43,18 @@ if ! curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/health"; then
   echo "mediscope: the stack did not come up; see $VAR/log/" >&2
   stop
 fi
+if [ -z "$("$BIN" user list "${config_args[@]}" 2>/dev/null)" ]; then
+  cat <<MSG
+No accounts yet. Make the first admin (and a clinician) with:
+  $BIN user add admin --role admin            # asks for a password (12+ characters)
+  $BIN user add doctor --role clinician
+MSG
+fi
 cat <<MSG
 Mediscope is running at http://127.0.0.1:$PORT/
-  analyse a scan:  curl -F image=@scan.jpg -F patient_id=P-001 http://127.0.0.1:$PORT/api/analyses
+  sign in:         curl -c jar -H 'Content-Type: application/json' -d '{"username":"doctor","password":"..."}' http://127.0.0.1:$PORT/api/session
+  API token:       then POST /api/tokens with the cookie, Origin and X-CSRF-Token; scripts send Authorization: Bearer msk_...
+  analyse a scan:  curl -H "Authorization: Bearer \$TOKEN" -F image=@scan.jpg -F patient_id=P-001 http://127.0.0.1:$PORT/api/analyses
   pool status:     curl http://127.0.0.1:$PORT/api/status
   logs:            $VAR/log/   (kill -USR1 $server reopens them)
   reload:          kill -HUP $server

@@ -1,19 +1,57 @@
 import Foundation
 import Glibc
+import Logging
 
-/// JSON-lines log shared by the master and its workers (O_APPEND keeps lines whole).
-/// Fields are `LogField`s: numbers, identifiers we generate and fixed words; there is no way to
-/// pass free text from a request, so patient details cannot reach the log by accident.
+/// JSON-lines log shared by the master and its workers (O_APPEND keeps lines whole), written through
+/// swift-log. Redacted by construction: the only way in is `log(_:_:_:)`, whose event is a StaticString
+/// and whose fields are `LogField`s (numbers, identifiers we minted, fixed words). Anything else that
+/// reaches the handler (a message or metadata from some other swift-log user) is written as "[redacted]".
 public final class ServerLog: @unchecked Sendable {
     public enum Level: String, Sendable { case debug, info, warning, error }
 
-    private let path: String?
-    private var fd: Int32
-    private let lock = NSLock()
-    public var minimum: Level = .info
+    private let sink: LogSink
+    private var logger: Logger
 
     /// nil path: standard error.
     public init(path: String?) {
+        let sink = LogSink(path: path)
+        self.sink = sink
+        logger = Logger(label: "mediscope") { _ in JSONLinesLogHandler(sink: sink) }
+        logger.logLevel = .info
+    }
+
+    /// SIGUSR1: logrotate moved the file away; start a new one.
+    public func reopen() { sink.reopen() }
+
+    public func log(_ level: Level, _ event: StaticString, _ fields: [String: LogField] = [:]) {
+        var metadata = fields.mapValues { Logger.MetadataValue.stringConvertible(LogField.Rendered(json: $0.json)) }
+        metadata[JSONLinesLogHandler.eventKey] = .stringConvertible(LogField.Rendered(json: "\"\(event)\""))
+        logger.log(level: level.swiftLog, "\(event)", metadata: metadata)
+    }
+
+    public func info(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.info, event, fields) }
+    public func warning(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.warning, event, fields) }
+    public func error(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.error, event, fields) }
+}
+
+extension ServerLog.Level {
+    var swiftLog: Logger.Level {
+        switch self {
+        case .debug: .debug
+        case .info: .info
+        case .warning: .warning
+        case .error: .error
+        }
+    }
+}
+
+/// The log file descriptor, reopened on SIGUSR1.
+final class LogSink: @unchecked Sendable {
+    private let path: String?
+    private var fd: Int32
+    private let lock = NSLock()
+
+    init(path: String?) {
         self.path = path
         fd = path.map { Self.open($0) } ?? 2
     }
@@ -23,8 +61,7 @@ public final class ServerLog: @unchecked Sendable {
         return fd >= 0 ? fd : 2
     }
 
-    /// SIGUSR1: logrotate moved the file away; start a new one.
-    public func reopen() {
+    func reopen() {
         guard let path else { return }
         lock.withLock {
             let new = Self.open(path)
@@ -33,21 +70,39 @@ public final class ServerLog: @unchecked Sendable {
         }
     }
 
-    public func log(_ level: Level, _ event: StaticString, _ fields: [String: LogField] = [:]) {
-        guard Self.rank(level) >= Self.rank(minimum) else { return }
-        var line = "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(level.rawValue)\",\"event\":\"\(event)\",\"pid\":\(getpid())"
-        for key in fields.keys.sorted() { line += ",\"\(key)\":\(fields[key]!.json)" }
-        line += "}\n"
-        lock.withLock {
-            _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
-        }
+    func write(_ line: String) {
+        lock.withLock { _ = line.withCString { Glibc.write(fd, $0, strlen($0)) } }
+    }
+}
+
+/// swift-log handler writing one JSON object per line; passes through only values rendered by `LogField`.
+struct JSONLinesLogHandler: LogHandler {
+    static let eventKey = "_event"
+    let sink: LogSink
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
     }
 
-    public func info(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.info, event, fields) }
-    public func warning(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.warning, event, fields) }
-    public func error(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.error, event, fields) }
+    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
+             file: String, function: String, line: UInt) {
+        let all = metadata.merging(explicit ?? [:]) { $1 }
+        let event = Self.rendered(all[Self.eventKey]) ?? "\"[redacted]\""
+        var text = "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(level.rawValue)\",\"event\":\(event),\"pid\":\(getpid())"
+        for key in all.keys.sorted() where key != Self.eventKey {
+            let safeKey = String(key.filter { $0.isLetter || $0.isNumber || $0 == "_" }.prefix(40))
+            text += ",\"\(safeKey)\":\(Self.rendered(all[key]) ?? "\"[redacted]\"")"
+        }
+        sink.write(text + "}\n")
+    }
 
-    private static func rank(_ l: Level) -> Int { [.debug: 0, .info: 1, .warning: 2, .error: 3][l]! }
+    private static func rendered(_ value: Logger.Metadata.Value?) -> String? {
+        if case .stringConvertible(let v)? = value, let r = v as? LogField.Rendered { return r.json }
+        return nil
+    }
 
     private static func timestamp() -> String {
         var ts = timespec()
@@ -77,6 +132,12 @@ public enum LogField: Sendable {
             let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:{} ")
             self.value = String(value.prefix(200).map { allowed.contains($0) ? $0 : "?" })
         }
+    }
+
+    /// A value already rendered as JSON by `LogField`; the handler only writes values of this type.
+    struct Rendered: CustomStringConvertible, Sendable {
+        let json: String
+        var description: String { json }
     }
 
     var json: String {
