@@ -44,9 +44,14 @@ let package = Package(
         ),
         .target(name: "MediscopeImaging", dependencies: ["CImageCodecs"]),
         .target(name: "MediscopeInference", dependencies: ["CTorch", "MediscopeImaging"]),
+        // What the SQLite stores share: opening (WAL, synchronous=FULL), migrating, writing, sortable ids.
+        .target(
+            name: "MediscopeSQLite",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .target(
             name: "MediscopeStore",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["MediscopeSQLite", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // libfcgi's FCGX API (Debian's libfcgi-dev).
         .systemLibrary(name: "CFastCGI", path: "Sources/CFastCGI"),
@@ -70,7 +75,7 @@ let package = Package(
         .target(
             name: "MediscopeAuth",
             dependencies: [
-                "CArgon2", "CCurl",
+                "CArgon2", "CCurl", "MediscopeSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -100,7 +105,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeStoreTests",
-            dependencies: ["MediscopeStore"]
+            dependencies: ["MediscopeStore", "MediscopeSQLite"]
         ),
         // Test-only: a local certificate server and token signer shared by the auth and integration tests.
         .target(

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MediscopeSQLite
 
 /// Accounts, sessions, API tokens, sign-in throttling and the audit log in one SQLite file
 /// (`directory/accounts.sqlite`, WAL, synchronous=FULL).
@@ -42,28 +43,21 @@ public final class AccountStore: @unchecked Sendable {
         }
         databasePath = dirPath + "/" + Self.databaseFileName
 
-        var config = Configuration()
-        config.label = "mediscope.accounts"
-        config.busyMode = .timeout(5)            // other worker processes write too
-        config.foreignKeysEnabled = true
-        config.publicStatementArguments = false  // arguments hold usernames and hashes: keep them out of errors
-        config.prepareDatabase { db in
-            // WAL: readers and the single writer proceed together across processes.
-            // synchronous=FULL: a COMMIT (an audit record, a revocation) is durable before it returns.
-            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-            guard mode?.lowercased() == "wal" else {
-                throw DatabaseError(message: "could not switch the database to WAL mode (got \(mode ?? "nil"))")
-            }
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            // Deleted rows (sessions, token hashes) are overwritten, not left in free pages.
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-        }
+        // WAL, synchronous=FULL (an audit record, a revocation is durable before it returns), 5 s busy
+        // timeout, and statement arguments (usernames, hashes) kept out of errors.
         do {
-            dbQueue = try DatabaseQueue(path: databasePath, configuration: config)
+            dbQueue = try SQLiteDatabase.open(path: databasePath, label: "mediscope.accounts") { db in
+                // Deleted rows (sessions, token hashes) are overwritten, not left in free pages.
+                try db.execute(sql: "PRAGMA secure_delete = ON")
+            }
         } catch {
             throw Self.authError(error, "open accounts database")
         }
-        try migrate()
+        do {
+            try SQLiteDatabase.migrate(Self.migrator, dbQueue)
+        } catch {
+            throw Self.authError(error, "migrate accounts database")
+        }
     }
 
     // MARK: - Schema
@@ -150,26 +144,6 @@ public final class AccountStore: @unchecked Sendable {
         return migrator
     }
 
-    private func migrate() throws(AuthError) {
-        // Several worker processes may open a fresh database at once: the loser of a race sees a
-        // "table exists" or busy error, after which the winner's migration is visible. Retry a few times.
-        let migrator = Self.migrator
-        var lastError: (any Error)?
-        for attempt in 0..<8 {
-            do {
-                try migrator.migrate(dbQueue)
-                return
-            } catch {
-                lastError = error
-                if let done = try? dbQueue.read({ try migrator.hasCompletedMigrations($0) }), done { return }
-                if let dbError = error as? DatabaseError,
-                   dbError.resultCode == .SQLITE_NOTADB || dbError.resultCode == .SQLITE_CORRUPT { break }
-                usleep(UInt32(20_000 * (attempt + 1)))
-            }
-        }
-        throw Self.authError(lastError ?? AuthError(.unavailable, "unknown"), "migrate accounts database")
-    }
-
     public func checkReady() throws(AuthError) {
         let tables: Int
         do {
@@ -217,7 +191,7 @@ public final class AccountStore: @unchecked Sendable {
         if try user(username: name) != nil { throw AuthError(.conflict, "username is taken") }
         let hash = try hasher.hash(password)
         let created = Self.roundedToMs(now())
-        let user = User(id: AuthID.next(now: created), username: name, displayName: display, role: role,
+        let user = User(id: SortableID.next(now: created), username: name, displayName: display, role: role,
                         organizationId: organizationId, disabled: false, createdAt: created, firebaseUID: nil)
         try writeImmediate("add user") { db in
             if try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM users WHERE username = ?)",
@@ -360,7 +334,7 @@ public final class AccountStore: @unchecked Sendable {
         let token = Tokens.newSecret()
         let csrfToken = Tokens.newSecret()
         let created = Self.roundedToMs(now())
-        let session = Session(id: AuthID.next(now: created), userId: userId, createdAt: created, lastSeenAt: created,
+        let session = Session(id: SortableID.next(now: created), userId: userId, createdAt: created, lastSeenAt: created,
                               expiresAt: Self.roundedToMs(created.addingTimeInterval(policy.sessionAbsoluteSeconds)),
                               csrfHash: Tokens.sha256Hex(csrfToken))
         let idleCutoff = Self.ms(created) - Self.ms(seconds: policy.sessionIdleSeconds)
@@ -452,7 +426,7 @@ public final class AccountStore: @unchecked Sendable {
         }
         let token = Tokens.newAPIToken()
         let created = Self.roundedToMs(now())
-        let info = APIToken(id: AuthID.next(now: created), userId: userId, name: name, createdAt: created,
+        let info = APIToken(id: SortableID.next(now: created), userId: userId, name: name, createdAt: created,
                             lastUsedAt: nil, revokedAt: nil)
         try writeImmediate("create token") { db in
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM users WHERE id = ?)", arguments: [userId]) == true
@@ -629,19 +603,11 @@ public final class AccountStore: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` in a BEGIN IMMEDIATE transaction: the write lock is taken up front (waiting up to the
-    /// busy timeout), so a read-then-write never fails on a snapshot another process moved past.
+    /// Runs `body` in a BEGIN IMMEDIATE transaction (the write lock, taken up front).
     @discardableResult
     private func writeImmediate<T>(_ what: String, _ body: (Database) throws -> T) throws(AuthError) -> T {
         do {
-            return try dbQueue.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    result = try body(db)
-                    return .commit
-                }
-                return result!
-            }
+            return try SQLiteDatabase.writeImmediate(dbQueue, body)
         } catch {
             throw Self.authError(error, what)
         }
@@ -766,17 +732,17 @@ public final class AccountStore: @unchecked Sendable {
     /// Every failure as an AuthError. Messages carry SQLite's code and message, never statement arguments.
     static func authError(_ error: any Error, _ what: String) -> AuthError {
         if let error = error as? AuthError { return error }
+        let kind: AuthError.Kind
         if let error = error as? DatabaseError {
-            let kind: AuthError.Kind
             switch error.extendedResultCode {
             case .SQLITE_CONSTRAINT_UNIQUE, .SQLITE_CONSTRAINT_PRIMARYKEY:
                 kind = .conflict
             default:
                 kind = error.resultCode == .SQLITE_CONSTRAINT ? .invalid : .unavailable
             }
-            let detail = error.message ?? "no message"
-            return AuthError(kind, "\(what): SQLite error \(error.extendedResultCode.rawValue): \(detail)")
+        } else {
+            kind = .unavailable
         }
-        return AuthError(.unavailable, "\(what): \(error)")
+        return AuthError(kind, SQLiteDatabase.describe(error, what))
     }
 }

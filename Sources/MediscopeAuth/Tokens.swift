@@ -92,36 +92,3 @@ public enum Tokens {
             || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
     }
 }
-
-/// 26-character time-ordered ids (ULID layout: 48-bit milliseconds + 80 random bits, Crockford base32).
-/// Used for users, sessions and API tokens. Unlike the analysis store's generator, no in-process
-/// monotonic guarantee is needed here: rows are never paged by id.
-enum AuthID {
-    private static let alphabet: [UInt8] = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
-
-    static func next(now: Date) -> String {
-        let ms = UInt64(max(0, (now.timeIntervalSince1970 * 1000).rounded(.down))) & 0xffff_ffff_ffff
-        let random = Tokens.randomBytes(10)
-        var chars = [UInt8](repeating: 0, count: 26)
-        for i in 0..<10 { chars[i] = alphabet[Int((ms >> UInt64(45 - 5 * i)) & 31)] }
-        // 80 bits = 16 groups of 5, most significant first.
-        var bitBuffer: UInt32 = 0
-        var bitCount = 0
-        var out = 10
-        for byte in random {
-            bitBuffer = (bitBuffer << 8) | UInt32(byte)
-            bitCount += 8
-            while bitCount >= 5 {
-                bitCount -= 5
-                chars[out] = alphabet[Int((bitBuffer >> UInt32(bitCount)) & 31)]
-                out += 1
-            }
-        }
-        return String(decoding: chars, as: UTF8.self)
-    }
-
-    static func isValid(_ id: String) -> Bool {
-        let utf8 = Array(id.utf8)
-        return utf8.count == 26 && utf8.allSatisfy { alphabet.contains($0) }
-    }
-}

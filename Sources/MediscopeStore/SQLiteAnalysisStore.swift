@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MediscopeSQLite
 
 /// The embedded store: one SQLite file (WAL, synchronous=FULL) plus a content-addressed image folder.
 ///
@@ -46,26 +47,18 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         blobs = BlobFolder(root: dirPath + "/" + Self.blobFolderName)
         try blobs.createRoot()
 
-        var config = Configuration()
-        config.label = "mediscope.store"
-        config.busyMode = .timeout(5)          // other worker processes write too
-        config.foreignKeysEnabled = true
-        config.publicStatementArguments = false // arguments hold health data: keep them out of errors
-        config.prepareDatabase { db in
-            // WAL lets readers and the single writer proceed together across processes;
-            // synchronous=FULL makes a COMMIT durable before it returns (we answer 201 after it).
-            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-            guard mode?.lowercased() == "wal" else {
-                throw DatabaseError(message: "could not switch the database to WAL mode (got \(mode ?? "nil"))")
-            }
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
+        // WAL, synchronous=FULL (a COMMIT is durable before we answer 201), 5 s busy timeout, and
+        // statement arguments (health data) kept out of errors.
         do {
-            dbQueue = try DatabaseQueue(path: databasePath, configuration: config)
+            dbQueue = try SQLiteDatabase.open(path: databasePath, label: "mediscope.store")
         } catch {
             throw Self.storeError(error, "open database")
         }
-        try migrate()
+        do {
+            try SQLiteDatabase.migrate(Self.migrator, dbQueue)
+        } catch {
+            throw Self.storeError(error, "migrate database")
+        }
         // Leftovers of crashed creates (images written, record never committed) and stale temp files.
         _ = try? collectGarbage(olderThan: Self.defaultGarbageAge)
     }
@@ -108,26 +101,6 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         return migrator
     }
 
-    private func migrate() throws(StoreError) {
-        // Several worker processes may open a fresh database at once: the loser of a race sees a
-        // "table exists" or busy error, after which the winner's migration is visible. Retry a few times.
-        let migrator = Self.migrator
-        var lastError: (any Error)?
-        for attempt in 0..<8 {
-            do {
-                try migrator.migrate(dbQueue)
-                return
-            } catch {
-                lastError = error
-                if let done = try? dbQueue.read({ try migrator.hasCompletedMigrations($0) }), done { return }
-                if let dbError = error as? DatabaseError,
-                   dbError.resultCode == .SQLITE_NOTADB || dbError.resultCode == .SQLITE_CORRUPT { break }
-                usleep(UInt32(20_000 * (attempt + 1)))
-            }
-        }
-        throw Self.storeError(lastError ?? StoreError(.unavailable, "unknown"), "migrate database")
-    }
-
     // MARK: - AnalysisStore
 
     public func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
@@ -145,7 +118,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         if let hook = hooks.afterImagesWritten { try runHook(hook) }
 
         // 2. Record and its image references in one transaction.
-        let (id, ms) = AnalysisIDGenerator.shared.next()
+        let (id, ms) = SortableID.Generator.shared.next()
         let record = AnalysisRecord(
             id: id, createdAt: Self.date(ms: ms), organizationId: analysis.organizationId,
             createdBy: analysis.createdBy, patient: analysis.patient,
@@ -311,18 +284,10 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     // MARK: - Helpers
 
-    /// Runs `body` in a BEGIN IMMEDIATE transaction: the write lock is taken up front (waiting up to the
-    /// busy timeout), so a read-then-write never fails on a snapshot that another process moved past.
-    private func writeImmediate<T>(_ what: String, _ body: @escaping (Database) throws -> T) throws(StoreError) -> T {
+    /// Runs `body` in a BEGIN IMMEDIATE transaction (the write lock, taken up front).
+    private func writeImmediate<T>(_ what: String, _ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
-            return try dbQueue.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    result = try body(db)
-                    return .commit
-                }
-                return result!
-            }
+            return try SQLiteDatabase.writeImmediate(dbQueue, body)
         } catch {
             throw Self.storeError(error, what)
         }
@@ -419,7 +384,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         while base64.utf8.count % 4 != 0 { base64 += "=" }
         guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { throw bad }
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, let ms = Int64(parts[0]), ms >= 0, AnalysisIDGenerator.isValid(String(parts[1])) else { throw bad }
+        guard parts.count == 2, let ms = Int64(parts[0]), ms >= 0, SortableID.isValid(String(parts[1])) else { throw bad }
         return (ms, String(parts[1]))
     }
 
@@ -428,20 +393,16 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     /// Every failure as a StoreError. Messages carry SQLite's code and message, never statement arguments.
     static func storeError(_ error: any Error, _ what: String) -> StoreError {
         if let error = error as? StoreError { return error }
-        if let error = error as? DatabaseError {
-            let kind: StoreError.Kind
-            switch error.resultCode {
-            case .SQLITE_IOERR, .SQLITE_FULL, .SQLITE_READONLY, .SQLITE_PERM:
-                kind = .io
-            case .SQLITE_CONSTRAINT:
-                kind = .invalidRecord
-            default:   // BUSY, LOCKED, CORRUPT, NOTADB, CANTOPEN, ...
-                kind = .unavailable
-            }
-            let detail = error.message ?? "no message"
-            return StoreError(kind, "\(what): SQLite error \(error.extendedResultCode.rawValue): \(detail)")
+        let kind: StoreError.Kind
+        switch (error as? DatabaseError)?.resultCode {
+        case .SQLITE_IOERR?, .SQLITE_FULL?, .SQLITE_READONLY?, .SQLITE_PERM?:
+            kind = .io
+        case .SQLITE_CONSTRAINT?:
+            kind = .invalidRecord
+        default:   // BUSY, LOCKED, CORRUPT, NOTADB, CANTOPEN, ..., and errors that are not SQLite's
+            kind = .unavailable
         }
-        return StoreError(.unavailable, "\(what): \(error)")
+        return StoreError(kind, SQLiteDatabase.describe(error, what))
     }
 }
 

@@ -18,6 +18,13 @@ final class Stack: @unchecked Sendable {
     private(set) var server: Process?
     private var nginx: Process?
     let environment: [String: String]
+    /// Patient details, passwords and tokens this stack was given: `stop()` checks that no log holds any.
+    private let sensitiveLock = NSLock()
+    private var sensitive: Set<String> = [Stack.password]
+    func remember(_ values: some Sequence<String>) {
+        sensitiveLock.withLock { sensitive.formUnion(values.filter { $0.count >= 4 }) }
+    }
+
     /// Credentials sent when a request names none: a clinician's API token, made at start-up.
     var defaultAuth: Auth?
 
@@ -108,6 +115,7 @@ final class Stack: @unchecked Sendable {
 
     func syncCreateToken(_ session: Auth) throws -> String {
         let r = try syncRequest("POST", "/api/tokens", body: Data(#"{"name":"tests"}"#.utf8), contentType: "application/json", auth: session)
+        if let token = r.json?["token"] as? String { remember([token, String(token.dropFirst(4))]) }
         guard r.status == 201, let token = r.json?["token"] as? String else {
             throw StackError("token creation failed: \(r.status) \(String(decoding: r.body, as: UTF8.self))")
         }
@@ -153,6 +161,7 @@ final class Stack: @unchecked Sendable {
     }
 
     func stop() {
+        defer { checkLogsHoldNothingSensitive() }
         if let server, server.isRunning {
             kill(server.processIdentifier, SIGTERM)
             if waitForServerExit(timeout: 25) == nil { kill(server.processIdentifier, SIGKILL) }
@@ -160,6 +169,17 @@ final class Stack: @unchecked Sendable {
         if let nginx, nginx.isRunning {
             kill(nginx.processIdentifier, SIGQUIT)
             nginx.waitUntilExit()
+        }
+    }
+
+    /// Reads every log the stack wrote, then removes its folder.
+    private func checkLogsHoldNothingSensitive() {
+        var logs = ""
+        for url in [logFile, varDir.appendingPathComponent("nginx/access.log"), varDir.appendingPathComponent("nginx/error.log")] {
+            logs += (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+        }
+        for value in sensitiveLock.withLock({ sensitive }) where logs.contains(value) {
+            Issue.record("a log of this stack holds a patient detail, password or token (\(value.prefix(5))…)")
         }
         try? FileManager.default.removeItem(at: dir)
     }
@@ -236,6 +256,7 @@ final class Stack: @unchecked Sendable {
 
     func upload(image: Data, filename: String = "scan.jpg", fields: [String: String] = ["patient_id": "P-TEST-1"],
                 imageField: String = "image", auth: Auth? = nil) async throws -> Response {
+        remember(fields.values)
         let (body, type) = Multipart.body(fields: fields, files: [(imageField, filename, image)])
         return try await request("POST", "/api/analyses", body: body, contentType: type, auth: auth)
     }

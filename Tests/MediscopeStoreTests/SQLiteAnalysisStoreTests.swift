@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MediscopeSQLite
 @testable import MediscopeStore
 
 @Suite struct SQLiteAnalysisStoreTests {
@@ -13,7 +14,7 @@ import Testing
         let created = try store.create(new)
 
         #expect(created.id.count == 26)
-        #expect(AnalysisIDGenerator.isValid(created.id))
+        #expect(SortableID.isValid(created.id))
         #expect(abs(created.createdAt.timeIntervalSince(before)) < 5)
         #expect(created.organizationId == "org-a")
         #expect(created.patient == new.patient)
@@ -38,16 +39,20 @@ import Testing
 
     @Test func idsAreTimeOrderedAndUnique() throws {
         var ids: [String] = []
-        for _ in 0..<2000 { ids.append(AnalysisIDGenerator.shared.next().id) }
+        for _ in 0..<2000 { ids.append(SortableID.Generator.shared.next().id) }
         #expect(ids == ids.sorted())
         #expect(Set(ids).count == ids.count)
         // The timestamp part decodes back to the milliseconds it came from.
         let date = Date(timeIntervalSince1970: 1_700_000_000.123)
-        let (id, ms) = AnalysisIDGenerator().next(now: date)
+        let (id, ms) = SortableID.Generator().next(now: date)
         #expect(ms == 1_700_000_000_123)
-        #expect(String(id.prefix(10)) == String(AnalysisIDGenerator.encode(ms: 1_700_000_000_123, high: 0, low: 0).prefix(10)))
-        #expect(AnalysisIDGenerator.encode(ms: 0, high: 0, low: 0) == String(repeating: "0", count: 26))
-        #expect(AnalysisIDGenerator.encode(ms: 0xffff_ffff_ffff, high: .max, low: .max) == "7" + String(repeating: "Z", count: 25))
+        #expect(String(id.prefix(10)) == String(SortableID.encode(ms: 1_700_000_000_123, high: 0, low: 0).prefix(10)))
+        #expect(SortableID.encode(ms: 0, high: 0, low: 0) == String(repeating: "0", count: 26))
+        #expect(SortableID.encode(ms: 0xffff_ffff_ffff, high: .max, low: .max) == "7" + String(repeating: "Z", count: 25))
+        // The stateless variant (account ids) encodes the same timestamp.
+        let randomId = SortableID.next(now: date)
+        #expect(SortableID.isValid(randomId))
+        #expect(randomId.prefix(10) == id.prefix(10))
     }
 
     // MARK: - List
