@@ -65,8 +65,7 @@ struct UserCommand: ParsableCommand {
         @Argument var username: String
         func run() throws {
             let (store, _) = try options.accounts()
-            try store.setPassword(username: username, password: try readPassword())
-            if let user = try store.user(username: username) { audit(store, "user.password", user) }
+            audit(store, "user.password", try store.setPassword(username: username, password: try readPassword()))
             print("password changed for \(username)")
         }
     }
@@ -75,24 +74,20 @@ struct UserCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a user (ends sessions, stops tokens).")
         @OptionGroup var options: Options
         @Argument var username: String
-        func run() throws {
-            let (store, _) = try options.accounts()
-            try store.setDisabled(username: username, true)
-            if let user = try store.user(username: username) { audit(store, "user.update", user) }
-            print("disabled \(username)")
-        }
+        func run() throws { try setDisabled(options, username, true) }
     }
 
     struct Enable: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a disabled user.")
         @OptionGroup var options: Options
         @Argument var username: String
-        func run() throws {
-            let (store, _) = try options.accounts()
-            try store.setDisabled(username: username, false)
-            if let user = try store.user(username: username) { audit(store, "user.update", user) }
-            print("enabled \(username)")
-        }
+        func run() throws { try setDisabled(options, username, false) }
+    }
+
+    static func setDisabled(_ options: Options, _ username: String, _ disabled: Bool) throws {
+        let (store, _) = try options.accounts()
+        audit(store, "user.update", try store.setDisabled(username: username, disabled))
+        print("\(disabled ? "disabled" : "enabled") \(username)")
     }
 
     struct List: ParsableCommand {
