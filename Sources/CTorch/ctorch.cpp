@@ -18,8 +18,11 @@
 #include <vector>
 
 struct ctorch_model {
-    torch::jit::Module original;  // eval mode; `head` runs here with autograd
-    torch::jit::Module frozen;    // frozen + optimize_for_inference; `features` and `forward`
+    // Frozen (weights inlined as constants) with `features` and `head` kept; `forward` and `features`
+    // optimised for inference (oneDNN). `head` is frozen but not optimised: autograd still flows
+    // through it to the activations, which is all Grad-CAM needs. The unfrozen original is not kept,
+    // so the weights live in memory once.
+    torch::jit::Module frozen;
 };
 
 namespace {
@@ -112,19 +115,21 @@ ctorch_model *ctorch_model_load(const char *path, ctorch_error *err) {
     std::unique_ptr<ctorch_model> model;
     int32_t status = guarded(err, [&] {
         if (path == nullptr) throw std::invalid_argument("no model path given");
-        torch::jit::Module module = torch::jit::load(path, torch::kCPU);
-        for (const char *method : {"forward", "features", "head"})
-            if (!module.find_method(method))
-                throw std::runtime_error(std::string("model has no `") + method +
-                                         "` method (see the model contract in models/README.md)");
-        module.eval();
-        // Only activations need gradients; weights never do.
-        for (at::Tensor p : module.parameters()) p.set_requires_grad(false);
-
-        // Without freezing + oneDNN optimisation, libtorch's single-thread convolution is many times slower.
-        torch::jit::Module frozen = torch::jit::freeze(module, std::vector<std::string>{"features"});
+        torch::jit::Module frozen;
+        {
+            torch::jit::Module module = torch::jit::load(path, torch::kCPU);
+            for (const char *method : {"forward", "features", "head"})
+                if (!module.find_method(method))
+                    throw std::runtime_error(std::string("model has no `") + method +
+                                             "` method (see the model contract in models/README.md)");
+            module.eval();
+            // Only activations need gradients; weights never do.
+            for (at::Tensor p : module.parameters()) p.set_requires_grad(false);
+            // Without freezing + oneDNN optimisation, libtorch's single-thread convolution is many times slower.
+            frozen = torch::jit::freeze(module, std::vector<std::string>{"features", "head"});
+        }  // the loaded original goes here, before optimising makes a third copy of the weights
         frozen = torch::jit::optimize_for_inference(frozen, {"features"});
-        model.reset(new ctorch_model{module, frozen});
+        model.reset(new ctorch_model{frozen});
     });
     return status == 0 ? model.release() : nullptr;
 }
@@ -163,7 +168,7 @@ int32_t ctorch_model_run(ctorch_model *model,
         at::Tensor logits;
         {
             torch::AutoGradMode grad_mode(want_cam);
-            logits = dense(model->original.get_method("head")({activations}), "head");
+            logits = dense(model->frozen.get_method("head")({activations}), "head");
         }
         logits = logits.reshape({-1});
         out->head_ms = ms_since(t1);

@@ -25,8 +25,8 @@ typedef struct ctorch_model ctorch_model;
 
 /* Loads a TorchScript module that has `forward`, `features` and `head` methods
  * (see models/README.md). The forward path (`features`) is frozen and optimised
- * for inference (oneDNN); `head` stays an ordinary eval-mode method so that
- * gradients flow through it for Grad-CAM. Returns NULL and fills err on failure. */
+ * for inference (oneDNN); `head` is frozen but not optimised, so gradients flow
+ * through it for Grad-CAM. Returns NULL and fills err on failure. */
 ctorch_model *ctorch_model_load(const char *path, ctorch_error *err);
 void ctorch_model_free(ctorch_model *model);
 
