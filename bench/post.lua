@@ -12,6 +12,8 @@ wrk.method = "POST"
 wrk.path = "/api/analyses"
 wrk.body = body
 wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
+-- A clinician's API token (bench/server.sh makes one per stack): uploads need a signed-in clinician.
+wrk.headers["Authorization"] = "Bearer " .. assert(os.getenv("TOKEN"), "TOKEN is not set")
 
 local threads = {}
 function setup(thread)

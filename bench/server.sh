@@ -89,6 +89,21 @@ inference_workers() { status_json | "$PY3" -c 'import json,sys; s=json.load(sys.
 for w in s["workers"]: print(w["pid"], w["rssKB"], w["requests"])'; }
 pool_field() { status_json | "$PY3" -c 'import json,sys; print(json.load(sys.stdin)["pools"][sys.argv[1]]["snapshot"][sys.argv[2]])' "$1" "$2"; }
 
+# make_token: a clinician made with `mediscope user add`, signed in, and a personal API token in $TOKEN
+# (exported for bench/post.lua), as a script using the API would do it.
+make_token() {
+    local jar=$VAR/log/cookies csrf
+    printf 'bench password 0123\n' | MEDISCOPE_VAR="$VAR" "$BIN" user add bench --role clinician >/dev/null
+    curl -fsS -c "$jar" -o /dev/null -H 'Content-Type: application/json' \
+        -d '{"username":"bench","password":"bench password 0123"}' "http://127.0.0.1:$PORT/api/session"
+    csrf=$(awk '$6 == "mediscope_csrf" {print $7}' "$jar")
+    TOKEN=$(curl -fsS -b "$jar" -H "X-CSRF-Token: $csrf" -H "Origin: http://127.0.0.1:$PORT" \
+        -H 'Content-Type: application/json' -d '{"name":"bench"}' "http://127.0.0.1:$PORT/api/tokens" \
+        | "$PY3" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+    [ -n "$TOKEN" ] || die "could not make an API token"
+    export TOKEN
+}
+
 # start_stack NAME [LAUNCHER...]: fresh $VAR, nginx rendered from nginx/local.conf.template, both
 # processes started through LAUNCHER (e.g. taskset -c 0, bench/cgexec.sh DIRS); STACK_ENV holds the
 # MEDISCOPE_* settings. Waits until every inference worker is idle.
@@ -116,8 +131,10 @@ start_stack() {
     [ "$idle" -ge "${want:-1}" ] || die "stack $name did not come up; see $VAR/log/"
     worker_pids=$(status_json | "$PY3" -c 'import json,sys; s=json.load(sys.stdin)
 print(" ".join(str(w["pid"]) for p in s["pools"].values() for w in p["snapshot"]["workers"]))')
+    make_token
     local code
     code=$(curl -s -o "$VAR/log/first-response.json" -w '%{http_code}' --max-time 120 \
+        -H "Authorization: Bearer $TOKEN" \
         -H "Content-Type: multipart/form-data; boundary=$BOUNDARY" --data-binary @"$BODY" \
         "http://127.0.0.1:$PORT/api/analyses")
     [ "$code" = 201 ] || die "first POST /api/analyses answered $code: $(head -c 300 "$VAR/log/first-response.json")"
@@ -218,6 +235,7 @@ sleep 3
 : > "$OUT/overload-curl.txt"
 for i in $(seq 1 20); do
     curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 60 \
+        -H "Authorization: Bearer $TOKEN" \
         -H "Content-Type: multipart/form-data; boundary=$BOUNDARY" --data-binary @"$BODY" \
         "http://127.0.0.1:$PORT/api/analyses" >> "$OUT/overload-curl.txt"
     sleep 0.2
