@@ -4,6 +4,13 @@ import PackageDescription
 // Debian's libtorch-dev keeps the C++ frontend headers below this folder.
 let torchAPIHeaders = "/usr/include/torch/csrc/api/include"
 
+// SHA-256/HMAC, RSA and X.509: used by the auth module and by the tests that sign Firebase tokens.
+let cryptoProducts: [Target.Dependency] = [
+    .product(name: "Crypto", package: "swift-crypto"),
+    .product(name: "_CryptoExtras", package: "swift-crypto"),
+    .product(name: "X509", package: "swift-certificates"),
+]
+
 let package = Package(
     name: "Mediscope",
     platforms: [.macOS(.v14)],
@@ -77,10 +84,7 @@ let package = Package(
             dependencies: [
                 "CArgon2", "CCurl", "MediscopeSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "X509", package: "swift-certificates"),
-            ]
+            ] + cryptoProducts
         ),
         .executableTarget(
             name: "mediscope",
@@ -110,21 +114,12 @@ let package = Package(
         // Test-only: a local certificate server and token signer shared by the auth and integration tests.
         .target(
             name: "FirebaseTestKit",
-            dependencies: [
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "X509", package: "swift-certificates"),
-            ],
+            dependencies: cryptoProducts,
             path: "Tests/FirebaseTestKit"
         ),
         .testTarget(
             name: "MediscopeAuthTests",
-            dependencies: [
-                "MediscopeAuth", "FirebaseTestKit",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "X509", package: "swift-certificates"),
-            ]
+            dependencies: ["MediscopeAuth", "FirebaseTestKit"] + cryptoProducts
         ),
         .testTarget(
             name: "MediscopeAppTests",
@@ -133,12 +128,7 @@ let package = Package(
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: [
-                "MediscopeApp", "FirebaseTestKit",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "X509", package: "swift-certificates"),
-            ]
+            dependencies: ["MediscopeApp", "FirebaseTestKit"] + cryptoProducts
         ),
         .testTarget(
             name: "MediscopeInferenceTests",
