@@ -112,7 +112,8 @@ start_stack() {
     local name=$1; shift
     VAR=$OUT/var-$name
     mkdir -p "$VAR/nginx" "$VAR/run" "$VAR/log"
-    ROOT="$ROOT" VAR="$VAR" LISTEN="127.0.0.1:$PORT" BODY_LIMIT=20m \
+    bash deploy/build-web.sh public "$VAR/www" >/dev/null
+    VAR="$VAR" LISTEN="127.0.0.1:$PORT" BODY_LIMIT=20m \
       ERROR_LOG="$VAR/log/nginx-error.log" ACCESS_LOG="$VAR/log/nginx-access.log" \
       bash deploy/render-nginx.sh nginx/local.conf.template "$VAR/nginx/nginx.conf" >/dev/null
     "$@" env MEDISCOPE_VAR="$VAR" MEDISCOPE_SOCKET_MODE=0666 MEDISCOPE_LOG_FILE="$VAR/log/mediscope.log" \

@@ -9,13 +9,13 @@
 # "snippets" folder next to OUT), then runs nginx -t on the result.
 #
 # Placeholders come from the environment; a missing one is an error:
-#   ROOT        repo root (static files from $ROOT/public)
 #   VAR         state dir (sockets $VAR/run/*.sock, blobs $VAR/store/blobs,
 #               local nginx pid/logs/temp files in $VAR/nginx)
 #   LISTEN      local template only, e.g. 127.0.0.1:8080
 #   BODY_LIMIT  largest upload, e.g. 20m
 #   SERVER_NAME, TLS_CERT, TLS_KEY   production site only
 # With defaults:
+#   WEB_ROOT    $VAR/www (built from public/ by deploy/build-web.sh)
 #   ERROR_LOG   $VAR/nginx/error.log
 #   ACCESS_LOG  $VAR/nginx/access.log
 #   SNIPPETS_DIR  "$(dirname OUT)/snippets" (becomes the ${SNIPPETS} placeholder)
@@ -46,6 +46,7 @@ case "$SNIPPETS_DIR" in /*) ;; *) SNIPPETS_DIR=$PWD/$SNIPPETS_DIR ;; esac
 export SNIPPETS=$SNIPPETS_DIR
 
 if [ -n "${VAR:-}" ]; then
+    export WEB_ROOT=${WEB_ROOT:-$VAR/www}
     export ERROR_LOG=${ERROR_LOG:-$VAR/nginx/error.log}
     export ACCESS_LOG=${ACCESS_LOG:-$VAR/nginx/access.log}
 fi
@@ -55,7 +56,7 @@ snippets=("$snippet_src"/*.conf)
 # Every ${UPPER_CASE} name used by the template or a snippet must be set.
 mapfile -t names < <(grep -ohE '\$\{[A-Z][A-Z0-9_]*\}' "$template" "${snippets[@]}" \
                        | tr -d '${}' | sort -u \
-                       | awk '/^(ACCESS_LOG|ERROR_LOG|SNIPPETS)$/ {late = late $0 "\n"; next} {print} END {printf "%s", late}')
+                       | awk '/^(ACCESS_LOG|ERROR_LOG|SNIPPETS|WEB_ROOT)$/ {late = late $0 "\n"; next} {print} END {printf "%s", late}')
 missing=()
 for n in "${names[@]}"; do
     [ -n "${!n:-}" ] || missing+=("$n")
@@ -73,7 +74,7 @@ for n in "${names[@]}"; do
     esac
     [[ $v =~ $re ]] || die "$n='$v' has characters nginx config cannot take unquoted"
     case "$n" in
-        ROOT|VAR|ERROR_LOG|ACCESS_LOG|TLS_CERT|TLS_KEY|SNIPPETS)
+        WEB_ROOT|VAR|ERROR_LOG|ACCESS_LOG|TLS_CERT|TLS_KEY|SNIPPETS)
             [[ $v == /* ]] || die "$n must be an absolute path (got '$v')" ;;
     esac
 done

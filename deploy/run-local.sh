@@ -9,7 +9,8 @@ PORT=${PORT:-8080}
 BIN=${BIN:-$ROOT/.build/release/mediscope}
 mkdir -p "$VAR/nginx" "$VAR/run" "$VAR/log"
 
-ROOT="$ROOT" VAR="$VAR" LISTEN="127.0.0.1:$PORT" BODY_LIMIT="${BODY_LIMIT:-20m}" \
+bash deploy/build-web.sh public "$VAR/www" >/dev/null
+VAR="$VAR" LISTEN="127.0.0.1:$PORT" BODY_LIMIT="${BODY_LIMIT:-20m}" \
   ERROR_LOG="$VAR/log/nginx-error.log" ACCESS_LOG="$VAR/log/nginx-access.log" \
   bash deploy/render-nginx.sh nginx/local.conf.template "$VAR/nginx/nginx.conf" >/dev/null
 

@@ -51,13 +51,14 @@ final class Stack: @unchecked Sendable {
         for (k, v) in settings { env["MEDISCOPE_" + k] = v }
         environment = env
 
+        try Self.run("/bin/bash", [Self.root.appendingPathComponent("deploy/build-web.sh").path,
+                                   Self.root.appendingPathComponent("public").path, varDir.appendingPathComponent("www").path])
         let render = Process()
         render.executableURL = URL(fileURLWithPath: "/bin/bash")
         render.arguments = [Self.root.appendingPathComponent("deploy/render-nginx.sh").path,
                             Self.root.appendingPathComponent("nginx/local.conf.template").path,
                             dir.appendingPathComponent("nginx.conf").path]
         var renderEnv = ProcessInfo.processInfo.environment
-        renderEnv["ROOT"] = Self.root.path
         renderEnv["VAR"] = varDir.path
         renderEnv["LISTEN"] = "127.0.0.1:\(port)"
         renderEnv["BODY_LIMIT"] = bodyLimit
@@ -277,6 +278,17 @@ final class Stack: @unchecked Sendable {
         let pools = try #require(try status()["pools"] as? [String: Any])
         let snapshot = try #require((pools[pool] as? [String: Any])?["snapshot"] as? [String: Any])
         return try #require(snapshot[key] as? Int)
+    }
+
+    /// Runs a helper program to completion; a non-zero exit is an error.
+    static func run(_ executable: String, _ arguments: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw StackError("\(arguments.first ?? executable) failed (\(p.terminationStatus))") }
     }
 
     static func freePort() throws -> Int {
