@@ -70,7 +70,10 @@ enum AccountAPI {
         },
         RouteSpec(method: "GET", pattern: "/api/audit", access: .admin, audit: nil) { s, req, _, c throws(Problem) in
             let entries = try auditEntries(s, req, c!.user)
-            return .json(AuditPage(entries: entries, nextAfter: entries.count == (Int(req.query["limit"] ?? "") ?? 100) ? entries.last?.id : nil),
+            let full = entries.count == (Int(req.query["limit"] ?? "") ?? 100)
+            let newest = req.query["order"] == "newest"
+            return .json(AuditPage(entries: entries, nextAfter: full && !newest ? entries.last?.id : nil,
+                                   nextBefore: full && newest ? entries.last?.id : nil),
                          headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "GET", pattern: "/api/audit/export", access: .admin, audit: nil) { s, req, _, c throws(Problem) in
@@ -95,7 +98,8 @@ enum AccountAPI {
         }
     }
     struct MeBody: Encodable { var user: UserBody; var authentication: String }
-    struct AuditPage: Encodable { var entries: [AuditEntry]; var nextAfter: Int64? }
+    /// Oldest first pages on with `after=nextAfter`; `order=newest` pages on with `before=nextBefore`.
+    struct AuditPage: Encodable { var entries: [AuditEntry]; var nextAfter: Int64?; var nextBefore: Int64? }
 
     static func signIn(_ s: Services, _ req: HTTPRequest) throws(Problem) -> HTTPResponse {
         // A sign-in form posted from another site must not log the browser into our account (login CSRF).
@@ -196,6 +200,15 @@ enum AccountAPI {
         if let after = req.query["after"] {
             guard let n = Int64(after) else { throw Problem.badRequest("`after` must be an entry id") }
             filter.afterId = n
+        }
+        if let before = req.query["before"] {
+            guard let n = Int64(before) else { throw Problem.badRequest("`before` must be an entry id") }
+            filter.beforeId = n
+        }
+        switch req.query["order"] {
+        case nil, "oldest": break
+        case "newest": filter.newestFirst = true
+        default: throw Problem.badRequest("`order` must be oldest or newest")
         }
         return try Guard.accountsCall(s) { try $0.auditEntries(filter) }
     }

@@ -584,9 +584,10 @@ public final class AccountStore: @unchecked Sendable {
         if let v = filter.since { add("time >= ?", [Self.ms(v)]) }
         if let v = filter.until { add("time < ?", [Self.ms(v)]) }
         if let v = filter.afterId { add("id > ?", [v]) }
+        if let v = filter.beforeId { add("id < ?", [v]) }
         var sql = "SELECT * FROM audit_log"
         if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
-        sql += " ORDER BY id LIMIT ?"
+        sql += filter.newestFirst ? " ORDER BY id DESC LIMIT ?" : " ORDER BY id LIMIT ?"
         _ = arguments.append(contentsOf: [min(max(filter.limit, 1), 1000)])
         return try read("read audit log") { db in
             try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.auditEntry(from:))

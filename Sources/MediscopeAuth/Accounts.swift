@@ -71,6 +71,9 @@ public struct AuditFilter: Sendable, Equatable {
     public var until: Date?
     public var limit: Int = 100           // 1...1000
     public var afterId: Int64?            // paging: entries with id > afterId, oldest first
+    /// Newest first, paging with entries of id < beforeId (the dashboard's order). Excludes afterId.
+    public var newestFirst = false
+    public var beforeId: Int64?
     public init() {}
 }
 

@@ -131,6 +131,18 @@ import Testing
             after = page.last
         }
         #expect(seen == ids)
+
+        // Newest first (the dashboard): limit + beforeId walks everything once, newest first, filters still apply.
+        var newest: [Int64] = []
+        var before: Int64? = nil
+        while true {
+            let page = try query { $0.limit = 2; $0.newestFirst = true; $0.beforeId = before }
+            if page.isEmpty { break }
+            newest += page
+            before = page.last
+        }
+        #expect(newest == ids.reversed())
+        #expect(try query { $0.recordId = "R1"; $0.newestFirst = true; $0.beforeId = ids[6] } == [ids[5], ids[2], ids[1]])
         #expect(try query { $0.limit = 0 }.count == 1)   // clamped to 1...1000
 
         #expect { try store.audit(entry(clock, action: "")) } throws: { AuthError.isKind(.invalid, $0) }
