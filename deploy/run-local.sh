@@ -53,7 +53,8 @@ MSG
 fi
 cat <<MSG
 Mediscope is running at http://127.0.0.1:$PORT/
-  sign in:         curl -c jar -H 'Content-Type: application/json' -d '{"username":"doctor","password":"..."}' http://127.0.0.1:$PORT/api/session
+  dashboard:       open http://127.0.0.1:$PORT/ in a browser and sign in (clinicians analyse, admins manage users)
+  API sign in:     curl -c jar -H 'Content-Type: application/json' -d '{"username":"doctor","password":"..."}' http://127.0.0.1:$PORT/api/session
   API token:       then POST /api/tokens with the cookie, Origin and X-CSRF-Token; scripts send Authorization: Bearer msk_...
   analyse a scan:  curl -H "Authorization: Bearer \$TOKEN" -F image=@scan.jpg -F patient_id=P-001 http://127.0.0.1:$PORT/api/analyses
   pool status:     curl http://127.0.0.1:$PORT/api/status

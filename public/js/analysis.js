@@ -1,0 +1,107 @@
+// One analysis: patient, scan, and per model result the Grad-CAM overlay (opacity, overlay or
+// side by side), the probabilities, the prediction and its confidence.
+import { get } from "./api.js";
+import { formatDate, formatPercent, h, labelText, replace } from "./dom.js";
+
+const STAGES = [["decode", "Decode"], ["preprocess", "Preprocess"], ["forward", "Models"], ["gradCAM", "Grad-CAM"],
+  ["encode", "Encode images"], ["modelLoad", "Model load"]];
+
+export async function renderAnalysis(ctx, id) {
+  document.title = "Analysis · Mediscope";
+  replace(ctx.main, h("h1", { text: "Analysis" }), h("p.loading", { text: "Loading…" }));
+  const a = ctx.data?.id === id ? ctx.data : await get(`/api/analyses/${id}`);
+  if (!ctx.isCurrent()) return;
+  document.title = `Analysis ${formatDate(a.createdAt)} · Mediscope`;
+
+  const p = a.patient;
+  const patientRows = [
+    ["Patient ID", p.patientId, "patient-id"], ["Name", p.name, "patient-name"], ["Age", p.age != null ? `${p.age} years` : null, "patient-age"],
+    ["Sex", p.sex && labelText(p.sex), "patient-sex"], ["Modality", p.modality, "patient-modality"], ["Body part", p.bodyPart, "body-part"],
+  ].filter(([, value]) => value != null && value !== "");
+  const patientBlock = h("div#patient-block.card", { role: "group", "aria-labelledby": "patient-block-heading" },
+    h("h2#patient-block-heading", { text: "Patient" }),
+    h("dl.facts", {}, patientRows.map(([term, value, key]) => [h("dt", { text: term }), h("dd", { id: key, text: value })])),
+    p.note ? h("div.note", {}, h("h3", { text: "Clinical note" }), h("p#patient-note.note-text", { text: p.note })) : null);
+
+  const scanAlt = `${p.modality || "Scan"} image${p.bodyPart ? ` of the ${p.bodyPart.toLowerCase()}` : ""}, as uploaded`;
+  const scanFigure = h("figure.card.scan-figure", {},
+    h("img#scan-image", { src: a.scan.url, width: a.scan.width, height: a.scan.height, alt: scanAlt, decoding: "async" }),
+    h("figcaption", { text: `Scan · ${a.image.width} × ${a.image.height} pixels` }));
+
+  const timings = h("table#timings.timings", {},
+    h("caption", { text: "Processing time" }),
+    h("tbody", {}, STAGES.filter(([k]) => a.timingsMs?.[k] != null && (k !== "modelLoad" || a.timingsMs[k] > 0))
+      .map(([k, label]) => h("tr", {}, h("th", { scope: "row", text: label }), h("td", { text: `${a.timingsMs[k].toFixed(0)} ms` })))));
+
+  const notice = h("p#decision-notice.notice.notice-strong", { role: "note" }, h("strong", { text: a.notice }));
+
+  const view = h("section#analysis.analysis", { dataset: { analysisId: a.id }, "aria-labelledby": "analysis-heading" },
+    h("div.page-head", {},
+      h("div", {},
+        h("h1#analysis-heading", { text: "Analysis" }),
+        h("p.subtle", {}, h("time", { datetime: a.createdAt, text: formatDate(a.createdAt) }), ` · ID ${a.id}`)),
+      h("div.actions", {},
+        h("a#report-link.button-secondary", { href: a.links.report, target: "_blank", rel: "noopener", text: "Printable report" }),
+        h("a.button-secondary", { href: "/analyses/new", "data-link": true, text: "New analysis" }))),
+    notice,
+    h("div.analysis-grid", {},
+      h("div.analysis-side", {}, patientBlock, scanFigure, timings),
+      h("div.results", {}, a.results.map((r) => resultCard(a, r, scanAlt)))),
+    a.report ? h("section.card.report-text", { "aria-labelledby": "report-heading" },
+      h("h2#report-heading", { text: "Report" }), a.report.split(/\n{2,}/).map((para) => h("p", { text: para }))) : null);
+
+  replace(ctx.main, view);
+  ctx.ready();
+}
+
+function resultCard(a, r, scanAlt) {
+  const titleId = `result-${r.id}-title`;
+  const overlayAlt = `Grad-CAM heatmap of “${r.title}” over the scan: warm colours mark the regions that drove the prediction ${labelText(r.explainedLabel)}`;
+  const overlay = h("img.heatmap", { src: r.heatmap.url, width: r.heatmap.width, height: r.heatmap.height,
+    alt: overlayAlt, loading: "lazy", decoding: "async" });
+  const base = h("img.scan-base", { src: a.scan.url, width: a.scan.width, height: a.scan.height, alt: scanAlt, decoding: "async" });
+  const stage = h("div.overlay-stage", {}, base, overlay);
+
+  const opacity = h("input.opacity", { type: "range", min: "0", max: "100", value: "60", id: `opacity-${r.id}`,
+    "aria-valuetext": "60 %" });
+  const opacityLabel = h("label", { for: opacity.id, text: "Heatmap opacity" });
+  const opacityValue = h("output", { for: opacity.id, text: "60 %" });
+  const setOpacity = () => {
+    overlay.style.opacity = String(opacity.value / 100);  // CSSOM, allowed by the CSP (no style attribute)
+    opacityValue.textContent = `${opacity.value} %`;
+    opacity.setAttribute("aria-valuetext", `${opacity.value} %`);
+  };
+  opacity.addEventListener("input", setOpacity);
+  setOpacity();
+
+  const toggle = h("button.layout-toggle.button-secondary", { type: "button", "aria-pressed": "false", text: "Side by side" });
+  const card = h("article.result.card.mode-overlay", { dataset: { resultId: r.id }, "aria-labelledby": titleId });
+  toggle.addEventListener("click", () => {
+    const sideBySide = toggle.getAttribute("aria-pressed") !== "true";
+    toggle.setAttribute("aria-pressed", String(sideBySide));
+    card.classList.toggle("mode-side-by-side", sideBySide);
+    card.classList.toggle("mode-overlay", !sideBySide);
+    // Side by side shows the heatmap at full strength next to the plain scan.
+    opacity.disabled = sideBySide;
+    overlay.style.opacity = sideBySide ? "1" : String(opacity.value / 100);
+  });
+
+  const top = [...r.probabilities].sort((x, y) => y.probability - x.probability);
+  return replace(card,
+    h("h3", { id: titleId, text: r.title }),
+    h("p.finding", {},
+      h("span.prediction", { text: labelText(r.prediction) }),
+      h("span.confidence", { text: `${formatPercent(r.confidence)} confidence` })),
+    h("p.task", { text: r.task === "binary" ? "Two-class result" : `${r.probabilities.length}-class result` }),
+    h("ul.probabilities", { "aria-label": `Probabilities for ${r.title}` }, top.map((pr) => {
+      const fill = h("span.prob-fill");
+      fill.style.width = `${(pr.probability * 100).toFixed(1)}%`;
+      return h("li.prob-row", { class: pr.label === r.prediction ? "prob-row predicted" : "prob-row" },
+        h("span.prob-label", { text: labelText(pr.label) }),
+        h("span.prob-bar", { "aria-hidden": "true" }, fill),
+        h("span.prob-value", { text: formatPercent(pr.probability) }));
+    })),
+    stage,
+    h("div.view-controls", {}, h("div.opacity-control", {}, opacityLabel, opacity, opacityValue), toggle),
+    h("p.hint", { text: `Heatmap explains: ${labelText(r.explainedLabel)}` }));
+}

@@ -1,0 +1,122 @@
+// New analysis: pick or drop a scan, see it, fill in the patient, upload with progress.
+import { uploadAnalysis } from "./api.js";
+import { field, formatBytes, h, replace } from "./dom.js";
+
+const MAX_BYTES = 20 * 1024 * 1024;  // nginx's upload limit (BODY_LIMIT)
+const TYPES = ["image/jpeg", "image/png"];
+
+export async function renderNewAnalysis(ctx) {
+  document.title = "New analysis · Mediscope";
+  let file = null;
+  let previewURL = null;
+
+  const fileInput = h("input#scan-file.visually-hidden-file", { type: "file", name: "image", accept: TYPES.join(","),
+    "aria-describedby": "dropzone-hint" });
+  const preview = h("img#scan-preview", { alt: "Preview of the selected scan", hidden: true });
+  const fileInfo = h("p#scan-file-info.file-info", { "aria-live": "polite" });
+  const dropzone = h("div#dropzone.dropzone", {},
+    h("label.dropzone-label", { for: "scan-file" },
+      h("span.dropzone-title", { text: "Drop a scan here, or choose a file" }),
+      h("span#dropzone-hint.hint", { text: "JPEG or PNG, up to 20 MB. MRI or CT slice." })),
+    fileInput, preview, fileInfo);
+
+  const patientId = h("input#patient-id", { name: "patient_id", required: true, maxlength: "64", autocomplete: "off", spellcheck: "false" });
+  const patientName = h("input#patient-name", { name: "patient_name", maxlength: "200", autocomplete: "off" });
+  const age = h("input#patient-age", { name: "age", type: "number", min: "0", max: "150", step: "1", inputmode: "numeric" });
+  const sex = h("select#patient-sex", { name: "sex" },
+    [["unknown", "Not stated"], ["female", "Female"], ["male", "Male"], ["other", "Other"]]
+      .map(([value, text]) => h("option", { value, text })));
+  const modality = h("select#modality", { name: "modality" }, ["MRI", "CT"].map((m) => h("option", { value: m, text: m })));
+  const bodyPart = h("input#body-part", { name: "body_part", maxlength: "64", value: "Brain" });
+  const note = h("textarea#note", { name: "note", rows: "3", maxlength: "4000" });
+  const progress = h("progress#upload-progress", { max: "1", value: "0", hidden: true, "aria-label": "Upload progress" });
+  const status = h("p#upload-status.status", { "aria-live": "polite" });
+  const submit = h("button#analyse-submit.button-primary", { type: "submit", text: "Analyse scan" });
+
+  const form = h("form#analysis-form.new-analysis", { novalidate: true },
+    h("h1", { text: "New analysis" }),
+    h("div.new-grid", {},
+      h("section.card", { "aria-labelledby": "scan-heading" }, h("h2#scan-heading", { text: "Scan" }), dropzone),
+      h("section.card", { "aria-labelledby": "patient-heading" },
+        h("h2#patient-heading", { text: "Patient" }),
+        field("Patient ID (required)", patientId, "The hospital's identifier. It is never put in a web address."),
+        field("Name", patientName),
+        h("div.field-row", {}, field("Age (years)", age), field("Sex", sex)),
+        h("div.field-row", {}, field("Modality", modality), field("Body part", bodyPart)),
+        field("Clinical note", note))),
+    h("div.submit-row", {}, submit, progress, status),
+    h("p.notice", { text: "Results are decision support, not a diagnosis." }));
+
+  function choose(f) {
+    status.textContent = "";
+    if (!f) return;
+    if (!TYPES.includes(f.type)) {
+      return fail(`“${f.name}” is not a JPEG or PNG image.`);
+    }
+    if (f.size > MAX_BYTES) return fail(`“${f.name}” is ${formatBytes(f.size)}; the limit is 20 MB.`);
+    file = f;
+    if (previewURL) URL.revokeObjectURL(previewURL);
+    previewURL = URL.createObjectURL(f);
+    preview.src = previewURL;
+    preview.hidden = false;
+    fileInfo.textContent = `${f.name} · ${formatBytes(f.size)}`;
+    dropzone.classList.add("has-file");
+  }
+  function fail(text) {
+    status.textContent = text;
+    status.classList.add("error");
+    status.setAttribute("role", "alert");
+  }
+
+  fileInput.addEventListener("change", () => choose(fileInput.files[0]));
+  dropzone.addEventListener("dragover", (e) => { e.preventDefault(); dropzone.classList.add("dragging"); });
+  dropzone.addEventListener("dragleave", () => dropzone.classList.remove("dragging"));
+  dropzone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    dropzone.classList.remove("dragging");
+    choose(e.dataTransfer?.files?.[0]);
+  });
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    status.classList.remove("error");
+    status.removeAttribute("role");
+    if (!file) { fail("Choose a scan first."); fileInput.focus(); return; }
+    if (!patientId.value.trim()) { fail("Enter the patient ID."); patientId.focus(); return; }
+    if (age.value && !(Number.isInteger(Number(age.value)) && age.value >= 0 && age.value <= 150)) {
+      fail("Age must be a whole number of years from 0 to 150."); age.focus(); return;
+    }
+    const data = new FormData();
+    for (const input of [patientId, patientName, age, sex, modality, bodyPart, note]) {
+      const value = input.value.trim();
+      if (value) data.append(input.name, value);
+    }
+    data.append("image", file, file.name);
+
+    submit.disabled = true;
+    progress.hidden = false;
+    progress.value = 0;
+    status.textContent = "Uploading…";
+    try {
+      const analysis = await uploadAnalysis(data, {
+        onProgress: (fraction) => { progress.value = fraction; },
+        onUploaded: () => {
+          progress.removeAttribute("value");  // indeterminate while the models run
+          status.textContent = "Analysing…";
+        },
+      });
+      if (!ctx.isCurrent()) return;
+      ctx.announce("Analysis finished.");
+      if (previewURL) URL.revokeObjectURL(previewURL);
+      ctx.navigate(`/analyses/${analysis.id}`, { data: analysis });
+    } catch (err) {
+      if (!ctx.isCurrent() || err.status === 401) return;
+      submit.disabled = false;
+      progress.hidden = true;
+      fail(err.status === 503 ? `The service is busy. Try again in ${err.retryAfter || "a few"} seconds.` : err.message);
+    }
+  });
+
+  replace(ctx.main, form);
+  ctx.ready();
+}
