@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // C++ shim over libtorch; include/ctorch.h is its whole (plain C) API.
@@ -68,10 +69,15 @@ let package = Package(
             name: "MediscopeServer",
             dependencies: ["CFastCGI", "CServerSupport", .product(name: "Logging", package: "swift-log")]
         ),
+        // The printable report: Mustache templates from templates/ filled from a stored analysis.
+        .target(
+            name: "MediscopeReport",
+            dependencies: ["MediscopeStore", .product(name: "Mustache", package: "swift-mustache")]
+        ),
         .target(
             name: "MediscopeApp",
             dependencies: [
-                "MediscopeServer", "MediscopeInference", "MediscopeStore", "MediscopeAuth",
+                "MediscopeServer", "MediscopeInference", "MediscopeStore", "MediscopeAuth", "MediscopeReport",
                 .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
@@ -129,6 +135,10 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["MediscopeApp", "FirebaseTestKit"] + cryptoProducts
+        ),
+        .testTarget(
+            name: "MediscopeReportTests",
+            dependencies: ["MediscopeReport", "MediscopeStore"]
         ),
         .testTarget(
             name: "MediscopeInferenceTests",

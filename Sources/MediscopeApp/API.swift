@@ -53,8 +53,11 @@ public enum API {
             }
             return try image(s, result.heatmap)
         },
-        RouteSpec(method: "GET", pattern: "/analyses/{id}/report", access: .clinical, audit: "analysis.report") { _, _, _, _ throws(Problem) in
-            throw Problem(status: 501, detail: "the printable report is not available yet")
+        // Printable HTML; its images are the two routes above, fetched by the browser with the same session.
+        RouteSpec(method: "GET", pattern: "/analyses/{id}/report", access: .clinical, audit: "analysis.report") { s, _, p, c throws(Problem) in
+            let rec = try record(s, c!.user, p["id"])
+            let page = try s.reportTemplates().render(rec, institution: try s.institution(for: c!.user))
+            return .html(page, headers: [("Cache-Control", "no-store")])
         },
     ]
 

@@ -19,6 +19,10 @@ public struct AppConfig: Sendable {
     public var firebaseProjectId: String?
     public var firebaseCertificatesURL: String
     public var accountPolicy: AccountPolicy
+    /// The printable report's Mustache templates (relative paths are relative to the working directory).
+    public var templatesDirectory: String
+    /// Header of the printable report; nil: the organisation's name.
+    public var reportInstitution: String?
 
     public var storeDirectory: String { varDirectory + "/store" }
     /// nginx serves stored images from here through X-Accel-Redirect (see nginx/).
@@ -55,6 +59,8 @@ public struct AppConfig: Sendable {
             forKey: "firebase.certificates.url",
             default: "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com")
         guard URL(string: firebaseCertificatesURL)?.scheme != nil else { throw ServerError("firebase.certificates.url is not a URL") }
+        templatesDirectory = reader.string(forKey: "templates", default: "templates")
+        reportInstitution = reader.string(forKey: "report.institution").flatMap { $0.isEmpty ? nil : $0 }
         var policy = AccountPolicy()
         policy.sessionIdleSeconds = reader.double(forKey: "session.idle.seconds", default: policy.sessionIdleSeconds)
         policy.sessionAbsoluteSeconds = reader.double(forKey: "session.absolute.seconds", default: policy.sessionAbsoluteSeconds)

@@ -2,6 +2,7 @@ import Foundation
 import MediscopeAuth
 import MediscopeImaging
 import MediscopeInference
+import MediscopeReport
 import MediscopeServer
 import MediscopeStore
 
@@ -16,6 +17,7 @@ final class Services: @unchecked Sendable {
     let firebase: FirebaseTokenVerifier?
     private var openedPipeline: AnalysisPipeline?
     private var manifestError: ModelError?
+    private var loadedReportTemplates: ReportTemplates?
 
     init(config: AppConfig, server: ServerContext, pool: PoolRuntime, slot: Int) {
         self.config = config
@@ -70,6 +72,27 @@ final class Services: @unchecked Sendable {
             server.log.error("manifest_invalid", ["kind": .token(.init(error.kind.rawValue))])
             throw Problem(status: 503, detail: "the models are not available: \(error.message)", retryAfter: 30)
         }
+    }
+
+    /// The report templates, read on the first report this worker renders; a broken folder is retried next time.
+    func reportTemplates() throws(Problem) -> ReportTemplates {
+        if let loadedReportTemplates { return loadedReportTemplates }
+        do {
+            let templates = try ReportTemplates(directory: URL(fileURLWithPath: config.templatesDirectory))
+            loadedReportTemplates = templates
+            return templates
+        } catch {
+            server.log.error("report_templates_invalid", ["kind": .token(.init(error.kind.rawValue))])
+            // The detail names the kind only: the folder's path is the server's business, not the reader's.
+            throw Problem(status: 503, detail: "the report templates cannot be loaded (\(error.kind.rawValue)); see the server log",
+                          retryAfter: 30)
+        }
+    }
+
+    /// The report's header: the configured institution, else the name of the caller's organisation.
+    func institution(for user: User) throws(Problem) -> String {
+        if let configured = config.reportInstitution { return configured }
+        return try Guard.accountsCall(self) { try $0.organizationName(id: user.organizationId) } ?? user.organizationId
     }
 
     func publishLoadedModels() {

@@ -176,6 +176,13 @@ public final class AccountStore: @unchecked Sendable {
         }
     }
 
+    /// The organisation's display name; nil when there is no such organisation.
+    public func organizationName(id: String) throws(AuthError) -> String? {
+        try read("read organisation") { db in
+            try String.fetchOne(db, sql: "SELECT name FROM organizations WHERE id = ?", arguments: [id])
+        }
+    }
+
     // MARK: - Users
 
     @discardableResult

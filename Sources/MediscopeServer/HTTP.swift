@@ -67,6 +67,10 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, headers: [("Content-Type", contentType)], body: Array(text.utf8))
     }
 
+    public static func html(_ html: String, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8")] + headers, body: Array(html.utf8))
+    }
+
     public static let noContent = HTTPResponse(status: 204)
 
     public func header(_ name: String) -> String? {

@@ -26,6 +26,13 @@ import Testing
         #expect(c.processManager.pools[0].listen == .unix(path: "/tmp/x/run/inference.sock"))
         #expect(c.processManager.pools[0].workers == ProcessInfo.processInfo.activeProcessorCount)
         #expect(c.bodyLimitBytes == 20 << 20)
+        #expect(c.templatesDirectory == "templates" && c.reportInstitution == nil)
+    }
+
+    @Test func reportSettingsComeFromTheEnvironment() throws {
+        let c = try AppConfig.load(file: nil, environment: ["MEDISCOPE_TEMPLATES": "/opt/mediscope/templates",
+                                                            "MEDISCOPE_REPORT_INSTITUTION": "St. Example Hospital"])
+        #expect(c.templatesDirectory == "/opt/mediscope/templates" && c.reportInstitution == "St. Example Hospital")
     }
 
     @Test(arguments: [

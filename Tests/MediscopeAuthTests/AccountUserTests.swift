@@ -166,6 +166,8 @@ import Testing
         try store.ensureOrganization(id: "org-a", name: "Clinic A (north)")
         #expect(try db.read { try String.fetchOne($0, sql: "SELECT name FROM organizations WHERE id = 'org-a'") } == "Clinic A (north)")
         #expect(try db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM organizations") } == 1)
+        #expect(try store.organizationName(id: "org-a") == "Clinic A (north)")
+        #expect(try store.organizationName(id: "org-none") == nil)
         #expect { try store.ensureOrganization(id: "org-b", name: "  ") } throws: { AuthError.isKind(.invalid, $0) }
     }
 

@@ -1,0 +1,93 @@
+import Foundation
+import MediscopeStore
+
+/// What the report template sees: every value already formatted as text, nothing optional that a template
+/// could mistake for a parent's value (Mustache looks a missing name up in the enclosing objects).
+struct ReportPage {
+    struct Field { var label: String; var value: String }
+    struct Stamp { var text: String; var machine: String }
+    struct Image { var url: String; var alt: String; var width: Int; var height: Int }
+    struct Probability { var label: String; var percent: String; var predicted: Bool }
+    struct Finding {
+        var title: String
+        var prediction: String
+        var confidence: String
+        var probabilities: [Probability]
+        var overlay: Image
+    }
+    struct ReportText { var paragraphs: [String] }
+
+    static let notice = "Decision support only, not a diagnosis. A qualified clinician must review every result."
+
+    var institution: String
+    var analysisId: String
+    var analyzedAt: Stamp
+    var printedAt: Stamp
+    var patientFields: [Field]
+    var scan: Image
+    var findings: [Finding]
+    var reportText: ReportText?
+    var notice = Self.notice
+
+    init(_ r: AnalysisRecord, institution: String, printedAt: Date) {
+        let base = "/api/analyses/\(r.id)"
+        self.institution = institution
+        analysisId = r.id
+        analyzedAt = Self.stamp(r.createdAt)
+        self.printedAt = Self.stamp(printedAt)
+        let p = r.patient
+        let fields: [(String, String?)] = [
+            ("Patient ID", p.patientId), ("Name", p.name), ("Age", p.age.map(String.init)), ("Sex", p.sex),
+            ("Modality", p.modality), ("Body part", p.bodyPart), ("Note", p.note),
+        ]
+        patientFields = fields.compactMap { label, value in
+            guard let value = value?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else { return nil }
+            return Field(label: label, value: value)
+        }
+        let what = [p.modality, p.bodyPart.map { "of the \($0)" }].compactMap { $0 }.joined(separator: " ")
+        scan = Image(url: "\(base)/scan.jpg", alt: "Scan\(what.isEmpty ? "" : ", \(what)"), patient \(p.patientId)",
+                     width: r.scan.width, height: r.scan.height)
+        findings = r.results.map { result in
+            Finding(
+                title: result.title, prediction: result.prediction, confidence: Self.percent(result.confidence),
+                probabilities: result.probabilities.map {
+                    Probability(label: $0.label, percent: Self.percent($0.probability), predicted: $0.label == result.prediction)
+                },
+                overlay: Image(url: "\(base)/heatmaps/\(result.id).webp",
+                               alt: "Grad-CAM overlay for \(result.title): the regions that weighed most for \(result.explainedLabel)",
+                               width: result.heatmap.width, height: result.heatmap.height))
+        }
+        reportText = r.report.flatMap(Self.paragraphs).map(ReportText.init)
+    }
+
+    static func percent(_ p: Double) -> String { String(format: "%.1f%%", p * 100) }
+
+    /// Blank lines separate paragraphs; nil when there is no text at all.
+    static func paragraphs(_ text: String) -> [String]? {
+        let lines = text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n")
+        var paragraphs: [String] = []
+        var current: [String] = []
+        for line in lines + [""] {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty {
+                if !current.isEmpty { paragraphs.append(current.joined(separator: " ")); current = [] }
+            } else {
+                current.append(trimmed)
+            }
+        }
+        return paragraphs.isEmpty ? nil : paragraphs
+    }
+
+    /// UTC, readable ("2025-03-04 10:21 UTC") and machine-readable (for `<time datetime>`).
+    static func stamp(_ date: Date) -> Stamp {
+        Stamp(text: format(date, "yyyy-MM-dd HH:mm 'UTC'"), machine: format(date, "yyyy-MM-dd'T'HH:mm:ss'Z'"))
+    }
+
+    private static func format(_ date: Date, _ pattern: String) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = pattern
+        return f.string(from: date)
+    }
+}

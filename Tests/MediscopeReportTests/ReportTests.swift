@@ -1,0 +1,126 @@
+import Foundation
+@testable import MediscopeReport
+@testable import MediscopeStore
+import Testing
+
+/// The report as rendered from the repository's own templates/ folder.
+@Suite struct ReportTests {
+    static let templatesFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("templates")
+    static let attack = #"<img src=x onerror=alert(1)>"'"#
+    static let escapedAttack = "&lt;img src=x onerror=alert(1)&gt;&quot;&#39;"
+
+    static func record(patient: PatientInfo = PatientInfo(patientId: "P-001"), report: String? = nil) -> AnalysisRecord {
+        func image(_ type: String) -> ImageRef { ImageRef(key: String(repeating: "a", count: 64), contentType: type, width: 512, height: 512, byteCount: 1) }
+        return AnalysisRecord(
+            id: "01JREPORTTEST0000000000000", createdAt: Date(timeIntervalSince1970: 1_741_083_693), organizationId: "org-a",
+            createdBy: nil, patient: patient, imageWidth: 1024, imageHeight: 1024, scan: image("image/jpeg"),
+            results: [
+                StoredResult(id: "tumor-type", model: "vgg16", title: "Tumour type", task: "multiclass",
+                             probabilities: [StoredProbability(label: "glioma", probability: 0.8125),
+                                             StoredProbability(label: "meningioma", probability: 0.125),
+                                             StoredProbability(label: "notumor", probability: 0.0625)],
+                             prediction: "glioma", confidence: 0.8125, explainedLabel: "glioma", heatmap: image("image/webp")),
+                StoredResult(id: "tumor-presence", model: "vgg16", title: "Tumour present", task: "binary",
+                             probabilities: [StoredProbability(label: "tumor", probability: 0.9375),
+                                             StoredProbability(label: "no tumor", probability: 0.0625)],
+                             prediction: "tumor", confidence: 0.9375, explainedLabel: "tumor", heatmap: image("image/webp")),
+            ],
+            timingsMs: [:], report: report)
+    }
+
+    func render(_ record: AnalysisRecord, institution: String = "St. Example Hospital") throws -> String {
+        try ReportTemplates(directory: Self.templatesFolder)
+            .render(record, institution: institution, printedAt: Date(timeIntervalSince1970: 1_741_170_093))
+    }
+
+    @Test func patientTextIsEscapedInTextAndAttributes() throws {
+        let patient = PatientInfo(patientId: Self.attack, name: Self.attack, age: 54, sex: "female", modality: "MRI",
+                                  bodyPart: Self.attack, note: Self.attack)
+        let html = try render(Self.record(patient: patient), institution: Self.attack)
+        #expect(!html.contains("<img src=x"))
+        #expect(!html.contains(">\"'"), "no raw quotes from the values")
+        // Patient id, name, body part, note, institution (header and footer), and in the scan's alt text.
+        #expect(html.components(separatedBy: Self.escapedAttack).count - 1 >= 7)
+        #expect(html.contains(#"alt="Scan, MRI of the \#(Self.escapedAttack), patient \#(Self.escapedAttack)""#))
+    }
+
+    @Test func headerPatientFindingsAndNoticeArePresent() throws {
+        let patient = PatientInfo(patientId: "P-001", name: "Jane Roe", age: 54, sex: "female", modality: "MRI",
+                                  bodyPart: "brain", note: "follow-up")
+        let html = try render(Self.record(patient: patient))
+        #expect(html.hasPrefix("<!DOCTYPE html>"))
+        #expect(html.contains(#"<html lang="en">"#) && html.contains(#"<meta charset="utf-8">"#))
+        #expect(html.contains(#"<link rel="stylesheet" href="/report.css">"#))
+        #expect(html.contains("St. Example Hospital") && html.contains("Imaging analysis report"))
+        #expect(html.contains("01JREPORTTEST0000000000000"))
+        #expect(html.contains(#"<time datetime="2025-03-04T10:21:33Z">2025-03-04 10:21 UTC</time>"#), "analysed")
+        #expect(html.contains(#"<time datetime="2025-03-05T10:21:33Z">2025-03-05 10:21 UTC</time>"#), "printed")
+        for field in ["<dt>Patient ID</dt><dd>P-001</dd>", "<dt>Name</dt><dd>Jane Roe</dd>", "<dt>Age</dt><dd>54</dd>",
+                      "<dt>Sex</dt><dd>female</dd>", "<dt>Modality</dt><dd>MRI</dd>", "<dt>Body part</dt><dd>brain</dd>",
+                      "<dt>Note</dt><dd>follow-up</dd>"] {
+            #expect(html.contains(field), "\(field)")
+        }
+        #expect(html.contains("<h3>Tumour type</h3>") && html.contains("<strong>glioma</strong>, confidence 81.2%"))
+        #expect(html.contains("<h3>Tumour present</h3>") && html.contains("<strong>tumor</strong>, confidence 93.8%"))
+        for (label, percent) in [("glioma", "81.2%"), ("meningioma", "12.5%"), ("notumor", "6.2%"), ("no tumor", "6.2%")] {
+            #expect(html.contains(#"<th scope="row">\#(label)</th><td>\#(percent)</td>"#), "\(label)")
+        }
+        #expect(html.contains(#"<tr class="predicted"><th scope="row">glioma</th>"#))
+        #expect(html.contains(#"src="/api/analyses/01JREPORTTEST0000000000000/scan.jpg""#))
+        for result in ["tumor-type", "tumor-presence"] {
+            #expect(html.contains(#"src="/api/analyses/01JREPORTTEST0000000000000/heatmaps/\#(result).webp""#))
+        }
+        #expect(html.contains(#"alt="Grad-CAM overlay for Tumour type: the regions that weighed most for glioma""#))
+        #expect(html.contains("Decision support only, not a diagnosis. A qualified clinician must review every result."))
+        #expect(html.contains("Reviewed by") && html.contains(">Date<") && html.contains(">Signature<"))
+    }
+
+    @Test func missingPatientFieldsAreLeftOut() throws {
+        let html = try render(Self.record(patient: PatientInfo(patientId: "P-002", note: "  ")))
+        #expect(html.contains("<dt>Patient ID</dt><dd>P-002</dd>"))
+        for label in ["Name", "Age", "Sex", "Modality", "Body part", "Note"] {
+            #expect(!html.contains("<dt>\(label)</dt>"), "\(label)")
+        }
+        #expect(html.contains(#"alt="Scan, patient P-002""#))
+    }
+
+    @Test func reportTextIsShownInParagraphsOnlyWhenThereIsOne() throws {
+        let with = try render(Self.record(report: "First finding\nwraps here.\n\n  Second <b>paragraph</b>.  \n\n"))
+        #expect(with.contains(#"<h2 id="report-heading">Report</h2>"#))
+        #expect(with.contains("<p>First finding wraps here.</p>"))
+        #expect(with.contains("<p>Second &lt;b&gt;paragraph&lt;/b&gt;.</p>"))
+        for text in [nil, " \n\n "] {
+            #expect(!(try render(Self.record(report: text))).contains("report-heading"), "\(String(describing: text))")
+        }
+    }
+
+    @Test func noInlineScriptOrStyle() throws {
+        let html = try render(Self.record(report: "Text."))
+        for forbidden in ["<script", "<style", "style=", "onerror=", "onload=", "javascript:"] {
+            #expect(!html.lowercased().contains(forbidden), "\(forbidden)")
+        }
+    }
+
+    @Test func brokenTemplateFoldersAreClearErrors() throws {
+        let missing = URL(fileURLWithPath: "/nonexistent/mediscope-templates")
+        #expect { try ReportTemplates(directory: missing) } throws: {
+            let e = $0 as? ReportTemplateError
+            return e?.kind == .folderMissing && e?.message.contains("/nonexistent/mediscope-templates") == true
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-templates-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func expectFailure(_ kind: ReportTemplateError.Kind, _ words: String) {
+            #expect { try ReportTemplates(directory: folder) } throws: {
+                let e = $0 as? ReportTemplateError
+                return e?.kind == kind && e?.message.contains(words) == true
+            }
+        }
+        expectFailure(.templateMissing, "no report.mustache")
+        try "<p>{{> signature}}</p>".write(to: folder.appendingPathComponent("report.mustache"), atomically: true, encoding: .utf8)
+        expectFailure(.templateMissing, "signature.mustache is missing")
+        try "{{#open}}never closed".write(to: folder.appendingPathComponent("report.mustache"), atomically: true, encoding: .utf8)
+        expectFailure(.invalidTemplate, "report.mustache is not a valid Mustache template")
+    }
+}
