@@ -129,7 +129,9 @@ setSignedOutHandler(() => {
   if (!state.user) return;
   state.user = null;
   state.signedOutReason = "Your session has ended. Please sign in again.";
-  navigate("/signin", { replace: true });
+  // Remember the page, so signing in again returns to it.
+  history.replaceState({ next: location.pathname }, "", "/signin");
+  show();
 });
 
 // Internal links go through the router (no page load); modified clicks keep browser behaviour.
