@@ -78,6 +78,6 @@ function row(a) {
     h("td", { text: a.patient.name ?? "" }),
     h("td", { text: [a.patient.modality, a.patient.bodyPart].filter(Boolean).join(" · ") }),
     h("td.findings", {}, findings.map((f) => h("span.finding-line", { text: f }))),
-    h("td", {}, h("a.analysis-link", { href: `/analyses/${a.id}`, "data-link": true,
+    h("td.open-cell", {}, h("a.analysis-link", { href: `/analyses/${a.id}`, "data-link": true,
       "aria-label": `Open the analysis of ${formatDate(a.createdAt)} for patient ${a.patient.patientId}`, text: "Open" })));
 }

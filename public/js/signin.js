@@ -20,6 +20,7 @@ export async function renderSignIn(ctx) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     error.textContent = "";
+    info?.remove();  // "You have signed out" no longer applies once the user tries again
     if (!username.value.trim() || !password.value) {
       error.textContent = "Enter your username and password.";
       (username.value.trim() ? password : username).focus();
