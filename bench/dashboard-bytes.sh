@@ -43,19 +43,8 @@ if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/"; then die "127.0.
 rm -rf "$OUT"; mkdir -p "$OUT"
 
 # ------------------------------------------------------------------ stack (the minimum of bench/server.sh's start_stack)
-server_pid="" nginx_pid=""
-stop_stack() {
-    [ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null || true
-    [ -n "$nginx_pid" ] && kill -QUIT "$nginx_pid" 2>/dev/null || true
-    local i
-    for i in $(seq 1 300); do   # at most 30 s
-        { [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; } || { [ -n "$nginx_pid" ] && kill -0 "$nginx_pid" 2>/dev/null; } || break
-        sleep 0.1
-    done
-    for p in $server_pid $nginx_pid; do kill -0 "$p" 2>/dev/null && { log "killing leftover pid $p"; kill -KILL "$p" 2>/dev/null || true; }; done
-    wait $server_pid $nginx_pid 2>/dev/null || true
-    server_pid="" nginx_pid=""
-}
+server_pid="" nginx_pid="" worker_pids=""
+source "$ROOT/bench/stack-stop.sh"
 trap 'stop_stack' EXIT
 trap 'exit 130' INT TERM
 

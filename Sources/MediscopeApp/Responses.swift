@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeReport
 import MediscopeStore
 
 /// The JSON an analysis is shown as. Images are URLs, never base64: the browser fetches them lazily.
@@ -29,7 +30,7 @@ struct AnalysisBody: Encodable {
     var timingsMs: [String: Double]
     var report: String?
     var links: [String: String]
-    var notice = "Decision support only, not a diagnosis. A qualified clinician must review every result."
+    var notice = DecisionSupport.notice
 
     init(_ r: AnalysisRecord) {
         let base = "/api/analyses/\(r.id)"

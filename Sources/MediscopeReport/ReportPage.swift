@@ -1,6 +1,11 @@
 import Foundation
 import MediscopeStore
 
+/// Shown with every result: in the API's JSON (and so in the dashboard) and on the printed report.
+public enum DecisionSupport {
+    public static let notice = "Decision support only, not a diagnosis. A qualified clinician must review every result."
+}
+
 /// What the report template sees: every value already formatted as text, nothing optional that a template
 /// could mistake for a parent's value (Mustache looks a missing name up in the enclosing objects).
 struct ReportPage {
@@ -17,7 +22,7 @@ struct ReportPage {
     }
     struct ReportText { var paragraphs: [String] }
 
-    static let notice = "Decision support only, not a diagnosis. A qualified clinician must review every result."
+    static let notice = DecisionSupport.notice
 
     var institution: String
     var analysisId: String

@@ -657,6 +657,14 @@ def scenario_selftest(h):
     h.problems = h.problems[:before]
 
 
+def expect_navigation(h, role, shown, absent):
+    """The role's navigation links exist; the others are absent from the DOM (not merely hidden)."""
+    for key in shown:
+        h.expect(h.exists(f'nav#main-nav a[data-nav="{key}"]'), f"{role} navigation should have a[data-nav={key}]")
+    for key in absent:
+        h.expect(not h.exists(f'a[data-nav="{key}"]'), f"{role} must not see a[data-nav={key}] (absent from the DOM)")
+
+
 def scenario_clinician_flow(h):
     h.start()
     h.go("/")
@@ -666,10 +674,7 @@ def scenario_clinician_flow(h):
 
     screen = h.sign_in(h.clinician, h.password)
     h.expect(screen in ("new", "history"), f"a clinician should land on new analysis or history; landed on {screen!r}")
-    h.expect(h.exists('nav#main-nav a[data-nav="new"]') and h.exists('nav#main-nav a[data-nav="history"]'),
-             "clinician navigation should have a[data-nav=new] and a[data-nav=history]")
-    h.expect(not h.exists('a[data-nav="users"]') and not h.exists('a[data-nav="audit"]'),
-             "a clinician must not have admin navigation (a[data-nav=users|audit] should be absent from the DOM)")
+    expect_navigation(h, "clinician", shown=("new", "history"), absent=("users", "audit"))
     if screen != "new":
         h.nav("new", "new")
 
@@ -813,10 +818,8 @@ def scenario_clinician_flow(h):
 def scenario_admin_flow(h):
     h.start()
     screen = h.sign_in(h.admin, h.password)
-    h.expect(h.exists('nav#main-nav a[data-nav="users"]') and h.exists('nav#main-nav a[data-nav="audit"]'),
-             "admin navigation should have a[data-nav=users] and a[data-nav=audit]")
-    h.expect(not h.exists('a[data-nav="new"]') and not h.exists('a[data-nav="history"]'),
-             "an admin has no patient access: a[data-nav=new|history] should be absent from the DOM")
+    # An admin has no patient access, so no patient screens in the navigation.
+    expect_navigation(h, "admin", shown=("users", "audit"), absent=("new", "history"))
     if screen != "users":
         h.nav("users", "users")
     h.require(h.exists("table#users-table"), "no table#users-table on the users screen")
