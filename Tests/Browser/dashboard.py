@@ -982,6 +982,46 @@ def scenario_xss_note(h):
     h.screenshot("report")
 
 
+def scenario_delete_analysis(h):
+    h.start()
+    screen = h.sign_in(h.clinician, h.password)
+    if screen != "new":
+        h.nav("new", "new")
+    patient = new_patient("P-DEL")
+    h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
+    analysis_id = h.upload(patient)
+    h.check_analysis_screen(patient, analysis_id)
+
+    # Cancelling keeps it.
+    h.find("button#delete-analysis").click()
+    h.wait(lambda: h.js("return document.querySelector('dialog#delete-dialog').open"), "the delete confirmation dialog")
+    h.expect(patient["id"] in h.find("dialog#delete-dialog").text, "the confirmation does not say which patient's analysis it removes")
+    h.screenshot("confirm")
+    h.find("button#delete-cancel").click()
+    h.wait(lambda: not h.js("return document.querySelector('dialog#delete-dialog').open"), "the dialog to close on cancel")
+    h.expect(h.path() == f"/analyses/{analysis_id}", f"cancel left the analysis page: {h.path()}")
+
+    # Confirming removes it: back to the history, which no longer lists it.
+    h.find("button#delete-analysis").click()
+    h.wait(lambda: h.js("return document.querySelector('dialog#delete-dialog').open"), "the delete confirmation dialog")
+    h.find("button#delete-confirm").click()
+    h.wait_screen("history")
+    h.expect(h.exists("p#history-notice"), "the history does not say the analysis was deleted")
+    h.history_search(patient["id"])
+    h.wait(lambda: h.history_links() == [] and h.find("p#history-empty").is_displayed(),
+           f"the history search for {patient['id']} to come back empty after the delete")
+    h.screenshot("history-after-delete")
+
+    # Its address now says so (the API's 404 shows in the console as a failed resource: allowed here only).
+    with h.allow(rf"^{re.escape(h.base)}/api/analyses/{analysis_id} - Failed to load resource: the server responded with a status of 404 \(Not Found\)$",
+                 "the deleted analysis is fetched on purpose"):
+        h.go(f"/analyses/{analysis_id}")
+        h.wait_screen("notfound")
+        h.expect("not found" in h.visible_text().lower(), "the deleted analysis's address does not say it was not found")
+        h.harvest()
+    h.screenshot("deleted-address")
+
+
 def scenario_tablet_layout(h):
     h.start(TABLET)
 
@@ -1273,6 +1313,7 @@ SCENARIOS = {
     "clinician_flow": scenario_clinician_flow,
     "admin_flow": scenario_admin_flow,
     "xss_note": scenario_xss_note,
+    "delete_analysis": scenario_delete_analysis,
     "tablet_layout": scenario_tablet_layout,
     "keyboard": scenario_keyboard,
     "measure_bytes": scenario_measure_bytes,

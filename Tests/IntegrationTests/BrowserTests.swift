@@ -15,6 +15,7 @@ struct BrowserTests {
     @Test func clinicianFlow() async throws { try await scenario("clinician_flow") }
     @Test func adminFlow() async throws { try await scenario("admin_flow") }
     @Test func patientTextIsNeverMarkup() async throws { try await scenario("xss_note") }
+    @Test func deleteAfterConfirmation() async throws { try await scenario("delete_analysis") }
     @Test func tabletLayout() async throws { try await scenario("tablet_layout") }
     @Test func keyboardAndAccessibleNames() async throws { try await scenario("keyboard") }
 

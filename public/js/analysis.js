@@ -1,6 +1,6 @@
 // One analysis: patient, scan, and per model result the Grad-CAM overlay (opacity, overlay or
 // side by side), the probabilities, the prediction and its confidence.
-import { get } from "./api.js";
+import { get, request } from "./api.js";
 import { formatDate, formatPercent, h, labelText, replace } from "./dom.js";
 
 const STAGES = [["decode", "Decode"], ["preprocess", "Preprocess"], ["forward", "Models"], ["gradCAM", "Grad-CAM"],
@@ -9,7 +9,19 @@ const STAGES = [["decode", "Decode"], ["preprocess", "Preprocess"], ["forward", 
 export async function renderAnalysis(ctx, id) {
   document.title = "Analysis · Mediscope";
   replace(ctx.main, h("h1", { text: "Analysis" }), h("p.loading", { text: "Loading…" }));
-  const a = ctx.data?.id === id ? ctx.data : await get(`/api/analyses/${id}`);
+  let a = ctx.data?.id === id ? ctx.data : null;
+  try {
+    a ??= await get(`/api/analyses/${id}`);
+  } catch (err) {
+    if (err.status !== 404) throw err;
+    if (!ctx.isCurrent()) return;
+    ctx.main.dataset.screen = "notfound";
+    replace(ctx.main, h("h1", { text: "Analysis not found" }),
+      h("p.message", { text: "There is no analysis at this address: it was deleted, or it belongs to another organisation." }),
+      h("p", {}, h("a", { href: "/analyses", "data-link": true, text: "Back to the history" })));
+    ctx.ready();
+    return;
+  }
   if (!ctx.isCurrent()) return;
   document.title = `Analysis ${formatDate(a.createdAt)} · Mediscope`;
 
@@ -42,7 +54,8 @@ export async function renderAnalysis(ctx, id) {
         h("p.subtle", {}, h("time", { datetime: a.createdAt, text: formatDate(a.createdAt) }), ` · ID ${a.id}`)),
       h("div.actions", {},
         h("a#report-link.button-secondary", { href: a.links.report, target: "_blank", rel: "noopener", text: "Printable report" }),
-        h("a.button-secondary", { href: "/analyses/new", "data-link": true, text: "New analysis" }))),
+        h("a.button-secondary", { href: "/analyses/new", "data-link": true, text: "New analysis" }),
+        deleteControl(ctx, a))),
     notice,
     h("div.analysis-grid", {},
       h("div.analysis-side", {}, patientBlock, scanFigure, timings),
@@ -52,6 +65,33 @@ export async function renderAnalysis(ctx, id) {
 
   replace(ctx.main, view);
   ctx.ready();
+}
+
+/** "Delete" with a confirmation dialog: removes the record and its images (audited by the server). */
+function deleteControl(ctx, a) {
+  const error = h("p.error", { role: "alert" });
+  const confirm = h("button#delete-confirm.button-danger", { type: "button", text: "Delete permanently" });
+  const dialog = h("dialog#delete-dialog", { "aria-labelledby": "delete-dialog-title", "aria-describedby": "delete-dialog-text" },
+    h("h2#delete-dialog-title", { text: "Delete this analysis?" }),
+    h("p#delete-dialog-text", { text: `The analysis of ${formatDate(a.createdAt)} for patient ${a.patient.patientId}, its scan and heatmaps are removed. This cannot be undone.` }),
+    error,
+    h("div.dialog-actions", {}, confirm,
+      h("button#delete-cancel.button-secondary", { type: "button", text: "Keep it", onclick: () => dialog.close() })));
+  confirm.addEventListener("click", async () => {
+    confirm.disabled = true;
+    try {
+      await request("DELETE", `/api/analyses/${a.id}`);
+      dialog.close();
+      ctx.announce("The analysis was deleted.");
+      ctx.navigate("/analyses", { data: { deleted: a.id } });
+    } catch (err) {
+      confirm.disabled = false;
+      if (err.status !== 401) error.textContent = err.message;
+    }
+  });
+  const open = h("button#delete-analysis.button-danger-outline", { type: "button", text: "Delete…",
+    onclick: () => { error.textContent = ""; dialog.showModal(); dialog.querySelector("#delete-cancel").focus(); } });
+  return [open, dialog];
 }
 
 function resultCard(a, r, scanAlt) {

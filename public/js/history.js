@@ -27,7 +27,8 @@ export async function renderHistory(ctx) {
   const pageInfo = h("span.page-info", { "aria-live": "polite" });
   const status = h("p.status", { role: "status" });
 
-  replace(ctx.main, h("h1", { text: "History" }), form, status, h("div.table-wrap", {}, table), empty,
+  const deleted = ctx.data?.deleted ? h("p#history-notice.info", { role: "status", text: "The analysis was deleted." }) : null;
+  replace(ctx.main, h("h1", { text: "History" }), deleted, form, status, h("div.table-wrap", {}, table), empty,
     h("div.pager", {}, prev, pageInfo, next));
 
   async function load() {
