@@ -139,6 +139,47 @@ def norm(text):
     return re.sub(r"\s+", " ", (text or "").replace("_", " ")).strip().lower()
 
 
+# WCAG AA contrast of every visible text run against the first opaque background behind it:
+# 4.5:1, or 3:1 for large text (24 px, or 18.66 px bold). Disabled controls are exempt (WCAG 1.4.3).
+CONTRAST_JS = r"""
+    const parse = (c) => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
+      const v = m[1].split(/[ ,/]+/).filter(Boolean).map(Number); return { r: v[0], g: v[1], b: v[2], a: v.length > 3 ? v[3] : 1 }; };
+    const lum = ({ r, g, b }) => { const f = (x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+    const blend = (top, bottom) => ({ r: top.r * top.a + bottom.r * (1 - top.a), g: top.g * top.a + bottom.g * (1 - top.a),
+      b: top.b * top.a + bottom.b * (1 - top.a), a: 1 });
+    const background = (el) => {
+      const layers = [];
+      for (let e = el; e; e = e.parentElement) {
+        const c = parse(getComputedStyle(e).backgroundColor);
+        if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+      }
+      let bg = { r: 255, g: 255, b: 255, a: 1 };
+      for (const c of layers.reverse()) bg = blend(c, bg);
+      return bg;
+    };
+    const out = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const seen = new Set();
+    while (walker.nextNode()) {
+      const el = walker.currentNode.parentElement;
+      if (!el || seen.has(el) || !walker.currentNode.textContent.trim()) continue;
+      seen.add(el);
+      if (!el.getClientRects().length || el.closest('[hidden], .visually-hidden, option, :disabled')) continue;
+      const st = getComputedStyle(el);
+      if (st.visibility === 'hidden' || Number(st.opacity) === 0) continue;
+      const fg0 = parse(st.color); if (!fg0) continue;
+      const bg = background(el);
+      const fg = blend(fg0, bg);
+      const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+      const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+      if (ratio < need) out.push(`${ratio.toFixed(2)} < ${need}: "${walker.currentNode.textContent.trim().slice(0, 40)}" in ${el.outerHTML.slice(0, 100)}`);
+    }
+    return out;"""
+
+
 class Harness:
     def __init__(self, scenario, size=DESKTOP):
         self.scenario = scenario
@@ -467,10 +508,18 @@ class Harness:
                     "span#whoami still names a user after signing out")
         self.harvest()
 
-    def fill_analysis_form(self, patient, scan=None):
-        """patient: dict with id, name, age, sex, modality, body_part, note. Waits for the preview."""
+    def check_contrast(self, where):
+        low = self.js(CONTRAST_JS)
+        print(f"{where}: {len(low)} text runs below the AA contrast ratio")
+        for d in low:
+            self.fail_soft(f"{where}: contrast below WCAG AA: {d}")
+
+    def fill_analysis_form(self, patient, scan=None, pick_file=True):
+        """patient: dict with id, name, age, sex, modality, body_part, note. Waits for the preview.
+        pick_file=False: the scan is already chosen (e.g. dropped)."""
         self.wait_screen("new")
-        self.find("input#scan-file").send_keys(scan or self.scan)
+        if pick_file:
+            self.find("input#scan-file").send_keys(scan or self.scan)
         self.type_into("input#patient-id", patient["id"])
         self.type_into("input#patient-name", patient["name"])
         self.type_into("input#patient-age", str(patient["age"]))
@@ -669,6 +718,7 @@ def scenario_clinician_flow(h):
     h.start()
     h.go("/")
     h.wait_screen("signin")
+    h.check_contrast("sign-in")
     h.screenshot("signin")
     h.harvest()
 
@@ -825,10 +875,12 @@ def scenario_admin_flow(h):
     h.require(h.exists("table#users-table"), "no table#users-table on the users screen")
     names = h.js("return [...document.querySelectorAll('table#users-table tbody tr[data-username]')].map(r => r.dataset.username)")
     h.expect(h.clinician in names and h.admin in names, f"the users table should list {h.clinician!r} and {h.admin!r}: {names}")
+    h.check_contrast("users")
     h.screenshot("users")
     h.nav("audit", "audit")
     h.require(h.exists("table#audit-table"), "no table#audit-table on the audit screen")
     h.wait(lambda: h.finds("table#audit-table tbody tr"), "the audit table to list entries (the sign-ins so far)")
+    h.check_contrast("audit")
     h.screenshot("audit")
 
     # Admins have no patient access: the clinical screens are refused.
@@ -1022,6 +1074,60 @@ def scenario_delete_analysis(h):
     h.screenshot("deleted-address")
 
 
+def scenario_drop_and_progress(h):
+    """The scan arrives by drag and drop; the upload shows progress, then an analysing state."""
+    h.start()
+    screen = h.sign_in(h.clinician, h.password)
+    if screen != "new":
+        h.nav("new", "new")
+    h.wait_screen("new")
+    with open(h.scan, "rb") as f:
+        payload = base64.b64encode(f.read()).decode("ascii")
+    name = os.path.basename(h.scan)
+    # A real File in a DataTransfer, dropped with the events a browser fires for a drag from the desktop.
+    h.js("""
+        const [b64, name] = arguments;
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], name, { type: 'image/jpeg' }));
+        const zone = document.getElementById('dropzone');
+        for (const type of ['dragenter', 'dragover', 'drop']) {
+          zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+        }""", payload, name)
+    h.wait_images("img#scan-preview")
+    h.expect(name in h.find("#scan-file-info").text, f"the dropped file's name {name!r} is not shown next to the preview")
+    patient = new_patient("P-DROP")
+    h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
+    h.fill_analysis_form(patient, pick_file=False)
+
+    # Every state the upload passes through, recorded as it happens (a local upload is too fast to poll).
+    h.js("""
+        window.__uploadStates = [];
+        const progress = document.getElementById('upload-progress'), status = document.getElementById('upload-status');
+        const record = () => window.__uploadStates.push({ status: status.textContent, hidden: progress.hidden,
+                                                          value: progress.getAttribute('value') });
+        new MutationObserver(record).observe(document.getElementById('analysis-form'),
+          { subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['value', 'hidden'] });""")
+    h.find("button#analyse-submit").click()
+    analysis_id = h.wait_for_analysis()
+    h.expect(re.fullmatch(r"[0-9A-Z]{26}", analysis_id or ""), f"no analysis id in the address after the upload: {h.path()}")
+    states = h.js("return window.__uploadStates || null")
+    if states is None:   # the page navigated for real: the router should have kept the document
+        h.fail_soft("the upload reloaded the page instead of showing the result in place")
+        return
+    print(f"upload states: {states}")
+    h.expect(any(s["status"].startswith("Uploading") and not s["hidden"] for s in states),
+             "no 'Uploading' state with a visible progress bar")
+    h.expect(any(s["value"] is not None and float(s["value"]) > 0 for s in states),
+             "the progress bar never showed upload progress (value > 0)")
+    analysing = [i for i, s in enumerate(states) if s["status"].startswith("Analys") and not s["hidden"] and s["value"] is None]
+    uploading = [i for i, s in enumerate(states) if s["status"].startswith("Uploading")]
+    h.expect(analysing, "no 'Analysing' state with an indeterminate progress bar (no value) after the upload")
+    h.expect(analysing and uploading and uploading[0] < analysing[0], f"'Analysing' did not follow 'Uploading': {states}")
+    h.check_analysis_screen(patient, analysis_id)
+    h.screenshot("result")
+
+
 def scenario_tablet_layout(h):
     h.start(TABLET)
 
@@ -1137,54 +1243,8 @@ def scenario_keyboard(h):
         for d in bad_imgs:
             h.fail_soft(f"{where}: img without a non-empty alt: {d}")
 
-    # WCAG AA contrast of every visible text run against the first opaque background behind it:
-    # 4.5:1, or 3:1 for large text (24 px, or 18.66 px bold). Disabled controls are exempt (WCAG 1.4.3).
-    contrast_js = r"""
-        const parse = (c) => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
-          const v = m[1].split(/[ ,/]+/).filter(Boolean).map(Number); return { r: v[0], g: v[1], b: v[2], a: v.length > 3 ? v[3] : 1 }; };
-        const lum = ({ r, g, b }) => { const f = (x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; };
-          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
-        const blend = (top, bottom) => ({ r: top.r * top.a + bottom.r * (1 - top.a), g: top.g * top.a + bottom.g * (1 - top.a),
-          b: top.b * top.a + bottom.b * (1 - top.a), a: 1 });
-        const background = (el) => {
-          const layers = [];
-          for (let e = el; e; e = e.parentElement) {
-            const c = parse(getComputedStyle(e).backgroundColor);
-            if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
-          }
-          let bg = { r: 255, g: 255, b: 255, a: 1 };
-          for (const c of layers.reverse()) bg = blend(c, bg);
-          return bg;
-        };
-        const out = [];
-        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-        const seen = new Set();
-        while (walker.nextNode()) {
-          const el = walker.currentNode.parentElement;
-          if (!el || seen.has(el) || !walker.currentNode.textContent.trim()) continue;
-          seen.add(el);
-          if (!el.getClientRects().length || el.closest('[hidden], .visually-hidden, option, :disabled')) continue;
-          const st = getComputedStyle(el);
-          if (st.visibility === 'hidden' || Number(st.opacity) === 0) continue;
-          const fg0 = parse(st.color); if (!fg0) continue;
-          const bg = background(el);
-          const fg = blend(fg0, bg);
-          const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
-          const ratio = (hi + 0.05) / (lo + 0.05);
-          const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
-          const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
-          if (ratio < need) out.push(`${ratio.toFixed(2)} < ${need}: "${walker.currentNode.textContent.trim().slice(0, 40)}" in ${el.outerHTML.slice(0, 100)}`);
-        }
-        return out;"""
-
-    def check_contrast(where):
-        low = h.js(contrast_js)
-        print(f"{where}: {len(low)} text runs below the AA contrast ratio")
-        for d in low:
-            h.fail_soft(f"{where}: contrast below WCAG AA: {d}")
-
     check_names("new analysis (empty)")
-    check_contrast("new analysis")
+    h.check_contrast("new analysis")
 
     # Keyboard reach: the file picker (input#scan-file or div#dropzone) and the submit button.
     h.js("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
@@ -1214,7 +1274,7 @@ def scenario_keyboard(h):
         analysis_id = h.wait_for_analysis()
     h.check_analysis_screen(patient, analysis_id)
     check_names("analysis")
-    check_contrast("analysis")
+    h.check_contrast("analysis")
     h.screenshot("analysis")
     h.harvest()
 
@@ -1314,6 +1374,7 @@ SCENARIOS = {
     "admin_flow": scenario_admin_flow,
     "xss_note": scenario_xss_note,
     "delete_analysis": scenario_delete_analysis,
+    "drop_and_progress": scenario_drop_and_progress,
     "tablet_layout": scenario_tablet_layout,
     "keyboard": scenario_keyboard,
     "measure_bytes": scenario_measure_bytes,

@@ -16,6 +16,7 @@ struct BrowserTests {
     @Test func adminFlow() async throws { try await scenario("admin_flow") }
     @Test func patientTextIsNeverMarkup() async throws { try await scenario("xss_note") }
     @Test func deleteAfterConfirmation() async throws { try await scenario("delete_analysis") }
+    @Test func dropAScanAndWatchTheUpload() async throws { try await scenario("drop_and_progress") }
     @Test func tabletLayout() async throws { try await scenario("tablet_layout") }
     @Test func keyboardAndAccessibleNames() async throws { try await scenario("keyboard") }
 
