@@ -76,11 +76,12 @@ MANIFEST = {
             "task": "multiclass",
             "title": "Tiny test model",
             "labels": ["alpha", "beta", "gamma"],
+            "labelTitles": {"alpha": "Alpha finding"},   # partial on purpose: beta and gamma show as labels
             "input": {"width": 32, "height": 32, "layout": "NHWC", "color": "RGB", "resize": "bicubic",
                       "scale": 0.00392156862745098, "mean": [0, 0, 0], "std": [1, 1, 1]},
             "derived": [
                 {"id": "not-beta", "title": "Not beta", "task": "binary",
-                 "labels": ["beta", "not_beta"], "negative": ["beta"]}
+                 "labels": ["beta", "not_beta"], "labelTitles": {"not_beta": "Anything but beta"}, "negative": ["beta"]}
             ],
         },
         {

@@ -171,7 +171,7 @@ public enum API {
             blobs.append(blob)
             results.append(StoredResult(
                 id: outcome.id, model: outcome.model, title: outcome.title, task: outcome.task.rawValue,
-                probabilities: outcome.probabilities.map { StoredProbability(label: $0.label, probability: $0.probability) },
+                probabilities: outcome.probabilities.map { StoredProbability(label: $0.label, title: $0.title, probability: $0.probability) },
                 prediction: outcome.prediction, confidence: outcome.confidence, explainedLabel: outcome.explainedLabel,
                 heatmap: blob.ref))
         }

@@ -88,6 +88,8 @@ public struct DerivedSpec: Codable, Sendable, Equatable {
     public var labels: [String]
     /// Labels of the parent model that make up the negative side; all others are positive.
     public var negative: [String]
+    /// How people read the labels ("no_tumor" -> "No tumour"); labels without one are shown as they are.
+    public var labelTitles: [String: String]?
 }
 
 public struct ModelSpec: Codable, Sendable, Equatable {
@@ -96,6 +98,8 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var task: Task
     public var title: String?
     public var labels: [String]
+    /// How people read the labels ("notumor" -> "No tumour"); labels without one are shown as they are.
+    public var labelTitles: [String: String]?
     public var input: InputSpec
     public var derived: [DerivedSpec]?
 
@@ -111,6 +115,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         case .multiclass: guard labels.count >= 2 else { throw fail("a multiclass model needs at least 2 labels") }
         }
         guard Set(labels).count == labels.count else { throw fail("labels repeat") }
+        try validateTitles(labelTitles, of: labels, owner: "model \(id)")
         guard input.resize == "bicubic" else { throw fail("resize \"\(input.resize)\" is not supported (bicubic)") }
         guard (1...4096).contains(input.width), (1...4096).contains(input.height) else { throw fail("input size out of range") }
         let channels = input.color.channels
@@ -125,6 +130,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
             guard !d.negative.isEmpty, d.negative.allSatisfy(labels.contains), d.negative.count < labels.count else {
                 throw fail("derived result \(d.id) must name some, not all, of the model's labels as negative")
             }
+            try validateTitles(d.labelTitles, of: d.labels, owner: "model \(id): derived result \(d.id)")
         }
     }
 }
@@ -146,5 +152,18 @@ private func path(_ keys: [CodingKey]) -> String {
     keys.reduce("") { path, key in
         if let index = key.intValue { return path + "[\(index)]" }
         return path.isEmpty ? key.stringValue : path + "." + key.stringValue
+    }
+}
+
+/// Titles must name existing labels and be short, printable text (they end up on screens and reports).
+private func validateTitles(_ titles: [String: String]?, of labels: [String], owner: String) throws(ModelError) {
+    for (label, title) in titles ?? [:] {
+        guard labels.contains(label) else {
+            throw ModelError(.invalidManifest, "\(owner): labelTitles names \"\(label)\", which is not one of its labels")
+        }
+        let trimmed = title.trimmingCharacters(in: .whitespaces)
+        guard (1...64).contains(trimmed.count), !title.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw ModelError(.invalidManifest, "\(owner): the title of \"\(label)\" must be 1 to 64 printable characters")
+        }
     }
 }

@@ -4,6 +4,8 @@ import Synchronization
 
 public struct LabelProbability: Codable, Sendable, Equatable {
     public var label: String
+    /// The manifest's title for the label (what people read); the label itself when it has none.
+    public var title: String
     public var probability: Double
 }
 

@@ -53,31 +53,34 @@ struct ResultHeads {
         switch spec.task {
         case .multiclass:
             let top = probabilities.indices.max { probabilities[$0] < probabilities[$1] }!
-            results.append(outcome(id: spec.id, title: title, task: .multiclass, labels: spec.labels,
+            results.append(outcome(id: spec.id, title: title, task: .multiclass, labels: spec.labels, titles: spec.labelTitles,
                                    probabilities: probabilities, prediction: top, explained: top, cam: output.cams[0]))
         case .binary:
-            results.append(binaryOutcome(id: spec.id, title: title, labels: spec.labels,
+            results.append(binaryOutcome(id: spec.id, title: title, labels: spec.labels, titles: spec.labelTitles,
                                          positive: probabilities[1], cam: output.cams[0]))
         }
         for (i, d) in derived.enumerated() {
             let negative = negativeIndices(d).reduce(0.0) { $0 + probabilities[$1] }
-            results.append(binaryOutcome(id: d.id, title: d.title ?? d.id, labels: d.labels,
+            results.append(binaryOutcome(id: d.id, title: d.title ?? d.id, labels: d.labels, titles: d.labelTitles,
                                          positive: max(0, 1 - negative), cam: output.cams[1 + i]))
         }
         return results
     }
 
-    private func binaryOutcome(id: String, title: String, labels: [String], positive: Double, cam: FloatMap) -> ResultOutcome {
+    private func binaryOutcome(id: String, title: String, labels: [String], titles: [String: String]?,
+                               positive: Double, cam: FloatMap) -> ResultOutcome {
         let probabilities = [1 - positive, positive]
-        return outcome(id: id, title: title, task: .binary, labels: labels, probabilities: probabilities,
+        return outcome(id: id, title: title, task: .binary, labels: labels, titles: titles, probabilities: probabilities,
                        prediction: positive >= 0.5 ? 1 : 0, explained: 1, cam: cam)
     }
 
-    private func outcome(id: String, title: String, task: Task, labels: [String], probabilities: [Double],
-                         prediction: Int, explained: Int, cam: FloatMap) -> ResultOutcome {
+    private func outcome(id: String, title: String, task: Task, labels: [String], titles: [String: String]?,
+                         probabilities: [Double], prediction: Int, explained: Int, cam: FloatMap) -> ResultOutcome {
         ResultOutcome(
             id: id, model: spec.id, title: title, task: task,
-            probabilities: zip(labels, probabilities).map { LabelProbability(label: $0, probability: $1) },
+            probabilities: zip(labels, probabilities).map {
+                LabelProbability(label: $0, title: titles?[$0] ?? $0, probability: $1)
+            },
             prediction: labels[prediction], confidence: probabilities[prediction],
             explainedLabel: labels[explained], gradCAM: cam.minMaxNormalized())
     }

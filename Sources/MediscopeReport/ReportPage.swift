@@ -53,13 +53,15 @@ struct ReportPage {
         scan = Image(url: "\(base)/scan.jpg", alt: "Scan\(what.isEmpty ? "" : ", \(what)"), patient \(p.patientId)",
                      width: r.scan.width, height: r.scan.height)
         findings = r.results.map { result in
-            Finding(
-                title: result.title, prediction: result.prediction, confidence: Self.percent(result.confidence),
+            // Labels as people read them (the manifest's titles when the analysis ran).
+            func title(_ label: String) -> String { result.probabilities.first { $0.label == label }?.title ?? label }
+            return Finding(
+                title: result.title, prediction: title(result.prediction), confidence: Self.percent(result.confidence),
                 probabilities: result.probabilities.map {
-                    Probability(label: $0.label, percent: Self.percent($0.probability), predicted: $0.label == result.prediction)
+                    Probability(label: $0.title ?? $0.label, percent: Self.percent($0.probability), predicted: $0.label == result.prediction)
                 },
                 overlay: Image(url: "\(base)/heatmaps/\(result.id).webp",
-                               alt: "Grad-CAM overlay for \(result.title): the regions that weighed most for \(result.explainedLabel)",
+                               alt: "Grad-CAM overlay for \(result.title): the regions that weighed most for \(title(result.explainedLabel))",
                                width: result.heatmap.width, height: result.heatmap.height))
         }
         reportText = r.report.flatMap(Self.paragraphs).map(ReportText.init)

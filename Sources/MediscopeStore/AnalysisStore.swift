@@ -35,8 +35,12 @@ public struct ImageRef: Codable, Sendable, Equatable {
 
 public struct StoredProbability: Codable, Sendable, Equatable {
     public var label: String
+    /// The label as people read it (from the manifest when the analysis ran); nil in older records.
+    public var title: String?
     public var probability: Double
-    public init(label: String, probability: Double) { self.label = label; self.probability = probability }
+    public init(label: String, title: String? = nil, probability: Double) {
+        self.label = label; self.title = title; self.probability = probability
+    }
 }
 
 /// One model result as stored: classification plus its Grad-CAM overlay.

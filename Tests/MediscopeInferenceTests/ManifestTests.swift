@@ -40,6 +40,12 @@ import Testing
         (valid.replacingOccurrences(of: "\"std\": [1]", with: "\"std\": [0]"), "non-zero"),
         (valid.replacingOccurrences(of: "\"bicubic\"", with: "\"lanczos\""), "not supported"),
         (valid.replacingOccurrences(of: "\"multiclass\"", with: "\"binary\""), "exactly 2 labels"),
+        (valid.replacingOccurrences(of: "\"task\": \"multiclass\",", with: "\"task\": \"multiclass\", \"labelTitles\": {\"z\": \"Zed\"},"),
+         "labelTitles names \"z\""),
+        (valid.replacingOccurrences(of: "\"task\": \"multiclass\",", with: "\"task\": \"multiclass\", \"labelTitles\": {\"a\": \" \"},"),
+         "1 to 64 printable"),
+        (valid.replacingOccurrences(of: "\"negative\": [\"b\"]", with: "\"negative\": [\"b\"], \"labelTitles\": {\"b\": \"Bee\"}"),
+         "derived result d: labelTitles names \"b\""),
     ])
     func invalidManifestIsRefusedWithAReason(json: String, reason: String) {
         #expect {
@@ -48,6 +54,15 @@ import Testing
             let e = error as! ModelError
             return e.kind == .invalidManifest && e.message.contains(reason)
         }
+    }
+
+    @Test func labelTitlesAreOptionalAndPartial() throws {
+        let json = Self.valid.replacingOccurrences(of: "\"task\": \"multiclass\",", with: "\"task\": \"multiclass\", \"labelTitles\": {\"a\": \"Alpha\"},")
+            .replacingOccurrences(of: "\"negative\": [\"b\"]", with: "\"negative\": [\"b\"], \"labelTitles\": {\"no\": \"No finding\"}")
+        let m = try manifest(json)
+        #expect(m.models[0].labelTitles == ["a": "Alpha"])
+        #expect(m.models[0].derived?[0].labelTitles == ["no": "No finding"])
+        #expect(try manifest(Self.valid).models[0].labelTitles == nil)
     }
 
     @Test func missingManifestIsAModelProblem() {

@@ -30,6 +30,10 @@ import Testing
         #expect(derived.explainedLabel == derivedSpec.labels[1])
         #expect(derived.prediction == (1 - negative >= 0.5 ? derivedSpec.labels[1] : derivedSpec.labels[0]))
 
+        // Titles from the manifest where it has one (models/tiny: partial on purpose), the label otherwise.
+        #expect(own.probabilities.map(\.title) == ["Alpha finding", "beta", "gamma"])
+        #expect(derived.probabilities.map(\.title) == ["beta", "Anything but beta"])
+
         for result in analysis.results {
             #expect(result.gradCAM.width == 8 && result.gradCAM.height == 8)
             #expect(result.probabilities.count == 2 || result.task == .multiclass)

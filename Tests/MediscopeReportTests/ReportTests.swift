@@ -76,6 +76,18 @@ import Testing
         #expect(html.contains("Reviewed by") && html.contains(">Date<") && html.contains(">Signature<"))
     }
 
+    @Test func labelTitlesAreWhatPeopleRead() throws {
+        // Records made with a manifest that has labelTitles carry them; older ones (above) show the bare labels.
+        var record = Self.record()
+        record.results[0].probabilities = [StoredProbability(label: "glioma", title: "Glioma", probability: 0.8125),
+                                           StoredProbability(label: "notumor", title: "No tumour <none>", probability: 0.1875)]
+        let html = try render(record)
+        #expect(html.contains("<strong>Glioma</strong>, confidence 81.2%"))
+        #expect(html.contains(#"<th scope="row">No tumour &lt;none&gt;</th><td>18.8%</td>"#))
+        #expect(!html.contains(#"<th scope="row">notumor</th>"#))
+        #expect(html.contains(#"alt="Grad-CAM overlay for Tumour type: the regions that weighed most for Glioma""#))
+    }
+
     @Test func missingPatientFieldsAreLeftOut() throws {
         let html = try render(Self.record(patient: PatientInfo(patientId: "P-002", note: "  ")))
         #expect(html.contains("<dt>Patient ID</dt><dd>P-002</dd>"))

@@ -1,7 +1,7 @@
 // One analysis: patient, scan, and per model result the Grad-CAM overlay (opacity, overlay or
 // side by side), the probabilities, the prediction and its confidence.
 import { get, request } from "./api.js";
-import { formatDate, formatPercent, h, labelText, replace } from "./dom.js";
+import { formatDate, formatPercent, h, labelText, replace, resultLabel } from "./dom.js";
 
 const STAGES = [["decode", "Decode"], ["preprocess", "Preprocess"], ["forward", "Models"], ["gradCAM", "Grad-CAM"],
   ["encode", "Encode images"], ["modelLoad", "Model load"]];
@@ -96,7 +96,7 @@ function deleteControl(ctx, a) {
 
 function resultCard(a, r, scanAlt) {
   const titleId = `result-${r.id}-title`;
-  const overlayAlt = `Grad-CAM heatmap of “${r.title}” over the scan: warm colours mark the regions that drove the prediction ${labelText(r.explainedLabel)}`;
+  const overlayAlt = `Grad-CAM heatmap of “${r.title}” over the scan: warm colours mark the regions that drove the prediction ${resultLabel(r, r.explainedLabel)}`;
   const overlay = h("img.heatmap", { src: r.heatmap.url, width: r.heatmap.width, height: r.heatmap.height,
     alt: overlayAlt, loading: "lazy", decoding: "async" });
   const base = h("img.scan-base", { src: a.scan.url, width: a.scan.width, height: a.scan.height, alt: scanAlt, decoding: "async" });
@@ -130,18 +130,18 @@ function resultCard(a, r, scanAlt) {
   return replace(card,
     h("h3", { id: titleId, text: r.title }),
     h("p.finding", {},
-      h("span.prediction", { text: labelText(r.prediction) }),
+      h("span.prediction", { text: resultLabel(r, r.prediction) }),
       h("span.confidence", { text: `${formatPercent(r.confidence)} confidence` })),
     h("p.task", { text: r.task === "binary" ? "Two-class result" : `${r.probabilities.length}-class result` }),
     h("ul.probabilities", { "aria-label": `Probabilities for ${r.title}` }, top.map((pr) => {
       const fill = h("span.prob-fill");
       fill.style.width = `${(pr.probability * 100).toFixed(1)}%`;
       return h("li.prob-row", { class: pr.label === r.prediction ? "prob-row predicted" : "prob-row" },
-        h("span.prob-label", { text: labelText(pr.label) }),
+        h("span.prob-label", { text: resultLabel(r, pr.label) }),
         h("span.prob-bar", { "aria-hidden": "true" }, fill),
         h("span.prob-value", { text: formatPercent(pr.probability) }));
     })),
     stage,
     h("div.view-controls", {}, h("div.opacity-control", {}, opacityLabel, opacity, opacityValue), toggle),
-    h("p.hint", { text: `Heatmap explains: ${labelText(r.explainedLabel)}` }));
+    h("p.hint", { text: `Heatmap explains: ${resultLabel(r, r.explainedLabel)}` }));
 }

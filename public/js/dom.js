@@ -65,6 +65,11 @@ export function formatBytes(n) {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
+/** How a result's label reads: the manifest's title stored with the result, else the label tidied up. */
+export function resultLabel(result, label) {
+  return result.probabilities.find((p) => p.label === label)?.title ?? labelText(label);
+}
+
 /** Sentence-case a model label such as "no_tumor" -> "No tumor". */
 export function labelText(label) {
   const text = String(label).replace(/[_-]+/g, " ").trim();

@@ -1,7 +1,7 @@
 // History: newest first, search by patient ID, cursor paging. The search term stays in the page,
 // never in the address bar (patient identifiers do not belong in URLs, logs or browser history).
 import { get, query } from "./api.js";
-import { field, formatDate, formatPercent, h, labelText, replace } from "./dom.js";
+import { field, formatDate, formatPercent, h, replace, resultLabel } from "./dom.js";
 
 const PAGE = 20;
 // Kept for the session so "Back" from an analysis returns to the same search and page.
@@ -72,7 +72,7 @@ export async function renderHistory(ctx) {
 }
 
 function row(a) {
-  const findings = a.results.map((r) => `${r.title}: ${labelText(r.prediction)} (${formatPercent(r.confidence)})`);
+  const findings = a.results.map((r) => `${r.title}: ${resultLabel(r, r.prediction)} (${formatPercent(r.confidence)})`);
   return h("tr", {},
     h("td", {}, h("time", { datetime: a.createdAt, text: formatDate(a.createdAt) })),
     h("td", { text: a.patient.patientId }),
