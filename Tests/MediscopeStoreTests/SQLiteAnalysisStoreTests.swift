@@ -37,6 +37,14 @@ import MediscopeSQLite
         #expect(filesBelow(folder.path + "/blobs").allSatisfy { !$0.contains(".tmp-") })
     }
 
+    @Test func probabilitiesStoredBeforeLabelTitlesStillRead() throws {
+        // Records written before label titles existed have no "title" key.
+        let old = try JSONDecoder().decode(StoredProbability.self, from: Data(#"{"label":"notumor","probability":0.25}"#.utf8))
+        #expect(old == StoredProbability(label: "notumor", title: nil, probability: 0.25))
+        let new = StoredProbability(label: "notumor", title: "No tumour", probability: 0.25)
+        #expect(try JSONDecoder().decode(StoredProbability.self, from: JSONEncoder().encode(new)) == new)
+    }
+
     @Test func idsAreTimeOrderedAndUnique() throws {
         var ids: [String] = []
         for _ in 0..<2000 { ids.append(SortableID.Generator.shared.next().id) }
