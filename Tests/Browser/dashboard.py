@@ -514,6 +514,12 @@ class Harness:
         for d in low:
             self.fail_soft(f"{where}: contrast below WCAG AA: {d}")
 
+    def start_on_new_analysis(self):
+        """A fresh browser, signed in as the clinician, on the new-analysis screen."""
+        self.start()
+        if self.sign_in(self.clinician, self.password) != "new":
+            self.nav("new", "new")
+
     def fill_analysis_form(self, patient, scan=None, pick_file=True):
         """patient: dict with id, name, age, sex, modality, body_part, note. Waits for the preview.
         pick_file=False: the scan is already chosen (e.g. dropped)."""
@@ -991,10 +997,7 @@ XSS2 = '"><script>alert(2)</script>'
 
 
 def scenario_xss_note(h):
-    h.start()
-    screen = h.sign_in(h.clinician, h.password)
-    if screen != "new":
-        h.nav("new", "new")
+    h.start_on_new_analysis()
     patient = new_patient("P-XSS")
     patient.update(name=XSS, note=XSS, body_part=XSS2)
     h.sensitive(patient["id"])
@@ -1035,10 +1038,7 @@ def scenario_xss_note(h):
 
 
 def scenario_delete_analysis(h):
-    h.start()
-    screen = h.sign_in(h.clinician, h.password)
-    if screen != "new":
-        h.nav("new", "new")
+    h.start_on_new_analysis()
     patient = new_patient("P-DEL")
     h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
     analysis_id = h.upload(patient)
@@ -1076,10 +1076,7 @@ def scenario_delete_analysis(h):
 
 def scenario_drop_and_progress(h):
     """The scan arrives by drag and drop; the upload shows progress, then an analysing state."""
-    h.start()
-    screen = h.sign_in(h.clinician, h.password)
-    if screen != "new":
-        h.nav("new", "new")
+    h.start_on_new_analysis()
     h.wait_screen("new")
     with open(h.scan, "rb") as f:
         payload = base64.b64encode(f.read()).decode("ascii")
