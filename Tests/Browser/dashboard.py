@@ -51,6 +51,7 @@ try:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.common.print_page_options import PrintOptions
     from selenium.webdriver.support.ui import Select
 except ImportError as error:  # never "pass" without a browser
     print(f"dashboard.py: selenium is missing ({error}); run it with /usr/bin/python3 "
@@ -1074,6 +1075,49 @@ def scenario_delete_analysis(h):
     h.screenshot("deleted-address")
 
 
+PAPER_CM = {"A4": (21.0, 29.7), "Letter": (21.59, 27.94)}
+
+
+def scenario_report_print(h):
+    """The printable report on A4 and Letter: one page for a standard analysis, nothing cut off."""
+    h.start_on_new_analysis()
+    patient = new_patient("P-PRINT")
+    h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
+    analysis_id = h.upload(patient)
+    h.go(f"/analyses/{analysis_id}/report")
+    h.wait(lambda: h.js("return document.readyState === 'complete' && [...document.images].every(i => i.complete && i.naturalWidth > 0)"),
+           "the report and all its images to load")
+    h.harvest()
+
+    # Print media at the printable width of A4 (210 mm - 2 x 15 mm margins, 96 px per inch).
+    h.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    h.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                             {"width": round(180 / 25.4 * 96), "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+    layout = h.js("""const d = document.documentElement;
+        return { scroll: d.scrollWidth, client: d.clientWidth,
+                 hint: getComputedStyle(document.querySelector('.print-hint')).display,
+                 images: [...document.images].map(i => i.getBoundingClientRect().right <= d.clientWidth + 0.5) }""")
+    h.expect(layout["hint"] == "none", "the on-screen print hint is printed")
+    h.expect(layout["scroll"] <= layout["client"], f"the printed page is wider than A4's printable width: {layout}")
+    h.expect(all(layout["images"]), f"an image runs past the right margin in print: {layout}")
+    h.screenshot("print-media")
+    h.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    h.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+    for paper, (width, height) in PAPER_CM.items():
+        options = PrintOptions()
+        options.page_width, options.page_height = width, height
+        options.background = True
+        pdf = base64.b64decode(h.driver.print_page(options))
+        pages = len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
+        path = os.path.join(h.artifacts, f"{h.scenario}-{paper}.pdf")
+        with open(path, "wb") as f:
+            f.write(pdf)
+        print(f"{paper}: {pages} page(s), {len(pdf)} bytes -> {path}")
+        h.expect(pdf.startswith(b"%PDF"), f"{paper}: the print is not a PDF")
+        h.expect(pages == 1, f"{paper}: a standard report (two results, no report text) should print on one page, got {pages}")
+
+
 def scenario_drop_and_progress(h):
     """The scan arrives by drag and drop; the upload shows progress, then an analysing state."""
     h.start_on_new_analysis()
@@ -1372,6 +1416,7 @@ SCENARIOS = {
     "xss_note": scenario_xss_note,
     "delete_analysis": scenario_delete_analysis,
     "drop_and_progress": scenario_drop_and_progress,
+    "report_print": scenario_report_print,
     "tablet_layout": scenario_tablet_layout,
     "keyboard": scenario_keyboard,
     "measure_bytes": scenario_measure_bytes,

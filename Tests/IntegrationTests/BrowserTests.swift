@@ -17,6 +17,7 @@ struct BrowserTests {
     @Test func patientTextIsNeverMarkup() async throws { try await scenario("xss_note") }
     @Test func deleteAfterConfirmation() async throws { try await scenario("delete_analysis") }
     @Test func dropAScanAndWatchTheUpload() async throws { try await scenario("drop_and_progress") }
+    @Test func reportPrintsOnOnePageOfA4AndLetter() async throws { try await scenario("report_print") }
     @Test func tabletLayout() async throws { try await scenario("tablet_layout") }
     @Test func keyboardAndAccessibleNames() async throws { try await scenario("keyboard") }
 
