@@ -51,6 +51,10 @@ while IFS= read -r -d '' f; do
 done < <(find "$stage" -name '*.css' -print0)
 [ -f "$stage/report.plain.css.keep" ] && mv "$stage/report.plain.css.keep" "$stage/report.css"
 
+imports_of() {  # imports_of REL: the same-folder modules REL imports (./name.js), one per line
+    grep -oE "[\"']\./[A-Za-z0-9_.-]+\.js[\"']" "$stage/$1" | tr -d "\"'" | sed 's|^\./||' | sort -u
+}
+
 # JS modules in dependency order: a module is fingerprinted once everything it imports is.
 mapfile -d '' pending < <(find "$stage" -name '*.js' -print0 | sed -z "s|^$stage/||")
 while [ ${#pending[@]} -gt 0 ]; do
@@ -63,7 +67,7 @@ while [ ${#pending[@]} -gt 0 ]; do
             dep_rel=$dir/$dep; dep_rel=${dep_rel#./}
             [ -f "$stage/$dep_rel" ] || [ -n "${hashed[$dep_rel]:-}" ] || die "$rel imports ./$dep, which does not exist"
             [ -n "${hashed[$dep_rel]:-}" ] || { ready=0; break; }
-        done < <(grep -oE "[\"']\./[A-Za-z0-9_.-]+\.js[\"']" "$stage/$rel" | tr -d "\"'" | sed 's|^\./||' | sort -u)
+        done < <(imports_of "$rel")
         if [ $ready = 0 ]; then left+=("$rel"); continue; fi
         # Rewrite ./dep.js -> ./dep.<hash>.js for every dependency, then fingerprint this module.
         while IFS= read -r dep; do
@@ -71,7 +75,7 @@ while [ ${#pending[@]} -gt 0 ]; do
             dep_rel=$dir/$dep; dep_rel=${dep_rel#./}
             new=$(basename "${hashed[$dep_rel]}")
             DEP=$dep NEW=$new perl -pi -e 's/(["\x27])\.\/\Q$ENV{DEP}\E\1/$1.\/$ENV{NEW}$1/g' "$stage/$rel"
-        done < <(grep -oE "[\"']\./[A-Za-z0-9_.-]+\.js[\"']" "$stage/$rel" | tr -d "\"'" | sed 's|^\./||' | sort -u)
+        done < <(imports_of "$rel")
         fingerprint "$rel"
     done
     [ ${#left[@]} -lt ${#pending[@]} ] || die "import cycle among: ${left[*]}"
