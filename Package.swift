@@ -110,7 +110,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeImagingTests",
-            dependencies: ["MediscopeImaging"],
+            dependencies: ["MediscopeImaging", "CImageCodecs"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

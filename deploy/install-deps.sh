@@ -14,6 +14,8 @@ PACKAGES=(
   python3 python3-venv python3-torch python3-torchvision
   # serving and integration tests
   nginx-light curl
+  # `make run` checks that its own nginx holds the port (ss)
+  iproute2
   # real-browser tests of the dashboard (Tests/Browser/dashboard.py, bench/dashboard-bytes.sh)
   chromium chromium-driver python3-selenium fonts-dejavu-core   # fonts: chromium only recommends them
   # memory checks of the shim

@@ -20,6 +20,8 @@ export MEDISCOPE_LOG_FILE="${MEDISCOPE_LOG_FILE:-$VAR/log/mediscope.log}"
 config_args=()
 [ -f "$ROOT/mediscope.json" ] && config_args=(--config "$ROOT/mediscope.json")
 
+# Only what this run adds to nginx's error log tells why it failed.
+log_offset=$(stat -c %s "$VAR/log/nginx-error.log" 2>/dev/null || echo 0)
 "$BIN" serve "${config_args[@]}" &
 server=$!
 nginx -c "$VAR/nginx/nginx.conf" -p "$VAR/nginx" -e "$VAR/log/nginx-error.log" -g 'daemon off;' &
@@ -36,14 +38,35 @@ stop() {
 }
 trap stop INT TERM
 
+fail() {
+  trap - INT TERM
+  echo "mediscope: $1" >&2
+  kill -TERM "$server" 2>/dev/null || true
+  kill -QUIT "$nginx_pid" 2>/dev/null || true
+  wait "$server" "$nginx_pid" 2>/dev/null || true
+  exit 1
+}
+
+# Our own nginx must hold the port: a health check alone would be answered by any other server
+# already listening there. nginx retries a busy port for about 2.5 s, then exits.
+owns_port() { ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -q "pid=$nginx_pid,"; }
+for _ in $(seq 1 100); do
+  owns_port && break
+  kill -0 "$nginx_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if ! owns_port; then
+  if tail -c "+$((log_offset + 1))" "$VAR/log/nginx-error.log" 2>/dev/null | grep -q "Address already in use"; then
+    fail "port $PORT is already in use by another program; stop it or choose another port (PORT=8081 make run)"
+  fi
+  fail "nginx did not start listening on port $PORT; see $VAR/log/nginx-error.log"
+fi
+kill -0 "$server" 2>/dev/null || fail "the FastCGI pool did not start; see $VAR/log/mediscope.log"
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/health" 2>/dev/null && break
   sleep 0.1
 done
-if ! curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/health"; then
-  echo "mediscope: the stack did not come up; see $VAR/log/" >&2
-  stop
-fi
+curl -fsS -o /dev/null "http://127.0.0.1:$PORT/api/health" || fail "the stack did not come up on port $PORT; see $VAR/log/"
 if [ -z "$("$BIN" user list "${config_args[@]}" 2>/dev/null)" ]; then
   cat <<MSG
 No accounts yet. Make the first admin (and a clinician) with:

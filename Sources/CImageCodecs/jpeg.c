@@ -24,6 +24,12 @@ static void jpeg_on_error_exit(j_common_ptr cinfo) {
     cinfo->err->format_message(cinfo, text);
     if (cinfo->err->msg_code == JERR_OUT_OF_MEMORY) {
         e->code = CODEC_ERR_NOMEM;
+    } else if (e->code == CODEC_OK && cinfo->is_decompressor &&
+               (cinfo->err->msg_code == JERR_BAD_PRECISION || cinfo->err->msg_code == JERR_SOF_UNSUPPORTED)) {
+        // Valid files this build of libjpeg cannot decode (12-bit, lossless, hierarchical).
+        e->code = CODEC_ERR_VARIANT;
+        snprintf(e->msg, sizeof e->msg, "this JPEG variant is not supported (%s)", text);
+        longjmp(e->jump, 1);
     } else if (e->code == CODEC_OK) {
         e->code = cinfo->is_decompressor ? CODEC_ERR_CORRUPT : CODEC_ERR_ENCODE;
     }
@@ -68,6 +74,8 @@ struct jpeg_dec {
     const uint8_t *data;
     size_t size;
     int64_t max_pixels;
+    int max_scans;
+    struct jpeg_progress_mgr progress;
     uint8_t *pixels;  // result, owned until handed to the caller
     uint8_t *row;     // CMYK scanline scratch
     int width, height, channels;
@@ -89,10 +97,24 @@ static void cmyk_inverted_to_rgb(const uint8_t *in, uint8_t *out, int width) {
     }
 }
 
+// libjpeg's documented remedy for progressive files with endless scans (libjpeg.txt, "progress
+// monitoring"): it calls this while absorbing input, and input_scan_number counts the scans read.
+static void jpeg_on_progress(j_common_ptr cinfo) {
+    struct jpeg_dec *s = cinfo->client_data;
+    if (s->cinfo.input_scan_number > s->max_scans) {
+        s->err.code = CODEC_ERR_TOO_COMPLEX;
+        snprintf(s->err.msg, sizeof s->err.msg, "too many progressive scans (more than %d)", s->max_scans);
+        longjmp(s->err.jump, 1);
+    }
+}
+
 static int jpeg_dec_run(struct jpeg_dec *s) {
     if (setjmp(s->err.jump)) return s->err.code == CODEC_OK ? CODEC_ERR_CORRUPT : s->err.code;
 
     jpeg_create_decompress(&s->cinfo);
+    s->cinfo.client_data = s;
+    s->progress.progress_monitor = jpeg_on_progress;
+    s->cinfo.progress = &s->progress;
     jpeg_mem_src(&s->cinfo, s->data, (unsigned long)s->size);
     jpeg_read_header(&s->cinfo, TRUE);
 
@@ -149,7 +171,7 @@ nomem:
     return CODEC_ERR_NOMEM;
 }
 
-int codec_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels,
+int codec_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels, int max_scans,
                       codec_image *out, char *err, size_t errlen) {
     if (out == NULL) return CODEC_ERR_ARGUMENT;
     memset(out, 0, sizeof *out);
@@ -162,6 +184,7 @@ int codec_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels,
     s.data = data;
     s.size = size;
     s.max_pixels = max_pixels;
+    s.max_scans = max_scans > 0 ? max_scans : 1;
     codec_jpeg_err_init(&s.err);
     s.cinfo.err = &s.err.pub;
 
@@ -186,7 +209,7 @@ struct jpeg_enc {
     struct jpeg_compress_struct cinfo;
     struct codec_jpeg_err err;
     const uint8_t *pixels;
-    int width, height, channels, quality;
+    int width, height, channels, quality, progressive;
     unsigned char *buffer;  // allocated by jpeg_mem_dest with malloc
     unsigned long size;
 };
@@ -201,6 +224,7 @@ static int jpeg_enc_run(struct jpeg_enc *s) {
     s->cinfo.in_color_space = s->channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_set_defaults(&s->cinfo);  // 4:2:0 for colour
     jpeg_set_quality(&s->cinfo, s->quality, TRUE);
+    if (s->progressive) jpeg_simple_progression(&s->cinfo);
     jpeg_start_compress(&s->cinfo, TRUE);
     size_t stride = (size_t)s->width * (size_t)s->channels;
     while (s->cinfo.next_scanline < s->cinfo.image_height) {
@@ -212,7 +236,7 @@ static int jpeg_enc_run(struct jpeg_enc *s) {
 }
 
 int codec_jpeg_encode(const uint8_t *pixels, int width, int height, int channels, int quality,
-                      uint8_t **out, size_t *out_size, char *err, size_t errlen) {
+                      int progressive, uint8_t **out, size_t *out_size, char *err, size_t errlen) {
     if (out == NULL || out_size == NULL) return CODEC_ERR_ARGUMENT;
     *out = NULL;
     *out_size = 0;
@@ -229,6 +253,7 @@ int codec_jpeg_encode(const uint8_t *pixels, int width, int height, int channels
     s.height = height;
     s.channels = channels;
     s.quality = quality < 1 ? 1 : quality > 100 ? 100 : quality;
+    s.progressive = progressive != 0;
     codec_jpeg_err_init(&s.err);
     s.cinfo.err = &s.err.pub;
 

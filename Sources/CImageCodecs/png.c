@@ -48,6 +48,17 @@ static int png_dec_run(struct png_dec *s) {
     if (setjmp(png_jmpbuf(s->png))) return s->code == CODEC_OK ? CODEC_ERR_CORRUPT : s->code;
 
     png_set_read_fn(s->png, s, png_dec_read);
+    // Bound the work that is not pixels: skip the ancillary chunks we never use (text and ICC
+    // profiles are zlib streams a file can make arbitrarily expensive; eXIf is read by the caller),
+    // cap what any kept chunk may allocate and how many may be kept.
+    static const png_byte skipped[] = {
+        'i', 'C', 'C', 'P', 0, 'i', 'T', 'X', 't', 0, 's', 'P', 'L', 'T', 0, 't', 'E', 'X', 't', 0,
+        'z', 'T', 'X', 't', 0, 'e', 'X', 'I', 'f', 0, 'h', 'I', 'S', 'T', 0, 't', 'I', 'M', 'E', 0,
+    };
+    png_set_keep_unknown_chunks(s->png, PNG_HANDLE_CHUNK_NEVER, skipped, (int)(sizeof skipped / 5));
+    png_set_keep_unknown_chunks(s->png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);
+    png_set_chunk_malloc_max(s->png, 1 << 20);
+    png_set_chunk_cache_max(s->png, 64);
     png_read_info(s->png, s->info);  // header and chunks up to the first IDAT; no pixel buffers
 
     png_uint_32 w = 0, h = 0;

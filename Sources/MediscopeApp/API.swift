@@ -115,7 +115,11 @@ public enum API {
             guard let n = Int(limit), (1...100).contains(n) else { throw Problem.badRequest("`limit` must be 1 to 100") }
             query.limit = n
         }
-        if let patient = req.query["patient_id"], !patient.isEmpty { query.patientId = patient }
+        // The search term follows the stored id's rules (NFC, no invisible characters), or a search for
+        // what a person typed could silently find nothing.
+        let terms = req.queryValues("patient_id")
+        guard terms.count <= 1 else { throw Problem.badRequest("`patient_id` is given more than once; search for one id") }
+        if let term = terms.first { query.patientId = try FieldText.check(term, field: "patient_id", rule: .patientId) }
         if let cursor = req.query["cursor"], !cursor.isEmpty { query.cursor = cursor }
         let page: AnalysisPage
         do { page = try s.store().list(query) } catch { throw storeProblem(s, error) }
@@ -147,8 +151,9 @@ public enum API {
             case .badImage(let e):
                 switch e.kind {
                 case .unsupportedFormat: throw Problem(status: 415, detail: "the image is not a JPEG or PNG: \(e.message)")
+                case .unsupportedVariant: throw Problem(status: 415, detail: e.message)
                 case .empty: throw Problem(status: 422, detail: "the image file is empty")
-                case .tooLarge: throw Problem(status: 422, detail: e.message)
+                case .tooLarge, .tooComplex: throw Problem(status: 422, detail: e.message)
                 case .corrupt: throw Problem(status: 422, detail: "the image cannot be decoded: \(e.message)")
                 case .encodeFailed: throw Problem(status: 500, detail: "the overlay could not be encoded")
                 }
@@ -181,7 +186,9 @@ public enum API {
             imageWidth: analysis.imageWidth, imageHeight: analysis.imageHeight, scan: scanBlob.ref, results: results,
             timingsMs: ["decode": t.decode, "preprocess": t.preprocess, "forward": t.forward, "gradCAM": t.gradCAM,
                         "encode": t.encode, "modelLoad": t.modelLoad],
-            images: blobs)
+            images: blobs,
+            source: ScanSource(format: analysis.format.rawValue, exifOrientation: analysis.orientation?.rawValue,
+                               orientationApplied: analysis.orientation.map(\.summary)))
         let stored: AnalysisRecord
         do { stored = try s.store().create(new) } catch { throw storeProblem(s, error) }
         s.server.log.info("analysis_created", ["analysis": .token(.init(stored.id)), "forward_ms": .double(t.forward),

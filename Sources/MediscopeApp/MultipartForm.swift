@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import MediscopeServer
 
@@ -12,6 +13,7 @@ struct MultipartForm {
     var parts: [Part] = []
 
     func first(_ name: String) -> Part? { parts.first { $0.name == name } }
+    /// The part's body as text, for tests and non-patient fields; patient text goes through FieldText.
     func text(_ name: String) -> String? { first(name).map { String(decoding: $0.body, as: UTF8.self) } }
 
     /// Every malformation is a 400, never a crash.
@@ -19,7 +21,10 @@ struct MultipartForm {
         guard let contentType, !contentType.isEmpty else {
             throw Problem(status: 415, detail: "expected multipart/form-data with an `image` field; no Content-Type was sent")
         }
-        let (mediaType, params) = parseHeaderValue(contentType)
+        let mediaType: String, params: [String: String]
+        do { (mediaType, params) = try parseHeaderValue(contentType) } catch {
+            throw Problem.badRequest("the Content-Type header is malformed: \(error.message)")
+        }
         guard mediaType == "multipart/form-data" else {
             throw Problem(status: 415, detail: "expected multipart/form-data with an `image` field, got \(mediaType.prefix(60))")
         }
@@ -28,7 +33,15 @@ struct MultipartForm {
         }
         guard !body.isEmpty else { throw Problem.badRequest("the request body is empty") }
 
-        return try parseParts(body, boundary: Array(boundary.utf8), maxParts: maxParts)
+        let form = try parseParts(body, boundary: Array(boundary.utf8), maxParts: maxParts)
+        // A field given twice is refused, not resolved: keeping either copy may keep the wrong patient.
+        var seen = Set<String>()
+        for part in form.parts where !part.name.isEmpty {
+            guard seen.insert(part.name).inserted else {
+                throw Problem.badRequest("the form has the field `\(part.name.prefix(64))` more than once; send each field once")
+            }
+        }
+        return form
     }
 
     // Our own parser: vapor/multipart-kit 4.7.1 traps (index out of range) on a header-name byte >= 0x80,
@@ -65,6 +78,7 @@ struct MultipartForm {
             }
             var part = Part(name: "", filename: nil, contentType: nil, body: [])
             if headerEnd > cursor {
+                var seenHeaders = Set<String>()
                 for line in body[cursor..<headerEnd].split(separator: 0x0A) {
                     let text = String(decoding: line.last == 0x0D ? line.dropLast() : line, as: UTF8.self)
                     guard let colon = text.firstIndex(of: ":"), colon > text.startIndex else {
@@ -75,11 +89,20 @@ struct MultipartForm {
                         throw Problem.badRequest("a multipart part has a header name that is not a token")
                     }
                     let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                    guard seenHeaders.insert(name).inserted || !["content-disposition", "content-type"].contains(name) else {
+                        throw Problem.badRequest("a multipart part has more than one \(name) header")
+                    }
                     if name == "content-disposition" {
-                        let (kind, p) = parseHeaderValue(value)
+                        let kind: String, p: [String: String]
+                        do { (kind, p) = try parseHeaderValue(value) } catch {
+                            throw Problem.badRequest("a multipart part's Content-Disposition is malformed: \(error.message)")
+                        }
                         guard kind == "form-data" else { throw Problem.badRequest("a multipart part is not form-data") }
-                        part.name = p["name"] ?? ""
-                        part.filename = p["filename"]
+                        guard let fieldName = p["name"], !fieldName.isEmpty else {
+                            throw Problem.badRequest("a multipart part's Content-Disposition has no name")
+                        }
+                        part.name = fieldName
+                        part.filename = p["filename*"] ?? p["filename"]
                     } else if name == "content-type" {
                         part.contentType = value
                     }
@@ -127,18 +150,96 @@ struct MultipartForm {
         }
     }
 
-    /// `type/sub; a=1; b="two"` -> ("type/sub", ["a": "1", "b": "two"]).
-    static func parseHeaderValue(_ value: String) -> (String, [String: String]) {
-        var pieces = value.split(separator: ";", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }
-        let main = pieces.isEmpty ? "" : pieces.removeFirst().lowercased()
+    /// A header value with parameters, as RFC 9110 section 5.6.6 (Content-Type), RFC 2183 and RFC 7578
+    /// (Content-Disposition) define it: `type/sub; a=1; b="two; three"`.
+    ///
+    /// The main value and parameter names are case-insensitive (returned lowercased); parameter order
+    /// is free; a value is a token or a quoted string, inside which `;` and `=` are data and a backslash
+    /// escapes the next character. `filename*` (RFC 8187 `UTF-8''percent-encoded`) is decoded and
+    /// stored under `filename*`. Throws a description of the fault for an unterminated quoted string,
+    /// a parameter without `=` or a name given twice.
+    static func parseHeaderValue(_ value: String) throws(HeaderValueError) -> (String, [String: String]) {
+        let s = Array(value.unicodeScalars)
+        var i = 0
+        func skipSpace() { while i < s.count, s[i] == " " || s[i] == "\t" { i += 1 } }
+        func isToken(_ c: Unicode.Scalar) -> Bool { c.isASCII && isTokenByte(UInt8(c.value)) }
+
+        var main = ""
+        skipSpace()
+        while i < s.count, s[i] != ";" { main.unicodeScalars.append(s[i]); i += 1 }
+        main = main.trimmingCharacters(in: .whitespaces).lowercased()
         var params: [String: String] = [:]
-        for piece in pieces {
-            guard let eq = piece.firstIndex(of: "=") else { continue }
-            let key = piece[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
-            var val = piece[piece.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-            if val.count >= 2, val.hasPrefix("\""), val.hasSuffix("\"") { val = String(val.dropFirst().dropLast()) }
-            params[key] = val
+        while i < s.count {
+            i += 1  // the ';'
+            skipSpace()
+            if i == s.count || s[i] == ";" { continue }  // an empty parameter (`a=1;;b=2`, a trailing `;`)
+            var name = ""
+            while i < s.count, isToken(s[i]) { name.unicodeScalars.append(s[i]); i += 1 }
+            skipSpace()
+            guard !name.isEmpty, i < s.count, s[i] == "=" else {
+                throw HeaderValueError("a parameter is not of the form name=value")
+            }
+            i += 1
+            skipSpace()
+            var parameter = ""
+            if i < s.count, s[i] == "\"" {
+                i += 1
+                var closed = false
+                while i < s.count {
+                    let c = s[i]
+                    i += 1
+                    if c == "\"" { closed = true; break }
+                    if c == "\\" {
+                        guard i < s.count else { break }
+                        parameter.unicodeScalars.append(s[i])
+                        i += 1
+                    } else {
+                        parameter.unicodeScalars.append(c)
+                    }
+                }
+                guard closed else { throw HeaderValueError("parameter `\(name.lowercased())` has an unterminated quoted string") }
+            } else {
+                // A token; browsers only ever quote, so be lenient with what an older client sends bare.
+                while i < s.count, s[i] != ";", s[i] != " ", s[i] != "\t" { parameter.unicodeScalars.append(s[i]); i += 1 }
+            }
+            skipSpace()
+            guard i == s.count || s[i] == ";" else {
+                throw HeaderValueError("parameter `\(name.lowercased())` has text after its value")
+            }
+            let key = name.lowercased()
+            guard params[key] == nil else { throw HeaderValueError("parameter `\(key)` is given twice") }
+            if key.hasSuffix("*") {
+                guard let decoded = decodeExtendedValue(parameter) else {
+                    throw HeaderValueError("parameter `\(key)` is not a valid RFC 8187 value")
+                }
+                parameter = decoded
+            }
+            params[key] = parameter
         }
         return (main, params)
     }
+
+    /// RFC 8187 ext-value: `UTF-8'language'percent-encoded`; only UTF-8 is accepted (RFC 7578 section 4.2).
+    static func decodeExtendedValue(_ value: String) -> String? {
+        let pieces = value.split(separator: "'", maxSplits: 2, omittingEmptySubsequences: false)
+        guard pieces.count == 3, pieces[0].lowercased() == "utf-8" else { return nil }
+        var bytes: [UInt8] = []
+        var utf8 = Array(pieces[2].utf8)[...]
+        while let b = utf8.popFirst() {
+            if b == UInt8(ascii: "%") {
+                guard utf8.count >= 2, let v = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+                bytes.append(v)
+                utf8 = utf8.dropFirst(2)
+            } else {
+                bytes.append(b)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}
+
+/// Why a header value's parameters could not be read (becomes a 400 naming the header).
+struct HeaderValueError: Error, Sendable {
+    let message: String
+    init(_ message: String) { self.message = message }
 }

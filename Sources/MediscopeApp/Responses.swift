@@ -29,6 +29,8 @@ struct AnalysisBody: Encodable {
     var results: [Result]
     var timingsMs: [String: Double]
     var report: String?
+    /// What was analysed (format, EXIF orientation applied); absent in records made before it was kept.
+    var source: ScanSource?
     var links: [String: String]
     var notice = DecisionSupport.notice
 
@@ -47,6 +49,7 @@ struct AnalysisBody: Encodable {
         }
         timingsMs = r.timingsMs
         report = r.report
+        source = r.source
         links = ["self": base, "report": "/analyses/\(r.id)/report"]
     }
 }

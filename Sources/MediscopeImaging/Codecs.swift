@@ -1,16 +1,29 @@
 import CImageCodecs
 
+/// What a decode may cost. Every bound is checked from the file's structure before the decoder
+/// allocates or loops, so a refused file costs a linear walk over its bytes, not a decode.
 public struct ImageLimits: Sendable {
     /// Largest width x height accepted by the decoders; checked from the header, before
     /// the pixel buffer is allocated.
     public var maxPixels: Int = 50_000_000
-    public init(maxPixels: Int = 50_000_000) { self.maxPixels = maxPixels }
+    /// Most scans a JPEG may have. A baseline file has 1 per component, libjpeg's standard
+    /// progression 6 (gray) or 10 (colour); libjpeg-turbo's own tools refuse more than 500.
+    public var maxJPEGScans: Int = 256
+    /// Most scans x pixels a JPEG may cost: each progressive scan is a pass over the whole image, so
+    /// a large image gets fewer scans (the default allows 12 full passes of the largest image).
+    public var maxJPEGScanPixels: Int = 600_000_000
+    public init(maxPixels: Int = 50_000_000) {
+        self.maxPixels = maxPixels
+        maxJPEGScanPixels = max(maxPixels, 1) * 12
+    }
 }
 
 public enum ImageFormat: String, Sendable { case jpeg, png, webp }
 
 public struct ImagingError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable { case empty, unsupportedFormat, corrupt, tooLarge, encodeFailed }
+    /// `unsupportedVariant`: a valid file of a known format in a variant we do not decode (12-bit or
+    /// lossless JPEG); `tooComplex`: decoding would cost more than `ImageLimits` allow.
+    public enum Kind: Sendable { case empty, unsupportedFormat, unsupportedVariant, corrupt, tooLarge, tooComplex, encodeFailed }
     public let kind: Kind
     public let message: String
     public init(kind: Kind, message: String) {
@@ -18,6 +31,15 @@ public struct ImagingError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
     public var description: String { message }
+}
+
+/// A decoded file as a viewer shows it.
+public struct DecodedImage: Sendable {
+    /// Upright pixels: the EXIF orientation, if any, already applied.
+    public var image: PixelImage
+    public var format: ImageFormat
+    /// The EXIF orientation found in the file (nil: none, so nothing was applied).
+    public var orientation: ExifOrientation?
 }
 
 public enum ImageDecoder {
@@ -30,21 +52,69 @@ public enum ImageDecoder {
         return nil
     }
 
-    /// Decodes JPEG, PNG or WebP into 1 (gray), 3 (RGB) or 4 (RGBA) channels.
+    /// Decodes JPEG, PNG or WebP into 1 (gray), 3 (RGB) or 4 (RGBA) channels, as stored (no EXIF
+    /// orientation applied; see `decodeUpright`).
     public static func decode(_ bytes: [UInt8], limits: ImageLimits = .init()) throws(ImagingError) -> PixelImage {
+        let format = try identify(bytes)
+        try check(ImageStructure.inspect(bytes, format: format), format: format, limits: limits)
+        return try decode(bytes, format: format, limits: limits)
+    }
+
+    /// Decodes as a viewer shows the file: the EXIF orientation (JPEG APP1, PNG eXIf) applied.
+    /// `DecodedImage.orientation` says which one was found (nil: none).
+    public static func decodeUpright(_ bytes: [UInt8], limits: ImageLimits = .init()) throws(ImagingError) -> DecodedImage {
+        let format = try identify(bytes)
+        let structure = ImageStructure.inspect(bytes, format: format)
+        try check(structure, format: format, limits: limits)
+        let stored = try decode(bytes, format: format, limits: limits)
+        return DecodedImage(image: stored.applying(structure.exifOrientation ?? .normal), format: format,
+                            orientation: structure.exifOrientation)
+    }
+
+    private static func identify(_ bytes: [UInt8]) throws(ImagingError) -> ImageFormat {
         if bytes.isEmpty { throw ImagingError(kind: .empty, message: "image data is empty") }
         guard let format = sniff(bytes) else {
             let head = bytes.prefix(8).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
             throw ImagingError(kind: .unsupportedFormat,
                                message: "data is not a JPEG, PNG or WebP image (starts with \(head.joined(separator: " ")))")
         }
+        return format
+    }
+
+    /// Refuses, before decoding, what the structure shows we cannot or should not decode.
+    static func check(_ s: ImageStructure, format: ImageFormat, limits: ImageLimits) throws(ImagingError) {
+        guard format == .jpeg else { return }
+        switch s.jpegFrameMarker {
+        case 0xC3, 0xC7, 0xCB, 0xCF:
+            throw ImagingError(kind: .unsupportedVariant, message: "lossless JPEG (SOF\(Int(s.jpegFrameMarker! & 0x0F))) is "
+                               + "not supported; export the scan as PNG (16-bit PNG keeps more levels) or as an 8-bit JPEG")
+        case 0xC5, 0xC6, 0xCD, 0xCE:
+            throw ImagingError(kind: .unsupportedVariant, message: "hierarchical JPEG is not supported; export the scan "
+                               + "as PNG or as a baseline or progressive 8-bit JPEG")
+        default: break
+        }
+        if let bits = s.jpegPrecision, bits != 8 {
+            throw ImagingError(kind: .unsupportedVariant, message: "\(bits)-bit JPEG is not supported; export the scan "
+                               + "as a 16-bit PNG or as an 8-bit JPEG")
+        }
+        let pixels = s.width * s.height
+        if s.jpegScanCount > limits.maxJPEGScans
+            || (pixels > 0 && s.jpegScanCount > limits.maxJPEGScanPixels / pixels) {
+            let allowed = pixels > 0 ? min(limits.maxJPEGScans, max(1, limits.maxJPEGScanPixels / pixels)) : limits.maxJPEGScans
+            throw ImagingError(kind: .tooComplex, message: "too many progressive scans: the JPEG has \(s.jpegScanCount) "
+                               + "scans; at most \(allowed) are decoded for a \(s.width)x\(s.height) image")
+        }
+    }
+
+    private static func decode(_ bytes: [UInt8], format: ImageFormat, limits: ImageLimits) throws(ImagingError) -> PixelImage {
         var image = codec_image()
         var errorBuffer = [CChar](repeating: 0, count: 512)
         let maxPixels = Int64(max(0, limits.maxPixels))
         let rc = bytes.withUnsafeBufferPointer { data in
             errorBuffer.withUnsafeMutableBufferPointer { err in
                 switch format {
-                case .jpeg: codec_jpeg_decode(data.baseAddress, data.count, maxPixels, &image, err.baseAddress, err.count)
+                case .jpeg: codec_jpeg_decode(data.baseAddress, data.count, maxPixels, Int32(clamping: limits.maxJPEGScans),
+                                              &image, err.baseAddress, err.count)
                 case .png: codec_png_decode(data.baseAddress, data.count, maxPixels, &image, err.baseAddress, err.count)
                 case .webp: codec_webp_decode(data.baseAddress, data.count, maxPixels, &image, err.baseAddress, err.count)
                 }
@@ -61,11 +131,12 @@ public enum ImageDecoder {
 }
 
 public enum ImageEncoder {
-    /// Baseline JPEG, 4:2:0. Alpha is dropped (JPEG has none); gray stays gray.
-    public static func jpeg(_ image: PixelImage, quality: Int = 90) throws(ImagingError) -> [UInt8] {
+    /// Baseline JPEG, 4:2:0 (or libjpeg's standard progressive script). Alpha is dropped (JPEG has
+    /// none); gray stays gray.
+    public static func jpeg(_ image: PixelImage, quality: Int = 90, progressive: Bool = false) throws(ImagingError) -> [UInt8] {
         let input = image.channels == 4 ? image.converted(toChannels: 3) : image
         return try encode(input) { px, w, h, c, out, size, err, len in
-            codec_jpeg_encode(px, w, h, c, Int32(clamping: quality), out, size, err, len)
+            codec_jpeg_encode(px, w, h, c, Int32(clamping: quality), progressive ? 1 : 0, out, size, err, len)
         }
     }
 
@@ -124,6 +195,8 @@ extension ImagingError {
         // Running out of memory on a decode means the image is too large for this process.
         case CODEC_ERR_NOMEM: kind = decoding ? .tooLarge : .encodeFailed
         case CODEC_ERR_CORRUPT: kind = .corrupt
+        case CODEC_ERR_TOO_COMPLEX: kind = .tooComplex
+        case CODEC_ERR_VARIANT: kind = .unsupportedVariant
         default: kind = decoding ? .corrupt : .encodeFailed
         }
         self.init(kind: kind, message: text.isEmpty ? "image codec failed (code \(code))" : text)

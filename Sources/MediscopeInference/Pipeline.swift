@@ -48,8 +48,12 @@ public struct EncodedImage: Sendable {
 }
 
 public struct Analysis: Sendable {
+    /// Size of the upright image (after the EXIF orientation, if any, was applied).
     public var imageWidth: Int
     public var imageHeight: Int
+    public var format: ImageFormat
+    /// The EXIF orientation the file carried and that was applied before analysis and display.
+    public var orientation: ExifOrientation?
     public var results: [ResultOutcome]
     public var timings: StageTimings
     /// The scan at display size, and one Grad-CAM overlay per result id (when rendering was asked for).
@@ -133,8 +137,10 @@ public final class AnalysisPipeline: Sendable {
             return ms
         }
 
-        let image: PixelImage
-        do { image = try ImageDecoder.decode(imageBytes, limits: options.limits) } catch { throw .badImage(error) }
+        // What the clinician saw is what is analysed: a viewer applies the EXIF orientation, so do we.
+        let decoded: DecodedImage
+        do { decoded = try ImageDecoder.decodeUpright(imageBytes, limits: options.limits) } catch { throw .badImage(error) }
+        let image = decoded.image
         timings.decode = lap()
 
         var results: [ResultOutcome] = []
@@ -165,8 +171,8 @@ public final class AnalysisPipeline: Sendable {
         }
         _ = lap()
 
-        var analysis = Analysis(imageWidth: image.width, imageHeight: image.height, results: results,
-                                timings: timings, scan: nil, overlays: [:])
+        var analysis = Analysis(imageWidth: image.width, imageHeight: image.height, format: decoded.format,
+                                orientation: decoded.orientation, results: results, timings: timings, scan: nil, overlays: [:])
         if options.renderImages {
             do { try render(image, into: &analysis) } catch { throw .badImage(error) }
             analysis.timings.encode = lap()

@@ -95,6 +95,7 @@ func makeRequest(params: [String: String], body: [UInt8]) -> HTTPRequest {
         body: body,
         remoteAddress: params["REMOTE_ADDR"] ?? "",
         isTLS: (params["HTTPS"] ?? "").lowercased() == "on")
+    request.queryString = params["QUERY_STRING"] ?? ""
     // Debian's fastcgi_params send HTTP_HOST as $host, without the port: rebuild the origin from SERVER_PORT.
     if let host = headers["host"], !host.isEmpty {
         let scheme = request.isTLS ? "https" : "http"

@@ -5,7 +5,11 @@ public struct HTTPRequest: Sendable {
     public var method: String
     /// Decoded path without the query string.
     public var path: String
+    /// Decoded query parameters; a name given twice keeps its first value, and a value whose bytes are
+    /// not UTF-8 stays percent-encoded. Where that matters (patient data), use `queryValues(_:)`.
     public var query: [String: String]
+    /// The query string as received (still percent-encoded).
+    public var queryString: String = ""
     /// Lowercased header names.
     public var headers: [String: String]
     public var body: [UInt8]
@@ -25,6 +29,35 @@ public struct HTTPRequest: Sendable {
 
     public var isLoopback: Bool {
         remoteAddress == "127.0.0.1" || remoteAddress == "::1" || remoteAddress.hasPrefix("127.")
+    }
+
+    /// Every value of the query parameter `name`, percent-decoded to bytes ('+' is a space), in order.
+    /// Bytes, not text: the caller decides what invalid UTF-8 or a repeated parameter means.
+    public func queryValues(_ name: String) -> [[UInt8]] {
+        queryString.split(separator: "&", omittingEmptySubsequences: true).compactMap { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard Self.percentDecodedBytes(parts[0]) == Array(name.utf8) else { return nil }
+            return parts.count > 1 ? Self.percentDecodedBytes(parts[1]) : []
+        }
+    }
+
+    /// `a%20b+c` -> the bytes of "a b c"; a `%` not followed by two hex digits stays as it is.
+    static func percentDecodedBytes(_ text: Substring) -> [UInt8] {
+        let utf8 = Array(text.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count)
+        var i = 0
+        while i < utf8.count {
+            if utf8[i] == UInt8(ascii: "%"), i + 2 < utf8.count,
+               let byte = UInt8(String(decoding: utf8[i + 1...i + 2], as: UTF8.self), radix: 16) {
+                out.append(byte)
+                i += 3
+            } else {
+                out.append(utf8[i] == UInt8(ascii: "+") ? 0x20 : utf8[i])
+                i += 1
+            }
+        }
+        return out
     }
 
     /// Parses `a=1&b=two%20words` (form encoding: '+' is a space).

@@ -62,6 +62,21 @@ public struct StoredResult: Codable, Sendable, Equatable {
     }
 }
 
+/// What was analysed: the uploaded file's format, and what was done to it so that the analysis ran on
+/// what the clinician saw. Stored with the analysis; nil in records made before it was kept.
+public struct ScanSource: Codable, Sendable, Equatable {
+    /// `jpeg` or `png`.
+    public var format: String
+    /// The EXIF Orientation (1...8) the file carried, applied before analysis and display; nil: none.
+    public var exifOrientation: Int?
+    /// How the orientation changed the stored pixels, in words ("rotated 90° clockwise"); nil: none.
+    public var orientationApplied: String?
+
+    public init(format: String, exifOrientation: Int? = nil, orientationApplied: String? = nil) {
+        self.format = format; self.exifOrientation = exifOrientation; self.orientationApplied = orientationApplied
+    }
+}
+
 /// What the server hands the store to create one analysis; the store assigns id and time.
 public struct NewAnalysis: Sendable {
     public var organizationId: String
@@ -74,12 +89,14 @@ public struct NewAnalysis: Sendable {
     public var results: [StoredResult]
     public var timingsMs: [String: Double]
     public var images: [ImageBlob]
+    public var source: ScanSource?
 
     public init(organizationId: String, createdBy: String?, patient: PatientInfo, imageWidth: Int, imageHeight: Int,
-                scan: ImageRef, results: [StoredResult], timingsMs: [String: Double], images: [ImageBlob]) {
+                scan: ImageRef, results: [StoredResult], timingsMs: [String: Double], images: [ImageBlob],
+                source: ScanSource? = nil) {
         self.organizationId = organizationId; self.createdBy = createdBy; self.patient = patient
         self.imageWidth = imageWidth; self.imageHeight = imageHeight; self.scan = scan; self.results = results
-        self.timingsMs = timingsMs; self.images = images
+        self.timingsMs = timingsMs; self.images = images; self.source = source
     }
 }
 
@@ -103,6 +120,7 @@ public struct AnalysisRecord: Codable, Sendable, Equatable {
     public var timingsMs: [String: Double]
     /// Plain-language report text, when one has been written (LLM issue, later).
     public var report: String?
+    public var source: ScanSource? = nil
 }
 
 public struct AnalysisQuery: Sendable, Equatable {

@@ -97,7 +97,10 @@ public final class SQLiteAnalysisStore: AnalysisStore {
                 CREATE INDEX image_refs_key ON image_refs (key);
                 """)
         }
-        // Later migrations (users, organisations, audit...) are registered here as "v2", "v3", ...
+        // What was analysed (format, EXIF orientation applied): JSON ScanSource, NULL in older records.
+        migrator.registerMigration("v2 source") { db in
+            try db.execute(sql: "ALTER TABLE analyses ADD COLUMN source TEXT")
+        }
         return migrator
     }
 
@@ -110,6 +113,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         let scanJSON = try encode(analysis.scan, "scan")
         let resultsJSON = try encode(analysis.results, "results")
         let timingsJSON = try encode(analysis.timingsMs, "timings")
+        let sourceJSON = try analysis.source.map { source throws(StoreError) in try encode(source, "source") }
 
         // 1. Images first, each durable on its own.
         for (blob, ext) in images {
@@ -123,7 +127,8 @@ public final class SQLiteAnalysisStore: AnalysisStore {
             id: id, createdAt: Self.date(ms: ms), organizationId: analysis.organizationId,
             createdBy: analysis.createdBy, patient: analysis.patient,
             imageWidth: analysis.imageWidth, imageHeight: analysis.imageHeight,
-            scan: analysis.scan, results: analysis.results, timingsMs: analysis.timingsMs, report: nil)
+            scan: analysis.scan, results: analysis.results, timingsMs: analysis.timingsMs, report: nil,
+            source: analysis.source)
         let blobs = self.blobs
         let hooks = self.hooks
 
@@ -139,11 +144,11 @@ public final class SQLiteAnalysisStore: AnalysisStore {
             try db.execute(
                 sql: """
                     INSERT INTO analyses (id, created_at, organization_id, created_by, patient_id, patient,
-                                          image_width, image_height, scan, results, timings, report)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+                                          image_width, image_height, scan, results, timings, report, source)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)
                     """,
                 arguments: [id, ms, record.organizationId, record.createdBy, record.patient.patientId, patientJSON,
-                            record.imageWidth, record.imageHeight, scanJSON, resultsJSON, timingsJSON])
+                            record.imageWidth, record.imageHeight, scanJSON, resultsJSON, timingsJSON, sourceJSON])
             for (blob, _) in images {
                 try db.execute(sql: "INSERT OR IGNORE INTO image_refs (analysis_id, key) VALUES (?, ?)",
                                arguments: [id, blob.ref.key])
@@ -355,7 +360,10 @@ public final class SQLiteAnalysisStore: AnalysisStore {
                 scan: try decodeJSON(ImageRef.self, try row.decode(String.self, forColumn: "scan"), "scan", id),
                 results: try decodeJSON([StoredResult].self, try row.decode(String.self, forColumn: "results"), "results", id),
                 timingsMs: try decodeJSON([String: Double].self, try row.decode(String.self, forColumn: "timings"), "timings", id),
-                report: try row.decode(String?.self, forColumn: "report"))
+                report: try row.decode(String?.self, forColumn: "report"),
+                source: try row.decode(String?.self, forColumn: "source").map { text throws(StoreError) in
+                    try decodeJSON(ScanSource.self, text, "source", id)
+                })
         } catch let error as StoreError {
             throw error
         } catch {

@@ -27,7 +27,9 @@ enum {
     CODEC_ERR_TOO_LARGE = 4,     // over max_pixels or a side over 65535
     CODEC_ERR_ENCODE = 5,        // an encoder failed
     CODEC_ERR_NOMEM = 6,         // malloc failed
-    CODEC_ERR_ARGUMENT = 7       // invalid arguments (null pointers, bad sizes)
+    CODEC_ERR_ARGUMENT = 7,      // invalid arguments (null pointers, bad sizes)
+    CODEC_ERR_TOO_COMPLEX = 8,   // decoding would cost more than the limits allow (e.g. too many scans)
+    CODEC_ERR_VARIANT = 9        // a valid file in a variant this build does not decode (12-bit, lossless JPEG)
 };
 
 // Largest width or height accepted by the decoders.
@@ -47,7 +49,10 @@ void codec_free(void *ptr);
 // JPEG: grayscale -> 1 channel; YCbCr/RGB -> 3; CMYK/YCCK -> 3, converted the way Pillow
 // does (Adobe-inverted polarity assumed, then Pillow's cmyk2rgb). ISLOW DCT + fancy
 // upsampling (libjpeg defaults, as Pillow uses). A truncated file is an error.
-int codec_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels,
+// max_scans bounds the number of scans libjpeg may read (its progress monitor stops it with
+// CODEC_ERR_TOO_COMPLEX past that): a progressive file's cost grows with every scan.
+// 12-bit and lossless (SOF3) files are CODEC_ERR_VARIANT.
+int codec_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels, int max_scans,
                       codec_image *out, char *err, size_t errlen);
 
 // PNG: any bit depth/colour type. 16-bit samples keep the high byte; palette is expanded;
@@ -60,8 +65,9 @@ int codec_webp_decode(const uint8_t *data, size_t size, int64_t max_pixels,
                       codec_image *out, char *err, size_t errlen);
 
 // channels must be 1 or 3. quality 1...100, 4:2:0 chroma subsampling for RGB.
+// progressive != 0 writes libjpeg's standard progression script (jpeg_simple_progression).
 int codec_jpeg_encode(const uint8_t *pixels, int width, int height, int channels, int quality,
-                      uint8_t **out, size_t *out_size, char *err, size_t errlen);
+                      int progressive, uint8_t **out, size_t *out_size, char *err, size_t errlen);
 
 // channels 1, 3 or 4. 8-bit, non-interlaced.
 int codec_png_encode(const uint8_t *pixels, int width, int height, int channels,

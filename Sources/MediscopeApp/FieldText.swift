@@ -1,0 +1,121 @@
+import Foundation
+import MediscopeServer
+
+/// The rules for one field of text a person typed: what it may contain and how long it may be.
+///
+/// Text that identifies a patient is data, not decoration: a bidi override that shows `BH-1234` as
+/// `BH-4321`, or a decomposed `ü` that a search for the composed one cannot find, puts a result on the
+/// wrong patient. So every field is strict UTF-8, stored as NFC, and bounded three ways: in bytes (what
+/// storage and the network pay), in Unicode scalars (what processing pays) and in characters, i.e.
+/// grapheme clusters (what a person sees). README.md ("Text fields") lists each field's limits.
+struct TextRule: Sendable {
+    enum Kind: Sendable {
+        /// Patient ids and search terms: letters, digits, marks, punctuation, symbols and the ASCII space
+        /// only. Refused: every control (C0, DEL, C1), format character (bidi controls, zero-width
+        /// characters, soft hyphen), default-ignorable (invisible) character, line and paragraph
+        /// separator, other space, private-use and unassigned code point.
+        case identifier
+        /// One line of free text (a name, a body part): refused are controls and bidi controls.
+        case line
+        /// Several lines of free text (a note): as `line`, but line feed and tab are kept; CR LF and
+        /// a lone CR become LF.
+        case lines
+    }
+    var kind: Kind
+    var maxCharacters: Int
+    var maxScalars: Int
+    var maxBytes: Int
+
+    static let patientId = TextRule(kind: .identifier, maxCharacters: 64, maxScalars: 128, maxBytes: 256)
+    static let patientName = TextRule(kind: .line, maxCharacters: 200, maxScalars: 400, maxBytes: 800)
+    static let bodyPart = TextRule(kind: .line, maxCharacters: 64, maxScalars: 128, maxBytes: 256)
+    static let note = TextRule(kind: .lines, maxCharacters: 4000, maxScalars: 8000, maxBytes: 16000)
+    /// Short coded values (age, sex, modality): identifiers, then checked against their own lists.
+    static let code = TextRule(kind: .identifier, maxCharacters: 16, maxScalars: 16, maxBytes: 64)
+}
+
+enum FieldText {
+    /// Checks and normalises `bytes` as the field `field` under `rule`.
+    ///
+    /// Returns the text trimmed of surrounding white space and in NFC, or nil when nothing is left.
+    /// Throws a 400 problem that names the field and, for a refused character, its position (counted
+    /// in Unicode scalars from 1, after trimming and NFC) and its Unicode name. Never rewrites the
+    /// text beyond trimming, NFC and (for `lines`) line endings: invalid bytes are refused, not replaced.
+    static func check(_ bytes: some Collection<UInt8>, field: String, rule: TextRule) throws(Problem) -> String? {
+        // Bytes first: the cheapest bound, so that no later step works on a huge value.
+        guard bytes.count <= rule.maxBytes * 2 else { throw tooLong(field, rule) }
+        guard let decoded = String(validating: bytes, as: UTF8.self) else {
+            throw Problem.badRequest("`\(field)` is not valid UTF-8 text (invalid bytes at byte offset "
+                                     + "\(invalidUTF8Offset(bytes))); send the form as UTF-8")
+        }
+        var text = decoded.trimmingCharacters(in: .whitespacesAndNewlines).precomposedStringWithCanonicalMapping
+        if rule.kind == .lines {
+            text = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        }
+        if text.isEmpty { return nil }
+        guard text.utf8.count <= rule.maxBytes, text.unicodeScalars.count <= rule.maxScalars,
+              text.count <= rule.maxCharacters else { throw tooLong(field, rule) }
+        for (index, scalar) in text.unicodeScalars.enumerated() where refuses(scalar, rule.kind) {
+            let name = scalar.properties.name ?? scalar.properties.nameAlias ?? "a control character"
+            throw Problem.badRequest("`\(field)` may not contain \(codePoint(scalar)) \(name) "
+                                     + "(character \(index + 1)); \(allowed(rule.kind))")
+        }
+        return text
+    }
+
+    static func refuses(_ scalar: Unicode.Scalar, _ kind: TextRule.Kind) -> Bool {
+        let value = scalar.value
+        switch kind {
+        case .identifier:
+            if value == 0x20 { return false }
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator, .spaceSeparator,
+                 .privateUse, .surrogate, .unassigned:
+                return true
+            default:
+                return scalar.properties.isDefaultIgnorableCodePoint
+            }
+        case .line, .lines:
+            if kind == .lines, value == 0x0A || value == 0x09 { return false }
+            return scalar.properties.generalCategory == .control || isBidiControl(scalar)
+                || value == 0x2028 || value == 0x2029
+        }
+    }
+
+    /// Unicode's Bidi_Control property: the marks, embeddings, overrides and isolates.
+    static func isBidiControl(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: true
+        default: false
+        }
+    }
+
+    private static func allowed(_ kind: TextRule.Kind) -> String {
+        switch kind {
+        case .identifier: "identifiers allow letters, digits, marks, punctuation, symbols and spaces only"
+        case .line: "controls, bidi controls and line breaks are not allowed here"
+        case .lines: "controls other than line feed and tab, and bidi controls, are not allowed here"
+        }
+    }
+
+    private static func tooLong(_ field: String, _ rule: TextRule) -> Problem {
+        Problem.badRequest("`\(field)` is too long: at most \(rule.maxCharacters) characters, \(rule.maxScalars) "
+                           + "Unicode scalars and \(rule.maxBytes) bytes of UTF-8")
+    }
+
+    static func codePoint(_ scalar: Unicode.Scalar) -> String {
+        let hex = String(scalar.value, radix: 16, uppercase: true)
+        return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+    }
+
+    /// Byte offset of the first invalid UTF-8 sequence.
+    static func invalidUTF8Offset(_ bytes: some Collection<UInt8>) -> Int {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        var offset = 0
+        while case .scalarValue(let scalar) = decoder.decode(&iterator) {
+            offset += UTF8.width(scalar)
+        }
+        return offset
+    }
+}
