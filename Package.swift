@@ -108,9 +108,11 @@ let package = Package(
             dependencies: ["MediscopeInference"],
             path: "bench/Sources"
         ),
+        // Test-only: images the tests generate (scan bombs, EXIF-oriented files, chunked PNGs).
+        .target(name: "ImageTestKit", dependencies: ["MediscopeImaging"], path: "Tests/ImageTestKit"),
         .testTarget(
             name: "MediscopeImagingTests",
-            dependencies: ["MediscopeImaging", "CImageCodecs"],
+            dependencies: ["MediscopeImaging", "CImageCodecs", "ImageTestKit"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -134,7 +136,7 @@ let package = Package(
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["MediscopeApp", "FirebaseTestKit"] + cryptoProducts
+            dependencies: ["MediscopeApp", "FirebaseTestKit", "ImageTestKit"] + cryptoProducts
         ),
         .testTarget(
             name: "MediscopeReportTests",
@@ -142,7 +144,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeInferenceTests",
-            dependencies: ["MediscopeInference"]
+            dependencies: ["MediscopeInference", "ImageTestKit"]
         ),
     ],
     cxxLanguageStandard: .cxx17

@@ -133,7 +133,7 @@ struct ImageReport: Encodable {
 
     init(path: String) { self.path = path }
 
-    enum CodingKeys: String, CodingKey { case path, width, height, results, timings, files, error }
+    enum CodingKeys: String, CodingKey { case path, width, height, format, exifOrientation, results, timings, files, error }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -142,6 +142,8 @@ struct ImageReport: Encodable {
         guard let analysis else { return }
         try c.encode(analysis.imageWidth, forKey: .width)
         try c.encode(analysis.imageHeight, forKey: .height)
+        try c.encode(analysis.format.rawValue, forKey: .format)
+        try c.encodeIfPresent(analysis.orientation?.rawValue, forKey: .exifOrientation)
         try c.encode(analysis.results, forKey: .results)
         try c.encode(analysis.timings, forKey: .timings)
         try c.encode(files, forKey: .files)
@@ -149,7 +151,9 @@ struct ImageReport: Encodable {
 
     var text: String {
         guard let analysis else { return "" }
-        var lines = ["\(path) (\(analysis.imageWidth)x\(analysis.imageHeight))"]
+        // Width x height as analysed, i.e. upright: say so when the file had to be turned.
+        let turned = analysis.orientation.map { ", EXIF orientation \($0.rawValue): \($0.summary)" } ?? ""
+        var lines = ["\(path) (\(analysis.imageWidth)x\(analysis.imageHeight)\(turned))"]
         for r in analysis.results {
             lines.append("  \(r.title) [\(r.id)]: \(r.prediction), confidence \(percent(r.confidence))")
             let width = r.probabilities.map(\.label.count).max() ?? 0

@@ -31,8 +31,10 @@ import Testing
         let pid = try #require(victim)
         kill(pid, SIGKILL)
         let failed = try await inFlight.value
-        #expect(failed.status == 503, "the killed request fails with a clean 503")
-        #expect(failed.header("Retry-After") != nil)
+        // Not "busy, retry": the analysis itself was stopped, and the answer says so (issue 9).
+        #expect(failed.status == 500, "the killed request fails with a clean 500")
+        #expect((failed.json?["detail"] as? String)?.contains("the analysis was stopped before it finished") == true)
+        #expect(failed.header("Content-Type")?.hasPrefix("application/problem+json") == true)
 
         // Back to full strength within a second: a new idle worker with another pid.
         var replaced = false
@@ -142,7 +144,9 @@ import Testing
         let stack = try Stack(settings: ["POOLS_INFERENCE_REQUEST_TIMEOUT_SECONDS": "0.05"])
         defer { stack.stop() }
         let r = try await stack.upload(image: try Scans.jpeg)  // the first analysis loads the model: far over 50 ms
-        #expect(r.status == 503)
+        #expect(r.status == 500)
+        let detail = r.json?["detail"] as? String ?? ""
+        #expect(detail.contains("stopped") && detail.contains("time limit") && !detail.contains("busy"), "\(detail)")
         var killed = 0
         for _ in 0..<50 {
             killed = try stack.poolNumber("inference", "killedRequests")

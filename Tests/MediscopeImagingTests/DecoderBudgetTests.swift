@@ -2,6 +2,7 @@ import CImageCodecs
 import Foundation
 import Testing
 @testable import MediscopeImaging
+import ImageTestKit
 
 /// Decode cost is bounded by pixel count: files whose structure asks for more are refused from the
 /// structure, before libjpeg or libpng runs (issue 9, section 3). Times are in bench/, not here.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import MediscopeImaging
+import ImageTestKit
 
 /// EXIF orientation applied as a viewer applies it (issue 9, section 4). The expected pixels are written
 /// out from the Exif 2.32 definitions, not computed by the code under test.

@@ -1,4 +1,5 @@
 import Foundation
+import ImageTestKit
 import MediscopeImaging
 import Testing
 
@@ -64,6 +65,25 @@ import Testing
         #expect(run.status == 2)
         #expect(run.stderr.contains("notes.jpg"))
         #expect(run.stdout.contains("good.png (32x32)"))
+    }
+
+    /// The CLI meets the same decoder budgets as the server: a scan bomb is refused, not decoded for a minute.
+    @Test func scanBombAndUnsupportedJPEGsExitTwoWithTheReason() throws {
+        let bomb = dir.file("bomb.jpg", try ImageBuilders.scanBomb(width: 7071, height: 7071, scans: 10_000))
+        let run = try analyze(["--no-images", bomb.path])
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("bomb.jpg") && run.stderr.contains("too many progressive scans"))
+    }
+
+    @Test func orientedScanSaysItWasTurned() throws {
+        let sideways = syntheticScan(width: 32, height: 20).applying(.rotated90CounterClockwise)
+        let file = dir.file("turned.png", ImageBuilders.png(try ImageEncoder.png(sideways),
+                                                            inserting: [ImageBuilders.chunk("eXIf", ImageBuilders.tiff(orientation: 6))]))
+        let run = try analyze(["--no-images", file.path])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("turned.png (32x20, EXIF orientation 6: rotated 90° clockwise)"))
+        let json = try analyze(["--no-images", "--json", file.path])
+        #expect(json.stdout.contains("\"exifOrientation\" : 6"))
     }
 
     @Test func missingImageExitsTwo() throws {

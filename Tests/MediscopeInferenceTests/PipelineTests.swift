@@ -1,4 +1,5 @@
 import Foundation
+import ImageTestKit
 import MediscopeImaging
 import Testing
 @testable import MediscopeInference
@@ -57,6 +58,24 @@ import Testing
         #expect(result.explainedLabel == spec.labels[1])
         #expect(result.prediction == spec.labels[positive >= 0.5 ? 1 : 0])
         #expect(result.confidence == max(positive, 1 - positive))
+    }
+
+    /// What the clinician saw is what is analysed: a file stored sideways with EXIF orientation 6 gives
+    /// exactly the analysis of the upright pixels, and says that it was turned.
+    @Test func exifOrientationIsAppliedBeforeAnalysisAndDisplay() throws {
+        let pipeline = try tinyPipeline(render: true)
+        let upright = syntheticScan(width: 61, height: 45)
+        let sideways = upright.applying(.rotated90CounterClockwise)  // how a camera stores it for orientation 6
+        let file = ImageBuilders.png(try ImageEncoder.png(sideways), inserting: [ImageBuilders.chunk("eXIf", ImageBuilders.tiff(orientation: 6))])
+        let turned = try pipeline.analyze(imageBytes: file)
+        let reference = try pipeline.analyze(imageBytes: try ImageEncoder.png(upright))
+        #expect(turned.orientation == .rotated90Clockwise && reference.orientation == nil)
+        #expect(turned.imageWidth == 61 && turned.imageHeight == 45)
+        #expect(turned.results.map(\.probabilities) == reference.results.map(\.probabilities))
+        #expect(turned.results.map(\.gradCAM.values) == reference.results.map(\.gradCAM.values))
+        #expect(turned.scan?.bytes == reference.scan?.bytes, "the stored scan is upright too")
+        let unturned = try pipeline.analyze(imageBytes: try ImageEncoder.png(sideways))
+        #expect(unturned.results.map(\.probabilities) != reference.results.map(\.probabilities), "the test can fail")
     }
 
     @Test func sameInputGivesSameOutput() throws {
