@@ -49,8 +49,10 @@ struct ReportPage {
             guard let value = value?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else { return nil }
             return Field(label: label, value: value)
         }
-        let what = [p.modality, p.bodyPart.map { "of the \($0)" }].compactMap { $0 }.joined(separator: " ")
-        scan = Image(url: "\(base)/scan.jpg", alt: "Scan\(what.isEmpty ? "" : ", \(what)"), patient \(p.patientId)",
+        // Attribute text cannot hold a <bdi>: user text there is isolated with FSI ... PDI instead.
+        func isolated(_ text: String) -> String { "\u{2068}\(text)\u{2069}" }
+        let what = [p.modality, p.bodyPart.map { "of the \(isolated($0))" }].compactMap { $0 }.joined(separator: " ")
+        scan = Image(url: "\(base)/scan.jpg", alt: "Scan\(what.isEmpty ? "" : ", \(what)"), patient \(isolated(p.patientId))",
                      width: r.scan.width, height: r.scan.height)
         findings = r.results.map { result in
             // Labels as people read them (the manifest's titles when the analysis ran).

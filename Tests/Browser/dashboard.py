@@ -1038,6 +1038,64 @@ def scenario_xss_note(h):
     h.screenshot("report")
 
 
+def scenario_bidi_isolation(h):
+    """Right-to-left patient text is shown isolated (bdi / dir=auto): it can never reorder its
+    neighbours. A bidi override in a patient ID is refused by the server with a message naming it."""
+    h.start_on_new_analysis()
+    patient = new_patient("P-BIDI")
+    patient.update(name="דוד כהן 12", body_part="מוח שמאל", note="בדיקה חוזרת 3")
+    h.sensitive(patient["id"], patient["name"], patient["body_part"], patient["note"])
+    analysis_id = h.upload(patient)
+    h.check_analysis_screen(patient, analysis_id)
+
+    isolation = """
+        const iso = (el) => !!el && getComputedStyle(el).unicodeBidi === 'isolate';
+        const q = (css) => document.querySelector(css);
+        return Object.fromEntries(arguments[0].map(css => [css, iso(q(css))]));"""
+    shown = h.js(isolation, ["#patient-block #patient-id bdi", "#patient-block #patient-name bdi",
+                             "#patient-block #body-part bdi", "#patient-block #patient-note", "#delete-dialog-text bdi"])
+    for css, ok in shown.items():
+        h.expect(ok, f"analysis page: {css} is not isolated (unicode-bidi: isolate)")
+    h.expect(h.js("return document.querySelector('#patient-block #patient-name').innerText.trim()") == patient["name"],
+             "the name is shown as typed")
+    h.screenshot("analysis")
+
+    h.nav("history", "history")
+    h.history_search(patient["id"])
+    h.wait(lambda: h.history_links() == [f"/analyses/{analysis_id}"], f"history search for {patient['id']}")
+    cells = h.js("""return [...document.querySelectorAll('table#history-table tbody tr td bdi')]
+                      .map(b => [b.textContent, getComputedStyle(b).unicodeBidi])""")
+    texts = [t for t, _ in cells]
+    for value in (patient["id"], patient["name"], patient["body_part"]):
+        h.expect(value in texts, f"history: {value!r} is not in its own bdi (cells: {texts!r})")
+    h.expect(all(style == "isolate" for _, style in cells), f"history: a bdi is not isolated: {cells!r}")
+    label = h.js("return document.querySelector('table#history-table a.analysis-link').getAttribute('aria-label')")
+    h.expect("\u2068" + patient["id"] + "\u2069" in label, f"history: the link's aria-label does not isolate the ID: {label!r}")
+
+    h.go(f"/analyses/{analysis_id}/report")
+    h.wait(lambda: h.js("return document.readyState") == "complete", "the report to load")
+    report = h.js("""return [...document.querySelectorAll('section.patient dd')].map(dd => {
+                       const b = dd.querySelector('bdi');
+                       return [dd.innerText.trim(), !!b && getComputedStyle(b).unicodeBidi === 'isolate']; })""")
+    for text, ok in report:
+        h.expect(ok, f"report: the patient value {text!r} is not isolated")
+    h.expect(any(t == patient["name"] for t, _ in report), f"report: the name is missing from {report!r}")
+    h.screenshot("report")
+
+    # A right-to-left override in the ID: the server refuses it and the form says why.
+    h.go("/analyses/new")
+    h.wait_screen("new")
+    bad = dict(new_patient("P-RLO"))
+    h.fill_analysis_form(bad)
+    h.js("document.querySelector('input#patient-id').value = 'BH-\u202E1234'")
+    with h.allow(rf"^{re.escape(h.base)}/api/analyses - Failed to load resource: the server responded with a status of 400 \(Bad Request\)$",
+                 "the deliberate 400 for a bidi override in the patient ID"):
+        h.find("button#analyse-submit").click()
+        h.wait(lambda: "U+202E" in h.find("p#upload-status").text, "the form to show the server's refusal naming U+202E")
+    h.expect(h.path() == "/analyses/new", f"a refused upload left the form: {h.path()}")
+    h.screenshot("refused")
+
+
 def scenario_delete_analysis(h):
     h.start_on_new_analysis()
     patient = new_patient("P-DEL")
@@ -1414,6 +1472,7 @@ SCENARIOS = {
     "clinician_flow": scenario_clinician_flow,
     "admin_flow": scenario_admin_flow,
     "xss_note": scenario_xss_note,
+    "bidi_isolation": scenario_bidi_isolation,
     "delete_analysis": scenario_delete_analysis,
     "drop_and_progress": scenario_drop_and_progress,
     "report_print": scenario_report_print,

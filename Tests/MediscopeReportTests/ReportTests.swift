@@ -42,7 +42,16 @@ import Testing
         #expect(!html.contains(">\"'"), "no raw quotes from the values")
         // Patient id, name, body part, note, institution (header and footer), and in the scan's alt text.
         #expect(html.components(separatedBy: Self.escapedAttack).count - 1 >= 7)
-        #expect(html.contains(#"alt="Scan, MRI of the \#(Self.escapedAttack), patient \#(Self.escapedAttack)""#))
+        #expect(html.contains("alt=\"Scan, MRI of the \u{2068}\(Self.escapedAttack)\u{2069}, patient \u{2068}\(Self.escapedAttack)\u{2069}\""))
+    }
+
+    /// User text is shown isolated: right-to-left text in it cannot reorder what stands beside it.
+    @Test func patientTextIsIsolatedFromItsNeighbours() throws {
+        let patient = PatientInfo(patientId: "BH-1234", name: "דוד כהן", bodyPart: "מוח")
+        let html = try render(Self.record(patient: patient, report: "שורה אחת"))
+        #expect(html.contains("<dd><bdi>BH-1234</bdi></dd>") && html.contains("<dd><bdi>דוד כהן</bdi></dd>"))
+        #expect(html.contains("of the \u{2068}מוח\u{2069}, patient \u{2068}BH-1234\u{2069}\""))
+        #expect(html.contains("<p dir=\"auto\">שורה אחת</p>"))
     }
 
     @Test func headerPatientFindingsAndNoticeArePresent() throws {
@@ -56,9 +65,10 @@ import Testing
         #expect(html.contains("01JREPORTTEST0000000000000"))
         #expect(html.contains(#"<time datetime="2025-03-04T10:21:33Z">2025-03-04 10:21 UTC</time>"#), "analysed")
         #expect(html.contains(#"<time datetime="2025-03-05T10:21:33Z">2025-03-05 10:21 UTC</time>"#), "printed")
-        for field in ["<dt>Patient ID</dt><dd>P-001</dd>", "<dt>Name</dt><dd>Jane Roe</dd>", "<dt>Age</dt><dd>54</dd>",
-                      "<dt>Sex</dt><dd>female</dd>", "<dt>Modality</dt><dd>MRI</dd>", "<dt>Body part</dt><dd>brain</dd>",
-                      "<dt>Note</dt><dd>follow-up</dd>"] {
+        for field in ["<dt>Patient ID</dt><dd><bdi>P-001</bdi></dd>", "<dt>Name</dt><dd><bdi>Jane Roe</bdi></dd>",
+                      "<dt>Age</dt><dd><bdi>54</bdi></dd>", "<dt>Sex</dt><dd><bdi>female</bdi></dd>",
+                      "<dt>Modality</dt><dd><bdi>MRI</bdi></dd>", "<dt>Body part</dt><dd><bdi>brain</bdi></dd>",
+                      "<dt>Note</dt><dd><bdi>follow-up</bdi></dd>"] {
             #expect(html.contains(field), "\(field)")
         }
         #expect(html.contains("<h3>Tumour type</h3>") && html.contains("<strong>glioma</strong>, confidence 81.2%"))
@@ -90,18 +100,18 @@ import Testing
 
     @Test func missingPatientFieldsAreLeftOut() throws {
         let html = try render(Self.record(patient: PatientInfo(patientId: "P-002", note: "  ")))
-        #expect(html.contains("<dt>Patient ID</dt><dd>P-002</dd>"))
+        #expect(html.contains("<dt>Patient ID</dt><dd><bdi>P-002</bdi></dd>"))
         for label in ["Name", "Age", "Sex", "Modality", "Body part", "Note"] {
             #expect(!html.contains("<dt>\(label)</dt>"), "\(label)")
         }
-        #expect(html.contains(#"alt="Scan, patient P-002""#))
+        #expect(html.contains("alt=\"Scan, patient \u{2068}P-002\u{2069}\""))
     }
 
     @Test func reportTextIsShownInParagraphsOnlyWhenThereIsOne() throws {
         let with = try render(Self.record(report: "First finding\nwraps here.\n\n  Second <b>paragraph</b>.  \n\n"))
         #expect(with.contains(#"<h2 id="report-heading">Report</h2>"#))
-        #expect(with.contains("<p>First finding wraps here.</p>"))
-        #expect(with.contains("<p>Second &lt;b&gt;paragraph&lt;/b&gt;.</p>"))
+        #expect(with.contains("<p dir=\"auto\">First finding wraps here.</p>"))
+        #expect(with.contains("<p dir=\"auto\">Second &lt;b&gt;paragraph&lt;/b&gt;.</p>"))
         for text in [nil, " \n\n "] {
             #expect(!(try render(Self.record(report: text))).contains("report-heading"), "\(String(describing: text))")
         }

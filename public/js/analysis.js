@@ -1,7 +1,7 @@
 // One analysis: patient, scan, and per model result the Grad-CAM overlay (opacity, overlay or
 // side by side), the probabilities, the prediction and its confidence.
 import { get, request } from "./api.js";
-import { formatDate, formatPercent, h, labelText, replace, resultLabel } from "./dom.js";
+import { formatDate, formatPercent, h, isolated, labelText, replace, resultLabel, userText } from "./dom.js";
 
 const STAGES = [["decode", "Decode"], ["preprocess", "Preprocess"], ["forward", "Models"], ["gradCAM", "Grad-CAM"],
   ["encode", "Encode images"], ["modelLoad", "Model load"]];
@@ -32,13 +32,15 @@ export async function renderAnalysis(ctx, id) {
   ].filter(([, value]) => value != null && value !== "");
   const patientBlock = h("div#patient-block.card", { role: "group", "aria-labelledby": "patient-block-heading" },
     h("h2#patient-block-heading", { text: "Patient" }),
-    h("dl.facts", {}, patientRows.map(([term, value, key]) => [h("dt", { text: term }), h("dd", { id: key, text: value })])),
-    p.note ? h("div.note", {}, h("h3", { text: "Clinical note" }), h("p#patient-note.note-text", { text: p.note })) : null);
+    h("dl.facts", {}, patientRows.map(([term, value, key]) => [h("dt", { text: term }), h("dd", { id: key }, value == null ? null : userText(value))])),
+    p.note ? h("div.note", {}, h("h3", { text: "Clinical note" }), h("p#patient-note.note-text", { text: p.note, dir: "auto" })) : null);
 
-  const scanAlt = `${p.modality || "Scan"} image${p.bodyPart ? ` of the ${p.bodyPart.toLowerCase()}` : ""}, as uploaded`;
+  const scanAlt = `${p.modality || "Scan"} image${p.bodyPart ? ` of the ${isolated(p.bodyPart.toLowerCase())}` : ""}, as uploaded`;
+  // The file said how it is meant to be viewed (EXIF orientation): analysed and shown that way.
+  const turned = a.source?.orientationApplied ? ` · ${a.source.orientationApplied} (EXIF orientation ${a.source.exifOrientation})` : "";
   const scanFigure = h("figure.card.scan-figure", {},
     h("img#scan-image", { src: a.scan.url, width: a.scan.width, height: a.scan.height, alt: scanAlt, decoding: "async" }),
-    h("figcaption", { text: `Scan · ${a.image.width} × ${a.image.height} pixels` }));
+    h("figcaption#scan-caption", { text: `Scan · ${a.image.width} × ${a.image.height} pixels${turned}` }));
 
   const timings = h("table#timings.timings", {},
     h("caption", { text: "Processing time" }),
@@ -73,7 +75,8 @@ function deleteControl(ctx, a) {
   const confirm = h("button#delete-confirm.button-danger", { type: "button", text: "Delete permanently" });
   const dialog = h("dialog#delete-dialog", { "aria-labelledby": "delete-dialog-title", "aria-describedby": "delete-dialog-text" },
     h("h2#delete-dialog-title", { text: "Delete this analysis?" }),
-    h("p#delete-dialog-text", { text: `The analysis of ${formatDate(a.createdAt)} for patient ${a.patient.patientId}, its scan and heatmaps are removed. This cannot be undone.` }),
+    h("p#delete-dialog-text", {}, `The analysis of ${formatDate(a.createdAt)} for patient `, userText(a.patient.patientId),
+      ", its scan and heatmaps are removed. This cannot be undone."),
     error,
     h("div.dialog-actions", {}, confirm,
       h("button#delete-cancel.button-secondary", { type: "button", text: "Keep it", onclick: () => dialog.close() })));

@@ -30,6 +30,18 @@ function append(el, children) {
   }
 }
 
+/** Text a person typed (patient id, name, note), isolated in a <bdi>: right-to-left text in it can
+ *  never reorder what stands beside it, and what stands beside it can never reorder it. */
+export function userText(value) {
+  return h("bdi", { text: value ?? "" });
+}
+
+/** The same for text that ends up in an attribute (aria-label): Unicode's FIRST STRONG ISOLATE ...
+ *  POP DIRECTIONAL ISOLATE around the value. */
+export function isolated(value) {
+  return `\u2068${value ?? ""}\u2069`;
+}
+
 /** Replaces every child of `el`. */
 export function replace(el, ...children) {
   el.replaceChildren();

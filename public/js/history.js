@@ -1,7 +1,7 @@
 // History: newest first, search by patient ID, cursor paging. The search term stays in the page,
 // never in the address bar (patient identifiers do not belong in URLs, logs or browser history).
 import { get, query } from "./api.js";
-import { field, formatDate, formatPercent, h, replace, resultLabel } from "./dom.js";
+import { field, formatDate, formatPercent, h, isolated, replace, resultLabel, userText } from "./dom.js";
 
 const PAGE = 20;
 // Kept for the session so "Back" from an analysis returns to the same search and page.
@@ -9,7 +9,7 @@ const remembered = { patientId: "", cursors: [""] };
 
 export async function renderHistory(ctx) {
   document.title = "History · Mediscope";
-  const search = h("input#history-patient-id", { type: "search", name: "patient_id", maxlength: "64", autocomplete: "off",
+  const search = h("input#history-patient-id", { type: "search", name: "patient_id", maxlength: "64", autocomplete: "off", dir: "auto",
     spellcheck: "false", value: remembered.patientId });
   const form = h("form#history-search.search-row", { role: "search" },
     field("Patient ID", search),
@@ -75,10 +75,10 @@ function row(a) {
   const findings = a.results.map((r) => `${r.title}: ${resultLabel(r, r.prediction)} (${formatPercent(r.confidence)})`);
   return h("tr", {},
     h("td", {}, h("time", { datetime: a.createdAt, text: formatDate(a.createdAt) })),
-    h("td", { text: a.patient.patientId }),
-    h("td", { text: a.patient.name ?? "" }),
-    h("td", { text: [a.patient.modality, a.patient.bodyPart].filter(Boolean).join(" · ") }),
+    h("td", {}, userText(a.patient.patientId)),
+    h("td", {}, userText(a.patient.name ?? "")),
+    h("td", {}, [a.patient.modality, a.patient.bodyPart].filter(Boolean).flatMap((t, i) => i ? [" · ", userText(t)] : [userText(t)])),
     h("td.findings", {}, findings.map((f) => h("span.finding-line", { text: f }))),
     h("td.open-cell", {}, h("a.analysis-link", { href: `/analyses/${a.id}`, "data-link": true,
-      "aria-label": `Open the analysis of ${formatDate(a.createdAt)} for patient ${a.patient.patientId}`, text: "Open" })));
+      "aria-label": `Open the analysis of ${formatDate(a.createdAt)} for patient ${isolated(a.patient.patientId)}`, text: "Open" })));
 }

@@ -20,15 +20,15 @@ export async function renderNewAnalysis(ctx) {
       h("span#dropzone-hint.hint", { text: "JPEG or PNG, up to 20 MB. MRI or CT slice." })),
     fileInput, preview, fileInfo);
 
-  const patientId = h("input#patient-id", { name: "patient_id", required: true, maxlength: "64", autocomplete: "off", spellcheck: "false" });
-  const patientName = h("input#patient-name", { name: "patient_name", maxlength: "200", autocomplete: "off" });
+  const patientId = h("input#patient-id", { name: "patient_id", required: true, maxlength: "64", autocomplete: "off", spellcheck: "false", dir: "auto" });
+  const patientName = h("input#patient-name", { name: "patient_name", maxlength: "200", autocomplete: "off", dir: "auto" });
   const age = h("input#patient-age", { name: "age", type: "number", min: "0", max: "150", step: "1", inputmode: "numeric" });
   const sex = h("select#patient-sex", { name: "sex" },
     [["unknown", "Not stated"], ["female", "Female"], ["male", "Male"], ["other", "Other"]]
       .map(([value, text]) => h("option", { value, text })));
   const modality = h("select#modality", { name: "modality" }, ["MRI", "CT"].map((m) => h("option", { value: m, text: m })));
-  const bodyPart = h("input#body-part", { name: "body_part", maxlength: "64", value: "Brain" });
-  const note = h("textarea#note", { name: "note", rows: "3", maxlength: "4000" });
+  const bodyPart = h("input#body-part", { name: "body_part", maxlength: "64", value: "Brain", dir: "auto" });
+  const note = h("textarea#note", { name: "note", rows: "3", maxlength: "4000", dir: "auto" });
   const progress = h("progress#upload-progress", { max: "1", value: "0", hidden: true, "aria-label": "Upload progress" });
   const status = h("p#upload-status.status", { "aria-live": "polite" });
   const submit = h("button#analyse-submit.button-primary", { type: "submit", text: "Analyse scan" });
