@@ -13,7 +13,7 @@ BIN        := .build/release/mediscope
 REFERENCE  := Tests/Artifacts/reference
 STAMPS     := .build/stamps
 
-.PHONY: help deps venv model build run analyze test reference bench bench-server bench-dashboard clean
+.PHONY: help deps venv model build run analyze test reference bench bench-decoders bench-server bench-dashboard clean
 
 help:
 	@echo "make run                               nginx + the FastCGI pools on http://127.0.0.1:8080/ (PORT=...)"
@@ -21,6 +21,7 @@ help:
 	@echo "make test                              run every test (what .ci/run calls)"
 	@echo "make bench                             pipeline benchmark -> bench/RESULTS.md"
 	@echo "make bench-server                      serving benchmarks (wrk, cgroup, soak) -> bench/RESULTS.md"
+	@echo "make bench-decoders                    decoder budgets: scan bombs, text-chunk bombs -> bench/RESULTS.md"
 	@echo "make bench-dashboard                   bytes a browser downloads per analysis -> bench/RESULTS.md"
 
 # Debian packages; a no-op when all are present.
@@ -64,6 +65,11 @@ test: deps model reference
 bench: build model
 	$(SWIFT) build -c release --product mediscope-bench
 	bash bench/run.sh
+
+# Decoder budgets: what the bounds on scans and chunks cost and save (issue 9).
+bench-decoders: deps
+	$(SWIFT) build -c release --product mediscope-bench
+	bash bench/decoders.sh
 
 # Serving benchmarks: wrk through nginx, overload, the 1 GiB / 1 CPU cgroup, the soak (SOAK_SECONDS).
 bench-server: build model

@@ -105,7 +105,7 @@ let package = Package(
         // Benchmarks live apart from the product (bench/run.sh drives them).
         .executableTarget(
             name: "mediscope-bench",
-            dependencies: ["MediscopeInference"],
+            dependencies: ["MediscopeInference", "ImageTestKit"],
             path: "bench/Sources"
         ),
         // Test-only: images the tests generate (scan bombs, EXIF-oriented files, chunked PNGs).

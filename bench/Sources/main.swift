@@ -47,6 +47,14 @@ func peakRSSMegabytes() -> Double {
     return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
 }
 
+if CommandLine.arguments.dropFirst().first == "decoder-budgets" {
+    do { print(try DecoderBudgets.markdown()) } catch {
+        FileHandle.standardError.write(Data("decoder-budgets: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
+
 if CommandLine.arguments.dropFirst().first == "report" {
     // mediscope-bench report DIR THREADS...
     let args = Array(CommandLine.arguments.dropFirst(2))
