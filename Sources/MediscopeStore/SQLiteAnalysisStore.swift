@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MediscopeEncoding
 import MediscopeSQLite
 
 /// The embedded store: one SQLite file (WAL, synchronous=FULL) plus a content-addressed image folder.
@@ -120,7 +121,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         // 2. Record and its image references in one transaction.
         let (id, ms) = SortableID.Generator.shared.next()
         let record = AnalysisRecord(
-            id: id, createdAt: Self.date(ms: ms), organizationId: analysis.organizationId,
+            id: id, createdAt: Date(millisecondsSince1970: ms), organizationId: analysis.organizationId,
             createdBy: analysis.createdBy, patient: analysis.patient,
             imageWidth: analysis.imageWidth, imageHeight: analysis.imageHeight,
             scan: analysis.scan, results: analysis.results, timingsMs: analysis.timingsMs, report: nil)
@@ -192,7 +193,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         var items: [AnalysisRecord] = []
         items.reserveCapacity(min(rows.count, limit))
         for row in rows.prefix(limit) { items.append(try Self.record(from: row)) }
-        let next = rows.count > limit ? items.last.map { Self.encodeCursor(ms: Self.milliseconds($0.createdAt), id: $0.id) } : nil
+        let next = rows.count > limit ? items.last.map { Self.encodeCursor(ms: $0.createdAt.millisecondsSince1970, id: $0.id) } : nil
         return AnalysisPage(items: items, nextCursor: next)
     }
 
@@ -312,7 +313,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
             }
             guard ref.byteCount == blob.bytes.count else { throw invalid("image \(ref.key): byteCount does not match the bytes") }
             guard !blob.bytes.isEmpty else { throw invalid("image \(ref.key) is empty") }
-            guard SHA256.hex(blob.bytes) == ref.key else { throw invalid("image key \(ref.key) is not the SHA-256 of its bytes") }
+            guard SHA256Hex.digest(blob.bytes) == ref.key else { throw invalid("image key \(ref.key) is not the SHA-256 of its bytes") }
             if keys.insert(ref.key).inserted { images.append((blob, ext)) }
         }
         guard keys.contains(analysis.scan.key) else { throw invalid("scan image \(analysis.scan.key) is not among the images") }
@@ -346,7 +347,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
             let ms = try row.decode(Int64.self, forColumn: "created_at")
             return AnalysisRecord(
                 id: id,
-                createdAt: date(ms: ms),
+                createdAt: Date(millisecondsSince1970: ms),
                 organizationId: try row.decode(String.self, forColumn: "organization_id"),
                 createdBy: try row.decode(String?.self, forColumn: "created_by"),
                 patient: try decodeJSON(PatientInfo.self, try row.decode(String.self, forColumn: "patient"), "patient", id),
@@ -363,26 +364,16 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         }
     }
 
-    static func date(ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
-    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-
     // MARK: - Cursor: base64url("createdAtMs:id"), no padding
 
     static func encodeCursor(ms: Int64, id: String) -> String {
-        Data("\(ms):\(id)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Base64URL.encode("\(ms):\(id)".utf8)
     }
 
     static func decodeCursor(_ cursor: String) throws(StoreError) -> (Int64, String) {
         let bad = StoreError(.invalidCursor, "cursor is not one this server issued")
-        guard !cursor.isEmpty, cursor.utf8.count <= 100,
-              cursor.utf8.allSatisfy({ $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") })
-        else { throw bad }
-        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.utf8.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { throw bad }
+        guard !cursor.isEmpty, cursor.utf8.count <= 100, let bytes = Base64URL.decode(cursor),
+              let text = String(bytes: bytes, encoding: .utf8) else { throw bad }
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, let ms = Int64(parts[0]), ms >= 0, SortableID.isValid(String(parts[1])) else { throw bad }
         return (ms, String(parts[1]))
@@ -403,11 +394,5 @@ public final class SQLiteAnalysisStore: AnalysisStore {
             kind = .unavailable
         }
         return StoreError(kind, SQLiteDatabase.describe(error, what))
-    }
-}
-
-private extension UInt8 {
-    var isASCIIAlphanumeric: Bool {
-        (self >= 0x30 && self <= 0x39) || (self >= 0x41 && self <= 0x5a) || (self >= 0x61 && self <= 0x7a)
     }
 }
