@@ -28,7 +28,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     public let directory: URL
     public let databasePath: String
     let blobs: BlobFolder
-    private let dbQueue: DatabaseQueue
+    private let database: SQLiteStoreFile<StoreError>
     private let hooks: Hooks
 
     public convenience init(directory: URL) throws(StoreError) {
@@ -38,28 +38,13 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     init(directory: URL, hooks: Hooks) throws(StoreError) {
         self.directory = directory.standardizedFileURL
         self.hooks = hooks
-        let dirPath = self.directory.path
-        do {
-            try FileManager.default.createDirectory(atPath: dirPath, withIntermediateDirectories: true)
-        } catch {
-            throw StoreError(.io, "cannot create store folder \(dirPath): \(error.localizedDescription)")
-        }
-        databasePath = dirPath + "/" + Self.databaseFileName
-        blobs = BlobFolder(root: dirPath + "/" + Self.blobFolderName)
-        try blobs.createRoot()
-
         // WAL, synchronous=FULL (a COMMIT is durable before we answer 201), 5 s busy timeout, and
         // statement arguments (health data) kept out of errors.
-        do {
-            dbQueue = try SQLiteDatabase.open(path: databasePath, label: "mediscope.store")
-        } catch {
-            throw Self.storeError(error, "open database")
-        }
-        do {
-            try SQLiteDatabase.migrate(Self.migrator, dbQueue)
-        } catch {
-            throw Self.storeError(error, "migrate database")
-        }
+        database = try SQLiteStoreFile(directory: self.directory, fileName: Self.databaseFileName, name: "store",
+                                       label: "mediscope.store", migrator: Self.migrator, mapFailure: Self.storeError)
+        databasePath = database.path
+        blobs = BlobFolder(root: self.directory.path + "/" + Self.blobFolderName)
+        try blobs.createRoot()
         // Leftovers of crashed creates (images written, record never committed) and stale temp files.
         _ = try? collectGarbage(olderThan: Self.defaultGarbageAge)
     }
@@ -128,7 +113,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         let blobs = self.blobs
         let hooks = self.hooks
 
-        try writeImmediate("create analysis") { db in
+        try database.writeImmediate("create analysis") { db in
             // A delete or garbage collection in another process may have unlinked an unreferenced file
             // we found in place before we held the write lock; it cannot do so now. Put back what is gone.
             for (blob, ext) in images {
@@ -155,14 +140,9 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     }
 
     public func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {
-        let row: Row?
-        do {
-            row = try dbQueue.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM analyses WHERE id = ? AND organization_id = ?",
-                                 arguments: [id, organizationId])
-            }
-        } catch {
-            throw Self.storeError(error, "read analysis")
+        let row = try database.read("read analysis") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM analyses WHERE id = ? AND organization_id = ?",
+                             arguments: [id, organizationId])
         }
         guard let row else { return nil }
         return try Self.record(from: row)
@@ -184,12 +164,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         _ = arguments.append(contentsOf: [limit + 1])
 
-        let rows: [Row]
-        do {
-            rows = try dbQueue.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments) }
-        } catch {
-            throw Self.storeError(error, "list analyses")
-        }
+        let rows = try database.read("list analyses") { db in try Row.fetchAll(db, sql: sql, arguments: arguments) }
         var items: [AnalysisRecord] = []
         items.reserveCapacity(min(rows.count, limit))
         for row in rows.prefix(limit) { items.append(try Self.record(from: row)) }
@@ -199,7 +174,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     public func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
         // 1. Record and its references, atomically.
-        let keys: [String]? = try writeImmediate("delete analysis") { db in
+        let keys: [String]? = try database.writeImmediate("delete analysis") { db in
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM analyses WHERE id = ? AND organization_id = ?)",
                                     arguments: [id, organizationId]) == true else { return nil }
             let keys = try String.fetchAll(db, sql: "SELECT key FROM image_refs WHERE analysis_id = ?", arguments: [id])
@@ -225,12 +200,8 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     }
 
     public func checkReady() throws(StoreError) {
-        do {
-            let one = try dbQueue.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
-            guard one == 1 else { throw StoreError(.unavailable, "database did not answer SELECT 1") }
-        } catch {
-            throw Self.storeError(error, "check database")
-        }
+        let one = try database.read("check database") { db in try Int.fetchOne(db, sql: "SELECT 1") }
+        guard one == 1 else { throw StoreError(.unavailable, "database did not answer SELECT 1") }
         try blobs.checkWritable()
     }
 
@@ -266,7 +237,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     /// file is older than it). Returns the number of files removed.
     private func removeUnreferenced(keys: [String], olderThan cutoff: Date?) throws(StoreError) -> Int {
         let blobs = self.blobs
-        return try writeImmediate("collect unreferenced images") { db in
+        return try database.writeImmediate("collect unreferenced images") { db in
             var removed = 0
             for key in keys {
                 let used = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM image_refs WHERE key = ?)",
@@ -285,17 +256,8 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     // MARK: - Helpers
 
-    /// Runs `body` in a BEGIN IMMEDIATE transaction (the write lock, taken up front).
-    private func writeImmediate<T>(_ what: String, _ body: (Database) throws -> T) throws(StoreError) -> T {
-        do {
-            return try SQLiteDatabase.writeImmediate(dbQueue, body)
-        } catch {
-            throw Self.storeError(error, what)
-        }
-    }
-
     private func runHook(_ hook: () throws -> Void) throws(StoreError) {
-        do { try hook() } catch { throw Self.storeError(error, "create analysis") }
+        do { try hook() } catch { throw database.failure(error, "create analysis") }
     }
 
     private func validate(_ analysis: NewAnalysis) throws(StoreError) -> [(ImageBlob, String)] {
@@ -381,18 +343,13 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     // MARK: - Errors
 
-    /// Every failure as a StoreError. Messages carry SQLite's code and message, never statement arguments.
-    static func storeError(_ error: any Error, _ what: String) -> StoreError {
-        if let error = error as? StoreError { return error }
-        let kind: StoreError.Kind
-        switch (error as? DatabaseError)?.resultCode {
-        case .SQLITE_IOERR?, .SQLITE_FULL?, .SQLITE_READONLY?, .SQLITE_PERM?:
-            kind = .io
-        case .SQLITE_CONSTRAINT?:
-            kind = .invalidRecord
-        default:   // BUSY, LOCKED, CORRUPT, NOTADB, CANTOPEN, ..., and errors that are not SQLite's
-            kind = .unavailable
+    /// Every database failure as a StoreError. Messages carry SQLite's code and message, never statement arguments.
+    @Sendable static func storeError(_ failure: SQLiteFailure) -> StoreError {
+        switch failure.kind {
+        case .storage: StoreError(.io, failure.message)
+        case .duplicate, .constraint: StoreError(.invalidRecord, failure.message)
+        // BUSY, LOCKED, CORRUPT, NOTADB, CANTOPEN, ..., and errors that are not SQLite's
+        case .unavailable: StoreError(.unavailable, failure.message)
         }
-        return StoreError(kind, SQLiteDatabase.describe(error, what))
     }
 }
