@@ -74,51 +74,57 @@ int ms_slot_claim(ms_scoreboard *board, int pool, int generation, int64_t now_ns
     return -1;
 }
 
-int ms_slot_load(const ms_scoreboard *board, int slot, enum ms_slot_field field, int64_t *value) {
-    field_t *f = slot_field(board, slot, field);
+/* What every field function does once its index is checked (f is NULL when it was out of range). */
+enum op { OP_LOAD, OP_STORE, OP_ADD, OP_RAISE };
+
+static int apply(field_t *f, enum op op, int64_t operand, int64_t *result) {
     if (f == NULL) return -1;
-    *value = atomic_load_explicit(f, memory_order_acquire);
+    int64_t value = 0;
+    switch (op) {
+    case OP_LOAD:
+        value = atomic_load_explicit(f, memory_order_acquire);
+        break;
+    case OP_STORE:
+        atomic_store_explicit(f, operand, memory_order_release);
+        value = operand;
+        break;
+    case OP_ADD:
+        value = atomic_fetch_add_explicit(f, operand, memory_order_acq_rel) + operand;
+        break;
+    case OP_RAISE:
+        value = atomic_load_explicit(f, memory_order_acquire);
+        /* A failed exchange reloads `value`; stop once the stored maximum is at least `operand`. */
+        while (operand > value &&
+               !atomic_compare_exchange_weak_explicit(f, &value, operand, memory_order_acq_rel, memory_order_acquire)) {
+        }
+        break;
+    }
+    if (result) *result = value;
     return 0;
+}
+
+int ms_slot_load(const ms_scoreboard *board, int slot, enum ms_slot_field field, int64_t *value) {
+    return apply(slot_field(board, slot, field), OP_LOAD, 0, value);
 }
 
 int ms_slot_store(ms_scoreboard *board, int slot, enum ms_slot_field field, int64_t value) {
-    field_t *f = slot_field(board, slot, field);
-    if (f == NULL) return -1;
-    atomic_store_explicit(f, value, memory_order_release);
-    return 0;
+    return apply(slot_field(board, slot, field), OP_STORE, value, NULL);
 }
 
 int ms_slot_add(ms_scoreboard *board, int slot, enum ms_slot_field field, int64_t delta, int64_t *value) {
-    field_t *f = slot_field(board, slot, field);
-    if (f == NULL) return -1;
-    int64_t now = atomic_fetch_add_explicit(f, delta, memory_order_acq_rel) + delta;
-    if (value) *value = now;
-    return 0;
+    return apply(slot_field(board, slot, field), OP_ADD, delta, value);
 }
 
 int ms_pool_load(const ms_scoreboard *board, int pool, enum ms_pool_field field, int64_t *value) {
-    field_t *f = pool_field(board, pool, field);
-    if (f == NULL) return -1;
-    *value = atomic_load_explicit(f, memory_order_acquire);
-    return 0;
+    return apply(pool_field(board, pool, field), OP_LOAD, 0, value);
 }
 
 int ms_pool_add(ms_scoreboard *board, int pool, enum ms_pool_field field, int64_t delta) {
-    field_t *f = pool_field(board, pool, field);
-    if (f == NULL) return -1;
-    atomic_fetch_add_explicit(f, delta, memory_order_acq_rel);
-    return 0;
+    return apply(pool_field(board, pool, field), OP_ADD, delta, NULL);
 }
 
 int ms_pool_raise(ms_scoreboard *board, int pool, enum ms_pool_field field, int64_t value) {
-    field_t *f = pool_field(board, pool, field);
-    if (f == NULL) return -1;
-    int64_t current = atomic_load_explicit(f, memory_order_acquire);
-    /* On failure the exchange reloads `current`; stop once the stored maximum is at least `value`. */
-    while (value > current &&
-           !atomic_compare_exchange_weak_explicit(f, &current, value, memory_order_acq_rel, memory_order_acquire)) {
-    }
-    return 0;
+    return apply(pool_field(board, pool, field), OP_RAISE, value, NULL);
 }
 
 int64_t ms_now_ns(void) {

@@ -5,36 +5,25 @@ import MediscopeSQLite
 
 /// `SessionStore` over the `sessions` table of accounts.sqlite.
 final class SQLiteSessionStore: SessionStore {
-    let file: SQLiteStoreFile<AuthError>
+    private let rows: SQLiteHashedRows<Session>
 
-    init(file: SQLiteStoreFile<AuthError>) { self.file = file }
+    init(file: SQLiteStoreFile<AuthError>) { rows = SQLiteHashedRows(file: file, table: "sessions", decode: Self.session(from:)) }
 
     func insert(_ session: Session, tokenHash: String) throws(AuthError) {
-        try file.writeImmediate("create session") { db in
-            try db.execute(sql: """
-                INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, csrf_hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [session.id, tokenHash, session.userId, session.createdAt.millisecondsSince1970,
-                                 session.lastSeenAt.millisecondsSince1970, session.expiresAt.millisecondsSince1970,
-                                 session.csrfHash])
-        }
+        try rows.insert("create session", [
+            "id": session.id, "token_hash": tokenHash, "user_id": session.userId,
+            "created_at": session.createdAt.millisecondsSince1970, "last_seen_at": session.lastSeenAt.millisecondsSince1970,
+            "expires_at": session.expiresAt.millisecondsSince1970, "csrf_hash": session.csrfHash,
+        ])
     }
 
     func session(tokenHash: String) throws(AuthError) -> Session? {
-        try file.read("read session") { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE token_hash = ?", arguments: [tokenHash])
-                .map(Self.session(from:))
-        }
+        try rows.find(tokenHash: tokenHash, "read session")
     }
 
     @discardableResult
     func touch(sessionId: String, lastSeenAt: Date) throws(AuthError) -> Bool {
-        let seen = lastSeenAt.millisecondsSince1970
-        return try file.writeImmediate("touch session") { db in
-            try db.execute(sql: "UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?",
-                           arguments: [seen, sessionId, seen])
-            return db.changesCount > 0
-        }
+        try rows.moveForward("last_seen_at", id: sessionId, to: lastSeenAt, "touch session")
     }
 
     @discardableResult
@@ -54,7 +43,7 @@ final class SQLiteSessionStore: SessionStore {
 
     @discardableResult
     func deleteExpired(now: Date, idleCutoff: Date) throws(AuthError) -> Int {
-        try file.writeImmediate("delete expired sessions") { db in
+        try rows.file.writeImmediate("delete expired sessions") { db in
             try db.execute(sql: "DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?",
                            arguments: [now.millisecondsSince1970, idleCutoff.millisecondsSince1970])
             return db.changesCount
@@ -62,17 +51,17 @@ final class SQLiteSessionStore: SessionStore {
     }
 
     func checkReady() throws(AuthError) {
-        try SQLiteAccountsFile.checkTables(file, ["sessions"])
+        try SQLiteAccountsFile.checkTables(rows.file, ["sessions"])
     }
 
     private func deleteWhere(_ condition: String, _ value: String, _ what: String) throws(AuthError) -> Int {
-        try file.writeImmediate(what) { db in
+        try rows.file.writeImmediate(what) { db in
             try db.execute(sql: "DELETE FROM sessions WHERE " + condition, arguments: [value])
             return db.changesCount
         }
     }
 
-    private static func session(from row: Row) throws -> Session {
+    @Sendable private static func session(from row: Row) throws -> Session {
         Session(
             id: try row.decode(String.self, forColumn: "id"),
             userId: try row.decode(String.self, forColumn: "user_id"),
