@@ -16,8 +16,11 @@ public struct SQLiteFailure: Error, Sendable, CustomStringConvertible {
         case unavailable
     }
 
+    /// What went wrong.
     public let kind: Kind
+    /// "what: SQLite error <code>: <SQLite's message>", or our own text.
     public let message: String
+    /// The message.
     public var description: String { message }
 
     /// Classifies `error`, a GRDB `DatabaseError` or anything else thrown while doing `what`.

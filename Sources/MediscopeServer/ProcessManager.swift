@@ -31,6 +31,7 @@ public final class ProcessManager {
     private var stopping = false
     private var stopDeadline = 0.0
 
+    /// A master for `config`'s pools; maps the scoreboard (throws when it cannot) but binds nothing yet.
     public init(config: ProcessManagerConfig, app: WorkerApplication, log: ServerLog) throws {
         self.config = config
         self.app = app
@@ -70,6 +71,7 @@ public final class ProcessManager {
         desiredWorkers = config.pools.map(\.workers)
     }
 
+    /// What workers see of this server: the bound pools, the scoreboard, the log and the master's pid.
     public var context: ServerContext {
         ServerContext(pools: pools, scoreboard: scoreboard, log: log, masterPID: getpid())
     }

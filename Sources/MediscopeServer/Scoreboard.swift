@@ -174,29 +174,48 @@ public final class Scoreboard: @unchecked Sendable {
 public struct PoolSnapshot: Codable, Sendable {
     /// One live worker of the pool.
     public struct Worker: Codable, Sendable {
+        /// The worker's process id (0 until it has started).
         public var pid: Int
+        /// starting, idle, busy or exiting.
         public var state: String
+        /// Which configuration it runs (reloads start a new generation).
         public var generation: Int
+        /// Requests it has served.
         public var requests: Int
+        /// Resident memory after its last request.
         public var rssKB: Int
+        /// How long its current request has run; nil when idle.
         public var currentRequestMs: Double?
+        /// Since it was forked.
         public var uptimeSeconds: Double
     }
+    /// Requests accepted since the pool started.
     public var acceptedRequests: Int
+    /// Workers handling a request now.
     public var activeWorkers: Int
+    /// Workers waiting for a request now.
     public var idleWorkers: Int
+    /// Workers forked but not yet accepting.
     public var startingWorkers: Int
+    /// Most workers busy at once.
     public var maxActiveWorkers: Int
+    /// Requests slower than the pool's slow-request threshold.
     public var slowRequests: Int
+    /// Requests over the time limit (their worker was killed).
     public var killedRequests: Int
+    /// Workers respawned after an exit.
     public var restarts: Int
+    /// Longest listen queue seen.
     public var maxListenQueue: Int
+    /// The live workers, by pid.
     public var workers: [Worker]
 }
 
 /// A failure of the process manager, described for the operator.
 public struct ServerError: Error, CustomStringConvertible {
+    /// What failed and why.
     public let description: String
+    /// A failure described by `description`.
     public init(_ description: String) { self.description = description }
 }
 
