@@ -52,14 +52,21 @@ let package = Package(
         ),
         .target(name: "MediscopeImaging", dependencies: ["CImageCodecs"]),
         .target(name: "MediscopeInference", dependencies: ["CTorch", "MediscopeImaging"]),
-        // What the SQLite stores share: opening (WAL, synchronous=FULL), migrating, writing, sortable ids.
+        // Hex, base64url, SHA-256 (swift-crypto) and millisecond dates: one of each for every module,
+        // with no database in it, so a non-SQLite backend and the token verifier can use them too.
+        .target(
+            name: "MediscopeEncoding",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // What the SQLite stores share: opening (WAL, synchronous=FULL), migrating, reading and writing
+        // with each store's own error type, sortable ids.
         .target(
             name: "MediscopeSQLite",
             dependencies: [.product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
             name: "MediscopeStore",
-            dependencies: ["MediscopeSQLite", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["MediscopeSQLite", "MediscopeEncoding", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // libfcgi's FCGX API (Debian's libfcgi-dev).
         .systemLibrary(name: "CFastCGI", path: "Sources/CFastCGI"),
@@ -88,7 +95,7 @@ let package = Package(
         .target(
             name: "MediscopeAuth",
             dependencies: [
-                "CArgon2", "CCurl", "MediscopeSQLite",
+                "CArgon2", "CCurl", "MediscopeSQLite", "MediscopeEncoding",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ] + cryptoProducts
         ),
@@ -116,8 +123,12 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "MediscopeEncodingTests",
+            dependencies: ["MediscopeEncoding"]
+        ),
+        .testTarget(
             name: "MediscopeStoreTests",
-            dependencies: ["MediscopeStore", "MediscopeSQLite"]
+            dependencies: ["MediscopeStore", "MediscopeSQLite", "MediscopeEncoding", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Test-only: a local certificate server and token signer shared by the auth and integration tests.
         .target(
@@ -127,11 +138,11 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeAuthTests",
-            dependencies: ["MediscopeAuth", "FirebaseTestKit"] + cryptoProducts
+            dependencies: ["MediscopeAuth", "MediscopeEncoding", "FirebaseTestKit"] + cryptoProducts
         ),
         .testTarget(
             name: "MediscopeAppTests",
-            dependencies: ["MediscopeApp", "MediscopeServer", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["MediscopeApp", "MediscopeServer", "CServerSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(

@@ -181,7 +181,7 @@ enum Guard {
 
     /// Runs an account-store call, turning its failures into a 503.
     @discardableResult
-    static func accountsCall<T>(_ s: Services, _ body: (AccountStore) throws -> T) throws(Problem) -> T {
+    static func accountsCall<T>(_ s: Services, _ body: (Accounts) throws -> T) throws(Problem) -> T {
         let accounts = try s.accounts()
         do { return try body(accounts) } catch {
             if let problem = error as? Problem { throw problem }

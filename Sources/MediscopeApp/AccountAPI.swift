@@ -162,7 +162,7 @@ enum AccountAPI {
 
     /// Account changes: the store's own refusals (weak password, duplicate name) are the caller's problem.
     @discardableResult
-    static func accountChange<T>(_ s: Services, _ body: (AccountStore) throws -> T) throws(Problem) -> T {
+    static func accountChange<T>(_ s: Services, _ body: (Accounts) throws -> T) throws(Problem) -> T {
         let accounts = try s.accounts()
         do { return try body(accounts) } catch let error as AuthError {
             switch error.kind {

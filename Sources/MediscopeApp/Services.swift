@@ -13,7 +13,7 @@ final class Services: @unchecked Sendable {
     let pool: PoolRuntime
     let slot: Int
     private var openedStore: AnalysisStore?
-    private var openedAccounts: AccountStore?
+    private var openedAccounts: Accounts?
     let firebase: FirebaseTokenVerifier?
     private var openedPipeline: AnalysisPipeline?
     private var manifestError: ModelError?
@@ -29,10 +29,11 @@ final class Services: @unchecked Sendable {
         }
     }
 
-    func accounts() throws(Problem) -> AccountStore {
+    func accounts() throws(Problem) -> Accounts {
         if let openedAccounts { return openedAccounts }
         do {
-            let accounts = try AccountStore(directory: URL(fileURLWithPath: config.storeDirectory), policy: config.accountPolicy)
+            let stores = try AccountStores.sqlite(directory: URL(fileURLWithPath: config.storeDirectory))
+            let accounts = Accounts(stores: stores, policy: config.accountPolicy)
             openedAccounts = accounts
             return accounts
         } catch {

@@ -1,97 +1,218 @@
 import Foundation
+import MediscopeEncoding
+import MediscopeSQLite
 
-// The contract of the accounts module: who may sign in, with which role, in which organisation,
-// and the append-only record of what they did. Implemented by AccountStore (SQLite, var/store/accounts.sqlite).
+/// The accounts module's rules over its stores: username and password policy, argon2id hashing, minting
+/// and hashing tokens, session expiry, CSRF checks, sign-in throttling and audit bounds. Every backend
+/// gets these rules from here; a store only keeps what it is given (see `AccountStores`).
+///
+/// Every expiry and window is measured with the injected `now` clock, so tests can move time. Steps that
+/// touch two stores (a password change and the end of the user's sessions) are ordered so that a failure
+/// between them leaves the safe state: the new password is in force before the old sessions are ended,
+/// and a disabled user's sessions and tokens are refused even before they are deleted.
+public final class Accounts: Sendable {
+    /// last_seen_at / last_used_at are written at most this often per session or token (no write per request).
+    public static let touchInterval: TimeInterval = 60
 
-public enum Role: String, Codable, Sendable, CaseIterable { case admin, clinician }
+    /// The stores this service keeps its data in.
+    public let stores: AccountStores
+    /// Session lifetimes, password minimum and throttling limits.
+    public let policy: AccountPolicy
+    let hasher: PasswordHasher
+    let now: @Sendable () -> Date
 
-public struct User: Codable, Sendable, Equatable {
-    public var id: String                 // 26-char time-ordered id
-    public var username: String           // lowercase, 3...64 of [a-z0-9._@-]
-    public var displayName: String?
-    public var role: Role
-    public var organizationId: String
-    public var disabled: Bool
-    public var createdAt: Date
-    public var firebaseUID: String?
-
-    public init(id: String, username: String, displayName: String?, role: Role, organizationId: String,
-                disabled: Bool, createdAt: Date, firebaseUID: String?) {
-        self.id = id; self.username = username; self.displayName = displayName; self.role = role
-        self.organizationId = organizationId; self.disabled = disabled; self.createdAt = createdAt; self.firebaseUID = firebaseUID
+    /// Accounts over `stores` with the production argon2id parameters.
+    public convenience init(stores: AccountStores, policy: AccountPolicy = .init(),
+                            now: @escaping @Sendable () -> Date = Date.init) {
+        self.init(stores: stores, policy: policy, now: now, hasher: .owasp)
     }
-}
 
-public struct Session: Sendable, Equatable {
-    public var id: String                 // not the token: a handle for listing and audit
-    public var userId: String
-    public var createdAt: Date
-    public var lastSeenAt: Date
-    public var expiresAt: Date            // absolute expiry
-    /// SHA-256 of the CSRF token handed out with the session cookie.
-    public var csrfHash: String
-}
-
-public struct APIToken: Codable, Sendable, Equatable {
-    public var id: String
-    public var userId: String
-    public var name: String
-    public var createdAt: Date
-    public var lastUsedAt: Date?
-    public var revokedAt: Date?
-}
-
-/// One audit record. Never holds patient details, passwords or tokens: only ids and fixed words.
-public struct AuditEntry: Codable, Sendable, Equatable {
-    public var id: Int64?
-    public var time: Date
-    public var actorUserId: String?
-    public var actorUsername: String?     // as typed for failed sign-ins (so attacks are visible)
-    public var organizationId: String?
-    public var action: String             // e.g. session.create, analysis.view, user.disable
-    public var recordId: String?          // analysis id, user id, token id
-    public var address: String
-    public var outcome: String            // success | denied | failure | not_found | throttled
-
-    public init(time: Date = Date(), actorUserId: String?, actorUsername: String?, organizationId: String?,
-                action: String, recordId: String?, address: String, outcome: String) {
-        self.time = time; self.actorUserId = actorUserId; self.actorUsername = actorUsername
-        self.organizationId = organizationId; self.action = action; self.recordId = recordId
-        self.address = address; self.outcome = outcome
+    /// `hasher` lets tests use cheap argon2 parameters; production always uses `.owasp`.
+    init(stores: AccountStores, policy: AccountPolicy, now: @escaping @Sendable () -> Date, hasher: PasswordHasher) {
+        self.stores = stores
+        self.policy = policy
+        self.now = now
+        self.hasher = hasher
     }
-}
 
-public struct AuditFilter: Sendable, Equatable {
-    public var organizationId: String?
-    public var actorUserId: String?
-    public var action: String?            // exact, or a prefix ending in "." (e.g. "analysis.")
-    public var recordId: String?
-    public var outcome: String?
-    public var since: Date?
-    public var until: Date?
-    public var limit: Int = 100           // 1...1000
-    public var afterId: Int64?            // paging: entries with id > afterId, oldest first
-    /// Newest first, paging with entries of id < beforeId (the dashboard's order). Excludes afterId.
-    public var newestFirst = false
-    public var beforeId: Int64?
-    public init() {}
-}
+    /// Throws `.unavailable` unless every store can serve now.
+    public func checkReady() throws(AuthError) {
+        try stores.users.checkReady()
+        try stores.sessions.checkReady()
+        try stores.apiTokens.checkReady()
+        try stores.signInThrottle.checkReady()
+        try stores.auditLog.checkReady()
+    }
 
-public struct AuthError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case unavailable, invalid, conflict, notFound, weakPassword }
-    public let kind: Kind
-    public let message: String
-    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
-    public var description: String { "\(kind): \(message)" }
-}
+    // MARK: - Organisations
 
-public struct AccountPolicy: Sendable {
-    public var sessionIdleSeconds: Double = 30 * 60
-    public var sessionAbsoluteSeconds: Double = 12 * 3600
-    public var minimumPasswordLength = 12
-    /// Failed sign-ins allowed per account / per address within `failureWindowSeconds` before 429.
-    public var maxFailuresPerAccount = 5
-    public var maxFailuresPerAddress = 20
-    public var failureWindowSeconds: Double = 15 * 60
-    public init() {}
+    /// Creates the organisation, or renames it when it exists under another name.
+    public func ensureOrganization(id: String, name: String) throws(AuthError) {
+        try Self.validateOrganizationId(id)
+        let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= 200, !Self.hasControlCharacters(name) else {
+            throw AuthError(.invalid, "organisation name must be 1...200 printable characters")
+        }
+        try stores.users.saveOrganization(id: id, name: name)
+    }
+
+    /// The organisation's display name; nil when there is no such organisation.
+    public func organizationName(id: String) throws(AuthError) -> String? {
+        try stores.users.organizationName(id: id)
+    }
+
+    // MARK: - Users
+
+    /// Adds an enabled user with a password. Throws `.invalid` (username, organisation id or display
+    /// name), `.weakPassword`, or `.conflict` when the username is taken.
+    @discardableResult
+    public func addUser(username: String, password: String, role: Role, organizationId: String,
+                        displayName: String? = nil) throws(AuthError) -> User {
+        guard let name = Self.normalizedUsername(username) else {
+            throw AuthError(.invalid, "username must be 3...64 characters of a-z 0-9 . _ @ -")
+        }
+        try Self.validateOrganizationId(organizationId)
+        let display = try Self.normalizedDisplayName(displayName)
+        try checkPasswordPolicy(password)
+        // Cheap checks first: the slow hash is computed only for a name that looks free.
+        if try stores.users.user(username: name) != nil { throw AuthError(.conflict, "username is taken") }
+        let hash = try hasher.hash(password)
+        let created = now().roundedToMilliseconds
+        let user = User(id: SortableID.next(now: created), username: name, displayName: display, role: role,
+                        organizationId: organizationId, disabled: false, createdAt: created, firebaseUID: nil)
+        try stores.users.insert(user, passwordHash: hash)
+        return user
+    }
+
+    /// Sets a new password and ends every session of the user.
+    @discardableResult
+    public func setPassword(username: String, password: String) throws(AuthError) -> User {
+        try checkPasswordPolicy(password)
+        let existing = try existingUser(username: username)
+        let hash = try hasher.hash(password)
+        let user = try stores.users.update(userId: existing.id, .passwordHash(hash))
+        try stores.sessions.deleteAll(userId: user.id)
+        return user
+    }
+
+    /// Disabling ends every session; the user's API tokens are refused while disabled.
+    @discardableResult
+    public func setDisabled(username: String, _ disabled: Bool) throws(AuthError) -> User {
+        let user = try stores.users.update(userId: try existingUser(username: username).id, .disabled(disabled))
+        if disabled { try stores.sessions.deleteAll(userId: user.id) }
+        return user
+    }
+
+    /// Changes the user's role.
+    @discardableResult
+    public func setRole(username: String, _ role: Role) throws(AuthError) -> User {
+        try stores.users.update(userId: try existingUser(username: username).id, .role(role))
+    }
+
+    /// Links a Firebase account to a user. Conflict when the uid belongs to another user or the user is
+    /// already linked to another uid (re-linking is never silent).
+    @discardableResult
+    public func linkFirebase(uid: String, userId: String) throws(AuthError) -> User {
+        guard !uid.isEmpty, uid.utf8.count <= 128, !Self.hasControlCharacters(uid) else {
+            throw AuthError(.invalid, "Firebase uid must be 1...128 printable characters")
+        }
+        return try stores.users.update(userId: userId, .firebaseUID(uid))
+    }
+
+    /// Users of one organisation (or all), by username.
+    public func listUsers(organizationId: String?) throws(AuthError) -> [User] {
+        try stores.users.users(organizationId: organizationId)
+    }
+
+    /// The user with this id, or nil.
+    public func user(id: String) throws(AuthError) -> User? {
+        try stores.users.user(id: id)
+    }
+
+    /// The user with this username (normalised first: case and surrounding spaces do not matter), or nil.
+    public func user(username: String) throws(AuthError) -> User? {
+        guard let name = Self.normalizedUsername(username) else { return nil }
+        return try stores.users.user(username: name)
+    }
+
+    /// The user linked to this Firebase uid, or nil.
+    public func user(firebaseUID: String) throws(AuthError) -> User? {
+        try stores.users.user(firebaseUID: firebaseUID)
+    }
+
+    /// How many users there are, in every organisation.
+    public func userCount() throws(AuthError) -> Int {
+        try stores.users.userCount()
+    }
+
+    private func existingUser(username: String) throws(AuthError) -> User {
+        guard let user = try user(username: username) else { throw AuthError(.notFound, "no such user") }
+        return user
+    }
+
+    // MARK: - Passwords
+
+    /// The user when the password is right and the user is enabled; nil otherwise. Every outcome costs
+    /// one argon2 verification, so the time taken does not tell which usernames exist.
+    public func verifyPassword(username: String, password: String) throws(AuthError) -> User? {
+        guard let name = Self.normalizedUsername(username) else {
+            hasher.burnVerification(password)
+            return nil
+        }
+        guard let (user, hash) = try stores.users.credentials(username: name), let hash else {
+            hasher.burnVerification(password)
+            return nil
+        }
+        let matches = hasher.verify(password, encoded: hash)
+        return matches && !user.disabled ? user : nil
+    }
+
+    /// Throws `.weakPassword` (too short, or one character repeated) or `.invalid` (too long).
+    public func checkPasswordPolicy(_ password: String) throws(AuthError) {
+        guard password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
+            throw AuthError(.invalid, "password is longer than \(PasswordHasher.maximumPasswordBytes) bytes")
+        }
+        guard password.count >= policy.minimumPasswordLength else {
+            throw AuthError(.weakPassword, "password must have at least \(policy.minimumPasswordLength) characters")
+        }
+        if let first = password.first, password.allSatisfy({ $0 == first }) {
+            throw AuthError(.weakPassword, "password must not be one character repeated")
+        }
+    }
+
+    // MARK: - Input rules
+
+    /// Lowercased and trimmed; nil unless 3...64 characters of [a-z0-9._@-].
+    static func normalizedUsername(_ username: String) -> String? {
+        let name = username.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let utf8 = name.utf8
+        guard (3...64).contains(utf8.count) else { return nil }
+        let allowed = utf8.allSatisfy { c in
+            (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)
+                || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "@") || c == UInt8(ascii: "-")
+        }
+        return allowed ? name : nil
+    }
+
+    private static func normalizedDisplayName(_ displayName: String?) throws(AuthError) -> String? {
+        guard let trimmed = displayName?.trimmingCharacters(in: .whitespacesAndNewlines), !trimmed.isEmpty else { return nil }
+        guard trimmed.count <= 100, !hasControlCharacters(trimmed) else {
+            throw AuthError(.invalid, "display name must be at most 100 printable characters")
+        }
+        return trimmed
+    }
+
+    private static func validateOrganizationId(_ id: String) throws(AuthError) {
+        guard !id.isEmpty, id.utf8.count <= 128, !hasControlCharacters(id),
+              id.trimmingCharacters(in: .whitespacesAndNewlines) == id
+        else { throw AuthError(.invalid, "organisation id must be 1...128 printable characters") }
+    }
+
+    static func hasControlCharacters(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
+    static func clip(_ text: String, _ maxCharacters: Int) -> String {
+        text.count <= maxCharacters ? text : String(text.prefix(maxCharacters))
+    }
 }

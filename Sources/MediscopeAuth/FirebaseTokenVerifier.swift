@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MediscopeEncoding
 import X509
 import _CryptoExtras
 
@@ -147,9 +148,9 @@ public final class FirebaseTokenVerifier: @unchecked Sendable {
         guard !projectId.isEmpty, utf8.count <= Self.maxTokenBytes else { throw .malformed }
         let parts = utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3,
-              let headerBytes = Self.base64URLDecode(parts[0]),
-              let payloadBytes = Self.base64URLDecode(parts[1]),
-              let signature = Self.base64URLDecode(parts[2]),
+              let headerBytes = Base64URL.decode(parts[0]),
+              let payloadBytes = Base64URL.decode(parts[1]),
+              let signature = Base64URL.decode(parts[2]),
               case .object(let header)? = FirebaseJSONValue.parse(headerBytes),
               case .object(let payload)? = FirebaseJSONValue.parse(payloadBytes)
         else { throw .malformed }
@@ -272,36 +273,6 @@ public final class FirebaseTokenVerifier: @unchecked Sendable {
             return min(max(seconds, cacheLifetimeRange.lowerBound), cacheLifetimeRange.upperBound)
         }
         return defaultCacheLifetime
-    }
-
-    // MARK: - Strict base64url (RFC 7515 §2: no padding, no whitespace, canonical trailing bits)
-
-    static func base64URLDecode<S: Collection>(_ s: S) -> [UInt8]? where S.Element == UInt8 {
-        var out = [UInt8]()
-        out.reserveCapacity(s.count * 3 / 4)
-        var acc: UInt32 = 0
-        var bits = 0
-        for c in s {
-            let v: UInt32
-            switch c {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = UInt32(c - UInt8(ascii: "A"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = UInt32(c - UInt8(ascii: "a")) + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(c - UInt8(ascii: "0")) + 52
-            case UInt8(ascii: "-"): v = 62
-            case UInt8(ascii: "_"): v = 63
-            default: return nil
-            }
-            acc = (acc << 6) | v
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
-                acc &= (1 << UInt32(bits)) - 1
-            }
-        }
-        // 1 leftover char (6 bits) cannot encode a byte; leftover bits must be zero (canonical encoding).
-        guard bits < 6, acc == 0 else { return nil }
-        return out
     }
 }
 

@@ -1,5 +1,5 @@
-import Crypto
 import Foundation
+import MediscopeEncoding
 
 /// Random secrets and the hashes under which they are stored.
 ///
@@ -30,7 +30,7 @@ public enum Tokens {
 
     /// `bytes` random bytes as base64url without padding.
     public static func random(bytes: Int = randomByteCount) -> String {
-        base64url(randomBytes(bytes))
+        Base64URL.encode(randomBytes(bytes))
     }
 
     /// A new secret: 32 random bytes, base64url, no padding (43 characters).
@@ -45,7 +45,7 @@ public enum Tokens {
 
     /// Lowercase hex of SHA-256 over the UTF-8 bytes of `token`.
     public static func sha256Hex(_ token: String) -> String {
-        hex(Array(SHA256.hash(data: Array(token.utf8))))
+        SHA256Hex.digest(token)
     }
 
     /// Compares two strings in time that depends only on their lengths (for hashes of equal length: constant).
@@ -60,35 +60,12 @@ public enum Tokens {
     /// True for a string that could be a secret this module issued (43 base64url characters), so that
     /// obviously malformed input is refused without touching the database.
     static func looksLikeSecret(_ token: Substring) -> Bool {
-        token.utf8.count == 43 && token.utf8.allSatisfy(isBase64URL)
+        token.utf8.count == 43 && Base64URL.isAlphabet(token.utf8)
     }
 
     static func looksLikeSecret(_ token: String) -> Bool { looksLikeSecret(token[...]) }
 
     static func looksLikeAPIToken(_ token: String) -> Bool {
         token.hasPrefix(apiTokenPrefix) && looksLikeSecret(token.dropFirst(apiTokenPrefix.utf8.count))
-    }
-
-    static func base64url(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    private static func isBase64URL(_ c: UInt8) -> Bool {
-        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
-            || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
     }
 }

@@ -41,6 +41,7 @@ public enum SortableID {
         return String(decoding: chars, as: UTF8.self)
     }
 
+    /// Truncated, not rounded like stored dates: an id never names a millisecond that has not begun.
     static func milliseconds(_ date: Date) -> UInt64 {
         UInt64(max(0, (date.timeIntervalSince1970 * 1000).rounded(.down)))
     }

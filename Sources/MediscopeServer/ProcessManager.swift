@@ -31,6 +31,7 @@ public final class ProcessManager {
     private var stopping = false
     private var stopDeadline = 0.0
 
+    /// A master for `config`'s pools; maps the scoreboard (throws when it cannot) but binds nothing yet.
     public init(config: ProcessManagerConfig, app: WorkerApplication, log: ServerLog) throws {
         self.config = config
         self.app = app
@@ -39,7 +40,15 @@ public final class ProcessManager {
     }
 
     /// Binds every pool's socket. Separate from run() so callers can report bind errors before forking.
+    /// Throws when the pools or their workers do not fit the scoreboard, or a socket cannot be bound.
     public func bind() throws {
+        guard config.pools.count <= Scoreboard.poolCount else {
+            throw ServerError("\(config.pools.count) pools are configured; the scoreboard has room for \(Scoreboard.poolCount)")
+        }
+        let workers = config.pools.reduce(0) { $0 + max($1.workers, 0) }
+        guard workers <= Scoreboard.slotCount else {
+            throw ServerError("\(workers) workers are configured; the scoreboard has room for \(Scoreboard.slotCount)")
+        }
         for (i, pool) in config.pools.enumerated() {
             let fd: Int32
             switch pool.listen {
@@ -62,6 +71,7 @@ public final class ProcessManager {
         desiredWorkers = config.pools.map(\.workers)
     }
 
+    /// What workers see of this server: the bound pools, the scoreboard, the log and the master's pid.
     public var context: ServerContext {
         ServerContext(pools: pools, scoreboard: scoreboard, log: log, masterPID: getpid())
     }
@@ -132,7 +142,7 @@ public final class ProcessManager {
             log.error("fork_failed", ["pool": .token(.init(pool.config.name))])
             return
         }
-        ms_store32(&scoreboard.slot(slot).pointee.pid, pid)
+        scoreboard.setPID(slot, pid)
         children[pid] = Child(pool: pool.index, slot: slot, generation: generation, started: now())
     }
 
@@ -143,11 +153,10 @@ public final class ProcessManager {
             guard pid > 0 else { return }
             guard let child = children.removeValue(forKey: pid) else { continue }
             scoreboard.setState(child.slot, MS_SLOT_FREE)
-            let signaled = (status & 0x7f) != 0 && (status & 0x7f) != 0x7f
-            let code = (status >> 8) & 0xff
-            let abnormal = signaled || code != 0
+            let ended = ms_exit_status_decode(status)
+            let abnormal = ended.signaled != 0 || (ended.exited != 0 && ended.code != 0)
             if stopping || child.stopping || child.generation != generation { continue }
-            ms_add64(&scoreboard.pool(child.pool).pointee.restarts, 1)
+            scoreboard.add(pool: child.pool, MS_POOL_RESTARTS, 1)
             let pool = pools[child.pool]
             if abnormal {
                 crashTimes.append(now())
@@ -156,8 +165,11 @@ public final class ProcessManager {
                 let delay = lived < 1 ? min(max((backoff[child.pool] ?? 0.05) * 2, 0.1), 5) : 0
                 backoff[child.pool] = delay
                 if delay > 0 { respawnAfter[child.pool] = now() + delay }
+                let signal = ended.signaled != 0 ? Int(ended.signal) : 0
                 log.warning("worker_died", ["pool": .token(.init(pool.config.name)), "pid": .int(Int(pid)),
-                                            "signal": .int(signaled ? Int(status & 0x7f) : 0), "exit_code": .int(Int(code)),
+                                            "signal": .int(signal), "signal_name": .token(.init(Self.signalName(signal))),
+                                            "core_dumped": .bool(ended.core_dumped != 0),
+                                            "exit_code": .int(ended.exited != 0 ? Int(ended.code) : 0),
                                             "respawn_delay_s": .double(delay)])
             } else {
                 backoff[child.pool] = 0
@@ -178,11 +190,10 @@ public final class ProcessManager {
         for (pid, child) in children {
             let limit = pools[child.pool].config.requestTimeoutSeconds
             guard limit > 0 else { continue }
-            let started = ms_load64(&scoreboard.slot(child.slot).pointee.request_started_ns)
-            if started > 0, Double(nowNs - started) / 1e9 > limit {
+            if let started = scoreboard.requestStartedNs(child.slot), Double(nowNs - started) / 1e9 > limit {
                 kill(pid, SIGKILL)
-                ms_store64(&scoreboard.slot(child.slot).pointee.request_started_ns, 0)
-                ms_add64(&scoreboard.pool(child.pool).pointee.killed_requests, 1)
+                scoreboard.store(child.slot, MS_SLOT_REQUEST_STARTED_NS, 0)
+                scoreboard.add(pool: child.pool, MS_POOL_KILLED_REQUESTS, 1)
                 log.warning("request_timeout", ["pool": .token(.init(pools[child.pool].config.name)), "pid": .int(Int(pid)),
                                                 "limit_s": .double(limit)])
             }
@@ -193,7 +204,7 @@ public final class ProcessManager {
         let context = self.context
         for pool in pools {
             if let q = context.listenQueue(pool) {
-                ms_max64(&scoreboard.pool(pool.index).pointee.max_listen_queue, Int64(q.queued))
+                scoreboard.raise(pool: pool.index, MS_POOL_MAX_LISTEN_QUEUE, to: Int64(q.queued))
             }
         }
     }
@@ -241,4 +252,10 @@ public final class ProcessManager {
     }
 
     private func now() -> Double { Double(ms_now_ns()) / 1e9 }
+
+    /// "SIGSEGV" for 11; "none" for 0; "SIG<n>" for a number without a name.
+    static func signalName(_ signal: Int) -> String {
+        guard signal > 0 else { return "none" }
+        return ms_signal_name(Int32(signal)).map { String(cString: $0) } ?? "SIG\(signal)"
+    }
 }

@@ -2,86 +2,160 @@ import CServerSupport
 import Foundation
 
 /// The shared-memory scoreboard: every worker updates its slot, the master and the status page read it.
+///
+/// Every field lives in C (`scoreboard.h`) as a lock-free atomic and is reached only through its
+/// index-checked functions, so no access here can tear a value or leave the mapping. An index out of
+/// range is a bug in this program and traps with the index named.
 public final class Scoreboard: @unchecked Sendable {
-    // Shared with forked children; every access goes through the C atomics.
-    let board: UnsafeMutablePointer<ms_scoreboard>
+    // Shared with forked children; only ever touched through the C functions.
+    private let board: OpaquePointer
 
+    /// Maps a fresh scoreboard: every slot free, every counter zero.
     public init() throws {
-        guard let board = ms_scoreboard_create() else { throw ServerError("cannot map the scoreboard: \(errnoText())") }
+        guard let board = ms_scoreboard_create(Int64(Date().timeIntervalSince1970)) else {
+            throw ServerError("cannot map the scoreboard: \(errnoText())")
+        }
         self.board = board
-        board.pointee.started_unix = Int64(Date().timeIntervalSince1970)
     }
 
     deinit { ms_scoreboard_destroy(board) }
 
-    static let slotCount = Int(MS_MAX_SLOTS)
+    /// How many workers the scoreboard can hold at once, over all pools.
+    public static let slotCount = Int(MS_MAX_SLOTS)
+    /// How many pools the scoreboard has counters for.
+    public static let poolCount = Int(MS_MAX_POOLS)
 
-    func slot(_ i: Int) -> UnsafeMutablePointer<ms_slot> {
-        withUnsafeMutablePointer(to: &board.pointee.slots) {
-            UnsafeMutableRawPointer($0).assumingMemoryBound(to: ms_slot.self) + i
-        }
+    /// Seconds since the epoch when the scoreboard was mapped (the master's start).
+    public var startedUnix: Int64 { ms_scoreboard_started_unix(board) }
+
+    // MARK: - Fields
+
+    func load(_ slot: Int, _ field: ms_slot_field) -> Int64 {
+        var value: Int64 = 0
+        check(ms_slot_load(board, Int32(clamping: slot), field, &value), "slot", slot)
+        return value
     }
 
-    func pool(_ i: Int) -> UnsafeMutablePointer<ms_pool_stats> {
-        withUnsafeMutablePointer(to: &board.pointee.pools) {
-            UnsafeMutableRawPointer($0).assumingMemoryBound(to: ms_pool_stats.self) + i
-        }
+    func store(_ slot: Int, _ field: ms_slot_field, _ value: Int64) {
+        check(ms_slot_store(board, Int32(clamping: slot), field, value), "slot", slot)
     }
 
-    /// A free slot for a new worker, or nil when all are taken.
+    func add(_ slot: Int, _ field: ms_slot_field, _ delta: Int64) {
+        check(ms_slot_add(board, Int32(clamping: slot), field, delta, nil), "slot", slot)
+    }
+
+    func load(pool: Int, _ field: ms_pool_field) -> Int64 {
+        var value: Int64 = 0
+        check(ms_pool_load(board, Int32(clamping: pool), field, &value), "pool", pool)
+        return value
+    }
+
+    func add(pool: Int, _ field: ms_pool_field, _ delta: Int64) {
+        check(ms_pool_add(board, Int32(clamping: pool), field, delta), "pool", pool)
+    }
+
+    /// Raises a maximum counter (max active workers, longest listen queue) to `value` if it is larger.
+    func raise(pool: Int, _ field: ms_pool_field, to value: Int64) {
+        check(ms_pool_raise(board, Int32(clamping: pool), field, value), "pool", pool)
+    }
+
+    private func check(_ rc: Int32, _ what: StaticString, _ index: Int) {
+        precondition(rc == 0, "scoreboard \(what) \(index) is out of range")
+    }
+
+    // MARK: - Slots
+
+    /// Master only: a free slot for a new worker, or nil when all are taken.
     func claimSlot(pool: Int, generation: Int) -> Int? {
-        for i in 0..<Self.slotCount where ms_load32(&slot(i).pointee.state) == Int32(MS_SLOT_FREE.rawValue) {
-            let s = slot(i)
-            ms_store32(&s.pointee.pid, 0)
-            s.pointee.pool = Int32(pool)
-            s.pointee.generation = Int32(generation)
-            ms_store64(&s.pointee.requests, 0)
-            ms_store64(&s.pointee.request_started_ns, 0)
-            ms_store64(&s.pointee.rss_kb, 0)
-            ms_store64(&s.pointee.loaded_models, 0)
-            ms_store64(&s.pointee.started_ns, ms_now_ns())
-            ms_store32(&s.pointee.state, Int32(MS_SLOT_STARTING.rawValue))
-            return i
+        let slot = ms_slot_claim(board, Int32(clamping: pool), Int32(clamping: generation), ms_now_ns())
+        if slot < 0 {
+            precondition(errno == ENOSPC, "scoreboard pool \(pool) is out of range")
+            return nil
         }
-        return nil
+        return Int(slot)
     }
 
-    func setState(_ i: Int, _ state: ms_slot_state) { ms_store32(&slot(i).pointee.state, Int32(state.rawValue)) }
-    func state(_ i: Int) -> ms_slot_state { ms_slot_state(UInt32(ms_load32(&slot(i).pointee.state))) }
+    func setState(_ slot: Int, _ state: ms_slot_state) { store(slot, MS_SLOT_STATE, Int64(state.rawValue)) }
+    func state(_ slot: Int) -> ms_slot_state { ms_slot_state(UInt32(truncatingIfNeeded: load(slot, MS_SLOT_STATE))) }
+
+    /// The slots in use by `pool` (not free), with their states.
+    private func slots(of pool: Int) -> [(slot: Int, state: ms_slot_state)] {
+        (0..<Self.slotCount).compactMap { i in
+            let st = state(i)
+            return st != MS_SLOT_FREE && load(i, MS_SLOT_POOL) == Int64(pool) ? (i, st) : nil
+        }
+    }
 
     func busyCount(pool: Int) -> Int {
-        (0..<Self.slotCount).filter {
-            slot($0).pointee.pool == Int32(pool) && state($0) == MS_SLOT_BUSY
-        }.count
+        slots(of: pool).filter { $0.state == MS_SLOT_BUSY }.count
     }
+
+    // MARK: - A worker's own slot
+
+    /// The worker in `slot` has started with process id `pid`.
+    func setPID(_ slot: Int, _ pid: pid_t) { store(slot, MS_SLOT_PID, Int64(pid)) }
+
+    /// The worker in `slot` took a request at `startedNs`: busy, counted as accepted, and the pool's
+    /// busiest moment raised if this is it.
+    func requestStarted(slot: Int, pool: Int, at startedNs: Int64) {
+        store(slot, MS_SLOT_REQUEST_STARTED_NS, startedNs)
+        setState(slot, MS_SLOT_BUSY)
+        add(pool: pool, MS_POOL_ACCEPTED, 1)
+        raise(pool: pool, MS_POOL_MAX_ACTIVE, to: Int64(busyCount(pool: pool)))
+    }
+
+    /// The worker in `slot` answered its request and is idle again with `rssKB` resident.
+    func requestFinished(slot: Int, rssKB: Int) {
+        store(slot, MS_SLOT_RSS_KB, Int64(rssKB))
+        add(slot, MS_SLOT_REQUESTS, 1)
+        store(slot, MS_SLOT_REQUEST_STARTED_NS, 0)
+        setState(slot, MS_SLOT_IDLE)
+    }
+
+    /// When the request in `slot` began (CLOCK_MONOTONIC ns), or nil when the worker is idle.
+    func requestStartedNs(_ slot: Int) -> Int64? {
+        let started = load(slot, MS_SLOT_REQUEST_STARTED_NS)
+        return started > 0 ? started : nil
+    }
+
+    /// Records which manifest models (bit i = model i) the worker in `slot` has loaded.
+    public func setLoadedModels(slot: Int, mask: Int64) {
+        store(slot, MS_SLOT_LOADED_MODELS, mask)
+    }
+
+    /// Models loaded by any live worker of `pool`.
+    public func loadedModels(pool: Int) -> Int64 {
+        slots(of: pool).filter { $0.state == MS_SLOT_IDLE || $0.state == MS_SLOT_BUSY }
+            .reduce(0) { $0 | load($1.slot, MS_SLOT_LOADED_MODELS) }
+    }
+
+    // MARK: - Status
 
     /// A copy of one pool's numbers for the status page.
     public func snapshot(pool index: Int) -> PoolSnapshot {
-        let p = pool(index)
         var idle = 0, active = 0, starting = 0
         var workers: [PoolSnapshot.Worker] = []
         let now = ms_now_ns()
-        for i in 0..<Self.slotCount where slot(i).pointee.pool == Int32(index) {
-            let s = slot(i), st = state(i)
-            guard st != MS_SLOT_FREE else { continue }
+        for (i, st) in slots(of: index) {
             switch st {
             case MS_SLOT_IDLE: idle += 1
             case MS_SLOT_BUSY: active += 1
             case MS_SLOT_STARTING: starting += 1
             default: break
             }
-            let started = ms_load64(&s.pointee.request_started_ns)
+            let started = requestStartedNs(i)
             workers.append(.init(
-                pid: Int(ms_load32(&s.pointee.pid)), state: Self.name(st), generation: Int(s.pointee.generation),
-                requests: Int(ms_load64(&s.pointee.requests)), rssKB: Int(ms_load64(&s.pointee.rss_kb)),
-                currentRequestMs: started > 0 ? Double(now - started) / 1e6 : nil,
-                uptimeSeconds: Double(now - ms_load64(&s.pointee.started_ns)) / 1e9))
+                pid: Int(load(i, MS_SLOT_PID)), state: Self.name(st), generation: Int(load(i, MS_SLOT_GENERATION)),
+                requests: Int(load(i, MS_SLOT_REQUESTS)), rssKB: Int(load(i, MS_SLOT_RSS_KB)),
+                currentRequestMs: started.map { Double(now - $0) / 1e6 },
+                uptimeSeconds: Double(now - load(i, MS_SLOT_STARTED_NS)) / 1e9))
         }
+        func counter(_ field: ms_pool_field) -> Int { Int(load(pool: index, field)) }
         return PoolSnapshot(
-            acceptedRequests: Int(ms_load64(&p.pointee.accepted)), activeWorkers: active, idleWorkers: idle,
-            startingWorkers: starting, maxActiveWorkers: Int(ms_load64(&p.pointee.max_active)),
-            slowRequests: Int(ms_load64(&p.pointee.slow_requests)), killedRequests: Int(ms_load64(&p.pointee.killed_requests)),
-            restarts: Int(ms_load64(&p.pointee.restarts)), maxListenQueue: Int(ms_load64(&p.pointee.max_listen_queue)),
+            acceptedRequests: counter(MS_POOL_ACCEPTED), activeWorkers: active, idleWorkers: idle,
+            startingWorkers: starting, maxActiveWorkers: counter(MS_POOL_MAX_ACTIVE),
+            slowRequests: counter(MS_POOL_SLOW_REQUESTS), killedRequests: counter(MS_POOL_KILLED_REQUESTS),
+            restarts: counter(MS_POOL_RESTARTS), maxListenQueue: counter(MS_POOL_MAX_LISTEN_QUEUE),
             workers: workers.sorted { $0.pid < $1.pid })
     }
 
@@ -96,52 +170,53 @@ public final class Scoreboard: @unchecked Sendable {
     }
 }
 
+/// One pool's numbers as the status page and metrics show them.
 public struct PoolSnapshot: Codable, Sendable {
+    /// One live worker of the pool.
     public struct Worker: Codable, Sendable {
+        /// The worker's process id (0 until it has started).
         public var pid: Int
+        /// starting, idle, busy or exiting.
         public var state: String
+        /// Which configuration it runs (reloads start a new generation).
         public var generation: Int
+        /// Requests it has served.
         public var requests: Int
+        /// Resident memory after its last request.
         public var rssKB: Int
+        /// How long its current request has run; nil when idle.
         public var currentRequestMs: Double?
+        /// Since it was forked.
         public var uptimeSeconds: Double
     }
+    /// Requests accepted since the pool started.
     public var acceptedRequests: Int
+    /// Workers handling a request now.
     public var activeWorkers: Int
+    /// Workers waiting for a request now.
     public var idleWorkers: Int
+    /// Workers forked but not yet accepting.
     public var startingWorkers: Int
+    /// Most workers busy at once.
     public var maxActiveWorkers: Int
+    /// Requests slower than the pool's slow-request threshold.
     public var slowRequests: Int
+    /// Requests over the time limit (their worker was killed).
     public var killedRequests: Int
+    /// Workers respawned after an exit.
     public var restarts: Int
+    /// Longest listen queue seen.
     public var maxListenQueue: Int
+    /// The live workers, by pid.
     public var workers: [Worker]
 }
 
+/// A failure of the process manager, described for the operator.
 public struct ServerError: Error, CustomStringConvertible {
+    /// What failed and why.
     public let description: String
+    /// A failure described by `description`.
     public init(_ description: String) { self.description = description }
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }
-
-extension Scoreboard {
-    /// Records which manifest models (bit i = model i) the worker in `slot` has loaded.
-    public func setLoadedModels(slot: Int, mask: Int64) {
-        ms_store64(&self.slot(slot).pointee.loaded_models, mask)
-    }
-
-    /// Models loaded by any live worker of `pool`.
-    public func loadedModels(pool: Int) -> Int64 {
-        var mask: Int64 = 0
-        for i in 0..<Self.slotCount where self.slot(i).pointee.pool == Int32(pool) {
-            let st = state(i)
-            if st == MS_SLOT_IDLE || st == MS_SLOT_BUSY { mask |= ms_load64(&self.slot(i).pointee.loaded_models) }
-        }
-        return mask
-    }
-}
-
-extension Scoreboard {
-    public var startedUnix: Int64 { board.pointee.started_unix }
-}

@@ -54,11 +54,9 @@ struct WorkerProcess {
         if getppid() != context.masterPID { exit(0) }
 
         let board = context.scoreboard
-        let slotPointer = board.slot(slot)
-        ms_store32(&slotPointer.pointee.pid, getpid())
+        board.setPID(slot, getpid())
         let handler = app.makeHandler(pool: pool, slot: slot, server: context)
         let connection = FastCGIConnection(listenFD: pool.listenFD)
-        let stats = board.pool(pool.index)
         var served = 0
         board.setState(slot, MS_SLOT_IDLE)
 
@@ -74,10 +72,7 @@ struct WorkerProcess {
             guard connection.accept() else { continue }  // another worker took it
 
             let started = ms_now_ns()
-            ms_store64(&slotPointer.pointee.request_started_ns, started)
-            board.setState(slot, MS_SLOT_BUSY)
-            ms_add64(&stats.pointee.accepted, 1)
-            ms_max64(&stats.pointee.max_active, Int64(board.busyCount(pool: pool.index)))
+            board.requestStarted(slot: slot, pool: pool.index, at: started)
 
             let route = serve(connection, handler)
             connection.finish()
@@ -85,15 +80,12 @@ struct WorkerProcess {
             served += 1
             let seconds = Double(ms_now_ns() - started) / 1e9
             if pool.config.slowRequestSeconds > 0, seconds >= pool.config.slowRequestSeconds {
-                ms_add64(&stats.pointee.slow_requests, 1)
+                board.add(pool: pool.index, MS_POOL_SLOW_REQUESTS, 1)
                 context.log.warning("slow_request", ["pool": .token(.init(pool.config.name)), "route": .token(.init(route)),
                                                      "seconds": .double(seconds)])
             }
             let rss = residentKB()
-            ms_store64(&slotPointer.pointee.rss_kb, Int64(rss))
-            ms_add64(&slotPointer.pointee.requests, 1)
-            ms_store64(&slotPointer.pointee.request_started_ns, 0)
-            board.setState(slot, MS_SLOT_IDLE)
+            board.requestFinished(slot: slot, rssKB: rss)
 
             if pool.config.maxRequests > 0, served >= pool.config.maxRequests {
                 context.log.info("worker_recycle", ["reason": .word("max_requests"), "requests": .int(served)])

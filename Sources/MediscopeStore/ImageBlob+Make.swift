@@ -1,7 +1,9 @@
+import MediscopeEncoding
+
 public extension ImageBlob {
     /// An image blob whose key is the SHA-256 of `bytes` (lowercase hex).
     static func make(bytes: [UInt8], contentType: String, width: Int, height: Int) -> ImageBlob {
-        ImageBlob(ref: ImageRef(key: SHA256.hex(bytes), contentType: contentType, width: width, height: height,
+        ImageBlob(ref: ImageRef(key: SHA256Hex.digest(bytes), contentType: contentType, width: width, height: height,
                                 byteCount: bytes.count),
                   bytes: bytes)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MediscopeEncoding
 import MediscopeSQLite
 
 /// The embedded store: one SQLite file (WAL, synchronous=FULL) plus a content-addressed image folder.
@@ -27,7 +28,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     public let directory: URL
     public let databasePath: String
     let blobs: BlobFolder
-    private let dbQueue: DatabaseQueue
+    private let database: SQLiteStoreFile<StoreError>
     private let hooks: Hooks
 
     public convenience init(directory: URL) throws(StoreError) {
@@ -37,28 +38,13 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     init(directory: URL, hooks: Hooks) throws(StoreError) {
         self.directory = directory.standardizedFileURL
         self.hooks = hooks
-        let dirPath = self.directory.path
-        do {
-            try FileManager.default.createDirectory(atPath: dirPath, withIntermediateDirectories: true)
-        } catch {
-            throw StoreError(.io, "cannot create store folder \(dirPath): \(error.localizedDescription)")
-        }
-        databasePath = dirPath + "/" + Self.databaseFileName
-        blobs = BlobFolder(root: dirPath + "/" + Self.blobFolderName)
-        try blobs.createRoot()
-
         // WAL, synchronous=FULL (a COMMIT is durable before we answer 201), 5 s busy timeout, and
         // statement arguments (health data) kept out of errors.
-        do {
-            dbQueue = try SQLiteDatabase.open(path: databasePath, label: "mediscope.store")
-        } catch {
-            throw Self.storeError(error, "open database")
-        }
-        do {
-            try SQLiteDatabase.migrate(Self.migrator, dbQueue)
-        } catch {
-            throw Self.storeError(error, "migrate database")
-        }
+        database = try SQLiteStoreFile(directory: self.directory, fileName: Self.databaseFileName, name: "store",
+                                       label: "mediscope.store", migrator: Self.migrator, mapFailure: Self.storeError)
+        databasePath = database.path
+        blobs = BlobFolder(root: self.directory.path + "/" + Self.blobFolderName)
+        try blobs.createRoot()
         // Leftovers of crashed creates (images written, record never committed) and stale temp files.
         _ = try? collectGarbage(olderThan: Self.defaultGarbageAge)
     }
@@ -124,7 +110,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         // 2. Record and its image references in one transaction.
         let (id, ms) = SortableID.Generator.shared.next()
         let record = AnalysisRecord(
-            id: id, createdAt: Self.date(ms: ms), organizationId: analysis.organizationId,
+            id: id, createdAt: Date(millisecondsSince1970: ms), organizationId: analysis.organizationId,
             createdBy: analysis.createdBy, patient: analysis.patient,
             imageWidth: analysis.imageWidth, imageHeight: analysis.imageHeight,
             scan: analysis.scan, results: analysis.results, timingsMs: analysis.timingsMs, report: nil,
@@ -132,7 +118,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         let blobs = self.blobs
         let hooks = self.hooks
 
-        try writeImmediate("create analysis") { db in
+        try database.writeImmediate("create analysis") { db in
             // A delete or garbage collection in another process may have unlinked an unreferenced file
             // we found in place before we held the write lock; it cannot do so now. Put back what is gone.
             for (blob, ext) in images {
@@ -159,14 +145,9 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     }
 
     public func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {
-        let row: Row?
-        do {
-            row = try dbQueue.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM analyses WHERE id = ? AND organization_id = ?",
-                                 arguments: [id, organizationId])
-            }
-        } catch {
-            throw Self.storeError(error, "read analysis")
+        let row = try database.read("read analysis") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM analyses WHERE id = ? AND organization_id = ?",
+                             arguments: [id, organizationId])
         }
         guard let row else { return nil }
         return try Self.record(from: row)
@@ -188,22 +169,17 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         _ = arguments.append(contentsOf: [limit + 1])
 
-        let rows: [Row]
-        do {
-            rows = try dbQueue.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments) }
-        } catch {
-            throw Self.storeError(error, "list analyses")
-        }
+        let rows = try database.read("list analyses") { db in try Row.fetchAll(db, sql: sql, arguments: arguments) }
         var items: [AnalysisRecord] = []
         items.reserveCapacity(min(rows.count, limit))
         for row in rows.prefix(limit) { items.append(try Self.record(from: row)) }
-        let next = rows.count > limit ? items.last.map { Self.encodeCursor(ms: Self.milliseconds($0.createdAt), id: $0.id) } : nil
+        let next = rows.count > limit ? items.last.map { Self.encodeCursor(ms: $0.createdAt.millisecondsSince1970, id: $0.id) } : nil
         return AnalysisPage(items: items, nextCursor: next)
     }
 
     public func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
         // 1. Record and its references, atomically.
-        let keys: [String]? = try writeImmediate("delete analysis") { db in
+        let keys: [String]? = try database.writeImmediate("delete analysis") { db in
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM analyses WHERE id = ? AND organization_id = ?)",
                                     arguments: [id, organizationId]) == true else { return nil }
             let keys = try String.fetchAll(db, sql: "SELECT key FROM image_refs WHERE analysis_id = ?", arguments: [id])
@@ -229,12 +205,8 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     }
 
     public func checkReady() throws(StoreError) {
-        do {
-            let one = try dbQueue.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
-            guard one == 1 else { throw StoreError(.unavailable, "database did not answer SELECT 1") }
-        } catch {
-            throw Self.storeError(error, "check database")
-        }
+        let one = try database.read("check database") { db in try Int.fetchOne(db, sql: "SELECT 1") }
+        guard one == 1 else { throw StoreError(.unavailable, "database did not answer SELECT 1") }
         try blobs.checkWritable()
     }
 
@@ -270,7 +242,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     /// file is older than it). Returns the number of files removed.
     private func removeUnreferenced(keys: [String], olderThan cutoff: Date?) throws(StoreError) -> Int {
         let blobs = self.blobs
-        return try writeImmediate("collect unreferenced images") { db in
+        return try database.writeImmediate("collect unreferenced images") { db in
             var removed = 0
             for key in keys {
                 let used = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM image_refs WHERE key = ?)",
@@ -289,17 +261,8 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     // MARK: - Helpers
 
-    /// Runs `body` in a BEGIN IMMEDIATE transaction (the write lock, taken up front).
-    private func writeImmediate<T>(_ what: String, _ body: (Database) throws -> T) throws(StoreError) -> T {
-        do {
-            return try SQLiteDatabase.writeImmediate(dbQueue, body)
-        } catch {
-            throw Self.storeError(error, what)
-        }
-    }
-
     private func runHook(_ hook: () throws -> Void) throws(StoreError) {
-        do { try hook() } catch { throw Self.storeError(error, "create analysis") }
+        do { try hook() } catch { throw database.failure(error, "create analysis") }
     }
 
     private func validate(_ analysis: NewAnalysis) throws(StoreError) -> [(ImageBlob, String)] {
@@ -317,7 +280,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
             }
             guard ref.byteCount == blob.bytes.count else { throw invalid("image \(ref.key): byteCount does not match the bytes") }
             guard !blob.bytes.isEmpty else { throw invalid("image \(ref.key) is empty") }
-            guard SHA256.hex(blob.bytes) == ref.key else { throw invalid("image key \(ref.key) is not the SHA-256 of its bytes") }
+            guard SHA256Hex.digest(blob.bytes) == ref.key else { throw invalid("image key \(ref.key) is not the SHA-256 of its bytes") }
             if keys.insert(ref.key).inserted { images.append((blob, ext)) }
         }
         guard keys.contains(analysis.scan.key) else { throw invalid("scan image \(analysis.scan.key) is not among the images") }
@@ -351,7 +314,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
             let ms = try row.decode(Int64.self, forColumn: "created_at")
             return AnalysisRecord(
                 id: id,
-                createdAt: date(ms: ms),
+                createdAt: Date(millisecondsSince1970: ms),
                 organizationId: try row.decode(String.self, forColumn: "organization_id"),
                 createdBy: try row.decode(String?.self, forColumn: "created_by"),
                 patient: try decodeJSON(PatientInfo.self, try row.decode(String.self, forColumn: "patient"), "patient", id),
@@ -371,26 +334,16 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         }
     }
 
-    static func date(ms: Int64) -> Date { Date(timeIntervalSince1970: Double(ms) / 1000) }
-    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-
     // MARK: - Cursor: base64url("createdAtMs:id"), no padding
 
     static func encodeCursor(ms: Int64, id: String) -> String {
-        Data("\(ms):\(id)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Base64URL.encode("\(ms):\(id)".utf8)
     }
 
     static func decodeCursor(_ cursor: String) throws(StoreError) -> (Int64, String) {
         let bad = StoreError(.invalidCursor, "cursor is not one this server issued")
-        guard !cursor.isEmpty, cursor.utf8.count <= 100,
-              cursor.utf8.allSatisfy({ $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") })
-        else { throw bad }
-        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.utf8.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { throw bad }
+        guard !cursor.isEmpty, cursor.utf8.count <= 100, let bytes = Base64URL.decode(cursor),
+              let text = String(bytes: bytes, encoding: .utf8) else { throw bad }
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, let ms = Int64(parts[0]), ms >= 0, SortableID.isValid(String(parts[1])) else { throw bad }
         return (ms, String(parts[1]))
@@ -398,24 +351,13 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     // MARK: - Errors
 
-    /// Every failure as a StoreError. Messages carry SQLite's code and message, never statement arguments.
-    static func storeError(_ error: any Error, _ what: String) -> StoreError {
-        if let error = error as? StoreError { return error }
-        let kind: StoreError.Kind
-        switch (error as? DatabaseError)?.resultCode {
-        case .SQLITE_IOERR?, .SQLITE_FULL?, .SQLITE_READONLY?, .SQLITE_PERM?:
-            kind = .io
-        case .SQLITE_CONSTRAINT?:
-            kind = .invalidRecord
-        default:   // BUSY, LOCKED, CORRUPT, NOTADB, CANTOPEN, ..., and errors that are not SQLite's
-            kind = .unavailable
+    /// Every database failure as a StoreError. Messages carry SQLite's code and message, never statement arguments.
+    @Sendable static func storeError(_ failure: SQLiteFailure) -> StoreError {
+        switch failure.kind {
+        case .storage: StoreError(.io, failure.message)
+        case .duplicate, .constraint: StoreError(.invalidRecord, failure.message)
+        // BUSY, LOCKED, CORRUPT, NOTADB, CANTOPEN, ..., and errors that are not SQLite's
+        case .unavailable: StoreError(.unavailable, failure.message)
         }
-        return StoreError(kind, SQLiteDatabase.describe(error, what))
-    }
-}
-
-private extension UInt8 {
-    var isASCIIAlphanumeric: Bool {
-        (self >= 0x30 && self <= 0x39) || (self >= 0x41 && self <= 0x5a) || (self >= 0x61 && self <= 0x7a)
     }
 }

@@ -15,9 +15,10 @@ struct UserCommand: ParsableCommand {
         @Option(help: "JSON configuration file (as for serve).")
         var config: String?
 
-        func accounts() throws -> (AccountStore, AppConfig) {
+        func accounts() throws -> (Accounts, AppConfig) {
             let settings = try AppConfig.load(file: config)
-            let store = try AccountStore(directory: URL(fileURLWithPath: settings.storeDirectory), policy: settings.accountPolicy)
+            let stores = try AccountStores.sqlite(directory: URL(fileURLWithPath: settings.storeDirectory))
+            let store = Accounts(stores: stores, policy: settings.accountPolicy)
             return (store, settings)
         }
     }
@@ -36,7 +37,7 @@ struct UserCommand: ParsableCommand {
         return first
     }
 
-    static func audit(_ store: AccountStore, _ action: String, _ user: User) {
+    static func audit(_ store: Accounts, _ action: String, _ user: User) {
         _ = try? store.audit(AuditEntry(actorUserId: nil, actorUsername: "cli:\(NSUserName())", organizationId: user.organizationId,
                                     action: action, recordId: user.id, address: "local", outcome: "success"))
     }

@@ -4,7 +4,7 @@ import Testing
 @testable import MediscopeAuth
 
 @Suite struct AccountSessionTests {
-    private func setUp(_ policy: AccountPolicy = AccountPolicy()) throws -> (AccountsFolder, AccountsClock, AccountStore, User) {
+    private func setUp(_ policy: AccountPolicy = AccountPolicy()) throws -> (AccountsFolder, AccountsClock, Accounts, User) {
         let folder = AccountsFolder()
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock, policy: policy)

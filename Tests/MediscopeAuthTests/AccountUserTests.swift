@@ -105,7 +105,7 @@ import Testing
 
     @Test func argon2idHashesUseTheOWASPParametersAndARandomSalt() throws {
         let folder = AccountsFolder()
-        let store = try AccountStore(directory: folder.url)   // the production hasher
+        let store = Accounts(stores: try .sqlite(directory: folder.url))   // the production hasher
         let prefix = "$argon2id$v=19$m=19456,t=2,p=1$"
         #expect(PasswordHasher.owasp.prefix == prefix)
         #expect(PasswordHasher.owaspDummyHash.hasPrefix(prefix))

@@ -24,7 +24,7 @@ final class AccountsFolder {
     }
     deinit { try? FileManager.default.removeItem(at: url) }
 
-    var databasePath: String { url.appendingPathComponent(AccountStore.databaseFileName).path }
+    var databasePath: String { url.appendingPathComponent(AccountStores.sqliteFileName).path }
 
     /// A second, independent connection to the same file (as another process would have).
     func rawConnection() throws -> DatabaseQueue {
@@ -53,8 +53,8 @@ enum AccountsFixtures {
     static let otherPassword = "staple gun lighthouse"
 
     static func store(_ folder: AccountsFolder, clock: AccountsClock = AccountsClock(),
-                      policy: AccountPolicy = AccountPolicy()) throws -> AccountStore {
-        try AccountStore(directory: folder.url, policy: policy, now: clock.closure, hasher: fastHasher)
+                      policy: AccountPolicy = AccountPolicy()) throws -> Accounts {
+        Accounts(stores: try .sqlite(directory: folder.url), policy: policy, now: clock.closure, hasher: fastHasher)
     }
 }
 

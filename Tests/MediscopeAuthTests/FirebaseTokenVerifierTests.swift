@@ -274,21 +274,6 @@ struct FirebaseTokenVerifierTests {
         #expect(oversize.utf8.count > FirebaseTokenVerifier.maxTokenBytes)
     }
 
-    @Test func base64URLDecodingIsStrict() {
-        func decode(_ s: String) -> [UInt8]? { FirebaseTokenVerifier.base64URLDecode(Array(s.utf8)) }
-        #expect(decode("") == [])
-        #expect(decode("YQ") == Array("a".utf8))
-        #expect(decode("YWI") == Array("ab".utf8))
-        #expect(decode("YWJj") == Array("abc".utf8))
-        #expect(decode("-_8") == [0xFB, 0xFF])
-        #expect(decode("YR") == nil)    // non-zero trailing bits ("YQ" is the canonical form)
-        #expect(decode("YWJ") == nil)   // ditto for "YWI"
-        #expect(decode("Y") == nil)     // 6 bits cannot form a byte
-        #expect(decode("YQ==") == nil)
-        #expect(decode("+/8") == nil)
-        #expect(decode("YW Jj") == nil)
-    }
-
     // MARK: - Certificates endpoint
 
     @Test func serverDownMeansCertificatesUnavailable() throws {

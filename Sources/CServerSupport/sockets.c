@@ -1,7 +1,6 @@
 #define _GNU_SOURCE
-#include "server_support.h"
+#include "sockets.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
@@ -11,103 +10,12 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
-
-ms_scoreboard *ms_scoreboard_create(void) {
-    void *p = mmap(NULL, sizeof(ms_scoreboard), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-    memset(p, 0, sizeof(ms_scoreboard));
-    return (ms_scoreboard *)p;
-}
-
-void ms_scoreboard_destroy(ms_scoreboard *board) {
-    if (board) munmap(board, sizeof(ms_scoreboard));
-}
-
-int64_t ms_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-int64_t ms_load64(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-void ms_store64(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-int64_t ms_add64(int64_t *p, int64_t delta) { return __atomic_add_fetch(p, delta, __ATOMIC_ACQ_REL); }
-int32_t ms_load32(const int32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-void ms_store32(int32_t *p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-
-void ms_max64(int64_t *p, int64_t v) {
-    int64_t cur = __atomic_load_n(p, __ATOMIC_ACQUIRE);
-    while (v > cur && !__atomic_compare_exchange_n(p, &cur, v, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-    }
-}
-
-/* ---- signals ---- */
-
-static const int handled_signals[] = {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
-enum { HANDLED_COUNT = sizeof handled_signals / sizeof handled_signals[0] };
-static volatile sig_atomic_t arrived[65];
-
-static void record_signal(int sig) {
-    if (sig > 0 && sig < 65) arrived[sig] = 1;
-}
-
-int ms_signals_install(void) {
-    sigset_t block;
-    sigemptyset(&block);
-    for (int i = 0; i < HANDLED_COUNT; i++) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = record_signal;
-        sigemptyset(&sa.sa_mask);
-        sa.sa_flags = handled_signals[i] == SIGCHLD ? SA_NOCLDSTOP : 0;  /* deliberately no SA_RESTART */
-        if (sigaction(handled_signals[i], &sa, NULL) != 0) return -1;
-        sigaddset(&block, handled_signals[i]);
-        arrived[handled_signals[i]] = 0;
-    }
-    /* A client that goes away must not kill the process; writes then fail with EPIPE. */
-    signal(SIGPIPE, SIG_IGN);
-    return sigprocmask(SIG_BLOCK, &block, NULL);
-}
-
-int ms_signal_take(int sig) {
-    if (sig <= 0 || sig >= 65 || !arrived[sig]) return 0;
-    arrived[sig] = 0;
-    return 1;
-}
-
-void ms_signals_reset(void) {
-    for (int i = 0; i < HANDLED_COUNT; i++) {
-        signal(handled_signals[i], SIG_DFL);
-        arrived[handled_signals[i]] = 0;
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-int ms_wait(int fd, int timeout_ms) {
-    sigset_t open_mask;
-    sigprocmask(SIG_SETMASK, NULL, &open_mask);
-    for (int i = 0; i < HANDLED_COUNT; i++) sigdelset(&open_mask, handled_signals[i]);
-    struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
-    struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
-    int rc = ppoll(fd >= 0 ? &pfd : NULL, fd >= 0 ? 1 : 0, timeout_ms >= 0 ? &ts : NULL, &open_mask);
-    if (rc < 0) return errno == EINTR ? 0 : -1;
-    return rc > 0 && (pfd.revents & POLLIN) ? 1 : 0;
-}
-
-/* ---- sockets ---- */
 
 static int make_nonblocking(int fd) {
     int flags = fcntl(fd, F_GETFL, 0);
@@ -184,10 +92,13 @@ static int unix_listen_queue(int fd, int64_t *queued, int64_t *backlog) {
     msg.req.udiag_show = UDIAG_SHOW_RQLEN;
     msg.req.udiag_cookie[0] = msg.req.udiag_cookie[1] = (uint32_t)-1; /* INET_DIAG_NOCOOKIE */
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-    int rc = -1;
-    if (sendto(nl, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) == (ssize_t)sizeof msg) {
+    int rc = -1, saved = ENOENT;  /* ENOENT: the kernel answered without the queue lengths */
+    if (sendto(nl, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)sizeof msg) {
+        saved = errno;
+    } else {
         char buf[8192];
         ssize_t n = recv(nl, buf, sizeof buf, 0);
+        if (n < 0) saved = errno;
         for (struct nlmsghdr *h = (struct nlmsghdr *)buf; n > 0 && NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
             if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) break;
             struct unix_diag_msg *m = NLMSG_DATA(h);
@@ -205,6 +116,7 @@ static int unix_listen_queue(int fd, int64_t *queued, int64_t *backlog) {
         }
     }
     close(nl);
+    if (rc != 0) errno = saved;
     return rc;
 }
 
@@ -221,5 +133,3 @@ int ms_listen_queue(int fd, int64_t *queued, int64_t *backlog) {
     *backlog = info.tcpi_sacked;
     return 0;
 }
-
-int ms_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }

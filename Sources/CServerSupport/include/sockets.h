@@ -1,0 +1,30 @@
+/* Listening sockets for the pools (PHP-FPM's fpm_sockets): the master binds them before forking and
+ * every worker of the pool inherits and accepts on the same descriptor. The caller owns each returned
+ * descriptor and closes it. All functions set errno on failure. */
+#ifndef MS_SOCKETS_H
+#define MS_SOCKETS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A non-blocking unix stream socket listening at `path` with permissions `mode`. A stale socket file at
+ * `path` is replaced. Returns the descriptor, or -1 (ENAMETOOLONG for a path too long for sun_path). */
+int ms_listen_unix(const char *path, int backlog, int mode);
+
+/* A non-blocking TCP socket listening on numeric `host` and `port` (SO_REUSEADDR). Returns the
+ * descriptor, or -1 (EADDRNOTAVAIL when the address does not resolve). */
+int ms_listen_tcp(const char *host, int port, int backlog);
+
+/* Connections waiting in a listening socket's accept queue now (*queued) and the queue's bound
+ * (*backlog): unix sockets through sock_diag, TCP through TCP_INFO. 0, or -1 (ENOENT when the kernel
+ * does not report the unix socket's queue). */
+int ms_listen_queue(int fd, int64_t *queued, int64_t *backlog);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

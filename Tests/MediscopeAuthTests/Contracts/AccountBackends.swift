@@ -1,0 +1,65 @@
+import Foundation
+import MediscopeAuth
+import MediscopeEncoding
+import MediscopeSQLite
+import Testing
+
+/// A storage backend the contract suites run against. Every suite in this folder is written against the
+/// store protocols only; a new backend (Firestore) joins by adding itself to `all`, e.g. only when its
+/// emulator is configured, and then has to pass every contract test unchanged.
+struct AccountBackend: Sendable, CustomTestStringConvertible {
+    let name: String
+    /// Fresh, empty stores on a backend of their own.
+    let make: @Sendable () throws -> BackendInstance
+
+    var testDescription: String { name }
+
+    static let all: [AccountBackend] = [.sqlite]
+
+    static let sqlite = AccountBackend(name: "SQLite") {
+        let folder = AccountsFolder()
+        return BackendInstance(stores: try .sqlite(directory: folder.url), keepAlive: folder) {
+            try .sqlite(directory: folder.url)
+        }
+    }
+}
+
+/// One backend's stores, plus a way to reach the same data as another process or host would.
+final class BackendInstance {
+    let stores: AccountStores
+    private let keepAlive: AnyObject
+    private let connect: () throws -> AccountStores
+
+    init(stores: AccountStores, keepAlive: AnyObject, connect: @escaping () throws -> AccountStores) {
+        self.stores = stores
+        self.keepAlive = keepAlive
+        self.connect = connect
+    }
+
+    /// A second, independent instance of the stores over the same data.
+    func secondInstance() throws -> AccountStores { try connect() }
+}
+
+/// Values for the contract tests: ids as `Accounts` makes them, dates already rounded to milliseconds.
+enum ContractValues {
+    static let start = Date(millisecondsSince1970: 1_750_000_000_000)
+
+    static func time(_ seconds: Double) -> Date { start.addingTimeInterval(seconds).roundedToMilliseconds }
+
+    static func id(_ seconds: Double = 0) -> String { SortableID.next(now: time(seconds)) }
+
+    static func user(_ username: String, org: String = "org-a", role: Role = .clinician, at seconds: Double = 0) -> User {
+        User(id: id(seconds), username: username, displayName: nil, role: role, organizationId: org,
+             disabled: false, createdAt: time(seconds), firebaseUID: nil)
+    }
+
+    /// A stored user (sessions and tokens belong to users of the same backend).
+    static func addUser(_ stores: AccountStores, _ username: String, org: String = "org-a") throws -> User {
+        let user = user(username, org: org)
+        try stores.users.insert(user, passwordHash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA")
+        return user
+    }
+
+    /// A distinct lowercase hex SHA-256, as tokens are stored under.
+    static func hash(_ seed: String) -> String { SHA256Hex.digest(seed) }
+}
