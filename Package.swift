@@ -66,7 +66,7 @@ let package = Package(
         ),
         .target(
             name: "MediscopeStore",
-            dependencies: ["MediscopeSQLite", "MediscopeEncoding", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["MediscopeSQLite", "MediscopeImaging", "MediscopeEncoding", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // libfcgi's FCGX API (Debian's libfcgi-dev).
         .systemLibrary(name: "CFastCGI", path: "Sources/CFastCGI"),

@@ -10,53 +10,52 @@ public enum API {
     /// Every route, who may call it and what the audit log calls it. The access test walks this table.
     static let specs: [RouteSpec] = analysisRoutes + AccountAPI.routes + [
         RouteSpec(method: "GET", pattern: "/api/models", access: .signedIn, audit: nil) { s, _, _, _ throws(Problem) in try models(s) },
-        RouteSpec(method: "GET", pattern: "/api/health", access: .everyone, audit: nil) { _, _, _, _ throws(Problem) in
+        RouteSpec(method: "GET", pattern: "/api/health", open: .everyone, audit: nil) { _, _, _, _ throws(Problem) in
             .json(["status": "ok"])
         },
-        RouteSpec(method: "GET", pattern: "/api/ready", access: .everyone, audit: nil) { s, _, _, _ throws(Problem) in ready(s) },
-        RouteSpec(method: "GET", pattern: "/api/status", access: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
+        RouteSpec(method: "GET", pattern: "/api/ready", open: .everyone, audit: nil) { s, _, _, _ throws(Problem) in ready(s) },
+        RouteSpec(method: "GET", pattern: "/api/status", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
             .json(Status.report(s.server), headers: [("Cache-Control", "no-store")])
         },
-        RouteSpec(method: "GET", pattern: "/api/metrics", access: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
+        RouteSpec(method: "GET", pattern: "/api/metrics", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
             .text(Status.prometheus(s.server), contentType: "text/plain; version=0.0.4; charset=utf-8")
         },
     ]
 
     static let analysisRoutes: [RouteSpec] = [
-        RouteSpec(method: "POST", pattern: "/api/analyses", access: .clinical, audit: "analysis.create") { s, req, _, c throws(Problem) in
-            try createAnalysis(s, req, c!.user)
+        RouteSpec(method: "POST", pattern: APILinks.analyses, access: .clinical, audit: "analysis.create") { s, req, _, c throws(Problem) in
+            try createAnalysis(s, req, c.user)
         },
-        RouteSpec(method: "GET", pattern: "/api/analyses", access: .clinical, audit: "analysis.list") { s, req, _, c throws(Problem) in
-            try listAnalyses(s, req, c!.user)
+        RouteSpec(method: "GET", pattern: APILinks.analyses, access: .clinical, audit: "analysis.list") { s, req, _, c throws(Problem) in
+            try listAnalyses(s, req, c.user)
         },
-        RouteSpec(method: "GET", pattern: "/api/analyses/{id}", access: .clinical, audit: "analysis.view") { s, _, p, c throws(Problem) in
-            .json(AnalysisBody(try record(s, c!.user, p["id"])), headers: [("Cache-Control", "no-store")])
+        RouteSpec(method: "GET", pattern: APILinks.analysisPattern, access: .clinical, audit: "analysis.view") { s, _, p, c throws(Problem) in
+            .json(AnalysisBody(try record(s, c.user, p["id"]), links: s.links), headers: [("Cache-Control", "no-store")])
         },
-        RouteSpec(method: "DELETE", pattern: "/api/analyses/{id}", access: .clinical, audit: "analysis.delete") { s, _, p, c throws(Problem) in
+        RouteSpec(method: "DELETE", pattern: APILinks.analysisPattern, access: .clinical, audit: "analysis.delete") { s, _, p, c throws(Problem) in
             guard validID(p["id"]) else { throw Problem.notFound("no analysis \(p["id"].prefix(40))") }
             let deleted: Bool
-            do { deleted = try s.store().delete(id: p["id"], organizationId: c!.user.organizationId) } catch {
-                throw storeProblem(s, error)
+            do { deleted = try s.store().delete(id: p["id"], organizationId: c.user.organizationId) } catch {
+                throw s.problem(error)
             }
             guard deleted else { throw Problem.notFound("no analysis \(p["id"])") }
             s.server.log.info("analysis_deleted", ["analysis": .token(.init(p["id"]))])
             return .noContent
         },
-        RouteSpec(method: "GET", pattern: "/api/analyses/{id}/scan.jpg", access: .clinical, audit: "analysis.image") { s, _, p, c throws(Problem) in
-            try image(s, try record(s, c!.user, p["id"]).scan)
+        RouteSpec(method: "GET", pattern: APILinks.scanPattern, access: .clinical, audit: "analysis.image") { s, _, p, c throws(Problem) in
+            try image(s, try record(s, c.user, p["id"]).scan)
         },
-        RouteSpec(method: "GET", pattern: "/api/analyses/{id}/heatmaps/{result}.webp", access: .clinical, audit: "analysis.image") {
-            s, _, p, c throws(Problem) in
-            let rec = try record(s, c!.user, p["id"])
-            guard let result = rec.results.first(where: { $0.id == p["result"] }) else {
-                throw Problem.notFound("analysis \(rec.id) has no result \(p["result"].prefix(64))")
+        RouteSpec(method: "GET", pattern: APILinks.heatmapPattern, access: .clinical, audit: "analysis.image") { s, _, p, c throws(Problem) in
+            let rec = try record(s, c.user, p["id"])
+            guard let result = s.links.result(named: p["file"], in: rec) else {
+                throw Problem.notFound("analysis \(rec.id) has no heatmap \(p["file"].prefix(64))")
             }
             return try image(s, result.heatmap)
         },
         // Printable HTML; its images are the two routes above, fetched by the browser with the same session.
-        RouteSpec(method: "GET", pattern: "/analyses/{id}/report", access: .clinical, audit: "analysis.report") { s, _, p, c throws(Problem) in
-            let rec = try record(s, c!.user, p["id"])
-            let page = try s.reportTemplates().render(rec, institution: try s.institution(for: c!.user))
+        RouteSpec(method: "GET", pattern: APILinks.reportPattern, access: .clinical, audit: "analysis.report") { s, _, p, c throws(Problem) in
+            let rec = try record(s, c.user, p["id"])
+            let page = try s.reportTemplates().render(rec, institution: try s.institution(for: c.user), links: s.links)
             return .html(page, headers: [("Cache-Control", "no-store")])
         },
     ]
@@ -84,19 +83,10 @@ public enum API {
         guard validID(id) else { throw Problem.notFound("no analysis \(id.prefix(40))") }
         let found: AnalysisRecord?
         do { found = try s.store().get(id: id, organizationId: user.organizationId) } catch {
-            throw storeProblem(s, error)
+            throw s.problem(error)
         }
         guard let found else { throw Problem.notFound("no analysis \(id)") }
         return found
-    }
-
-    static func storeProblem(_ s: Services, _ error: Error) -> Problem {
-        if let problem = error as? Problem { return problem }
-        if let e = error as? StoreError {
-            if e.kind == .invalidCursor { return Problem.badRequest("the cursor is not valid") }
-            s.server.log.error("store_error", ["kind": .token(.init(e.kind.rawValue))])
-        }
-        return Problem(status: 503, detail: "the result store is unavailable", retryAfter: 5)
     }
 
     /// nginx sends the file (X-Accel-Redirect) once we have checked the caller may see it.
@@ -122,7 +112,7 @@ public enum API {
         if let term = terms.first { query.patientId = try FieldText.check(term, field: "patient_id", rule: .patientId) }
         if let cursor = req.query["cursor"], !cursor.isEmpty { query.cursor = cursor }
         let page: AnalysisPage
-        do { page = try s.store().list(query) } catch { throw storeProblem(s, error) }
+        do { page = try s.store().list(query) } catch { throw s.problem(error) }
         var links: [String: String] = [:]
         if let next = page.nextCursor {
             var params = ["limit=\(query.limit)", "cursor=\(next)"]
@@ -131,69 +121,28 @@ public enum API {
             }
             links["next"] = "/api/analyses?" + params.joined(separator: "&")
         }
-        return .json(AnalysisListBody(items: page.items.map(AnalysisBody.init), nextCursor: page.nextCursor, links: links),
+        return .json(AnalysisListBody(items: page.items.map { AnalysisBody($0, links: s.links) }, nextCursor: page.nextCursor,
+                                      links: links),
                      headers: [("Cache-Control", "no-store")])
     }
 
+    /// The handler parses the form and answers; UploadAnalysis does the work.
     static func createAnalysis(_ s: Services, _ req: HTTPRequest, _ user: User) throws(Problem) -> HTTPResponse {
         let form = try MultipartForm.parse(contentType: req.header("content-type"), body: req.body)
         guard let imagePart = form.first("image") else {
             throw Problem.badRequest("the form has no `image` field (a JPEG or PNG file)")
         }
         let patient = try PatientForm.parse(form)
-        let pipeline = try s.pipeline()
-
-        let analysis: Analysis
-        do {
-            analysis = try pipeline.analyze(imageBytes: imagePart.body)
-        } catch {
-            switch error {
-            case .badImage(let e):
-                switch e.kind {
-                case .unsupportedFormat: throw Problem(status: 415, detail: "the image is not a JPEG or PNG: \(e.message)")
-                case .unsupportedVariant: throw Problem(status: 415, detail: e.message)
-                case .empty: throw Problem(status: 422, detail: "the image file is empty")
-                case .tooLarge, .tooComplex: throw Problem(status: 422, detail: e.message)
-                case .corrupt: throw Problem(status: 422, detail: "the image cannot be decoded: \(e.message)")
-                case .encodeFailed: throw Problem(status: 500, detail: "the overlay could not be encoded")
-                }
-            case .model(let e):
-                s.server.log.error("model_error", ["kind": .token(.init(e.kind.rawValue))])
-                throw Problem(status: 503, detail: "the models are not available: \(e.message)", retryAfter: 30)
-            case .unreadable(let message):
-                throw Problem(status: 422, detail: message)
-            }
+        let upload = UploadAnalysis(pipeline: try s.pipeline(), store: try s.store())
+        let stored: AnalysisRecord, analysis: Analysis
+        do { (stored, analysis) = try upload.run(image: imagePart.body, patient: patient, by: user) } catch {
+            s.publishLoadedModels()
+            throw s.problem(error)
         }
         s.publishLoadedModels()
-        guard let scan = analysis.scan else { throw Problem(status: 500, detail: "no display image was rendered") }
-
-        let scanBlob = ImageBlob.make(bytes: scan.bytes, contentType: "image/jpeg", width: scan.width, height: scan.height)
-        var blobs = [scanBlob]
-        var results: [StoredResult] = []
-        for outcome in analysis.results {
-            guard let overlay = analysis.overlays[outcome.id] else { continue }
-            let blob = ImageBlob.make(bytes: overlay.bytes, contentType: "image/webp", width: overlay.width, height: overlay.height)
-            blobs.append(blob)
-            results.append(StoredResult(
-                id: outcome.id, model: outcome.model, title: outcome.title, task: outcome.task.rawValue,
-                probabilities: outcome.probabilities.map { StoredProbability(label: $0.label, title: $0.title, probability: $0.probability) },
-                prediction: outcome.prediction, confidence: outcome.confidence, explainedLabel: outcome.explainedLabel,
-                heatmap: blob.ref))
-        }
-        let t = analysis.timings
-        let new = NewAnalysis(
-            organizationId: user.organizationId, createdBy: user.id, patient: patient,
-            imageWidth: analysis.imageWidth, imageHeight: analysis.imageHeight, scan: scanBlob.ref, results: results,
-            timingsMs: ["decode": t.decode, "preprocess": t.preprocess, "forward": t.forward, "gradCAM": t.gradCAM,
-                        "encode": t.encode, "modelLoad": t.modelLoad],
-            images: blobs,
-            source: ScanSource(format: analysis.format.rawValue, exifOrientation: analysis.orientation?.rawValue,
-                               orientationApplied: analysis.orientation.map(\.summary)))
-        let stored: AnalysisRecord
-        do { stored = try s.store().create(new) } catch { throw storeProblem(s, error) }
-        s.server.log.info("analysis_created", ["analysis": .token(.init(stored.id)), "forward_ms": .double(t.forward),
-                                               "model_load_ms": .double(t.modelLoad)])
-        return .json(AnalysisBody(stored), status: 201, headers: [("Location", "/api/analyses/\(stored.id)")])
+        s.server.log.info("analysis_created", ["analysis": .token(.init(stored.id)), "forward_ms": .double(analysis.timings.forward),
+                                               "model_load_ms": .double(analysis.timings.modelLoad)])
+        return .json(AnalysisBody(stored, links: s.links), status: 201, headers: [("Location", s.links.analysis(stored.id))])
     }
 
     static func models(_ s: Services) throws(Problem) -> HTTPResponse {

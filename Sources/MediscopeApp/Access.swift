@@ -26,14 +26,40 @@ struct Caller {
 }
 
 /// One route: pattern, who may call it, what the audit log calls it, and its handler.
+///
+/// Routes that need a signed-in user are made with `access:` and their handler gets the `Caller` that
+/// Guard authenticated; open routes (`open:` `.everyone` or `.operatorOrAdmin`) get it when there is one.
 struct RouteSpec: Sendable {
     typealias Handler = @Sendable (Services, HTTPRequest, PathParameters, Caller?) throws(Problem) -> HTTPResponse
+    typealias SignedInHandler = @Sendable (Services, HTTPRequest, PathParameters, Caller) throws(Problem) -> HTTPResponse
     let method: String
     let pattern: String
     let access: Access
     /// Audit action for every call (patient data and account changes); nil for routes not audited here.
     let audit: String?
     let handler: Handler
+
+    /// A route for signed-in users (`.signedIn`, `.clinical`, `.admin`).
+    init(method: String, pattern: String, access: Access, audit: String?, handler: @escaping SignedInHandler) {
+        precondition(access.needsCaller, "\(pattern): \(access) routes are made with `open:`")
+        self.method = method; self.pattern = pattern; self.access = access; self.audit = audit
+        self.handler = { s, req, p, caller throws(Problem) in
+            // Guard.authorize has refused a missing caller already; this keeps the handler's type honest.
+            guard let caller else { throw Guard.unauthorized("sign in first") }
+            return try handler(s, req, p, caller)
+        }
+    }
+
+    /// A route anyone may call (`.everyone`) or loopback operators and admins (`.operatorOrAdmin`).
+    init(method: String, pattern: String, open access: Access, audit: String?, handler: @escaping Handler) {
+        precondition(!access.needsCaller, "\(pattern): \(access) routes are made with `access:`")
+        self.method = method; self.pattern = pattern; self.access = access; self.audit = audit; self.handler = handler
+    }
+}
+
+extension Access {
+    /// Whether a route of this kind always has a signed-in caller.
+    var needsCaller: Bool { self == .signedIn || self == .clinical || self == .admin }
 }
 
 enum Cookies {
@@ -179,14 +205,10 @@ enum Guard {
         return Caller(user: user, method: .firebase(uid: claims.uid))
     }
 
-    /// Runs an account-store call, turning its failures into a 503.
+    /// Runs an account call, its failures converted once (Problems.swift).
     @discardableResult
     static func accountsCall<T>(_ s: Services, _ body: (Accounts) throws -> T) throws(Problem) -> T {
         let accounts = try s.accounts()
-        do { return try body(accounts) } catch {
-            if let problem = error as? Problem { throw problem }
-            s.server.log.error("accounts_error", ["kind": .token(.init((error as? AuthError)?.kind.rawValue ?? "other"))])
-            throw Problem(status: 503, detail: "the account store is unavailable", retryAfter: 5)
-        }
+        do { return try body(accounts) } catch { throw s.problem(error) }
     }
 }

@@ -5,71 +5,71 @@ import MediscopeServer
 /// Sign-in and sign-out, the caller's own tokens, user management and the audit log.
 enum AccountAPI {
     static let routes: [RouteSpec] = [
-        RouteSpec(method: "POST", pattern: "/api/session", access: .everyone, audit: nil) { s, req, _, _ throws(Problem) in
+        RouteSpec(method: "POST", pattern: "/api/session", open: .everyone, audit: nil) { s, req, _, _ throws(Problem) in
             try signIn(s, req)
         },
         RouteSpec(method: "DELETE", pattern: "/api/session", access: .signedIn, audit: nil) { s, req, _, c throws(Problem) in
-            try signOut(s, req, c!)
+            try signOut(s, req, c)
         },
         RouteSpec(method: "GET", pattern: "/api/me", access: .signedIn, audit: nil) { _, _, _, c throws(Problem) in
-            .json(MeBody(user: UserBody(c!.user), authentication: c!.methodName), headers: [("Cache-Control", "no-store")])
+            .json(MeBody(user: UserBody(c.user), authentication: c.methodName), headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "GET", pattern: "/api/tokens", access: .signedIn, audit: nil) { s, _, _, c throws(Problem) in
-            .json(["tokens": try Guard.accountsCall(s) { try $0.tokens(userId: c!.user.id) }])
+            .json(["tokens": try Guard.accountsCall(s) { try $0.tokens(userId: c.user.id) }])
         },
         RouteSpec(method: "POST", pattern: "/api/tokens", access: .signedIn, audit: "token.create") { s, req, _, c throws(Problem) in
             struct Body: Decodable { var name: String }
             let body: Body = try decodeJSON(req)
             let name = body.name.trimmingCharacters(in: .whitespaces)
             guard (1...64).contains(name.count) else { throw Problem.badRequest("`name` must be 1 to 64 characters") }
-            let (token, info) = try Guard.accountsCall(s) { try $0.createToken(userId: c!.user.id, name: name) }
+            let (token, info) = try Guard.accountsCall(s) { try $0.createToken(userId: c.user.id, name: name) }
             struct Created: Encodable { var token: String; var info: APIToken; var notice: String }
             return .json(Created(token: token, info: info, notice: "Shown once: store it now."), status: 201,
                          headers: [("Location", "/api/tokens/\(info.id)"), ("Cache-Control", "no-store")])
         },
         RouteSpec(method: "DELETE", pattern: "/api/tokens/{id}", access: .signedIn, audit: "token.revoke") { s, _, p, c throws(Problem) in
-            guard try Guard.accountsCall(s, { try $0.revokeToken(id: p["id"], userId: c!.user.id) }) else {
+            guard try Guard.accountsCall(s, { try $0.revokeToken(id: p["id"], userId: c.user.id) }) else {
                 throw Problem.notFound("no token \(p["id"].prefix(40))")
             }
             return .noContent
         },
         RouteSpec(method: "GET", pattern: "/api/users", access: .admin, audit: nil) { s, _, _, c throws(Problem) in
-            let users = try Guard.accountsCall(s) { try $0.listUsers(organizationId: c!.user.organizationId) }
+            let users = try Guard.accountsCall(s) { try $0.listUsers(organizationId: c.user.organizationId) }
             return .json(["users": users.map(UserBody.init)], headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "POST", pattern: "/api/users", access: .admin, audit: "user.create") { s, req, _, c throws(Problem) in
             struct Body: Decodable { var username: String; var password: String; var role: String; var displayName: String? }
             let body: Body = try decodeJSON(req)
             guard let role = Role(rawValue: body.role) else { throw Problem.badRequest("`role` must be admin or clinician") }
-            let user = try accountChange(s) {
+            let user = try Guard.accountsCall(s) {
                 try $0.addUser(username: body.username, password: body.password, role: role,
-                               organizationId: c!.user.organizationId, displayName: body.displayName)
+                               organizationId: c.user.organizationId, displayName: body.displayName)
             }
             return .json(UserBody(user), status: 201, headers: [("Location", "/api/users/\(user.id)")])
         },
         RouteSpec(method: "PATCH", pattern: "/api/users/{id}", access: .admin, audit: "user.update") { s, req, p, c throws(Problem) in
             struct Body: Decodable { var disabled: Bool?; var role: String? }
             let body: Body = try decodeJSON(req)
-            let user = try sameOrganization(s, p["id"], c!.user)
+            let user = try sameOrganization(s, p["id"], c.user)
             if let roleName = body.role {
                 guard let role = Role(rawValue: roleName) else { throw Problem.badRequest("`role` must be admin or clinician") }
-                try accountChange(s) { try $0.setRole(username: user.username, role) }
+                try Guard.accountsCall(s) { try $0.setRole(username: user.username, role) }
             }
             if let disabled = body.disabled {
-                guard !(disabled && user.id == c!.user.id) else { throw Problem(status: 409, detail: "you cannot disable yourself") }
-                try accountChange(s) { try $0.setDisabled(username: user.username, disabled) }
+                guard !(disabled && user.id == c.user.id) else { throw Problem(status: 409, detail: "you cannot disable yourself") }
+                try Guard.accountsCall(s) { try $0.setDisabled(username: user.username, disabled) }
             }
-            return .json(UserBody(try sameOrganization(s, p["id"], c!.user)))
+            return .json(UserBody(try sameOrganization(s, p["id"], c.user)))
         },
         RouteSpec(method: "POST", pattern: "/api/users/{id}/password", access: .admin, audit: "user.password") { s, req, p, c throws(Problem) in
             struct Body: Decodable { var password: String }
             let body: Body = try decodeJSON(req)
-            let user = try sameOrganization(s, p["id"], c!.user)
-            try accountChange(s) { try $0.setPassword(username: user.username, password: body.password) }
+            let user = try sameOrganization(s, p["id"], c.user)
+            try Guard.accountsCall(s) { try $0.setPassword(username: user.username, password: body.password) }
             return .noContent
         },
         RouteSpec(method: "GET", pattern: "/api/audit", access: .admin, audit: nil) { s, req, _, c throws(Problem) in
-            let entries = try auditEntries(s, req, c!.user)
+            let entries = try auditEntries(s, req, c.user)
             let full = entries.count == (Int(req.query["limit"] ?? "") ?? 100)
             let newest = req.query["order"] == "newest"
             return .json(AuditPage(entries: entries, nextAfter: full && !newest ? entries.last?.id : nil,
@@ -81,7 +81,7 @@ enum AccountAPI {
             encoder.outputFormatting = [.sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
             var lines = ""
-            for entry in try auditEntries(s, req, c!.user, defaultLimit: 1000) {
+            for entry in try auditEntries(s, req, c.user, defaultLimit: 1000) {
                 if let data = try? encoder.encode(entry) { lines += String(decoding: data, as: UTF8.self) + "\n" }
             }
             return HTTPResponse(status: 200, headers: [("Content-Type", "application/x-ndjson"), ("Cache-Control", "no-store"),
@@ -158,22 +158,6 @@ enum AccountAPI {
             throw Problem.notFound("no user \(id.prefix(40))")
         }
         return user
-    }
-
-    /// Account changes: the store's own refusals (weak password, duplicate name) are the caller's problem.
-    @discardableResult
-    static func accountChange<T>(_ s: Services, _ body: (Accounts) throws -> T) throws(Problem) -> T {
-        let accounts = try s.accounts()
-        do { return try body(accounts) } catch let error as AuthError {
-            switch error.kind {
-            case .invalid, .weakPassword: throw Problem(status: 422, detail: error.message)
-            case .conflict: throw Problem(status: 409, detail: error.message)
-            case .notFound: throw Problem.notFound(error.message)
-            case .unavailable: throw Problem(status: 503, detail: "the account store is unavailable", retryAfter: 5)
-            }
-        } catch {
-            throw Problem(status: 503, detail: "the account store is unavailable", retryAfter: 5)
-        }
     }
 
     static func auditEntries(_ s: Services, _ req: HTTPRequest, _ admin: User, defaultLimit: Int = 100) throws(Problem) -> [AuditEntry] {

@@ -34,23 +34,22 @@ struct AnalysisBody: Encodable {
     var links: [String: String]
     var notice = DecisionSupport.notice
 
-    init(_ r: AnalysisRecord) {
-        let base = "/api/analyses/\(r.id)"
+    init(_ r: AnalysisRecord, links: APILinks) {
         id = r.id
         createdAt = r.createdAt
         patient = r.patient
         image = ["width": r.imageWidth, "height": r.imageHeight]
-        scan = Image(url: "\(base)/scan.jpg", width: r.scan.width, height: r.scan.height, bytes: r.scan.byteCount)
+        scan = Image(url: links.scan(of: r), width: r.scan.width, height: r.scan.height, bytes: r.scan.byteCount)
         results = r.results.map {
             Result(id: $0.id, model: $0.model, title: $0.title, task: $0.task, probabilities: $0.probabilities,
                    prediction: $0.prediction, confidence: $0.confidence, explainedLabel: $0.explainedLabel,
-                   heatmap: Image(url: "\(base)/heatmaps/\($0.id).webp", width: $0.heatmap.width,
+                   heatmap: Image(url: links.heatmap(of: $0, in: r), width: $0.heatmap.width,
                                   height: $0.heatmap.height, bytes: $0.heatmap.byteCount))
         }
         timingsMs = r.timingsMs
         report = r.report
         source = r.source
-        links = ["self": base, "report": "/analyses/\(r.id)/report"]
+        self.links = ["self": links.analysis(r.id), "report": links.report(r.id)]
     }
 }
 

@@ -9,6 +9,8 @@ import MediscopeStore
 /// The state one worker process serves requests from. Workers are single-threaded.
 final class Services: @unchecked Sendable {
     let config: AppConfig
+    /// The API's addresses (analysis, images, report), for responses and the report renderer.
+    let links = APILinks()
     let server: ServerContext
     let pool: PoolRuntime
     let slot: Int
@@ -37,8 +39,7 @@ final class Services: @unchecked Sendable {
             openedAccounts = accounts
             return accounts
         } catch {
-            server.log.error("accounts_unavailable", ["kind": .token(.init(error.kind.rawValue))])
-            throw Problem(status: 503, detail: "the account store is unavailable", retryAfter: 5)
+            throw problem(error)
         }
     }
 
@@ -49,8 +50,7 @@ final class Services: @unchecked Sendable {
             openedStore = store
             return store
         } catch {
-            server.log.error("store_unavailable", ["kind": .token(.init(error.kind.rawValue))])
-            throw Problem(status: 503, detail: "the result store is unavailable", retryAfter: 5)
+            throw problem(error)
         }
     }
 
@@ -70,8 +70,7 @@ final class Services: @unchecked Sendable {
             openedPipeline = pipeline
             return pipeline
         } catch {
-            server.log.error("manifest_invalid", ["kind": .token(.init(error.kind.rawValue))])
-            throw Problem(status: 503, detail: "the models are not available: \(error.message)", retryAfter: 30)
+            throw problem(error)
         }
     }
 
@@ -83,10 +82,7 @@ final class Services: @unchecked Sendable {
             loadedReportTemplates = templates
             return templates
         } catch {
-            server.log.error("report_templates_invalid", ["kind": .token(.init(error.kind.rawValue))])
-            // The detail names the kind only: the folder's path is the server's business, not the reader's.
-            throw Problem(status: 503, detail: "the report templates cannot be loaded (\(error.kind.rawValue)); see the server log",
-                          retryAfter: 30)
+            throw problem(error)
         }
     }
 

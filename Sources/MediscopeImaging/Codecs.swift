@@ -18,7 +18,25 @@ public struct ImageLimits: Sendable {
     }
 }
 
-public enum ImageFormat: String, Sendable { case jpeg, png, webp }
+/// The image formats we read and write, and the one mapping of each to its media type and file extension.
+public enum ImageFormat: String, Sendable, CaseIterable {
+    case jpeg, png, webp
+
+    /// The IANA media type (`image/jpeg`, `image/png`, `image/webp`).
+    public var contentType: String { "image/" + rawValue }
+    /// The file extension used for stored files and URLs (`jpg`, `png`, `webp`).
+    public var fileExtension: String { self == .jpeg ? "jpg" : rawValue }
+
+    /// The format of a media type; `image/jpg` is read as JPEG. nil for anything else.
+    public init?(contentType: String) {
+        switch contentType.lowercased() {
+        case "image/jpeg", "image/jpg": self = .jpeg
+        case "image/png": self = .png
+        case "image/webp": self = .webp
+        default: return nil
+        }
+    }
+}
 
 public struct ImagingError: Error, Sendable, CustomStringConvertible {
     /// `unsupportedVariant`: a valid file of a known format in a variant we do not decode (12-bit or

@@ -37,6 +37,12 @@ public struct StageTimings: Codable, Sendable {
     public var encode = 0.0
     public var modelLoad = 0.0
     public var total: Double { decode + preprocess + forward + gradCAM + encode + modelLoad }
+
+    /// Milliseconds by stage name, as stored with an analysis and shown by the API.
+    public var byStage: [String: Double] {
+        ["decode": decode, "preprocess": preprocess, "forward": forward, "gradCAM": gradCAM, "encode": encode,
+         "modelLoad": modelLoad]
+    }
 }
 
 /// An image ready to send or store.

@@ -34,8 +34,7 @@ struct ReportPage {
     var reportText: ReportText?
     var notice = Self.notice
 
-    init(_ r: AnalysisRecord, institution: String, printedAt: Date) {
-        let base = "/api/analyses/\(r.id)"
+    init(_ r: AnalysisRecord, institution: String, printedAt: Date, links: some AnalysisLinks) {
         self.institution = institution
         analysisId = r.id
         analyzedAt = Self.stamp(r.createdAt)
@@ -52,7 +51,7 @@ struct ReportPage {
         // Attribute text cannot hold a <bdi>: user text there is isolated with FSI ... PDI instead.
         func isolated(_ text: String) -> String { "\u{2068}\(text)\u{2069}" }
         let what = [p.modality, p.bodyPart.map { "of the \(isolated($0))" }].compactMap { $0 }.joined(separator: " ")
-        scan = Image(url: "\(base)/scan.jpg", alt: "Scan\(what.isEmpty ? "" : ", \(what)"), patient \(isolated(p.patientId))",
+        scan = Image(url: links.scan(of: r), alt: "Scan\(what.isEmpty ? "" : ", \(what)"), patient \(isolated(p.patientId))",
                      width: r.scan.width, height: r.scan.height)
         findings = r.results.map { result in
             // Labels as people read them (the manifest's titles when the analysis ran).
@@ -62,7 +61,7 @@ struct ReportPage {
                 probabilities: result.probabilities.map {
                     Probability(label: $0.title ?? $0.label, percent: Self.percent($0.probability), predicted: $0.label == result.prediction)
                 },
-                overlay: Image(url: "\(base)/heatmaps/\(result.id).webp",
+                overlay: Image(url: links.heatmap(of: result, in: r),
                                alt: "Grad-CAM overlay for \(result.title): the regions that weighed most for \(title(result.explainedLabel))",
                                width: result.heatmap.width, height: result.heatmap.height))
         }

@@ -48,9 +48,9 @@ public struct ReportTemplates: Sendable {
         library = MustacheLibrary(templates: templates)
     }
 
-    /// The report page (HTML) for one analysis.
-    public func render(_ record: AnalysisRecord, institution: String, printedAt: Date = Date()) -> String {
-        library.render(ReportPage(record, institution: institution, printedAt: printedAt), withTemplate: Self.main) ?? ""
+    /// The report page (HTML) for one analysis; its images are fetched from `links`.
+    public func render(_ record: AnalysisRecord, institution: String, printedAt: Date = Date(), links: some AnalysisLinks) -> String {
+        library.render(ReportPage(record, institution: institution, printedAt: printedAt, links: links), withTemplate: Self.main) ?? ""
     }
 
     /// Names in `{{> name}}` tags.

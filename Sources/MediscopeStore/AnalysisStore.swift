@@ -102,8 +102,11 @@ public struct NewAnalysis: Sendable {
 
 /// Image bytes to store; `ref.key` must be the SHA-256 of `bytes` (ImageBlob.make computes it).
 public struct ImageBlob: Sendable {
-    public var ref: ImageRef
-    public var bytes: [UInt8]
+    public var ref: ImageRef { didSet { keyIsDigest = false } }
+    public var bytes: [UInt8] { didSet { keyIsDigest = false } }
+    /// True only for a blob from `make` that was not changed since: its key is known to be the
+    /// digest of its bytes, so a store need not hash the bytes a second time. Anything else is checked.
+    var keyIsDigest = false
     public init(ref: ImageRef, bytes: [UInt8]) { self.ref = ref; self.bytes = bytes }
 }
 
@@ -147,18 +150,46 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(kind): \(message)" }
 }
 
+/// Analyses and their images: the store every backend (embedded SQLite, Google Firestore) implements.
+///
+/// The contract, which Tests/MediscopeStoreTests/AnalysisStoreContractTests.swift checks for every
+/// backend:
+/// - **Ids and time.** `create` assigns the id (26-character, time-ordered ULID in Crockford base32)
+///   and `createdAt` (millisecond precision); ids of one store never repeat.
+/// - **Durability and atomicity.** `create` returns only when the record and every image are durable;
+///   a crash or an error at any point leaves the whole record or nothing visible (images without a
+///   record may remain and are collected later, never shown).
+/// - **Validation.** Every check (organisation and patient id present, positive size, image keys of 64
+///   lowercase hex chars that are the SHA-256 of their bytes, supported content types, scan and
+///   heatmaps among the images, JSON-encodable values) runs before anything is written:
+///   `StoreError.invalidRecord`, and nothing stored.
+/// - **Organisations.** A record is visible only to its organisation: `get`, `list` and `delete` with
+///   another organisation's id behave as if it did not exist.
+/// - **Listing.** Newest first (`createdAt`, then id, both descending), at most `limit` (clamped to
+///   1...100), `patientId` an exact match on the stored (NFC) bytes, `nextCursor` opaque and nil on the
+///   last page; paging with it never repeats or skips a record, even while records are added. A cursor
+///   the store did not issue is `StoreError.invalidCursor`.
+/// - **Images.** Content-addressed by SHA-256: records may share an image; `delete` removes the record
+///   and only the images no other record uses. `imageBytes` returns nil for an unknown or malformed
+///   key, never touching anything outside the store.
+/// - **Errors.** `unavailable` (the backend cannot be reached now; retry later), `io` (a read or write
+///   failed, or stored data is unreadable), `invalidRecord`, `invalidCursor`. Messages never quote
+///   patient data.
 public protocol AnalysisStore: Sendable {
     /// Stores images and record; returns only once both are durable (fsync'd / committed).
     /// A crash at any point leaves either the whole record or nothing visible.
     func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord
     /// nil when absent or belonging to another organisation.
     func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord?
+    /// One page of the organisation's records, newest first.
     func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage
     /// Removes the record and every image no other record uses. false when absent.
     func delete(id: String, organizationId: String) throws(StoreError) -> Bool
-    /// Where an image's bytes live on local disk (for nginx X-Accel-Redirect), if they do.
+    /// Where an image's bytes live on local disk (for nginx X-Accel-Redirect), if they do; nil for a
+    /// backend that keeps images elsewhere (the app then serves `imageBytes`).
     func imagePath(key: String) -> String?
+    /// The bytes of the image with SHA-256 `key`; nil when there is none or the key is malformed.
     func imageBytes(key: String) throws(StoreError) -> [UInt8]?
-    /// Cheap readiness check: the database answers and the image folder is writable.
+    /// Cheap readiness check: the backend answers and images can be written.
     func checkReady() throws(StoreError)
 }

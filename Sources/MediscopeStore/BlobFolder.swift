@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeImaging
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -17,16 +18,9 @@ struct BlobFolder: Sendable {
     let root: String   // absolute, no trailing slash
 
     static let tempPrefix = ".tmp-"
-    static let extensions = ["jpg", "webp", "png"]
+    static let extensions = ImageFormat.allCases.map(\.fileExtension)
 
-    static func fileExtension(contentType: String) -> String? {
-        switch contentType.lowercased() {
-        case "image/jpeg", "image/jpg": return "jpg"
-        case "image/webp": return "webp"
-        case "image/png": return "png"
-        default: return nil
-        }
-    }
+    static func fileExtension(contentType: String) -> String? { ImageFormat(contentType: contentType)?.fileExtension }
 
     /// 64 lowercase hex chars, nothing else: the only keys that ever reach the filesystem.
     static func isValidKey(_ key: String) -> Bool {

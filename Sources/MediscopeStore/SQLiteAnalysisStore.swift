@@ -280,7 +280,9 @@ public final class SQLiteAnalysisStore: AnalysisStore {
             }
             guard ref.byteCount == blob.bytes.count else { throw invalid("image \(ref.key): byteCount does not match the bytes") }
             guard !blob.bytes.isEmpty else { throw invalid("image \(ref.key) is empty") }
-            guard SHA256Hex.digest(blob.bytes) == ref.key else { throw invalid("image key \(ref.key) is not the SHA-256 of its bytes") }
+            guard blob.keyIsDigest || SHA256Hex.digest(blob.bytes) == ref.key else {
+                throw invalid("image key \(ref.key) is not the SHA-256 of its bytes")
+            }
             if keys.insert(ref.key).inserted { images.append((blob, ext)) }
         }
         guard keys.contains(analysis.scan.key) else { throw invalid("scan image \(analysis.scan.key) is not among the images") }

@@ -179,6 +179,3 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
-extension ImageFormat {
-    var fileExtension: String { self == .jpeg ? "jpg" : rawValue }
-}

@@ -34,7 +34,7 @@ import Testing
         "GET /api/analyses/{id}": .clinical,
         "DELETE /api/analyses/{id}": .clinical,
         "GET /api/analyses/{id}/scan.jpg": .clinical,
-        "GET /api/analyses/{id}/heatmaps/{result}.webp": .clinical,
+        "GET /api/analyses/{id}/heatmaps/{file}": .clinical,
         "GET /analyses/{id}/report": .clinical,
         "POST /api/session": .everyone,
         "DELETE /api/session": .signedIn,

@@ -29,9 +29,17 @@ import Testing
             timingsMs: [:], report: report)
     }
 
+    /// The addresses the app hands the renderer (MediscopeApp's APILinks serves the same ones).
+    struct Links: AnalysisLinks {
+        func scan(of record: AnalysisRecord) -> String { "/api/analyses/\(record.id)/scan.jpg" }
+        func heatmap(of result: StoredResult, in record: AnalysisRecord) -> String {
+            "/api/analyses/\(record.id)/heatmaps/\(result.id).webp"
+        }
+    }
+
     func render(_ record: AnalysisRecord, institution: String = "St. Example Hospital") throws -> String {
         try ReportTemplates(directory: Self.templatesFolder)
-            .render(record, institution: institution, printedAt: Date(timeIntervalSince1970: 1_741_170_093))
+            .render(record, institution: institution, printedAt: Date(timeIntervalSince1970: 1_741_170_093), links: Links())
     }
 
     @Test func patientTextIsEscapedInTextAndAttributes() throws {

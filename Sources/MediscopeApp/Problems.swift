@@ -1,0 +1,91 @@
+import MediscopeAuth
+import MediscopeImaging
+import MediscopeInference
+import MediscopeReport
+import MediscopeServer
+import MediscopeStore
+
+/// An error of a layer below the HTTP one, and the one problem response it becomes.
+///
+/// Every mapping from an error type to a status lives here, once: handlers throw these errors or a
+/// `Problem`, and `Services.problem(_:)` converts. Failures of our own dependencies (a store, the
+/// models) are logged by kind, never by message (a message may quote data), and answered 503.
+protocol ProblemConvertible: Error {
+    /// The problem the client gets; `log` is where a server-side failure is recorded.
+    func problem(log: ServerLog) -> Problem
+}
+
+extension Services {
+    /// The problem for any error a handler meets; an unknown error type is a logged 500.
+    func problem(_ error: any Error) -> Problem {
+        if let problem = error as? Problem { return problem }
+        if let convertible = error as? ProblemConvertible { return convertible.problem(log: server.log) }
+        server.log.error("unexpected_error", ["type": .token(.init(String(describing: type(of: error))))])
+        return Problem(status: 500, detail: "an unexpected error occurred")
+    }
+}
+
+extension StoreError: ProblemConvertible {
+    func problem(log: ServerLog) -> Problem {
+        if kind == .invalidCursor { return Problem.badRequest("the cursor is not valid") }
+        log.error("store_error", ["kind": .token(.init(kind.rawValue))])
+        return Problem(status: 503, detail: "the result store is unavailable", retryAfter: 5)
+    }
+}
+
+extension AuthError: ProblemConvertible {
+    /// The store's own refusals (weak password, duplicate name) are the caller's problem; being
+    /// unavailable is ours.
+    func problem(log: ServerLog) -> Problem {
+        switch kind {
+        case .invalid, .weakPassword: return Problem(status: 422, detail: message)
+        case .conflict: return Problem(status: 409, detail: message)
+        case .notFound: return Problem.notFound(message)
+        case .unavailable:
+            log.error("accounts_error", ["kind": .token(.init(kind.rawValue))])
+            return Problem(status: 503, detail: "the account store is unavailable", retryAfter: 5)
+        }
+    }
+}
+
+extension ModelError: ProblemConvertible {
+    func problem(log: ServerLog) -> Problem {
+        log.error("model_error", ["kind": .token(.init(kind.rawValue))])
+        return Problem(status: 503, detail: "the models are not available: \(message)", retryAfter: 30)
+    }
+}
+
+extension ImagingError: ProblemConvertible {
+    /// 415: not a format we read, or a variant we do not decode; 422: a file we read but cannot use.
+    func problem(log: ServerLog) -> Problem {
+        switch kind {
+        case .unsupportedFormat: return Problem(status: 415, detail: "the image is not a JPEG or PNG: \(message)")
+        case .unsupportedVariant: return Problem(status: 415, detail: message)
+        case .empty: return Problem(status: 422, detail: "the image file is empty")
+        case .tooLarge, .tooComplex: return Problem(status: 422, detail: message)
+        case .corrupt: return Problem(status: 422, detail: "the image cannot be decoded: \(message)")
+        case .encodeFailed:
+            log.error("encode_failed", [:])
+            return Problem(status: 500, detail: "the display images could not be encoded")
+        }
+    }
+}
+
+extension AnalysisError: ProblemConvertible {
+    func problem(log: ServerLog) -> Problem {
+        switch self {
+        case .badImage(let e): return e.problem(log: log)
+        case .model(let e): return e.problem(log: log)
+        case .unreadable(let message): return Problem(status: 422, detail: message)
+        }
+    }
+}
+
+extension ReportTemplateError: ProblemConvertible {
+    /// The detail names the kind only: the folder's path is the server's business, not the reader's.
+    func problem(log: ServerLog) -> Problem {
+        log.error("report_templates_invalid", ["kind": .token(.init(kind.rawValue))])
+        return Problem(status: 503, detail: "the report templates cannot be loaded (\(kind.rawValue)); see the server log",
+                       retryAfter: 30)
+    }
+}

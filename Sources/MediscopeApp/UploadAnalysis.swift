@@ -1,0 +1,46 @@
+import MediscopeAuth
+import MediscopeImaging
+import MediscopeInference
+import MediscopeStore
+
+/// The upload use case: analyse one image for one patient and store the result durably.
+///
+/// decode -> infer -> explain (the pipeline) -> build the record -> store. It knows nothing of HTTP:
+/// the handler parses the form before and turns the outcome (or the error) into a response after.
+struct UploadAnalysis {
+    let pipeline: AnalysisPipeline
+    let store: AnalysisStore
+
+    /// Runs the pipeline on `image` and stores the analysis for `patient`, created by `user`.
+    /// Throws `AnalysisError` (the image or the models) or `StoreError` (the store); both convert to
+    /// problems in Problems.swift. Returns the stored record, durable when this returns.
+    func run(image: [UInt8], patient: PatientInfo, by user: User) throws -> (AnalysisRecord, Analysis) {
+        let analysis = try pipeline.analyze(imageBytes: image)
+        guard let scan = analysis.scan else { throw AnalysisError.badImage(ImagingError(kind: .encodeFailed, message: "no display image was rendered")) }
+
+        // Each image is hashed once, here; the store trusts a blob made by ImageBlob.make.
+        func blob(_ image: EncodedImage) -> ImageBlob {
+            ImageBlob.make(bytes: image.bytes, contentType: image.format.contentType, width: image.width, height: image.height)
+        }
+        let scanBlob = blob(scan)
+        var images = [scanBlob]
+        var results: [StoredResult] = []
+        for outcome in analysis.results {
+            guard let overlay = analysis.overlays[outcome.id] else { continue }
+            let heatmap = blob(overlay)
+            images.append(heatmap)
+            results.append(StoredResult(
+                id: outcome.id, model: outcome.model, title: outcome.title, task: outcome.task.rawValue,
+                probabilities: outcome.probabilities.map { StoredProbability(label: $0.label, title: $0.title, probability: $0.probability) },
+                prediction: outcome.prediction, confidence: outcome.confidence, explainedLabel: outcome.explainedLabel,
+                heatmap: heatmap.ref))
+        }
+        let new = NewAnalysis(
+            organizationId: user.organizationId, createdBy: user.id, patient: patient,
+            imageWidth: analysis.imageWidth, imageHeight: analysis.imageHeight, scan: scanBlob.ref, results: results,
+            timingsMs: analysis.timings.byStage, images: images,
+            source: ScanSource(format: analysis.format.rawValue, exifOrientation: analysis.orientation?.rawValue,
+                               orientationApplied: analysis.orientation.map(\.summary)))
+        return (try store.create(new), analysis)
+    }
+}

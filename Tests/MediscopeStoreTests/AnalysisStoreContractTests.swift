@@ -1,0 +1,118 @@
+import Foundation
+import MediscopeEncoding
+import Testing
+@testable import MediscopeStore
+
+/// A backend the `AnalysisStore` contract runs against. The suite below is written against the protocol
+/// only; a new backend (Firestore) joins by adding itself to `all` and must pass it unchanged.
+struct AnalysisBackend: Sendable, CustomTestStringConvertible {
+    let name: String
+    /// A fresh, empty store, and a second, independent instance over the same data (another worker).
+    let make: @Sendable () throws -> (store: any AnalysisStore, second: () throws -> any AnalysisStore, keepAlive: AnyObject)
+    var testDescription: String { name }
+
+    static let all: [AnalysisBackend] = [.sqlite]
+
+    static let sqlite = AnalysisBackend(name: "SQLite") {
+        let folder = TempFolder()
+        return (try SQLiteAnalysisStore(directory: folder.url), { try SQLiteAnalysisStore(directory: folder.url) }, folder)
+    }
+}
+
+/// The contract documented on `AnalysisStore`, for every backend in `AnalysisBackend.all`.
+@Suite struct AnalysisStoreContractTests {
+    @Test(arguments: AnalysisBackend.all)
+    func createReturnsWhatGetAndAnotherInstanceRead(_ backend: AnalysisBackend) throws {
+        let (store, second, keep) = try backend.make()
+        defer { withExtendedLifetime(keep) {} }
+        try store.checkReady()
+        var new = makeAnalysis(patientId: "Müller-7")
+        new.source = ScanSource(format: "jpeg", exifOrientation: 6, orientationApplied: "rotated 90° clockwise")
+        let created = try store.create(new)
+        #expect(created.id.count == 26 && created.organizationId == "org-a" && created.patient == new.patient)
+        #expect(created.results == new.results && created.scan == new.scan && created.source == new.source)
+        #expect(abs(created.createdAt.timeIntervalSinceNow) < 60)
+        #expect(try store.get(id: created.id, organizationId: "org-a") == created)
+        #expect(try second().get(id: created.id, organizationId: "org-a") == created, "durable and shared")
+        for blob in new.images { #expect(try store.imageBytes(key: blob.ref.key) == blob.bytes) }
+        #expect(try store.imageBytes(key: String(repeating: "0", count: 64)) == nil)
+        #expect(try store.imageBytes(key: "../../etc/passwd") == nil)
+    }
+
+    @Test(arguments: AnalysisBackend.all)
+    func organisationsSeeOnlyTheirOwn(_ backend: AnalysisBackend) throws {
+        let (store, _, keep) = try backend.make()
+        defer { withExtendedLifetime(keep) {} }
+        let mine = try store.create(makeAnalysis(org: "org-a"))
+        #expect(try store.get(id: mine.id, organizationId: "org-b") == nil)
+        #expect(try store.list(AnalysisQuery(organizationId: "org-b")).items.isEmpty)
+        #expect(try store.delete(id: mine.id, organizationId: "org-b") == false)
+        #expect(try store.get(id: mine.id, organizationId: "org-a") != nil)
+    }
+
+    @Test(arguments: AnalysisBackend.all)
+    func listPagesNewestFirstFilteredByExactPatient(_ backend: AnalysisBackend) throws {
+        let (store, _, keep) = try backend.make()
+        defer { withExtendedLifetime(keep) {} }
+        var ids: [String] = []
+        for i in 0..<7 { ids.append(try store.create(makeAnalysis(patientId: i % 2 == 0 ? "P-EVEN" : "P-ODD", imageSize: 64)).id) }
+        var seen: [String] = []
+        var cursor: String?
+        repeat {
+            let page = try store.list(AnalysisQuery(organizationId: "org-a", limit: 3, cursor: cursor))
+            #expect(page.items.count <= 3)
+            seen += page.items.map(\.id)
+            cursor = page.nextCursor
+        } while cursor != nil
+        #expect(seen == ids.reversed(), "newest first, nothing repeated or skipped")
+        let even = try store.list(AnalysisQuery(organizationId: "org-a", patientId: "P-EVEN", limit: 100))
+        #expect(even.items.map(\.id) == [ids[6], ids[4], ids[2], ids[0]] && even.nextCursor == nil)
+        #expect(try store.list(AnalysisQuery(organizationId: "org-a", patientId: "p-even")).items.isEmpty, "exact match")
+        #expect(try store.list(AnalysisQuery(organizationId: "org-a", patientId: "P-EVE")).items.isEmpty)
+        #expect { try store.list(AnalysisQuery(organizationId: "org-a", cursor: "not-a-cursor")) } throws: {
+            ($0 as? StoreError)?.kind == .invalidCursor
+        }
+    }
+
+    @Test(arguments: AnalysisBackend.all)
+    func deleteKeepsImagesAnotherRecordUses(_ backend: AnalysisBackend) throws {
+        let (store, _, keep) = try backend.make()
+        defer { withExtendedLifetime(keep) {} }
+        let sharedScan = randomBytes(128)
+        let first = makeAnalysis(scanBytes: sharedScan, imageSize: 64)
+        let second = makeAnalysis(scanBytes: sharedScan, imageSize: 64)
+        let a = try store.create(first), b = try store.create(second)
+        #expect(try store.delete(id: a.id, organizationId: "org-a"))
+        #expect(try store.delete(id: a.id, organizationId: "org-a") == false, "a second delete finds nothing")
+        #expect(try store.get(id: a.id, organizationId: "org-a") == nil)
+        #expect(try store.imageBytes(key: b.scan.key) == sharedScan, "the shared scan stays")
+        for heatmap in first.images.dropFirst() { #expect(try store.imageBytes(key: heatmap.ref.key) == nil) }
+        #expect(try store.get(id: b.id, organizationId: "org-a") != nil)
+    }
+
+    @Test(arguments: AnalysisBackend.all)
+    func invalidRecordsAreRefusedBeforeAnythingIsStored(_ backend: AnalysisBackend) throws {
+        let (store, _, keep) = try backend.make()
+        defer { withExtendedLifetime(keep) {} }
+        var wrongHash = makeAnalysis(imageSize: 64)
+        wrongHash.images[1].bytes[0] ^= 0xFF
+        var noPatient = makeAnalysis(imageSize: 64)
+        noPatient.patient.patientId = ""
+        var missingScan = makeAnalysis(imageSize: 64)
+        missingScan.images.removeFirst()
+        for (name, bad) in [("wrongHash", wrongHash), ("noPatient", noPatient), ("missingScan", missingScan)] {
+            #expect(throws: StoreError.self, "\(name)") { try store.create(bad) }
+            for blob in bad.images { #expect(try store.imageBytes(key: blob.ref.key) == nil, "\(name): an image was stored") }
+        }
+        #expect(try store.list(AnalysisQuery(organizationId: "org-a")).items.isEmpty)
+    }
+
+    /// A blob made by `make` is trusted to carry its digest; any change to it makes it checked again.
+    @Test func blobsFromMakeAreHashedOnceAndCheckedWhenChanged() {
+        var blob = ImageBlob.make(bytes: [1, 2, 3], contentType: "image/png", width: 1, height: 1)
+        #expect(blob.keyIsDigest && blob.ref.key == SHA256Hex.digest([1, 2, 3]))
+        blob.bytes[0] = 9
+        #expect(!blob.keyIsDigest)
+        #expect(!ImageBlob(ref: blob.ref, bytes: blob.bytes).keyIsDigest)
+    }
+}
