@@ -1,7 +1,32 @@
 #include <stdlib.h>
+#include <string.h>
 #include "codec_internal.h"
 
 void codec_free(void *ptr) { free(ptr); }
+
+int codec_decode_begin(const uint8_t *data, size_t size, codec_image *out, char *err, size_t errlen) {
+    if (out == NULL) return CODEC_ERR_ARGUMENT;
+    memset(out, 0, sizeof *out);
+    if (data == NULL || size == 0) {
+        codec_set_error(err, errlen, "image data is empty");
+        return CODEC_ERR_EMPTY;
+    }
+    return CODEC_OK;
+}
+
+int codec_decode_finish(int rc, uint8_t *pixels, int width, int height, int channels, const char *msg,
+                        codec_image *out, char *err, size_t errlen) {
+    if (rc != CODEC_OK) {
+        free(pixels);
+        codec_set_error(err, errlen, "%s", msg);
+        return rc;
+    }
+    out->pixels = pixels;
+    out->width = width;
+    out->height = height;
+    out->channels = channels;
+    return CODEC_OK;
+}
 
 void codec_set_error(char *err, size_t errlen, const char *fmt, ...) {
     if (err == NULL || errlen == 0) return;

@@ -173,12 +173,8 @@ nomem:
 
 int codec_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels, int max_scans,
                       codec_image *out, char *err, size_t errlen) {
-    if (out == NULL) return CODEC_ERR_ARGUMENT;
-    memset(out, 0, sizeof *out);
-    if (data == NULL || size == 0) {
-        codec_set_error(err, errlen, "image data is empty");
-        return CODEC_ERR_EMPTY;
-    }
+    int begun = codec_decode_begin(data, size, out, err, errlen);
+    if (begun != CODEC_OK) return begun;
     struct jpeg_dec s;
     memset(&s, 0, sizeof s);
     s.data = data;
@@ -191,16 +187,7 @@ int codec_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels, int 
     int rc = jpeg_dec_run(&s);
     jpeg_destroy_decompress(&s.cinfo);  // safe on a partially created struct
     free(s.row);
-    if (rc != CODEC_OK) {
-        free(s.pixels);
-        codec_set_error(err, errlen, "%s", s.err.msg);
-        return rc;
-    }
-    out->pixels = s.pixels;
-    out->width = s.width;
-    out->height = s.height;
-    out->channels = s.channels;
-    return CODEC_OK;
+    return codec_decode_finish(rc, s.pixels, s.width, s.height, s.channels, s.err.msg, out, err, errlen);
 }
 
 // ---------------------------------------------------------------- encode

@@ -111,12 +111,8 @@ static int png_dec_run(struct png_dec *s) {
 
 int codec_png_decode(const uint8_t *data, size_t size, int64_t max_pixels,
                      codec_image *out, char *err, size_t errlen) {
-    if (out == NULL) return CODEC_ERR_ARGUMENT;
-    memset(out, 0, sizeof *out);
-    if (data == NULL || size == 0) {
-        codec_set_error(err, errlen, "image data is empty");
-        return CODEC_ERR_EMPTY;
-    }
+    int begun = codec_decode_begin(data, size, out, err, errlen);
+    if (begun != CODEC_OK) return begun;
     if (size < 8 || png_sig_cmp(data, 0, 8) != 0) {
         codec_set_error(err, errlen, "data is not a PNG file (bad signature)");
         return CODEC_ERR_UNSUPPORTED;
@@ -136,16 +132,7 @@ int codec_png_decode(const uint8_t *data, size_t size, int64_t max_pixels,
     int rc = png_dec_run(&s);
     png_destroy_read_struct(&s.png, &s.info, NULL);
     free(s.rows);
-    if (rc != CODEC_OK) {
-        free(s.pixels);
-        codec_set_error(err, errlen, "%s", s.msg);
-        return rc;
-    }
-    out->pixels = s.pixels;
-    out->width = s.width;
-    out->height = s.height;
-    out->channels = s.channels;
-    return CODEC_OK;
+    return codec_decode_finish(rc, s.pixels, s.width, s.height, s.channels, s.msg, out, err, errlen);
 }
 
 // ---------------------------------------------------------------- encode

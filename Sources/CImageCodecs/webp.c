@@ -61,12 +61,8 @@ int codec_webp_encode(const uint8_t *pixels, int width, int height, int channels
 
 int codec_webp_decode(const uint8_t *data, size_t size, int64_t max_pixels,
                       codec_image *out, char *err, size_t errlen) {
-    if (out == NULL) return CODEC_ERR_ARGUMENT;
-    memset(out, 0, sizeof *out);
-    if (data == NULL || size == 0) {
-        codec_set_error(err, errlen, "image data is empty");
-        return CODEC_ERR_EMPTY;
-    }
+    int begun = codec_decode_begin(data, size, out, err, errlen);
+    if (begun != CODEC_OK) return begun;
     WebPBitstreamFeatures f;
     VP8StatusCode st = WebPGetFeatures(data, size, &f);
     if (st != VP8_STATUS_OK) {
@@ -87,14 +83,6 @@ int codec_webp_decode(const uint8_t *data, size_t size, int64_t max_pixels,
     uint8_t *ok = channels == 4
         ? WebPDecodeRGBAInto(data, size, pixels, total, (int)stride)
         : WebPDecodeRGBInto(data, size, pixels, total, (int)stride);
-    if (ok == NULL) {
-        free(pixels);
-        codec_set_error(err, errlen, "WebP data is invalid or truncated");
-        return CODEC_ERR_CORRUPT;
-    }
-    out->pixels = pixels;
-    out->width = f.width;
-    out->height = f.height;
-    out->channels = channels;
-    return CODEC_OK;
+    return codec_decode_finish(ok == NULL ? CODEC_ERR_CORRUPT : CODEC_OK, pixels, f.width, f.height, channels,
+                               "WebP data is invalid or truncated", out, err, errlen);
 }
