@@ -90,12 +90,14 @@ let package = Package(
         ),
         // Debian's libargon2 (argon2id password hashes).
         .systemLibrary(name: "CArgon2", path: "Sources/CArgon2"),
-        // libcurl behind a tiny C wrapper (fetching Google's token certificates).
+        // libcurl behind a tiny C wrapper, and the Swift HTTP client over it (Google's certificates and
+        // tokens, Firestore's REST API).
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "MediscopeNet", dependencies: ["CCurl"]),
         .target(
             name: "MediscopeAuth",
             dependencies: [
-                "CArgon2", "CCurl", "MediscopeSQLite", "MediscopeEncoding",
+                "CArgon2", "MediscopeNet", "MediscopeSQLite", "MediscopeEncoding",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ] + cryptoProducts
         ),
@@ -138,7 +140,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeAuthTests",
-            dependencies: ["MediscopeAuth", "MediscopeEncoding", "FirebaseTestKit"] + cryptoProducts
+            dependencies: ["MediscopeAuth", "MediscopeEncoding", "MediscopeNet", "FirebaseTestKit"] + cryptoProducts
         ),
         .testTarget(
             name: "MediscopeAppTests",

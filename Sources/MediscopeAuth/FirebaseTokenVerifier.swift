@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import MediscopeEncoding
+import MediscopeNet
 import X509
 import _CryptoExtras
 

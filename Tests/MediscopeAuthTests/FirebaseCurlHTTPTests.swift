@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeNet
 import Testing
 @testable import FirebaseTestKit
 @testable import MediscopeAuth

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MediscopeNet
 import Testing
 @testable import FirebaseTestKit
 import _CryptoExtras

@@ -14,6 +14,7 @@ typedef struct ccurl_response {
     unsigned char *body;    /* malloc'd, NUL-terminated (not counted in body_len); may be NULL when empty */
     size_t body_len;
     char *cache_control;    /* malloc'd value of the last Cache-Control header, trimmed; NULL if absent */
+    char *retry_after;      /* malloc'd value of the last Retry-After header, trimmed; NULL if absent */
 } ccurl_response;
 
 /// Largest body ccurl_get accepts; longer responses fail with CCURL_ERR_TOO_LARGE.
@@ -36,7 +37,27 @@ enum {
 /// message into err (if err != NULL && errlen > 0).
 int ccurl_get(const char *url, long timeout_ms, ccurl_response *out, char *err, size_t errlen);
 
-/// Frees body and cache_control and zeroes the struct. NULL is allowed.
+/// One HTTP(S) request: method (GET, POST, PATCH, DELETE, ...), extra header lines ("Name: value"),
+/// an optional body (sent as is; set Content-Type among the headers), and limits. Same rules as
+/// ccurl_get otherwise (no redirects, http/https only, NOSIGNAL, TLS verification on).
+typedef struct ccurl_request {
+    const char *method;
+    const char *url;
+    const char *const *headers;   /* n_headers NUL-terminated lines; may be NULL when n_headers is 0 */
+    size_t n_headers;
+    const unsigned char *body;    /* may be NULL when body_len is 0 */
+    size_t body_len;
+    long timeout_ms;              /* whole transfer; <= 0: 5000 */
+    long connect_timeout_ms;      /* <= 0: min(timeout_ms, 5000) */
+    size_t max_body;              /* largest response body accepted; 0: CCURL_MAX_BODY */
+} ccurl_request;
+
+/// Performs `req`. On success returns CCURL_OK and fills *out (free with ccurl_response_free): any
+/// HTTP status is a success here; the caller reads out->status. `retry_after` holds the value of a
+/// Retry-After header. On failure returns a CCURL_ERR_* code, leaves *out zeroed, writes err.
+int ccurl_perform(const ccurl_request *req, ccurl_response *out, char *err, size_t errlen);
+
+/// Frees body, cache_control and retry_after and zeroes the struct. NULL is allowed.
 void ccurl_response_free(ccurl_response *resp);
 
 #ifdef __cplusplus
