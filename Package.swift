@@ -94,6 +94,8 @@ let package = Package(
         // tokens, Firestore's REST API).
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "MediscopeNet", dependencies: ["CCurl"]),
+        // Google Cloud Firestore's REST API v1 (typed values, commit, batchGet, runQuery) and credentials.
+        .target(name: "MediscopeFirestore", dependencies: ["MediscopeNet", "MediscopeEncoding"] + cryptoProducts),
         .target(
             name: "MediscopeAuth",
             dependencies: [
@@ -150,6 +152,11 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["MediscopeApp", "FirebaseTestKit", "ImageTestKit"] + cryptoProducts
+        ),
+        // Starts the real Firestore emulator (google-cloud-cli-firestore-emulator, OpenJDK 17).
+        .testTarget(
+            name: "MediscopeFirestoreTests",
+            dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit"] + cryptoProducts
         ),
         .testTarget(
             name: "MediscopeReportTests",

@@ -27,14 +27,30 @@ for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
+# The Firestore emulator (the Firestore store's tests) comes from Google's apt repository, with Debian's
+# OpenJDK 17 to run it. Added only where it is missing; machines that have the Cloud CLI keep theirs.
+EMULATOR_JAR=/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
+need_emulator=0
+[ -f "$EMULATOR_JAR" ] || need_emulator=1
+dpkg-query -W -f='${Status}' openjdk-17-jre-headless 2>/dev/null | grep -q "install ok installed" || missing+=(openjdk-17-jre-headless)
+
+if [ ${#missing[@]} -eq 0 ] && [ "$need_emulator" -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: missing packages: ${missing[*]} (run as root, or install them)" >&2
   exit 1
 fi
-echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if [ "$need_emulator" -eq 1 ] && [ ! -f /etc/apt/sources.list.d/google-cloud-sdk.list ]; then
+  echo "install-deps: adding Google's Cloud SDK apt repository for the Firestore emulator"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends ca-certificates curl gnupg
+  curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | gpg --dearmor --yes -o /usr/share/keyrings/cloud.google.gpg
+  echo "deb [signed-by=/usr/share/keyrings/cloud.google.gpg] https://packages.cloud.google.com/apt cloud-sdk main" \
+    > /etc/apt/sources.list.d/google-cloud-sdk.list
+fi
+[ "$need_emulator" -eq 1 ] && missing+=(google-cloud-cli google-cloud-cli-firestore-emulator)
+echo "install-deps: installing ${missing[*]}"
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,104 @@
+import Foundation
+import MediscopeFirestore
+import MediscopeNet
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real Google Cloud Firestore emulator on a free loopback port, in its own process group, stopped
+/// (group and all) by `stop()`. deploy/install-deps.sh installs it; a missing emulator fails the tests.
+final class FirestoreEmulator: @unchecked Sendable {
+    static let launcher = "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator"
+    let port: Int
+    let process: Process
+    var host: String { "127.0.0.1:\(port)" }
+
+    init() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.launcher) else {
+            throw EmulatorError("\(Self.launcher) is missing: run deploy/install-deps.sh (google-cloud-cli-firestore-emulator)")
+        }
+        port = try Self.freePort()
+        process = Process()
+        // Foundation starts the child as the leader of a new process group: the launcher script and its
+        // java child share it, so one kill(-pid) stops both.
+        process.executableURL = URL(fileURLWithPath: Self.launcher)
+        process.arguments = ["start", "--host=127.0.0.1", "--port=\(port)"]
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("firestore-emulator-\(port).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let deadline = Date().addingTimeInterval(90)
+        while Date() < deadline {
+            if let r = try? CurlHTTP.get(URL(string: "http://\(host)/")!, timeout: 1), r.status == 200 { return }
+            guard process.isRunning else { break }
+            usleep(200_000)
+        }
+        stop()
+        throw EmulatorError("the Firestore emulator did not start on port \(port); see \(log.path)")
+    }
+
+    deinit { stop() }
+
+    func stop() {
+        guard process.processIdentifier > 0, getpgid(process.processIdentifier) == process.processIdentifier else { return }
+        let group = process.processIdentifier
+        kill(-group, SIGTERM)
+        for _ in 0..<50 where process.isRunning { usleep(100_000) }
+        kill(-group, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// A client for `projectId` on this emulator (each test takes a project of its own).
+    func client(projectId: String = "p-\(UUID().uuidString.prefix(8).lowercased())",
+                sleep: @escaping @Sendable (Double) -> Void = { _ in }) -> FirestoreClient {
+        let (config, emulator) = FirestoreConfiguration.fromEnvironment(projectId: projectId, environment: ["FIRESTORE_EMULATOR_HOST": host])
+        precondition(emulator)
+        return FirestoreClient(configuration: config, credentials: EmulatorCredentials(), sleep: sleep)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw EmulatorError("no free port") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+struct EmulatorError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// The emulator a suite shares: started before its first test, stopped (process group and all) after
+/// its last, even when a test fails.
+enum SharedEmulator {
+    @TaskLocal static var current: FirestoreEmulator?
+    static func get() throws -> FirestoreEmulator {
+        guard let current else { throw EmulatorError("the suite has no .firestoreEmulator trait") }
+        return current
+    }
+}
+
+struct FirestoreEmulatorTrait: SuiteTrait, TestScoping {
+    var isRecursive: Bool { false }
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        let emulator = try FirestoreEmulator()
+        defer { emulator.stop() }
+        try await SharedEmulator.$current.withValue(emulator) { try await function() }
+    }
+}
+
+extension Trait where Self == FirestoreEmulatorTrait {
+    /// Runs the suite against one real Firestore emulator (see `SharedEmulator.current`).
+    static var firestoreEmulator: Self { Self() }
+}
