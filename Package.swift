@@ -96,6 +96,10 @@ let package = Package(
         .target(name: "MediscopeNet", dependencies: ["CCurl"]),
         // Google Cloud Firestore's REST API v1 (typed values, commit, batchGet, runQuery) and credentials.
         .target(name: "MediscopeFirestore", dependencies: ["MediscopeNet", "MediscopeEncoding"] + cryptoProducts),
+        // The stores' Firestore implementations (several hosts, one database).
+        .target(name: "MediscopeFirestoreStore", dependencies: ["MediscopeFirestore", "MediscopeStore", "MediscopeSQLite", "MediscopeEncoding"]),
+        // Test-only: the real Firestore emulator on a free loopback port, as a suite trait.
+        .target(name: "FirestoreTestKit", dependencies: ["MediscopeFirestore", "MediscopeNet"], path: "Tests/FirestoreTestKit"),
         .target(
             name: "MediscopeAuth",
             dependencies: [
@@ -132,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeStoreTests",
-            dependencies: ["MediscopeStore", "MediscopeSQLite", "MediscopeEncoding", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["MediscopeStore", "MediscopeSQLite", "MediscopeFirestoreStore", "FirestoreTestKit", "MediscopeEncoding", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Test-only: a local certificate server and token signer shared by the auth and integration tests.
         .target(
@@ -156,7 +160,7 @@ let package = Package(
         // Starts the real Firestore emulator (google-cloud-cli-firestore-emulator, OpenJDK 17).
         .testTarget(
             name: "MediscopeFirestoreTests",
-            dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit"] + cryptoProducts
+            dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit", "FirestoreTestKit"] + cryptoProducts
         ),
         .testTarget(
             name: "MediscopeReportTests",

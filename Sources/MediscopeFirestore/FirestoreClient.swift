@@ -22,6 +22,8 @@ public struct FirestoreQuery: Sendable, Equatable {
     public var collectionId: String
     /// Field path -> value; all must be equal (AND).
     public var equal: [(String, FirestoreValue)]
+    /// Field path -> value an array field must contain (ARRAY_CONTAINS), ANDed with `equal`.
+    public var arrayContains: [(String, FirestoreValue)] = []
     /// Field paths with their direction; `__name__` breaks ties when listed last.
     public var orderBy: [(field: String, descending: Bool)]
     public var limit: Int?
@@ -37,6 +39,7 @@ public struct FirestoreQuery: Sendable, Equatable {
     public static func == (a: FirestoreQuery, b: FirestoreQuery) -> Bool {
         a.collectionId == b.collectionId && a.limit == b.limit && a.startAfter == b.startAfter
             && a.equal.map(\.0) == b.equal.map(\.0) && a.equal.map(\.1) == b.equal.map(\.1)
+            && a.arrayContains.map(\.0) == b.arrayContains.map(\.0) && a.arrayContains.map(\.1) == b.arrayContains.map(\.1)
             && a.orderBy.map(\.field) == b.orderBy.map(\.field) && a.orderBy.map(\.descending) == b.orderBy.map(\.descending)
     }
 }
@@ -235,6 +238,7 @@ struct QueryBody: Encodable {
     init(_ q: FirestoreQuery) {
         from = [Collection(collectionId: q.collectionId)]
         let filters = q.equal.map { Filter(fieldFilter: FieldFilter(field: FieldReference(fieldPath: $0.0), value: $0.1)) }
+            + q.arrayContains.map { Filter(fieldFilter: FieldFilter(field: FieldReference(fieldPath: $0.0), op: "ARRAY_CONTAINS", value: $0.1)) }
         `where` = filters.count > 1 ? Filter(compositeFilter: .init(filters: filters)) : filters.first
         orderBy = q.orderBy.isEmpty ? nil : q.orderBy.map { Order(field: FieldReference(fieldPath: $0.field), direction: $0.descending ? "DESCENDING" : "ASCENDING") }
         startAt = q.startAfter.map { Cursor(values: $0, before: false) }

@@ -124,6 +124,15 @@ public struct AnalysisRecord: Codable, Sendable, Equatable {
     /// Plain-language report text, when one has been written (LLM issue, later).
     public var report: String?
     public var source: ScanSource? = nil
+
+    /// A record as a store read it back (stores assign `id` and `createdAt`).
+    public init(id: String, createdAt: Date, organizationId: String, createdBy: String?, patient: PatientInfo,
+                imageWidth: Int, imageHeight: Int, scan: ImageRef, results: [StoredResult], timingsMs: [String: Double],
+                report: String?, source: ScanSource? = nil) {
+        self.id = id; self.createdAt = createdAt; self.organizationId = organizationId; self.createdBy = createdBy
+        self.patient = patient; self.imageWidth = imageWidth; self.imageHeight = imageHeight; self.scan = scan
+        self.results = results; self.timingsMs = timingsMs; self.report = report; self.source = source
+    }
 }
 
 public struct AnalysisQuery: Sendable, Equatable {

@@ -93,7 +93,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     // MARK: - AnalysisStore
 
     public func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
-        let images = try validate(analysis)
+        let images = try analysis.validatedImages()
         // Everything that can reject the input happens before the first file is written.
         let patientJSON = try encode(analysis.patient, "patient")
         let scanJSON = try encode(analysis.scan, "scan")
@@ -265,33 +265,6 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         do { try hook() } catch { throw database.failure(error, "create analysis") }
     }
 
-    private func validate(_ analysis: NewAnalysis) throws(StoreError) -> [(ImageBlob, String)] {
-        func invalid(_ message: String) -> StoreError { StoreError(.invalidRecord, message) }
-        guard !analysis.organizationId.isEmpty else { throw invalid("organizationId is empty") }
-        guard !analysis.patient.patientId.isEmpty else { throw invalid("patient.patientId is empty") }
-        guard analysis.imageWidth > 0, analysis.imageHeight > 0 else { throw invalid("image size must be positive") }
-        var images: [(ImageBlob, String)] = []
-        var keys = Set<String>()
-        for blob in analysis.images {
-            let ref = blob.ref
-            guard BlobFolder.isValidKey(ref.key) else { throw invalid("image key is not 64 lowercase hex chars") }
-            guard let ext = BlobFolder.fileExtension(contentType: ref.contentType) else {
-                throw invalid("unsupported image content type \(ref.contentType)")
-            }
-            guard ref.byteCount == blob.bytes.count else { throw invalid("image \(ref.key): byteCount does not match the bytes") }
-            guard !blob.bytes.isEmpty else { throw invalid("image \(ref.key) is empty") }
-            guard blob.keyIsDigest || SHA256Hex.digest(blob.bytes) == ref.key else {
-                throw invalid("image key \(ref.key) is not the SHA-256 of its bytes")
-            }
-            if keys.insert(ref.key).inserted { images.append((blob, ext)) }
-        }
-        guard keys.contains(analysis.scan.key) else { throw invalid("scan image \(analysis.scan.key) is not among the images") }
-        for result in analysis.results where !keys.contains(result.heatmap.key) {
-            throw invalid("heatmap \(result.heatmap.key) of result \(result.id) is not among the images")
-        }
-        return images
-    }
-
     private func encode<T: Encodable>(_ value: T, _ field: String) throws(StoreError) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -338,18 +311,8 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     // MARK: - Cursor: base64url("createdAtMs:id"), no padding
 
-    static func encodeCursor(ms: Int64, id: String) -> String {
-        Base64URL.encode("\(ms):\(id)".utf8)
-    }
-
-    static func decodeCursor(_ cursor: String) throws(StoreError) -> (Int64, String) {
-        let bad = StoreError(.invalidCursor, "cursor is not one this server issued")
-        guard !cursor.isEmpty, cursor.utf8.count <= 100, let bytes = Base64URL.decode(cursor),
-              let text = String(bytes: bytes, encoding: .utf8) else { throw bad }
-        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, let ms = Int64(parts[0]), ms >= 0, SortableID.isValid(String(parts[1])) else { throw bad }
-        return (ms, String(parts[1]))
-    }
+    static func encodeCursor(ms: Int64, id: String) -> String { AnalysisCursor.encode(ms: ms, id: id) }
+    static func decodeCursor(_ cursor: String) throws(StoreError) -> (Int64, String) { try AnalysisCursor.decode(cursor) }
 
     // MARK: - Errors
 

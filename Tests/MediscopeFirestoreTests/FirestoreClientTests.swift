@@ -1,4 +1,5 @@
 import FirebaseTestKit
+import FirestoreTestKit
 import Foundation
 import MediscopeFirestore
 import Testing

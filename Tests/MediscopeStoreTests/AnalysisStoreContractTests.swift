@@ -1,5 +1,7 @@
 import Foundation
+import FirestoreTestKit
 import MediscopeEncoding
+import MediscopeFirestoreStore
 import Testing
 @testable import MediscopeStore
 
@@ -11,16 +13,25 @@ struct AnalysisBackend: Sendable, CustomTestStringConvertible {
     let make: @Sendable () throws -> (store: any AnalysisStore, second: () throws -> any AnalysisStore, keepAlive: AnyObject)
     var testDescription: String { name }
 
-    static let all: [AnalysisBackend] = [.sqlite]
+    static let all: [AnalysisBackend] = [.sqlite, .firestore]
 
     static let sqlite = AnalysisBackend(name: "SQLite") {
         let folder = TempFolder()
         return (try SQLiteAnalysisStore(directory: folder.url), { try SQLiteAnalysisStore(directory: folder.url) }, folder)
     }
+
+    /// The real Firestore emulator the suite runs beside; a project of its own per store, so stores
+    /// never see each other's data.
+    static let firestore = AnalysisBackend(name: "Firestore (emulator)") {
+        let emulator = try SharedEmulator.get()
+        let project = "contract-\(UUID().uuidString.prefix(8).lowercased())"
+        return (FirestoreAnalysisStore(client: emulator.client(projectId: project)),
+                { FirestoreAnalysisStore(client: emulator.client(projectId: project)) }, emulator)
+    }
 }
 
 /// The contract documented on `AnalysisStore`, for every backend in `AnalysisBackend.all`.
-@Suite struct AnalysisStoreContractTests {
+@Suite(.firestoreEmulator) struct AnalysisStoreContractTests {
     @Test(arguments: AnalysisBackend.all)
     func createReturnsWhatGetAndAnotherInstanceRead(_ backend: AnalysisBackend) throws {
         let (store, second, keep) = try backend.make()

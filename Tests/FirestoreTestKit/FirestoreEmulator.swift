@@ -8,13 +8,13 @@ import Glibc
 
 /// The real Google Cloud Firestore emulator on a free loopback port, in its own process group, stopped
 /// (group and all) by `stop()`. deploy/install-deps.sh installs it; a missing emulator fails the tests.
-final class FirestoreEmulator: @unchecked Sendable {
-    static let launcher = "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator"
-    let port: Int
+public final class FirestoreEmulator: @unchecked Sendable {
+    public static let launcher = "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator"
+    public let port: Int
     let process: Process
-    var host: String { "127.0.0.1:\(port)" }
+    public var host: String { "127.0.0.1:\(port)" }
 
-    init() throws {
+    public init() throws {
         guard FileManager.default.isExecutableFile(atPath: Self.launcher) else {
             throw EmulatorError("\(Self.launcher) is missing: run deploy/install-deps.sh (google-cloud-cli-firestore-emulator)")
         }
@@ -42,7 +42,7 @@ final class FirestoreEmulator: @unchecked Sendable {
 
     deinit { stop() }
 
-    func stop() {
+    public func stop() {
         guard process.processIdentifier > 0, getpgid(process.processIdentifier) == process.processIdentifier else { return }
         let group = process.processIdentifier
         kill(-group, SIGTERM)
@@ -52,7 +52,7 @@ final class FirestoreEmulator: @unchecked Sendable {
     }
 
     /// A client for `projectId` on this emulator (each test takes a project of its own).
-    func client(projectId: String = "p-\(UUID().uuidString.prefix(8).lowercased())",
+    public func client(projectId: String = "p-\(UUID().uuidString.prefix(8).lowercased())",
                 sleep: @escaping @Sendable (Double) -> Void = { _ in }) -> FirestoreClient {
         let (config, emulator) = FirestoreConfiguration.fromEnvironment(projectId: projectId, environment: ["FIRESTORE_EMULATOR_HOST": host])
         precondition(emulator)
@@ -74,24 +74,24 @@ final class FirestoreEmulator: @unchecked Sendable {
     }
 }
 
-struct EmulatorError: Error, CustomStringConvertible {
-    let description: String
+public struct EmulatorError: Error, CustomStringConvertible {
+    public let description: String
     init(_ d: String) { description = d }
 }
 
 /// The emulator a suite shares: started before its first test, stopped (process group and all) after
 /// its last, even when a test fails.
-enum SharedEmulator {
-    @TaskLocal static var current: FirestoreEmulator?
-    static func get() throws -> FirestoreEmulator {
+public enum SharedEmulator {
+    @TaskLocal public static var current: FirestoreEmulator?
+    public static func get() throws -> FirestoreEmulator {
         guard let current else { throw EmulatorError("the suite has no .firestoreEmulator trait") }
         return current
     }
 }
 
-struct FirestoreEmulatorTrait: SuiteTrait, TestScoping {
-    var isRecursive: Bool { false }
-    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+public struct FirestoreEmulatorTrait: SuiteTrait, TestScoping {
+    public var isRecursive: Bool { false }
+    public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         let emulator = try FirestoreEmulator()
         defer { emulator.stop() }
         try await SharedEmulator.$current.withValue(emulator) { try await function() }
@@ -100,5 +100,5 @@ struct FirestoreEmulatorTrait: SuiteTrait, TestScoping {
 
 extension Trait where Self == FirestoreEmulatorTrait {
     /// Runs the suite against one real Firestore emulator (see `SharedEmulator.current`).
-    static var firestoreEmulator: Self { Self() }
+    public static var firestoreEmulator: Self { Self() }
 }

@@ -1,0 +1,180 @@
+import Foundation
+import MediscopeEncoding
+import MediscopeFirestore
+import MediscopeSQLite
+import MediscopeStore
+
+/// `AnalysisStore` in Google Cloud Firestore, for several application hosts sharing one database.
+///
+/// Data model (README.md, "Firestore"):
+/// - `analyses/{id}`: one document per analysis with the API's fields (`organizationId`, `createdBy`,
+///   `patientId`, `patient`, `imageWidth`, `imageHeight`, `scan`, `results`, `timingsMs`, `report`,
+///   `source`), `createdAt` as a timestamp and `imageKeys` (the images it uses).
+/// - `images/{sha256}`: one content-addressed document per display-size image (`bytes`, `contentType`,
+///   `width`, `height`, `byteCount`); each must stay under Firestore's 1 MiB document limit.
+///
+/// A create is one atomic commit: the images (set, idempotent by content) and the record with an
+/// `exists: false` precondition on its id. Queries need the composite indexes in
+/// deploy/firestore.indexes.json. Images are not on local disk: `imagePath` is nil and the app serves
+/// `imageBytes`.
+public final class FirestoreAnalysisStore: AnalysisStore {
+    public static let analyses = "analyses"
+    public static let images = "images"
+    /// Largest image document accepted: Firestore refuses documents over 1 MiB (1,048,576 bytes) in
+    /// total; base64 is not counted (bytes are stored raw), the other fields are small.
+    public static let maxImageBytes = 1_000_000
+
+    let client: FirestoreClient
+
+    public init(client: FirestoreClient) { self.client = client }
+
+    public func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
+        let images = try analysis.validatedImages()
+        for (blob, _) in images where blob.bytes.count > Self.maxImageBytes {
+            throw StoreError(.invalidRecord, "image \(blob.ref.key) is \(blob.bytes.count) bytes, over Firestore's 1 MiB document limit")
+        }
+        let (id, ms) = SortableID.Generator.shared.next()
+        let record = AnalysisRecord(
+            id: id, createdAt: Date(millisecondsSince1970: ms), organizationId: analysis.organizationId,
+            createdBy: analysis.createdBy, patient: analysis.patient, imageWidth: analysis.imageWidth,
+            imageHeight: analysis.imageHeight, scan: analysis.scan, results: analysis.results, timingsMs: analysis.timingsMs,
+            report: nil, source: analysis.source)
+        var writes: [FirestoreWrite] = images.map { blob, _ in
+            .set(FirestoreDocument(name: client.name(Self.images, blob.ref.key), fields: [
+                "bytes": .bytes(blob.bytes), "contentType": .string(blob.ref.contentType), "width": .integer(Int64(blob.ref.width)),
+                "height": .integer(Int64(blob.ref.height)), "byteCount": .integer(Int64(blob.ref.byteCount)),
+            ]))
+        }
+        writes.append(.set(try document(record, imageKeys: images.map(\.0.ref.key)), precondition: .exists(false)))
+        do { try client.commit(writes) } catch { throw Self.storeError(error) }
+        return record
+    }
+
+    public func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {
+        guard SortableID.isValid(id) else { return nil }
+        let doc: FirestoreDocument?
+        do { doc = try client.get(client.name(Self.analyses, id)) } catch { throw Self.storeError(error) }
+        guard let doc, doc.fields["organizationId"] == .string(organizationId) else { return nil }
+        return try record(doc)
+    }
+
+    public func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage {
+        let limit = min(max(query.limit, 1), 100)
+        var q = FirestoreQuery(collectionId: Self.analyses, equal: [("organizationId", .string(query.organizationId))],
+                               orderBy: [("createdAt", true), ("__name__", true)], limit: limit + 1)
+        if let patientId = query.patientId { q.equal.append(("patientId", .string(patientId))) }
+        if let cursor = query.cursor {
+            let (ms, id) = try AnalysisCursor.decode(cursor)
+            q.startAfter = [.timestamp(Date(millisecondsSince1970: ms)), .reference(client.name(Self.analyses, id))]
+        }
+        let docs: [FirestoreDocument]
+        do { docs = try client.runQuery(q) } catch { throw Self.storeError(error) }
+        var items: [AnalysisRecord] = []
+        for doc in docs.prefix(limit) { items.append(try record(doc)) }
+        let next = docs.count > limit ? items.last.map { AnalysisCursor.encode(ms: $0.createdAt.millisecondsSince1970, id: $0.id) } : nil
+        return AnalysisPage(items: items, nextCursor: next)
+    }
+
+    public func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
+        guard try get(id: id, organizationId: organizationId) != nil else { return false }
+        let name = client.name(Self.analyses, id)
+        let keys: [String]
+        do {
+            keys = try keysOf(client.get(name))
+            try client.commit([.delete(name: name, precondition: .exists(true))])
+        } catch {
+            if error.status == .notFound { return false }  // deleted meanwhile by another host
+            throw Self.storeError(error)
+        }
+        // Images no other record uses. A create that reuses one commits the image with its record, so a
+        // delete that races it can only remove a copy the create has just rewritten: checked again by time.
+        for key in Set(keys) {
+            do {
+                var uses = FirestoreQuery(collectionId: Self.analyses, limit: 1)
+                uses.arrayContains = [("imageKeys", .string(key))]
+                let users = try client.runQuery(uses)
+                guard users.isEmpty, let image = try client.get(client.name(Self.images, key)), let time = image.updateTime else { continue }
+                try client.commit([.delete(name: image.name, precondition: .updateTime(time))])
+            } catch {
+                // Left for the next delete or a collection run: an unused image is never shown.
+                continue
+            }
+        }
+        return true
+    }
+
+    public func imagePath(key: String) -> String? { nil }
+
+    public func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
+        guard key.utf8.count == 64, key.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
+        let doc: FirestoreDocument?
+        do { doc = try client.get(client.name(Self.images, key)) } catch { throw Self.storeError(error) }
+        guard case .bytes(let bytes)? = doc?.fields["bytes"] else { return nil }
+        return bytes
+    }
+
+    public func checkReady() throws(StoreError) {
+        do { _ = try client.get(client.name(Self.analyses, "readiness-probe")) } catch { throw Self.storeError(error) }
+    }
+
+    // MARK: - Mapping
+
+    func document(_ r: AnalysisRecord, imageKeys: [String]) throws(StoreError) -> FirestoreDocument {
+        var fields: [String: FirestoreValue] = [
+            "organizationId": .string(r.organizationId), "patientId": .string(r.patient.patientId),
+            "createdAt": .timestamp(r.createdAt), "imageWidth": .integer(Int64(r.imageWidth)),
+            "imageHeight": .integer(Int64(r.imageHeight)), "imageKeys": .array(imageKeys.map(FirestoreValue.string)),
+        ]
+        if let createdBy = r.createdBy { fields["createdBy"] = .string(createdBy) }
+        if let report = r.report { fields["report"] = .string(report) }
+        do {
+            fields["patient"] = try FirestoreCoding.encode(r.patient)
+            fields["scan"] = try FirestoreCoding.encode(r.scan)
+            fields["results"] = try FirestoreCoding.encode(r.results)
+            fields["timingsMs"] = try FirestoreCoding.encode(r.timingsMs)
+            if let source = r.source { fields["source"] = try FirestoreCoding.encode(source) }
+        } catch {
+            throw StoreError(.invalidRecord, "the analysis cannot be encoded: \(error)")
+        }
+        return FirestoreDocument(name: client.name(Self.analyses, r.id), fields: fields)
+    }
+
+    func record(_ doc: FirestoreDocument) throws(StoreError) -> AnalysisRecord {
+        let f = doc.fields
+        func field<T: Decodable>(_ name: String, _ type: T.Type) throws(StoreError) -> T {
+            guard let value = f[name] else { throw StoreError(.io, "stored analysis \(doc.id) has no \(name)") }
+            do { return try FirestoreCoding.decode(type, from: value) } catch {
+                throw StoreError(.io, "stored analysis \(doc.id) has an unreadable \(name)")
+            }
+        }
+        guard case .string(let org)? = f["organizationId"], case .timestamp(let created)? = f["createdAt"] else {
+            throw StoreError(.io, "stored analysis \(doc.id) lacks its organisation or time")
+        }
+        var createdBy: String?
+        if case .string(let v)? = f["createdBy"] { createdBy = v }
+        var report: String?
+        if case .string(let v)? = f["report"] { report = v }
+        return AnalysisRecord(
+            id: doc.id, createdAt: created.roundedToMilliseconds, organizationId: org, createdBy: createdBy,
+            patient: try field("patient", PatientInfo.self), imageWidth: try field("imageWidth", Int.self),
+            imageHeight: try field("imageHeight", Int.self), scan: try field("scan", ImageRef.self),
+            results: try field("results", [StoredResult].self), timingsMs: try field("timingsMs", [String: Double].self),
+            report: report, source: f["source"] == nil ? nil : try field("source", ScanSource.self))
+    }
+
+    func keysOf(_ doc: FirestoreDocument?) -> [String] {
+        guard case .array(let values)? = doc?.fields["imageKeys"] else { return [] }
+        return values.compactMap { if case .string(let s) = $0 { s } else { nil } }
+    }
+
+    static func storeError(_ error: FirestoreError) -> StoreError {
+        switch error.status {
+        case .unavailable, .deadlineExceeded, .resourceExhausted, .aborted, .unauthenticated, .internalError:
+            StoreError(.unavailable, "Firestore: \(error.status.rawValue)")
+        case .invalidArgument, .failedPrecondition, .alreadyExists:
+            StoreError(.invalidRecord, "Firestore refused the write: \(error.status.rawValue)")
+        default:
+            StoreError(.io, "Firestore: \(error.status.rawValue)")
+        }
+    }
+}
