@@ -57,6 +57,8 @@ reference: model
 	    --out $(REFERENCE)/tiny.json $(REFERENCE)/scans/*
 	# The ResNet wrapper for bring-your-own checkpoints: forward == head(features(x)) vs torchvision.
 	$(PYTHON) models/wrap_resnet.py --selftest
+	# DICOM: pydicom's rendering of the test files Debian's python3-pydicom and PyPI's pydicom-data install.
+	$$(bash Tests/Reference/setup-dicom-venv.sh) Tests/Reference/dicom_reference.py --out $(REFERENCE)/dicom
 
 test: deps model reference
 	$(SWIFT) build --build-tests

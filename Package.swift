@@ -50,7 +50,19 @@ let package = Package(
                 .linkedLibrary("webp"),
             ]
         ),
-        .target(name: "MediscopeImaging", dependencies: ["CImageCodecs"]),
+        // C++ shim over DCMTK (Debian's libdcmtk-dev): DICOM files in, one frame's stored values and the
+        // rendering attributes out; include/CDicom.h is its whole (plain C) API.
+        .target(
+            name: "CDicom",
+            cxxSettings: [.unsafeFlags(["-fexceptions"])],
+            linkerSettings: [
+                .linkedLibrary("dcmjpls"), .linkedLibrary("dcmtkcharls"), .linkedLibrary("dcmjpeg"),
+                .linkedLibrary("ijg8"), .linkedLibrary("ijg12"), .linkedLibrary("ijg16"), .linkedLibrary("dcmimgle"),
+                .linkedLibrary("dcmdata"), .linkedLibrary("oflog"), .linkedLibrary("ofstd"), .linkedLibrary("z"),
+                .linkedLibrary("stdc++"),
+            ]
+        ),
+        .target(name: "MediscopeImaging", dependencies: ["CImageCodecs", "CDicom"]),
         .target(name: "MediscopeInference", dependencies: ["CTorch", "MediscopeImaging"]),
         // Hex, base64url, SHA-256 (swift-crypto) and millisecond dates: one of each for every module,
         // with no database in it, so a non-SQLite backend and the token verifier can use them too.

@@ -59,10 +59,10 @@ extension ImagingError: ProblemConvertible {
     /// 415: not a format we read, or a variant we do not decode; 422: a file we read but cannot use.
     func problem(log: ServerLog) -> Problem {
         switch kind {
-        case .unsupportedFormat: return Problem(status: 415, detail: "the image is not a JPEG or PNG: \(message)")
+        case .unsupportedFormat: return Problem(status: 415, detail: "the image is not a JPEG, PNG or DICOM file: \(message)")
         case .unsupportedVariant: return Problem(status: 415, detail: message)
         case .empty: return Problem(status: 422, detail: "the image file is empty")
-        case .tooLarge, .tooComplex: return Problem(status: 422, detail: message)
+        case .tooLarge, .tooComplex, .noSuchFrame: return Problem(status: 422, detail: message)
         case .corrupt: return Problem(status: 422, detail: "the image cannot be decoded: \(message)")
         case .encodeFailed:
             log.error("encode_failed", [:])

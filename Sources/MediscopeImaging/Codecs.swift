@@ -12,6 +12,12 @@ public struct ImageLimits: Sendable {
     /// Most scans x pixels a JPEG may cost: each progressive scan is a pass over the whole image, so
     /// a large image gets fewer scans (the default allows 12 full passes of the largest image).
     public var maxJPEGScanPixels: Int = 600_000_000
+    /// Largest value of any single DICOM element, and of a deflated DICOM data set once inflated, in
+    /// bytes; checked from the file's structure before DCMTK reads it.
+    public var maxDicomElementBytes: Int = 256 << 20
+    /// Deepest nesting of DICOM sequences accepted (real images use a handful of levels); checked
+    /// before DCMTK, which recurses into sequences, reads the file.
+    public var maxDicomSequenceDepth: Int = 16
     public init(maxPixels: Int = 50_000_000) {
         self.maxPixels = maxPixels
         maxJPEGScanPixels = max(maxPixels, 1) * 12
@@ -19,13 +25,20 @@ public struct ImageLimits: Sendable {
 }
 
 /// The image formats we read and write, and the one mapping of each to its media type and file extension.
+/// DICOM (PS3.10 files) is read only: its frames are rendered to 8 bits (`DicomRenderer`).
 public enum ImageFormat: String, Sendable, CaseIterable {
-    case jpeg, png, webp
+    case jpeg, png, webp, dicom
 
-    /// The IANA media type (`image/jpeg`, `image/png`, `image/webp`).
-    public var contentType: String { "image/" + rawValue }
-    /// The file extension used for stored files and URLs (`jpg`, `png`, `webp`).
-    public var fileExtension: String { self == .jpeg ? "jpg" : rawValue }
+    /// The IANA media type (`image/jpeg`, `image/png`, `image/webp`, `application/dicom`).
+    public var contentType: String { self == .dicom ? "application/dicom" : "image/" + rawValue }
+    /// The file extension used for stored files and URLs (`jpg`, `png`, `webp`, `dcm`).
+    public var fileExtension: String {
+        switch self {
+        case .jpeg: "jpg"
+        case .dicom: "dcm"
+        default: rawValue
+        }
+    }
 
     /// The format of a media type; `image/jpg` is read as JPEG. nil for anything else.
     public init?(contentType: String) {
@@ -33,6 +46,7 @@ public enum ImageFormat: String, Sendable, CaseIterable {
         case "image/jpeg", "image/jpg": self = .jpeg
         case "image/png": self = .png
         case "image/webp": self = .webp
+        case "application/dicom": self = .dicom
         default: return nil
         }
     }
@@ -40,8 +54,9 @@ public enum ImageFormat: String, Sendable, CaseIterable {
 
 public struct ImagingError: Error, Sendable, CustomStringConvertible {
     /// `unsupportedVariant`: a valid file of a known format in a variant we do not decode (12-bit or
-    /// lossless JPEG); `tooComplex`: decoding would cost more than `ImageLimits` allow.
-    public enum Kind: Sendable { case empty, unsupportedFormat, unsupportedVariant, corrupt, tooLarge, tooComplex, encodeFailed }
+    /// lossless JPEG, a DICOM transfer syntax or pixel layout we do not decode); `tooComplex`: decoding
+    /// would cost more than `ImageLimits` allow; `noSuchFrame`: a DICOM frame the file does not have.
+    public enum Kind: Sendable { case empty, unsupportedFormat, unsupportedVariant, corrupt, tooLarge, tooComplex, encodeFailed, noSuchFrame }
     public let kind: Kind
     public let message: String
     public init(kind: Kind, message: String) {
@@ -58,11 +73,18 @@ public struct DecodedImage: Sendable {
     public var format: ImageFormat
     /// The EXIF orientation found in the file (nil: none, so nothing was applied).
     public var orientation: ExifOrientation?
+    /// For a DICOM file: the frame, Modality LUT and VOI that made the 8-bit image.
+    public var dicom: DicomRendering?
+    /// For a DICOM file: its patient and study attributes (patient data: never logged).
+    public var dicomAttributes: DicomAttributes?
 }
 
 public enum ImageDecoder {
-    /// Identifies the format from magic bytes only (file names lie).
+    /// Identifies the format from magic bytes only (file names lie). DICOM: "DICM" after the 128-byte
+    /// preamble, or a file starting with a group 0002 (meta information) or 0008 element in either byte order.
     public static func sniff(_ bytes: [UInt8]) -> ImageFormat? {
+        if bytes.count >= 132, bytes[128..<132].elementsEqual(Array("DICM".utf8)) { return .dicom }
+        if bytes.count >= 8, [[0x02, 0x00], [0x08, 0x00], [0x00, 0x02], [0x00, 0x08]].contains(Array(bytes[0..<2])) { return .dicom }
         if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF { return .jpeg }
         if bytes.count >= 8, bytes[0..<8].elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return .png }
         if bytes.count >= 12, bytes[0..<4].elementsEqual(Array("RIFF".utf8)),
@@ -74,14 +96,23 @@ public enum ImageDecoder {
     /// orientation applied; see `decodeUpright`).
     public static func decode(_ bytes: [UInt8], limits: ImageLimits = .init()) throws(ImagingError) -> PixelImage {
         let format = try identify(bytes)
+        if format == .dicom { return try DicomRenderer.decode(bytes, limits: limits).0 }
         try check(ImageStructure.inspect(bytes, format: format), format: format, limits: limits)
         return try decode(bytes, format: format, limits: limits)
     }
 
     /// Decodes as a viewer shows the file: the EXIF orientation (JPEG APP1, PNG eXIf) applied.
-    /// `DecodedImage.orientation` says which one was found (nil: none).
-    public static func decodeUpright(_ bytes: [UInt8], limits: ImageLimits = .init()) throws(ImagingError) -> DecodedImage {
+    /// `DecodedImage.orientation` says which one was found (nil: none). A DICOM file is rendered to 8 bits
+    /// (`DicomRenderer`); `frame` (0-based) chooses its frame, nil the middle one; other formats ignore it.
+    public static func decodeUpright(_ bytes: [UInt8], limits: ImageLimits = .init(),
+                                     frame: Int? = nil) throws(ImagingError) -> DecodedImage {
         let format = try identify(bytes)
+        if format == .dicom {
+            let file = try DicomFile.read(bytes, limits: limits, frame: frame)
+            let (image, rendering) = try DicomRenderer.render(file)
+            return DecodedImage(image: image, format: .dicom, orientation: nil, dicom: rendering,
+                                dicomAttributes: file.attributes)
+        }
         let structure = ImageStructure.inspect(bytes, format: format)
         try check(structure, format: format, limits: limits)
         let stored = try decode(bytes, format: format, limits: limits)
@@ -94,7 +125,7 @@ public enum ImageDecoder {
         guard let format = sniff(bytes) else {
             let head = bytes.prefix(8).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
             throw ImagingError(kind: .unsupportedFormat,
-                               message: "data is not a JPEG, PNG or WebP image (starts with \(head.joined(separator: " ")))")
+                               message: "data is not a JPEG, PNG, WebP or DICOM image (starts with \(head.joined(separator: " ")))")
         }
         return format
     }
@@ -135,6 +166,7 @@ public enum ImageDecoder {
                                               &image, err.baseAddress, err.count)
                 case .png: codec_png_decode(data.baseAddress, data.count, maxPixels, &image, err.baseAddress, err.count)
                 case .webp: codec_webp_decode(data.baseAddress, data.count, maxPixels, &image, err.baseAddress, err.count)
+                case .dicom: Int32(CODEC_ERR_UNSUPPORTED)  // rendered by DicomRenderer before this point
                 }
             }
         }

@@ -23,12 +23,12 @@ public struct ImageStructure: Sendable, Equatable {
 
     public init() {}
 
-    /// Walks `bytes` as `format`. WebP is not inspected (an empty structure).
+    /// Walks `bytes` as `format`. WebP and DICOM are not inspected here (an empty structure; CDicom walks DICOM).
     public static func inspect(_ bytes: [UInt8], format: ImageFormat) -> ImageStructure {
         switch format {
         case .jpeg: return jpeg(bytes)
         case .png: return png(bytes)
-        case .webp: return ImageStructure()
+        case .webp, .dicom: return ImageStructure()
         }
     }
 

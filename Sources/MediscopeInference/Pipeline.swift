@@ -60,6 +60,10 @@ public struct Analysis: Sendable {
     public var format: ImageFormat
     /// The EXIF orientation the file carried and that was applied before analysis and display.
     public var orientation: ExifOrientation?
+    /// For a DICOM file: the frame and window that made the analysed 8-bit image.
+    public var dicom: DicomRendering?
+    /// For a DICOM file: its patient and study attributes (patient data: never logged).
+    public var dicomAttributes: DicomAttributes?
     public var results: [ResultOutcome]
     public var timings: StageTimings
     /// The scan at display size, and one Grad-CAM overlay per result id (when rendering was asked for).
@@ -134,7 +138,9 @@ public final class AnalysisPipeline: Sendable {
         return output.logits.count
     }
 
-    public func analyze(imageBytes: [UInt8]) throws(AnalysisError) -> Analysis {
+    /// Analyses one image file (JPEG, PNG, WebP or DICOM). `frame` (0-based) chooses a DICOM file's frame,
+    /// nil its middle one; other formats ignore it.
+    public func analyze(imageBytes: [UInt8], frame: Int? = nil) throws(AnalysisError) -> Analysis {
         var timings = StageTimings()
         var clock = ContinuousClock.now
         func lap() -> Double {
@@ -145,7 +151,7 @@ public final class AnalysisPipeline: Sendable {
 
         // What the clinician saw is what is analysed: a viewer applies the EXIF orientation, so do we.
         let decoded: DecodedImage
-        do { decoded = try ImageDecoder.decodeUpright(imageBytes, limits: options.limits) } catch { throw .badImage(error) }
+        do { decoded = try ImageDecoder.decodeUpright(imageBytes, limits: options.limits, frame: frame) } catch { throw .badImage(error) }
         let image = decoded.image
         timings.decode = lap()
 
@@ -178,7 +184,8 @@ public final class AnalysisPipeline: Sendable {
         _ = lap()
 
         var analysis = Analysis(imageWidth: image.width, imageHeight: image.height, format: decoded.format,
-                                orientation: decoded.orientation, results: results, timings: timings, scan: nil, overlays: [:])
+                                orientation: decoded.orientation, dicom: decoded.dicom, dicomAttributes: decoded.dicomAttributes,
+                                results: results, timings: timings, scan: nil, overlays: [:])
         if options.renderImages {
             do { try render(image, into: &analysis) } catch { throw .badImage(error) }
             analysis.timings.encode = lap()
@@ -192,15 +199,17 @@ public final class AnalysisPipeline: Sendable {
         let display = (w, h) == (rgb.width, rgb.height) ? rgb : rgb.resized(width: w, height: h)
         analysis.scan = EncodedImage(format: .jpeg, width: w, height: h,
                                      bytes: try ImageEncoder.jpeg(display, quality: options.scanJPEGQuality))
+        // DICOM is read only: overlays are then WebP.
+        let format = options.overlayFormat == .dicom ? ImageFormat.webp : options.overlayFormat
         for result in analysis.results {
             let overlay = Overlay.camOnImage(display, cam: result.gradCAM)
             let bytes: [UInt8]
-            switch options.overlayFormat {
-            case .webp: bytes = try ImageEncoder.webp(overlay, quality: options.overlayQuality)
+            switch format {
+            case .webp, .dicom: bytes = try ImageEncoder.webp(overlay, quality: options.overlayQuality)
             case .png: bytes = try ImageEncoder.png(overlay)
             case .jpeg: bytes = try ImageEncoder.jpeg(overlay, quality: Int(options.overlayQuality))
             }
-            analysis.overlays[result.id] = EncodedImage(format: options.overlayFormat, width: w, height: h, bytes: bytes)
+            analysis.overlays[result.id] = EncodedImage(format: format, width: w, height: h, bytes: bytes)
         }
     }
 }

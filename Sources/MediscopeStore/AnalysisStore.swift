@@ -65,15 +65,62 @@ public struct StoredResult: Codable, Sendable, Equatable {
 /// What was analysed: the uploaded file's format, and what was done to it so that the analysis ran on
 /// what the clinician saw. Stored with the analysis; nil in records made before it was kept.
 public struct ScanSource: Codable, Sendable, Equatable {
-    /// `jpeg` or `png`.
+    /// `jpeg`, `png`, `webp` or `dicom`.
     public var format: String
     /// The EXIF Orientation (1...8) the file carried, applied before analysis and display; nil: none.
     public var exifOrientation: Int?
     /// How the orientation changed the stored pixels, in words ("rotated 90° clockwise"); nil: none.
     public var orientationApplied: String?
+    /// For a DICOM file: the frame, Modality LUT and window that made the analysed 8-bit image.
+    public var dicom: DicomWindow?
+    /// For a DICOM file: its study identifiers (patient data: same access rules as the record, never logged).
+    public var study: DicomStudy?
 
-    public init(format: String, exifOrientation: Int? = nil, orientationApplied: String? = nil) {
+    public init(format: String, exifOrientation: Int? = nil, orientationApplied: String? = nil,
+                dicom: DicomWindow? = nil, study: DicomStudy? = nil) {
         self.format = format; self.exifOrientation = exifOrientation; self.orientationApplied = orientationApplied
+        self.dicom = dicom; self.study = study
+    }
+}
+
+/// How a DICOM frame was rendered to the 8-bit image analysed and shown (PS3.3 C.11), as MediscopeImaging's
+/// `DicomRendering` reported it: the frame (from 1), the Modality LUT (`rescale`, `lutSequence`, `none`), the
+/// VOI (`window`, `lutSequence`, `frameRange`, `none`) with the window in modality units, and the transfer syntax.
+public struct DicomWindow: Codable, Sendable, Equatable {
+    public var frame: Int
+    public var numberOfFrames: Int
+    public var photometricInterpretation: String
+    public var modalityLUT: String
+    public var rescaleSlope: Double?
+    public var rescaleIntercept: Double?
+    public var voi: String
+    public var windowCenter: Double?
+    public var windowWidth: Double?
+    public var voiLUTFunction: String?
+    public var transferSyntaxUID: String
+
+    public init(frame: Int, numberOfFrames: Int, photometricInterpretation: String, modalityLUT: String,
+                rescaleSlope: Double? = nil, rescaleIntercept: Double? = nil, voi: String, windowCenter: Double? = nil,
+                windowWidth: Double? = nil, voiLUTFunction: String? = nil, transferSyntaxUID: String) {
+        self.frame = frame; self.numberOfFrames = numberOfFrames; self.photometricInterpretation = photometricInterpretation
+        self.modalityLUT = modalityLUT; self.rescaleSlope = rescaleSlope; self.rescaleIntercept = rescaleIntercept
+        self.voi = voi; self.windowCenter = windowCenter; self.windowWidth = windowWidth
+        self.voiLUTFunction = voiLUTFunction; self.transferSyntaxUID = transferSyntaxUID
+    }
+}
+
+/// The study a DICOM file belongs to, as the file says: UIDs, Study Date (YYYYMMDD) and Series Description.
+public struct DicomStudy: Codable, Sendable, Equatable {
+    public var studyInstanceUID: String?
+    public var seriesInstanceUID: String?
+    public var sopInstanceUID: String?
+    public var studyDate: String?
+    public var seriesDescription: String?
+
+    public init(studyInstanceUID: String? = nil, seriesInstanceUID: String? = nil, sopInstanceUID: String? = nil,
+                studyDate: String? = nil, seriesDescription: String? = nil) {
+        self.studyInstanceUID = studyInstanceUID; self.seriesInstanceUID = seriesInstanceUID
+        self.sopInstanceUID = sopInstanceUID; self.studyDate = studyDate; self.seriesDescription = seriesDescription
     }
 }
 

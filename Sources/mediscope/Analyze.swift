@@ -8,7 +8,7 @@ struct Analyze: ParsableCommand {
         abstract: "Analyse scans: probabilities, prediction and a Grad-CAM overlay per model result.",
         discussion: "Exit status: 0 all analysed, 2 a bad input (the message names the file), 3 a model problem.")
 
-    @Argument(help: "JPEG or PNG scans.")
+    @Argument(help: "JPEG, PNG or DICOM scans.")
     var images: [String]
 
     @Flag(help: "Print JSON, including each Grad-CAM map at the layer's resolution, normalised to [0, 1].")
@@ -29,11 +29,15 @@ struct Analyze: ParsableCommand {
     @Option(help: "Model manifest.")
     var manifest: String = ProcessInfo.processInfo.environment["MEDISCOPE_MANIFEST"] ?? "models/manifest.json"
 
+    @Option(help: "DICOM frame to analyse, from 1 (default: the middle frame of a multi-frame file).")
+    var frame: Int?
+
     @Option(help: "Refuse images with more pixels than this.")
     var maxPixels: Int = ImageLimits().maxPixels
 
     func validate() throws {
-        guard ImageFormat(rawValue: overlayFormat) != nil else {
+        if let frame, frame < 1 { throw ValidationError("--frame counts from 1") }
+        guard let format = ImageFormat(rawValue: overlayFormat), format != .dicom else {
             throw ValidationError("--overlay-format must be webp, png or jpeg")
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -60,7 +64,7 @@ struct Analyze: ParsableCommand {
                 guard let bytes = FileManager.default.contents(atPath: path) else {
                     throw AnalysisError.unreadable("\(path): cannot read the file")
                 }
-                let analysis = try pipeline.analyze(imageBytes: [UInt8](bytes))
+                let analysis = try pipeline.analyze(imageBytes: [UInt8](bytes), frame: frame.map { $0 - 1 })
                 report.analysis = analysis
                 report.files = try write(analysis, for: path)
             } catch let error as AnalysisError {
@@ -133,7 +137,7 @@ struct ImageReport: Encodable {
 
     init(path: String) { self.path = path }
 
-    enum CodingKeys: String, CodingKey { case path, width, height, format, exifOrientation, results, timings, files, error }
+    enum CodingKeys: String, CodingKey { case path, width, height, format, exifOrientation, dicom, results, timings, files, error }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -144,6 +148,7 @@ struct ImageReport: Encodable {
         try c.encode(analysis.imageHeight, forKey: .height)
         try c.encode(analysis.format.rawValue, forKey: .format)
         try c.encodeIfPresent(analysis.orientation?.rawValue, forKey: .exifOrientation)
+        try c.encodeIfPresent(analysis.dicom, forKey: .dicom)
         try c.encode(analysis.results, forKey: .results)
         try c.encode(analysis.timings, forKey: .timings)
         try c.encode(files, forKey: .files)
@@ -153,7 +158,7 @@ struct ImageReport: Encodable {
         guard let analysis else { return "" }
         // Width x height as analysed, i.e. upright: say so when the file had to be turned.
         let turned = analysis.orientation.map { ", EXIF orientation \($0.rawValue): \($0.summary)" } ?? ""
-        var lines = ["\(path) (\(analysis.imageWidth)x\(analysis.imageHeight)\(turned))"]
+        var lines = ["\(path) (\(analysis.imageWidth)x\(analysis.imageHeight)\(turned)\(analysis.dicom.map(windowSummary) ?? ""))"]
         for r in analysis.results {
             lines.append("  \(r.title) [\(r.id)]: \(r.prediction), confidence \(percent(r.confidence))")
             let width = r.probabilities.map(\.label.count).max() ?? 0
@@ -170,6 +175,18 @@ struct ImageReport: Encodable {
         for file in files { lines.append("  wrote \(file)") }
         return lines.joined(separator: "\n")
     }
+}
+
+/// ", DICOM frame 2 of 3, window 40/400" (centre/width), as the analysis used it.
+private func windowSummary(_ d: DicomRendering) -> String {
+    var s = ", DICOM frame \(d.frame) of \(d.numberOfFrames)"
+    switch d.voi {
+    case "window", "frameRange":
+        s += ", \(d.voi == "window" ? "window" : "full range") \(String(format: "%g/%g", d.windowCenter ?? 0, d.windowWidth ?? 0))"
+    case "lutSequence": s += ", VOI LUT"
+    default: break
+    }
+    return s
 }
 
 private func percent(_ v: Double) -> String { String(format: "%.1f%%", v * 100) }

@@ -12,7 +12,7 @@ struct BadInputTests {
     func textNamedJPEG() {
         let error = decodeError(Fixtures.bytes("bad_text.jpg"))
         #expect(error?.kind == .unsupportedFormat)
-        #expect(error?.message.contains("not a JPEG, PNG or WebP") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("not a JPEG, PNG, WebP or DICOM") == true, "\(String(describing: error))")
     }
 
     @Test("truncated JPEG (libjpeg would only warn and fill grey) is corrupt",

@@ -50,6 +50,24 @@ struct AnalysisBackend: Sendable, CustomTestStringConvertible {
         #expect(try store.imageBytes(key: "../../etc/passwd") == nil)
     }
 
+    /// A DICOM analysis keeps the window it was rendered with and its study identifiers (JSON in the record).
+    @Test(arguments: AnalysisBackend.all)
+    func dicomSourceRoundTrips(_ backend: AnalysisBackend) throws {
+        let (store, second, keep) = try backend.make()
+        defer { withExtendedLifetime(keep) {} }
+        var new = makeAnalysis(patientId: "DCM-1")
+        new.source = ScanSource(
+            format: "dicom",
+            dicom: DicomWindow(frame: 2, numberOfFrames: 3, photometricInterpretation: "MONOCHROME1", modalityLUT: "rescale",
+                               rescaleSlope: 0.5, rescaleIntercept: -1000, voi: "window", windowCenter: 40, windowWidth: 400,
+                               voiLUTFunction: "LINEAR", transferSyntaxUID: "1.2.840.10008.1.2.4.70"),
+            study: DicomStudy(studyInstanceUID: "1.2.3", seriesInstanceUID: "1.2.3.4", sopInstanceUID: "1.2.3.4.5",
+                              studyDate: "20240131", seriesDescription: "T2 axial"))
+        let created = try store.create(new)
+        #expect(created.source == new.source)
+        #expect(try second().get(id: created.id, organizationId: "org-a")?.source == new.source)
+    }
+
     @Test(arguments: AnalysisBackend.all)
     func organisationsSeeOnlyTheirOwn(_ backend: AnalysisBackend) throws {
         let (store, _, keep) = try backend.make()

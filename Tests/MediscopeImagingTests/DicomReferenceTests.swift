@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+@testable import MediscopeImaging
+
+/// Real DICOM files from packages (Debian's python3-pydicom, PyPI's pydicom-data) against pydicom's
+/// rendering of the same frame (Tests/Reference/dicom_reference.py, made by `make reference`).
+enum DicomReference {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Artifacts/reference/dicom")
+
+    struct Entry: Decodable {
+        var name: String
+        var path: String
+        var status: String
+        var rows: Int?
+        var columns: Int?
+        var channels: Int?
+        var frame: Int?
+        var voi: String?
+        var raw: String?
+    }
+
+    static var entries: [Entry] {
+        guard let data = try? Data(contentsOf: folder.appendingPathComponent("index.json")) else { return [] }
+        return (try? JSONDecoder().decode([Entry].self, from: data)) ?? []
+    }
+
+    /// Files we refuse on purpose, with the error kind they get (documented in README.md, "DICOM").
+    static let refused: [String: ImagingError.Kind] = [
+        // JPEG 2000 (DCMTK has no codec): a 415 naming the transfer syntax.
+        "debian/693_J2KI.dcm": .unsupportedVariant, "debian/GDCMJ2K_TextGBR.dcm": .unsupportedVariant,
+        "debian/J2K_pixelrep_mismatch.dcm": .unsupportedVariant, "debian/JPEG2000.dcm": .unsupportedVariant,
+        "debian/MR_small_jp2klossless.dcm": .unsupportedVariant,
+        "pydicom-data/693_J2KR.dcm": .unsupportedVariant, "pydicom-data/MR2_J2KI.dcm": .unsupportedVariant,
+        "pydicom-data/MR2_J2KR.dcm": .unsupportedVariant, "pydicom-data/RG1_J2KI.dcm": .unsupportedVariant,
+        "pydicom-data/RG1_J2KR.dcm": .unsupportedVariant, "pydicom-data/RG3_J2KI.dcm": .unsupportedVariant,
+        "pydicom-data/RG3_J2KR.dcm": .unsupportedVariant, "pydicom-data/US1_J2KI.dcm": .unsupportedVariant,
+        "pydicom-data/US1_J2KR.dcm": .unsupportedVariant, "pydicom-data/emri_small_jpeg_2k_lossless.dcm": .unsupportedVariant,
+        "debian/SC_rgb_gdcm_KY.dcm": .unsupportedVariant, "pydicom-data/explicit_VR-UN.dcm": .unsupportedVariant,
+        // PALETTE COLOR: 415 (not rendered yet).
+        "pydicom-data/OBXXXX1A.dcm": .unsupportedVariant, "pydicom-data/OBXXXX1A_2frame.dcm": .unsupportedVariant,
+        "pydicom-data/OBXXXX1A_expb.dcm": .unsupportedVariant, "pydicom-data/OBXXXX1A_expb_2frame.dcm": .unsupportedVariant,
+        "pydicom-data/OBXXXX1A_rle.dcm": .unsupportedVariant, "pydicom-data/OBXXXX1A_rle_2frame.dcm": .unsupportedVariant,
+        "pydicom-data/gdcm-US-ALOKA-16.dcm": .unsupportedVariant, "pydicom-data/gdcm-US-ALOKA-16_big.dcm": .unsupportedVariant,
+        // Bits Allocated 1 (segmentation masks): 415.
+        "debian/liver_1frame.dcm": .unsupportedVariant, "debian/liver_expb_1frame.dcm": .unsupportedVariant,
+        "pydicom-data/liver.dcm": .unsupportedVariant, "pydicom-data/liver_expb.dcm": .unsupportedVariant,
+        // Its meta information says explicit VR, its data set is implicit VR (pydicom guesses): 422.
+        "debian/SC_rgb_jpeg.dcm": .corrupt,
+        // Bits Allocated 32 (RT dose, 32-bit RGB): 415.
+        "debian/rtdose.dcm": .unsupportedVariant, "debian/rtdose_1frame.dcm": .unsupportedVariant,
+        "debian/rtdose_expb.dcm": .unsupportedVariant, "debian/rtdose_expb_1frame.dcm": .unsupportedVariant,
+        "debian/rtdose_rle.dcm": .unsupportedVariant, "debian/rtdose_rle_1frame.dcm": .unsupportedVariant,
+        "debian/SC_rgb_rle_32bit.dcm": .unsupportedVariant, "debian/SC_rgb_rle_32bit_2frame.dcm": .unsupportedVariant,
+        "pydicom-data/SC_rgb_32bit.dcm": .unsupportedVariant, "pydicom-data/SC_rgb_32bit_2frame.dcm": .unsupportedVariant,
+        "pydicom-data/SC_rgb_expb_32bit.dcm": .unsupportedVariant, "pydicom-data/SC_rgb_expb_32bit_2frame.dcm": .unsupportedVariant,
+    ]
+
+    /// JPEG frames DCMTK (IJG 6b: islow IDCT, its own chroma upsampling) and pylibjpeg (libjpeg 9) decode
+    /// differently by a few levels; the bound for them.
+    static let jpegDecoderTolerance: [String: Int] = [
+        "debian/SC_rgb_dcmtk_+eb+cy+n1.dcm": 2, "debian/SC_rgb_dcmtk_+eb+cy+np.dcm": 2,
+        "pydicom-data/color3d_jpeg_baseline.dcm": 6,
+    ]
+
+    static func bytes(_ entry: Entry) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: entry.path))) }
+}
+
+@Suite struct DicomReferenceTests {
+    @Test func referencesExist() {
+        #expect(DicomReference.entries.count > 100, "run `make reference` (Tests/Reference/dicom_reference.py) first")
+    }
+
+    /// Every file pydicom renders is rendered within one level of it, or refused as documented.
+    @Test(arguments: DicomReference.entries.filter { $0.status == "decoded" }.map(\.name))
+    func rendersLikePydicom(_ name: String) throws {
+        let entry = try #require(DicomReference.entries.first { $0.name == name })
+        let bytes = try DicomReference.bytes(entry)
+        if let kind = DicomReference.refused[name] {
+            do {
+                _ = try DicomRenderer.decode(bytes)
+                Issue.record("\(name) was rendered, expected \(kind)")
+            } catch { #expect(error.kind == kind, "\(error.message)") }
+            return
+        }
+        let (image, rendering) = try DicomRenderer.decode(bytes)
+        #expect(image.width == entry.columns && image.height == entry.rows && image.channels == entry.channels)
+        #expect(rendering.frame == (entry.frame ?? 0) + 1)
+        #expect(rendering.voi == (entry.voi ?? "none"))
+        let expected = [UInt8](try Data(contentsOf: DicomReference.folder.appendingPathComponent(try #require(entry.raw))))
+        try #require(expected.count == image.pixels.count)
+        var worst = 0, over = 0
+        for (a, b) in zip(expected, image.pixels) {
+            let d = abs(Int(a) - Int(b))
+            worst = max(worst, d)
+            if d > 1 { over += 1 }
+        }
+        #expect(worst <= DicomReference.jpegDecoderTolerance[name, default: 1], "\(name): \(over) of \(expected.count) samples differ by more than 1 (worst \(worst))")
+    }
+
+    /// Files without an image, or that pydicom cannot read either: a clear error or a rendering, never a crash.
+    @Test(arguments: DicomReference.entries.filter { $0.status != "decoded" }.map(\.name))
+    func filesWithoutAnImageGetAnError(_ name: String) throws {
+        let entry = try #require(DicomReference.entries.first { $0.name == name })
+        let bytes = try DicomReference.bytes(entry)
+        do {
+            let (image, _) = try DicomRenderer.decode(bytes)
+            #expect(entry.status == "pydicom-error", "\(name): pydicom found no pixel data, we rendered \(image.width)x\(image.height)")
+        } catch {
+            #expect(!error.message.isEmpty)
+            if entry.status == "no-pixel-data" {
+                #expect([.corrupt, .unsupportedVariant].contains(error.kind), "\(name): \(error.kind) \(error.message)")
+            }
+        }
+    }
+}
