@@ -8,7 +8,7 @@ import MediscopeStore
 /// Routes of DESIGN section 4.
 public enum API {
     /// Every route, who may call it and what the audit log calls it. The access test walks this table.
-    static let specs: [RouteSpec] = analysisRoutes + AccountAPI.routes + [
+    static let specs: [RouteSpec] = analysisRoutes + AccountAPI.routes + DicomAPI.routes + [
         RouteSpec(method: "GET", pattern: "/api/models", access: .signedIn, audit: nil) { s, _, _, _ throws(Problem) in try models(s) },
         RouteSpec(method: "GET", pattern: "/api/health", open: .everyone, audit: nil) { _, _, _, _ throws(Problem) in
             .json(["status": "ok"])
@@ -130,12 +130,13 @@ public enum API {
     static func createAnalysis(_ s: Services, _ req: HTTPRequest, _ user: User) throws(Problem) -> HTTPResponse {
         let form = try MultipartForm.parse(contentType: req.header("content-type"), body: req.body)
         guard let imagePart = form.first("image") else {
-            throw Problem.badRequest("the form has no `image` field (a JPEG or PNG file)")
+            throw Problem.badRequest("the form has no `image` field (a JPEG, PNG or DICOM file)")
         }
         let patient = try PatientForm.parse(form)
+        let frame = try PatientForm.frame(form)
         let upload = UploadAnalysis(pipeline: try s.pipeline(), store: try s.store())
         let stored: AnalysisRecord, analysis: Analysis
-        do { (stored, analysis) = try upload.run(image: imagePart.body, patient: patient, by: user) } catch {
+        do { (stored, analysis) = try upload.run(image: imagePart.body, frame: frame, patient: patient, by: user) } catch {
             s.publishLoadedModels()
             throw s.problem(error)
         }

@@ -38,4 +38,12 @@ enum PatientForm {
         info.note = try field("note", .note)
         return info
     }
+
+    /// The `frame` field of a DICOM upload, counted from 1 as people count frames; 0-based for the
+    /// pipeline. nil when absent (the middle frame).
+    static func frame(_ form: MultipartForm) throws(Problem) -> Int? {
+        guard let part = form.first("frame"), let text = try FieldText.check(part.body, field: "frame", rule: .code) else { return nil }
+        guard let n = Int(text), n >= 1 else { throw Problem.badRequest("`frame` must be a whole number from 1 (the first frame)") }
+        return n - 1
+    }
 }

@@ -14,8 +14,9 @@ struct UploadAnalysis {
     /// Runs the pipeline on `image` and stores the analysis for `patient`, created by `user`.
     /// Throws `AnalysisError` (the image or the models) or `StoreError` (the store); both convert to
     /// problems in Problems.swift. Returns the stored record, durable when this returns.
-    func run(image: [UInt8], patient: PatientInfo, by user: User) throws -> (AnalysisRecord, Analysis) {
-        let analysis = try pipeline.analyze(imageBytes: image)
+    /// `frame` (0-based) chooses a DICOM file's frame; nil: the middle one.
+    func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, by user: User) throws -> (AnalysisRecord, Analysis) {
+        let analysis = try pipeline.analyze(imageBytes: image, frame: frame)
         guard let scan = analysis.scan else { throw AnalysisError.badImage(ImagingError(kind: .encodeFailed, message: "no display image was rendered")) }
 
         // Each image is hashed once, here; the store trusts a blob made by ImageBlob.make.

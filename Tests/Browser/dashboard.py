@@ -1096,6 +1096,34 @@ def scenario_bidi_isolation(h):
     h.screenshot("refused")
 
 
+def scenario_dicom_prefill(h):
+    """A DICOM file from a scanner: the server reads its fields, the form is pre-filled with them and a
+    preview of the windowed frame for the clinician to confirm, and the analysis runs on it."""
+    import pydicom  # Debian's python3-pydicom: its test files are real scanner output
+    path = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", "MR_small.dcm")
+    ds = pydicom.dcmread(path)
+    want_id = str(ds.PatientID).strip()
+    h.sensitive(want_id, str(ds.PatientName))
+    h.start_on_new_analysis()
+    h.find("input#scan-file").send_keys(path)
+    h.wait(lambda: not h.js("return document.querySelector('#from-file').hidden"), "the 'filled in from the DICOM file' notice")
+    h.expect(h.find("input#patient-id").get_attribute("value") == want_id,
+             f"input#patient-id should be pre-filled with {want_id!r}; it holds {h.find('input#patient-id').get_attribute('value')!r}")
+    h.expect(h.find("select#modality").get_attribute("value") == "MRI", "the modality MR should pre-fill MRI")
+    h.wait_images("img#scan-preview")
+    h.expect(not h.find("input#dicom-frame").is_displayed(), "a single-frame file should not offer a frame choice")
+    info = h.find("p#scan-file-info").text
+    h.expect("DICOM" in info and "64" in info, f"p#scan-file-info should describe the DICOM file; it says {info!r}")
+    h.screenshot("prefilled")
+    h.type_into("textarea#note", "confirmed from the file")
+    h.find("button#analyse-submit").click()
+    analysis_id = h.wait_for_analysis()
+    h.check_analysis_screen(None, analysis_id)
+    shown = h.js("return document.querySelector('#patient-block #patient-id').innerText.trim()")
+    h.expect(shown == want_id, f"the analysis shows patient {shown!r}, the file says {want_id!r}")
+    h.screenshot("analysis")
+
+
 def scenario_delete_analysis(h):
     h.start_on_new_analysis()
     patient = new_patient("P-DEL")
@@ -1473,6 +1501,7 @@ SCENARIOS = {
     "admin_flow": scenario_admin_flow,
     "xss_note": scenario_xss_note,
     "bidi_isolation": scenario_bidi_isolation,
+    "dicom_prefill": scenario_dicom_prefill,
     "delete_analysis": scenario_delete_analysis,
     "drop_and_progress": scenario_drop_and_progress,
     "report_print": scenario_report_print,

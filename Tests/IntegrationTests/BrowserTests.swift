@@ -16,6 +16,7 @@ struct BrowserTests {
     @Test func adminFlow() async throws { try await scenario("admin_flow") }
     @Test func patientTextIsNeverMarkup() async throws { try await scenario("xss_note") }
     @Test func rightToLeftPatientTextIsIsolated() async throws { try await scenario("bidi_isolation") }
+    @Test func aDicomFilePrefillsTheForm() async throws { try await scenario("dicom_prefill") }
     @Test func deleteAfterConfirmation() async throws { try await scenario("delete_analysis") }
     @Test func dropAScanAndWatchTheUpload() async throws { try await scenario("drop_and_progress") }
     @Test func reportPrintsOnOnePageOfA4AndLetter() async throws { try await scenario("report_print") }

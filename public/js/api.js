@@ -30,7 +30,9 @@ export async function request(method, path, body) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken();
   const init = { method, headers, credentials: "same-origin", cache: "no-store" };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body;  // the browser sets multipart/form-data with its boundary
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -50,6 +52,13 @@ export async function request(method, path, body) {
 }
 
 export const get = (path) => request("GET", path);
+
+/** The patient and study fields of a DICOM file, read by the server (nothing is stored). */
+export function readDicomFields(file) {
+  const data = new FormData();
+  data.append("file", file, file.name);
+  return request("POST", "/api/dicom/fields", data);
+}
 
 /** Query string from an object, skipping empty values. */
 export function query(params) {

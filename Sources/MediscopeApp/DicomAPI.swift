@@ -1,0 +1,97 @@
+import Foundation
+import MediscopeImaging
+import MediscopeServer
+
+/// Reading a DICOM file's fields without analysing it, so the dashboard can pre-fill the upload form
+/// for the clinician to confirm (the browser needs no DICOM code). Patient data: clinicians only,
+/// audited, never logged; nothing is stored.
+enum DicomAPI {
+    static let fieldsPattern = "/api/dicom/fields"
+
+    static let routes: [RouteSpec] = [
+        RouteSpec(method: "POST", pattern: fieldsPattern, access: .clinical, audit: "dicom.read") { s, req, _, _ throws(Problem) in
+            let form = try MultipartForm.parse(contentType: req.header("content-type"), body: req.body)
+            guard let part = form.first("file") else { throw Problem.badRequest("the form has no `file` field (a DICOM file)") }
+            return .json(try fields(part.body, limits: ImageLimits(maxPixels: s.config.maxImagePixels), log: s),
+                         headers: [("Cache-Control", "no-store")])
+        },
+    ]
+
+    /// What the form is pre-filled with, in the upload form's own terms (`patient_id`, `age` in years,
+    /// `sex` female/male/other, `modality` MRI/CT), plus what the clinician should see to confirm it:
+    /// a small preview of the windowed middle frame (PNG data URL) and the study's description.
+    struct Fields: Encodable {
+        var patientId: String?
+        var patientName: String?
+        var age: Int?
+        var sex: String?
+        var modality: String?
+        var bodyPart: String?
+        var studyDate: String?
+        var seriesDescription: String?
+        var numberOfFrames: Int
+        var rows: Int
+        var columns: Int
+        var transferSyntax: String
+        var preview: String?
+    }
+
+    static func fields(_ bytes: [UInt8], limits: ImageLimits, log s: Services) throws(Problem) -> Fields {
+        let file: DicomFile
+        do { file = try DicomFile.read(bytes, limits: limits, decodePixels: false) } catch { throw s.problem(error) }
+        let a = file.attributes
+        // The preview is a courtesy: a file whose fields read but whose pixels do not (JPEG 2000) still pre-fills.
+        var preview: String?
+        if let (image, _) = try? DicomRenderer.decode(bytes, limits: limits) {
+            let longest = max(image.width, image.height)
+            let small = longest > 256
+                ? image.resized(width: max(1, image.width * 256 / longest), height: max(1, image.height * 256 / longest)) : image
+            if let png = try? ImageEncoder.png(small) { preview = "data:image/png;base64," + Data(png).base64EncodedString() }
+        }
+        return Fields(
+            patientId: a.patientID.flatMap(nonEmpty), patientName: a.patientName.flatMap(personName),
+            age: age(a.patientAge, birthDate: a.patientBirthDate, studyDate: a.studyDate),
+            sex: a.patientSex.flatMap { ["F": "female", "M": "male", "O": "other"][$0.uppercased()] },
+            modality: a.modality.flatMap { ["MR": "MRI", "CT": "CT"][$0.uppercased()] },
+            bodyPart: a.bodyPartExamined.flatMap(nonEmpty).map { $0.capitalized },
+            studyDate: a.studyDate.flatMap(nonEmpty), seriesDescription: a.seriesDescription.flatMap(nonEmpty),
+            numberOfFrames: file.numberOfFrames, rows: file.rows, columns: file.columns,
+            transferSyntax: file.transferSyntaxName, preview: preview)
+    }
+
+    static func nonEmpty(_ s: String) -> String? {
+        let t = s.trimmingCharacters(in: .whitespaces)
+        return t.isEmpty ? nil : t
+    }
+
+    /// PS3.5 6.2 PN: `Family^Given^Middle^Prefix^Suffix` (first component group) -> "Prefix Given Middle
+    /// Family Suffix", as a person writes a name.
+    static func personName(_ pn: String) -> String? {
+        let alphabetic = pn.split(separator: "=", omittingEmptySubsequences: false).first.map(String.init) ?? pn
+        let c = alphabetic.split(separator: "^", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        func part(_ i: Int) -> String { i < c.count ? c[i] : "" }
+        let name = [part(3), part(1), part(2), part(0), part(4)].filter { !$0.isEmpty }.joined(separator: " ")
+        return name.isEmpty ? nil : name
+    }
+
+    /// PS3.5 AS (`045Y`, `006M`, `010W`, `003D`) in whole years; else from PatientBirthDate and StudyDate
+    /// (DA, `YYYYMMDD`). nil when neither says.
+    static func age(_ ageString: String?, birthDate: String?, studyDate: String?) -> Int? {
+        if let s = ageString?.trimmingCharacters(in: .whitespaces), s.count == 4, let n = Int(s.prefix(3)) {
+            switch s.last {
+            case "Y": return n
+            case "M": return n / 12
+            case "W": return n / 52
+            case "D": return n / 365
+            default: break
+            }
+        }
+        func ymd(_ da: String?) -> (Int, Int, Int)? {
+            guard let da = da?.trimmingCharacters(in: .whitespaces), da.count == 8, let v = Int(da) else { return nil }
+            return (v / 10000, v / 100 % 100, v % 100)
+        }
+        guard let b = ymd(birthDate), let d = ymd(studyDate) else { return nil }
+        let years = d.0 - b.0 - ((d.1, d.2) < (b.1, b.2) ? 1 : 0)
+        return (0...150).contains(years) ? years : nil
+    }
+}
