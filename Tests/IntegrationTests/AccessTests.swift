@@ -36,6 +36,7 @@ import Testing
         "GET /api/analyses/{id}/scan.jpg": .clinical,
         "GET /api/analyses/{id}/heatmaps/{file}": .clinical,
         "GET /analyses/{id}/report": .clinical,
+        "POST /api/dicom/fields": .clinical,
         "POST /api/session": .everyone,
         "DELETE /api/session": .signedIn,
         "GET /api/me": .signedIn,
@@ -78,7 +79,7 @@ import Testing
             } else { id = try await newAnalysis() }
             p = p.replacingOccurrences(of: "{id}", with: id)
         }
-        return p.replacingOccurrences(of: "{result}", with: "tumor-presence")
+        return p.replacingOccurrences(of: "{file}", with: "tumor-presence.webp")
     }
 
     @Test func eachRoleGetsExactlyItsAccess() async throws {
