@@ -1121,6 +1121,8 @@ def scenario_dicom_prefill(h):
     h.check_analysis_screen(None, analysis_id)
     shown = h.js("return document.querySelector('#patient-block #patient-id').innerText.trim()")
     h.expect(shown == want_id, f"the analysis shows patient {shown!r}, the file says {want_id!r}")
+    caption = h.find("figcaption#scan-caption").text
+    h.expect("DICOM frame 1 of 1" in caption, f"the scan caption should say which frame and window were used: {caption!r}")
     h.screenshot("analysis")
 
 

@@ -38,9 +38,14 @@ export async function renderAnalysis(ctx, id) {
   const scanAlt = `${p.modality || "Scan"} image${p.bodyPart ? ` of the ${isolated(p.bodyPart.toLowerCase())}` : ""}, as uploaded`;
   // The file said how it is meant to be viewed (EXIF orientation): analysed and shown that way.
   const turned = a.source?.orientationApplied ? ` · ${a.source.orientationApplied} (EXIF orientation ${a.source.exifOrientation})` : "";
+  // A DICOM file: which frame and which window made the analysed image (PS3.3 VOI).
+  const d = a.source?.dicom;
+  const windowText = d ? ` · DICOM frame ${d.frame} of ${d.numberOfFrames}` +
+    (d.voi === "window" && d.windowCenter != null ? `, window ${d.windowCenter}/${d.windowWidth} (centre/width)`
+      : d.voi === "lutSequence" ? ", VOI LUT Sequence" : ", full range of the frame") : "";
   const scanFigure = h("figure.card.scan-figure", {},
     h("img#scan-image", { src: a.scan.url, width: a.scan.width, height: a.scan.height, alt: scanAlt, decoding: "async" }),
-    h("figcaption#scan-caption", { text: `Scan · ${a.image.width} × ${a.image.height} pixels${turned}` }));
+    h("figcaption#scan-caption", { text: `Scan · ${a.image.width} × ${a.image.height} pixels${turned}${windowText}` }));
 
   const timings = h("table#timings.timings", {},
     h("caption", { text: "Processing time" }),
