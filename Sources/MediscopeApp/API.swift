@@ -18,7 +18,7 @@ public enum API {
             .json(Status.report(s.server), headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "GET", pattern: "/api/metrics", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .text(Status.prometheus(s.server), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            .text(Status.prometheus(s.server, histograms: s.histograms), contentType: "text/plain; version=0.0.4; charset=utf-8")
         },
     ]
 
@@ -135,12 +135,13 @@ public enum API {
         let patient = try PatientForm.parse(form)
         let frame = try PatientForm.frame(form)
         let upload = UploadAnalysis(pipeline: try s.pipeline(), store: try s.store())
-        let stored: AnalysisRecord, analysis: Analysis
-        do { (stored, analysis) = try upload.run(image: imagePart.body, frame: frame, patient: patient, by: user) } catch {
+        let stored: AnalysisRecord, analysis: Analysis, storeMs: Double
+        do { (stored, analysis, storeMs) = try upload.run(image: imagePart.body, frame: frame, patient: patient, by: user) } catch {
             s.publishLoadedModels()
             throw s.problem(error)
         }
         s.publishLoadedModels()
+        s.observeStages(analysis, storeMilliseconds: storeMs)
         s.server.log.info("analysis_created", ["analysis": .token(.init(stored.id)), "forward_ms": .double(analysis.timings.forward),
                                                "model_load_ms": .double(analysis.timings.modelLoad)])
         return .json(AnalysisBody(stored, links: s.links), status: 201, headers: [("Location", s.links.analysis(stored.id))])
