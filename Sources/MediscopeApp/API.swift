@@ -55,7 +55,8 @@ public enum API {
         // Printable HTML; its images are the two routes above, fetched by the browser with the same session.
         RouteSpec(method: "GET", pattern: APILinks.reportPattern, access: .clinical, audit: "analysis.report") { s, _, p, c throws(Problem) in
             let rec = try record(s, c.user, p["id"])
-            let page = try s.reportTemplates().render(rec, institution: try s.institution(for: c.user), links: s.links)
+            let page = try s.reportTemplates().render(rec, institution: try s.institution(for: c.user), links: s.links,
+                                                      modelNotes: ModelFidelity.notes(for: rec, s))
             return .html(page, headers: [("Cache-Control", "no-store")])
         },
     ]
@@ -151,6 +152,8 @@ public enum API {
         struct ModelBody: Encodable {
             var id: String, title: String, task: String, labels: [String], results: [String]
             var filePresent: Bool, loaded: Bool
+            /// int8 models only: the quantised engine and the fidelity report (or why it cannot be read).
+            var engine: String?, fidelity: ModelFidelity?
         }
         let manifest: ModelManifest
         do { manifest = try s.manifest() } catch {
@@ -162,7 +165,7 @@ public enum API {
             ModelBody(id: m.id, title: m.title ?? m.id, task: m.task.rawValue, labels: m.labels,
                       results: [m.id] + (m.derived ?? []).map(\.id),
                       filePresent: FileManager.default.fileExists(atPath: manifest.fileURL(of: m).path),
-                      loaded: mask & (1 << Int64(i)) != 0)
+                      loaded: mask & (1 << Int64(i)) != 0, engine: m.engine, fidelity: ModelFidelity(m, in: manifest))
         }
         return .json(["models": body])
     }

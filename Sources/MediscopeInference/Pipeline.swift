@@ -109,7 +109,8 @@ public final class AnalysisPipeline: Sendable {
             if let model = models[spec.id] { return .success((model, 0)) }
             let start = ContinuousClock.now
             do {
-                let model = try TorchModel(path: manifest.fileURL(of: spec).path)
+                _ = try FidelityReport.checked(spec, in: manifest)
+                let model = try TorchModel(path: manifest.fileURL(of: spec).path, quantizedEngine: spec.engine)
                 let checked = LoadedModel(model: model, outputs: try Self.check(model, against: spec))
                 models[spec.id] = checked
                 return .success((checked, milliseconds(since: start)))
