@@ -14,7 +14,7 @@ BIN        := .build/release/mediscope
 REFERENCE  := Tests/Artifacts/reference
 STAMPS     := .build/stamps
 
-.PHONY: help deps venv model model-int8 build run analyze test reference bench bench-decoders bench-server bench-dashboard clean
+.PHONY: help deps venv model model-int8 build run analyze test reference bench bench-int8 bench-decoders bench-server bench-dashboard clean
 
 help:
 	@echo "make run                               nginx + the FastCGI pools on http://127.0.0.1:8080/ (PORT=...)"
@@ -22,6 +22,7 @@ help:
 	@echo "make model-int8                        int8 model + fidelity report (models/manifest-int8.json)"
 	@echo "make test                              run every test (what .ci/run calls)"
 	@echo "make bench                             pipeline benchmark -> bench/RESULTS.md"
+	@echo "make bench-int8                        int8 vs fp32: speed, memory, the stack in 1 GiB -> bench/RESULTS.md"
 	@echo "make bench-server                      serving benchmarks (wrk, cgroup, soak) -> bench/RESULTS.md"
 	@echo "make bench-decoders                    decoder budgets: scan bombs, text-chunk bombs -> bench/RESULTS.md"
 	@echo "make bench-dashboard                   bytes a browser downloads per analysis -> bench/RESULTS.md"
@@ -83,6 +84,11 @@ bench: build model
 bench-decoders: deps
 	$(SWIFT) build -c release --product mediscope-bench
 	bash bench/decoders.sh
+
+# int8 vs fp32 in one run: forward, whole analysis, RSS at load and steady, the stack in the 1 GiB cgroup.
+bench-int8: build model model-int8
+	$(SWIFT) build -c release --product mediscope-bench
+	bash bench/int8.sh
 
 # Serving benchmarks: wrk through nginx, overload, the 1 GiB / 1 CPU cgroup, the soak (SOAK_SECONDS).
 bench-server: build model
