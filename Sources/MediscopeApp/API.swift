@@ -18,7 +18,7 @@ public enum API {
             .json(Status.report(s.server), headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "GET", pattern: "/api/metrics", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .text(Status.prometheus(s.server), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            .text(Status.prometheus(s.server, histograms: s.histograms), contentType: "text/plain; version=0.0.4; charset=utf-8")
         },
     ]
 
@@ -55,7 +55,8 @@ public enum API {
         // Printable HTML; its images are the two routes above, fetched by the browser with the same session.
         RouteSpec(method: "GET", pattern: APILinks.reportPattern, access: .clinical, audit: "analysis.report") { s, _, p, c throws(Problem) in
             let rec = try record(s, c.user, p["id"])
-            let page = try s.reportTemplates().render(rec, institution: try s.institution(for: c.user), links: s.links)
+            let page = try s.reportTemplates().render(rec, institution: try s.institution(for: c.user), links: s.links,
+                                                      modelNotes: ModelFidelity.notes(for: rec, s))
             return .html(page, headers: [("Cache-Control", "no-store")])
         },
     ]
@@ -135,12 +136,13 @@ public enum API {
         let patient = try PatientForm.parse(form)
         let frame = try PatientForm.frame(form)
         let upload = UploadAnalysis(pipeline: try s.pipeline(), store: try s.store())
-        let stored: AnalysisRecord, analysis: Analysis
-        do { (stored, analysis) = try upload.run(image: imagePart.body, frame: frame, patient: patient, by: user) } catch {
+        let stored: AnalysisRecord, analysis: Analysis, storeMs: Double
+        do { (stored, analysis, storeMs) = try upload.run(image: imagePart.body, frame: frame, patient: patient, by: user) } catch {
             s.publishLoadedModels()
             throw s.problem(error)
         }
         s.publishLoadedModels()
+        s.observeStages(analysis, storeMilliseconds: storeMs)
         s.server.log.info("analysis_created", ["analysis": .token(.init(stored.id)), "forward_ms": .double(analysis.timings.forward),
                                                "model_load_ms": .double(analysis.timings.modelLoad)])
         return .json(AnalysisBody(stored, links: s.links), status: 201, headers: [("Location", s.links.analysis(stored.id))])
@@ -150,6 +152,8 @@ public enum API {
         struct ModelBody: Encodable {
             var id: String, title: String, task: String, labels: [String], results: [String]
             var filePresent: Bool, loaded: Bool
+            /// int8 models only: the quantised engine and the fidelity report (or why it cannot be read).
+            var engine: String?, fidelity: ModelFidelity?
         }
         let manifest: ModelManifest
         do { manifest = try s.manifest() } catch {
@@ -161,7 +165,7 @@ public enum API {
             ModelBody(id: m.id, title: m.title ?? m.id, task: m.task.rawValue, labels: m.labels,
                       results: [m.id] + (m.derived ?? []).map(\.id),
                       filePresent: FileManager.default.fileExists(atPath: manifest.fileURL(of: m).path),
-                      loaded: mask & (1 << Int64(i)) != 0)
+                      loaded: mask & (1 << Int64(i)) != 0, engine: m.engine, fidelity: ModelFidelity(m, in: manifest))
         }
         return .json(["models": body])
     }

@@ -5,16 +5,27 @@ import MediscopeServer
 public struct MediscopeApplication: WorkerApplication {
     public let config: AppConfig
     public var bodyLimitBytes: Int { config.bodyLimitBytes }
+    /// Stage and queueing-time histograms, mapped here, in the master, so every forked worker shares
+    /// them (nil if the mapping failed: the server then runs without them).
+    let histograms: SharedHistograms?
 
-    public init(config: AppConfig) { self.config = config }
+    public init(config: AppConfig) {
+        self.config = config
+        histograms = try? SharedHistograms()
+    }
 
     public func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler {
-        APIHandler(router: API.router(Services(config: config, server: server, pool: pool, slot: slot)))
+        let services = Services(config: config, server: server, pool: pool, slot: slot, histograms: histograms)
+        return APIHandler(router: API.router(services), services: services)
     }
 }
 
 final class APIHandler: RequestHandler {
     let router: Router
-    init(router: Router) { self.router = router }
-    func handle(_ request: HTTPRequest) -> HTTPResponse { router.handle(request) }
+    let services: Services
+    init(router: Router, services: Services) { self.router = router; self.services = services }
+    func handle(_ request: HTTPRequest) -> HTTPResponse {
+        services.observeQueueing(request)
+        return router.handle(request)
+    }
 }

@@ -21,7 +21,10 @@ final class Services: @unchecked Sendable {
     private var manifestError: ModelError?
     private var loadedReportTemplates: ReportTemplates?
 
-    init(config: AppConfig, server: ServerContext, pool: PoolRuntime, slot: Int) {
+    let histograms: SharedHistograms?
+
+    init(config: AppConfig, server: ServerContext, pool: PoolRuntime, slot: Int, histograms: SharedHistograms? = nil) {
+        self.histograms = histograms
         self.config = config
         self.server = server
         self.pool = pool

@@ -29,7 +29,7 @@ enum Status {
         return Report(masterPid: Int(server.masterPID), startedAt: server.scoreboard.startedAt, pools: pools)
     }
 
-    static func prometheus(_ server: ServerContext) -> String {
+    static func prometheus(_ server: ServerContext, histograms: SharedHistograms? = nil) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
             out += "# HELP mediscope_\(name) \(help)\n# TYPE mediscope_\(name) \(type)\n"
@@ -51,6 +51,7 @@ enum Status {
         metric("max_listen_queue", "gauge", "Longest listen queue seen.", per(\.maxListenQueue))
         metric("worker_resident_bytes", "gauge", "Resident memory of each worker after its last request.",
                pools.flatMap { p in p.1.workers.map { ("pool=\"\(p.0.config.name)\",pid=\"\($0.pid)\"", Double($0.rssKB * 1024)) } })
+        if let histograms { out += histograms.prometheus(help: StageMetrics.help) }
         return out
     }
 }

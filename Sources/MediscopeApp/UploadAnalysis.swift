@@ -13,9 +13,9 @@ struct UploadAnalysis {
 
     /// Runs the pipeline on `image` and stores the analysis for `patient`, created by `user`.
     /// Throws `AnalysisError` (the image or the models) or `StoreError` (the store); both convert to
-    /// problems in Problems.swift. Returns the stored record, durable when this returns.
-    /// `frame` (0-based) chooses a DICOM file's frame; nil: the middle one.
-    func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, by user: User) throws -> (AnalysisRecord, Analysis) {
+    /// problems in Problems.swift. Returns the stored record, durable when this returns, and the
+    /// milliseconds the store took. `frame` (0-based) chooses a DICOM file's frame; nil: the middle one.
+    func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, by user: User) throws -> (AnalysisRecord, Analysis, Double) {
         let analysis = try pipeline.analyze(imageBytes: image, frame: frame)
         guard let scan = analysis.scan else { throw AnalysisError.badImage(ImagingError(kind: .encodeFailed, message: "no display image was rendered")) }
 
@@ -55,6 +55,9 @@ struct UploadAnalysis {
                                               sopInstanceUID: $0.sopInstanceUID, studyDate: $0.studyDate,
                                               seriesDescription: $0.seriesDescription)
                                }))
-        return (try store.create(new), analysis)
+        let start = ContinuousClock.now
+        let record = try store.create(new)
+        let elapsed = (ContinuousClock.now - start).components
+        return (record, analysis, Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15)
     }
 }

@@ -2,7 +2,8 @@ import MediscopeImaging
 
 /// A problem with a model or its manifest: the operator must fix the deployment.
 public struct ModelError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case missing, corrupt, wrongShape, invalidManifest, runtime }
+    /// `refused`: the model loads but falls short of what its manifest entry requires (fidelity).
+    public enum Kind: String, Sendable { case missing, corrupt, wrongShape, invalidManifest, runtime, refused }
     public let kind: Kind
     public let message: String
     public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }

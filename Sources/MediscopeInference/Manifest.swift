@@ -31,9 +31,13 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         return manifest
     }
 
-    public func fileURL(of model: ModelSpec) -> URL {
-        model.file.hasPrefix("/") ? URL(fileURLWithPath: model.file)
-            : baseDirectory.appendingPathComponent(model.file)
+    public func fileURL(of model: ModelSpec) -> URL { url(model.file) }
+
+    /// The fidelity report of `model`, if its entry names one.
+    public func fidelityReportURL(of model: ModelSpec) -> URL? { model.fidelity.map { url($0.report) } }
+
+    private func url(_ file: String) -> URL {
+        file.hasPrefix("/") ? URL(fileURLWithPath: file) : baseDirectory.appendingPathComponent(file)
     }
 
     /// Every result the manifest yields, in a stable order: each model's own, then its derived ones.
@@ -92,6 +96,14 @@ public struct DerivedSpec: Codable, Sendable, Equatable {
     public var labelTitles: [String: String]?
 }
 
+/// Where a model's fidelity report is and how good it must be for the model to load.
+public struct FidelitySpec: Codable, Sendable, Equatable {
+    /// The report's file, relative to the manifest (written by `make model-int8`).
+    public var report: String
+    /// Agreement of the prediction with the reference model, 0...1, below which loading is refused.
+    public var minAgreement: Double
+}
+
 public struct ModelSpec: Codable, Sendable, Equatable {
     public var id: String
     public var file: String
@@ -102,6 +114,12 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var labelTitles: [String: String]?
     public var input: InputSpec
     public var derived: [DerivedSpec]?
+    /// For an int8 model: the quantised engine its file was made for (e.g. "onednn"); the shim selects it
+    /// before loading and refuses a file quantised for another. Absent for a float model.
+    public var engine: String?
+    /// For a model derived from another by an approximation (int8): its fidelity report and the
+    /// agreement below which loading it is refused.
+    public var fidelity: FidelitySpec?
 
     /// A binary model may have a single logit (sigmoid) or two (softmax).
     public var expectedOutputs: Set<Int> {
@@ -124,6 +142,13 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         }
         guard input.std.allSatisfy({ $0 != 0 && $0.isFinite }), input.scale.isFinite, input.scale != 0 else {
             throw fail("scale and std must be finite and non-zero")
+        }
+        if let engine, engine.range(of: "^[a-z0-9_]{1,32}$", options: .regularExpression) == nil {
+            throw fail("engine \"\(engine)\" must be a quantised engine name such as \"onednn\"")
+        }
+        if let fidelity {
+            guard (0...1).contains(fidelity.minAgreement) else { throw fail("fidelity.minAgreement must be within 0...1") }
+            guard !fidelity.report.isEmpty else { throw fail("fidelity.report must name the report file") }
         }
         for d in derived ?? [] {
             guard d.task == .binary, d.labels.count == 2 else { throw fail("derived result \(d.id) must be binary with 2 labels") }

@@ -66,6 +66,8 @@ public struct Analysis: Sendable {
     public var dicomAttributes: DicomAttributes?
     public var results: [ResultOutcome]
     public var timings: StageTimings
+    /// Per model id: the stages that belong to one model (preprocess, forward, Grad-CAM, model load).
+    public var modelTimings: [String: StageTimings] = [:]
     /// The scan at display size, and one Grad-CAM overlay per result id (when rendering was asked for).
     public var scan: EncodedImage?
     public var overlays: [String: EncodedImage]
@@ -107,7 +109,8 @@ public final class AnalysisPipeline: Sendable {
             if let model = models[spec.id] { return .success((model, 0)) }
             let start = ContinuousClock.now
             do {
-                let model = try TorchModel(path: manifest.fileURL(of: spec).path)
+                _ = try FidelityReport.checked(spec, in: manifest)
+                let model = try TorchModel(path: manifest.fileURL(of: spec).path, quantizedEngine: spec.engine)
                 let checked = LoadedModel(model: model, outputs: try Self.check(model, against: spec))
                 models[spec.id] = checked
                 return .success((checked, milliseconds(since: start)))
@@ -157,35 +160,42 @@ public final class AnalysisPipeline: Sendable {
 
         var results: [ResultOutcome] = []
         var inputs: [ColorMode: PixelImage] = [:]
+        var perModel: [String: StageTimings] = [:]
         for spec in manifest.models {
+            var own = StageTimings()
             // Model loading is timed apart from the stages of the analysis itself.
             let model: LoadedModel
             do {
                 let (m, loadMs) = try self.model(spec)
                 model = m
-                timings.modelLoad += loadMs
+                own.modelLoad = loadMs
             } catch { throw .model(error) }
             _ = lap()
 
             let converted = inputs[spec.input.color] ?? image.converted(toChannels: spec.input.color.channels)
             inputs[spec.input.color] = converted
             let tensor = Preprocessor.tensor(from: converted, spec: spec.input)
-            timings.preprocess += lap()
+            own.preprocess = lap()
 
             let heads = ResultHeads(spec: spec, outputs: model.outputs)
             let output: ModelOutput
             do { output = try model.model.run(input: tensor, shape: spec.input.shape, targets: heads.targets()) }
             catch { throw .model(error) }
             _ = lap()
-            timings.forward += output.featuresMilliseconds + output.headMilliseconds
-            timings.gradCAM += output.gradCAMMilliseconds
+            own.forward = output.featuresMilliseconds + output.headMilliseconds
+            own.gradCAM = output.gradCAMMilliseconds
             do { results += try heads.outcomes(output) } catch { throw .model(error) }
+            perModel[spec.id] = own
+            timings.modelLoad += own.modelLoad
+            timings.preprocess += own.preprocess
+            timings.forward += own.forward
+            timings.gradCAM += own.gradCAM
         }
         _ = lap()
 
         var analysis = Analysis(imageWidth: image.width, imageHeight: image.height, format: decoded.format,
                                 orientation: decoded.orientation, dicom: decoded.dicom, dicomAttributes: decoded.dicomAttributes,
-                                results: results, timings: timings, scan: nil, overlays: [:])
+                                results: results, timings: timings, modelTimings: perModel, scan: nil, overlays: [:])
         if options.renderImages {
             do { try render(image, into: &analysis) } catch { throw .badImage(error) }
             analysis.timings.encode = lap()

@@ -36,12 +36,14 @@ public final class TorchModel: @unchecked Sendable {
     private let lock = NSLock()
     public let path: String
 
-    public init(path: String) throws(ModelError) {
+    /// Loads the TorchScript file at `path`. `quantizedEngine` is nil for a float model and, for an int8
+    /// one, the engine its file was quantised for (the manifest's `engine`); a mismatch is refused.
+    public init(path: String, quantizedEngine: String? = nil) throws(ModelError) {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ModelError(.missing, "model file \(path) does not exist (run `make model`)")
         }
         var err = ctorch_error()
-        guard let model = ctorch_model_load(path, &err) else {
+        guard let model = ctorch_model_load(path, quantizedEngine, &err) else {
             throw ModelError(.corrupt, "cannot load model \(path): \(Self.message(err))")
         }
         self.pointer = model

@@ -33,6 +33,8 @@ struct ReportPage {
     var findings: [Finding]
     var reportText: ReportText?
     var notice = Self.notice
+    /// Footer lines about the models that made the analysis (an approximated model's fidelity).
+    var modelNotes: [String] = []
 
     init(_ r: AnalysisRecord, institution: String, printedAt: Date, links: some AnalysisLinks) {
         self.institution = institution

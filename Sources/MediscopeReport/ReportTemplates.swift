@@ -48,9 +48,13 @@ public struct ReportTemplates: Sendable {
         library = MustacheLibrary(templates: templates)
     }
 
-    /// The report page (HTML) for one analysis; its images are fetched from `links`.
-    public func render(_ record: AnalysisRecord, institution: String, printedAt: Date = Date(), links: some AnalysisLinks) -> String {
-        library.render(ReportPage(record, institution: institution, printedAt: printedAt, links: links), withTemplate: Self.main) ?? ""
+    /// The report page (HTML) for one analysis; its images are fetched from `links`. `modelNotes` are
+    /// printed in the footer, one line each (e.g. an int8 model's fidelity to fp32).
+    public func render(_ record: AnalysisRecord, institution: String, printedAt: Date = Date(), links: some AnalysisLinks,
+                       modelNotes: [String] = []) -> String {
+        var page = ReportPage(record, institution: institution, printedAt: printedAt, links: links)
+        page.modelNotes = modelNotes
+        return library.render(page, withTemplate: Self.main) ?? ""
     }
 
     /// Names in `{{> name}}` tags.

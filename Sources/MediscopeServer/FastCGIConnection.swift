@@ -96,6 +96,7 @@ func makeRequest(params: [String: String], body: [UInt8]) -> HTTPRequest {
         remoteAddress: params["REMOTE_ADDR"] ?? "",
         isTLS: (params["HTTPS"] ?? "").lowercased() == "on")
     request.queryString = params["QUERY_STRING"] ?? ""
+    request.queuedAt = params["MEDISCOPE_QUEUED_AT"].flatMap(Double.init)
     // Debian's fastcgi_params send HTTP_HOST as $host, without the port: rebuild the origin from SERVER_PORT.
     if let host = headers["host"], !host.isEmpty {
         let scheme = request.isTLS ? "https" : "http"

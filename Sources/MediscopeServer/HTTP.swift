@@ -17,6 +17,8 @@ public struct HTTPRequest: Sendable {
     public var isTLS: Bool
     /// This site's own origin (scheme://host[:port]) as nginx received the request, for Origin checks.
     public var ownOrigin: String?
+    /// When nginx handed the request to the pool (Unix seconds, from its `$msec`), if it said.
+    public var queuedAt: Double?
 
     public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
                 body: [UInt8] = [], remoteAddress: String = "127.0.0.1", isTLS: Bool = false) {

@@ -41,6 +41,14 @@ func ms(since start: ContinuousClock.Instant) -> Double {
     return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
 }
 
+/// VmRSS of this process now, in MB (MiB).
+func currentRSSMegabytes() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return .nan }
+    return kb / 1024
+}
+
 func peakRSSMegabytes() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -69,6 +77,9 @@ TorchThreads.set(options.threads)
 do {
     let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: options.image)))
     let pipeline = AnalysisPipeline(manifest: try ModelManifest.load(from: URL(fileURLWithPath: options.manifest)))
+    // Peak at load: every model loaded (and checked with one blank run), no analysis yet.
+    for spec in pipeline.manifest.models { _ = try pipeline.model(spec) }
+    let loadPeakRSS = peakRSSMegabytes(), afterLoadRSS = currentRSSMegabytes()
 
     let first = try pipeline.analyze(imageBytes: bytes)
     let firstResult = ms(since: start)
@@ -97,7 +108,8 @@ do {
         "image": options.image, "imageWidth": first.imageWidth, "imageHeight": first.imageHeight,
         "firstResultIncludingLoadMs": firstResult, "modelLoadMs": first.timings.modelLoad,
         "analysisMedianMs": median(wall), "bareForwardLibtorchMedianMs": bareForward,
-        "peakRSSMB": peakRSSMegabytes(),
+        "peakRSSMB": peakRSSMegabytes(), "loadPeakRSSMB": loadPeakRSS, "afterLoadRSSMB": afterLoadRSS,
+        "steadyRSSMB": currentRSSMegabytes(), "manifest": options.manifest,
         "overlayBytes": first.overlays.values.map(\.bytes.count).reduce(0, +),
         "scanBytes": first.scan?.bytes.count ?? 0,
     ]

@@ -9,7 +9,7 @@ int main(int argc,char**argv){
   int32_t neg[1]={1}, pos[2]={0,2};
   ctorch_cam_target t[2]={{1,0,0,0,0},{0,pos,2,neg,1}};
   for(int round=0; round<3; round++){
-    ctorch_model*m=ctorch_model_load(argv[1],&err); if(!m){printf("load: %s\n",err.message);return 1;}
+    ctorch_model*m=ctorch_model_load(argv[1],NULL,&err); if(!m){printf("load: %s\n",err.message);return 1;}
     for(int r=0;r<5;r++){ ctorch_result res; if(ctorch_model_run(m,x,shape,4,t,2,&res,&err)){printf("%s\n",err.message);return 1;} ctorch_result_free(&res);}
     int64_t bad[4]={1,3,32,32}; ctorch_result res; ctorch_model_run(m,x,bad,4,t,2,&res,&err); ctorch_result_free(&res);
     ctorch_model_free(m);

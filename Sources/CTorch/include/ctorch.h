@@ -24,10 +24,15 @@ int32_t ctorch_get_num_threads(void);
 typedef struct ctorch_model ctorch_model;
 
 /* Loads a TorchScript module that has `forward`, `features` and `head` methods
- * (see models/README.md). The forward path (`features`) is frozen and optimised
- * for inference (oneDNN); `head` is frozen but not optimised, so gradients flow
- * through it for Grad-CAM. Returns NULL and fills err on failure. */
-ctorch_model *ctorch_model_load(const char *path, ctorch_error *err);
+ * (see models/README.md), saved frozen (an unfrozen file is frozen here, at the
+ * cost of a second copy of the weights while loading). A float model's `features`
+ * is optimised for inference (oneDNN); `head` is never optimised, so gradients
+ * flow through it for Grad-CAM.
+ * quantized_engine: NULL or "" for a float model; for an int8 model the engine
+ * its file records (e.g. "onednn"), which is selected before the file loads. A
+ * mismatch either way, or an engine this libtorch lacks, is refused.
+ * Returns NULL and fills err on failure. */
+ctorch_model *ctorch_model_load(const char *path, const char *quantized_engine, ctorch_error *err);
 void ctorch_model_free(ctorch_model *model);
 
 /* A Grad-CAM target: score = logsumexp(logits[positive]) - logsumexp(logits[negative]).
