@@ -42,14 +42,7 @@ struct UploadAnalysis {
             timingsMs: analysis.timings.byStage, images: images,
             source: ScanSource(format: analysis.format.rawValue, exifOrientation: analysis.orientation?.rawValue,
                                orientationApplied: analysis.orientation.map(\.summary),
-                               dicom: analysis.dicom.map {
-                                   DicomWindow(frame: $0.frame, numberOfFrames: $0.numberOfFrames,
-                                               photometricInterpretation: $0.photometricInterpretation,
-                                               modalityLUT: $0.modalityLUT, rescaleSlope: $0.rescaleSlope,
-                                               rescaleIntercept: $0.rescaleIntercept, voi: $0.voi,
-                                               windowCenter: $0.windowCenter, windowWidth: $0.windowWidth,
-                                               voiLUTFunction: $0.voiLUTFunction, transferSyntaxUID: $0.transferSyntaxUID)
-                               },
+                               dicom: analysis.dicom,
                                study: analysis.dicomAttributes.map {
                                    DicomStudy(studyInstanceUID: $0.studyInstanceUID, seriesInstanceUID: $0.seriesInstanceUID,
                                               sopInstanceUID: $0.sopInstanceUID, studyDate: $0.studyDate,

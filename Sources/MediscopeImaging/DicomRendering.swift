@@ -21,6 +21,15 @@ public struct DicomRendering: Sendable, Equatable, Codable {
     /// LINEAR, LINEAR_EXACT or SIGMOID for `window`; LINEAR_EXACT for `frameRange`.
     public var voiLUTFunction: String?
     public var transferSyntaxUID: String
+
+    public init(frame: Int, numberOfFrames: Int, photometricInterpretation: String, modalityLUT: String,
+                rescaleSlope: Double? = nil, rescaleIntercept: Double? = nil, voi: String, windowCenter: Double? = nil,
+                windowWidth: Double? = nil, voiLUTFunction: String? = nil, transferSyntaxUID: String) {
+        self.frame = frame; self.numberOfFrames = numberOfFrames; self.photometricInterpretation = photometricInterpretation
+        self.modalityLUT = modalityLUT; self.rescaleSlope = rescaleSlope; self.rescaleIntercept = rescaleIntercept
+        self.voi = voi; self.windowCenter = windowCenter; self.windowWidth = windowWidth
+        self.voiLUTFunction = voiLUTFunction; self.transferSyntaxUID = transferSyntaxUID
+    }
 }
 
 /// A DICOM frame as an 8-bit image, as PS3.3 defines it: Modality LUT (rescale or Modality LUT

@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeImaging
 
 // The contract every store (embedded SQLite now, Google Firestore next) fulfils.
 // Records are plain values owned by this module: the store knows nothing of models or HTTP.
@@ -83,31 +84,9 @@ public struct ScanSource: Codable, Sendable, Equatable {
     }
 }
 
-/// How a DICOM frame was rendered to the 8-bit image analysed and shown (PS3.3 C.11), as MediscopeImaging's
-/// `DicomRendering` reported it: the frame (from 1), the Modality LUT (`rescale`, `lutSequence`, `none`), the
-/// VOI (`window`, `lutSequence`, `frameRange`, `none`) with the window in modality units, and the transfer syntax.
-public struct DicomWindow: Codable, Sendable, Equatable {
-    public var frame: Int
-    public var numberOfFrames: Int
-    public var photometricInterpretation: String
-    public var modalityLUT: String
-    public var rescaleSlope: Double?
-    public var rescaleIntercept: Double?
-    public var voi: String
-    public var windowCenter: Double?
-    public var windowWidth: Double?
-    public var voiLUTFunction: String?
-    public var transferSyntaxUID: String
-
-    public init(frame: Int, numberOfFrames: Int, photometricInterpretation: String, modalityLUT: String,
-                rescaleSlope: Double? = nil, rescaleIntercept: Double? = nil, voi: String, windowCenter: Double? = nil,
-                windowWidth: Double? = nil, voiLUTFunction: String? = nil, transferSyntaxUID: String) {
-        self.frame = frame; self.numberOfFrames = numberOfFrames; self.photometricInterpretation = photometricInterpretation
-        self.modalityLUT = modalityLUT; self.rescaleSlope = rescaleSlope; self.rescaleIntercept = rescaleIntercept
-        self.voi = voi; self.windowCenter = windowCenter; self.windowWidth = windowWidth
-        self.voiLUTFunction = voiLUTFunction; self.transferSyntaxUID = transferSyntaxUID
-    }
-}
+/// How a DICOM frame was rendered to the 8-bit image analysed and shown (PS3.3 C.11): MediscopeImaging's
+/// `DicomRendering`, stored as it is (same JSON).
+public typealias DicomWindow = DicomRendering
 
 /// The study a DICOM file belongs to, as the file says: UIDs, Study Date (YYYYMMDD) and Series Description.
 public struct DicomStudy: Codable, Sendable, Equatable {

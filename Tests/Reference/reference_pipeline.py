@@ -79,10 +79,16 @@ class ContractCamModel(nn.Module):
         self.ts = ts
         self.nhwc = nhwc
         self.feature_layer = nn.Identity()
+        # A frozen TorchScript module keeps its weights as constants, so it has no parameters; grad-cam
+        # reads the device from the model's first parameter.
+        self.device_anchor = nn.Parameter(torch.zeros(1), requires_grad=False)
 
     def forward(self, x_nchw):
         x = x_nchw.permute(0, 2, 3, 1) if self.nhwc else x_nchw
-        return self.ts.head(self.feature_layer(self.ts.features(x)))
+        # Grad-CAM needs d(score)/dA only: A is a leaf, since a frozen, inference-optimised `features`
+        # has no autograd graph (the server's shim does the same).
+        a = self.ts.features(x).detach().requires_grad_(True)
+        return self.ts.head(self.feature_layer(a))
 
 
 class LayerGradCAM(GradCAM):
