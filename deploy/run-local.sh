@@ -9,6 +9,14 @@ PORT=${PORT:-8080}
 BIN=${BIN:-$ROOT/.build/release/mediscope}
 mkdir -p "$VAR/nginx" "$VAR/run" "$VAR/log"
 
+# One stack per state folder: a second master would take over the first one's sockets.
+if [ -f "$VAR/run/mediscope.pid" ] && running=$(cat "$VAR/run/mediscope.pid" 2>/dev/null) && [ -n "$running" ] \
+   && kill -0 "$running" 2>/dev/null; then
+  echo "mediscope: another Mediscope (pid $running) is already running with the state folder $VAR;" \
+       "stop it first, or give this one its own: VAR=/path/to/other-var PORT=8081 make run" >&2
+  exit 1
+fi
+
 bash deploy/build-web.sh public "$VAR/www" >/dev/null
 VAR="$VAR" LISTEN="127.0.0.1:$PORT" BODY_LIMIT="${BODY_LIMIT:-20m}" \
   ERROR_LOG="$VAR/log/nginx-error.log" ACCESS_LOG="$VAR/log/nginx-access.log" \

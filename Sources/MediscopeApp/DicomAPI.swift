@@ -37,24 +37,34 @@ enum DicomAPI {
     }
 
     static func fields(_ bytes: [UInt8], limits: ImageLimits, log s: Services) throws(Problem) -> Fields {
-        let file: DicomFile
-        do { file = try DicomFile.read(bytes, limits: limits, decodePixels: false) } catch { throw s.problem(error) }
+        guard ImageDecoder.sniff(bytes) == .dicom else {
+            throw Problem(status: 415, detail: "the file is not a DICOM file (a PS3.10 file with the DICM prefix, or a data set)")
+        }
+        // The file is rendered as the upload would render it, so a file the upload refuses is refused here
+        // first, with the same answer, before anyone fills in a form for it.
+        let file: DicomFile, image: PixelImage
+        do {
+            file = try DicomFile.read(bytes, limits: limits)
+            (image, _) = try DicomRenderer.render(file)
+        } catch { throw s.problem(error) }
         let a = file.attributes
-        // The preview is a courtesy: a file whose fields read but whose pixels do not (JPEG 2000) still pre-fills.
         var preview: String?
-        if let (image, _) = try? DicomRenderer.decode(bytes, limits: limits) {
-            let longest = max(image.width, image.height)
-            let small = longest > 256
-                ? image.resized(width: max(1, image.width * 256 / longest), height: max(1, image.height * 256 / longest)) : image
-            if let png = try? ImageEncoder.png(small) { preview = "data:image/png;base64," + Data(png).base64EncodedString() }
+        let longest = max(image.width, image.height)
+        let small = longest > 256
+            ? image.resized(width: max(1, image.width * 256 / longest), height: max(1, image.height * 256 / longest)) : image
+        if let png = try? ImageEncoder.png(small) { preview = "data:image/png;base64," + Data(png).base64EncodedString() }
+        // Values the form would refuse (controls, bidi overrides, over-long) are left out, not passed on.
+        func text(_ value: String?, _ field: String, _ rule: TextRule) -> String? {
+            value.flatMap { try? FieldText.check(Array($0.utf8), field: field, rule: rule) }
         }
         return Fields(
-            patientId: a.patientID.flatMap(nonEmpty), patientName: a.patientName.flatMap(personName),
-            age: age(a.patientAge, birthDate: a.patientBirthDate, studyDate: a.studyDate),
+            patientId: text(a.patientID, "patient_id", .patientId),
+            patientName: text(a.patientName.flatMap(personName), "patient_name", .patientName),
+            age: age(a.patientAge, birthDate: a.patientBirthDate, studyDate: a.studyDate).flatMap { (0...150).contains($0) ? $0 : nil },
             sex: a.patientSex.flatMap { ["F": "female", "M": "male", "O": "other"][$0.uppercased()] },
             modality: a.modality.flatMap { ["MR": "MRI", "CT": "CT"][$0.uppercased()] },
-            bodyPart: a.bodyPartExamined.flatMap(nonEmpty).map { $0.capitalized },
-            studyDate: a.studyDate.flatMap(nonEmpty), seriesDescription: a.seriesDescription.flatMap(nonEmpty),
+            bodyPart: text(a.bodyPartExamined.map { $0.capitalized }, "body_part", .bodyPart),
+            studyDate: a.studyDate.flatMap(nonEmpty), seriesDescription: text(a.seriesDescription, "series", .bodyPart),
             numberOfFrames: file.numberOfFrames, rows: file.rows, columns: file.columns,
             transferSyntax: file.transferSyntaxName, preview: preview)
     }

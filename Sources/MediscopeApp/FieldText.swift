@@ -48,15 +48,21 @@ enum FieldText {
             throw Problem.badRequest("`\(field)` is not valid UTF-8 text (invalid bytes at byte offset "
                                      + "\(invalidUTF8Offset(bytes))); send the form as UTF-8")
         }
-        var text = decoded.trimmingCharacters(in: .whitespacesAndNewlines).precomposedStringWithCanonicalMapping
+        // Only ASCII white space is trimmed: an invisible or separator character at either end is refused
+        // like anywhere else, never silently dropped.
+        var text = decoded.trimmingCharacters(in: CharacterSet(charactersIn: " \t\r\n")).precomposedStringWithCanonicalMapping
         if rule.kind == .lines {
             text = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
         }
         if text.isEmpty { return nil }
         guard text.utf8.count <= rule.maxBytes, text.unicodeScalars.count <= rule.maxScalars,
               text.count <= rule.maxCharacters else { throw tooLong(field, rule) }
+        if rule.kind == .identifier, let first = text.unicodeScalars.first,
+           [.nonspacingMark, .spacingMark, .enclosingMark].contains(first.properties.generalCategory) {
+            throw Problem.badRequest("`\(field)` may not start with the combining mark \(codePoint(first)) (character 1)")
+        }
         for (index, scalar) in text.unicodeScalars.enumerated() where refuses(scalar, rule.kind) {
-            let name = scalar.properties.name ?? scalar.properties.nameAlias ?? "a control character"
+            let name = scalar.properties.name ?? scalar.properties.nameAlias ?? describe(scalar)
             throw Problem.badRequest("`\(field)` may not contain \(codePoint(scalar)) \(name) "
                                      + "(character \(index + 1)); \(allowed(rule.kind))")
         }
@@ -68,6 +74,8 @@ enum FieldText {
         switch kind {
         case .identifier:
             if value == 0x20 { return false }
+            // U+FFFD marks text already damaged by a lossy conversion; U+2800 is a blank that shows nothing.
+            if value == 0xFFFD || value == 0x2800 || scalar.properties.isNoncharacterCodePoint { return true }
             switch scalar.properties.generalCategory {
             case .control, .format, .lineSeparator, .paragraphSeparator, .spaceSeparator,
                  .privateUse, .surrogate, .unassigned:
@@ -87,6 +95,17 @@ enum FieldText {
         switch scalar.value {
         case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: true
         default: false
+        }
+    }
+
+    /// What a nameless code point is, for the error message.
+    static func describe(_ scalar: Unicode.Scalar) -> String {
+        switch scalar.properties.generalCategory {
+        case .control: "a control character"
+        case .privateUse: "a private-use character"
+        case .unassigned: scalar.properties.isNoncharacterCodePoint ? "a noncharacter" : "an unassigned code point"
+        case .surrogate: "a surrogate"
+        default: "a character without a name"
         }
     }
 

@@ -28,7 +28,7 @@ struct MultipartForm {
         guard mediaType == "multipart/form-data" else {
             throw Problem(status: 415, detail: "expected multipart/form-data with an `image` field, got \(mediaType.prefix(60))")
         }
-        guard let boundary = params["boundary"], !boundary.isEmpty, boundary.count <= 200 else {
+        guard let boundary = params["boundary"], !boundary.isEmpty, boundary.count <= 70 else {
             throw Problem.badRequest("multipart/form-data needs a boundary parameter (1 to 70 characters)")
         }
         guard !body.isEmpty else { throw Problem.badRequest("the request body is empty") }
@@ -184,6 +184,7 @@ struct MultipartForm {
             var parameter = ""
             if i < s.count, s[i] == "\"" {
                 i += 1
+                let opened = i
                 var closed = false
                 while i < s.count {
                     let c = s[i]
@@ -197,7 +198,15 @@ struct MultipartForm {
                         parameter.unicodeScalars.append(c)
                     }
                 }
-                guard closed else { throw HeaderValueError("parameter `\(name.lowercased())` has an unterminated quoted string") }
+                if !closed {
+                    // Browsers (WHATWG) and curl send a backslash in a file name as it is, so `"T2\"` ends
+                    // in a backslash, not an escaped quote: read the value again with backslashes as data.
+                    guard let end = s[opened...].firstIndex(of: "\"") else {
+                        throw HeaderValueError("parameter `\(name.lowercased())` has an unterminated quoted string")
+                    }
+                    parameter = String(String.UnicodeScalarView(s[opened..<end]))
+                    i = end + 1
+                }
             } else {
                 // A token; browsers only ever quote, so be lenient with what an older client sends bare.
                 while i < s.count, s[i] != ";", s[i] != " ", s[i] != "\t" { parameter.unicodeScalars.append(s[i]); i += 1 }

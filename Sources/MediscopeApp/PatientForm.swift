@@ -43,7 +43,9 @@ enum PatientForm {
     /// pipeline. nil when absent (the middle frame).
     static func frame(_ form: MultipartForm) throws(Problem) -> Int? {
         guard let part = form.first("frame"), let text = try FieldText.check(part.body, field: "frame", rule: .code) else { return nil }
-        guard let n = Int(text), n >= 1 else { throw Problem.badRequest("`frame` must be a whole number from 1 (the first frame)") }
+        guard let n = Int(text), (1...100_000).contains(n) else {
+            throw Problem.badRequest("`frame` must be a whole number from 1 (the first frame) to 100000")
+        }
         return n - 1
     }
 }

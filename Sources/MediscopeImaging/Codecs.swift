@@ -132,6 +132,16 @@ public enum ImageDecoder {
 
     /// Refuses, before decoding, what the structure shows we cannot or should not decode.
     static func check(_ s: ImageStructure, format: ImageFormat, limits: ImageLimits) throws(ImagingError) {
+        if format == .png {
+            // zlib never makes data much larger than its input (stored blocks: 5 bytes per 64 KiB), so
+            // image data far longer than the raw scanlines can only be data libpng would inflate past
+            // the last row: a cost not bounded by the pixels.
+            if s.pngRawBytes > 0, s.pngDataBytes > s.pngRawBytes + s.pngRawBytes / 64 + 4096 {
+                throw ImagingError(kind: .tooComplex, message: "the PNG's image data is \(s.pngDataBytes) bytes, more than a "
+                                   + "\(s.width)x\(s.height) image can need (\(s.pngRawBytes) bytes uncompressed)")
+            }
+            return
+        }
         guard format == .jpeg else { return }
         switch s.jpegFrameMarker {
         case 0xC3, 0xC7, 0xCB, 0xCF:
@@ -145,6 +155,18 @@ public enum ImageDecoder {
         if let bits = s.jpegPrecision, bits != 8 {
             throw ImagingError(kind: .unsupportedVariant, message: "\(bits)-bit JPEG is not supported; export the scan "
                                + "as a 16-bit PNG or as an 8-bit JPEG")
+        }
+        try checkJPEGBudget(s, limits: limits)
+    }
+
+    /// The JPEG bounds that hold for every decoder (ours, or DCMTK's for DICOM fragments): the pixel limit,
+    /// then at most `maxJPEGScans` scans and `maxJPEGScanPixels` scans x pixels.
+    static func checkJPEGBudget(_ s: ImageStructure, limits: ImageLimits) throws(ImagingError) {
+        // The pixel limit first: a huge baseline image is "too large", not "too many scans".
+        let claimed = s.width * s.height
+        if claimed > limits.maxPixels {
+            throw ImagingError(kind: .tooLarge, message: "image is \(s.width)x\(s.height) = \(String(format: "%g", Double(claimed) / 1e6)) "
+                               + "megapixels, over the limit of \(String(format: "%g", Double(limits.maxPixels) / 1e6))")
         }
         let pixels = s.width * s.height
         if s.jpegScanCount > limits.maxJPEGScans

@@ -92,6 +92,7 @@ public struct DicomFile: Sendable {
     ///   included; `.empty`; `.unsupportedFormat` when it is no DICOM data at all.
     public static func read(_ bytes: [UInt8], limits: ImageLimits = .init(), frame: Int? = nil,
                             decodePixels: Bool = true) throws(ImagingError) -> DicomFile {
+        if decodePixels { try checkEmbeddedJPEGs(bytes, limits: limits) }
         var image = dicom_image()
         var errorBuffer = [CChar](repeating: 0, count: 512)
         var l = dicom_limits(max_pixels: Int64(max(1, limits.maxPixels)), max_element_bytes: Int64(limits.maxDicomElementBytes),
@@ -156,6 +157,35 @@ public struct DicomFile: Sendable {
 
     /// Stored values as integers: masked to Bits Stored (High Bit is Bits Stored - 1, checked by the
     /// shim) and sign-extended when Pixel Representation is 1.
+    /// DCMTK decodes JPEG fragments with its own copy of the IJG library, past our scan bounds: each
+    /// fragment of encapsulated Pixel Data (PS3.5 A.4, always explicit VR little endian) that is a JPEG is
+    /// held to the same scan and pixel budget as an uploaded JPEG before DCMTK runs. Variants DCMTK
+    /// decodes (12-bit, lossless) stay allowed. A linear walk over the items; at most `maxFragments`.
+    static func checkEmbeddedJPEGs(_ bytes: [UInt8], limits: ImageLimits, maxFragments: Int = 100_000) throws(ImagingError) {
+        // (7FE0,0010) OB or OW with undefined length.
+        let header: [UInt8] = [0xE0, 0x7F, 0x10, 0x00]
+        var search = 132
+        while let at = bytes[min(search, bytes.count)...].firstRange(of: header)?.lowerBound {
+            search = at + 4
+            guard at + 12 <= bytes.count, bytes[at + 6] == 0, bytes[at + 7] == 0,
+                  bytes[(at + 8)..<(at + 12)].allSatisfy({ $0 == 0xFF }) else { continue }
+            var i = at + 12, seen = 0
+            func u32(_ p: Int) -> Int { Int(bytes[p]) | Int(bytes[p + 1]) << 8 | Int(bytes[p + 2]) << 16 | Int(bytes[p + 3]) << 24 }
+            // Items (FFFE,E000) with explicit lengths, up to the delimiter (FFFE,E0DD).
+            while i + 8 <= bytes.count, seen < maxFragments, bytes[i] == 0xFE, bytes[i + 1] == 0xFF, bytes[i + 3] == 0xE0 {
+                guard bytes[i + 2] == 0x00 else { return }
+                let length = u32(i + 4), start = i + 8
+                guard length <= bytes.count - start else { return }
+                if length >= 4, bytes[start] == 0xFF, bytes[start + 1] == 0xD8 {
+                    try ImageDecoder.checkJPEGBudget(ImageStructure.jpeg(Array(bytes[start..<(start + length)]), from: 0), limits: limits)
+                }
+                seen += 1
+                i = start + length
+            }
+            return
+        }
+    }
+
     private static func values(_ data: UnsafeMutablePointer<UInt8>, size: Int, bitsAllocated: Int, bitsStored: Int,
                                signed: Bool) -> [Int32] {
         let count = bitsAllocated == 16 ? size / 2 : size

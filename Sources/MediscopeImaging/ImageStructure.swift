@@ -17,6 +17,10 @@ public struct ImageStructure: Sendable, Equatable {
     /// Width and height from the frame header (JPEG) or IHDR (PNG).
     public var width = 0
     public var height = 0
+    /// PNG: bytes of image data (all IDAT chunks) and the raw size they must inflate to
+    /// (rows x (filter byte + row bytes), per Adam7 pass when interlaced); 0 for JPEG.
+    public var pngDataBytes = 0
+    public var pngRawBytes = 0
     /// EXIF Orientation (TIFF tag 0x0112) from the first APP1 "Exif" segment (JPEG) or the eXIf chunk
     /// (PNG) before the image data; nil when absent or not 1...8.
     public var exifOrientation: ExifOrientation?
@@ -26,17 +30,22 @@ public struct ImageStructure: Sendable, Equatable {
     /// Walks `bytes` as `format`. WebP and DICOM are not inspected here (an empty structure; CDicom walks DICOM).
     public static func inspect(_ bytes: [UInt8], format: ImageFormat) -> ImageStructure {
         switch format {
-        case .jpeg: return jpeg(bytes)
+        case .jpeg: return jpeg(bytes, from: 0)
         case .png: return png(bytes)
         case .webp, .dicom: return ImageStructure()
         }
     }
 
-    static func jpeg(_ b: [UInt8]) -> ImageStructure {
+    /// The JPEG whose SOI is at `start` (a file, or one embedded in another, e.g. a DICOM fragment).
+    static func jpeg(_ b: [UInt8], from start: Int) -> ImageStructure {
         var s = ImageStructure()
-        var i = 2  // after SOI
+        var i = start + 2  // after SOI
         while i + 1 < b.count {
-            guard b[i] == 0xFF else { return s }
+            // Stray bytes before a marker: libjpeg skips them (with a warning), so the walk does too.
+            if b[i] != 0xFF {
+                while i < b.count, b[i] != 0xFF { i += 1 }
+                continue
+            }
             var marker = b[i + 1]
             i += 2
             while marker == 0xFF, i < b.count { marker = b[i]; i += 1 }  // fill bytes
@@ -77,6 +86,7 @@ public struct ImageStructure: Sendable, Equatable {
 
     static func png(_ b: [UInt8]) -> ImageStructure {
         var s = ImageStructure()
+        var seenData = false
         var i = 8  // after the signature
         while i + 8 <= b.count {
             let length = Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3])
@@ -85,18 +95,36 @@ public struct ImageStructure: Sendable, Equatable {
             guard length <= b.count - start else { return s }
             let data = b[start..<(start + length)]
             switch type {
-            case "IHDR" where length >= 8:
+            case "IHDR" where length >= 13:
                 s.width = Int(b[start]) << 24 | Int(b[start + 1]) << 16 | Int(b[start + 2]) << 8 | Int(b[start + 3])
                 s.height = Int(b[start + 4]) << 24 | Int(b[start + 5]) << 16 | Int(b[start + 6]) << 8 | Int(b[start + 7])
-            case "eXIf" where s.exifOrientation == nil:
-                s.exifOrientation = ExifOrientation.fromTIFF(data)
-            case "IDAT", "IEND":
-                return s  // browsers read eXIf only before the image data
+                s.pngRawBytes = pngRawSize(width: s.width, height: s.height, depth: Int(b[start + 8]),
+                                           colorType: Int(b[start + 9]), interlaced: b[start + 12] == 1)
+            case "eXIf" where s.exifOrientation == nil && !seenData:
+                s.exifOrientation = ExifOrientation.fromTIFF(data)  // browsers read eXIf only before the image data
+            case "IDAT":
+                seenData = true
+                s.pngDataBytes += length
+            case "IEND":
+                return s
             default: break
             }
             i = start + length + 4  // + CRC
         }
         return s
+    }
+}
+
+/// Bytes the filtered scanlines of a PNG take before compression (PNG 3rd edition, 7 and 8.2).
+func pngRawSize(width: Int, height: Int, depth: Int, colorType: Int, interlaced: Bool) -> Int {
+    let channels = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][colorType] ?? 4
+    let bits = channels * max(depth, 1)
+    func rows(_ w: Int, _ h: Int) -> Int { w > 0 && h > 0 ? h * (1 + (w * bits + 7) / 8) : 0 }
+    guard interlaced else { return rows(width, height) }
+    // Adam7: (x start, y start, x step, y step) per pass.
+    let passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    return passes.reduce(0) { sum, p in
+        sum + rows((width - p.0 + p.2 - 1) / p.2, (height - p.1 + p.3 - 1) / p.3)
     }
 }
 

@@ -84,6 +84,30 @@ import Testing
         #expect(try await stack.request("GET", scanURL).status == 200)
     }
 
+    /// Found by review: the fields route answered 200 for files the upload then refused, and passed on
+    /// values the form refuses.
+    @Test func theFieldsRouteRefusesWhatTheUploadRefusesAndDropsUnusableValues() async throws {
+        let jpeg = try ImageEncoder.jpeg(ImageBuilders.pattern(width: 16, height: 16))
+        let noPixels = DicomBuilder.file([.text(0x0008, 0x0060, "CS", "MR"), .text(0x0010, 0x0020, "LO", "DCM-NOPIX")])
+        let bidiID = DicomBuilder.monochrome16(width: 8, height: 8, stored: [UInt16](repeating: 500, count: 64), slope: 1, intercept: 0,
+                                               center: 500, windowWidth: 1000, extra: [.text(0x0010, 0x1010, "AS", "999Y")])
+        var bidi = bidiID
+        let idAt = try #require(bidiID.firstRange(of: Array("DCM-0001".utf8)))
+        bidi.replaceSubrange(idAt, with: Array("BH\u{202E}123".utf8))  // 8 bytes for 8: the element length stays right
+        for (bytes, status, words) in [(jpeg, 415, "not a DICOM file"), (noPixels, 422, "")] {
+            let (body, type) = multipart([("file", "x.dcm", bytes)])
+            let r = try await stack.request("POST", "/api/dicom/fields", body: body, contentType: type)
+            #expect(r.status == status && (words.isEmpty || (r.json?["detail"] as? String ?? "").contains(words)),
+                    "\(r.status) \(String(decoding: r.body, as: UTF8.self))")
+        }
+        #expect(bidi.count == bidiID.count, "same length: the element lengths stay right")
+        let (body, type) = multipart([("file", "x.dcm", bidi)])
+        let r = try await stack.request("POST", "/api/dicom/fields", body: body, contentType: type)
+        #expect(r.status == 200)
+        #expect(r.json?["patientId"] == nil && r.json?["age"] == nil, "a bidi override and age 999 are not pre-filled")
+        #expect(r.json?["patientName"] as? String == "Patient Test")
+    }
+
     @Test func aScannersFileIsAnalysed() async throws {
         let (body, type) = multipart([("image", "MR_small.dcm", try Self.shipped("MR_small.dcm")), ("patient_id", nil, Array("DCM-MR".utf8))])
         let r = try await stack.request("POST", "/api/analyses", body: body, contentType: type)

@@ -35,6 +35,31 @@ import Testing
         }
     }
 
+    /// Found by review: a second run on the same state folder took over the first one's sockets.
+    @Test func aStateFolderInUseByALiveMasterIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-run-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let run = dir.appendingPathComponent("var/run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        try Data("\(getpid())\n".utf8).write(to: run.appendingPathComponent("mediscope.pid"))  // a live process
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [Stack.root.appendingPathComponent("deploy/run-local.sh").path]
+        var env = ProcessInfo.processInfo.environment
+        env["VAR"] = dir.appendingPathComponent("var").path
+        env["PORT"] = String(try Stack.freePort())
+        env["BIN"] = Stack.executable.path
+        p.environment = env
+        let stderr = Pipe()
+        p.standardError = stderr
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 1 && err.contains("already running with the state folder"), "\(err)")
+        #expect(Self.processes(using: dir.appendingPathComponent("var").path).isEmpty)
+    }
+
     @Test func aTakenPortFailsNamingThePortAndStopsWhatItStarted() throws {
         let other = try Listener()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-run-\(UUID().uuidString.prefix(8))")

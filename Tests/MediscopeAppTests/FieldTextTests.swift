@@ -42,6 +42,17 @@ import Testing
         #expect(detail?.contains(FieldText.codePoint(scalar)) == true, "U+\(String(code, radix: 16)) was accepted")
     }
 
+    /// Found by review: characters that hide or damage an id, and invisible characters at the ends.
+    @Test func replacementBlankLeadingMarksAndInvisibleEndsAreRefused() {
+        #expect(refusal(Array("BH-\u{FFFD}12".utf8))?.contains("U+FFFD") == true, "a sign of a lossy conversion upstream")
+        #expect(refusal(Array("BH-\u{2800}12".utf8))?.contains("U+2800") == true, "Braille blank shows nothing")
+        #expect(refusal(Array("\u{0301}".utf8))?.contains("combining mark") == true)
+        #expect(refusal(Array("BH-12\u{00A0}".utf8))?.contains("U+00A0") == true, "not trimmed away silently")
+        #expect(refusal(Array("BH-12\u{200B}".utf8))?.contains("U+200B") == true)
+        #expect(refusal(Array("BH-\u{E000}".utf8))?.contains("private-use") == true)
+        #expect(refusal(Array("BH-".utf8) + [0xEF, 0xB7, 0x90])?.contains("noncharacter") == true, "U+FDD0")
+    }
+
     @Test func identifiersKeepLettersOfEveryScriptDigitsPunctuationAndSpaces() throws {
         for id in ["BH-1234", "Müller-7", "Ødegård 12/3", "김민준-01", "محمد-5", "Ωμέγα.9", "P_1#2"] {
             #expect(try check(id) == id)
@@ -133,6 +144,12 @@ import Testing
     @Test func semicolonAndEqualsInsideAQuotedFilenameAreData() throws {
         let form = try MultipartForm.parse(contentType: type, body: part(disposition: #"form-data; name="image"; filename="MR; name=T2.jpg""#))
         #expect(form.parts.count == 1 && form.first("image")?.filename == "MR; name=T2.jpg")
+    }
+
+    /// curl and browsers send a backslash in a file name as it is: a name ending in one still parses.
+    @Test func aFileNameEndingInABackslashIsReadLiterally() throws {
+        let form = try MultipartForm.parse(contentType: type, body: part(disposition: #"form-data; name="image"; filename="T2\""#))
+        #expect(form.first("image")?.filename == #"T2\"#)
     }
 
     @Test func backslashEscapesAreHonoured() throws {

@@ -88,6 +88,33 @@ import ImageTestKit
         #expect(decoded == image)
     }
 
+    /// Found by review: image data that inflates far past the last row (libpng inflates it all to check
+    /// the stream's end) is refused from the chunk lengths alone.
+    @Test func pngImageDataLongerThanTheImageNeedsIsRefused() throws {
+        let plain = try ImageEncoder.png(ImageBuilders.pattern(width: 16, height: 16))
+        let idat = ImageBuilders.chunk("IDAT", try ImageBuilders.zlibZeros(side: 6000))  // ~36 MB inflated, 35 KB stored
+        var bomb = Array(plain.prefix(8 + 25))  // signature + IHDR
+        bomb += idat + ImageBuilders.chunk("IEND", [])
+        let error = try #require(decodeError(bomb))
+        #expect(error.kind == .tooComplex && error.message.contains("more than a 16x16 image can need"), "\(error.message)")
+        #expect(try ImageDecoder.decode(plain).width == 16, "an ordinary file passes")
+    }
+
+    /// Found by review: a stray byte before a marker hid the scans from the walk; libjpeg skips such bytes.
+    @Test func strayBytesBeforeAMarkerDoNotHideScans() throws {
+        var bomb = try ImageBuilders.scanBomb(width: 7071, height: 7071, scans: 1000)
+        let sos = try #require(ImageBuilders.segments(bomb).first { $0.marker == 0xDA })
+        bomb.insert(0x00, at: sos.start)
+        #expect(ImageStructure.inspect(bomb, format: .jpeg).jpegScanCount == 1000)
+        #expect(decodeError(bomb)?.kind == .tooComplex)
+    }
+
+    @Test func aHugeBaselineImageIsTooLargeNotTooManyScans() throws {
+        let big = try ImageBuilders.scanBomb(width: 65000, height: 65000, scans: 6)
+        let error = try #require(decodeError(big))
+        #expect(error.kind == .tooLarge && error.message.contains("megapixels") && !error.message.contains("scans"))
+    }
+
     /// A file's many chunks cost a walk over its bytes, no more: same pixels, one chunk per byte of data.
     @Test func manyTinyIDATChunksDecodeTheSamePixels() throws {
         let image = ImageBuilders.pattern(width: 61, height: 20)

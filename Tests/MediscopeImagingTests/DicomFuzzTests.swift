@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import MediscopeImaging
+import ImageTestKit
 
 /// Thousands of random corruptions of real files (Debian's python3-pydicom test files): every one is
 /// rendered or refused with an `ImagingError` that has a message; nothing crashes or hangs.
@@ -95,6 +96,29 @@ import Testing
             Issue.record("a 4 GB element in a small file was read")
         } catch {
             #expect(error.kind == .corrupt && error.message.contains("longer than the data left"))
+        }
+    }
+
+    /// Found by review: DCMTK decodes JPEG fragments with its own IJG copy, past the upload's scan bound.
+    /// The same 10,000-scan JPEG inside a DICOM file is refused from its structure, like the .jpg.
+    @Test func aScanBombInsideADicomFileIsRefusedLikeAJPEG() throws {
+        let fragment = try ImageBuilders.scanBomb(width: 7071, height: 7071, scans: 10_000)
+        var file = DicomBuilder.file([
+            .text(0x0008, 0x0060, "CS", "MR"), .us(0x0028, 0x0002, 1), .text(0x0028, 0x0004, "CS", "MONOCHROME2"),
+            .us(0x0028, 0x0010, 7071), .us(0x0028, 0x0011, 7071), .us(0x0028, 0x0100, 8), .us(0x0028, 0x0101, 8),
+            .us(0x0028, 0x0102, 7), .us(0x0028, 0x0103, 0),
+        ], transferSyntax: "1.2.840.10008.1.2.4.50")
+        func le32(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24 & 0xFF)] }
+        let padded = fragment.count % 2 == 0 ? fragment : fragment + [0]
+        // Encapsulated Pixel Data (PS3.5 A.4): undefined length, an empty offset table, one fragment, the delimiter.
+        file += [0xE0, 0x7F, 0x10, 0x00] + Array("OB".utf8) + [0, 0, 0xFF, 0xFF, 0xFF, 0xFF]
+        file += [0xFE, 0xFF, 0x00, 0xE0] + le32(0) + [0xFE, 0xFF, 0x00, 0xE0] + le32(padded.count) + padded
+        file += [0xFE, 0xFF, 0xDD, 0xE0] + le32(0)
+        do {
+            _ = try DicomRenderer.decode(file)
+            Issue.record("the scan bomb inside the DICOM file was decoded")
+        } catch {
+            #expect(error.kind == .tooComplex && error.message.contains("too many progressive scans"), "\(error.message)")
         }
     }
 
