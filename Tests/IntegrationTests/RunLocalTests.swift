@@ -60,6 +60,26 @@ import Testing
         #expect(Self.processes(using: dir.appendingPathComponent("var").path).isEmpty)
     }
 
+    /// The master itself refuses to start beside a live master on the same state folder, and the first
+    /// one keeps serving.
+    @Test func aSecondMasterOnTheSameStateFolderIsRefused() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        let p = Process()
+        p.executableURL = Stack.executable
+        p.arguments = ["serve"]
+        p.environment = stack.environment
+        let stderr = Pipe()
+        p.standardError = stderr
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 1 && err.contains("another mediscope serve"), "\(err)")
+        #expect(try await stack.request("GET", "/api/health").status == 200, "the first master still serves")
+        #expect(try await stack.upload(image: try Scans.jpeg).status == 201)
+    }
+
     @Test func aTakenPortFailsNamingThePortAndStopsWhatItStarted() throws {
         let other = try Listener()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-run-\(UUID().uuidString.prefix(8))")
