@@ -11,8 +11,8 @@ import Darwin
 // Fixtures for the Firebase tests: a tiny blocking HTTP/1.1 server on 127.0.0.1, generated RSA keys
 // with self-signed X.509 certificates, a token signer and an adjustable clock.
 
-/// A one-connection-at-a-time HTTP/1.1 server on its own Thread. Every request gets the current
-/// response (`Connection: close`); `requestCount` counts the GET requests it answered.
+/// Google's certificate endpoint stand-in: every GET gets the current response; `requestCount` counts
+/// the GET requests it answered. A thin layer over `ScriptedHTTPServer`.
 final class FirebaseTestHTTPServer: @unchecked Sendable {
     struct Response: Sendable {
         var status: Int = 200
@@ -24,105 +24,32 @@ final class FirebaseTestHTTPServer: @unchecked Sendable {
         let lock = NSLock()
         var response = Response()
         var requests = 0
-        var stopped = false
-        let done = DispatchSemaphore(value: 0)
     }
 
-    let port: UInt16
-    private let fd: Int32
     private let state = State()
-
+    private let server: ScriptedHTTPServer
+    var port: UInt16 { server.port }
     var url: URL { URL(string: "http://127.0.0.1:\(port)/robot/v1/metadata/x509/securetoken")! }
 
     init(_ response: Response = Response()) throws {
         state.response = response
-        #if canImport(Glibc)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        let fd = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
-        guard fd >= 0 else { throw POSIXError(.EIO) }
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                bind(fd, sa, len) == 0 && listen(fd, 16) == 0 && getsockname(fd, sa, &len) == 0
-            }
-        }
-        guard ok else { close(fd); throw POSIXError(.EADDRNOTAVAIL) }
-        self.fd = fd
-        self.port = UInt16(bigEndian: addr.sin_port)
         let state = self.state
-        let thread = Thread { Self.serve(fd: fd, state: state) }
-        thread.start()
+        server = try ScriptedHTTPServer { request, _ in
+            guard request.method == "GET" else { return .init(status: 405, headers: [], body: []) }
+            let r = state.lock.withLock { () -> Response in
+                state.requests += 1
+                return state.response
+            }
+            return .init(status: r.status, headers: r.headers, body: r.body)
+        }
     }
-
-    deinit { stop() }
 
     var requestCount: Int { state.lock.withLock { state.requests } }
 
     func setResponse(_ response: Response) { state.lock.withLock { state.response = response } }
 
     /// Stops accepting and closes the listening socket (afterwards connections are refused).
-    func stop() {
-        let first = state.lock.withLock { () -> Bool in
-            defer { state.stopped = true }
-            return !state.stopped
-        }
-        if first { state.done.wait() }
-    }
-
-    private static func serve(fd: Int32, state: State) {
-        defer { close(fd); state.done.signal() }
-        while !state.lock.withLock({ state.stopped }) {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, 50) > 0 else { continue }
-            let client = accept(fd, nil, nil)
-            guard client >= 0 else { continue }
-            handle(client: client, state: state)
-            close(client)
-        }
-    }
-
-    private static func handle(client: Int32, state: State) {
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var request = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let terminator: [UInt8] = Array("\r\n\r\n".utf8)
-        while request.count < 65536 {
-            let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { return }
-            request.append(contentsOf: buffer[0..<n])
-            if request.count >= 4, request.suffix(4).elementsEqual(terminator) { break }
-        }
-        guard request.starts(with: Array("GET ".utf8)) else { return }
-        let response = state.lock.withLock { () -> Response in
-            state.requests += 1
-            return state.response
-        }
-        var head = "HTTP/1.1 \(response.status) Test\r\nContent-Length: \(response.body.count)\r\nConnection: close\r\n"
-        for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
-        head += "\r\n"
-        var out = Array(head.utf8)
-        out.append(contentsOf: response.body)
-        var sent = 0
-        #if os(Linux)
-        let flags = Int32(MSG_NOSIGNAL)
-        #else
-        let flags: Int32 = 0
-        #endif
-        while sent < out.count {
-            let n = out.withUnsafeBytes { send(client, $0.baseAddress! + sent, $0.count - sent, flags) }
-            guard n > 0 else { return } // client hung up (e.g. it refused an oversize body)
-            sent += n
-        }
-    }
+    func stop() { server.stop() }
 }
 
 /// An RSA signing key with its self-signed certificate, as Google publishes them.

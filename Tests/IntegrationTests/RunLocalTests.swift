@@ -36,27 +36,39 @@ import Testing
     }
 
     /// Found by review: a second run on the same state folder took over the first one's sockets.
+    /// Runs deploy/run-local.sh as `make run` does, with no standard input, for at most `timeout`
+    /// seconds (then its process group is killed). Returns exit status, standard output and error.
+    static func runLocal(varDir: String, port: Int, timeout: Double = 60) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [Stack.root.appendingPathComponent("deploy/run-local.sh").path]
+        var env = ProcessInfo.processInfo.environment
+        env["VAR"] = varDir
+        env["PORT"] = String(port)
+        env["BIN"] = Stack.executable.path
+        env["MEDISCOPE_MANIFEST"] = Stack.root.appendingPathComponent("models/manifest.json").path
+        p.environment = env
+        let stdout = Pipe(), stderr = Pipe()
+        p.standardOutput = stdout
+        p.standardError = stderr
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning, Date() < deadline { usleep(50_000) }
+        if p.isRunning { kill(-p.processIdentifier, SIGKILL); p.terminate() }
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+                String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
     @Test func aStateFolderInUseByALiveMasterIsRefused() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-run-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: dir) }
         let run = dir.appendingPathComponent("var/run")
         try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
         try Data("\(getpid())\n".utf8).write(to: run.appendingPathComponent("mediscope.pid"))  // a live process
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Stack.root.appendingPathComponent("deploy/run-local.sh").path]
-        var env = ProcessInfo.processInfo.environment
-        env["VAR"] = dir.appendingPathComponent("var").path
-        env["PORT"] = String(try Stack.freePort())
-        env["BIN"] = Stack.executable.path
-        p.environment = env
-        let stderr = Pipe()
-        p.standardError = stderr
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationStatus == 1 && err.contains("already running with the state folder"), "\(err)")
+        let (status, _, err) = try Self.runLocal(varDir: dir.appendingPathComponent("var").path, port: try Stack.freePort())
+        #expect(status == 1 && err.contains("already running with the state folder"), "\(err)")
         #expect(Self.processes(using: dir.appendingPathComponent("var").path).isEmpty)
     }
 
@@ -86,28 +98,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let varDir = dir.appendingPathComponent("var").path
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Stack.root.appendingPathComponent("deploy/run-local.sh").path]
-        var env = ProcessInfo.processInfo.environment
-        env["VAR"] = varDir
-        env["PORT"] = String(other.port)
-        env["BIN"] = Stack.executable.path
-        env["MEDISCOPE_MANIFEST"] = Stack.root.appendingPathComponent("models/manifest.json").path
-        p.environment = env
-        let stdout = Pipe(), stderr = Pipe()
-        p.standardOutput = stdout
-        p.standardError = stderr
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(60)
-        while p.isRunning, Date() < deadline { usleep(50_000) }
-        if p.isRunning { kill(-p.processIdentifier, SIGKILL); p.terminate() }
-        p.waitUntilExit()
-
-        let out = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationStatus != 0, "stdout: \(out)")
+        let (status, out, err) = try Self.runLocal(varDir: varDir, port: other.port)
+        #expect(status != 0, "stdout: \(out)")
         #expect(err.contains("port \(other.port) is already in use"), "stderr: \(err)")
         #expect(!out.contains("Mediscope is running"))
         // The pool it started is gone: nothing is left holding its state folder.
