@@ -109,7 +109,7 @@ let package = Package(
         // Google Cloud Firestore's REST API v1 (typed values, commit, batchGet, runQuery) and credentials.
         .target(name: "MediscopeFirestore", dependencies: ["MediscopeNet", "MediscopeEncoding"] + cryptoProducts),
         // The stores' Firestore implementations (several hosts, one database).
-        .target(name: "MediscopeFirestoreStore", dependencies: ["MediscopeFirestore", "MediscopeStore", "MediscopeSQLite", "MediscopeEncoding"]),
+        .target(name: "MediscopeFirestoreStore", dependencies: ["MediscopeFirestore", "MediscopeStore", "MediscopeAuth", "MediscopeSQLite", "MediscopeEncoding"]),
         // Test-only: the real Firestore emulator on a free loopback port, as a suite trait.
         .target(name: "FirestoreTestKit", dependencies: ["MediscopeFirestore", "MediscopeNet"], path: "Tests/FirestoreTestKit"),
         .target(
@@ -158,7 +158,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeAuthTests",
-            dependencies: ["MediscopeAuth", "MediscopeEncoding", "MediscopeNet", "FirebaseTestKit"] + cryptoProducts
+            dependencies: ["MediscopeAuth", "MediscopeEncoding", "MediscopeNet", "FirebaseTestKit", "MediscopeFirestoreStore", "FirestoreTestKit"] + cryptoProducts
         ),
         .testTarget(
             name: "MediscopeAppTests",
