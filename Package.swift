@@ -97,6 +97,7 @@ let package = Package(
             name: "MediscopeApp",
             dependencies: [
                 "MediscopeServer", "MediscopeInference", "MediscopeStore", "MediscopeAuth", "MediscopeReport",
+                "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeOutbox",
                 .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
@@ -110,8 +111,15 @@ let package = Package(
         .target(name: "MediscopeFirestore", dependencies: ["MediscopeNet", "MediscopeEncoding"] + cryptoProducts),
         // The stores' Firestore implementations (several hosts, one database).
         .target(name: "MediscopeFirestoreStore", dependencies: ["MediscopeFirestore", "MediscopeStore", "MediscopeAuth", "MediscopeSQLite", "MediscopeEncoding"]),
+        // The local, durable outbox (SQLite) of writes bound for Firestore, its delivery loop, and the
+        // stores that read Firestore with this host's waiting writes laid over it.
+        .target(
+            name: "MediscopeOutbox",
+            dependencies: ["MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeStore", "MediscopeAuth", "MediscopeSQLite",
+                           "MediscopeEncoding", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         // Test-only: the real Firestore emulator on a free loopback port, as a suite trait.
-        .target(name: "FirestoreTestKit", dependencies: ["MediscopeFirestore", "MediscopeNet"], path: "Tests/FirestoreTestKit"),
+        .target(name: "FirestoreTestKit", dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit"], path: "Tests/FirestoreTestKit"),
         .target(
             name: "MediscopeAuth",
             dependencies: [
@@ -148,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeStoreTests",
-            dependencies: ["MediscopeStore", "MediscopeSQLite", "MediscopeFirestoreStore", "FirestoreTestKit", "MediscopeEncoding", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["MediscopeStore", "MediscopeSQLite", "MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeOutbox", "MediscopeAuth", "FirestoreTestKit", "MediscopeEncoding", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Test-only: a local certificate server and token signer shared by the auth and integration tests.
         .target(

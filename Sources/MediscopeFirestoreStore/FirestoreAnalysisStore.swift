@@ -29,25 +29,39 @@ public final class FirestoreAnalysisStore: AnalysisStore {
     public init(client: FirestoreClient) { self.client = client }
 
     public func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
-        let images = try analysis.validatedImages()
-        for (blob, _) in images where blob.bytes.count > Self.maxImageBytes {
+        let images = try Self.validatedImages(analysis)
+        let record = analysis.newRecord()
+        do { try insert(record, images: images) } catch { throw Self.storeError(error) }
+        return record
+    }
+
+    /// The contract's checks (`NewAnalysis.validatedImages`) plus Firestore's own: every image document
+    /// must fit under the 1 MiB limit. Throws `invalidRecord`.
+    public static func validatedImages(_ analysis: NewAnalysis) throws(StoreError) -> [ImageBlob] {
+        let images = try analysis.validatedImages().map(\.0)
+        for blob in images where blob.bytes.count > maxImageBytes {
             throw StoreError(.invalidRecord, "image \(blob.ref.key) is \(blob.bytes.count) bytes, over Firestore's 1 MiB document limit")
         }
-        let (id, ms) = SortableID.Generator.shared.next()
-        let record = AnalysisRecord(
-            id: id, createdAt: Date(millisecondsSince1970: ms), organizationId: analysis.organizationId,
-            createdBy: analysis.createdBy, patient: analysis.patient, imageWidth: analysis.imageWidth,
-            imageHeight: analysis.imageHeight, scan: analysis.scan, results: analysis.results, timingsMs: analysis.timingsMs,
-            report: nil, source: analysis.source)
-        var writes: [FirestoreWrite] = images.map { blob, _ in
+        return images
+    }
+
+    /// Writes `record` (id and time already given) and its images in one atomic commit, with an
+    /// `exists: false` precondition on the record: ALREADY_EXISTS when a record has this id. The images
+    /// are set unconditionally (content-addressed: the same key always holds the same bytes). `images`
+    /// are validated already (`validatedImages`). The outbox's delivery calls this directly.
+    public func insert(_ record: AnalysisRecord, images: [ImageBlob]) throws(FirestoreError) {
+        var writes: [FirestoreWrite] = images.map { blob in
             .set(FirestoreDocument(name: client.name(Self.images, blob.ref.key), fields: [
                 "bytes": .bytes(blob.bytes), "contentType": .string(blob.ref.contentType), "width": .integer(Int64(blob.ref.width)),
                 "height": .integer(Int64(blob.ref.height)), "byteCount": .integer(Int64(blob.ref.byteCount)),
             ]))
         }
-        writes.append(.set(try document(record, imageKeys: images.map(\.0.ref.key)), precondition: .exists(false)))
-        do { try client.commit(writes) } catch { throw Self.storeError(error) }
-        return record
+        let doc: FirestoreDocument
+        do { doc = try document(record, imageKeys: images.map(\.ref.key)) } catch {
+            throw FirestoreError(.invalidArgument, error.message)
+        }
+        writes.append(.set(doc, precondition: .exists(false)))
+        try client.commit(writes)
     }
 
     public func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {

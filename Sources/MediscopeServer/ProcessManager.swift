@@ -23,6 +23,10 @@ public final class ProcessManager {
         var stopping: Bool { stopDeadline != nil }
     }
     private var children: [pid_t: Child] = [:]
+    /// Background processes (no pool, no slot): pid -> name, and when each name may start again.
+    private var background: [pid_t: (name: String, started: Double)] = [:]
+    private var backgroundRespawnAfter: [String: Double] = [:]
+    private var backgroundBackoff: [String: Double] = [:]
     private var generation = 1
     private var desiredWorkers: [Int] = []
     private var crashTimes: [Double] = []
@@ -85,7 +89,9 @@ public final class ProcessManager {
         for pool in pools {
             for _ in 0..<desiredWorkers[pool.index] { spawn(pool) }
         }
-        log.info("master_ready", ["pools": .int(pools.count), "workers": .int(children.count)])
+        for name in app.backgroundProcesses { spawnBackground(name) }
+        log.info("master_ready", ["pools": .int(pools.count), "workers": .int(children.count),
+                                  "background": .int(background.count)])
 
         while true {
             _ = ms_wait(-1, 100)
@@ -97,13 +103,13 @@ public final class ProcessManager {
             if ms_signal_take(SIGHUP) != 0 || ms_signal_take(SIGUSR2) != 0 { reload() }
             if ms_signal_take(SIGUSR1) != 0 {
                 log.reopen()
-                for pid in children.keys { kill(pid, SIGUSR1) }
+                for pid in Array(children.keys) + Array(background.keys) { kill(pid, SIGUSR1) }
                 log.info("logs_reopened")
             }
             if stopping {
-                if children.isEmpty { break }
+                if children.isEmpty && background.isEmpty { break }
                 if now() > stopDeadline {
-                    for pid in children.keys { kill(pid, SIGKILL) }
+                    for pid in Array(children.keys) + Array(background.keys) { kill(pid, SIGKILL) }
                 }
                 continue
             }
@@ -111,6 +117,7 @@ public final class ProcessManager {
             retireOldGeneration()
             for (pid, child) in children where (child.stopDeadline ?? .infinity) < now() { kill(pid, SIGKILL) }
             respawnMissing()
+            respawnMissingBackground()
             sampleListenQueues()
             if crashLoop() {
                 log.error("crash_loop", ["crashes": .int(crashTimes.count), "window_s": .double(config.crashWindowSeconds)])
@@ -151,6 +158,10 @@ public final class ProcessManager {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             guard pid > 0 else { return }
+            if let ended = background.removeValue(forKey: pid) {
+                backgroundEnded(ended.name, started: ended.started, status: status)
+                continue
+            }
             guard let child = children.removeValue(forKey: pid) else { continue }
             scoreboard.setState(child.slot, MS_SLOT_FREE)
             let ended = ms_exit_status_decode(status)
@@ -174,6 +185,48 @@ public final class ProcessManager {
             } else {
                 backoff[child.pool] = 0
             }
+        }
+    }
+
+    // MARK: - background processes
+
+    private func spawnBackground(_ name: String) {
+        let context = self.context
+        let pid = fork()
+        if pid == 0 {
+            BackgroundProcess(name: name, context: context, app: app).run()
+        }
+        guard pid > 0 else {
+            log.error("fork_failed", ["process": .token(.init(name))])
+            backgroundRespawnAfter[name] = now() + 1
+            return
+        }
+        background[pid] = (name, now())
+    }
+
+    /// A background process that ended is started again, after a back-off when it crashed right away.
+    private func backgroundEnded(_ name: String, started: Double, status: Int32) {
+        guard !stopping else { return }
+        let ended = ms_exit_status_decode(status)
+        guard ended.signaled != 0 || (ended.exited != 0 && ended.code != 0) else {
+            backgroundBackoff[name] = 0
+            return
+        }
+        crashTimes.append(now())
+        let delay = now() - started < 1 ? min(max((backgroundBackoff[name] ?? 0.05) * 2, 0.1), 5) : 0
+        backgroundBackoff[name] = delay
+        backgroundRespawnAfter[name] = now() + delay
+        let signal = ended.signaled != 0 ? Int(ended.signal) : 0
+        log.warning("background_died", ["process": .token(.init(name)), "signal_name": .token(.init(Self.signalName(signal))),
+                                        "exit_code": .int(ended.exited != 0 ? Int(ended.code) : 0),
+                                        "respawn_delay_s": .double(delay)])
+    }
+
+    private func respawnMissingBackground() {
+        let running = Set(background.values.map(\.name))
+        for name in app.backgroundProcesses where !running.contains(name) {
+            if let t = backgroundRespawnAfter[name], now() < t { continue }
+            spawnBackground(name)
         }
     }
 
@@ -224,6 +277,8 @@ public final class ProcessManager {
         }
         generation += 1
         log.info("reload", ["generation": .int(generation)])
+        // Background processes finish their round and are started again with the new code.
+        for pid in background.keys { kill(pid, SIGQUIT) }
         for pool in pools {
             for _ in 0..<desiredWorkers[pool.index] { spawn(pool) }
         }
@@ -247,8 +302,8 @@ public final class ProcessManager {
         guard !stopping else { return }
         stopping = true
         stopDeadline = now() + config.stopTimeoutSeconds
-        log.info("stopping", ["workers": .int(children.count)])
-        for pid in children.keys { kill(pid, SIGTERM) }
+        log.info("stopping", ["workers": .int(children.count), "background": .int(background.count)])
+        for pid in Array(children.keys) + Array(background.keys) { kill(pid, SIGTERM) }
     }
 
     private func now() -> Double { Double(ms_now_ns()) / 1e9 }

@@ -15,6 +15,15 @@ public protocol WorkerApplication: Sendable {
     func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler
     /// Bodies above this are refused with 413 before they are read.
     var bodyLimitBytes: Int { get }
+    /// Names of the background processes the master keeps alive beside the pools (none by default).
+    var backgroundProcesses: [String] { get }
+    /// Called once in each new background process, after fork; nil for a name the app does not know.
+    func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork?
+}
+
+extension WorkerApplication {
+    public var backgroundProcesses: [String] { [] }
+    public func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? { nil }
 }
 
 /// A pool as the running server knows it: its settings, index in the scoreboard and listening socket.

@@ -1,3 +1,4 @@
+import Foundation
 import MediscopeEncoding
 import MediscopeSQLite
 
@@ -32,6 +33,18 @@ extension NewAnalysis {
             throw invalid("heatmap \(result.heatmap.key) of result \(result.id) is not among the images")
         }
         return images
+    }
+}
+
+extension NewAnalysis {
+    /// The record this analysis becomes under a fresh time-ordered id (`SortableID.Generator.shared`),
+    /// created now to the millisecond, with no report yet. Every backend's `create` names records so.
+    public func newRecord() -> AnalysisRecord {
+        let (id, ms) = SortableID.Generator.shared.next()
+        return AnalysisRecord(
+            id: id, createdAt: Date(millisecondsSince1970: ms), organizationId: organizationId, createdBy: createdBy,
+            patient: patient, imageWidth: imageWidth, imageHeight: imageHeight, scan: scan, results: results,
+            timingsMs: timingsMs, report: nil, source: source)
     }
 }
 

@@ -108,13 +108,8 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         if let hook = hooks.afterImagesWritten { try runHook(hook) }
 
         // 2. Record and its image references in one transaction.
-        let (id, ms) = SortableID.Generator.shared.next()
-        let record = AnalysisRecord(
-            id: id, createdAt: Date(millisecondsSince1970: ms), organizationId: analysis.organizationId,
-            createdBy: analysis.createdBy, patient: analysis.patient,
-            imageWidth: analysis.imageWidth, imageHeight: analysis.imageHeight,
-            scan: analysis.scan, results: analysis.results, timingsMs: analysis.timingsMs, report: nil,
-            source: analysis.source)
+        let record = analysis.newRecord()
+        let (id, ms) = (record.id, record.createdAt.millisecondsSince1970)
         let blobs = self.blobs
         let hooks = self.hooks
 
@@ -316,8 +311,9 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     // MARK: - Errors
 
-    /// Every database failure as a StoreError. Messages carry SQLite's code and message, never statement arguments.
-    @Sendable static func storeError(_ failure: SQLiteFailure) -> StoreError {
+    /// Every database failure as a StoreError. Messages carry SQLite's code and message, never statement
+    /// arguments. Shared by every SQLite file that fails with `StoreError` (the outbox too).
+    @Sendable public static func storeError(_ failure: SQLiteFailure) -> StoreError {
         switch failure.kind {
         case .storage: StoreError(.io, failure.message)
         case .duplicate, .constraint: StoreError(.invalidRecord, failure.message)

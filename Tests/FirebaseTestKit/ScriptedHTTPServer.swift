@@ -19,10 +19,14 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
         public var status: Int
         public var headers: [(String, String)]
         public var body: [UInt8]
+        /// Close the connection without answering (a response lost on the way back).
+        public var cut = false
         public init(status: Int = 200, headers: [(String, String)] = [("Content-Type", "application/json")], body: [UInt8] = []) {
             self.status = status; self.headers = headers; self.body = body
         }
         public static func json(_ status: Int, _ text: String) -> Response { Response(status: status, body: Array(text.utf8)) }
+        /// No answer: the connection is closed after the request was read.
+        public static var cutConnection: Response { var r = Response(status: 0); r.cut = true; return r }
     }
 
     public let port: UInt16
@@ -34,8 +38,8 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let respond: @Sendable (Request, Int) -> Response
 
-    /// `respond(request, index)`: index counts requests from 0.
-    public init(respond: @escaping @Sendable (Request, Int) -> Response) throws {
+    /// `respond(request, index)`: index counts requests from 0. `port` 0 takes a free one.
+    public init(port wanted: UInt16 = 0, respond: @escaping @Sendable (Request, Int) -> Response) throws {
         self.respond = respond
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
@@ -44,6 +48,7 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = wanted.bigEndian
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
@@ -109,6 +114,7 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
                               headers: headers, body: Array(data[end..<min(data.count, end + contentLength)]))
         let index = lock.withLock { () -> Int in recorded.append(request); return recorded.count - 1 }
         let response = respond(request, index)
+        if response.cut { return }
         var head = "HTTP/1.1 \(response.status) Scripted\r\nContent-Length: \(response.body.count)\r\nConnection: close\r\n"
         for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
         let out = Array((head + "\r\n").utf8) + response.body

@@ -1,7 +1,9 @@
 import Foundation
 import FirestoreTestKit
 import MediscopeEncoding
+import MediscopeFirestore
 import MediscopeFirestoreStore
+import MediscopeOutbox
 import Testing
 @testable import MediscopeStore
 
@@ -13,7 +15,7 @@ struct AnalysisBackend: Sendable, CustomTestStringConvertible {
     let make: @Sendable () throws -> (store: any AnalysisStore, second: () throws -> any AnalysisStore, keepAlive: AnyObject)
     var testDescription: String { name }
 
-    static let all: [AnalysisBackend] = [.sqlite, .firestore]
+    static let all: [AnalysisBackend] = [.sqlite, .firestore, .firestoreOutbox]
 
     static let sqlite = AnalysisBackend(name: "SQLite") {
         let folder = TempFolder()
@@ -28,6 +30,51 @@ struct AnalysisBackend: Sendable, CustomTestStringConvertible {
         return (FirestoreAnalysisStore(client: emulator.client(projectId: project)),
                 { FirestoreAnalysisStore(client: emulator.client(projectId: project)) }, emulator)
     }
+}
+
+extension AnalysisBackend {
+    /// Firestore through this host's outbox, delivered after every write (the delivery process keeping
+    /// up): the same contract must hold for what reaches Firestore. The second instance is another host,
+    /// reading Firestore with an outbox of its own.
+    static let firestoreOutbox = AnalysisBackend(name: "Firestore through the outbox") {
+        let emulator = try SharedEmulator.get()
+        let project = "outbox-\(UUID().uuidString.prefix(8).lowercased())"
+        let folder = TempFolder(), otherHost = TempFolder()
+        let store = try DeliveringStore(folder: folder.url, client: emulator.client(projectId: project))
+        return (store, { try DeliveringStore(folder: otherHost.url, client: emulator.client(projectId: project)) }, [folder, otherHost, emulator] as NSArray)
+    }
+}
+
+/// An outbox store whose writes are delivered before they return.
+final class DeliveringStore: AnalysisStore, @unchecked Sendable {
+    let store: OutboxAnalysisStore
+    let delivery: OutboxDelivery
+
+    init(folder: URL, client: FirestoreClient) throws {
+        let remote = FirestoreAnalysisStore(client: client)
+        store = OutboxAnalysisStore(outbox: try Outbox(directory: folder), remote: remote)
+        delivery = OutboxDelivery(outbox: store.outbox, analyses: remote) { _ throws(FirestoreError) in }
+    }
+
+    func deliver() throws(StoreError) {
+        guard try delivery.drain(timeout: 30) else { throw StoreError(.unavailable, "the outbox did not drain") }
+    }
+
+    func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
+        let record = try store.create(analysis)
+        try deliver()
+        return record
+    }
+    func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? { try store.get(id: id, organizationId: organizationId) }
+    func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage { try store.list(query) }
+    func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
+        let deleted = try store.delete(id: id, organizationId: organizationId)
+        try deliver()
+        return deleted
+    }
+    func imagePath(key: String) -> String? { store.imagePath(key: key) }
+    func imageBytes(key: String) throws(StoreError) -> [UInt8]? { try store.imageBytes(key: key) }
+    func checkReady() throws(StoreError) { try store.checkReady() }
 }
 
 /// The contract documented on `AnalysisStore`, for every backend in `AnalysisBackend.all`.

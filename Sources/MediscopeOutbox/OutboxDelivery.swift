@@ -1,0 +1,144 @@
+import Foundation
+import MediscopeAuth
+import MediscopeFirestore
+import MediscopeFirestoreStore
+import MediscopeStore
+
+/// What a delivery attempt found, as the outbox acts on it.
+public enum DeliveryOutcome: Sendable, Equatable {
+    /// The shared store has the entry now (or had it already: a retried create that found its own write).
+    case delivered
+    /// Not now (unreachable, overloaded, timed out): try again after a back-off.
+    case retry(String)
+    /// Refused for good (invalid, permission, conflicting id): park it.
+    case park(String)
+}
+
+/// Sends outbox entries to Firestore, one at a time, in order: the body of the delivery process.
+///
+/// - Each entry's attempt is counted durably before it is sent. A create is one commit with
+///   `currentDocument.exists = false` on the record (ids are ours), so a repeated attempt cannot write
+///   twice; ALREADY_EXISTS on a later attempt means an earlier one landed (its answer was lost) and
+///   counts as delivered, on the first attempt it means a foreign record holds the id and parks.
+/// - UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAUTHENTICATED and
+///   transport failures retry with capped, jittered exponential back-off; the head entry waits and
+///   nothing behind it overtakes it (order is kept). Anything else parks the entry and the queue moves on.
+/// - Audit entries go the same way (`audit/{id}` with exists = false).
+public final class OutboxDelivery {
+    public let outbox: Outbox
+    let analyses: FirestoreAnalysisStore
+    let insertAudit: (AuditEntry) throws(FirestoreError) -> Void
+    /// Back-off after the first failed attempt of an entry, doubled per attempt up to `maxBackoff` (s).
+    public var initialBackoff = 0.5
+    public var maxBackoff = 30.0
+    /// While idle, how often the shared store is probed so /api/ready can tell it is down (s).
+    public var probeInterval = 5.0
+    private var lastProbe = Date.distantPast
+
+    /// - Parameters:
+    ///   - analyses: the Firestore analysis store the creates and deletes go to.
+    ///   - insertAudit: writes one audit entry whose id is set, `exists = false` (ALREADY_EXISTS throws).
+    public init(outbox: Outbox, analyses: FirestoreAnalysisStore,
+                insertAudit: @escaping (AuditEntry) throws(FirestoreError) -> Void) {
+        self.outbox = outbox
+        self.analyses = analyses
+        self.insertAudit = insertAudit
+    }
+
+    /// Delivers what is due, until the outbox is empty, the head entry must wait, or `deadline` passes.
+    /// Returns how long to wait before calling again (s). Outbox (local disk) errors are thrown.
+    public func runOnce(deadline: Date = .distantFuture) throws(StoreError) -> Double {
+        while Date() < deadline {
+            guard let head = try outbox.head() else {
+                probeIfIdle()
+                return 0.1
+            }
+            let wait = head.nextAttemptAt.timeIntervalSinceNow
+            if wait > 0 { return min(wait, 1) }
+            let entry = try outbox.beginAttempt(head)
+            switch attempt(entry) {
+            case .delivered:
+                try outbox.markDelivered(entry)
+                try outbox.setRemote(reachable: true, error: nil)
+            case .retry(let reason):
+                let backoff = min(initialBackoff * pow(2, Double(max(entry.attempts - 1, 0))), maxBackoff)
+                try outbox.scheduleRetry(entry, at: Date().addingTimeInterval(Double.random(in: backoff / 2...backoff)), error: reason)
+                try outbox.setRemote(reachable: false, error: reason)
+                return 0.05
+            case .park(let reason):
+                try outbox.park(entry, error: reason)
+                try outbox.setRemote(reachable: true, error: nil)
+            }
+        }
+        return 0
+    }
+
+    /// Delivers until nothing is due or `timeout` passes (tests, `mediscope outbox drain`).
+    /// Returns true when the outbox holds no waiting entry at the end.
+    @discardableResult
+    public func drain(timeout: Double) throws(StoreError) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let pause = try runOnce(deadline: deadline)
+            if try outbox.head() == nil { return true }
+            Thread.sleep(forTimeInterval: min(pause, max(0, deadline.timeIntervalSinceNow)))
+        }
+        return try outbox.head() == nil
+    }
+
+    /// One attempt at `entry` (its attempt already counted).
+    func attempt(_ entry: OutboxEntry) -> DeliveryOutcome {
+        do throws(FirestoreError) {
+            switch entry.kind {
+            case .analysisCreate:
+                let record: AnalysisRecord
+                let images: [ImageBlob]
+                do {
+                    record = try Outbox.decodeRecord(Data(entry.body))
+                    images = try outbox.images(of: entry)
+                } catch {
+                    return .retry("the outbox could not be read: \(error.kind)")
+                }
+                try analyses.insert(record, images: images)
+            case .analysisDelete:
+                guard let organizationId = entry.organizationId else { return .park("a delete without its organisation") }
+                do { _ = try analyses.delete(id: entry.key, organizationId: organizationId) } catch {
+                    return error.kind == .unavailable ? .retry("Firestore: \(error.message)") : .park("Firestore: \(error.message)")
+                }
+            case .auditAppend:
+                let audit: AuditEntry
+                do { audit = try JSONDecoder.outbox.decode(AuditEntry.self, from: Data(entry.body)) } catch {
+                    return .park("the audit entry in the outbox is unreadable")
+                }
+                try insertAudit(audit)
+            }
+            return .delivered
+        } catch {
+            return Self.outcome(error, attempts: entry.attempts)
+        }
+    }
+
+    /// How a Firestore failure decides an attempt; `attempts` counts this one.
+    static func outcome(_ error: FirestoreError, attempts: Int) -> DeliveryOutcome {
+        let reason = "Firestore \(error.status.rawValue) (HTTP \(error.httpStatus))"
+        switch error.status {
+        case .alreadyExists:
+            return attempts > 1 ? .delivered : .park(reason + ": the id is taken by another record")
+        case .unavailable, .deadlineExceeded, .resourceExhausted, .aborted, .internalError, .unauthenticated, .cancelled, .unknown:
+            return .retry(reason)
+        default:
+            return .park(reason)
+        }
+    }
+
+    private func probeIfIdle() {
+        guard Date().timeIntervalSince(lastProbe) >= probeInterval else { return }
+        lastProbe = Date()
+        do {
+            try analyses.checkReady()
+            try outbox.setRemote(reachable: true, error: nil)
+        } catch {
+            try? outbox.setRemote(reachable: error.kind != .unavailable, error: error.kind == .unavailable ? error.message : nil)
+        }
+    }
+}

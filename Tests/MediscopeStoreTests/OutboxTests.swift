@@ -1,0 +1,179 @@
+import Foundation
+import FirestoreTestKit
+import MediscopeAuth
+import MediscopeEncoding
+import MediscopeFirestore
+import MediscopeFirestoreStore
+@testable import MediscopeOutbox
+import Testing
+@testable import MediscopeStore
+
+/// One host's outbox in front of a Firestore (the emulator, or the fault proxy before it), plus a
+/// reader that sees only Firestore (another host).
+struct OutboxHost {
+    let folder = TempFolder()
+    let store: OutboxAnalysisStore
+    let delivery: OutboxDelivery
+    let firestore: FirestoreAnalysisStore
+    let project: String
+
+    /// `via`: host:port the host reaches Firestore at; `direct`: the emulator itself, for checking.
+    init(project: String, via: String, direct emulator: FirestoreEmulator) throws {
+        let (config, _) = FirestoreConfiguration.fromEnvironment(projectId: project, environment: ["FIRESTORE_EMULATOR_HOST": via])
+        var fast = config
+        fast.maxAttempts = 1
+        fast.callTimeout = 2
+        fast.connectTimeout = 1
+        let client = FirestoreClient(configuration: fast, credentials: EmulatorCredentials())
+        let remote = FirestoreAnalysisStore(client: client)
+        store = OutboxAnalysisStore(outbox: try Outbox(directory: folder.url), remote: remote)
+        delivery = OutboxDelivery(outbox: store.outbox, analyses: remote) { entry throws(FirestoreError) in
+            try client.commit([.set(FirestoreDocument(name: client.name("audit", String(entry.id!)), fields: ["action": .string(entry.action)]),
+                                    precondition: .exists(false))])
+        }
+        delivery.initialBackoff = 0.05
+        delivery.maxBackoff = 0.2
+        delivery.probeInterval = 0
+        firestore = FirestoreAnalysisStore(client: emulator.client(projectId: project))
+        self.project = project
+    }
+
+    /// Every record of `org` as Firestore alone lists it, newest first, paging by `pageSize`.
+    func firestoreIDs(org: String = "org-a", pageSize: Int = 100) throws -> [String] {
+        try Self.allIDs(firestore, org: org, pageSize: pageSize)
+    }
+
+    static func allIDs(_ store: any AnalysisStore, org: String = "org-a", patientId: String? = nil, pageSize: Int) throws -> [String] {
+        var ids: [String] = []
+        var cursor: String?
+        repeat {
+            let page = try store.list(AnalysisQuery(organizationId: org, patientId: patientId, limit: pageSize, cursor: cursor))
+            ids += page.items.map(\.id)
+            cursor = page.nextCursor
+        } while cursor != nil
+        return ids
+    }
+}
+
+@Suite(.firestoreEmulator) struct OutboxTests {
+    func project() -> String { "outbox-\(UUID().uuidString.prefix(8).lowercased())" }
+
+    /// Before delivery a record is readable on its host only; reads merge waiting and delivered records
+    /// in the contract's order, and a waiting delete hides a delivered record at once.
+    @Test func waitingWritesAreLaidOverFirestore() throws {
+        let emulator = try SharedEmulator.get()
+        let host = try OutboxHost(project: project(), via: emulator.host, direct: emulator)
+        var created: [AnalysisRecord] = []
+        for i in 0..<3 { created.append(try host.store.create(makeAnalysis(patientId: i == 1 ? "P-ODD" : "P-EVEN", imageSize: 64))) }
+        #expect(try host.delivery.drain(timeout: 30))
+        for i in 3..<7 { created.append(try host.store.create(makeAnalysis(patientId: i % 2 == 1 ? "P-ODD" : "P-EVEN", imageSize: 64))) }
+        let newestFirst = created.reversed().map(\.id)
+
+        #expect(try host.firestoreIDs() == Array(newestFirst.suffix(3)), "another host sees the delivered ones only")
+        #expect(try OutboxHost.allIDs(host.store, pageSize: 2) == newestFirst, "pages of 2 merge both, in order")
+        #expect(try OutboxHost.allIDs(host.store, pageSize: 3) == newestFirst)
+        #expect(try OutboxHost.allIDs(host.store, patientId: "P-ODD", pageSize: 1) == created.filter { $0.patient.patientId == "P-ODD" }.reversed().map(\.id))
+        #expect(try host.store.get(id: created[6].id, organizationId: "org-a") == created[6])
+        #expect(try host.store.get(id: created[6].id, organizationId: "org-b") == nil, "organisations stay apart")
+        #expect(try host.store.imageBytes(key: created[6].scan.key) != nil, "a waiting record's images are served")
+        #expect(try host.firestore.get(id: created[6].id, organizationId: "org-a") == nil)
+
+        // Deletes: one waiting record, one delivered one; both gone at once on this host.
+        #expect(try host.store.delete(id: created[6].id, organizationId: "org-a"))
+        #expect(try host.store.delete(id: created[0].id, organizationId: "org-a"))
+        #expect(try host.store.delete(id: created[0].id, organizationId: "org-a") == false)
+        let remaining = newestFirst.filter { $0 != created[6].id && $0 != created[0].id }
+        #expect(try OutboxHost.allIDs(host.store, pageSize: 2) == remaining)
+        #expect(try host.firestore.get(id: created[0].id, organizationId: "org-a") != nil, "not delivered yet")
+
+        #expect(try host.delivery.drain(timeout: 30))
+        #expect(try host.firestoreIDs(pageSize: 2) == remaining, "Firestore ends with exactly what this host showed")
+        #expect(try OutboxHost.allIDs(host.store, pageSize: 2) == remaining)
+        for record in created[1...5] { #expect(try host.firestore.get(id: record.id, organizationId: "org-a") == record) }
+        let stats = try host.store.outbox.stats()
+        #expect(stats.depth == 0 && stats.parked == 0 && stats.deliveries == 9 && stats.remoteReachable == true)
+        #expect(try host.store.outbox.imageBytes(key: created[5].scan.key) == nil, "delivered images leave the outbox")
+    }
+
+    /// Firestore refusing, slow, overloaded or losing answers: uploads still succeed, the entries wait,
+    /// and once it heals every record is in Firestore exactly once.
+    @Test(arguments: [FirestoreFaultProxy.Mode.refuse, .status(503), .status(429), .delay(3), .cutAfterForward])
+    func anOutageDelaysDeliveryAndLosesNothing(_ fault: FirestoreFaultProxy.Mode) throws {
+        let emulator = try SharedEmulator.get()
+        let proxy = try FirestoreFaultProxy(emulator: emulator)
+        let host = try OutboxHost(project: project(), via: proxy.host, direct: emulator)
+        proxy.mode = fault
+        var ids: [String] = []
+        for i in 0..<5 { ids.append(try host.store.create(makeAnalysis(patientId: "P-\(i)", imageSize: 64)).id) }
+        try host.store.outbox.enqueueAudit(Self.auditEntry(id: 42))
+        #expect(try host.store.outbox.stats().depth == 6)
+
+        _ = try host.delivery.runOnce(deadline: Date().addingTimeInterval(4))
+        let during = try host.store.outbox.stats()
+        if fault == .cutAfterForward {
+            #expect(during.retries >= 1, "a lost answer is retried")
+        } else {
+            #expect(during.depth == 6 && during.retries >= 1 && during.deliveries == 0, "\(during)")
+            #expect(during.remoteReachable == false)
+        }
+        for id in ids { #expect(try host.store.get(id: id, organizationId: "org-a")?.id == id) }
+
+        proxy.mode = .pass
+        #expect(try host.delivery.drain(timeout: 60))
+        #expect(try host.firestoreIDs() == ids.reversed(), "every record once, in order")
+        let stats = try host.store.outbox.stats()
+        #expect(stats.depth == 0 && stats.parked == 0 && stats.deliveries == 6 && stats.remoteReachable == true)
+        let audit = try emulator.client(projectId: host.project)
+            .runQuery(FirestoreQuery(collectionId: "audit"))
+        #expect(audit.map(\.id) == [String(42)], "the audit entry once")
+    }
+
+    /// An entry Firestore refuses for good is parked, counted and kept; the queue moves on; an operator
+    /// can requeue it.
+    @Test func aRefusedEntryIsParkedAndTheQueueMovesOn() throws {
+        let emulator = try SharedEmulator.get()
+        let proxy = try FirestoreFaultProxy(emulator: emulator)
+        let host = try OutboxHost(project: project(), via: proxy.host, direct: emulator)
+        let first = try host.store.create(makeAnalysis(patientId: "P-1", imageSize: 64))
+        proxy.mode = .status(400)
+        _ = try host.delivery.runOnce(deadline: Date().addingTimeInterval(2))
+        proxy.mode = .pass
+        let second = try host.store.create(makeAnalysis(patientId: "P-2", imageSize: 64))
+        #expect(try host.delivery.drain(timeout: 30))
+
+        let stats = try host.store.outbox.stats()
+        #expect(stats.parked == 1 && stats.parkedTotal == 1 && stats.depth == 0 && stats.deliveries == 1, "\(stats)")
+        let parked = try host.store.outbox.parkedEntries()
+        #expect(parked.map(\.key) == [first.id])
+        #expect(parked.first?.lastError?.contains("INVALID_ARGUMENT") == true)
+        #expect(try host.firestoreIDs() == [second.id])
+        #expect(try host.store.get(id: first.id, organizationId: "org-a") == first, "a parked record is kept and shown here")
+
+        #expect(try host.store.outbox.requeueParked() == 1)
+        #expect(try host.delivery.drain(timeout: 30))
+        #expect(try host.firestoreIDs() == [second.id, first.id])
+        #expect(try host.store.outbox.stats().parked == 0)
+    }
+
+    /// The first attempt meeting ALREADY_EXISTS means another record holds the id: parked, not "delivered".
+    @Test func alreadyExistsCountsAsDeliveredOnlyAfterAnEarlierAttempt() {
+        let exists = FirestoreError(.alreadyExists, httpStatus: 409, "exists")
+        #expect(OutboxDelivery.outcome(exists, attempts: 2) == .delivered)
+        if case .park = OutboxDelivery.outcome(exists, attempts: 1) {} else { Issue.record("first attempt must park") }
+        if case .retry = OutboxDelivery.outcome(FirestoreError(.aborted, httpStatus: 409, "contention"), attempts: 1) {} else {
+            Issue.record("ABORTED (also 409) must retry")
+        }
+        for status in [FirestoreError.Status.invalidArgument, .failedPrecondition, .permissionDenied, .notFound] {
+            if case .park = OutboxDelivery.outcome(FirestoreError(status, httpStatus: 400, ""), attempts: 3) {} else {
+                Issue.record("\(status) must park")
+            }
+        }
+    }
+
+    static func auditEntry(id: Int64) -> AuditEntry {
+        var entry = AuditEntry(actorUserId: "U1", actorUsername: nil, organizationId: "org-a", action: "analysis.create",
+                               recordId: nil, address: "127.0.0.1", outcome: "success")
+        entry.id = id
+        return entry
+    }
+}
