@@ -175,7 +175,7 @@ let package = Package(
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["MediscopeApp", "FirebaseTestKit", "ImageTestKit"] + cryptoProducts
+            dependencies: ["MediscopeApp", "FirebaseTestKit", "ImageTestKit", "FirestoreTestKit", "MediscopeFirestore"] + cryptoProducts
         ),
         // Starts the real Firestore emulator (google-cloud-cli-firestore-emulator, OpenJDK 17).
         .testTarget(

@@ -15,10 +15,10 @@ public enum API {
         },
         RouteSpec(method: "GET", pattern: "/api/ready", open: .everyone, audit: nil) { s, _, _, _ throws(Problem) in ready(s) },
         RouteSpec(method: "GET", pattern: "/api/status", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .json(Status.report(s.server), headers: [("Cache-Control", "no-store")])
+            .json(Status.report(s.server, store: s.config.store, outbox: s.outboxStats()), headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "GET", pattern: "/api/metrics", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .text(Status.prometheus(s.server, histograms: s.histograms), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            .text(Status.prometheus(s.server, histograms: s.histograms, outbox: s.outboxStats()), contentType: "text/plain; version=0.0.4; charset=utf-8")
         },
     ]
 
@@ -90,10 +90,18 @@ public enum API {
         return found
     }
 
-    /// nginx sends the file (X-Accel-Redirect) once we have checked the caller may see it.
+    /// nginx sends the file (X-Accel-Redirect) once we have checked the caller may see it; a store
+    /// without local files (Firestore) hands us the bytes, sent with the internal location's headers.
     static func image(_ s: Services, _ ref: ImageRef) throws(Problem) -> HTTPResponse {
         let store = try s.store()
-        guard let path = store.imagePath(key: ref.key) else { throw Problem.notFound("the image is missing") }
+        guard let path = store.imagePath(key: ref.key) else {
+            let bytes: [UInt8]?
+            do { bytes = try store.imageBytes(key: ref.key) } catch { throw s.problem(error) }
+            guard let bytes else { throw Problem.notFound("the image is missing") }
+            // Content-addressed: the bytes under a key never change, but they are patient data.
+            return HTTPResponse(status: 200, headers: [("Content-Type", ref.contentType), ("Cache-Control", "private, max-age=31536000, immutable"),
+                                                       ("X-Content-Type-Options", "nosniff")], body: bytes)
+        }
         let root = URL(fileURLWithPath: s.config.storeDirectory).appendingPathComponent("blobs").path + "/"
         guard path.hasPrefix(root) else { throw Problem(status: 500, detail: "image outside the store") }
         // nginx picks Content-Type from the extension and adds the cache headers of the internal location.
@@ -184,8 +192,15 @@ public enum API {
         } catch {
             checks["models"] = "manifest invalid"; ok = false
         }
+        // Uploads go to the outbox while Firestore is down: still ready, but degraded.
+        var degraded = false
+        if let stats = s.outboxStats() {
+            checks["firestore"] = Status.OutboxStatus.reachability(stats)
+            checks["outbox"] = stats.parked > 0 ? "\(stats.depth) waiting, \(stats.parked) parked" : "\(stats.depth) waiting"
+            degraded = stats.remoteReachable == false || stats.parked > 0
+        }
         struct Body: Encodable { var status: String; var checks: [String: String] }
-        let body = Body(status: ok ? "ready" : "not ready", checks: checks)
+        let body = Body(status: !ok ? "not ready" : degraded ? "degraded" : "ready", checks: checks)
         return ok ? .json(body) : HTTPResponse.json(body, status: 503, headers: [("Retry-After", "5")])
     }
 }

@@ -14,6 +14,13 @@ public struct MediscopeApplication: WorkerApplication {
         histograms = try? SharedHistograms()
     }
 
+    /// With Firestore, the outbox's delivery loop runs in a background process of its own.
+    public var backgroundProcesses: [String] { config.store == .firestore ? [OutboxDeliveryWork.processName] : [] }
+
+    public func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? {
+        name == OutboxDeliveryWork.processName ? OutboxDeliveryWork(config: config, log: context.server.log) : nil
+    }
+
     public func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler {
         let services = Services(config: config, server: server, pool: pool, slot: slot, histograms: histograms)
         return APIHandler(router: API.router(services), services: services)

@@ -23,6 +23,10 @@ public struct AppConfig: Sendable {
     public var templatesDirectory: String
     /// Header of the printable report; nil: the organisation's name.
     public var reportInstitution: String?
+    /// Where records and accounts live (`store`, MEDISCOPE_STORE): sqlite (default) or firestore.
+    public var store: StoreBackend
+    /// Set when `store` is firestore.
+    public var firestore: FirestoreSettings?
 
     public var storeDirectory: String { varDirectory + "/store" }
     /// nginx serves stored images from here through X-Accel-Redirect (see nginx/).
@@ -42,10 +46,10 @@ public struct AppConfig: Sendable {
             EnvironmentVariablesProvider(environmentVariables: environment),
             InMemoryProvider(name: "file", values: values),
         ]).scoped(to: "mediscope")
-        return try AppConfig(reader: reader, fileValues: values)
+        return try AppConfig(reader: reader, fileValues: values, environment: environment)
     }
 
-    private init(reader: ConfigReader, fileValues: [AbsoluteConfigKey: ConfigValue]) throws {
+    private init(reader: ConfigReader, fileValues: [AbsoluteConfigKey: ConfigValue], environment: [String: String]) throws {
         let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
         varDirectory = reader.string(forKey: "var", default: "var")
         manifestPath = reader.string(forKey: "manifest", default: "models/manifest.json")
@@ -61,6 +65,13 @@ public struct AppConfig: Sendable {
         guard URL(string: firebaseCertificatesURL)?.scheme != nil else { throw ServerError("firebase.certificates.url is not a URL") }
         templatesDirectory = reader.string(forKey: "templates", default: "templates")
         reportInstitution = reader.string(forKey: "report.institution").flatMap { $0.isEmpty ? nil : $0 }
+        let storeName = reader.string(forKey: "store", default: "sqlite")
+        guard let backend = StoreBackend(rawValue: storeName) else { throw ServerError("store must be sqlite or firestore, got \(storeName)") }
+        store = backend
+        firestore = backend == .firestore
+            ? try FirestoreSettings.read({ reader.string(forKey: ConfigKey($0)) }, double: { reader.double(forKey: ConfigKey($0), default: $1) },
+                                         environment: environment)
+            : nil
         var policy = AccountPolicy()
         policy.sessionIdleSeconds = reader.double(forKey: "session.idle.seconds", default: policy.sessionIdleSeconds)
         policy.sessionAbsoluteSeconds = reader.double(forKey: "session.absolute.seconds", default: policy.sessionAbsoluteSeconds)

@@ -1,4 +1,5 @@
 import MediscopeAuth
+import MediscopeFirestore
 import MediscopeImaging
 import MediscopeInference
 import MediscopeReport
@@ -28,8 +29,18 @@ extension Services {
 extension StoreError: ProblemConvertible {
     func problem(log: ServerLog) -> Problem {
         if kind == .invalidCursor { return Problem.badRequest("the cursor is not valid") }
+        // E.g. a display image over Firestore's 1 MiB document limit: this upload cannot be kept.
+        if kind == .invalidRecord { return Problem(status: 422, detail: "the analysis cannot be stored: \(message)") }
         log.error("store_error", ["kind": .token(.init(kind.rawValue))])
         return Problem(status: 503, detail: "the result store is unavailable", retryAfter: 5)
+    }
+}
+
+extension FirestoreError: ProblemConvertible {
+    /// Only setting up a client throws this to a handler (an unreadable key file); the stores map the rest.
+    func problem(log: ServerLog) -> Problem {
+        log.error("firestore_error", ["status": .token(.init(status.rawValue))])
+        return Problem(status: 503, detail: "Firestore cannot be used: \(status.rawValue)", retryAfter: 5)
     }
 }
 

@@ -1,7 +1,10 @@
 import Foundation
 import MediscopeAuth
+import MediscopeFirestore
+import MediscopeFirestoreStore
 import MediscopeImaging
 import MediscopeInference
+import MediscopeOutbox
 import MediscopeReport
 import MediscopeServer
 import MediscopeStore
@@ -15,6 +18,8 @@ final class Services: @unchecked Sendable {
     let pool: PoolRuntime
     let slot: Int
     private var openedStore: AnalysisStore?
+    private var openedFirestore: FirestoreClient?
+    private var openedOutbox: Outbox?
     private var openedAccounts: Accounts?
     let firebase: FirebaseTokenVerifier?
     private var openedPipeline: AnalysisPipeline?
@@ -49,9 +54,47 @@ final class Services: @unchecked Sendable {
     func store() throws(Problem) -> AnalysisStore {
         if let openedStore { return openedStore }
         do {
-            let store = try SQLiteAnalysisStore(directory: URL(fileURLWithPath: config.storeDirectory))
+            let store: AnalysisStore
+            switch config.store {
+            case .sqlite: store = try SQLiteAnalysisStore(directory: URL(fileURLWithPath: config.storeDirectory))
+            case .firestore:
+                guard let outbox = try outbox() else { throw Problem(status: 500, detail: "the outbox is not configured") }
+                store = OutboxAnalysisStore(outbox: outbox, remote: FirestoreAnalysisStore(client: try firestoreClient()))
+            }
             openedStore = store
             return store
+        } catch {
+            throw problem(error)
+        }
+    }
+
+    /// The Firestore client of this worker (`store` = firestore only).
+    func firestoreClient() throws(Problem) -> FirestoreClient {
+        if let openedFirestore { return openedFirestore }
+        guard let settings = config.firestore else { throw Problem(status: 500, detail: "Firestore is not configured") }
+        do {
+            let client = try settings.client(for: .requests)
+            openedFirestore = client
+            return client
+        } catch {
+            throw problem(error)
+        }
+    }
+
+    /// The outbox's counters for the status page, metrics and readiness; nil with SQLite or when unreadable.
+    func outboxStats() -> OutboxStats? {
+        guard let outbox = try? outbox() else { return nil }
+        return try? outbox.stats()
+    }
+
+    /// This host's outbox of writes bound for Firestore; nil with the SQLite store.
+    func outbox() throws(Problem) -> Outbox? {
+        guard config.store == .firestore else { return nil }
+        if let openedOutbox { return openedOutbox }
+        do {
+            let outbox = try Outbox(directory: URL(fileURLWithPath: config.storeDirectory))
+            openedOutbox = outbox
+            return outbox
         } catch {
             throw problem(error)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeOutbox
 import MediscopeServer
 
 /// The pool status page (JSON) and Prometheus metrics, both read from the shared scoreboard.
@@ -11,13 +12,45 @@ enum Status {
         var snapshot: PoolSnapshot
     }
 
+    /// The outbox of writes bound for Firestore (store = firestore only).
+    struct OutboxStatus: Encodable {
+        var depth: Int
+        var oldestAgeSeconds: Double?
+        var deliveries: Int64
+        var retries: Int64
+        var parked: Int
+        var parkedTotal: Int64
+        var firestore: String
+        var firestoreSince: Date?
+        var firestoreLastError: String?
+
+        init(_ stats: OutboxStats, now: Date = Date()) {
+            depth = stats.depth
+            oldestAgeSeconds = stats.oldestEnqueuedAt.map { max(0, now.timeIntervalSince($0)) }
+            deliveries = stats.deliveries
+            retries = stats.retries
+            parked = stats.parked
+            parkedTotal = stats.parkedTotal
+            firestore = Self.reachability(stats)
+            firestoreSince = stats.remoteSince
+            firestoreLastError = stats.remoteLastError
+        }
+
+        /// "reachable", "unreachable", or "unknown" before the delivery process's first call.
+        static func reachability(_ stats: OutboxStats) -> String {
+            stats.remoteReachable.map { $0 ? "reachable" : "unreachable" } ?? "unknown"
+        }
+    }
+
     struct Report: Encodable {
         var masterPid: Int
         var startedAt: Date
         var pools: [String: PoolStatus]
+        var store: String
+        var outbox: OutboxStatus?
     }
 
-    static func report(_ server: ServerContext) -> Report {
+    static func report(_ server: ServerContext, store: StoreBackend = .sqlite, outbox: OutboxStats? = nil) -> Report {
         var pools: [String: PoolStatus] = [:]
         for pool in server.pools {
             let queue = server.listenQueue(pool)
@@ -26,14 +59,15 @@ enum Status {
                 listenQueue: queue?.queued, listenQueueLimit: queue?.backlog,
                 snapshot: server.scoreboard.snapshot(pool: pool.index))
         }
-        return Report(masterPid: Int(server.masterPID), startedAt: server.scoreboard.startedAt, pools: pools)
+        return Report(masterPid: Int(server.masterPID), startedAt: server.scoreboard.startedAt, pools: pools,
+                      store: store.rawValue, outbox: outbox.map { OutboxStatus($0) })
     }
 
-    static func prometheus(_ server: ServerContext, histograms: SharedHistograms? = nil) -> String {
+    static func prometheus(_ server: ServerContext, histograms: SharedHistograms? = nil, outbox: OutboxStats? = nil) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
             out += "# HELP mediscope_\(name) \(help)\n# TYPE mediscope_\(name) \(type)\n"
-            for (labels, value) in samples { out += "mediscope_\(name){\(labels)} \(value == value.rounded() ? String(Int(value)) : String(value))\n" }
+            for (labels, value) in samples { out += "mediscope_\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value == value.rounded() ? String(Int(value)) : String(value))\n" }
         }
         let pools = server.pools.map { ($0, server.scoreboard.snapshot(pool: $0.index), server.listenQueue($0)) }
         func per(_ f: (PoolSnapshot) -> Int) -> [(String, Double)] {
@@ -51,6 +85,18 @@ enum Status {
         metric("max_listen_queue", "gauge", "Longest listen queue seen.", per(\.maxListenQueue))
         metric("worker_resident_bytes", "gauge", "Resident memory of each worker after its last request.",
                pools.flatMap { p in p.1.workers.map { ("pool=\"\(p.0.config.name)\",pid=\"\($0.pid)\"", Double($0.rssKB * 1024)) } })
+        if let outbox {
+            let status = OutboxStatus(outbox)
+            metric("outbox_depth", "gauge", "Writes waiting in this host's outbox for Firestore.", [("", Double(status.depth))])
+            metric("outbox_oldest_age_seconds", "gauge", "Age of the oldest waiting write (0 when none waits).",
+                   [("", status.oldestAgeSeconds ?? 0)])
+            metric("outbox_deliveries_total", "counter", "Writes delivered to Firestore.", [("", Double(status.deliveries))])
+            metric("outbox_retries_total", "counter", "Delivery attempts that failed and were scheduled again.", [("", Double(status.retries))])
+            metric("outbox_parked", "gauge", "Writes Firestore refused for good, kept in the outbox.", [("", Double(status.parked))])
+            metric("outbox_parked_total", "counter", "Writes ever parked.", [("", Double(status.parkedTotal))])
+            metric("firestore_reachable", "gauge", "1 when the delivery process's last call reached Firestore.",
+                   [("", outbox.remoteReachable == false ? 0 : 1)])
+        }
         if let histograms { out += histograms.prometheus(help: StageMetrics.help) }
         return out
     }

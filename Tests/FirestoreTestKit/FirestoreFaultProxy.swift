@@ -27,6 +27,7 @@ public final class FirestoreFaultProxy: @unchecked Sendable {
     private var current: Mode = .pass
     private var server: ScriptedHTTPServer?
     private var forwarded = 0
+    private var onlyCommits = false
     private var answered = 0
 
     public init(emulator: FirestoreEmulator) throws {
@@ -52,6 +53,12 @@ public final class FirestoreFaultProxy: @unchecked Sendable {
         }
     }
 
+    /// When true the fault applies to `:commit` calls (writes) only; reads pass.
+    public var commitsOnly: Bool {
+        get { lock.withLock { onlyCommits } }
+        set { lock.withLock { onlyCommits = newValue } }
+    }
+
     /// Requests that reached the emulator through the proxy so far (commits, gets and queries).
     public var forwardedRequests: Int { lock.withLock { forwarded } }
     /// Requests the proxy answered without forwarding, or cut.
@@ -61,6 +68,7 @@ public final class FirestoreFaultProxy: @unchecked Sendable {
         let target = URL(string: "http://\(emulator.host)")!
         let fresh = try ScriptedHTTPServer(port: port) { [weak self] request, _ in
             guard let self else { return .cutConnection }
+            if self.commitsOnly, !request.path.hasSuffix(":commit") { return self.forward(request, to: target) }
             switch self.mode {
             case .refuse: return .cutConnection
             case .status(let code):

@@ -37,8 +37,9 @@ final class Stack: @unchecked Sendable {
 
     static let password = "correct horse battery staple"
 
-    /// `settings` are MEDISCOPE_* variables for the server, e.g. ["POOLS_INFERENCE_WORKERS": "1"].
-    init(settings: [String: String] = [:], bodyLimit: String = "20m") throws {
+    /// `settings` are MEDISCOPE_* variables for the server, e.g. ["POOLS_INFERENCE_WORKERS": "1"];
+    /// `environment` other variables (e.g. FIRESTORE_EMULATOR_HOST).
+    init(settings: [String: String] = [:], environment extra: [String: String] = [:], bodyLimit: String = "20m") throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-it-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("var/nginx"), withIntermediateDirectories: true)
         port = try Self.freePort()
@@ -49,6 +50,7 @@ final class Stack: @unchecked Sendable {
         env["MEDISCOPE_SOCKET_MODE"] = "0666"  // nginx's workers run as nobody
         env["MEDISCOPE_POOLS_INFERENCE_WORKERS"] = "1"
         for (k, v) in settings { env["MEDISCOPE_" + k] = v }
+        for (k, v) in extra { env[k] = v }
         environment = env
 
         try Self.run("/bin/bash", [Self.root.appendingPathComponent("deploy/build-web.sh").path,
@@ -151,6 +153,17 @@ final class Stack: @unchecked Sendable {
     }
 
     var masterPID: Int32 { server?.processIdentifier ?? 0 }
+
+    /// SIGKILL to the master and every child (workers, background processes) at once, as a power cut
+    /// or the OOM killer of a whole cgroup would; then waits for the master to be gone.
+    func killWholePool() {
+        guard let server, server.isRunning else { return }
+        let master = server.processIdentifier
+        let children = (try? String(contentsOfFile: "/proc/\(master)/task/\(master)/children", encoding: .utf8))?
+            .split(separator: " ").compactMap { Int32($0) } ?? []
+        for pid in [master] + children { kill(pid, SIGKILL) }
+        server.waitUntilExit()
+    }
 
     func signalServer(_ sig: Int32) { if let pid = server?.processIdentifier { kill(pid, sig) } }
 

@@ -1,0 +1,173 @@
+import FirestoreTestKit
+import Foundation
+import MediscopeFirestore
+import Testing
+
+/// `MEDISCOPE_STORE=firestore` through real nginx and the real pool, against the real Firestore
+/// emulator behind a fault proxy (FIRESTORE_EMULATOR_HOST points at the proxy).
+@Suite(.serialized, .firestoreEmulator) final class FirestoreStackTests {
+    let emulator: FirestoreEmulator
+    let proxy: FirestoreFaultProxy
+    let project = "stack-\(UUID().uuidString.prefix(8).lowercased())"
+    let stack: Stack
+    /// Reads Firestore directly, as another host would.
+    let firestore: FirestoreClient
+
+    init() throws {
+        emulator = try SharedEmulator.get()
+        proxy = try FirestoreFaultProxy(emulator: emulator)
+        stack = try Stack(settings: ["STORE": "firestore", "FIRESTORE_PROJECT_ID": project, "FIRESTORE_CACHE_SECONDS": "1"],
+                          environment: ["FIRESTORE_EMULATOR_HOST": proxy.host])
+        firestore = emulator.client(projectId: project)
+    }
+    deinit { stack.stop() }
+
+    /// The status page's outbox section, asked as a loopback operator (no credentials to look up).
+    func outbox() throws -> [String: Any] {
+        try #require(try stack.syncRequest("GET", "/api/status", auth: Stack.Auth.none).json?["outbox"] as? [String: Any])
+    }
+
+    func metrics() throws -> String {
+        String(decoding: try stack.syncRequest("GET", "/api/metrics", auth: Stack.Auth.none).body, as: UTF8.self)
+    }
+
+    /// Waits until the outbox has no waiting entry; returns the outbox status then.
+    @discardableResult
+    func waitForDrain(timeout: Double = 60) throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let status = try outbox()
+            if status["depth"] as? Int == 0 { return status }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw StackError("the outbox did not drain in \(timeout) s: \(try outbox())")
+    }
+
+    func documents(_ collection: String) throws -> [FirestoreDocument] {
+        try firestore.runQuery(FirestoreQuery(collectionId: collection))
+    }
+
+    @Test func theWholeFlowLandsInFirestore() async throws {
+        let session = try stack.syncSignIn("clinician")
+        var ids: [String: [String]] = [:]
+        for (i, patient) in ["P-FS-A", "P-FS-B", "P-FS-A", "P-FS-A", "P-FS-B"].enumerated() {
+            let r = try await stack.upload(image: i.isMultiple(of: 2) ? try Scans.jpeg : try Scans.png, fields: ["patient_id": patient])
+            #expect(r.status == 201, "\(String(decoding: r.body, as: UTF8.self))")
+            ids[patient, default: []].append(try #require(r.json?["id"] as? String))
+        }
+        try waitForDrain()
+        #expect(try documents("analyses").count == 5, "each record once in Firestore")
+
+        // Paging with the patient filter, one per page, newest first.
+        var seen: [String] = []
+        var cursor: String?
+        repeat {
+            let r = try await stack.request("GET", "/api/analyses?limit=1&patient_id=P-FS-A" + (cursor.map { "&cursor=\($0)" } ?? ""), auth: session)
+            #expect(r.status == 200)
+            seen += (r.json?["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            cursor = r.json?["nextCursor"] as? String
+        } while cursor != nil
+        #expect(seen == ids["P-FS-A"]!.reversed())
+
+        let id = ids["P-FS-B"]![0]
+        let record = try await stack.request("GET", "/api/analyses/\(id)", auth: session)
+        #expect(record.status == 200)
+        let scan = try await stack.request("GET", "/api/analyses/\(id)/scan.jpg", auth: session)
+        #expect(scan.status == 200 && scan.header("Content-Type")?.hasPrefix("image/") == true && scan.body.count > 100)
+        #expect(scan.header("Cache-Control")?.contains("private") == true)
+        let results = try #require(record.json?["results"] as? [[String: Any]])
+        let heatmapURL = try #require(results.first?["heatmapUrl"] as? String)
+        let heatmap = try await stack.request("GET", heatmapURL, auth: session)
+        #expect(heatmap.status == 200 && heatmap.body.count > 100)
+        let report = try await stack.request("GET", "/analyses/\(id)/report", auth: session)
+        #expect(report.status == 200 && String(decoding: report.body, as: UTF8.self).contains("P-FS-B"))
+
+        // Delete: the record and the images only it used leave Firestore; shared ones stay.
+        let imagesBefore = Set(try documents("images").map(\.id))
+        #expect(try await stack.request("DELETE", "/api/analyses/\(id)", auth: session).status == 204)
+        #expect(try await stack.request("GET", "/api/analyses/\(id)", auth: session).status == 404, "gone at once on this host")
+        try waitForDrain()
+        #expect(try firestore.get(firestore.name("analyses", id)) == nil)
+        let imagesAfter = Set(try documents("images").map(\.id))
+        #expect(imagesAfter.isSubset(of: imagesBefore) && imagesAfter.count < imagesBefore.count)
+        for doc in try documents("analyses") {
+            guard case .array(let keys)? = doc.fields["imageKeys"] else { Issue.record("no imageKeys"); continue }
+            for case .string(let key) in keys { #expect(imagesAfter.contains(key), "an image a record uses was deleted") }
+        }
+
+        // The audit trail is in Firestore's `audit` collection, each entry once.
+        let audit = try documents("audit")
+        let actions = audit.compactMap { doc -> String? in if case .string(let a)? = doc.fields["action"] { a } else { nil } }
+        #expect(actions.filter { $0 == "analysis.create" }.count >= 5)
+        #expect(actions.contains("analysis.delete") && actions.contains("analysis.report") && actions.contains("session.create"))
+        #expect(Set(audit.map(\.id)).count == audit.count)
+        let trail = try await stack.request("GET", "/api/audit?limit=1000", auth: session)
+        #expect(trail.status == 403, "a clinician cannot read the audit log")
+    }
+
+    /// Firestore down: uploads still answer 201 and are readable here, /api/ready says degraded; when it
+    /// heals, everything arrives once. Then the whole pool is SIGKILLed with a full outbox and restarted.
+    @Test func outageThenKillThenRestartLosesNothing() async throws {
+        let token = try stack.syncCreateToken(try stack.syncSignIn("clinician"))
+        #expect(try await stack.upload(image: try Scans.jpeg, auth: .bearer(token)).status == 201, "warm: the token is known")
+        try waitForDrain()
+        let before = try documents("analyses").count
+
+        proxy.mode = .refuse
+        var ids: [String] = []
+        for _ in 0..<3 {
+            let r = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-OUTAGE"], auth: .bearer(token))
+            #expect(r.status == 201, "\(r.status) \(String(decoding: r.body, as: UTF8.self))")
+            if let id = r.json?["id"] as? String { ids.append(id) }
+        }
+        #expect(ids.count == 3)
+        for id in ids { #expect(try await stack.request("GET", "/api/analyses/\(id)", auth: .bearer(token)).status == 200) }
+        let deadline = Date().addingTimeInterval(20)
+        var ready = try stack.syncRequest("GET", "/api/ready", auth: Stack.Auth.none)
+        while ready.json?["status"] as? String != "degraded", Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            ready = try stack.syncRequest("GET", "/api/ready", auth: Stack.Auth.none)
+        }
+        #expect(ready.status == 200 && ready.json?["status"] as? String == "degraded")
+        #expect((ready.json?["checks"] as? [String: String])?["firestore"] == "unreachable")
+        let waiting = try outbox()
+        #expect((waiting["depth"] as? Int ?? 0) >= 3 && (waiting["retries"] as? Int ?? 0) >= 1)
+        let during = try metrics()
+        #expect(during.contains("mediscope_firestore_reachable 0"))
+        #expect(during.contains("mediscope_outbox_depth ") && during.contains("mediscope_outbox_retries_total "))
+
+        // Power cut with the outbox full, then Firestore back, then the pool again.
+        stack.killWholePool()
+        proxy.mode = .pass
+        try stack.startServer()
+        try waitForDrain()
+        let analyses = try documents("analyses")
+        #expect(analyses.count == before + 3, "every record once")
+        #expect(Set(ids).isSubset(of: Set(analyses.map(\.id))))
+        #expect(try stack.syncRequest("GET", "/api/ready", auth: Stack.Auth.none).json?["status"] as? String == "ready")
+    }
+
+    /// A write Firestore refuses for good (400) is parked: counted, shown, kept, and the queue moves on.
+    @Test func aRefusedWriteIsParkedAndShown() async throws {
+        // Only writes are refused: reading the caller's token still works.
+        proxy.commitsOnly = true
+        defer { proxy.commitsOnly = false }
+        proxy.mode = .status(400)
+        let r = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-PARK"])
+        #expect(r.status == 201)
+        let deadline = Date().addingTimeInterval(20)
+        while try outbox()["parked"] as? Int ?? 0 < 1, Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        proxy.mode = .pass
+        let status = try waitForDrain()
+        #expect(status["parked"] as? Int ?? 0 >= 1, "\(status)")
+        #expect((status["parkedTotal"] as? Int ?? 0) >= 1)
+        let id = try #require(r.json?["id"] as? String)
+        #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200, "kept and readable on this host")
+        let ready = try stack.syncRequest("GET", "/api/ready", auth: Stack.Auth.none)
+        #expect(ready.status == 200 && ready.json?["status"] as? String == "degraded")
+        let text = try metrics()
+        #expect(text.contains("mediscope_outbox_parked 1") || text.contains("mediscope_outbox_parked 2"))
+        let log = (try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? ""
+        #expect(log.contains("outbox_parked") && !log.contains("P-PARK"))
+    }
+}
