@@ -16,8 +16,7 @@ public final class FirestoreAPITokenStore: APITokenStore {
 
     /// The API tokens of the database `client` reaches.
     public init(client: FirestoreClient) {
-        records = FirestoreHashedRecords(fs: FirestoreAccounts(client: client), collection: Self.apiTokens,
-                                         idCollection: Self.apiTokenIds, decode: Self.token(from:))
+        records = FirestoreHashedRecords(client: client, Self.apiTokens, ids: Self.apiTokenIds, decode: Self.token(from:))
     }
 
     public func insert(_ token: APIToken, tokenHash: String) throws(AuthError) {

@@ -12,6 +12,15 @@ struct FirestoreHashedRecords<Record>: Sendable {
     let idCollection: String
     let decode: @Sendable (FirestoreDocument) throws(AuthError) -> Record
 
+    /// Records in `collection` of the database `client` reaches, with id guards in `idCollection`.
+    init(client: FirestoreClient, _ collection: String, ids idCollection: String,
+         decode: @escaping @Sendable (FirestoreDocument) throws(AuthError) -> Record) {
+        fs = FirestoreAccounts(client: client)
+        self.collection = collection
+        self.idCollection = idCollection
+        self.decode = decode
+    }
+
     /// Stores the record `fields` (which hold its `id`) under `tokenHash`.
     /// - Throws: `.conflict` when a record has this id or hash already.
     func insert(id: String, tokenHash: String, fields: [String: FirestoreValue], _ what: String) throws(AuthError) {

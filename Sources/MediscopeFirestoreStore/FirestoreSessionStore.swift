@@ -17,8 +17,7 @@ public final class FirestoreSessionStore: SessionStore {
 
     /// The sessions of the database `client` reaches.
     public init(client: FirestoreClient) {
-        records = FirestoreHashedRecords(fs: FirestoreAccounts(client: client), collection: Self.sessions,
-                                         idCollection: Self.sessionIds, decode: Self.session(from:))
+        records = FirestoreHashedRecords(client: client, Self.sessions, ids: Self.sessionIds, decode: Self.session(from:))
     }
 
     public func insert(_ session: Session, tokenHash: String) throws(AuthError) {
