@@ -9,7 +9,9 @@ import MediscopeFirestore
 /// (timestamps; absent while unset) and `writeId`; `apiTokenIds/{id}` -> `{tokenHash}` keeps ids
 /// unique (see `FirestoreHashedRecords`). `revoke` and `touch` are optimistic read-modify-writes.
 public final class FirestoreAPITokenStore: APITokenStore {
+    /// Token documents, by token hash.
     public static let apiTokens = "apiTokens"
+    /// Guard documents, by token id: `{tokenHash}`.
     public static let apiTokenIds = "apiTokenIds"
 
     let records: FirestoreHashedRecords<APIToken>

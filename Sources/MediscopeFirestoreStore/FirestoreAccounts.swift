@@ -30,6 +30,8 @@ struct FirestoreAccounts: Sendable {
     static let maxAttempts = 8
     /// Writes per commit (Firestore's limit is 500).
     static let maxWrites = 400
+    /// Firestore's limit on a document id.
+    static let maxDocumentIDBytes = 1500
 
     /// The name of the document for `key` in `collection` (`key` escaped by `documentID`).
     func name(_ collection: String, _ key: String) -> String { client.name(collection, Self.documentID(key)) }
@@ -63,8 +65,11 @@ struct FirestoreAccounts: Sendable {
         do { return try body() } catch { throw Self.authError(error, what) }
     }
 
+    /// The document, or nil when none has this name (or the id is longer than any Firestore keeps).
     func get(_ name: String, _ what: String) throws(AuthError) -> FirestoreDocument? {
-        try call(what) { () throws(FirestoreError) in try client.get(name) }
+        // An id from a request (a URL's user id) may be too long to be a document id: no such record.
+        guard (name.split(separator: "/").last?.utf8.count ?? 0) <= Self.maxDocumentIDBytes else { return nil }
+        return try call(what) { () throws(FirestoreError) in try client.get(name) }
     }
 
     func batchGet(_ names: [String], _ what: String) throws(AuthError) -> [String: FirestoreDocument] {

@@ -11,6 +11,7 @@ import MediscopeFirestore
 /// prefix filter), `recordId`, `address`, `outcome`; nil fields are absent. Ids are `AuditID`s, so any
 /// process can assign one before Firestore sees the entry; `insert` writes an entry whose id is set.
 public final class FirestoreAuditLogStore: AuditLogStore {
+    /// Audit entry documents, by zero-padded id.
     public static let audit = "audit"
 
     let fs: FirestoreAccounts

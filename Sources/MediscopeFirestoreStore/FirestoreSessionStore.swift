@@ -10,7 +10,9 @@ import MediscopeFirestore
 /// `FirestoreHashedRecords`). `touch` is an optimistic read-modify-write that never moves `lastSeenAt`
 /// back; `deleteExpired` deletes only sessions unchanged since its query read them.
 public final class FirestoreSessionStore: SessionStore {
+    /// Session documents, by token hash.
     public static let sessions = "sessions"
+    /// Guard documents, by session id: `{tokenHash}`.
     public static let sessionIds = "sessionIds"
 
     let records: FirestoreHashedRecords<Session>

@@ -9,6 +9,7 @@ import MediscopeFirestore
 /// `address`, `at` (timestamp). `nthNewestFailure` needs the composite indexes (account, at desc) and
 /// (address, at desc) in deploy/firestore.indexes.json.
 public final class FirestoreSignInThrottleStore: SignInThrottleStore {
+    /// One document per failed sign-in, under a random id.
     public static let signInFailures = "signInFailures"
 
     let fs: FirestoreAccounts

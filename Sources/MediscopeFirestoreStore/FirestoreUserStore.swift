@@ -15,9 +15,13 @@ import MediscopeFirestore
 /// `insert` and `update` are optimistic read-modify-writes (see `FirestoreAccounts`): an organisation
 /// that `insert` finds missing is created with `exists: false`, so a name saved meanwhile is kept.
 public final class FirestoreUserStore: UserStore {
+    /// Collection of user documents, by user id.
     public static let users = "users"
+    /// Guard documents, by username: `{userId}`.
     public static let usernames = "usernames"
+    /// Guard documents, by Firebase uid: `{userId}`.
     public static let firebaseUids = "firebaseUids"
+    /// Organisation documents, by id: `{name}`.
     public static let organizations = "organizations"
 
     let fs: FirestoreAccounts

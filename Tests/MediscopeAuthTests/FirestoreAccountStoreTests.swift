@@ -177,6 +177,7 @@ import Testing
             #expect(try stores.users.organizationName(id: org) == org)
         }
         #expect(try stores.users.userCount() == 3)
+        #expect(try stores.users.user(id: String(repeating: "x", count: 2000)) == nil, "too long to be stored: none")
     }
 
     @Test func auditDocumentsAreNamedBySortableIdsAndInsertRefusesATakenId() throws {
