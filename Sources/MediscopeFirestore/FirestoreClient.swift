@@ -17,13 +17,23 @@ public enum FirestorePrecondition: Sendable, Equatable {
     case updateTime(String)
 }
 
-/// A structured query on one collection: equality filters, an order, a limit, a start-after cursor.
+/// A structured query on one collection: equality, array-contains and range filters, an order, a limit,
+/// a start-after cursor.
 public struct FirestoreQuery: Sendable, Equatable {
+    /// A range comparison of a `FieldFilter` (google.firestore.v1 `FieldFilter.Operator` names).
+    public enum Comparison: String, Sendable {
+        case lessThan = "LESS_THAN", lessThanOrEqual = "LESS_THAN_OR_EQUAL"
+        case greaterThan = "GREATER_THAN", greaterThanOrEqual = "GREATER_THAN_OR_EQUAL"
+    }
+
     public var collectionId: String
     /// Field path -> value; all must be equal (AND).
     public var equal: [(String, FirestoreValue)]
     /// Field path -> value an array field must contain (ARRAY_CONTAINS), ANDed with `equal`.
     public var arrayContains: [(String, FirestoreValue)] = []
+    /// Field path, comparison, value; ANDed with the rest. Firestore wants the first `orderBy` on the
+    /// compared field, and a range on a second field needs a composite index.
+    public var range: [(field: String, comparison: Comparison, value: FirestoreValue)] = []
     /// Field paths with their direction; `__name__` breaks ties when listed last.
     public var orderBy: [(field: String, descending: Bool)]
     public var limit: Int?
@@ -40,6 +50,8 @@ public struct FirestoreQuery: Sendable, Equatable {
         a.collectionId == b.collectionId && a.limit == b.limit && a.startAfter == b.startAfter
             && a.equal.map(\.0) == b.equal.map(\.0) && a.equal.map(\.1) == b.equal.map(\.1)
             && a.arrayContains.map(\.0) == b.arrayContains.map(\.0) && a.arrayContains.map(\.1) == b.arrayContains.map(\.1)
+            && a.range.map(\.field) == b.range.map(\.field) && a.range.map(\.comparison) == b.range.map(\.comparison)
+            && a.range.map(\.value) == b.range.map(\.value)
             && a.orderBy.map(\.field) == b.orderBy.map(\.field) && a.orderBy.map(\.descending) == b.orderBy.map(\.descending)
     }
 }
@@ -126,6 +138,21 @@ public final class FirestoreClient: Sendable {
         struct Item: Decodable { var document: FirestoreDocument? }
         let items: [Item] = try call("\(documentsRoot):runQuery", ["structuredQuery": QueryBody(query)])
         return items.compactMap(\.document)
+    }
+
+    /// How many documents match `query` (its order, limit and cursor apply), counted by Firestore with a
+    /// COUNT aggregation (`:runAggregationQuery`) so no document is sent.
+    public func count(_ query: FirestoreQuery) throws(FirestoreError) -> Int {
+        struct Count: Encodable {}
+        struct Aggregation: Encodable { var alias = "n"; var count = Count() }
+        struct Aggregate: Encodable { var structuredQuery: QueryBody; var aggregations = [Aggregation()] }
+        struct Item: Decodable { struct Result: Decodable { var aggregateFields: [String: FirestoreValue]? }; var result: Result? }
+        let items: [Item] = try call("\(documentsRoot):runAggregationQuery",
+                                     ["structuredAggregationQuery": Aggregate(structuredQuery: QueryBody(query))])
+        guard case .integer(let n)? = items.lazy.compactMap({ $0.result?.aggregateFields?["n"] }).first, n >= 0 else {
+            throw FirestoreError(.internalError, httpStatus: 200, "the count aggregation answered no count")
+        }
+        return Int(n)
     }
 
     // MARK: - Transport
@@ -239,6 +266,7 @@ struct QueryBody: Encodable {
         from = [Collection(collectionId: q.collectionId)]
         let filters = q.equal.map { Filter(fieldFilter: FieldFilter(field: FieldReference(fieldPath: $0.0), value: $0.1)) }
             + q.arrayContains.map { Filter(fieldFilter: FieldFilter(field: FieldReference(fieldPath: $0.0), op: "ARRAY_CONTAINS", value: $0.1)) }
+            + q.range.map { Filter(fieldFilter: FieldFilter(field: FieldReference(fieldPath: $0.field), op: $0.comparison.rawValue, value: $0.value)) }
         `where` = filters.count > 1 ? Filter(compositeFilter: .init(filters: filters)) : filters.first
         orderBy = q.orderBy.isEmpty ? nil : q.orderBy.map { Order(field: FieldReference(fieldPath: $0.field), direction: $0.descending ? "DESCENDING" : "ASCENDING") }
         startAt = q.startAfter.map { Cursor(values: $0, before: false) }

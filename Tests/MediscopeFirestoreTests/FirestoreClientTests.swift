@@ -99,6 +99,24 @@ struct FirestoreClientTests {
         #expect(try client.runQuery(FirestoreQuery(collectionId: "nothing-here")).isEmpty)
     }
 
+    @Test func rangeFiltersAndCount() throws {
+        let client = try SharedEmulator.get().client()
+        try client.commit((0..<6).map { i in
+            .set(FirestoreDocument(name: client.name("n", "d\(i)"), fields: ["v": .integer(Int64(i)), "odd": .boolean(i % 2 == 1)]))
+        })
+        func ids(_ ranges: [(String, FirestoreQuery.Comparison, FirestoreValue)], descending: Bool = false) throws -> [String] {
+            var q = FirestoreQuery(collectionId: "n", orderBy: [("v", descending)])
+            q.range = ranges.map { (field: $0.0, comparison: $0.1, value: $0.2) }
+            return try client.runQuery(q).map(\.id)
+        }
+        #expect(try ids([("v", .greaterThan, .integer(1)), ("v", .lessThanOrEqual, .integer(4))]) == ["d2", "d3", "d4"])
+        #expect(try ids([("v", .greaterThanOrEqual, .integer(4))], descending: true) == ["d5", "d4"])
+        #expect(try ids([("v", .lessThan, .integer(1))]) == ["d0"])
+        #expect(try client.count(FirestoreQuery(collectionId: "n")) == 6)
+        #expect(try client.count(FirestoreQuery(collectionId: "n", equal: [("odd", .boolean(true))])) == 3)
+        #expect(try client.count(FirestoreQuery(collectionId: "nothing-here")) == 0)
+    }
+
     @Test func invalidArgumentIsFinal() throws {
         let sleeps = Recorder<Double>()
         let client = try SharedEmulator.get().client(sleep: { sleeps.append($0) })

@@ -1,6 +1,7 @@
 import Foundation
 
-/// The five stores behind `Accounts`, all on one backend (SQLite: `accounts.sqlite`; later Firestore).
+/// The five stores behind `Accounts`, all on one backend (SQLite: `accounts.sqlite`; Firestore:
+/// `AccountStores.firestore(client:)` in MediscopeFirestoreStore, optionally behind `cachingReads()`).
 ///
 /// What every store protocol here promises, so that a backend can be written from these docs alone:
 /// - **Calls** are synchronous and may block (a worker serves one request at a time). Every failure is an

@@ -1,9 +1,10 @@
+import FirestoreTestKit
 import Foundation
 import MediscopeAuth
 import Testing
 
 /// The `APITokenStore` contract, against every backend in `AccountBackend.all`.
-@Suite struct APITokenStoreContractTests {
+@Suite(.firestoreEmulator) struct APITokenStoreContractTests {
     typealias V = ContractValues
 
     private static func token(_ user: User, _ name: String, at seconds: Double = 0) -> APIToken {

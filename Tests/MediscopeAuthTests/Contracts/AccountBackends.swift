@@ -1,12 +1,15 @@
+import FirestoreTestKit
 import Foundation
 import MediscopeAuth
 import MediscopeEncoding
+import MediscopeFirestoreStore
 import MediscopeSQLite
 import Testing
 
 /// A storage backend the contract suites run against. Every suite in this folder is written against the
 /// store protocols only; a new backend (Firestore) joins by adding itself to `all`, e.g. only when its
-/// emulator is configured, and then has to pass every contract test unchanged.
+/// emulator is configured, and then has to pass every contract test unchanged. The suites carry the
+/// `.firestoreEmulator` trait, which starts the real emulator beside them.
 struct AccountBackend: Sendable, CustomTestStringConvertible {
     let name: String
     /// Fresh, empty stores on a backend of their own.
@@ -14,12 +17,22 @@ struct AccountBackend: Sendable, CustomTestStringConvertible {
 
     var testDescription: String { name }
 
-    static let all: [AccountBackend] = [.sqlite]
+    static let all: [AccountBackend] = [.sqlite, .firestore]
 
     static let sqlite = AccountBackend(name: "SQLite") {
         let folder = AccountsFolder()
         return BackendInstance(stores: try .sqlite(directory: folder.url), keepAlive: folder) {
             try .sqlite(directory: folder.url)
+        }
+    }
+
+    /// The real Firestore emulator the suite runs beside; a project of its own per instance (an empty
+    /// database), and a second client on the same project for `secondInstance()`.
+    static let firestore = AccountBackend(name: "Firestore (emulator)") {
+        let emulator = try SharedEmulator.get()
+        let project = "accounts-\(UUID().uuidString.prefix(8).lowercased())"
+        return BackendInstance(stores: .firestore(client: emulator.client(projectId: project)), keepAlive: emulator) {
+            .firestore(client: emulator.client(projectId: project))
         }
     }
 }

@@ -1,9 +1,10 @@
+import FirestoreTestKit
 import Foundation
 import MediscopeAuth
 import Testing
 
 /// The `AuditLogStore` contract, against every backend in `AccountBackend.all`.
-@Suite struct AuditLogStoreContractTests {
+@Suite(.firestoreEmulator) struct AuditLogStoreContractTests {
     typealias V = ContractValues
 
     private static func entry(_ seconds: Double, actor: String? = "U1", org: String? = "org-a", action: String,

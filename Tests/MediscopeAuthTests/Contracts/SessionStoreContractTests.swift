@@ -1,9 +1,10 @@
+import FirestoreTestKit
 import Foundation
 import MediscopeAuth
 import Testing
 
 /// The `SessionStore` contract, against every backend in `AccountBackend.all`.
-@Suite struct SessionStoreContractTests {
+@Suite(.firestoreEmulator) struct SessionStoreContractTests {
     typealias V = ContractValues
 
     private static func session(_ user: User, at seconds: Double = 0, lasting: Double = 3600) -> Session {

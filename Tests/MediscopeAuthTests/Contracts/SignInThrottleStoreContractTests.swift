@@ -1,9 +1,10 @@
+import FirestoreTestKit
 import Foundation
 import MediscopeAuth
 import Testing
 
 /// The `SignInThrottleStore` contract, against every backend in `AccountBackend.all`.
-@Suite struct SignInThrottleStoreContractTests {
+@Suite(.firestoreEmulator) struct SignInThrottleStoreContractTests {
     typealias V = ContractValues
     private static let never = V.time(-1_000_000)
 

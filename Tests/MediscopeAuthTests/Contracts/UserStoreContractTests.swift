@@ -1,9 +1,10 @@
+import FirestoreTestKit
 import Foundation
 import MediscopeAuth
 import Testing
 
 /// The `UserStore` contract, against every backend in `AccountBackend.all`.
-@Suite struct UserStoreContractTests {
+@Suite(.firestoreEmulator) struct UserStoreContractTests {
     typealias V = ContractValues
 
     @Test(arguments: AccountBackend.all)

@@ -1,0 +1,178 @@
+import Foundation
+
+/// Read caches in front of a shared (remote) backend, so a worker does not ask Firestore for the same
+/// user or session on every request. An answer is served from the cache for at most `ttl` seconds after
+/// the read that fetched it began, so a change made elsewhere (another host disabling a user, ending a
+/// session) takes effect here within `ttl`. Writes through a decorator drop its own entries at once.
+/// Only answers that found something are cached: a lookup that found nothing asks again next time.
+public enum AccountCache {
+    /// The default time an answer is served from a cache, seconds.
+    public static let defaultTTL: TimeInterval = 2
+    /// The longest time accepted; README.md states this bound for revocation and disabling.
+    public static let maxTTL: TimeInterval = 5
+    /// Entries kept per cache before it is emptied (bounds memory against many distinct keys).
+    public static let capacity = 4096
+}
+
+/// Answers by key, each until `fetched + ttl`. Thread-safe: workers are single-threaded, but the
+/// decorators are `Sendable` and may be shared.
+final class ShortLivedCache<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
+    private let ttl: TimeInterval
+    private let now: @Sendable () -> Date
+    private let lock = NSLock()
+    private var entries: [Key: (value: Value, until: Date)] = [:]
+
+    init(ttl: TimeInterval, now: @escaping @Sendable () -> Date) {
+        self.ttl = min(max(ttl, 0), AccountCache.maxTTL)
+        self.now = now
+    }
+
+    /// The cached value, or `fetch()`'s, cached when non-nil. The clock is read before fetching, so an
+    /// answer is never served longer than `ttl` after the backend could have given it.
+    func value<E: Error>(_ key: Key, fetch: () throws(E) -> Value?) throws(E) -> Value? {
+        let started = now()
+        if let hit = lock.withLock({ entries[key] }), started < hit.until { return hit.value }
+        guard let value = try fetch() else { return nil }
+        guard ttl > 0 else { return value }
+        lock.withLock {
+            if entries.count >= AccountCache.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = (value, started.addingTimeInterval(ttl))
+        }
+        return value
+    }
+
+    /// Drops every entry whose key or value `matches`.
+    func removeAll(where matches: (Key, Value) -> Bool) {
+        lock.withLock { entries = entries.filter { !matches($0.key, $0.value.value) } }
+    }
+}
+
+/// A `UserStore` that serves `user(id:)`, `user(username:)` and `user(firebaseUID:)` from a short-lived
+/// cache (see `AccountCache`); everything else, `credentials(username:)` included, goes to `base`.
+public final class CachingUserStore: UserStore {
+    enum Key: Hashable, Sendable { case id(String), username(String), firebaseUID(String) }
+
+    /// The store that is asked on a miss and written through.
+    public let base: any UserStore
+    private let cache: ShortLivedCache<Key, User>
+
+    /// Caches answers of `base` for `ttl` seconds (clamped to 0...`AccountCache.maxTTL`; 0 caches
+    /// nothing), timed by `now`.
+    public init(_ base: any UserStore, ttl: TimeInterval = AccountCache.defaultTTL,
+                now: @escaping @Sendable () -> Date = Date.init) {
+        self.base = base
+        cache = ShortLivedCache(ttl: ttl, now: now)
+    }
+
+    public func saveOrganization(id: String, name: String) throws(AuthError) { try base.saveOrganization(id: id, name: name) }
+    public func organizationName(id: String) throws(AuthError) -> String? { try base.organizationName(id: id) }
+
+    public func insert(_ user: User, passwordHash: String?) throws(AuthError) {
+        defer { forget(user) }
+        try base.insert(user, passwordHash: passwordHash)
+    }
+
+    public func user(id: String) throws(AuthError) -> User? {
+        try cache.value(.id(id)) { () throws(AuthError) in try base.user(id: id) }
+    }
+
+    public func user(username: String) throws(AuthError) -> User? {
+        try cache.value(.username(username)) { () throws(AuthError) in try base.user(username: username) }
+    }
+
+    public func user(firebaseUID: String) throws(AuthError) -> User? {
+        try cache.value(.firebaseUID(firebaseUID)) { () throws(AuthError) in try base.user(firebaseUID: firebaseUID) }
+    }
+
+    public func credentials(username: String) throws(AuthError) -> (user: User, passwordHash: String?)? {
+        try base.credentials(username: username)
+    }
+
+    public func users(organizationId: String?) throws(AuthError) -> [User] { try base.users(organizationId: organizationId) }
+    public func userCount() throws(AuthError) -> Int { try base.userCount() }
+
+    @discardableResult
+    public func update(userId: String, _ change: UserChange) throws(AuthError) -> User {
+        // Dropped whether or not the change applied: a failed write may have written after all.
+        defer { cache.removeAll { key, user in key == .id(userId) || user.id == userId } }
+        return try base.update(userId: userId, change)
+    }
+
+    public func checkReady() throws(AuthError) { try base.checkReady() }
+
+    private func forget(_ user: User) {
+        cache.removeAll { key, cached in
+            cached.id == user.id || key == .id(user.id) || key == .username(user.username)
+                || user.firebaseUID.map { key == .firebaseUID($0) } == true
+        }
+    }
+}
+
+/// A `SessionStore` that serves `session(tokenHash:)` from a short-lived cache (see `AccountCache`);
+/// every write goes to `base` and drops the sessions it touches from the cache.
+public final class CachingSessionStore: SessionStore {
+    /// The store that is asked on a miss and written through.
+    public let base: any SessionStore
+    private let cache: ShortLivedCache<String, Session>
+
+    /// Caches answers of `base` for `ttl` seconds (clamped to 0...`AccountCache.maxTTL`; 0 caches
+    /// nothing), timed by `now`.
+    public init(_ base: any SessionStore, ttl: TimeInterval = AccountCache.defaultTTL,
+                now: @escaping @Sendable () -> Date = Date.init) {
+        self.base = base
+        cache = ShortLivedCache(ttl: ttl, now: now)
+    }
+
+    public func insert(_ session: Session, tokenHash: String) throws(AuthError) {
+        defer { cache.removeAll { hash, cached in hash == tokenHash || cached.id == session.id } }
+        try base.insert(session, tokenHash: tokenHash)
+    }
+
+    public func session(tokenHash: String) throws(AuthError) -> Session? {
+        try cache.value(tokenHash) { () throws(AuthError) in try base.session(tokenHash: tokenHash) }
+    }
+
+    @discardableResult
+    public func touch(sessionId: String, lastSeenAt: Date) throws(AuthError) -> Bool {
+        defer { cache.removeAll { $1.id == sessionId } }
+        return try base.touch(sessionId: sessionId, lastSeenAt: lastSeenAt)
+    }
+
+    @discardableResult
+    public func delete(sessionId: String) throws(AuthError) -> Bool {
+        defer { cache.removeAll { $1.id == sessionId } }
+        return try base.delete(sessionId: sessionId)
+    }
+
+    @discardableResult
+    public func delete(tokenHash: String) throws(AuthError) -> Bool {
+        defer { cache.removeAll { hash, _ in hash == tokenHash } }
+        return try base.delete(tokenHash: tokenHash)
+    }
+
+    @discardableResult
+    public func deleteAll(userId: String) throws(AuthError) -> Int {
+        defer { cache.removeAll { $1.userId == userId } }
+        return try base.deleteAll(userId: userId)
+    }
+
+    @discardableResult
+    public func deleteExpired(now: Date, idleCutoff: Date) throws(AuthError) -> Int {
+        defer { cache.removeAll { _, _ in true } }
+        return try base.deleteExpired(now: now, idleCutoff: idleCutoff)
+    }
+
+    public func checkReady() throws(AuthError) { try base.checkReady() }
+}
+
+extension AccountStores {
+    /// These stores with `users` and `sessions` behind short-lived read caches (see `AccountCache`),
+    /// for a backend shared by several hosts. Revocation and disabling take effect within `ttl`.
+    public func cachingReads(ttl: TimeInterval = AccountCache.defaultTTL, now: @escaping @Sendable () -> Date = Date.init)
+        -> AccountStores {
+        var stores = self
+        stores.users = CachingUserStore(users, ttl: ttl, now: now)
+        stores.sessions = CachingSessionStore(sessions, ttl: ttl, now: now)
+        return stores
+    }
+}
