@@ -1,5 +1,8 @@
 import Foundation
+import MediscopeAuth
 import MediscopeFirestore
+import MediscopeFirestoreStore
+import MediscopeOutbox
 import MediscopeServer
 
 /// Where analyses, accounts and the audit log live.
@@ -81,5 +84,24 @@ public struct FirestoreSettings: Sendable {
             credentials = MetadataServerCredentials(url: metadataURL)
         }
         return FirestoreClient(configuration: configuration, credentials: credentials)
+    }
+}
+
+extension AppConfig {
+    /// The account stores this configuration names: SQLite under `var/store`, or Firestore. With
+    /// Firestore, `outbox` given (a worker), users, sessions and tokens are read through short-lived
+    /// caches and audit entries are appended through the outbox; without it (a command-line tool),
+    /// every call goes to Firestore directly.
+    /// - Throws: `AuthError` (SQLite) or `FirestoreError` (an unreadable key file).
+    public func accountStores(_ purpose: FirestoreSettings.Purpose, outbox: Outbox? = nil) throws -> AccountStores {
+        guard store == .firestore, let firestore else {
+            return try AccountStores.sqlite(directory: URL(fileURLWithPath: storeDirectory))
+        }
+        let client = try firestore.client(for: purpose)
+        var stores = AccountStores.firestore(client: client)
+        guard let outbox else { return stores }
+        stores = stores.cachingReads(ttl: firestore.cacheSeconds, outageGrace: firestore.outageGraceSeconds)
+        stores.auditLog = OutboxAuditLog(outbox: outbox, remote: stores.auditLog)
+        return stores
     }
 }

@@ -48,7 +48,7 @@ final class OutboxDeliveryWork: BackgroundWork {
         let client = try settings.client(for: .delivery)
         let outbox = try Outbox(directory: URL(fileURLWithPath: config.storeDirectory))
         let delivery = OutboxDelivery(outbox: outbox, analyses: FirestoreAnalysisStore(client: client),
-                                      insertAudit: Services.auditInserter(client))
+                                      audit: FirestoreAuditLogStore(client: client))
         self.delivery = delivery
         return delivery
     }

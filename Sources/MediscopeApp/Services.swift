@@ -42,7 +42,7 @@ final class Services: @unchecked Sendable {
     func accounts() throws(Problem) -> Accounts {
         if let openedAccounts { return openedAccounts }
         do {
-            let stores = try AccountStores.sqlite(directory: URL(fileURLWithPath: config.storeDirectory))
+            let stores = try config.accountStores(.requests, outbox: try outbox())
             let accounts = Accounts(stores: stores, policy: config.accountPolicy)
             openedAccounts = accounts
             return accounts

@@ -1,5 +1,6 @@
 import Foundation
 import MediscopeAuth
+import MediscopeEncoding
 import MediscopeFirestore
 import MediscopeFirestoreStore
 import MediscopeStore
@@ -27,7 +28,7 @@ public enum DeliveryOutcome: Sendable, Equatable {
 public final class OutboxDelivery {
     public let outbox: Outbox
     let analyses: FirestoreAnalysisStore
-    let insertAudit: (AuditEntry) throws(FirestoreError) -> Void
+    let audit: FirestoreAuditLogStore
     /// Back-off after the first failed attempt of an entry, doubled per attempt up to `maxBackoff` (s).
     public var initialBackoff = 0.5
     public var maxBackoff = 30.0
@@ -37,12 +38,11 @@ public final class OutboxDelivery {
 
     /// - Parameters:
     ///   - analyses: the Firestore analysis store the creates and deletes go to.
-    ///   - insertAudit: writes one audit entry whose id is set, `exists = false` (ALREADY_EXISTS throws).
-    public init(outbox: Outbox, analyses: FirestoreAnalysisStore,
-                insertAudit: @escaping (AuditEntry) throws(FirestoreError) -> Void) {
+    ///   - audit: the Firestore audit log the entries go to (under the ids they were given here).
+    public init(outbox: Outbox, analyses: FirestoreAnalysisStore, audit: FirestoreAuditLogStore) {
         self.outbox = outbox
         self.analyses = analyses
-        self.insertAudit = insertAudit
+        self.audit = audit
     }
 
     /// Delivers what is due, until the outbox is empty, the head entry must wait, or `deadline` passes.
@@ -106,16 +106,44 @@ public final class OutboxDelivery {
                     return error.kind == .unavailable ? .retry("Firestore: \(error.message)") : .park("Firestore: \(error.message)")
                 }
             case .auditAppend:
-                let audit: AuditEntry
-                do { audit = try JSONDecoder.outbox.decode(AuditEntry.self, from: Data(entry.body)) } catch {
+                let auditEntry: AuditEntry
+                do { auditEntry = try JSONDecoder.outbox.decode(AuditEntry.self, from: Data(entry.body)) } catch {
                     return .park("the audit entry in the outbox is unreadable")
                 }
-                try insertAudit(audit)
+                return deliver(auditEntry)
             }
             return .delivered
         } catch {
             return Self.outcome(error, attempts: entry.attempts)
         }
+    }
+
+    /// Inserts the audit entry under its id. A taken id is this entry's own earlier delivery (its answer
+    /// lost) when the stored entry is this one; else another process drew the same id, and the entry
+    /// is appended under a fresh one: an audit entry is never dropped and never overwrites another.
+    func deliver(_ entry: AuditEntry) -> DeliveryOutcome {
+        do throws(AuthError) {
+            do throws(AuthError) {
+                try audit.insert(entry)
+            } catch where error.kind == .conflict {
+                var stored = AuditFilter()
+                stored.afterId = entry.id! - 1
+                stored.limit = 1
+                if let found = try audit.entries(stored).first, found.id == entry.id, Self.sameEntry(found, entry) { return .delivered }
+                _ = try audit.append(entry)
+            }
+            return .delivered
+        } catch {
+            return error.kind == .unavailable ? .retry("Firestore: \(error.message)") : .park("Firestore: \(error.message)")
+        }
+    }
+
+    /// Equal in every field, times compared to the millisecond (what Firestore keeps).
+    static func sameEntry(_ a: AuditEntry, _ b: AuditEntry) -> Bool {
+        var a = a, b = b
+        a.time = a.time.roundedToMilliseconds
+        b.time = b.time.roundedToMilliseconds
+        return a == b
     }
 
     /// How a Firestore failure decides an attempt; `attempts` counts this one.

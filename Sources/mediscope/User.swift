@@ -17,7 +17,7 @@ struct UserCommand: ParsableCommand {
 
         func accounts() throws -> (Accounts, AppConfig) {
             let settings = try AppConfig.load(file: config)
-            let stores = try AccountStores.sqlite(directory: URL(fileURLWithPath: settings.storeDirectory))
+            let stores = try settings.accountStores(.tool)
             let store = Accounts(stores: stores, policy: settings.accountPolicy)
             return (store, settings)
         }

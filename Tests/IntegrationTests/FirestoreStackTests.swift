@@ -16,7 +16,9 @@ import Testing
     init() throws {
         emulator = try SharedEmulator.get()
         proxy = try FirestoreFaultProxy(emulator: emulator)
-        stack = try Stack(settings: ["STORE": "firestore", "FIRESTORE_PROJECT_ID": project, "FIRESTORE_CACHE_SECONDS": "1"],
+        // One io worker: the outage grace is per worker, so the test knows which worker saw the token.
+        stack = try Stack(settings: ["STORE": "firestore", "FIRESTORE_PROJECT_ID": project, "FIRESTORE_CACHE_SECONDS": "1",
+                                     "POOLS_IO_WORKERS": "1"],
                           environment: ["FIRESTORE_EMULATOR_HOST": proxy.host])
         firestore = emulator.client(projectId: project)
     }
@@ -50,8 +52,10 @@ import Testing
     @Test func theWholeFlowLandsInFirestore() async throws {
         let session = try stack.syncSignIn("clinician")
         var ids: [String: [String]] = [:]
+        // The second upload's image is the only grey one: deleting its record must delete its images.
         for (i, patient) in ["P-FS-A", "P-FS-B", "P-FS-A", "P-FS-A", "P-FS-B"].enumerated() {
-            let r = try await stack.upload(image: i.isMultiple(of: 2) ? try Scans.jpeg : try Scans.png, fields: ["patient_id": patient])
+            let image = i == 1 ? try Scans.data("scan_gray.jpg") : i.isMultiple(of: 2) ? try Scans.jpeg : try Scans.png
+            let r = try await stack.upload(image: image, fields: ["patient_id": patient])
             #expect(r.status == 201, "\(String(decoding: r.body, as: UTF8.self))")
             ids[patient, default: []].append(try #require(r.json?["id"] as? String))
         }
@@ -76,7 +80,7 @@ import Testing
         #expect(scan.status == 200 && scan.header("Content-Type")?.hasPrefix("image/") == true && scan.body.count > 100)
         #expect(scan.header("Cache-Control")?.contains("private") == true)
         let results = try #require(record.json?["results"] as? [[String: Any]])
-        let heatmapURL = try #require(results.first?["heatmapUrl"] as? String)
+        let heatmapURL = try #require((results.first?["heatmap"] as? [String: Any])?["url"] as? String)
         let heatmap = try await stack.request("GET", heatmapURL, auth: session)
         #expect(heatmap.status == 200 && heatmap.body.count > 100)
         let report = try await stack.request("GET", "/analyses/\(id)/report", auth: session)
@@ -109,7 +113,9 @@ import Testing
     /// heals, everything arrives once. Then the whole pool is SIGKILLed with a full outbox and restarted.
     @Test func outageThenKillThenRestartLosesNothing() async throws {
         let token = try stack.syncCreateToken(try stack.syncSignIn("clinician"))
-        #expect(try await stack.upload(image: try Scans.jpeg, auth: .bearer(token)).status == 201, "warm: the token is known")
+        let warm = try await stack.upload(image: try Scans.jpeg, auth: .bearer(token))
+        #expect(warm.status == 201, "warm: both pools have seen the token")
+        #expect(try await stack.request("GET", "/api/analyses/\(warm.json?["id"] as? String ?? "")", auth: .bearer(token)).status == 200)
         try waitForDrain()
         let before = try documents("analyses").count
 
@@ -117,7 +123,7 @@ import Testing
         var ids: [String] = []
         for _ in 0..<3 {
             let r = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-OUTAGE"], auth: .bearer(token))
-            #expect(r.status == 201, "\(r.status) \(String(decoding: r.body, as: UTF8.self))")
+            #expect(r.status == 201, "\(r.status) \(String(decoding: r.body, as: UTF8.self)) \((try? String(contentsOf: stack.logFile, encoding: .utf8))?.suffix(1500) ?? "")")
             if let id = r.json?["id"] as? String { ids.append(id) }
         }
         #expect(ids.count == 3)
@@ -125,7 +131,7 @@ import Testing
         let deadline = Date().addingTimeInterval(20)
         var ready = try stack.syncRequest("GET", "/api/ready", auth: Stack.Auth.none)
         while ready.json?["status"] as? String != "degraded", Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.2)
+            try await Task.sleep(for: .milliseconds(200))
             ready = try stack.syncRequest("GET", "/api/ready", auth: Stack.Auth.none)
         }
         #expect(ready.status == 200 && ready.json?["status"] as? String == "degraded")
@@ -156,7 +162,7 @@ import Testing
         let r = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-PARK"])
         #expect(r.status == 201)
         let deadline = Date().addingTimeInterval(20)
-        while try outbox()["parked"] as? Int ?? 0 < 1, Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        while try outbox()["parked"] as? Int ?? 0 < 1, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
         proxy.mode = .pass
         let status = try waitForDrain()
         #expect(status["parked"] as? Int ?? 0 >= 1, "\(status)")

@@ -53,7 +53,7 @@ final class DeliveringStore: AnalysisStore, @unchecked Sendable {
     init(folder: URL, client: FirestoreClient) throws {
         let remote = FirestoreAnalysisStore(client: client)
         store = OutboxAnalysisStore(outbox: try Outbox(directory: folder), remote: remote)
-        delivery = OutboxDelivery(outbox: store.outbox, analyses: remote) { _ throws(FirestoreError) in }
+        delivery = OutboxDelivery(outbox: store.outbox, analyses: remote, audit: FirestoreAuditLogStore(client: client))
     }
 
     func deliver() throws(StoreError) {

@@ -27,10 +27,7 @@ struct OutboxHost {
         let client = FirestoreClient(configuration: fast, credentials: EmulatorCredentials())
         let remote = FirestoreAnalysisStore(client: client)
         store = OutboxAnalysisStore(outbox: try Outbox(directory: folder.url), remote: remote)
-        delivery = OutboxDelivery(outbox: store.outbox, analyses: remote) { entry throws(FirestoreError) in
-            try client.commit([.set(FirestoreDocument(name: client.name("audit", String(entry.id!)), fields: ["action": .string(entry.action)]),
-                                    precondition: .exists(false))])
-        }
+        delivery = OutboxDelivery(outbox: store.outbox, analyses: remote, audit: FirestoreAuditLogStore(client: client))
         delivery.initialBackoff = 0.05
         delivery.maxBackoff = 0.2
         delivery.probeInterval = 0
@@ -125,7 +122,7 @@ struct OutboxHost {
         #expect(stats.depth == 0 && stats.parked == 0 && stats.deliveries == 6 && stats.remoteReachable == true)
         let audit = try emulator.client(projectId: host.project)
             .runQuery(FirestoreQuery(collectionId: "audit"))
-        #expect(audit.map(\.id) == [String(42)], "the audit entry once")
+        #expect(audit.map(\.id) == [String(repeating: "0", count: 17) + "42"], "the audit entry once")
     }
 
     /// An entry Firestore refuses for good is parked, counted and kept; the queue moves on; an operator

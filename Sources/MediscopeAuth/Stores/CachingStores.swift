@@ -10,35 +10,63 @@ public enum AccountCache {
     public static let defaultTTL: TimeInterval = 2
     /// The longest time accepted; README.md states this bound for revocation and disabling.
     public static let maxTTL: TimeInterval = 5
+    /// The longest outage grace accepted (`CachingUserStore` and the others' `outageGrace`), seconds.
+    public static let maxOutageGrace: TimeInterval = 3600
     /// Entries kept per cache before it is emptied (bounds memory against many distinct keys).
     public static let capacity = 4096
 }
 
-/// Answers by key, each until `fetched + ttl`. Thread-safe: workers are single-threaded, but the
-/// decorators are `Sendable` and may be shared.
+/// Answers by key, each until `fetched + ttl`; past that, and only while the backend is unavailable
+/// (`AuthError.unavailable`), until `fetched + ttl + grace`. Thread-safe: workers are single-threaded,
+/// but the decorators are `Sendable` and may be shared.
 final class ShortLivedCache<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
     private let ttl: TimeInterval
+    private let grace: TimeInterval
     private let now: @Sendable () -> Date
     private let lock = NSLock()
-    private var entries: [Key: (value: Value, until: Date)] = [:]
+    private var entries: [Key: (value: Value, fetched: Date)] = [:]
 
-    init(ttl: TimeInterval, now: @escaping @Sendable () -> Date) {
+    init(ttl: TimeInterval, grace: TimeInterval = 0, now: @escaping @Sendable () -> Date) {
         self.ttl = min(max(ttl, 0), AccountCache.maxTTL)
+        self.grace = min(max(grace, 0), AccountCache.maxOutageGrace)
         self.now = now
     }
 
     /// The cached value, or `fetch()`'s, cached when non-nil. The clock is read before fetching, so an
-    /// answer is never served longer than `ttl` after the backend could have given it.
+    /// answer is never served longer than `ttl` after the backend could have given it, except that an
+    /// unavailable backend gets the last answer for up to `grace` more.
     func value<E: Error>(_ key: Key, fetch: () throws(E) -> Value?) throws(E) -> Value? {
         let started = now()
-        if let hit = lock.withLock({ entries[key] }), started < hit.until { return hit.value }
-        guard let value = try fetch() else { return nil }
+        let hit = lock.withLock { entries[key] }
+        if let hit, started < hit.fetched.addingTimeInterval(ttl) { return hit.value }
+        let value: Value?
+        do { value = try fetch() } catch {
+            if let hit, (error as? AuthError)?.kind == .unavailable, started < hit.fetched.addingTimeInterval(ttl + grace) {
+                return hit.value
+            }
+            throw error
+        }
+        guard let value else {
+            lock.withLock { _ = entries.removeValue(forKey: key) }
+            return nil
+        }
         guard ttl > 0 else { return value }
         lock.withLock {
             if entries.count >= AccountCache.capacity { entries.removeAll(keepingCapacity: true) }
-            entries[key] = (value, started.addingTimeInterval(ttl))
+            entries[key] = (value, started)
         }
         return value
+    }
+
+    /// Makes every entry whose key or value `matches` stale: the next read asks the backend, but the
+    /// entry still serves the outage grace (a touch changed a timestamp, not whether it is valid).
+    func expire(where matches: (Key, Value) -> Bool) {
+        let stale = now().addingTimeInterval(-ttl)
+        lock.withLock {
+            for (key, entry) in entries where matches(key, entry.value) && entry.fetched > stale {
+                entries[key] = (entry.value, stale)
+            }
+        }
     }
 
     /// Drops every entry whose key or value `matches`.
@@ -57,11 +85,12 @@ public final class CachingUserStore: UserStore {
     private let cache: ShortLivedCache<Key, User>
 
     /// Caches answers of `base` for `ttl` seconds (clamped to 0...`AccountCache.maxTTL`; 0 caches
-    /// nothing), timed by `now`.
-    public init(_ base: any UserStore, ttl: TimeInterval = AccountCache.defaultTTL,
+    /// nothing), and while `base` is unavailable for `outageGrace` more (0...`AccountCache.maxOutageGrace`),
+    /// timed by `now`.
+    public init(_ base: any UserStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
                 now: @escaping @Sendable () -> Date = Date.init) {
         self.base = base
-        cache = ShortLivedCache(ttl: ttl, now: now)
+        cache = ShortLivedCache(ttl: ttl, grace: outageGrace, now: now)
     }
 
     public func saveOrganization(id: String, name: String) throws(AuthError) { try base.saveOrganization(id: id, name: name) }
@@ -116,11 +145,11 @@ public final class CachingSessionStore: SessionStore {
     private let cache: ShortLivedCache<String, Session>
 
     /// Caches answers of `base` for `ttl` seconds (clamped to 0...`AccountCache.maxTTL`; 0 caches
-    /// nothing), timed by `now`.
-    public init(_ base: any SessionStore, ttl: TimeInterval = AccountCache.defaultTTL,
+    /// nothing), and while `base` is unavailable for `outageGrace` more, timed by `now`.
+    public init(_ base: any SessionStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
                 now: @escaping @Sendable () -> Date = Date.init) {
         self.base = base
-        cache = ShortLivedCache(ttl: ttl, now: now)
+        cache = ShortLivedCache(ttl: ttl, grace: outageGrace, now: now)
     }
 
     public func insert(_ session: Session, tokenHash: String) throws(AuthError) {
@@ -132,10 +161,13 @@ public final class CachingSessionStore: SessionStore {
         try cache.value(tokenHash) { () throws(AuthError) in try base.session(tokenHash: tokenHash) }
     }
 
+    /// A touch (failed or not) keeps the cached session, stale: the next read asks again, but an older
+    /// `lastSeenAt` only makes the idle check stricter, and during an outage it keeps the session usable.
     @discardableResult
     public func touch(sessionId: String, lastSeenAt: Date) throws(AuthError) -> Bool {
-        defer { cache.removeAll { $1.id == sessionId } }
-        return try base.touch(sessionId: sessionId, lastSeenAt: lastSeenAt)
+        let moved = try base.touch(sessionId: sessionId, lastSeenAt: lastSeenAt)
+        cache.expire { $1.id == sessionId }
+        return moved
     }
 
     @discardableResult
@@ -165,14 +197,60 @@ public final class CachingSessionStore: SessionStore {
     public func checkReady() throws(AuthError) { try base.checkReady() }
 }
 
+/// An `APITokenStore` that serves `token(tokenHash:)` from a short-lived cache (see `AccountCache`);
+/// every write goes to `base` and drops the tokens it touches from the cache.
+public final class CachingAPITokenStore: APITokenStore {
+    /// The store that is asked on a miss and written through.
+    public let base: any APITokenStore
+    private let cache: ShortLivedCache<String, APIToken>
+
+    /// Caches answers of `base` for `ttl` seconds, and while `base` is unavailable for `outageGrace`
+    /// more, timed by `now` (same bounds as `CachingUserStore`).
+    public init(_ base: any APITokenStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
+                now: @escaping @Sendable () -> Date = Date.init) {
+        self.base = base
+        cache = ShortLivedCache(ttl: ttl, grace: outageGrace, now: now)
+    }
+
+    public func insert(_ token: APIToken, tokenHash: String) throws(AuthError) {
+        defer { cache.removeAll { hash, cached in hash == tokenHash || cached.id == token.id } }
+        try base.insert(token, tokenHash: tokenHash)
+    }
+
+    public func token(tokenHash: String) throws(AuthError) -> APIToken? {
+        try cache.value(tokenHash) { () throws(AuthError) in try base.token(tokenHash: tokenHash) }
+    }
+
+    public func tokens(userId: String) throws(AuthError) -> [APIToken] { try base.tokens(userId: userId) }
+
+    @discardableResult
+    public func revoke(tokenId: String, userId: String, at: Date) throws(AuthError) -> Bool {
+        defer { cache.removeAll { $1.id == tokenId } }
+        return try base.revoke(tokenId: tokenId, userId: userId, at: at)
+    }
+
+    /// Like `CachingSessionStore.touch`: a failed touch keeps the cached token.
+    @discardableResult
+    public func touch(tokenId: String, lastUsedAt: Date) throws(AuthError) -> Bool {
+        let moved = try base.touch(tokenId: tokenId, lastUsedAt: lastUsedAt)
+        cache.expire { $1.id == tokenId }
+        return moved
+    }
+
+    public func checkReady() throws(AuthError) { try base.checkReady() }
+}
+
 extension AccountStores {
-    /// These stores with `users` and `sessions` behind short-lived read caches (see `AccountCache`),
-    /// for a backend shared by several hosts. Revocation and disabling take effect within `ttl`.
-    public func cachingReads(ttl: TimeInterval = AccountCache.defaultTTL, now: @escaping @Sendable () -> Date = Date.init)
-        -> AccountStores {
+    /// These stores with `users`, `sessions` and `apiTokens` behind short-lived read caches (see
+    /// `AccountCache`), for a backend shared by several hosts. Revocation and disabling take effect
+    /// within `ttl`; while the backend is unavailable, what was verified within `ttl + outageGrace` is
+    /// still accepted (a change made elsewhere during an outage takes effect when it ends).
+    public func cachingReads(ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
+                             now: @escaping @Sendable () -> Date = Date.init) -> AccountStores {
         var stores = self
-        stores.users = CachingUserStore(users, ttl: ttl, now: now)
-        stores.sessions = CachingSessionStore(sessions, ttl: ttl, now: now)
+        stores.users = CachingUserStore(users, ttl: ttl, outageGrace: outageGrace, now: now)
+        stores.sessions = CachingSessionStore(sessions, ttl: ttl, outageGrace: outageGrace, now: now)
+        stores.apiTokens = CachingAPITokenStore(apiTokens, ttl: ttl, outageGrace: outageGrace, now: now)
         return stores
     }
 }
