@@ -132,6 +132,7 @@ let package = Package(
             dependencies: [
                 "MediscopeInference",
                 "MediscopeApp",
+                "MediscopeOutbox",
                 "MediscopeServer",
                 "MediscopeAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

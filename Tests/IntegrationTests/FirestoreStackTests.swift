@@ -162,18 +162,46 @@ import Testing
         let r = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-PARK"])
         #expect(r.status == 201)
         let deadline = Date().addingTimeInterval(20)
-        while try outbox()["parked"] as? Int ?? 0 < 1, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        // Everything written meanwhile (the record, its audit entries) is refused and parked.
+        while Date() < deadline {
+            let now = try outbox()
+            if now["depth"] as? Int == 0, now["parked"] as? Int ?? 0 >= 2 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         proxy.mode = .pass
         let status = try waitForDrain()
-        #expect(status["parked"] as? Int ?? 0 >= 1, "\(status)")
+        #expect(status["parked"] as? Int ?? 0 >= 2, "the record and its audit entry: \(status)")
         #expect((status["parkedTotal"] as? Int ?? 0) >= 1)
         let id = try #require(r.json?["id"] as? String)
         #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200, "kept and readable on this host")
         let ready = try stack.syncRequest("GET", "/api/ready", auth: Stack.Auth.none)
         #expect(ready.status == 200 && ready.json?["status"] as? String == "degraded")
         let text = try metrics()
-        #expect(text.contains("mediscope_outbox_parked 1") || text.contains("mediscope_outbox_parked 2"))
+        #expect(text.contains("mediscope_outbox_parked \(status["parked"] as? Int ?? -1)\n"), "the metric agrees with the status page")
         let log = (try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? ""
         #expect(log.contains("outbox_parked") && !log.contains("P-PARK"))
+
+        // The operator's view, then the fix: parked entries back in the queue, delivered in order.
+        let shown = try command(["outbox", "status"])
+        #expect(shown.contains(id) && shown.contains("INVALID_ARGUMENT") && !shown.contains("P-PARK"), "\(shown)")
+        #expect(try command(["outbox", "requeue"]).contains("requeued"))
+        let after = try waitForDrain()
+        #expect(after["parked"] as? Int == 0)
+        #expect(try firestore.get(firestore.name("analyses", id)) != nil, "delivered after the requeue")
+    }
+
+    /// Runs the real `mediscope` with this stack's settings; its standard output.
+    func command(_ arguments: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = Stack.executable
+        p.arguments = arguments
+        p.environment = stack.environment
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "mediscope \(arguments.joined(separator: " "))")
+        return String(decoding: data, as: UTF8.self)
     }
 }
