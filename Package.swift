@@ -171,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeAppTests",
-            dependencies: ["MediscopeApp", "MediscopeServer", "CServerSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["MediscopeApp", "MediscopeFirestore", "MediscopeServer", "CServerSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(

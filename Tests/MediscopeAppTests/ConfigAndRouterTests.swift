@@ -1,6 +1,7 @@
 import Foundation
 import MediscopeServer
 import MediscopeAuth
+import MediscopeFirestore
 import Testing
 @testable import MediscopeApp
 
@@ -40,6 +41,37 @@ import Testing
     ])
     func invalidSettingsAreRefused(env: [String: String]) {
         #expect(throws: (any Error).self) { try AppConfig.load(file: nil, environment: env) }
+    }
+
+    @Test func firestoreSettingsComeFromTheEnvironmentAsGoogleNamesThem() throws {
+        let c = try AppConfig.load(file: nil, environment: [
+            "MEDISCOPE_STORE": "firestore", "MEDISCOPE_FIRESTORE_PROJECT_ID": "my-project",
+            "MEDISCOPE_FIRESTORE_CACHE_SECONDS": "1.5", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8681",
+        ])
+        #expect(c.store == .firestore)
+        let f = try #require(c.firestore)
+        #expect(f.projectId == "my-project" && f.databaseId == "(default)" && f.emulatorHost == "127.0.0.1:8681")
+        #expect(f.cacheSeconds == 1.5 && f.outageGraceSeconds == 300)
+        let client = try f.client(for: .requests)
+        #expect(client.configuration.baseURL.absoluteString == "http://127.0.0.1:8681/v1/")
+        #expect(client.documentsRoot == "projects/my-project/databases/(default)/documents")
+
+        let keyed = try AppConfig.load(file: Self.example, environment: ["MEDISCOPE_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": "h:1",
+                                                                        "GOOGLE_APPLICATION_CREDENTIALS": "/elsewhere.json"])
+        #expect(keyed.firestore?.projectId == "my-project", "from the JSON file")
+        #expect(keyed.firestore?.credentialsFile == "/etc/mediscope/service-account.json", "the file's key wins over the variable")
+        #expect(try AppConfig.load(file: Self.example, environment: [:]).firestore == nil, "store sqlite: Firestore is off")
+    }
+
+    @Test(arguments: [
+        ["MEDISCOPE_STORE": "postgres"],
+        ["MEDISCOPE_STORE": "firestore"],
+        ["MEDISCOPE_STORE": "firestore", "MEDISCOPE_FIRESTORE_PROJECT_ID": "Bad Project"],
+        ["MEDISCOPE_STORE": "firestore", "MEDISCOPE_FIRESTORE_PROJECT_ID": "p", "MEDISCOPE_FIRESTORE_CACHE_SECONDS": "30"],
+        ["MEDISCOPE_STORE": "firestore", "MEDISCOPE_FIRESTORE_PROJECT_ID": "p", "GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/key.json"],
+    ])
+    func badStoreSettingsAreRefusedAtStart(_ env: [String: String]) {
+        #expect(throws: ServerError.self) { try AppConfig.load(file: nil, environment: env) }
     }
 
     @Test func tcpListenParses() {
