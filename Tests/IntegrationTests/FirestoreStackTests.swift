@@ -190,6 +190,28 @@ import Testing
         #expect(try firestore.get(firestore.name("analyses", id)) != nil, "delivered after the requeue")
     }
 
+    /// The master restarts a killed delivery process like a worker, and delivery goes on.
+    @Test func aKilledDeliveryProcessIsRestarted() async throws {
+        func deliveryPIDs() -> [Int32] {
+            let log = (try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? ""
+            return log.split(separator: "\n").filter { $0.contains("\"background_ready\"") && $0.contains("\"outbox\"") }.compactMap { line in
+                guard let range = line.range(of: "\"pid\":") else { return nil }
+                return Int32(line[range.upperBound...].prefix { $0.isNumber })
+            }
+        }
+        let first = try #require(deliveryPIDs().last)
+        #expect(kill(first, SIGKILL) == 0)
+        let deadline = Date().addingTimeInterval(15)
+        while deliveryPIDs().last == first, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        let second = try #require(deliveryPIDs().last)
+        #expect(second != first && kill(second, 0) == 0, "a new delivery process runs")
+        let r = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-RESTART"])
+        let id = try #require(r.json?["id"] as? String)
+        try waitForDrain()
+        #expect(try firestore.get(firestore.name("analyses", id)) != nil)
+        #expect(((try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? "").contains("background_died"))
+    }
+
     /// Runs the real `mediscope` with this stack's settings; its standard output.
     func command(_ arguments: [String]) throws -> String {
         let p = Process()
