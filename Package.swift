@@ -118,6 +118,12 @@ let package = Package(
             dependencies: ["MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeStore", "MediscopeAuth", "MediscopeSQLite",
                            "MediscopeEncoding", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // The plain-language report's draft: an OpenAI-compatible chat completions client over libcurl,
+        // the facts a prompt may hold (no patient identifiers), the prompt and fallback templates.
+        .target(
+            name: "MediscopeLLM",
+            dependencies: ["MediscopeNet", "MediscopeStore", .product(name: "Mustache", package: "swift-mustache")]
+        ),
         // Test-only: the real Firestore emulator on a free loopback port, as a suite trait.
         .target(name: "FirestoreTestKit", dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit"], path: "Tests/FirestoreTestKit"),
         .target(
@@ -182,6 +188,10 @@ let package = Package(
         .testTarget(
             name: "MediscopeFirestoreTests",
             dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit", "FirestoreTestKit"] + cryptoProducts
+        ),
+        .testTarget(
+            name: "MediscopeLLMTests",
+            dependencies: ["MediscopeLLM", "MediscopeStore", "MediscopeNet", "FirebaseTestKit"]
         ),
         .testTarget(
             name: "MediscopeReportTests",

@@ -1,0 +1,60 @@
+import Foundation
+import MediscopeStore
+
+/// What a report draft may be built from: the models' results and four coarse facts about the patient.
+/// Nothing here identifies a person: no patient id, name, note, dates, file names, DICOM UIDs, user
+/// names or organisation. The prompt and the template fallback are rendered from this value only, so an
+/// operator's edited template cannot reach anything else.
+public struct ReportFacts: Encodable, Sendable, Equatable {
+    /// One probability, as a whole percentage.
+    public struct Probability: Encodable, Sendable, Equatable {
+        public var label: String
+        public var percent: Int
+    }
+
+    /// One model's result.
+    public struct Finding: Encodable, Sendable, Equatable {
+        /// What the model looks for, e.g. "Brain tumour".
+        public var title: String
+        /// `binary` or `multiclass`.
+        public var task: String
+        /// The predicted label as people read it.
+        public var prediction: String
+        public var confidencePercent: Int
+        /// Every label, most likely first.
+        public var probabilities: [Probability]
+        /// The label the Grad-CAM heatmap explains.
+        public var explainedLabel: String
+    }
+
+    /// "MRI" or "CT", when given.
+    public var modality: String?
+    /// e.g. "brain", when given.
+    public var bodyPart: String?
+    /// Age in whole years; 90 and over as "90+" (HIPAA Safe Harbor); nil when not given.
+    public var age: String?
+    /// female, male, other or unknown, when given.
+    public var sex: String?
+    public var findings: [Finding]
+    /// True when there is at least one finding (templates read stored properties only).
+    public var hasFindings: Bool
+
+    public init(_ record: AnalysisRecord) {
+        modality = record.patient.modality
+        bodyPart = record.patient.bodyPart
+        age = record.patient.age.map { $0 >= 90 ? "90+" : String($0) }
+        sex = record.patient.sex
+        findings = record.results.map { result in
+            func title(_ label: String) -> String {
+                result.probabilities.first { $0.label == label }?.title ?? label
+            }
+            return Finding(
+                title: result.title, task: result.task, prediction: title(result.prediction),
+                confidencePercent: Int((result.confidence * 100).rounded()),
+                probabilities: result.probabilities.sorted { $0.probability > $1.probability }
+                    .map { Probability(label: $0.title ?? $0.label, percent: Int(($0.probability * 100).rounded())) },
+                explainedLabel: title(result.explainedLabel))
+        }
+        hasFindings = !findings.isEmpty
+    }
+}
