@@ -29,6 +29,7 @@ extension Services {
 extension StoreError: ProblemConvertible {
     func problem(log: ServerLog) -> Problem {
         if kind == .invalidCursor { return Problem.badRequest("the cursor is not valid") }
+        if kind == .conflict { return Problem(status: 409, detail: "it was changed meanwhile: reload it and apply your change again") }
         // E.g. a display image over Firestore's 1 MiB document limit: this upload cannot be kept.
         if kind == .invalidRecord { return Problem(status: 422, detail: "the analysis cannot be stored: \(message)") }
         log.error("store_error", ["kind": .token(.init(kind.rawValue))])

@@ -178,7 +178,7 @@ public struct AnalysisPage: Sendable, Equatable {
 }
 
 public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case unavailable, invalidCursor, invalidRecord, io }
+    public enum Kind: String, Sendable { case unavailable, invalidCursor, invalidRecord, io, conflict }
     public let kind: Kind
     public let message: String
     public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
