@@ -97,7 +97,7 @@ let package = Package(
             name: "MediscopeApp",
             dependencies: [
                 "MediscopeServer", "MediscopeInference", "MediscopeStore", "MediscopeAuth", "MediscopeReport",
-                "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeOutbox",
+                "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeOutbox", "MediscopeLLM", "MediscopeJobs",
                 .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
@@ -123,6 +123,11 @@ let package = Package(
         .target(
             name: "MediscopeLLM",
             dependencies: ["MediscopeNet", "MediscopeStore", .product(name: "Mustache", package: "swift-mustache")]
+        ),
+        // A durable job queue (SQLite, leases, per-organisation fairness) for work done outside the pools.
+        .target(
+            name: "MediscopeJobs",
+            dependencies: ["MediscopeSQLite", "MediscopeStore", "MediscopeEncoding", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // Test-only: the real Firestore emulator on a free loopback port, as a suite trait.
         .target(name: "FirestoreTestKit", dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit"], path: "Tests/FirestoreTestKit"),
@@ -191,7 +196,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeLLMTests",
-            dependencies: ["MediscopeLLM", "MediscopeStore", "MediscopeNet", "FirebaseTestKit"]
+            dependencies: ["MediscopeLLM", "MediscopeJobs", "MediscopeStore", "MediscopeNet", "FirebaseTestKit"]
         ),
         .testTarget(
             name: "MediscopeReportTests",

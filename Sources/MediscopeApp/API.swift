@@ -8,17 +8,18 @@ import MediscopeStore
 /// Routes of DESIGN section 4.
 public enum API {
     /// Every route, who may call it and what the audit log calls it. The access test walks this table.
-    static let specs: [RouteSpec] = analysisRoutes + AccountAPI.routes + DicomAPI.routes + [
+    static let specs: [RouteSpec] = analysisRoutes + ReportAPI.routes + AccountAPI.routes + DicomAPI.routes + [
         RouteSpec(method: "GET", pattern: "/api/models", access: .signedIn, audit: nil) { s, _, _, _ throws(Problem) in try models(s) },
         RouteSpec(method: "GET", pattern: "/api/health", open: .everyone, audit: nil) { _, _, _, _ throws(Problem) in
             .json(["status": "ok"])
         },
         RouteSpec(method: "GET", pattern: "/api/ready", open: .everyone, audit: nil) { s, _, _, _ throws(Problem) in ready(s) },
         RouteSpec(method: "GET", pattern: "/api/status", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .json(Status.report(s.server, store: s.config.store, outbox: s.outboxStats()), headers: [("Cache-Control", "no-store")])
+            .json(Status.report(s.server, store: s.config.store, outbox: s.outboxStats(), jobs: try? s.jobs().stats()),
+                  headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "GET", pattern: "/api/metrics", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .text(Status.prometheus(s.server, histograms: s.histograms, outbox: s.outboxStats()), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            .text(Status.prometheus(s.server, histograms: s.histograms, outbox: s.outboxStats(), jobs: try? s.jobs().stats()), contentType: "text/plain; version=0.0.4; charset=utf-8")
         },
     ]
 
@@ -30,7 +31,10 @@ public enum API {
             try listAnalyses(s, req, c.user)
         },
         RouteSpec(method: "GET", pattern: APILinks.analysisPattern, access: .clinical, audit: "analysis.view") { s, _, p, c throws(Problem) in
-            .json(AnalysisBody(try record(s, c.user, p["id"]), links: s.links), headers: [("Cache-Control", "no-store")])
+            let rec = try record(s, c.user, p["id"])
+            var body = AnalysisBody(rec, links: s.links)
+            body.report = try ReportAPI.body(s, rec)
+            return .json(body, headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "DELETE", pattern: APILinks.analysisPattern, access: .clinical, audit: "analysis.delete") { s, _, p, c throws(Problem) in
             guard validID(p["id"]) else { throw Problem.notFound("no analysis \(p["id"].prefix(40))") }
@@ -39,6 +43,10 @@ public enum API {
                 throw s.problem(error)
             }
             guard deleted else { throw Problem.notFound("no analysis \(p["id"])") }
+            // The report goes with its analysis; a failure here leaves versions no record shows.
+            do { try s.reportStore().deleteAll(analysisId: p["id"], organizationId: c.user.organizationId) } catch {
+                s.server.log.error("report_delete_failed", ["analysis": .token(.init(p["id"]))])
+            }
             s.server.log.info("analysis_deleted", ["analysis": .token(.init(p["id"]))])
             return .noContent
         },
@@ -55,8 +63,12 @@ public enum API {
         // Printable HTML; its images are the two routes above, fetched by the browser with the same session.
         RouteSpec(method: "GET", pattern: APILinks.reportPattern, access: .clinical, audit: "analysis.report") { s, _, p, c throws(Problem) in
             let rec = try record(s, c.user, p["id"])
+            let versions: [ReportVersion]
+            do { versions = try s.reportStore().versions(analysisId: rec.id, organizationId: rec.organizationId) } catch {
+                throw s.problem(error)
+            }
             let page = try s.reportTemplates().render(rec, institution: try s.institution(for: c.user), links: s.links,
-                                                      modelNotes: ModelFidelity.notes(for: rec, s))
+                                                      modelNotes: ModelFidelity.notes(for: rec, s), versions: versions)
             return .html(page, headers: [("Cache-Control", "no-store")])
         },
     ]
@@ -153,7 +165,11 @@ public enum API {
         s.observeStages(analysis, storeMilliseconds: storeMs)
         s.server.log.info("analysis_created", ["analysis": .token(.init(stored.id)), "forward_ms": .double(analysis.timings.forward),
                                                "model_load_ms": .double(analysis.timings.modelLoad)])
-        return .json(AnalysisBody(stored, links: s.links), status: 201, headers: [("Location", s.links.analysis(stored.id))])
+        // The draft is written by a report job process, never here: the 201 does not wait for an LLM.
+        ReportAPI.enqueueDraft(s, stored)
+        var body = AnalysisBody(stored, links: s.links)
+        body.report = .pending
+        return .json(body, status: 201, headers: [("Location", s.links.analysis(stored.id))])
     }
 
     static func models(_ s: Services) throws(Problem) -> HTTPResponse {

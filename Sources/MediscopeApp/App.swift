@@ -14,11 +14,16 @@ public struct MediscopeApplication: WorkerApplication {
         histograms = try? SharedHistograms()
     }
 
-    /// With Firestore, the outbox's delivery loop runs in a background process of its own.
-    public var backgroundProcesses: [String] { config.store == .firestore ? [OutboxDeliveryWork.processName] : [] }
+    /// The report job processes ("reports-1"...), and with Firestore the outbox's delivery loop.
+    public var backgroundProcesses: [String] {
+        (1...config.reports.workers).map { ReportDraftWork.namePrefix + String($0) }
+            + (config.store == .firestore ? [OutboxDeliveryWork.processName] : [])
+    }
 
     public func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? {
-        name == OutboxDeliveryWork.processName ? OutboxDeliveryWork(config: config, log: context.server.log) : nil
+        if name == OutboxDeliveryWork.processName { return OutboxDeliveryWork(config: config, log: context.server.log) }
+        if name.hasPrefix(ReportDraftWork.namePrefix) { return ReportDraftWork(config: config, log: context.server.log) }
+        return nil
     }
 
     public func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler {

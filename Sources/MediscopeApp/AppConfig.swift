@@ -27,6 +27,8 @@ public struct AppConfig: Sendable {
     public var store: StoreBackend
     /// Set when `store` is firestore.
     public var firestore: FirestoreSettings?
+    /// Report drafts: the LLM (if any) and the job processes.
+    public var reports: ReportSettings
 
     public var storeDirectory: String { varDirectory + "/store" }
     /// nginx serves stored images from here through X-Accel-Redirect (see nginx/).
@@ -72,6 +74,8 @@ public struct AppConfig: Sendable {
             ? try FirestoreSettings.read({ reader.string(forKey: ConfigKey($0)) }, double: { reader.double(forKey: ConfigKey($0), default: $1) },
                                          environment: environment)
             : nil
+        reports = try ReportSettings.read({ reader.string(forKey: ConfigKey($0)) }, int: { reader.int(forKey: ConfigKey($0), default: $1) },
+                                          double: { reader.double(forKey: ConfigKey($0), default: $1) })
         var policy = AccountPolicy()
         policy.sessionIdleSeconds = reader.double(forKey: "session.idle.seconds", default: policy.sessionIdleSeconds)
         policy.sessionAbsoluteSeconds = reader.double(forKey: "session.absolute.seconds", default: policy.sessionAbsoluteSeconds)

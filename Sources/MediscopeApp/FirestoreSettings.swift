@@ -4,6 +4,7 @@ import MediscopeFirestore
 import MediscopeFirestoreStore
 import MediscopeOutbox
 import MediscopeServer
+import MediscopeStore
 
 /// Where analyses, accounts and the audit log live.
 public enum StoreBackend: String, Sendable {
@@ -88,6 +89,25 @@ public struct FirestoreSettings: Sendable {
 }
 
 extension AppConfig {
+    /// The analysis store this configuration names: SQLite, or Firestore through `outbox` (required then).
+    func analysisStore(outbox: Outbox?, _ purpose: FirestoreSettings.Purpose) throws -> AnalysisStore {
+        guard store == .firestore, let firestore else { return try SQLiteAnalysisStore(directory: URL(fileURLWithPath: storeDirectory)) }
+        guard let outbox else { throw ServerError("the Firestore store needs this host's outbox") }
+        return OutboxAnalysisStore(outbox: outbox, remote: FirestoreAnalysisStore(client: try firestore.client(for: purpose)))
+    }
+
+    /// The report versions' store: `reports.sqlite` under `var/store`, or Firestore (written directly:
+    /// a clinician's edit must not wait in a queue, and a conflict must be known at once).
+    func reportStore(_ purpose: FirestoreSettings.Purpose) throws -> ReportStore {
+        guard store == .firestore, let firestore else { return try SQLiteReportStore(directory: URL(fileURLWithPath: storeDirectory)) }
+        return FirestoreReportStore(client: try firestore.client(for: purpose))
+    }
+
+    /// This host's outbox (store = firestore), nil with SQLite.
+    func openOutbox() throws -> Outbox? {
+        store == .firestore ? try Outbox(directory: URL(fileURLWithPath: storeDirectory)) : nil
+    }
+
     /// The account stores this configuration names: SQLite under `var/store`, or Firestore. With
     /// Firestore, `outbox` given (a worker), users, sessions and tokens are read through short-lived
     /// caches and audit entries are appended through the outbox; without it (a command-line tool),

@@ -28,7 +28,8 @@ struct AnalysisBody: Encodable {
     var scan: Image
     var results: [Result]
     var timingsMs: [String: Double]
-    var report: String?
+    /// The report's state, text and versions; on a single analysis (and `pending` on a new one), not in lists.
+    var report: ReportBody?
     /// What was analysed (format, EXIF orientation applied); absent in records made before it was kept.
     var source: ScanSource?
     var links: [String: String]
@@ -47,7 +48,6 @@ struct AnalysisBody: Encodable {
                                   height: $0.heatmap.height, bytes: $0.heatmap.byteCount))
         }
         timingsMs = r.timingsMs
-        report = r.report
         source = r.source
         self.links = ["self": links.analysis(r.id), "report": links.report(r.id)]
     }

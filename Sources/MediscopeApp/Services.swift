@@ -4,6 +4,7 @@ import MediscopeFirestore
 import MediscopeFirestoreStore
 import MediscopeImaging
 import MediscopeInference
+import MediscopeJobs
 import MediscopeOutbox
 import MediscopeReport
 import MediscopeServer
@@ -18,8 +19,9 @@ final class Services: @unchecked Sendable {
     let pool: PoolRuntime
     let slot: Int
     private var openedStore: AnalysisStore?
-    private var openedFirestore: FirestoreClient?
     private var openedOutbox: Outbox?
+    private var openedReports: ReportStore?
+    private var openedJobs: JobQueue?
     private var openedAccounts: Accounts?
     let firebase: FirebaseTokenVerifier?
     private var openedPipeline: AnalysisPipeline?
@@ -54,13 +56,7 @@ final class Services: @unchecked Sendable {
     func store() throws(Problem) -> AnalysisStore {
         if let openedStore { return openedStore }
         do {
-            let store: AnalysisStore
-            switch config.store {
-            case .sqlite: store = try SQLiteAnalysisStore(directory: URL(fileURLWithPath: config.storeDirectory))
-            case .firestore:
-                guard let outbox = try outbox() else { throw Problem(status: 500, detail: "the outbox is not configured") }
-                store = OutboxAnalysisStore(outbox: outbox, remote: FirestoreAnalysisStore(client: try firestoreClient()))
-            }
+            let store = try config.analysisStore(outbox: try outbox(), .requests)
             openedStore = store
             return store
         } catch {
@@ -68,14 +64,25 @@ final class Services: @unchecked Sendable {
         }
     }
 
-    /// The Firestore client of this worker (`store` = firestore only).
-    func firestoreClient() throws(Problem) -> FirestoreClient {
-        if let openedFirestore { return openedFirestore }
-        guard let settings = config.firestore else { throw Problem(status: 500, detail: "Firestore is not configured") }
+    /// The report versions' store.
+    func reportStore() throws(Problem) -> ReportStore {
+        if let openedReports { return openedReports }
         do {
-            let client = try settings.client(for: .requests)
-            openedFirestore = client
-            return client
+            let store = try config.reportStore(.requests)
+            openedReports = store
+            return store
+        } catch {
+            throw problem(error)
+        }
+    }
+
+    /// This host's report job queue.
+    func jobs() throws(Problem) -> JobQueue {
+        if let openedJobs { return openedJobs }
+        do {
+            let queue = try JobQueue(directory: URL(fileURLWithPath: config.storeDirectory))
+            openedJobs = queue
+            return queue
         } catch {
             throw problem(error)
         }
@@ -92,7 +99,7 @@ final class Services: @unchecked Sendable {
         guard config.store == .firestore else { return nil }
         if let openedOutbox { return openedOutbox }
         do {
-            let outbox = try Outbox(directory: URL(fileURLWithPath: config.storeDirectory))
+            let outbox = try config.openOutbox()
             openedOutbox = outbox
             return outbox
         } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeJobs
 import MediscopeOutbox
 import MediscopeServer
 
@@ -48,9 +49,10 @@ enum Status {
         var pools: [String: PoolStatus]
         var store: String
         var outbox: OutboxStatus?
+        var reportJobs: JobStats?
     }
 
-    static func report(_ server: ServerContext, store: StoreBackend = .sqlite, outbox: OutboxStats? = nil) -> Report {
+    static func report(_ server: ServerContext, store: StoreBackend = .sqlite, outbox: OutboxStats? = nil, jobs: JobStats? = nil) -> Report {
         var pools: [String: PoolStatus] = [:]
         for pool in server.pools {
             let queue = server.listenQueue(pool)
@@ -60,10 +62,11 @@ enum Status {
                 snapshot: server.scoreboard.snapshot(pool: pool.index))
         }
         return Report(masterPid: Int(server.masterPID), startedAt: server.scoreboard.startedAt, pools: pools,
-                      store: store.rawValue, outbox: outbox.map { OutboxStatus($0) })
+                      store: store.rawValue, outbox: outbox.map { OutboxStatus($0) }, reportJobs: jobs)
     }
 
-    static func prometheus(_ server: ServerContext, histograms: SharedHistograms? = nil, outbox: OutboxStats? = nil) -> String {
+    static func prometheus(_ server: ServerContext, histograms: SharedHistograms? = nil, outbox: OutboxStats? = nil,
+                           jobs: JobStats? = nil) -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
             out += "# HELP mediscope_\(name) \(help)\n# TYPE mediscope_\(name) \(type)\n"
@@ -96,6 +99,23 @@ enum Status {
             metric("outbox_parked_total", "counter", "Writes ever parked.", [("", Double(status.parkedTotal))])
             metric("firestore_reachable", "gauge", "1 when the delivery process's last call reached Firestore.",
                    [("", outbox.remoteReachable == false ? 0 : 1)])
+        }
+        if let jobs {
+            metric("report_jobs_queued", "gauge", "Report drafts waiting for a job process.", [("", Double(jobs.queued))])
+            metric("report_jobs_running", "gauge", "Report drafts being written now.", [("", Double(jobs.running))])
+            metric("report_jobs_done_total", "counter", "Report jobs finished, by where the draft came from.",
+                   jobs.done.sorted { $0.key < $1.key }.map { ("source=\"\($0.key)\"", Double($0.value)) })
+            metric("report_job_failed_attempts_total", "counter", "LLM attempts that failed (retried, or the template was used).",
+                   [("", Double(jobs.failedAttempts))])
+            metric("llm_tokens_total", "counter", "Tokens the LLM reported, by kind.",
+                   [("kind=\"prompt\"", Double(jobs.promptTokens)), ("kind=\"completion\"", Double(jobs.completionTokens))])
+            out += "# HELP mediscope_report_job_seconds Time from upload to draft.\n# TYPE mediscope_report_job_seconds histogram\n"
+            var cumulative: Int64 = 0
+            for bound in JobQueue.latencyBounds + [.infinity] {
+                cumulative += jobs.latencyBuckets[String(bound)] ?? 0
+                out += "mediscope_report_job_seconds_bucket{le=\"\(bound.isInfinite ? "+Inf" : String(bound))\"} \(cumulative)\n"
+            }
+            out += "mediscope_report_job_seconds_sum \(jobs.latencySumSeconds)\nmediscope_report_job_seconds_count \(cumulative)\n"
         }
         if let histograms { out += histograms.prometheus(help: StageMetrics.help) }
         return out

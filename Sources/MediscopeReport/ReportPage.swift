@@ -21,6 +21,13 @@ struct ReportPage {
         var overlay: Image
     }
     struct ReportText { var paragraphs: [String] }
+    /// The report's signature: who signed which version when; or that the text is an unsigned draft.
+    struct Signature {
+        var signedBy: String
+        var signedAt: Stamp
+        var version: Int
+        var amended: Bool
+    }
 
     static let notice = DecisionSupport.notice
 
@@ -32,6 +39,10 @@ struct ReportPage {
     var scan: Image
     var findings: [Finding]
     var reportText: ReportText?
+    /// Set when the newest version is signed; nil: the signature lines are left blank.
+    var signature: Signature?
+    /// True when there is report text that no clinician has signed.
+    var unsignedDraft = false
     var notice = Self.notice
     /// Footer lines about the models that made the analysis (an approximated model's fidelity).
     var modelNotes: [String] = []
@@ -68,6 +79,21 @@ struct ReportPage {
                                width: result.heatmap.width, height: result.heatmap.height))
         }
         reportText = r.report.flatMap(Self.paragraphs).map(ReportText.init)
+        unsignedDraft = reportText != nil
+    }
+
+    /// Shows `version` (the newest of the analysis's report) instead of the record's legacy text.
+    mutating func show(_ version: ReportVersion?, amended: Bool) {
+        guard let version else { return }
+        reportText = Self.paragraphs(version.text).map(ReportText.init)
+        if version.status == .signed {
+            signature = Signature(signedBy: version.authorName ?? version.authorId ?? "unknown", signedAt: Self.stamp(version.createdAt),
+                                  version: version.number, amended: amended)
+            unsignedDraft = false
+        } else {
+            signature = nil
+            unsignedDraft = reportText != nil
+        }
     }
 
     static func percent(_ p: Double) -> String { String(format: "%.1f%%", p * 100) }

@@ -1,0 +1,136 @@
+import Foundation
+import MediscopeAuth
+import MediscopeEncoding
+import MediscopeJobs
+import MediscopeLLM
+import MediscopeServer
+import MediscopeStore
+
+extension TextRule {
+    /// A report's text: several lines, up to about ten pages.
+    static let report = TextRule(kind: .lines, maxCharacters: 20_000, maxScalars: 40_000, maxBytes: 80_000)
+}
+
+/// The report of an analysis as the API shows it: its state, the newest text and where it came from,
+/// and every version (drafts, edits, signatures, amendments), oldest first.
+struct ReportBody: Encodable {
+    struct Source: Encodable {
+        /// `llm`, `template` or `clinician`.
+        var kind: String
+        var model: String?
+        var reason: String?
+    }
+    struct Version: Encodable {
+        var number: Int
+        var status: String
+        var text: String
+        var source: Source
+        var author: String?
+        var createdAt: Date
+    }
+    /// `pending` (being drafted), `draft` (may be edited and signed) or `signed`.
+    var status: String
+    var text: String?
+    var source: Source?
+    /// The newest version's number: send it back as `baseVersion` with an edit, a signature or an amendment.
+    var version: Int?
+    var signedBy: String?
+    var signedAt: Date?
+    var versions: [Version]
+
+    static let pending = ReportBody(status: "pending", versions: [])
+
+    init(status: String, versions: [Version]) { self.status = status; self.versions = versions }
+
+    init(_ stored: [ReportVersion]) {
+        versions = stored.map {
+            Version(number: $0.number, status: $0.status.rawValue, text: $0.text,
+                    source: Source(kind: $0.origin.rawValue, model: $0.model, reason: $0.reason), author: $0.authorName, createdAt: $0.createdAt)
+        }
+        guard let newest = stored.last else {
+            status = "pending"
+            return
+        }
+        status = newest.status.rawValue
+        text = newest.text
+        source = versions.last?.source
+        version = newest.number
+        if newest.status == .signed {
+            signedBy = newest.authorName
+            signedAt = newest.createdAt
+        }
+    }
+}
+
+/// The clinician's side of the report: edit the draft, sign it, amend what was signed. Each is a new
+/// version; `baseVersion` must be the newest one the clinician saw, else 409 (someone else changed it).
+enum ReportAPI {
+    static let kind = "report.draft"
+    static let pattern = "/api/analyses/{id}/report"
+    static let signPattern = "/api/analyses/{id}/report/sign"
+    static let amendPattern = "/api/analyses/{id}/report/amend"
+
+    static let routes: [RouteSpec] = [
+        RouteSpec(method: "PUT", pattern: pattern, access: .clinical, audit: "report.edit") { s, req, p, c throws(Problem) in
+            try change(s, req, p["id"], c.user, expecting: .draft, makes: .draft)
+        },
+        RouteSpec(method: "POST", pattern: signPattern, access: .clinical, audit: "report.sign") { s, req, p, c throws(Problem) in
+            try change(s, req, p["id"], c.user, expecting: .draft, makes: .signed)
+        },
+        RouteSpec(method: "POST", pattern: amendPattern, access: .clinical, audit: "report.amend") { s, req, p, c throws(Problem) in
+            try change(s, req, p["id"], c.user, expecting: .signed, makes: .signed)
+        },
+    ]
+
+    struct ChangeBody: Decodable {
+        var text: String
+        var baseVersion: Int
+    }
+
+    /// Appends version `baseVersion + 1` with the clinician's text; the newest version must be `expecting`.
+    static func change(_ s: Services, _ req: HTTPRequest, _ id: String, _ user: User, expecting: ReportVersion.Status,
+                       makes status: ReportVersion.Status) throws(Problem) -> HTTPResponse {
+        let record = try API.record(s, user, id)
+        let body: ChangeBody = try AccountAPI.decodeJSON(req)
+        guard let text = try FieldText.check(Array(body.text.utf8), field: "text", rule: .report) else {
+            throw Problem(status: 422, detail: "the report text is empty")
+        }
+        let reports = try s.reportStore()
+        let versions: [ReportVersion]
+        do { versions = try reports.versions(analysisId: record.id, organizationId: record.organizationId) } catch { throw s.problem(error) }
+        guard let newest = versions.last else {
+            throw Problem(status: 409, detail: "the report is still being drafted; try again in a moment")
+        }
+        guard newest.number == body.baseVersion else {
+            throw Problem(status: 409, detail: "the report changed meanwhile (version \(newest.number)); reload it and apply your change again")
+        }
+        guard newest.status == expecting else {
+            throw Problem(status: 409, detail: expecting == .draft
+                ? "the report is signed: it cannot be edited or signed again; amend it instead"
+                : "the report is not signed yet: edit or sign the draft instead")
+        }
+        let version = ReportVersion(
+            analysisId: record.id, organizationId: record.organizationId, number: newest.number + 1, status: status, text: text,
+            origin: .clinician, authorId: user.id, authorName: user.displayName ?? user.username, createdAt: Date().roundedToMilliseconds)
+        do { try reports.append(version) } catch { throw s.problem(error) }
+        return .json(ReportBody(versions + [version]), headers: [("Cache-Control", "no-store")])
+    }
+
+    /// The report for an analysis: its versions, or pending (and its draft job queued, if none is: an
+    /// analysis from before reports, or a job lost with a host, is drafted on first view).
+    static func body(_ s: Services, _ record: AnalysisRecord) throws(Problem) -> ReportBody {
+        let versions: [ReportVersion]
+        do { versions = try s.reportStore().versions(analysisId: record.id, organizationId: record.organizationId) } catch {
+            throw s.problem(error)
+        }
+        if versions.isEmpty { enqueueDraft(s, record) }
+        return ReportBody(versions)
+    }
+
+    /// Queues the draft; a failure is logged, never fails the request (the next view queues it again).
+    static func enqueueDraft(_ s: Services, _ record: AnalysisRecord) {
+        do { try s.jobs().enqueue(kind: kind, key: record.id, organizationId: record.organizationId) } catch {
+            s.server.log.error("report_enqueue_failed", ["analysis": .token(.init(record.id))])
+        }
+    }
+}
