@@ -1,0 +1,210 @@
+import FirebaseTestKit
+import Foundation
+import Testing
+
+/// The plain-language report through real nginx and the real pool, with a local server speaking the
+/// chat completions wire format as Groq documents it (Groq itself cannot be reached from here).
+@Suite(.serialized) final class ReportDraftTests {
+    /// Distinctive values that must never reach the LLM.
+    static let patient = ["patient_id": "PID-QZ-48151623", "patient_name": "Hortensia Vexlander", "note": "allergic to quinzole, ward 7B",
+                          "age": "93", "sex": "female", "modality": "MRI", "body_part": "brain"]
+
+    static func reply(_ text: String, model: String = "llama-3.1-8b-instant") -> ScriptedHTTPServer.Response {
+        let escaped = String(decoding: try! JSONEncoder().encode(text), as: UTF8.self)
+        return .json(200, #"{"id":"c1","object":"chat.completion","model":"\#(model)","choices":[{"index":0,"message":{"role":"assistant","content":\#(escaped)}}],"usage":{"prompt_tokens":111,"completion_tokens":22}}"#)
+    }
+
+    func stack(llm: ScriptedHTTPServer?, _ extra: [String: String] = [:]) throws -> Stack {
+        var settings = extra
+        if let llm {
+            settings["LLM_BASE_URL"] = llm.baseURL.appendingPathComponent("openai/v1").absoluteString
+            settings["LLM_MODEL"] = "llama-3.1-8b-instant"
+            settings["LLM_TIMEOUT_SECONDS"] = settings["LLM_TIMEOUT_SECONDS"] ?? "5"
+        }
+        let stack = try Stack(settings: settings)
+        stack.remember(Self.patient.values)
+        return stack
+    }
+
+    /// Polls the analysis until its report leaves `pending`; the report object.
+    func waitForDraft(_ stack: Stack, _ id: String, timeout: Double = 60) async throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let r = try await stack.request("GET", "/api/analyses/\(id)")
+            if let report = r.json?["report"] as? [String: Any], report["status"] as? String != "pending" { return report }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw StackError("no draft for \(id) in \(timeout) s")
+    }
+
+    func send(_ stack: Stack, _ method: String, _ path: String, text: String, base: Int) async throws -> Stack.Response {
+        let body = try JSONSerialization.data(withJSONObject: ["text": text, "baseVersion": base])
+        return try await stack.request(method, path, body: body, contentType: "application/json")
+    }
+
+    @Test func anLLMDraftIsEditedSignedAndAmendedAndNothingIdentifyingIsSent() async throws {
+        let text = "<script>alert('x')</script> **The tumour model** suggests a glioma.\n\nThe heatmap shows the regions that drove it."
+        let llm = try ScriptedHTTPServer { _, _ in Self.reply(text) }
+        defer { llm.stop() }
+        let stack = try stack(llm: llm)
+        defer { stack.stop() }
+        let upload = try await stack.upload(image: try Scans.jpeg, fields: Self.patient)
+        #expect(upload.status == 201)
+        #expect((upload.json?["report"] as? [String: Any])?["status"] as? String == "pending", "the 201 does not wait for the draft")
+        let id = try #require(upload.json?["id"] as? String)
+
+        let draft = try await waitForDraft(stack, id)
+        #expect(draft["status"] as? String == "draft" && draft["text"] as? String == text && draft["version"] as? Int == 1)
+        let source = try #require(draft["source"] as? [String: Any])
+        #expect(source["kind"] as? String == "llm" && source["model"] as? String == "llama-3.1-8b-instant")
+
+        // What left the building: results and coarse facts, no identifier.
+        let sent = llm.requests.map { String(decoding: $0.body, as: UTF8.self) }.joined()
+        #expect(llm.requests.count == 1)
+        for (field, value) in Self.patient where ["patient_id", "patient_name", "note"].contains(field) {
+            #expect(!sent.contains(value), "the prompt holds the \(field)")
+        }
+        #expect(!sent.contains("clinician") && !sent.contains(id) && sent.contains("90+") && sent.contains("MRI"))
+
+        let path = "/api/analyses/\(id)/report"
+        let edited = try await send(stack, "PUT", path, text: "Edited by the clinician.", base: 1)
+        #expect(edited.status == 200 && edited.json?["version"] as? Int == 2 && edited.json?["status"] as? String == "draft")
+        #expect(try await send(stack, "PUT", path, text: "A stale edit.", base: 1).status == 409, "stale base version")
+        let signed = try await send(stack, "POST", path + "/sign", text: "Signed text.", base: 2)
+        #expect(signed.status == 200 && signed.json?["status"] as? String == "signed" && signed.json?["signedBy"] as? String == "clinician")
+        #expect(try await send(stack, "PUT", path, text: "Change after signing.", base: 3).status == 409, "a signed report is final")
+        #expect(try await send(stack, "POST", path + "/sign", text: "Sign twice.", base: 3).status == 409)
+        let amended = try await send(stack, "POST", path + "/amend", text: "Amended: the second model agrees.", base: 3)
+        #expect(amended.status == 200 && amended.json?["version"] as? Int == 4)
+        let versions = try #require((try await stack.request("GET", "/api/analyses/\(id)")).json?["report"] as? [String: Any])["versions"]
+            as? [[String: Any]]
+        #expect(versions?.map { $0["status"] as? String ?? "" } == ["draft", "draft", "signed", "signed"])
+        #expect(versions?.first?["text"] as? String == text, "every version is kept")
+
+        let printed = String(decoding: try await stack.request("GET", "/analyses/\(id)/report").body, as: UTF8.self)
+        #expect(printed.contains("Amended: the second model agrees.") && printed.contains("Signed by") && printed.contains("(amended)"))
+        #expect(!printed.contains("Unsigned draft") && !printed.contains("<script>alert"))
+
+        let admin = try stack.syncCreateToken(try { try stack.addUser("reportadmin", role: "admin"); return try stack.syncSignIn("reportadmin") }())
+        #expect(try await stack.request("POST", path + "/amend", body: Data(#"{"text":"x","baseVersion":4}"#.utf8),
+                                        contentType: "application/json", auth: .bearer(admin)).status == 403, "admins see no patients")
+        let audit = try #require(try await stack.request("GET", "/api/audit?limit=1000", auth: .bearer(admin)).json?["entries"] as? [[String: Any]])
+        let actions = audit.filter { $0["recordId"] as? String == id }.compactMap { $0["action"] as? String }
+        for action in ["report.draft", "report.edit", "report.sign", "report.amend"] { #expect(actions.contains(action), "\(action) audited") }
+    }
+
+    @Test func withoutAnLLMTheTemplateWritesTheDraftAndItPrintsAsUnsigned() async throws {
+        let stack = try stack(llm: nil)
+        defer { stack.stop() }
+        let id = try #require(try await stack.upload(image: try Scans.jpeg, fields: Self.patient).json?["id"] as? String)
+        let draft = try await waitForDraft(stack, id)
+        let source = try #require(draft["source"] as? [String: Any])
+        #expect(source["kind"] as? String == "template" && source["reason"] as? String == "no LLM is configured")
+        #expect((draft["text"] as? String)?.contains("not a diagnosis") == true)
+        let printed = String(decoding: try await stack.request("GET", "/analyses/\(id)/report").body, as: UTF8.self)
+        #expect(printed.contains("Unsigned draft") && printed.contains("Reviewed by"))
+        let other = try { try stack.addUser("elsewhere", role: "clinician", organization: "other-org"); return try stack.syncSignIn("elsewhere") }()
+        #expect(try await stack.request("PUT", "/api/analyses/\(id)/report", body: Data(#"{"text":"x","baseVersion":1}"#.utf8),
+                                        contentType: "application/json", auth: other).status == 404, "another organisation cannot edit")
+        #expect(try await stack.request("POST", "/api/analyses/\(id)/report/sign", body: Data(#"{"text":"x","baseVersion":1}"#.utf8),
+                                        contentType: "application/json", auth: other).status == 404, "or sign")
+    }
+
+    /// 500 then 429 with Retry-After then success: the draft is the LLM's, after waiting as told.
+    @Test func serverErrorsAndRateLimitsAreRetriedThenTheTemplateTakesOver() async throws {
+        let llm = try ScriptedHTTPServer { _, i in
+            switch i {
+            case 0: .json(500, #"{"error":{"message":"oops","type":"server_error"}}"#)
+            case 1: ScriptedHTTPServer.Response(status: 429, headers: [("Content-Type", "application/json"), ("Retry-After", "2")],
+                                                body: Array(#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#.utf8))
+            case 2: Self.reply("Third time lucky.")
+            default: .json(503, #"{"error":{"message":"down"}}"#)
+            }
+        }
+        defer { llm.stop() }
+        let stack = try stack(llm: llm, ["LLM_MAX_ATTEMPTS": "3"])
+        defer { stack.stop() }
+        let first = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
+        let draft = try await waitForDraft(stack, first)
+        #expect(draft["text"] as? String == "Third time lucky." && (draft["source"] as? [String: Any])?["kind"] as? String == "llm")
+        #expect(llm.requests.count == 3)
+
+        // From now on the server fails: after 3 attempts the template, with the reason.
+        let second = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
+        let fallback = try await waitForDraft(stack, second, timeout: 90)
+        let source = try #require(fallback["source"] as? [String: Any])
+        #expect(source["kind"] as? String == "template" && (source["reason"] as? String)?.contains("HTTP 503") == true, "\(source)")
+        #expect(llm.requests.count == 6)
+        let metrics = String(decoding: try stack.syncRequest("GET", "/api/metrics", auth: Stack.Auth.none).body, as: UTF8.self)
+        #expect(metrics.contains("mediscope_report_jobs_done_total{source=\"llm\"} 1"))
+        #expect(metrics.contains("mediscope_report_jobs_done_total{source=\"template\"} 1"))
+        #expect(metrics.contains("mediscope_report_job_failed_attempts_total 5"))
+        #expect(metrics.contains("mediscope_llm_tokens_total{kind=\"prompt\"} 111"))
+    }
+
+    @Test(arguments: ["{not json", #"{"choices":[]}"#, "huge"])
+    func unusableRepliesFallBackToTheTemplate(_ body: String) async throws {
+        let huge = Self.reply(String(repeating: "y", count: 5 << 20))
+        let llm = try ScriptedHTTPServer { _, _ in body == "huge" ? huge : .json(200, body) }
+        defer { llm.stop() }
+        let stack = try stack(llm: llm, ["LLM_MAX_ATTEMPTS": "1"])
+        defer { stack.stop() }
+        let id = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
+        let draft = try await waitForDraft(stack, id)
+        #expect((draft["source"] as? [String: Any])?["kind"] as? String == "template")
+        #expect(((draft["source"] as? [String: Any])?["reason"] as? String)?.contains(body == "huge" ? "tooLarge" : "badResponse") == true)
+    }
+
+    /// An LLM that takes 10 s holds a report job process, never an upload or an inference worker.
+    @Test func aSlowLLMNeverHoldsUploads() async throws {
+        let release = DispatchSemaphore(value: 0)
+        let llm = try ScriptedHTTPServer { _, _ in
+            _ = release.wait(timeout: .now() + 10)
+            return Self.reply("Late but fine.")
+        }
+        defer { llm.stop() }
+        let stack = try stack(llm: llm, ["LLM_TIMEOUT_SECONDS": "30"])
+        defer { stack.stop() }
+        let first = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
+        // Wait until the LLM holds the first draft's request.
+        let deadline = Date().addingTimeInterval(20)
+        while llm.requests.isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(llm.requests.count == 1)
+        // While it does, uploads complete, and no inference worker is busy once they have.
+        for _ in 0..<3 { #expect(try await stack.upload(image: try Scans.jpeg).status == 201) }
+        let status = try #require(try stack.syncRequest("GET", "/api/status", auth: Stack.Auth.none).json)
+        let inference = ((status["pools"] as? [String: Any])?["inference"] as? [String: Any])?["snapshot"] as? [String: Any]
+        #expect(inference?["activeWorkers"] as? Int == 0, "the inference pool is idle while the LLM works")
+        #expect((status["reportJobs"] as? [String: Any])?["running"] as? Int == 1)
+        #expect(llm.requests.count == 1, "the LLM was still busy with the first draft: it ran outside the uploads")
+        release.signal()
+        #expect(try await waitForDraft(stack, first)["text"] as? String == "Late but fine.")
+        for _ in 0..<3 { release.signal() }
+    }
+
+    /// Jobs queued and one running when the whole pool is killed: after a restart every draft is written once.
+    @Test func queuedJobsSurviveARestartAndCompleteOnce() async throws {
+        let hang = try ScriptedHTTPServer { _, _ in
+            Thread.sleep(forTimeInterval: 20)
+            return Self.reply("never seen")
+        }
+        let stack = try stack(llm: hang, ["LLM_TIMEOUT_SECONDS": "30"])
+        defer { stack.stop() }
+        var ids: [String] = []
+        for _ in 0..<3 { ids.append(try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)) }
+        stack.killWholePool()
+        hang.stop()
+
+        // Same state folder, an LLM that answers, on the same address.
+        let llm = try ScriptedHTTPServer(port: hang.port) { _, _ in Self.reply("Written after the restart.") }
+        defer { llm.stop() }
+        try stack.startServer()
+        for id in ids {
+            let draft = try await waitForDraft(stack, id, timeout: 90)
+            #expect(draft["text"] as? String == "Written after the restart.")
+            #expect((draft["versions"] as? [[String: Any]])?.count == 1, "one draft per analysis")
+        }
+        let status = try #require(try stack.syncRequest("GET", "/api/status", auth: Stack.Auth.none).json?["reportJobs"] as? [String: Any])
+        #expect(status["queued"] as? Int == 0 && status["running"] as? Int == 0)
+    }
+}
