@@ -1,0 +1,168 @@
+import FirestoreTestKit
+import Foundation
+import MediscopeAuth
+import MediscopeFirestore
+import MediscopeFirestoreStore
+import MediscopeStore
+import Testing
+@testable import MediscopeMigration
+
+/// `store migrate` from a SQLite deployment with records, audit entries and accounts, against the real
+/// Firestore emulator: everything present once, a re-run changes nothing, an interrupted run continues.
+@Suite(.firestoreEmulator) struct StoreMigrationTests {
+    let emulator: FirestoreEmulator
+    init() throws { emulator = try SharedEmulator.get() }
+
+    /// A fresh, empty database.
+    func project() -> (id: String, client: FirestoreClient) {
+        let id = "migrate-\(UUID().uuidString.prefix(8).lowercased())"
+        return (id, emulator.client(projectId: id))
+    }
+
+    /// Runs a migration of `deployment` with a small page size (so paging is exercised); returns its
+    /// report and log lines.
+    func migrate(_ deployment: Deployment, _ client: FirestoreClient, dryRun: Bool = false,
+                 interruptAfterWrites: Int? = nil) throws(MigrationError) -> (MigrationReport, [String]) {
+        let lines = LockedLines()
+        let migration = StoreMigration(storeDirectory: deployment.storeDirectory, firestore: client, dryRun: dryRun, pageSize: 2,
+                                       log: { lines.append($0) })
+        migration.hooks.interruptAfterWrites = interruptAfterWrites
+        return (try migration.run(), lines.value)
+    }
+
+    /// The counts a first run gives: everything copied.
+    func allCopied(_ d: Deployment) -> [MigrationReport.Kind: Int] {
+        [.organizations: d.organizations.count, .users: d.users.count, .sessions: d.sessions.count, .apiTokens: d.tokens.count,
+         .auditEntries: d.audit.count, .analyses: d.records.count]
+    }
+
+    /// Everything of `d` is in Firestore, equal field by field, once.
+    func expectEverything(of d: Deployment, in client: FirestoreClient) throws {
+        let users = FirestoreUserStore(client: client)
+        for org in d.organizations { #expect(try users.organizationName(id: org.id) == org.name) }
+        for (user, hash) in d.users {
+            let found = try #require(try users.credentials(username: user.username))
+            #expect(found.user == user)
+            #expect(found.passwordHash == hash)
+        }
+        #expect(try users.user(firebaseUID: "firebase-uid-carol")?.username == "carol@b.example")
+        #expect(try users.userCount() == d.users.count)
+
+        let sessions = FirestoreSessionStore(client: client)
+        for (session, hash) in d.sessions { #expect(try sessions.session(tokenHash: hash) == session) }
+        let tokens = FirestoreAPITokenStore(client: client)
+        for (token, hash) in d.tokens { #expect(try tokens.token(tokenHash: hash) == token) }
+        #expect(try tokens.token(tokenHash: d.tokens[0].tokenHash)?.revokedAt != nil)
+
+        // Same entries in the same order; ids are AuditIDs now.
+        var all = AuditFilter()
+        all.limit = 1000
+        let entries = try FirestoreAuditLogStore(client: client).entries(all)
+        func withoutId(_ e: AuditEntry) -> AuditEntry { var e = e; e.id = nil; return e }
+        #expect(entries.map(withoutId) == d.audit.map(withoutId))
+        #expect(entries.compactMap(\.id) == entries.compactMap(\.id).sorted() && Set(entries.compactMap(\.id)).count == entries.count)
+
+        let analyses = FirestoreAnalysisStore(client: client)
+        let sqlite = try SQLiteAnalysisStore(directory: d.storeDirectory)
+        for record in d.records {
+            #expect(try analyses.get(id: record.id, organizationId: record.organizationId) == record)
+            for key in [record.scan.key] + record.results.map(\.heatmap.key) {
+                #expect(try analyses.imageBytes(key: key) == sqlite.imageBytes(key: key))
+            }
+        }
+        #expect(try client.count(FirestoreAnalysisStore.analyses) == d.records.count)
+        #expect(try client.count(FirestoreAnalysisStore.images) == d.imageKeys.count)
+    }
+
+    @Test func copiesEverythingOnceAndARerunChangesNothing() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        let (first, log) = try migrate(d, client)
+        for (kind, n) in allCopied(d) {
+            #expect(first[kind].copied == n, "\(kind)")
+            #expect(first[kind].alreadyThere == 0 && first[kind].failed == 0, "\(kind)")
+        }
+        #expect(!first.anyFailed)
+        try expectEverything(of: d, in: client)
+        for line in log + [first.description] { for secret in d.sensitive { #expect(!line.contains(secret)) } }
+
+        let before = try client.snapshot()
+        #expect(before.count > d.records.count && before.values.allSatisfy { !$0.isEmpty })
+        let (second, _) = try migrate(d, client)
+        for (kind, n) in allCopied(d) {
+            #expect(second[kind].alreadyThere == n, "\(kind)")
+            #expect(second[kind].copied == 0 && second[kind].differing == 0 && second[kind].failed == 0, "\(kind)")
+        }
+        #expect(try client.snapshot() == before)
+        try expectEverything(of: d, in: client)
+    }
+
+    @Test func anInterruptedRunContinuesWhenRunAgain() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        let accountRecords = allCopied(d).filter { $0.key != .analyses }.values.reduce(0, +)
+        // Stops in the middle of the analyses, after the first one.
+        var stoppedAt: MigrationReport?
+        do { _ = try migrate(d, client, interruptAfterWrites: accountRecords + 1) } catch { stoppedAt = error.report }
+        let partial = try #require(stoppedAt)
+        #expect(partial[.analyses].copied == 1)
+        #expect(try client.count(FirestoreAnalysisStore.analyses) == 1)
+
+        let (rest, _) = try migrate(d, client)
+        #expect(rest[.analyses].copied == d.records.count - 1)
+        #expect(rest[.analyses].alreadyThere == 1)
+        #expect(rest[.auditEntries].alreadyThere == d.audit.count && rest[.auditEntries].copied == 0)
+        #expect(!rest.anyFailed)
+        try expectEverything(of: d, in: client)
+    }
+
+    @Test func aDryRunWritesNothing() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        let (report, _) = try migrate(d, client, dryRun: true)
+        #expect(report.dryRun)
+        for (kind, n) in allCopied(d) { #expect(report[kind].copied == n, "\(kind)") }
+        #expect(try client.snapshot().isEmpty)
+    }
+
+    @Test func aRecordThatCannotBeCopiedFailsAloneAndIsNamedByIdOnly() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        // The DICOM record's scan is its own: without the file it cannot be copied.
+        let broken = d.records[2]
+        try FileManager.default.removeItem(atPath: try d.imagePath(broken.scan.key))
+        let (report, log) = try migrate(d, client)
+        #expect(report[.analyses].failed == 1)
+        #expect(report[.analyses].copied == d.records.count - 1)
+        #expect(report.anyFailed)
+        #expect(log.contains { $0.contains(broken.id) && $0.contains("missing") })
+        for line in log { for secret in d.sensitive { #expect(!line.contains(secret)) } }
+        #expect(try FirestoreAnalysisStore(client: client).get(id: broken.id, organizationId: broken.organizationId) == nil)
+    }
+
+    @Test func aUsernameTakenInFirestoreFailsThatUserAndItsSessionsAndTokens() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        let alice = d.users[0].user
+        var impostor = alice
+        impostor.id = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        try FirestoreUserStore(client: client).insert(impostor, passwordHash: nil)
+        let (report, _) = try migrate(d, client)
+        #expect(report[.users].failed == 1 && report[.users].copied == d.users.count - 1)
+        // Alice's session and revoked token fail with her; Carol's token is copied.
+        #expect(report[.sessions].failed == 1)
+        #expect(report[.apiTokens].failed == 1 && report[.apiTokens].copied == 1)
+        #expect(try FirestoreUserStore(client: client).user(username: alice.username)?.id == impostor.id)
+        // The impostor's insert named org-a after its id; the migration reports it and keeps it.
+        #expect(report[.organizations].differing == 1)
+        #expect(try FirestoreUserStore(client: client).organizationName(id: "org-a") == "org-a")
+    }
+}
+
+/// Log lines gathered from the migration's callback.
+final class LockedLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+    var value: [String] { lock.withLock { lines } }
+}
