@@ -139,6 +139,8 @@ let package = Package(
                 "MediscopeApp",
                 "MediscopeServer",
                 "MediscopeAuth",
+                "MediscopeMigration",
+                "MediscopeFirestore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -157,6 +157,59 @@ import Testing
         #expect(report[.organizations].differing == 1)
         #expect(try FirestoreUserStore(client: client).organizationName(id: "org-a") == "org-a")
     }
+
+    @Test func theCommandCopiesAndARerunFindsEverythingThere() throws {
+        let d = try Deployment()
+        let (projectId, client) = project()
+        let environment = ["MEDISCOPE_VAR": d.varDirectory.path, "MEDISCOPE_FIRESTORE_PROJECT_ID": projectId,
+                           "FIRESTORE_EMULATOR_HOST": emulator.host]
+
+        let dry = try Command.run(["store", "migrate", "--to", "firestore", "--dry-run"], environment: environment)
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("analyses: 3 to copy"))
+        #expect(try client.snapshot().isEmpty)
+
+        let first = try Command.run(["store", "migrate", "--to", "firestore"], environment: environment)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("analyses: 3 copied, 0 already there, 0 failed"))
+        #expect(first.stdout.contains("audit entries: \(d.audit.count) copied"))
+        #expect(first.stdout.contains("sign-in failures"))
+        try expectEverything(of: d, in: client)
+        let before = try client.snapshot()
+
+        // --project names the same project when the settings name none.
+        var noProject = environment
+        noProject["MEDISCOPE_FIRESTORE_PROJECT_ID"] = nil
+        let second = try Command.run(["store", "migrate", "--to", "firestore", "--project", projectId], environment: noProject)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("analyses: 0 copied, 3 already there, 0 failed"))
+        #expect(try client.snapshot() == before)
+        for text in [dry.stdout, dry.stderr, first.stdout, first.stderr, second.stdout, second.stderr] {
+            for secret in d.sensitive { #expect(!text.contains(secret)) }
+        }
+    }
+
+    @Test func theCommandExitsNonZeroWhenARecordFailedOrNothingCanRun() throws {
+        let d = try Deployment()
+        let (projectId, _) = project()
+        try FileManager.default.removeItem(atPath: try d.imagePath(d.records[2].scan.key))
+        var environment = ["MEDISCOPE_VAR": d.varDirectory.path, "MEDISCOPE_FIRESTORE_PROJECT_ID": projectId,
+                           "FIRESTORE_EMULATOR_HOST": emulator.host]
+        let failed = try Command.run(["store", "migrate", "--to", "firestore"], environment: environment)
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains(d.records[2].id))
+        #expect(failed.stdout.contains("analyses: 2 copied, 0 already there, 1 failed"))
+
+        environment["MEDISCOPE_FIRESTORE_PROJECT_ID"] = nil
+        let noProject = try Command.run(["store", "migrate", "--to", "firestore"], environment: environment)
+        #expect(noProject.status == 2)
+        #expect(noProject.stderr.contains("--project"))
+
+        environment["MEDISCOPE_VAR"] = d.root.appendingPathComponent("nothing-here").path
+        let noDeployment = try Command.run(["store", "migrate", "--to", "firestore", "--project", projectId], environment: environment)
+        #expect(noDeployment.status == 2)
+        #expect(noDeployment.stderr.contains("no SQLite deployment"))
+    }
 }
 
 /// Log lines gathered from the migration's callback.
@@ -165,4 +218,40 @@ final class LockedLines: @unchecked Sendable {
     private var lines: [String] = []
     func append(_ line: String) { lock.withLock { lines.append(line) } }
     var value: [String] { lock.withLock { lines } }
+}
+
+/// The real `mediscope` binary as a subprocess.
+enum Command {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Next to the test bundle (as `swift build --build-tests` leaves it), else .build/debug.
+    static var executable: URL {
+        let candidates = [Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
+            .map { $0.appendingPathComponent("mediscope") }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+            ?? root.appendingPathComponent(".build/debug/mediscope")
+    }
+
+    /// Runs `mediscope arguments` with `environment` over a minimal one (PATH, HOME); waits for it.
+    static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "TMPDIR", "LANG"].contains($0.key) }
+        env.merge(environment) { $1 }
+        p.environment = env
+        p.currentDirectoryURL = root
+        // Files, not pipes: nothing to drain while the child runs.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-command-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("stdout"), err = dir.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        try p.run()
+        p.waitUntilExit()
+        return (p.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))
+    }
 }
