@@ -30,7 +30,7 @@ struct StoreCommand: ParsableCommand {
                 standard error); 2 the migration could not start or stopped (run it again to continue).
                 """)
 
-        @Option(help: "Where to copy to (firestore).") var to: Target
+        @Option(help: "Where to copy to.") var to: Target
         @Option(help: "JSON configuration file (as for serve).") var config: String?
         @Option(help: "Google Cloud project id (instead of firestore.project.id).") var project: String?
         @Flag(help: "Read both sides and count; write nothing.") var dryRun = false
