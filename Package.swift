@@ -129,6 +129,11 @@ let package = Package(
             name: "MediscopeJobs",
             dependencies: ["MediscopeSQLite", "MediscopeStore", "MediscopeEncoding", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // Copies an embedded SQLite deployment into Firestore (`mediscope store migrate --to firestore`).
+        .target(
+            name: "MediscopeMigration",
+            dependencies: ["MediscopeStore", "MediscopeAuth", "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeEncoding"]
+        ),
         // Test-only: the real Firestore emulator on a free loopback port, as a suite trait.
         .target(name: "FirestoreTestKit", dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit"], path: "Tests/FirestoreTestKit"),
         .target(
@@ -146,6 +151,8 @@ let package = Package(
                 "MediscopeOutbox",
                 "MediscopeServer",
                 "MediscopeAuth",
+                "MediscopeMigration",
+                "MediscopeFirestore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -193,6 +200,12 @@ let package = Package(
         .testTarget(
             name: "MediscopeFirestoreTests",
             dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit", "FirestoreTestKit"] + cryptoProducts
+        ),
+        // `store migrate` against the real Firestore emulator, through the Swift API and the real binary.
+        .testTarget(
+            name: "MediscopeMigrationTests",
+            dependencies: ["MediscopeMigration", "MediscopeStore", "MediscopeAuth", "MediscopeFirestore", "MediscopeFirestoreStore",
+                           "MediscopeEncoding", "MediscopeSQLite", "FirestoreTestKit"]
         ),
         .testTarget(
             name: "MediscopeLLMTests",

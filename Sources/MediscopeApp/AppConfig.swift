@@ -35,6 +35,13 @@ public struct AppConfig: Sendable {
     public static let internalBlobPrefix = "/internal/blobs/"
 
     public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AppConfig {
+        let (reader, values) = try reader(file: file, environment: environment)
+        return try AppConfig(reader: reader, fileValues: values, environment: environment)
+    }
+
+    /// The settings of `file` (JSON) overridden by MEDISCOPE_* variables of `environment`, read through the
+    /// "mediscope" scope, and the file's values.
+    static func reader(file: String?, environment: [String: String]) throws -> (ConfigReader, [AbsoluteConfigKey: ConfigValue]) {
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
         if let file {
             let data = try Data(contentsOf: URL(fileURLWithPath: file))
@@ -48,7 +55,7 @@ public struct AppConfig: Sendable {
             EnvironmentVariablesProvider(environmentVariables: environment),
             InMemoryProvider(name: "file", values: values),
         ]).scoped(to: "mediscope")
-        return try AppConfig(reader: reader, fileValues: values, environment: environment)
+        return (reader, values)
     }
 
     private init(reader: ConfigReader, fileValues: [AbsoluteConfigKey: ConfigValue], environment: [String: String]) throws {

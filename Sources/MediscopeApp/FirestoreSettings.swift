@@ -1,3 +1,4 @@
+import Configuration
 import Foundation
 import MediscopeAuth
 import MediscopeFirestore
@@ -34,10 +35,12 @@ public struct FirestoreSettings: Sendable {
     /// seconds (`firestore.outage.grace.seconds`, 0...3600; 0: refuse at once).
     public var outageGraceSeconds: Double
 
-    /// Reads the settings; throws `ServerError` naming what is missing or wrong.
-    static func read(_ reader: (String) -> String?, double: (String, Double) -> Double, environment: [String: String]) throws -> FirestoreSettings {
+    /// Reads the settings; throws `ServerError` naming what is missing or wrong (`missingProject` starts
+    /// the message when no project is set).
+    static func read(_ reader: (String) -> String?, double: (String, Double) -> Double, environment: [String: String],
+                     missingProject: String = "store is firestore but no project is set") throws -> FirestoreSettings {
         guard let project = reader("firestore.project.id"), !project.isEmpty else {
-            throw ServerError("store is firestore but no project is set: MEDISCOPE_FIRESTORE_PROJECT_ID (or firestore.project_id in the JSON config)")
+            throw ServerError("\(missingProject): MEDISCOPE_FIRESTORE_PROJECT_ID (or firestore.project_id in the JSON config)")
         }
         guard project.utf8.allSatisfy({ $0 == 45 || (48...57).contains($0) || (97...122).contains($0) }) else {
             throw ServerError("firestore project id \(project) must be lowercase letters, digits and hyphens")
@@ -106,6 +109,19 @@ extension AppConfig {
     /// This host's outbox (store = firestore), nil with SQLite.
     func openOutbox() throws -> Outbox? {
         store == .firestore ? try Outbox(directory: URL(fileURLWithPath: storeDirectory)) : nil
+    }
+
+    /// The Firestore settings of `file` and `environment` (as `load` reads them) whatever `store` says: a
+    /// deployment still on SQLite names the Firestore it is moving to (`mediscope store migrate`).
+    /// `projectId`, when given, replaces `firestore.project.id`.
+    /// - Throws: `ServerError` naming what is missing or wrong (no project, an unreadable key file), or
+    ///   the configuration file's read or JSON error.
+    public static func firestoreSettings(file: String?, projectId: String? = nil,
+                                         environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FirestoreSettings {
+        let (reader, _) = try reader(file: file, environment: environment)
+        let value = { (key: String) in key == "firestore.project.id" && projectId != nil ? projectId : reader.string(forKey: ConfigKey(key)) }
+        return try FirestoreSettings.read(value, double: { reader.double(forKey: ConfigKey($0), default: $1) }, environment: environment,
+                                          missingProject: "no Firestore project is given (--project)")
     }
 
     /// The account stores this configuration names: SQLite under `var/store`, or Firestore. With

@@ -72,6 +72,19 @@ public final class FirestoreAnalysisStore: AnalysisStore {
         return try record(doc)
     }
 
+    /// The stored records among `ids`, by id, whatever their organisation (one `batchGet`, images not
+    /// read); ids that are not record ids or not stored are absent. For tools that compare many records
+    /// at once (`mediscope store migrate`); not on `AnalysisStore`, whose reads are per organisation.
+    /// - Throws: `StoreError` as `get` does.
+    public func records(ids: [String]) throws(StoreError) -> [String: AnalysisRecord] {
+        let names = ids.filter(SortableID.isValid).map { client.name(Self.analyses, $0) }
+        let docs: [String: FirestoreDocument]
+        do { docs = try client.batchGet(names) } catch { throw Self.storeError(error) }
+        var found: [String: AnalysisRecord] = [:]
+        for doc in docs.values { found[doc.id] = try record(doc) }
+        return found
+    }
+
     public func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage {
         let limit = min(max(query.limit, 1), 100)
         var q = FirestoreQuery(collectionId: Self.analyses, equal: [("organizationId", .string(query.organizationId))],

@@ -35,6 +35,14 @@ public final class FirestoreUserStore: UserStore {
         try fs.call("save organisation") { () throws(FirestoreError) in try fs.client.commit([.set(doc)]) }
     }
 
+    /// Creates the organisation only when none has this id (`exists: false`), never renaming one:
+    /// true when this call created it, false when it existed. For copying a deployment
+    /// (`mediscope store migrate`), which must not overwrite what Firestore holds.
+    public func insertOrganization(id: String, name: String) throws(AuthError) -> Bool {
+        let doc = FirestoreDocument(name: fs.name(Self.organizations, id), fields: ["name": .string(name)])
+        return try fs.commit([.set(doc, precondition: .exists(false))], "add organisation")
+    }
+
     public func organizationName(id: String) throws(AuthError) -> String? {
         guard let doc = try fs.get(fs.name(Self.organizations, id), "read organisation") else { return nil }
         return try StoredFields(doc, "organisation").string("name")

@@ -28,7 +28,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     public let directory: URL
     public let databasePath: String
     let blobs: BlobFolder
-    private let database: SQLiteStoreFile<StoreError>
+    let database: SQLiteStoreFile<StoreError>
     private let hooks: Hooks
 
     public convenience init(directory: URL) throws(StoreError) {
@@ -278,7 +278,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         }
     }
 
-    private static func record(from row: Row) throws(StoreError) -> AnalysisRecord {
+    static func record(from row: Row) throws(StoreError) -> AnalysisRecord {
         do {
             let id = try row.decode(String.self, forColumn: "id")
             let ms = try row.decode(Int64.self, forColumn: "created_at")

@@ -74,6 +74,19 @@ import Testing
         #expect(throws: ServerError.self) { try AppConfig.load(file: nil, environment: env) }
     }
 
+    @Test func firestoreSettingsAreReadWhileTheStoreIsStillSQLite() throws {
+        let env = ["MEDISCOPE_FIRESTORE_PROJECT_ID": "from-env", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8681"]
+        #expect(try AppConfig.load(file: nil, environment: env).firestore == nil)
+        let settings = try AppConfig.firestoreSettings(file: nil, environment: env)
+        #expect(settings.projectId == "from-env" && settings.emulatorHost == "127.0.0.1:8681")
+        #expect(try AppConfig.firestoreSettings(file: nil, projectId: "from-flag", environment: env).projectId == "from-flag")
+        let missing = #expect(throws: ServerError.self) { try AppConfig.firestoreSettings(file: nil, environment: [:]) }
+        #expect(missing?.description.contains("--project") == true)
+        // `serve` with store=firestore still names its own setting.
+        let serve = #expect(throws: ServerError.self) { try AppConfig.load(file: nil, environment: ["MEDISCOPE_STORE": "firestore"]) }
+        #expect(serve?.description.contains("store is firestore") == true)
+    }
+
     @Test func tcpListenParses() {
         #expect(ListenAddress("tcp:127.0.0.1:9000") == .tcp(host: "127.0.0.1", port: 9000))
         #expect(ListenAddress("tcp:127.0.0.1:0") == nil)

@@ -94,6 +94,25 @@ import MediscopeSQLite
         #expect(exact.nextCursor == nil)
     }
 
+    @Test func recordsPageThroughEveryOrganisationInIdOrder() throws {
+        let folder = TempFolder()
+        let store = try SQLiteAnalysisStore(directory: folder.url)
+        var created: [AnalysisRecord] = []
+        for i in 0..<7 { created.append(try store.create(makeAnalysis(org: i.isMultiple(of: 2) ? "org-a" : "org-b", imageSize: 32))) }
+
+        var seen: [AnalysisRecord] = []
+        var after: String?
+        while true {
+            let page = try store.records(afterId: after, limit: 3)
+            #expect(page.count <= 3)
+            guard let last = page.last else { break }
+            seen += page
+            after = last.id
+        }
+        #expect(seen == created)
+        #expect(try store.records(afterId: nil, limit: 0).count == 1)
+    }
+
     @Test func listClampsTheLimit() throws {
         let folder = TempFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)

@@ -46,7 +46,7 @@ final class SQLiteAPITokenStore: APITokenStore {
         try SQLiteAccountsFile.checkTables(rows.file, ["api_tokens"])
     }
 
-    @Sendable private static func token(from row: Row) throws -> APIToken {
+    @Sendable static func token(from row: Row) throws -> APIToken {
         APIToken(
             id: try row.decode(String.self, forColumn: "id"),
             userId: try row.decode(String.self, forColumn: "user_id"),

@@ -61,7 +61,7 @@ final class SQLiteSessionStore: SessionStore {
         }
     }
 
-    @Sendable private static func session(from row: Row) throws -> Session {
+    @Sendable static func session(from row: Row) throws -> Session {
         Session(
             id: try row.decode(String.self, forColumn: "id"),
             userId: try row.decode(String.self, forColumn: "user_id"),

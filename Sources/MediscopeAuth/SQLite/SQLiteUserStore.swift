@@ -118,7 +118,7 @@ final class SQLiteUserStore: UserStore {
         }
     }
 
-    private static func user(from row: Row) throws -> User {
+    static func user(from row: Row) throws -> User {
         let roleName: String = try row.decode(String.self, forColumn: "role")
         guard let role = Role(rawValue: roleName) else {
             throw AuthError(.unavailable, "stored user has an unknown role")

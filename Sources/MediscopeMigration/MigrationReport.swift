@@ -1,0 +1,77 @@
+/// What one `StoreMigration` run did, per kind of record. Ids and counts only, never record contents.
+public struct MigrationReport: Sendable, Equatable, CustomStringConvertible {
+    /// The kinds of records copied, in the order they are copied (accounts before analyses, so every
+    /// session, token and audit entry finds its user there already).
+    public enum Kind: String, Sendable, CaseIterable {
+        case organizations, users, sessions, apiTokens, auditEntries, analyses
+
+        /// As the report prints it.
+        public var label: String {
+            switch self {
+            case .organizations: "organisations"
+            case .users: "users"
+            case .sessions: "sessions"
+            case .apiTokens: "API tokens"
+            case .auditEntries: "audit entries"
+            case .analyses: "analyses"
+            }
+        }
+    }
+
+    /// The outcome of every record of one kind: each record is counted once, in `copied`,
+    /// `alreadyThere` or `failed`.
+    public struct Counts: Sendable, Equatable {
+        /// Written to Firestore by this run (with `dryRun`: would have been).
+        public var copied = 0
+        /// Found in Firestore under the same id (or token hash) and left as it is.
+        public var alreadyThere = 0
+        /// Of `alreadyThere`, those whose stored copy differs from SQLite's (changed in Firestore after an
+        /// earlier run, e.g. a user disabled since the switch): Firestore's copy is kept.
+        public var differing = 0
+        /// Not copied: the reason is logged with the record's id.
+        public var failed = 0
+
+        /// Counts of nothing.
+        public init() {}
+        /// Every record counted.
+        public var total: Int { copied + alreadyThere + failed }
+    }
+
+    /// Counts per kind; a kind with nothing to copy has zero counts.
+    public var counts: [Kind: Counts] = [:]
+    /// Whether this was a dry run (nothing written; `copied` means "would be copied").
+    public var dryRun: Bool
+
+    /// An empty report.
+    public init(dryRun: Bool) { self.dryRun = dryRun }
+
+    /// The counts of `kind` (zero when none was seen).
+    public subscript(kind: Kind) -> Counts {
+        get { counts[kind] ?? Counts() }
+        set { counts[kind] = newValue }
+    }
+
+    /// True when any record of any kind failed.
+    public var anyFailed: Bool { Kind.allCases.contains { self[$0].failed > 0 } }
+
+    /// One line per kind: "users: 3 copied, 1 already there, 0 failed".
+    public var description: String {
+        Kind.allCases.map { kind in
+            let c = self[kind]
+            let differing = c.differing > 0 ? " (\(c.differing) differ from SQLite; Firestore's kept)" : ""
+            return "\(kind.label): \(c.copied) \(dryRun ? "to copy" : "copied"), \(c.alreadyThere) already there\(differing), \(c.failed) failed"
+        }.joined(separator: "\n")
+    }
+}
+
+/// Why a migration stopped before the end: a side could not be read or written at all (Firestore
+/// unreachable, refused credentials, an unreadable SQLite file). What was copied stays copied; run the
+/// migration again to continue.
+public struct MigrationError: Error, Sendable, CustomStringConvertible {
+    /// What stopped it (ids and error kinds only).
+    public let message: String
+    /// What was done before it stopped.
+    public let report: MigrationReport
+    /// "stopped: <message>".
+    public var description: String { "stopped: \(message)" }
+}

@@ -1,0 +1,257 @@
+import FirestoreTestKit
+import Foundation
+import MediscopeAuth
+import MediscopeFirestore
+import MediscopeFirestoreStore
+import MediscopeStore
+import Testing
+@testable import MediscopeMigration
+
+/// `store migrate` from a SQLite deployment with records, audit entries and accounts, against the real
+/// Firestore emulator: everything present once, a re-run changes nothing, an interrupted run continues.
+@Suite(.firestoreEmulator) struct StoreMigrationTests {
+    let emulator: FirestoreEmulator
+    init() throws { emulator = try SharedEmulator.get() }
+
+    /// A fresh, empty database.
+    func project() -> (id: String, client: FirestoreClient) {
+        let id = "migrate-\(UUID().uuidString.prefix(8).lowercased())"
+        return (id, emulator.client(projectId: id))
+    }
+
+    /// Runs a migration of `deployment` with a small page size (so paging is exercised); returns its
+    /// report and log lines.
+    func migrate(_ deployment: Deployment, _ client: FirestoreClient, dryRun: Bool = false,
+                 interruptAfterWrites: Int? = nil) throws(MigrationError) -> (MigrationReport, [String]) {
+        let lines = LockedLines()
+        let migration = StoreMigration(storeDirectory: deployment.storeDirectory, firestore: client, dryRun: dryRun, pageSize: 2,
+                                       log: { lines.append($0) })
+        migration.hooks.interruptAfterWrites = interruptAfterWrites
+        return (try migration.run(), lines.value)
+    }
+
+    /// The counts a first run gives: everything copied.
+    func allCopied(_ d: Deployment) -> [MigrationReport.Kind: Int] {
+        [.organizations: d.organizations.count, .users: d.users.count, .sessions: d.sessions.count, .apiTokens: d.tokens.count,
+         .auditEntries: d.audit.count, .analyses: d.records.count]
+    }
+
+    /// Everything of `d` is in Firestore, equal field by field, once.
+    func expectEverything(of d: Deployment, in client: FirestoreClient) throws {
+        let users = FirestoreUserStore(client: client)
+        for org in d.organizations { #expect(try users.organizationName(id: org.id) == org.name) }
+        for (user, hash) in d.users {
+            let found = try #require(try users.credentials(username: user.username))
+            #expect(found.user == user)
+            #expect(found.passwordHash == hash)
+        }
+        #expect(try users.user(firebaseUID: "firebase-uid-carol")?.username == "carol@b.example")
+        #expect(try users.userCount() == d.users.count)
+
+        let sessions = FirestoreSessionStore(client: client)
+        for (session, hash) in d.sessions { #expect(try sessions.session(tokenHash: hash) == session) }
+        let tokens = FirestoreAPITokenStore(client: client)
+        for (token, hash) in d.tokens { #expect(try tokens.token(tokenHash: hash) == token) }
+        #expect(try tokens.token(tokenHash: d.tokens[0].tokenHash)?.revokedAt != nil)
+
+        // Same entries in the same order; ids are AuditIDs now.
+        var all = AuditFilter()
+        all.limit = 1000
+        let entries = try FirestoreAuditLogStore(client: client).entries(all)
+        func withoutId(_ e: AuditEntry) -> AuditEntry { var e = e; e.id = nil; return e }
+        #expect(entries.map(withoutId) == d.audit.map(withoutId))
+        #expect(entries.compactMap(\.id) == entries.compactMap(\.id).sorted() && Set(entries.compactMap(\.id)).count == entries.count)
+
+        let analyses = FirestoreAnalysisStore(client: client)
+        let sqlite = try SQLiteAnalysisStore(directory: d.storeDirectory)
+        for record in d.records {
+            #expect(try analyses.get(id: record.id, organizationId: record.organizationId) == record)
+            for key in [record.scan.key] + record.results.map(\.heatmap.key) {
+                #expect(try analyses.imageBytes(key: key) == sqlite.imageBytes(key: key))
+            }
+        }
+        #expect(try client.count(FirestoreAnalysisStore.analyses) == d.records.count)
+        #expect(try client.count(FirestoreAnalysisStore.images) == d.imageKeys.count)
+    }
+
+    @Test func copiesEverythingOnceAndARerunChangesNothing() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        let (first, log) = try migrate(d, client)
+        for (kind, n) in allCopied(d) {
+            #expect(first[kind].copied == n, "\(kind)")
+            #expect(first[kind].alreadyThere == 0 && first[kind].failed == 0, "\(kind)")
+        }
+        #expect(!first.anyFailed)
+        try expectEverything(of: d, in: client)
+        for line in log + [first.description] { for secret in d.sensitive { #expect(!line.contains(secret)) } }
+
+        let before = try client.snapshot()
+        #expect(before.count > d.records.count && before.values.allSatisfy { !$0.isEmpty })
+        let (second, _) = try migrate(d, client)
+        for (kind, n) in allCopied(d) {
+            #expect(second[kind].alreadyThere == n, "\(kind)")
+            #expect(second[kind].copied == 0 && second[kind].differing == 0 && second[kind].failed == 0, "\(kind)")
+        }
+        #expect(try client.snapshot() == before)
+        try expectEverything(of: d, in: client)
+    }
+
+    @Test func anInterruptedRunContinuesWhenRunAgain() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        let accountRecords = allCopied(d).filter { $0.key != .analyses }.values.reduce(0, +)
+        // Stops in the middle of the analyses, after the first one.
+        var stoppedAt: MigrationReport?
+        do { _ = try migrate(d, client, interruptAfterWrites: accountRecords + 1) } catch { stoppedAt = error.report }
+        let partial = try #require(stoppedAt)
+        #expect(partial[.analyses].copied == 1)
+        #expect(try client.count(FirestoreAnalysisStore.analyses) == 1)
+
+        let (rest, _) = try migrate(d, client)
+        #expect(rest[.analyses].copied == d.records.count - 1)
+        #expect(rest[.analyses].alreadyThere == 1)
+        #expect(rest[.auditEntries].alreadyThere == d.audit.count && rest[.auditEntries].copied == 0)
+        #expect(!rest.anyFailed)
+        try expectEverything(of: d, in: client)
+    }
+
+    @Test func aDryRunWritesNothing() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        let (report, _) = try migrate(d, client, dryRun: true)
+        #expect(report.dryRun)
+        for (kind, n) in allCopied(d) { #expect(report[kind].copied == n, "\(kind)") }
+        #expect(try client.snapshot().isEmpty)
+    }
+
+    @Test func aRecordThatCannotBeCopiedFailsAloneAndIsNamedByIdOnly() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        // The DICOM record's scan is its own: without the file it cannot be copied.
+        let broken = d.records[2]
+        try FileManager.default.removeItem(atPath: try d.imagePath(broken.scan.key))
+        let (report, log) = try migrate(d, client)
+        #expect(report[.analyses].failed == 1)
+        #expect(report[.analyses].copied == d.records.count - 1)
+        #expect(report.anyFailed)
+        #expect(log.contains { $0.contains(broken.id) && $0.contains("missing") })
+        for line in log { for secret in d.sensitive { #expect(!line.contains(secret)) } }
+        #expect(try FirestoreAnalysisStore(client: client).get(id: broken.id, organizationId: broken.organizationId) == nil)
+    }
+
+    @Test func aUsernameTakenInFirestoreFailsThatUserAndItsSessionsAndTokens() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        let alice = d.users[0].user
+        var impostor = alice
+        impostor.id = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        try FirestoreUserStore(client: client).insert(impostor, passwordHash: nil)
+        let (report, _) = try migrate(d, client)
+        #expect(report[.users].failed == 1 && report[.users].copied == d.users.count - 1)
+        // Alice's session and revoked token fail with her; Carol's token is copied.
+        #expect(report[.sessions].failed == 1)
+        #expect(report[.apiTokens].failed == 1 && report[.apiTokens].copied == 1)
+        #expect(try FirestoreUserStore(client: client).user(username: alice.username)?.id == impostor.id)
+        // The impostor's insert named org-a after its id; the migration reports it and keeps it.
+        #expect(report[.organizations].differing == 1)
+        #expect(try FirestoreUserStore(client: client).organizationName(id: "org-a") == "org-a")
+    }
+
+    @Test func theCommandCopiesAndARerunFindsEverythingThere() throws {
+        let d = try Deployment()
+        let (projectId, client) = project()
+        let environment = ["MEDISCOPE_VAR": d.varDirectory.path, "MEDISCOPE_FIRESTORE_PROJECT_ID": projectId,
+                           "FIRESTORE_EMULATOR_HOST": emulator.host]
+
+        let dry = try Command.run(["store", "migrate", "--to", "firestore", "--dry-run"], environment: environment)
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("analyses: 3 to copy"))
+        #expect(try client.snapshot().isEmpty)
+
+        let first = try Command.run(["store", "migrate", "--to", "firestore"], environment: environment)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("analyses: 3 copied, 0 already there, 0 failed"))
+        #expect(first.stdout.contains("audit entries: \(d.audit.count) copied"))
+        #expect(first.stdout.contains("sign-in failures"))
+        try expectEverything(of: d, in: client)
+        let before = try client.snapshot()
+
+        // --project names the same project when the settings name none.
+        var noProject = environment
+        noProject["MEDISCOPE_FIRESTORE_PROJECT_ID"] = nil
+        let second = try Command.run(["store", "migrate", "--to", "firestore", "--project", projectId], environment: noProject)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("analyses: 0 copied, 3 already there, 0 failed"))
+        #expect(try client.snapshot() == before)
+        for text in [dry.stdout, dry.stderr, first.stdout, first.stderr, second.stdout, second.stderr] {
+            for secret in d.sensitive { #expect(!text.contains(secret)) }
+        }
+    }
+
+    @Test func theCommandExitsNonZeroWhenARecordFailedOrNothingCanRun() throws {
+        let d = try Deployment()
+        let (projectId, _) = project()
+        try FileManager.default.removeItem(atPath: try d.imagePath(d.records[2].scan.key))
+        var environment = ["MEDISCOPE_VAR": d.varDirectory.path, "MEDISCOPE_FIRESTORE_PROJECT_ID": projectId,
+                           "FIRESTORE_EMULATOR_HOST": emulator.host]
+        let failed = try Command.run(["store", "migrate", "--to", "firestore"], environment: environment)
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains(d.records[2].id))
+        #expect(failed.stdout.contains("analyses: 2 copied, 0 already there, 1 failed"))
+
+        environment["MEDISCOPE_FIRESTORE_PROJECT_ID"] = nil
+        let noProject = try Command.run(["store", "migrate", "--to", "firestore"], environment: environment)
+        #expect(noProject.status == 2)
+        #expect(noProject.stderr.contains("--project"))
+
+        environment["MEDISCOPE_VAR"] = d.root.appendingPathComponent("nothing-here").path
+        let noDeployment = try Command.run(["store", "migrate", "--to", "firestore", "--project", projectId], environment: environment)
+        #expect(noDeployment.status == 2)
+        #expect(noDeployment.stderr.contains("no SQLite deployment"))
+    }
+}
+
+/// Log lines gathered from the migration's callback.
+final class LockedLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+    var value: [String] { lock.withLock { lines } }
+}
+
+/// The real `mediscope` binary as a subprocess.
+enum Command {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Next to the test bundle (as `swift build --build-tests` leaves it), else .build/debug.
+    static var executable: URL {
+        let candidates = [Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
+            .map { $0.appendingPathComponent("mediscope") }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+            ?? root.appendingPathComponent(".build/debug/mediscope")
+    }
+
+    /// Runs `mediscope arguments` with `environment` over a minimal one (PATH, HOME); waits for it.
+    static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "TMPDIR", "LANG"].contains($0.key) }
+        env.merge(environment) { $1 }
+        p.environment = env
+        p.currentDirectoryURL = root
+        // Files, not pipes: nothing to drain while the child runs.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-command-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("stdout"), err = dir.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        try p.run()
+        p.waitUntilExit()
+        return (p.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))
+    }
+}
