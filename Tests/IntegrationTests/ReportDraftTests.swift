@@ -48,7 +48,10 @@ import Testing
         defer { llm.stop() }
         let stack = try stack(llm: llm)
         defer { stack.stop() }
-        let upload = try await stack.upload(image: try Scans.jpeg, fields: Self.patient)
+        // A user whose name is distinctive: it must not reach the LLM either.
+        try stack.addUser("drqvzrwx", role: "clinician")
+        let uploader = try stack.syncCreateToken(try stack.syncSignIn("drqvzrwx"))
+        let upload = try await stack.upload(image: try Scans.jpeg, fields: Self.patient, auth: .bearer(uploader))
         #expect(upload.status == 201)
         #expect((upload.json?["report"] as? [String: Any])?["status"] as? String == "pending", "the 201 does not wait for the draft")
         let id = try #require(upload.json?["id"] as? String)
@@ -64,7 +67,8 @@ import Testing
         for (field, value) in Self.patient where ["patient_id", "patient_name", "note"].contains(field) {
             #expect(!sent.contains(value), "the prompt holds the \(field)")
         }
-        #expect(!sent.contains("clinician") && !sent.contains(id) && sent.contains("90+") && sent.contains("MRI"))
+        #expect(!sent.contains("drqvzrwx") && !sent.contains("default") && !sent.contains(id), "no user, organisation or record id")
+        #expect(sent.contains("90+") && sent.contains("MRI") && sent.contains("female"))
 
         let path = "/api/analyses/\(id)/report"
         let edited = try await send(stack, "PUT", path, text: "Edited by the clinician.", base: 1)
