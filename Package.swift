@@ -207,6 +207,7 @@ let package = Package(
             dependencies: ["MediscopeMigration", "MediscopeStore", "MediscopeAuth", "MediscopeFirestore", "MediscopeFirestoreStore",
                            "MediscopeEncoding", "MediscopeSQLite", "FirestoreTestKit"]
         ),
+        .testTarget(name: "MediscopeJobsTests", dependencies: ["MediscopeJobs", "MediscopeStore"]),
         .testTarget(
             name: "MediscopeLLMTests",
             dependencies: ["MediscopeLLM", "MediscopeJobs", "MediscopeStore", "MediscopeNet", "FirebaseTestKit"]
