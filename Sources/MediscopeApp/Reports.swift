@@ -28,7 +28,8 @@ struct ReportBody: Encodable {
         var author: String?
         var createdAt: Date
     }
-    /// `pending` (being drafted), `draft` (may be edited and signed) or `signed`.
+    /// `pending` (being drafted), `draft` (may be edited and signed), `signed`, or `unavailable` (its
+    /// store cannot be read now, e.g. Firestore is down; ask again later).
     var status: String
     var text: String?
     var source: Source?
@@ -39,6 +40,8 @@ struct ReportBody: Encodable {
     var versions: [Version]
 
     static let pending = ReportBody(status: "pending", versions: [])
+    /// The report store cannot be read now; the rest of the analysis is shown.
+    static let unavailable = ReportBody(status: "unavailable", versions: [])
 
     init(status: String, versions: [Version]) { self.status = status; self.versions = versions }
 
@@ -119,9 +122,13 @@ enum ReportAPI {
     /// The report for an analysis: its versions, or pending (and its draft job queued, if none is: an
     /// analysis from before reports, or a job lost with a host, is drafted on first view).
     static func body(_ s: Services, _ record: AnalysisRecord) throws(Problem) -> ReportBody {
+        let store = try s.reportStore()
         let versions: [ReportVersion]
-        do { versions = try s.reportStore().versions(analysisId: record.id, organizationId: record.organizationId) } catch {
-            throw s.problem(error)
+        do { versions = try store.versions(analysisId: record.id, organizationId: record.organizationId) } catch {
+            // The analysis is still worth showing while the shared store cannot be read (an outage).
+            guard error.kind == .unavailable else { throw s.problem(error) }
+            s.server.log.warning("report_unavailable", ["analysis": .token(.init(record.id))])
+            return .unavailable
         }
         if versions.isEmpty { enqueueDraft(s, record) }
         return ReportBody(versions)

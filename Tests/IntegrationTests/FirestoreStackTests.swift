@@ -99,6 +99,17 @@ import Testing
             for case .string(let key) in keys { #expect(imagesAfter.contains(key), "an image a record uses was deleted") }
         }
 
+        // The report's draft lives in Firestore too (template: no LLM is configured here).
+        let drafted = ids["P-FS-A"]![0]
+        let deadline = Date().addingTimeInterval(30)
+        while try firestore.get(firestore.name("reportVersions", drafted + "-0001")) == nil, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let version = try #require(try firestore.get(firestore.name("reportVersions", drafted + "-0001")))
+        #expect(version.fields["origin"] == .string("template") && version.fields["status"] == .string("draft"))
+        let shown = try await stack.request("GET", "/api/analyses/\(drafted)", auth: session)
+        #expect((shown.json?["report"] as? [String: Any])?["status"] as? String == "draft")
+
         // The audit trail is in Firestore's `audit` collection, each entry once.
         let audit = try documents("audit")
         let actions = audit.compactMap { doc -> String? in if case .string(let a)? = doc.fields["action"] { a } else { nil } }

@@ -43,6 +43,25 @@ import Testing
         #expect(throws: (any Error).self) { try AppConfig.load(file: nil, environment: env) }
     }
 
+    @Test func llmSettingsAndTheKeyFile() throws {
+        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("llm-key-\(UUID().uuidString)")
+        try "gsk_secret_value\n".write(to: keyFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: keyFile) }
+        let c = try AppConfig.load(file: nil, environment: [
+            "MEDISCOPE_LLM_BASE_URL": "https://api.groq.com/openai/v1", "MEDISCOPE_LLM_MODEL": "llama-3.1-8b-instant",
+            "MEDISCOPE_LLM_API_KEY_FILE": keyFile.path, "MEDISCOPE_LLM_TIMEOUT_SECONDS": "12", "MEDISCOPE_REPORTS_WORKERS": "2",
+        ])
+        let llm = try #require(c.reports.llm)
+        #expect(llm.apiKey == "gsk_secret_value" && llm.timeout == 12 && llm.model == "llama-3.1-8b-instant")
+        #expect(c.reports.workers == 2 && c.reports.maxAttempts == 3)
+        #expect(try AppConfig.load(file: nil, environment: [:]).reports.llm == nil, "no base URL: the template writes drafts")
+        for bad in [["MEDISCOPE_LLM_BASE_URL": "ftp://x", "MEDISCOPE_LLM_MODEL": "m"], ["MEDISCOPE_LLM_BASE_URL": "https://x"],
+                    ["MEDISCOPE_LLM_BASE_URL": "https://x", "MEDISCOPE_LLM_MODEL": "m", "MEDISCOPE_LLM_API_KEY_FILE": "/nonexistent"]] {
+            let error = #expect(throws: ServerError.self) { try AppConfig.load(file: nil, environment: bad) }
+            #expect(error?.description.contains("gsk_") == false)
+        }
+    }
+
     @Test func firestoreSettingsComeFromTheEnvironmentAsGoogleNamesThem() throws {
         let c = try AppConfig.load(file: nil, environment: [
             "MEDISCOPE_STORE": "firestore", "MEDISCOPE_FIRESTORE_PROJECT_ID": "my-project",
