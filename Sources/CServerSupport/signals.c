@@ -49,6 +49,26 @@ int ms_wait(int fd, int timeout_ms) {
     return rc > 0 && (pfd.revents & POLLIN) ? 1 : 0;
 }
 
+int ms_wait_any(const int *fds, int count, int timeout_ms) {
+    enum { MAX_FDS = 256 };
+    if (count < 0 || count > MAX_FDS) {
+        errno = EINVAL;
+        return -2;
+    }
+    sigset_t open_mask;
+    sigprocmask(SIG_SETMASK, NULL, &open_mask);
+    for (int i = 0; i < HANDLED_COUNT; i++) sigdelset(&open_mask, handled_signals[i]);
+    struct pollfd pfds[MAX_FDS];
+    for (int i = 0; i < count; i++) pfds[i] = (struct pollfd){.fd = fds[i], .events = POLLIN, .revents = 0};
+    struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
+    int rc = ppoll(pfds, (nfds_t)count, timeout_ms >= 0 ? &ts : NULL, &open_mask);
+    if (rc < 0) return errno == EINTR ? -1 : -2;
+    for (int i = 0; i < count && rc > 0; i++) {
+        if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) return i;
+    }
+    return -1;
+}
+
 const char *ms_signal_name(int sig) {
     /* Fixed names rather than strsignal(): its text is localised and meant for people, not log fields. */
     static const struct { int number; const char *name; } names[] = {

@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,6 +41,33 @@ int ms_listen_unix(const char *path, int backlog, int mode) {
         close(fd);
         errno = saved;
         return -1;
+    }
+    return fd;
+}
+
+int ms_accept(int listen_fd, char *peer, size_t peer_len) {
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    int fd = accept4(listen_fd, (struct sockaddr *)&addr, &len, SOCK_CLOEXEC);
+    if (fd < 0) return -1;
+    if (peer != NULL && peer_len > 0) {
+        peer[0] = '\0';
+        if (addr.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, peer, (socklen_t)peer_len);
+        } else if (addr.ss_family == AF_INET6) {
+            struct in6_addr *a6 = &((struct sockaddr_in6 *)&addr)->sin6_addr;
+            if (IN6_IS_ADDR_V4MAPPED(a6)) {
+                inet_ntop(AF_INET, &a6->s6_addr[12], peer, (socklen_t)peer_len);
+            } else {
+                inet_ntop(AF_INET6, a6, peer, (socklen_t)peer_len);
+            }
+        } else {
+            snprintf(peer, peer_len, "unix");
+        }
+        if (addr.ss_family == AF_INET || addr.ss_family == AF_INET6) {
+            int on = 1;  /* small FastCGI records: no Nagle delay */
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        }
     }
     return fd;
 }

@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import Glibc
 import MediscopeAuth
 import MediscopeServer
 
@@ -98,7 +99,7 @@ public struct AppConfig: Sendable {
             guard let listen = ListenAddress(listenText) else {
                 throw ServerError("pools.\(name).listen must be unix:/path or tcp:host:port, got \(listenText)")
             }
-            let config = PoolConfig(
+            var config = PoolConfig(
                 name: name, listen: listen,
                 workers: scoped.int(forKey: "workers", default: workers),
                 backlog: scoped.int(forKey: "backlog", default: backlog),
@@ -106,6 +107,13 @@ public struct AppConfig: Sendable {
                 memoryLimitMB: scoped.int(forKey: "memory.limit.mb", default: memoryMB),
                 requestTimeoutSeconds: scoped.double(forKey: "request.timeout.seconds", default: timeout),
                 slowRequestSeconds: scoped.double(forKey: "slow.request.seconds", default: slow))
+            // PHP-FPM's listen.allowed_clients: numeric addresses, comma-separated.
+            let clients = scoped.string(forKey: "allowed.clients", default: "").split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for client in clients where !Self.isNumericAddress(client) {
+                throw ServerError("pools.\(name).allowed_clients must list numeric IP addresses, got \(client)")
+            }
+            config.allowedClients = clients
             guard (1...32).contains(config.workers) else { throw ServerError("pools.\(name).workers must be 1...32") }
             guard config.backlog >= 1 else { throw ServerError("pools.\(name).backlog must be at least 1") }
             return config
@@ -143,6 +151,12 @@ public struct AppConfig: Sendable {
             default: break
             }
         }
+    }
+
+    /// A numeric IPv4 or IPv6 address (what a peer's address is compared with).
+    static func isNumericAddress(_ text: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
     static func splitKey(_ key: String) -> [String] {

@@ -1,13 +1,24 @@
 import CFastCGI
 import Foundation
 
-/// One libfcgi request object, reused for every request a worker accepts (FCGX re-entrant API).
+/// One connection from the web server and its libfcgi request object (FCGX re-entrant API).
+///
+/// The worker accepts connections itself (to check the peer against the pool's allowed clients) and
+/// hands each to libfcgi, which reads requests from it. The request object has no listening socket, so
+/// libfcgi can never accept on its own behind our check. When the web server asks to keep the
+/// connection (FCGI_KEEP_CONN, nginx's `fastcgi_keep_conn on`), it stays open after `finish` and the
+/// worker waits for the next request on it.
 final class FastCGIConnection {
     private let request: UnsafeMutablePointer<FCGX_Request>
 
-    init(listenFD: Int32) {
+    /// Takes ownership of the accepted connection `fd`.
+    init(connectionFD fd: Int32) {
         request = .allocate(capacity: 1)
-        FCGX_InitRequest(request, listenFD, 0)
+        FCGX_InitRequest(request, -1, 0)
+        request.pointee.ipcFd = fd
+        // FCGX_Accept_r first finishes the previous request and closes the connection unless it is to be
+        // kept; there is none yet, so keep it. The BEGIN_REQUEST record then sets the web server's wish.
+        request.pointee.keepConnection = 1
     }
 
     deinit {
@@ -15,10 +26,18 @@ final class FastCGIConnection {
         request.deallocate()
     }
 
-    /// Accepts one connection. false when there was none to take (another worker won the race) or on error.
+    /// Reads the next request's parameters from the connection. false when the web server closed it or
+    /// sent something that is not FastCGI (libfcgi has closed it then).
     func accept() -> Bool { FCGX_Accept_r(request) == 0 }
 
+    /// Ends the request; the connection stays open only when the web server asked to keep it.
     func finish() { FCGX_Finish_r(request) }
+
+    /// The connection's descriptor while it is open, else -1.
+    var descriptor: Int32 { request.pointee.ipcFd }
+
+    /// Closes the connection now (a kept one the worker gives up).
+    func close() { FCGX_Free(request, 1) }
 
     /// All FastCGI params (CGI environment) of the current request.
     func parameters() -> [String: String] {

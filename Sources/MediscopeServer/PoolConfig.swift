@@ -39,6 +39,12 @@ public struct PoolConfig: Sendable, Equatable {
     public var requestTimeoutSeconds: Double
     /// Requests slower than this are counted and logged.
     public var slowRequestSeconds: Double
+    /// Addresses allowed to connect to a TCP pool (PHP-FPM's `listen.allowed_clients`): numeric IPv4 or
+    /// IPv6, exact match; empty: any. FastCGI has no authentication of its own, so a TCP pool should name
+    /// its load balancer here (and sit on a private network). Unix sockets are guarded by file modes.
+    public var allowedClients: [String] = []
+    /// Connections one worker keeps open for the web server (FCGI_KEEP_CONN) at most; beyond, it closes them.
+    public var maxKeptConnections = 16
 
     public init(name: String, listen: ListenAddress, workers: Int, backlog: Int, maxRequests: Int, memoryLimitMB: Int,
                 requestTimeoutSeconds: Double, slowRequestSeconds: Double) {

@@ -65,26 +65,38 @@ struct WorkerProcess {
         let board = context.scoreboard
         board.setPID(slot, getpid())
         let handler = app.makeHandler(pool: pool, slot: slot, server: context)
-        let connection = FastCGIConnection(listenFD: pool.listenFD)
         var served = 0
+        // Connections the web server asked to keep open (FCGI_KEEP_CONN), waiting for their next request.
+        var kept: [FastCGIConnection] = []
         board.setState(slot, MS_SLOT_IDLE)
 
         while true {
             if ms_signal_take(SIGTERM) != 0 || ms_signal_take(SIGQUIT) != 0 || ms_signal_take(SIGINT) != 0 { break }
             if ms_signal_take(SIGUSR1) != 0 { context.log.reopen() }
             // Signals are blocked except inside this wait, so a stop can never be missed.
-            let ready = ms_wait(pool.listenFD, 1000)
-            if ready != 1 {
+            let fds = [pool.listenFD] + kept.map(\.descriptor)
+            let ready = fds.withUnsafeBufferPointer { ms_wait_any($0.baseAddress, Int32($0.count), 1000) }
+            if ready < 0 {
                 if getppid() != context.masterPID { break }
                 continue
             }
-            guard connection.accept() else { continue }  // another worker took it
+            let connection: FastCGIConnection
+            if ready == 0 {
+                guard let accepted = acceptAllowed() else { continue }  // another worker took it, or refused
+                connection = accepted
+            } else {
+                connection = kept.remove(at: Int(ready) - 1)
+            }
+            guard connection.accept() else { continue }  // closed by the web server, or not FastCGI
 
             let started = ms_now_ns()
             board.requestStarted(slot: slot, pool: pool.index, at: started)
 
             let route = serve(connection, handler)
             connection.finish()
+            if connection.descriptor >= 0 {
+                if kept.count < pool.config.maxKeptConnections { kept.append(connection) } else { connection.close() }
+            }
 
             served += 1
             let seconds = Double(ms_now_ns() - started) / 1e9
@@ -105,8 +117,25 @@ struct WorkerProcess {
                 break
             }
         }
+        for connection in kept { connection.close() }
         board.setState(slot, MS_SLOT_EXITING)
         exit(0)
+    }
+
+    /// The next waiting connection if its peer may connect; a refused peer is logged (its address only)
+    /// and closed. nil when none waits (another worker took it) or it was refused.
+    private func acceptAllowed() -> FastCGIConnection? {
+        var peer = [CChar](repeating: 0, count: 64)
+        let fd = ms_accept(pool.listenFD, &peer, peer.count)
+        guard fd >= 0 else { return nil }
+        let address = String(cString: peer)
+        let allowed = pool.config.allowedClients
+        if !allowed.isEmpty, address != "unix", !allowed.contains(address) {
+            Glibc.close(fd)
+            context.log.warning("connection_refused", ["pool": .token(.init(pool.config.name)), "peer": .token(.init(address))])
+            return nil
+        }
+        return FastCGIConnection(connectionFD: fd)
     }
 
     /// Reads one request, answers it, and returns the route for the slow log (no query, no ids of people).

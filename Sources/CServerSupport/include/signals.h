@@ -28,6 +28,11 @@ int ms_signal_take(int sig);
  * (timeout_ms < 0: no limit). Returns 1 readable, 0 timeout or signal, -1 error (errno set). */
 int ms_wait(int fd, int timeout_ms);
 
+/* As ms_wait for several descriptors: sleeps until one of fds[0..count) is readable (or hung up), a
+ * handled signal arrives or timeout_ms passes. Returns the index of the first ready descriptor, -1 on
+ * timeout or signal, -2 on error (errno set). */
+int ms_wait_any(const int *fds, int count, int timeout_ms);
+
 /* The signal's constant name ("SIGSEGV"), or NULL for a number without one. Static storage. */
 const char *ms_signal_name(int sig);
 

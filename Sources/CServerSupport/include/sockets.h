@@ -4,6 +4,7 @@
 #ifndef MS_SOCKETS_H
 #define MS_SOCKETS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -17,6 +18,12 @@ int ms_listen_unix(const char *path, int backlog, int mode);
 /* A non-blocking TCP socket listening on numeric `host` and `port` (SO_REUSEADDR). Returns the
  * descriptor, or -1 (EADDRNOTAVAIL when the address does not resolve). */
 int ms_listen_tcp(const char *host, int port, int backlog);
+
+/* Takes one connection from the non-blocking listening socket `listen_fd`. Returns the connection's
+ * descriptor (blocking, close-on-exec; the caller owns and closes it), or -1 with errno (EAGAIN when none
+ * waits: another worker took it). The peer's numeric address goes into `peer` (NUL-terminated, at most
+ * `peer_len` bytes): "10.0.0.2" or "fd00::2" (IPv4-mapped IPv6 written as IPv4), "unix" for a unix socket. */
+int ms_accept(int listen_fd, char *peer, size_t peer_len);
 
 /* Connections waiting in a listening socket's accept queue now (*queued) and the queue's bound
  * (*backlog): unix sockets through sock_diag, TCP through TCP_INFO. 0, or -1 (ENOENT when the kernel
