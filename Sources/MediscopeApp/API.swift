@@ -15,11 +15,11 @@ public enum API {
         },
         RouteSpec(method: "GET", pattern: "/api/ready", open: .everyone, audit: nil) { s, _, _, _ throws(Problem) in ready(s) },
         RouteSpec(method: "GET", pattern: "/api/status", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .json(Status.report(s.server, store: s.config.store, outbox: s.outboxStats(), jobs: try? s.jobs().stats()),
+            .json(Status.report(s.server, host: s.config.hostName, store: s.config.store, outbox: s.outboxStats(), jobs: try? s.jobs().stats()),
                   headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "GET", pattern: "/api/metrics", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .text(Status.prometheus(s.server, histograms: s.histograms, outbox: s.outboxStats(), jobs: try? s.jobs().stats()), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            .text(Status.prometheus(s.server, host: s.config.hostName, histograms: s.histograms, outbox: s.outboxStats(), jobs: try? s.jobs().stats()), contentType: "text/plain; version=0.0.4; charset=utf-8")
         },
     ]
 

@@ -30,6 +30,9 @@ public struct AppConfig: Sendable {
     public var firestore: FirestoreSettings?
     /// Report drafts: the LLM (if any) and the job processes.
     public var reports: ReportSettings
+    /// This host's name in /api/status and on every metric (`host.name`, MEDISCOPE_HOST_NAME; default the
+    /// system's host name), so an operator of several hosts sees which one served what.
+    public var hostName: String
 
     public var storeDirectory: String { varDirectory + "/store" }
     /// nginx serves stored images from here through X-Accel-Redirect (see nginx/).
@@ -82,6 +85,11 @@ public struct AppConfig: Sendable {
             ? try FirestoreSettings.read({ reader.string(forKey: ConfigKey($0)) }, double: { reader.double(forKey: ConfigKey($0), default: $1) },
                                          environment: environment)
             : nil
+        hostName = reader.string(forKey: "host.name") ?? ProcessInfo.processInfo.hostName
+        guard !hostName.isEmpty, hostName.utf8.count <= 253,
+              hostName.utf8.allSatisfy({ $0 == 45 || $0 == 46 || $0 == 95 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
+            throw ServerError("host.name must be 1 to 253 letters, digits, '.', '-' or '_'")
+        }
         reports = try ReportSettings.read({ reader.string(forKey: ConfigKey($0)) }, int: { reader.int(forKey: ConfigKey($0), default: $1) },
                                           double: { reader.double(forKey: ConfigKey($0), default: $1) })
         var policy = AccountPolicy()

@@ -44,6 +44,8 @@ enum Status {
     }
 
     struct Report: Encodable {
+        /// Which host answered (`host.name`).
+        var host: String
         var masterPid: Int
         var startedAt: Date
         var pools: [String: PoolStatus]
@@ -52,7 +54,8 @@ enum Status {
         var reportJobs: JobStats?
     }
 
-    static func report(_ server: ServerContext, store: StoreBackend = .sqlite, outbox: OutboxStats? = nil, jobs: JobStats? = nil) -> Report {
+    static func report(_ server: ServerContext, host: String, store: StoreBackend = .sqlite, outbox: OutboxStats? = nil,
+                       jobs: JobStats? = nil) -> Report {
         var pools: [String: PoolStatus] = [:]
         for pool in server.pools {
             let queue = server.listenQueue(pool)
@@ -61,16 +64,18 @@ enum Status {
                 listenQueue: queue?.queued, listenQueueLimit: queue?.backlog,
                 snapshot: server.scoreboard.snapshot(pool: pool.index))
         }
-        return Report(masterPid: Int(server.masterPID), startedAt: server.scoreboard.startedAt, pools: pools,
+        return Report(host: host, masterPid: Int(server.masterPID), startedAt: server.scoreboard.startedAt, pools: pools,
                       store: store.rawValue, outbox: outbox.map { OutboxStatus($0) }, reportJobs: jobs)
     }
 
-    static func prometheus(_ server: ServerContext, histograms: SharedHistograms? = nil, outbox: OutboxStats? = nil,
+    /// Every sample carries `host="<host.name>"`, so several hosts' metrics stay apart in one Prometheus.
+    static func prometheus(_ server: ServerContext, host: String, histograms: SharedHistograms? = nil, outbox: OutboxStats? = nil,
                            jobs: JobStats? = nil) -> String {
         var out = ""
+        let hostLabel = "host=\"\(host)\""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
             out += "# HELP mediscope_\(name) \(help)\n# TYPE mediscope_\(name) \(type)\n"
-            for (labels, value) in samples { out += "mediscope_\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value == value.rounded() ? String(Int(value)) : String(value))\n" }
+            for (labels, value) in samples { out += "mediscope_\(name){\(hostLabel)\(labels.isEmpty ? "" : "," + labels)} \(value == value.rounded() ? String(Int(value)) : String(value))\n" }
         }
         let pools = server.pools.map { ($0, server.scoreboard.snapshot(pool: $0.index), server.listenQueue($0)) }
         func per(_ f: (PoolSnapshot) -> Int) -> [(String, Double)] {
@@ -113,11 +118,12 @@ enum Status {
             var cumulative: Int64 = 0
             for bound in JobQueue.latencyBounds + [.infinity] {
                 cumulative += jobs.latencyBuckets[String(bound)] ?? 0
-                out += "mediscope_report_job_seconds_bucket{le=\"\(bound.isInfinite ? "+Inf" : String(bound))\"} \(cumulative)\n"
+                out += "mediscope_report_job_seconds_bucket{\(hostLabel),le=\"\(bound.isInfinite ? "+Inf" : String(bound))\"} \(cumulative)\n"
             }
-            out += "mediscope_report_job_seconds_sum \(jobs.latencySumSeconds)\nmediscope_report_job_seconds_count \(cumulative)\n"
+            out += "mediscope_report_job_seconds_sum{\(hostLabel)} \(jobs.latencySumSeconds)\n"
+                + "mediscope_report_job_seconds_count{\(hostLabel)} \(cumulative)\n"
         }
-        if let histograms { out += histograms.prometheus(help: StageMetrics.help) }
+        if let histograms { out += histograms.prometheus(help: StageMetrics.help, extraLabels: hostLabel) }
         return out
     }
 }

@@ -70,10 +70,12 @@ public final class SharedHistograms: @unchecked Sendable {
     }
 
     /// Prometheus text for every series, with `help` per metric name (HELP and TYPE once per name).
-    public func prometheus(help: [String: String]) -> String {
+    /// The histograms in Prometheus' text format; `extraLabels` (e.g. `host="a"`) go on every sample.
+    public func prometheus(help: [String: String], extraLabels: String = "") -> String {
         var out = ""
         var named = ""
-        for s in series {
+        for var s in series {
+            if !extraLabels.isEmpty { s.labels = s.labels.isEmpty ? extraLabels : extraLabels + "," + s.labels }
             if s.name != named {
                 named = s.name
                 out += "# HELP \(s.name) \(help[s.name] ?? "Durations in seconds.")\n# TYPE \(s.name) histogram\n"

@@ -150,8 +150,8 @@ import Testing
         let waiting = try outbox()
         #expect((waiting["depth"] as? Int ?? 0) >= 3 && (waiting["retries"] as? Int ?? 0) >= 1)
         let during = try metrics()
-        #expect(during.contains("mediscope_firestore_reachable 0"))
-        #expect(during.contains("mediscope_outbox_depth ") && during.contains("mediscope_outbox_retries_total "))
+        #expect(during.contains("mediscope_firestore_reachable{host=\"it-host\"} 0"))
+        #expect(during.contains("mediscope_outbox_depth{host=\"it-host\"} ") && during.contains("mediscope_outbox_retries_total{host=\"it-host\"} "))
 
         // Power cut with the outbox full, then Firestore back, then the pool again.
         stack.killWholePool()
@@ -188,7 +188,7 @@ import Testing
         let ready = try stack.syncRequest("GET", "/api/ready", auth: Stack.Auth.none)
         #expect(ready.status == 200 && ready.json?["status"] as? String == "degraded")
         let text = try metrics()
-        #expect(text.contains("mediscope_outbox_parked \(status["parked"] as? Int ?? -1)\n"), "the metric agrees with the status page")
+        #expect(text.contains("mediscope_outbox_parked{host=\"it-host\"} \(status["parked"] as? Int ?? -1)\n"), "the metric agrees with the status page")
         let log = (try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? ""
         #expect(log.contains("outbox_parked") && !log.contains("P-PARK"))
 

@@ -7,9 +7,10 @@ import Testing
     init() throws { stack = try Stack() }
     deinit { stack.stop() }
 
+    /// Every sample carries the stack's host label first.
     static let stages = ["stage=\"decode\"", "stage=\"encode\"", "stage=\"store\"",
                          "stage=\"preprocess\",model=\"brain-tumor-vgg16\"", "stage=\"forward\",model=\"brain-tumor-vgg16\"",
-                         "stage=\"gradcam\",model=\"brain-tumor-vgg16\""]
+                         "stage=\"gradcam\",model=\"brain-tumor-vgg16\""].map { "host=\"\(Stack.hostName)\"," + $0 }
     static let bounds = ["0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "+Inf"]
 
     func metrics() async throws -> String {
@@ -46,9 +47,9 @@ import Testing
             #expect((value(after, "mediscope_stage_seconds_sum{\(labels)}") ?? 0) > 0)
         }
         // Exactly one request reached the inference pool in between: the upload.
-        let queue = "mediscope_queue_seconds_count{pool=\"inference\"}"
+        let queue = "mediscope_queue_seconds_count{host=\"it-host\",pool=\"inference\"}"
         #expect((value(after, queue) ?? 0) - (value(before, queue) ?? 0) == 1)
-        #expect(value(after, "mediscope_queue_seconds_bucket{pool=\"inference\",le=\"+Inf\"}") == value(after, queue))
-        #expect((value(after, "mediscope_queue_seconds_count{pool=\"io\"}") ?? 0) >= 1)
+        #expect(value(after, "mediscope_queue_seconds_bucket{host=\"it-host\",pool=\"inference\",le=\"+Inf\"}") == value(after, queue))
+        #expect((value(after, "mediscope_queue_seconds_count{host=\"it-host\",pool=\"io\"}") ?? 0) >= 1)
     }
 }

@@ -140,10 +140,10 @@ import Testing
         #expect(source["kind"] as? String == "template" && (source["reason"] as? String)?.contains("HTTP 503") == true, "\(source)")
         #expect(llm.requests.count == 6)
         let metrics = String(decoding: try stack.syncRequest("GET", "/api/metrics", auth: Stack.Auth.none).body, as: UTF8.self)
-        #expect(metrics.contains("mediscope_report_jobs_done_total{source=\"llm\"} 1"))
-        #expect(metrics.contains("mediscope_report_jobs_done_total{source=\"template\"} 1"))
-        #expect(metrics.contains("mediscope_report_job_failed_attempts_total 5"))
-        #expect(metrics.contains("mediscope_llm_tokens_total{kind=\"prompt\"} 111"))
+        #expect(metrics.contains("mediscope_report_jobs_done_total{host=\"it-host\",source=\"llm\"} 1"))
+        #expect(metrics.contains("mediscope_report_jobs_done_total{host=\"it-host\",source=\"template\"} 1"))
+        #expect(metrics.contains("mediscope_report_job_failed_attempts_total{host=\"it-host\"} 5"))
+        #expect(metrics.contains("mediscope_llm_tokens_total{host=\"it-host\",kind=\"prompt\"} 111"))
     }
 
     @Test(arguments: ["{not json", #"{"choices":[]}"#, "huge"])

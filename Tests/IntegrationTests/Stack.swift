@@ -36,6 +36,8 @@ final class Stack: @unchecked Sendable {
     }
 
     static let password = "correct horse battery staple"
+    /// `host.name` of every stack: the label its metrics carry.
+    static let hostName = "it-host"
 
     /// `settings` are MEDISCOPE_* variables for the server, e.g. ["POOLS_INFERENCE_WORKERS": "1"];
     /// `environment` other variables (e.g. FIRESTORE_EMULATOR_HOST).
@@ -49,6 +51,7 @@ final class Stack: @unchecked Sendable {
         env["MEDISCOPE_LOG_FILE"] = dir.appendingPathComponent("mediscope.log").path
         env["MEDISCOPE_SOCKET_MODE"] = "0666"  // nginx's workers run as nobody
         env["MEDISCOPE_POOLS_INFERENCE_WORKERS"] = "1"
+        env["MEDISCOPE_HOST_NAME"] = Stack.hostName
         for (k, v) in settings { env["MEDISCOPE_" + k] = v }
         for (k, v) in extra { env[k] = v }
         environment = env
