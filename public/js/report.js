@@ -27,7 +27,7 @@ export function reportCard(ctx, a) {
 
   const textarea = h("textarea#report-editor-text", { name: "text", rows: "14", dir: "auto", spellcheck: "true" });
   const editorField = field("Report text", textarea, "Plain text. Leave a blank line between paragraphs.");
-  const save = h("button#report-save.button-primary", { type: "submit" });
+  const save = h("button#report-save.button-primary", { type: "submit", text: "Save draft" });
   const cancel = h("button#report-cancel.button-secondary", { type: "button", text: "Cancel" });
   const editor = h("form#report-editor.report-editor", { hidden: true, novalidate: true, "aria-label": "Edit the draft report" },
     editorField, h("div.report-actions", {}, save, cancel));
@@ -40,7 +40,7 @@ export function reportCard(ctx, a) {
   const dialogTitle = h("h2#report-sign-title");
   const dialogText = h("p#report-sign-text");
   const dialogError = h("p#report-sign-error.error", { role: "alert" });
-  const confirm = h("button#report-sign-confirm.button-primary", { type: "button" });
+  const confirm = h("button#report-sign-confirm.button-primary", { type: "button", text: "Sign report" });
   const dialogCancel = h("button#report-sign-cancel.button-secondary", { type: "button", text: "Cancel" });
   const dialog = h("dialog#report-sign-dialog", { "aria-labelledby": "report-sign-title", "aria-describedby": "report-sign-text" },
     dialogTitle, dialogText, dialogError, h("div.dialog-actions", {}, confirm, dialogCancel));
