@@ -6,9 +6,10 @@ import { get, request } from "./api.js";
 import { field, formatDate, h, replace, userText } from "./dom.js";
 
 const POLL_MS = 1500;
-// An LLM that is rate limited or retrying can take longer: after a minute, ask less often.
+// An LLM that is rate limited or retrying can take longer: after 20 s, ask less often (each look is
+// a GET of the analysis, audited as a view).
 const SLOW_POLL_MS = 5000;
-const SLOW_AFTER_MS = 60_000;
+const SLOW_AFTER_MS = 20_000;
 
 /** The Report card of analysis `a` (its `report` as GET /api/analyses/{id} or the upload's 201 gives it). */
 export function reportCard(ctx, a) {
@@ -51,7 +52,7 @@ export function reportCard(ctx, a) {
     h("summary", {}, "All versions (", versionCount, ")"),
     h("div.table-wrap", {}, h("table#report-versions.data-table", {},
       h("caption.visually-hidden", { text: "Versions of the report, oldest first" }),
-      h("thead", {}, h("tr", {}, ["Version", "Status", "By", "Date", "Text"].map((t) => h("th", { scope: "col", text: t })))),
+      h("thead", {}, h("tr", {}, ["Version", "Status", "Author or source", "Date", "Text"].map((t) => h("th", { scope: "col", text: t })))),
       versionRows)));
 
   const section = h("section#report.card.report-card", { "aria-labelledby": "report-heading" },
@@ -250,6 +251,15 @@ function origin(source, author) {
   }
 }
 
+/** The history's "Author or source" cell: the clinician, or the model, or the template and why. */
+function author(v) {
+  switch (v.source?.kind) {
+    case "llm": return ["LLM: ", userText(v.source.model ?? "unknown model")];
+    case "template": return `Template${v.source.reason ? ` (${v.source.reason})` : ""}`;
+    default: return userText(v.author ?? "unknown");
+  }
+}
+
 function sourceText(r) {
   const newest = r.versions[r.versions.length - 1];
   const first = r.versions[0];
@@ -268,7 +278,7 @@ function versionRow(v, i, all) {
   return h("tr", { dataset: { version: v.number, status: v.status } },
     h("td", { text: String(v.number) }),
     h("td", { text: status }),
-    h("td", {}, origin(v.source, v.author)),
+    h("td", {}, author(v)),
     h("td", {}, h("time", { datetime: v.createdAt, text: formatDate(v.createdAt) })),
     h("td", {}, h("details.version-text", {}, h("summary", { text: "Show", "aria-label": `Show the text of version ${v.number}` }),
       paragraphs(v.text))));
