@@ -1367,7 +1367,8 @@ def check_template_draft(h, analysis_id, facts):
     h.expect(r["shown"]["report-edit"] and r["shown"]["report-sign"] and not r["shown"]["report-amend"],
              f"a draft offers Edit and Sign, not Amend: {r['shown']}")
     h.expect(not r["shown"]["report-editor"], "the editor is open before Edit was pressed")
-    h.expect([(v["number"], v["status"]) for v in r["versions"]] == [("1", "draft")] and "template" in r["versions"][0]["cells"][2],
+    h.expect([(v["number"], v["status"]) for v in r["versions"]] == [("1", "draft")]
+             and r["versions"][0]["cells"][2] == "Template (no LLM is configured)",
              f"the version history should list version 1, a template draft: {r['versions']}")
     return api
 
@@ -1514,7 +1515,7 @@ def scenario_report_sign(h):
     statuses = [v["cells"][1] for v in shown]
     h.expect(statuses == ["Draft"] * 4 + ["Signed", "Amendment (signed)"], f"history status column: {statuses}")
     by = [v["cells"][2] for v in shown]
-    h.expect("template" in by[0] and all(b == f"Written by {h.clinician}" for b in by[1:]), f"history 'By' column: {by}")
+    h.expect(by == ["Template (no LLM is configured)"] + [h.clinician] * 5, f"history 'Author or source' column: {by}")
     for v, a in zip(shown, api["versions"]):
         h.expect(v["paragraphs"] == paragraphs(a["text"]), f"history: version {v['number']} text {v['paragraphs']} != API {paragraphs(a['text'])}")
         h.expect(re.search(r"\d", v["cells"][3]), f"history: version {v['number']} has no date: {v['cells']}")
@@ -1666,7 +1667,7 @@ def scenario_report_llm(h):
     h.expect(api["source"] == {"kind": "llm", "model": model}, f"the draft should come from the LLM: {api['source']}")
     h.expect(r["source"] == f"Drafted by {model}", f"#report-source should name the model: {r['source']!r}")
     h.expect(r["paragraphs"] == paragraphs(reply), f"the card should show the LLM's text as text:\n  shown {r['paragraphs']}\n  reply {paragraphs(reply)}")
-    h.expect("Drafted by" in r["versions"][0]["cells"][2] if r["versions"] else False, f"history: {r['versions']}")
+    h.expect([v["cells"][2] for v in r["versions"]] == [f"LLM: {model}"], f"history should name the model: {r['versions']}")
 
     def nothing_ran(where):
         time.sleep(0.5)
@@ -1778,6 +1779,13 @@ def scenario_tablet_layout(h):
     h.wait_images("img.heatmap")
     check("analysis (other layout)")
     h.screenshot("analysis-toggled")
+    # The report card with its draft, an open editor and the version history open.
+    h.wait_report("draft", 1)
+    h.find("details#report-history summary").click()
+    h.find("button#report-edit").click()
+    h.wait(lambda: h.report()["shown"]["report-editor"], "form#report-editor to open")
+    check("analysis (report editor and history)")
+    h.screenshot("report")
     h.nav("history", "history")
     check("history")
     h.screenshot("history")
