@@ -1591,6 +1591,24 @@ def scenario_report_printed(h):
     h.screenshot("unsigned")
 
 
+def check_report_markup_is_text(h, where, literals):
+    """Markup in a report (or the patient text it quotes) is text: every literal is visible as typed,
+    none became an element (img[src=x], [onerror], <script>, <b>), no injected code ran, no alert, and
+    (through harvest) no CSP report of an inline handler or script that tried to run."""
+    h.check_no_alert()
+    text = h.visible_text()
+    for literal in literals:
+        h.expect(literal in text, f"{where}: the literal text {literal!r} is not visible")
+    dom = h.js("""return { ran: window.__reportXSS === undefined ? null : window.__reportXSS,
+        imgX: document.querySelectorAll('img[src="x"]').length, onerror: document.querySelectorAll('[onerror]').length,
+        scripts: [...document.scripts].filter(s => /__reportXSS|alert\\(/.test(s.textContent)).length,
+        bold: document.querySelectorAll('#report b, section.report-text b').length }""")
+    h.expect(dom["ran"] is None, f"{where}: injected code ran (window.__reportXSS = {dom['ran']!r})")
+    for key in ("imgX", "onerror", "scripts", "bold"):
+        h.expect(dom[key] == 0, f"{where}: {dom[key]} injected element(s) ({key}) in the DOM")
+    h.harvest()
+
+
 SCRIPT_MARKUP = "<script>window.__reportXSS = 'script'</script>"
 IMG_MARKUP = "<img src=x onerror=\"window.__reportXSS = 'img'\">"
 
@@ -1607,19 +1625,8 @@ def scenario_report_markup(h):
     h.wait_report("draft", 1)
     edit = f"{SCRIPT_MARKUP} and {IMG_MARKUP} and <b>bold</b> & {XSS}"
 
-    def no_markup(where, need):
-        h.check_no_alert()
-        text = h.visible_text()
-        for payload in need:
-            h.expect(payload in text, f"{where}: the literal text {payload!r} is not visible")
-        dom = h.js("""return { ran: window.__reportXSS === undefined ? null : window.__reportXSS,
-            imgX: document.querySelectorAll('img[src="x"]').length, onerror: document.querySelectorAll('[onerror]').length,
-            scripts: [...document.scripts].filter(s => /__reportXSS|alert\\(/.test(s.textContent)).length,
-            bold: document.querySelectorAll('#report b, section.report-text b').length }""")
-        h.expect(dom["ran"] is None, f"{where}: injected code ran (window.__reportXSS = {dom['ran']!r})")
-        for key in ("imgX", "onerror", "scripts", "bold"):
-            h.expect(dom[key] == 0, f"{where}: {dom[key]} injected element(s) ({key}) in the DOM")
-        h.harvest()   # a CSP violation (an inline handler or script that tried to run) fails the scenario
+    def no_markup(where, literals):
+        check_report_markup_is_text(h, where, literals)
 
     r = h.report()
     h.expect(any(XSS2 in p for p in r["paragraphs"]), f"the template's draft should quote the body part {XSS2!r} as text: {r['paragraphs']}")
@@ -1670,17 +1677,8 @@ def scenario_report_llm(h):
     h.expect([v["cells"][2] for v in r["versions"]] == [f"LLM: {model}"], f"history should name the model: {r['versions']}")
 
     def nothing_ran(where):
-        time.sleep(0.5)
-        h.check_no_alert()
-        dom = h.js("""return { ran: window.__reportXSS === undefined ? null : window.__reportXSS,
-            imgX: document.querySelectorAll('img[src="x"]').length, onerror: document.querySelectorAll('[onerror]').length,
-            bold: document.querySelectorAll('#report b, section.report-text b').length,
-            scripts: [...document.scripts].filter(s => /__reportXSS/.test(s.textContent)).length }""")
-        h.expect(dom == {"ran": None, "imgX": 0, "onerror": 0, "bold": 0, "scripts": 0}, f"{where}: the LLM's markup became elements or ran: {dom}")
-        text = h.visible_text()
-        for literal in ("<b>no tumour</b>", "<script>window.__reportXSS = 'llm script'</script>", "<img src=x onerror="):
-            h.expect(literal in text, f"{where}: the literal {literal!r} is not visible as text")
-        h.harvest()
+        time.sleep(0.5)   # an injected image would have failed to load and fired onerror by now
+        check_report_markup_is_text(h, where, ["<b>no tumour</b>", "<script>window.__reportXSS = 'llm script'</script>", "<img src=x onerror="])
 
     nothing_ran("analysis page")
     h.screenshot("llm-draft")
