@@ -15,6 +15,8 @@ Environment:
     MEDISCOPE_SCAN2       measure_bytes only: a second, different JPEG for the warm-cache figure (optional)
     MEDISCOPE_ARTIFACTS   where screenshots go (default: Tests/Artifacts/browser)
     MEDISCOPE_BYTES_JSON  measure_bytes only: also write the figures there as JSON (optional)
+    MEDISCOPE_LLM_REPLY   report_llm only: the text the stack's stand-in LLM answers with (required there)
+    MEDISCOPE_LLM_MODEL   report_llm only: the model name that reply carries (required there)
 
 Every scenario also checks that nothing went wrong in the page: console messages at SEVERE level
 (network errors, CSP "Refused to ..." reports, uncaught exceptions), and what an in-page collector
@@ -67,6 +69,7 @@ TABLET = (820, 1180)
 SCREEN_TIMEOUT = 20      # s: a screen's data loads from a local stack
 ANALYSIS_TIMEOUT = 180   # s: upload + inference (the first one loads the model; tests run debug builds)
 IMAGE_TIMEOUT = 20       # s
+DRAFT_TIMEOUT = 60       # s: the report job process writes the draft (the template: well under a second)
 
 # Runs in every document before its own scripts (Page.addScriptToEvaluateOnNewDocument).
 COLLECTOR = r"""
@@ -109,7 +112,9 @@ CONTRACT = {
                  "article.result[data-result-id]", "article.result h3", "article.result img.heatmap",
                  'article.result input.opacity[type="range"][min="0"][max="100"]', "article.result button.layout-toggle[aria-pressed]",
                  "article.result .prediction", "article.result .confidence", "article.result ul.probabilities > li.prob-row",
-                 "li.prob-row .prob-label", "li.prob-row .prob-value", "table#timings", "p#decision-notice", "a#report-link"],
+                 "li.prob-row .prob-label", "li.prob-row .prob-value", "table#timings", "p#decision-notice", "a#report-link",
+                 "section#report[data-status]", "h2#report-heading", "span#report-status", 'p#report-live[role="status"]',
+                 'p#report-error[role="alert"]', "#report-body[aria-busy]", "details#report-history", "dialog#report-sign-dialog"],
     "history": ["form#history-search", "input#history-patient-id", "table#history-table", "p#history-empty",
                 "button#history-prev", "button#history-next"],
     "users": ["table#users-table", "dialog#password-dialog", "input#reset-password", "button#reset-password-submit",
@@ -179,6 +184,39 @@ CONTRAST_JS = r"""
       if (ratio < need) out.push(`${ratio.toFixed(2)} < ${need}: "${walker.currentNode.textContent.trim().slice(0, 40)}" in ${el.outerHTML.slice(0, 100)}`);
     }
     return out;"""
+
+
+# What the Report card shows (see public/js/report.js): only what is rendered counts as shown.
+REPORT_JS = r"""
+    const r = document.querySelector('section#report');
+    if (!r) return null;
+    const shown = (el) => !!el && el.getClientRects().length > 0;
+    const text = (css) => { const e = r.querySelector(css); return shown(e) ? e.innerText.trim() : null; };
+    const paras = (el) => el ? [...el.querySelectorAll('p')].map(p => p.textContent) : [];
+    return {
+      status: r.dataset.status || null, version: r.dataset.version || null,
+      badge: text('#report-status'), source: text('#report-source'), pending: text('#report-pending'),
+      bodyBusy: r.querySelector('#report-body') ? r.querySelector('#report-body').getAttribute('aria-busy') : null,
+      text: text('#report-text'), paragraphs: paras(r.querySelector('#report-text')),
+      error: text('#report-error'), live: (r.querySelector('#report-live') || {}).textContent || '',
+      shown: Object.fromEntries(['report-edit', 'report-sign', 'report-amend', 'report-editor', 'report-save', 'report-cancel']
+        .map(id => [id, shown(r.querySelector('#' + id))])),
+      save: text('#report-save'), editorLabel: text('#report-editor label'),
+      editorValue: (r.querySelector('#report-editor-text') || {}).value,
+      versions: [...r.querySelectorAll('table#report-versions tbody tr')].map(tr => ({
+        number: tr.dataset.version, status: tr.dataset.status,
+        cells: [...tr.cells].slice(0, 4).map(td => td.textContent.trim()), paragraphs: paras(tr.cells[4]) })),
+    };"""
+
+
+def paragraphs(text):
+    """A report text as the dashboard shows it: paragraphs at blank lines, trimmed."""
+    return [p.strip() for p in re.split(r"\n[ \t]*\n", text or "") if p.strip()]
+
+
+def printed_paragraphs(text):
+    """A report text as the printed report shows it: paragraphs at blank lines, the lines of each joined by a space."""
+    return [" ".join(line.strip() for line in p.split("\n") if line.strip()) for p in paragraphs(text)]
 
 
 class Harness:
@@ -631,6 +669,64 @@ class Harness:
     def history_links(self):
         return self.js("""return [...document.querySelectorAll('table#history-table tbody tr a.analysis-link')]
                            .map(a => new URL(a.href).pathname)""")
+
+    # ------------------------------------------------------------ the report card
+    def report(self):
+        """What the Report card (section#report) shows: state, text, source, buttons shown, versions."""
+        return self.js(REPORT_JS)
+
+    def wait_report(self, status, version=None, timeout=DRAFT_TIMEOUT):
+        """Waits for section#report[data-status=status] (and data-version=version); returns report()."""
+        want = f'section#report[data-status="{status}"]' + (f'[data-version="{version}"]' if version is not None else "")
+        def ready():
+            r = self.report()
+            return r and r["status"] == status and (version is None or r["version"] == str(version)) and r
+        try:
+            return self.wait(ready, want, timeout, interval=0.2)
+        except Failure as error:
+            raise Failure(f"{error}; the report card shows {self.report()}")
+
+    def api(self, method, path, body=None):
+        """A same-origin JSON request from the page with the session cookie and the CSRF header, as the
+        dashboard sends it (another tab, or another clinician, changing the report behind this page)."""
+        return self.driver.execute_async_script("""
+            const [method, path, body] = arguments, done = arguments[arguments.length - 1];
+            const m = document.cookie.match(/(?:^|;\\s*)mediscope_csrf=([^;]+)/);
+            const headers = { Accept: 'application/json', 'X-CSRF-Token': m ? decodeURIComponent(m[1]) : '' };
+            if (body !== null) headers['Content-Type'] = 'application/json';
+            fetch(path, { method, headers, credentials: 'same-origin', cache: 'no-store',
+                          body: body === null ? undefined : JSON.stringify(body) })
+              .then(async r => done({ status: r.status, json: await r.json().catch(() => null) }),
+                    e => done({ status: 0, json: { detail: String(e) } }));""", method, path, body)
+
+    def api_report(self, analysis_id):
+        r = self.api("GET", f"/api/analyses/{analysis_id}")
+        self.require(r["status"] == 200, f"GET /api/analyses/{analysis_id} answered {r['status']}: {r['json']}")
+        return r["json"]["report"]
+
+    def active_id(self):
+        return self.js("const a = document.activeElement; return a ? (a.id || a.tagName.toLowerCase()) : null")
+
+    def dialog_open(self, css):
+        return self.js("const d = document.querySelector(arguments[0]); return !!d && d.open", css)
+
+    def append_to_editor(self, text):
+        """Types text at the end of textarea#report-editor-text (as a person would: keys, newlines as Enter)."""
+        box = self.find("textarea#report-editor-text")
+        box.click()
+        box.send_keys(Keys.CONTROL, Keys.END)
+        box.send_keys(text)
+        return box.get_attribute("value")
+
+    def confirm_signing(self, title):
+        """The sign dialog is open with `title`, focus on its Cancel; confirms it."""
+        self.wait(lambda: self.dialog_open("dialog#report-sign-dialog"), "dialog#report-sign-dialog to open")
+        shown = self.find("#report-sign-title").text
+        self.expect(shown == title, f"the sign dialog's title is {shown!r}, want {title!r}")
+        self.expect(self.active_id() == "report-sign-cancel",
+                    f"the sign dialog should focus its Cancel button first (a stray Enter must not sign); focus is on {self.active_id()!r}")
+        self.find("button#report-sign-confirm").click()
+        self.wait(lambda: not self.dialog_open("dialog#report-sign-dialog"), "the sign dialog to close after signing")
 
 
 def new_patient(prefix="P-BR"):
@@ -1167,28 +1263,52 @@ PAPER_CM = {"A4": (21.0, 29.7), "Letter": (21.59, 27.94)}
 
 
 def scenario_report_print(h):
-    """The printable report on A4 and Letter: one page for a standard analysis, nothing cut off."""
+    """The printable report on A4 and Letter: at most two pages for a standard analysis (two results and
+    the report's text), nothing cut off; first as the unsigned draft, then signed (the signature block
+    filled in, its date and version on one line each)."""
     h.start_on_new_analysis()
     patient = new_patient("P-PRINT")
     h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
     analysis_id = h.upload(patient)
+    # The draft is written in the background: print once it is there, as a clinician would.
+    h.wait_report("draft", 1)
+    check_print_layout(h, analysis_id, "draft", signed=False)
+    h.driver.back()
+    h.wait_screen("analysis")
+    h.find("button#report-sign").click()
+    h.confirm_signing("Sign this report?")
+    h.wait_report("signed", 2)
+    check_print_layout(h, analysis_id, "signed", signed=True)
+
+
+def check_print_layout(h, analysis_id, label, signed):
     h.go(f"/analyses/{analysis_id}/report")
     h.wait(lambda: h.js("return document.readyState === 'complete' && [...document.images].every(i => i.complete && i.naturalWidth > 0)"),
            "the report and all its images to load")
     h.harvest()
+    state = h.js("""return { text: document.querySelectorAll('section.report-text > p[dir]').length,
+                             unsigned: !!document.querySelector('.unsigned-draft'), signed: !!document.querySelector('section.signature.signed') }""")
+    h.require(state == {"text": state["text"], "unsigned": not signed, "signed": signed} and state["text"] > 0,
+              f"{label}: the report should hold the report text and be {'signed' if signed else 'an unsigned draft'}: {state}")
 
     # Print media at the printable width of A4 (210 mm - 2 x 15 mm margins, 96 px per inch).
     h.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
     h.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                              {"width": round(180 / 25.4 * 96), "height": 1000, "deviceScaleFactor": 1, "mobile": False})
     layout = h.js("""const d = document.documentElement;
+        const lines = (el) => { const r = document.createRange(); r.selectNodeContents(el);
+          return new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.bottom))).size; };
         return { scroll: d.scrollWidth, client: d.clientWidth,
                  hint: getComputedStyle(document.querySelector('.print-hint')).display,
-                 images: [...document.images].map(i => i.getBoundingClientRect().right <= d.clientWidth + 0.5) }""")
-    h.expect(layout["hint"] == "none", "the on-screen print hint is printed")
-    h.expect(layout["scroll"] <= layout["client"], f"the printed page is wider than A4's printable width: {layout}")
-    h.expect(all(layout["images"]), f"an image runs past the right margin in print: {layout}")
-    h.screenshot("print-media")
+                 images: [...document.images].map(i => i.getBoundingClientRect().right <= d.clientWidth + 0.5),
+                 signature: [...document.querySelectorAll('section.signature.signed .value')].map(v => [v.textContent.trim(), lines(v)]) }""")
+    h.expect(layout["hint"] == "none", f"{label}: the on-screen print hint is printed")
+    h.expect(layout["scroll"] <= layout["client"], f"{label}: the printed page is wider than A4's printable width: {layout}")
+    h.expect(all(layout["images"]), f"{label}: an image runs past the right margin in print: {layout}")
+    if signed:
+        h.expect(len(layout["signature"]) == 3 and all(n == 1 for _, n in layout["signature"]),
+                 f"{label}: the signer, the date and the version should each print on one line: {layout['signature']}")
+    h.screenshot(f"print-media-{label}")
     h.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     h.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
 
@@ -1198,12 +1318,375 @@ def scenario_report_print(h):
         options.background = True
         pdf = base64.b64decode(h.driver.print_page(options))
         pages = len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
-        path = os.path.join(h.artifacts, f"{h.scenario}-{paper}.pdf")
+        path = os.path.join(h.artifacts, f"{h.scenario}-{label}-{paper}.pdf")
         with open(path, "wb") as f:
             f.write(pdf)
-        print(f"{paper}: {pages} page(s), {len(pdf)} bytes -> {path}")
-        h.expect(pdf.startswith(b"%PDF"), f"{paper}: the print is not a PDF")
-        h.expect(pages == 1, f"{paper}: a standard report (two results, no report text) should print on one page, got {pages}")
+        print(f"{label}, {paper}: {pages} page(s), {len(pdf)} bytes -> {path}")
+        h.expect(pdf.startswith(b"%PDF"), f"{label}, {paper}: the print is not a PDF")
+        # One page while reports had no text; the report's paragraphs (issue 12) take it onto a second.
+        h.expect(1 <= pages <= 2, f"{label}, {paper}: a standard report (two results and the report text) should print on "
+                                  f"at most two pages, got {pages}")
+
+
+# ---------------------------------------------------------------------- the report (issue 12)
+
+# Records every state the Report card passes through, from before the upload on (the router keeps the
+# document, so the recorder lives on into the analysis screen; a page load would lose it).
+REPORT_RECORDER = """
+    window.__reportStates = [];
+    const record = () => {
+      const r = document.querySelector('section#report');
+      if (!r) return;
+      const body = r.querySelector('#report-body'), pending = r.querySelector('#report-pending');
+      const state = { status: r.dataset.status, busy: body && body.getAttribute('aria-busy'),
+                      pending: pending && pending.getClientRects().length ? pending.textContent : null,
+                      text: (r.querySelector('#report-text') || {}).textContent || null };
+      const last = window.__reportStates[window.__reportStates.length - 1];
+      if (JSON.stringify(last) !== JSON.stringify(state)) window.__reportStates.push(state);
+    };
+    new MutationObserver(record).observe(document.getElementById('main'),
+      { subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['data-status', 'aria-busy'] });"""
+
+
+def check_template_draft(h, analysis_id, facts):
+    """The draft of the browser stack (no LLM configured): the template, saying why, with the results."""
+    r = h.report()
+    api = h.api_report(analysis_id)
+    h.expect(api["status"] == "draft" and api["version"] == 1 and len(api["versions"]) == 1,
+             f"GET /api/analyses/{analysis_id}: the report should be draft version 1 with one version: {api}")
+    h.expect(api["source"] == {"kind": "template", "reason": "no LLM is configured"},
+             f"the browser stack has no LLM: the draft should come from the template: {api['source']}")
+    h.expect(r["paragraphs"] == paragraphs(api["text"]),
+             f"#report-text should show the draft's paragraphs as the API gives them:\n  shown {r['paragraphs']}\n  API   {paragraphs(api['text'])}")
+    for res in facts["results"]:
+        h.expect(norm(res["title"]) in norm(r["text"]) and norm(res["prediction"]) in norm(r["text"]),
+                 f"the draft should name {res['title']!r} and its prediction {res['prediction']!r}: {r['text']!r}")
+    h.expect(r["source"] == "Written from the results (template): no LLM is configured",
+             f"#report-source should say where the draft came from and why; it says {r['source']!r}")
+    h.expect(r["badge"] == "Draft", f"#report-status should say 'Draft'; it says {r['badge']!r}")
+    h.expect(r["shown"]["report-edit"] and r["shown"]["report-sign"] and not r["shown"]["report-amend"],
+             f"a draft offers Edit and Sign, not Amend: {r['shown']}")
+    h.expect(not r["shown"]["report-editor"], "the editor is open before Edit was pressed")
+    h.expect([(v["number"], v["status"]) for v in r["versions"]] == [("1", "draft")]
+             and r["versions"][0]["cells"][2] == "Template (no LLM is configured)",
+             f"the version history should list version 1, a template draft: {r['versions']}")
+    return api
+
+
+def scenario_report_draft(h):
+    """The report is drafted in the background after the upload: the card says so (busy, live region),
+    then shows the draft when it is written, in the same document (no reload); the template's draft
+    says where it came from. A reload shows the draft at once."""
+    h.start_on_new_analysis()
+    patient = new_patient("P-DRAFT")
+    h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
+    h.fill_analysis_form(patient)
+    h.js(REPORT_RECORDER)
+    h.find("button#analyse-submit").click()
+    analysis_id = h.wait_for_analysis()
+    h.wait_report("draft", 1)
+    states = h.js("return window.__reportStates || null")
+    h.require(states is not None, "the page was reloaded between the upload and the draft (the state recorder is gone)")
+    print(f"report states: {states}")
+    pending = [i for i, s in enumerate(states) if s["status"] == "pending"]
+    drafted = [i for i, s in enumerate(states) if s["status"] == "draft"]
+    h.expect(pending and states[pending[0]]["pending"] == "Drafting the report…" and states[pending[0]]["busy"] == "true",
+             f"while the draft is written the card should say 'Drafting the report…' with aria-busy=true: {states}")
+    h.expect(pending and drafted and pending[0] < drafted[0] and states[drafted[0]]["busy"] == "false" and states[drafted[0]]["text"],
+             f"the draft should follow the pending state, with aria-busy=false and its text: {states}")
+    facts = h.check_analysis_screen(patient, analysis_id)
+    check_template_draft(h, analysis_id, facts)
+    h.wait(lambda: h.report()["live"] == "The draft report is ready.", "#report-live to announce the draft")
+    h.expect(not h.report()["error"], f"#report-error shows {h.report()['error']!r}")
+    h.screenshot("draft")
+
+    # Its address shows the draft directly (no pending state to wait through).
+    h.driver.refresh()
+    h.wait_screen("analysis")
+    r = h.report()
+    h.expect(r and r["status"] == "draft" and r["version"] == "1" and r["paragraphs"],
+             f"after a reload the card should show draft version 1 at once: {r}")
+    h.harvest()
+
+
+def scenario_report_sign(h):
+    """A clinician edits the draft (an empty text is refused in the page), meets a change made meanwhile
+    (409: the card reloads, says so, keeps the text), signs after a confirmation, then amends; the
+    history lists every version as the API does, and the printed report shows the amendment's signer."""
+    h.start_on_new_analysis()
+    patient = new_patient("P-SIGN")
+    h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
+    analysis_id = h.upload(patient)
+    facts = h.check_analysis_screen(patient, analysis_id)
+    h.wait_report("draft", 1)
+    draft = check_template_draft(h, analysis_id, facts)
+    tag = uuid.uuid4().hex[:8]
+    edited = f"Reviewed against the scan and both heatmaps, ref {tag}e."
+    theirs = f"Text saved meanwhile in another window, ref {tag}t."
+    mine = f"My change after the conflict, ref {tag}m."
+    amendment = f"Amendment: the prior study was compared as well, ref {tag}a."
+    h.sensitive(edited, theirs, mine, amendment)
+
+    # Edit: the editor opens with the draft, focused; an empty text never leaves the page.
+    h.find("button#report-edit").click()
+    h.wait(lambda: h.report()["shown"]["report-editor"], "form#report-editor to open")
+    r = h.report()
+    h.expect(h.active_id() == "report-editor-text", f"Edit should focus the textarea; focus is on {h.active_id()!r}")
+    h.expect(r["editorValue"] == draft["text"], f"the editor should hold the draft: {r['editorValue']!r}")
+    h.expect(r["save"] == "Save draft" and r["editorLabel"] == "Report text", f"editor button/label: {r['save']!r} / {r['editorLabel']!r}")
+    h.expect(not r["shown"]["report-edit"] and not r["shown"]["report-sign"], "Edit and Sign stay shown while editing")
+    h.find("textarea#report-editor-text").clear()
+    h.find("button#report-save").click()
+    h.wait(lambda: "empty" in (h.report()["error"] or ""), "#report-error to refuse an empty text")
+    h.expect(h.api_report(analysis_id)["version"] == 1, "an empty text was sent to the server")
+    h.js("document.querySelector('#report-editor-text').value = arguments[0]", draft["text"])
+    h.append_to_editor("\n\n" + edited)
+    h.find("button#report-save").click()
+    r = h.wait_report("draft", 2)
+    h.expect(r["paragraphs"] == paragraphs(draft["text"]) + [edited], f"the saved draft should be the draft plus the edit: {r['paragraphs']}")
+    h.expect(not r["shown"]["report-editor"] and not r["error"], f"after saving the editor should close without an error: {r}")
+    h.expect(r["source"] == f"Written by {h.clinician} · first drafted from the results (template)",
+             f"#report-source after the edit: {r['source']!r}")
+    h.expect(h.active_id() == "report-edit", f"after saving, focus should return to Edit; it is on {h.active_id()!r}")
+    h.wait(lambda: h.report()["live"] == "Draft saved as version 2.", "#report-live to announce the save")
+
+    # Someone saves meanwhile: this page's save is refused (409), the card shows theirs and keeps mine.
+    h.find("button#report-edit").click()
+    h.wait(lambda: h.report()["shown"]["report-editor"], "form#report-editor to open again")
+    other = h.api("PUT", f"/api/analyses/{analysis_id}/report", {"text": theirs, "baseVersion": 2})
+    h.require(other["status"] == 200 and other["json"]["version"] == 3, f"the concurrent PUT answered {other}")
+    h.js("document.querySelector('#report-editor-text').value = ''")
+    h.append_to_editor(mine)
+    with h.allow(rf"^{re.escape(h.base)}/api/analyses/{analysis_id}/report - Failed to load resource: the server responded with a status of 409 \(Conflict\)$",
+                 "the deliberate stale save (baseVersion 2 after version 3 was written)"):
+        h.find("button#report-save").click()
+        r = h.wait(lambda: (lambda r: r["version"] == "3" and r["error"] and r)(h.report()), "the card to reload version 3 after the 409")
+    h.expect("changed meanwhile" in r["error"] and "version 3" in r["error"], f"#report-error should say the report changed meanwhile: {r['error']!r}")
+    h.expect(r["paragraphs"] == [theirs], f"after the conflict the card should show the version saved meanwhile: {r['paragraphs']}")
+    h.expect(r["shown"]["report-editor"] and r["editorValue"] == mine, f"the editor should keep my text after the conflict: {r['editorValue']!r}")
+    h.expect(h.active_id() == "report-editor-text", f"after the conflict focus should be in the editor; it is on {h.active_id()!r}")
+    h.screenshot("conflict")
+    h.find("button#report-save").click()
+    r = h.wait_report("draft", 4)
+    h.expect(r["paragraphs"] == [mine] and not r["error"], f"saving again should store my text as version 4: {r}")
+
+    # Sign: a confirmation first; Cancel signs nothing.
+    h.find("button#report-sign").click()
+    h.wait(lambda: h.dialog_open("dialog#report-sign-dialog"), "dialog#report-sign-dialog to open")
+    text = h.find("#report-sign-text").text
+    h.expect("version 4" in text and h.clinician in text, f"the sign dialog should name the version and the signer: {text!r}")
+    h.screenshot("sign-dialog")
+    h.find("button#report-sign-cancel").click()
+    h.wait(lambda: not h.dialog_open("dialog#report-sign-dialog"), "the sign dialog to close on Cancel")
+    h.expect(h.api_report(analysis_id)["status"] == "draft", "Cancel in the sign dialog signed the report")
+    h.expect(h.active_id() == "report-sign", f"Cancel should return focus to Sign; it is on {h.active_id()!r}")
+    h.find("button#report-sign").click()
+    h.confirm_signing("Sign this report?")
+    r = h.wait_report("signed", 5)
+    h.expect(re.fullmatch(rf"Signed by {re.escape(h.clinician)} on .*\d.*", r["badge"] or ""), f"#report-status after signing: {r['badge']!r}")
+    h.expect(r["paragraphs"] == [mine], f"the signed text should be version 4's: {r['paragraphs']}")
+    h.expect(not r["shown"]["report-edit"] and not r["shown"]["report-sign"] and r["shown"]["report-amend"],
+             f"a signed report offers Amend only: {r['shown']}")
+    h.expect(h.active_id() == "report-amend", f"after signing, focus should be on Amend; it is on {h.active_id()!r}")
+    h.wait(lambda: h.report()["live"] == "Report signed (version 5).", "#report-live to announce the signature")
+
+    # Amend: the editor says it is an amendment; signing it asks again.
+    h.find("button#report-amend").click()
+    h.wait(lambda: h.report()["shown"]["report-editor"], "the amendment editor to open")
+    r = h.report()
+    h.expect(r["editorValue"] == mine and r["save"] == "Sign amendment…" and r["editorLabel"] == "Amended report text",
+             f"the amendment editor: value {r['editorValue']!r}, button {r['save']!r}, label {r['editorLabel']!r}")
+    h.append_to_editor("\n\n" + amendment)
+    h.find("button#report-save").click()
+    h.confirm_signing("Sign this amendment?")
+    r = h.wait_report("signed", 6)
+    h.expect(re.fullmatch(rf"Amended: signed by {re.escape(h.clinician)} on .*\d.*", r["badge"] or ""), f"#report-status after the amendment: {r['badge']!r}")
+    h.expect(r["paragraphs"] == [mine, amendment], f"the amended text: {r['paragraphs']}")
+
+    # Every version, as the server has them.
+    h.find("details#report-history summary").click()
+    h.wait(lambda: h.js("return document.querySelector('details#report-history').open"), "the version history to open")
+    api = h.api_report(analysis_id)
+    shown = h.report()["versions"]
+    want = [(str(v["number"]), v["status"]) for v in api["versions"]]
+    h.expect(want == [(str(n), s) for n, s in [(1, "draft"), (2, "draft"), (3, "draft"), (4, "draft"), (5, "signed"), (6, "signed")]],
+             f"the API should hold six versions: {want}")
+    h.expect([(v["number"], v["status"]) for v in shown] == want, f"the history should list {want}; it lists {[(v['number'], v['status']) for v in shown]}")
+    statuses = [v["cells"][1] for v in shown]
+    h.expect(statuses == ["Draft"] * 4 + ["Signed", "Amendment (signed)"], f"history status column: {statuses}")
+    by = [v["cells"][2] for v in shown]
+    h.expect(by == ["Template (no LLM is configured)"] + [h.clinician] * 5, f"history 'Author or source' column: {by}")
+    for v, a in zip(shown, api["versions"]):
+        h.expect(v["paragraphs"] == paragraphs(a["text"]), f"history: version {v['number']} text {v['paragraphs']} != API {paragraphs(a['text'])}")
+        h.expect(re.search(r"\d", v["cells"][3]), f"history: version {v['number']} has no date: {v['cells']}")
+    h.screenshot("amended")
+
+    # It stays so: a reload, and the printed report.
+    h.driver.refresh()
+    h.wait_screen("analysis")
+    r = h.report()
+    h.expect(r["status"] == "signed" and r["version"] == "6" and r["paragraphs"] == [mine, amendment],
+             f"after a reload the card should show the amendment: {r}")
+    printed = open_printed_report(h, analysis_id)
+    h.expect(printed["paragraphs"] == [mine, amendment], f"the printed report should show the amended text: {printed['paragraphs']}")
+    h.expect(printed["signedBy"] == h.clinician and printed["version"] == "6 (amended)" and not printed["unsigned"],
+             f"the printed signature should name {h.clinician!r}, version '6 (amended)': {printed}")
+    h.screenshot("printed")
+
+
+def open_printed_report(h, analysis_id):
+    """Opens /analyses/{id}/report; what its report section and signature block show."""
+    h.go(f"/analyses/{analysis_id}/report")
+    h.wait(lambda: h.js("return document.readyState") == "complete", "the printed report to load")
+    h.harvest()
+    return h.js("""
+        const q = (css) => document.querySelector(css);
+        const value = (field) => { const p = [...document.querySelectorAll('section.signature p')]
+            .find(p => (p.querySelector('.field') || {}).textContent === field);
+          const v = p && p.querySelector('.value'); return v ? v.textContent.trim() : null; };
+        return {
+          paragraphs: [...document.querySelectorAll('section.report-text > p[dir]')].map(p => p.textContent),
+          unsigned: q('.unsigned-draft') ? q('.unsigned-draft').textContent.trim() : null,
+          signed: !!q('section.signature.signed'),
+          signedBy: value('Signed by'), date: value('Date'), version: value('Version'),
+          blanks: document.querySelectorAll('section.signature .blank').length,
+          text: document.body.innerText,
+        };""")
+
+
+def scenario_report_printed(h):
+    """The printed report prints the newest version: a signed one with the signer's name, the date and
+    the version; a draft nobody signed marked "Unsigned draft" above its text, with blank signature lines."""
+    h.start_on_new_analysis()
+    signed_patient, draft_patient = new_patient("P-PRS"), new_patient("P-PRD")
+    h.sensitive(*[p[k] for p in (signed_patient, draft_patient) for k in ("id", "name", "note", "body_part")])
+
+    signed_id = h.upload(signed_patient)
+    h.wait_report("draft", 1)
+    h.find("button#report-sign").click()
+    h.confirm_signing("Sign this report?")
+    h.wait_report("signed", 2)
+    api = h.api_report(signed_id)
+    h.expect(api["signedBy"] == h.clinician and api["version"] == 2, f"the API after signing: {api}")
+    printed = open_printed_report(h, signed_id)
+    h.expect(printed["paragraphs"] == printed_paragraphs(api["text"]),
+             f"the printed report should show the signed text:\n  printed {printed['paragraphs']}\n  signed  {printed_paragraphs(api['text'])}")
+    h.expect(printed["signed"] and printed["signedBy"] == h.clinician and printed["version"] == "2" and printed["date"],
+             f"the signature block should name {h.clinician!r}, a date and version 2: {printed}")
+    h.expect(not printed["unsigned"] and "Unsigned draft" not in printed["text"], "a signed report is marked as an unsigned draft")
+    h.screenshot("signed")
+
+    h.go("/analyses/new")
+    h.wait_screen("new")
+    draft_id = h.upload(draft_patient)
+    h.wait_report("draft", 1)
+    api = h.api_report(draft_id)
+    printed = open_printed_report(h, draft_id)
+    h.expect(printed["paragraphs"] == printed_paragraphs(api["text"]), f"the printed draft text: {printed['paragraphs']}")
+    h.expect(printed["unsigned"] and printed["unsigned"].startswith("Unsigned draft"),
+             f"a never-signed report should carry the 'Unsigned draft' note (.unsigned-draft): {printed['unsigned']!r}")
+    h.expect(not printed["signed"] and printed["signedBy"] is None and printed["blanks"] == 3,
+             f"a never-signed report should leave the three signature lines blank: {printed}")
+    h.expect("Signed by" not in printed["text"], "a never-signed report says 'Signed by'")
+    h.screenshot("unsigned")
+
+
+def check_report_markup_is_text(h, where, literals):
+    """Markup in a report (or the patient text it quotes) is text: every literal is visible as typed,
+    none became an element (img[src=x], [onerror], <script>, <b>), no injected code ran, no alert, and
+    (through harvest) no CSP report of an inline handler or script that tried to run."""
+    h.check_no_alert()
+    text = h.visible_text()
+    for literal in literals:
+        h.expect(literal in text, f"{where}: the literal text {literal!r} is not visible")
+    dom = h.js("""return { ran: window.__reportXSS === undefined ? null : window.__reportXSS,
+        imgX: document.querySelectorAll('img[src="x"]').length, onerror: document.querySelectorAll('[onerror]').length,
+        scripts: [...document.scripts].filter(s => /__reportXSS|alert\\(/.test(s.textContent)).length,
+        bold: document.querySelectorAll('#report b, section.report-text b').length }""")
+    h.expect(dom["ran"] is None, f"{where}: injected code ran (window.__reportXSS = {dom['ran']!r})")
+    for key in ("imgX", "onerror", "scripts", "bold"):
+        h.expect(dom[key] == 0, f"{where}: {dom[key]} injected element(s) ({key}) in the DOM")
+    h.harvest()
+
+
+SCRIPT_MARKUP = "<script>window.__reportXSS = 'script'</script>"
+IMG_MARKUP = "<img src=x onerror=\"window.__reportXSS = 'img'\">"
+
+
+def scenario_report_markup(h):
+    """Markup in a report is text: the template's draft quotes the body part a user typed, a clinician's
+    edit adds <script> and <img onerror>; nothing runs or becomes an element, on the card, in the
+    history, in the editor, in the printed report."""
+    h.start_on_new_analysis()
+    patient = new_patient("P-RXSS")
+    patient.update(body_part=XSS2)
+    h.sensitive(patient["id"], patient["name"], patient["note"])
+    analysis_id = h.upload(patient)
+    h.wait_report("draft", 1)
+    edit = f"{SCRIPT_MARKUP} and {IMG_MARKUP} and <b>bold</b> & {XSS}"
+
+    def no_markup(where, literals):
+        check_report_markup_is_text(h, where, literals)
+
+    r = h.report()
+    h.expect(any(XSS2 in p for p in r["paragraphs"]), f"the template's draft should quote the body part {XSS2!r} as text: {r['paragraphs']}")
+    no_markup("analysis page, template draft", [XSS2])
+
+    h.find("button#report-edit").click()
+    h.wait(lambda: h.report()["shown"]["report-editor"], "form#report-editor to open")
+    h.append_to_editor("\n\n" + edit)
+    h.find("button#report-save").click()
+    r = h.wait_report("draft", 2)
+    h.expect(r["paragraphs"][-1] == edit, f"the edit should be shown as typed: {r['paragraphs'][-1]!r}")
+    time.sleep(0.5)   # an injected image would have failed to load and fired onerror by now
+    no_markup("analysis page, edited draft", [SCRIPT_MARKUP, IMG_MARKUP, XSS2])
+    h.find("details#report-history summary").click()
+    for d in h.finds("#report-versions details.version-text summary"):
+        d.click()
+    time.sleep(0.3)
+    no_markup("version history", [SCRIPT_MARKUP, IMG_MARKUP])
+    h.screenshot("edited")
+
+    h.find("button#report-sign").click()
+    h.confirm_signing("Sign this report?")
+    h.wait_report("signed", 3)
+    h.driver.refresh()
+    h.wait_screen("analysis")
+    time.sleep(0.5)
+    no_markup("analysis page after a reload", [SCRIPT_MARKUP, IMG_MARKUP, XSS2])
+    printed = open_printed_report(h, analysis_id)
+    h.expect(printed["paragraphs"] and printed["paragraphs"][-1] == edit, f"the printed report should show the edit as text: {printed['paragraphs']}")
+    time.sleep(0.5)
+    no_markup("printed report", [SCRIPT_MARKUP, IMG_MARKUP, XSS2])
+    h.screenshot("printed")
+
+
+def scenario_report_llm(h):
+    """A stack whose LLM (a local stand-in) answers with markup: the draft is shown as text, "Drafted by"
+    the model, and nothing in it runs, on the card or in the printed report."""
+    reply, model = env("MEDISCOPE_LLM_REPLY", required=True), env("MEDISCOPE_LLM_MODEL", required=True)
+    h.start_on_new_analysis()
+    patient = new_patient("P-LLM")
+    h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
+    analysis_id = h.upload(patient)
+    r = h.wait_report("draft", 1)
+    api = h.api_report(analysis_id)
+    h.expect(api["source"] == {"kind": "llm", "model": model}, f"the draft should come from the LLM: {api['source']}")
+    h.expect(r["source"] == f"Drafted by {model}", f"#report-source should name the model: {r['source']!r}")
+    h.expect(r["paragraphs"] == paragraphs(reply), f"the card should show the LLM's text as text:\n  shown {r['paragraphs']}\n  reply {paragraphs(reply)}")
+    h.expect([v["cells"][2] for v in r["versions"]] == [f"LLM: {model}"], f"history should name the model: {r['versions']}")
+
+    def nothing_ran(where):
+        time.sleep(0.5)   # an injected image would have failed to load and fired onerror by now
+        check_report_markup_is_text(h, where, ["<b>no tumour</b>", "<script>window.__reportXSS = 'llm script'</script>", "<img src=x onerror="])
+
+    nothing_ran("analysis page")
+    h.screenshot("llm-draft")
+    printed = open_printed_report(h, analysis_id)
+    h.expect(printed["paragraphs"] == printed_paragraphs(reply), f"the printed report should show the LLM's text: {printed['paragraphs']}")
+    h.expect(printed["unsigned"], "the LLM's draft should print as an unsigned draft")
+    nothing_ran("printed report")
+    h.screenshot("printed")
 
 
 def scenario_drop_and_progress(h):
@@ -1294,6 +1777,13 @@ def scenario_tablet_layout(h):
     h.wait_images("img.heatmap")
     check("analysis (other layout)")
     h.screenshot("analysis-toggled")
+    # The report card with its draft, an open editor and the version history open.
+    h.wait_report("draft", 1)
+    h.find("details#report-history summary").click()
+    h.find("button#report-edit").click()
+    h.wait(lambda: h.report()["shown"]["report-editor"], "form#report-editor to open")
+    check("analysis (report editor and history)")
+    h.screenshot("report")
     h.nav("history", "history")
     check("history")
     h.screenshot("history")
@@ -1407,6 +1897,48 @@ def scenario_keyboard(h):
     h.screenshot("analysis")
     h.harvest()
 
+    # The report with the keyboard alone: Edit, type, save; Sign, Escape, Sign, confirm. Focus follows.
+    h.wait_report("draft", 1)
+    check_names("analysis with the draft report")
+    h.check_contrast("analysis with the draft report")
+    keys = lambda *k: ActionChains(h.driver).send_keys(*k).perform()
+    h.js("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    h.require(tab_to("report-edit", limit=80), f"Tab never reached button#report-edit (focus is on {active()!r})")
+    keys(Keys.ENTER)
+    h.wait(lambda: active() == "report-editor-text", "Enter on Edit to open the editor with focus in its textarea")
+    line = f"Typed with the keyboard, ref {uuid.uuid4().hex[:8]}."
+    h.sensitive(line)
+    ActionChains(h.driver).key_down(Keys.CONTROL).send_keys(Keys.END).key_up(Keys.CONTROL).perform()
+    keys(Keys.ENTER, Keys.ENTER, line)
+    keys(Keys.TAB)
+    h.expect(active() == "report-save", f"Tab from the report text should reach Save draft; focus is on {active()!r}")
+    keys(Keys.ENTER)
+    r = h.wait_report("draft", 2)
+    h.expect(r["paragraphs"] and r["paragraphs"][-1] == line, f"the typed line should end the saved draft: {r['paragraphs']}")
+    h.expect(active() == "report-edit", f"after saving, focus should be back on Edit; it is on {active()!r}")
+    keys(Keys.TAB)
+    h.expect(active() == "report-sign", f"Tab from Edit should reach Sign; focus is on {active()!r}")
+    keys(Keys.ENTER)
+    h.wait(lambda: h.dialog_open("dialog#report-sign-dialog") and active() == "report-sign-cancel",
+           "Enter on Sign to open the dialog with focus on its Cancel button")
+    keys(Keys.ESCAPE)
+    h.wait(lambda: not h.dialog_open("dialog#report-sign-dialog"), "Escape to close the sign dialog")
+    h.expect(active() == "report-sign", f"after Escape focus should be back on Sign; it is on {active()!r}")
+    h.expect(h.api_report(analysis_id)["status"] == "draft", "Escape in the sign dialog signed the report")
+    keys(Keys.ENTER)
+    h.wait(lambda: h.dialog_open("dialog#report-sign-dialog") and active() == "report-sign-cancel", "the sign dialog to open again")
+    check_names("sign dialog")
+    h.check_contrast("sign dialog")
+    ActionChains(h.driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    h.expect(active() == "report-sign-confirm", f"Shift+Tab from Cancel should reach Sign report; focus is on {active()!r}")
+    keys(Keys.ENTER)
+    h.wait_report("signed", 3)
+    h.expect(active() == "report-amend", f"after signing, focus should be on Amend; it is on {active()!r}")
+    check_names("analysis with the signed report")
+    h.check_contrast("analysis with the signed report")
+    h.screenshot("report-signed")
+    h.harvest()
+
 
 def scenario_measure_bytes(h):
     """Bytes a clinician's browser downloads to open one analysis with an empty cache."""
@@ -1507,6 +2039,11 @@ SCENARIOS = {
     "delete_analysis": scenario_delete_analysis,
     "drop_and_progress": scenario_drop_and_progress,
     "report_print": scenario_report_print,
+    "report_draft": scenario_report_draft,
+    "report_sign": scenario_report_sign,
+    "report_printed": scenario_report_printed,
+    "report_markup": scenario_report_markup,
+    "report_llm": scenario_report_llm,
     "tablet_layout": scenario_tablet_layout,
     "keyboard": scenario_keyboard,
     "measure_bytes": scenario_measure_bytes,

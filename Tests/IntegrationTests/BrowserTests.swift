@@ -1,3 +1,4 @@
+import FirebaseTestKit
 import Foundation
 import Testing
 
@@ -19,14 +20,37 @@ struct BrowserTests {
     @Test func aDicomFilePrefillsTheForm() async throws { try await scenario("dicom_prefill") }
     @Test func deleteAfterConfirmation() async throws { try await scenario("delete_analysis") }
     @Test func dropAScanAndWatchTheUpload() async throws { try await scenario("drop_and_progress") }
-    @Test func reportPrintsOnOnePageOfA4AndLetter() async throws { try await scenario("report_print") }
+    @Test func reportPrintsOnA4AndLetterDraftAndSigned() async throws { try await scenario("report_print") }
     @Test func tabletLayout() async throws { try await scenario("tablet_layout") }
     @Test func keyboardAndAccessibleNames() async throws { try await scenario("keyboard") }
 
-    /// Runs `dashboard.py --scenario NAME`; its exit status is the verdict, its output the explanation.
-    func scenario(_ name: String, timeout: Double = 600) async throws {
-        let stack = try #require(BrowserStack.current, "no stack: the suite's .browserStack trait did not run")
-        var env = ProcessInfo.processInfo.environment
+    // The report (issue 12): drafted in the background, edited, signed and amended on the analysis page.
+    @Test func theReportDraftAppearsWithoutReload() async throws { try await scenario("report_draft") }
+    @Test func editSignAndAmendTheReport() async throws { try await scenario("report_sign") }
+    @Test func thePrintedReportShowsTheSignerOrAnUnsignedDraft() async throws { try await scenario("report_printed") }
+    @Test func markupInAReportIsText() async throws { try await scenario("report_markup") }
+
+    /// An LLM's draft, with markup in it, on a stack of its own whose LLM is a local stand-in speaking the
+    /// chat completions wire format: shown as text, "Drafted by" the model the reply names.
+    @Test func anLLMDraftIsShownAsTextNeverAsMarkup() async throws {
+        let reply = BrowserLLM.reply
+        let llm = try ScriptedHTTPServer { request, _ in
+            request.path.hasSuffix("/chat/completions") ? .json(200, BrowserLLM.completion(reply)) : .json(404, #"{"error":{"message":"no such route"}}"#)
+        }
+        defer { llm.stop() }
+        let stack = try Stack(settings: ["LLM_BASE_URL": llm.baseURL.appendingPathComponent("v1").absoluteString,
+                                         "LLM_MODEL": BrowserLLM.model, "LLM_TIMEOUT_SECONDS": "10"])
+        defer { stack.stop() }
+        try await scenario("report_llm", on: stack, environment: ["MEDISCOPE_LLM_REPLY": reply, "MEDISCOPE_LLM_MODEL": BrowserLLM.model])
+        let calls = llm.requests.filter { $0.path.hasSuffix("/chat/completions") }
+        #expect(calls.count == 1, "one upload, one draft: the LLM was asked \(calls.count) times")
+    }
+
+    /// Runs `dashboard.py --scenario NAME` against `stack` (the suite's shared one unless given); its exit
+    /// status is the verdict, its output the explanation. `environment`: more variables for the scenario.
+    func scenario(_ name: String, on given: Stack? = nil, environment extra: [String: String] = [:], timeout: Double = 600) async throws {
+        let stack = try #require(given ?? BrowserStack.current, "no stack: the suite's .browserStack trait did not run")
+        var env = ProcessInfo.processInfo.environment.merging(extra) { $1 }
         env["MEDISCOPE_URL"] = stack.baseURL
         env["MEDISCOPE_PASSWORD"] = Stack.password
         env["MEDISCOPE_CLINICIAN"] = "clinician"
@@ -49,6 +73,23 @@ struct BrowserTests {
             .filter { !$0.hasPrefix("MEDISCOPE-SENSITIVE: ") }.joined(separator: "\n")
         print("---- dashboard.py --scenario \(name): exit \(status) ----\n\(shown)")
         #expect(status == 0, "browser scenario \(name) failed (exit \(status)):\n\(shown)")
+    }
+}
+
+/// What the stand-in LLM answers: markup and code that must stay text, in the reply of an
+/// OpenAI-compatible chat completion.
+enum BrowserLLM {
+    static let model = "llama-3.1-8b-instant"
+    static let reply = """
+        The Tumour type model found <b>no tumour</b> with high confidence. <script>window.__reportXSS = 'llm script'</script>
+
+        The heatmap marks what drove the prediction <img src=x onerror="window.__reportXSS = 'llm img'">; it does not outline disease.
+
+        A qualified clinician must review the images & these results.
+        """
+    static func completion(_ content: String) -> String {
+        let escaped = String(decoding: try! JSONEncoder().encode(content), as: UTF8.self)
+        return #"{"id":"chatcmpl-browser","object":"chat.completion","created":1,"model":"\#(model)","choices":[{"index":0,"message":{"role":"assistant","content":\#(escaped)},"finish_reason":"stop"}],"usage":{"prompt_tokens":150,"completion_tokens":60,"total_tokens":210}}"#
     }
 }
 

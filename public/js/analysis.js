@@ -1,7 +1,8 @@
 // One analysis: patient, scan, and per model result the Grad-CAM overlay (opacity, overlay or
-// side by side), the probabilities, the prediction and its confidence.
+// side by side), the probabilities, the prediction and its confidence; below, the report (report.js).
 import { get, request } from "./api.js";
 import { formatDate, formatPercent, h, isolated, labelText, replace, resultLabel, userText } from "./dom.js";
+import { reportCard } from "./report.js";
 
 const STAGES = [["decode", "Decode"], ["preprocess", "Preprocess"], ["forward", "Models"], ["gradCAM", "Grad-CAM"],
   ["encode", "Encode images"], ["modelLoad", "Model load"]];
@@ -67,8 +68,7 @@ export async function renderAnalysis(ctx, id) {
     h("div.analysis-grid", {},
       h("div.analysis-side", {}, patientBlock, scanFigure, timings),
       h("div.results", {}, a.results.map((r) => resultCard(a, r, scanAlt)))),
-    a.report ? h("section.card.report-text", { "aria-labelledby": "report-heading" },
-      h("h2#report-heading", { text: "Report" }), a.report.split(/\n{2,}/).map((para) => h("p", { text: para }))) : null);
+    reportCard(ctx, a));
 
   replace(ctx.main, view);
   ctx.ready();
