@@ -100,16 +100,24 @@ enum Guard {
         }
         if let action = spec.audit {
             let recordId = p.values["id"] ?? response.header("Location").map { String($0.split(separator: "/").last ?? "") }
-            let entry = AuditEntry(actorUserId: caller?.user.id, actorUsername: caller?.user.username,
-                                   organizationId: caller?.user.organizationId, action: action, recordId: recordId,
-                                   address: req.remoteAddress, outcome: outcome(response.status))
-            // No trace, no data: a request whose audit entry cannot be written is refused.
-            do { try s.accounts().audit(entry) } catch {
-                s.server.log.error("audit_write_failed", ["action": .token(.init(action))])
-                return Problem(status: 503, detail: "the audit log is unavailable", retryAfter: 5).response
+            do { try audit(s, req, caller, action: action, recordId: recordId, status: response.status) } catch {
+                return error.response
             }
         }
         return response
+    }
+
+    /// Writes one audit entry for `caller`'s request. No trace, no data: a request whose audit entry
+    /// cannot be written is refused (503).
+    static func audit(_ s: Services, _ req: HTTPRequest, _ caller: Caller?, action: String, recordId: String?,
+                      status: Int) throws(Problem) {
+        let entry = AuditEntry(actorUserId: caller?.user.id, actorUsername: caller?.user.username,
+                               organizationId: caller?.user.organizationId, action: action, recordId: recordId,
+                               address: req.remoteAddress, outcome: outcome(status))
+        do { try s.accounts().audit(entry) } catch {
+            s.server.log.error("audit_write_failed", ["action": .token(.init(action))])
+            throw Problem(status: 503, detail: "the audit log is unavailable", retryAfter: 5)
+        }
     }
 
     static func outcome(_ status: Int) -> String {

@@ -36,6 +36,7 @@ import Testing
         "GET /api/analyses/{id}/scan.jpg": .clinical,
         "GET /api/analyses/{id}/heatmaps/{file}": .clinical,
         "GET /analyses/{id}/report": .clinical,
+        "GET /api/analyses/{id}/report": .clinical,
         "PUT /api/analyses/{id}/report": .clinical,
         "POST /api/analyses/{id}/report/sign": .clinical,
         "POST /api/analyses/{id}/report/amend": .clinical,

@@ -101,9 +101,22 @@ import Testing
         let stack = try stack(llm: nil)
         defer { stack.stop() }
         let id = try #require(try await stack.upload(image: try Scans.jpeg, fields: Self.patient).json?["id"] as? String)
-        let draft = try await waitForDraft(stack, id)
+        // Poll the report alone, as the dashboard does: pending polls leave no audit entry.
+        var polls = 0
+        var draft: [String: Any] = [:]
+        while polls < 300 {
+            polls += 1
+            draft = try #require(try await stack.request("GET", "/api/analyses/\(id)/report").json)
+            if draft["status"] as? String != "pending" { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(draft["status"] as? String == "draft")
         let source = try #require(draft["source"] as? [String: Any])
         #expect(source["kind"] as? String == "template" && source["reason"] as? String == "no LLM is configured")
+        let admin = try stack.syncCreateToken(try { try stack.addUser("auditor2", role: "admin"); return try stack.syncSignIn("auditor2") }())
+        let audit = try #require(try await stack.request("GET", "/api/audit?limit=1000", auth: .bearer(admin)).json?["entries"] as? [[String: Any]])
+        let views = audit.filter { $0["recordId"] as? String == id && ($0["action"] as? String)?.hasSuffix(".view") == true }
+        #expect(views.map { $0["action"] as? String } == ["report.view"], "\(polls) polls, one audited view (the one with text)")
         #expect((draft["text"] as? String)?.contains("not a diagnosis") == true)
         let printed = String(decoding: try await stack.request("GET", "/analyses/\(id)/report").body, as: UTF8.self)
         #expect(printed.contains("Unsigned draft") && printed.contains("Reviewed by"))

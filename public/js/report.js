@@ -103,7 +103,8 @@ export function reportCard(ctx, a) {
     setTimeout(async () => {
       if (!alive()) return;
       try {
-        const fresh = await get(`/api/analyses/${id}`);
+        // The report alone: a pending one is not audited, so polling does not fill the audit log.
+        const fresh = { report: await get(`/api/analyses/${id}/report`) };
         if (!alive()) return;
         failures = 0;
         error.textContent = "";
@@ -126,9 +127,9 @@ export function reportCard(ctx, a) {
   /** The newest report from the server (after a conflict): true when it was loaded. */
   async function reload() {
     try {
-      const fresh = await get(`/api/analyses/${id}`);
+      const fresh = await get(`/api/analyses/${id}/report`);
       if (!alive()) return false;
-      report = fresh.report;
+      report = fresh;
       return true;
     } catch (err) {
       if (alive() && err.status !== 401) error.textContent = `The report could not be reloaded: ${err.message}`;
