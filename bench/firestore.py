@@ -497,7 +497,9 @@ def run_report(args):
     order = lambda k: ("queue" in k or "pool=" in k, ["decode", "preprocess", "forward", "gradcam", "encode", "store"].index(
         k.split(",")[0].split("=")[1]) if k.startswith("stage=") and k.split(",")[0].split("=")[1] in
         ["decode", "preprocess", "forward", "gradcam", "encode", "store"] else 9, k)
-    cells = [f"{k.replace('stage=', '').replace('pool=', 'queue, pool ')}: {ms[k][0]:.1f} / {mf[k][0]:.1f} ms" for k in sorted(keys, key=order)]
+    def name(k):
+        return k.split(",")[0].replace("stage=", "").replace("pool=", "queue for the ") + (" pool" if k.startswith("pool=") else "")
+    cells = [f"{name(k)} {ms[k][0]:.1f} / {mf[k][0]:.1f} ms" for k in sorted(keys, key=order)]
     L.append("- the server's own timers, mean per upload over the measured runs (SQLite / Firestore; `/api/metrics` histograms): " + "; ".join(cells))
     st = js("firestore-status.json")["outbox"]
     v = js("verify-latency.json")

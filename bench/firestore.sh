@@ -56,7 +56,7 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 # ------------------------------------------------------------------ cleanup
 # Several stacks are up at once: stack-lib.sh's globals (server_pid, nginx_pid, worker_pids, VAR, PORT,
 # TOKEN) are saved per stack name and restored by use_stack.
-server_pid="" nginx_pid="" wrk_pid="" worker_pids="" emulator_pgid="" proxy_pid="" STACKS=""
+server_pid="" nginx_pid="" wrk_pid="" worker_pids="" emulator_pgid="" proxy_pid="" upload_pid="" STACKS=""
 declare -A S_SERVER S_NGINX S_WORKERS S_VAR S_PORT S_TOKEN
 source "$ROOT/bench/stack-stop.sh"
 save_stack() { S_SERVER[$1]=$server_pid; S_NGINX[$1]=$nginx_pid; S_WORKERS[$1]=$worker_pids; S_VAR[$1]=$VAR; S_PORT[$1]=$PORT; S_TOKEN[$1]=$TOKEN; STACKS="$STACKS $1"; }
@@ -66,6 +66,7 @@ cleanup() {
     local rc=$? s
     trap - EXIT INT TERM
     [ -n "$wrk_pid" ] && kill -TERM "$wrk_pid" 2>/dev/null || true
+    [ -n "$upload_pid" ] && { kill -TERM "$upload_pid" 2>/dev/null; wait "$upload_pid" 2>/dev/null; } || true
     stop_stack
     for s in $STACKS; do [ -n "${S_SERVER[$s]}${S_NGINX[$s]}" ] && stop_named "$s"; done
     [ -n "$proxy_pid" ] && { kill -TERM "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; } || true
@@ -208,8 +209,11 @@ first_id > "$OUT/ids-first.txt"
 wait_drain 60 >/dev/null
 URL="http://127.0.0.1:$PORT/api/analyses"
 upload() {  # upload LABEL COUNT CONCURRENCY INTERVAL
+    # In the background and waited for, so that a TERM / INT stops the script at once (see cleanup).
     taskset -c 1 "$PY3" "$TOOL" upload --url "$URL" --token "$TOKEN" --body "$BODY" --boundary "$BOUNDARY" \
-        --count "$2" --concurrency "$3" --interval "$4" --out "$OUT/uploads-$1.jsonl"
+        --count "$2" --concurrency "$3" --interval "$4" --out "$OUT/uploads-$1.jsonl" &
+    upload_pid=$!
+    wait "$upload_pid"; upload_pid=""
     local bad
     bad=$(grep -vc '"status": 201' "$OUT/uploads-$1.jsonl" || true)
     [ "$bad" = 0 ] || die "$1: $bad uploads not 201: $(grep -v '"status": 201' "$OUT/uploads-$1.jsonl" | head -2)"
