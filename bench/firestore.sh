@@ -82,16 +82,12 @@ trap 'exit 130' INT TERM
 source "$ROOT/bench/stack-lib.sh"
 
 # ------------------------------------------------------------------ machine and inputs
-CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
-MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $CPU, $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
+MACHINE=$(machine_summary)
 DATE=$(date -u +%Y-%m-%dT%H:%MZ)
 JAVA=$(java -version 2>&1 | head -1 | sed 's/"//g')
 EMU_VERSION=$(dpkg-query -W -f='${Version}' google-cloud-cli-firestore-emulator 2>/dev/null || echo unknown)
 VERSIONS="$(nginx -v 2>&1 | sed 's/.*: //'), $( (wrk -v 2>&1 || true) | head -1 | awk '{print $1, $2}'), emulator google-cloud-cli-firestore-emulator $EMU_VERSION ($JAVA)"
 NICE=$(nice)
-busy_pct() { local a b; a=($(head -1 /proc/stat)); sleep "$1"; b=($(head -1 /proc/stat))
-    awk -v u=$(( b[1]+b[2]+b[3]+b[6]+b[7]+b[8] - a[1]-a[2]-a[3]-a[6]-a[7]-a[8] )) -v i=$(( b[4]+b[5] - a[4]-a[5] )) \
-        'BEGIN {printf "%.0f", (u + i) ? 100 * u / (u + i) : 0}'; }
 BUSY_BEFORE=$(busy_pct 3)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "machine: $MACHINE; CPU busy before start (3 s, all cores): $BUSY_BEFORE%; load $LOAD_BEFORE; nice $NICE"
@@ -290,15 +286,5 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 } > "$OUT/meta.txt"
 "$PY3" "$TOOL" report --out "$OUT" > "$OUT/section.md"
 
-if [ -f bench/RESULTS.md ] && grep -q '^<!-- begin firestore -->' bench/RESULTS.md; then
-    "$PY3" - "$OUT/section.md" <<'PY'
-import re, sys
-new = open(sys.argv[1]).read().rstrip("\n")
-text = open("bench/RESULTS.md").read()
-text = re.sub(r"<!-- begin firestore -->.*?<!-- end firestore -->", lambda _: new, text, flags=re.S)
-open("bench/RESULTS.md", "w").write(text)
-PY
-else
-    { echo; cat "$OUT/section.md"; } >> bench/RESULTS.md
-fi
+write_section firestore "$OUT/section.md"
 cat "$OUT/section.md"
