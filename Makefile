@@ -14,7 +14,7 @@ BIN        := .build/release/mediscope
 REFERENCE  := Tests/Artifacts/reference
 STAMPS     := .build/stamps
 
-.PHONY: help deps venv model model-int8 build run analyze test reference bench bench-int8 bench-decoders bench-server bench-dashboard clean
+.PHONY: help deps venv model model-int8 build run analyze test reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore clean
 
 help:
 	@echo "make run                               nginx + the FastCGI pools on http://127.0.0.1:8080/ (PORT=...)"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-server                      serving benchmarks (wrk, cgroup, soak) -> bench/RESULTS.md"
 	@echo "make bench-decoders                    decoder budgets: scan bombs, text-chunk bombs -> bench/RESULTS.md"
 	@echo "make bench-dashboard                   bytes a browser downloads per analysis -> bench/RESULTS.md"
+	@echo "make bench-firestore                   Firestore store (emulator) vs SQLite, requests per upload, outage drain -> bench/RESULTS.md"
 
 # Debian packages; a no-op when all are present.
 deps:
@@ -97,6 +98,11 @@ bench-server: build model
 # Bytes per analysis in headless chromium (needs the reference scans: make reference).
 bench-dashboard: build model reference
 	bash bench/dashboard-bytes.sh
+
+# MEDISCOPE_STORE=firestore against the Firestore emulator on loopback vs SQLite, in one run: upload p50
+# through nginx, requests per upload sent to Firestore (a counting proxy), outbox drain after an outage.
+bench-firestore: build model
+	bash bench/firestore.sh
 
 clean:
 	rm -rf .build Tests/Artifacts var

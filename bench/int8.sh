@@ -200,15 +200,5 @@ PY
     echo "<!-- end int8 -->"
 } > "$OUT/section.md"
 
-if [ -f bench/RESULTS.md ] && grep -q '^<!-- begin int8 -->' bench/RESULTS.md; then
-    "$PY3" - "$OUT/section.md" <<'PY'
-import re, sys
-new = open(sys.argv[1]).read().rstrip("\n")
-text = open("bench/RESULTS.md").read()
-text = re.sub(r"<!-- begin int8 -->.*?<!-- end int8 -->", lambda _: new, text, flags=re.S)
-open("bench/RESULTS.md", "w").write(text)
-PY
-else
-    { echo; cat "$OUT/section.md"; } >> bench/RESULTS.md
-fi
+write_section int8 "$OUT/section.md"
 cat "$OUT/section.md"

@@ -68,15 +68,11 @@ trap 'exit 130' INT TERM
 
 source "$ROOT/bench/stack-lib.sh"
 # ------------------------------------------------------------------ machine and inputs
-CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
-MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $CPU, $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
+MACHINE=$(machine_summary)
 DATE=$(date -u +%Y-%m-%dT%H:%MZ)
 VERSIONS="$(nginx -v 2>&1 | sed 's/.*: //'), $( (wrk -v 2>&1 || true) | head -1 | awk '{print $1, $2}')"
 log "machine: $MACHINE"
 # How busy the machine is before anything starts (other processes skew every figure below).
-busy_pct() { local a b; a=($(head -1 /proc/stat)); sleep "$1"; b=($(head -1 /proc/stat))
-    awk -v u=$(( b[1]+b[2]+b[3]+b[6]+b[7]+b[8] - a[1]-a[2]-a[3]-a[6]-a[7]-a[8] )) -v i=$(( b[4]+b[5] - a[4]-a[5] )) \
-        'BEGIN {printf "%.0f", (u + i) ? 100 * u / (u + i) : 0}'; }
 BUSY_BEFORE=$(busy_pct 3)
 log "CPU busy before start (3 s, all cores): $BUSY_BEFORE%"
 

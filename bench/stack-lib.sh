@@ -1,8 +1,31 @@
-# Sourced by bench/server.sh and bench/int8.sh: helpers that start the whole stack (mediscope serve +
+# Sourced by bench/server.sh, bench/int8.sh and bench/firestore.sh: helpers that start the whole stack (mediscope serve +
 # nginx on 127.0.0.1:$PORT), drive it with wrk (bench/post.lua) and read its status. The caller sets
 # ROOT, BIN, PORT, OUT, PY3, PYTHON and defines log() and die(); stop_stack comes from stack-stop.sh.
 
 # ------------------------------------------------------------------ helpers
+# The machine line of a RESULTS.md section: cores, RAM, CPU, OS, kernel.
+machine_summary() {
+    echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
+}
+# busy_pct SECONDS: how busy all cores were over that time, % (other processes skew every figure).
+busy_pct() { local a b; a=($(head -1 /proc/stat)); sleep "$1"; b=($(head -1 /proc/stat))
+    awk -v u=$(( b[1]+b[2]+b[3]+b[6]+b[7]+b[8] - a[1]-a[2]-a[3]-a[6]-a[7]-a[8] )) -v i=$(( b[4]+b[5] - a[4]-a[5] )) \
+        'BEGIN {printf "%.0f", (u + i) ? 100 * u / (u + i) : 0}'; }
+# write_section NAME FILE: FILE (which starts with <!-- begin NAME --> and ends with <!-- end NAME -->)
+# replaces that section of bench/RESULTS.md, or is appended when the file has none.
+write_section() {
+    if [ -f bench/RESULTS.md ] && grep -q "^<!-- begin $1 -->" bench/RESULTS.md; then
+        "$PY3" - "$1" "$2" <<'PY'
+import re, sys
+name, new = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
+text = open("bench/RESULTS.md").read()
+text = re.sub(r"<!-- begin %s -->.*?<!-- end %s -->" % (re.escape(name), re.escape(name)), lambda _: new, text, flags=re.S)
+open("bench/RESULTS.md", "w").write(text)
+PY
+    else
+        { echo; cat "$2"; } >> bench/RESULTS.md
+    fi
+}
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$1" | head -1; }     # kv FILE KEY (from a RESULT line)
 fmt() { awk -v x="$1" -v d="${2:-1}" 'BEGIN {if (x == "" || x == "nan") print "n/a"; else printf "%.*f\n", d, x}'; }
