@@ -72,7 +72,9 @@ public struct FirestoreSettings: Sendable {
         var configuration = base
         configuration.databaseId = databaseId
         switch purpose {
-        case .requests: configuration.maxAttempts = 2; configuration.callTimeout = 5; configuration.connectTimeout = 2
+        // A request waits at most about 2 x 3 s for one read; the caches' outage breaker makes that one
+        // wait per worker per few seconds while Firestore does not answer.
+        case .requests: configuration.maxAttempts = 2; configuration.callTimeout = 3; configuration.connectTimeout = 1.5
         case .delivery: configuration.maxAttempts = 1; configuration.callTimeout = 20; configuration.connectTimeout = 3
         case .tool: configuration.maxAttempts = 5
         }

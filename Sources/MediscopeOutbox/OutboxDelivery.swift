@@ -54,7 +54,8 @@ public final class OutboxDelivery {
                 return 0.1
             }
             let wait = head.nextAttemptAt.timeIntervalSinceNow
-            if wait > 0 { return min(wait, 1) }
+            // Backing off: but once a probe finds Firestore back, deliver at once, not when the back-off ends.
+            if wait > 0, !probeDue() { return min(wait, 1) }
             let entry = try outbox.beginAttempt(head)
             switch attempt(entry) {
             case .delivered:
@@ -159,14 +160,19 @@ public final class OutboxDelivery {
         }
     }
 
-    private func probeIfIdle() {
-        guard Date().timeIntervalSince(lastProbe) >= probeInterval else { return }
+    private func probeIfIdle() { _ = probeDue() }
+
+    /// Probes Firestore when `probeInterval` has passed since the last probe; true when it answered.
+    private func probeDue() -> Bool {
+        guard Date().timeIntervalSince(lastProbe) >= probeInterval else { return false }
         lastProbe = Date()
         do {
             try analyses.checkReady()
             try outbox.setRemote(reachable: true, error: nil)
+            return true
         } catch {
             try? outbox.setRemote(reachable: error.kind != .unavailable, error: error.kind == .unavailable ? error.message : nil)
+            return false
         }
     }
 }

@@ -16,19 +16,44 @@ public enum AccountCache {
     public static let capacity = 4096
 }
 
+/// Process-wide memory of the shared backend being unavailable: for `window` seconds after a lookup
+/// failed as `.unavailable`, the caches serve what they hold (within their outage grace) without
+/// asking again, and `touch` calls are skipped, so a Firestore that accepts connections but does not
+/// answer costs one timeout per window, not one per lookup.
+public final class OutageBreaker: @unchecked Sendable {
+    /// The one breaker of this process (all caches share it: one outage, one window).
+    public static let shared = OutageBreaker()
+    /// Seconds after the last failure during which the backend is not asked for cached answers.
+    public let window: TimeInterval
+    private let lock = NSLock()
+    private var lastFailure: Date?
+
+    public init(window: TimeInterval = 5) { self.window = window }
+
+    /// True while the last unavailable failure is less than `window` seconds before `now`.
+    public func isOpen(at now: Date) -> Bool {
+        lock.withLock { lastFailure.map { now.timeIntervalSince($0) < window } ?? false }
+    }
+
+    func recordFailure(at now: Date) { lock.withLock { lastFailure = now } }
+    func recordSuccess() { lock.withLock { lastFailure = nil } }
+}
+
 /// Answers by key, each until `fetched + ttl`; past that, and only while the backend is unavailable
 /// (`AuthError.unavailable`), until `fetched + ttl + grace`. Thread-safe: workers are single-threaded,
 /// but the decorators are `Sendable` and may be shared.
 final class ShortLivedCache<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
     private let ttl: TimeInterval
     private let grace: TimeInterval
-    private let now: @Sendable () -> Date
+    let now: @Sendable () -> Date
+    let breaker: OutageBreaker
     private let lock = NSLock()
     private var entries: [Key: (value: Value, fetched: Date)] = [:]
 
-    init(ttl: TimeInterval, grace: TimeInterval = 0, now: @escaping @Sendable () -> Date) {
+    init(ttl: TimeInterval, grace: TimeInterval = 0, breaker: OutageBreaker = .shared, now: @escaping @Sendable () -> Date) {
         self.ttl = min(max(ttl, 0), AccountCache.maxTTL)
         self.grace = min(max(grace, 0), AccountCache.maxOutageGrace)
+        self.breaker = breaker
         self.now = now
     }
 
@@ -39,13 +64,16 @@ final class ShortLivedCache<Key: Hashable & Sendable, Value: Sendable>: @uncheck
         let started = now()
         let hit = lock.withLock { entries[key] }
         if let hit, started < hit.fetched.addingTimeInterval(ttl) { return hit.value }
+        let usableInOutage = hit.map { grace > 0 && started < $0.fetched.addingTimeInterval(ttl + grace) } ?? false
+        if let hit, usableInOutage, breaker.isOpen(at: started) { return hit.value }
         let value: Value?
         do { value = try fetch() } catch {
-            if let hit, (error as? AuthError)?.kind == .unavailable, started < hit.fetched.addingTimeInterval(ttl + grace) {
-                return hit.value
-            }
+            guard (error as? AuthError)?.kind == .unavailable else { throw error }
+            breaker.recordFailure(at: now())
+            if let hit, usableInOutage { return hit.value }
             throw error
         }
+        breaker.recordSuccess()
         guard let value else {
             lock.withLock { _ = entries.removeValue(forKey: key) }
             return nil
@@ -57,6 +85,10 @@ final class ShortLivedCache<Key: Hashable & Sendable, Value: Sendable>: @uncheck
         }
         return value
     }
+
+    /// True while the breaker is open and an outage grace applies: a touch (a timestamp, not a decision)
+    /// is skipped rather than waiting for a backend that does not answer.
+    var skipsWrites: Bool { grace > 0 && breaker.isOpen(at: now()) }
 
     /// Makes every entry whose key or value `matches` stale: the next read asks the backend, but the
     /// entry still serves the outage grace (a touch changed a timestamp, not whether it is valid).
@@ -88,9 +120,9 @@ public final class CachingUserStore: UserStore {
     /// nothing), and while `base` is unavailable for `outageGrace` more (0...`AccountCache.maxOutageGrace`),
     /// timed by `now`.
     public init(_ base: any UserStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
-                now: @escaping @Sendable () -> Date = Date.init) {
+                breaker: OutageBreaker = .shared, now: @escaping @Sendable () -> Date = Date.init) {
         self.base = base
-        cache = ShortLivedCache(ttl: ttl, grace: outageGrace, now: now)
+        cache = ShortLivedCache(ttl: ttl, grace: outageGrace, breaker: breaker, now: now)
     }
 
     public func saveOrganization(id: String, name: String) throws(AuthError) { try base.saveOrganization(id: id, name: name) }
@@ -147,9 +179,9 @@ public final class CachingSessionStore: SessionStore {
     /// Caches answers of `base` for `ttl` seconds (clamped to 0...`AccountCache.maxTTL`; 0 caches
     /// nothing), and while `base` is unavailable for `outageGrace` more, timed by `now`.
     public init(_ base: any SessionStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
-                now: @escaping @Sendable () -> Date = Date.init) {
+                breaker: OutageBreaker = .shared, now: @escaping @Sendable () -> Date = Date.init) {
         self.base = base
-        cache = ShortLivedCache(ttl: ttl, grace: outageGrace, now: now)
+        cache = ShortLivedCache(ttl: ttl, grace: outageGrace, breaker: breaker, now: now)
     }
 
     public func insert(_ session: Session, tokenHash: String) throws(AuthError) {
@@ -165,6 +197,7 @@ public final class CachingSessionStore: SessionStore {
     /// `lastSeenAt` only makes the idle check stricter, and during an outage it keeps the session usable.
     @discardableResult
     public func touch(sessionId: String, lastSeenAt: Date) throws(AuthError) -> Bool {
+        if cache.skipsWrites { throw AuthError(.unavailable, "touch skipped: the account store is unavailable") }
         let moved = try base.touch(sessionId: sessionId, lastSeenAt: lastSeenAt)
         cache.expire { $1.id == sessionId }
         return moved
@@ -207,9 +240,9 @@ public final class CachingAPITokenStore: APITokenStore {
     /// Caches answers of `base` for `ttl` seconds, and while `base` is unavailable for `outageGrace`
     /// more, timed by `now` (same bounds as `CachingUserStore`).
     public init(_ base: any APITokenStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
-                now: @escaping @Sendable () -> Date = Date.init) {
+                breaker: OutageBreaker = .shared, now: @escaping @Sendable () -> Date = Date.init) {
         self.base = base
-        cache = ShortLivedCache(ttl: ttl, grace: outageGrace, now: now)
+        cache = ShortLivedCache(ttl: ttl, grace: outageGrace, breaker: breaker, now: now)
     }
 
     public func insert(_ token: APIToken, tokenHash: String) throws(AuthError) {
@@ -232,6 +265,7 @@ public final class CachingAPITokenStore: APITokenStore {
     /// Like `CachingSessionStore.touch`: a failed touch keeps the cached token.
     @discardableResult
     public func touch(tokenId: String, lastUsedAt: Date) throws(AuthError) -> Bool {
+        if cache.skipsWrites { throw AuthError(.unavailable, "touch skipped: the account store is unavailable") }
         let moved = try base.touch(tokenId: tokenId, lastUsedAt: lastUsedAt)
         cache.expire { $1.id == tokenId }
         return moved
