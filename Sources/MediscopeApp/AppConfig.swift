@@ -82,7 +82,7 @@ public struct AppConfig: Sendable {
         guard let backend = StoreBackend(rawValue: storeName) else { throw ServerError("store must be sqlite or firestore, got \(storeName)") }
         store = backend
         firestore = backend == .firestore
-            ? try FirestoreSettings.read({ reader.string(forKey: ConfigKey($0)) }, double: { reader.double(forKey: ConfigKey($0), default: $1) },
+            ? try FirestoreSettings.read({ reader.string(forKey: ConfigKey($0)) }, double: { reader.number(forKey: ConfigKey($0), default: $1) },
                                          environment: environment)
             : nil
         hostName = reader.string(forKey: "host.name") ?? ProcessInfo.processInfo.hostName
@@ -91,13 +91,13 @@ public struct AppConfig: Sendable {
             throw ServerError("host.name must be 1 to 253 letters, digits, '.', '-' or '_'")
         }
         reports = try ReportSettings.read({ reader.string(forKey: ConfigKey($0)) }, int: { reader.int(forKey: ConfigKey($0), default: $1) },
-                                          double: { reader.double(forKey: ConfigKey($0), default: $1) })
+                                          double: { reader.number(forKey: ConfigKey($0), default: $1) })
         var policy = AccountPolicy()
-        policy.sessionIdleSeconds = reader.double(forKey: "session.idle.seconds", default: policy.sessionIdleSeconds)
-        policy.sessionAbsoluteSeconds = reader.double(forKey: "session.absolute.seconds", default: policy.sessionAbsoluteSeconds)
+        policy.sessionIdleSeconds = reader.number(forKey: "session.idle.seconds", default: policy.sessionIdleSeconds)
+        policy.sessionAbsoluteSeconds = reader.number(forKey: "session.absolute.seconds", default: policy.sessionAbsoluteSeconds)
         policy.maxFailuresPerAccount = reader.int(forKey: "signin.max.failures.per.account", default: policy.maxFailuresPerAccount)
         policy.maxFailuresPerAddress = reader.int(forKey: "signin.max.failures.per.address", default: policy.maxFailuresPerAddress)
-        policy.failureWindowSeconds = reader.double(forKey: "signin.failure.window.seconds", default: policy.failureWindowSeconds)
+        policy.failureWindowSeconds = reader.number(forKey: "signin.failure.window.seconds", default: policy.failureWindowSeconds)
         accountPolicy = policy
 
         let varDirectory = self.varDirectory
@@ -113,8 +113,8 @@ public struct AppConfig: Sendable {
                 backlog: scoped.int(forKey: "backlog", default: backlog),
                 maxRequests: scoped.int(forKey: "max.requests", default: 1000),
                 memoryLimitMB: scoped.int(forKey: "memory.limit.mb", default: memoryMB),
-                requestTimeoutSeconds: scoped.double(forKey: "request.timeout.seconds", default: timeout),
-                slowRequestSeconds: scoped.double(forKey: "slow.request.seconds", default: slow))
+                requestTimeoutSeconds: scoped.number(forKey: "request.timeout.seconds", default: timeout),
+                slowRequestSeconds: scoped.number(forKey: "slow.request.seconds", default: slow))
             // PHP-FPM's listen.allowed_clients: numeric addresses, comma-separated.
             let clients = scoped.string(forKey: "allowed.clients", default: "").split(separator: ",")
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -130,7 +130,7 @@ public struct AppConfig: Sendable {
         let inference = try pool("inference", workers: cores, backlog: 4, memoryMB: 700, timeout: 60, slow: 2)
         let io = try pool("io", workers: 2, backlog: 128, memoryMB: 200, timeout: 15, slow: 0.5)
         var pm = ProcessManagerConfig(pools: [inference, io])
-        pm.stopTimeoutSeconds = reader.double(forKey: "stop.timeout.seconds", default: 20)
+        pm.stopTimeoutSeconds = reader.number(forKey: "stop.timeout.seconds", default: 20)
         pm.crashLimit = reader.int(forKey: "crash.limit", default: 10)
         // nginx's workers must reach the sockets: 0660 plus socket.group = nginx's group in production,
         // 0666 for a local run where nginx's workers run as nobody.
@@ -182,5 +182,15 @@ public struct AppConfig: Sendable {
         }
         if !current.isEmpty { words.append(current) }
         return words
+    }
+}
+
+extension ConfigReader {
+    /// A decimal setting (seconds, a temperature): a JSON whole number (`"grace": 0`, kept as an int by
+    /// the file provider) counts as well as `0.0` or an environment variable's text. Else `value`.
+    func number(forKey key: ConfigKey, default value: Double) -> Double {
+        if let decimal = double(forKey: key) { return decimal }
+        if let whole = int(forKey: key) { return Double(whole) }
+        return value
     }
 }

@@ -122,7 +122,7 @@ extension AppConfig {
                                          environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FirestoreSettings {
         let (reader, _) = try reader(file: file, environment: environment)
         let value = { (key: String) in key == "firestore.project.id" && projectId != nil ? projectId : reader.string(forKey: ConfigKey(key)) }
-        return try FirestoreSettings.read(value, double: { reader.double(forKey: ConfigKey($0), default: $1) }, environment: environment,
+        return try FirestoreSettings.read(value, double: { reader.number(forKey: ConfigKey($0), default: $1) }, environment: environment,
                                           missingProject: "no Firestore project is given (--project)")
     }
 

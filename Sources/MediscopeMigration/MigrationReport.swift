@@ -3,7 +3,7 @@ public struct MigrationReport: Sendable, Equatable, CustomStringConvertible {
     /// The kinds of records copied, in the order they are copied (accounts before analyses, so every
     /// session, token and audit entry finds its user there already).
     public enum Kind: String, Sendable, CaseIterable {
-        case organizations, users, sessions, apiTokens, auditEntries, analyses
+        case organizations, users, sessions, apiTokens, auditEntries, analyses, reportVersions
 
         /// As the report prints it.
         public var label: String {
@@ -14,6 +14,7 @@ public struct MigrationReport: Sendable, Equatable, CustomStringConvertible {
             case .apiTokens: "API tokens"
             case .auditEntries: "audit entries"
             case .analyses: "analyses"
+            case .reportVersions: "report versions"
             }
         }
     }
@@ -25,9 +26,13 @@ public struct MigrationReport: Sendable, Equatable, CustomStringConvertible {
         public var copied = 0
         /// Found in Firestore under the same id (or token hash) and left as it is.
         public var alreadyThere = 0
-        /// Of `alreadyThere`, those whose stored copy differs from SQLite's (changed in Firestore after an
-        /// earlier run, e.g. a user disabled since the switch): Firestore's copy is kept.
+        /// Of `alreadyThere`, those whose stored copy differs from SQLite's and could not be brought in
+        /// line (an organisation's name, an analysis): Firestore's copy is kept and the id logged.
         public var differing = 0
+        /// Of `alreadyThere`, those changed in SQLite since an earlier run and updated in Firestore to
+        /// SQLite's state (a user disabled, a role or password changed, a token revoked): SQLite is the
+        /// source of truth until the switch.
+        public var updated = 0
         /// Not copied: the reason is logged with the record's id.
         public var failed = 0
 
@@ -58,7 +63,8 @@ public struct MigrationReport: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         Kind.allCases.map { kind in
             let c = self[kind]
-            let differing = c.differing > 0 ? " (\(c.differing) differ from SQLite; Firestore's kept)" : ""
+            let differing = (c.updated > 0 ? " (\(c.updated) updated to SQLite's state)" : "")
+                + (c.differing > 0 ? " (\(c.differing) differ from SQLite; Firestore's kept)" : "")
             return "\(kind.label): \(c.copied) \(dryRun ? "to copy" : "copied"), \(c.alreadyThere) already there\(differing), \(c.failed) failed"
         }.joined(separator: "\n")
     }

@@ -26,7 +26,19 @@ extension StoreMigration {
             try decide(.users, user.id) { () throws(AuthError) -> Outcome in
                 if let stored = try users.user(id: user.id) {
                     usersInFirestore.insert(user.id)
-                    return stored == user ? .alreadyThere : .differs
+                    let storedHash = try users.credentials(username: stored.username)?.passwordHash
+                    guard stored != user || storedHash != row.passwordHash else { return .alreadyThere }
+                    // SQLite still decides: a user disabled, re-roled or given a new password since an
+                    // earlier run must not come back as they were.
+                    guard stored.username == user.username, stored.firebaseUID == user.firebaseUID || user.firebaseUID == nil else {
+                        return .differs
+                    }
+                    if dryRun { return .updated }
+                    if stored.disabled != user.disabled { try users.update(userId: user.id, .disabled(user.disabled)) }
+                    if stored.role != user.role { try users.update(userId: user.id, .role(user.role)) }
+                    if let hash = row.passwordHash, hash != storedHash { try users.update(userId: user.id, .passwordHash(hash)) }
+                    if let uid = user.firebaseUID, stored.firebaseUID == nil { try users.update(userId: user.id, .firebaseUID(uid)) }
+                    return .updated
                 }
                 if !dryRun { try users.insert(user, passwordHash: row.passwordHash) }
                 usersInFirestore.insert(user.id)
@@ -44,26 +56,35 @@ extension StoreMigration {
            insert: { (session: Session, hash: String) throws(AuthError) in try sessions.insert(session, tokenHash: hash) })
     }
 
-    /// API tokens by id, revoked ones too, found by token hash.
+    /// API tokens by id, revoked ones too, found by token hash. A token revoked in SQLite since an
+    /// earlier run is revoked in Firestore too.
     func copyAPITokens(_ export: SQLiteAccountsExport) throws(MigrationError) {
         try copyHashed(.apiTokens, { (after: String?) throws(AuthError) in
             try export.apiTokens(after: after, limit: pageSize).map { (record: $0.token, tokenHash: $0.tokenHash) }
         }, id: \.id, userId: \.userId,
            find: { (hash: String) throws(AuthError) in try apiTokens.token(tokenHash: hash) },
-           insert: { (token: APIToken, hash: String) throws(AuthError) in try apiTokens.insert(token, tokenHash: hash) })
+           insert: { (token: APIToken, hash: String) throws(AuthError) in try apiTokens.insert(token, tokenHash: hash) },
+           reconcile: { (stored: APIToken, token: APIToken) throws(AuthError) -> Bool in
+               guard let revoked = token.revokedAt, stored.revokedAt == nil else { return false }
+               if !dryRun { try apiTokens.revoke(tokenId: token.id, userId: token.userId, at: revoked) }
+               return true
+           })
     }
 
     /// Sessions or tokens from the pages `page` returns: each only for a user in Firestore; already
     /// there when `find` gives a record with its id under its token hash.
+    /// `reconcile(stored, sqlite)` may bring a differing stored record to SQLite's state; true when it did.
     private func copyHashed<R: Equatable>(_ kind: MigrationReport.Kind, _ page: (String?) throws(AuthError) -> [(record: R, tokenHash: String)],
                                           id: (R) -> String, userId: (R) -> String, find: (String) throws(AuthError) -> R?,
-                                          insert: (R, String) throws(AuthError) -> Void) throws(MigrationError) {
+                                          insert: (R, String) throws(AuthError) -> Void,
+                                          reconcile: (R, R) throws(AuthError) -> Bool = { _, _ in false }) throws(MigrationError) {
         try paged("read the \(kind.label)", key: { id($0.record) }, page) { row throws(MigrationError) in
             try decide(kind, id(row.record)) { () throws(AuthError) -> Outcome in
                 guard usersInFirestore.contains(userId(row.record)) else { return .failed("its user \(userId(row.record)) is not in Firestore") }
                 if let stored = try find(row.tokenHash) {
                     guard id(stored) == id(row.record) else { return .failed("Firestore holds another \(kind.noun) under its token hash") }
-                    return stored == row.record ? .alreadyThere : .differs
+                    if stored == row.record { return .alreadyThere }
+                    return try reconcile(stored, row.record) ? .updated : .differs
                 }
                 if !dryRun { try insert(row.record, row.tokenHash) }
                 return .copied

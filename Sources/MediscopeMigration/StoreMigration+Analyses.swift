@@ -7,7 +7,7 @@ extension StoreMigration {
     /// Analyses in id order, a page at a time: the page's Firestore copies are read in one call; each
     /// missing record is written with its images in one atomic commit (`FirestoreAnalysisStore.insert`,
     /// `exists: false` on the record), its images read from disk just before.
-    func copyAnalyses(_ source: SQLiteAnalysisStore) throws(MigrationError) {
+    func copyAnalyses(_ source: SQLiteAnalysisStore, reportVersions: SQLiteReportStore?) throws(MigrationError) {
         var after: String?
         while true {
             let page = try reading("read the analyses") { () throws(StoreError) in try source.records(afterId: after, limit: pageSize) }
@@ -25,8 +25,39 @@ extension StoreMigration {
                     }
                     return .copied
                 }
+                if let reportVersions { try copyReportVersions(of: record, from: reportVersions) }
             }
             after = last.id
+        }
+    }
+
+    /// The analysis's report versions (drafts, edits, signatures, amendments), in order; a version already
+    /// in Firestore with that number is left as it is (`exists: false`).
+    func copyReportVersions(of record: AnalysisRecord, from source: SQLiteReportStore) throws(MigrationError) {
+        let versions = try reading("read the report versions") { () throws(StoreError) in
+            try source.versions(analysisId: record.id, organizationId: record.organizationId)
+        }
+        guard !versions.isEmpty else { return }
+        let stored = try reading("read Firestore's report versions") { () throws(StoreError) in
+            try reports.versions(analysisId: record.id, organizationId: record.organizationId)
+        }
+        for version in versions {
+            try decide(.reportVersions, "\(record.id)-\(version.number)") { () throws(StoreError) -> Outcome in
+                if let found = stored.first(where: { $0.number == version.number }) { return found == version ? .alreadyThere : .differs }
+                if dryRun { return .copied }
+                return try Self.appendOnce(version, to: reports) ? .copied : .alreadyThere
+            }
+        }
+    }
+
+    /// Appends `version`; false when Firestore holds that number already (written meanwhile).
+    static func appendOnce(_ version: ReportVersion, to reports: FirestoreReportStore) throws(StoreError) -> Bool {
+        do {
+            try reports.append(version)
+            return true
+        } catch {
+            if error.kind == .conflict { return false }
+            throw error
         }
     }
 

@@ -9,12 +9,14 @@ import MediscopeStore
 /// `mediscope store migrate --to firestore`.
 ///
 /// - **What**: organisations, users (password hashes and Firebase links included), sessions, API tokens
-///   (revoked ones too), the audit log, analyses with their images; in that order, accounts before
-///   analyses. Sign-in failures (throttling) are not copied: they are forgotten within minutes anyway.
+///   (revoked ones too), the audit log, analyses with their images and their report versions; in that
+///   order, accounts before analyses. Sign-in failures (throttling) are not copied: they are forgotten within minutes anyway.
 /// - **Idempotent**: a record is looked up first by its id (sessions and tokens by their token hash,
 ///   audit entries by their migrated id, see `MigratedAuditIDs`); one that is there is counted as
 ///   "already there" and never written again, so a second run writes nothing. Stored copies are compared
-///   where they were read anyway: a difference is reported (`Counts.differing`), Firestore's copy kept.
+///   where they were read anyway. SQLite is the source of truth until the switch: a user changed there
+///   since an earlier run (disabled, role, password) is updated in Firestore, a token revoked there is
+///   revoked in Firestore (`Counts.updated`); other differences are reported (`Counts.differing`).
 ///   Creates are guarded by Firestore (`exists: false`), so nothing is ever overwritten or duplicated.
 /// - **Interruptible**: every record is written on its own, complete (an analysis with its images in
 ///   one commit); an interrupted run leaves whole records, and running again continues.
@@ -44,6 +46,7 @@ public final class StoreMigration {
     let apiTokens: FirestoreAPITokenStore
     let auditLog: FirestoreAuditLogStore
     let analyses: FirestoreAnalysisStore
+    let reports: FirestoreReportStore
 
     /// The counts so far.
     private(set) var report: MigrationReport
@@ -66,6 +69,7 @@ public final class StoreMigration {
         apiTokens = FirestoreAPITokenStore(client: client)
         auditLog = FirestoreAuditLogStore(client: client)
         analyses = FirestoreAnalysisStore(client: client)
+        reports = FirestoreReportStore(client: client)
         report = MigrationReport(dryRun: dryRun)
     }
 
@@ -99,7 +103,10 @@ public final class StoreMigration {
             let source = try reading("open \(SQLiteAnalysisStore.databaseFileName)") { () throws(StoreError) in
                 try SQLiteAnalysisStore(directory: storeDirectory)
             }
-            try copyAnalyses(source)
+            let versions = manager.fileExists(atPath: storeDirectory.appendingPathComponent(SQLiteReportStore.fileName).path)
+                ? try reading("open \(SQLiteReportStore.fileName)") { () throws(StoreError) in try SQLiteReportStore(directory: storeDirectory) }
+                : nil
+            try copyAnalyses(source, reportVersions: versions)
         }
         return report
     }
@@ -111,6 +118,8 @@ public final class StoreMigration {
         case copied, alreadyThere
         /// Already there, but not equal to SQLite's copy.
         case differs
+        /// Already there, and brought to SQLite's state (what changed is logged by id).
+        case updated
         /// Not copied, for this reason (no patient data).
         case failed(String)
     }
@@ -133,6 +142,11 @@ public final class StoreMigration {
             report[kind].alreadyThere += 1
             report[kind].differing += 1
             log("\(kind.noun) \(id): differs from the SQLite copy; Firestore's copy is kept")
+        case .updated:
+            report[kind].alreadyThere += 1
+            report[kind].updated += 1
+            if !dryRun { writes += 1 }
+            log("\(kind.noun) \(id): changed in SQLite since an earlier run; Firestore's copy updated")
         case .failed(let reason):
             report[kind].failed += 1
             log("\(kind.noun) \(id): not copied: \(reason)")
@@ -184,6 +198,7 @@ extension MigrationReport.Kind {
         case .apiTokens: "API token"
         case .auditEntries: "audit entry"
         case .analyses: "analysis"
+        case .reportVersions: "report version"
         }
     }
 }

@@ -43,6 +43,19 @@ import Testing
         #expect(throws: (any Error).self) { try AppConfig.load(file: nil, environment: env) }
     }
 
+    /// JSON keeps `0` and `60` as whole numbers: decimal settings must read them too, not fall back.
+    @Test func wholeNumbersInTheJSONFileSetDecimalSettings() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).json")
+        try #"{"store":"firestore","firestore":{"project_id":"p","outage_grace_seconds":0,"cache_seconds":1},"#
+            .appending(#""pools":{"io":{"request_timeout_seconds":9}},"session":{"idle":{"seconds":600}},"llm":{"base_url":"http://h","model":"m","timeout_seconds":12}}"#)
+            .write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let c = try AppConfig.load(file: file.path, environment: ["FIRESTORE_EMULATOR_HOST": "h:1"])
+        #expect(c.firestore?.outageGraceSeconds == 0 && c.firestore?.cacheSeconds == 1)
+        #expect(c.processManager.pools.first { $0.name == "io" }?.requestTimeoutSeconds == 9)
+        #expect(c.accountPolicy.sessionIdleSeconds == 600 && c.reports.llm?.timeout == 12)
+    }
+
     @Test func llmSettingsAndTheKeyFile() throws {
         let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("llm-key-\(UUID().uuidString)")
         try "gsk_secret_value\n".write(to: keyFile, atomically: true, encoding: .utf8)

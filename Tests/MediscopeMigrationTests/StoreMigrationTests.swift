@@ -97,6 +97,45 @@ import Testing
         try expectEverything(of: d, in: client)
     }
 
+    /// SQLite decides until the switch: a user disabled or given a new password and a token revoked there
+    /// after the first run are brought to that state in Firestore by the second; signed reports travel too.
+    @Test func changesInSQLiteSinceAnEarlierRunWinAndReportsAreCopied() throws {
+        let d = try Deployment()
+        let (_, client) = project()
+        _ = try migrate(d, client)
+
+        let stores = try AccountStores.sqlite(directory: d.storeDirectory)
+        let alice = d.users[0].user, carol = d.users[2].user
+        try stores.users.update(userId: carol.id, .disabled(true))
+        let newHash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3LXNhbHQ$bmV3LWhhc2g"
+        try stores.users.update(userId: alice.id, .passwordHash(newHash))
+        let active = d.tokens[1].token
+        try stores.apiTokens.revoke(tokenId: active.id, userId: active.userId, at: Deployment.at(9_000))
+        let reports = try SQLiteReportStore(directory: d.storeDirectory)
+        let record = d.records[0]
+        let draft = ReportVersion(analysisId: record.id, organizationId: record.organizationId, number: 1, status: .draft,
+                                  text: "Draft.", origin: .template, reason: "no LLM is configured", createdAt: Deployment.at(10_000))
+        let signed = ReportVersion(analysisId: record.id, organizationId: record.organizationId, number: 2, status: .signed,
+                                   text: "Signed.", origin: .clinician, authorId: alice.id, authorName: "Alice Admin",
+                                   createdAt: Deployment.at(11_000))
+        try reports.append(draft)
+        try reports.append(signed)
+
+        let (second, _) = try migrate(d, client)
+        #expect(second[.users].updated == 2 && second[.apiTokens].updated == 1, "\(second)")
+        #expect(second[.reportVersions].copied == 2)
+        #expect(!second.anyFailed)
+        let users = FirestoreUserStore(client: client)
+        #expect(try users.user(id: carol.id)?.disabled == true, "a user disabled in SQLite stays disabled")
+        #expect(try users.credentials(username: alice.username)?.passwordHash == newHash, "the new password, not the old one")
+        #expect(try FirestoreAPITokenStore(client: client).token(tokenHash: d.tokens[1].tokenHash)?.revokedAt == Deployment.at(9_000))
+        #expect(try FirestoreReportStore(client: client).versions(analysisId: record.id, organizationId: record.organizationId)
+                == [draft, signed])
+
+        let (third, _) = try migrate(d, client)
+        #expect(third[.users].updated == 0 && third[.apiTokens].updated == 0 && third[.reportVersions].alreadyThere == 2)
+    }
+
     @Test func anInterruptedRunContinuesWhenRunAgain() throws {
         let d = try Deployment()
         let (_, client) = project()
