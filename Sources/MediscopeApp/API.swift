@@ -212,8 +212,11 @@ public enum API {
         var degraded = false
         if let stats = s.outboxStats() {
             checks["firestore"] = Status.OutboxStatus.reachability(stats)
-            checks["outbox"] = stats.parked > 0 ? "\(stats.depth) waiting, \(stats.parked) parked" : "\(stats.depth) waiting"
-            degraded = stats.remoteReachable == false || stats.parked > 0
+            // An entry waiting for minutes means delivery is stuck (Firestore, or the outbox process itself).
+            let oldest = stats.oldestEnqueuedAt.map { Int(Date().timeIntervalSince($0)) } ?? 0
+            checks["outbox"] = "\(stats.depth) waiting" + (stats.parked > 0 ? ", \(stats.parked) parked" : "")
+                + (oldest >= 120 ? ", oldest \(oldest) s" : "")
+            degraded = stats.remoteReachable == false || stats.parked > 0 || oldest >= 120
         }
         struct Body: Encodable { var status: String; var checks: [String: String] }
         let body = Body(status: !ok ? "not ready" : degraded ? "degraded" : "ready", checks: checks)

@@ -151,7 +151,9 @@ struct FirestoreAccounts: Sendable {
         case .alreadyExists:
             AuthError(.conflict, "\(what): already taken")
         case .notFound:
-            AuthError(.notFound, "\(what): Firestore \(error.status.rawValue)")
+            // A document read or written by id is handled before this; NOT_FOUND here means the database
+            // or project itself is wrong or gone: the backend is unusable, not the caller's request.
+            AuthError(.unavailable, "\(what): Firestore \(error.status.rawValue)")
         case .invalidArgument, .outOfRange:
             AuthError(.invalid, "\(what): Firestore refused the request: \(error.status.rawValue)")
         default:

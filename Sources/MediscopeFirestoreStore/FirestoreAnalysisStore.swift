@@ -198,8 +198,12 @@ public final class FirestoreAnalysisStore: AnalysisStore {
         switch error.status {
         case .unavailable, .deadlineExceeded, .resourceExhausted, .aborted, .unauthenticated, .internalError:
             StoreError(.unavailable, "Firestore: \(error.status.rawValue)")
-        case .invalidArgument, .failedPrecondition, .alreadyExists:
+        case .invalidArgument, .alreadyExists:
             StoreError(.invalidRecord, "Firestore refused the write: \(error.status.rawValue)")
+        case .failedPrecondition, .notFound, .permissionDenied:
+            // A missing composite index, a wrong database, missing IAM rights: the deployment's problem,
+            // answered 503 and logged, never blamed on the request.
+            StoreError(.unavailable, "Firestore: \(error.status.rawValue)")
         default:
             StoreError(.io, "Firestore: \(error.status.rawValue)")
         }

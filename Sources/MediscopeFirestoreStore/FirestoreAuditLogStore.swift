@@ -45,9 +45,14 @@ public final class FirestoreAuditLogStore: AuditLogStore {
     ///   the same id: compare before treating it as delivered); `.unavailable` when Firestore cannot answer.
     public func insert(_ entry: AuditEntry) throws(AuthError) {
         guard (entry.id ?? 0) > 0 else { throw AuthError(.invalid, "an inserted audit entry needs its positive id") }
-        try fs.call("insert audit entry") { () throws(FirestoreError) in
-            try fs.client.commit([.set(document(entry), precondition: .exists(false))])
-        }
+        try fs.call("insert audit entry") { () throws(FirestoreError) in try write(entry) }
+    }
+
+    /// `insert` with Firestore's own error (ALREADY_EXISTS when the id is taken, PERMISSION_DENIED...),
+    /// for the outbox's delivery, which parks or retries by Firestore's status. `entry.id` must be set.
+    public func write(_ entry: AuditEntry) throws(FirestoreError) {
+        guard (entry.id ?? 0) > 0 else { throw FirestoreError(.invalidArgument, "an inserted audit entry needs its positive id") }
+        try fs.client.commit([.set(document(entry), precondition: .exists(false))])
     }
 
     public func entries(_ filter: AuditFilter) throws(AuthError) -> [AuditEntry] {

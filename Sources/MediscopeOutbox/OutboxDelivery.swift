@@ -19,8 +19,8 @@ public enum DeliveryOutcome: Sendable, Equatable {
 ///
 /// - Each entry's attempt is counted durably before it is sent. A create is one commit with
 ///   `currentDocument.exists = false` on the record (ids are ours), so a repeated attempt cannot write
-///   twice; ALREADY_EXISTS on a later attempt means an earlier one landed (its answer was lost) and
-///   counts as delivered, on the first attempt it means a foreign record holds the id and parks.
+///   twice; on ALREADY_EXISTS the stored record is read: this one (an earlier attempt landed and its
+///   answer was lost) counts as delivered, another record under the id parks the entry.
 /// - UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAUTHENTICATED and
 ///   transport failures retry with capped, jittered exponential back-off; the head entry waits and
 ///   nothing behind it overtakes it (order is kept). Anything else parks the entry and the queue moves on.
@@ -100,7 +100,10 @@ public final class OutboxDelivery {
                 } catch {
                     return .retry("the outbox could not be read: \(error.kind)")
                 }
-                try analyses.insert(record, images: images)
+                do throws(FirestoreError) { try analyses.insert(record, images: images) } catch {
+                    guard error.status == .alreadyExists else { throw error }
+                    return sameRecordStored(record)
+                }
             case .analysisDelete:
                 guard let organizationId = entry.organizationId else { return .park("a delete without its organisation") }
                 do { _ = try analyses.delete(id: entry.key, organizationId: organizationId) } catch {
@@ -115,7 +118,7 @@ public final class OutboxDelivery {
             }
             return .delivered
         } catch {
-            return Self.outcome(error, attempts: entry.attempts)
+            return Self.outcome(error)
         }
     }
 
@@ -123,17 +126,31 @@ public final class OutboxDelivery {
     /// lost) when the stored entry is this one; else another process drew the same id, and the entry
     /// is appended under a fresh one: an audit entry is never dropped and never overwrites another.
     func deliver(_ entry: AuditEntry) -> DeliveryOutcome {
-        do throws(AuthError) {
-            do throws(AuthError) {
-                try audit.insert(entry)
-            } catch where error.kind == .conflict {
-                var stored = AuditFilter()
-                stored.afterId = entry.id! - 1
-                stored.limit = 1
-                if let found = try audit.entries(stored).first, found.id == entry.id, Self.sameEntry(found, entry) { return .delivered }
-                _ = try audit.append(entry)
-            }
+        do throws(FirestoreError) {
+            try audit.write(entry)
             return .delivered
+        } catch {
+            guard error.status == .alreadyExists else { return Self.outcome(error) }
+        }
+        do throws(AuthError) {
+            var stored = AuditFilter()
+            stored.afterId = entry.id! - 1
+            stored.limit = 1
+            if let found = try audit.entries(stored).first, found.id == entry.id, Self.sameEntry(found, entry) { return .delivered }
+            _ = try audit.append(entry)
+            return .delivered
+        } catch {
+            return error.kind == .unavailable ? .retry("Firestore: \(error.message)") : .park("Firestore: \(error.message)")
+        }
+    }
+
+    /// A create met ALREADY_EXISTS: delivered when the stored record is this one (an earlier attempt
+    /// landed and its answer was lost, however many attempts ago or requeues since); parked when another
+    /// record holds the id.
+    func sameRecordStored(_ record: AnalysisRecord) -> DeliveryOutcome {
+        do {
+            let stored = try analyses.get(id: record.id, organizationId: record.organizationId)
+            return stored == record ? .delivered : .park("Firestore ALREADY_EXISTS: another record holds the id \(record.id)")
         } catch {
             return error.kind == .unavailable ? .retry("Firestore: \(error.message)") : .park("Firestore: \(error.message)")
         }
@@ -147,12 +164,10 @@ public final class OutboxDelivery {
         return a == b
     }
 
-    /// How a Firestore failure decides an attempt; `attempts` counts this one.
-    static func outcome(_ error: FirestoreError, attempts: Int) -> DeliveryOutcome {
-        let reason = "Firestore \(error.status.rawValue) (HTTP \(error.httpStatus))"
+    /// How a Firestore failure decides an attempt (ALREADY_EXISTS is compared by the caller first).
+    static func outcome(_ error: FirestoreError) -> DeliveryOutcome {
+        let reason = "Firestore \(error.status.rawValue) (HTTP \(error.httpStatus)): \(error.message.prefix(200))"
         switch error.status {
-        case .alreadyExists:
-            return attempts > 1 ? .delivered : .park(reason + ": the id is taken by another record")
         case .unavailable, .deadlineExceeded, .resourceExhausted, .aborted, .internalError, .unauthenticated, .cancelled, .unknown:
             return .retry(reason)
         default:

@@ -152,16 +152,37 @@ struct OutboxHost {
         #expect(try host.store.outbox.stats().parked == 0)
     }
 
-    /// The first attempt meeting ALREADY_EXISTS means another record holds the id: parked, not "delivered".
-    @Test func alreadyExistsCountsAsDeliveredOnlyAfterAnEarlierAttempt() {
-        let exists = FirestoreError(.alreadyExists, httpStatus: 409, "exists")
-        #expect(OutboxDelivery.outcome(exists, attempts: 2) == .delivered)
-        if case .park = OutboxDelivery.outcome(exists, attempts: 1) {} else { Issue.record("first attempt must park") }
-        if case .retry = OutboxDelivery.outcome(FirestoreError(.aborted, httpStatus: 409, "contention"), attempts: 1) {} else {
-            Issue.record("ABORTED (also 409) must retry")
+    /// ALREADY_EXISTS is decided by what is stored: this record (an earlier attempt landed, its answer
+    /// lost, even across a requeue) is delivered; another record under the id parks the entry.
+    @Test func alreadyExistsIsDecidedByTheStoredRecord() throws {
+        let emulator = try SharedEmulator.get()
+        let host = try OutboxHost(project: project(), via: emulator.host, direct: emulator)
+        let mine = makeAnalysis(patientId: "P-MINE", imageSize: 64).newRecord()
+        // Our own record landed already (as when an answer was cut): the entry is delivered, not parked.
+        // (Images are beside the point here: the record alone decides.)
+        try host.firestore.insert(mine, images: [])
+        try host.store.outbox.enqueueCreate(mine, images: [])
+        #expect(try host.delivery.drain(timeout: 30))
+        #expect(try host.store.outbox.stats().parked == 0 && host.store.outbox.stats().deliveries == 1)
+
+        // Another record under the same id: parked, with Firestore's reason.
+        var other = mine
+        other.patient.patientId = "P-OTHER"
+        try host.store.outbox.enqueueCreate(other, images: [])
+        #expect(try host.delivery.drain(timeout: 30))
+        let parked = try host.store.outbox.parkedEntries()
+        #expect(parked.map(\.key) == [mine.id] && parked.first?.lastError?.contains("another record") == true)
+        #expect(try host.firestore.get(id: mine.id, organizationId: mine.organizationId) == mine, "the stored record is untouched")
+    }
+
+    @Test func firestoreStatusesDecideRetryOrPark() {
+        for status in [FirestoreError.Status.unavailable, .deadlineExceeded, .resourceExhausted, .aborted, .internalError, .unauthenticated] {
+            if case .retry = OutboxDelivery.outcome(FirestoreError(status, httpStatus: 503, "")) {} else { Issue.record("\(status) must retry") }
         }
-        for status in [FirestoreError.Status.invalidArgument, .failedPrecondition, .permissionDenied, .notFound] {
-            if case .park = OutboxDelivery.outcome(FirestoreError(status, httpStatus: 400, ""), attempts: 3) {} else {
+        for status in [FirestoreError.Status.invalidArgument, .failedPrecondition, .permissionDenied, .notFound, .alreadyExists] {
+            if case .park(let reason) = OutboxDelivery.outcome(FirestoreError(status, httpStatus: 400, "why")) {
+                #expect(reason.contains(status.rawValue) && reason.contains("why"), "the reason keeps Firestore's status and message")
+            } else {
                 Issue.record("\(status) must park")
             }
         }
