@@ -148,10 +148,18 @@ public final class Outbox: Sendable {
         }
     }
 
-    /// Makes the deletion of analysis `id` of `organizationId` durable here.
-    public func enqueueDelete(id: String, organizationId: String) throws(StoreError) {
+    /// Makes the deletion of analysis `id` of `organizationId` durable here. False when a delete of it
+    /// waits already (two requests racing: only the first deletes).
+    @discardableResult
+    public func enqueueDelete(id: String, organizationId: String) throws(StoreError) -> Bool {
         try file.writeImmediate("enqueue delete") { db in
+            let waiting = try Bool.fetchOne(db, sql: """
+                SELECT 1 FROM entries d WHERE d.key = ? AND d.kind = ?
+                AND NOT EXISTS (SELECT 1 FROM entries c WHERE c.key = d.key AND c.kind = ? AND c.seq > d.seq)
+                """, arguments: [id, OutboxEntry.Kind.analysisDelete.rawValue, OutboxEntry.Kind.analysisCreate.rawValue]) ?? false
+            if waiting { return false }
             _ = try Self.insert(db, .analysisDelete, key: id, organizationId: organizationId, patientId: nil, createdAt: nil, body: [])
+            return true
         }
     }
 

@@ -65,8 +65,8 @@ public final class OutboxAnalysisStore: AnalysisStore {
 
     public func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
         guard try get(id: id, organizationId: organizationId) != nil else { return false }
-        try outbox.enqueueDelete(id: id, organizationId: organizationId)
-        return true
+        // Checked again under the outbox's write lock: of two deletes racing, one wins.
+        return try outbox.enqueueDelete(id: id, organizationId: organizationId)
     }
 
     public func imagePath(key: String) -> String? { nil }

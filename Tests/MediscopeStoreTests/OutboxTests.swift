@@ -79,6 +79,8 @@ struct OutboxHost {
         #expect(try host.store.delete(id: created[6].id, organizationId: "org-a"))
         #expect(try host.store.delete(id: created[0].id, organizationId: "org-a"))
         #expect(try host.store.delete(id: created[0].id, organizationId: "org-a") == false)
+        #expect(try host.store.outbox.enqueueDelete(id: created[0].id, organizationId: "org-a") == false,
+                "a racing second delete that passed the read finds the first one waiting")
         let remaining = newestFirst.filter { $0 != created[6].id && $0 != created[0].id }
         #expect(try OutboxHost.allIDs(host.store, pageSize: 2) == remaining)
         #expect(try host.firestore.get(id: created[0].id, organizationId: "org-a") != nil, "not delivered yet")
