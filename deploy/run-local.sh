@@ -93,5 +93,7 @@ Mediscope is running at http://127.0.0.1:$PORT/
   reload:          kill -HUP $server
 Press Ctrl-C to stop.
 MSG
-wait "$server"
+# The pool ending on its own (even killed: `wait` then fails, which set -e must not turn into an exit
+# that leaves nginx holding the port) stops nginx too.
+wait "$server" || true
 stop
