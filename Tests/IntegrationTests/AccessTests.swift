@@ -25,7 +25,7 @@ import Testing
         clinicianId = ((me.json?["user"] as? [String: Any])?["id"] as? String) ?? ""
     }
     deinit { stack.stop() }
-    static let idleSeconds = 8.0
+    static let idleSeconds = 15.0
 
     /// The policy, written out by hand: every route of the API must be here.
     static let table: [String: Access] = [
