@@ -120,6 +120,17 @@ import Testing
         #expect((draft["text"] as? String)?.contains("not a diagnosis") == true)
         let printed = String(decoding: try await stack.request("GET", "/analyses/\(id)/report").body, as: UTF8.self)
         #expect(printed.contains("Unsigned draft") && printed.contains("Reviewed by"))
+
+        // Bad input: a clear 4xx, nothing stored, the worker alive.
+        let path = "/api/analyses/\(id)/report"
+        #expect(try await send(stack, "PUT", path, text: "Left-to-right \u{202E}reversed", base: 1).status == 400, "a bidi override")
+        #expect(try await send(stack, "PUT", path, text: "   ", base: 1).status == 422, "empty text")
+        let malformed = try await stack.request("PUT", path, body: Data("{\"text\": ".utf8), contentType: "application/json")
+        #expect(malformed.status == 400 && malformed.header("Content-Type")?.contains("problem+json") == true)
+        #expect(try await stack.request("PUT", path, body: Data("text=x".utf8), contentType: "text/plain").status == 415)
+        #expect(try await send(stack, "PUT", path, text: String(repeating: "x", count: 20_001), base: 1).status == 400, "too long")
+        let after = try #require(try await stack.request("GET", path).json)
+        #expect(after["version"] as? Int == 1 && (after["versions"] as? [[String: Any]])?.count == 1, "nothing was stored")
         let other = try { try stack.addUser("elsewhere", role: "clinician", organization: "other-org"); return try stack.syncSignIn("elsewhere") }()
         #expect(try await stack.request("PUT", "/api/analyses/\(id)/report", body: Data(#"{"text":"x","baseVersion":1}"#.utf8),
                                         contentType: "application/json", auth: other).status == 404, "another organisation cannot edit")
