@@ -42,50 +42,23 @@ final class Services: @unchecked Sendable {
     }
 
     func accounts() throws(Problem) -> Accounts {
-        if let openedAccounts { return openedAccounts }
-        do {
-            let stores = try config.accountStores(.requests, outbox: try outbox())
-            let accounts = Accounts(stores: stores, policy: config.accountPolicy)
-            openedAccounts = accounts
-            return accounts
-        } catch {
-            throw problem(error)
+        try opened(&openedAccounts) {
+            Accounts(stores: try config.accountStores(.requests, outbox: try outbox()), policy: config.accountPolicy)
         }
     }
 
     func store() throws(Problem) -> AnalysisStore {
-        if let openedStore { return openedStore }
-        do {
-            let store = try config.analysisStore(outbox: try outbox(), .requests)
-            openedStore = store
-            return store
-        } catch {
-            throw problem(error)
-        }
+        try opened(&openedStore) { try config.analysisStore(outbox: try outbox(), .requests) }
     }
 
     /// The report versions' store.
     func reportStore() throws(Problem) -> ReportStore {
-        if let openedReports { return openedReports }
-        do {
-            let store = try config.reportStore(.requests)
-            openedReports = store
-            return store
-        } catch {
-            throw problem(error)
-        }
+        try opened(&openedReports) { try config.reportStore(.requests) }
     }
 
     /// This host's report job queue.
     func jobs() throws(Problem) -> JobQueue {
-        if let openedJobs { return openedJobs }
-        do {
-            let queue = try JobQueue(directory: URL(fileURLWithPath: config.storeDirectory))
-            openedJobs = queue
-            return queue
-        } catch {
-            throw problem(error)
-        }
+        try opened(&openedJobs) { try JobQueue(directory: URL(fileURLWithPath: config.storeDirectory)) }
     }
 
     /// The outbox's counters for the status page, metrics and readiness; nil with SQLite or when unreadable.
@@ -97,14 +70,7 @@ final class Services: @unchecked Sendable {
     /// This host's outbox of writes bound for Firestore; nil with the SQLite store.
     func outbox() throws(Problem) -> Outbox? {
         guard config.store == .firestore else { return nil }
-        if let openedOutbox { return openedOutbox }
-        do {
-            let outbox = try config.openOutbox()
-            openedOutbox = outbox
-            return outbox
-        } catch {
-            throw problem(error)
-        }
+        return try opened(&openedOutbox) { try Outbox(directory: URL(fileURLWithPath: config.storeDirectory)) }
     }
 
     func manifest() throws(ModelError) -> ModelManifest {
@@ -113,27 +79,28 @@ final class Services: @unchecked Sendable {
 
     /// The analysis pipeline; its models load on the first analysis, never before.
     func pipeline() throws(Problem) -> AnalysisPipeline {
-        if let openedPipeline { return openedPipeline }
-        do {
+        try opened(&openedPipeline) {
             var options = PipelineOptions()
             options.limits = ImageLimits(maxPixels: config.maxImagePixels)
             options.overlayFormat = .webp
             TorchThreads.set(config.torchThreads)
-            let pipeline = AnalysisPipeline(manifest: try manifest(), options: options)
-            openedPipeline = pipeline
-            return pipeline
-        } catch {
-            throw problem(error)
+            return AnalysisPipeline(manifest: try manifest(), options: options)
         }
     }
 
     /// The report templates, read on the first report this worker renders; a broken folder is retried next time.
     func reportTemplates() throws(Problem) -> ReportTemplates {
-        if let loadedReportTemplates { return loadedReportTemplates }
+        try opened(&loadedReportTemplates) { try ReportTemplates(directory: URL(fileURLWithPath: config.templatesDirectory)) }
+    }
+
+    /// What `slot` holds, else what `open` makes, kept there; a failure becomes its problem response and
+    /// is tried again on the next call (a store that was down, a template folder being fixed).
+    private func opened<T>(_ slot: inout T?, _ open: () throws -> T) throws(Problem) -> T {
+        if let value = slot { return value }
         do {
-            let templates = try ReportTemplates(directory: URL(fileURLWithPath: config.templatesDirectory))
-            loadedReportTemplates = templates
-            return templates
+            let value = try open()
+            slot = value
+            return value
         } catch {
             throw problem(error)
         }
