@@ -186,12 +186,14 @@ import Testing
     /// An LLM that takes 10 s holds a report job process, never an upload or an inference worker.
     @Test func aSlowLLMNeverHoldsUploads() async throws {
         let release = DispatchSemaphore(value: 0)
+        // Held until released (60 s at most, so a failing test cannot hang): a timed release let a slow
+        // machine's uploads outlast the hold, and the second draft's request then arrived.
         let llm = try ScriptedHTTPServer { _, _ in
-            _ = release.wait(timeout: .now() + 10)
+            _ = release.wait(timeout: .now() + 60)
             return Self.reply("Late but fine.")
         }
         defer { llm.stop() }
-        let stack = try stack(llm: llm, ["LLM_TIMEOUT_SECONDS": "30"])
+        let stack = try stack(llm: llm, ["LLM_TIMEOUT_SECONDS": "90"])
         defer { stack.stop() }
         let first = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
         // Wait until the LLM holds the first draft's request.
