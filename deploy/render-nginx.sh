@@ -21,6 +21,25 @@
 #   SNIPPETS_DIR  "$(dirname OUT)/snippets" (becomes the ${SNIPPETS} placeholder)
 # NGINX_TEST=0 skips the nginx -t step.
 #
+# Where the API goes (written to SNIPPETS_DIR/mediscope-upstreams.conf, three
+# upstream groups: mediscope_inference for uploads, mediscope_io for every other
+# request, mediscope_io_reads for GET/HEAD of the io pool):
+#   UPSTREAM_HOSTS  unset or empty: this host's pools on unix sockets in $VAR/run
+#               (one box). Else the application hosts, space or comma
+#               separated: IPv4, [IPv6] or a host name, each optionally
+#               "=down" (drained: nginx sends it nothing new). Every host
+#               listens on the same two TCP ports:
+#   UPSTREAM_INFERENCE_PORT  default 9000 (pools.inference.listen)
+#   UPSTREAM_IO_PORT         default 9001 (pools.io.listen)
+#   UPSTREAM_INFERENCE_MAX_CONNS  default 5: uploads nginx lets one host hold at
+#               once (pools.inference.workers + backlog); when every host holds
+#               that many, the next upload is a 503 with Retry-After at once
+#   UPSTREAM_IO_MAX_CONNS   default 0 (no limit)
+#   UPSTREAM_MAX_FAILS / UPSTREAM_FAIL_TIMEOUT  default 2 / 10s: a host that
+#               fails that many times within that time gets nothing for that time
+#   UPSTREAM_KEEPALIVE  default 16: idle kept connections per nginx worker to
+#               the io pools, for GET/HEAD only (see the comment in the output)
+#
 # Rendering and the test happen in a temp folder first; OUT and the snippets
 # are written only when nginx -t passes. A template with a top-level "http {"
 # block is a complete nginx.conf and is tested as is (nginx -t -c ... -p
@@ -52,6 +71,94 @@ if [ -n "${VAR:-}" ]; then
 fi
 
 snippets=("$snippet_src"/*.conf)
+
+# ---------------------------------------------------------------- upstreams
+# Validated here because the values end up unquoted in nginx syntax.
+number() {  # number NAME DEFAULT MIN
+    local v=${!1:-$2}
+    [[ $v =~ ^[0-9]+$ ]] && [ "$v" -ge "$3" ] || die "$1='$v' must be a whole number >= $3"
+    printf '%s' "$v"
+}
+inference_port=$(number UPSTREAM_INFERENCE_PORT 9000 1)
+io_port=$(number UPSTREAM_IO_PORT 9001 1)
+[ "$inference_port" -le 65535 ] && [ "$io_port" -le 65535 ] || die "upstream ports must be 1...65535"
+inference_max_conns=$(number UPSTREAM_INFERENCE_MAX_CONNS 5 1)
+io_max_conns=$(number UPSTREAM_IO_MAX_CONNS 0 0)
+max_fails=$(number UPSTREAM_MAX_FAILS 2 1)
+keepalive=$(number UPSTREAM_KEEPALIVE 16 1)
+fail_timeout=${UPSTREAM_FAIL_TIMEOUT:-10s}
+[[ $fail_timeout =~ ^[0-9]+(ms|s|m)?$ ]] || die "UPSTREAM_FAIL_TIMEOUT='$fail_timeout' must be a time such as 10s"
+
+upstream_hosts=()
+hosts_spec=${UPSTREAM_HOSTS:-}
+read -r -a host_entries <<< "${hosts_spec//,/ }"  # split on spaces and commas, no globbing
+for entry in ${host_entries[@]+"${host_entries[@]}"}; do
+    host=${entry%=down}
+    [[ $host =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$ ]] \
+        || die "UPSTREAM_HOSTS entry '$entry' is not an IPv4 address, a [bracketed IPv6] address or a host name (optionally =down)"
+    for seen in ${upstream_hosts[@]+"${upstream_hosts[@]}"}; do
+        [ "${seen%=down}" != "$host" ] || die "UPSTREAM_HOSTS names $host twice"
+    done
+    upstream_hosts+=("$entry")
+done
+
+upstream_group() {  # upstream_group NAME PORT MAX_CONNS [KEEPALIVE]
+    local entry conns=""
+    [ "$3" -gt 0 ] && conns=" max_conns=$3"
+    echo "upstream $1 {"
+    echo "    zone $1 64k;"
+    echo "    least_conn;"
+    for entry in "${upstream_hosts[@]}"; do
+        if [[ $entry == *=down ]]; then
+            echo "    server ${entry%=down}:$2 down;"
+        else
+            echo "    server $entry:$2 max_fails=$max_fails fail_timeout=$fail_timeout$conns;"
+        fi
+    done
+    if [ -n "${4:-}" ]; then
+        echo "    keepalive $4;"
+        echo "    keepalive_timeout 50s;"
+    fi
+    echo "}"
+}
+
+write_upstreams() {  # write_upstreams FILE
+    {
+        echo "# Rendered by deploy/render-nginx.sh; set UPSTREAM_* and render again rather than edit this."
+        if [ ${#upstream_hosts[@]} -eq 0 ]; then
+            cat <<EOF
+# One box: this host's pools on their unix sockets. One FastCGI connection per
+# request (cheap to open) and no second attempt: there is one place to go.
+upstream mediscope_inference { server unix:$VAR/run/inference.sock; }
+upstream mediscope_io        { server unix:$VAR/run/io.sock; }
+upstream mediscope_io_reads  { server unix:$VAR/run/io.sock; }
+fastcgi_keep_conn off;
+fastcgi_next_upstream off;
+EOF
+            return
+        fi
+        echo "# Application hosts: ${upstream_hosts[*]}. Shared-memory zones keep failure and"
+        echo "# connection counts across nginx's workers."
+        echo "#"
+        echo "# Uploads: fresh connections only, never kept. A retiring worker may close a kept"
+        echo "# connection just as nginx sends on it, and nginx never sends a POST twice, so"
+        echo "# that upload would fail; a GET/HEAD is replayed on another connection."
+        upstream_group mediscope_inference "$inference_port" "$inference_max_conns"
+        echo "# Every other request but GET/HEAD (sign-in, edits, deletes): fresh connections too."
+        upstream_group mediscope_io "$io_port" "$io_max_conns"
+        echo "# GET/HEAD: kept connections (FCGI_KEEP_CONN)."
+        upstream_group mediscope_io_reads "$io_port" "$io_max_conns" "$keepalive"
+        cat <<'EOF'
+fastcgi_keep_conn on;
+# Next host on a failed connect or a timeout. nginx never replays a POST (an
+# upload, a sign-in) once it was sent; a GET/HEAD is replayed until every host
+# was tried. Every host saturated (max_conns) or failed: a 502, which
+# @overloaded answers with a 503 and Retry-After.
+fastcgi_next_upstream error timeout;
+fastcgi_next_upstream_timeout 30s;
+EOF
+    } > "$1"
+}
 
 # Every ${UPPER_CASE} name used by the template or a snippet must be set.
 mapfile -t names < <(grep -ohE '\$\{[A-Z][A-Z0-9_]*\}' "$template" "${snippets[@]}" \
@@ -89,6 +196,7 @@ render_all() {  # render_all OUT_FILE SNIPPETS_FOLDER
     for s in "${snippets[@]}"; do
         SNIPPETS=$2 render "$s" "$2/$(basename "$s")"
     done
+    write_upstreams "$2/mediscope-upstreams.conf"
     SNIPPETS=$2 render "$template" "$1"
 }
 
