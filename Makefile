@@ -14,7 +14,7 @@ BIN        := .build/release/mediscope
 REFERENCE  := Tests/Artifacts/reference
 STAMPS     := .build/stamps
 
-.PHONY: help deps venv model model-int8 build run analyze test reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore clean
+.PHONY: help deps venv model model-int8 build run analyze test reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore bench-scaleout clean
 
 help:
 	@echo "make run                               nginx + the FastCGI pools on http://127.0.0.1:8080/ (PORT=...)"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench-decoders                    decoder budgets: scan bombs, text-chunk bombs -> bench/RESULTS.md"
 	@echo "make bench-dashboard                   bytes a browser downloads per analysis -> bench/RESULTS.md"
 	@echo "make bench-firestore                   Firestore store (emulator) vs SQLite, requests per upload, outage drain -> bench/RESULTS.md"
+	@echo "make bench-scaleout                    uploads/s through nginx: one application host on one core vs two -> bench/RESULTS.md"
 
 # Debian packages; a no-op when all are present.
 deps:
@@ -73,9 +74,11 @@ reference: model
 	# DICOM: pydicom's rendering of the test files Debian's python3-pydicom and PyPI's pydicom-data install.
 	$$(bash Tests/Reference/setup-dicom-venv.sh) Tests/Reference/dicom_reference.py --out $(REFERENCE)/dicom
 
+# The scale-out tests remove their network namespaces themselves; the sweep catches those of a test
+# process that was killed (a timeout) before it could.
 test: deps model model-int8 reference
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build; status=$$?; bash Tests/Support/netns-lab.sh sweep; exit $$status
 
 bench: build model
 	$(SWIFT) build -c release --product mediscope-bench
@@ -103,6 +106,11 @@ bench-dashboard: build model reference
 # through nginx, requests per upload sent to Firestore (a counting proxy), outbox drain after an outage.
 bench-firestore: build model
 	bash bench/firestore.sh
+
+# Several hosts on simulated network namespaces (Tests/Support/netns-lab.sh): uploads/s and latency with
+# one application host pinned to one core, then two hosts on one core each, in one run.
+bench-scaleout: build model
+	bash bench/scaleout.sh
 
 clean:
 	rm -rf .build Tests/Artifacts var

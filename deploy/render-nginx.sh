@@ -39,6 +39,9 @@
 #               fails that many times within that time gets nothing for that time
 #   UPSTREAM_KEEPALIVE  default 16: idle kept connections per nginx worker to
 #               the io pools, for GET/HEAD only (see the comment in the output)
+# UPLOAD_RATE_EXEMPT  networks whose uploads are not rate limited besides
+#               loopback (space or comma separated CIDRs, e.g. 10.20.0.0/24),
+#               written to SNIPPETS_DIR/mediscope-upload-exempt.conf
 #
 # Rendering and the test happen in a temp folder first; OUT and the snippets
 # are written only when nginx -t passes. A template with a top-level "http {"
@@ -101,6 +104,19 @@ for entry in ${host_entries[@]+"${host_entries[@]}"}; do
     done
     upstream_hosts+=("$entry")
 done
+
+exempt_spec=${UPLOAD_RATE_EXEMPT:-}
+read -r -a upload_exempt <<< "${exempt_spec//,/ }"
+for net in ${upload_exempt[@]+"${upload_exempt[@]}"}; do
+    [[ $net =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)(/[0-9]{1,3})?$ ]] \
+        || die "UPLOAD_RATE_EXEMPT entry '$net' is not an IPv4 or IPv6 address or network"
+done
+write_upload_exempt() {  # write_upload_exempt FILE
+    {
+        echo "# Rendered by deploy/render-nginx.sh from UPLOAD_RATE_EXEMPT; inside geo \$mediscope_upload_exempt."
+        for net in ${upload_exempt[@]+"${upload_exempt[@]}"}; do echo "$net 1;"; done
+    } > "$1"
+}
 
 upstream_group() {  # upstream_group NAME PORT MAX_CONNS [KEEPALIVE]
     local entry conns=""
@@ -197,6 +213,7 @@ render_all() {  # render_all OUT_FILE SNIPPETS_FOLDER
         SNIPPETS=$2 render "$s" "$2/$(basename "$s")"
     done
     write_upstreams "$2/mediscope-upstreams.conf"
+    write_upload_exempt "$2/mediscope-upload-exempt.conf"
     SNIPPETS=$2 render "$template" "$1"
 }
 
