@@ -12,19 +12,30 @@ public final class FirestoreEmulator: @unchecked Sendable {
     public static let launcher = "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator"
     public let port: Int
     let process: Process
-    public var host: String { "127.0.0.1:\(port)" }
 
-    public init() throws {
+    public let address: String
+    public var host: String { "\(address):\(port)" }
+
+    /// On a free loopback port.
+    public convenience init() throws {
+        try self.init(address: "127.0.0.1", port: try Self.freePort())
+    }
+
+    /// On `address:port`; `launchPrefix` runs the launcher through another program, e.g.
+    /// `["/usr/sbin/ip", "netns", "exec", "msl42-fs"]` (which execs it: the group stays the launcher's).
+    public init(address: String, port: Int, launchPrefix: [String] = []) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.launcher) else {
             throw EmulatorError("\(Self.launcher) is missing: run deploy/install-deps.sh (google-cloud-cli-firestore-emulator)")
         }
-        port = try Self.freePort()
+        self.address = address
+        self.port = port
         process = Process()
         // Foundation starts the child as the leader of a new process group: the launcher script and its
         // java child share it, so one kill(-pid) stops both.
-        process.executableURL = URL(fileURLWithPath: Self.launcher)
-        process.arguments = ["start", "--host=127.0.0.1", "--port=\(port)"]
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("firestore-emulator-\(port).log")
+        let command = launchPrefix + [Self.launcher, "start", "--host=\(address)", "--port=\(port)"]
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("firestore-emulator-\(address)-\(port).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
@@ -37,7 +48,7 @@ public final class FirestoreEmulator: @unchecked Sendable {
             usleep(200_000)
         }
         stop()
-        throw EmulatorError("the Firestore emulator did not start on port \(port); see \(log.path)")
+        throw EmulatorError("the Firestore emulator did not start on \(host); see \(log.path)")
     }
 
     deinit { stop() }

@@ -76,7 +76,7 @@ final class FastCGIClient {
     let fd: Int32
     private var requestId: UInt16 = 0
 
-    init(port: Int, from source: String? = nil) throws {
+    init(host: String = "127.0.0.1", port: Int, from source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw StackError("socket failed") }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
@@ -93,7 +93,7 @@ final class FastCGIClient {
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_addr.s_addr = inet_addr(host)
         let ok = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

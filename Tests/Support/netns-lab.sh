@@ -9,8 +9,9 @@
 #                                 removes them (and so every veth and the bridge)
 #   netns-lab.sh sweep            "down" for every lab whose owner process is gone
 #
-# LAB is "msl" + the owner's pid (e.g. msl4711): sweep uses it to find labs
-# left by a process that was killed before it could clean up. N is picked from
+# LAB is "msl" + the owner's pid, optionally "n" + a number (msl4711, msl4711n2):
+# sweep uses the pid to find labs left by a process that was killed before it
+# could clean up. N is picked from
 # the pid among the 10.231.0.0/16 subnets no route uses yet. The namespaces
 # reach each other and this namespace only: no default route, no forwarding.
 # Needs root and iproute2.
@@ -44,10 +45,10 @@ case "${1:-}" in
 up)
     [ $# -ge 3 ] || die "usage: $0 up LAB NAME..."
     lab=$2; shift 2
-    [[ $lab =~ ^msl[0-9]{1,7}$ ]] || die "LAB must be msl<pid> (got '$lab')"
+    [[ $lab =~ ^msl[0-9]{1,7}(n[0-9]{1,2})?$ ]] || die "LAB must be msl<pid> or msl<pid>n<number> (got '$lab')"
     [ -z "$(namespaces_of "$lab")" ] || die "lab $lab exists already"
     [ $# -le 200 ] || die "at most 200 hosts"
-    pid=${lab#msl}
+    pid=${lab#msl}; pid=${pid%n*}
     subnet=""
     for i in $(seq 0 249); do
         n=$(( (pid + i) % 250 ))
@@ -85,8 +86,9 @@ down)
     down "$2"
     ;;
 sweep)
-    for lab in $(ip netns list | awk '{print $1}' | sed -nE 's/^(msl[0-9]+)-.*/\1/p' | sort -u); do
-        [ -d "/proc/${lab#msl}" ] || down "$lab"
+    for lab in $(ip netns list | awk '{print $1}' | sed -nE 's/^(msl[0-9]+(n[0-9]+)?)-.*/\1/p' | sort -u); do
+        pid=${lab#msl}; pid=${pid%n*}
+        [ -d "/proc/$pid" ] || down "$lab"
     done
     ;;
 *)

@@ -1,0 +1,283 @@
+import Foundation
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Scale-out on a simulated network (`Cluster`): nginx balancing two application hosts that share the
+/// Firestore emulator, each in its own network namespace, as the multi-host guide in README.md sets up.
+@Suite(.serialized) final class ScaleOutTests {
+    /// Records made before a test's load starts, delivered to Firestore: what the readers read.
+    struct Fixture { var paths: [String]; var ids: [String] }
+
+    func makeFixture(_ cluster: Cluster, count: Int = 2) async throws -> Fixture {
+        var ids: [String] = []
+        for i in 0..<count {
+            let r = try await cluster.upload(image: try Scans.jpeg, fields: ["patient_id": "P-SCALE-FIX-\(i)"])
+            #expect(r.status == 201, "\(String(decoding: r.body, as: UTF8.self))")
+            ids.append(try #require(r.json?["id"] as? String))
+        }
+        try cluster.waitForDelivery()
+        var paths: [String] = []
+        for id in ids {
+            // The report draft (template: no LLM configured) is written by the taking host's report process.
+            try cluster.waitUntil("the report of \(id) is drafted", timeout: 60) {
+                (try? cluster.syncRequest("GET", "/api/analyses/\(id)/report").json?["status"] as? String) == "draft"
+            }
+            let record = try #require(try cluster.syncRequest("GET", "/api/analyses/\(id)").json)
+            let images = Self.images(in: record, of: id)
+            #expect(images.count >= 2, "the scan and at least one heatmap: \(images)")
+            paths += ["/api/analyses/\(id)", "/api/analyses/\(id)/report", "/api/analyses?limit=5"] + images
+        }
+        return Fixture(paths: Array(Set(paths)).sorted(), ids: ids)
+    }
+
+    /// The scan and heatmap links of an analysis's JSON.
+    static func images(in record: [String: Any], of id: String) -> [String] {
+        Array(Set(strings(in: record).filter { $0.hasPrefix("/api/analyses/\(id)/scan.") || $0.hasPrefix("/api/analyses/\(id)/heatmaps/") }))
+    }
+
+    static func strings(in value: Any) -> [String] {
+        switch value {
+        case let s as String: [s]
+        case let a as [Any]: a.flatMap { strings(in: $0) }
+        case let d as [String: Any]: d.values.flatMap { strings(in: $0) }
+        default: []
+        }
+    }
+
+    @Test func bothHostsServeEveryRequestAlike() async throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let session = try cluster.syncSignIn("clinician")
+        let fixture = try await makeFixture(cluster, count: 1)
+        let logStart = cluster.accessLogEntries().count
+
+        // Each path many times, with the API token and with the cookie session: one answer everywhere.
+        for path in fixture.paths {
+            var bodies: Set<Data> = []
+            for i in 0..<8 {
+                let r = try cluster.syncRequest("GET", path, auth: i.isMultiple(of: 2) ? nil : session)
+                #expect(r.status == 200, "\(path): \(r.status)")
+                bodies.insert(r.body)
+            }
+            #expect(bodies.count == 1, "\(path) answered \(bodies.count) different bodies")
+        }
+        let reads = cluster.accessLogEntries().dropFirst(logStart)
+        let served = Set(reads.compactMap { ($0["upstream"] as? String)?.split(separator: ":").first.map(String.init) })
+        #expect(served == [cluster["a"].address, cluster["b"].address], "the balancer sent reads to both hosts: \(served)")
+
+        // Each host names itself in its status and counts what it served.
+        var seen: [String: Int] = [:]
+        for _ in 0..<8 {
+            let status = try cluster.status()
+            let accepted = (((status["pools"] as? [String: Any])?["io"] as? [String: Any])?["snapshot"] as? [String: Any])?["acceptedRequests"] as? Int
+            if let host = status["host"] as? String { seen[host] = accepted ?? -1 }
+        }
+        #expect(Set(seen.keys) == ["host-a", "host-b"], "\(seen)")
+        #expect(seen.values.allSatisfy { $0 > 0 }, "each host's io pool accepted requests: \(seen)")
+    }
+
+    @Test func aPeerThatIsNotTheBalancerIsRefused() async throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let a = cluster["a"]
+        // The root namespace's address is on the same network, but only the balancer is allowed.
+        for port in [9000, 9001] {
+            let stranger = try FastCGIClient(host: a.address, port: port)
+            #expect(throws: (any Error).self, "port \(port)") { try stranger.get("/api/health") }
+        }
+        try cluster.waitUntil("the refusals are logged", timeout: 10) {
+            a.log.components(separatedBy: "\"connection_refused\"").count > 2
+        }
+        #expect(a.log.contains(cluster.lab.address("root")), "the refused peer's address is logged")
+        #expect(try cluster.syncRequest("GET", "/api/ready").status == 200, "the balancer is still served")
+    }
+
+    /// UPSTREAM_INFERENCE_MAX_CONNS=1: two hosts hold two uploads; more at once are refused by nginx
+    /// itself, without trying a host, as a 503 with Retry-After and a problem body.
+    @Test func whenEveryHostIsSaturatedUploadsGetA503AtOnce() async throws {
+        let cluster = try Cluster(upstream: ["UPSTREAM_INFERENCE_MAX_CONNS": "1"])
+        defer { cluster.stop() }
+        let image = try Scans.jpeg
+        let logStart = cluster.accessLogEntries().count
+        let answers = try await withThrowingTaskGroup(of: Stack.Response.self) { group in
+            for i in 0..<8 {
+                group.addTask { try await cluster.upload(image: image, fields: ["patient_id": "P-SCALE-SAT-\(i)"]) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let refused = answers.filter { $0.status == 503 }
+        #expect(answers.filter { $0.status == 201 }.count >= 2, "\(answers.map(\.status))")
+        #expect(refused.count >= 1 && refused.count + answers.filter { $0.status == 201 }.count == 8, "\(answers.map(\.status))")
+        for r in refused {
+            #expect(r.header("Retry-After") == "2" && r.header("Content-Type")?.hasPrefix("application/problem+json") == true)
+            #expect((r.json?["detail"] as? String)?.contains("busy") == true)
+        }
+        // nginx answered those without sending them anywhere: no host address, the group's name.
+        let logged503 = cluster.accessLogEntries().dropFirst(logStart).filter { $0["status"] as? Int == 503 }
+        #expect(logged503.count == refused.count)
+        #expect(logged503.allSatisfy { $0["upstream"] as? String == "mediscope_inference" }, "\(logged503.map { $0["upstream"] ?? "" })")
+        #expect(try await cluster.upload(image: image, fields: ["patient_id": "P-SCALE-SAT-after"]).status == 201)
+    }
+
+    @Test func aKilledHostLosesNoReadAndRejoinsOnRestart() async throws {
+        let cluster = try Cluster(upstream: ["UPSTREAM_FAIL_TIMEOUT": "5s"])
+        defer { cluster.stop() }
+        let fixture = try await makeFixture(cluster)
+        let a = cluster["a"]
+        let load = Load(cluster, paths: fixture.paths, prefix: "P-SCALE-KILL")
+        load.start()
+        try await Task.sleep(for: .seconds(4))
+        let logAtKill = cluster.accessLogEntries().count
+        a.killAll()
+        try await Task.sleep(for: .seconds(12))
+        let whileDead = cluster.accessLogEntries().dropFirst(logAtKill)
+        try a.start()
+        let logAtRestart = cluster.accessLogEntries().count
+        // Back in rotation: uploads land on it again (nginx tries it again after fail_timeout).
+        try cluster.waitUntil("the restarted host takes uploads again", timeout: 40) {
+            cluster.accessLogEntries().dropFirst(logAtRestart).contains {
+                $0["upstream"] as? String == "\(a.address):9000" && $0["status"] as? Int == 201
+            }
+        }
+        load.stop()
+
+        let reads = load.reads
+        #expect(reads.count > 50, "the readers ran: \(reads.count)")
+        #expect(reads.allSatisfy { $0.status == 200 }, "no read failed: \(reads.filter { $0.status != 200 }.prefix(5))")
+
+        // The balancer stopped sending to the dead host: past max_fails (2) it is tried again once per
+        // fail_timeout (5 s) per upstream group (3 groups), at most.
+        let triedDead = whileDead.filter { ($0["upstream"] as? String)?.contains("\(a.address):") == true }.count
+        #expect(whileDead.count > 40 && triedDead <= 3 * 2 * 4, "\(triedDead) of \(whileDead.count) requests tried the dead host")
+
+        // Every 201 exists once both outboxes are delivered (the dead host's after its restart); a failed
+        // upload (only those in flight on the killed host) exists whole or not at all.
+        try cluster.waitForDelivery(timeout: 90)
+        let uploads = load.uploads
+        let failed = uploads.filter { $0.status != 201 }
+        #expect(uploads.count > 5 && failed.count <= 2, "\(failed.count) of \(uploads.count) uploads failed: \(failed)")
+        for upload in uploads {
+            let found = try cluster.syncRequest("GET", "/api/analyses?patient_id=\(upload.patient)").json?["items"] as? [[String: Any]] ?? []
+            if upload.status == 201 {
+                #expect(found.count == 1, "\(upload.patient) got its 201 and is stored once")
+            } else {
+                #expect(found.count <= 1)
+                if let id = found.first?["id"] as? String {
+                    let record = try cluster.syncRequest("GET", "/api/analyses/\(id)")
+                    #expect(record.status == 200)
+                    let images = Self.images(in: record.json ?? [:], of: id)
+                    #expect(images.count >= 2)
+                    for image in images {
+                        #expect(try cluster.syncRequest("GET", image).status == 200, "a failed upload that exists has every image")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func rollingReloadAndRestartFailNoRequest() async throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let fixture = try await makeFixture(cluster)
+        let load = Load(cluster, paths: fixture.paths, prefix: "P-SCALE-ROLL")
+        load.start()
+        try await Task.sleep(for: .seconds(2))
+        // Rolling reload (SIGHUP): new workers first, old ones finish their request.
+        for name in ["a", "b"] {
+            try cluster[name].reload()
+            try await Task.sleep(for: .seconds(2))
+        }
+        // Rolling restart, as README's guide says: drain the host at the balancer, stop, start, put it back.
+        for name in ["a", "b"] {
+            try cluster.renderNginx(drained: [name])
+            try cluster.reloadNginx()
+            cluster[name].stop()
+            #expect(cluster[name].isRunning == false)
+            try cluster[name].start()
+            try cluster.renderNginx(drained: [])
+            try cluster.reloadNginx()
+            try await Task.sleep(for: .seconds(2))
+        }
+        load.stop()
+        let reads = load.reads, uploads = load.uploads
+        #expect(reads.count > 50 && uploads.count > 5, "\(reads.count) reads, \(uploads.count) uploads")
+        #expect(reads.allSatisfy { $0.status == 200 }, "\(reads.filter { $0.status != 200 }.prefix(5))")
+        #expect(uploads.allSatisfy { $0.status == 201 }, "\(uploads.filter { $0.status != 201 })")
+        // And both hosts took uploads.
+        let upstreams = Set(cluster.accessLogEntries().filter { $0["status"] as? Int == 201 }.compactMap { $0["upstream"] as? String })
+        #expect(upstreams.isSuperset(of: ["\(cluster["a"].address):9000", "\(cluster["b"].address):9000"]), "\(upstreams)")
+        try cluster.waitForDelivery(timeout: 90)
+        for upload in uploads.prefix(10) {
+            let found = try cluster.syncRequest("GET", "/api/analyses?patient_id=\(upload.patient)").json?["items"] as? [[String: Any]] ?? []
+            #expect(found.count == 1, "\(upload.patient) is stored once")
+        }
+    }
+}
+
+/// Steady load through the balancer on threads of its own: readers GET the fixture's paths in turn,
+/// uploaders POST scans with a fresh patient id each, until `stop()`.
+final class Load: @unchecked Sendable {
+    struct Read: CustomStringConvertible { var path: String; var status: Int; var description: String { "\(status) \(path)" } }
+    struct Upload: CustomStringConvertible { var patient: String; var status: Int; var description: String { "\(status) \(patient)" } }
+    let cluster: Cluster
+    let paths: [String]
+    let prefix: String
+    let readers: Int, uploaders: Int
+    private let running = Atomic<Bool>(false)
+    private let results = Mutex<([Read], [Upload])>(([], []))
+    private var threads: [Thread] = []
+    private let finished = DispatchGroup()
+
+    init(_ cluster: Cluster, paths: [String], prefix: String, readers: Int = 3, uploaders: Int = 2) {
+        self.cluster = cluster; self.paths = paths; self.prefix = prefix
+        self.readers = readers; self.uploaders = uploaders
+    }
+
+    var reads: [Read] { results.withLock { $0.0 } }
+    var uploads: [Upload] { results.withLock { $0.1 } }
+
+    func start() {
+        running.store(true, ordering: .sequentiallyConsistent)
+        let image = try? Scans.jpeg
+        for r in 0..<readers {
+            spawn {
+                var i = r
+                while self.running.load(ordering: .sequentiallyConsistent) {
+                    let path = self.paths[i % self.paths.count]
+                    i += 1
+                    let status = (try? self.cluster.syncRequest("GET", path).status) ?? -1
+                    self.results.withLock { $0.0.append(Read(path: path, status: status)) }
+                }
+            }
+        }
+        for u in 0..<uploaders {
+            spawn {
+                var n = 0
+                while self.running.load(ordering: .sequentiallyConsistent), let image {
+                    let patient = "\(self.prefix)-\(u)-\(n)"
+                    n += 1
+                    self.cluster.remember([patient])
+                    let (body, type) = Multipart.body(fields: ["patient_id": patient], files: [("image", "scan.jpg", image)])
+                    let status = (try? self.cluster.syncRequest("POST", "/api/analyses", body: body, contentType: type).status) ?? -1
+                    self.results.withLock { $0.1.append(Upload(patient: patient, status: status)) }
+                }
+            }
+        }
+    }
+
+    private func spawn(_ body: @escaping @Sendable () -> Void) {
+        finished.enter()
+        let t = Thread { body(); self.finished.leave() }
+        threads.append(t)
+        t.start()
+    }
+
+    /// Stops issuing requests and waits for those in flight.
+    func stop() {
+        running.store(false, ordering: .sequentiallyConsistent)
+        finished.wait()
+    }
+}
