@@ -19,6 +19,7 @@ import Testing
         #expect(inference.maxRequests == 1000 && inference.memoryLimitMB == 700 && inference.slowRequestSeconds == 2)
         #expect(c.processManager.pools[1].slowRequestSeconds == 0.5)
         #expect(c.processManager.socketMode == 0o660 && c.processManager.socketGroup == "www-data")
+        #expect(c.hostName == "mediscope-1" && inference.allowedClients.isEmpty)
     }
 
     @Test func defaultsNeedNoFile() throws {
