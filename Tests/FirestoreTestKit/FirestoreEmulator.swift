@@ -70,7 +70,8 @@ public final class FirestoreEmulator: @unchecked Sendable {
         return FirestoreClient(configuration: config, credentials: EmulatorCredentials(), sleep: sleep)
     }
 
-    static func freePort() throws -> Int {
+    /// A TCP port free on 127.0.0.1 now (the kernel's pick).
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()

@@ -258,18 +258,7 @@ final class Cluster: HTTPEndpoint, @unchecked Sendable {
 
     /// `mediscope user add` against the cluster's Firestore, from this namespace.
     func addUser(_ username: String, role: String) throws {
-        let p = Process()
-        p.executableURL = Stack.executable
-        p.arguments = ["user", "add", username, "--role", role, "--organization", "default"]
-        p.environment = self["a"].environment
-        let input = Pipe()
-        p.standardInput = input
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        input.fileHandleForWriting.write(Data((Stack.password + "\n").utf8))
-        try input.fileHandleForWriting.close()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw StackError("mediscope user add \(username) failed") }
+        try Stack.addUser(username, role: role, environment: self["a"].environment)
     }
 
     /// /api/status of whichever host the balancer picked.

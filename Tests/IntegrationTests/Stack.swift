@@ -1,3 +1,4 @@
+import FirestoreTestKit
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -94,15 +95,20 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
 
     /// `mediscope user add`, the real command, on this stack's state folder.
     func addUser(_ username: String, role: String, organization: String = "default") throws {
+        try Self.addUser(username, role: role, organization: organization, environment: environment)
+    }
+
+    /// `mediscope user add` with `environment` (its state folder or its Firestore), password on stdin.
+    static func addUser(_ username: String, role: String, organization: String = "default", environment: [String: String]) throws {
         let p = Process()
-        p.executableURL = Self.executable
+        p.executableURL = executable
         p.arguments = ["user", "add", username, "--role", role, "--organization", organization]
         p.environment = environment
         let input = Pipe()
         p.standardInput = input
         p.standardOutput = FileHandle.nullDevice
         try p.run()
-        input.fileHandleForWriting.write(Data((Self.password + "\n").utf8))
+        input.fileHandleForWriting.write(Data((password + "\n").utf8))
         try input.fileHandleForWriting.close()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { throw StackError("mediscope user add \(username) failed") }
@@ -218,23 +224,7 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         guard p.terminationStatus == 0 else { throw StackError("\(arguments.first ?? executable) failed (\(p.terminationStatus))") }
     }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
-                guard bind(fd, p, len) == 0 else { return -1 }
-                return getsockname(fd, p, &len)
-            }
-        }
-        guard bound == 0 else { throw StackError("no free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
+    static func freePort() throws -> Int { try FirestoreEmulator.freePort() }
 }
 
 /// Something tests speak HTTP to (through nginx): one stack, or the balancer of several hosts.
