@@ -16,7 +16,9 @@ PACKAGES=(
   python3 python3-venv python3-torch python3-torchvision
   # serving and integration tests
   nginx-light curl
-  # `make run` checks that its own nginx holds the port (ss)
+  # a self-signed certificate for the production nginx site in the render tests
+  openssl
+  # `make run` checks that its own nginx holds the port (ss); the scale-out tests make network namespaces (ip netns)
   iproute2
   # real-browser tests of the dashboard (Tests/Browser/dashboard.py, bench/dashboard-bytes.sh)
   chromium chromium-driver python3-selenium fonts-dejavu-core   # fonts: chromium only recommends them

@@ -21,7 +21,8 @@
 #   SNIPPETS_DIR  "$(dirname OUT)/snippets" (becomes the ${SNIPPETS} placeholder)
 # NGINX_TEST=0 skips the nginx -t step.
 #
-# Where the API goes (written to SNIPPETS_DIR/mediscope-upstreams.conf, three
+# Where the API goes (written to SNIPPETS_DIR/mediscope-upstreams.conf, with the
+# keep-alive and next-upstream settings in mediscope-fastcgi-upstream.conf; three
 # upstream groups: mediscope_inference for uploads, mediscope_io for every other
 # request, mediscope_io_reads for GET/HEAD of the io pool):
 #   UPSTREAM_HOSTS  unset or empty: this host's pools on unix sockets in $VAR/run
@@ -148,8 +149,6 @@ write_upstreams() {  # write_upstreams FILE
 upstream mediscope_inference { server unix:$VAR/run/inference.sock; }
 upstream mediscope_io        { server unix:$VAR/run/io.sock; }
 upstream mediscope_io_reads  { server unix:$VAR/run/io.sock; }
-fastcgi_keep_conn off;
-fastcgi_next_upstream off;
 EOF
             return
         fi
@@ -164,12 +163,29 @@ EOF
         upstream_group mediscope_io "$io_port" "$io_max_conns"
         echo "# GET/HEAD: kept connections (FCGI_KEEP_CONN)."
         upstream_group mediscope_io_reads "$io_port" "$io_max_conns" "$keepalive"
+    } > "$1"
+}
+
+# Location-level companions of the upstream groups (included by mediscope-fastcgi.conf, so they
+# never leak into other sites of a shared http {}).
+write_fastcgi_upstream() {  # write_fastcgi_upstream FILE
+    {
+        echo "# Rendered by deploy/render-nginx.sh with mediscope-upstreams.conf; included by mediscope-fastcgi.conf."
+        if [ ${#upstream_hosts[@]} -eq 0 ]; then
+            cat <<'EOF'
+# One box: a connection per request (unix sockets are cheap to open), no second attempt.
+fastcgi_keep_conn off;
+fastcgi_next_upstream off;
+EOF
+            return
+        fi
         cat <<'EOF'
+# Several hosts: FCGI_KEEP_CONN (kept only by mediscope_io_reads, which has a
+# keepalive cache). Next host on a failed connect or a timeout: nginx never
+# replays a POST (an upload, a sign-in) once it was sent; a GET/HEAD is replayed
+# until every host was tried. Every host saturated (max_conns) or failed: a
+# 502, which @overloaded answers with a 503 and Retry-After.
 fastcgi_keep_conn on;
-# Next host on a failed connect or a timeout. nginx never replays a POST (an
-# upload, a sign-in) once it was sent; a GET/HEAD is replayed until every host
-# was tried. Every host saturated (max_conns) or failed: a 502, which
-# @overloaded answers with a 503 and Retry-After.
 fastcgi_next_upstream error timeout;
 fastcgi_next_upstream_timeout 30s;
 EOF
@@ -213,6 +229,7 @@ render_all() {  # render_all OUT_FILE SNIPPETS_FOLDER
         SNIPPETS=$2 render "$s" "$2/$(basename "$s")"
     done
     write_upstreams "$2/mediscope-upstreams.conf"
+    write_fastcgi_upstream "$2/mediscope-fastcgi-upstream.conf"
     write_upload_exempt "$2/mediscope-upload-exempt.conf"
     SNIPPETS=$2 render "$template" "$1"
 }

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+/// deploy/render-nginx.sh: the upstream groups it writes for one box and for a host list, the host
+/// lists it refuses, and the production site with several hosts passing `nginx -t`.
+@Suite struct RenderNginxTests {
+    struct Rendered {
+        var status: Int32
+        var stderr: String
+        var dir: URL
+        func snippet(_ name: String) -> String {
+            (try? String(contentsOf: dir.appendingPathComponent("snippets/\(name)"), encoding: .utf8)) ?? ""
+        }
+        var wroteConfig: Bool { FileManager.default.fileExists(atPath: dir.appendingPathComponent("nginx.conf").path) }
+    }
+
+    func render(_ settings: [String: String], template: String = "nginx/local.conf.template") throws -> Rendered {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("render-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [Stack.root.appendingPathComponent("deploy/render-nginx.sh").path,
+                       Stack.root.appendingPathComponent(template).path, dir.appendingPathComponent("nginx.conf").path]
+        var env = ProcessInfo.processInfo.environment
+        env["VAR"] = dir.appendingPathComponent("var").path
+        env["LISTEN"] = "127.0.0.1:8080"
+        env["BODY_LIMIT"] = "20m"
+        for (k, v) in settings { env[k] = v }
+        p.environment = env
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return Rendered(status: p.terminationStatus, stderr: stderr, dir: dir)
+    }
+
+    @Test func oneBoxUsesItsUnixSocketsWithOneAttempt() throws {
+        let r = try render([:])
+        defer { try? FileManager.default.removeItem(at: r.dir) }
+        #expect(r.status == 0, "\(r.stderr)")
+        let upstreams = r.snippet("mediscope-upstreams.conf")
+        for (group, socket) in [("mediscope_inference", "inference"), ("mediscope_io", "io"), ("mediscope_io_reads", "io")] {
+            #expect(upstreams.contains("upstream \(group) ") && upstreams.contains("server unix:\(r.dir.path)/var/run/\(socket).sock;"))
+        }
+        #expect(!upstreams.contains("keepalive") && !upstreams.contains("max_fails"))
+        let fastcgi = r.snippet("mediscope-fastcgi-upstream.conf")
+        #expect(fastcgi.contains("fastcgi_keep_conn off;") && fastcgi.contains("fastcgi_next_upstream off;"))
+    }
+
+    @Test func severalHostsBecomeBalancedGroupsWithKeptConnectionsForReadsOnly() throws {
+        let r = try render(["UPSTREAM_HOSTS": "10.0.0.11, 10.0.0.12 [fd00::13]=down", "UPSTREAM_INFERENCE_MAX_CONNS": "3",
+                            "UPLOAD_RATE_EXEMPT": "10.0.0.0/24"])
+        defer { try? FileManager.default.removeItem(at: r.dir) }
+        #expect(r.status == 0, "\(r.stderr)")
+        let upstreams = r.snippet("mediscope-upstreams.conf")
+        let groups = upstreams.components(separatedBy: "upstream ").dropFirst().map { String($0) }
+        #expect(groups.count == 3)
+        for group in groups {
+            let port = group.hasPrefix("mediscope_inference") ? 9000 : 9001
+            #expect(group.contains("least_conn;") && group.contains("zone "))
+            #expect(group.contains("server 10.0.0.11:\(port) max_fails=2 fail_timeout=10s"))
+            #expect(group.contains("server 10.0.0.12:\(port) max_fails=2 fail_timeout=10s"))
+            #expect(group.contains("server [fd00::13]:\(port) down;"))
+            #expect(group.contains("max_conns=3") == group.hasPrefix("mediscope_inference"))
+            // Only reads keep connections: a write on a connection a worker just closed could not be replayed.
+            #expect(group.contains("keepalive 16;") == group.hasPrefix("mediscope_io_reads"))
+        }
+        let fastcgi = r.snippet("mediscope-fastcgi-upstream.conf")
+        #expect(fastcgi.contains("fastcgi_keep_conn on;") && fastcgi.contains("fastcgi_next_upstream error timeout;"))
+        #expect(!fastcgi.contains("non_idempotent"), "an upload is never sent twice")
+        #expect(r.snippet("mediscope-upload-exempt.conf").contains("10.0.0.0/24 1;"))
+    }
+
+    @Test(arguments: ["10.0.0.11;", "10.0.0.11 10.0.0.11=down", "10.0.0.11=up", "*", "fd00::1", "$host"])
+    func aBadHostListIsRefusedAndNothingIsWritten(_ hosts: String) throws {
+        let r = try render(["UPSTREAM_HOSTS": hosts])
+        defer { try? FileManager.default.removeItem(at: r.dir) }
+        #expect(r.status != 0 && r.stderr.contains("UPSTREAM_HOSTS"), "\(r.stderr)")
+        #expect(!r.wroteConfig)
+    }
+
+    @Test func theProductionSiteWithSeveralHostsPassesNginxTest() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Stack.run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=mediscope.test",
+                                           "-keyout", dir.appendingPathComponent("key.pem").path,
+                                           "-out", dir.appendingPathComponent("cert.pem").path])
+        let r = try render([
+            "UPSTREAM_HOSTS": "10.0.0.11 10.0.0.12", "SERVER_NAME": "mediscope.test",
+            "TLS_CERT": dir.appendingPathComponent("cert.pem").path, "TLS_KEY": dir.appendingPathComponent("key.pem").path,
+            "WEB_ROOT": dir.appendingPathComponent("www").path,
+            "ACCESS_LOG": dir.appendingPathComponent("access.log").path, "ERROR_LOG": dir.appendingPathComponent("error.log").path], template: "nginx/production/mediscope.conf")
+        defer { try? FileManager.default.removeItem(at: r.dir) }
+        #expect(r.status == 0 && r.stderr.contains("test is successful"), "\(r.stderr)")
+        #expect(r.wroteConfig && r.snippet("mediscope-upstreams.conf").contains("server 10.0.0.12:9000"))
+    }
+}
