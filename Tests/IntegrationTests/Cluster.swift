@@ -219,24 +219,13 @@ final class Cluster: HTTPEndpoint, @unchecked Sendable {
 
     /// Renders the balancer's config with `drained` hosts marked down (UPSTREAM_HOSTS "addr=down").
     func renderNginx(drained: Set<String>) throws {
-        let render = Process()
-        render.executableURL = URL(fileURLWithPath: "/bin/bash")
-        render.arguments = [Stack.root.appendingPathComponent("deploy/render-nginx.sh").path,
-                            Stack.root.appendingPathComponent("nginx/local.conf.template").path,
-                            dir.appendingPathComponent("lb/nginx.conf").path]
-        var env = ProcessInfo.processInfo.environment
-        env["VAR"] = lbVar.path
-        env["LISTEN"] = "\(lab.address("lb")):8080"
-        env["BODY_LIMIT"] = "20m"
-        env["UPSTREAM_HOSTS"] = ["a", "b"].map { lab.address($0) + (drained.contains($0) ? "=down" : "") }.joined(separator: " ")
-        env["UPLOAD_RATE_EXEMPT"] = lab.address("root") + "/32"
-        for (k, v) in upstream { env[k] = v }
-        env["NGINX_TEST"] = "0"
-        render.environment = env
-        render.standardOutput = FileHandle.nullDevice
-        try render.run()
-        render.waitUntilExit()
-        guard render.terminationStatus == 0 else { throw StackError("render-nginx.sh failed") }
+        var settings = upstream
+        settings["VAR"] = lbVar.path
+        settings["LISTEN"] = "\(lab.address("lb")):8080"
+        settings["BODY_LIMIT"] = "20m"
+        settings["UPSTREAM_HOSTS"] = ["a", "b"].map { lab.address($0) + (drained.contains($0) ? "=down" : "") }.joined(separator: " ")
+        settings["UPLOAD_RATE_EXEMPT"] = lab.address("root") + "/32"
+        try Stack.renderNginx(to: dir.appendingPathComponent("lb/nginx.conf"), settings)
     }
 
     /// nginx -s reload, then waits until the old worker processes have finished their requests.

@@ -59,21 +59,8 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
 
         try Self.run("/bin/bash", [Self.root.appendingPathComponent("deploy/build-web.sh").path,
                                    Self.root.appendingPathComponent("public").path, varDir.appendingPathComponent("www").path])
-        let render = Process()
-        render.executableURL = URL(fileURLWithPath: "/bin/bash")
-        render.arguments = [Self.root.appendingPathComponent("deploy/render-nginx.sh").path,
-                            Self.root.appendingPathComponent("nginx/local.conf.template").path,
-                            dir.appendingPathComponent("nginx.conf").path]
-        var renderEnv = ProcessInfo.processInfo.environment
-        renderEnv["VAR"] = varDir.path
-        renderEnv["LISTEN"] = "127.0.0.1:\(port)"
-        renderEnv["BODY_LIMIT"] = bodyLimit
-        renderEnv["NGINX_TEST"] = "0"
-        render.environment = renderEnv
-        render.standardOutput = FileHandle.nullDevice
-        try render.run()
-        render.waitUntilExit()
-        guard render.terminationStatus == 0 else { throw StackError("render-nginx.sh failed") }
+        try Self.renderNginx(to: dir.appendingPathComponent("nginx.conf"),
+                             ["VAR": varDir.path, "LISTEN": "127.0.0.1:\(port)", "BODY_LIMIT": bodyLimit])
 
         let nginx = Process()
         nginx.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
@@ -225,6 +212,23 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
     }
 
     static func freePort() throws -> Int { try FirestoreEmulator.freePort() }
+
+    /// deploy/render-nginx.sh on the local template with `settings` (VAR, LISTEN, BODY_LIMIT, UPSTREAM_*...),
+    /// without its `nginx -t` (the test starts that nginx anyway).
+    static func renderNginx(to output: URL, _ settings: [String: String]) throws {
+        let render = Process()
+        render.executableURL = URL(fileURLWithPath: "/bin/bash")
+        render.arguments = [root.appendingPathComponent("deploy/render-nginx.sh").path,
+                            root.appendingPathComponent("nginx/local.conf.template").path, output.path]
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in settings { env[k] = v }
+        env["NGINX_TEST"] = "0"
+        render.environment = env
+        render.standardOutput = FileHandle.nullDevice
+        try render.run()
+        render.waitUntilExit()
+        guard render.terminationStatus == 0 else { throw StackError("render-nginx.sh failed") }
+    }
 }
 
 /// Something tests speak HTTP to (through nginx): one stack, or the balancer of several hosts.
