@@ -115,11 +115,19 @@ public struct AppConfig: Sendable {
                 memoryLimitMB: scoped.int(forKey: "memory.limit.mb", default: memoryMB),
                 requestTimeoutSeconds: scoped.number(forKey: "request.timeout.seconds", default: timeout),
                 slowRequestSeconds: scoped.number(forKey: "slow.request.seconds", default: slow))
-            // PHP-FPM's listen.allowed_clients: numeric addresses, comma-separated.
-            let clients = scoped.string(forKey: "allowed.clients", default: "").split(separator: ",")
+            // PHP-FPM's listen.allowed_clients: numeric addresses, comma-separated. FastCGI has no
+            // authentication, so a TCP pool must name its peers ("any" says so on purpose): a missing,
+            // empty or misspelt setting never leaves a pool open to the network.
+            let allowedText = scoped.string(forKey: "allowed.clients", default: "").trimmingCharacters(in: .whitespaces)
+            let clients = allowedText == "any" ? [] : allowedText.split(separator: ",")
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                .map { $0.hasPrefix("[") && $0.hasSuffix("]") ? String($0.dropFirst().dropLast()) : $0 }
             for client in clients where !Self.isNumericAddress(client) {
                 throw ServerError("pools.\(name).allowed_clients must list numeric IP addresses, got \(client)")
+            }
+            if case .tcp = listen, clients.isEmpty, allowedText != "any" {
+                throw ServerError("pools.\(name).allowed_clients must name the load balancer's address(es) for a TCP pool "
+                                  + "(FastCGI has no authentication), or be \"any\" to accept every peer")
             }
             config.allowedClients = clients
             guard (1...32).contains(config.workers) else { throw ServerError("pools.\(name).workers must be 1...32") }

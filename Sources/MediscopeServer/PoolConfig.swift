@@ -5,13 +5,15 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     case unix(path: String)
     case tcp(host: String, port: Int)
 
-    /// `unix:/path/to.sock` or `tcp:127.0.0.1:9000`.
+    /// `unix:/path/to.sock`, `tcp:127.0.0.1:9000` or `tcp:[::1]:9000` (also `tcp:::1:9000`).
     public init?(_ text: String) {
         if text.hasPrefix("unix:") {
             self = .unix(path: String(text.dropFirst(5)))
         } else if text.hasPrefix("tcp:"), let colon = text.lastIndex(of: ":"), colon > text.index(text.startIndex, offsetBy: 3),
                   let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) {
-            self = .tcp(host: String(text[text.index(text.startIndex, offsetBy: 4)..<colon]), port: port)
+            var host = text[text.index(text.startIndex, offsetBy: 4)..<colon]
+            if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }  // tcp:[::1]:9000
+            self = .tcp(host: String(host), port: port)
         } else {
             return nil
         }

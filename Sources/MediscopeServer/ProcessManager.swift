@@ -10,8 +10,10 @@ public final class ProcessManager {
     let log: ServerLog
     let scoreboard: Scoreboard
     private(set) var pools: [PoolRuntime] = []
-    /// Called on SIGHUP/SIGUSR2 to re-read the configuration; nil keeps the current one.
-    public var reloadConfig: (() -> ProcessManagerConfig?)?
+    /// Called on SIGHUP/SIGUSR2 to re-read the configuration. A throw keeps the current one (logged as
+    /// `reload_config_error`, the reason on standard error); the new pool settings apply to the new
+    /// workers, except a pool's listen address and backlog (a restart binds those).
+    public var reloadConfig: (() throws -> ProcessManagerConfig)?
 
     private struct Child {
         let pool: Int
@@ -272,8 +274,24 @@ public final class ProcessManager {
 
     /// New workers start accepting first; old ones are told to finish only once the new ones are ready.
     private func reload() {
-        if let fresh = reloadConfig?() {
-            for (i, pool) in fresh.pools.enumerated() where i < desiredWorkers.count { desiredWorkers[i] = pool.workers }
+        if let reloadConfig {
+            do {
+                let fresh = try reloadConfig()
+                for (i, pool) in fresh.pools.enumerated() where i < pools.count && pool.name == pools[i].config.name {
+                    var config = pool
+                    if config.listen != pools[i].config.listen || config.backlog != pools[i].config.backlog {
+                        log.warning("reload_keeps_listen", ["pool": .token(.init(pool.name))])
+                        config.listen = pools[i].config.listen
+                        config.backlog = pools[i].config.backlog
+                    }
+                    pools[i].config = config
+                    desiredWorkers[i] = config.workers
+                }
+            } catch {
+                log.error("reload_config_error")
+                FileHandle.standardError.write(Data("mediscope: reload: \(error); the running configuration stays\n".utf8))
+                return
+            }
         }
         generation += 1
         log.info("reload", ["generation": .int(generation)])

@@ -29,7 +29,8 @@ extension WorkerApplication {
 /// A pool as the running server knows it: its settings, index in the scoreboard and listening socket.
 public struct PoolRuntime: Sendable {
     public let index: Int
-    public let config: PoolConfig
+    /// Replaced on reload, except `listen` and `backlog` (the socket stays bound).
+    public internal(set) var config: PoolConfig
     public let listenFD: Int32
 }
 

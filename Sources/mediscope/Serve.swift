@@ -28,7 +28,7 @@ struct Serve: ParsableCommand {
         let manager = try ProcessManager(config: settings.processManager, app: MediscopeApplication(config: settings), log: log)
         try manager.bind()
         let configPath = config
-        manager.reloadConfig = { (try? AppConfig.load(file: configPath))?.processManager }
+        manager.reloadConfig = { try AppConfig.load(file: configPath).processManager }
         for pool in settings.processManager.pools {
             log.info("pool_listening", ["pool": .token(.init(pool.name)), "listen": .token(.init(pool.listen.description)),
                                         "workers": .int(pool.workers)])

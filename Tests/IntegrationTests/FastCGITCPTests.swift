@@ -21,10 +21,12 @@ import Glibc
         env["MEDISCOPE_POOLS_INFERENCE_WORKERS"] = "1"
         env["MEDISCOPE_POOLS_IO_WORKERS"] = "1"
         env["MEDISCOPE_POOLS_IO_LISTEN"] = "tcp:127.0.0.1:\(port)"
-        env["MEDISCOPE_POOLS_IO_ALLOWED_CLIENTS"] = "127.0.0.1"
+        // The allow-list comes from the file, so that a reload can change it.
+        let configFile = dir.appendingPathComponent("mediscope.json")
+        try #"{"pools":{"io":{"allowed_clients":"127.0.0.1"}}}"#.write(to: configFile, atomically: true, encoding: .utf8)
         server = Process()
         server.executableURL = Stack.executable
-        server.arguments = ["serve"]
+        server.arguments = ["serve", "--config", configFile.path]
         server.environment = env
         server.currentDirectoryURL = Stack.root
         try server.run()
@@ -43,6 +45,35 @@ import Glibc
     }
 
     var log: String { (try? String(contentsOf: dir.appendingPathComponent("mediscope.log"), encoding: .utf8)) ?? "" }
+    var configFile: URL { dir.appendingPathComponent("mediscope.json") }
+
+    func served(from source: String) -> Bool {
+        (try? FastCGIClient(port: port, from: source).get("/api/health").status) == 200
+    }
+
+    func waitUntil(_ what: String, _ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(20)
+        while !condition() {
+            guard Date() < deadline else { throw StackError("timed out waiting until \(what)") }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    /// SIGHUP re-reads the file: a broken one is refused (logged, the pool keeps serving as it was);
+    /// a new allow-list applies to the workers the reload starts.
+    @Test func aReloadAppliesANewAllowListAndRefusesABrokenFile() throws {
+        try #"{"pools": "#.write(to: configFile, atomically: true, encoding: .utf8)
+        kill(server.processIdentifier, SIGHUP)
+        try waitUntil("the broken file is logged") { log.contains("\"reload_config_error\"") }
+        #expect(!log.contains("\"reload\""), "no reload happened")
+        #expect(served(from: "127.0.0.1") && !served(from: "127.0.0.2"))
+
+        // The balancer moved to 127.0.0.2.
+        try #"{"pools":{"io":{"allowed_clients":"127.0.0.2"}}}"#.write(to: configFile, atomically: true, encoding: .utf8)
+        kill(server.processIdentifier, SIGHUP)
+        try waitUntil("the new peer is served and the old one refused") { served(from: "127.0.0.2") && !served(from: "127.0.0.1") }
+        #expect(server.isRunning)
+    }
 
     @Test func keptConnectionsServeRequestAfterRequest() throws {
         let client = try FastCGIClient(port: port)

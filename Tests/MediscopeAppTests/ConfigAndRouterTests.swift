@@ -39,9 +39,26 @@ import Testing
 
     @Test(arguments: [
         ["MEDISCOPE_POOLS_IO_LISTEN": "udp:1"], ["MEDISCOPE_POOLS_IO_WORKERS": "0"], ["MEDISCOPE_SOCKET_MODE": "rw"],
+        // A TCP pool must name its peers: missing, empty, only separators, a host name.
+        ["MEDISCOPE_POOLS_IO_LISTEN": "tcp:10.0.0.12:9001"],
+        ["MEDISCOPE_POOLS_IO_LISTEN": "tcp:10.0.0.12:9001", "MEDISCOPE_POOLS_IO_ALLOWED_CLIENTS": ""],
+        ["MEDISCOPE_POOLS_IO_LISTEN": "tcp:10.0.0.12:9001", "MEDISCOPE_POOLS_IO_ALLOWED_CLIENTS": " , "],
+        ["MEDISCOPE_POOLS_IO_LISTEN": "tcp:10.0.0.12:9001", "MEDISCOPE_POOLS_IO_ALLOWED_CLIENTS": "balancer.internal"],
     ])
     func invalidSettingsAreRefused(env: [String: String]) {
         #expect(throws: (any Error).self) { try AppConfig.load(file: nil, environment: env) }
+    }
+
+    @Test func aTCPPoolAcceptsOnlyTheNamedPeersOrAnyOnPurpose() throws {
+        let named = try AppConfig.load(file: nil, environment: ["MEDISCOPE_POOLS_IO_LISTEN": "tcp:[fd00::12]:9001",
+                                                                "MEDISCOPE_POOLS_IO_ALLOWED_CLIENTS": "10.0.0.10, [fd00::10]"])
+        let io = try #require(named.processManager.pools.first { $0.name == "io" })
+        #expect(io.listen == .tcp(host: "fd00::12", port: 9001) && io.allowedClients == ["10.0.0.10", "fd00::10"])
+        let any = try AppConfig.load(file: nil, environment: ["MEDISCOPE_POOLS_IO_LISTEN": "tcp:10.0.0.12:9001",
+                                                              "MEDISCOPE_POOLS_IO_ALLOWED_CLIENTS": "any"])
+        #expect(any.processManager.pools.first { $0.name == "io" }?.allowedClients == [])
+        // Unix sockets are guarded by their file mode: no list needed.
+        #expect(try AppConfig.load(file: nil, environment: [:]).processManager.pools.allSatisfy { $0.allowedClients.isEmpty })
     }
 
     /// JSON keeps `0` and `60` as whole numbers: decimal settings must read them too, not fall back.
