@@ -94,23 +94,35 @@ fail_timeout=${UPSTREAM_FAIL_TIMEOUT:-10s}
 [[ $fail_timeout =~ ^[0-9]+(ms|s|m)?$ ]] || die "UPSTREAM_FAIL_TIMEOUT='$fail_timeout' must be a time such as 10s"
 
 upstream_hosts=()
-hosts_spec=${UPSTREAM_HOSTS:-}
-read -r -a host_entries <<< "${hosts_spec//,/ }"  # split on spaces and commas, no globbing
+one_line() { local v=${1//$'\n'/ }; v=${v//$'\t'/ }; printf '%s' "${v//,/ }"; }  # lists may span lines (YAML blocks)
+read -r -a host_entries <<< "$(one_line "${UPSTREAM_HOSTS:-}")"  # split on spaces and commas, no globbing
 for entry in ${host_entries[@]+"${host_entries[@]}"}; do
     host=${entry%=down}
     [[ $host =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$ ]] \
         || die "UPSTREAM_HOSTS entry '$entry' is not an IPv4 address, a [bracketed IPv6] address or a host name (optionally =down)"
+    if [[ $host =~ ^[0-9.]+$ ]]; then  # numeric: a full dotted quad, or nginx would resolve "1.2.3" as 1.2.0.3
+        IFS=. read -r -a octets <<< "$host"
+        [ ${#octets[@]} -eq 4 ] || die "UPSTREAM_HOSTS entry '$entry' is not a full IPv4 address"
+        for o in "${octets[@]}"; do
+            [[ $o =~ ^(0|[1-9][0-9]{0,2})$ ]] && [ "$o" -le 255 ] || die "UPSTREAM_HOSTS entry '$entry' is not an IPv4 address"
+        done
+    fi
     for seen in ${upstream_hosts[@]+"${upstream_hosts[@]}"}; do
         [ "${seen%=down}" != "$host" ] || die "UPSTREAM_HOSTS names $host twice"
     done
     upstream_hosts+=("$entry")
 done
+if [ ${#upstream_hosts[@]} -gt 0 ]; then
+    up=0
+    for entry in "${upstream_hosts[@]}"; do [[ $entry == *=down ]] || up=$((up + 1)); done
+    [ $up -gt 0 ] || die "every host in UPSTREAM_HOSTS is =down: nginx would answer every request with a 503"
+fi
 
-exempt_spec=${UPLOAD_RATE_EXEMPT:-}
-read -r -a upload_exempt <<< "${exempt_spec//,/ }"
+read -r -a upload_exempt <<< "$(one_line "${UPLOAD_RATE_EXEMPT:-}")"
 for net in ${upload_exempt[@]+"${upload_exempt[@]}"}; do
     [[ $net =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)(/[0-9]{1,3})?$ ]] \
         || die "UPLOAD_RATE_EXEMPT entry '$net' is not an IPv4 or IPv6 address or network"
+    [[ $net == */0 ]] && die "UPLOAD_RATE_EXEMPT entry '$net' exempts every client; list the networks that need it"
 done
 write_upload_exempt() {  # write_upload_exempt FILE
     {
@@ -183,10 +195,12 @@ EOF
 # Several hosts: FCGI_KEEP_CONN (kept only by mediscope_io_reads, which has a
 # keepalive cache). Next host on a failed connect or a timeout: nginx never
 # replays a POST (an upload, a sign-in) once it was sent; a GET/HEAD is replayed
-# until every host was tried. Every host saturated (max_conns) or failed: a
-# 502, which @overloaded answers with a 503 and Retry-After.
+# until every host was tried. Also on a 404: a record is readable on the host
+# that took it before its outbox has delivered it everywhere (a 404 never marks
+# a host as failed). Every host saturated (max_conns) or failed: a 502, which
+# @overloaded answers with a 503 and Retry-After.
 fastcgi_keep_conn on;
-fastcgi_next_upstream error timeout;
+fastcgi_next_upstream error timeout http_404;
 fastcgi_next_upstream_timeout 30s;
 EOF
     } > "$1"
@@ -223,6 +237,33 @@ render() {  # render SRC DST
     perl -pe 's/\$\{([A-Z][A-Z0-9_]*)\}/exists $ENV{$1} ? $ENV{$1} : die "unset $1\n"/ge' "$1" > "$2.tmp"
     mv "$2.tmp" "$2"
 }
+# Server-level: /hosts/ADDRESS/api/{health,ready,status,metrics} reach one application host (a
+# drained one too), for checks and per-host Prometheus scrapes; the app's own rules apply
+# (status and metrics: admins, or the balancer's loopback).
+write_host_locations() {  # write_host_locations FILE SNIPPETS_FOLDER
+    local entry host bare pattern
+    {
+        echo "# Rendered by deploy/render-nginx.sh from UPSTREAM_HOSTS; included by mediscope-locations.conf."
+        for entry in ${upstream_hosts[@]+"${upstream_hosts[@]}"}; do
+            host=${entry%=down}
+            bare=${host#[}; bare=${bare%]}
+            pattern=$(printf '%s' "$bare" | sed 's/\./\\./g')
+            cat <<EOF
+location ~ ^/hosts/$pattern/api/(?:health|ready|status|metrics)\$ {
+    rewrite ^/hosts/[^/]+(/api/[a-z]+)\$ \$1 break;
+    include $2/mediscope-fastcgi.conf;
+    fastcgi_pass $host:$io_port;
+    fastcgi_read_timeout 25s;
+    error_page 502 504 = @overloaded;
+    error_log $ERROR_LOG alert;
+    include $2/security-headers.conf;
+    add_header Cache-Control \$mediscope_api_cache_control always;
+}
+EOF
+        done
+    } > "$1"
+}
+
 render_all() {  # render_all OUT_FILE SNIPPETS_FOLDER
     mkdir -p "$2"
     for s in "${snippets[@]}"; do
@@ -231,6 +272,7 @@ render_all() {  # render_all OUT_FILE SNIPPETS_FOLDER
     write_upstreams "$2/mediscope-upstreams.conf"
     write_fastcgi_upstream "$2/mediscope-fastcgi-upstream.conf"
     write_upload_exempt "$2/mediscope-upload-exempt.conf"
+    write_host_locations "$2/mediscope-hosts.conf" "$2"
     SNIPPETS=$2 render "$template" "$1"
 }
 

@@ -77,6 +77,24 @@ import Glibc
         }
         #expect(Set(seen.keys) == ["host-a", "host-b"], "\(seen)")
         #expect(seen.values.allSatisfy { $0 > 0 }, "each host's io pool accepted requests: \(seen)")
+
+        // One host's checks by its address, for an operator and a per-host Prometheus scrape.
+        for name in ["a", "b"] {
+            let base = "/hosts/\(cluster[name].address)/api"
+            #expect(try cluster.syncRequest("GET", "\(base)/status", auth: cluster.adminAuth).json?["host"] as? String == "host-\(name)")
+            let metrics = String(decoding: try cluster.syncRequest("GET", "\(base)/metrics", auth: cluster.adminAuth).body, as: UTF8.self)
+            #expect(metrics.contains("mediscope_active_workers{host=\"host-\(name)\",pool=\"io\"}"))
+            #expect(try cluster.syncRequest("GET", "\(base)/status").status == 403, "status stays for admins")
+            #expect(try cluster.syncRequest("GET", "\(base)/ready", auth: .none).status == 200)
+        }
+
+        // A record is found at once from either host, before its outbox has delivered it (nginx asks
+        // the next host on a 404).
+        for i in 0..<3 {
+            let id = try #require(try await cluster.upload(image: try Scans.jpeg, fields: ["patient_id": "P-SCALE-NOW-\(i)"]).json?["id"] as? String)
+            for _ in 0..<4 { #expect(try cluster.syncRequest("GET", "/api/analyses/\(id)").status == 200) }
+        }
+        #expect(try cluster.syncRequest("GET", "/api/analyses/no-such-record").status == 404)
     }
 
     @Test func aPeerThatIsNotTheBalancerIsRefused() async throws {
