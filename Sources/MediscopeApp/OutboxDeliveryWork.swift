@@ -33,6 +33,13 @@ final class OutboxDeliveryWork: BackgroundWork {
         }
     }
 
+    /// The depth it leaves behind: what waits until this host runs again (same var/), for the operator
+    /// who stops a host.
+    func stopped(_ context: BackgroundContext) {
+        guard let delivery, let stats = try? delivery.outbox.stats() else { return }
+        log.info("outbox_stopped", ["outbox_depth": .int(stats.depth), "parked": .int(stats.parked)])
+    }
+
     /// What failed, in words that hold no data: the error's kind or status, else its type.
     static func kind(of error: any Error) -> String {
         switch error {

@@ -12,6 +12,12 @@ public protocol BackgroundWork: AnyObject {
     /// Runs one round of work (e.g. deliver what is due) and returns how long to pause before the next
     /// round, in seconds. Called again and again until a stop is asked for.
     func runOnce(_ context: BackgroundContext) -> Double
+    /// Called once when the process leaves (stop, reload, the master gone), after its last round.
+    func stopped(_ context: BackgroundContext)
+}
+
+extension BackgroundWork {
+    public func stopped(_ context: BackgroundContext) {}
 }
 
 /// What a background process sees of the server.
@@ -46,6 +52,7 @@ struct BackgroundProcess {
             // Signals are delivered only inside this wait: a stop ends the pause at once.
             _ = ms_wait(-1, Int32(max(0, min(pause, 60)) * 1000))
         }
+        work.stopped(background)
         exit(0)
     }
 }

@@ -214,6 +214,7 @@ import Glibc
             try cluster.reloadNginx()
             cluster[name].stop()
             #expect(cluster[name].isRunning == false)
+            #expect(cluster[name].log.contains("\"outbox_stopped\""), "the stop says how much it leaves in the outbox")
             try cluster[name].start()
             try cluster.renderNginx(drained: [])
             try cluster.reloadNginx()
