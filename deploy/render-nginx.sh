@@ -19,7 +19,8 @@
 #   ERROR_LOG   $VAR/nginx/error.log
 #   ACCESS_LOG  $VAR/nginx/access.log
 #   SNIPPETS_DIR  "$(dirname OUT)/snippets" (becomes the ${SNIPPETS} placeholder)
-# NGINX_TEST=0 skips the nginx -t step.
+# NGINX_TEST=0 skips the nginx -t step. nginx -t binds LISTEN (and the
+# production site's ports): render on the machine that will run this nginx.
 #
 # Where the API goes (written to SNIPPETS_DIR/mediscope-upstreams.conf, with the
 # keep-alive and next-upstream settings in mediscope-fastcgi-upstream.conf; three
