@@ -82,15 +82,7 @@ trap 'exit 130' INT TERM
 source "$ROOT/bench/stack-lib.sh"
 
 # ------------------------------------------------------------------ machine and inputs
-MACHINE=$(machine_summary)
-DATE=$(date -u +%Y-%m-%dT%H:%MZ)
-JAVA=$(java -version 2>&1 | head -1 | sed 's/"//g')
-EMU_VERSION=$(dpkg-query -W -f='${Version}' google-cloud-cli-firestore-emulator 2>/dev/null || echo unknown)
-VERSIONS="$(nginx -v 2>&1 | sed 's/.*: //'), $( (wrk -v 2>&1 || true) | head -1 | awk '{print $1, $2}'), emulator google-cloud-cli-firestore-emulator $EMU_VERSION ($JAVA)"
-NICE=$(nice)
-BUSY_BEFORE=$(busy_pct 3)
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-log "machine: $MACHINE; CPU busy before start (3 s, all cores): $BUSY_BEFORE%; load $LOAD_BEFORE; nice $NICE"
+emulator_bench_context
 
 "$PYTHON" Tests/Reference/make_test_scans.py "$OUT/scans" >/dev/null
 IMAGE=$OUT/scans/scan_baseline.jpg

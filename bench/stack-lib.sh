@@ -194,3 +194,19 @@ def vm(pid):
     except Exception: return 0
 print("; ".join("pid %d: rssKB %.0f MiB, VmRSS %.0f MiB, %d requests" % (w["pid"], w["rssKB"] / 1024, vm(w["pid"]) / 1024, w["requests"]) for w in s["workers"]))' "$1"
 }
+
+# Machine, date, tool versions and the load before a run with the Firestore emulator, for its results
+# section: sets MACHINE DATE NGINX_VERSION VERSIONS NICE BUSY_BEFORE LOAD_BEFORE and logs them.
+emulator_bench_context() {
+    local java emulator
+    MACHINE=$(machine_summary)
+    DATE=$(date -u +%Y-%m-%dT%H:%MZ)
+    java=$(java -version 2>&1 | head -1 | sed 's/"//g')
+    emulator=$(dpkg-query -W -f='${Version}' google-cloud-cli-firestore-emulator 2>/dev/null || echo unknown)
+    NGINX_VERSION=$(nginx -v 2>&1 | sed 's/.*: //')
+    VERSIONS="$NGINX_VERSION, $( (wrk -v 2>&1 || true) | head -1 | awk '{print $1, $2}'), emulator google-cloud-cli-firestore-emulator $emulator ($java)"
+    NICE=$(nice)
+    BUSY_BEFORE=$(busy_pct 3)
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+    log "machine: $MACHINE; CPU busy before start (3 s, all cores): $BUSY_BEFORE%; load $LOAD_BEFORE; nice $NICE"
+}
