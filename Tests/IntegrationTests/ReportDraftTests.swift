@@ -214,15 +214,20 @@ import Testing
 
     /// Jobs queued and one running when the whole pool is killed: after a restart every draft is written once.
     @Test func queuedJobsSurviveARestartAndCompleteOnce() async throws {
+        // The LLM answers only after the kill (a timed hang let slow uploads on a loaded machine outlast
+        // it), and the job keeps trying until then (30 s attempts, 10 of them). The lease of the job the
+        // kill interrupts is the timeout + 30 s: after that the restarted pool takes it again.
+        let gate = DispatchSemaphore(value: 0)
         let hang = try ScriptedHTTPServer { _, _ in
-            Thread.sleep(forTimeInterval: 20)
+            _ = gate.wait(timeout: .now() + 300)
             return Self.reply("never seen")
         }
-        let stack = try stack(llm: hang, ["LLM_TIMEOUT_SECONDS": "30"])
+        let stack = try stack(llm: hang, ["LLM_TIMEOUT_SECONDS": "30", "LLM_MAX_ATTEMPTS": "10"])
         defer { stack.stop() }
         var ids: [String] = []
         for _ in 0..<3 { ids.append(try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)) }
         stack.killWholePool()
+        for _ in 0..<4 { gate.signal() }
         hang.stop()
 
         // Same state folder, an LLM that answers, on the same address.
