@@ -97,7 +97,11 @@ import Testing
         let uploads = (0..<6).map { i in
             Task { try? await stack.upload(image: jpeg, fields: ["patient_id": "P-STOP"]) }
         }
-        try await Task.sleep(for: .milliseconds(250))
+        // TERM once an upload is being analysed (a fixed pause was too short on a loaded machine).
+        let deadline = Date().addingTimeInterval(20)
+        while (try? stack.poolNumber("inference", "activeWorkers")) ?? 0 < 1, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         stack.signalServer(SIGTERM)
         #expect(stack.waitForServerExit() == 0, "graceful stop ends with status 0")
         var created = 0
