@@ -66,9 +66,9 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 DESKTOP = (1280, 900)
 TABLET = (820, 1180)
 
-SCREEN_TIMEOUT = 20      # s: a screen's data loads from a local stack
+SCREEN_TIMEOUT = 60      # s: a screen's data loads from a local stack (on a loaded CI machine)
 ANALYSIS_TIMEOUT = 180   # s: upload + inference (the first one loads the model; tests run debug builds)
-IMAGE_TIMEOUT = 20       # s
+IMAGE_TIMEOUT = 60       # s
 DRAFT_TIMEOUT = 60       # s: the report job process writes the draft (the template: well under a second)
 
 # Runs in every document before its own scripts (Page.addScriptToEvaluateOnNewDocument).
@@ -890,7 +890,7 @@ def scenario_clinician_flow(h):
     h.find("button.layout-toggle", h.find("article.result")).click()
     after = h.wait(lambda: (lambda v: v if v != before else None)(
         h.find("button.layout-toggle", h.find("article.result")).get_attribute("aria-pressed")),
-        "button.layout-toggle aria-pressed to flip", timeout=5)
+        "button.layout-toggle aria-pressed to flip", timeout=SCREEN_TIMEOUT)
     h.expect(after == "true", f"after the toggle, aria-pressed should be 'true' (side by side); it is {after!r}")
     h.wait_images("img.heatmap")
     h.screenshot("analysis-side-by-side")

@@ -121,13 +121,13 @@ final class AppHost: @unchecked Sendable {
         p.currentDirectoryURL = Stack.root
         try p.run()
         server = p
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {
             if log.components(separatedBy: "\"master_ready\"").count > before { return }
             guard p.isRunning else { throw StackError("host \(name) exited at start: \(log.suffix(2000))") }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        throw StackError("host \(name) was not ready in 30 s")
+        throw StackError("host \(name) was not ready in 90 s")
     }
 
     /// SIGKILL to the master and all its children at once (a power cut).

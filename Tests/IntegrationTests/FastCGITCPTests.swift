@@ -30,7 +30,7 @@ import Glibc
         server.environment = env
         server.currentDirectoryURL = Stack.root
         try server.run()
-        let deadline = Date().addingTimeInterval(15)
+        let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {
             if let c = try? FastCGIClient(port: port), (try? c.get("/api/health").status) == 200 { return }
             Thread.sleep(forTimeInterval: 0.1)
@@ -52,7 +52,7 @@ import Glibc
     }
 
     func waitUntil(_ what: String, _ condition: () -> Bool) throws {
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(60)
         while !condition() {
             guard Date() < deadline else { throw StackError("timed out waiting until \(what)") }
             Thread.sleep(forTimeInterval: 0.1)
@@ -95,7 +95,7 @@ import Glibc
         // 127.0.0.2 is loopback too, but not in allowed_clients.
         let stranger = try FastCGIClient(port: port, from: "127.0.0.2")
         #expect(throws: (any Error).self) { try stranger.get("/api/health") }
-        let deadline = Date().addingTimeInterval(5)
+        let deadline = Date().addingTimeInterval(30)
         while !log.contains("connection_refused"), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         #expect(log.contains("\"connection_refused\"") && log.contains("127.0.0.2"))
         #expect(try FastCGIClient(port: port).get("/api/health").status == 200, "the allowed peer is still served")

@@ -21,24 +21,29 @@ import Testing
         defer { stack.stop() }
         let jpeg = try Scans.jpeg
         #expect(try await stack.upload(image: jpeg).status == 201)  // model loaded, so the next one is mid-forward quickly
-        // Catch the inference worker busy with an upload, then kill it. On a loaded machine a status
-        // read can outlast a whole analysis, so an upload that finished unseen is followed by another.
-        var victim: Int32?
-        var inFlight: Task<Stack.Response, Error>?
-        for _ in 0..<10 where victim == nil {
+        // Catch the inference worker busy with an upload and kill it. On a loaded machine a status read can
+        // outlast a whole analysis: an upload that finished unseen is followed by another, and so is one
+        // whose 201 was already on its way when the kill came (that kill still counts as a restart).
+        var kills = 0
+        var victim: Int32 = 0
+        var killedAnswer: Stack.Response?
+        for _ in 0..<10 where killedAnswer == nil {
             let finished = UploadFinished()
             let upload = Task { defer { finished.mark() }; return try await stack.upload(image: jpeg) }
-            inFlight = upload
+            var killed = false
             let deadline = Date().addingTimeInterval(30)
-            while victim == nil, !finished.isMarked, Date() < deadline {
-                if let busy = try stack.workers("inference").first(where: { $0.state == "busy" }) { victim = busy.pid }
-                else { try await Task.sleep(for: .milliseconds(2)) }
+            while !killed, !finished.isMarked, Date() < deadline {
+                if let busy = try stack.workers("inference").first(where: { $0.state == "busy" }) {
+                    kill(busy.pid, SIGKILL)
+                    (victim, killed, kills) = (busy.pid, true, kills + 1)
+                } else {
+                    try await Task.sleep(for: .milliseconds(2))
+                }
             }
-            if victim == nil { #expect(try await upload.value.status == 201) }
+            let answer = try await upload.value
+            if killed && answer.status != 201 { killedAnswer = answer } else { #expect(answer.status == 201) }
         }
-        let pid = try #require(victim)
-        kill(pid, SIGKILL)
-        let failed = try await #require(inFlight).value
+        let failed = try #require(killedAnswer)
         // Not "busy, retry": the analysis itself was stopped, and the answer says so (issue 9).
         #expect(failed.status == 500, "the killed request fails with a clean 500")
         #expect((failed.json?["detail"] as? String)?.contains("the analysis was stopped before it finished") == true)
@@ -47,10 +52,10 @@ import Testing
         // Back to full strength: a new idle worker with another pid (how fast is bench/'s business).
         let replaced = try await eventually {
             let workers = try stack.workers("inference")
-            return workers.count == 1 && workers[0].pid != pid && workers[0].state == "idle"
+            return workers.count == 1 && workers[0].pid != victim && workers[0].state == "idle"
         }
         #expect(replaced)
-        #expect(try stack.poolNumber("inference", "restarts") == 1)
+        #expect(try stack.poolNumber("inference", "restarts") == kills)
         for _ in 0..<3 { #expect(try await stack.upload(image: jpeg).status == 201) }
     }
 
@@ -101,7 +106,7 @@ import Testing
             Task { try? await stack.upload(image: jpeg, fields: ["patient_id": "P-STOP"]) }
         }
         // TERM once an upload is being analysed (a fixed pause was too short on a loaded machine).
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(60)
         while (try? stack.poolNumber("inference", "activeWorkers")) ?? 0 < 1, Date() < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -203,7 +208,7 @@ import Testing
             return killed.count == 4
         }
         #expect(killed.count == 4)
-        let status = stack.waitForServerExit(timeout: 10)
+        let status = stack.waitForServerExit(timeout: 30)
         #expect(status == 1, "the master gives up after more than crash.limit crashes in a minute")
     }
 

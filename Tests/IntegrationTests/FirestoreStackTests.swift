@@ -139,7 +139,7 @@ import Testing
         }
         #expect(ids.count == 3)
         for id in ids { #expect(try await stack.request("GET", "/api/analyses/\(id)", auth: .bearer(token)).status == 200) }
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(60)
         var ready = try stack.syncRequest("GET", "/api/ready", auth: Stack.Auth.none)
         while ready.json?["status"] as? String != "degraded", Date() < deadline {
             try await Task.sleep(for: .milliseconds(200))
@@ -172,13 +172,12 @@ import Testing
         proxy.mode = .status(400)
         let r = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-PARK"])
         #expect(r.status == 201)
-        let deadline = Date().addingTimeInterval(20)
         // Everything written meanwhile (the record, its audit entries) is refused and parked.
-        while Date() < deadline {
+        let parkedAll = try await eventually(timeout: 60, every: .milliseconds(100)) {
             let now = try outbox()
-            if now["depth"] as? Int == 0, now["parked"] as? Int ?? 0 >= 2 { break }
-            try await Task.sleep(for: .milliseconds(100))
+            return now["depth"] as? Int == 0 && now["parked"] as? Int ?? 0 >= 2
         }
+        try #require(parkedAll, "the refused writes were parked while Firestore refused them")
         proxy.mode = .pass
         let status = try waitForDrain()
         #expect(status["parked"] as? Int ?? 0 >= 2, "the record and its audit entry: \(status)")
@@ -210,10 +209,11 @@ import Testing
                 return Int32(line[range.upperBound...].prefix { $0.isNumber })
             }
         }
+        // The stack is healthy before its delivery process has necessarily said it is ready.
+        #expect(await eventually(every: .milliseconds(100)) { !deliveryPIDs().isEmpty })
         let first = try #require(deliveryPIDs().last)
         #expect(kill(first, SIGKILL) == 0)
-        let deadline = Date().addingTimeInterval(15)
-        while deliveryPIDs().last == first, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(await eventually(timeout: 45, every: .milliseconds(100)) { deliveryPIDs().last != first })
         let second = try #require(deliveryPIDs().last)
         #expect(second != first && kill(second, 0) == 0, "a new delivery process runs")
         let r = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-RESTART"])

@@ -104,11 +104,10 @@ import Testing
         // Poll the report alone, as the dashboard does: pending polls leave no audit entry.
         var polls = 0
         var draft: [String: Any] = [:]
-        while polls < 300 {
+        _ = try await eventually(timeout: 60, every: .milliseconds(50)) {
             polls += 1
             draft = try #require(try await stack.request("GET", "/api/analyses/\(id)/report").json)
-            if draft["status"] as? String != "pending" { break }
-            try await Task.sleep(for: .milliseconds(50))
+            return draft["status"] as? String != "pending"
         }
         #expect(draft["status"] as? String == "draft")
         let source = try #require(draft["source"] as? [String: Any])
@@ -163,11 +162,17 @@ import Testing
         let source = try #require(fallback["source"] as? [String: Any])
         #expect(source["kind"] as? String == "template" && (source["reason"] as? String)?.contains("HTTP 503") == true, "\(source)")
         #expect(llm.requests.count == 6)
-        let metrics = String(decoding: try stack.syncRequest("GET", "/api/metrics", auth: Stack.Auth.none).body, as: UTF8.self)
-        #expect(metrics.contains("mediscope_report_jobs_done_total{host=\"it-host\",source=\"llm\"} 1"))
-        #expect(metrics.contains("mediscope_report_jobs_done_total{host=\"it-host\",source=\"template\"} 1"))
-        #expect(metrics.contains("mediscope_report_job_failed_attempts_total{host=\"it-host\"} 5"))
-        #expect(metrics.contains("mediscope_llm_tokens_total{host=\"it-host\",kind=\"prompt\"} 111"))
+        // The job is counted as done just after its draft is stored: wait for the counters, not the draft.
+        let expected = ["mediscope_report_jobs_done_total{host=\"it-host\",source=\"llm\"} 1",
+                        "mediscope_report_jobs_done_total{host=\"it-host\",source=\"template\"} 1",
+                        "mediscope_report_job_failed_attempts_total{host=\"it-host\"} 5",
+                        "mediscope_llm_tokens_total{host=\"it-host\",kind=\"prompt\"} 111"]
+        var metrics = ""
+        _ = try await eventually(timeout: 20, every: .milliseconds(200)) {
+            metrics = String(decoding: try await stack.request("GET", "/api/metrics", auth: Stack.Auth.none).body, as: UTF8.self)
+            return expected.allSatisfy(metrics.contains)
+        }
+        for line in expected { #expect(metrics.contains(line), "\(line)") }
     }
 
     @Test(arguments: ["{not json", #"{"choices":[]}"#, "huge"])
@@ -197,14 +202,15 @@ import Testing
         defer { stack.stop() }
         let first = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
         // Wait until the LLM holds the first draft's request.
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(60)
         while llm.requests.isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(llm.requests.count == 1)
         // While it does, uploads complete, and no inference worker is busy once they have.
         for _ in 0..<3 { #expect(try await stack.upload(image: try Scans.jpeg).status == 201) }
+        // A worker marks itself idle just after its answer is sent: poll briefly for that.
+        #expect(try await eventually(timeout: 10) { try stack.poolNumber("inference", "activeWorkers") == 0 },
+                "the inference pool is idle while the LLM works")
         let status = try #require(try stack.syncRequest("GET", "/api/status", auth: Stack.Auth.none).json)
-        let inference = ((status["pools"] as? [String: Any])?["inference"] as? [String: Any])?["snapshot"] as? [String: Any]
-        #expect(inference?["activeWorkers"] as? Int == 0, "the inference pool is idle while the LLM works")
         #expect((status["reportJobs"] as? [String: Any])?["running"] as? Int == 1)
         #expect(llm.requests.count == 1, "the LLM was still busy with the first draft: it ran outside the uploads")
         release.signal()
@@ -239,7 +245,12 @@ import Testing
             #expect(draft["text"] as? String == "Written after the restart.")
             #expect((draft["versions"] as? [[String: Any]])?.count == 1, "one draft per analysis")
         }
-        let status = try #require(try stack.syncRequest("GET", "/api/status", auth: Stack.Auth.none).json?["reportJobs"] as? [String: Any])
-        #expect(status["queued"] as? Int == 0 && status["running"] as? Int == 0)
+        // The last job is finished just after its draft is stored.
+        var jobs: [String: Any] = [:]
+        let settled = try await eventually(timeout: 20, every: .milliseconds(200)) {
+            jobs = try #require(try stack.syncRequest("GET", "/api/status", auth: Stack.Auth.none).json?["reportJobs"] as? [String: Any])
+            return jobs["queued"] as? Int == 0 && jobs["running"] as? Int == 0
+        }
+        #expect(settled, "\(jobs)")
     }
 }

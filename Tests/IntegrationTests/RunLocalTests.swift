@@ -104,7 +104,8 @@ import Testing
         #expect(!out.contains("Mediscope is running"))
         // The pool it started is gone: nothing is left holding its state folder.
         var left = Self.processes(using: varDir)
-        for _ in 0..<50 where !left.isEmpty {
+        let deadline = Date().addingTimeInterval(30)
+        while !left.isEmpty, Date() < deadline {
             usleep(100_000)
             left = Self.processes(using: varDir)
         }

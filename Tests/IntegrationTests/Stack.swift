@@ -119,7 +119,7 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         try waitUntilHealthy()
     }
 
-    func waitUntilHealthy(timeout: Double = 30) throws {
+    func waitUntilHealthy(timeout: Double = 90) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let r = try? syncRequest("GET", "/api/health"), r.status == 200 { return }

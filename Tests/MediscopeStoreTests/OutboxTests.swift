@@ -22,7 +22,9 @@ struct OutboxHost {
         let (config, _) = FirestoreConfiguration.fromEnvironment(projectId: project, environment: ["FIRESTORE_EMULATOR_HOST": via])
         var fast = config
         fast.maxAttempts = 1
-        fast.callTimeout = 2
+        // Short enough for a delay fault to be an outage, long enough that an emulator's GC pause on a
+        // loaded machine is not one (reads go through this client too).
+        fast.callTimeout = 8
         fast.connectTimeout = 1
         let client = FirestoreClient(configuration: fast, credentials: EmulatorCredentials())
         let remote = FirestoreAnalysisStore(client: client)
@@ -96,7 +98,7 @@ struct OutboxHost {
 
     /// Firestore refusing, slow, overloaded or losing answers: uploads still succeed, the entries wait,
     /// and once it heals every record is in Firestore exactly once.
-    @Test(arguments: [FirestoreFaultProxy.Mode.refuse, .status(503), .status(429), .delay(3), .cutAfterForward])
+    @Test(arguments: [FirestoreFaultProxy.Mode.refuse, .status(503), .status(429), .delay(12), .cutAfterForward])
     func anOutageDelaysDeliveryAndLosesNothing(_ fault: FirestoreFaultProxy.Mode) throws {
         let emulator = try SharedEmulator.get()
         let proxy = try FirestoreFaultProxy(emulator: emulator)

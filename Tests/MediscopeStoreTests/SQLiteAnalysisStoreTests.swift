@@ -497,7 +497,7 @@ import MediscopeSQLite
             .timeout 5000
             BEGIN IMMEDIATE;
             .shell touch \(marker)
-            .shell sleep 1
+            .shell sleep 3
             COMMIT;
             .quit
 
