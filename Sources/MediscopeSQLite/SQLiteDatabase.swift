@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import GRDB
 
 /// How the stores open, migrate and write their SQLite files.
@@ -25,7 +26,33 @@ public enum SQLiteDatabase {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try prepare?(db)
         }
+        restrictFileModes(path: path)
         return try DatabaseQueue(path: path, configuration: config)
+    }
+
+    /// The database files hold patient data and password and session hashes: they are the service user's
+    /// alone (0600), whatever the umask, and a file an earlier version made 0644 is tightened when opened.
+    /// Creates the database file empty if it is missing (SQLite takes an empty file as a new database and
+    /// gives its new -wal and -shm files the database file's mode). Failures are left to SQLite's own open,
+    /// which reports them; a file of another owner keeps its mode.
+    static func restrictFileModes(path: String) {
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            tighten(fd)
+            close(fd)
+        }
+        for suffix in ["-wal", "-shm"] {
+            let companion = Glibc.open(path + suffix, O_RDWR | O_CLOEXEC)
+            if companion >= 0 {
+                tighten(companion)
+                close(companion)
+            }
+        }
+    }
+
+    private static func tighten(_ fd: Int32) {
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_mode & 0o077 != 0 { _ = fchmod(fd, info.st_mode & 0o700) }
     }
 
     /// Runs `migrator`. Several worker processes may open a fresh database at once: the loser of a race

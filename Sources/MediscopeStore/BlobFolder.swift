@@ -215,7 +215,9 @@ struct BlobFolder: Sendable {
             guard (st.st_mode & S_IFMT) == S_IFDIR else { throw StoreError(.io, "\(path) exists and is not a folder") }
             return
         }
-        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw posixError("create folder", path) }
+        // nginx, another user, reads images by their exact path (X-Accel-Redirect); nobody but the
+        // service may list which scans there are.
+        if mkdir(path, 0o711) != 0 && errno != EEXIST { throw posixError("create folder", path) }
         // Make the new entry durable in its parent.
         let parent = (path as NSString).deletingLastPathComponent
         try fsyncDirectory(parent)
