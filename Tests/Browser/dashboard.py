@@ -1534,6 +1534,68 @@ def scenario_report_sign(h):
     h.screenshot("printed")
 
 
+def scenario_report_leave(h):
+    """Text typed into the report editor is not lost by leaving the page. A navigation link, Back and
+    Sign out first ask, in a dialog whose safe choice (Stay) has focus; staying keeps the address and the
+    text, leaving discards the text and the stored report is unchanged. An editor opened and left
+    unchanged asks nothing."""
+    h.start_on_new_analysis()
+    patient = new_patient("P-LEAVE")
+    h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
+    analysis_id = h.upload(patient)
+    h.wait_report("draft", 1)
+    here = h.path()
+    leave_open = lambda: h.dialog_open("dialog#leave-dialog")
+
+    def open_editor():
+        h.find("button#report-edit").click()
+        h.wait(lambda: h.report()["shown"]["report-editor"], "form#report-editor to open")
+
+    def ask_and_stay(how):
+        h.wait(leave_open, f"dialog#leave-dialog to open on {how} with unsaved text")
+        h.expect(h.find("#leave-title").text == "Leave without saving?", f"leave dialog title: {h.find('#leave-title').text!r}")
+        h.expect("not saved" in h.find("#leave-text").text, f"the leave dialog should say what is unsaved: {h.find('#leave-text').text!r}")
+        h.expect(h.active_id() == "leave-stay",
+                 f"the leave dialog should focus Stay first (a stray Enter must not discard); focus is on {h.active_id()!r}")
+        if how == "a navigation link":
+            h.screenshot("asked")
+        h.find("button#leave-stay").click()
+        h.wait(lambda: not leave_open(), "the leave dialog to close on Stay")
+        h.wait(lambda: h.path() == here, f"the address to stay {here} after {how}")
+        r = h.report()
+        h.expect(h.screen() == "analysis" and r["shown"]["report-editor"] and typed in (r["editorValue"] or ""),
+                 f"after Stay on {how} the editor should still hold the typed text: {r}")
+
+    # Opened, nothing changed: leaving asks nothing.
+    open_editor()
+    h.nav("history", "history")
+    h.expect(not leave_open(), "leaving an unchanged editor opened the leave dialog")
+    h.driver.back()
+    h.wait_screen("analysis")
+    h.wait_report("draft", 1)
+
+    open_editor()
+    typed = f"Words not saved yet, ref {uuid.uuid4().hex[:8]}."
+    h.sensitive(typed)
+    h.append_to_editor("\n\n" + typed)
+    h.find('nav#main-nav a[data-nav="history"]').click()
+    ask_and_stay("a navigation link")
+    h.driver.back()
+    ask_and_stay("Back")
+    h.find("button#signout").click()
+    ask_and_stay("Sign out")
+
+    # Leave: the text is discarded, nothing was saved.
+    h.find('nav#main-nav a[data-nav="history"]').click()
+    h.wait(leave_open, "dialog#leave-dialog to open once more")
+    h.find("button#leave-discard").click()
+    h.wait_screen("history")
+    stored = h.api_report(analysis_id)
+    h.expect(stored["version"] == 1 and typed not in (stored.get("text") or ""),
+             f"leaving must not save anything: version {stored['version']}")
+    h.harvest()
+
+
 def open_printed_report(h, analysis_id):
     """Opens /analyses/{id}/report; what its report section and signature block show."""
     h.go(f"/analyses/{analysis_id}/report")
@@ -2041,6 +2103,7 @@ SCENARIOS = {
     "report_print": scenario_report_print,
     "report_draft": scenario_report_draft,
     "report_sign": scenario_report_sign,
+    "report_leave": scenario_report_leave,
     "report_printed": scenario_report_printed,
     "report_markup": scenario_report_markup,
     "report_llm": scenario_report_llm,

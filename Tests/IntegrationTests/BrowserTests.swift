@@ -27,6 +27,7 @@ struct BrowserTests {
     // The report (issue 12): drafted in the background, edited, signed and amended on the analysis page.
     @Test func theReportDraftAppearsWithoutReload() async throws { try await scenario("report_draft") }
     @Test func editSignAndAmendTheReport() async throws { try await scenario("report_sign") }
+    @Test func unsavedReportTextIsAskedAboutBeforeLeaving() async throws { try await scenario("report_leave") }
     @Test func thePrintedReportShowsTheSignerOrAnUnsignedDraft() async throws { try await scenario("report_printed") }
     @Test func markupInAReportIsText() async throws { try await scenario("report_markup") }
 

@@ -14,6 +14,11 @@ const announcer = document.getElementById("announcer");
 
 const state = { user: null, signedOutReason: "" };
 
+// What the current screen would lose on leaving (a report being edited): a function that returns a
+// sentence when there are unsaved changes, null otherwise. Set by a screen through ctx, reset per screen.
+let leaveGuard = null;
+let shownPath = null;
+
 // Path -> screen. Only ids appear in paths: never a patient's name or id (search terms stay in the page).
 const routes = [
   { path: /^\/signin$/, screen: "signin", render: renderSignIn, public: true },
@@ -42,6 +47,7 @@ let renderSerial = 0;
 
 async function show(data) {
   const serial = ++renderSerial;
+  leaveGuard = null;
   let path = location.pathname.replace(/\/+$/, "") || "/";
   if (!state.user && path !== "/signin") {
     history.replaceState({ next: path }, "", "/signin");
@@ -61,12 +67,14 @@ async function show(data) {
                              : "Patient data is for clinicians; administrators manage users and the audit log.", serial);
   }
   main.dataset.screen = route.screen;
+  shownPath = path;
   const params = path.match(route.path).slice(1);
   const ctx = {
     user: state.user, main, navigate, announce, data,
     reason: state.signedOutReason,
     isCurrent: () => serial === renderSerial,
     ready: () => { if (serial === renderSerial) main.dataset.ready = "true"; },
+    setLeaveGuard: (guard) => { if (serial === renderSerial) leaveGuard = guard; },
     signedIn: (user) => {
       state.user = user;
       state.signedOutReason = "";
@@ -119,6 +127,7 @@ function renderNav(path) {
 }
 
 async function signOut() {
+  if (!(await mayLeave())) return;
   try { await request("DELETE", "/api/session"); } catch { /* signed out locally either way */ }
   state.user = null;
   state.signedOutReason = "You have signed out.";
@@ -134,15 +143,57 @@ setSignedOutHandler(() => {
   show();
 });
 
+// ---------------------------------------------------------------- leaving with unsaved changes
+const leaveText = h("p#leave-text");
+const leaveStay = h("button#leave-stay.button-primary", { type: "button", text: "Stay on this page" });
+const leaveGo = h("button#leave-discard.button-secondary", { type: "button", text: "Leave and discard" });
+const leaveDialog = h("dialog#leave-dialog", { "aria-labelledby": "leave-title", "aria-describedby": "leave-text" },
+  h("h2#leave-title", { text: "Leave without saving?" }), leaveText, h("div.dialog-actions", {}, leaveStay, leaveGo));
+document.body.append(leaveDialog);
+leaveStay.addEventListener("click", () => leaveDialog.close("stay"));
+leaveGo.addEventListener("click", () => leaveDialog.close("leave"));
+
+/** Resolves true when nothing would be lost, or the user chose to discard it; false to stay. */
+function mayLeave() {
+  const unsaved = leaveGuard?.();
+  if (!unsaved) return Promise.resolve(true);
+  if (leaveDialog.open) return Promise.resolve(false);
+  const back = document.activeElement;
+  leaveText.textContent = `${unsaved} Leave this page and lose them, or stay and save them?`;
+  leaveDialog.returnValue = "";
+  leaveDialog.showModal();
+  leaveStay.focus();   // the safe choice first: a stray Enter keeps the text
+  return new Promise((resolve) => {
+    leaveDialog.addEventListener("close", () => {
+      const leave = leaveDialog.returnValue === "leave";
+      if (!leave && back?.isConnected) back.focus();
+      resolve(leave);
+    }, { once: true });
+  });
+}
+
+// Closing the tab or reloading: only the browser's own prompt can ask.
+window.addEventListener("beforeunload", (e) => {
+  if (leaveGuard?.()) { e.preventDefault(); e.returnValue = ""; }
+});
+
 // Internal links go through the router (no page load); modified clicks keep browser behaviour.
-document.addEventListener("click", (e) => {
+document.addEventListener("click", async (e) => {
   const a = e.target.closest?.("a[data-link]");
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
   e.preventDefault();
   const next = new URL(a.href, location.href);
-  if (next.pathname !== location.pathname) navigate(next.pathname);
+  if (next.pathname !== location.pathname && await mayLeave()) navigate(next.pathname);
 });
-window.addEventListener("popstate", () => show());
+// Back and forward have already changed the address: asked to stay, the page puts its own back.
+window.addEventListener("popstate", async () => {
+  const stayingOn = shownPath;
+  if (leaveGuard?.() && stayingOn && !(await mayLeave())) {
+    history.pushState({}, "", stayingOn);
+    return;
+  }
+  show();
+});
 
 async function boot() {
   if (mayHaveSession()) {

@@ -229,6 +229,10 @@ export function reportCard(ctx, a) {
     (mode === "amend" ? save : signButton.hidden ? amendButton : signButton).focus();
   });
 
+  // Text typed into the editor and not saved is asked about before the page is left.
+  ctx.setLeaveGuard?.(() => alive() && mode !== null && textarea.value !== (report.text ?? "")
+    ? "Your changes to the report are not saved." : null);
+
   render();
   poll();
   return section;
