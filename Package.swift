@@ -134,6 +134,12 @@ let package = Package(
             name: "MediscopeMigration",
             dependencies: ["MediscopeStore", "MediscopeAuth", "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeEncoding"]
         ),
+        // Backup, check and restore of an embedded deployment's store folder (`mediscope store backup`).
+        .target(
+            name: "MediscopeBackup",
+            dependencies: ["MediscopeStore", "MediscopeAuth", "MediscopeJobs", "MediscopeSQLite", "MediscopeEncoding",
+                           .product(name: "GRDB", package: "GRDB.swift")] + cryptoProducts
+        ),
         // Test-only: the real Firestore emulator on a free loopback port, as a suite trait.
         .target(name: "FirestoreTestKit", dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit"], path: "Tests/FirestoreTestKit"),
         .target(
@@ -152,6 +158,7 @@ let package = Package(
                 "MediscopeServer",
                 "MediscopeAuth",
                 "MediscopeMigration",
+                "MediscopeBackup",
                 "MediscopeFirestore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

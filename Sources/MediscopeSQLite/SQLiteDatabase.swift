@@ -90,6 +90,53 @@ public enum SQLiteDatabase {
         }
     }
 
+    /// Copies the database `source` is connected to into a new file at `path` (0600, like every database
+    /// here) with SQLite's online backup API, all pages in one step, so the copy is one snapshot. `source`
+    /// must not be in a write transaction (SQLite answers BUSY then): to hold other writers off, take the
+    /// write lock on another connection, as `backup(path:toNewFile:whileLocked:)` does. The copy is one
+    /// self-contained file (rollback journal mode, no -wal or -shm beside it; `open` switches it back to
+    /// WAL) and is closed when this returns.
+    /// - Throws: `SQLiteFailure(.storage)` when `path` exists already; SQLite's error otherwise (a
+    ///   partial file may then be left at `path`).
+    public static func copy(from source: Database, toNewFile path: String) throws {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw SQLiteFailure(.storage, "\(path) exists already: a copy never overwrites a file")
+        }
+        restrictFileModes(path: path)
+        var config = Configuration()
+        config.label = "copy"
+        config.publicStatementArguments = false
+        let destination = try DatabaseQueue(path: path, configuration: config)
+        try destination.writeWithoutTransaction { db in
+            try source.backup(to: db)
+            _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE")
+        }
+        try destination.close()
+    }
+
+    /// Copies the existing database at `path` into a new file at `destination` (see `copy(from:toNewFile:)`)
+    /// while one connection holds its write lock (BEGIN IMMEDIATE, waiting up to the busy timeout for
+    /// other processes' writes) and a second reads the copy: nothing can commit until the copy is done
+    /// and `whileLocked` has run, with the reading connection, on the same state. Readers go on meanwhile.
+    /// - Throws: `SQLiteFailure(.storage)` when there is no database at `path` or `destination` exists;
+    ///   SQLite's errors; whatever `whileLocked` throws.
+    public static func backup(path: String, toNewFile destination: String,
+                              whileLocked: (Database) throws -> Void = { _ in }) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw SQLiteFailure(.storage, "no database at \(path)")
+        }
+        let lock = try open(path: path, label: "backup lock")
+        let reader = try open(path: path, label: "backup reader")
+        try writeImmediate(lock) { _ in
+            try reader.read { db in
+                try copy(from: db, toNewFile: destination)
+                try whileLocked(db)
+            }
+        }
+        try reader.close()
+        try lock.close()
+    }
+
     /// "`what`: SQLite error <extended code>: <SQLite's message>" for a GRDB `DatabaseError`, and
     /// "`what`: <error>" for anything else. Never carries statement arguments.
     public static func describe(_ error: any Error, _ what: String) -> String {

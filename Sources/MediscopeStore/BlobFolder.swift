@@ -9,6 +9,7 @@ import Darwin
 #endif
 
 private func sysRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int { read(fd, buffer, count) }
+private func sysLink(_ existing: String, _ new: String) -> Int32 { link(existing, new) }
 private func sysWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { write(fd, buffer, count) }
 
 /// Content-addressed image files: `root/ab/cd/<sha256hex>.<ext>`.
@@ -127,6 +128,20 @@ struct BlobFolder: Sendable {
             if unlink(p) == 0 { removed = true } else if errno != ENOENT { throw posixError("remove image", p) }
         }
         if removed { try? fsyncDirectory(folder(forKey: key)) }
+    }
+
+    /// Hard-links the file of `key` into `other`, in the same layout (folders made 0711 as needed; both
+    /// folders must be on one file system). Returns false when this folder has no file for the key.
+    /// Nothing is fsync'd: a snapshot made of many links is synced once by its maker (sync(2)).
+    func link(key: String, into other: BlobFolder) throws(StoreError) -> Bool {
+        guard let source = existingPath(forKey: key) else { return false }
+        let chars = Array(key)
+        for dir in [other.root, "\(other.root)/\(chars[0])\(chars[1])", other.folder(forKey: key)] {
+            if mkdir(dir, 0o711) != 0 && errno != EEXIST { throw posixError("create folder", dir) }
+        }
+        let target = "\(other.folder(forKey: key))/\((source as NSString).lastPathComponent)"
+        if sysLink(source, target) != 0 && errno != EEXIST { throw posixError("link image", target) }
+        return true
     }
 
     /// Whether the folder accepts new files (creates and removes a probe file).

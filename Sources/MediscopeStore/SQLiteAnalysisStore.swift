@@ -205,6 +205,48 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         try blobs.checkWritable()
     }
 
+    // MARK: - Snapshot
+
+    /// What `snapshot(into:)` copied.
+    public struct SnapshotCounts: Sendable, Equatable {
+        /// Analysis records in the copy.
+        public var records: Int
+        /// Image files linked into the copy.
+        public var images: Int
+        /// Keys of images a record refers to that had no file in this store (damage found, not made).
+        public var missingImages: [String]
+    }
+
+    /// Writes a consistent copy of this store into `directory` (created if missing; on this store's file
+    /// system): the database as `databaseFileName` by SQLite's online backup, and every image a record
+    /// refers to hard-linked under `blobFolderName`, both under the store's write lock, so no record or
+    /// image comes or goes in between (a delete removes images under the same lock). Links make it quick:
+    /// uploads wait only for the database copy and one link per image, and the copy takes no space until
+    /// the live files are deleted. Nothing is fsync'd here; the caller syncs the whole copy (sync(2)).
+    /// - Throws: `StoreError(.io)` when a file cannot be written or linked (e.g. another file system),
+    ///   `.unavailable` when the database cannot be read or its lock not taken within the busy timeout.
+    public func snapshot(into directory: URL) throws(StoreError) -> SnapshotCounts {
+        let target = directory.standardizedFileURL.path
+        if mkdir(target, 0o700) != 0 && errno != EEXIST {
+            throw StoreError(.io, "cannot create \(target): \(String(cString: strerror(errno)))")
+        }
+        let copyBlobs = BlobFolder(root: target + "/" + Self.blobFolderName)
+        let blobs = self.blobs
+        var counts = SnapshotCounts(records: 0, images: 0, missingImages: [])
+        do {
+            try SQLiteDatabase.backup(path: databasePath, toNewFile: target + "/" + Self.databaseFileName) { db in
+                counts.records = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM analyses") ?? 0
+                try copyBlobs.createRoot()
+                for key in try String.fetchAll(db, sql: "SELECT DISTINCT key FROM image_refs ORDER BY key") {
+                    if try blobs.link(key: key, into: copyBlobs) { counts.images += 1 } else { counts.missingImages.append(key) }
+                }
+            }
+        } catch {
+            throw database.failure(error, "snapshot the store")
+        }
+        return counts
+    }
+
     // MARK: - Garbage collection
 
     /// Deletes image files that no record references and that are older than `olderThan` seconds, and temp

@@ -1,15 +1,136 @@
 import ArgumentParser
 import Foundation
 import MediscopeApp
+import MediscopeBackup
 import MediscopeFirestore
 import MediscopeMigration
 
-/// Moving a deployment from one store backend to another.
+/// A deployment's records: backed up, checked, restored, or moved to another store backend.
 struct StoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "store",
-        abstract: "Move a deployment's records between store backends.",
-        subcommands: [Migrate.self])
+        abstract: "Back up, check and restore the embedded store, or move it to another backend.",
+        subcommands: [Backup.self, Verify.self, Restore.self, Migrate.self])
+
+    /// Exit statuses of backup, verify and restore.
+    static let damaged = ExitCode(1)
+    static let stopped = ExitCode(2)
+
+    static func stderr(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+
+    /// The embedded store's folder, or a refusal when the deployment keeps its records in Firestore.
+    static func embeddedStore(_ config: String?, command: String) throws -> AppConfig {
+        let settings: AppConfig
+        do { settings = try AppConfig.load(file: config) } catch {
+            stderr("mediscope store \(command): \(error)")
+            throw stopped
+        }
+        guard settings.store == .sqlite else {
+            stderr("mediscope store \(command): this deployment keeps its records in Firestore; back them up with Firestore's "
+                   + "managed export (gcloud firestore export gs://BUCKET --project=PROJECT), which this command does not replace")
+            throw stopped
+        }
+        return settings
+    }
+
+    static func fail(_ command: String, _ error: BackupError) -> ExitCode {
+        stderr("mediscope store \(command): \(error.message)")
+        for problem in error.problems { stderr("  \(problem)") }
+        return error.kind == .damaged ? damaged : stopped
+    }
+
+    static func summary(_ manifest: BackupManifest) -> String {
+        let files = manifest.databases.map { "\($0.name) (\($0.bytes) bytes)" }.joined(separator: ", ")
+        var text = "\(manifest.analyses) analyses, \(manifest.images) images; \(files); taken \(manifest.createdAt) on \(manifest.host)"
+        if !manifest.missingImages.isEmpty {
+            text += "\nwarning: \(manifest.missingImages.count) images records refer to were already missing in the live store: "
+                + manifest.missingImages.joined(separator: ", ")
+        }
+        return text
+    }
+
+    struct Backup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy the embedded store (records, images, accounts, audit log, reports) to a new folder while the server runs.",
+            discussion: """
+                Writes a consistent copy of var/store (MEDISCOPE_VAR) to DESTINATION, which must not exist or be \
+                empty: the analyses database with every image its records use, taken under the store's write lock \
+                (uploads wait for it briefly), then the accounts, report and job databases by SQLite's online backup. \
+                The copy is checked (sizes, SHA-256, integrity_check, every image's content) before the command \
+                succeeds, and described in DESTINATION/BACKUP.json. On the store's own file system the images are \
+                hard links (no extra space, but no protection from a failed disk): keep backups on another disk or host.
+
+                Exit status: 0 done and checked; 1 the copy did not pass its check; 2 nothing was copied.
+                """)
+        @Argument(help: "A new or empty folder.") var destination: String
+        @Option(help: "JSON configuration file (as for serve).") var config: String?
+
+        func run() throws {
+            let settings = try StoreCommand.embeddedStore(config, command: "backup")
+            let backup = DeploymentBackup(storeDirectory: URL(fileURLWithPath: settings.storeDirectory))
+            do {
+                let manifest = try backup.create(at: URL(fileURLWithPath: destination), host: settings.hostName)
+                print("backed up \(settings.storeDirectory) to \(destination): \(StoreCommand.summary(manifest))")
+            } catch {
+                throw StoreCommand.fail("backup", error)
+            }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a backup folder: sizes, SHA-256, SQLite integrity, every image's content and presence.",
+            discussion: "Exit status: 0 the backup passes; 1 it does not (each problem on standard error); 2 it is not a backup.")
+        @Argument(help: "A folder made by `mediscope store backup`.") var backup: String
+
+        func run() throws {
+            do {
+                let manifest = try DeploymentBackup.verify(URL(fileURLWithPath: backup))
+                print("\(backup) passes its check: \(StoreCommand.summary(manifest))")
+            } catch {
+                throw StoreCommand.fail("verify", error)
+            }
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the embedded store by a checked backup (the server must be stopped).",
+            discussion: """
+                Checks BACKUP, assembles the store beside var/store, then moves the current var/store aside as \
+                var/store.before-restore-<UTC time> (kept, remove it yourself) and puts the restored one in its place. \
+                Run it as the service's user (or chown the folder afterwards), then start the server.
+
+                Exit status: 0 restored; 1 the backup did not pass its check (nothing changed); 2 not restored.
+                """)
+        @Argument(help: "A folder made by `mediscope store backup`.") var backup: String
+        @Option(help: "JSON configuration file (as for serve).") var config: String?
+
+        func run() throws {
+            let settings = try StoreCommand.embeddedStore(config, command: "restore")
+            if let pid = Self.runningServer(pidFile: settings.pidFile) {
+                StoreCommand.stderr("mediscope store restore: the server is running (pid \(pid), \(settings.pidFile)); stop it first")
+                throw StoreCommand.stopped
+            }
+            let deployment = DeploymentBackup(storeDirectory: URL(fileURLWithPath: settings.storeDirectory))
+            do {
+                let aside = try deployment.restore(from: URL(fileURLWithPath: backup))
+                print("restored \(settings.storeDirectory) from \(backup)"
+                      + (aside.map { "; the previous store is kept in \($0.path)" } ?? ""))
+            } catch {
+                throw StoreCommand.fail("restore", error)
+            }
+        }
+
+        /// The pid in `pidFile` when that process is alive and is a mediscope.
+        static func runningServer(pidFile: String) -> Int32? {
+            guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+                  let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
+                  kill(pid, 0) == 0 || errno == EPERM else { return nil }
+            let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            return command.contains("mediscope") ? pid : nil
+        }
+    }
 
     struct Migrate: ParsableCommand {
         /// The backends a deployment can be copied to.
@@ -36,7 +157,6 @@ struct StoreCommand: ParsableCommand {
         @Flag(help: "Read both sides and count; write nothing.") var dryRun = false
 
         static let recordsFailed = ExitCode(1)
-        static let stopped = ExitCode(2)
 
         func run() throws {
             let storeDirectory: String
@@ -48,28 +168,26 @@ struct StoreCommand: ParsableCommand {
                 projectId = firestore.projectId
                 client = try firestore.client(for: .tool)
             } catch {
-                Self.stderr("mediscope store migrate: \(error)")
-                throw Self.stopped
+                StoreCommand.stderr("mediscope store migrate: \(error)")
+                throw StoreCommand.stopped
             }
             print("copying the SQLite deployment in \(storeDirectory) to Firestore project \(projectId)"
                   + (dryRun ? " (dry run: nothing is written)" : ""))
             let migration = StoreMigration(storeDirectory: URL(fileURLWithPath: storeDirectory), firestore: client, dryRun: dryRun,
-                                           log: { Self.stderr($0) })
+                                           log: { StoreCommand.stderr($0) })
             let report: MigrationReport
             do { report = try migration.run() } catch {
                 print(error.report)
-                Self.stderr("mediscope store migrate: \(error); what was copied stays, run the command again to continue")
-                throw Self.stopped
+                StoreCommand.stderr("mediscope store migrate: \(error); what was copied stays, run the command again to continue")
+                throw StoreCommand.stopped
             }
             print(report)
             print("not copied: sign-in failures (throttling state, forgotten within minutes)")
             if report.anyFailed {
-                Self.stderr("mediscope store migrate: some records were not copied (listed above by id); fix them and run again")
+                StoreCommand.stderr("mediscope store migrate: some records were not copied (listed above by id); fix them and run again")
                 throw Self.recordsFailed
             }
             if !dryRun { print("done: set MEDISCOPE_STORE=firestore (\"store\": \"firestore\") and restart the server") }
         }
-
-        static func stderr(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 }

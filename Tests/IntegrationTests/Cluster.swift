@@ -52,20 +52,9 @@ final class NetworkLab: @unchecked Sendable {
 
     @discardableResult
     static func script(_ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [script] + arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw StackError("netns-lab.sh \(arguments.joined(separator: " ")): \(String(decoding: errors, as: UTF8.self))")
-        }
-        return String(decoding: data, as: UTF8.self)
+        let run = try Stack.capture(URL(fileURLWithPath: "/bin/bash"), [script] + arguments)
+        guard run.status == 0 else { throw StackError("netns-lab.sh \(arguments.joined(separator: " ")): \(run.err)") }
+        return run.out
     }
 }
 

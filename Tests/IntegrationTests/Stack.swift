@@ -211,6 +211,30 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         guard p.terminationStatus == 0 else { throw StackError("\(arguments.first ?? executable) failed (\(p.terminationStatus))") }
     }
 
+    /// What a finished program said and how it ended.
+    struct Finished {
+        let status: Int32
+        let out: String
+        let err: String
+    }
+
+    /// Runs `executable` to completion and returns its exit status, standard output and standard error
+    /// (both read to the end; for programs that say little, as commands and scripts here do).
+    static func capture(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws -> Finished {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = arguments
+        if let environment { p.environment = environment }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Finished(status: p.terminationStatus, out: String(decoding: stdout, as: UTF8.self), err: String(decoding: stderr, as: UTF8.self))
+    }
+
     static func freePort() throws -> Int { try FirestoreEmulator.freePort() }
 
     /// deploy/render-nginx.sh on the local template with `settings` (VAR, LISTEN, BODY_LIMIT, UPSTREAM_*...),

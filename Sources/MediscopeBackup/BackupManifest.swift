@@ -1,0 +1,69 @@
+import Foundation
+
+/// `BACKUP.json`, written last into every backup: what it holds and how to check it. No patient data:
+/// file names, sizes, SHA-256 digests, counts, and the keys (image digests) of images found missing.
+public struct BackupManifest: Codable, Sendable, Equatable {
+    /// One database file of the backup.
+    public struct DatabaseFile: Codable, Sendable, Equatable {
+        /// File name in the store folder, e.g. `mediscope.sqlite`.
+        public var name: String
+        /// Size in bytes.
+        public var bytes: Int
+        /// Lowercase hex SHA-256 of the file's bytes.
+        public var sha256: String
+    }
+
+    /// Layout version of the backup folder; a restore refuses versions it does not know.
+    public var format: Int
+    /// When the copy was taken (the start of the first database's snapshot).
+    public var createdAt: Date
+    /// `host.name` of the server whose store was copied.
+    public var host: String
+    /// The databases, in the order they were copied.
+    public var databases: [DatabaseFile]
+    /// Analysis records in the copy.
+    public var analyses: Int
+    /// Image files in the copy (each record's scan and overlays; shared images once).
+    public var images: Int
+    /// Images records refer to that the live store did not have when copied (damage found, not made).
+    public var missingImages: [String]
+
+    public static let currentFormat = 1
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.dateEncodingStrategy = .iso8601
+        return e
+    }()
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return d
+    }()
+}
+
+/// Why a backup, a check or a restore did not happen or did not pass. The message names files and image
+/// keys only, never patient data.
+public struct BackupError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure, for the command's exit status.
+    public enum Kind: Sendable {
+        /// Could not start or could not finish (missing store, destination in use, I/O error, server running).
+        case stopped
+        /// The backup exists but does not pass its check (`problems` lists what).
+        case damaged
+    }
+
+    public let kind: Kind
+    public let message: String
+    /// What the check found, one line each (damaged only).
+    public var problems: [String] = []
+    public var description: String { message }
+
+    init(_ kind: Kind, _ message: String, problems: [String] = []) {
+        self.kind = kind
+        self.message = message
+        self.problems = problems
+    }
+}

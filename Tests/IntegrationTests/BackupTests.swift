@@ -1,0 +1,195 @@
+import Foundation
+import Testing
+
+/// `mediscope store backup | verify | restore`, the real commands, on a real stack's store while it serves.
+@Suite(.serialized) struct BackupTests {
+    static func mediscope(_ arguments: [String], environment: [String: String]) throws -> Stack.Finished {
+        try Stack.capture(Stack.executable, arguments, environment: environment)
+    }
+
+    static func mode(_ path: String) -> mode_t? {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mode & 0o777 : nil
+    }
+
+    static let patient = ["patient_id": "P-BACKUP-77121", "patient_name": "Ottoline Backupworth", "note": "kept in the backup, ward 3C"]
+
+    func upload(_ stack: Stack, _ patientId: String) async throws -> String {
+        var fields = Self.patient
+        fields["patient_id"] = patientId
+        let r = try await stack.upload(image: try Scans.jpeg, fields: fields)
+        #expect(r.status == 201)
+        return try #require(r.json?["id"] as? String)
+    }
+
+    /// The draft, once the report job has written it.
+    func draft(_ stack: Stack, _ id: String) async throws -> [String: Any] {
+        var report: [String: Any] = [:]
+        let written = try await eventually(timeout: 60, every: .milliseconds(200)) {
+            report = try #require(try await stack.request("GET", "/api/analyses/\(id)/report").json)
+            return report["status"] as? String == "draft"
+        }
+        try #require(written, "no draft: \(report)")
+        return report
+    }
+
+    /// Every address a client reads of a record: its JSON's images, fetched, by URL.
+    func images(_ stack: Stack, _ id: String) async throws -> [String: Data] {
+        let record = try #require(try await stack.request("GET", "/api/analyses/\(id)").json)
+        var urls = [try #require((record["scan"] as? [String: Any])?["url"] as? String)]
+        for result in try #require(record["results"] as? [[String: Any]]) {
+            urls.append(try #require((result["heatmap"] as? [String: Any])?["url"] as? String))
+        }
+        var bodies: [String: Data] = [:]
+        for url in urls {
+            let r = try await stack.request("GET", url)
+            #expect(r.status == 200, "\(url)")
+            bodies[url] = r.body
+        }
+        return bodies
+    }
+
+    @Test func aBackupTakenWhileServingRestoresWhatItHeldAndNothingElse() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        stack.remember(Self.patient.values)
+        try stack.addUser("backup-admin", role: "admin")
+        let adminToken = try stack.syncCreateToken(try stack.syncSignIn("backup-admin"))
+
+        let kept = [try await upload(stack, "P-BACKUP-1"), try await upload(stack, "P-BACKUP-2")]
+        let deleted = try await upload(stack, "P-BACKUP-3")
+        #expect(try await stack.request("DELETE", "/api/analyses/\(deleted)").status == 204)
+        let draft = try await draft(stack, kept[0])
+        let signedText = "Signed before the backup: no change against the prior study."
+        let signed = try await stack.request("POST", "/api/analyses/\(kept[0])/report/sign", body: try JSONSerialization.data(
+            withJSONObject: ["text": signedText, "baseVersion": try #require(draft["version"] as? Int)]), contentType: "application/json")
+        #expect(signed.status == 200, "\(signed.json ?? [:])")
+        var before: [String: [String: Data]] = [:]
+        for id in kept { before[id] = try await images(stack, id) }
+
+        // The backup, with uploads going on.
+        let during = (0..<2).map { _ in Task { try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-BACKUP-DURING"]) } }
+        let destination = stack.dir.appendingPathComponent("backups/first")
+        try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let backup = try Self.mediscope(["store", "backup", destination.path], environment: stack.environment)
+        #expect(backup.status == 0, "stdout: \(backup.out) stderr: \(backup.err)")
+        #expect(backup.out.contains("analyses") && backup.out.contains("images"), "\(backup.out)")
+        for upload in during { #expect(try await upload.value.status == 201, "uploads go on while a backup is taken") }
+
+        let manifestURL = destination.appendingPathComponent("BACKUP.json")
+        let manifestText = try String(contentsOf: manifestURL, encoding: .utf8)
+        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(manifestText.utf8)) as? [String: Any])
+        #expect(manifest["host"] as? String == Stack.hostName)
+        let files = try #require(manifest["databases"] as? [[String: Any]]).compactMap { $0["name"] as? String }
+        #expect(files == ["mediscope.sqlite", "accounts.sqlite", "reports.sqlite", "jobs.sqlite"], "\(files)")
+        for secret in Self.patient.values + [signedText] { #expect(!manifestText.contains(secret), "the manifest holds patient data") }
+        for name in files + ["BACKUP.json"] {
+            #expect(Self.mode(destination.appendingPathComponent(name).path) == 0o600, "\(name) is the owner's alone")
+        }
+
+        // Never over an existing backup; the check passes.
+        let again = try Self.mediscope(["store", "backup", destination.path], environment: stack.environment)
+        #expect(again.status == 2 && again.err.contains("not an empty folder"), "\(again.err)")
+        #expect(try String(contentsOf: manifestURL, encoding: .utf8) == manifestText, "the refused backup changed nothing")
+        let verify = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
+        #expect(verify.status == 0 && verify.out.contains("passes its check"), "\(verify.out) \(verify.err)")
+
+        // Not while the server runs.
+        let early = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
+        #expect(early.status == 2 && early.err.contains("stop it first"), "\(early.err)")
+
+        // After the backup: an upload and a new user, which the restore takes back.
+        let after = try await upload(stack, "P-BACKUP-AFTER")
+        try stack.addUser("after-backup", role: "clinician")
+        stack.signalServer(SIGTERM)
+        #expect(stack.waitForServerExit() == 0)
+        let restore = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
+        #expect(restore.status == 0, "stdout: \(restore.out) stderr: \(restore.err)")
+        let store = stack.varDir.appendingPathComponent("store")
+        let aside = try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).filter { $0.hasPrefix("store.before-restore-") }
+        #expect(aside.count == 1 && restore.out.contains(aside.first ?? "?"), "the previous store is kept aside: \(aside)")
+        #expect(Self.mode(store.appendingPathComponent("blobs").path) == 0o711, "nginx reads images; nobody lists them")
+        try stack.startServer()
+
+        for id in kept {
+            #expect(try await images(stack, id) == before[id], "record \(id) and its images are back, byte for byte")
+        }
+        let report = try #require(try await stack.request("GET", "/api/analyses/\(kept[0])/report").json)
+        #expect(report["status"] as? String == "signed" && report["text"] as? String == signedText, "\(report)")
+        #expect(try await stack.request("GET", "/api/analyses/\(deleted)").status == 404, "deleted before the backup")
+        #expect(try await stack.request("GET", "/api/analyses/\(after)").status == 404, "made after the backup")
+        // Uploads that met the backup are in it whole or not at all.
+        let caught = try #require(try await stack.request("GET", "/api/analyses?patient_id=P-BACKUP-DURING&limit=10").json?["items"] as? [[String: Any]])
+        #expect(caught.count <= 2)
+        for item in caught { _ = try await images(stack, try #require(item["id"] as? String)) }
+
+        // Accounts and the audit log are the backup's too.
+        let gone = try await stack.request("POST", "/api/session", body: Data(#"{"username":"after-backup","password":"\#(Stack.password)"}"#.utf8),
+                                           contentType: "application/json", auth: Stack.Auth.none)
+        #expect(gone.status == 401, "a user added after the backup is gone with it")
+        _ = try stack.syncSignIn("backup-admin")
+        let audit = try #require(try await stack.request("GET", "/api/audit?limit=1000", auth: .bearer(adminToken)).json?["entries"] as? [[String: Any]])
+        #expect(audit.contains { $0["action"] as? String == "analysis.delete" && $0["recordId"] as? String == deleted })
+        #expect(audit.contains { $0["action"] as? String == "report.sign" && $0["recordId"] as? String == kept[0] })
+        #expect(!audit.contains { $0["action"] as? String == "analysis.create" && $0["recordId"] as? String == after },
+                "the audit entries after the backup are gone with it")
+    }
+
+    @Test func aDamagedBackupFailsItsCheckAndIsNeverRestored() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        stack.remember(Self.patient.values)
+        let id = try await upload(stack, "P-BACKUP-DAMAGE")
+        let destination = stack.dir.appendingPathComponent("backup")
+        #expect(try Self.mediscope(["store", "backup", destination.path], environment: stack.environment).status == 0)
+
+        // An image replaced by other bytes (a new file: on one file system the backup's images are links
+        // to the live ones, so editing one in place would damage the store as well).
+        let blobs = destination.appendingPathComponent("blobs")
+        let image = try #require(FileManager.default.enumerator(atPath: blobs.path)?.allObjects.compactMap { $0 as? String }
+            .first { $0.hasSuffix(".jpg") })
+        let imagePath = blobs.appendingPathComponent(image).path
+        try FileManager.default.removeItem(atPath: imagePath)
+        try Data("not the scan".utf8).write(to: URL(fileURLWithPath: imagePath))
+        // And the accounts database cut short.
+        let accounts = destination.appendingPathComponent("accounts.sqlite")
+        let bytes = try Data(contentsOf: accounts)
+        try bytes.prefix(bytes.count / 2).write(to: accounts)
+
+        let verify = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
+        #expect(verify.status == 1, "\(verify.out) \(verify.err)")
+        let key = ((image as NSString).lastPathComponent as NSString).deletingPathExtension
+        #expect(verify.err.contains("image \(key): its content does not match its name"), "\(verify.err)")
+        #expect(verify.err.contains("accounts.sqlite: \(bytes.count / 2) bytes"), "\(verify.err)")
+        for secret in Self.patient.values { #expect(!verify.err.contains(secret) && !verify.out.contains(secret)) }
+
+        stack.signalServer(SIGTERM)
+        #expect(stack.waitForServerExit() == 0)
+        let restore = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
+        #expect(restore.status == 1 && restore.err.contains("did not pass its check"), "\(restore.err)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).allSatisfy { !$0.hasPrefix("store.before-restore-") },
+                "nothing was moved")
+        try stack.startServer()
+        #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200, "the live store is untouched")
+        #expect(try await images(stack, id).count >= 2)
+
+        // A folder that is not a backup.
+        let empty = stack.dir.appendingPathComponent("not-a-backup")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let stranger = try Self.mediscope(["store", "verify", empty.path], environment: stack.environment)
+        #expect(stranger.status == 2 && stranger.err.contains("not a Mediscope backup"), "\(stranger.err)")
+    }
+
+    @Test func aFirestoreDeploymentIsSentToFirestoresOwnExport() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-backup-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var environment = ProcessInfo.processInfo.environment
+        environment["MEDISCOPE_VAR"] = folder.appendingPathComponent("var").path
+        environment["MEDISCOPE_STORE"] = "firestore"
+        environment["MEDISCOPE_FIRESTORE_PROJECT_ID"] = "demo-backup"
+        environment["FIRESTORE_EMULATOR_HOST"] = "127.0.0.1:9"
+        let run = try Self.mediscope(["store", "backup", folder.appendingPathComponent("out").path], environment: environment)
+        #expect(run.status == 2 && run.err.contains("gcloud firestore export"), "\(run.err)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("out").path))
+    }
+}
