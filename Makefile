@@ -14,7 +14,7 @@ BIN        := .build/release/mediscope
 REFERENCE  := Tests/Artifacts/reference
 STAMPS     := .build/stamps
 
-.PHONY: help deps venv model model-int8 build run analyze test reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore bench-scaleout clean
+.PHONY: help deps venv model model-int8 build run analyze test reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore bench-scaleout bench-store-backup clean
 
 help:
 	@echo "make run                               nginx + the FastCGI pools on http://127.0.0.1:8080/ (PORT=...)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-dashboard                   bytes a browser downloads per analysis -> bench/RESULTS.md"
 	@echo "make bench-firestore                   Firestore store (emulator) vs SQLite, requests per upload, outage drain -> bench/RESULTS.md"
 	@echo "make bench-scaleout                    uploads/s through nginx: one application host on one core vs two -> bench/RESULTS.md"
+	@echo "make bench-store-backup [RECORDS=...]  store backup, verify, restore and what uploads wait meanwhile -> bench/RESULTS.md"
 
 # Debian packages; a no-op when all are present.
 deps:
@@ -88,6 +89,11 @@ bench: build model
 bench-decoders: deps
 	$(SWIFT) build -c release --product mediscope-bench
 	bash bench/decoders.sh
+
+# Store backup on stores of RECORDS records (default 1000 5000): time, the store step's wait meanwhile.
+bench-store-backup: deps
+	$(SWIFT) build -c release --product mediscope-bench
+	bash bench/store-backup.sh $(RECORDS)
 
 # int8 vs fp32 in one run: forward, whole analysis, RSS at load and steady, the stack in the 1 GiB cgroup.
 bench-int8: build model model-int8

@@ -134,10 +134,12 @@ let package = Package(
             name: "MediscopeMigration",
             dependencies: ["MediscopeStore", "MediscopeAuth", "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeEncoding"]
         ),
+        // Linux calls Glibc's Swift module lacks: renameat2 (RENAME_EXCHANGE) and syncfs.
+        .target(name: "CFileSupport"),
         // Backup, check and restore of an embedded deployment's store folder (`mediscope store backup`).
         .target(
             name: "MediscopeBackup",
-            dependencies: ["MediscopeStore", "MediscopeAuth", "MediscopeJobs", "MediscopeSQLite", "MediscopeEncoding",
+            dependencies: ["CFileSupport", "MediscopeStore", "MediscopeAuth", "MediscopeJobs", "MediscopeSQLite", "MediscopeEncoding",
                            .product(name: "GRDB", package: "GRDB.swift")] + cryptoProducts
         ),
         // Test-only: the real Firestore emulator on a free loopback port, as a suite trait.
@@ -166,7 +168,7 @@ let package = Package(
         // Benchmarks live apart from the product (bench/run.sh drives them).
         .executableTarget(
             name: "mediscope-bench",
-            dependencies: ["MediscopeInference", "ImageTestKit"],
+            dependencies: ["MediscopeInference", "MediscopeStore", "MediscopeBackup", "ImageTestKit"],
             path: "bench/Sources"
         ),
         // Test-only: images the tests generate (scan bombs, EXIF-oriented files, chunked PNGs).

@@ -1,4 +1,4 @@
-# Sourced by bench/server.sh, bench/int8.sh and bench/firestore.sh: helpers that start the whole stack (mediscope serve +
+# Sourced by bench/server.sh, bench/int8.sh, bench/firestore.sh (and bench/store-backup.sh for its section helpers): helpers that start the whole stack (mediscope serve +
 # nginx on 127.0.0.1:$PORT), drive it with wrk (bench/post.lua) and read its status. The caller sets
 # ROOT, BIN, PORT, OUT, PY3, PYTHON and defines log() and die(); stop_stack comes from stack-stop.sh.
 

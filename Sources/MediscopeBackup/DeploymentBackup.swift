@@ -1,3 +1,4 @@
+import CFileSupport
 import Crypto
 import Foundation
 import Glibc
@@ -12,23 +13,27 @@ import MediscopeStore
 /// the server runs (`mediscope store backup|verify|restore`).
 ///
 /// A backup holds what the store folder holds, in its layout, plus `BACKUP.json` (`BackupManifest`):
-/// - `mediscope.sqlite` and every image a record uses: one snapshot under the store's write lock, the
-///   images hard-linked (`SQLiteAnalysisStore.snapshot(into:)`), so records and images always match;
-/// - then `accounts.sqlite` (users, sessions, tokens, audit log), `reports.sqlite` (report versions) and
-///   `jobs.sqlite` (report drafts still to write), each by SQLite's online backup under its own write lock.
-/// Each database is consistent in itself; they are taken one after another, within about a second.
-/// Uploads wait for the store's lock only while the analyses database is copied and its images linked.
+/// - `mediscope.sqlite` with every image a record uses, and `reports.sqlite` and `jobs.sqlite`, copied
+///   while the analyses database's write lock is held (`SQLiteAnalysisStore.snapshot`): records, their
+///   images and their report versions match (a delete removes the record before its report versions);
+/// - then `accounts.sqlite` (users, sessions, tokens, audit log) by SQLite's online backup.
+/// Uploads wait for the lock only while the databases are copied and the images added since the
+/// links were made are linked.
 ///
-/// The copy is made in a staging folder beside the store (hard links need one file system), synced with
-/// sync(2), and then renamed into place or, on another file system, copied file by file with fsync.
-/// Every database and image in it is checked before it counts as done.
+/// The copy is assembled inside the store folder (its own file system, even when `var/store` is a
+/// mount or a symlink), synced, then renamed into place or, on another file system, copied file by
+/// file with fsync, the manifest last. It is checked before it counts as done.
 public struct DeploymentBackup: Sendable {
     public static let manifestName = "BACKUP.json"
-    /// The databases a backup holds, in the order they are copied (the analyses first, with its images).
-    public static let databaseFiles = [SQLiteAnalysisStore.databaseFileName, AccountStores.sqliteFileName,
-                                       SQLiteReportStore.fileName, JobQueue.fileName]
+    /// The databases a backup may hold, in the order they are copied.
+    public static let databaseFiles = [SQLiteAnalysisStore.databaseFileName, SQLiteReportStore.fileName, JobQueue.fileName,
+                                       AccountStores.sqliteFileName]
+    /// Prefix of the folder a backup is assembled in, inside the store folder; `<pid>-<random>` follows.
+    static let stagingPrefix = ".backup-staging-"
+    /// Prefix of the folder a restore is assembled in, beside the store folder.
+    static let restorePrefix = ".restore-"
 
-    /// The live store folder (`var/store`).
+    /// The live store folder (`var/store`), as configured.
     public let storeDirectory: URL
 
     public init(storeDirectory: URL) {
@@ -37,85 +42,112 @@ public struct DeploymentBackup: Sendable {
 
     // MARK: - Backup
 
-    /// Copies the store into `destination`, which must not exist or be an empty folder, then checks the
-    /// copy (`verify`). `host` goes into the manifest.
-    /// - Throws: `BackupError(.stopped)` when there is no SQLite deployment, the destination is in use,
-    ///   or a file cannot be read or written (nothing is left at `destination` then);
+    /// Copies the store into `destination`, which must not exist or be an empty folder, outside the
+    /// store, in an existing folder; then checks the copy (`verify`). `host` goes into the manifest.
+    /// - Throws: `BackupError(.stopped)` when there is no SQLite deployment, the destination is not
+    ///   free, or a file cannot be read or written (nothing is left at `destination` then);
     ///   `BackupError(.damaged)` when the finished copy does not pass its check.
     public func create(at destination: URL, host: String) throws(BackupError) -> BackupManifest {
-        let destination = destination.standardizedFileURL
-        let present = Self.databaseFiles.filter { exists(storeDirectory.appendingPathComponent($0).path) }
+        let store = Self.resolved(storeDirectory)
+        let present = Self.databaseFiles.filter { exists(store.appendingPathComponent($0).path) }
         guard !present.isEmpty else {
-            throw BackupError(.stopped, "no SQLite deployment in \(storeDirectory.path) (none of \(Self.databaseFiles.joined(separator: ", ")))")
+            throw BackupError(.stopped, "no SQLite deployment in \(store.path) (none of \(Self.databaseFiles.joined(separator: ", ")))")
         }
-        try requireFreeDestination(destination)
-        let staging = storeDirectory.deletingLastPathComponent()
-            .appendingPathComponent(".backup-\(UInt64.random(in: 0...UInt64.max))")
+        let destination = try freeDestination(destination, store: store)
+        removeStaleStaging(in: store)
+        let staging = store.appendingPathComponent("\(Self.stagingPrefix)\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
         defer { try? FileManager.default.removeItem(at: staging) }
-        guard mkdir(staging.path, 0o700) == 0 else { throw posix(.stopped, "create the staging folder", staging.path) }
+        guard mkdir(staging.path, 0o700) == 0 else { throw Self.posix(.stopped, "create the staging folder", staging.path) }
 
         var manifest = BackupManifest(format: BackupManifest.currentFormat, createdAt: Date(), host: host,
                                       databases: [], analyses: 0, images: 0, missingImages: [])
-        for name in present {
-            let target = staging.appendingPathComponent(name).path
-            do {
-                if name == SQLiteAnalysisStore.databaseFileName {
-                    let counts = try SQLiteAnalysisStore(directory: storeDirectory).snapshot(into: staging)
-                    (manifest.analyses, manifest.images, manifest.missingImages) = (counts.records, counts.images, counts.missingImages)
-                } else {
-                    try SQLiteDatabase.backup(path: storeDirectory.appendingPathComponent(name).path, toNewFile: target)
+        func copy(_ name: String) throws {
+            try SQLiteDatabase.backup(path: store.appendingPathComponent(name).path, toNewFile: staging.appendingPathComponent(name).path)
+        }
+        let underLock = [SQLiteReportStore.fileName, JobQueue.fileName].filter(present.contains)
+        do {
+            if present.contains(SQLiteAnalysisStore.databaseFileName) {
+                let counts = try SQLiteAnalysisStore.snapshot(storeDirectory: store, into: staging) {
+                    for name in underLock { try copy(name) }
                 }
-            } catch {
-                throw BackupError(.stopped, "copy \(name): \(error)")
+                (manifest.analyses, manifest.images, manifest.missingImages) = (counts.records, counts.images, counts.missingImages)
+            } else {
+                for name in underLock { try copy(name) }
             }
-            manifest.databases.append(try describe(name, at: target))
+            if present.contains(AccountStores.sqliteFileName) { try copy(AccountStores.sqliteFileName) }
+        } catch {
+            throw BackupError(.stopped, "copy the store: \(error)")
+        }
+        for name in present {
+            manifest.databases.append(try describe(name, at: staging.appendingPathComponent(name).path))
         }
         try write(manifest, to: staging.appendingPathComponent(Self.manifestName).path)
-        try sync(staging.path)
-
+        try Self.syncFileSystem(staging.path)
         try place(staging, at: destination)
-        let checked = try Self.verify(destination)
-        return checked
+        return try Self.verify(destination)
     }
 
-    /// Renames `staging` to `destination` (same file system) or copies it there file by file, fsync'd.
+    /// Renames `staging` to `destination` (same file system) or copies it there file by file, fsync'd,
+    /// the manifest last, so that an interrupted copy reads as unfinished, never as damaged.
     private func place(_ staging: URL, at destination: URL) throws(BackupError) {
         if exists(destination.path) { rmdir(destination.path) }   // an empty folder, checked before
         if rename(staging.path, destination.path) == 0 {
-            try syncFolder(destination.deletingLastPathComponent().path)
+            try Self.syncFolder(destination.deletingLastPathComponent().path)
             return
         }
-        guard errno == EXDEV else { throw posix(.stopped, "move the backup into place", destination.path) }
+        guard errno == EXDEV else { throw Self.posix(.stopped, "move the backup into place", destination.path) }
         do {
-            try copyTree(from: staging, to: destination, fileMode: 0o600, folderMode: 0o700)
+            try Self.copyTree(from: staging, to: destination, fileMode: 0o600, folderMode: 0o700, last: Self.manifestName)
+            try Self.syncFolder(destination.deletingLastPathComponent().path)
         } catch {
             try? FileManager.default.removeItem(at: destination)
             throw error
         }
     }
 
-    private func requireFreeDestination(_ destination: URL) throws(BackupError) {
-        guard destination.path != storeDirectory.path, !destination.path.hasPrefix(storeDirectory.path + "/") else {
-            throw BackupError(.stopped, "\(destination.path) is inside the store folder \(storeDirectory.path): put backups elsewhere")
+    /// The destination, symlinks resolved, when it is free: missing or an empty folder, its parent
+    /// there, and outside the store folder.
+    private func freeDestination(_ destination: URL, store: URL) throws(BackupError) -> URL {
+        let parent = Self.resolved(destination.standardizedFileURL.deletingLastPathComponent())
+        guard Self.isFolder(parent.path) else {
+            throw BackupError(.stopped, "\(parent.path) is not an existing folder: create it first")
+        }
+        let target = Self.isFolder(destination.path) ? Self.resolved(destination) : parent.appendingPathComponent(destination.lastPathComponent)
+        guard target.path != store.path, !target.path.hasPrefix(store.path + "/") else {
+            throw BackupError(.stopped, "\(target.path) is inside the store folder \(store.path): put backups elsewhere")
         }
         var info = stat()
-        guard lstat(destination.path, &info) == 0 else { return }
+        guard lstat(target.path, &info) == 0 else { return target }
         guard info.st_mode & S_IFMT == S_IFDIR,
-              (try? FileManager.default.contentsOfDirectory(atPath: destination.path))?.isEmpty == true else {
-            throw BackupError(.stopped, "\(destination.path) exists and is not an empty folder: a backup never overwrites anything")
+              (try? FileManager.default.contentsOfDirectory(atPath: target.path))?.isEmpty == true else {
+            throw BackupError(.stopped, "\(target.path) exists and is not an empty folder: a backup never overwrites anything")
+        }
+        return target
+    }
+
+    /// Staging folders of backups whose process is gone (killed, interrupted): copies only, removed.
+    private func removeStaleStaging(in store: URL) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: store.path)) ?? [] where name.hasPrefix(Self.stagingPrefix) {
+            let pid = Int32(name.dropFirst(Self.stagingPrefix.count).prefix { $0 != "-" }) ?? 0
+            if pid > 0, kill(pid, 0) == 0 || errno == EPERM { continue }
+            try? FileManager.default.removeItem(at: store.appendingPathComponent(name))
         }
     }
 
     // MARK: - Check
 
-    /// Checks a backup folder against its manifest: each database's size and SHA-256 and SQLite's
-    /// `integrity_check`; every image file's content against its name (its SHA-256); every image a
-    /// record refers to present. Returns the manifest when everything passes.
-    /// - Throws: `BackupError(.damaged)` listing every problem found; `.stopped` when there is no
-    ///   readable manifest.
+    /// Checks a backup folder against its manifest: only known databases, each once, with the manifest's
+    /// size and SHA-256, passing SQLite's `integrity_check`; under `blobs/` only image files in the
+    /// store's layout (`ab/cd/<sha256>.<ext>`, regular files), each holding what its name says; every
+    /// image a record refers to present; nothing else in the folder. Returns the manifest when it passes.
+    /// - Throws: `BackupError(.damaged)` listing every problem found; `.stopped` when the manifest cannot
+    ///   be read (missing: not a backup or an unfinished one; unreadable: permissions) or has an unknown format.
     public static func verify(_ backup: URL) throws(BackupError) -> BackupManifest {
         let manifestPath = backup.appendingPathComponent(manifestName).path
         guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            if FileManager.default.fileExists(atPath: manifestPath) {
+                throw BackupError(.stopped, "cannot read \(manifestPath): \(String(cString: strerror(EACCES))) (run as the user who made the backup, or root)")
+            }
             throw BackupError(.stopped, "no \(manifestName) in \(backup.path): not a Mediscope backup, or an unfinished one")
         }
         let manifest: BackupManifest
@@ -127,12 +159,17 @@ public struct DeploymentBackup: Sendable {
         }
         var problems: [String] = []
         var referenced: [String] = []
+        var listed = Set<String>()
         for file in manifest.databases {
+            // Names come from a file anyone may have edited: only ours, never a path.
+            guard databaseFiles.contains(file.name), listed.insert(file.name).inserted else {
+                problems.append("the manifest lists \(String(reflecting: file.name)), which is not a database of a Mediscope store (or is listed twice)")
+                continue
+            }
             let path = backup.appendingPathComponent(file.name).path
-            guard let read = try? fileDigest(path) else { problems.append("\(file.name): missing or unreadable"); continue }
-            let (bytes, digest) = read
-            if bytes != file.bytes || digest != file.sha256 {
-                problems.append("\(file.name): \(bytes) bytes, SHA-256 \(digest); the manifest says \(file.bytes) bytes, \(file.sha256)")
+            guard isRegularFile(path), let read = try? fileDigest(path) else { problems.append("\(file.name): missing or unreadable"); continue }
+            if read.bytes != file.bytes || read.sha256 != file.sha256 {
+                problems.append("\(file.name): \(read.bytes) bytes, SHA-256 \(read.sha256); the manifest says \(file.bytes) bytes, \(file.sha256)")
                 continue
             }
             do {
@@ -149,9 +186,14 @@ public struct DeploymentBackup: Sendable {
                 problems.append("\(file.name): cannot be read as a database: \(error)")
             }
         }
-        let images = imageFiles(under: backup.appendingPathComponent(SQLiteAnalysisStore.blobFolderName).path)
-        for (key, path) in images {
-            guard let digest = (try? fileDigest(path))?.1 else { problems.append("image \(key): unreadable"); continue }
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: backup.path)) ?? []).sorted()
+        where !listed.contains(name) && name != manifestName && name != SQLiteAnalysisStore.blobFolderName {
+            problems.append("\(name): not in the manifest (a backup holds only its databases, \(manifestName) and blobs/)")
+        }
+        let (images, strays) = imageFiles(under: backup.appendingPathComponent(SQLiteAnalysisStore.blobFolderName).path)
+        problems += strays.map { "blobs/\($0): not an image file in the store's layout (ab/cd/<sha256>.<ext>)" }
+        for (key, path) in images.sorted(by: { $0.key < $1.key }) {
+            guard let digest = (try? fileDigest(path))?.sha256 else { problems.append("image \(key): unreadable"); continue }
             if digest != key { problems.append("image \(key): its content does not match its name (SHA-256 \(digest))") }
         }
         let missing = Set(referenced).subtracting(images.keys).subtracting(manifest.missingImages)
@@ -165,54 +207,119 @@ public struct DeploymentBackup: Sendable {
 
     // MARK: - Restore
 
-    /// Replaces the store folder by the backup in `backup`, after checking it. The server must be
-    /// stopped. The current store folder is kept beside it, renamed `store.before-restore-<UTC time>`;
-    /// the new one is assembled beside it first, so an interrupted restore leaves the old store in place.
+    /// Replaces the store folder by the backup in `backup`, after checking it; the server must be
+    /// stopped. The new store is assembled beside the old one (every file's digest checked again as it
+    /// is copied; modes as the store makes them whatever the umask; owned, when run as root, by the
+    /// owner of the old store or of its parent), then swapped with it in one step (renameat2
+    /// RENAME_EXCHANGE): a store is in place whenever the process stops. The old one is kept as
+    /// `store.before-restore-<UTC time>`. A symlinked store folder is restored where it points.
     /// Returns where the old store folder went (nil when there was none).
     /// - Throws: `BackupError(.damaged)` when the backup does not pass its check (nothing changes);
-    ///   `.stopped` when a file cannot be copied or moved.
+    ///   `.stopped` when a file cannot be copied or moved, or the store folder is a mount point.
     public func restore(from backup: URL) throws(BackupError) -> URL? {
-        let backup = backup.standardizedFileURL
+        let backup = Self.resolved(backup.standardizedFileURL)
         let manifest = try Self.verify(backup)
-        let parent = storeDirectory.deletingLastPathComponent()
-        let assembling = parent.appendingPathComponent(".restore-\(UInt64.random(in: 0...UInt64.max))")
-        defer { try? FileManager.default.removeItem(at: assembling) }
-        guard mkdir(assembling.path, 0o755) == 0 else { throw posix(.stopped, "create the restore folder", assembling.path) }
+        let store = Self.resolved(storeDirectory)
+        let users = Self.processesUsing(store)
+        guard users.isEmpty else {
+            throw BackupError(.stopped, "\(store.path) is in use by process \(users.map(String.init).joined(separator: ", ")): stop the server first")
+        }
+        let parent = store.deletingLastPathComponent()
+        try? FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)   // a new machine
+        let assembling = parent.appendingPathComponent("\(Self.restorePrefix)\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
+        var assembled = false
+        defer { if !assembled { try? FileManager.default.removeItem(at: assembling) } }
+        try Self.makeFolder(assembling.path, mode: 0o755)
         for file in manifest.databases {
-            try copyFile(from: backup.appendingPathComponent(file.name).path, to: assembling.appendingPathComponent(file.name).path, mode: 0o600)
+            let digest = try Self.copyFile(from: backup.appendingPathComponent(file.name).path,
+                                           to: assembling.appendingPathComponent(file.name).path, mode: 0o600)
+            guard digest == file.sha256 else { throw BackupError(.damaged, "\(file.name) changed while it was restored: run verify") }
         }
         let blobs = backup.appendingPathComponent(SQLiteAnalysisStore.blobFolderName)
-        if exists(blobs.path) {
+        if Self.isFolder(blobs.path) {
             // As the store makes them: nginx reads images by exact path; nobody else may list them.
-            try copyTree(from: blobs, to: assembling.appendingPathComponent(SQLiteAnalysisStore.blobFolderName), fileMode: 0o644, folderMode: 0o711)
+            try Self.copyTree(from: blobs, to: assembling.appendingPathComponent(SQLiteAnalysisStore.blobFolderName),
+                              fileMode: 0o644, folderMode: 0o711, checkImages: true)
         }
-        try sync(assembling.path)
+        if geteuid() == 0 {
+            var owner = stat()
+            if stat(store.path, &owner) == 0 || stat(parent.path, &owner) == 0 { try Self.chownTree(assembling.path, owner.st_uid, owner.st_gid) }
+        }
+        try Self.syncFileSystem(assembling.path)
 
-        var keptAside: URL?
-        if exists(storeDirectory.path) {
-            let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "UTC")!,
-                                                    formatOptions: [.withYear, .withMonth, .withDay, .withTime, .withTimeZone])  // 20261130T101500Z
-            let aside = parent.appendingPathComponent("\(storeDirectory.lastPathComponent).before-restore-\(stamp)")
-            guard rename(storeDirectory.path, aside.path) == 0 else { throw posix(.stopped, "move the current store aside", aside.path) }
-            keptAside = aside
+        guard exists(store.path) else {
+            guard rename(assembling.path, store.path) == 0 else { throw Self.posix(.stopped, "move the restored store into place", store.path) }
+            assembled = true
+            try Self.syncFolder(parent.path)
+            return nil
         }
-        guard rename(assembling.path, storeDirectory.path) == 0 else {
-            let failure = posix(.stopped, "move the restored store into place", storeDirectory.path)
-            if let keptAside { rename(keptAside.path, storeDirectory.path) }
-            throw failure
+        guard ms_rename_exchange(assembling.path, store.path) == 0 else {
+            let code = errno
+            let hint = code == EBUSY ? " (the store folder is a mount point: restore needs to swap the folder; mount its parent instead)" : ""
+            errno = code
+            throw Self.posix(.stopped, "swap the restored store into place\(hint)", store.path)
         }
-        try syncFolder(parent.path)
-        return keptAside
+        assembled = true   // `assembling` now holds the old store: never remove it
+        let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "UTC")!,
+                                                formatOptions: [.withYear, .withMonth, .withDay, .withTime, .withTimeZone])  // 20261130T101500Z
+        let aside = parent.appendingPathComponent("\(store.lastPathComponent).before-restore-\(stamp)")
+        guard rename(assembling.path, aside.path) == 0 else {
+            try? Self.syncFolder(parent.path)
+            return assembling
+        }
+        try Self.syncFolder(parent.path)
+        return aside
+    }
+
+    /// Processes other than this one with a file inside `folder` open (a server's workers keep the
+    /// store's databases open), found through /proc/<pid>/fd.
+    public static func processesUsing(_ folder: URL) -> [Int32] {
+        let prefix = resolved(folder).path + "/"
+        var pids: [Int32] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), pid != getpid() else { continue }
+            let fds = "/proc/\(entry)/fd"
+            for fd in (try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? [] {
+                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fds)/\(fd)"), target.hasPrefix(prefix) {
+                    pids.append(pid)
+                    break
+                }
+            }
+        }
+        return pids.sorted()
     }
 
     // MARK: - Files
 
     private func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
+    /// `url` with symlinks resolved (realpath), or as given when it does not exist.
+    static func resolved(_ url: URL) -> URL {
+        guard let real = realpath(url.path, nil) else { return url }
+        defer { free(real) }
+        return URL(fileURLWithPath: String(cString: real))
+    }
+
+    static func isFolder(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
+    static func isRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
+    }
+
+    /// mkdir, then chmod: the mode whatever the umask.
+    static func makeFolder(_ path: String, mode: mode_t) throws(BackupError) {
+        guard mkdir(path, mode) == 0 || errno == EEXIST else { throw posix(.stopped, "create", path) }
+        guard chmod(path, mode) == 0 else { throw posix(.stopped, "set the mode of", path) }
+    }
+
     private func describe(_ name: String, at path: String) throws(BackupError) -> BackupManifest.DatabaseFile {
         do {
-            let (bytes, digest) = try Self.fileDigest(path)
-            return BackupManifest.DatabaseFile(name: name, bytes: bytes, sha256: digest)
+            let read = try Self.fileDigest(path)
+            return BackupManifest.DatabaseFile(name: name, bytes: read.bytes, sha256: read.sha256)
         } catch {
             throw BackupError(.stopped, "read the copy of \(name): \(error)")
         }
@@ -222,14 +329,14 @@ public struct DeploymentBackup: Sendable {
         let data: Data
         do { data = try BackupManifest.encoder.encode(manifest) } catch { throw BackupError(.stopped, "encode the manifest: \(error)") }
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw posix(.stopped, "write the manifest", path) }
+        guard fd >= 0 else { throw Self.posix(.stopped, "write the manifest", path) }
         defer { close(fd) }
         try Self.writeAll(fd, Array(data), path)
-        guard fsync(fd) == 0 else { throw posix(.stopped, "fsync the manifest", path) }
+        guard fsync(fd) == 0 else { throw Self.posix(.stopped, "fsync the manifest", path) }
     }
 
     /// Size and lowercase hex SHA-256 of a file, read in 1 MiB pieces.
-    static func fileDigest(_ path: String) throws -> (Int, String) {
+    static func fileDigest(_ path: String) throws(BackupError) -> (bytes: Int, sha256: String) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw posix(.stopped, "open", path) }
         defer { close(fd) }
@@ -246,55 +353,97 @@ public struct DeploymentBackup: Sendable {
         return (total, Hex.encode(hasher.finalize()))
     }
 
-    /// Image files under a blob folder (`ab/cd/<key>.<ext>`), by key.
-    static func imageFiles(under root: String) -> [String: String] {
-        var files: [String: String] = [:]
-        guard let walker = FileManager.default.enumerator(atPath: root) else { return files }
-        while let relative = walker.nextObject() as? String {
-            let name = (relative as NSString).lastPathComponent
-            let key = (name as NSString).deletingPathExtension
-            guard (relative as NSString).pathComponents.count == 3, key.count == 64 else { continue }
-            files[key] = root + "/" + relative
+    /// Image files under a blob folder in the store's layout (`ab/cd/<key>.<ext>`, regular files, key
+    /// starting with `abcd`, a known extension), by key; and every other entry, relative to `root`.
+    static func imageFiles(under root: String) -> (images: [String: String], strays: [String]) {
+        var images: [String: String] = [:], strays: [String] = []
+        let extensions = Set(SQLiteAnalysisStore.imageFileExtensions)
+        func hexPair(_ s: String) -> Bool { s.count == 2 && s.allSatisfy { $0.isHexDigit && !$0.isUppercase } }
+        func entries(_ path: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() }
+        guard isFolder(root) else { return ([:], []) }
+        for first in entries(root) {
+            guard hexPair(first), isFolder(root + "/" + first), !isSymlink(root + "/" + first) else { strays.append(first); continue }
+            for second in entries(root + "/" + first) {
+                let folder = "\(first)/\(second)"
+                guard hexPair(second), isFolder(root + "/" + folder), !isSymlink(root + "/" + folder) else { strays.append(folder); continue }
+                for name in entries(root + "/" + folder) {
+                    let key = (name as NSString).deletingPathExtension, ext = (name as NSString).pathExtension
+                    let path = "\(root)/\(folder)/\(name)"
+                    guard key.count == 64, key.hasPrefix(first + second), key.allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
+                          extensions.contains(ext), isRegularFile(path), images[key] == nil else {
+                        strays.append("\(folder)/\(name)")
+                        continue
+                    }
+                    images[key] = path
+                }
+            }
         }
-        return files
+        return (images, strays)
     }
 
-    private func copyTree(from source: URL, to destination: URL, fileMode: mode_t, folderMode: mode_t) throws(BackupError) {
-        guard mkdir(destination.path, folderMode) == 0 || errno == EEXIST else { throw posix(.stopped, "create", destination.path) }
+    static func isSymlink(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
+    }
+
+    /// Copies a folder tree (folders and regular files only), `last` (a top-level name) after the rest.
+    /// With `checkImages`, each file's SHA-256 must match its name's key (a blob folder).
+    static func copyTree(from source: URL, to destination: URL, fileMode: mode_t, folderMode: mode_t,
+                         last: String? = nil, checkImages: Bool = false) throws(BackupError) {
+        try makeFolder(destination.path, mode: folderMode)
         let entries: [String]
         do { entries = try FileManager.default.contentsOfDirectory(atPath: source.path) } catch {
             throw BackupError(.stopped, "list \(source.path): \(error)")
         }
-        for name in entries.sorted() {
+        for name in entries.sorted(by: { ($0 == last ? 1 : 0, $0) < ($1 == last ? 1 : 0, $1) }) {
             let from = source.appendingPathComponent(name), to = destination.appendingPathComponent(name)
             var info = stat()
             guard lstat(from.path, &info) == 0 else { throw posix(.stopped, "stat", from.path) }
             switch info.st_mode & S_IFMT {
-            case S_IFDIR: try copyTree(from: from, to: to, fileMode: fileMode, folderMode: folderMode)
-            case S_IFREG: try copyFile(from: from.path, to: to.path, mode: fileMode)
-            default: continue   // nothing else belongs in a store
+            case S_IFDIR:
+                try copyTree(from: from, to: to, fileMode: fileMode, folderMode: folderMode, checkImages: checkImages)
+            case S_IFREG:
+                let digest = try copyFile(from: from.path, to: to.path, mode: fileMode)
+                if checkImages, digest != (name as NSString).deletingPathExtension {
+                    throw BackupError(.damaged, "image \(name) changed while it was copied: run verify")
+                }
+            default:
+                throw BackupError(.damaged, "\(from.path) is neither a file nor a folder")
             }
         }
         try syncFolder(destination.path)
     }
 
-    /// Copies one file to a new file of `mode`, fsync'd.
-    private func copyFile(from source: String, to destination: String, mode: mode_t) throws(BackupError) {
+    /// Copies one file to a new file of `mode` (whatever the umask), fsync'd; returns the SHA-256 of
+    /// what it copied.
+    static func copyFile(from source: String, to destination: String, mode: mode_t) throws(BackupError) -> String {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw posix(.stopped, "open", source) }
         defer { close(input) }
         let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard output >= 0 else { throw posix(.stopped, "create", destination) }
         defer { close(output) }
-        _ = fchmod(output, mode)   // whatever the umask
+        guard fchmod(output, mode) == 0 else { throw posix(.stopped, "set the mode of", destination) }
+        var hasher = SHA256()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) }
             if n < 0 { if errno == EINTR { continue }; throw posix(.stopped, "read", source) }
             if n == 0 { break }
-            try Self.writeAll(output, Array(buffer[0..<n]), destination)
+            hasher.update(data: buffer[0..<n])
+            try writeAll(output, Array(buffer[0..<n]), destination)
         }
         guard fsync(output) == 0 else { throw posix(.stopped, "fsync", destination) }
+        return Hex.encode(hasher.finalize())
+    }
+
+    /// lchown of a folder tree (a restore run as root gives the store back to the service's user).
+    static func chownTree(_ path: String, _ uid: uid_t, _ gid: gid_t) throws(BackupError) {
+        guard lchown(path, uid, gid) == 0 else { throw posix(.stopped, "change the owner of", path) }
+        guard isFolder(path), !isSymlink(path) else { return }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
+            try chownTree(path + "/" + name, uid, gid)
+        }
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8], _ path: String) throws(BackupError) {
@@ -306,23 +455,20 @@ public struct DeploymentBackup: Sendable {
         }
     }
 
-    /// Makes a folder of many new links and files durable at once: Linux's sync(2) waits until every
-    /// file system is written (Glibc's module does not offer syncfs(2)), cheaper than an fsync per folder.
-    /// `path` must exist.
-    private func sync(_ path: String) throws(BackupError) {
-        guard exists(path) else { throw BackupError(.stopped, "\(path) is gone") }
-        Glibc.sync()
+    /// Writes out the file system that holds `path` (syncfs): one call for a folder of many new links
+    /// and files, instead of an fsync per folder.
+    static func syncFileSystem(_ path: String) throws(BackupError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw posix(.stopped, "open", path) }
+        defer { close(fd) }
+        guard ms_syncfs(fd) == 0 else { throw posix(.stopped, "syncfs", path) }
     }
 
-    private func syncFolder(_ path: String) throws(BackupError) {
+    static func syncFolder(_ path: String) throws(BackupError) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw posix(.stopped, "open folder", path) }
         defer { close(fd) }
         guard fsync(fd) == 0 else { throw posix(.stopped, "fsync folder", path) }
-    }
-
-    private func posix(_ kind: BackupError.Kind, _ what: String, _ path: String) -> BackupError {
-        Self.posix(kind, what, path)
     }
 
     static func posix(_ kind: BackupError.Kind, _ what: String, _ path: String) -> BackupError {

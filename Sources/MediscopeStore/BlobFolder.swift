@@ -130,14 +130,17 @@ struct BlobFolder: Sendable {
         if removed { try? fsyncDirectory(folder(forKey: key)) }
     }
 
-    /// Hard-links the file of `key` into `other`, in the same layout (folders made 0711 as needed; both
-    /// folders must be on one file system). Returns false when this folder has no file for the key.
-    /// Nothing is fsync'd: a snapshot made of many links is synced once by its maker (sync(2)).
-    func link(key: String, into other: BlobFolder) throws(StoreError) -> Bool {
+    /// Hard-links the file of `key` into `other`, in the same layout (folders made 0711 whatever the
+    /// umask; `made` remembers the folders made so far). Both folders must be on one file system.
+    /// Returns false when this folder has no file for the key. Nothing is fsync'd: a snapshot made of
+    /// many links is synced once by its maker (syncfs).
+    func link(key: String, into other: BlobFolder, made: inout Set<String>) throws(StoreError) -> Bool {
         guard let source = existingPath(forKey: key) else { return false }
         let chars = Array(key)
-        for dir in [other.root, "\(other.root)/\(chars[0])\(chars[1])", other.folder(forKey: key)] {
+        for dir in [other.root, "\(other.root)/\(chars[0])\(chars[1])", other.folder(forKey: key)] where !made.contains(dir) {
             if mkdir(dir, 0o711) != 0 && errno != EEXIST { throw posixError("create folder", dir) }
+            _ = chmod(dir, 0o711)
+            made.insert(dir)
         }
         let target = "\(other.folder(forKey: key))/\((source as NSString).lastPathComponent)"
         if sysLink(source, target) != 0 && errno != EEXIST { throw posixError("link image", target) }

@@ -22,6 +22,8 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     public static let databaseFileName = "mediscope.sqlite"
     public static let blobFolderName = "blobs"
+    /// The extensions image files under `blobFolderName` may have (`<sha256>.<ext>`).
+    public static var imageFileExtensions: [String] { BlobFolder.extensions }
     /// Orphan images younger than this survive the collection run at open (they may belong to a create in flight).
     public static let defaultGarbageAge: TimeInterval = 3600
 
@@ -217,32 +219,49 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         public var missingImages: [String]
     }
 
-    /// Writes a consistent copy of this store into `directory` (created if missing; on this store's file
-    /// system): the database as `databaseFileName` by SQLite's online backup, and every image a record
-    /// refers to hard-linked under `blobFolderName`, both under the store's write lock, so no record or
-    /// image comes or goes in between (a delete removes images under the same lock). Links make it quick:
-    /// uploads wait only for the database copy and one link per image, and the copy takes no space until
-    /// the live files are deleted. Nothing is fsync'd here; the caller syncs the whole copy (sync(2)).
-    /// - Throws: `StoreError(.io)` when a file cannot be written or linked (e.g. another file system),
-    ///   `.unavailable` when the database cannot be read or its lock not taken within the busy timeout.
-    public func snapshot(into directory: URL) throws(StoreError) -> SnapshotCounts {
-        let target = directory.standardizedFileURL.path
+    /// Writes a consistent copy of the store in `storeDirectory` into `directory` (created 0700 if
+    /// missing; on the store's file system) without opening the store (no migration, no garbage
+    /// collection): the database as `databaseFileName` by SQLite's online backup, and every image a
+    /// record refers to hard-linked under `blobFolderName`. Records and images match: the images are
+    /// linked first, then, under the store's write lock (a delete removes images under it too), the
+    /// database is copied, images added since are linked and those deleted since are unlinked again,
+    /// and `whileLocked` runs. Uploads wait only for that part. Nothing is fsync'd here; the caller
+    /// syncs the whole copy.
+    /// - Throws: `StoreError(.io)` when there is no database or a file cannot be written
+    ///   or linked (e.g. another file system); `.unavailable` when the database cannot be read or its
+    ///   lock not taken within the busy timeout; whatever `whileLocked` throws, as `.unavailable`.
+    public static func snapshot(storeDirectory: URL, into directory: URL,
+                                whileLocked: () throws -> Void = {}) throws(StoreError) -> SnapshotCounts {
+        let source = storeDirectory.standardizedFileURL.path, target = directory.standardizedFileURL.path
+        let databasePath = source + "/" + databaseFileName
+        guard FileManager.default.fileExists(atPath: databasePath) else { throw StoreError(.io, "no database at \(databasePath)") }
         if mkdir(target, 0o700) != 0 && errno != EEXIST {
             throw StoreError(.io, "cannot create \(target): \(String(cString: strerror(errno)))")
         }
-        let copyBlobs = BlobFolder(root: target + "/" + Self.blobFolderName)
-        let blobs = self.blobs
+        let live = BlobFolder(root: source + "/" + blobFolderName)
+        let copy = BlobFolder(root: target + "/" + blobFolderName)
+        let referenced = "SELECT DISTINCT key FROM image_refs"
         var counts = SnapshotCounts(records: 0, images: 0, missingImages: [])
+        var linked = Set<String>(), made = Set<String>()
         do {
-            try SQLiteDatabase.backup(path: databasePath, toNewFile: target + "/" + Self.databaseFileName) { db in
+            let reader = try SQLiteDatabase.open(path: databasePath, label: "snapshot")
+            for key in try reader.read({ try String.fetchAll($0, sql: referenced) }) {
+                if try live.link(key: key, into: copy, made: &made) { linked.insert(key) }
+            }
+            try reader.close()
+            try SQLiteDatabase.backup(path: databasePath, toNewFile: target + "/" + databaseFileName) { db in
                 counts.records = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM analyses") ?? 0
-                try copyBlobs.createRoot()
-                for key in try String.fetchAll(db, sql: "SELECT DISTINCT key FROM image_refs ORDER BY key") {
-                    if try blobs.link(key: key, into: copyBlobs) { counts.images += 1 } else { counts.missingImages.append(key) }
+                let now = Set(try String.fetchAll(db, sql: referenced))
+                for key in now.subtracting(linked).sorted() {
+                    if try live.link(key: key, into: copy, made: &made) { linked.insert(key) } else { counts.missingImages.append(key) }
                 }
+                for key in linked.subtracting(now) { try copy.remove(key: key) }
+                counts.images = now.count - counts.missingImages.count
+                try whileLocked()
             }
         } catch {
-            throw database.failure(error, "snapshot the store")
+            if let error = error as? StoreError { throw error }
+            throw storeError(SQLiteFailure(error, "snapshot the store"))
         }
         return counts
     }

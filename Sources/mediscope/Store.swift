@@ -54,11 +54,12 @@ struct StoreCommand: ParsableCommand {
             abstract: "Copy the embedded store (records, images, accounts, audit log, reports) to a new folder while the server runs.",
             discussion: """
                 Writes a consistent copy of var/store (MEDISCOPE_VAR) to DESTINATION, which must not exist or be \
-                empty: the analyses database with every image its records use, taken under the store's write lock \
-                (uploads wait for it briefly), then the accounts, report and job databases by SQLite's online backup. \
-                The copy is checked (sizes, SHA-256, integrity_check, every image's content) before the command \
-                succeeds, and described in DESTINATION/BACKUP.json. On the store's own file system the images are \
-                hard links (no extra space, but no protection from a failed disk): keep backups on another disk or host.
+                empty: the images records use (hard links), then, under the analyses database's write lock (uploads \
+                wait for it briefly), the analyses, report and job databases by SQLite's online backup; then the \
+                accounts database. The copy is checked (sizes, SHA-256, integrity_check, every image's content) \
+                before the command succeeds, and described in DESTINATION/BACKUP.json. On the store's own file system \
+                the images are hard links to the live files (no extra space, no protection from a failed disk, and \
+                chmod/chown/edits reach the live files): keep backups on another disk or host.
 
                 Exit status: 0 done and checked; 1 the copy did not pass its check; 2 nothing was copied.
                 """)

@@ -81,7 +81,7 @@ import Testing
         let manifest = try #require(try JSONSerialization.jsonObject(with: Data(manifestText.utf8)) as? [String: Any])
         #expect(manifest["host"] as? String == Stack.hostName)
         let files = try #require(manifest["databases"] as? [[String: Any]]).compactMap { $0["name"] as? String }
-        #expect(files == ["mediscope.sqlite", "accounts.sqlite", "reports.sqlite", "jobs.sqlite"], "\(files)")
+        #expect(files == ["mediscope.sqlite", "reports.sqlite", "jobs.sqlite", "accounts.sqlite"], "\(files)")
         for secret in Self.patient.values + [signedText] { #expect(!manifestText.contains(secret), "the manifest holds patient data") }
         for name in files + ["BACKUP.json"] {
             #expect(Self.mode(destination.appendingPathComponent(name).path) == 0o600, "\(name) is the owner's alone")
@@ -178,6 +178,62 @@ import Testing
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         let stranger = try Self.mediscope(["store", "verify", empty.path], environment: stack.environment)
         #expect(stranger.status == 2 && stranger.err.contains("not a Mediscope backup"), "\(stranger.err)")
+    }
+
+    /// The manifest is a file anyone may edit: a name that is a path never leads a restore outside the
+    /// store, a stray file is reported, and a restore under a tight umask still gives nginx its images.
+    @Test func aDoctoredManifestOrAStrayFileFailsTheCheckAndModesIgnoreTheUmask() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        stack.remember(Self.patient.values)
+        let id = try await upload(stack, "P-BACKUP-MANIFEST")
+        let destination = stack.dir.appendingPathComponent("backup")
+        #expect(try Self.mediscope(["store", "backup", destination.path], environment: stack.environment).status == 0)
+        stack.signalServer(SIGTERM)
+        #expect(stack.waitForServerExit() == 0)
+
+        // A well-formed entry whose name climbs out: the file it names is there, with the right digest.
+        let manifestURL = destination.appendingPathComponent("BACKUP.json")
+        let original = try Data(contentsOf: manifestURL)
+        let outside = stack.dir.appendingPathComponent("outside.sqlite")
+        try FileManager.default.copyItem(at: destination.appendingPathComponent("accounts.sqlite"), to: outside)
+        let digest = try Stack.capture(URL(fileURLWithPath: "/usr/bin/sha256sum"), [outside.path]).out.prefix(64)
+        var manifest = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+        var databases = try #require(manifest["databases"] as? [[String: Any]])
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: outside.path)[.size] as? Int)
+        databases.append(["name": "../outside.sqlite", "bytes": size, "sha256": String(digest)])
+        manifest["databases"] = databases
+        try JSONSerialization.data(withJSONObject: manifest).write(to: manifestURL)
+        let doctored = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
+        #expect(doctored.status == 1 && doctored.err.contains("\"../outside.sqlite\", which is not a database of a Mediscope store"), "\(doctored.err)")
+        let refused = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
+        #expect(refused.status == 1, "\(refused.err)")
+        #expect(!FileManager.default.fileExists(atPath: stack.varDir.appendingPathComponent("outside.sqlite").path), "nothing written outside the store")
+
+        // A stray file among the images.
+        try original.write(to: manifestURL)
+        let stray = destination.appendingPathComponent("blobs/notes.txt")
+        try Data("notes".utf8).write(to: stray)
+        let strayed = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
+        #expect(strayed.status == 1 && strayed.err.contains("blobs/notes.txt: not an image file"), "\(strayed.err)")
+        try FileManager.default.removeItem(at: stray)
+
+        // Restored under umask 027: databases 0600, images 0644 in 0711 folders, as the store makes them.
+        let restore = try Stack.capture(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 027; exec \"$0\" \"$@\"", Stack.executable.path,
+                                                                          "store", "restore", destination.path], environment: stack.environment)
+        #expect(restore.status == 0, "\(restore.err)")
+        let store = stack.varDir.appendingPathComponent("store")
+        #expect(Self.mode(store.appendingPathComponent("mediscope.sqlite").path) == 0o600)
+        let entries = try #require(FileManager.default.enumerator(atPath: store.appendingPathComponent("blobs").path))
+            .allObjects.compactMap { $0 as? String }
+        #expect(!entries.isEmpty)
+        for relative in entries {
+            let path = store.appendingPathComponent("blobs/\(relative)").path
+            let want: mode_t = relative.contains(".") ? 0o644 : 0o711
+            #expect(Self.mode(path) == want, "\(relative): \(String(Self.mode(path) ?? 0, radix: 8))")
+        }
+        try stack.startServer()
+        #expect(try await images(stack, id).count >= 2, "nginx reads the restored images")
     }
 
     @Test func aFirestoreDeploymentIsSentToFirestoresOwnExport() throws {

@@ -63,6 +63,15 @@ if CommandLine.arguments.dropFirst().first == "decoder-budgets" {
     exit(0)
 }
 
+if CommandLine.arguments.dropFirst().first == "store-backup" {
+    let sizes = CommandLine.arguments.dropFirst(2).compactMap { Int($0) }
+    do { print(try StoreBackupBench.markdown(sizes: sizes.isEmpty ? [1000, 5000] : sizes)) } catch {
+        FileHandle.standardError.write(Data("store-backup: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
+
 if CommandLine.arguments.dropFirst().first == "report" {
     // mediscope-bench report DIR THREADS...
     let args = Array(CommandLine.arguments.dropFirst(2))
