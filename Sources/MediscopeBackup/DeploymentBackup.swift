@@ -54,10 +54,14 @@ public struct DeploymentBackup: Sendable {
             throw BackupError(.stopped, "no SQLite deployment in \(store.path) (none of \(Self.databaseFiles.joined(separator: ", ")))")
         }
         let destination = try freeDestination(destination, store: store)
-        removeStaleStaging(in: store)
+        Self.removeAbandoned(in: store, prefix: Self.stagingPrefix) { _ in true }
         let staging = store.appendingPathComponent("\(Self.stagingPrefix)\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
-        defer { try? FileManager.default.removeItem(at: staging) }
         guard mkdir(staging.path, 0o700) == 0 else { throw Self.posix(.stopped, "create the staging folder", staging.path) }
+        let claim = try Self.claim(staging.path)
+        defer {
+            try? FileManager.default.removeItem(at: staging)
+            close(claim)
+        }
 
         var manifest = BackupManifest(format: BackupManifest.currentFormat, createdAt: Date(), host: host,
                                       databases: [], analyses: 0, images: 0, missingImages: [])
@@ -95,7 +99,8 @@ public struct DeploymentBackup: Sendable {
             try Self.syncFolder(destination.deletingLastPathComponent().path)
             return
         }
-        guard errno == EXDEV else { throw Self.posix(.stopped, "move the backup into place", destination.path) }
+        // Another file system, or an empty mount point (EBUSY): copy file by file.
+        guard errno == EXDEV || errno == EBUSY else { throw Self.posix(.stopped, "move the backup into place", destination.path) }
         do {
             try Self.copyTree(from: staging, to: destination, fileMode: 0o600, folderMode: 0o700, last: Self.manifestName)
             try Self.syncFolder(destination.deletingLastPathComponent().path)
@@ -125,12 +130,30 @@ public struct DeploymentBackup: Sendable {
         return target
     }
 
-    /// Staging folders of backups whose process is gone (killed, interrupted): copies only, removed.
-    private func removeStaleStaging(in store: URL) {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: store.path)) ?? [] where name.hasPrefix(Self.stagingPrefix) {
-            let pid = Int32(name.dropFirst(Self.stagingPrefix.count).prefix { $0 != "-" }) ?? 0
-            if pid > 0, kill(pid, 0) == 0 || errno == EPERM { continue }
-            try? FileManager.default.removeItem(at: store.appendingPathComponent(name))
+    /// Holds an exclusive flock on the folder at `path` for as long as the returned descriptor is open:
+    /// the folder is in use, whichever process (or PID namespace) looks.
+    static func claim(_ path: String) throws(BackupError) -> Int32 {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw posix(.stopped, "open", path) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw posix(.stopped, "claim", path)
+        }
+        return fd
+    }
+
+    /// Folders named `prefix…` in `folder` that no running backup or restore holds (flock), left by a
+    /// killed one: removed when `disposable` says so, else renamed `<store>.before-restore-recovered-…`.
+    static func removeAbandoned(in folder: URL, prefix: String, disposable: (URL) -> Bool) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasPrefix(prefix) {
+            let path = folder.appendingPathComponent(name)
+            guard let fd = try? claim(path.path) else { continue }   // in use: someone is working there
+            defer { close(fd) }
+            if disposable(path) {
+                try? FileManager.default.removeItem(at: path)
+            } else {
+                rename(path.path, folder.appendingPathComponent("store.before-restore-recovered-\(name.dropFirst(prefix.count))").path)
+            }
         }
     }
 
@@ -144,11 +167,19 @@ public struct DeploymentBackup: Sendable {
     ///   be read (missing: not a backup or an unfinished one; unreadable: permissions) or has an unknown format.
     public static func verify(_ backup: URL) throws(BackupError) -> BackupManifest {
         let manifestPath = backup.appendingPathComponent(manifestName).path
-        guard let data = FileManager.default.contents(atPath: manifestPath) else {
-            if FileManager.default.fileExists(atPath: manifestPath) {
-                throw BackupError(.stopped, "cannot read \(manifestPath): \(String(cString: strerror(EACCES))) (run as the user who made the backup, or root)")
-            }
+        guard access(backup.path, R_OK | X_OK) == 0 else {
+            if errno == ENOENT { throw BackupError(.stopped, "\(backup.path) does not exist") }
+            throw posix(.stopped, "cannot read the backup folder (run as the user who made the backup, or root):", backup.path)
+        }
+        var info = stat()
+        guard lstat(manifestPath, &info) == 0 else {
             throw BackupError(.stopped, "no \(manifestName) in \(backup.path): not a Mediscope backup, or an unfinished one")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw BackupError(.damaged, "\(manifestPath) is not a regular file", problems: ["\(manifestName): not a regular file (a link or a folder)"])
+        }
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw posix(.stopped, "cannot read (run as the user who made the backup, or root):", manifestPath)
         }
         let manifest: BackupManifest
         do { manifest = try BackupManifest.decoder.decode(BackupManifest.self, from: data) } catch {
@@ -160,6 +191,9 @@ public struct DeploymentBackup: Sendable {
         var problems: [String] = []
         var referenced: [String] = []
         var listed = Set<String>()
+        if manifest.databases.isEmpty { problems.append("the manifest lists no databases: restoring it would leave an empty store") }
+        let blobsPath = backup.appendingPathComponent(SQLiteAnalysisStore.blobFolderName).path
+        if isSymlink(blobsPath) { problems.append("blobs: a link, not a folder") }
         for file in manifest.databases {
             // Names come from a file anyone may have edited: only ours, never a path.
             guard databaseFiles.contains(file.name), listed.insert(file.name).inserted else {
@@ -190,7 +224,7 @@ public struct DeploymentBackup: Sendable {
         where !listed.contains(name) && name != manifestName && name != SQLiteAnalysisStore.blobFolderName {
             problems.append("\(name): not in the manifest (a backup holds only its databases, \(manifestName) and blobs/)")
         }
-        let (images, strays) = imageFiles(under: backup.appendingPathComponent(SQLiteAnalysisStore.blobFolderName).path)
+        let (images, strays) = isSymlink(blobsPath) ? ([:], []) : imageFiles(under: blobsPath)
         problems += strays.map { "blobs/\($0): not an image file in the store's layout (ab/cd/<sha256>.<ext>)" }
         for (key, path) in images.sorted(by: { $0.key < $1.key }) {
             guard let digest = (try? fileDigest(path))?.sha256 else { problems.append("image \(key): unreadable"); continue }
@@ -220,16 +254,33 @@ public struct DeploymentBackup: Sendable {
         let backup = Self.resolved(backup.standardizedFileURL)
         let manifest = try Self.verify(backup)
         let store = Self.resolved(storeDirectory)
-        let users = Self.processesUsing(store)
-        guard users.isEmpty else {
-            throw BackupError(.stopped, "\(store.path) is in use by process \(users.map(String.init).joined(separator: ", ")): stop the server first")
-        }
+        try requireUnused(store)
         let parent = store.deletingLastPathComponent()
-        try? FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)   // a new machine
+        // Whose the store is: the old store's owner, else that of the nearest folder that exists.
+        var owner = stat()
+        var ancestor = store
+        while stat(ancestor.path, &owner) != 0, ancestor.path != "/" { ancestor = ancestor.deletingLastPathComponent() }
+        try Self.makeFolders(parent, mode: 0o755, owner: geteuid() == 0 ? owner : nil)   // a new machine has no var/
+        if Self.isFolder(store.path) {
+            var storeInfo = stat(), parentInfo = stat()
+            if stat(store.path, &storeInfo) == 0, stat(parent.path, &parentInfo) == 0, storeInfo.st_dev != parentInfo.st_dev {
+                throw BackupError(.stopped, "\(store.path) is a mount point: restore swaps the store folder itself; mount its parent instead")
+            }
+        }
+        // A killed restore left its folder: an assembly (marked) is removed; the old store (unmarked,
+        // killed between swap and rename) is kept as store.before-restore-recovered-….
+        Self.removeAbandoned(in: parent, prefix: Self.restorePrefix) { exists($0.appendingPathComponent(Self.assemblyMarker).path) }
+
         let assembling = parent.appendingPathComponent("\(Self.restorePrefix)\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
-        var assembled = false
-        defer { if !assembled { try? FileManager.default.removeItem(at: assembling) } }
         try Self.makeFolder(assembling.path, mode: 0o755)
+        let claim = try Self.claim(assembling.path)
+        defer { close(claim) }
+        var swapped = false
+        defer { if !swapped { try? FileManager.default.removeItem(at: assembling) } }
+        let marker = assembling.appendingPathComponent(Self.assemblyMarker).path
+        guard FileManager.default.createFile(atPath: marker, contents: nil) else { throw Self.posix(.stopped, "create", marker) }
+        try Self.probeExchange(in: parent)
+
         for file in manifest.databases {
             let digest = try Self.copyFile(from: backup.appendingPathComponent(file.name).path,
                                            to: assembling.appendingPathComponent(file.name).path, mode: 0o600)
@@ -241,25 +292,19 @@ public struct DeploymentBackup: Sendable {
             try Self.copyTree(from: blobs, to: assembling.appendingPathComponent(SQLiteAnalysisStore.blobFolderName),
                               fileMode: 0o644, folderMode: 0o711, checkImages: true)
         }
-        if geteuid() == 0 {
-            var owner = stat()
-            if stat(store.path, &owner) == 0 || stat(parent.path, &owner) == 0 { try Self.chownTree(assembling.path, owner.st_uid, owner.st_gid) }
-        }
+        if geteuid() == 0 { try Self.chownTree(assembling.path, owner.st_uid, owner.st_gid) }
+        try requireUnused(store)   // again: the copy took a while
+        guard unlink(marker) == 0 else { throw Self.posix(.stopped, "remove", marker) }
         try Self.syncFileSystem(assembling.path)
 
         guard exists(store.path) else {
             guard rename(assembling.path, store.path) == 0 else { throw Self.posix(.stopped, "move the restored store into place", store.path) }
-            assembled = true
+            swapped = true
             try Self.syncFolder(parent.path)
             return nil
         }
-        guard ms_rename_exchange(assembling.path, store.path) == 0 else {
-            let code = errno
-            let hint = code == EBUSY ? " (the store folder is a mount point: restore needs to swap the folder; mount its parent instead)" : ""
-            errno = code
-            throw Self.posix(.stopped, "swap the restored store into place\(hint)", store.path)
-        }
-        assembled = true   // `assembling` now holds the old store: never remove it
+        guard ms_rename_exchange(assembling.path, store.path) == 0 else { throw Self.posix(.stopped, "swap the restored store into place", store.path) }
+        swapped = true   // `assembling` now holds the old store: never remove it
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(identifier: "UTC")!,
                                                 formatOptions: [.withYear, .withMonth, .withDay, .withTime, .withTimeZone])  // 20261130T101500Z
         let aside = parent.appendingPathComponent("\(store.lastPathComponent).before-restore-\(stamp)")
@@ -269,6 +314,35 @@ public struct DeploymentBackup: Sendable {
         }
         try Self.syncFolder(parent.path)
         return aside
+    }
+
+    /// Marks a folder being assembled by a restore (removed just before the swap).
+    static let assemblyMarker = ".assembling"
+
+    private func requireUnused(_ store: URL) throws(BackupError) {
+        let users = Self.processesUsing(store)
+        guard users.isEmpty else {
+            throw BackupError(.stopped, "\(store.path) is in use by process \(users.map(String.init).joined(separator: ", ")): stop the server first")
+        }
+    }
+
+    /// Whether this file system can swap two folders in one step (overlayfs without redirect_dir
+    /// cannot): asked with two empty folders before anything is copied.
+    static func probeExchange(in parent: URL) throws(BackupError) {
+        let a = parent.appendingPathComponent(".swap-probe-\(getpid())-a").path, b = parent.appendingPathComponent(".swap-probe-\(getpid())-b").path
+        defer { rmdir(a); rmdir(b) }
+        guard mkdir(a, 0o700) == 0 || errno == EEXIST, mkdir(b, 0o700) == 0 || errno == EEXIST else { throw posix(.stopped, "create a probe folder in", parent.path) }
+        guard ms_rename_exchange(a, b) == 0 else {
+            throw posix(.stopped, "this file system cannot swap folders in one step (renameat2 RENAME_EXCHANGE), which restore needs:", parent.path)
+        }
+    }
+
+    /// Creates `folder` and missing parents with `mode` (whatever the umask), given to `owner` when set.
+    static func makeFolders(_ folder: URL, mode: mode_t, owner: stat?) throws(BackupError) {
+        guard !isFolder(folder.path) else { return }
+        try makeFolders(folder.deletingLastPathComponent(), mode: mode, owner: owner)
+        try makeFolder(folder.path, mode: mode)
+        if let owner, lchown(folder.path, owner.st_uid, owner.st_gid) != 0 { throw posix(.stopped, "change the owner of", folder.path) }
     }
 
     /// Processes other than this one with a file inside `folder` open (a server's workers keep the

@@ -236,6 +236,65 @@ import Testing
         #expect(try await images(stack, id).count >= 2, "nginx reads the restored images")
     }
 
+    /// What killed runs leave is cleared by the next, unless a running one holds it (flock, whatever
+    /// PID namespace it runs in); a killed restore's old store is never deleted. A restore onto a new
+    /// machine (no var/) under a tight umask makes a store nginx can read.
+    @Test func leftoversOfKilledRunsAndARestoreOntoANewMachine() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        stack.remember(Self.patient.values)
+        _ = try await upload(stack, "P-BACKUP-LEFTOVERS")
+        let store = stack.varDir.appendingPathComponent("store")
+        let abandoned = store.appendingPathComponent(".backup-staging-1-abandoned")
+        let held = store.appendingPathComponent(".backup-staging-1-held")
+        for folder in [abandoned, held] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
+        let holder = open(held.path, O_RDONLY | O_DIRECTORY)
+        #expect(holder >= 0 && flock(holder, LOCK_EX) == 0)
+        let destination = stack.dir.appendingPathComponent("backup")
+        let backup = try Self.mediscope(["store", "backup", destination.path], environment: stack.environment)
+        #expect(backup.status == 0, "\(backup.err)")
+        #expect(!FileManager.default.fileExists(atPath: abandoned.path), "a killed backup's staging is removed")
+        #expect(FileManager.default.fileExists(atPath: held.path), "a running backup's staging is left alone")
+        close(holder)   // else the restore below rightly finds the store in use (by this process)
+
+        // A blobs/ that is a link is refused by verify.
+        let linked = stack.dir.appendingPathComponent("linked-backup")
+        try FileManager.default.createDirectory(at: linked, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: destination.path) where name != "blobs" {
+            try FileManager.default.copyItem(at: destination.appendingPathComponent(name), to: linked.appendingPathComponent(name))
+        }
+        try FileManager.default.createSymbolicLink(at: linked.appendingPathComponent("blobs"), withDestinationURL: destination.appendingPathComponent("blobs"))
+        let viaLink = try Self.mediscope(["store", "verify", linked.path], environment: stack.environment)
+        #expect(viaLink.status == 1 && viaLink.err.contains("blobs: a link, not a folder"), "\(viaLink.err)")
+
+        // A killed restore's leftovers: an assembly (marked) goes, an old store (unmarked) is kept.
+        stack.signalServer(SIGTERM)
+        #expect(stack.waitForServerExit() == 0)
+        let assembly = stack.varDir.appendingPathComponent(".restore-1-assembly")
+        let oldStore = stack.varDir.appendingPathComponent(".restore-1-oldstore")
+        for folder in [assembly, oldStore] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
+        _ = FileManager.default.createFile(atPath: assembly.appendingPathComponent(".assembling").path, contents: nil)
+        _ = FileManager.default.createFile(atPath: oldStore.appendingPathComponent("mediscope.sqlite").path, contents: Data("old".utf8))
+        let restore = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
+        #expect(restore.status == 0, "\(restore.err)")
+        #expect(!FileManager.default.fileExists(atPath: assembly.path))
+        let recovered = stack.varDir.appendingPathComponent("store.before-restore-recovered-1-oldstore/mediscope.sqlite")
+        #expect(FileManager.default.contents(atPath: recovered.path) == Data("old".utf8), "the old store of a killed restore is kept")
+
+        // A new machine: no var/ at all, umask 077.
+        let fresh = stack.dir.appendingPathComponent("new-machine/var")
+        var environment = stack.environment
+        environment["MEDISCOPE_VAR"] = fresh.path
+        environment["MEDISCOPE_PID_FILE"] = fresh.appendingPathComponent("run/mediscope.pid").path
+        let onto = try Stack.capture(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 077; exec \"$0\" \"$@\"", Stack.executable.path,
+                                                                       "store", "restore", destination.path], environment: environment)
+        #expect(onto.status == 0, "\(onto.err)")
+        #expect(Self.mode(fresh.path) == 0o755 && Self.mode(fresh.appendingPathComponent("store").path) == 0o755)
+        #expect(Self.mode(fresh.appendingPathComponent("store/blobs").path) == 0o711)
+        let verifyRestored = DeploymentBackupCheck.sameDatabases(destination, fresh.appendingPathComponent("store"))
+        #expect(verifyRestored, "the new machine's store holds the backup's databases")
+    }
+
     @Test func aFirestoreDeploymentIsSentToFirestoresOwnExport() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-backup-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -247,5 +306,17 @@ import Testing
         let run = try Self.mediscope(["store", "backup", folder.appendingPathComponent("out").path], environment: environment)
         #expect(run.status == 2 && run.err.contains("gcloud firestore export"), "\(run.err)")
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("out").path))
+    }
+}
+
+/// Compares a backup's databases with a restored store's, byte for byte.
+enum DeploymentBackupCheck {
+    static func sameDatabases(_ backup: URL, _ store: URL) -> Bool {
+        for name in ["mediscope.sqlite", "reports.sqlite", "jobs.sqlite", "accounts.sqlite"] {
+            let a = FileManager.default.contents(atPath: backup.appendingPathComponent(name).path)
+            let b = FileManager.default.contents(atPath: store.appendingPathComponent(name).path)
+            if a != b { return false }
+        }
+        return true
     }
 }
