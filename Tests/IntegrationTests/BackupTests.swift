@@ -295,6 +295,44 @@ import Testing
         #expect(verifyRestored, "the new machine's store holds the backup's databases")
     }
 
+    /// deploy/backup.sh, what the nightly timer runs: a dated backup each time, the oldest complete ones
+    /// beyond BACKUP_KEEP removed, nothing else in the folder touched; bad settings change nothing.
+    @Test func theScheduledBackupKeepsTheNewestAndTouchesNothingElse() async throws {
+        let stack = try Stack()
+        defer { stack.stop() }
+        stack.remember(Self.patient.values)
+        _ = try await upload(stack, "P-BACKUP-SCHEDULED")
+        let folder = stack.dir.appendingPathComponent("nightly")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("mediscope-notes"), withIntermediateDirectories: true)
+        var environment = stack.environment
+        environment["MEDISCOPE_BIN"] = Stack.executable.path
+        environment["BACKUP_DIR"] = folder.path
+        environment["BACKUP_KEEP"] = "2"
+        let script = URL(fileURLWithPath: "/bin/bash")
+        let arguments = [Stack.root.appendingPathComponent("deploy/backup.sh").path]
+        var made: [String] = []
+        for run in 0..<3 {
+            let before = Set(try FileManager.default.contentsOfDirectory(atPath: folder.path))
+            let result = try Stack.capture(script, arguments, environment: environment)
+            #expect(result.status == 0, "run \(run): \(result.err)")
+            made += Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)).subtracting(before)
+        }
+        #expect(made.count == 3, "one new backup per run: \(made)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        #expect(left == (Array(made.sorted().suffix(2)) + ["mediscope-notes"]).sorted(), "the newest two and the folder that is not a backup: \(left)")
+        for name in made.sorted().suffix(2) {
+            #expect(try Self.mediscope(["store", "verify", folder.appendingPathComponent(name).path], environment: stack.environment).status == 0)
+        }
+
+        for (key, value) in [("BACKUP_KEEP", "0"), ("BACKUP_KEEP", "many"), ("BACKUP_DIR", "")] {
+            var bad = environment
+            bad[key] = value
+            let result = try Stack.capture(script, arguments, environment: bad)
+            #expect(result.status == 2 && result.err.contains("backup.sh:"), "\(key)=\(value): \(result.err)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == left, "bad settings made or removed nothing")
+    }
+
     @Test func aFirestoreDeploymentIsSentToFirestoresOwnExport() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-backup-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: folder) }
