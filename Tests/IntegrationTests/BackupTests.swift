@@ -22,6 +22,17 @@ import Testing
         return try #require(r.json?["id"] as? String)
     }
 
+    /// A stack of its own (stopped by the caller) with one analysis of `patientId`, whose details the
+    /// stack's log check looks for; returns the analysis id.
+    func stackWithARecord(_ patientId: String) async throws -> (Stack, String) {
+        let stack = try Stack()
+        stack.remember(Self.patient.values)
+        do { return (stack, try await upload(stack, patientId)) } catch {
+            stack.stop()
+            throw error
+        }
+    }
+
     /// The draft, once the report job has written it.
     func draft(_ stack: Stack, _ id: String) async throws -> [String: Any] {
         var report: [String: Any] = [:]
@@ -136,10 +147,8 @@ import Testing
     }
 
     @Test func aDamagedBackupFailsItsCheckAndIsNeverRestored() async throws {
-        let stack = try Stack()
+        let (stack, id) = try await stackWithARecord("P-BACKUP-DAMAGE")
         defer { stack.stop() }
-        stack.remember(Self.patient.values)
-        let id = try await upload(stack, "P-BACKUP-DAMAGE")
         let destination = stack.dir.appendingPathComponent("backup")
         #expect(try Self.mediscope(["store", "backup", destination.path], environment: stack.environment).status == 0)
 
@@ -183,10 +192,8 @@ import Testing
     /// The manifest is a file anyone may edit: a name that is a path never leads a restore outside the
     /// store, a stray file is reported, and a restore under a tight umask still gives nginx its images.
     @Test func aDoctoredManifestOrAStrayFileFailsTheCheckAndModesIgnoreTheUmask() async throws {
-        let stack = try Stack()
+        let (stack, id) = try await stackWithARecord("P-BACKUP-MANIFEST")
         defer { stack.stop() }
-        stack.remember(Self.patient.values)
-        let id = try await upload(stack, "P-BACKUP-MANIFEST")
         let destination = stack.dir.appendingPathComponent("backup")
         #expect(try Self.mediscope(["store", "backup", destination.path], environment: stack.environment).status == 0)
         stack.signalServer(SIGTERM)
@@ -240,10 +247,8 @@ import Testing
     /// PID namespace it runs in); a killed restore's old store is never deleted. A restore onto a new
     /// machine (no var/) under a tight umask makes a store nginx can read.
     @Test func leftoversOfKilledRunsAndARestoreOntoANewMachine() async throws {
-        let stack = try Stack()
+        let (stack, _) = try await stackWithARecord("P-BACKUP-LEFTOVERS")
         defer { stack.stop() }
-        stack.remember(Self.patient.values)
-        _ = try await upload(stack, "P-BACKUP-LEFTOVERS")
         let store = stack.varDir.appendingPathComponent("store")
         let abandoned = store.appendingPathComponent(".backup-staging-1-abandoned")
         let held = store.appendingPathComponent(".backup-staging-1-held")
@@ -298,10 +303,8 @@ import Testing
     /// deploy/backup.sh, what the nightly timer runs: a dated backup each time, the oldest complete ones
     /// beyond BACKUP_KEEP removed, nothing else in the folder touched; bad settings change nothing.
     @Test func theScheduledBackupKeepsTheNewestAndTouchesNothingElse() async throws {
-        let stack = try Stack()
+        let (stack, _) = try await stackWithARecord("P-BACKUP-SCHEDULED")
         defer { stack.stop() }
-        stack.remember(Self.patient.values)
-        _ = try await upload(stack, "P-BACKUP-SCHEDULED")
         let folder = stack.dir.appendingPathComponent("nightly")
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("mediscope-notes"), withIntermediateDirectories: true)
         var environment = stack.environment
