@@ -1,7 +1,9 @@
 // dicom_read: DCMTK parses the data set (after the structural walk of structure.cpp), the attributes of
 // the Image Pixel, Modality LUT and VOI LUT modules and the patient/study fields are copied out, and one
 // frame is decoded with DcmPixelData::getUncompressedFrame (the codec decodes only that frame).
+#include <cmath>
 #include <cstdlib>
+#include <vector>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -14,6 +16,8 @@
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcistrmb.h"
 #include "dcmtk/dcmdata/dcpixel.h"
+#include "dcmtk/dcmdata/dcpixseq.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/dcmjpeg/djdecode.h"
@@ -116,7 +120,144 @@ bool photometricKnown(const std::string &p, int32_t samples) {
     return p == "RGB" || p == "YBR_FULL" || p == "YBR_FULL_422";
 }
 
-int readImage(DcmDataset *ds, const Limits &limits, int32_t frame, bool decodePixels, dicom_image *out, std::string &message) {
+/// Rescale Slope and Intercept of `item`, when both are there.
+void readRescale(DcmItem *item, dicom_image *out) {
+    Float64 slope, intercept;
+    if (item->findAndGetFloat64(DCM_RescaleSlope, slope).good() && item->findAndGetFloat64(DCM_RescaleIntercept, intercept).good()) {
+        out->has_rescale = 1;
+        out->rescale_slope = slope;
+        out->rescale_intercept = intercept;
+    }
+}
+
+/// The first Window Center/Width of `item` and its VOI LUT Function, when the window is there.
+void readWindow(DcmItem *item, dicom_image *out) {
+    DcmElement *center = nullptr, *width = nullptr;
+    Float64 c, w;
+    if (item->findAndGetElement(DCM_WindowCenter, center).good() && item->findAndGetElement(DCM_WindowWidth, width).good()
+        && center->getFloat64(c, 0).good() && width->getFloat64(w, 0).good()) {
+        out->window_count = int32_t(center->getVM());
+        out->window_center = c;
+        out->window_width = w;
+        OFString function;
+        if (item->findAndGetOFString(DCM_VOILUTFunction, function).bad() || function.empty()) function = "LINEAR";
+        copyText(out->voi_lut_function, sizeof out->voi_lut_function, function);
+    }
+}
+
+/// Enhanced MR/CT (PS3.3 C.7.6.16): the macro `macro` of the frame's Per-frame Functional Groups item, else
+/// of the Shared Functional Groups; nullptr when neither has it.
+DcmItem *functionalGroup(DcmDataset *ds, const DcmTagKey &macro, int32_t frameIndex) {
+    DcmItem *group = nullptr, *item = nullptr;
+    if (ds->findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, group, frameIndex).good() && group
+        && group->findAndGetSequenceItem(macro, item, 0).good() && item) return item;
+    if (ds->findAndGetSequenceItem(DCM_SharedFunctionalGroupsSequence, group, 0).good() && group
+        && group->findAndGetSequenceItem(macro, item, 0).good() && item) return item;
+    return nullptr;
+}
+
+/// Pixel Padding Value (0028,0120) and Pixel Padding Range Limit (0028,0121): US or SS, read as the
+/// Pixel Representation says.
+bool readPadding(DcmItem *ds, const DcmTagKey &tag, bool isSigned, int32_t &value) {
+    DcmElement *e = nullptr;
+    if (ds->findAndGetElement(tag, e).bad() || !e || e->getVM() < 1) return false;
+    Uint16 u;
+    Sint16 v;
+    if (e->getUint16(u, 0).good()) { value = isSigned ? int32_t(Sint16(u)) : int32_t(u); return true; }
+    if (e->getSint16(v, 0).good()) { value = isSigned ? int32_t(v) : int32_t(Uint16(v)); return true; }
+    return false;
+}
+
+enum class Codec { none, rle, jpeg, jpegLS };
+
+Codec codecOf(const std::string &uid) {
+    if (uid == "1.2.840.10008.1.2.5") return Codec::rle;
+    if (uid == "1.2.840.10008.1.2.4.80" || uid == "1.2.840.10008.1.2.4.81") return Codec::jpegLS;
+    if (uid.rfind("1.2.840.10008.1.2.4.", 0) == 0) return Codec::jpeg;
+    return Codec::none;
+}
+
+/// Encapsulated Pixel Data (PS3.5 A.4): finds the fragments of frame `index` (from the Basic Offset Table,
+/// one fragment per frame, or for JPEG the fragments that start a codestream), checks that the data holds
+/// as many frames as Number of Frames says, and checks that frame's codestream before DCMTK decodes it.
+/// `startFragment` is DCMTK's item index of the frame's first fragment (item 0 is the offset table).
+int checkEncapsulatedFrame(DcmPixelData *pixels, E_TransferSyntax xfer, Codec codec, int32_t frames, int32_t index,
+                           const FrameGeometry &g, const Limits &limits, Uint32 &startFragment, std::string &message) {
+    DcmPixelSequence *sequence = nullptr;
+    if (pixels->getEncapsulatedRepresentation(xfer, nullptr, sequence).bad() || !sequence) {
+        message = "the encapsulated Pixel Data cannot be read";
+        return DICOM_ERR_CORRUPT;
+    }
+    struct Fragment { const Uint8 *data; uint32_t length; uint64_t offset; };
+    std::vector<Fragment> fragments;
+    uint64_t offset = 0;
+    const unsigned long items = sequence->card();
+    for (unsigned long i = 1; i < items; ++i) {
+        DcmPixelItem *item = nullptr;
+        Uint8 *bytes = nullptr;
+        if (sequence->getItem(item, i).bad() || !item) { message = "unreadable Pixel Data fragment"; return DICOM_ERR_CORRUPT; }
+        const uint32_t length = item->getLength();
+        if (length > 0 && (item->getUint8Array(bytes).bad() || !bytes)) { message = "unreadable Pixel Data fragment"; return DICOM_ERR_CORRUPT; }
+        fragments.push_back({bytes, length, offset});
+        offset += 8 + uint64_t(length);
+    }
+    if (fragments.empty()) { message = "the encapsulated Pixel Data has no fragments"; return DICOM_ERR_CORRUPT; }
+
+    uint32_t tableLength = 0;
+    Uint8 *table = nullptr;
+    DcmPixelItem *offsetTable = nullptr;
+    if (sequence->getItem(offsetTable, 0).good() && offsetTable) {
+        tableLength = offsetTable->getLength();
+        if (tableLength > 0 && (offsetTable->getUint8Array(table).bad() || !table)) tableLength = 0;
+    }
+    std::vector<size_t> starts;  // index into `fragments` where each frame starts
+    const std::string claimed = "Number of Frames (0028,0008) says " + std::to_string(frames);
+    if (tableLength > 0) {
+        if (tableLength % 4 != 0 || tableLength / 4 != uint64_t(frames)) {
+            message = claimed + ", the Basic Offset Table lists " + std::to_string(tableLength / 4) + " frames";
+            return DICOM_ERR_CORRUPT;
+        }
+        size_t next = 0;
+        for (int32_t f = 0; f < frames; ++f) {
+            const uint32_t at = uint32_t(table[4 * f]) | uint32_t(table[4 * f + 1]) << 8 | uint32_t(table[4 * f + 2]) << 16
+                | uint32_t(table[4 * f + 3]) << 24;
+            while (next < fragments.size() && fragments[next].offset < at) ++next;
+            if (next >= fragments.size() || fragments[next].offset != at || (!starts.empty() && starts.back() == next)) {
+                message = "the Basic Offset Table's entry for frame " + std::to_string(f + 1) + " points at no fragment";
+                return DICOM_ERR_CORRUPT;
+            }
+            starts.push_back(next);
+        }
+    } else if (frames == 1) {
+        starts.push_back(0);
+    } else if (fragments.size() == size_t(frames)) {
+        for (int32_t f = 0; f < frames; ++f) starts.push_back(size_t(f));
+    } else if (codec == Codec::jpeg || codec == Codec::jpegLS) {
+        for (size_t i = 0; i < fragments.size(); ++i)
+            if (fragments[i].length >= 2 && fragments[i].data[0] == 0xFF && fragments[i].data[1] == 0xD8) starts.push_back(i);
+        if (starts.empty() || starts.front() != 0) starts.insert(starts.begin(), 0);
+    }
+    if (starts.size() != size_t(frames)) {
+        message = claimed + ", the Pixel Data holds " + std::to_string(starts.size() ? starts.size() : fragments.size())
+            + (codec == Codec::rle ? " (RLE codes each frame in one fragment)" : "");
+        return DICOM_ERR_CORRUPT;
+    }
+    const size_t begin = starts[size_t(index)], end = size_t(index) + 1 < starts.size() ? starts[size_t(index) + 1] : fragments.size();
+    std::vector<uint8_t> frame;
+    for (size_t i = begin; i < end; ++i) frame.insert(frame.end(), fragments[i].data, fragments[i].data + fragments[i].length);
+    startFragment = Uint32(begin + 1);
+    switch (codec) {
+    case Codec::rle: return checkRLEFrame(frame.data(), frame.size(), g, message);
+    case Codec::jpeg: return checkJPEGFrame(frame.data(), frame.size(), g, limits, false, message);
+    case Codec::jpegLS: return checkJPEGFrame(frame.data(), frame.size(), g, limits, true, message);
+    case Codec::none: break;
+    }
+    message = "encapsulated Pixel Data in a transfer syntax without a codec here";
+    return DICOM_ERR_TRANSFER_SYNTAX;
+}
+
+int readImage(DcmDataset *ds, const std::string &transferSyntax, const Limits &limits, int32_t frame, bool decodePixels,
+              dicom_image *out, std::string &message) {
     out->rows = readInt(ds, DCM_Rows, 0);
     out->columns = readInt(ds, DCM_Columns, 0);
     out->samples_per_pixel = readInt(ds, DCM_SamplesPerPixel, 1);
@@ -128,29 +269,24 @@ int readImage(DcmDataset *ds, const Limits &limits, int32_t frame, bool decodePi
     Sint32 frames = 1;
     if (ds->findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) frames = 1;
     out->number_of_frames = frames;
+    out->frame_index = frame < 0 ? (frames - 1) / 2 : frame;
+    const int32_t groupFrame = std::min(out->frame_index, frames - 1);
     OFString photometric;
     ds->findAndGetOFString(DCM_PhotometricInterpretation, photometric);
     copyText(out->stored_photometric_interpretation, sizeof out->stored_photometric_interpretation, photometric);
     std::strcpy(out->photometric_interpretation, out->stored_photometric_interpretation);
 
-    Float64 slope, intercept;
-    if (ds->findAndGetFloat64(DCM_RescaleSlope, slope).good() && ds->findAndGetFloat64(DCM_RescaleIntercept, intercept).good()) {
-        out->has_rescale = 1;
-        out->rescale_slope = slope;
-        out->rescale_intercept = intercept;
-    }
-    DcmElement *center = nullptr, *width = nullptr;
-    Float64 c, w;
-    if (ds->findAndGetElement(DCM_WindowCenter, center).good() && ds->findAndGetElement(DCM_WindowWidth, width).good()
-        && center->getFloat64(c, 0).good() && width->getFloat64(w, 0).good()) {
-        out->window_count = int32_t(center->getVM());
-        out->window_center = c;
-        out->window_width = w;
-    }
-    OFString function;
-    if (ds->findAndGetOFString(DCM_VOILUTFunction, function).bad() || function.empty()) function = "LINEAR";
-    copyText(out->voi_lut_function, sizeof out->voi_lut_function, function);
-    int rc = readLUT(ds, DCM_ModalityLUTSequence, out->pixel_representation == 1, out->modality_lut, message);
+    // The data set's own values, then the frame's functional groups (Enhanced MR/CT), which take precedence.
+    std::strcpy(out->voi_lut_function, "LINEAR");
+    readRescale(ds, out);
+    readWindow(ds, out);
+    if (DcmItem *transform = functionalGroup(ds, DCM_PixelValueTransformationSequence, groupFrame)) readRescale(transform, out);
+    if (DcmItem *voi = functionalGroup(ds, DCM_FrameVOILUTSequence, groupFrame)) readWindow(voi, out);
+    const bool isSigned = out->pixel_representation == 1;
+    out->has_pixel_padding = readPadding(ds, DCM_PixelPaddingValue, isSigned, out->pixel_padding_value);
+    out->has_pixel_padding_range = out->has_pixel_padding
+        && readPadding(ds, DCM_PixelPaddingRangeLimit, isSigned, out->pixel_padding_range_limit);
+    int rc = readLUT(ds, DCM_ModalityLUTSequence, isSigned, out->modality_lut, message);
     if (rc == DICOM_OK) rc = readLUT(ds, DCM_VOILUTSequence, false, out->voi_lut, message);
     if (rc != DICOM_OK || !decodePixels) return rc;
 
@@ -188,7 +324,6 @@ int readImage(DcmDataset *ds, const Limits &limits, int32_t frame, bool decodePi
         message = "frame " + std::to_string(frame + 1) + " asked for, the file has " + std::to_string(frames);
         return DICOM_ERR_FRAME;
     }
-    out->frame_index = frame < 0 ? (frames - 1) / 2 : frame;
 
     DcmPixelData *pixels = static_cast<DcmPixelData *>(element);
     Uint32 size = 0;
@@ -198,23 +333,42 @@ int readImage(DcmDataset *ds, const Limits &limits, int32_t frame, bool decodePi
         message = std::string("cannot size a frame: ") + (cond.bad() ? cond.text() : "unexpected frame size");
         return DICOM_ERR_CORRUPT;
     }
+    const E_TransferSyntax xfer = ds->getOriginalXfer();
+    const bool encapsulated = DcmXfer(xfer).isEncapsulated();
     // Native YBR_FULL_422 stores two samples per pixel (Y Y Cb Cr per pair, PS3.3 C.7.6.3.1.2); DCMTK sizes
     // frames as three, so such a frame is read here at its true size.
-    const bool subsampled = p == "YBR_FULL_422" && !DcmXfer(ds->getOriginalXfer()).isEncapsulated() && out->planar_configuration == 0;
+    const bool subsampled = p == "YBR_FULL_422" && !encapsulated && out->planar_configuration == 0;
     if (subsampled) size = Uint32(expected / 3 * 2);
-    // DCMTK wants room for a pad byte after an odd-sized frame.
+    Uint32 startFragment = 0;
+    if (encapsulated) {
+        const FrameGeometry geometry{out->rows, out->columns, out->samples_per_pixel, out->bits_allocated};
+        rc = checkEncapsulatedFrame(pixels, xfer, codecOf(transferSyntax), frames, out->frame_index, geometry, limits, startFragment, message);
+        if (rc != DICOM_OK) return rc;
+    } else {
+        // Frame offsets in 64 bits: Number of Frames x frame size must fit in the Pixel Data, or a frame past
+        // the end would wrap around to an earlier one.
+        const uint64_t needed = uint64_t(frames) * uint64_t(size);
+        const uint64_t length = pixels->getLength();
+        if (length < needed) {
+            message = "Pixel Data holds " + std::to_string(length) + " bytes; " + std::to_string(frames) + " frames of "
+                + std::to_string(out->columns) + "x" + std::to_string(out->rows) + " need " + std::to_string(needed)
+                + " (Number of Frames, Rows, Columns or Bits Allocated is wrong, or the file is truncated)";
+            return DICOM_ERR_CORRUPT;
+        }
+    }
+    // Zeroed, and DCMTK wants room for a pad byte after an odd-sized frame: no byte of it is ever left as
+    // whatever this process held before.
     const Uint32 capacity = size + (size & 1);
-    out->frame_data = static_cast<uint8_t *>(std::malloc(capacity));
+    out->frame_data = static_cast<uint8_t *>(std::calloc(capacity, 1));
     if (!out->frame_data) return DICOM_ERR_NOMEM;
     out->frame_size = size;
-    Uint32 startFragment = 0;
     OFString colorModel;
     if (subsampled) {
-        cond = pixels->getPartialValue(out->frame_data, Uint32(out->frame_index) * size, size);
-        colorModel = p.c_str();
+        cond = pixels->getPartialValue(out->frame_data, Uint32(uint64_t(out->frame_index) * size), size);
     } else {
         cond = pixels->getUncompressedFrame(ds, Uint32(out->frame_index), startFragment, out->frame_data, capacity, colorModel);
     }
+    if (subsampled) colorModel = p.c_str();
     if (cond.bad()) {
         message = "frame " + std::to_string(out->frame_index + 1) + " cannot be decoded: " + cond.text();
         return DICOM_ERR_CORRUPT;
@@ -240,24 +394,33 @@ int readAll(const uint8_t *data, size_t size, const Limits &limits, int32_t fram
 
     registerOnce();
     if (!dcmDataDict.isDictionaryLoaded()) { message = "DCMTK's data dictionary is not installed"; return DICOM_ERR_INTERNAL; }
+    // DCMTK reads the data set alone, from the bytes the walk checked: the inflated copy of a deflated data
+    // set (never inflated twice), or the input after its meta information, in the encoding the walk found.
+    const uint8_t *dataset = encoding.deflated ? encoding.inflated.data() : data + encoding.datasetOffset;
+    const size_t datasetSize = encoding.deflated ? encoding.inflated.size() : size - encoding.datasetOffset;
+    E_TransferSyntax readAs = EXS_Unknown;
+    std::string uid = encoding.transferSyntaxUID;
+    if (encoding.deflated) readAs = EXS_LittleEndianExplicit;
+    else if (encoding.implicitDespiteMeta) { readAs = EXS_LittleEndianImplicit; uid = "1.2.840.10008.1.2"; }
+    else if (!uid.empty()) readAs = DcmXfer(uid.c_str()).getXfer();
     DcmInputBufferStream stream;
-    stream.setBuffer(data, offile_off_t(size));
+    stream.setBuffer(dataset, offile_off_t(datasetSize));
     stream.setEos();
     DcmFileFormat file;
-    file.transferInit();
-    const Uint32 maxRead = limits.maxElementBytes > 0xFFFFFFFEll ? 0xFFFFFFFEu : Uint32(limits.maxElementBytes);
-    OFCondition cond = file.read(stream, EXS_Unknown, EGL_noChange, maxRead);
-    file.transferEnd();
-    if (cond.bad()) { message = std::string("DCMTK cannot read the data set: ") + cond.text(); return DICOM_ERR_CORRUPT; }
     DcmDataset *ds = file.getDataset();
+    const Uint32 maxRead = limits.maxElementBytes > 0xFFFFFFFEll ? 0xFFFFFFFEu : Uint32(limits.maxElementBytes);
+    ds->transferInit();
+    OFCondition cond = ds->read(stream, readAs, EGL_noChange, maxRead);
+    ds->transferEnd();
+    if (cond.bad()) { message = std::string("DCMTK cannot read the data set: ") + cond.text(); return DICOM_ERR_CORRUPT; }
     DcmXfer xfer(ds->getOriginalXfer());
-    if (encoding.transferSyntaxUID.empty()) {
+    if (uid.empty()) {
         if (xfer.isExplicitVR() != encoding.explicitVR || xfer.isLittleEndian() != encoding.littleEndian) {
             message = "the data set's encoding is ambiguous";
             return DICOM_ERR_CORRUPT;
         }
+        uid = xfer.getXferID();
     }
-    const std::string uid = encoding.transferSyntaxUID.empty() ? xfer.getXferID() : encoding.transferSyntaxUID;
     if (uid.size() < sizeof out->transfer_syntax_uid) std::strcpy(out->transfer_syntax_uid, uid.c_str());
     DcmXfer named(uid.c_str());
     std::snprintf(out->transfer_syntax_name, sizeof out->transfer_syntax_name, "%s", named.getXferName());
@@ -279,7 +442,7 @@ int readAll(const uint8_t *data, size_t size, const Limits &limits, int32_t fram
     readText(ds, DCM_SeriesInstanceUID, out->series_instance_uid);
     readText(ds, DCM_SOPInstanceUID, out->sop_instance_uid);
 
-    return readImage(ds, limits, frame, decodePixels, out, message);
+    return readImage(ds, uid, limits, frame, decodePixels, out, message);
 }
 
 }  // namespace
@@ -290,7 +453,7 @@ extern "C" int dicom_read(const uint8_t *data, size_t size, const dicom_limits *
     if (!out) { setError(err, errlen, "no output"); return DICOM_ERR_ARGUMENT; }
     std::memset(out, 0, sizeof *out);
     if (!data || size == 0) { setError(err, errlen, "the file is empty"); return DICOM_ERR_EMPTY; }
-    Limits l{50000000, 268435456, 16};
+    Limits l{50000000, 268435456, 16, 256, 0};
     if (limits) {
         if (limits->max_pixels < 0 || limits->max_element_bytes < 0 || limits->max_sequence_depth < 0) {
             setError(err, errlen, "negative limits");
@@ -299,7 +462,10 @@ extern "C" int dicom_read(const uint8_t *data, size_t size, const dicom_limits *
         if (limits->max_pixels) l.maxPixels = limits->max_pixels;
         if (limits->max_element_bytes) l.maxElementBytes = limits->max_element_bytes;
         if (limits->max_sequence_depth) l.maxSequenceDepth = limits->max_sequence_depth;
+        if (limits->max_jpeg_scans > 0) l.maxJPEGScans = limits->max_jpeg_scans;
+        if (limits->max_jpeg_scan_pixels > 0) l.maxJPEGScanPixels = limits->max_jpeg_scan_pixels;
     }
+    if (l.maxJPEGScanPixels == 0) l.maxJPEGScanPixels = l.maxPixels * 12;
     std::string message;
     int rc;
     try {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "CDicom.h"
 
@@ -18,6 +19,13 @@ struct Encoding {
     bool explicitVR = true;
     bool deflated = false;
     bool encapsulated = false;      // pixel data in fragments (RLE, JPEG, JPEG-LS)
+    /// Where the data set starts in the input (after the meta information).
+    size_t datasetOffset = 0;
+    /// The data set inflated (deflated transfer syntax): DCMTK reads this copy, never inflating again.
+    std::vector<uint8_t> inflated;
+    /// The meta information says explicit VR little endian but the data set is implicit VR (as pydicom
+    /// reads such files): DCMTK is told to read the data set as implicit VR little endian.
+    bool implicitDespiteMeta = false;
 };
 
 /// Bounds in force, with the defaults of CDicom.h filled in.
@@ -25,7 +33,23 @@ struct Limits {
     int64_t maxPixels;
     int64_t maxElementBytes;
     int32_t maxSequenceDepth;
+    int64_t maxJPEGScans;
+    int64_t maxJPEGScanPixels;
 };
+
+/// What the data set says one frame is: the codestream must code exactly this.
+struct FrameGeometry {
+    int32_t rows, columns, samples, bitsAllocated;
+};
+
+/// An RLE frame (PS3.5 annex G): header, segment count (Samples x bytes per sample), offsets inside the
+/// frame and in order, and every segment coding at least Rows x Columns bytes.
+int checkRLEFrame(const uint8_t *data, size_t size, const FrameGeometry &geometry, std::string &message);
+
+/// A JPEG or JPEG-LS frame: one frame header whose size and components match the data set, precision
+/// within Bits Allocated, and the scan budget of an uploaded JPEG (maxJPEGScans, maxJPEGScanPixels).
+int checkJPEGFrame(const uint8_t *data, size_t size, const FrameGeometry &geometry, const Limits &limits, bool jpegLS,
+                   std::string &message);
 
 /// Walks every element, item and fragment of `data` (inflating a deflated data set, bounded) and checks
 /// lengths against the bytes left and `limits`, and sequence nesting. Returns DICOM_OK or an error code

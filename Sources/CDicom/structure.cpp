@@ -258,13 +258,26 @@ int walkStructure(const uint8_t *data, size_t size, const Limits &limits, Encodi
         encoding.explicitVR = knownVR(p + 4);
     }
     if (pos >= size) { message = "the file has no data set"; return DICOM_ERR_CORRUPT; }
+    encoding.datasetOffset = pos;
 
     if (encoding.deflated) {
-        std::vector<uint8_t> inflated;
-        const int rc = inflateDataset(data + pos, size - pos, limits.maxElementBytes, inflated, message);
+        const int rc = inflateDataset(data + pos, size - pos, limits.maxElementBytes, encoding.inflated, message);
         if (rc != DICOM_OK) return rc;
         size_t inner = 0;
-        return walker.dataset(inflated.data(), inner, inflated.size(), true, true, 0, false);
+        return walker.dataset(encoding.inflated.data(), inner, encoding.inflated.size(), true, true, 0, false);
+    }
+    // Explicit VR little endian in the meta, but the first element has no VR and reads as implicit VR: some
+    // writers do this; pydicom reads such files, and so do we.
+    if (encoding.explicitVR && encoding.littleEndian && !encoding.encapsulated && size - pos >= 8 && !knownVR(data + pos + 4)
+        && encoding.transferSyntaxUID == "1.2.840.10008.1.2.1") {
+        size_t probe = pos;
+        std::string ignored;
+        Walker implicit(limits, ignored);
+        if (implicit.dataset(data, probe, size, false, true, 0, false) == DICOM_OK) {
+            encoding.explicitVR = false;
+            encoding.implicitDespiteMeta = true;
+            return DICOM_OK;
+        }
     }
     return walker.dataset(data, pos, size, encoding.explicitVR, encoding.littleEndian, 0, false);
 }

@@ -74,6 +74,9 @@ public struct DicomFile: Sendable {
     /// VOI LUT Function (0028,1056): LINEAR (also when absent), LINEAR_EXACT or SIGMOID.
     public var voiLUTFunction: String
     public var voiLUT: DicomLUT?
+    /// Pixel Padding Value (0028,0120) and, when given, Pixel Padding Range Limit (0028,0121): the stored
+    /// values from one to the other (inclusive, either order) are padding, not image (PS3.3 C.7.5.1.1.2).
+    public var pixelPadding: ClosedRange<Int32>?
     /// The decoded frame, 0-based (nil when pixels were not asked for).
     public var frameIndex: Int?
     /// rows x columns x samplesPerPixel stored values (bits above Bits Stored already cleared, signed
@@ -92,11 +95,14 @@ public struct DicomFile: Sendable {
     ///   included; `.empty`; `.unsupportedFormat` when it is no DICOM data at all.
     public static func read(_ bytes: [UInt8], limits: ImageLimits = .init(), frame: Int? = nil,
                             decodePixels: Bool = true) throws(ImagingError) -> DicomFile {
-        if decodePixels { try checkEmbeddedJPEGs(bytes, limits: limits) }
         var image = dicom_image()
         var errorBuffer = [CChar](repeating: 0, count: 512)
+        // The frame's own codestream is held to the scan budget of an uploaded JPEG by the shim (DCMTK has
+        // its own copy of the IJG library, past our decoder's bounds).
         var l = dicom_limits(max_pixels: Int64(max(1, limits.maxPixels)), max_element_bytes: Int64(limits.maxDicomElementBytes),
-                             max_sequence_depth: Int32(clamping: limits.maxDicomSequenceDepth))
+                             max_sequence_depth: Int32(clamping: limits.maxDicomSequenceDepth),
+                             max_jpeg_scans: Int64(max(1, limits.maxJPEGScans)),
+                             max_jpeg_scan_pixels: Int64(max(1, limits.maxJPEGScanPixels)))
         let rc = bytes.withUnsafeBufferPointer { data in
             errorBuffer.withUnsafeMutableBufferPointer { err in
                 dicom_read(data.baseAddress, data.count, &l, Int32(clamping: frame ?? -1), decodePixels ? 1 : 0,
@@ -131,6 +137,12 @@ public struct DicomFile: Sendable {
         window = c.window_count > 0 ? (c.window_center, c.window_width) : nil
         voiLUTFunction = text(&c.voi_lut_function).uppercased()
         voiLUT = DicomLUT(c.voi_lut)
+        if c.has_pixel_padding != 0 {
+            let limit = c.has_pixel_padding_range != 0 ? c.pixel_padding_range_limit : c.pixel_padding_value
+            pixelPadding = min(c.pixel_padding_value, limit)...max(c.pixel_padding_value, limit)
+        } else {
+            pixelPadding = nil
+        }
         var a = DicomAttributes()
         a.patientID = field(c.patient_id)
         a.patientName = field(c.patient_name)
@@ -157,35 +169,6 @@ public struct DicomFile: Sendable {
 
     /// Stored values as integers: masked to Bits Stored (High Bit is Bits Stored - 1, checked by the
     /// shim) and sign-extended when Pixel Representation is 1.
-    /// DCMTK decodes JPEG fragments with its own copy of the IJG library, past our scan bounds: each
-    /// fragment of encapsulated Pixel Data (PS3.5 A.4, always explicit VR little endian) that is a JPEG is
-    /// held to the same scan and pixel budget as an uploaded JPEG before DCMTK runs. Variants DCMTK
-    /// decodes (12-bit, lossless) stay allowed. A linear walk over the items; at most `maxFragments`.
-    static func checkEmbeddedJPEGs(_ bytes: [UInt8], limits: ImageLimits, maxFragments: Int = 100_000) throws(ImagingError) {
-        // (7FE0,0010) OB or OW with undefined length.
-        let header: [UInt8] = [0xE0, 0x7F, 0x10, 0x00]
-        var search = 132
-        while let at = bytes[min(search, bytes.count)...].firstRange(of: header)?.lowerBound {
-            search = at + 4
-            guard at + 12 <= bytes.count, bytes[at + 6] == 0, bytes[at + 7] == 0,
-                  bytes[(at + 8)..<(at + 12)].allSatisfy({ $0 == 0xFF }) else { continue }
-            var i = at + 12, seen = 0
-            func u32(_ p: Int) -> Int { Int(bytes[p]) | Int(bytes[p + 1]) << 8 | Int(bytes[p + 2]) << 16 | Int(bytes[p + 3]) << 24 }
-            // Items (FFFE,E000) with explicit lengths, up to the delimiter (FFFE,E0DD).
-            while i + 8 <= bytes.count, seen < maxFragments, bytes[i] == 0xFE, bytes[i + 1] == 0xFF, bytes[i + 3] == 0xE0 {
-                guard bytes[i + 2] == 0x00 else { return }
-                let length = u32(i + 4), start = i + 8
-                guard length <= bytes.count - start else { return }
-                if length >= 4, bytes[start] == 0xFF, bytes[start + 1] == 0xD8 {
-                    try ImageDecoder.checkJPEGBudget(ImageStructure.jpeg(Array(bytes[start..<(start + length)]), from: 0), limits: limits)
-                }
-                seen += 1
-                i = start + length
-            }
-            return
-        }
-    }
-
     private static func values(_ data: UnsafeMutablePointer<UInt8>, size: Int, bitsAllocated: Int, bitsStored: Int,
                                signed: Bool) -> [Int32] {
         let count = bitsAllocated == 16 ? size / 2 : size

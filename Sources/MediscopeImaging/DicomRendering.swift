@@ -62,12 +62,22 @@ public enum DicomRenderer {
         let size = 1 << file.bitsStored
         var present = [Bool](repeating: false, count: size)
         for i in 0..<pixels { present[Int(file.frameValues[i]) - low] = true }
+        // Padding is not image: it takes no part in the frame's range and shows as its lowest value.
+        var padding: ClosedRange<Int>?
+        if let p = file.pixelPadding {
+            let range = max(Int(p.lowerBound), low)...max(min(Int(p.upperBound), low + size - 1), low)
+            if range.lowerBound <= range.upperBound, (0..<size).contains(where: { present[$0] && !range.contains($0 + low) }) {
+                padding = range
+                for v in range where v - low < size { present[v - low] = false }
+            }
+        }
 
         let modality: (Int) -> Double
         if let lut = file.modalityLUT {
             info.modalityLUT = "lutSequence"
             modality = { Double(lut.lookUp($0)) }
-        } else if let (slope, intercept) = file.rescale {
+        } else if let (slope, intercept) = file.rescale, slope != 0, slope.isFinite, intercept.isFinite {
+            // A slope of 0 or a value that is not a number is no rescale (as DCMTK's renderer treats it).
             info.modalityLUT = "rescale"
             info.rescaleSlope = slope
             info.rescaleIntercept = intercept
@@ -78,9 +88,15 @@ public enum DicomRenderer {
         let voi = try voiFunction(file, modality: modality, present: present, low: low, info: &info)
         let invert = file.storedPhotometricInterpretation == "MONOCHROME1"
         var table = [UInt8](repeating: 0, count: size)
-        for v in 0..<size where present[v] {
-            let level = UInt8(min(255, max(0, (voi(modality(v + low)) + 0.5).rounded(.down))))
-            table[v] = invert ? 255 - level : level
+        func level(_ stored: Int) -> UInt8 {
+            let x = voi(modality(stored))
+            let level = x.isNaN ? 0 : UInt8(min(255, max(0, (x + 0.5).rounded(.down))))
+            return invert ? 255 - level : level
+        }
+        for v in 0..<size where present[v] { table[v] = level(v + low) }
+        if let padding, let lowest = present.firstIndex(of: true) {
+            let fill = table[lowest]
+            for v in padding where v - low < size { table[v - low] = fill }
         }
         let out = [UInt8](unsafeUninitializedCapacity: pixels) { dst, initialized in
             file.frameValues.withUnsafeBufferPointer { src in
@@ -94,7 +110,7 @@ public enum DicomRenderer {
     /// The VOI step as a function from modality values to levels 0...255 (unrounded).
     private static func voiFunction(_ file: DicomFile, modality: (Int) -> Double, present: [Bool], low: Int,
                                     info: inout DicomRendering) throws(ImagingError) -> (Double) -> Double {
-        if let (c, w) = file.window, let f = windowFunction(center: c, width: w, function: file.voiLUTFunction) {
+        if let (c, w) = file.window, c.isFinite, w.isFinite, let f = windowFunction(center: c, width: w, function: file.voiLUTFunction) {
             info.voi = "window"
             info.windowCenter = c
             info.windowWidth = w
@@ -143,7 +159,8 @@ public enum DicomRenderer {
         let v = file.frameValues
         let model = file.photometricInterpretation
         let subsampled = model == "YBR_FULL_422" && v.count < pixels * 3
-        guard pixels > 0, subsampled ? (v.count >= pixels * 2 && file.columns % 2 == 0) : v.count >= pixels * 3 else {
+        // Subsampled pairs run on across rows, as pydicom reads them, so an odd width is read too.
+        guard pixels > 0, subsampled ? v.count >= (pixels + 1) / 2 * 4 - (pixels % 2) * 2 : v.count >= pixels * 3 else {
             throw ImagingError(kind: .corrupt, message: "the frame has \(v.count) values for \(file.columns)x\(file.rows) colour pixels")
         }
         let top = Double((1 << file.bitsStored) - 1)
@@ -156,7 +173,9 @@ public enum DicomRenderer {
             if subsampled {
                 // Y1 Y2 Cb Cr for each pair of pixels on a row.
                 let pair = i / 2 * 4
-                a = scale(v[pair + i % 2]); b = scale(v[pair + 2]); c = scale(v[pair + 3])
+                a = scale(v[pair + i % 2])
+                // An odd pixel count leaves the last pixel without a Cb, Cr pair: it is grey.
+                b = pair + 3 < v.count ? scale(v[pair + 2]) : 128; c = pair + 3 < v.count ? scale(v[pair + 3]) : 128
             } else if planar {
                 a = scale(v[i]); b = scale(v[pixels + i]); c = scale(v[2 * pixels + i])
             } else {

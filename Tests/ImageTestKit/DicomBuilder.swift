@@ -53,6 +53,11 @@ public enum DicomBuilder {
         return out
     }
 
+    /// Elements encoded in tag order (explicit VR little endian), as an item's or a data set's content.
+    public static func dataset(_ elements: [Element]) -> [UInt8] {
+        elements.sorted(by: { ($0.group, $0.element) < ($1.group, $1.element) }).flatMap(encode)
+    }
+
     static func encode(_ e: Element) -> [UInt8] {
         var v = e.value
         if v.count % 2 == 1 { v.append(0) }
@@ -65,12 +70,11 @@ public enum DicomBuilder {
         return out + v
     }
 
-    static func ds(_ x: Double) -> String {
+    /// A Decimal String value without a needless ".0".
+    public static func ds(_ x: Double) -> String {
         var s = String(x)
         if s.hasSuffix(".0") { s.removeLast(2) }
         return s
     }
 }
 
-fileprivate func le16(_ x: UInt16) -> [UInt8] { [UInt8(x & 0xFF), UInt8(x >> 8)] }
-fileprivate func le32(_ x: UInt32) -> [UInt8] { [UInt8(x & 0xFF), UInt8(x >> 8 & 0xFF), UInt8(x >> 16 & 0xFF), UInt8(x >> 24)] }

@@ -7,7 +7,8 @@
  *
  * Input: a PS3.10 file with the 128-byte preamble and "DICM", or without them starting at the File
  * Meta Information (group 0002), or a bare data set (implicit or explicit VR, little or big endian,
- * recognised from its first element).
+ * recognised from its first element). A meta information that says explicit VR little endian before a
+ * data set that is implicit VR is read as implicit VR (and reported so), as pydicom reads it.
  *
  * Transfer syntaxes decoded: implicit VR little endian, explicit VR little and big endian, deflated
  * explicit VR little endian, RLE lossless, JPEG baseline (process 1), extended (processes 2 and 4,
@@ -20,6 +21,18 @@
  * length against the bytes left and against max_element_bytes (a deflated data set is inflated at
  * most to max_element_bytes), sequence nesting against max_sequence_depth (a structural walk of the
  * bytes before DCMTK parses them), Rows x Columns against max_pixels before a frame is decoded.
+ *
+ * The frame that is decoded, before DCMTK's codec runs: native Pixel Data must hold Number of Frames x
+ * the frame size (64-bit arithmetic; shorter is DICOM_ERR_CORRUPT); encapsulated Pixel Data (the data
+ * set's own (7FE0,0010), never an icon's) must hold as many frames as Number of Frames says, and the
+ * frame's fragments are checked as one codestream: an RLE header's segment count and offsets, every
+ * segment coding Rows x Columns bytes; a JPEG or JPEG-LS frame header whose size and components equal
+ * Rows, Columns and Samples per Pixel, and at most max_jpeg_scans scans (max_jpeg_scan_pixels / pixels).
+ * The frame buffer is zeroed before decoding, so no byte of it is ever left from earlier work.
+ *
+ * Rescale and window come from the data set, overridden by the decoded frame's Enhanced MR/CT
+ * functional groups (Pixel Value Transformation and Frame VOI LUT, per-frame before shared). They are
+ * reported as stored: a slope of 0 or a non-finite value is the renderer's to ignore.
  *
  * Ownership: dicom_read fills a caller-owned dicom_image; the arrays it points to (frame data, LUT
  * data) are malloc'ed and released by dicom_image_free, which also zeroes the struct. On failure
@@ -63,6 +76,8 @@ typedef struct dicom_limits {
     int64_t max_pixels;          /* Rows x Columns of one frame; default 50,000,000 */
     int64_t max_element_bytes;   /* one element's value, and a deflated data set once inflated; default 268,435,456 */
     int32_t max_sequence_depth;  /* sequences inside sequences; default 16 */
+    int64_t max_jpeg_scans;      /* scans in one frame's JPEG codestream; default 256 */
+    int64_t max_jpeg_scan_pixels;/* scans x pixels of one JPEG frame; default 12 x max_pixels */
 } dicom_limits;
 
 /* A lookup table of the Modality LUT Sequence (0028,3000) or VOI LUT Sequence (0028,3010), first item.
@@ -108,6 +123,10 @@ typedef struct dicom_image {
     double window_center, window_width;
     char voi_lut_function[20];      /* LINEAR (default, also when absent), LINEAR_EXACT, SIGMOID */
     dicom_lut voi_lut;
+    /* Pixel Padding Value (0028,0120) and Pixel Padding Range Limit (0028,0121), stored values (signed when
+     * Pixel Representation is 1): pixels that are not part of the image (PS3.3 C.7.5.1.1.2). */
+    int32_t has_pixel_padding, pixel_padding_value;
+    int32_t has_pixel_padding_range, pixel_padding_range_limit;
 
     /* Patient and study fields (UTF-8). */
     dicom_text patient_id, patient_name, patient_age, patient_birth_date, patient_sex;
