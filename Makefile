@@ -13,14 +13,17 @@ MODEL_INT8 := models/brain_tumor_vgg16_int8.pt
 BIN        := .build/release/mediscope
 REFERENCE  := Tests/Artifacts/reference
 STAMPS     := .build/stamps
+# Seconds of fuzzing per target (DICOM shim, image codecs) in `make fuzz` and `make test`.
+FUZZ_SECONDS ?= 60
 
-.PHONY: help deps venv model model-int8 build run analyze test reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore bench-scaleout bench-store-backup clean
+.PHONY: help deps venv model model-int8 build run analyze test fuzz reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore bench-scaleout bench-store-backup clean
 
 help:
 	@echo "make run                               nginx + the FastCGI pools on http://127.0.0.1:8080/ (PORT=...)"
 	@echo "make analyze IMAGE=scan.jpg [OUT=dir]  analyse a scan with the default model"
 	@echo "make model-int8                        int8 model + fidelity report (models/manifest-int8.json)"
-	@echo "make test                              run every test (what .ci/run calls)"
+	@echo "make test                              run every test (what .ci/run calls), fuzzing included"
+	@echo "make fuzz [FUZZ_SECONDS=60]            ASan/UBSan libFuzzer run over the DICOM shim and the image codecs"
 	@echo "make bench                             pipeline benchmark -> bench/RESULTS.md"
 	@echo "make bench-int8                        int8 vs fp32: speed, memory, the stack in 1 GiB -> bench/RESULTS.md"
 	@echo "make bench-server                      serving benchmarks (wrk, cgroup, soak) -> bench/RESULTS.md"
@@ -76,10 +79,19 @@ reference: model
 	$$(bash Tests/Reference/setup-dicom-venv.sh) Tests/Reference/dicom_reference.py --out $(REFERENCE)/dicom
 
 # The scale-out tests remove their network namespaces themselves; the sweep catches those of a test
-# process that was killed (a timeout) before it could.
+# process that was killed (a timeout) before it could. The fuzz step runs after the Swift tests whatever
+# their result; either failing fails `make test`.
 test: deps model model-int8 reference
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build; status=$$?; bash Tests/Support/netns-lab.sh sweep; exit $$status
+	$(SWIFT) test --skip-build; status=$$?; bash Tests/Support/netns-lab.sh sweep; \
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash Tests/Fuzz/fuzz.sh run; fuzz=$$?; \
+	if [ $$status -ne 0 ]; then exit $$status; fi; exit $$fuzz
+
+# libFuzzer with ASan + UBSan over the DICOM shim and the image codecs (Tests/Fuzz/fuzz.sh): the committed
+# seeds and regressions and every DICOM file the tests read replayed once, then FUZZ_SECONDS per target.
+# A crash is saved in .build/fuzz/crashes/ with the command that reproduces it.
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash Tests/Fuzz/fuzz.sh run
 
 bench: build model
 	$(SWIFT) build -c release --product mediscope-bench
