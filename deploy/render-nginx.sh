@@ -41,6 +41,10 @@
 #               fails that many times within that time gets nothing for that time
 #   UPSTREAM_KEEPALIVE  default 16: idle kept connections per nginx worker to
 #               the io pools, for GET/HEAD only (see the comment in the output)
+# CONN_PER_ADDRESS  default 64: requests in progress at once per client address
+#               (nginx limit_conn; one more is a 429). A hospital's clinicians may
+#               share one NAT address; an idle browser holds no slot (see
+#               nginx/snippets/mediscope-locations.conf)
 # UPLOAD_RATE_EXEMPT  networks whose uploads are not rate limited besides
 #               loopback (space or comma separated CIDRs, e.g. 10.20.0.0/24),
 #               written to SNIPPETS_DIR/mediscope-upload-exempt.conf
@@ -92,6 +96,9 @@ io_max_conns=$(number UPSTREAM_IO_MAX_CONNS 0 0)
 max_fails=$(number UPSTREAM_MAX_FAILS 2 1)
 keepalive=$(number UPSTREAM_KEEPALIVE 16 1)
 fail_timeout=${UPSTREAM_FAIL_TIMEOUT:-10s}
+CONN_PER_ADDRESS=$(number CONN_PER_ADDRESS 64 1)
+[ "$CONN_PER_ADDRESS" -le 65535 ] || die "CONN_PER_ADDRESS must be 1...65535 (nginx's limit_conn)"
+export CONN_PER_ADDRESS
 [[ $fail_timeout =~ ^[0-9]+(ms|s|m)?$ ]] || die "UPSTREAM_FAIL_TIMEOUT='$fail_timeout' must be a time such as 10s"
 
 upstream_hosts=()
@@ -255,6 +262,7 @@ location ~ ^/hosts/$pattern/api/(?:health|ready|status|metrics)\$ {
     include $2/mediscope-fastcgi.conf;
     fastcgi_pass $host:$io_port;
     fastcgi_read_timeout 25s;
+    error_page 429 = @rate_limited;
     error_page 502 504 = @overloaded;
     error_log $ERROR_LOG alert;
     include $2/security-headers.conf;
@@ -319,6 +327,13 @@ EOF
         nginx -t -c "$stage/wrapper.conf" -p "$stage/" -e stderr -g 'daemon off;' \
             || die "nginx -t failed for site file (tested inside a minimal http {} wrapper); $out left unchanged"
         echo "render-nginx: site file OK in isolation; after enabling it, run 'nginx -t' on the real config"
+        # A site file cannot set events {}: every connection, also one that never finishes its header,
+        # takes one of the including nginx.conf's worker_connections (Debian's: 768).
+        wc=$(sed -n 's/^[[:space:]]*worker_connections[[:space:]]\{1,\}\([0-9]\{1,\}\).*/\1/p' /etc/nginx/nginx.conf 2>/dev/null | head -n 1)
+        if [ -n "$wc" ] && [ "$wc" -lt 2048 ]; then
+            echo "render-nginx: note: /etc/nginx/nginx.conf allows worker_connections $wc; raise it to 2048 and add" \
+                 "'worker_rlimit_nofile 8192;' so that slow clients cannot use them all up (see the top of $template)" >&2
+        fi
     fi
 fi
 
