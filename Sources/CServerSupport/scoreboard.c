@@ -66,6 +66,8 @@ int ms_slot_claim(ms_scoreboard *board, int pool, int generation, int64_t now_ns
         atomic_store_explicit(&f[MS_SLOT_REQUEST_STARTED_NS], 0, memory_order_relaxed);
         atomic_store_explicit(&f[MS_SLOT_RSS_KB], 0, memory_order_relaxed);
         atomic_store_explicit(&f[MS_SLOT_LOADED_MODELS], 0, memory_order_relaxed);
+        atomic_store_explicit(&f[MS_SLOT_CLIENT_KEY], 0, memory_order_relaxed);
+        atomic_store_explicit(&f[MS_SLOT_CONTENT_KEY], 0, memory_order_relaxed);
         atomic_store_explicit(&f[MS_SLOT_STARTED_NS], now_ns, memory_order_relaxed);
         atomic_store_explicit(&f[MS_SLOT_STATE], MS_SLOT_STARTING, memory_order_release);
         return i;

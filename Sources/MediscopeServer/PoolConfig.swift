@@ -60,9 +60,27 @@ public struct ProcessManagerConfig: Sendable {
     public var pools: [PoolConfig]
     /// How long a graceful stop or reload waits for busy workers before killing them.
     public var stopTimeoutSeconds: Double = 20
-    /// More abnormal worker exits than this within `crashWindowSeconds` stops the server.
+    /// The crash-loop rule, PHP-FPM's `emergency_restart_threshold` / `emergency_restart_interval` with
+    /// one difference: only abnormal exits of workers that were *not* busy with a request (crashing at
+    /// start, or idle) count, since only those can mean a broken deployment; a worker that dies busy
+    /// with a request is charged to that request (`CrashLedger`) instead. More such exits than
+    /// `crashLimit` within `crashWindowSeconds` start a crash loop: the master logs `crash_loop`,
+    /// /api/ready answers not ready, and the crashing pool's workers are started again after a delay
+    /// that doubles with each further crash (1 s up to `crashBackoffMaxSeconds`). Where PHP-FPM
+    /// restarts itself, the master never stops: the loop ends (`crash_loop_ended`) once the pool has
+    /// all its workers up and none crashed without a request for `crashWindowSeconds`.
     public var crashLimit: Int = 10
+    /// The window of `crashLimit`, and how long a backed-off pool must stay whole to leave the loop.
     public var crashWindowSeconds: Double = 60
+    /// The longest delay before a crash-looping pool's next worker is started.
+    public var crashBackoffMaxSeconds: Double = 60
+    /// A file whose request crashed a worker is refused (422) for this long after its latest crash,
+    /// or until the master restarts or reloads.
+    public var poisonedFileSeconds: Double = 86_400
+    /// A client (an account, else an address) is refused (429) once this many crashes are charged to
+    /// it, each within `clientCrashWindowSeconds` of the one before, until that long after the latest.
+    public var clientCrashLimit: Int = 3
+    public var clientCrashWindowSeconds: Double = 600
     public var socketMode: Int = 0o660
     /// Group that owns unix sockets (nginx's), nil to keep ours.
     public var socketGroup: String?

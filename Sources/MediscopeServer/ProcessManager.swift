@@ -9,6 +9,8 @@ public final class ProcessManager {
     let app: WorkerApplication
     let log: ServerLog
     let scoreboard: Scoreboard
+    /// Files and clients charged with worker crashes; the crash-loop state for readiness and status.
+    let crashes: CrashLedger
     private(set) var pools: [PoolRuntime] = []
     /// Called on SIGHUP/SIGUSR2 to re-read the configuration. A throw keeps the current one (logged as
     /// `reload_config_error`, the reason on standard error); the new pool settings apply to the new
@@ -23,7 +25,10 @@ public final class ProcessManager {
         /// Set once the worker was told to finish; past it, the worker is killed.
         var stopDeadline: Double?
         var stopping: Bool { stopDeadline != nil }
+        /// Killed by the master: its request ran past the time limit, or it outlived its stop deadline.
+        var killed: Kill?
     }
+    private enum Kill { case timeLimit, stopDeadline }
     private var children: [pid_t: Child] = [:]
     /// Background processes (no pool, no slot): pid -> name, and when each name may start again.
     private var background: [pid_t: (name: String, started: Double)] = [:]
@@ -31,9 +36,8 @@ public final class ProcessManager {
     private var backgroundBackoff: [String: Double] = [:]
     private var generation = 1
     private var desiredWorkers: [Int] = []
-    private var crashTimes: [Double] = []
+    private var crashLoop: CrashLoopRule
     private var respawnAfter: [Int: Double] = [:]     // pool -> monotonic time
-    private var backoff: [Int: Double] = [:]          // pool -> seconds
     private var stopping = false
     private var stopDeadline = 0.0
 
@@ -43,6 +47,8 @@ public final class ProcessManager {
         self.app = app
         self.log = log
         self.scoreboard = try Scoreboard()
+        self.crashes = try CrashLedger()
+        crashLoop = CrashLoopRule(config)
     }
 
     /// Binds every pool's socket. Separate from run() so callers can report bind errors before forking.
@@ -79,7 +85,7 @@ public final class ProcessManager {
 
     /// What workers see of this server: the bound pools, the scoreboard, the log and the master's pid.
     public var context: ServerContext {
-        ServerContext(pools: pools, scoreboard: scoreboard, log: log, masterPID: getpid())
+        ServerContext(pools: pools, scoreboard: scoreboard, crashes: crashes, log: log, masterPID: getpid())
     }
 
     /// Runs until a stop signal; returns the exit status.
@@ -117,21 +123,21 @@ public final class ProcessManager {
             }
             killOverdueRequests()
             retireOldGeneration()
-            for (pid, child) in children where (child.stopDeadline ?? .infinity) < now() { kill(pid, SIGKILL) }
+            for (pid, child) in children where (child.stopDeadline ?? .infinity) < now() && child.killed == nil {
+                kill(pid, SIGKILL)
+                children[pid]?.killed = .stopDeadline
+            }
             respawnMissing()
             respawnMissingBackground()
             sampleListenQueues()
-            if crashLoop() {
-                log.error("crash_loop", ["crashes": .int(crashTimes.count), "window_s": .double(config.crashWindowSeconds)])
-                beginStop()
-            }
+            settleCrashLoop()
         }
         for pool in pools {
             close(pool.listenFD)
             if case .unix(let path) = pool.config.listen { unlink(path) }
         }
         log.info("master_stopped")
-        return crashTimes.count > config.crashLimit ? 1 : 0
+        return 0
     }
 
     // MARK: - workers
@@ -165,29 +171,68 @@ public final class ProcessManager {
                 continue
             }
             guard let child = children.removeValue(forKey: pid) else { continue }
+            // Read before the slot is freed: was it busy, and with what.
+            let busy = scoreboard.requestStartedNs(child.slot) != nil || child.killed == .timeLimit
+            let subject = scoreboard.requestSubject(child.slot)
             scoreboard.setState(child.slot, MS_SLOT_FREE)
             let ended = ms_exit_status_decode(status)
             let abnormal = ended.signaled != 0 || (ended.exited != 0 && ended.code != 0)
-            if stopping || child.stopping || child.generation != generation { continue }
+            if stopping || child.killed == .stopDeadline { continue }
+            let cause: CrashLedger.Cause = child.killed == .timeLimit ? .timeLimit
+                : ended.signaled != 0 ? .signal(ended.signal) : .exit(ended.code)
+            // A request that crashed its worker is charged, also in a generation being retired.
+            if abnormal && busy { chargeCrash(child, pid: pid, cause: cause, client: subject.client, content: subject.content) }
+            if child.stopping || child.generation != generation { continue }
             scoreboard.add(pool: child.pool, MS_POOL_RESTARTS, 1)
-            let pool = pools[child.pool]
-            if abnormal {
-                crashTimes.append(now())
-                let lived = now() - child.started
-                // Crashing right after start: back off before trying again.
-                let delay = lived < 1 ? min(max((backoff[child.pool] ?? 0.05) * 2, 0.1), 5) : 0
-                backoff[child.pool] = delay
-                if delay > 0 { respawnAfter[child.pool] = now() + delay }
-                let signal = ended.signaled != 0 ? Int(ended.signal) : 0
-                log.warning("worker_died", ["pool": .token(.init(pool.config.name)), "pid": .int(Int(pid)),
-                                            "signal": .int(signal), "signal_name": .token(.init(Self.signalName(signal))),
-                                            "core_dumped": .bool(ended.core_dumped != 0),
-                                            "exit_code": .int(ended.exited != 0 ? Int(ended.code) : 0),
-                                            "respawn_delay_s": .double(delay)])
-            } else {
-                backoff[child.pool] = 0
+            guard abnormal else {
+                crashLoop.endedNormally(pool: child.pool)
+                continue
             }
+            var delay = 0.0
+            if !busy {
+                // Without a request: only these can mean a broken deployment.
+                scoreboard.add(pool: child.pool, ended.signaled != 0 ? MS_POOL_CRASHES_IDLE_SIGNAL : MS_POOL_CRASHES_IDLE_EXIT, 1)
+                let outcome = crashLoop.crashed(pool: child.pool, at: now(), lived: now() - child.started)
+                delay = outcome.delay
+                if delay > 0 { respawnAfter[child.pool] = max(respawnAfter[child.pool] ?? 0, now() + delay) }
+                if outcome.began {
+                    crashes.add(MS_LEDGER_CRASH_LOOPS, 1)
+                    crashes.store(MS_LEDGER_CRASH_LOOP_SINCE_UNIX, Int64(Date().timeIntervalSince1970))
+                    log.error("crash_loop", ["pool": .token(.init(pools[child.pool].config.name)),
+                                             "crashes": .int(crashLoop.recent.count), "limit": .int(config.crashLimit),
+                                             "window_s": .double(config.crashWindowSeconds)])
+                }
+                publishCrashLoop()
+            }
+            log.warning("worker_died", ["pool": .token(.init(pools[child.pool].config.name)), "pid": .int(Int(pid)),
+                                        "during": .word(busy ? "request" : "idle"), "cause": .token(.init(cause.kind)),
+                                        "signal_name": .token(.init(Self.signalName(ended.signaled != 0 ? Int(ended.signal) : 0))),
+                                        "core_dumped": .bool(ended.core_dumped != 0),
+                                        "exit_code": .int(ended.exited != 0 ? Int(ended.code) : 0),
+                                        "respawn_delay_s": .double(delay)])
         }
+    }
+
+    /// Charges the crash of a worker busy with a request to that request's file and client.
+    private func chargeCrash(_ child: Child, pid: pid_t, cause: CrashLedger.Cause, client: Int64, content: Int64) {
+        let field: ms_pool_field = switch cause {
+        case .signal: MS_POOL_CRASHES_REQUEST_SIGNAL
+        case .timeLimit: MS_POOL_CRASHES_REQUEST_TIME_LIMIT
+        case .exit: MS_POOL_CRASHES_REQUEST_EXIT
+        }
+        scoreboard.add(pool: child.pool, field, 1)
+        let rules = CrashLedger.Rules(config)
+        let file = crashes.charge(.files, key: content, cause: cause, rules: rules)
+        let charged = crashes.charge(.clients, key: client, cause: cause, rules: rules)
+        var fields: [String: LogField] = ["pool": .token(.init(pools[child.pool].config.name)), "pid": .int(Int(pid)),
+                                          "cause": .token(.init(cause.description))]
+        if let file { fields["file"] = .token(.init(CrashLedger.prefix(file.key))); fields["file_crashes"] = .int(file.crashes) }
+        if let charged {
+            fields["client"] = .token(.init(CrashLedger.prefix(charged.key)))
+            fields["client_crashes"] = .int(charged.crashes)
+            fields["client_refused"] = .bool(charged.refusedUntilNs > 0)
+        }
+        log.warning("request_crashed", fields)
     }
 
     // MARK: - background processes
@@ -214,7 +259,6 @@ public final class ProcessManager {
             backgroundBackoff[name] = 0
             return
         }
-        crashTimes.append(now())
         let delay = now() - started < 1 ? min(max((backgroundBackoff[name] ?? 0.05) * 2, 0.1), 5) : 0
         backgroundBackoff[name] = delay
         backgroundRespawnAfter[name] = now() + delay
@@ -235,6 +279,7 @@ public final class ProcessManager {
     private func respawnMissing() {
         for pool in pools {
             if let t = respawnAfter[pool.index], now() < t { continue }
+            respawnAfter[pool.index] = nil
             let live = children.values.filter { $0.pool == pool.index && !$0.stopping && $0.generation == generation }.count
             for _ in live..<max(live, desiredWorkers[pool.index]) { spawn(pool) }
         }
@@ -245,9 +290,10 @@ public final class ProcessManager {
         for (pid, child) in children {
             let limit = pools[child.pool].config.requestTimeoutSeconds
             guard limit > 0 else { continue }
+            guard child.killed == nil else { continue }
             if let started = scoreboard.requestStartedNs(child.slot), Double(nowNs - started) / 1e9 > limit {
                 kill(pid, SIGKILL)
-                scoreboard.store(child.slot, MS_SLOT_REQUEST_STARTED_NS, 0)
+                children[pid]?.killed = .timeLimit
                 scoreboard.add(pool: child.pool, MS_POOL_KILLED_REQUESTS, 1)
                 log.warning("request_timeout", ["pool": .token(.init(pools[child.pool].config.name)), "pid": .int(Int(pid)),
                                                 "limit_s": .double(limit)])
@@ -264,10 +310,24 @@ public final class ProcessManager {
         }
     }
 
-    private func crashLoop() -> Bool {
-        let horizon = now() - config.crashWindowSeconds
-        crashTimes.removeAll { $0 < horizon }
-        return crashTimes.count > config.crashLimit
+    /// Pools whole and quiet again leave the crash loop; readiness follows.
+    private func settleCrashLoop() {
+        guard crashLoop.isLooping else { return }
+        let ended = crashLoop.settle(at: now()) { pool in
+            let ready = children.values.filter {
+                $0.pool == pool && $0.generation == generation && !$0.stopping
+                    && [MS_SLOT_IDLE, MS_SLOT_BUSY].contains(scoreboard.state($0.slot))
+            }
+            return ready.count >= desiredWorkers[pool]
+        }
+        publishCrashLoop()
+        if ended { log.info("crash_loop_ended", ["window_s": .double(config.crashWindowSeconds)]) }
+    }
+
+    /// What the status page, metrics and /api/ready show of the crash loop.
+    private func publishCrashLoop() {
+        crashes.store(MS_LEDGER_CRASH_LOOP, crashLoop.isLooping ? 1 : 0)
+        crashes.store(MS_LEDGER_RESPAWN_DELAY_MS, Int64(crashLoop.longestDelay * 1000))
     }
 
     // MARK: - reload and stop
@@ -294,6 +354,8 @@ public final class ProcessManager {
             }
         }
         generation += 1
+        // The reload may bring a fixed model or configuration: every file and client gets a new chance.
+        crashes.forgetAll()
         log.info("reload", ["generation": .int(generation)])
         // Background processes finish their round and are started again with the new code.
         for pid in background.keys { kill(pid, SIGQUIT) }

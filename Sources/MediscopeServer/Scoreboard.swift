@@ -98,6 +98,8 @@ public final class Scoreboard: @unchecked Sendable {
     /// The worker in `slot` took a request at `startedNs`: busy, counted as accepted, and the pool's
     /// busiest moment raised if this is it.
     func requestStarted(slot: Int, pool: Int, at startedNs: Int64) {
+        store(slot, MS_SLOT_CLIENT_KEY, 0)
+        store(slot, MS_SLOT_CONTENT_KEY, 0)
         store(slot, MS_SLOT_REQUEST_STARTED_NS, startedNs)
         setState(slot, MS_SLOT_BUSY)
         add(pool: pool, MS_POOL_ACCEPTED, 1)
@@ -109,7 +111,14 @@ public final class Scoreboard: @unchecked Sendable {
         store(slot, MS_SLOT_RSS_KB, Int64(rssKB))
         add(slot, MS_SLOT_REQUESTS, 1)
         store(slot, MS_SLOT_REQUEST_STARTED_NS, 0)
+        store(slot, MS_SLOT_CLIENT_KEY, 0)
+        store(slot, MS_SLOT_CONTENT_KEY, 0)
         setState(slot, MS_SLOT_IDLE)
+    }
+
+    /// Who and what the request in `slot` is charged to if its worker dies (crashledger.h keys, 0: none).
+    func requestSubject(_ slot: Int) -> (client: Int64, content: Int64) {
+        (load(slot, MS_SLOT_CLIENT_KEY), load(slot, MS_SLOT_CONTENT_KEY))
     }
 
     /// When the request in `slot` began (CLOCK_MONOTONIC ns), or nil when the worker is idle.
@@ -156,6 +165,10 @@ public final class Scoreboard: @unchecked Sendable {
             startingWorkers: starting, maxActiveWorkers: counter(MS_POOL_MAX_ACTIVE),
             slowRequests: counter(MS_POOL_SLOW_REQUESTS), killedRequests: counter(MS_POOL_KILLED_REQUESTS),
             restarts: counter(MS_POOL_RESTARTS), maxListenQueue: counter(MS_POOL_MAX_LISTEN_QUEUE),
+            crashes: .init(
+                duringRequest: ["signal": counter(MS_POOL_CRASHES_REQUEST_SIGNAL), "time_limit": counter(MS_POOL_CRASHES_REQUEST_TIME_LIMIT),
+                                "exit": counter(MS_POOL_CRASHES_REQUEST_EXIT)],
+                withoutRequest: ["signal": counter(MS_POOL_CRASHES_IDLE_SIGNAL), "exit": counter(MS_POOL_CRASHES_IDLE_EXIT)]),
             workers: workers.sorted { $0.pid < $1.pid })
     }
 
@@ -207,6 +220,15 @@ public struct PoolSnapshot: Codable, Sendable {
     public var restarts: Int
     /// Longest listen queue seen.
     public var maxListenQueue: Int
+    /// Abnormal worker exits, by cause (`signal`, `time_limit`, `exit`).
+    public struct Crashes: Codable, Sendable {
+        /// Busy with a request: charged to that request's file and client.
+        public var duringRequest: [String: Int]
+        /// At start or idle: what the crash-loop rule counts.
+        public var withoutRequest: [String: Int]
+    }
+    /// Abnormal worker exits since the pool started.
+    public var crashes: Crashes
     /// The live workers, by pid.
     public var workers: [Worker]
 }

@@ -38,6 +38,8 @@ public struct PoolRuntime: Sendable {
 public struct ServerContext: Sendable {
     public let pools: [PoolRuntime]
     public let scoreboard: Scoreboard
+    /// Files and clients charged with worker crashes, and the master's crash-loop state.
+    public let crashes: CrashLedger
     public let log: ServerLog
     public let masterPID: Int32
 
@@ -154,6 +156,8 @@ struct WorkerProcess {
         }
         let body = connection.readBody(count: length)
         guard body.count == length else { return "\(method) (client went away)" }
+        // Until the app knows the user, a crash from here on is charged to the address.
+        context.scoreboard.store(slot, MS_SLOT_CLIENT_KEY, CrashLedger.clientKey(address: params["REMOTE_ADDR"] ?? ""))
         let request = makeRequest(params: params, body: body)
         let response = handler.handle(request)
         connection.write(response)

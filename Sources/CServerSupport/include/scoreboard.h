@@ -36,6 +36,8 @@ enum ms_slot_field {
     MS_SLOT_REQUESTS,           /* served by this worker */
     MS_SLOT_RSS_KB,             /* after its last request */
     MS_SLOT_LOADED_MODELS,      /* bit i set: manifest model i is loaded in this worker */
+    MS_SLOT_CLIENT_KEY,         /* who the current request is charged to (crashledger.h), 0: nobody yet */
+    MS_SLOT_CONTENT_KEY,        /* which uploaded file it works on, 0: none */
     MS_SLOT_FIELD_COUNT
 };
 
@@ -46,6 +48,13 @@ enum ms_pool_field {
     MS_POOL_KILLED_REQUESTS,    /* requests over the time limit (worker killed) */
     MS_POOL_RESTARTS,           /* workers respawned after an exit */
     MS_POOL_MAX_LISTEN_QUEUE,   /* longest listen queue seen */
+    /* Abnormal worker exits, by when and why: busy with a request (charged to it) or not (at start,
+     * idle: what the crash-loop rule counts); a signal, the request time limit, or a non-zero exit. */
+    MS_POOL_CRASHES_REQUEST_SIGNAL,
+    MS_POOL_CRASHES_REQUEST_TIME_LIMIT,
+    MS_POOL_CRASHES_REQUEST_EXIT,
+    MS_POOL_CRASHES_IDLE_SIGNAL,
+    MS_POOL_CRASHES_IDLE_EXIT,
     MS_POOL_FIELD_COUNT
 };
 
