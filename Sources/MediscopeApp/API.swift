@@ -1,5 +1,6 @@
 import Foundation
 import MediscopeAuth
+import MediscopeEncoding
 import MediscopeImaging
 import MediscopeInference
 import MediscopeServer
@@ -149,10 +150,12 @@ public enum API {
 
     /// The handler parses the form and answers; UploadAnalysis does the work.
     static func createAnalysis(_ s: Services, _ req: HTTPRequest, _ user: User) throws(Problem) -> HTTPResponse {
+        try admitClient(s, req, user)
         let form = try MultipartForm.parse(contentType: req.header("content-type"), body: req.body)
         guard let imagePart = form.first("image") else {
             throw Problem.badRequest("the form has no `image` field (a JPEG, PNG or DICOM file)")
         }
+        try admitFile(s, imagePart.body)
         let patient = try PatientForm.parse(form)
         let frame = try PatientForm.frame(form)
         let upload = UploadAnalysis(pipeline: try s.pipeline(), store: try s.store())
@@ -170,6 +173,20 @@ public enum API {
         var body = AnalysisBody(stored, links: s.links)
         body.report = .pending
         return .json(body, status: 201, headers: [("Location", s.links.analysis(stored.id))])
+    }
+
+    /// First thing a route that decodes files does: a crash from here on is charged to the signed-in
+    /// user (CrashLedger), and a user, or an address, whose requests crashed workers too often is
+    /// refused (429) before its form is even read.
+    static func admitClient(_ s: Services, _ req: HTTPRequest, _ user: User) throws(Problem) {
+        try s.server.admitClient(slot: s.slot, client: CrashLedger.clientKey(user: user.id),
+                                 alsoChecked: [CrashLedger.clientKey(address: req.remoteAddress)])
+    }
+
+    /// Before `file` reaches a decoder: a crash from here on is charged to the file too, and a file that
+    /// crashed a worker before is refused (422) without being decoded.
+    static func admitFile(_ s: Services, _ file: [UInt8]) throws(Problem) {
+        try s.server.admitContent(slot: s.slot, content: CrashLedger.contentKey(sha256Hex: SHA256Hex.digest(file)))
     }
 
     static func models(_ s: Services) throws(Problem) -> HTTPResponse {
@@ -208,6 +225,10 @@ public enum API {
         } catch {
             checks["models"] = "manifest invalid"; ok = false
         }
+        // Workers crashing without a request (a broken deployment): the master backs off, this host is not ready.
+        let loop = s.server.crashes.crashLoop
+        checks["workers"] = loop.active ? "crash loop: restarting with back-off (\(Int(loop.respawnDelaySeconds.rounded(.up))) s)" : "ok"
+        ok = ok && !loop.active
         // Uploads go to the outbox while Firestore is down: still ready, but degraded.
         var degraded = false
         if let stats = s.outboxStats() {

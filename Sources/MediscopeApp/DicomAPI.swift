@@ -9,9 +9,12 @@ enum DicomAPI {
     static let fieldsPattern = "/api/dicom/fields"
 
     static let routes: [RouteSpec] = [
-        RouteSpec(method: "POST", pattern: fieldsPattern, access: .clinical, audit: "dicom.read") { s, req, _, _ throws(Problem) in
+        // nginx sends it to the inference pool, rate limited like uploads: decoding is never the io pool's work.
+        RouteSpec(method: "POST", pattern: fieldsPattern, access: .clinical, audit: "dicom.read") { s, req, _, c throws(Problem) in
+            try API.admitClient(s, req, c.user)
             let form = try MultipartForm.parse(contentType: req.header("content-type"), body: req.body)
             guard let part = form.first("file") else { throw Problem.badRequest("the form has no `file` field (a DICOM file)") }
+            try API.admitFile(s, part.body)
             return .json(try fields(part.body, limits: ImageLimits(maxPixels: s.config.maxImagePixels), log: s),
                          headers: [("Cache-Control", "no-store")])
         },

@@ -43,12 +43,31 @@ enum Status {
         }
     }
 
+    /// Crashes charged to requests (CrashLedger) and the master's crash-loop state.
+    struct CrashStatus: Encodable {
+        /// Files refused now because a worker died analysing them.
+        var refusedFiles: Int
+        /// Clients (accounts, addresses) refused now for repeated crashes.
+        var refusedClients: Int
+        /// Requests refused since the master started, by reason: `file` (422) and `client` (429).
+        var refusedRequests: [String: Int]
+        var crashLoop: CrashLedger.CrashLoop
+
+        init(_ ledger: CrashLedger) {
+            refusedFiles = ledger.refusedCount(.files)
+            refusedClients = ledger.refusedCount(.clients)
+            refusedRequests = ["file": ledger.refusedFiles, "client": ledger.refusedClients]
+            crashLoop = ledger.crashLoop
+        }
+    }
+
     struct Report: Encodable {
         /// Which host answered (`host.name`).
         var host: String
         var masterPid: Int
         var startedAt: Date
         var pools: [String: PoolStatus]
+        var crashes: CrashStatus
         var store: String
         var outbox: OutboxStatus?
         var reportJobs: JobStats?
@@ -65,7 +84,7 @@ enum Status {
                 snapshot: server.scoreboard.snapshot(pool: pool.index))
         }
         return Report(host: host, masterPid: Int(server.masterPID), startedAt: server.scoreboard.startedAt, pools: pools,
-                      store: store.rawValue, outbox: outbox.map { OutboxStatus($0) }, reportJobs: jobs)
+                      crashes: CrashStatus(server.crashes), store: store.rawValue, outbox: outbox.map { OutboxStatus($0) }, reportJobs: jobs)
     }
 
     /// Every sample carries `host="<host.name>"`, so several hosts' metrics stay apart in one Prometheus.
@@ -91,6 +110,24 @@ enum Status {
         metric("listen_queue", "gauge", "Connections waiting to be accepted.",
                pools.map { ("pool=\"\($0.0.config.name)\"", Double($0.2?.queued ?? 0)) })
         metric("max_listen_queue", "gauge", "Longest listen queue seen.", per(\.maxListenQueue))
+        metric("worker_crashes_total", "counter",
+               "Abnormal worker exits: during a request (charged to its file and client) or without one (at start, idle), by cause.",
+               pools.flatMap { p in
+                   [("request", p.1.crashes.duringRequest), ("idle", p.1.crashes.withoutRequest)].flatMap { during, causes in
+                       causes.sorted { $0.key < $1.key }.map {
+                           ("pool=\"\(p.0.config.name)\",during=\"\(during)\",cause=\"\($0.key)\"", Double($0.value))
+                       }
+                   }
+               })
+        let crashes = CrashStatus(server.crashes)
+        metric("poisoned_requests_refused_total", "counter",
+               "Requests refused before decoding: a file that crashed a worker before (422), a client over its crash limit (429).",
+               [("reason=\"file\"", Double(crashes.refusedRequests["file"] ?? 0)), ("reason=\"client\"", Double(crashes.refusedRequests["client"] ?? 0))])
+        metric("poisoned_files", "gauge", "Files refused now because a worker died working on them.", [("", Double(crashes.refusedFiles))])
+        metric("refused_clients", "gauge", "Clients refused now for repeated worker crashes.", [("", Double(crashes.refusedClients))])
+        metric("crash_loop", "gauge", "1 while the master backs off workers that crash without a request (a broken deployment).",
+               [("", crashes.crashLoop.active ? 1 : 0)])
+        metric("crash_loops_total", "counter", "Crash loops since the master started.", [("", Double(crashes.crashLoop.episodes))])
         metric("worker_resident_bytes", "gauge", "Resident memory of each worker after its last request.",
                pools.flatMap { p in p.1.workers.map { ("pool=\"\(p.0.config.name)\",pid=\"\($0.pid)\"", Double($0.rssKB * 1024)) } })
         if let outbox {
