@@ -8,7 +8,9 @@ the middle frame ((frames - 1) // 2), pydicom's pixel handlers (pylibjpeg and it
   apply_voi (VOI LUT Sequence) scaled from 0..2^bits-1, else the frame's full range; MONOCHROME1
   inverted; colour converted to RGB by pydicom and scaled from Bits Stored;
 
-mapped to 0..255 and rounded to nearest: the same policy as DicomRenderer. Writes OUT/index.json
+mapped to 0..255 and rounded to nearest: the same policy as DicomRenderer. Enhanced MR/CT (PS3.3
+C.7.6.16): the frame's Pixel Value Transformation and Frame VOI LUT macros (Per-frame Functional Groups,
+else Shared) are copied to the top level before rendering, as PS3.3 says they apply to that frame. Writes OUT/index.json
 (one entry per file: name, status, size, channels, photometric, transfer syntax) and OUT/<name>.raw.
 
 Usage: dicom_reference.py --out DIR
@@ -52,6 +54,30 @@ def usable_window(ds):
     w = float(w[0] if ds["WindowWidth"].VM > 1 else w)
     function = str(ds.get("VOILUTFunction", "LINEAR")).upper()
     return w >= 1 if function not in ("LINEAR_EXACT", "SIGMOID") else w > 0
+
+
+def with_functional_groups(ds, index):
+    """A copy of ds with the rescale and window of frame `index`'s functional groups at the top level."""
+    groups = []
+    if "PerFrameFunctionalGroupsSequence" in ds and index < len(ds.PerFrameFunctionalGroupsSequence):
+        groups.append(ds.PerFrameFunctionalGroupsSequence[index])
+    if "SharedFunctionalGroupsSequence" in ds and len(ds.SharedFunctionalGroupsSequence):
+        groups.append(ds.SharedFunctionalGroupsSequence[0])
+    out = ds
+    for macro, keywords in (("PixelValueTransformationSequence", ("RescaleSlope", "RescaleIntercept")),
+                            ("FrameVOILUTSequence", ("WindowCenter", "WindowWidth", "VOILUTFunction"))):
+        for group in groups:
+            items = getattr(group, macro, None) or []
+            if len(items) and all(k in items[0] for k in keywords[:2]):
+                if out is ds:
+                    out = ds.copy()
+                for k in keywords:
+                    if k in items[0]:
+                        setattr(out, k, getattr(items[0], k))
+                    elif k in out:
+                        delattr(out, k)
+                break
+    return out
 
 
 def render(ds, frame):
@@ -104,7 +130,7 @@ def main():
                     middle = (frames - 1) // 2
                     arr = ds.pixel_array
                     frame = arr[middle] if frames > 1 else arr
-                    x, voi = render(ds, frame)
+                    x, voi = render(with_functional_groups(ds, middle), frame)
                 out = np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
                 entry.update(status="decoded", rows=int(ds.Rows), columns=int(ds.Columns),
                              channels=int(ds.SamplesPerPixel), frame=middle, voi=voi,
