@@ -37,6 +37,8 @@ enum DicomAPI {
         var columns: Int
         var transferSyntax: String
         var preview: String?
+        /// What the clinician should know about the pre-filled values (a value the file holds twice, ...).
+        var notes: [String]
     }
 
     static func fields(_ bytes: [UInt8], limits: ImageLimits, log s: Services) throws(Problem) -> Fields {
@@ -60,16 +62,28 @@ enum DicomAPI {
         func text(_ value: String?, _ field: String, _ rule: TextRule) -> String? {
             value.flatMap { try? FieldText.check(Array($0.utf8), field: field, rule: rule) }
         }
+        // Patient ID and Patient's Name hold one value (VM 1). A file with two: the ID is not pre-filled (either
+        // could be another patient's), the name's first value is, and the clinician is told.
+        var notes: [String] = []
+        let ids = a.patientID.map(values) ?? []
+        if ids.count > 1 { notes.append("Patient ID (0010,0020) holds \(ids.count) values in this file; none is pre-filled: enter the patient's ID") }
+        let names = a.patientName.map(values) ?? []
+        if names.count > 1 { notes.append("Patient's Name (0010,0010) holds \(names.count) values in this file; the first is pre-filled") }
         return Fields(
-            patientId: text(a.patientID, "patient_id", .patientId),
-            patientName: text(a.patientName.flatMap(personName), "patient_name", .patientName),
+            patientId: ids.count == 1 ? text(ids[0], "patient_id", .patientId) : nil,
+            patientName: text(names.first.flatMap(personName), "patient_name", .patientName),
             age: age(a.patientAge, birthDate: a.patientBirthDate, studyDate: a.studyDate).flatMap { (0...150).contains($0) ? $0 : nil },
             sex: a.patientSex.flatMap { ["F": "female", "M": "male", "O": "other"][$0.uppercased()] },
             modality: a.modality.flatMap { ["MR": "MRI", "CT": "CT"][$0.uppercased()] },
             bodyPart: text(a.bodyPartExamined.map { $0.capitalized }, "body_part", .bodyPart),
             studyDate: a.studyDate.flatMap(nonEmpty), seriesDescription: text(a.seriesDescription, "series", .bodyPart),
             numberOfFrames: file.numberOfFrames, rows: file.rows, columns: file.columns,
-            transferSyntax: file.transferSyntaxName, preview: preview)
+            transferSyntax: file.transferSyntaxName, preview: preview, notes: notes)
+    }
+
+    /// The values of a multi-valued text attribute (PS3.5 6.4: separated by `\`), empty ones dropped.
+    static func values(_ text: String) -> [String] {
+        text.split(separator: "\\", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     static func nonEmpty(_ s: String) -> String? {
@@ -77,14 +91,18 @@ enum DicomAPI {
         return t.isEmpty ? nil : t
     }
 
-    /// PS3.5 6.2 PN: `Family^Given^Middle^Prefix^Suffix` (first component group) -> "Prefix Given Middle
-    /// Family Suffix", as a person writes a name.
+    /// PS3.5 6.2.1 PN: the first non-empty component group (alphabetic, else ideographic, else phonetic),
+    /// its components in the order PS3.5 defines (family, given, middle, prefix, suffix), joined by spaces.
+    /// Never reordered "as a person writes a name": that order differs between cultures (a Chinese or
+    /// Japanese name is written family name first), and the clinician confirms the value.
     static func personName(_ pn: String) -> String? {
-        let alphabetic = pn.split(separator: "=", omittingEmptySubsequences: false).first.map(String.init) ?? pn
-        let c = alphabetic.split(separator: "^", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        func part(_ i: Int) -> String { i < c.count ? c[i] : "" }
-        let name = [part(3), part(1), part(2), part(0), part(4)].filter { !$0.isEmpty }.joined(separator: " ")
-        return name.isEmpty ? nil : name
+        let groups = pn.split(separator: "=", omittingEmptySubsequences: false)
+        for group in groups.prefix(3) {
+            let parts = group.split(separator: "^", omittingEmptySubsequences: false).prefix(5)
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            if !parts.isEmpty { return parts.joined(separator: " ") }
+        }
+        return nil
     }
 
     /// PS3.5 AS (`045Y`, `006M`, `010W`, `003D`) in whole years; else from PatientBirthDate and StudyDate

@@ -140,7 +140,10 @@ public enum HostileDicom {
     public static func monochrome16(_ image: PixelImage, extra: [DicomBuilder.Element] = [],
                                     stored: ((Int, UInt8) -> UInt16)? = nil) -> [UInt8] {
         let values = image.pixels.enumerated().map { stored?($0.offset, $0.element) ?? UInt16($0.element) * 16 + 100 }
-        return DicomBuilder.file(greyModule(width: image.width, height: image.height, bits: 16) + extra + [DicomBuilder.Element(0x7FE0, 0x0010, "OW", values.flatMap(le16))])
+        // An element of `extra` replaces the module's element with its tag.
+        let module = greyModule(width: image.width, height: image.height, bits: 16)
+            .filter { e in !extra.contains { $0.group == e.group && $0.element == e.element } }
+        return DicomBuilder.file(module + extra + [DicomBuilder.Element(0x7FE0, 0x0010, "OW", values.flatMap(le16))])
     }
 
     /// Class 5: an Enhanced MR file whose window sits only in its functional groups (shared, and for frame

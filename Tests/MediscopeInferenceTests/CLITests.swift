@@ -75,6 +75,52 @@ import Testing
         #expect(run.stderr.contains("bomb.jpg") && run.stderr.contains("too many progressive scans"))
     }
 
+    /// Issue 19: two files in one run, the second a frame that codes 16x16 of 512x512: it is refused with
+    /// the reason, and the first's images are the first's alone (nothing of it reaches the second).
+    @Test func aShortFrameAfterAScanIsRefusedAndLeaksNothing() throws {
+        let first = dir.file("A.dcm", try HostileDicom.jpegFile(width: 512, height: 512, seed: 1))
+        let second = dir.file("B.dcm", try HostileDicom.shortJPEGFrame())
+        let out = dir.url.appendingPathComponent("short")
+        let run = try analyze(["--out", out.path, first.path, second.path])
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("B.dcm") && run.stderr.contains("16x16") && run.stderr.contains("512x512"), "\(run.stderr)")
+        let written = try FileManager.default.contentsOfDirectory(atPath: out.path)
+        #expect(!written.isEmpty && written.allSatisfy { $0.hasPrefix("A") }, "\(written)")
+    }
+
+    /// Issue 19: hostile RLE (offsets past the fragment, fragments shorter than the header) is refused by
+    /// the command line too, each file named, none crashing the process.
+    @Test func hostileRLEFilesExitTwoWithoutACrash() throws {
+        let files = HostileDicom.hostileRLE().enumerated().map { dir.file("rle\($0.offset).dcm", $0.element.file).path }
+        let run = try analyze(["--no-images"] + files)
+        #expect(run.status == 2, "\(run.stderr)")
+        for i in files.indices { #expect(run.stderr.contains("rle\(i).dcm")) }
+    }
+
+    /// Issue 19: a NaN window and a Rescale Slope of 0 are analysed as the file without them; `--json` writes
+    /// valid JSON (it crashed with exit 132 on NaN).
+    @Test func notANumberWindowAndSlopeZeroGiveTheControlsNumbers() throws {
+        let image = HostileDicom.pattern(width: 64, height: 64, seed: 7)
+        let control = dir.file("control.dcm", HostileDicom.monochrome16(image))
+        let hostile = dir.file("nan.dcm", HostileDicom.monochrome16(image, extra: [
+            .text(0x0028, 0x1050, "DS", "NaN"), .text(0x0028, 0x1051, "DS", "NaN"),
+            .text(0x0028, 0x1052, "DS", "0"), .text(0x0028, 0x1053, "DS", "0")]))
+        func probabilities(_ file: URL) throws -> [[String: Any]] {
+            let run = try analyze(["--no-images", "--json", file.path])
+            #expect(run.status == 0, "\(run.stderr)")
+            let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+            let images = try #require(json?["images"] as? [[String: Any]])
+            return try #require(images.first?["results"] as? [[String: Any]])
+        }
+        let a = try probabilities(control), b = try probabilities(hostile)
+        #expect(a.count == b.count && !a.isEmpty)
+        for (x, y) in zip(a, b) {
+            #expect(x["prediction"] as? String == y["prediction"] as? String)
+            #expect((x["probabilities"] as? [[String: Any]])?.compactMap { $0["probability"] as? Double }
+                    == (y["probabilities"] as? [[String: Any]])?.compactMap { $0["probability"] as? Double })
+        }
+    }
+
     @Test func orientedScanSaysItWasTurned() throws {
         let sideways = syntheticScan(width: 32, height: 20).applying(.rotated90CounterClockwise)
         let file = dir.file("turned.png", ImageBuilders.png(try ImageEncoder.png(sideways),

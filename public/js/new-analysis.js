@@ -97,7 +97,8 @@ export async function renderNewAnalysis(ctx) {
         frameField.hidden = false;
       }
       fromFile.hidden = false;
-      status.textContent = "";
+      // Notes say what to check (a value the file holds twice was not, or only partly, pre-filled).
+      status.textContent = (d.notes || []).join(" ");
     } catch (err) {
       if (!ctx.isCurrent() || err.status === 401) return;
       file = null;
