@@ -32,6 +32,21 @@ int ms_signals_install(void) {
     return sigprocmask(SIG_BLOCK, &block, NULL);
 }
 
+int ms_signals_default_fatal(void) {
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(fatal[i], &sa, NULL) != 0) return -1;
+        sigaddset(&unblock, fatal[i]);
+    }
+    return sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+}
+
 int ms_signal_take(int sig) {
     if (sig <= 0 || sig >= NSIG || !arrived[sig]) return 0;
     arrived[sig] = 0;

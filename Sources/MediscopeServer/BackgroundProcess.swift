@@ -36,6 +36,7 @@ struct BackgroundProcess {
 
     func run() -> Never {
         ms_signals_install()
+        ms_signals_default_fatal()  // a crash ends the process at once, with no dump of its memory
         ms_set_parent_death_signal(SIGTERM)
         if getppid() != context.masterPID { exit(0) }
         let background = BackgroundContext(name: name, server: context)

@@ -153,10 +153,12 @@ public final class Scoreboard: @unchecked Sendable {
             default: break
             }
             let started = requestStartedNs(i)
+            let file = started == nil ? 0 : load(i, MS_SLOT_CONTENT_KEY)
             workers.append(.init(
                 pid: Int(load(i, MS_SLOT_PID)), state: Self.name(st), generation: Int(load(i, MS_SLOT_GENERATION)),
                 requests: Int(load(i, MS_SLOT_REQUESTS)), rssKB: Int(load(i, MS_SLOT_RSS_KB)),
                 currentRequestMs: started.map { Double(now - $0) / 1e6 },
+                currentFile: file == 0 ? nil : CrashLedger.prefix(file),
                 uptimeSeconds: Double(now - load(i, MS_SLOT_STARTED_NS)) / 1e9))
         }
         func counter(_ field: ms_pool_field) -> Int { Int(load(pool: index, field)) }
@@ -199,6 +201,9 @@ public struct PoolSnapshot: Codable, Sendable {
         public var rssKB: Int
         /// How long its current request has run; nil when idle.
         public var currentRequestMs: Double?
+        /// The file its current request decodes: the first 8 hex digits of its SHA-256 (what a crash
+        /// would be charged to); nil when it decodes none (yet).
+        public var currentFile: String?
         /// Since it was forked.
         public var uptimeSeconds: Double
     }

@@ -62,6 +62,7 @@ struct WorkerProcess {
         // libfcgi installs its own SIGTERM/SIGUSR1/SIGPIPE handlers in FCGX_Init; ours go on top.
         FCGX_Init()
         ms_signals_install()
+        ms_signals_default_fatal()  // a crash ends the worker at once, with no dump of its memory
         ms_set_parent_death_signal(SIGTERM)
         if getppid() != context.masterPID { exit(0) }
 

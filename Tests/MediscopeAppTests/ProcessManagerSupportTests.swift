@@ -119,6 +119,14 @@ import Testing
         #expect(stopped.exited == 0 && stopped.signaled == 0)
     }
 
+    /// The Swift runtime's crash handler (inherited across fork) would survive a SEGV sent with kill().
+    @Test func aWorkersFatalSignalsTakeTheirDefaultAction() throws {
+        for sig in [SIGSEGV, SIGBUS, SIGABRT, SIGILL] {
+            let ended = ms_exit_status_decode(try status { ms_signals_default_fatal(); kill(getpid(), sig); _exit(1) })
+            #expect(ended.signaled == 1 && ended.signal == sig, "signal \(sig)")
+        }
+    }
+
     @Test func signalsHaveTheirConstantNames() {
         #expect(ms_signal_name(SIGSEGV).map { String(cString: $0) } == "SIGSEGV")
         #expect(ms_signal_name(SIGKILL).map { String(cString: $0) } == "SIGKILL")
@@ -327,6 +335,7 @@ import Testing
         try context.admitClient(slot: slot, client: 11, alsoChecked: [12])
         try context.admitContent(slot: slot, content: 21)
         #expect(context.scoreboard.requestSubject(slot) == (11, 21))
+        #expect(context.scoreboard.snapshot(pool: 0).workers.first?.currentFile == CrashLedger.prefix(21), "the status page shows it")
         context.scoreboard.requestFinished(slot: slot, rssKB: 0)
         #expect(context.scoreboard.requestSubject(slot) == (0, 0), "an idle worker is charged to nobody")
     }

@@ -21,6 +21,15 @@ extern "C" {
  * process; writes fail with EPIPE instead) and blocks the handled signals. 0, or -1 with errno. */
 int ms_signals_install(void);
 
+/* Gives the fatal signals (SEGV, BUS, ILL, FPE, ABRT, TRAP, SYS) back their default action: the process
+ * dies at once, as a PHP-FPM child does, and the master sees the signal. Called by every worker and
+ * background process after fork, because the Swift runtime's crash backtracer, inherited from the
+ * master, (1) writes registers and the memory bytes around them to standard error, where an upload's
+ * bytes (patient data) may be, (2) holds a dying worker for its backtrace, and (3) returns from a SEGV
+ * sent with kill(), so the process lives on. A core dump (systemd-coredump) keeps what it showed. 0, or
+ * -1 with errno. */
+int ms_signals_default_fatal(void);
+
 /* 1 when `sig` arrived since the last call (and clears its flag), else 0. */
 int ms_signal_take(int sig);
 
