@@ -122,7 +122,7 @@ let package = Package(
         // the facts a prompt may hold (no patient identifiers), the prompt and fallback templates.
         .target(
             name: "MediscopeLLM",
-            dependencies: ["MediscopeNet", "MediscopeStore", .product(name: "Mustache", package: "swift-mustache")]
+            dependencies: ["MediscopeNet", "MediscopeStore", "MediscopeImaging", .product(name: "Mustache", package: "swift-mustache")]
         ),
         // A durable job queue (SQLite, leases, per-organisation fairness) for work done outside the pools.
         .target(
@@ -219,7 +219,7 @@ let package = Package(
         .testTarget(name: "MediscopeJobsTests", dependencies: ["MediscopeJobs", "MediscopeStore"]),
         .testTarget(
             name: "MediscopeLLMTests",
-            dependencies: ["MediscopeLLM", "MediscopeJobs", "MediscopeStore", "MediscopeNet", "FirebaseTestKit"]
+            dependencies: ["MediscopeLLM", "MediscopeJobs", "MediscopeStore", "MediscopeNet", "MediscopeImaging", "FirebaseTestKit"]
         ),
         .testTarget(
             name: "MediscopeReportTests",

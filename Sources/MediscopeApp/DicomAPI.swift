@@ -75,7 +75,8 @@ enum DicomAPI {
             age: age(a.patientAge, birthDate: a.patientBirthDate, studyDate: a.studyDate).flatMap { (0...150).contains($0) ? $0 : nil },
             sex: a.patientSex.flatMap { ["F": "female", "M": "male", "O": "other"][$0.uppercased()] },
             modality: a.modality.flatMap { ["MR": "MRI", "CT": "CT"][$0.uppercased()] },
-            bodyPart: text(a.bodyPartExamined.map { $0.capitalized }, "body_part", .bodyPart),
+            // Only a defined term of Body Part Examined is pre-filled (in words): a file's free text is not.
+            bodyPart: BodyPartExamined.matching(a.bodyPartExamined).map { $0.meaning.prefix(1).uppercased() + $0.meaning.dropFirst() },
             studyDate: a.studyDate.flatMap(nonEmpty), seriesDescription: text(a.seriesDescription, "series", .bodyPart),
             numberOfFrames: file.numberOfFrames, rows: file.rows, columns: file.columns,
             transferSyntax: file.transferSyntaxName, preview: preview, notes: notes)

@@ -1,10 +1,13 @@
 import Foundation
+import MediscopeImaging
 import MediscopeStore
 
 /// What a report draft may be built from: the models' results and four coarse facts about the patient.
 /// Nothing here identifies a person: no patient id, name, note, dates, file names, DICOM UIDs, user
 /// names or organisation. The prompt and the template fallback are rendered from this value only, so an
-/// operator's edited template cannot reach anything else.
+/// operator's edited template cannot reach anything else. Every patient fact is from a closed vocabulary
+/// (modality MRI/CT, DICOM's Body Part Examined terms, sex female/male/other/unknown, an age in years):
+/// free text typed into a field never reaches a prompt, whatever it says.
 public struct ReportFacts: Encodable, Sendable, Equatable {
     /// One probability, as a whole percentage.
     public struct Probability: Encodable, Sendable, Equatable {
@@ -29,7 +32,7 @@ public struct ReportFacts: Encodable, Sendable, Equatable {
 
     /// "MRI" or "CT", when given.
     public var modality: String?
-    /// e.g. "brain", when given.
+    /// The meaning of a DICOM Body Part Examined term, e.g. "brain", when the form's text is one.
     public var bodyPart: String?
     /// Age in whole years; 90 and over as "90+" (HIPAA Safe Harbor); nil when not given.
     public var age: String?
@@ -38,12 +41,17 @@ public struct ReportFacts: Encodable, Sendable, Equatable {
     public var findings: [Finding]
     /// True when there is at least one finding (templates read stored properties only).
     public var hasFindings: Bool
+    /// The facts as one JSON object (sorted keys, no extra whitespace), so a prompt can hand them to the
+    /// model as delimited data rather than prose.
+    public var json: String
+
+    enum CodingKeys: String, CodingKey { case modality, bodyPart, age, sex, findings }
 
     public init(_ record: AnalysisRecord) {
-        modality = record.patient.modality
-        bodyPart = record.patient.bodyPart
-        age = record.patient.age.map { $0 >= 90 ? "90+" : String($0) }
-        sex = record.patient.sex
+        modality = record.patient.modality.flatMap { ["MRI", "CT"].contains($0) ? $0 : nil }
+        bodyPart = BodyPartExamined.matching(record.patient.bodyPart)?.meaning
+        age = record.patient.age.flatMap { (0...150).contains($0) ? ($0 >= 90 ? "90+" : String($0)) : nil }
+        sex = record.patient.sex.flatMap { ["female", "male", "other", "unknown"].contains($0) ? $0 : nil }
         findings = record.results.map { result in
             func title(_ label: String) -> String {
                 result.probabilities.first { $0.label == label }?.title ?? label
@@ -56,5 +64,9 @@ public struct ReportFacts: Encodable, Sendable, Equatable {
                 explainedLabel: title(result.explainedLabel))
         }
         hasFindings = !findings.isEmpty
+        json = ""
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        json = (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }

@@ -36,8 +36,15 @@ import Testing
             .requestBody(messages), as: UTF8.self)
         for secret in Self.secrets { #expect(!sent.contains(secret), "the prompt holds \(secret)") }
         let prompt = messages[1].content
-        #expect(prompt.contains("MRI") && prompt.contains("brain") && prompt.contains("90+ years") && prompt.contains("female"))
-        #expect(prompt.contains("Brain tumour") && prompt.contains("\"Glioma\" with 71% confidence") && prompt.contains("No tumour 29%"))
+        // The facts go as one delimited JSON object (data, not prose).
+        let start = try #require(prompt.range(of: "<facts>\n")), end = try #require(prompt.range(of: "\n</facts>"))
+        let facts = try #require(try JSONSerialization.jsonObject(with: Data(prompt[start.upperBound..<end.lowerBound].utf8)) as? [String: Any])
+        #expect(facts["modality"] as? String == "MRI" && facts["bodyPart"] as? String == "brain")
+        #expect(facts["age"] as? String == "90+" && facts["sex"] as? String == "female")
+        let finding = try #require((facts["findings"] as? [[String: Any]])?.first)
+        #expect(finding["title"] as? String == "Brain tumour" && finding["prediction"] as? String == "Glioma")
+        #expect(finding["confidencePercent"] as? Int == 71)
+        #expect((finding["probabilities"] as? [[String: Any]])?.last?["label"] as? String == "No tumour")
         #expect(!prompt.contains("93"), "ages of 90 and over are given as 90+")
         #expect(!prompt.contains("&quot;") && !prompt.contains("&amp;"), "plain text, not HTML-escaped")
         #expect(messages[0].content == ReportWriting.systemInstruction)
