@@ -412,6 +412,8 @@ int readAll(const uint8_t *data, size_t size, const Limits &limits, int32_t fram
     ds->transferInit();
     OFCondition cond = ds->read(stream, readAs, EGL_noChange, maxRead);
     ds->transferEnd();
+    // DCMTK holds its own copy of every value now: the inflated bytes are not needed past this point.
+    std::vector<uint8_t>().swap(encoding.inflated);
     if (cond.bad()) { message = std::string("DCMTK cannot read the data set: ") + cond.text(); return DICOM_ERR_CORRUPT; }
     DcmXfer xfer(ds->getOriginalXfer());
     if (uid.empty()) {
