@@ -56,7 +56,8 @@ int checkRLEFrame(const uint8_t *d, size_t size, const FrameGeometry &g, std::st
     const uint32_t expected = uint32_t(g.samples) * uint32_t(g.bitsAllocated / 8);
     if (segments != expected) {
         message = "the RLE header names " + std::to_string(segments) + " segments; " + std::to_string(g.samples)
-            + " samples of " + std::to_string(g.bitsAllocated) + " bits need " + std::to_string(expected);
+            + (g.samples == 1 ? " sample of " : " samples of ") + std::to_string(g.bitsAllocated) + " bits needs "
+            + std::to_string(expected);
         return DICOM_ERR_CORRUPT;
     }
     const uint64_t needed = uint64_t(g.rows) * uint64_t(g.columns);

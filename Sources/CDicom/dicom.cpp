@@ -350,7 +350,7 @@ int readImage(DcmDataset *ds, const std::string &transferSyntax, const Limits &l
         const uint64_t needed = uint64_t(frames) * uint64_t(size);
         const uint64_t length = pixels->getLength();
         if (length < needed) {
-            message = "Pixel Data holds " + std::to_string(length) + " bytes; " + std::to_string(frames) + " frames of "
+            message = "Pixel Data holds " + std::to_string(length) + " bytes; " + std::to_string(frames) + (frames == 1 ? " frame of " : " frames of ")
                 + std::to_string(out->columns) + "x" + std::to_string(out->rows) + " need " + std::to_string(needed)
                 + " (Number of Frames, Rows, Columns or Bits Allocated is wrong, or the file is truncated)";
             return DICOM_ERR_CORRUPT;
