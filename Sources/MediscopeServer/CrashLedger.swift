@@ -4,10 +4,12 @@ import Foundation
 /// Which uploaded files and which clients were busy in a worker that died: a crash is charged to the
 /// request that caused it, so one bad file stops one request, not the service.
 ///
-/// A worker records in its scoreboard slot who its request is for and which file it works on before
-/// the expensive part (`ServerContext.admitClient` / `admitContent`). When the worker dies abnormally
-/// while busy (a signal, or killed by the request time limit) the master charges that file and that
-/// client here. The routes that decode files ask first: a file that crashed a worker is refused (422)
+/// A worker records in its scoreboard slot who its request is for (its address from the start; the
+/// signed-in account once a route that decodes files says so) and which file it works on, before the
+/// expensive part (`ServerContext.admitClient` / `admitContent`). When the worker dies abnormally while
+/// busy (a signal, or killed by the request time limit) the master charges that file and that client
+/// here; a request stopped by the time limit with no file to decode charges nobody (the store or a
+/// remote service was slow, not the client). The routes that decode files ask first: a file that crashed a worker is refused (422)
 /// without reaching a decoder, a client whose requests crashed workers `clientCrashLimit` times within
 /// `clientCrashWindowSeconds` is refused for a while (429 with Retry-After).
 ///

@@ -223,7 +223,9 @@ public final class ProcessManager {
         scoreboard.add(pool: child.pool, field, 1)
         let rules = CrashLedger.Rules(config)
         let file = crashes.charge(.files, key: content, cause: cause, rules: rules)
-        let charged = crashes.charge(.clients, key: client, cause: cause, rules: rules)
+        // Past the time limit without a file to decode, a request was slow for other reasons (the store,
+        // a remote service under load): its client is not to blame.
+        let charged = cause == .timeLimit && content == 0 ? nil : crashes.charge(.clients, key: client, cause: cause, rules: rules)
         var fields: [String: LogField] = ["pool": .token(.init(pools[child.pool].config.name)), "pid": .int(Int(pid)),
                                           "cause": .token(.init(cause.description))]
         if let file { fields["file"] = .token(.init(CrashLedger.prefix(file.key))); fields["file_crashes"] = .int(file.crashes) }
