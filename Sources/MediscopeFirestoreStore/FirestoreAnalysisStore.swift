@@ -130,6 +130,14 @@ public final class FirestoreAnalysisStore: AnalysisStore {
         return true
     }
 
+    public func owner(id: String) throws(StoreError) -> String? {
+        guard SortableID.isValid(id) else { return nil }
+        let doc: FirestoreDocument?
+        do { doc = try client.get(client.name(Self.analyses, id)) } catch { throw Self.storeError(error) }
+        guard case .string(let org)? = doc?.fields["organizationId"] else { return nil }
+        return org
+    }
+
     public func imagePath(key: String) -> String? { nil }
 
     public func imageBytes(key: String) throws(StoreError) -> [UInt8]? {

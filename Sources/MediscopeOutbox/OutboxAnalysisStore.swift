@@ -69,6 +69,14 @@ public final class OutboxAnalysisStore: AnalysisStore {
         return try outbox.enqueueDelete(id: id, organizationId: organizationId)
     }
 
+    public func owner(id: String) throws(StoreError) -> String? {
+        switch try outbox.recordState(id: id) {
+        case .deleted: return nil
+        case .created(let record): return record.organizationId
+        case .absent: return try remote.owner(id: id)
+        }
+    }
+
     public func imagePath(key: String) -> String? { nil }
 
     public func imageBytes(key: String) throws(StoreError) -> [UInt8]? {

@@ -199,7 +199,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 ///   heatmaps among the images, JSON-encodable values) runs before anything is written:
 ///   `StoreError.invalidRecord`, and nothing stored.
 /// - **Organisations.** A record is visible only to its organisation: `get`, `list` and `delete` with
-///   another organisation's id behave as if it did not exist.
+///   another organisation's id behave as if it did not exist. `owner` names a record's organisation
+///   (for the audit trail) and nothing else.
 /// - **Listing.** Newest first (`createdAt`, then id, both descending), at most `limit` (clamped to
 ///   1...100), `patientId` an exact match on the stored (NFC) bytes, `nextCursor` opaque and nil on the
 ///   last page; paging with it never repeats or skips a record, even while records are added. A cursor
@@ -220,6 +221,10 @@ public protocol AnalysisStore: Sendable {
     func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage
     /// Removes the record and every image no other record uses. false when absent.
     func delete(id: String, organizationId: String) throws(StoreError) -> Bool
+    /// The organisation record `id` belongs to, whoever asks; nil when there is no such record. Only for
+    /// filing a refused attempt on another organisation's record in that organisation's audit trail too:
+    /// it reveals nothing to the caller and never returns the record.
+    func owner(id: String) throws(StoreError) -> String?
     /// Where an image's bytes live on local disk (for nginx X-Accel-Redirect), if they do; nil for a
     /// backend that keeps images elsewhere (the app then serves `imageBytes`).
     func imagePath(key: String) -> String?

@@ -191,6 +191,12 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         return true
     }
 
+    public func owner(id: String) throws(StoreError) -> String? {
+        try database.read("read the owner of an analysis") { db in
+            try String.fetchOne(db, sql: "SELECT organization_id FROM analyses WHERE id = ?", arguments: [id])
+        }
+    }
+
     public func imagePath(key: String) -> String? {
         guard BlobFolder.isValidKey(key) else { return nil }
         return blobs.existingPath(forKey: key)

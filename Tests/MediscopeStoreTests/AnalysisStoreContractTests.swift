@@ -72,6 +72,7 @@ final class DeliveringStore: AnalysisStore, @unchecked Sendable {
         try deliver()
         return deleted
     }
+    func owner(id: String) throws(StoreError) -> String? { try store.owner(id: id) }
     func imagePath(key: String) -> String? { store.imagePath(key: key) }
     func imageBytes(key: String) throws(StoreError) -> [UInt8]? { try store.imageBytes(key: key) }
     func checkReady() throws(StoreError) { try store.checkReady() }
@@ -124,6 +125,21 @@ final class DeliveringStore: AnalysisStore, @unchecked Sendable {
         #expect(try store.list(AnalysisQuery(organizationId: "org-b")).items.isEmpty)
         #expect(try store.delete(id: mine.id, organizationId: "org-b") == false)
         #expect(try store.get(id: mine.id, organizationId: "org-a") != nil)
+    }
+
+    /// `owner` names a record's organisation to anyone (for filing a refused attempt in the owner's audit
+    /// trail), and nothing for a record that is not there (never stored, deleted, not an id).
+    @Test(arguments: AnalysisBackend.all)
+    func ownerNamesTheRecordsOrganisationOnly(_ backend: AnalysisBackend) throws {
+        let (store, second, keep) = try backend.make()
+        defer { withExtendedLifetime(keep) {} }
+        let mine = try store.create(makeAnalysis(org: "org-a"))
+        #expect(try store.owner(id: mine.id) == "org-a")
+        #expect(try second().owner(id: mine.id) == "org-a", "another worker or host")
+        #expect(try store.owner(id: "01J00000000000000000000099") == nil)
+        #expect(try store.owner(id: "../../etc/passwd") == nil)
+        #expect(try store.delete(id: mine.id, organizationId: "org-a"))
+        #expect(try store.owner(id: mine.id) == nil)
     }
 
     @Test(arguments: AnalysisBackend.all)
