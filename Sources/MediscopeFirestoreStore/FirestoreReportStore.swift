@@ -8,8 +8,15 @@ import MediscopeStore
 /// `exists: false`, so two hosts writing the same number cannot both succeed (the second gets
 /// `.conflict`). Queries: `analysisId` equal, ordered by `number` (composite index in
 /// deploy/firestore.indexes.json).
+///
+/// `close` writes a marker document (`status` "closed", no text) under the number after the newest
+/// version, with `exists: false`: the only append that could come next (that number) finds it taken, and
+/// a signature that got there first makes the marker's write fail, so the check for a signed version and
+/// the closing are one step. `versions` never shows the marker; `deleteAll` leaves it.
 public final class FirestoreReportStore: ReportStore {
     public static let collection = "reportVersions"
+    /// `status` of the marker document that closes a report.
+    static let closedStatus = "closed"
     let client: FirestoreClient
 
     public init(client: FirestoreClient) { self.client = client }
@@ -21,8 +28,13 @@ public final class FirestoreReportStore: ReportStore {
     public func append(_ v: ReportVersion) throws(StoreError) {
         guard v.number >= 1, v.number <= 9999 else { throw StoreError(.invalidRecord, "report version \(v.number) is out of range") }
         do {
-            if v.number > 1, try client.get(name(v.analysisId, v.number - 1)) == nil {
-                throw StoreError(.invalidRecord, "report version \(v.number) would leave a gap")
+            if v.number > 1 {
+                guard let previous = try client.get(name(v.analysisId, v.number - 1)) else {
+                    throw StoreError(.invalidRecord, "report version \(v.number) would leave a gap")
+                }
+                if previous.fields["status"] == .string(Self.closedStatus) {
+                    throw StoreError(.conflict, "the report is closed: its analysis is being deleted")
+                }
             }
             var fields: [String: FirestoreValue] = [
                 "analysisId": .string(v.analysisId), "organizationId": .string(v.organizationId), "number": .integer(Int64(v.number)),
@@ -43,14 +55,22 @@ public final class FirestoreReportStore: ReportStore {
         }
     }
 
-    public func versions(analysisId: String, organizationId: String) throws(StoreError) -> [ReportVersion] {
+    /// Every document of the analysis's report in `organizationId`, by number: its versions and a marker
+    /// that closes it, if there is one.
+    func documents(_ analysisId: String, _ organizationId: String) throws(StoreError) -> [FirestoreDocument] {
         let docs: [FirestoreDocument]
         do {
             docs = try client.runQuery(FirestoreQuery(collectionId: Self.collection, equal: [("analysisId", .string(analysisId))],
                                                       orderBy: [("number", false)]))
         } catch { throw FirestoreAnalysisStore.storeError(error) }
+        return docs.filter { $0.fields["organizationId"] == .string(organizationId) }
+    }
+
+    static func isMarker(_ doc: FirestoreDocument) -> Bool { doc.fields["status"] == .string(closedStatus) }
+
+    public func versions(analysisId: String, organizationId: String) throws(StoreError) -> [ReportVersion] {
         var versions: [ReportVersion] = []
-        for doc in docs where doc.fields["organizationId"] == .string(organizationId) {
+        for doc in try documents(analysisId, organizationId) where !Self.isMarker(doc) {
             let f = doc.fields
             func text(_ key: String) -> String? { if case .string(let s)? = f[key] { s } else { nil } }
             guard case .integer(let number)? = f["number"], case .timestamp(let created)? = f["createdAt"],
@@ -63,6 +83,36 @@ public final class FirestoreReportStore: ReportStore {
                                           authorId: text("authorId"), authorName: text("authorName"), createdAt: created.roundedToMilliseconds))
         }
         return versions
+    }
+
+    public func close(analysisId: String, organizationId: String) throws(StoreError) -> ReportClosing {
+        // Each round reads the report and writes the marker after its newest version; a version that
+        // lands meanwhile takes that number first, and the next round reads it.
+        for _ in 0..<8 {
+            let docs = try documents(analysisId, organizationId)
+            if docs.contains(where: Self.isMarker) { return .closed }
+            if docs.contains(where: { $0.fields["status"] == .string(ReportVersion.Status.signed.rawValue) }) { return .signed }
+            let newest = docs.compactMap { doc -> Int64? in if case .integer(let n)? = doc.fields["number"] { n } else { nil } }.max() ?? 0
+            let marker = FirestoreDocument(name: name(analysisId, Int(newest) + 1), fields: [
+                "analysisId": .string(analysisId), "organizationId": .string(organizationId), "number": .integer(newest + 1),
+                "status": .string(Self.closedStatus), "createdAt": .timestamp(Date()),
+            ])
+            do {
+                try client.commit([.set(marker, precondition: .exists(false))])
+                return .closed
+            } catch {
+                if error.status != .alreadyExists { throw FirestoreAnalysisStore.storeError(error) }
+            }
+        }
+        throw StoreError(.unavailable, "the report kept changing while it was closed")
+    }
+
+    public func reopen(analysisId: String, organizationId: String) throws(StoreError) {
+        let markers = try documents(analysisId, organizationId).filter(Self.isMarker)
+        guard !markers.isEmpty else { return }
+        do { try client.commit(markers.map { .delete(name: $0.name, precondition: nil) }) } catch {
+            throw FirestoreAnalysisStore.storeError(error)
+        }
     }
 
     public func deleteAll(analysisId: String, organizationId: String) throws(StoreError) {

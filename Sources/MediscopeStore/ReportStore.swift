@@ -1,7 +1,8 @@
 import Foundation
 
-/// One version of an analysis's plain-language report. Versions are never changed or removed (until
-/// the analysis is deleted); the newest one is the report. Holds patient-related text: same access
+/// One version of an analysis's plain-language report. Versions are never changed; they are removed
+/// only with their analysis, which cannot be deleted once a version is signed (`ReportStore.close`).
+/// The newest one is the report. Holds patient-related text: same access
 /// rules as the analysis, never logged, never sent anywhere.
 public struct ReportVersion: Codable, Sendable, Equatable {
     /// A draft may be edited and signed; a signed version is final (an amendment is a new signed version).
@@ -34,17 +35,38 @@ public struct ReportVersion: Codable, Sendable, Equatable {
     }
 }
 
+/// What `ReportStore.close` did.
+public enum ReportClosing: Sendable, Equatable {
+    /// The report is closed (now or before): no version can be appended until it is reopened.
+    case closed
+    /// A version is signed: nothing changed. A signed report is kept, and its analysis with it.
+    case signed
+}
+
 /// The versions of every analysis's report: append-only, numbered per analysis.
 ///
 /// The contract, checked for every backend by Tests/MediscopeStoreTests/ReportStoreContractTests.swift:
 /// - `append` stores a version whose `number` is one more than the newest stored (1 for the first);
 ///   a version with that number stored already (another worker or host wrote first) is `.conflict`, a
-///   gap is `.invalidRecord`, and nothing is written. Durable when it returns.
+///   gap is `.invalidRecord`, and nothing is written. Durable when it returns. A closed report takes
+///   no version (`.conflict`).
 /// - `versions` returns the analysis's versions oldest first, only to its organisation (another
 ///   organisation's id reads as none).
-/// - `deleteAll` removes every version of the analysis (with the analysis itself).
+/// - `close` is the first step of deleting an analysis: atomically with every `append`, it refuses
+///   (`.signed`, nothing changes) when a version is signed, else closes the report, so that no draft,
+///   edit or signature can land between the check and the deletion. Idempotent. The caller has checked
+///   that the analysis is `organizationId`'s. `reopen` undoes it (the analysis could not be deleted).
+/// - `deleteAll` removes every version of the analysis (with the analysis itself); the report stays
+///   closed, so a draft written late (an LLM still answering) is refused.
 public protocol ReportStore: Sendable {
+    /// Appends `version` (see the contract above).
     func append(_ version: ReportVersion) throws(StoreError)
+    /// The analysis's versions, oldest first; none for another organisation.
     func versions(analysisId: String, organizationId: String) throws(StoreError) -> [ReportVersion]
+    /// Closes the report before its analysis is deleted, unless a version is signed (see above).
+    func close(analysisId: String, organizationId: String) throws(StoreError) -> ReportClosing
+    /// Lifts `close` (the analysis was not deleted after all); nothing when the report is not closed.
+    func reopen(analysisId: String, organizationId: String) throws(StoreError)
+    /// Removes every version of the analysis; a closed report stays closed.
     func deleteAll(analysisId: String, organizationId: String) throws(StoreError)
 }

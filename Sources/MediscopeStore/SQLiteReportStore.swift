@@ -26,11 +26,24 @@ public final class SQLiteReportStore: ReportStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        // Reports of analyses being deleted (ReportStore.close): no version is appended to them. Kept after
+        // the deletion (ids and a time, no text), so a draft that arrives late is refused.
+        migrator.registerMigration("v2 closed") { db in
+            try db.execute(sql: """
+                CREATE TABLE closed_reports (
+                    analysis_id TEXT NOT NULL PRIMARY KEY, organization_id TEXT NOT NULL, closed_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 
     public func append(_ v: ReportVersion) throws(StoreError) {
         try file.writeImmediate("append report version") { db in
+            if try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM closed_reports WHERE analysis_id = ?)",
+                                 arguments: [v.analysisId]) == true {
+                throw StoreError(.conflict, "the report is closed: its analysis is being deleted")
+            }
             let newest = try Int.fetchOne(db, sql: "SELECT max(number) FROM report_versions WHERE analysis_id = ?",
                                           arguments: [v.analysisId]) ?? 0
             guard v.number == newest + 1 else {
@@ -62,6 +75,27 @@ public final class SQLiteReportStore: ReportStore {
                 authorName: row["author_name"], createdAt: Date(millisecondsSince1970: row["created_at"])))
         }
         return versions
+    }
+
+    public func close(analysisId: String, organizationId: String) throws(StoreError) -> ReportClosing {
+        try file.writeImmediate("close report") { db in
+            let signed = try Bool.fetchOne(db, sql: """
+                SELECT EXISTS(SELECT 1 FROM report_versions WHERE analysis_id = ? AND organization_id = ? AND status = ?)
+                """, arguments: [analysisId, organizationId, ReportVersion.Status.signed.rawValue]) == true
+            if signed { return .signed }
+            try db.execute(sql: """
+                INSERT INTO closed_reports (analysis_id, organization_id, closed_at) VALUES (?, ?, ?)
+                ON CONFLICT (analysis_id) DO NOTHING
+                """, arguments: [analysisId, organizationId, Date().millisecondsSince1970])
+            return .closed
+        }
+    }
+
+    public func reopen(analysisId: String, organizationId: String) throws(StoreError) {
+        try file.writeImmediate("reopen report") { db in
+            try db.execute(sql: "DELETE FROM closed_reports WHERE analysis_id = ? AND organization_id = ?",
+                           arguments: [analysisId, organizationId])
+        }
     }
 
     public func deleteAll(analysisId: String, organizationId: String) throws(StoreError) {

@@ -70,4 +70,37 @@ struct ReportBackend: Sendable, CustomTestStringConvertible {
         #expect(try store.versions(analysisId: Self.version(1).analysisId, organizationId: "org-a").isEmpty)
         #expect(try store.versions(analysisId: other, organizationId: "org-a").count == 1)
     }
+
+    /// Deleting an analysis closes its report first: refused once a version is signed (a signed report is
+    /// kept); else no version lands afterwards, from this instance or another, not even a late draft's
+    /// version 1, and a closed report stays closed when its versions are deleted.
+    @Test(arguments: ReportBackend.all)
+    func aSignedReportIsNeverClosedAndAClosedOneTakesNoVersion(_ backend: ReportBackend) throws {
+        let (store, second, keep) = try backend.make()
+        defer { withExtendedLifetime(keep) {} }
+        func refused(_ version: ReportVersion) {
+            #expect { try second().append(version) } throws: { ($0 as? StoreError)?.kind == .conflict }
+        }
+        let id = Self.version(1).analysisId, undrafted = "01J00000000000000000000003"
+        #expect(try store.close(analysisId: undrafted, organizationId: "org-a") == .closed)
+        refused(Self.version(1, analysis: undrafted))
+
+        try store.append(Self.version(1))
+        try store.append(Self.version(2))
+        #expect(try store.close(analysisId: id, organizationId: "org-a") == .closed)
+        #expect(try second().close(analysisId: id, organizationId: "org-a") == .closed, "closing twice is closing once")
+        refused(Self.version(3, status: .signed))
+        #expect(try store.versions(analysisId: id, organizationId: "org-a") == [Self.version(1), Self.version(2)],
+                "a closed report reads as before")
+
+        try second().reopen(analysisId: id, organizationId: "org-a")
+        try second().append(Self.version(3, status: .signed))
+        #expect(try store.close(analysisId: id, organizationId: "org-a") == .signed)
+        try store.append(Self.version(4, status: .signed))   // untouched: an amendment goes on
+        #expect(try store.versions(analysisId: id, organizationId: "org-a").count == 4)
+
+        try store.deleteAll(analysisId: undrafted, organizationId: "org-a")
+        refused(Self.version(1, analysis: undrafted))
+        #expect(try store.versions(analysisId: undrafted, organizationId: "org-a").isEmpty)
+    }
 }
