@@ -7,8 +7,9 @@
  * hierarchical JPEG) are left to the C code on purpose: its own refusals are part of what is fuzzed.
  *
  *   app_jpeg_allowed       ImageStructure.jpeg + ImageDecoder.checkJPEGBudget (Codecs.swift, ImageStructure.swift)
- *   app_dicom_jpegs_allowed DicomFile.checkEmbeddedJPEGs (DicomFile.swift): the fragments of the first
- *                          encapsulated (7FE0,0010) Pixel Data in explicit VR little endian after byte 132
+ *
+ * (DICOM has no such Swift check: the shim holds a frame's JPEG to the same budget itself, from the
+ * max_jpeg_scans and max_jpeg_scan_pixels limits the harness passes.)
  *
  * Keep these in step with the Swift code; they return 1 when the app would go on to decode. */
 #ifndef MEDISCOPE_FUZZ_APP_CHECKS_H
@@ -70,38 +71,6 @@ static inline int app_jpeg_budget_ok(app_jpeg_structure s, int64_t max_pixels) {
 
 static inline int app_jpeg_allowed(const uint8_t *b, size_t count, int64_t max_pixels) {
     return app_jpeg_budget_ok(app_jpeg_walk(b, count), max_pixels);
-}
-
-/* DicomFile.checkEmbeddedJPEGs(_:limits:maxFragments:). */
-static inline int app_dicom_jpegs_allowed(const uint8_t *b, size_t count, int64_t max_pixels) {
-    static const uint8_t header[4] = {0xE0, 0x7F, 0x10, 0x00};
-    const size_t max_fragments = 100000;
-    size_t search = 132;
-    for (;;) {
-        if (search > count) search = count;
-        size_t at = (size_t)-1;
-        for (size_t k = search; k + 4 <= count; k++) {
-            if (memcmp(b + k, header, 4) == 0) { at = k; break; }
-        }
-        if (at == (size_t)-1) return 1;
-        search = at + 4;
-        if (!(at + 12 <= count && b[at + 6] == 0 && b[at + 7] == 0 && b[at + 8] == 0xFF && b[at + 9] == 0xFF &&
-              b[at + 10] == 0xFF && b[at + 11] == 0xFF))
-            continue;
-        size_t i = at + 12, seen = 0;
-        while (i + 8 <= count && seen < max_fragments && b[i] == 0xFE && b[i + 1] == 0xFF && b[i + 3] == 0xE0) {
-            if (b[i + 2] != 0x00) return 1;
-            size_t length = (size_t)b[i + 4] | (size_t)b[i + 5] << 8 | (size_t)b[i + 6] << 16 | (size_t)b[i + 7] << 24;
-            size_t start = i + 8;
-            if (length > count - start) return 1;
-            if (length >= 4 && b[start] == 0xFF && b[start + 1] == 0xD8) {
-                if (!app_jpeg_budget_ok(app_jpeg_walk(b + start, length), max_pixels)) return 0;
-            }
-            seen++;
-            i = start + length;
-        }
-        return 1;
-    }
 }
 
 #endif

@@ -3,24 +3,40 @@
 // Each input is read the way MediscopeImaging's DicomFile.read calls the shim: dicom_read with the
 // attributes only (decode_pixels 0), then with pixels for the middle frame (frame -1), then with pixels
 // for a frame chosen from the input (the last, one past the last, the first or another one), each
-// followed by dicom_image_free. Before a pixel read the harness applies the app's own cost check on
-// embedded JPEGs (app_checks.h), as DicomFile.read does. Every byte of the decoded frame and of the LUTs
-// is read (so an uninitialised or short buffer is touched), and the promises of CDicom.h are checked:
-// a violation aborts with a message, which libFuzzer reports as a crash.
+// followed by dicom_image_free. The limits are the app's ImageLimits (with max_pixels 4,000,000): the
+// JPEG scan budget included, which the shim enforces itself. Every byte of the decoded frame and of the
+// LUTs is read (so an uninitialised or short buffer is touched), and the promises of CDicom.h are
+// checked: a violation aborts with a message, which libFuzzer reports as a crash.
 //
-// MEDISCOPE_FUZZ_RAW=1 skips the app's cost check (the shim alone: expect slow inputs).
+// Every call runs twice, with new heap blocks filled with 0x00 and then 0xFF (heap_fill.h): results that
+// differ mean the shim returned memory nobody wrote (another upload's bytes, in production).
+//
 // MEDISCOPE_FUZZ_VERBOSE=1 prints each call's result code and message (to read a reproducer).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include <string>
+#include <vector>
+
 #include "CDicom.h"
-#include "app_checks.h"
+#include "heap_fill.h"
 
 namespace {
 
 const int64_t kMaxPixels = 4000000;  // small enough that no frame costs more than ~24 MB
+// ImageLimits(maxPixels: kMaxPixels) as DicomFile.read passes it, with a smaller element bound.
+dicom_limits appLimits() {
+    dicom_limits l;
+    std::memset(&l, 0, sizeof l);
+    l.max_pixels = kMaxPixels;
+    l.max_element_bytes = 64 << 20;
+    l.max_sequence_depth = 16;
+    l.max_jpeg_scans = 256;
+    l.max_jpeg_scan_pixels = kMaxPixels * 12;
+    return l;
+}
 
 volatile uint64_t sink;
 const bool verbose = std::getenv("MEDISCOPE_FUZZ_VERBOSE") != nullptr;
@@ -49,13 +65,25 @@ bool isZero(const void *p, size_t n) {
     return true;
 }
 
-/// One call as the app makes it; returns the number of frames on success, 0 otherwise.
-int32_t readOnce(const uint8_t *data, size_t size, int32_t frame, int32_t decodePixels) {
-    dicom_limits limits = {kMaxPixels, 64 << 20, 16};
+/// What a call returned, to compare two runs: the code, the message, the struct without its pointers,
+/// the frame and the LUTs.
+struct Result {
+    int rc = 0;
+    std::string message;
+    dicom_image fields;
+    std::vector<uint8_t> frame, luts;
+};
+
+/// One call as the app makes it, new heap blocks filled with `fill`; returns the number of frames on
+/// success, 0 otherwise.
+int32_t readOnce(const uint8_t *data, size_t size, int32_t frame, int32_t decodePixels, int fill, Result &result) {
+    dicom_limits limits = appLimits();
     dicom_image img;
     std::memset(&img, 0xA5, sizeof img);  // dicom_read must set every field it returns
     char err[512];
+    heap_fill_byte = fill;
     const int rc = dicom_read(data, size, &limits, frame, decodePixels, &img, err, sizeof err);
+    heap_fill_byte = -1;
     if (!terminated(err, sizeof err)) violated("error message not NUL-terminated", rc, img);
     if (verbose)
         std::fprintf(stderr, "dicom_read(frame %d, pixels %d) = %d%s%s%s\n", frame, decodePixels, rc, rc ? " (" : "",
@@ -103,6 +131,12 @@ int32_t readOnce(const uint8_t *data, size_t size, int32_t frame, int32_t decode
         }
         frames = img.number_of_frames;
         sink = sink + sum;
+        if (img.frame_data) result.frame.assign(img.frame_data, img.frame_data + img.frame_size);
+        for (const dicom_lut *l : luts)
+            if (l->data) {
+                const uint8_t *b = reinterpret_cast<const uint8_t *>(l->data);
+                result.luts.insert(result.luts.end(), b, b + size_t(l->entries) * sizeof(uint16_t));
+            }
     } else {
         if (rc < DICOM_ERR_EMPTY || rc > DICOM_ERR_INTERNAL) violated("unknown error code", rc, img);
         if (err[0] == '\0') violated("an error without a message", rc, img);
@@ -114,21 +148,58 @@ int32_t readOnce(const uint8_t *data, size_t size, int32_t frame, int32_t decode
         if (rc != DICOM_ERR_TRANSFER_SYNTAX && !isZero(uid, sizeof uid)) violated("a UID left after a failure", rc, img);
         std::memcpy(img.transfer_syntax_uid, uid, sizeof uid);
     }
+    result.rc = rc;
+    result.message = err;
+    result.fields = img;
+    result.fields.frame_data = nullptr;
+    result.fields.modality_lut.data = result.fields.voi_lut.data = nullptr;
     dicom_image_free(&img);
     if (!isZero(&img, sizeof img)) violated("dicom_image_free did not zero the struct", rc, img);
     dicom_image_free(&img);  // freeing twice is harmless
     return frames;
 }
 
+/// The call twice, new heap blocks 0x00 then 0xFF: the results must not differ.
+int32_t readTwice(const uint8_t *data, size_t size, int32_t frame, int32_t decodePixels) {
+    Result a, b;
+    const int32_t frames = readOnce(data, size, frame, decodePixels, 0x00, a);
+    readOnce(data, size, frame, decodePixels, 0xFF, b);
+    const char *what = nullptr;
+    size_t at = 0;
+    if (a.rc != b.rc) what = "result code";
+    else if (a.message != b.message) what = "error message";
+    else if (std::memcmp(&a.fields, &b.fields, sizeof a.fields) != 0) what = "dicom_image fields";
+    else if (a.luts != b.luts) what = "LUT data";
+    else if (a.frame.size() != b.frame.size()) what = "frame size";
+    else if (a.frame != b.frame) {
+        what = "frame_data";
+        while (a.frame[at] == b.frame[at]) ++at;
+    }
+    if (what) {
+        std::fprintf(stderr, "\n==dicom_fuzzer== uninitialised memory in the output: the %s differs between runs with new heap "
+                     "blocks filled with 0x00 and with 0xFF (frame %d, pixels %d; rc %d vs %d", what, frame, decodePixels,
+                     a.rc, b.rc);
+        if (a.frame.size() == b.frame.size() && at < a.frame.size())
+            std::fprintf(stderr, "; first differing frame byte %zu of %zu: 0x%02x vs 0x%02x", at, a.frame.size(),
+                         a.frame[at], b.frame[at]);
+        std::fprintf(stderr, ")\n");
+        std::abort();
+    }
+    return frames;
+}
+
 }  // namespace
 
+extern "C" int LLVMFuzzerInitialize(int *, char ***) {
+    heap_fill_install();
+    return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const bool raw = std::getenv("MEDISCOPE_FUZZ_RAW") != nullptr;
-    // Attributes only (the app's DICOM attribute endpoint); no cost check in the app for this path.
-    const int32_t frames = readOnce(data, size, -1, 0);
-    if (!raw && !app_dicom_jpegs_allowed(data, size, kMaxPixels)) return 0;
+    // Attributes only (as for the app's DICOM attribute endpoint).
+    const int32_t frames = readTwice(data, size, -1, 0);
     // Pixels of the middle frame (an upload's default).
-    readOnce(data, size, -1, 1);
+    readTwice(data, size, -1, 1);
     // Pixels of a frame the input chooses: the last, one past the last, the first, or any.
     const uint8_t pick = size ? data[size - 1] : 0;
     const uint32_t mix = size ? uint32_t(data[size / 2]) << 8 | data[size / 3] : 0;
@@ -140,6 +211,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 2: frame = 0; break;
         default: frame = int32_t(mix % uint32_t(frames)); break;
     }
-    if (frames <= 0 || frame != (frames - 1) / 2) readOnce(data, size, frame, 1);
+    if (frames <= 0 || frame != (frames - 1) / 2) readTwice(data, size, frame, 1);
     return 0;
 }

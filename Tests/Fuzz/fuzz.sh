@@ -15,8 +15,9 @@
 # reads (Tests/MediscopeImagingTests/Fixtures, Tests/Artifacts/reference/dicom and the files its index
 # names, pydicom's test files from Debian's python3-pydicom and PyPI's pydicom-data when installed) and
 # the image fixtures; (3) fuzz each target for FUZZ_SECONDS from the seeds plus what earlier local runs
-# kept in .build/fuzz/corpus/<target>. Any sanitizer report, crash, leak, timeout (-timeout=10 per input)
-# or out-of-memory (-rss_limit_mb=2048) fails the run; a new crashing input is saved in
+# kept in .build/fuzz/corpus/<target>. Any sanitizer report, crash, leak, timeout (-timeout=10 per input),
+# out-of-memory (-rss_limit_mb=2048, one malloc over 2 GB included), broken promise of CDicom.h or
+# CImageCodecs.h, or output that depends on uninitialised heap memory (heap_fill.h) fails the run; a new crashing input is saved in
 # .build/fuzz/crashes/ and the output says how to reproduce it. The last line says PASS or FAIL.
 #
 # Environment: FUZZ_SECONDS (60 per target), FUZZ_TARGETS ("dicom image"), CLANG and CLANGXX (the Swift
@@ -73,7 +74,7 @@ build_dicom() {
     local bin="$OUT/dicom_fuzzer" obj="$OUT/obj/dicom" src="$SRC/Sources/CDicom"
     local srcs=("$src"/*.cpp)
     newer_than "$bin" "${srcs[@]}" "$src"/*.h "$src"/include/*.h \
-        "$here/dicom_fuzzer.cpp" "$here/app_checks.h" "$here/fuzz.sh" || return 0
+        "$here/dicom_fuzzer.cpp" "$here/heap_fill.h" "$here/fuzz.sh" || return 0
     if [[ ! -f /usr/include/dcmtk/dcmdata/dcfilefo.h ]]; then
         log "DCMTK's headers are missing (Debian's libdcmtk-dev; make deps installs it)"; return 1
     fi
@@ -91,7 +92,7 @@ build_image() {
     local bin="$OUT/image_fuzzer" obj="$OUT/obj/image" src="$SRC/Sources/CImageCodecs"
     local srcs=("$src"/*.c)
     newer_than "$bin" "${srcs[@]}" "$src"/*.h "$src"/include/*.h \
-        "$here/image_fuzzer.c" "$here/app_checks.h" "$here/fuzz.sh" || return 0
+        "$here/image_fuzzer.c" "$here/app_checks.h" "$here/heap_fill.h" "$here/fuzz.sh" || return 0
     rm -rf "$obj"; mkdir -p "$obj"
     local s objs=()
     for s in "${srcs[@]}"; do
