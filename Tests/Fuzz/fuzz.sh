@@ -11,14 +11,15 @@
 #   Tests/Fuzz/fuzz.sh minimize dicom|image FILE   a smaller input with the same crash (next to FILE, .min)
 #
 # `run`: (1) build; (2) replay once, as plain corpus runs: the committed seeds (Tests/Fuzz/corpus/dicom,
-# images), the committed regressions (Tests/Fuzz/corpus/regressions/{dicom,images}), and every DICOM file the test suite
-# reads (Tests/MediscopeImagingTests/Fixtures, Tests/Artifacts/reference/dicom and the files its index
-# names, pydicom's test files from Debian's python3-pydicom and PyPI's pydicom-data when installed) and
-# the image fixtures; (3) fuzz each target for FUZZ_SECONDS from the seeds plus what earlier local runs
-# kept in .build/fuzz/corpus/<target>. Any sanitizer report, crash, leak, timeout (-timeout=10 per input),
-# out-of-memory (-rss_limit_mb=2048, one malloc over 2 GB included), broken promise of CDicom.h or
-# CImageCodecs.h, or output that depends on uninitialised heap memory (heap_fill.h) fails the run; a new crashing input is saved in
-# .build/fuzz/crashes/ and the output says how to reproduce it. The last line says PASS or FAIL.
+# images), the committed regressions (Tests/Fuzz/corpus/regressions/{dicom,images}), every DICOM file the
+# test suite reads (Tests/MediscopeImagingTests/Fixtures, Tests/Artifacts/reference/dicom and the files
+# its index names, pydicom's test files from Debian's python3-pydicom and PyPI's pydicom-data when
+# installed) and the image fixtures; (3) fuzz each target for FUZZ_SECONDS from the seeds plus what
+# earlier local runs kept in .build/fuzz/corpus/<target>. Any sanitizer report, crash, leak, timeout
+# (-timeout=10 per input), out-of-memory (-rss_limit_mb=2048, one malloc over 2 GB included), broken
+# promise of CDicom.h or CImageCodecs.h, or output that depends on uninitialised heap memory
+# (heap_fill.h) fails the run; a new crashing input is saved in .build/fuzz/crashes/ and the output says
+# how to reproduce it. The last line says PASS or FAIL.
 #
 # Environment: FUZZ_SECONDS (60 per target), FUZZ_TARGETS ("dicom image"), CLANG and CLANGXX (the Swift
 # toolchain's, /opt/swift/usr/bin), FUZZ_OUT (.build/fuzz), FUZZ_SRC (the tree whose Sources/ are built:
@@ -251,9 +252,12 @@ fuzz_target() {  # target
     grep -m1 -A25 -E '^==[0-9]+==ERROR|runtime error|contract violated|ALARM' "$logf" | sed 's/^/    /' | head -30
     if [[ -n "$artifact" ]]; then
         NEW_CRASHES+=("$t $artifact")
+        local env=""
+        [[ "$SRC" != "$root" ]] && env+="FUZZ_SRC=$SRC "
+        [[ "$OUT" != "$root/.build/fuzz" ]] && env+="FUZZ_OUT=$OUT "
         log "  crashing input saved: $artifact"
-        log "  reproduce: Tests/Fuzz/fuzz.sh repro $t $artifact"
-        log "  minimise:  Tests/Fuzz/fuzz.sh minimize $t $artifact"
+        log "  reproduce: ${env}Tests/Fuzz/fuzz.sh repro $t $artifact"
+        log "  minimise:  ${env}Tests/Fuzz/fuzz.sh minimize $t $artifact"
         log "  once fixed, keep it: cp it into Tests/Fuzz/corpus/regressions/$(corpus_name "$t")/ and commit"
     else
         log "  no crashing input was written; the full log is $logf"
