@@ -321,7 +321,7 @@ int readImage(DcmDataset *ds, const std::string &transferSyntax, const Limits &l
         return DICOM_ERR_CORRUPT;
     }
     if (frame >= frames) {
-        message = "frame " + std::to_string(frame + 1) + " asked for, the file has " + std::to_string(frames);
+        message = "frame " + std::to_string(int64_t(frame) + 1) + " asked for, the file has " + std::to_string(frames);
         return DICOM_ERR_FRAME;
     }
 
@@ -403,6 +403,9 @@ int readAll(const uint8_t *data, size_t size, const Limits &limits, int32_t fram
     if (encoding.deflated) readAs = EXS_LittleEndianExplicit;
     else if (encoding.implicitDespiteMeta) { readAs = EXS_LittleEndianImplicit; uid = "1.2.840.10008.1.2"; }
     else if (!uid.empty()) readAs = DcmXfer(uid.c_str()).getXfer();
+    // A bare data set: DCMTK reads it in the encoding the walk checked, never a guess of its own (a guess
+    // that differs reads the walk's lengths in another byte order and bypasses max_element_bytes).
+    else readAs = !encoding.explicitVR ? EXS_LittleEndianImplicit : encoding.littleEndian ? EXS_LittleEndianExplicit : EXS_BigEndianExplicit;
     DcmInputBufferStream stream;
     stream.setBuffer(dataset, offile_off_t(datasetSize));
     stream.setEos();

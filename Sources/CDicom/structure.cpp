@@ -254,8 +254,9 @@ int walkStructure(const uint8_t *data, size_t size, const Limits &limits, Encodi
         if (size - pos < 8) { message = "no DICOM data set found"; return DICOM_ERR_NOT_DICOM; }
         const uint8_t *p = data + pos;
         const unsigned groupLE = p[0] | p[1] << 8, groupBE = p[0] << 8 | p[1];
-        encoding.littleEndian = groupLE <= groupBE;
         encoding.explicitVR = knownVR(p + 4);
+        // Implicit VR is little endian only (PS3.5 A.1): there is no implicit VR big endian to guess.
+        encoding.littleEndian = !encoding.explicitVR || groupLE <= groupBE;
     }
     if (pos >= size) { message = "the file has no data set"; return DICOM_ERR_CORRUPT; }
     encoding.datasetOffset = pos;

@@ -67,13 +67,16 @@ extension Accounts {
     // MARK: - API tokens
 
     /// A new API token ("msk_" + 32 random bytes, base64url). The token is shown once; only its digest is kept.
-    /// Throws `.invalid` for a bad name, `.notFound` for an unknown user.
+    /// Throws `.invalid` for a bad name or a disabled user, `.notFound` for an unknown user. The API makes
+    /// tokens only for a caller signed in with a session, never with another token, so no token outlives
+    /// the revocation of the one that made it.
     public func createToken(userId: String, name: String) throws(AuthError) -> (token: String, info: APIToken) {
         let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty, name.count <= 100, !Self.hasControlCharacters(name) else {
             throw AuthError(.invalid, "token name must be 1...100 printable characters")
         }
-        guard try stores.users.user(id: userId) != nil else { throw AuthError(.notFound, "no such user") }
+        guard let user = try stores.users.user(id: userId) else { throw AuthError(.notFound, "no such user") }
+        if user.disabled { throw AuthError(.invalid, "user is disabled") }
         let token = Tokens.newAPIToken()
         let created = now().roundedToMilliseconds
         let info = APIToken(id: SortableID.next(now: created), userId: userId, name: name, createdAt: created,

@@ -9,7 +9,7 @@ import MediscopeSQLite
 /// Every expiry and window is measured with the injected `now` clock, so tests can move time. Steps that
 /// touch two stores (a password change and the end of the user's sessions) are ordered so that a failure
 /// between them leaves the safe state: the new password is in force before the old sessions are ended,
-/// and a disabled user's sessions and tokens are refused even before they are deleted.
+/// and a disabled user's sessions and tokens are refused even before they are deleted or revoked.
 public final class Accounts: Sendable {
     /// last_seen_at / last_used_at are written at most this often per session or token (no write per request).
     public static let touchInterval: TimeInterval = 60
@@ -84,7 +84,10 @@ public final class Accounts: Sendable {
         return user
     }
 
-    /// Sets a new password and ends every session of the user.
+    /// Sets a new password, then ends every session of the user and revokes every API token (a reset is
+    /// what an admin does when a credential may be known to someone else). In that order: once the new
+    /// password is in force and the sessions are gone nothing can make a new token, so the revocation
+    /// misses none. A failure part-way throws, and calling again finishes the job.
     @discardableResult
     public func setPassword(username: String, password: String) throws(AuthError) -> User {
         try checkPasswordPolicy(password)
@@ -92,15 +95,34 @@ public final class Accounts: Sendable {
         let hash = try hasher.hash(password)
         let user = try stores.users.update(userId: existing.id, .passwordHash(hash))
         try stores.sessions.deleteAll(userId: user.id)
+        try stores.apiTokens.revokeAll(userId: user.id, at: now().roundedToMilliseconds)
         return user
     }
 
-    /// Disabling ends every session; the user's API tokens are refused while disabled.
+    /// Disabling refuses the user's sessions and tokens at once, then ends every session and revokes every
+    /// API token, so re-enabling revives none of them. Enabling a disabled user first ends whatever is
+    /// left (tokens of a disabling that failed part-way, or that predates this rule) while the user is
+    /// still disabled: a re-enabled user starts with no session and no valid token. Enabling an enabled
+    /// user changes nothing.
     @discardableResult
     public func setDisabled(username: String, _ disabled: Bool) throws(AuthError) -> User {
-        let user = try stores.users.update(userId: try existingUser(username: username).id, .disabled(disabled))
-        if disabled { try stores.sessions.deleteAll(userId: user.id) }
-        return user
+        let existing = try existingUser(username: username)
+        if disabled {
+            let user = try stores.users.update(userId: existing.id, .disabled(true))
+            try endAccess(userId: user.id)
+            return user
+        }
+        // Read past any cache: whether the user is disabled now decides what must end.
+        if try stores.users.credentials(username: existing.username)?.user.disabled ?? existing.disabled {
+            try endAccess(userId: existing.id)
+        }
+        return try stores.users.update(userId: existing.id, .disabled(false))
+    }
+
+    /// Ends every session of the user and revokes every API token.
+    private func endAccess(userId: String) throws(AuthError) {
+        try stores.sessions.deleteAll(userId: userId)
+        try stores.apiTokens.revokeAll(userId: userId, at: now().roundedToMilliseconds)
     }
 
     /// Changes the user's role.

@@ -7,7 +7,8 @@ import MediscopeFirestore
 /// Data model (README.md, "Firestore"): `apiTokens/{tokenHash}` (the SHA-256 hex of the whole "msk_..."
 /// token, never the token) holds `id`, `userId`, `name`, `createdAt`, `lastUsedAt`, `revokedAt`
 /// (timestamps; absent while unset) and `writeId`; `apiTokenIds/{id}` -> `{tokenHash}` keeps ids
-/// unique (see `FirestoreHashedRecords`). `revoke` and `touch` are optimistic read-modify-writes.
+/// unique (see `FirestoreHashedRecords`). `revoke`, `revokeAll` (one token at a time) and `touch` are
+/// optimistic read-modify-writes.
 public final class FirestoreAPITokenStore: APITokenStore {
     /// Token documents, by token hash.
     public static let apiTokens = "apiTokens"
@@ -52,6 +53,20 @@ public final class FirestoreAPITokenStore: APITokenStore {
             fields["revokedAt"] = .timestamp(at)
             return fields
         }
+    }
+
+    /// Revokes each token of the user found by one query, one optimistic commit each (a token touched
+    /// meanwhile is read again; one revoked meanwhile keeps its first time and is not counted).
+    @discardableResult
+    public func revokeAll(userId: String, at: Date) throws(AuthError) -> Int {
+        let docs = try records.all(FirestoreQuery(collectionId: Self.apiTokens, equal: [("userId", .string(userId))]), "revoke tokens")
+        var revoked = 0
+        for doc in docs {
+            let token = try Self.token(from: doc)
+            guard token.revokedAt == nil else { continue }
+            if try revoke(tokenId: token.id, userId: userId, at: at) { revoked += 1 }
+        }
+        return revoked
     }
 
     @discardableResult

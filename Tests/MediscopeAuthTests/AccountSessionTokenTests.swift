@@ -169,17 +169,71 @@ import Testing
         #expect { try store.createToken(userId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", name: "x") } throws: { AuthError.isKind(.notFound, $0) }
     }
 
-    @Test func disabledUsersTokensAreRefused() throws {
+    @Test func disablingRevokesTokensAndReEnablingRevivesNone() throws {
+        let folder = AccountsFolder()
+        let clock = AccountsClock()
+        let store = try AccountsFixtures.store(folder, clock: clock)
+        let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
+                                      organizationId: "org-a", displayName: nil)
+        let bob = try store.addUser(username: "bob", password: AccountsFixtures.password, role: .clinician,
+                                    organizationId: "org-a", displayName: nil)
+        let (token, _) = try store.createToken(userId: alice.id, name: "cli")
+        let (bobToken, _) = try store.createToken(userId: bob.id, name: "cli")
+        #expect(try store.user(forToken: token) != nil)
+        try store.setDisabled(username: "alice", true)
+        #expect(try store.user(forToken: token) == nil)
+        #expect(try store.tokens(userId: alice.id).allSatisfy { $0.revokedAt == clock.now }, "revoked, not only refused")
+        #expect { try store.createToken(userId: alice.id, name: "while disabled") } throws: { AuthError.isKind(.invalid, $0) }
+        clock.advance(60)
+        try store.setDisabled(username: "alice", false)
+        #expect(try store.user(forToken: token) == nil, "re-enabling revives no token")
+        #expect(try store.user(forToken: bobToken)?.1.id == bob.id, "other users untouched")
+        // Enabling an enabled user changes nothing: its new token keeps working.
+        let (fresh, _) = try store.createToken(userId: alice.id, name: "new")
+        try store.setDisabled(username: "alice", false)
+        #expect(try store.user(forToken: fresh)?.1.id == alice.id)
+    }
+
+    @Test func enablingEndsWhatADisablingLeft() throws {
+        // A token a disabling did not revoke (it failed part-way, or it predates revocation on disable)
+        // is revoked when the user is enabled again, before the user can use it.
         let folder = AccountsFolder()
         let store = try AccountsFixtures.store(folder)
         let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
                                       organizationId: "org-a", displayName: nil)
         let (token, _) = try store.createToken(userId: alice.id, name: "cli")
-        #expect(try store.user(forToken: token) != nil)
-        try store.setDisabled(username: "alice", true)
+        try store.stores.users.update(userId: alice.id, .disabled(true))   // disabled, nothing else done
         #expect(try store.user(forToken: token) == nil)
         try store.setDisabled(username: "alice", false)
-        #expect(try store.user(forToken: token)?.1.id == alice.id)
+        #expect(try store.user(forToken: token) == nil)
+        #expect(try store.tokens(userId: alice.id).first?.revokedAt != nil)
+    }
+
+    @Test func passwordResetRevokesEveryTokenAndSession() throws {
+        let folder = AccountsFolder()
+        let clock = AccountsClock()
+        let store = try AccountsFixtures.store(folder, clock: clock)
+        let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
+                                      organizationId: "org-a", displayName: nil)
+        let bob = try store.addUser(username: "bob", password: AccountsFixtures.password, role: .clinician,
+                                    organizationId: "org-a", displayName: nil)
+        let (t1, i1) = try store.createToken(userId: alice.id, name: "laptop")
+        let (t2, _) = try store.createToken(userId: alice.id, name: "ci")
+        let (bobToken, _) = try store.createToken(userId: bob.id, name: "cli")
+        let session = try store.createSession(userId: alice.id).token
+        clock.advance(10)
+        #expect(try store.revokeToken(id: i1.id, userId: alice.id))   // revoked before: keeps its time
+        let firstRevocation = clock.now
+        clock.advance(10)
+        try store.setPassword(username: "alice", password: AccountsFixtures.otherPassword)
+        #expect(try store.user(forToken: t1) == nil && store.user(forToken: t2) == nil)
+        #expect(try store.session(token: session) == nil)
+        #expect(try store.tokens(userId: alice.id).map(\.revokedAt) == [firstRevocation, clock.now])
+        #expect(try store.user(forToken: bobToken)?.1.id == bob.id)
+        // New credentials work.
+        #expect(try store.verifyPassword(username: "alice", password: AccountsFixtures.otherPassword) == alice)
+        let (t3, _) = try store.createToken(userId: alice.id, name: "new")
+        #expect(try store.user(forToken: t3)?.1.id == alice.id)
     }
 
     @Test func rawSecretsNeverReachTheFile() throws {

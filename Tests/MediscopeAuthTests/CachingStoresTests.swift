@@ -71,6 +71,21 @@ import Testing
         #expect(try cached.sessions.session(tokenHash: V.hash("t")) == nil)
     }
 
+    @Test func revokingAllTokensThroughTheDecoratorTakesEffectAtOnce() throws {
+        let (cached, _, _, keep) = try fixture(ttl: 5)
+        defer { withExtendedLifetime(keep) {} }
+        let alice = try V.addUser(cached, "alice"), bob = try V.addUser(cached, "bob")
+        let mine = APIToken(id: V.id(), userId: alice.id, name: "cli", createdAt: V.time(0), lastUsedAt: nil, revokedAt: nil)
+        let bobs = APIToken(id: V.id(), userId: bob.id, name: "cli", createdAt: V.time(0), lastUsedAt: nil, revokedAt: nil)
+        try cached.apiTokens.insert(mine, tokenHash: V.hash("a"))
+        try cached.apiTokens.insert(bobs, tokenHash: V.hash("b"))
+        #expect(try cached.apiTokens.token(tokenHash: V.hash("a"))?.revokedAt == nil)   // cached now
+        #expect(try cached.apiTokens.token(tokenHash: V.hash("b"))?.revokedAt == nil)
+        #expect(try cached.apiTokens.revokeAll(userId: alice.id, at: V.time(10)) == 1)
+        #expect(try cached.apiTokens.token(tokenHash: V.hash("a"))?.revokedAt == V.time(10))
+        #expect(try cached.apiTokens.token(tokenHash: V.hash("b"))?.revokedAt == nil)
+    }
+
     @Test func theTTLIsBoundedAndZeroCachesNothing() throws {
         let (cached, other, clock, keep) = try fixture(ttl: 60)   // asks for a minute, gets the 5 s bound
         defer { withExtendedLifetime(keep) {} }

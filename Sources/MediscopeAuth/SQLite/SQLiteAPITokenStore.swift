@@ -38,6 +38,15 @@ final class SQLiteAPITokenStore: APITokenStore {
     }
 
     @discardableResult
+    func revokeAll(userId: String, at: Date) throws(AuthError) -> Int {
+        try rows.file.writeImmediate("revoke tokens") { db in
+            try db.execute(sql: "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                           arguments: [at.millisecondsSince1970, userId])
+            return db.changesCount
+        }
+    }
+
+    @discardableResult
     func touch(tokenId: String, lastUsedAt: Date) throws(AuthError) -> Bool {
         try rows.moveForward("last_used_at", id: tokenId, to: lastUsedAt, "touch token")
     }

@@ -18,6 +18,13 @@ public protocol APITokenStore: Sendable {
     @discardableResult
     func revoke(tokenId: String, userId: String, at: Date) throws(AuthError) -> Bool
 
+    /// Sets `revokedAt` to `at` on every token of the user that is not revoked yet (those revoked already
+    /// keep their first revocation time). Returns how many it revoked. A token inserted while this runs
+    /// may be missed: `Accounts` calls it only once nothing can make a new token for the user (after a
+    /// password reset has ended the user's sessions, or while the user is disabled).
+    @discardableResult
+    func revokeAll(userId: String, at: Date) throws(AuthError) -> Int
+
     /// Sets `lastUsedAt` when it is unset or earlier; never moves it back. True when it changed.
     @discardableResult
     func touch(tokenId: String, lastUsedAt: Date) throws(AuthError) -> Bool

@@ -262,6 +262,12 @@ public final class CachingAPITokenStore: APITokenStore {
         return try base.revoke(tokenId: tokenId, userId: userId, at: at)
     }
 
+    @discardableResult
+    public func revokeAll(userId: String, at: Date) throws(AuthError) -> Int {
+        defer { cache.removeAll { $1.userId == userId } }
+        return try base.revokeAll(userId: userId, at: at)
+    }
+
     /// Like `CachingSessionStore.touch`: a failed touch keeps the cached token.
     @discardableResult
     public func touch(tokenId: String, lastUsedAt: Date) throws(AuthError) -> Bool {

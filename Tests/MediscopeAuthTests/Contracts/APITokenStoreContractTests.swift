@@ -50,6 +50,23 @@ import Testing
     }
 
     @Test(arguments: AccountBackend.all)
+    func revokeAllRevokesTheUsersValidTokensOnly(_ backend: AccountBackend) throws {
+        let instance = try backend.make()
+        let tokens = instance.stores.apiTokens
+        let alice = try V.addUser(instance.stores, "alice"), bob = try V.addUser(instance.stores, "bob")
+        let early = Self.token(alice, "early"), laptop = Self.token(alice, "laptop", at: 1), ci = Self.token(alice, "ci", at: 2)
+        let bobs = Self.token(bob, "cli")
+        for (t, seed) in [(early, "e"), (laptop, "l"), (ci, "c"), (bobs, "b")] { try tokens.insert(t, tokenHash: V.hash(seed)) }
+        #expect(try tokens.revoke(tokenId: early.id, userId: alice.id, at: V.time(10)))
+        #expect(try tokens.revokeAll(userId: alice.id, at: V.time(20)) == 2)
+        #expect(try tokens.tokens(userId: alice.id).map(\.revokedAt) == [V.time(10), V.time(20), V.time(20)])   // the first time stays
+        #expect(try tokens.token(tokenHash: V.hash("b"))?.revokedAt == nil)                                    // bob's untouched
+        #expect(try instance.secondInstance().apiTokens.token(tokenHash: V.hash("c"))?.revokedAt == V.time(20))
+        #expect(try tokens.revokeAll(userId: alice.id, at: V.time(30)) == 0)
+        #expect(try tokens.revokeAll(userId: V.id(), at: V.time(30)) == 0)
+    }
+
+    @Test(arguments: AccountBackend.all)
     func touchSetsOrMovesLastUseForward(_ backend: AccountBackend) throws {
         let instance = try backend.make()
         let tokens = instance.stores.apiTokens
