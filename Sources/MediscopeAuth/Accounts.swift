@@ -176,7 +176,14 @@ public final class Accounts: Sendable {
 
     /// The user when the password is right and the user is enabled; nil otherwise. Every outcome costs
     /// one argon2 verification, so the time taken does not tell which usernames exist.
+    ///
+    /// A password longer than `PasswordHasher.maximumPasswordBytes` (which no account can have) is refused
+    /// with `.invalid` before anything else: no user lookup, no hashing, so the answer and its cost are the
+    /// same for every username.
     public func verifyPassword(username: String, password: String) throws(AuthError) -> User? {
+        guard password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
+            throw AuthError(.invalid, "password is longer than \(PasswordHasher.maximumPasswordBytes) bytes")
+        }
         guard let name = Self.normalizedUsername(username) else {
             hasher.burnVerification(password)
             return nil
