@@ -117,16 +117,18 @@ enum AccountAPI {
             try Guard.accountsCall(s) { try $0.audit(entry) }
         }
         if let wait = try Guard.accountsCall(s, { try $0.signInRetryAfter(username: username, address: req.remoteAddress) }) {
-            try audit(nil, "throttled")
+            // Under the account's organisation, so its admins see who is being guessed at.
+            try audit(try? accounts.user(username: username) ?? nil, "throttled")
             throw Problem(status: 429, detail: "too many failed sign-ins; try again later", retryAfter: wait)
         }
+        // An over-long password is refused (422) before the user is looked up: the same for every username.
         guard let user = try Guard.accountsCall(s, { try $0.verifyPassword(username: username, password: body.password) }) else {
             try Guard.accountsCall(s) { try $0.recordSignInFailure(username: username, address: req.remoteAddress) }
             try audit(try? accounts.user(username: username) ?? nil, "failure")
             // The same answer for an unknown user and a wrong password.
             throw Problem(status: 401, detail: "wrong username or password")
         }
-        try Guard.accountsCall(s) { try $0.clearSignInFailures(username: username) }
+        try Guard.accountsCall(s) { try $0.recordSignInSuccess(username: username, address: req.remoteAddress) }
         let (token, csrf, _) = try Guard.accountsCall(s) { try $0.createSession(userId: user.id) }
         try audit(user, "success")
         let maxAge = Int(s.config.accountPolicy.sessionAbsoluteSeconds)

@@ -159,12 +159,17 @@ public struct AccountPolicy: Sendable {
     public var sessionAbsoluteSeconds: Double = 12 * 3600
     /// Shortest password accepted, in characters.
     public var minimumPasswordLength = 12
-    /// Failed sign-ins allowed per account / per address within `failureWindowSeconds` before 429.
+    /// Failed sign-ins of one account within `failureWindowSeconds` after which the address they came from
+    /// waits (429) for that account, and addresses the account never signed in from are slowed to one try
+    /// per `failureWindowSeconds / maxFailuresPerAccount`; see `Accounts.signInRetryAfter` for the policy.
     public var maxFailuresPerAccount = 5
-    /// See `maxFailuresPerAccount`.
+    /// Failed sign-ins from one address (any usernames) within `failureWindowSeconds` before it waits (429).
     public var maxFailuresPerAddress = 20
     /// How far back failed sign-ins count.
     public var failureWindowSeconds: Double = 15 * 60
-    /// The defaults: 30 min idle, 12 h absolute, 12 characters, 5 / 20 failures in 15 min.
+    /// How long after a good sign-in an address stays known-good for the account (never slowed by other
+    /// addresses' failures).
+    public var knownAddressSeconds: Double = 90 * 24 * 3600
+    /// The defaults: 30 min idle, 12 h absolute, 12 characters, 5 / 20 failures in 15 min, known addresses 90 days.
     public init() {}
 }

@@ -12,26 +12,55 @@ import Testing
         return policy
     }
 
-    @Test func perAccountLimitAndRecovery() throws {
+    /// The issue: wrong passwords from many addresses must not keep the owner out of an address they
+    /// signed in from before (before, every address waited the whole window: 900 s, again and again).
+    @Test func failuresFromElsewhereNeverLockTheOwnerOutOfAKnownAddress() throws {
         let folder = AccountsFolder()
         let clock = AccountsClock()
-        let store = try AccountsFixtures.store(folder, clock: clock, policy: policy())
-        try store.recordSignInFailure(username: "alice", address: "10.0.0.1")
-        clock.advance(100)
-        try store.recordSignInFailure(username: "Alice", address: "10.0.0.2")
-        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.0.1") == nil)
-        clock.advance(100)
-        try store.recordSignInFailure(username: "alice", address: "10.0.0.3")
+        let store = try AccountsFixtures.store(folder, clock: clock, policy: policy(account: 3, address: 5))
+        try store.recordSignInSuccess(username: "alice", address: "10.0.0.1")
+        for round in 0..<5 {                                     // an attacker keeps it up, round after round
+            for n in 2...4 { try store.recordSignInFailure(username: "alice", address: "10.0.1.\(round * 3 + n)") }
+            #expect(try store.signInRetryAfter(username: " ALICE ", address: "10.0.0.1") == nil, "round \(round)")
+            clock.advance(300)
+        }
+    }
 
-        // Third failure within the window: the oldest leaves it 900 s after it happened, 700 s from now.
-        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.0.1") == 700)
-        #expect(try store.signInRetryAfter(username: "ALICE", address: "192.168.1.1") == 700)   // any address
-        #expect(try store.signInRetryAfter(username: "bob", address: "10.0.0.1") == nil)       // other accounts fine
-
-        clock.advance(699.5)
-        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.0.1") == 1)
+    @Test func addressesTheAccountNeverUsedAreSlowedNotHeldForTheWindow() throws {
+        let folder = AccountsFolder()
+        let clock = AccountsClock()
+        let store = try AccountsFixtures.store(folder, clock: clock, policy: policy(account: 3, address: 5))
+        try store.recordSignInFailure(username: "alice", address: "10.0.1.1")
+        clock.advance(100)
+        try store.recordSignInFailure(username: "alice", address: "10.0.1.2")
+        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.1.9") == nil)
+        clock.advance(100)
+        try store.recordSignInFailure(username: "alice", address: "10.0.1.3")
+        // Three failures from anywhere: a new address may try once per 900 / 3 = 300 s after the newest.
+        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.1.9") == 300)
+        #expect(try store.signInRetryAfter(username: "ALICE", address: "192.168.1.1") == 300)
+        #expect(try store.signInRetryAfter(username: "bob", address: "10.0.1.9") == nil)      // other accounts fine
+        clock.advance(299.5)
+        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.1.9") == 1)
         clock.advance(0.5)
-        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.0.1") == nil)
+        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.1.9") == nil)
+        try store.recordSignInFailure(username: "alice", address: "10.0.1.9")
+        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.1.10") == 300, "paced, one try at a time")
+    }
+
+    @Test func oneAddressFailingForOneAccountWaitsForThatAccountOnly() throws {
+        let folder = AccountsFolder()
+        let clock = AccountsClock()
+        let store = try AccountsFixtures.store(folder, clock: clock, policy: policy(account: 3, address: 5))
+        try store.recordSignInSuccess(username: "alice", address: "10.0.0.1")
+        try store.recordSignInSuccess(username: "alice", address: "10.0.0.2")
+        for _ in 0..<3 {
+            try store.recordSignInFailure(username: "alice", address: "10.0.0.1")   // the owner mistyping, three times
+            clock.advance(10)
+        }
+        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.0.1") == 900 - 30, "a known address counts its own failures")
+        #expect(try store.signInRetryAfter(username: "alice", address: "10.0.0.2") == nil, "another known address is free")
+        #expect(try store.signInRetryAfter(username: "bob", address: "10.0.0.1") == nil, "another account from there too")
     }
 
     @Test func perAddressLimit() throws {
@@ -50,21 +79,47 @@ import Testing
         #expect(try store.signInRetryAfter(username: "newcomer", address: "10.0.0.66") == nil)
     }
 
-    @Test func goodSignInClearsTheAccountsFailuresAndOldRowsArePruned() throws {
+    @Test func aGoodSignInClearsThatAddressesFailuresOnlyAndOldRowsArePruned() throws {
         let folder = AccountsFolder()
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock, policy: policy(account: 3, address: 5))
         for _ in 0..<3 { try store.recordSignInFailure(username: "alice", address: "10.0.0.1") }
+        try store.recordSignInFailure(username: "alice", address: "10.0.0.2")
         let retry = try #require(try store.signInRetryAfter(username: "alice", address: "10.0.0.1"))
         #expect(retry > 0 && retry <= 900)
-        try store.clearSignInFailures(username: "ALICE")
+        try store.recordSignInSuccess(username: "ALICE", address: "10.0.0.1")
         #expect(try store.signInRetryAfter(username: "alice", address: "10.0.0.1") == nil)
+        let raw = try folder.rawConnection()
+        #expect(try raw.read { try String.fetchAll($0, sql: "SELECT address FROM sign_in_failures") } == ["10.0.0.2"])
 
         try store.recordSignInFailure(username: "bob", address: "10.0.0.2")
         clock.advance(901)
         try store.recordSignInFailure(username: "carol", address: "10.0.0.3")
-        let names = try folder.rawConnection().read { try String.fetchAll($0, sql: "SELECT username FROM sign_in_failures") }
-        #expect(names == ["carol"])
+        #expect(try raw.read { try String.fetchAll($0, sql: "SELECT username FROM sign_in_failures") } == ["carol"])
+    }
+
+    @Test func knownAddressesAreHashedAndForgottenAfterTheirTime() throws {
+        let folder = AccountsFolder()
+        let clock = AccountsClock()
+        var policy = policy(account: 3, address: 50)
+        policy.knownAddressSeconds = 30 * 24 * 3600
+        let store = try AccountsFixtures.store(folder, clock: clock, policy: policy)
+        try store.recordSignInSuccess(username: "alice", address: "10.9.8.7")
+        #expect(folder.allDatabaseBytes().range(of: Data("10.9.8.7".utf8)) == nil, "the address is kept as a hash only")
+        func failThreeTimes() throws {
+            for n in 1...3 { try store.recordSignInFailure(username: "alice", address: "10.0.1.\(n)") }
+        }
+        try failThreeTimes()
+        #expect(try store.signInRetryAfter(username: "alice", address: "10.9.8.7") == nil)
+        #expect(try store.signInRetryAfter(username: "bob", address: "10.9.8.7") == nil)
+        clock.advance(30 * 24 * 3600)                               // the known address is forgotten
+        try failThreeTimes()
+        #expect(try store.signInRetryAfter(username: "alice", address: "10.9.8.7") == 300)
+        // An address known to another account is not known to this one.
+        try store.recordSignInSuccess(username: "bob", address: "10.5.5.5")
+        #expect(try store.signInRetryAfter(username: "alice", address: "10.5.5.5") == 300)
+        #expect(try folder.rawConnection().read { try Int.fetchOne($0, sql: "SELECT count(*) FROM sign_in_known_addresses") } == 1,
+                "the expired row was pruned by the next success")
     }
 }
 

@@ -126,6 +126,18 @@ enum SQLiteAccountsFile {
                 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
                 """)
         }
+        // Version 2: the addresses each account signed in from, so throttling spares its owner there.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE TABLE sign_in_known_addresses (
+                    username TEXT NOT NULL,                   -- normalised, as in sign_in_failures
+                    address_hash TEXT NOT NULL,               -- SHA-256 hex of the address salted with the username
+                    last_success_at INTEGER NOT NULL,
+                    PRIMARY KEY (username, address_hash)
+                );
+                CREATE INDEX sign_in_known_addresses_at ON sign_in_known_addresses (last_success_at);
+                """)
+        }
         return migrator
     }
 }
