@@ -18,6 +18,8 @@ enum AccountAPI {
             .json(["tokens": try Guard.accountsCall(s) { try $0.tokens(userId: c.user.id) }])
         },
         RouteSpec(method: "POST", pattern: "/api/tokens", access: .signedIn, audit: "token.create") { s, req, _, c throws(Problem) in
+            // A token made with a token would outlive the revocation of the one that made it.
+            guard c.usesCookie else { throw Problem(status: 403, detail: "API tokens are made from a signed-in session, not with a token") }
             struct Body: Decodable { var name: String }
             let body: Body = try decodeJSON(req)
             let name = body.name.trimmingCharacters(in: .whitespaces)
@@ -66,6 +68,18 @@ enum AccountAPI {
             let body: Body = try decodeJSON(req)
             let user = try sameOrganization(s, p["id"], c.user)
             try Guard.accountsCall(s) { try $0.setPassword(username: user.username, password: body.password) }
+            return .noContent
+        },
+        // Another user's tokens (same organisation): listed without secrets, revoked one by one.
+        RouteSpec(method: "GET", pattern: "/api/users/{id}/tokens", access: .admin, audit: "token.list") { s, _, p, c throws(Problem) in
+            let user = try sameOrganization(s, p["id"], c.user)
+            return .json(["tokens": try Guard.accountsCall(s) { try $0.tokens(userId: user.id) }], headers: [("Cache-Control", "no-store")])
+        },
+        RouteSpec(method: "DELETE", pattern: "/api/users/{userId}/tokens/{id}", access: .admin, audit: "token.revoke") { s, _, p, c throws(Problem) in
+            let user = try sameOrganization(s, p["userId"], c.user)
+            guard try Guard.accountsCall(s, { try $0.revokeToken(id: p["id"], userId: user.id) }) else {
+                throw Problem.notFound("no token \(p["id"].prefix(40))")
+            }
             return .noContent
         },
         RouteSpec(method: "GET", pattern: "/api/audit", access: .admin, audit: nil) { s, req, _, c throws(Problem) in
