@@ -62,9 +62,30 @@ extension Access {
     var needsCaller: Bool { self == .signedIn || self == .clinical || self == .admin }
 }
 
+/// The session and CSRF cookies. Both are browser-session cookies (no Max-Age: the server ends the
+/// session at its idle or absolute limit), SameSite=Strict, Path=/, never a Domain. When the request came
+/// over TLS, or the configured public URL is https, they are Secure and named with the `__Host-` prefix,
+/// which browsers accept only from a secure origin for exactly this host (no subdomain can set them).
 enum Cookies {
-    static let session = "mediscope_session"
-    static let csrf = "mediscope_csrf"
+    static let sessionName = "mediscope_session"
+    static let csrfName = "mediscope_csrf"
+    static let hostPrefix = "__Host-"
+
+    /// The names and the Secure attribute cookies of one request get.
+    struct Names {
+        let secure: Bool
+        let session: String
+        let csrf: String
+        /// The other naming (unprefixed on a Secure deployment): never read, expired when sent.
+        var legacy: [String] { secure ? [Cookies.sessionName, Cookies.csrfName] : [] }
+    }
+
+    /// Secure (and `__Host-` names) when nginx says TLS, or the configured public URL is https.
+    static func names(_ s: Services, _ req: HTTPRequest) -> Names {
+        let secure = req.isTLS || s.config.publicURLIsHTTPS
+        let prefix = secure ? hostPrefix : ""
+        return Names(secure: secure, session: prefix + sessionName, csrf: prefix + csrfName)
+    }
 
     static func parse(_ header: String?) -> [String: String] {
         var cookies: [String: String] = [:]
@@ -75,11 +96,37 @@ enum Cookies {
         return cookies
     }
 
-    static func set(_ name: String, _ value: String, maxAge: Int, httpOnly: Bool, secure: Bool) -> (String, String) {
-        var cookie = "\(name)=\(value); Path=/; Max-Age=\(maxAge); SameSite=Strict"
+    /// A browser-session cookie (no Max-Age).
+    static func set(_ name: String, _ value: String, httpOnly: Bool, secure: Bool) -> (String, String) {
+        header("\(name)=\(value); Path=/; SameSite=Strict", httpOnly: httpOnly, secure: secure)
+    }
+
+    /// Tells the browser to drop the cookie now.
+    static func expire(_ name: String, httpOnly: Bool, secure: Bool) -> (String, String) {
+        header("\(name)=; Path=/; Max-Age=0; SameSite=Strict", httpOnly: httpOnly, secure: secure)
+    }
+
+    private static func header(_ cookie: String, httpOnly: Bool, secure: Bool) -> (String, String) {
+        var cookie = cookie
         if httpOnly { cookie += "; HttpOnly" }
         if secure { cookie += "; Secure" }
         return ("Set-Cookie", cookie)
+    }
+
+    /// `response` with our cookies that the request should no longer carry expired: both when its session
+    /// has ended, and cookies of the legacy naming. A cookie the response sets itself is left alone.
+    static func expiringStale(_ response: HTTPResponse, _ s: Services, _ req: HTTPRequest, sessionEnded: Bool) -> HTTPResponse {
+        let current = Self.names(s, req)
+        let sent = parse(req.header("cookie"))
+        var stale = current.legacy.filter { sent[$0] != nil }
+        if sessionEnded { stale += [current.session, current.csrf] }
+        let setAlready = Set(response.headers.filter { $0.0.lowercased() == "set-cookie" }
+            .map { String($0.1.prefix { $0 != "=" }) })
+        var result = response
+        for name in stale where !setAlready.contains(name) {
+            result.headers.append(expire(name, httpOnly: name.hasSuffix(sessionName), secure: current.secure))
+        }
+        return result
     }
 }
 
@@ -87,9 +134,10 @@ enum Guard {
     /// Authenticates, checks access and CSRF, runs the handler and writes the audit entry.
     static func run(_ s: Services, _ spec: RouteSpec, _ req: HTTPRequest, _ p: PathParameters) -> HTTPResponse {
         var caller: Caller?
-        let response: HTTPResponse
+        var response: HTTPResponse
+        var sessionEnded = false
         do {
-            caller = try authenticate(s, req)
+            caller = try authenticate(s, req, open: !spec.access.needsCaller, sessionEnded: &sessionEnded)
             try authorize(spec.access, caller, req)
             if let caller, caller.usesCookie, !["GET", "HEAD", "OPTIONS"].contains(req.method) {
                 try checkCSRF(s, caller, req)
@@ -98,6 +146,7 @@ enum Guard {
         } catch {
             response = error.response
         }
+        response = Cookies.expiringStale(response, s, req, sessionEnded: sessionEnded)
         if let action = spec.audit {
             let recordId = p.values["id"] ?? response.header("Location").map { String($0.split(separator: "/").last ?? "") }
             do { try audit(s, req, caller, action: action, recordId: recordId, status: response.status) } catch {
@@ -130,7 +179,11 @@ enum Guard {
         }
     }
 
-    static func authenticate(_ s: Services, _ req: HTTPRequest) throws(Problem) -> Caller? {
+    /// The caller the request's credentials prove, nil when it sends none. A session cookie whose session
+    /// has ended (idle or absolute expiry, sign-out, password reset, disabling) sets `sessionEnded`; an
+    /// `open` route then goes on as if no cookie had been sent (so signing in again or /api/health works),
+    /// any other answers 401. Either way `run` expires the cookies.
+    static func authenticate(_ s: Services, _ req: HTTPRequest, open: Bool, sessionEnded: inout Bool) throws(Problem) -> Caller? {
         if let authorization = req.header("authorization") {
             guard authorization.lowercased().hasPrefix("bearer ") else {
                 throw unauthorized("only Bearer authorization is accepted")
@@ -144,8 +197,10 @@ enum Guard {
             }
             return try firebaseCaller(s, credential)
         }
-        if let token = Cookies.parse(req.header("cookie"))[Cookies.session] {
+        if let token = Cookies.parse(req.header("cookie"))[Cookies.names(s, req).session] {
             guard let (session, user) = try accountsCall(s, { try $0.session(token: token) }) else {
+                sessionEnded = true
+                if open { return nil }
                 throw unauthorized("the session has ended; sign in again")
             }
             return Caller(user: user, method: .session(token: token, session))

@@ -145,12 +145,13 @@ enum AccountAPI {
         try Guard.accountsCall(s) { try $0.recordSignInSuccess(username: username, address: req.remoteAddress) }
         let (token, csrf, _) = try Guard.accountsCall(s) { try $0.createSession(userId: user.id) }
         try audit(user, "success")
-        let maxAge = Int(s.config.accountPolicy.sessionAbsoluteSeconds)
+        let cookies = Cookies.names(s, req)
         struct Body2: Encodable { var user: UserBody; var csrfToken: String }
+        // Browser-session cookies (no Max-Age): the server ends the session after its idle or absolute limit.
         return .json(Body2(user: UserBody(user), csrfToken: csrf), status: 201, headers: [
-            Cookies.set(Cookies.session, token, maxAge: maxAge, httpOnly: true, secure: req.isTLS),
+            Cookies.set(cookies.session, token, httpOnly: true, secure: cookies.secure),
             // Readable by the dashboard's script, which echoes it in X-CSRF-Token (double submit, checked against the session).
-            Cookies.set(Cookies.csrf, csrf, maxAge: maxAge, httpOnly: false, secure: req.isTLS),
+            Cookies.set(cookies.csrf, csrf, httpOnly: false, secure: cookies.secure),
             ("Cache-Control", "no-store"),
         ])
     }
@@ -163,9 +164,10 @@ enum AccountAPI {
                                organizationId: caller.user.organizationId, action: "session.delete", recordId: nil,
                                address: req.remoteAddress, outcome: "success")
         try Guard.accountsCall(s) { try $0.audit(entry) }
+        let cookies = Cookies.names(s, req)
         return HTTPResponse(status: 204, headers: [
-            Cookies.set(Cookies.session, "", maxAge: 0, httpOnly: true, secure: req.isTLS),
-            Cookies.set(Cookies.csrf, "", maxAge: 0, httpOnly: false, secure: req.isTLS),
+            Cookies.expire(cookies.session, httpOnly: true, secure: cookies.secure),
+            Cookies.expire(cookies.csrf, httpOnly: false, secure: cookies.secure),
         ])
     }
 

@@ -33,6 +33,13 @@ public struct AppConfig: Sendable {
     /// This host's name in /api/status and on every metric (`host.name`, MEDISCOPE_HOST_NAME; default the
     /// system's host name), so an operator of several hosts sees which one served what.
     public var hostName: String
+    /// The address users reach the service at (`public.url`, MEDISCOPE_PUBLIC_URL), e.g.
+    /// `https://mediscope.example.org`; nil when not configured. When it is https, cookies are Secure and
+    /// `__Host-` prefixed even if nginx does not say the request came over TLS (TLS ended at a load
+    /// balancer in front of it).
+    public var publicURL: URL?
+    /// True when `publicURL` is https.
+    public var publicURLIsHTTPS: Bool { publicURL?.scheme?.lowercased() == "https" }
 
     public var storeDirectory: String { varDirectory + "/store" }
     /// nginx serves stored images from here through X-Accel-Redirect (see nginx/).
@@ -89,6 +96,15 @@ public struct AppConfig: Sendable {
         guard !hostName.isEmpty, hostName.utf8.count <= 253,
               hostName.utf8.allSatisfy({ $0 == 45 || $0 == 46 || $0 == 95 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) else {
             throw ServerError("host.name must be 1 to 253 letters, digits, '.', '-' or '_'")
+        }
+        if let text = reader.string(forKey: "public.url"), !text.isEmpty {
+            guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+                  let host = url.host, !host.isEmpty else {
+                throw ServerError("public.url must be an http:// or https:// URL with a host, got \(text)")
+            }
+            publicURL = url
+        } else {
+            publicURL = nil
         }
         reports = try ReportSettings.read({ reader.string(forKey: ConfigKey($0)) }, int: { reader.int(forKey: ConfigKey($0), default: $1) },
                                           double: { reader.number(forKey: ConfigKey($0), default: $1) })

@@ -691,7 +691,8 @@ class Harness:
         dashboard sends it (another tab, or another clinician, changing the report behind this page)."""
         return self.driver.execute_async_script("""
             const [method, path, body] = arguments, done = arguments[arguments.length - 1];
-            const m = document.cookie.match(/(?:^|;\\s*)mediscope_csrf=([^;]+)/);
+            const m = document.cookie.match(/(?:^|;\\s*)__Host-mediscope_csrf=([^;]+)/)
+                || document.cookie.match(/(?:^|;\\s*)mediscope_csrf=([^;]+)/);
             const headers = { Accept: 'application/json', 'X-CSRF-Token': m ? decodeURIComponent(m[1]) : '' };
             if (body !== null) headers['Content-Type'] = 'application/json';
             fetch(path, { method, headers, credentials: 'same-origin', cache: 'no-store',

@@ -1,5 +1,6 @@
 // The JSON API (same origin). Cookie session + CSRF double submit: unsafe requests echo the
-// readable mediscope_csrf cookie in X-CSRF-Token; the browser adds Origin itself.
+// readable CSRF cookie (__Host-mediscope_csrf over https, mediscope_csrf over http) in X-CSRF-Token;
+// the browser adds Origin itself.
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -15,7 +16,9 @@ let onSignedOut = () => {};
 export function setSignedOutHandler(fn) { onSignedOut = fn; }
 
 export function csrfToken() {
-  const m = document.cookie.match(/(?:^|;\s*)mediscope_csrf=([^;]+)/);
+  // Over https the cookie is __Host-mediscope_csrf (Secure, this host only); over plain http mediscope_csrf.
+  const m = document.cookie.match(/(?:^|;\s*)__Host-mediscope_csrf=([^;]+)/)
+    || document.cookie.match(/(?:^|;\s*)mediscope_csrf=([^;]+)/);
   return m ? decodeURIComponent(m[1]) : "";
 }
 
