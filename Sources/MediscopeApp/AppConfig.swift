@@ -156,6 +156,16 @@ public struct AppConfig: Sendable {
         var pm = ProcessManagerConfig(pools: [inference, io])
         pm.stopTimeoutSeconds = reader.number(forKey: "stop.timeout.seconds", default: 20)
         pm.crashLimit = reader.int(forKey: "crash.limit", default: 10)
+        pm.crashWindowSeconds = reader.number(forKey: "crash.window.seconds", default: 60)
+        pm.crashBackoffMaxSeconds = reader.number(forKey: "crash.backoff.max.seconds", default: 60)
+        pm.poisonedFileSeconds = reader.number(forKey: "crash.file.seconds", default: 86_400)
+        pm.clientCrashLimit = reader.int(forKey: "crash.client.limit", default: 3)
+        pm.clientCrashWindowSeconds = reader.number(forKey: "crash.client.window.seconds", default: 600)
+        guard pm.crashLimit >= 1, pm.crashWindowSeconds > 0, pm.crashBackoffMaxSeconds >= 1, pm.poisonedFileSeconds >= 0,
+              pm.clientCrashLimit >= 1, pm.clientCrashWindowSeconds > 0 else {
+            throw ServerError("crash.limit and crash.client.limit must be at least 1, crash.backoff.max.seconds at least 1, "
+                              + "the windows positive and crash.file.seconds not negative")
+        }
         // nginx's workers must reach the sockets: 0660 plus socket.group = nginx's group in production,
         // 0666 for a local run where nginx's workers run as nobody.
         let mode = reader.string(forKey: "socket.mode", default: "0660")

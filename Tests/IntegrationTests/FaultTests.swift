@@ -17,7 +17,9 @@ import Testing
     }
 
     @Test func killedWorkerFailsOnlyItsRequestAndIsReplacedQuickly() async throws {
-        let stack = try Stack()
+        // A file that crashed a worker is refused afterwards (issue 19): each attempt sends its own variant,
+        // and the client limit is out of the way of a run that needs several kills.
+        let stack = try Stack(settings: ["CRASH_CLIENT_LIMIT": "100"])
         defer { stack.stop() }
         let jpeg = try Scans.jpeg
         #expect(try await stack.upload(image: jpeg).status == 201)  // model loaded, so the next one is mid-forward quickly
@@ -27,9 +29,10 @@ import Testing
         var kills = 0
         var victim: Int32 = 0
         var killedAnswer: Stack.Response?
-        for _ in 0..<10 where killedAnswer == nil {
+        for attempt in 0..<10 where killedAnswer == nil {
             let finished = UploadFinished()
-            let upload = Task { defer { finished.mark() }; return try await stack.upload(image: jpeg) }
+            let image = PoisonedRequestTests.variant(jpeg, "kill \(attempt)")
+            let upload = Task { defer { finished.mark() }; return try await stack.upload(image: image) }
             var killed = false
             let deadline = Date().addingTimeInterval(30)
             while !killed, !finished.isMarked, Date() < deadline {
@@ -56,7 +59,7 @@ import Testing
         }
         #expect(replaced)
         #expect(try stack.poolNumber("inference", "restarts") == kills)
-        for _ in 0..<3 { #expect(try await stack.upload(image: jpeg).status == 201) }
+        for i in 0..<3 { #expect(try await stack.upload(image: PoisonedRequestTests.variant(jpeg, "after \(i)")).status == 201) }
     }
 
     @Test func reloadWhileRequestsFlowFailsNothing() async throws {
@@ -193,23 +196,6 @@ import Testing
         #expect(await eventually {
             (try? String(contentsOf: stack.logFile, encoding: .utf8))?.contains("logs_reopened") == true
         })
-    }
-
-    @Test func workersCrashingInALoopStopTheMaster() async throws {
-        let stack = try Stack(settings: ["CRASH_LIMIT": "3"])
-        defer { stack.stop() }
-        var killed = Set<Int32>()
-        // Well inside the crash window of a minute, however slowly the replacements start.
-        _ = await eventually(timeout: 40, every: .milliseconds(25)) {
-            if let w = try? stack.workers("inference").first, !killed.contains(w.pid), w.state == "idle" {
-                kill(w.pid, SIGKILL)
-                killed.insert(w.pid)
-            }
-            return killed.count == 4
-        }
-        #expect(killed.count == 4)
-        let status = stack.waitForServerExit(timeout: 30)
-        #expect(status == 1, "the master gives up after more than crash.limit crashes in a minute")
     }
 
     @Test func theAppEnforcesItsOwnBodyLimitBehindNginx() async throws {
