@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Scheduled backups of the embedded store (deploy/systemd/mediscope-backup.timer runs it once a day):
 # `mediscope store backup` into BACKUP_DIR/mediscope-<UTC time>, then the oldest complete backups
-# beyond BACKUP_KEEP are removed. A failed backup removes nothing.
+# beyond BACKUP_KEEP are removed. A failed backup removes nothing. The store a restore set aside
+# (var/store.before-restore-*, a full copy of patient data) is removed BACKUP_KEEP days after the
+# restore, by the same command once its backup is done and checked.
+#
+# Backups are authenticated with the key var/backup.key, which the first backup makes and no backup
+# holds: keep a copy of it away from the backups (a new machine restores with `--key FILE`).
 #
 #   BACKUP_DIR   where backups go (required; put it on another disk or a mounted share)
 #   BACKUP_KEEP  how many complete backups to keep, newest first (default 14)
@@ -28,7 +33,7 @@ target="$dir/$name"
 n=1
 while [ -e "$target" ]; do n=$((n + 1)); target="$dir/$name-$n"; done   # two runs in one second
 
-"$bin" store backup "${config[@]}" "$target"
+"$bin" store backup "${config[@]}" --remove-restored-after "$keep" "$target"
 
 # Complete backups (with their manifest) by name, which sorts by time; only ours are ever removed.
 mapfile -t complete < <(find "$dir" -mindepth 1 -maxdepth 1 -type d -name 'mediscope-*' -exec test -f '{}/BACKUP.json' ';' -print | sort)

@@ -2,6 +2,7 @@ import Foundation
 
 /// `BACKUP.json`, written last into every backup: what it holds and how to check it. No patient data:
 /// file names, sizes, SHA-256 digests, counts, and the keys (image digests) of images found missing.
+/// Its exact bytes are authenticated by `BACKUP.mac` (HMAC-SHA256 under the deployment's `BackupKey`).
 public struct BackupManifest: Codable, Sendable, Equatable {
     /// One database file of the backup.
     public struct DatabaseFile: Codable, Sendable, Equatable {
@@ -13,7 +14,8 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var sha256: String
     }
 
-    /// Layout version of the backup folder; a restore refuses versions it does not know.
+    /// Layout version of the backup folder; a restore refuses versions it does not know. 2: the manifest
+    /// is authenticated by `BACKUP.mac` (format 1 had no MAC and is not restored).
     public var format: Int
     /// When the copy was taken (the start of the first database's snapshot).
     public var createdAt: Date
@@ -28,7 +30,8 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     /// Images records refer to that the live store did not have when copied (damage found, not made).
     public var missingImages: [String]
 
-    public static let currentFormat = 1
+    /// The format this version writes and reads.
+    public static let currentFormat = 2
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()

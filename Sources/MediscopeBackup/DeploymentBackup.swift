@@ -23,8 +23,17 @@ import MediscopeStore
 /// The copy is assembled inside the store folder (its own file system, even when `var/store` is a
 /// mount or a symlink), synced, then renamed into place or, on another file system, copied file by
 /// file with fsync, the manifest last. It is checked before it counts as done.
+///
+/// The manifest is authenticated: `BACKUP.mac` holds its HMAC-SHA256 under the deployment's backup key
+/// (`BackupKey`, kept outside every backup), and `verify` and `restore` refuse a backup whose manifest
+/// does not match it. The manifest holds every database's SHA-256 and the images are named by theirs,
+/// so a backup edited anywhere (a database, an image, the manifest, re-hashed or not) fails.
 public struct DeploymentBackup: Sendable {
     public static let manifestName = "BACKUP.json"
+    /// The file beside the manifest that authenticates it.
+    public static let macName = BackupMAC.fileName
+    /// Prefix of the folders a restore keeps the previous store in, beside the store folder.
+    public static let restoredPrefix = "store.before-restore-"
     /// The databases a backup may hold, in the order they are copied.
     public static let databaseFiles = [SQLiteAnalysisStore.databaseFileName, SQLiteReportStore.fileName, JobQueue.fileName,
                                        AccountStores.sqliteFileName]
@@ -35,18 +44,24 @@ public struct DeploymentBackup: Sendable {
 
     /// The live store folder (`var/store`), as configured.
     public let storeDirectory: URL
+    /// The backup key's file: made by the first backup, read by every check and restore.
+    public let keyFile: URL
 
-    public init(storeDirectory: URL) {
+    /// The deployment whose store is `storeDirectory`; its backup key is `keyFile`, by default
+    /// `BackupKey.defaultFile(storeDirectory:)` (`var/backup.key`).
+    public init(storeDirectory: URL, keyFile: URL? = nil) {
         self.storeDirectory = storeDirectory.standardizedFileURL
+        self.keyFile = keyFile ?? BackupKey.defaultFile(storeDirectory: storeDirectory)
     }
 
     // MARK: - Backup
 
     /// Copies the store into `destination`, which must not exist or be an empty folder, outside the
-    /// store, in an existing folder; then checks the copy (`verify`). `host` goes into the manifest.
+    /// store, in an existing folder; then checks the copy (`verify`). `host` goes into the manifest,
+    /// which is authenticated with the backup key (made now, 0600, if there is none yet).
     /// - Throws: `BackupError(.stopped)` when there is no SQLite deployment, the destination is not
-    ///   free, or a file cannot be read or written (nothing is left at `destination` then);
-    ///   `BackupError(.damaged)` when the finished copy does not pass its check.
+    ///   free, the key cannot be read or made, or a file cannot be read or written (nothing is left at
+    ///   `destination` then); `BackupError(.damaged)` when the finished copy does not pass its check.
     public func create(at destination: URL, host: String) throws(BackupError) -> BackupManifest {
         let store = Self.resolved(storeDirectory)
         let present = Self.databaseFiles.filter { exists(store.appendingPathComponent($0).path) }
@@ -54,6 +69,10 @@ public struct DeploymentBackup: Sendable {
             throw BackupError(.stopped, "no SQLite deployment in \(store.path) (none of \(Self.databaseFiles.joined(separator: ", ")))")
         }
         let destination = try freeDestination(destination, store: store)
+        // Run as root for a store of the service's user: the key is the service's too (its nightly backups read it).
+        var storeInfo = stat()
+        let keyOwner = geteuid() == 0 && stat(store.path, &storeInfo) == 0 ? (storeInfo.st_uid, storeInfo.st_gid) : nil
+        let key = try BackupKey.loadOrCreate(at: keyFile, owner: keyOwner).key
         Self.removeAbandoned(in: store, prefix: Self.stagingPrefix) { _ in true }
         let staging = store.appendingPathComponent("\(Self.stagingPrefix)\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
         guard mkdir(staging.path, 0o700) == 0 else { throw Self.posix(.stopped, "create the staging folder", staging.path) }
@@ -85,10 +104,18 @@ public struct DeploymentBackup: Sendable {
         for name in present {
             manifest.databases.append(try describe(name, at: staging.appendingPathComponent(name).path))
         }
-        try write(manifest, to: staging.appendingPathComponent(Self.manifestName).path)
+        let manifestBytes: [UInt8]
+        do { manifestBytes = Array(try BackupManifest.encoder.encode(manifest)) } catch {
+            throw BackupError(.stopped, "encode the manifest: \(error)")
+        }
+        let mac = BackupMAC(algorithm: BackupMAC.algorithmName, keyId: key.id, mac: key.mac(manifestBytes))
+        let macBytes: [UInt8]
+        do { macBytes = Array(try BackupManifest.encoder.encode(mac)) } catch { throw BackupError(.stopped, "encode the MAC: \(error)") }
+        try writeNew(macBytes, to: staging.appendingPathComponent(Self.macName).path)
+        try writeNew(manifestBytes, to: staging.appendingPathComponent(Self.manifestName).path)   // the manifest last
         try Self.syncFileSystem(staging.path)
         try place(staging, at: destination)
-        return try Self.verify(destination)
+        return try Self.verify(destination, key: key)
     }
 
     /// Renames `staging` to `destination` (same file system) or copies it there file by file, fsync'd,
@@ -159,13 +186,25 @@ public struct DeploymentBackup: Sendable {
 
     // MARK: - Check
 
-    /// Checks a backup folder against its manifest: only known databases, each once, with the manifest's
-    /// size and SHA-256, passing SQLite's `integrity_check`; under `blobs/` only image files in the
-    /// store's layout (`ab/cd/<sha256>.<ext>`, regular files), each holding what its name says; every
-    /// image a record refers to present; nothing else in the folder. Returns the manifest when it passes.
-    /// - Throws: `BackupError(.damaged)` listing every problem found; `.stopped` when the manifest cannot
-    ///   be read (missing: not a backup or an unfinished one; unreadable: permissions) or has an unknown format.
-    public static func verify(_ backup: URL) throws(BackupError) -> BackupManifest {
+    /// `verify(_:key:)` with this deployment's backup key (`keyFile`), or `key` when given (a backup
+    /// made by another deployment, or on a machine that lost its key).
+    /// - Throws: as `verify(_:key:)`; `.stopped` when the key cannot be read.
+    public func verify(_ backup: URL, key: BackupKey? = nil) throws(BackupError) -> BackupManifest {
+        if let key { return try Self.verify(backup, key: key) }
+        return try Self.verify(backup, key: BackupKey.load(from: keyFile))
+    }
+
+    /// Checks a backup folder against its manifest, after checking the manifest itself: `BACKUP.mac`
+    /// must hold the HMAC-SHA256 of `BACKUP.json`'s bytes under `key` (nothing else is read from a
+    /// manifest that fails). Then: only known databases, each once, with the manifest's size and
+    /// SHA-256, passing SQLite's `integrity_check`; under `blobs/` only image files in the store's
+    /// layout (`ab/cd/<sha256>.<ext>`, regular files), each holding what its name says; every image a
+    /// record refers to present; nothing else in the folder. Files are opened without following links.
+    /// Returns the manifest when it passes.
+    /// - Throws: `BackupError(.damaged)` listing every problem found (an unauthenticated manifest is one
+    ///   problem, said first and alone); `.stopped` when the manifest cannot be read (missing: not a
+    ///   backup or an unfinished one; unreadable: permissions) or has an unknown format.
+    public static func verify(_ backup: URL, key: BackupKey) throws(BackupError) -> BackupManifest {
         let manifestPath = backup.appendingPathComponent(manifestName).path
         guard access(backup.path, R_OK | X_OK) == 0 else {
             if errno == ENOENT { throw BackupError(.stopped, "\(backup.path) does not exist") }
@@ -178,15 +217,24 @@ public struct DeploymentBackup: Sendable {
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw BackupError(.damaged, "\(manifestPath) is not a regular file", problems: ["\(manifestName): not a regular file (a link or a folder)"])
         }
-        guard let data = FileManager.default.contents(atPath: manifestPath) else {
-            throw posix(.stopped, "cannot read (run as the user who made the backup, or root):", manifestPath)
+        let data: [UInt8]
+        do { data = try readSmallFile(manifestPath) } catch {
+            throw BackupError(.stopped, "cannot read (run as the user who made the backup, or root): \(error.message)")
         }
         let manifest: BackupManifest
-        do { manifest = try BackupManifest.decoder.decode(BackupManifest.self, from: data) } catch {
+        do { manifest = try BackupManifest.decoder.decode(BackupManifest.self, from: Data(data)) } catch {
             throw BackupError(.damaged, "\(manifestPath) is not a backup manifest", problems: ["\(manifestName): \(error)"])
+        }
+        if manifest.format == 1 {
+            throw BackupError(.stopped, "backup format 1 was made before backups were authenticated (no \(macName)); this version checks "
+                              + "and restores authenticated backups only: take a new backup (or restore this one with the version that made it)")
         }
         guard manifest.format == BackupManifest.currentFormat else {
             throw BackupError(.stopped, "backup format \(manifest.format) is not known to this version (it reads \(BackupManifest.currentFormat))")
+        }
+        if let problem = authenticate(backup, manifest: data, key: key) {
+            throw BackupError(.damaged, "the backup in \(backup.path) is not authentic: it is neither checked further nor restored",
+                              problems: [problem])
         }
         var problems: [String] = []
         var referenced: [String] = []
@@ -221,8 +269,8 @@ public struct DeploymentBackup: Sendable {
             }
         }
         for name in ((try? FileManager.default.contentsOfDirectory(atPath: backup.path)) ?? []).sorted()
-        where !listed.contains(name) && name != manifestName && name != SQLiteAnalysisStore.blobFolderName {
-            problems.append("\(name): not in the manifest (a backup holds only its databases, \(manifestName) and blobs/)")
+        where !listed.contains(name) && name != manifestName && name != macName && name != SQLiteAnalysisStore.blobFolderName {
+            problems.append("\(name): not in the manifest (a backup holds only its databases, \(manifestName), \(macName) and blobs/)")
         }
         let (images, strays) = isSymlink(blobsPath) ? ([:], []) : imageFiles(under: blobsPath)
         problems += strays.map { "blobs/\($0): not an image file in the store's layout (ab/cd/<sha256>.<ext>)" }
@@ -248,18 +296,43 @@ public struct DeploymentBackup: Sendable {
     /// RENAME_EXCHANGE): a store is in place whenever the process stops. The old one is kept as
     /// `store.before-restore-<UTC time>`. A symlinked store folder is restored where it points.
     /// Returns where the old store folder went (nil when there was none).
+    ///
+    /// The backup is checked with this deployment's key (`keyFile`), or with `key` when given (the key
+    /// of the deployment that made it: a new machine, or a lost key file); a given key is kept as this
+    /// deployment's when it has none yet. Before anything is read, every file and folder of the backup
+    /// must be owned by this user, root or the store's owner, and writable by its owner only: a backup
+    /// others can change is not restored.
     /// - Throws: `BackupError(.damaged)` when the backup does not pass its check (nothing changes);
-    ///   `.stopped` when a file cannot be copied or moved, or the store folder is a mount point.
-    public func restore(from backup: URL) throws(BackupError) -> URL? {
+    ///   `.stopped` when the key cannot be read, others may change the backup's files, a file cannot be
+    ///   copied or moved, or the store folder is a mount point.
+    public func restore(from backup: URL, key given: BackupKey? = nil) throws(BackupError) -> URL? {
         let backup = Self.resolved(backup.standardizedFileURL)
-        let manifest = try Self.verify(backup)
+        let key: BackupKey
+        if let given { key = given } else { key = try BackupKey.load(from: keyFile) }
+        let aside = try restore(resolvedBackup: backup, key: key)
+        if let given, !exists(keyFile.path) {
+            var folder = stat()
+            let owner = geteuid() == 0 && stat(keyFile.deletingLastPathComponent().path, &folder) == 0 ? (folder.st_uid, folder.st_gid) : nil
+            try given.write(to: keyFile, owner: owner)
+        }
+        return aside
+    }
+
+    private func restore(resolvedBackup backup: URL, key: BackupKey) throws(BackupError) -> URL? {
         let store = Self.resolved(storeDirectory)
-        try requireUnused(store)
-        let parent = store.deletingLastPathComponent()
         // Whose the store is: the old store's owner, else that of the nearest folder that exists.
         var owner = stat()
         var ancestor = store
         while stat(ancestor.path, &owner) != 0, ancestor.path != "/" { ancestor = ancestor.deletingLastPathComponent() }
+        let unsafe = Self.ownershipProblems(backup, trusted: [geteuid(), 0, owner.st_uid])
+        guard unsafe.isEmpty else {
+            throw BackupError(.stopped, "not restored: files of \(backup.path) may be changed by other users, also between its check "
+                              + "and the copy; give them to the user who restores (or root) and remove group and other write access "
+                              + "(chmod -R go-w), then try again", problems: unsafe)
+        }
+        let manifest = try Self.verify(backup, key: key)
+        try requireUnused(store)
+        let parent = store.deletingLastPathComponent()
         try Self.makeFolders(parent, mode: 0o755, owner: geteuid() == 0 ? owner : nil)   // a new machine has no var/
         if Self.isFolder(store.path) {
             var storeInfo = stat(), parentInfo = stat()
@@ -318,6 +391,65 @@ public struct DeploymentBackup: Sendable {
 
     /// Marks a folder being assembled by a restore (removed just before the swap).
     static let assemblyMarker = ".assembling"
+
+    /// Files and folders under `backup` (itself included; links are not followed) owned by a user not in
+    /// `trusted`, or writable by group or others: one line each, at most 20.
+    static func ownershipProblems(_ backup: URL, trusted: Set<uid_t>) -> [String] {
+        var problems: [String] = []
+        func visit(_ path: String, _ shown: String) {
+            guard problems.count < 20 else { return }
+            var info = stat()
+            guard lstat(path, &info) == 0 else { return }
+            if !trusted.contains(info.st_uid) { problems.append("\(shown): owned by user \(info.st_uid)") }
+            if info.st_mode & 0o022 != 0 {
+                problems.append("\(shown): group or others may change it (mode \(String(info.st_mode & 0o777, radix: 8)))")
+            }
+            guard info.st_mode & S_IFMT == S_IFDIR else { return }
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() {
+                visit(path + "/" + name, shown == "." ? name : shown + "/" + name)
+            }
+        }
+        visit(backup.path, ".")
+        return problems
+    }
+
+    // MARK: - Stores kept by restores
+
+    /// The previous stores restores kept beside the store folder (`store.before-restore-…`), each a full
+    /// copy of patient data, with the time it was set aside (from its name, else its status change time).
+    public func restoredStores() -> [(folder: URL, since: Date)] {
+        let store = Self.resolved(storeDirectory)
+        let parent = store.deletingLastPathComponent()
+        let prefix = "\(store.lastPathComponent).before-restore-"
+        let stamp = DateFormatter()
+        stamp.locale = Locale(identifier: "en_US_POSIX")
+        stamp.timeZone = TimeZone(identifier: "UTC")
+        stamp.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        var found: [(folder: URL, since: Date)] = []
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []).sorted() where name.hasPrefix(prefix) {
+            let path = parent.appendingPathComponent(name)
+            var info = stat()
+            guard lstat(path.path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
+            let since = stamp.date(from: String(name.dropFirst(prefix.count)))
+                ?? Date(timeIntervalSince1970: Double(info.st_ctim.tv_sec))
+            found.append((path, since))
+        }
+        return found
+    }
+
+    /// Removes the stores `restoredStores` lists that were set aside more than `days` days before `now`;
+    /// returns the folders removed.
+    /// - Throws: `BackupError(.stopped)` when one cannot be removed (those before it are gone).
+    public func removeRestoredStores(olderThanDays days: Int, now: Date = Date()) throws(BackupError) -> [URL] {
+        var removed: [URL] = []
+        for (folder, since) in restoredStores() where now.timeIntervalSince(since) > Double(days) * 86_400 {
+            do { try FileManager.default.removeItem(at: folder) } catch {
+                throw BackupError(.stopped, "remove the previous store \(folder.path): \(error.localizedDescription)")
+            }
+            removed.append(folder)
+        }
+        return removed
+    }
 
     private func requireUnused(_ store: URL) throws(BackupError) {
         let users = Self.processesUsing(store)
@@ -399,19 +531,60 @@ public struct DeploymentBackup: Sendable {
         }
     }
 
-    private func write(_ manifest: BackupManifest, to path: String) throws(BackupError) {
-        let data: Data
-        do { data = try BackupManifest.encoder.encode(manifest) } catch { throw BackupError(.stopped, "encode the manifest: \(error)") }
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw Self.posix(.stopped, "write the manifest", path) }
+    /// Writes `bytes` to a new 0600 file at `path`, fsync'd.
+    private func writeNew(_ bytes: [UInt8], to path: String) throws(BackupError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Self.posix(.stopped, "write", path) }
         defer { close(fd) }
-        try Self.writeAll(fd, Array(data), path)
-        guard fsync(fd) == 0 else { throw Self.posix(.stopped, "fsync the manifest", path) }
+        guard fchmod(fd, 0o600) == 0 else { throw Self.posix(.stopped, "set the mode of", path) }
+        try Self.writeAll(fd, bytes, path)
+        guard fsync(fd) == 0 else { throw Self.posix(.stopped, "fsync", path) }
     }
 
-    /// Size and lowercase hex SHA-256 of a file, read in 1 MiB pieces.
+    /// The bytes of a regular file of at most 1 MiB (a manifest, a MAC), opened without following a link.
+    static func readSmallFile(_ path: String) throws(BackupError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw posix(.stopped, "open", path) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw BackupError(.stopped, "\(path) is not a regular file") }
+        let limit = 1 << 20
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw posix(.stopped, "read", path) }
+            if n == 0 { break }
+            bytes += buffer[0..<n]
+            guard bytes.count <= limit else { throw BackupError(.stopped, "\(path) is larger than 1 MiB: not a file a backup writes") }
+        }
+        return bytes
+    }
+
+    /// Why `manifest` (BACKUP.json's bytes) is not authenticated by the backup's BACKUP.mac under `key`;
+    /// nil when it is.
+    static func authenticate(_ backup: URL, manifest: [UInt8], key: BackupKey) -> String? {
+        let path = backup.appendingPathComponent(macName).path
+        guard isRegularFile(path) else {
+            return "\(macName) is missing (or not a regular file): \(manifestName) cannot be authenticated, so none of the backup can"
+        }
+        guard let bytes = try? readSmallFile(path), let mac = try? BackupManifest.decoder.decode(BackupMAC.self, from: Data(bytes)),
+              mac.algorithm == BackupMAC.algorithmName else {
+            return "\(macName) is not a MAC this version writes (\(BackupMAC.algorithmName))"
+        }
+        guard mac.keyId == key.id else {
+            return "\(manifestName) was authenticated with another backup key (key \(mac.keyId); this key is \(key.id)): a backup of "
+                + "another deployment, or made before this deployment's key was replaced. Pass the key it was made with (--key FILE)"
+        }
+        guard key.isValid(mac: mac.mac, for: manifest) else {
+            return "\(manifestName) does not match its MAC under the backup key \(key.id): it was changed after the backup was made"
+        }
+        return nil
+    }
+
+    /// Size and lowercase hex SHA-256 of a file (not opened through a link), read in 1 MiB pieces.
     static func fileDigest(_ path: String) throws(BackupError) -> (bytes: Int, sha256: String) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw posix(.stopped, "open", path) }
         defer { close(fd) }
         var hasher = SHA256()
@@ -488,13 +661,15 @@ public struct DeploymentBackup: Sendable {
         try syncFolder(destination.path)
     }
 
-    /// Copies one file to a new file of `mode` (whatever the umask), fsync'd; returns the SHA-256 of
-    /// what it copied.
+    /// Copies one regular file to a new file of `mode` (whatever the umask), fsync'd, neither opened
+    /// through a link; returns the SHA-256 of what it copied.
     static func copyFile(from source: String, to destination: String, mode: mode_t) throws(BackupError) -> String {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
+        let input = open(source, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard input >= 0 else { throw posix(.stopped, "open", source) }
         defer { close(input) }
-        let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        var info = stat()
+        guard fstat(input, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw BackupError(.damaged, "\(source) is not a regular file") }
+        let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard output >= 0 else { throw posix(.stopped, "create", destination) }
         defer { close(output) }
         guard fchmod(output, mode) == 0 else { throw posix(.stopped, "set the mode of", destination) }
@@ -520,7 +695,7 @@ public struct DeploymentBackup: Sendable {
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], _ path: String) throws(BackupError) {
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], _ path: String) throws(BackupError) {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }

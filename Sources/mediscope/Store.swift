@@ -39,6 +39,21 @@ struct StoreCommand: ParsableCommand {
         return error.kind == .damaged ? damaged : stopped
     }
 
+    /// A warning on standard error for each previous store a restore kept beside the store folder.
+    static func warnRestored(_ deployment: DeploymentBackup) {
+        for (folder, since) in deployment.restoredStores() {
+            let when = ISO8601DateFormatter().string(from: since)
+            stderr("warning: \(folder.path) is the store a restore replaced (\(when)): a full copy of patient data. Remove it "
+                   + "once the restored store is confirmed (deploy/backup.sh removes it after BACKUP_KEEP days: store backup --remove-restored-after DAYS)")
+        }
+    }
+
+    /// The backup key of `--key FILE`, or nil for the deployment's own.
+    static func key(_ file: String?, command: String) throws -> BackupKey? {
+        guard let file else { return nil }
+        do { return try BackupKey.load(from: URL(fileURLWithPath: file)) } catch { throw fail(command, error) }
+    }
+
     static func summary(_ manifest: BackupManifest) -> String {
         let files = manifest.databases.map { "\($0.name) (\($0.bytes) bytes)" }.joined(separator: ", ")
         var text = "\(manifest.analyses) analyses, \(manifest.images) images; \(files); taken \(manifest.createdAt) on \(manifest.host)"
@@ -61,10 +76,16 @@ struct StoreCommand: ParsableCommand {
                 the images are hard links to the live files (no extra space, no protection from a failed disk, and \
                 chmod/chown/edits reach the live files): keep backups on another disk or host.
 
+                BACKUP.json is authenticated (BACKUP.mac, HMAC-SHA256) with the deployment's backup key, \
+                var/backup.key, which the first backup makes (0600) and no backup holds: keep a copy of it \
+                elsewhere (a password safe), as a new machine restores only with it (--key).
+
                 Exit status: 0 done and checked; 1 the copy did not pass its check; 2 nothing was copied.
                 """)
         @Argument(help: "A new or empty folder.") var destination: String
         @Option(help: "JSON configuration file (as for serve).") var config: String?
+        @Option(help: "After the backup, remove the previous stores restores kept (store.before-restore-*) older than this many days.")
+        var removeRestoredAfter: Int?
 
         func run() throws {
             let settings = try StoreCommand.embeddedStore(config, command: "backup")
@@ -72,25 +93,53 @@ struct StoreCommand: ParsableCommand {
             do {
                 let manifest = try backup.create(at: URL(fileURLWithPath: destination), host: settings.hostName)
                 print("backed up \(settings.storeDirectory) to \(destination): \(StoreCommand.summary(manifest))")
+                if let days = removeRestoredAfter {
+                    for folder in try backup.removeRestoredStores(olderThanDays: max(days, 0)) {
+                        print("removed \(folder.path), the store a restore replaced more than \(days) days ago")
+                    }
+                }
             } catch {
                 throw StoreCommand.fail("backup", error)
             }
+            StoreCommand.warnRestored(backup)
         }
     }
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check a backup folder: sizes, SHA-256, SQLite integrity, every image's content and presence.",
-            discussion: "Exit status: 0 the backup passes; 1 it does not (each problem on standard error); 2 it is not a backup.")
+            abstract: "Check a backup folder: its manifest's MAC, sizes, SHA-256, SQLite integrity, every image's content and presence.",
+            discussion: """
+                BACKUP.json must match BACKUP.mac under the deployment's backup key (var/backup.key of the \
+                configuration), or the key given with --key; nothing else is trusted before it does.
+
+                Exit status: 0 the backup passes; 1 it does not (each problem on standard error); 2 it is not a \
+                backup, or the key cannot be read.
+                """)
         @Argument(help: "A folder made by `mediscope store backup`.") var backup: String
+        @Option(help: "JSON configuration file (as for serve): where the backup key is.") var config: String?
+        @Option(help: "The backup key file of the deployment that made the backup (default: var/backup.key).") var key: String?
 
         func run() throws {
+            let given = try StoreCommand.key(key, command: "verify")
+            let settings = try? AppConfig.load(file: config)
+            guard let settings else {
+                guard let given else {
+                    StoreCommand.stderr("mediscope store verify: the configuration cannot be read, so neither can the backup key: pass --key FILE")
+                    throw StoreCommand.stopped
+                }
+                do { print("\(backup) passes its check: \(StoreCommand.summary(try DeploymentBackup.verify(URL(fileURLWithPath: backup), key: given)))") } catch {
+                    throw StoreCommand.fail("verify", error)
+                }
+                return
+            }
+            let deployment = DeploymentBackup(storeDirectory: URL(fileURLWithPath: settings.storeDirectory))
             do {
-                let manifest = try DeploymentBackup.verify(URL(fileURLWithPath: backup))
+                let manifest = try deployment.verify(URL(fileURLWithPath: backup), key: given)
                 print("\(backup) passes its check: \(StoreCommand.summary(manifest))")
             } catch {
                 throw StoreCommand.fail("verify", error)
             }
+            StoreCommand.warnRestored(deployment)
         }
     }
 
@@ -98,16 +147,21 @@ struct StoreCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Replace the embedded store by a checked backup (the server must be stopped).",
             discussion: """
-                Checks BACKUP, assembles the store beside var/store, then moves the current var/store aside as \
-                var/store.before-restore-<UTC time> (kept, remove it yourself) and puts the restored one in its place. \
+                Checks BACKUP (its manifest's MAC under var/backup.key, or --key), refuses a backup whose files \
+                other users may change, assembles the store beside var/store, then moves the current var/store aside as \
+                var/store.before-restore-<UTC time> (a full copy of patient data: remove it once satisfied; \
+                `store backup --remove-restored-after DAYS` does) and puts the restored one in its place. \
                 Run it as the service's user (or chown the folder afterwards), then start the server.
 
                 Exit status: 0 restored; 1 the backup did not pass its check (nothing changed); 2 not restored.
                 """)
         @Argument(help: "A folder made by `mediscope store backup`.") var backup: String
         @Option(help: "JSON configuration file (as for serve).") var config: String?
+        @Option(help: "The backup key file of the deployment that made the backup (default: var/backup.key; kept as this deployment's when it has none).")
+        var key: String?
 
         func run() throws {
+            let given = try StoreCommand.key(key, command: "restore")
             let settings = try StoreCommand.embeddedStore(config, command: "restore")
             if let pid = Self.runningServer(pidFile: settings.pidFile) {
                 StoreCommand.stderr("mediscope store restore: the server is running (pid \(pid), \(settings.pidFile)); stop it first")
@@ -115,12 +169,13 @@ struct StoreCommand: ParsableCommand {
             }
             let deployment = DeploymentBackup(storeDirectory: URL(fileURLWithPath: settings.storeDirectory))
             do {
-                let aside = try deployment.restore(from: URL(fileURLWithPath: backup))
+                let aside = try deployment.restore(from: URL(fileURLWithPath: backup), key: given)
                 print("restored \(settings.storeDirectory) from \(backup)"
                       + (aside.map { "; the previous store is kept in \($0.path)" } ?? ""))
             } catch {
                 throw StoreCommand.fail("restore", error)
             }
+            StoreCommand.warnRestored(deployment)
         }
 
         /// The pid in `pidFile` when that process is alive and is a mediscope.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 
@@ -13,6 +14,24 @@ import Testing
     }
 
     static let patient = ["patient_id": "P-BACKUP-77121", "patient_name": "Ottoline Backupworth", "note": "kept in the backup, ward 3C"]
+
+    /// BACKUP.mac for `manifest` under the key in `keyFile`, as the command writes it: HMAC-SHA256 over a
+    /// fixed context and the manifest's bytes, with the key's id (its SHA-256's first 16 hex digits).
+    static func mac(_ manifest: Data, keyFile: URL) throws -> Data {
+        let hex = Array(try String(contentsOf: keyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+        let bytes = stride(from: 0, to: hex.count, by: 2).map { UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
+        let code = HMAC<SHA256>.authenticationCode(for: Data("mediscope backup manifest\n".utf8) + manifest, using: SymmetricKey(data: bytes))
+        func hexText(_ d: some Sequence<UInt8>) -> String { d.map { String(format: "%02x", $0) }.joined() }
+        return try JSONSerialization.data(withJSONObject: ["algorithm": "HMAC-SHA256", "keyId": String(hexText(SHA256.hash(data: bytes)).prefix(16)),
+                                                           "mac": hexText(code)])
+    }
+
+    /// `sqlite3 FILE SQL`; its standard output, trimmed.
+    static func sqlite(_ file: URL, _ sql: String) throws -> String {
+        let run = try Stack.capture(URL(fileURLWithPath: "/usr/bin/sqlite3"), [file.path, sql])
+        #expect(run.status == 0, "\(run.err)")
+        return run.out.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     func upload(_ stack: Stack, _ patientId: String) async throws -> String {
         var fields = Self.patient
@@ -199,8 +218,10 @@ import Testing
         stack.signalServer(SIGTERM)
         #expect(stack.waitForServerExit() == 0)
 
-        // A well-formed entry whose name climbs out: the file it names is there, with the right digest.
+        // A well-formed entry whose name climbs out: the file it names is there, with the right digest;
+        // even authenticated with the deployment's key (so past the MAC), the name is refused.
         let manifestURL = destination.appendingPathComponent("BACKUP.json")
+        let originalMAC = try Data(contentsOf: destination.appendingPathComponent("BACKUP.mac"))
         let original = try Data(contentsOf: manifestURL)
         let outside = stack.dir.appendingPathComponent("outside.sqlite")
         try FileManager.default.copyItem(at: destination.appendingPathComponent("accounts.sqlite"), to: outside)
@@ -210,7 +231,10 @@ import Testing
         let size = try #require(try FileManager.default.attributesOfItem(atPath: outside.path)[.size] as? Int)
         databases.append(["name": "../outside.sqlite", "bytes": size, "sha256": String(digest)])
         manifest["databases"] = databases
-        try JSONSerialization.data(withJSONObject: manifest).write(to: manifestURL)
+        let doctoredManifest = try JSONSerialization.data(withJSONObject: manifest)
+        try doctoredManifest.write(to: manifestURL)
+        try Self.mac(doctoredManifest, keyFile: stack.varDir.appendingPathComponent("backup.key"))
+            .write(to: destination.appendingPathComponent("BACKUP.mac"))
         let doctored = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
         #expect(doctored.status == 1 && doctored.err.contains("\"../outside.sqlite\", which is not a database of a Mediscope store"), "\(doctored.err)")
         let refused = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
@@ -219,6 +243,7 @@ import Testing
 
         // A stray file among the images.
         try original.write(to: manifestURL)
+        try originalMAC.write(to: destination.appendingPathComponent("BACKUP.mac"))
         let stray = destination.appendingPathComponent("blobs/notes.txt")
         try Data("notes".utf8).write(to: stray)
         let strayed = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
@@ -291,9 +316,14 @@ import Testing
         var environment = stack.environment
         environment["MEDISCOPE_VAR"] = fresh.path
         environment["MEDISCOPE_PID_FILE"] = fresh.appendingPathComponent("run/mediscope.pid").path
+        let keyless = try Self.mediscope(["store", "restore", destination.path], environment: environment)
+        #expect(keyless.status == 2 && keyless.err.contains("no backup key") && keyless.err.contains("--key"), "\(keyless.err)")
+        let key = stack.varDir.appendingPathComponent("backup.key")
         let onto = try Stack.capture(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 077; exec \"$0\" \"$@\"", Stack.executable.path,
-                                                                       "store", "restore", destination.path], environment: environment)
+                                                                       "store", "restore", "--key", key.path, destination.path], environment: environment)
         #expect(onto.status == 0, "\(onto.err)")
+        #expect(FileManager.default.contents(atPath: fresh.appendingPathComponent("backup.key").path) == FileManager.default.contents(atPath: key.path)
+                && Self.mode(fresh.appendingPathComponent("backup.key").path) == 0o600, "the key it was restored with is the new machine's")
         #expect(Self.mode(fresh.path) == 0o755 && Self.mode(fresh.appendingPathComponent("store").path) == 0o755)
         #expect(Self.mode(fresh.appendingPathComponent("store/blobs").path) == 0o711)
         let verifyRestored = DeploymentBackupCheck.sameDatabases(destination, fresh.appendingPathComponent("store"))
@@ -334,6 +364,114 @@ import Testing
             #expect(result.status == 2 && result.err.contains("backup.sh:"), "\(key)=\(value): \(result.err)")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == left, "bad settings made or removed nothing")
+    }
+
+    /// Issue 20, item 9: whoever can write to the backup share can change a backup but not make it pass.
+    /// The accounts database edited (the audit trigger dropped, the audit log emptied, a clinician made
+    /// admin) and BACKUP.json re-hashed to match: verify and restore refuse it, naming the MAC, and
+    /// nothing is restored. The key that decides is beside the store, 0600, in no backup.
+    @Test func aBackupEditedAndRehashedIsNotAuthenticAndNeverRestored() async throws {
+        let (stack, id) = try await stackWithARecord("P-BACKUP-FORGED")
+        defer { stack.stop() }
+        let destination = stack.dir.appendingPathComponent("backup")
+        let made = try Self.mediscope(["store", "backup", destination.path], environment: stack.environment)
+        #expect(made.status == 0, "\(made.err)")
+        let keyFile = stack.varDir.appendingPathComponent("backup.key")
+        #expect(Self.mode(keyFile.path) == 0o600, "the first backup made the key, the owner's alone")
+        let keyHex = Data(try String(contentsOf: keyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+        for name in try FileManager.default.contentsOfDirectory(atPath: destination.path) where name != "blobs" {
+            let bytes = try Data(contentsOf: destination.appendingPathComponent(name))
+            #expect(bytes.range(of: keyHex) == nil, "\(name) holds the key")
+        }
+
+        let accounts = destination.appendingPathComponent("accounts.sqlite")
+        let entries = Int(try Self.sqlite(accounts, "SELECT count(*) FROM audit_log")) ?? 0
+        #expect(entries > 3)
+        _ = try Self.sqlite(accounts, "PRAGMA journal_mode=DELETE; DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log; "
+                            + "UPDATE users SET role = 'admin' WHERE username = 'clinician';")
+        let manifestURL = destination.appendingPathComponent("BACKUP.json")
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: manifestURL)) as? [String: Any])
+        let digest = String(try Stack.capture(URL(fileURLWithPath: "/usr/bin/sha256sum"), [accounts.path]).out.prefix(64))
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: accounts.path)[.size] as? Int)
+        manifest["databases"] = try #require(manifest["databases"] as? [[String: Any]]).map { file in
+            guard file["name"] as? String == "accounts.sqlite" else { return file }
+            return ["name": "accounts.sqlite", "bytes": size, "sha256": digest]
+        }
+        try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys]).write(to: manifestURL)
+
+        let verify = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
+        #expect(verify.status == 1 && verify.err.contains("not authentic") && verify.err.contains("changed after the backup was made"),
+                "\(verify.out) \(verify.err)")
+        stack.signalServer(SIGTERM)
+        #expect(stack.waitForServerExit() == 0)
+        let restore = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
+        #expect(restore.status == 1 && restore.err.contains("not authentic"), "\(restore.err)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).allSatisfy { !$0.hasPrefix("store.before-restore-") })
+        let live = stack.varDir.appendingPathComponent("store/accounts.sqlite")
+        #expect(try Self.sqlite(live, "SELECT role FROM users WHERE username = 'clinician'") == "clinician")
+        #expect(try Self.sqlite(live, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_log_no_delete'") == "1")
+
+        // Another deployment's key, and a key file others may read: refused, each saying why.
+        let otherKey = stack.dir.appendingPathComponent("other.key")
+        try Data((String(repeating: "ab", count: 32) + "\n").utf8).write(to: otherKey)
+        chmod(otherKey.path, 0o600)
+        let foreign = try Self.mediscope(["store", "verify", "--key", otherKey.path, destination.path], environment: stack.environment)
+        #expect(foreign.status == 1 && foreign.err.contains("another backup key"), "\(foreign.err)")
+        chmod(otherKey.path, 0o644)
+        let open = try Self.mediscope(["store", "verify", "--key", otherKey.path, destination.path], environment: stack.environment)
+        #expect(open.status == 2 && open.err.contains("chmod 600"), "\(open.err)")
+        let linkedKey = stack.dir.appendingPathComponent("linked.key")
+        try FileManager.default.createSymbolicLink(at: linkedKey, withDestinationURL: keyFile)
+        let viaLink = try Self.mediscope(["store", "verify", "--key", linkedKey.path, destination.path], environment: stack.environment)
+        #expect(viaLink.status == 2 && viaLink.err.contains("symbolic link"), "\(viaLink.err)")
+
+        try stack.startServer()
+        #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200, "the live store is untouched")
+    }
+
+    /// Issue 20, items 9 and 13: a restore refuses a backup whose files other users may change; the
+    /// store it replaces (a full copy of patient data) is named in a warning by restore and verify, and
+    /// the nightly backup removes it BACKUP_KEEP days after the restore.
+    @Test func aBackupOthersMayChangeIsRefusedAndAReplacedStoreIsWarnedAboutThenRemoved() async throws {
+        let (stack, _) = try await stackWithARecord("P-BACKUP-OWNERS")
+        defer { stack.stop() }
+        let destination = stack.dir.appendingPathComponent("backup")
+        #expect(try Self.mediscope(["store", "backup", destination.path], environment: stack.environment).status == 0)
+        stack.signalServer(SIGTERM)
+        #expect(stack.waitForServerExit() == 0)
+
+        let accounts = destination.appendingPathComponent("accounts.sqlite").path
+        chmod(accounts, 0o664)
+        let writable = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
+        #expect(writable.status == 2 && writable.err.contains("accounts.sqlite: group or others may change it"), "\(writable.err)")
+        chmod(accounts, 0o600)
+        #expect(lchown(accounts, 65534, 65534) == 0)
+        let foreign = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
+        #expect(foreign.status == 2 && foreign.err.contains("accounts.sqlite: owned by user 65534"), "\(foreign.err)")
+        #expect(lchown(accounts, geteuid(), getegid()) == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).allSatisfy { !$0.hasPrefix("store.before-restore-") },
+                "nothing was restored")
+
+        let restore = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
+        #expect(restore.status == 0, "\(restore.err)")
+        #expect(restore.err.contains("warning:") && restore.err.contains("a full copy of patient data"), "\(restore.err)")
+        let verify = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
+        #expect(verify.status == 0 && verify.err.contains("store.before-restore-") && verify.err.contains("patient data"), "\(verify.err)")
+
+        // Set aside long ago (by its name) and just now: the nightly backup removes the first only.
+        let recent = try #require(try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).first { $0.hasPrefix("store.before-restore-") })
+        let old = "store.before-restore-20200101T000000Z"
+        try FileManager.default.copyItem(at: stack.varDir.appendingPathComponent(recent), to: stack.varDir.appendingPathComponent(old))
+        var environment = stack.environment
+        environment["MEDISCOPE_BIN"] = Stack.executable.path
+        environment["BACKUP_DIR"] = stack.dir.appendingPathComponent("nightly").path
+        environment["BACKUP_KEEP"] = "2"
+        let nightly = try Stack.capture(URL(fileURLWithPath: "/bin/bash"), [Stack.root.appendingPathComponent("deploy/backup.sh").path],
+                                        environment: environment)
+        #expect(nightly.status == 0, "\(nightly.err)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).filter { $0.hasPrefix("store.before-restore-") }
+        #expect(left == [recent], "the old copy is gone, the recent one kept: \(left)")
+        #expect(nightly.out.contains(old), "\(nightly.out)")
     }
 
     @Test func aFirestoreDeploymentIsSentToFirestoresOwnExport() throws {

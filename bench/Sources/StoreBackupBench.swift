@@ -98,10 +98,11 @@ enum StoreBackupBench {
                 copiedMs = ms(since: start)
             }
             var start = ContinuousClock.now
-            _ = try DeploymentBackup.verify(other)
+            _ = try backup.verify(other)
             let verifyMs = ms(since: start)
             start = ContinuousClock.now
-            _ = try DeploymentBackup(storeDirectory: root.appendingPathComponent("restored/store")).restore(from: other)
+            _ = try DeploymentBackup(storeDirectory: root.appendingPathComponent("restored/store"))
+                .restore(from: other, key: BackupKey.load(from: backup.keyFile))   // another machine: the key goes along
             let restoreMs = ms(since: start)
 
             let images = manifest?.images ?? 0
