@@ -47,7 +47,8 @@
 #               nginx/snippets/mediscope-locations.conf)
 # UPLOAD_RATE_EXEMPT  networks whose uploads are not rate limited besides
 #               loopback (space or comma separated CIDRs, e.g. 10.20.0.0/24),
-#               written to SNIPPETS_DIR/mediscope-upload-exempt.conf
+#               written to SNIPPETS_DIR/mediscope-upload-exempt.conf; together
+#               at most as large as one /8 (overlaps counted twice)
 #
 # Rendering and the test happen in a temp folder first; OUT and the snippets
 # are written only when nginx -t passes. A template with a top-level "http {"
@@ -127,10 +128,29 @@ if [ ${#upstream_hosts[@]} -gt 0 ]; then
 fi
 
 read -r -a upload_exempt <<< "$(one_line "${UPLOAD_RATE_EXEMPT:-}")"
+# Together the exempt networks may cover at most as many addresses as one /8 (IPv4; for IPv6 as large
+# a share of its space, counted in /64s): "0.0.0.0/1 128.0.0.0/1" is every client as surely as /0 is.
+exempt_v4=0            # addresses
+exempt_v6=0            # /64 networks
 for net in ${upload_exempt[@]+"${upload_exempt[@]}"}; do
     [[ $net =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)(/[0-9]{1,3})?$ ]] \
         || die "UPLOAD_RATE_EXEMPT entry '$net' is not an IPv4 or IPv6 address or network"
     [[ $net == */0 ]] && die "UPLOAD_RATE_EXEMPT entry '$net' exempts every client; list the networks that need it"
+    address=${net%/*}
+    if [[ $address == *:* ]]; then
+        prefix=128; [[ $net == */* ]] && prefix=$((10#${net##*/}))
+        [ "$prefix" -le 128 ] || die "UPLOAD_RATE_EXEMPT entry '$net' has a prefix longer than 128"
+        [ "$prefix" -ge 8 ] || die "UPLOAD_RATE_EXEMPT entry '$net' is larger than a /8; list the networks that need it"
+        [ "$prefix" -lt 64 ] && exempt_v6=$((exempt_v6 + (1 << (64 - prefix)))) || exempt_v6=$((exempt_v6 + 1))
+        [ "$exempt_v6" -le $((1 << 56)) ] \
+            || die "UPLOAD_RATE_EXEMPT's IPv6 networks together are larger than a /8; list the networks that need it"
+    else
+        prefix=32; [[ $net == */* ]] && prefix=$((10#${net##*/}))
+        [ "$prefix" -le 32 ] || die "UPLOAD_RATE_EXEMPT entry '$net' has a prefix longer than 32"
+        exempt_v4=$((exempt_v4 + (1 << (32 - prefix))))
+        [ "$exempt_v4" -le $((1 << 24)) ] \
+            || die "UPLOAD_RATE_EXEMPT's networks together cover more addresses than a /8 ($exempt_v4); list the networks that need it"
+    fi
 done
 write_upload_exempt() {  # write_upload_exempt FILE
     {

@@ -88,6 +88,24 @@ import Testing
         #expect(!r.wroteConfig)
     }
 
+    /// Issue 20, item 13: exempt networks that together cover more than a /8 are every client in
+    /// pieces ("0.0.0.0/1 128.0.0.0/1" is /0), refused like /0; networks that need it pass.
+    @Test(arguments: ["0.0.0.0/1 128.0.0.0/1", "0.0.0.0/2,64.0.0.0/2", "10.0.0.0/9 10.128.0.0/9 11.0.0.1", "fd00::/7", "::/8 100::/8"])
+    func exemptNetworksLargerThanASlash8TogetherAreRefused(_ networks: String) throws {
+        let r = try render(["UPLOAD_RATE_EXEMPT": networks, "NGINX_TEST": "0"])
+        defer { try? FileManager.default.removeItem(at: r.dir) }
+        #expect(r.status != 0 && r.stderr.contains("UPLOAD_RATE_EXEMPT") && r.stderr.contains("/8"), "\(networks): \(r.stderr)")
+        #expect(!r.wroteConfig)
+    }
+
+    @Test func exemptNetworksUpToASlash8AreWritten() throws {
+        let r = try render(["UPLOAD_RATE_EXEMPT": "10.0.0.0/9 10.128.0.0/10, 192.168.7.0/24 fd00:1::/48", "NGINX_TEST": "0"])
+        defer { try? FileManager.default.removeItem(at: r.dir) }
+        #expect(r.status == 0, "\(r.stderr)")
+        let exempt = r.snippet("mediscope-upload-exempt.conf")
+        for net in ["10.0.0.0/9 1;", "10.128.0.0/10 1;", "192.168.7.0/24 1;", "fd00:1::/48 1;"] { #expect(exempt.contains(net), "\(exempt)") }
+    }
+
     @Test func theProductionSiteWithSeveralHostsPassesNginxTest() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
