@@ -9,7 +9,7 @@ import MediscopeStore
 /// Routes of DESIGN section 4.
 public enum API {
     /// Every route, who may call it and what the audit log calls it. The access test walks this table.
-    static let specs: [RouteSpec] = analysisRoutes + ReportAPI.routes + AccountAPI.routes + DicomAPI.routes + [
+    static let specs: [RouteSpec] = analysisRoutes + ReportAPI.routes + AccountAPI.routes.map(auditingAdminReads) + DicomAPI.routes + [
         RouteSpec(method: "GET", pattern: "/api/models", access: .signedIn, audit: nil) { s, _, _, _ throws(Problem) in try models(s) },
         RouteSpec(method: "GET", pattern: "/api/health", open: .everyone, audit: nil) { _, _, _, _ throws(Problem) in
             .json(["status": "ok"])
@@ -73,6 +73,16 @@ public enum API {
             return .html(page, headers: [("Cache-Control", "no-store")])
         },
     ]
+
+    /// Admins' reads of the audit log and the user list, audited like every other access: who read the
+    /// trail, and when, is part of it ("METHOD pattern" -> action).
+    static let adminReadActions = ["GET /api/audit": "audit.view", "GET /api/audit/export": "audit.export", "GET /api/users": "user.list"]
+
+    /// `spec` audited as `adminReadActions` says, when its table left it unaudited.
+    static func auditingAdminReads(_ spec: RouteSpec) -> RouteSpec {
+        guard spec.audit == nil, let action = adminReadActions["\(spec.method) \(spec.pattern)"] else { return spec }
+        return spec.audited(as: action)
+    }
 
     /// "METHOD pattern" of every route, for the access-table test.
     public static var routeSignatures: [String] { specs.map { "\($0.method) \($0.pattern)" } }

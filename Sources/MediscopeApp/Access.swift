@@ -36,7 +36,11 @@ struct RouteSpec: Sendable {
     let pattern: String
     let access: Access
     /// Audit action for every call (patient data and account changes); nil for routes not audited here.
-    let audit: String?
+    private(set) var audit: String?
+    /// Whether Guard writes the entry of a successful call too; false for a route whose handler audits
+    /// the successes worth a trace itself (the report poll: only a report with text). Refusals and
+    /// failures are always Guard's.
+    private(set) var auditsSuccesses = true
     let handler: Handler
 
     /// A route for signed-in users (`.signedIn`, `.clinical`, `.admin`).
@@ -54,6 +58,26 @@ struct RouteSpec: Sendable {
     init(method: String, pattern: String, open access: Access, audit: String?, handler: @escaping Handler) {
         precondition(!access.needsCaller, "\(pattern): \(access) routes are made with `access:`")
         self.method = method; self.pattern = pattern; self.access = access; self.audit = audit; self.handler = handler
+    }
+}
+
+extension RouteSpec {
+    /// Whether a call may change something (every method but GET, HEAD and OPTIONS): its audit intent
+    /// is written before the handler runs.
+    var changesData: Bool { !["GET", "HEAD", "OPTIONS"].contains(method) }
+
+    /// This route with its successes audited by its handler (see `auditsSuccesses`).
+    func auditingSuccessesInHandler() -> RouteSpec {
+        var spec = self
+        spec.auditsSuccesses = false
+        return spec
+    }
+
+    /// This route audited as `action` (a route table may add what a module's own table left out).
+    func audited(as action: String) -> RouteSpec {
+        var spec = self
+        spec.audit = action
+        return spec
     }
 }
 
@@ -131,38 +155,92 @@ enum Cookies {
 }
 
 enum Guard {
-    /// Authenticates, checks access and CSRF, runs the handler and writes the audit entry.
+    /// Authenticates, checks access and CSRF, writes the audit intent of a change, runs the handler and
+    /// writes the audit entry of its outcome.
     static func run(_ s: Services, _ spec: RouteSpec, _ req: HTTPRequest, _ p: PathParameters) -> HTTPResponse {
         var caller: Caller?
         var response: HTTPResponse
         var sessionEnded = false
+        var intentRecorded = false
         do {
             caller = try authenticate(s, req, open: !spec.access.needsCaller, sessionEnded: &sessionEnded)
             try authorize(spec.access, caller, req)
             if let caller, caller.usesCookie, !["GET", "HEAD", "OPTIONS"].contains(req.method) {
                 try checkCSRF(s, caller, req)
             }
+            intentRecorded = try recordIntent(s, spec, req, p, caller)
             response = try spec.handler(s, req, p, caller)
         } catch {
             response = error.response
         }
         response = Cookies.expiringStale(response, s, req, sessionEnded: sessionEnded)
-        if let action = spec.audit {
-            let recordId = p.values["id"] ?? response.header("Location").map { String($0.split(separator: "/").last ?? "") }
-            do { try audit(s, req, caller, action: action, recordId: recordId, status: response.status) } catch {
-                return error.response
+        return recordOutcome(s, spec, req, p, caller, response, afterIntent: intentRecorded)
+    }
+
+    /// The outcome of an entry written before a change runs (the change's own entry follows it).
+    static let started = "started"
+
+    /// Before a route that may change something runs: its intent (`started`, with the record the path
+    /// names), so that no change is ever made without a trace. The stores of records and of the audit
+    /// log are separate (analyses.sqlite and accounts.sqlite, or Firestore through the outbox), so they
+    /// cannot commit together; this order makes a change that has no entry impossible. Returns whether an
+    /// intent was written; throws 503 when it cannot be, and the handler never runs.
+    static func recordIntent(_ s: Services, _ spec: RouteSpec, _ req: HTTPRequest, _ p: PathParameters,
+                             _ caller: Caller?) throws(Problem) -> Bool {
+        guard let action = spec.audit, spec.changesData else { return false }
+        try audit(s, req, caller, action: action, recordId: p.values["id"], outcome: started)
+        return true
+    }
+
+    /// After the handler: the entry of the route's outcome (for a route whose handler audits its own
+    /// successes, only of a refusal or failure), and for a refusal (401, 403, 404) of a record another
+    /// organisation owns, the same entry in that organisation's trail as well (outcome `denied`), so the
+    /// owner's admin sees who tried. No trace, no data: when an entry cannot be written the answer is a
+    /// 503, except after a recorded intent: the change is made (or refused) and its intent is in the log;
+    /// a 503 would only invite the client to repeat it.
+    static func recordOutcome(_ s: Services, _ spec: RouteSpec, _ req: HTTPRequest, _ p: PathParameters, _ caller: Caller?,
+                              _ response: HTTPResponse, afterIntent: Bool) -> HTTPResponse {
+        guard let action = spec.audit, spec.auditsSuccesses || !(200..<300).contains(response.status) else { return response }
+        let recordId = p.values["id"] ?? response.header("Location").map { String($0.split(separator: "/").last ?? "") }
+        do {
+            try audit(s, req, caller, action: action, recordId: recordId, status: response.status)
+            if [401, 403, 404].contains(response.status), let recordId, let owner = ownerOrganization(s, spec, recordId),
+               owner != caller?.user.organizationId {
+                try audit(s, req, caller, organizationId: owner, action: action, recordId: recordId, outcome: "denied")
             }
+        } catch {
+            return afterIntent ? response : error.response
         }
         return response
     }
 
-    /// Writes one audit entry for `caller`'s request. No trace, no data: a request whose audit entry
-    /// cannot be written is refused (503).
+    /// The organisation owning the record a route's path names (an analysis, for its own routes and its
+    /// report's; a user, for the user routes); nil when the route names none, there is none, or it cannot
+    /// be read now (the caller's own entry stands).
+    static func ownerOrganization(_ s: Services, _ spec: RouteSpec, _ id: String) -> String? {
+        if spec.pattern.hasPrefix(APILinks.analysisPattern) || spec.pattern == APILinks.reportPattern {
+            guard API.validID(id), let store = try? s.store() else { return nil }
+            return try? store.owner(id: id)
+        }
+        if spec.pattern.hasPrefix("/api/users/{id}"), let accounts = try? s.accounts() {
+            return try? accounts.user(id: id)?.organizationId
+        }
+        return nil
+    }
+
+    /// Writes one audit entry for `caller`'s request, its outcome from the response's status.
     static func audit(_ s: Services, _ req: HTTPRequest, _ caller: Caller?, action: String, recordId: String?,
                       status: Int) throws(Problem) {
+        try audit(s, req, caller, action: action, recordId: recordId, outcome: outcome(status))
+    }
+
+    /// Writes one audit entry for `caller`'s request, filed under `organizationId` (default: the caller's).
+    /// No trace, no data: a request whose audit entry cannot be written is refused (503).
+    static func audit(_ s: Services, _ req: HTTPRequest, _ caller: Caller?, organizationId: String? = nil, action: String,
+                      recordId: String?, outcome: String) throws(Problem) {
         let entry = AuditEntry(actorUserId: caller?.user.id, actorUsername: caller?.user.username,
-                               organizationId: caller?.user.organizationId, action: action, recordId: recordId,
-                               address: req.remoteAddress, outcome: outcome(status))
+                               organizationId: organizationId ?? caller?.user.organizationId, action: action, recordId: recordId,
+                               address: req.remoteAddress, outcome: outcome)
         do { try s.accounts().audit(entry) } catch {
             s.server.log.error("audit_write_failed", ["action": .token(.init(action))])
             throw Problem(status: 503, detail: "the audit log is unavailable", retryAfter: 5)

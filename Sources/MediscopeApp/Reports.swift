@@ -75,13 +75,14 @@ enum ReportAPI {
 
     static let routes: [RouteSpec] = [
         // The dashboard polls this while a draft is written: a pending report holds no patient text and
-        // is not audited (a poll every 1.5 s would flood the log); one with text is audited as report.view.
-        RouteSpec(method: "GET", pattern: pattern, access: .clinical, audit: nil) { s, req, p, c throws(Problem) in
+        // is not audited (a poll every 1.5 s would flood the log); one with text is audited as report.view
+        // here, and every refused or failed poll by Guard (an attempt on another's record leaves a trace).
+        RouteSpec(method: "GET", pattern: pattern, access: .clinical, audit: "report.view") { s, req, p, c throws(Problem) in
             let rec = try API.record(s, c.user, p["id"])
             let report = try body(s, rec)
             if report.text != nil { try Guard.audit(s, req, c, action: "report.view", recordId: rec.id, status: 200) }
             return .json(report, headers: [("Cache-Control", "no-store")])
-        },
+        }.auditingSuccessesInHandler(),
         RouteSpec(method: "PUT", pattern: pattern, access: .clinical, audit: "report.edit") { s, req, p, c throws(Problem) in
             try change(s, req, p["id"], c.user, expecting: .draft, makes: .draft)
         },

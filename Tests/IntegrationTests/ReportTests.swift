@@ -66,12 +66,13 @@ import Testing
         let unknown = try await stack.request("GET", "/analyses/01NOSUCHANALYSIS0000000000/report")
         #expect(unknown.status == 404 && unknown.header("Content-Type")?.hasPrefix("application/problem+json") == true)
 
-        // The admin reads this organisation's trail; the other organisation's attempt is in its own.
+        // The admin reads this organisation's trail: the other organisation's attempt is in it too (and
+        // in its own), and so is the attempt without credentials.
         let audit = try await stack.request("GET", "/api/audit?action=analysis.report&limit=1000", auth: .bearer(adminToken))
         let entries = try #require(audit.json?["entries"] as? [[String: Any]])
         let outcomes = entries.filter { $0["recordId"] as? String == id }
             .map { "\($0["actorUsername"] as? String ?? "-") \($0["outcome"] as? String ?? "?")" }
-        #expect(outcomes.sorted() == ["clinician success", "report-admin denied"], "\(outcomes)")
+        #expect(outcomes.sorted() == ["- denied", "clinician success", "report-admin denied", "report-other denied"], "\(outcomes)")
     }
 }
 

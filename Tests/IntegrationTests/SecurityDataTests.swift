@@ -1,0 +1,130 @@
+@testable import FirebaseTestKit
+import Foundation
+import Testing
+
+/// Issue 20 (security review) through real nginx and the real pool: what the audit log, the report
+/// store, the image responses and the logs guarantee.
+@Suite(.serialized) final class SecurityDataTests {
+    let stack: Stack
+    let adminToken: String
+    let intruderToken: String
+
+    init() throws {
+        stack = try Stack()
+        try stack.addUser("sec-admin", role: "admin")
+        try stack.addUser("intruder", role: "clinician", organization: "other")
+        adminToken = try stack.syncCreateToken(try stack.syncSignIn("sec-admin"))
+        intruderToken = try stack.syncCreateToken(try stack.syncSignIn("intruder"))
+    }
+    deinit { stack.stop() }
+
+    static let patient = ["patient_id": "P-SEC-2020", "patient_name": "Wilhelmina Securitas", "note": "seen for the security review"]
+
+    func upload() async throws -> (id: String, heatmap: String) {
+        let r = try await stack.upload(image: try Scans.jpeg, fields: Self.patient)
+        #expect(r.status == 201)
+        let id = try #require(r.json?["id"] as? String)
+        let result = try #require((r.json?["results"] as? [[String: Any]])?.first)
+        let heatmap = try #require((result["heatmap"] as? [String: Any])?["url"] as? String)
+        return (id, heatmap)
+    }
+
+    func draft(_ id: String) async throws -> [String: Any] {
+        var report: [String: Any] = [:]
+        let written = try await eventually(timeout: 60, every: .milliseconds(200)) {
+            report = try #require(try await stack.request("GET", "/api/analyses/\(id)/report").json)
+            return report["status"] as? String == "draft"
+        }
+        try #require(written, "no draft: \(report)")
+        return report
+    }
+
+    func audit(_ query: String) async throws -> [[String: Any]] {
+        let r = try await stack.request("GET", "/api/audit?limit=1000&" + query, auth: .bearer(adminToken))
+        #expect(r.status == 200)
+        return try #require(r.json?["entries"] as? [[String: Any]])
+    }
+
+    static func line(_ entry: [String: Any]) -> String {
+        "\(entry["actorUsername"] as? String ?? "-") \(entry["action"] as? String ?? "?") \(entry["outcome"] as? String ?? "?")"
+    }
+
+    /// `sqlite3` on one of the store's files; its output, trimmed.
+    func sqlite(_ file: String, _ sql: String) throws -> String {
+        let path = stack.varDir.appendingPathComponent("store/\(file)").path
+        let run = try Stack.capture(URL(fileURLWithPath: "/usr/bin/sqlite3"), [path, sql])
+        #expect(run.status == 0, "\(run.err)")
+        return run.out.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Item 3: the audit log (accounts.sqlite) write-locked by another process: a DELETE is refused
+    /// before anything changes, because its intent cannot be written first; once the log is back, the
+    /// same DELETE leaves its intent and then its outcome.
+    @Test func aChangeWhoseAuditEntryCannotBeWrittenIsNotMade() async throws {
+        let (id, _) = try await upload()
+        #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200)
+
+        let locker = Process()
+        locker.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        locker.arguments = [stack.varDir.appendingPathComponent("store/accounts.sqlite").path]
+        let input = Pipe(), output = Pipe()
+        locker.standardInput = input
+        locker.standardOutput = output
+        try locker.run()
+        input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nSELECT 'locked';\n".utf8))
+        var said = ""
+        while !said.contains("locked") {
+            let data = output.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            said += String(decoding: data, as: UTF8.self)
+        }
+        try #require(said.contains("locked"), "sqlite3 holds the write lock of accounts.sqlite")
+        let refused = try await stack.request("DELETE", "/api/analyses/\(id)")
+        try input.fileHandleForWriting.close()   // sqlite3 ends, its transaction with it
+        locker.waitUntilExit()
+
+        #expect(refused.status == 503 && (refused.json?["detail"] as? String)?.contains("audit log") == true,
+                "\(refused.status) \(String(decoding: refused.body, as: UTF8.self))")
+        #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200, "nothing was deleted without its trace")
+        #expect(try await stack.request("DELETE", "/api/analyses/\(id)").status == 204)
+        let trail = try await audit("record=\(id)&action=analysis.delete").map(Self.line)
+        #expect(trail == ["clinician analysis.delete started", "clinician analysis.delete success"], "\(trail)")
+    }
+
+    /// Item 10: another organisation's clinician trying every route of a record gets 404s, and each
+    /// attempt is in the owning organisation's trail (as well as in the intruder's own); a refused poll
+    /// of the report is audited; an admin's reads of the audit log and the user list are too.
+    @Test func attemptsOnARecordAreInItsOwnersTrail() async throws {
+        let (id, heatmap) = try await upload()
+        let body = try JSONSerialization.data(withJSONObject: ["text": "Not yours.", "baseVersion": 1])
+        let attempts: [(String, String, Data?)] = [
+            ("GET", "/api/analyses/\(id)", nil), ("GET", "/api/analyses/\(id)/scan.jpg", nil), ("GET", heatmap, nil),
+            ("GET", "/analyses/\(id)/report", nil), ("GET", "/api/analyses/\(id)/report", nil),
+            ("PUT", "/api/analyses/\(id)/report", body), ("POST", "/api/analyses/\(id)/report/sign", body),
+            ("POST", "/api/analyses/\(id)/report/amend", body), ("DELETE", "/api/analyses/\(id)", nil),
+        ]
+        for (method, path, body) in attempts {
+            let r = try await stack.request(method, path, body: body, contentType: body == nil ? nil : "application/json",
+                                            auth: .bearer(intruderToken))
+            #expect(r.status == 404, "\(method) \(path) -> \(r.status)")
+        }
+        #expect(try await stack.request("GET", "/api/analyses/\(id)/report", auth: .bearer(adminToken)).status == 403)
+
+        let seen = try await audit("record=\(id)&outcome=denied").map(Self.line)
+        #expect(seen.filter { $0.hasPrefix("intruder ") }.sorted() == [
+            "intruder analysis.delete denied", "intruder analysis.image denied", "intruder analysis.image denied",
+            "intruder analysis.report denied", "intruder analysis.view denied", "intruder report.amend denied",
+            "intruder report.edit denied", "intruder report.sign denied", "intruder report.view denied",
+        ], "\(seen)")
+        #expect(seen.contains("sec-admin report.view denied"), "a refused poll of the report is audited: \(seen)")
+
+        #expect(try await stack.request("GET", "/api/users", auth: .bearer(adminToken)).status == 200)
+        #expect(try await stack.request("GET", "/api/audit/export?action=analysis.", auth: .bearer(adminToken)).status == 200)
+        let me = try #require(try await stack.request("GET", "/api/me", auth: .bearer(adminToken)).json?["user"] as? [String: Any])
+        let adminId = try #require(me["id"] as? String)
+        let reads = try await audit("actor=\(adminId)").map(Self.line)
+        for action in ["user.list", "audit.view", "audit.export"] {
+            #expect(reads.contains("sec-admin \(action) success"), "\(action): \(reads)")
+        }
+    }
+}
