@@ -7,7 +7,7 @@ import MediscopeServer
 /// `BH-4321`, or a decomposed `ü` that a search for the composed one cannot find, puts a result on the
 /// wrong patient. So every field is strict UTF-8, stored as NFC, and bounded three ways: in bytes (what
 /// storage and the network pay), in Unicode scalars (what processing pays) and in characters, i.e.
-/// grapheme clusters (what a person sees). README.md ("Text fields") lists each field's limits.
+/// grapheme clusters (what a person sees). docs/api.md ("Text fields") lists each field's limits.
 struct TextRule: Sendable {
     enum Kind: Sendable {
         /// Patient ids and search terms: letters, digits, marks, punctuation, symbols and the ASCII space

@@ -4,7 +4,7 @@ import MediscopeFirestore
 
 /// `APITokenStore` in Firestore, for several hosts sharing one database.
 ///
-/// Data model (README.md, "Firestore"): `apiTokens/{tokenHash}` (the SHA-256 hex of the whole "msk_..."
+/// Data model (docs/firestore.md): `apiTokens/{tokenHash}` (the SHA-256 hex of the whole "msk_..."
 /// token, never the token) holds `id`, `userId`, `name`, `createdAt`, `lastUsedAt`, `revokedAt`
 /// (timestamps; absent while unset) and `writeId`; `apiTokenIds/{id}` -> `{tokenHash}` keeps ids
 /// unique (see `FirestoreHashedRecords`). `revoke`, `revokeAll` (one token at a time) and `touch` are

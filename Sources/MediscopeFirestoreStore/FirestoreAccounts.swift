@@ -5,7 +5,7 @@ import MediscopeFirestore
 
 extension AccountStores {
     /// All five account stores in the Firestore database `client` reaches, shared by every host that uses
-    /// it (data model: README.md, "Firestore"). Wrap with `cachingReads()` to serve users and sessions
+    /// it (data model: docs/firestore.md). Wrap with `cachingReads()` to serve users and sessions
     /// from a short-lived cache. Queries need the composite indexes in deploy/firestore.indexes.json.
     public static func firestore(client: FirestoreClient) -> AccountStores {
         AccountStores(

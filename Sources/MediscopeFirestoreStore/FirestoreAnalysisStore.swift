@@ -6,7 +6,7 @@ import MediscopeStore
 
 /// `AnalysisStore` in Google Cloud Firestore, for several application hosts sharing one database.
 ///
-/// Data model (README.md, "Firestore"):
+/// Data model (docs/firestore.md):
 /// - `analyses/{id}`: one document per analysis with the API's fields (`organizationId`, `createdBy`,
 ///   `patientId`, `patient`, `imageWidth`, `imageHeight`, `scan`, `results`, `timingsMs`, `report`,
 ///   `source`), `createdAt` as a timestamp and `imageKeys` (the images it uses).

@@ -5,7 +5,7 @@ import MediscopeFirestore
 /// `AuditLogStore` in Firestore, for several hosts sharing one database. Append-only: this type never
 /// updates or deletes an entry (Firestore has no trigger to refuse it; IAM and rules may).
 ///
-/// Data model (README.md, "Firestore"): `audit/{id}`, the id in decimal zero-padded to 19 digits so
+/// Data model (docs/firestore.md): `audit/{id}`, the id in decimal zero-padded to 19 digits so
 /// that names sort as ids, holds `id` (integer), `time` (timestamp), `actorUserId`, `actorUsername`,
 /// `organizationId`, `action`, `actionPrefixes` (every prefix of `action` that ends in ".", for the
 /// prefix filter), `recordId`, `address`, `outcome`; nil fields are absent. Ids are `AuditID`s, so any

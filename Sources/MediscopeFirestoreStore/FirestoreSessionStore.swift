@@ -4,7 +4,7 @@ import MediscopeFirestore
 
 /// `SessionStore` in Firestore, for several hosts sharing one database.
 ///
-/// Data model (README.md, "Firestore"): `sessions/{tokenHash}` (the SHA-256 hex of the cookie token,
+/// Data model (docs/firestore.md): `sessions/{tokenHash}` (the SHA-256 hex of the cookie token,
 /// never the token) holds `id`, `userId`, `createdAt`, `lastSeenAt`, `expiresAt` (timestamps),
 /// `csrfHash` and `writeId`; `sessionIds/{id}` -> `{tokenHash}` keeps ids unique (see
 /// `FirestoreHashedRecords`). `touch` is an optimistic read-modify-write that never moves `lastSeenAt`

@@ -5,7 +5,7 @@ import MediscopeFirestore
 /// `SignInThrottleStore` in Firestore, for several hosts sharing one database (so an attacker's
 /// failures count on every host).
 ///
-/// Data model (README.md, "Firestore"): `signInFailures/{random id}` holds one failure: `account`,
+/// Data model (docs/firestore.md): `signInFailures/{random id}` holds one failure: `account`,
 /// `address`, `at` (timestamp). `nthNewestFailure` needs the composite indexes (account, at desc) and
 /// (address, at desc) in deploy/firestore.indexes.json; an account-and-address key reads the address's
 /// failures (few: a throttled attempt records none) and keeps the account's. `signInKnownAddresses/

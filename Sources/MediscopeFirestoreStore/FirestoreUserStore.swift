@@ -4,7 +4,7 @@ import MediscopeFirestore
 
 /// `UserStore` in Firestore, for several hosts sharing one database.
 ///
-/// Data model (README.md, "Firestore"; keys escaped by `FirestoreAccounts.documentID`):
+/// Data model (docs/firestore.md; keys escaped by `FirestoreAccounts.documentID`):
 /// - `users/{id}`: `id`, `username`, `displayName`, `role`, `organizationId`, `disabled`, `createdAt`
 ///   (timestamp), `firebaseUID`, `passwordHash` (argon2id PHC string), `writeId`; nil fields are absent.
 /// - `usernames/{username}` and `firebaseUids/{uid}`: `{userId}`, uniqueness guards created with

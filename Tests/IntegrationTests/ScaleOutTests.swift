@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Scale-out on a simulated network (`Cluster`): nginx balancing two application hosts that share the
-/// Firestore emulator, each in its own network namespace, as the multi-host guide in README.md sets up.
+/// Firestore emulator, each in its own network namespace, as the multi-host guide in docs/several-hosts.md sets up.
 @Suite(.serialized) final class ScaleOutTests {
     /// Records made before a test's load starts, delivered to Firestore: what the readers read.
     struct Fixture { var paths: [String]; var ids: [String] }
@@ -208,7 +208,7 @@ import Glibc
             try cluster[name].reload()
             try await Task.sleep(for: .seconds(2))
         }
-        // Rolling restart, as README's guide says: drain the host at the balancer, stop, start, put it back.
+        // Rolling restart, as docs/several-hosts.md says: drain the host at the balancer, stop, start, put it back.
         for name in ["a", "b"] {
             try cluster.renderNginx(drained: [name])
             try cluster.reloadNginx()

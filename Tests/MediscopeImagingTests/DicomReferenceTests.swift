@@ -25,7 +25,7 @@ enum DicomReference {
         return (try? JSONDecoder().decode([Entry].self, from: data)) ?? []
     }
 
-    /// Files we refuse on purpose, with the error kind they get (documented in README.md, "DICOM").
+    /// Files we refuse on purpose, with the error kind they get (documented in docs/dicom.md).
     static let refused: [String: ImagingError.Kind] = [
         // JPEG 2000 (DCMTK has no codec): a 415 naming the transfer syntax.
         "debian/693_J2KI.dcm": .unsupportedVariant, "debian/GDCMJ2K_TextGBR.dcm": .unsupportedVariant,

@@ -8,7 +8,7 @@ import Foundation
 public enum AccountCache {
     /// The default time an answer is served from a cache, seconds.
     public static let defaultTTL: TimeInterval = 2
-    /// The longest time accepted; README.md states this bound for revocation and disabling.
+    /// The longest time accepted; docs/security-and-audit.md states this bound for revocation and disabling.
     public static let maxTTL: TimeInterval = 5
     /// The longest outage grace accepted (`CachingUserStore` and the others' `outageGrace`), seconds.
     public static let maxOutageGrace: TimeInterval = 3600
