@@ -38,18 +38,7 @@ public enum API {
             return .json(body, headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "DELETE", pattern: APILinks.analysisPattern, access: .clinical, audit: "analysis.delete") { s, _, p, c throws(Problem) in
-            guard validID(p["id"]) else { throw Problem.notFound("no analysis \(p["id"].prefix(40))") }
-            let deleted: Bool
-            do { deleted = try s.store().delete(id: p["id"], organizationId: c.user.organizationId) } catch {
-                throw s.problem(error)
-            }
-            guard deleted else { throw Problem.notFound("no analysis \(p["id"])") }
-            // The report goes with its analysis; a failure here leaves versions no record shows.
-            do { try s.reportStore().deleteAll(analysisId: p["id"], organizationId: c.user.organizationId) } catch {
-                s.server.log.error("report_delete_failed", ["analysis": .token(.init(p["id"]))])
-            }
-            s.server.log.info("analysis_deleted", ["analysis": .token(.init(p["id"]))])
-            return .noContent
+            try deleteAnalysis(s, try record(s, c.user, p["id"]))
         },
         RouteSpec(method: "GET", pattern: APILinks.scanPattern, access: .clinical, audit: "analysis.image") { s, _, p, c throws(Problem) in
             try image(s, try record(s, c.user, p["id"]).scan)
@@ -82,6 +71,34 @@ public enum API {
     static func auditingAdminReads(_ spec: RouteSpec) -> RouteSpec {
         guard spec.audit == nil, let action = adminReadActions["\(spec.method) \(spec.pattern)"] else { return spec }
         return spec.audited(as: action)
+    }
+
+    /// Deletes an analysis of the caller's organisation with its report, unless the report is signed
+    /// (409): a signed report is a medical record that is kept, and its analysis with it; a correction is
+    /// an amendment. The report is closed first, in one step with the check (`ReportStore.close`), so no
+    /// signature, edit or draft can land between the check and the deletion; should the record then not
+    /// be deleted, the report is opened again.
+    static func deleteAnalysis(_ s: Services, _ rec: AnalysisRecord) throws(Problem) -> HTTPResponse {
+        let reports = try s.reportStore()
+        let closing: ReportClosing
+        do { closing = try reports.close(analysisId: rec.id, organizationId: rec.organizationId) } catch { throw s.problem(error) }
+        guard closing == .closed else {
+            throw Problem(status: 409, detail: "the report of this analysis is signed: a signed report is kept, and its analysis "
+                          + "with it; to correct it, amend the report")
+        }
+        let deleted: Bool
+        do { deleted = try s.store().delete(id: rec.id, organizationId: rec.organizationId) } catch {
+            try? reports.reopen(analysisId: rec.id, organizationId: rec.organizationId)
+            throw s.problem(error)
+        }
+        guard deleted else { throw Problem.notFound("no analysis \(rec.id)") }   // deleted meanwhile by another request
+        // The report goes with its analysis; a failure here leaves versions no record shows (and no
+        // version can be added to them).
+        do { try reports.deleteAll(analysisId: rec.id, organizationId: rec.organizationId) } catch {
+            s.server.log.error("report_delete_failed", ["analysis": .token(.init(rec.id))])
+        }
+        s.server.log.info("analysis_deleted", ["analysis": .token(.init(rec.id))])
+        return .noContent
     }
 
     /// "METHOD pattern" of every route, for the access-table test.

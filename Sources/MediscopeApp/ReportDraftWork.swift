@@ -56,7 +56,9 @@ final class ReportDraftWork: BackgroundWork {
     private func draft(_ job: Job, _ parts: (queue: JobQueue, analyses: AnalysisStore, reports: ReportStore, audit: AuditLogStore,
                                              writing: ReportWriting)) throws {
         guard let record = try parts.analyses.get(id: job.key, organizationId: job.organizationId) else {
-            try parts.queue.finish(job, outcome: "gone")  // deleted before its draft was written
+            // Deleted before its draft was written, or while an earlier run wrote it (that run's version goes).
+            try parts.reports.deleteAll(analysisId: job.key, organizationId: job.organizationId)
+            try parts.queue.finish(job, outcome: "gone")
             return
         }
         guard try parts.reports.versions(analysisId: record.id, organizationId: record.organizationId).isEmpty else {
@@ -101,6 +103,14 @@ final class ReportDraftWork: BackgroundWork {
         let version = ReportVersion(analysisId: record.id, organizationId: record.organizationId, number: 1, status: .draft,
                                     text: text, origin: origin, model: model, reason: reason, createdAt: Date().roundedToMilliseconds)
         try Self.appendOnce(version, to: parts.reports)
+        // The analysis may have been deleted while the text was written (an LLM takes seconds, a retry
+        // minutes): a draft of a deleted analysis is not kept. (A delete closes the report first, so a draft
+        // arriving after it is refused; this catches one appended just before.)
+        guard try parts.analyses.get(id: record.id, organizationId: record.organizationId) != nil else {
+            try parts.reports.deleteAll(analysisId: record.id, organizationId: record.organizationId)
+            try parts.queue.finish(job, outcome: "gone")
+            return
+        }
         try parts.queue.finish(job, outcome: origin.rawValue, promptTokens: tokens.0, completionTokens: tokens.1)
         _ = try? parts.audit.append(AuditEntry(actorUserId: nil, actorUsername: "system:reports", organizationId: record.organizationId,
                                                action: "report.draft", recordId: record.id, address: "local", outcome: "success"))

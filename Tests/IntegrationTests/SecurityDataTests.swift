@@ -91,6 +91,31 @@ import Testing
         #expect(trail == ["clinician analysis.delete started", "clinician analysis.delete success"], "\(trail)")
     }
 
+    /// Item 6: a signed report is a record that is kept: its analysis cannot be deleted (409, nothing
+    /// changes); an analysis whose report is a draft is deleted with every version.
+    @Test func aSignedReportIsKeptAndItsAnalysisWithIt() async throws {
+        let (signedId, _) = try await upload()
+        let report = try await draft(signedId)
+        let sign = try await stack.request("POST", "/api/analyses/\(signedId)/report/sign", body: try JSONSerialization.data(
+            withJSONObject: ["text": "Signed: no change.", "baseVersion": try #require(report["version"] as? Int)]), contentType: "application/json")
+        #expect(sign.status == 200)
+        let refused = try await stack.request("DELETE", "/api/analyses/\(signedId)")
+        #expect(refused.status == 409 && (refused.json?["detail"] as? String)?.contains("signed") == true,
+                "\(refused.status) \(String(decoding: refused.body, as: UTF8.self))")
+        let kept = try #require(try await stack.request("GET", "/api/analyses/\(signedId)").json)
+        #expect((kept["report"] as? [String: Any])?["status"] as? String == "signed", "\(kept)")
+        let amend = try await stack.request("POST", "/api/analyses/\(signedId)/report/amend", body: try JSONSerialization.data(
+            withJSONObject: ["text": "Amended: still no change.", "baseVersion": try #require(report["version"] as? Int) + 1]),
+            contentType: "application/json")
+        #expect(amend.status == 200, "the refused delete left the report open to amendments")
+
+        let (draftedId, _) = try await upload()
+        _ = try await draft(draftedId)
+        #expect(try await stack.request("DELETE", "/api/analyses/\(draftedId)").status == 204)
+        #expect(try await stack.request("GET", "/api/analyses/\(draftedId)").status == 404)
+        #expect(try sqlite("reports.sqlite", "SELECT count(*) FROM report_versions WHERE analysis_id = '\(draftedId)'") == "0")
+    }
+
     /// Item 10: another organisation's clinician trying every route of a record gets 404s, and each
     /// attempt is in the owning organisation's trail (as well as in the intruder's own); a refused poll
     /// of the report is audited; an admin's reads of the audit log and the user list are too.
@@ -126,5 +151,36 @@ import Testing
         for action in ["user.list", "audit.view", "audit.export"] {
             #expect(reads.contains("sec-admin \(action) success"), "\(action): \(reads)")
         }
+    }
+}
+
+/// Item 6: a draft whose LLM answers after its analysis was deleted is not kept.
+@Suite(.serialized) struct LateDraftTests {
+    @Test func aDraftWrittenAfterItsAnalysisWasDeletedIsNotKept() async throws {
+        let release = DispatchSemaphore(value: 0)
+        let llm = try ScriptedHTTPServer { _, _ in
+            _ = release.wait(timeout: .now() + 60)
+            return .json(200, #"{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"The heatmap shows the region the model weighed most. Decision support only."}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#)
+        }
+        defer { llm.stop() }
+        let stack = try Stack(settings: ["LLM_BASE_URL": llm.baseURL.appendingPathComponent("openai/v1").absoluteString,
+                                         "LLM_MODEL": "m", "LLM_TIMEOUT_SECONDS": "90"])
+        defer { stack.stop() }
+        let upload = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-LATE-DRAFT-1"])
+        let id = try #require(upload.json?["id"] as? String)
+        #expect(await eventually(timeout: 60) { !llm.requests.isEmpty }, "the LLM holds the draft's request")
+        #expect(try await stack.request("DELETE", "/api/analyses/\(id)").status == 204)
+        release.signal()
+
+        func count(_ file: String, _ sql: String) throws -> String {
+            let run = try Stack.capture(URL(fileURLWithPath: "/usr/bin/sqlite3"), [stack.varDir.appendingPathComponent("store/\(file)").path, sql])
+            return run.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try await eventually(timeout: 60, every: .milliseconds(100)) {
+            try count("jobs.sqlite", "SELECT count(*) FROM jobs WHERE key = '\(id)'") == "0"
+        }, "the draft job finished")
+        #expect(try count("reports.sqlite", "SELECT count(*) FROM report_versions WHERE analysis_id = '\(id)'") == "0",
+                "no version of a deleted analysis's report is kept")
+        for _ in 0..<3 { release.signal() }
     }
 }
