@@ -40,15 +40,15 @@ public enum API {
         RouteSpec(method: "DELETE", pattern: APILinks.analysisPattern, access: .clinical, audit: "analysis.delete") { s, _, p, c throws(Problem) in
             try deleteAnalysis(s, try record(s, c.user, p["id"]))
         },
-        RouteSpec(method: "GET", pattern: APILinks.scanPattern, access: .clinical, audit: "analysis.image") { s, _, p, c throws(Problem) in
-            try image(s, try record(s, c.user, p["id"]).scan)
+        RouteSpec(method: "GET", pattern: APILinks.scanPattern, access: .clinical, audit: "analysis.image") { s, req, p, c throws(Problem) in
+            try image(s, req, try record(s, c.user, p["id"]).scan)
         },
-        RouteSpec(method: "GET", pattern: APILinks.heatmapPattern, access: .clinical, audit: "analysis.image") { s, _, p, c throws(Problem) in
+        RouteSpec(method: "GET", pattern: APILinks.heatmapPattern, access: .clinical, audit: "analysis.image") { s, req, p, c throws(Problem) in
             let rec = try record(s, c.user, p["id"])
             guard let result = s.links.result(named: p["file"], in: rec) else {
                 throw Problem.notFound("analysis \(rec.id) has no heatmap \(p["file"].prefix(64))")
             }
-            return try image(s, result.heatmap)
+            return try image(s, req, result.heatmap)
         },
         // Printable HTML; its images are the two routes above, fetched by the browser with the same session.
         RouteSpec(method: "GET", pattern: APILinks.reportPattern, access: .clinical, audit: "analysis.report") { s, _, p, c throws(Problem) in
@@ -130,22 +130,39 @@ public enum API {
         return found
     }
 
-    /// nginx sends the file (X-Accel-Redirect) once we have checked the caller may see it; a store
-    /// without local files (Firestore) hands us the bytes, sent with the internal location's headers.
-    static func image(_ s: Services, _ ref: ImageRef) throws(Problem) -> HTTPResponse {
+    /// How a browser may keep an image: in its own cache only, and asked again each time (a revoked
+    /// session, a deleted record or a signed-out browser must not keep showing a scan). Content-addressed,
+    /// so the question is cheap: the ETag is the key, and a match is a 304 without a body.
+    static let imageCacheControl = "private, no-cache"
+
+    /// nginx sends the file (X-Accel-Redirect) once we have checked the caller may see it (its internal
+    /// location sets the same Cache-Control and answers If-None-Match with 304 itself); a store without
+    /// local files (Firestore) hands us the bytes, sent with the same headers and the key as ETag.
+    static func image(_ s: Services, _ req: HTTPRequest, _ ref: ImageRef) throws(Problem) -> HTTPResponse {
         let store = try s.store()
         guard let path = store.imagePath(key: ref.key) else {
+            let etag = "\"\(ref.key)\""
+            let headers = [("Cache-Control", imageCacheControl), ("ETag", etag), ("X-Content-Type-Options", "nosniff")]
+            if let tags = req.header("if-none-match"), matches(tags, etag) {
+                return HTTPResponse(status: 304, headers: headers)   // the bytes under a key never change
+            }
             let bytes: [UInt8]?
             do { bytes = try store.imageBytes(key: ref.key) } catch { throw s.problem(error) }
             guard let bytes else { throw Problem.notFound("the image is missing") }
-            // Content-addressed: the bytes under a key never change, but they are patient data.
-            return HTTPResponse(status: 200, headers: [("Content-Type", ref.contentType), ("Cache-Control", "private, max-age=31536000, immutable"),
-                                                       ("X-Content-Type-Options", "nosniff")], body: bytes)
+            return HTTPResponse(status: 200, headers: [("Content-Type", ref.contentType)] + headers, body: bytes)
         }
         let root = URL(fileURLWithPath: s.config.storeDirectory).appendingPathComponent("blobs").path + "/"
         guard path.hasPrefix(root) else { throw Problem(status: 500, detail: "image outside the store") }
         // nginx picks Content-Type from the extension and adds the cache headers of the internal location.
         return HTTPResponse(status: 200, headers: [("X-Accel-Redirect", AppConfig.internalBlobPrefix + path.dropFirst(root.count))])
+    }
+
+    /// Whether an If-None-Match header (`*`, or entity tags, weak or strong, comma separated) matches `etag`.
+    static func matches(_ header: String, _ etag: String) -> Bool {
+        header.split(separator: ",").contains { tag in
+            let tag = tag.trimmingCharacters(in: .whitespaces)
+            return tag == "*" || tag == etag || tag == "W/" + etag
+        }
     }
 
     static func listAnalyses(_ s: Services, _ req: HTTPRequest, _ user: User) throws(Problem) -> HTTPResponse {

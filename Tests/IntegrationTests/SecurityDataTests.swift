@@ -152,6 +152,23 @@ import Testing
             #expect(reads.contains("sec-admin \(action) success"), "\(action): \(reads)")
         }
     }
+
+    /// Item 11: scans and heatmaps are kept by the browser only and asked for again each time; asking
+    /// is cheap, a 304 through nginx.
+    @Test func imagesAreRevalidatedNotKeptForAYear() async throws {
+        let (id, heatmap) = try await upload()
+        for url in ["/api/analyses/\(id)/scan.jpg", heatmap] {
+            let first = try await stack.request("GET", url)
+            #expect(first.status == 200 && first.body.count > 100)
+            #expect(first.header("Cache-Control") == "private, no-cache", "\(url): \(first.header("Cache-Control") ?? "none")")
+            let etag = try #require(first.header("ETag"), "\(url) has an ETag")
+            let again = try await stack.request("GET", url, headers: ["If-None-Match": etag])
+            #expect(again.status == 304 && again.body.isEmpty, "\(url): \(again.status)")
+            let other = try await stack.request("GET", url, headers: ["If-None-Match": "\"something-else\""])
+            #expect(other.status == 200 && other.body == first.body)
+        }
+        #expect(try await stack.request("GET", "/api/analyses/\(id)/scan.jpg", auth: .bearer(intruderToken)).status == 404)
+    }
 }
 
 /// Item 6: a draft whose LLM answers after its analysis was deleted is not kept.
