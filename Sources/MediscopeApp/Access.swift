@@ -162,6 +162,7 @@ enum Guard {
         var response: HTTPResponse
         var sessionEnded = false
         var intentRecorded = false
+        s.server.log.noteRoute(method: spec.method, pattern: spec.pattern)   // for the slow-request log
         do {
             caller = try authenticate(s, req, open: !spec.access.needsCaller, sessionEnded: &sessionEnded)
             try authorize(spec.access, caller, req)

@@ -32,6 +32,26 @@ public final class ServerLog: @unchecked Sendable {
     public func info(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.info, event, fields) }
     public func warning(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.warning, event, fields) }
     public func error(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.error, event, fields) }
+
+    // MARK: - The route of the request in progress (for the slow-request log)
+
+    private let routeLock = NSLock()
+    private var route: String?
+
+    /// Notes the route the request in progress matched, as "METHOD pattern" (`GET /api/analyses/{id}`):
+    /// the slow-request log names it, never the path, which holds record ids. A worker serves one request
+    /// at a time, so one note per process is enough.
+    public func noteRoute(method: String, pattern: String) {
+        routeLock.withLock { route = method + " " + pattern }
+    }
+
+    /// The route noted since the last call, and forgets it; nil when none was (no route matched).
+    public func takeRoute() -> String? {
+        routeLock.withLock {
+            defer { route = nil }
+            return route
+        }
+    }
 }
 
 extension ServerLog.Level {

@@ -142,7 +142,8 @@ struct WorkerProcess {
         return FastCGIConnection(connectionFD: fd)
     }
 
-    /// Reads one request, answers it, and returns the route for the slow log (no query, no ids of people).
+    /// Reads one request, answers it, and returns the route for the slow log: the pattern it matched
+    /// (`ServerLog.noteRoute`), never its path (no query, no record ids).
     private func serve(_ connection: FastCGIConnection, _ handler: RequestHandler) -> String {
         let params = connection.parameters()
         let length = Int(params["CONTENT_LENGTH"] ?? "") ?? 0
@@ -160,9 +161,10 @@ struct WorkerProcess {
         // Until the app knows the user, a crash from here on is charged to the address.
         context.scoreboard.store(slot, MS_SLOT_CLIENT_KEY, CrashLedger.clientKey(address: params["REMOTE_ADDR"] ?? ""))
         let request = makeRequest(params: params, body: body)
+        _ = context.log.takeRoute()   // nothing left over from a request that matched no route
         let response = handler.handle(request)
         connection.write(response)
-        return "\(method) \(request.path)"
+        return context.log.takeRoute() ?? "\(method) (no route)"
     }
 }
 

@@ -10,7 +10,8 @@ import Testing
     let intruderToken: String
 
     init() throws {
-        stack = try Stack()
+        // Every io request is "slow", so each one leaves a slow_request line to read.
+        stack = try Stack(settings: ["POOLS_IO_SLOW_REQUEST_SECONDS": "0.000001"])
         try stack.addUser("sec-admin", role: "admin")
         try stack.addUser("intruder", role: "clinician", organization: "other")
         adminToken = try stack.syncCreateToken(try stack.syncSignIn("sec-admin"))
@@ -168,6 +169,21 @@ import Testing
             #expect(other.status == 200 && other.body == first.body)
         }
         #expect(try await stack.request("GET", "/api/analyses/\(id)/scan.jpg", auth: .bearer(intruderToken)).status == 404)
+    }
+
+    /// Item 13: the slow-request log names the route's pattern, never the path with its record id.
+    @Test func theSlowRequestLogNamesRoutePatterns() async throws {
+        let (id, _) = try await upload()
+        #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200)
+        #expect(try await stack.request("GET", "/api/no/such/route").status == 404)
+        var slow: [String] = []
+        let logged = await eventually(timeout: 10) {
+            let log = (try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? ""
+            slow = log.split(separator: "\n").map(String.init).filter { $0.contains("\"slow_request\"") }
+            return slow.contains { $0.contains(#""route":"GET /api/analyses/{id}""#) } && slow.contains { $0.contains("no route") }
+        }
+        #expect(logged, "\(slow.suffix(5))")
+        #expect(!slow.contains { $0.contains(id) }, "no record id in the slow-request log")
     }
 }
 
