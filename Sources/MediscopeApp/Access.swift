@@ -339,7 +339,7 @@ enum Guard {
             let username = "firebase-" + String(claims.uid.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(48))
             // A Firebase user never signs in with a password here; this one is random and thrown away.
             let user = try accounts.addUser(username: username, password: Tokens.random(bytes: 32), role: role,
-                                            organizationId: org, displayName: claims.email)
+                                            organizationId: org, displayName: claims.verifiedEmail)
             try accounts.linkFirebase(uid: claims.uid, userId: user.id)
             return try accounts.user(id: user.id)
         }

@@ -90,6 +90,11 @@ public struct FirebaseClaims: Sendable, Equatable {
         self.issuedAt = issuedAt; self.expiresAt = expiresAt; self.signInProvider = signInProvider
         self.role = role; self.organization = organization
     }
+
+    /// The email address only when Firebase says its owner proved it (`email_verified` true): anyone can
+    /// create a Firebase account with someone else's address, unverified. What may name a user (a display
+    /// name, the signer of a report).
+    public var verifiedEmail: String? { emailVerified == true ? email : nil }
 }
 
 /// Verifies Firebase ID tokens against Google's published signing certificates.

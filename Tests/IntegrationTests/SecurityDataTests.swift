@@ -217,3 +217,35 @@ import Testing
         for _ in 0..<3 { release.signal() }
     }
 }
+
+/// Item 13: a Firebase user added from its token's custom claims is named by its email only when
+/// Firebase says the email is verified (anyone may create a Firebase account with someone else's address).
+@Suite(.serialized) final class FirebaseDisplayNameTests {
+    let certificates: FirebaseTestHTTPServer
+    let stack: Stack
+
+    init() throws {
+        certificates = try FirebaseTestHTTPServer(FirebaseFixtures.certificatesResponse([FirebaseFixtures.keyA]))
+        stack = try Stack(settings: ["FIREBASE_PROJECT_ID": FirebaseFixtures.projectId,
+                                     "FIREBASE_CERTIFICATES_URL": certificates.url.absoluteString, "POOLS_IO_WORKERS": "1"])
+    }
+    deinit {
+        stack.stop()
+        certificates.stop()
+    }
+
+    @Test func anUnverifiedEmailNamesNobody() async throws {
+        for (uid, verified) in [("uid-unverified-1", false), ("uid-verified-1", true)] {
+            let claims = FirebaseFixtures.claims(now: Date(), overrides: ["sub": uid, "user_id": uid, "email": "chief.of.medicine@example.org",
+                                                                          "email_verified": verified])
+            let me = try await stack.request("GET", "/api/me", auth: .bearer(FirebaseFixtures.token(key: FirebaseFixtures.keyA, claims: claims)))
+            #expect(me.status == 200)
+            let user = try #require(me.json?["user"] as? [String: Any])
+            if verified {
+                #expect(user["displayName"] as? String == "chief.of.medicine@example.org")
+            } else {
+                #expect(user["displayName"] as? String == nil, "an unverified email is not a name: \(user)")
+            }
+        }
+    }
+}
