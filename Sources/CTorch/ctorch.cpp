@@ -243,6 +243,11 @@ int32_t ctorch_model_run(ctorch_model *model,
 
         out->logits = copy_out(logits.detach());
         out->logit_count = classes;
+        {
+            torch::NoGradGuard no_grad;
+            out->pooled = copy_out(activations.detach().mean({2, 3}).reshape({-1}));
+            out->pooled_count = activations.size(1);
+        }
         if (!cams.empty()) {
             out->cams = copy_out(torch::stack(cams));
             out->cam_count = target_count;
@@ -258,6 +263,7 @@ void ctorch_result_free(ctorch_result *result) {
     if (result == nullptr) return;
     std::free(result->logits);
     std::free(result->cams);
+    std::free(result->pooled);
     std::memset(result, 0, sizeof *result);
 }
 

@@ -17,6 +17,9 @@ public struct ModelOutput: Sendable {
     public var logits: [Float]
     /// Grad-CAM maps at the layer's resolution, ReLU applied, not normalised.
     public var cams: [FloatMap]
+    /// The mean over H and W of the `features` activations, one value per channel (the input check's
+    /// feature vector; computed from the activations Grad-CAM uses, no extra pass).
+    public var pooledFeatures: [Float]
     public var featuresMilliseconds: Double
     public var headMilliseconds: Double
     public var gradCAMMilliseconds: Double
@@ -82,7 +85,8 @@ public final class TorchModel: @unchecked Sendable {
             let start = result.cams + i * h * w
             cams.append(FloatMap(width: w, height: h, values: Array(UnsafeBufferPointer(start: start, count: h * w))))
         }
-        return ModelOutput(logits: logits, cams: cams, featuresMilliseconds: result.features_ms,
+        let pooled = result.pooled.map { Array(UnsafeBufferPointer(start: $0, count: Int(result.pooled_count))) } ?? []
+        return ModelOutput(logits: logits, cams: cams, pooledFeatures: pooled, featuresMilliseconds: result.features_ms,
                            headMilliseconds: result.head_ms, gradCAMMilliseconds: result.gradcam_ms)
     }
 

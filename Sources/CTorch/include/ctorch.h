@@ -55,6 +55,9 @@ typedef struct ctorch_result {
     int32_t cam_count;
     int64_t cam_height;
     int64_t cam_width;
+    float *pooled;          /* pooled_count values: the mean over H and W of the `features` activations
+                               [1, C, H, W] (the input check's feature vector, no extra pass) */
+    int64_t pooled_count;
     double features_ms;     /* frozen `features` pass */
     double head_ms;         /* `head` pass (with autograd when targets were given) */
     double gradcam_ms;      /* gradients and weighted sums for all targets */
