@@ -36,6 +36,9 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     /// The fidelity report of `model`, if its entry names one.
     public func fidelityReportURL(of model: ModelSpec) -> URL? { model.fidelity.map { url($0.report) } }
 
+    /// The input check's parameter file of `model`, if its entry names one.
+    public func inputCheckURL(of model: ModelSpec) -> URL? { model.inputCheck.map { url($0.file) } }
+
     private func url(_ file: String) -> URL {
         file.hasPrefix("/") ? URL(fileURLWithPath: file) : baseDirectory.appendingPathComponent(file)
     }
@@ -104,6 +107,71 @@ public struct FidelitySpec: Codable, Sendable, Equatable {
     public var minAgreement: Double
 }
 
+/// What a model is for (issue 22), declared in its manifest entry; the image checks read it.
+public struct ModelScope: Codable, Sendable, Equatable {
+    /// For people: "2D brain MRI slices (T1, T1 with contrast, T2, FLAIR)".
+    public var description: String?
+    /// DICOM modality codes the model accepts ("MR"); a DICOM file's or a declared modality outside them is out of scope.
+    public var modalities: [String]?
+    /// DICOM Body Part Examined values the model accepts ("BRAIN", "HEAD"); compared upper case, letters and digits only.
+    public var bodyParts: [String]?
+    /// "2D" for a slice classifier.
+    public var slice: String?
+    /// The model expects greyscale images: clearly coloured ones are out of scope.
+    public var greyscale: Bool?
+    /// Limits of the image checks; each defaults as `ImageCheckLimits.Resolved` says.
+    public var imageChecks: ImageCheckLimits?
+
+    public init(description: String? = nil, modalities: [String]? = nil, bodyParts: [String]? = nil, slice: String? = nil,
+                greyscale: Bool? = nil, imageChecks: ImageCheckLimits? = nil) {
+        self.description = description
+        self.modalities = modalities
+        self.bodyParts = bodyParts
+        self.slice = slice
+        self.greyscale = greyscale
+        self.imageChecks = imageChecks
+    }
+}
+
+/// The image checks' limits (see `ImageStatistics`). The defaults are about a third of the lowest value among
+/// the real held-out brain-MRI slices (models/fit_input_check.py DEFAULT_LIMITS, the same numbers).
+public struct ImageCheckLimits: Codable, Sendable, Equatable {
+    public var minImageSide: Int?
+    public var minGreySpread: Double?
+    public var minEntropyBits: Double?
+    public var minDetail: Double?
+    public var maxColourFraction: Double?
+
+    public init(minImageSide: Int? = nil, minGreySpread: Double? = nil, minEntropyBits: Double? = nil, minDetail: Double? = nil,
+                maxColourFraction: Double? = nil) {
+        self.minImageSide = minImageSide
+        self.minGreySpread = minGreySpread
+        self.minEntropyBits = minEntropyBits
+        self.minDetail = minDetail
+        self.maxColourFraction = maxColourFraction
+    }
+
+    public struct Resolved: Sendable, Equatable {
+        public var minImageSide: Int
+        public var minGreySpread: Double
+        public var minEntropyBits: Double
+        public var minDetail: Double
+        public var maxColourFraction: Double
+    }
+
+    public var resolved: Resolved {
+        Resolved(minImageSide: minImageSide ?? 128, minGreySpread: minGreySpread ?? 3.0, minEntropyBits: minEntropyBits ?? 1.5,
+                 minDetail: minDetail ?? 1.0, maxColourFraction: maxColourFraction ?? 0.02)
+    }
+}
+
+/// The feature-space check's parameter file (written by models/fit_input_check.py) and its sha256:
+/// a file whose checksum differs is refused when the model loads.
+public struct InputCheckSpec: Codable, Sendable, Equatable {
+    public var file: String
+    public var sha256: String
+}
+
 public struct ModelSpec: Codable, Sendable, Equatable {
     public var id: String
     public var file: String
@@ -120,6 +188,10 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     /// For a model derived from another by an approximation (int8): its fidelity report and the
     /// agreement below which loading it is refused.
     public var fidelity: FidelitySpec?
+    /// What the model is for; without it (and without `inputCheck`) its analyses say "not_checked".
+    public var scope: ModelScope?
+    /// Its fitted feature-space check, if any.
+    public var inputCheck: InputCheckSpec?
 
     /// A binary model may have a single logit (sigmoid) or two (softmax).
     public var expectedOutputs: Set<Int> {
@@ -149,6 +221,25 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         if let fidelity {
             guard (0...1).contains(fidelity.minAgreement) else { throw fail("fidelity.minAgreement must be within 0...1") }
             guard !fidelity.report.isEmpty else { throw fail("fidelity.report must name the report file") }
+        }
+        if let inputCheck {
+            guard !inputCheck.file.isEmpty else { throw fail("inputCheck.file must name the parameter file") }
+            guard inputCheck.sha256.range(of: "^[0-9a-fA-F]{64}$", options: .regularExpression) != nil else {
+                throw fail("inputCheck.sha256 must be the parameter file's SHA-256 (64 hex digits; "
+                           + "models/fit_input_check.py writes it)")
+            }
+        }
+        if let scope {
+            for list in [scope.modalities, scope.bodyParts].compactMap({ $0 }) {
+                guard !list.isEmpty, list.allSatisfy({ InputChecker.normalised($0) != nil }) else {
+                    throw fail("scope.modalities and scope.bodyParts must list non-empty values when given")
+                }
+            }
+            let l = (scope.imageChecks ?? ImageCheckLimits()).resolved
+            guard (1...4096).contains(l.minImageSide), (0...255).contains(l.minGreySpread), (0...8).contains(l.minEntropyBits),
+                  (0...255).contains(l.minDetail), (0...1).contains(l.maxColourFraction) else {
+                throw fail("scope.imageChecks has a limit out of range")
+            }
         }
         for d in derived ?? [] {
             guard d.task == .binary, d.labels.count == 2 else { throw fail("derived result \(d.id) must be binary with 2 labels") }

@@ -36,7 +36,9 @@ public struct StageTimings: Codable, Sendable {
     public var gradCAM = 0.0
     public var encode = 0.0
     public var modelLoad = 0.0
-    public var total: Double { decode + preprocess + forward + gradCAM + encode + modelLoad }
+    /// The input check's own work: image statistics and the feature-space distance (not in `byStage`).
+    public var inputCheck = 0.0
+    public var total: Double { decode + preprocess + forward + gradCAM + encode + modelLoad + inputCheck }
 
     /// Milliseconds by stage name, as stored with an analysis and shown by the API.
     public var byStage: [String: Double] {
@@ -65,6 +67,8 @@ public struct Analysis: Sendable {
     /// For a DICOM file: its patient and study attributes (patient data: never logged).
     public var dicomAttributes: DicomAttributes?
     public var results: [ResultOutcome]
+    /// Whether the image is one the models were made for (issue 22); never changes `results`.
+    public var inputCheck: InputCheck
     public var timings: StageTimings
     /// Per model id: the stages that belong to one model (preprocess, forward, Grad-CAM, model load).
     public var modelTimings: [String: StageTimings] = [:]
@@ -90,10 +94,11 @@ public final class AnalysisPipeline: Sendable {
     public let options: PipelineOptions
     private let loaded = Mutex<[String: LoadedModel]>([:])
 
-    /// A model that passed its check, and the number of logits it returns.
+    /// A model that passed its check, the number of logits it returns, and its input check.
     public struct LoadedModel: Sendable {
         public let model: TorchModel
         public let outputs: Int
+        public let inputChecker: InputChecker
     }
 
     public init(manifest: ModelManifest, options: PipelineOptions = PipelineOptions()) {
@@ -110,8 +115,15 @@ public final class AnalysisPipeline: Sendable {
             let start = ContinuousClock.now
             do {
                 _ = try FidelityReport.checked(spec, in: manifest)
+                let featureCheck = try FeatureCheck.load(spec, in: manifest)
                 let model = try TorchModel(path: manifest.fileURL(of: spec).path, quantizedEngine: spec.engine)
-                let checked = LoadedModel(model: model, outputs: try Self.check(model, against: spec))
+                let (outputs, channels) = try Self.check(model, against: spec)
+                if let featureCheck, featureCheck.dimensions != channels {
+                    throw ModelError(.wrongShape, "model \(spec.id): its input check was fitted on \(featureCheck.dimensions) "
+                                     + "features but the model's `features` has \(channels) channels (refit with models/fit_input_check.py)")
+                }
+                let checked = LoadedModel(model: model, outputs: outputs,
+                                          inputChecker: InputChecker(modelID: spec.id, scope: spec.scope, featureCheck: featureCheck))
                 models[spec.id] = checked
                 return .success((checked, milliseconds(since: start)))
             } catch let error as ModelError {
@@ -124,8 +136,8 @@ public final class AnalysisPipeline: Sendable {
     }
 
     /// A first run on a blank input proves the model's shapes agree with the manifest, and warms it up.
-    /// Returns the number of logits.
-    private static func check(_ model: TorchModel, against spec: ModelSpec) throws(ModelError) -> Int {
+    /// Returns the number of logits and of feature channels.
+    private static func check(_ model: TorchModel, against spec: ModelSpec) throws(ModelError) -> (Int, Int) {
         let shape = spec.input.shape
         let blank = [Float](repeating: 0, count: Int(shape.reduce(1, *)))
         let output: ModelOutput
@@ -138,12 +150,14 @@ public final class AnalysisPipeline: Sendable {
             throw ModelError(.wrongShape, "model \(spec.id) returns \(output.logits.count) outputs but the manifest "
                              + "lists \(spec.labels.count) labels (\(spec.labels.joined(separator: ", ")))")
         }
-        return output.logits.count
+        return (output.logits.count, output.pooledFeatures.count)
     }
 
     /// Analyses one image file (JPEG, PNG, WebP or DICOM). `frame` (0-based) chooses a DICOM file's frame,
-    /// nil its middle one; other formats ignore it.
-    public func analyze(imageBytes: [UInt8], frame: Int? = nil) throws(AnalysisError) -> Analysis {
+    /// nil its middle one; other formats ignore it. `declared` is what the uploader says the image is (a
+    /// form's modality or body part), checked against each model's scope like a DICOM file's own tags.
+    public func analyze(imageBytes: [UInt8], frame: Int? = nil,
+                        declared: InputDeclaration = InputDeclaration()) throws(AnalysisError) -> Analysis {
         var timings = StageTimings()
         var clock = ContinuousClock.now
         func lap() -> Double {
@@ -157,6 +171,10 @@ public final class AnalysisPipeline: Sendable {
         do { decoded = try ImageDecoder.decodeUpright(imageBytes, limits: options.limits, frame: frame) } catch { throw .badImage(error) }
         let image = decoded.image
         timings.decode = lap()
+        // Image statistics once for every model's image checks (before inference; cheap: <= 256x256 samples).
+        let statistics = ImageStatistics(image)
+        timings.inputCheck = lap()
+        var checks: [(model: String, check: InputCheck)] = []
 
         var results: [ResultOutcome] = []
         var inputs: [ColorMode: PixelImage] = [:]
@@ -185,6 +203,12 @@ public final class AnalysisPipeline: Sendable {
             own.forward = output.featuresMilliseconds + output.headMilliseconds
             own.gradCAM = output.gradCAMMilliseconds
             do { results += try heads.outcomes(output) } catch { throw .model(error) }
+            _ = lap()
+            let checker = model.inputChecker
+            let reasons = checker.imageReasons(statistics, dicom: decoded.dicomAttributes, declared: declared)
+            checks.append((spec.id, checker.verdict(imageReasons: reasons, pooledFeatures: output.pooledFeatures)))
+            own.inputCheck = lap()
+            timings.inputCheck += own.inputCheck
             perModel[spec.id] = own
             timings.modelLoad += own.modelLoad
             timings.preprocess += own.preprocess
@@ -195,7 +219,8 @@ public final class AnalysisPipeline: Sendable {
 
         var analysis = Analysis(imageWidth: image.width, imageHeight: image.height, format: decoded.format,
                                 orientation: decoded.orientation, dicom: decoded.dicom, dicomAttributes: decoded.dicomAttributes,
-                                results: results, timings: timings, modelTimings: perModel, scan: nil, overlays: [:])
+                                results: results, inputCheck: InputCheck.combine(checks), timings: timings,
+                                modelTimings: perModel, scan: nil, overlays: [:])
         if options.renderImages {
             do { try render(image, into: &analysis) } catch { throw .badImage(error) }
             analysis.timings.encode = lap()
