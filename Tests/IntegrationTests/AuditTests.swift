@@ -49,6 +49,7 @@ import Testing
             "token.revoke started", "token.revoke success", "session.delete success",
         ])
         let records = trail.map { $0["recordId"] as? String }
+        try #require(records.count == 15)
         #expect(records[4] == nil && records[5] == id, "an upload's record id is known only once it is stored")
         #expect(records[6] == id && records[8] == id && records[10] == id && records[11] == id)
         #expect(records[12] == tokenId && records[13] == tokenId)
