@@ -219,6 +219,8 @@ enum AccountAPI {
         guard let type = req.header("content-type"), type.lowercased().hasPrefix("application/json") else {
             throw Problem(status: 415, detail: "send a JSON body (Content-Type: application/json)")
         }
+        // Well-formed, no key twice in an object, bounded depth: the decoder would keep one of two values silently.
+        try StrictJSON.check(req.body)
         do { return try JSONDecoder().decode(T.self, from: Data(req.body)) } catch {
             throw Problem.badRequest("the JSON body is not valid for this request")
         }
