@@ -28,6 +28,11 @@ public enum API {
         RouteSpec(method: "POST", pattern: APILinks.analyses, access: .clinical, audit: "analysis.create") { s, req, _, c throws(Problem) in
             try createAnalysis(s, req, c.user)
         },
+        // May this caller upload? nginx asks (auth_request, without the body) before it reads an upload's
+        // body, so a bad or missing credential is refused before the file is sent. Guard's checks only: 204.
+        RouteSpec(method: "POST", pattern: "/api/uploads/check", access: .clinical, audit: nil) { _, _, _, _ throws(Problem) in
+            .noContent
+        },
         RouteSpec(method: "GET", pattern: APILinks.analyses, access: .clinical, audit: "analysis.list") { s, req, _, c throws(Problem) in
             try listAnalyses(s, req, c.user)
         },

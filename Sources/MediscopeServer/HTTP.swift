@@ -111,6 +111,58 @@ public struct HTTPResponse: Sendable {
     public func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
+
+    /// This response as sent to `request`. A 200 to a GET or HEAD gets a strong ETag of its body
+    /// (`etag(of:)`) unless it has one or nginx sends the body (X-Accel-Redirect: nginx's file has its
+    /// own); when the request's If-None-Match names that tag, it becomes a 304 without a body. A HEAD
+    /// gets exactly the headers the GET would, Content-Length included, and no body.
+    public func answering(_ request: HTTPRequest) -> HTTPResponse {
+        let method = request.method
+        guard method == "GET" || method == "HEAD" else { return self }
+        var response = self
+        if status == 200, header("X-Accel-Redirect") == nil, header("ETag") == nil {
+            response.headers.append(("ETag", Self.etag(of: body)))
+        }
+        if status == 200, let tag = response.header("ETag"), let condition = request.header("if-none-match"),
+           Self.matches(condition, tag) {
+            // RFC 9110 15.4.5: the validators and caching headers the 200 would have had, no content.
+            let kept: Set = ["etag", "cache-control", "vary", "expires", "content-location", "date"]
+            response = HTTPResponse(status: 304, headers: response.headers.filter { kept.contains($0.0.lowercased()) })
+            return response
+        }
+        if method == "HEAD" {
+            // 204 and 304 have no content, so no length to state (RFC 9110 8.6).
+            if response.header("Content-Length") == nil, response.header("X-Accel-Redirect") == nil,
+               response.status != 204, response.status != 304 {
+                response.headers.append(("Content-Length", String(response.body.count)))
+            }
+            response.body = []
+        }
+        return response
+    }
+
+    /// A strong entity tag for `body`: its 64-bit FNV-1a hash and its length, in hex. Tells versions of
+    /// one resource apart (a change of any byte or of the length changes it); not a secret, not a MAC.
+    public static func etag(of body: [UInt8]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in body {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        let hex = String(hash, radix: 16)
+        return "\"" + String(repeating: "0", count: 16 - hex.count) + hex + "-" + String(body.count, radix: 16) + "\""
+    }
+
+    /// If-None-Match (RFC 9110 13.1.2): `*`, or a list naming `tag`, compared weakly (a `W/` prefix, as
+    /// nginx puts on a tag when it compresses the body, does not matter).
+    static func matches(_ condition: String, _ tag: String) -> Bool {
+        func opaque(_ t: Substring) -> Substring {
+            let t = t.trimmingCharacters(in: .whitespaces)
+            return Substring(t.hasPrefix("W/") ? String(t.dropFirst(2)) : t)
+        }
+        if condition.trimmingCharacters(in: .whitespaces) == "*" { return true }
+        return condition.split(separator: ",").contains { opaque($0) == opaque(Substring(tag)) }
+    }
 }
 
 /// RFC 9457 problem details: every error the API returns.

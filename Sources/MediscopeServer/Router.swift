@@ -28,7 +28,13 @@ public struct Router: Sendable {
         routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
     }
 
+    /// The route's answer, as sent for the request's method (`HTTPResponse.answering`): a GET's 200 with
+    /// its ETag (or a 304), a HEAD with every header a GET would get, Content-Length included, and no body.
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
+        route(request).answering(request)
+    }
+
+    private func route(_ request: HTTPRequest) -> HTTPResponse {
         let parts = request.path.split(separator: "/").map(String.init)
         var allowed: [String] = []
         for route in routes {
@@ -38,9 +44,7 @@ public struct Router: Sendable {
                 continue
             }
             do {
-                var response = try route.handler(request, params)
-                if request.method == "HEAD" { response.body = [] }
-                return response
+                return try route.handler(request, params)
             } catch {
                 return error.response
             }
