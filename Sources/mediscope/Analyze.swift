@@ -137,7 +137,7 @@ struct ImageReport: Encodable {
 
     init(path: String) { self.path = path }
 
-    enum CodingKeys: String, CodingKey { case path, width, height, format, exifOrientation, dicom, results, timings, files, error }
+    enum CodingKeys: String, CodingKey { case path, width, height, format, exifOrientation, dicom, inputCheck, results, timings, files, error }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -149,6 +149,7 @@ struct ImageReport: Encodable {
         try c.encode(analysis.format.rawValue, forKey: .format)
         try c.encodeIfPresent(analysis.orientation?.rawValue, forKey: .exifOrientation)
         try c.encodeIfPresent(analysis.dicom, forKey: .dicom)
+        try c.encode(analysis.inputCheck, forKey: .inputCheck)
         try c.encode(analysis.results, forKey: .results)
         try c.encode(analysis.timings, forKey: .timings)
         try c.encode(files, forKey: .files)
