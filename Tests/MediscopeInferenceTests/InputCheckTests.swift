@@ -1,0 +1,357 @@
+import Foundation
+import ImageTestKit
+import MediscopeImaging
+import Testing
+@testable import MediscopeInference
+
+/// Issue 22: the input check's image checks, feature check, verdicts and parameter files.
+@Suite struct InputCheckTests {
+    static let tinyModel = Repo.root.appendingPathComponent("models/tiny/tiny.pt")
+    static let brainScope = """
+        {"description": "2D brain MRI slices", "modalities": ["MR"], "bodyParts": ["BRAIN", "HEAD"], "slice": "2D", "greyscale": true}
+        """
+
+    /// A one-model manifest over the tiny test model (NHWC 32x32 RGB, `features` of 16 channels).
+    static func tinyManifest(_ dir: TempDir, scope: String? = nil, inputCheck: (file: String, sha256: String)? = nil) throws -> ModelManifest {
+        let scopeField = scope.map { "\"scope\": \($0)," } ?? ""
+        let checkField = inputCheck.map { "\"inputCheck\": {\"file\": \"\($0.file)\", \"sha256\": \"\($0.sha256)\"}," } ?? ""
+        let url = dir.file("manifest-\(UUID().uuidString).json", """
+            {"version": 1, "models": [{"id": "tiny", "file": "\(tinyModel.path)", "task": "multiclass",
+              "labels": ["alpha", "beta", "gamma"], \(scopeField) \(checkField)
+              "input": {"width": 32, "height": 32, "layout": "NHWC", "color": "RGB", "resize": "bicubic",
+                        "scale": 0.00392156862745098, "mean": [0, 0, 0], "std": [1, 1, 1]}}]}
+            """)
+        return try ModelManifest.load(from: url)
+    }
+
+    static func pipeline(_ manifest: ModelManifest) -> AnalysisPipeline {
+        var options = PipelineOptions()
+        options.renderImages = false
+        return AnalysisPipeline(manifest: manifest, options: options)
+    }
+
+    /// A parameter file as models/fit_input_check.py writes it (format 1), and its sha256.
+    static func parameterFile(_ dir: TempDir, name: String = "tiny.input-check.json", mean: [Float], upper: [Float],
+                              threshold: Double, transform: String = "none") -> (file: String, sha256: String) {
+        func b64(_ v: [Float]) -> String {
+            Data(v.flatMap { f in withUnsafeBytes(of: f.bitPattern.littleEndian) { Array($0) } }).base64EncodedString()
+        }
+        let text = """
+            {"format": 1, "model": "tiny", "method": "mahalanobis", "transform": "\(transform)", "dimensions": \(mean.count),
+             "threshold": \(threshold), "mean": "\(b64(mean))", "precisionUpper": "\(b64(upper))"}
+            """
+        _ = dir.file(name, text)
+        return (name, SHA256Digest.hex(of: Array(text.utf8)))
+    }
+
+    /// The packed upper triangle of the identity: the distance is then the plain Euclidean norm.
+    static func identityUpper(_ d: Int) -> [Float] {
+        (0..<d).flatMap { i in (i..<d).map { $0 == i ? Float(1) : 0 } }
+    }
+
+    static let scan = try! ImageEncoder.png(syntheticScan(width: 200, height: 180))
+
+    // MARK: SHA-256
+
+    @Test func sha256MatchesTheStandardVectors() {
+        #expect(SHA256Digest.hex(of: []) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256Digest.hex(of: Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256Digest.hex(of: Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(SHA256Digest.hex(of: [UInt8](repeating: 0x61, count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    // MARK: Image checks, one synthetic input per reason
+
+    static func colourful(width: Int, height: Int) -> PixelImage {
+        var px = [UInt8](repeating: 0, count: width * height * 3)
+        for y in 0..<height {
+            for x in 0..<width {
+                let v = UInt8((x * 255 / max(width - 1, 1) + (x * 7 + y * 13) % 17) % 256)
+                px[(y * width + x) * 3] = v
+                px[(y * width + x) * 3 + 1] = 40
+                px[(y * width + x) * 3 + 2] = 255 - v
+            }
+        }
+        return PixelImage(width: width, height: height, channels: 3, pixels: px)
+    }
+
+    static func grey(width: Int, height: Int, _ value: (Int, Int) -> Int) -> PixelImage {
+        var px = [UInt8](repeating: 0, count: width * height)
+        for y in 0..<height { for x in 0..<width { px[y * width + x] = UInt8(clamping: value(x, y)) } }
+        return PixelImage(width: width, height: height, channels: 1, pixels: px)
+    }
+
+    /// Each image check's reason from a synthetic input made to fail it, and only it.
+    @Test(arguments: [
+        ("too_small", try! ImageEncoder.png(syntheticScan(width: 64, height: 64))),
+        ("uniform", try! ImageEncoder.png(grey(width: 300, height: 300) { _, _ in 128 })),
+        ("uniform", try! ImageEncoder.png(grey(width: 300, height: 300) { _, _ in 0 })),
+        ("low_information", try! ImageEncoder.png(grey(width: 256, height: 256) { x, _ in x })),                            // a smooth gradient
+        ("low_information", try! ImageEncoder.png(grey(width: 256, height: 256) { x, y in (x / 32 + y / 32) % 2 * 255 })),  // two grey levels
+        ("colour", try! ImageEncoder.png(colourful(width: 240, height: 200))),
+        ("modality", HostileDicom.monochrome16(syntheticScan(width: 200, height: 200, channels: 1),
+                                               extra: [.text(0x0008, 0x0060, "CS", "CT")])),
+        ("body_part", HostileDicom.monochrome16(syntheticScan(width: 200, height: 200, channels: 1),
+                                                extra: [.text(0x0018, 0x0015, "CS", "CHEST")])),
+    ])
+    func imageCheckGivesItsReason(code: String, bytes: [UInt8]) throws {
+        let dir = TempDir()
+        let pipeline = Self.pipeline(try Self.tinyManifest(dir, scope: Self.brainScope))
+        let analysis = try pipeline.analyze(imageBytes: bytes)
+        let check = analysis.inputCheck
+        #expect(check.verdict == .outOfScope)
+        #expect(check.reasons.map(\.code) == [code], "\(check.reasons)")
+        #expect(check.reasons.allSatisfy { !$0.message.isEmpty })
+        #expect(check.method == "image-checks" && check.score == nil && check.threshold == nil)
+        #expect(!analysis.results.isEmpty, "an out-of-scope image is still analysed")
+    }
+
+    @Test func aScanThatPassesTheImageChecksWithoutAFeatureCheckIsNotChecked() throws {
+        let dir = TempDir()
+        let pipeline = Self.pipeline(try Self.tinyManifest(dir, scope: Self.brainScope))
+        let check = try pipeline.analyze(imageBytes: Self.scan).inputCheck
+        #expect(check.verdict == .notChecked)
+        #expect(check.reasons.map(\.code) == [InputCheck.Code.noFeatureCheck])
+        // A DICOM MR of the head passes the modality and body-part checks.
+        let dicom = HostileDicom.monochrome16(syntheticScan(width: 200, height: 200, channels: 1),
+                                              extra: [.text(0x0018, 0x0015, "CS", "HEAD")])
+        #expect(try pipeline.analyze(imageBytes: dicom).inputCheck.verdict == .notChecked)
+    }
+
+    @Test func declaredModalityAndBodyPartAreChecked() throws {
+        let dir = TempDir()
+        let pipeline = Self.pipeline(try Self.tinyManifest(dir, scope: Self.brainScope))
+        let ct = try pipeline.analyze(imageBytes: Self.scan, declared: InputDeclaration(modality: "CT")).inputCheck
+        #expect(ct.verdict == .outOfScope && ct.reasons.map(\.code) == ["modality"])
+        #expect(ct.reasons[0].message.contains("CT") && ct.reasons[0].message.contains("MR"))
+        let chest = try pipeline.analyze(imageBytes: Self.scan, declared: InputDeclaration(bodyPart: "Chest")).inputCheck
+        #expect(chest.verdict == .outOfScope && chest.reasons.map(\.code) == ["body_part"])
+        // "MRI" is MR, and "head" is HEAD.
+        let mri = try pipeline.analyze(imageBytes: Self.scan, declared: InputDeclaration(modality: "MRI", bodyPart: "head")).inputCheck
+        #expect(mri.verdict == .notChecked)
+    }
+
+    // MARK: Not checked
+
+    @Test func aModelWithoutCheckParametersLoadsAndSaysNotChecked() throws {
+        let pipeline = try tinyPipeline()
+        #expect(pipeline.manifest.models.allSatisfy { $0.scope == nil && $0.inputCheck == nil })
+        let analysis = try pipeline.analyze(imageBytes: Self.scan)
+        #expect(analysis.inputCheck.verdict == .notChecked)
+        #expect(analysis.inputCheck.reasons.map(\.code).allSatisfy { $0 == InputCheck.Code.notConfigured })
+        #expect(analysis.inputCheck.score == nil && analysis.inputCheck.method == nil)
+        // Even an image every check would refuse: nothing is declared, so nothing is claimed.
+        let blank = try pipeline.analyze(imageBytes: try ImageEncoder.png(Self.grey(width: 300, height: 300) { _, _ in 128 }))
+        #expect(blank.inputCheck.verdict == .notChecked)
+    }
+
+    // MARK: Feature check
+
+    @Test func featureCheckScoresPooledFeaturesAndDecides() throws {
+        let dir = TempDir()
+        // Mean 0 and the identity: the score is the norm of the pooled features, as the shim returns them.
+        let loose = Self.parameterFile(dir, name: "loose.json", mean: Array(repeating: 0, count: 16), upper: Self.identityUpper(16), threshold: 1e6)
+        let manifest = try Self.tinyManifest(dir, scope: Self.brainScope, inputCheck: loose)
+        let pipeline = Self.pipeline(manifest)
+        let analysis = try pipeline.analyze(imageBytes: Self.scan)
+        let check = analysis.inputCheck
+        #expect(check.verdict == .inScope && check.reasons.isEmpty)
+        #expect(check.method == "image-checks+mahalanobis" && check.threshold == 1e6)
+        let (loaded, _) = try pipeline.model(manifest.models[0])
+        let converted = try ImageDecoder.decode(Self.scan).converted(toChannels: 3)
+        let output = try loaded.model.run(input: Preprocessor.tensor(from: converted, spec: manifest.models[0].input),
+                                          shape: manifest.models[0].input.shape, targets: [])
+        #expect(output.pooledFeatures.count == 16)
+        let norm = output.pooledFeatures.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        #expect(abs((check.score ?? -1) - norm) < 1e-3, "score \(check.score ?? -1), norm \(norm)")
+
+        // The same model, a threshold below that distance: out of scope, probabilities unchanged.
+        let tight = Self.parameterFile(dir, name: "tight.json", mean: Array(repeating: 0, count: 16), upper: Self.identityUpper(16),
+                                       threshold: norm / 2)
+        let strict = try Self.pipeline(try Self.tinyManifest(dir, scope: Self.brainScope, inputCheck: tight)).analyze(imageBytes: Self.scan)
+        #expect(strict.inputCheck.verdict == .outOfScope && strict.inputCheck.reasons.map(\.code) == ["unfamiliar"])
+        #expect(strict.results.map(\.probabilities) == analysis.results.map(\.probabilities))
+
+        // The root transform: sqrt(max(x, 0)) per feature before the distance.
+        let rooted = Self.parameterFile(dir, name: "sqrt.json", mean: Array(repeating: 0, count: 16), upper: Self.identityUpper(16),
+                                        threshold: 1e6, transform: "sqrt")
+        let sqrtCheck = try Self.pipeline(try Self.tinyManifest(dir, scope: Self.brainScope, inputCheck: rooted))
+            .analyze(imageBytes: Self.scan).inputCheck
+        let sumPositive = output.pooledFeatures.reduce(0.0) { $0 + max(0, Double($1)) }
+        #expect(sqrtCheck.method == "image-checks+mahalanobis-sqrt" && abs((sqrtCheck.score ?? -1) - sumPositive.squareRoot()) < 1e-3)
+    }
+
+    @Test func parametersOfTheWrongDimensionAreRefused() throws {
+        let dir = TempDir()
+        let file = Self.parameterFile(dir, mean: Array(repeating: 0, count: 8), upper: Self.identityUpper(8), threshold: 10)
+        let manifest = try Self.tinyManifest(dir, inputCheck: file)
+        #expect {
+            _ = try Self.pipeline(manifest).model(manifest.models[0])
+        } throws: { error in
+            guard let e = error as? ModelError, e.kind == .wrongShape else { return false }
+            return e.message.contains("fitted on 8 features") && e.message.contains("16 channels")
+        }
+    }
+
+    @Test func aTamperedParameterFileIsRefusedAtLoad() throws {
+        let dir = TempDir()
+        let file = Self.parameterFile(dir, mean: Array(repeating: 0, count: 16), upper: Self.identityUpper(16), threshold: 10)
+        let url = dir.url.appendingPathComponent(file.file)
+        // The threshold raised from 10 to 90 after fitting: same size, one character.
+        let tampered = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"threshold\": 10", with: "\"threshold\": 90")
+        try tampered.write(to: url, atomically: true, encoding: .utf8)
+        let manifest = try Self.tinyManifest(dir, scope: Self.brainScope, inputCheck: file)
+        #expect {
+            _ = try Self.pipeline(manifest).analyze(imageBytes: Self.scan)
+        } throws: { error in
+            guard let e = error as? AnalysisError, case .model(let m) = e, m.kind == .refused else { return false }
+            return m.message.contains("tiny is refused") && m.message.contains(file.sha256)
+                && m.message.contains(SHA256Digest.hex(of: Array(tampered.utf8))) && m.message.contains(file.file)
+        }
+        // A missing file is named too; a checksum that is not one is an invalid manifest.
+        try FileManager.default.removeItem(at: url)
+        #expect { _ = try Self.pipeline(manifest).model(manifest.models[0]) } throws: { error in
+            (error as? ModelError)?.kind == .missing && "\(error)".contains(file.file)
+        }
+        #expect { _ = try Self.tinyManifest(dir, inputCheck: (file.file, "abc")) } throws: { error in
+            (error as? ModelError)?.kind == .invalidManifest && "\(error)".contains("inputCheck.sha256")
+        }
+    }
+
+    // MARK: The verdict value
+
+    @Test func verdictsCombineAcrossModelsAndEncodeEveryKey() throws {
+        typealias R = InputCheck.Reason
+        let inScope = InputCheck(verdict: .inScope, score: 10, threshold: 50, method: "image-checks+mahalanobis-sqrt")
+        let out = InputCheck(verdict: .outOfScope, reasons: [R(code: "colour", message: "In colour.")], score: 40, threshold: 50,
+                             method: "image-checks+mahalanobis-sqrt")
+        let notChecked = InputCheck(verdict: .notChecked, reasons: [R(code: "not_configured", message: "None.")])
+        let both = InputCheck.combine([("a", inScope), ("b", out)])
+        #expect(both.verdict == .outOfScope && both.reasons == [R(code: "colour", message: "b: In colour.")])
+        #expect(both.score == 40 && both.threshold == 50, "the model nearest its threshold")
+        #expect(InputCheck.combine([("a", inScope), ("c", notChecked)]).verdict == .notChecked)
+        #expect(InputCheck.combine([("a", inScope), ("b", inScope)]).verdict == .inScope)
+        #expect(InputCheck.combine([("a", out)]) == out, "one model: its own verdict, reasons unprefixed")
+
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try encoder.encode(notChecked), as: UTF8.self)
+        #expect(json == #"{"method":null,"reasons":[{"code":"not_configured","message":"None."}],"score":null,"threshold":null,"verdict":"not_checked"}"#)
+        #expect(try JSONDecoder().decode(InputCheck.self, from: encoder.encode(out)) == out)
+    }
+}
+
+/// The default models (`make model`, `make model-int8`, `make model-input-check`'s committed parameters)
+/// on real slices, and the server's verdicts against what models/fit_input_check.py measured.
+@Suite(.serialized) struct InputCheckModelTests {
+    static let evaluation = Repo.root.appendingPathComponent("models/cache/evaluation")
+    static let int8Manifest = Repo.root.appendingPathComponent("models/manifest-int8.json")
+
+    struct Report: Decodable {
+        struct Row: Decodable {
+            var name: String
+            var file: String
+            var split: String
+            var score: Double
+            var reasons: [String]
+            var statistics: [String: Double]
+        }
+        struct Images: Decodable { var heldOut: [Row]; var lowResolution: [Row]; var outOfScope: [Row] }
+        var threshold: Double
+        var limits: [String: Double]
+        var images: Images
+    }
+
+    static func report(_ manifest: ModelManifest) throws -> Report {
+        let spec = manifest.models[0]
+        let params = try #require(manifest.inputCheckURL(of: spec))
+        let name = params.lastPathComponent.replacingOccurrences(of: ".input-check.json", with: ".input-check-fidelity.json")
+        return try JSONDecoder().decode(Report.self, from: Data(contentsOf: params.deletingLastPathComponent().appendingPathComponent(name)))
+    }
+
+    static func pipeline(_ manifest: ModelManifest) -> AnalysisPipeline { InputCheckTests.pipeline(manifest) }
+
+    /// The same manifest with `scope` and `inputCheck` taken out of every entry.
+    static func unchecked(_ manifest: ModelManifest) -> ModelManifest {
+        var m = manifest
+        for i in m.models.indices { m.models[i].scope = nil; m.models[i].inputCheck = nil }
+        return m
+    }
+
+    func evaluationSlices() throws -> [URL] {
+        let urls = try FileManager.default.contentsOfDirectory(at: Self.evaluation, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "jpg" }.sorted { $0.path < $1.path }
+        #expect(urls.count == 17, "run `make model-int8` (models/fetch_scans.py) first")
+        return urls
+    }
+
+    @Test(arguments: ["models/manifest.json", "models/manifest-int8.json"])
+    func theEvaluationSlicesStayInScopeWithUnchangedProbabilities(_ path: String) throws {
+        let manifest = try ModelManifest.load(from: Repo.root.appendingPathComponent(path))
+        #expect(manifest.models.allSatisfy { $0.scope != nil && $0.inputCheck != nil })
+        let checked = Self.pipeline(manifest), plain = Self.pipeline(Self.unchecked(manifest))
+        let report = try Self.report(manifest)
+        var worst = 0.0
+        for url in try evaluationSlices() {
+            let bytes = [UInt8](try Data(contentsOf: url))
+            let a = try checked.analyze(imageBytes: bytes), b = try plain.analyze(imageBytes: bytes)
+            #expect(a.inputCheck.verdict == .inScope, "\(url.lastPathComponent): \(a.inputCheck.reasons)")
+            #expect(a.results.map(\.probabilities) == b.results.map(\.probabilities), "\(url.lastPathComponent)")
+            #expect(b.inputCheck.verdict == .notChecked)
+            // The server's distance is the one the fitting tool measured (JPEG decoders differ by a little).
+            let score = try #require(a.inputCheck.score)
+            let row = try #require(report.images.heldOut.first { $0.name == url.lastPathComponent })
+            #expect(abs(score - row.score) <= 0.02 * row.score, "\(url.lastPathComponent): \(score) vs \(row.score)")
+            #expect(a.inputCheck.threshold == report.threshold)
+            worst = max(worst, score / report.threshold)
+        }
+        print("\(path): evaluation slices at most \(String(format: "%.0f", worst * 100))% of the threshold \(report.threshold)")
+    }
+
+    /// Every image models/fit_input_check.py measured (saved losslessly in models/cache/input-check) gets the
+    /// same reasons from the server: the fidelity report's rates are the server's.
+    @Test func theServerReachesTheReportedVerdicts() throws {
+        let manifest = try ModelManifest.load(from: Repo.defaultManifest)
+        let report = try Self.report(manifest)
+        let folder = Repo.root.appendingPathComponent("models/cache/input-check")
+        let pipeline = Self.pipeline(manifest)
+        let resolved = (manifest.models[0].scope?.imageChecks ?? ImageCheckLimits()).resolved
+        #expect(report.limits["minImageSide"] == Double(resolved.minImageSide) && report.limits["minGreySpread"] == resolved.minGreySpread
+                && report.limits["minEntropyBits"] == resolved.minEntropyBits && report.limits["minDetail"] == resolved.minDetail
+                && report.limits["maxColourFraction"] == resolved.maxColourFraction, "Python's limits are Swift's")
+        var compared = 0, disagreements: [String] = []
+        for row in report.images.heldOut + report.images.lowResolution + report.images.outOfScope {
+            let bytes = [UInt8](try Data(contentsOf: folder.appendingPathComponent(row.file)))
+            let check = try pipeline.analyze(imageBytes: bytes).inputCheck
+            let statistics = ImageStatistics(try ImageDecoder.decode(bytes))
+            for (key, value) in [("greySpread", statistics.greySpread), ("entropyBits", statistics.entropyBits),
+                                 ("detail", statistics.detail), ("colourFraction", statistics.colourFraction)] {
+                #expect(abs(value - (row.statistics[key] ?? .nan)) < 0.002, "\(row.file) \(key): \(value) vs \(row.statistics[key] ?? .nan)")
+            }
+            // A score within 0.5% of the threshold may fall either side of it; none does in practice.
+            let nearThreshold = abs(row.score - report.threshold) < 0.005 * report.threshold
+            if Set(check.reasons.map(\.code)) != Set(row.reasons) && !nearThreshold {
+                disagreements.append("\(row.file): server \(check.reasons.map(\.code)), report \(row.reasons)")
+            }
+            compared += 1
+        }
+        #expect(disagreements.isEmpty, "\(disagreements)")
+        #expect(compared >= 90)
+    }
+
+    @Test func theCLIPrintsTheInputCheck() throws {
+        let url = try #require(try evaluationSlices().first)
+        let run = try runProcess(Repo.executable, ["analyze", "--json", "--no-images", "--threads", "2",
+                                                   "--manifest", Repo.defaultManifest.path, url.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        let image = try #require((json?["images"] as? [[String: Any]])?.first)
+        let check = try #require(image["inputCheck"] as? [String: Any])
+        #expect(check["verdict"] as? String == "in_scope")
+        #expect(check["method"] as? String == "image-checks+mahalanobis-sqrt")
+        #expect((check["score"] as? Double ?? .infinity) < (check["threshold"] as? Double ?? 0))
+        #expect((check["reasons"] as? [Any])?.isEmpty == true)
+    }
+}
