@@ -12,8 +12,13 @@ import MediscopeStore
 ///
 /// A job is claimed with a lease (the LLM's timeout plus a margin); a process that dies leaves it to
 /// be claimed again. The draft is appended as version 1, which can exist only once, so a job run twice
-/// completes once. 429 waits for `Retry-After`, 5xx and timeouts back off; after `maxAttempts` the
-/// template is used and the reason kept with the draft.
+/// completes once. 429 waits for `Retry-After` (at most `maxRetryWait`: a longer wait gives up at once),
+/// 5xx and timeouts back off; after `maxAttempts` the template is used and the reason kept with the
+/// draft. A reply that was cut off (`finish_reason` `length`), filtered, or that cannot be a draft of
+/// its facts (a refusal, one naming none of the results) is never stored: the template writes the
+/// draft, with the reason, and what came back is logged for the operator (the prompt holds no
+/// identifier, so neither does the reply). A clinician may write while the draft is pending; the
+/// draft then follows their versions as a late draft, which never replaces their text.
 final class ReportDraftWork: BackgroundWork {
     static let namePrefix = "reports-"
     let config: AppConfig
@@ -61,7 +66,10 @@ final class ReportDraftWork: BackgroundWork {
             try parts.queue.finish(job, outcome: "gone")
             return
         }
-        guard try parts.reports.versions(analysisId: record.id, organizationId: record.organizationId).isEmpty else {
+        // Written by an earlier run of this job. A clinician's versions alone (written while the draft was
+        // pending) do not stop it: the draft follows them as a late draft (see appendOnce).
+        guard try !parts.reports.versions(analysisId: record.id, organizationId: record.organizationId)
+            .contains(where: { $0.origin != .clinician }) else {
             try parts.queue.finish(job, outcome: "exists")
             return
         }
@@ -70,26 +78,31 @@ final class ReportDraftWork: BackgroundWork {
         var tokens = (0, 0)
         if let llm = config.reports.llm {
             let started = Date()
-            do {
+            do throws(LLMError) {
                 let completion = try ChatCompletionsClient(settings: llm).complete(parts.writing.messages(facts))
+                tokens = (completion.promptTokens, completion.completionTokens)
+                if let problem = ReportWriting.problem(with: completion.text, for: facts) {
+                    throw LLMError(.unusable, status: 200, problem, received: completion.text)
+                }
                 text = Self.clean(completion.text)
                 origin = .llm
                 model = completion.model
-                tokens = (completion.promptTokens, completion.completionTokens)
                 log.info("report_drafted", ["analysis": .token(.init(record.id)), "source": .word("llm"),
                                             "seconds": .double(Date().timeIntervalSince(started)),
                                             "prompt_tokens": .int(tokens.0), "completion_tokens": .int(tokens.1)])
             } catch {
                 log.warning("llm_failed", ["analysis": .token(.init(record.id)), "kind": .token(.init(error.kind.rawValue)),
                                            "status": .int(error.status), "attempt": .int(job.attempts)])
-                if error.isRetryable, job.attempts < config.reports.maxAttempts {
-                    let backoff = min(pow(2, Double(job.attempts)), 60)
-                    try parts.queue.retry(job, at: Date().addingTimeInterval(error.retryAfter ?? backoff), error: error.description)
+                if let received = error.received { logReceived(received, record.id, error.kind) }
+                let wait = error.retryAfter ?? min(pow(2, Double(job.attempts)), 60)
+                if error.isRetryable, job.attempts < config.reports.maxAttempts, wait <= config.reports.maxRetryWait {
+                    try parts.queue.retry(job, at: Date().addingTimeInterval(wait), error: error.description)
                     return
                 }
                 try parts.queue.countFailedAttempt()
                 text = parts.writing.fallback(facts)
-                reason = "the LLM failed (\(error.kind.rawValue)\(error.status > 0 ? ", HTTP \(error.status)" : ""))"
+                reason = Self.reason(error, wait: wait, maxRetryWait: config.reports.maxRetryWait,
+                                     attemptsLeft: error.isRetryable && job.attempts < config.reports.maxAttempts)
             }
         } else {
             text = parts.writing.fallback(facts)
@@ -116,14 +129,49 @@ final class ReportDraftWork: BackgroundWork {
                                                action: "report.draft", recordId: record.id, address: "local", outcome: "success"))
     }
 
-    /// Appends the draft; a version 1 stored already was written by an earlier run of this job whose
-    /// process died before finishing it, and counts as written.
+    /// Appends the draft (built as version 1). When that number is taken, the versions decide: a draft
+    /// of the LLM or the template among them was written by an earlier run of this job whose process died
+    /// before finishing it, and counts as written; a clinician's versions alone were written while the
+    /// draft was pending, and the draft follows them as the newest version, a late draft that never
+    /// replaces their text (`ReportVersions.current`). A report that takes no version although none was
+    /// added since the last look (closed: its analysis is being deleted) counts as done too.
     static func appendOnce(_ version: ReportVersion, to reports: ReportStore) throws(StoreError) {
-        do {
-            try reports.append(version)
-        } catch {
-            if error.kind != .conflict { throw error }
+        var version = version
+        var seen = -1
+        while true {
+            do {
+                try reports.append(version)
+                return
+            } catch {
+                if error.kind != .conflict { throw error }
+            }
+            let stored = try reports.versions(analysisId: version.analysisId, organizationId: version.organizationId)
+            if stored.count == seen || stored.contains(where: { $0.origin != .clinician }) { return }
+            seen = stored.count
+            version.number = (stored.last?.number ?? 0) + 1
         }
+    }
+
+    /// Why the template wrote the draft after the LLM failed: the error's kind and status, what was wrong
+    /// with a reply that came, or the wait the LLM asked for when it was longer than allowed.
+    static func reason(_ error: LLMError, wait: Double, maxRetryWait: Double, attemptsLeft: Bool) -> String {
+        switch error.kind {
+        case .truncated, .filtered, .unusable:
+            return "the LLM's reply was not used (\(error.kind.rawValue)): \(error.message)"
+        default:
+            let failed = "the LLM failed (\(error.kind.rawValue)\(error.status > 0 ? ", HTTP \(error.status)" : ""))"
+            guard attemptsLeft, wait > maxRetryWait else { return failed }
+            return "\(failed) and asked to wait \(Int(wait.rounded())) s, longer than llm.max_retry_wait_seconds (\(Int(maxRetryWait)) s)"
+        }
+    }
+
+    /// Logs the start and the end of a reply that was not used, for the operator: log fields keep only
+    /// letters, digits and a few marks, so every other character shows as "?".
+    private func logReceived(_ received: String, _ analysisId: String, _ kind: LLMError.Kind) {
+        log.warning("llm_reply_not_used", ["analysis": .token(.init(analysisId)), "kind": .token(.init(kind.rawValue)),
+                                           "characters": .int(received.count),
+                                           "start": .token(.init(String(received.prefix(100)))),
+                                           "end": .token(.init(String(received.suffix(100))))])
     }
 
     /// The LLM's text as a report may hold it: the same characters a clinician may type (no controls,

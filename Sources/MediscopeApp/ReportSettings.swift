@@ -10,6 +10,11 @@ public struct ReportSettings: Sendable {
     public var workers: Int
     /// Attempts at the LLM per report before the template is used (`llm.max_attempts`, 1...10).
     public var maxAttempts: Int
+    /// The longest wait before another attempt, seconds (`llm.max_retry_wait_seconds`, 0...3600, default
+    /// 120): an LLM that asks for more with `Retry-After` (a daily quota used up: `Retry-After: 3600`) gets
+    /// no more attempts for this report, whose draft the template writes at once, rather than leaving the
+    /// report pending for an hour per attempt.
+    public var maxRetryWait: Double = 120
     /// Jobs of one organisation running at once, over all job processes (`reports.max_running_per_organization`).
     public var maxRunningPerOrganization: Int
     /// Least time between two job starts of one organisation, seconds (`reports.min_seconds_between_starts`):
@@ -44,10 +49,12 @@ public struct ReportSettings: Sendable {
         }
         let settings = ReportSettings(
             llm: llm, workers: int("reports.workers", 1), maxAttempts: int("llm.max.attempts", 3),
+            maxRetryWait: double("llm.max.retry.wait.seconds", 120),
             maxRunningPerOrganization: int("reports.max.running.per.organization", 2),
             minSecondsBetweenStarts: double("reports.min.seconds.between.starts", 0))
         guard (1...8).contains(settings.workers) else { throw ServerError("reports.workers must be 1...8") }
         guard (1...10).contains(settings.maxAttempts) else { throw ServerError("llm.max_attempts must be 1...10") }
+        guard (0...3600).contains(settings.maxRetryWait) else { throw ServerError("llm.max_retry_wait_seconds must be 0...3600") }
         guard settings.maxRunningPerOrganization >= 1, settings.minSecondsBetweenStarts >= 0 else {
             throw ServerError("reports.max_running_per_organization must be at least 1, reports.min_seconds_between_starts at least 0")
         }

@@ -3,6 +3,7 @@ import MediscopeAuth
 import MediscopeEncoding
 import MediscopeJobs
 import MediscopeLLM
+import MediscopeReport
 import MediscopeServer
 import MediscopeStore
 
@@ -11,8 +12,9 @@ extension TextRule {
     static let report = TextRule(kind: .lines, maxCharacters: 20_000, maxScalars: 40_000, maxBytes: 80_000)
 }
 
-/// The report of an analysis as the API shows it: its state, the newest text and where it came from,
-/// and every version (drafts, edits, signatures, amendments), oldest first.
+/// The report of an analysis as the API shows it: its state, the report's text and where it came from,
+/// and every version (drafts, edits, signatures, amendments), oldest first. The report is the newest
+/// version but a late draft (`ReportVersions.current`).
 struct ReportBody: Encodable {
     struct Source: Encodable {
         /// `llm`, `template` or `clinician`.
@@ -27,13 +29,17 @@ struct ReportBody: Encodable {
         var source: Source
         var author: String?
         var createdAt: Date
+        /// true for a late draft: the LLM's or the template's, written after a clinician's text (they
+        /// wrote while it was pending). Listed, never the report.
+        var late: Bool?
     }
     /// `pending` (being drafted), `draft` (may be edited and signed), `signed`, or `unavailable` (its
     /// store cannot be read now, e.g. Firestore is down; ask again later).
     var status: String
     var text: String?
     var source: Source?
-    /// The newest version's number: send it back as `baseVersion` with an edit, a signature or an amendment.
+    /// The newest version's number (a late draft's too): send it back as `baseVersion` with an edit, a
+    /// signature or an amendment (absent while there is none: send 0).
     var version: Int?
     var signedBy: String?
     var signedAt: Date?
@@ -48,25 +54,28 @@ struct ReportBody: Encodable {
     init(_ stored: [ReportVersion]) {
         versions = stored.map {
             Version(number: $0.number, status: $0.status.rawValue, text: $0.text,
-                    source: Source(kind: $0.origin.rawValue, model: $0.model, reason: $0.reason), author: $0.authorName, createdAt: $0.createdAt)
+                    source: Source(kind: $0.origin.rawValue, model: $0.model, reason: $0.reason), author: $0.authorName, createdAt: $0.createdAt,
+                    late: ReportVersions.isLateDraft($0, in: stored) ? true : nil)
         }
-        guard let newest = stored.last else {
+        guard let newest = stored.last, let current = ReportVersions.current(stored) else {
             status = "pending"
             return
         }
-        status = newest.status.rawValue
-        text = newest.text
-        source = versions.last?.source
+        status = current.status.rawValue
+        text = current.text
+        source = Source(kind: current.origin.rawValue, model: current.model, reason: current.reason)
         version = newest.number
-        if newest.status == .signed {
-            signedBy = newest.authorName
-            signedAt = newest.createdAt
+        if current.status == .signed {
+            signedBy = current.authorName
+            signedAt = current.createdAt
         }
     }
 }
 
 /// The clinician's side of the report: edit the draft, sign it, amend what was signed. Each is a new
 /// version; `baseVersion` must be the newest one the clinician saw, else 409 (someone else changed it).
+/// While the draft is pending (no version yet) a clinician may write or sign their own text with
+/// `baseVersion` 0; the draft that arrives later is kept as a late draft and never replaces it.
 enum ReportAPI {
     static let kind = "report.draft"
     static let pattern = "/api/analyses/{id}/report"
@@ -99,7 +108,8 @@ enum ReportAPI {
         var baseVersion: Int
     }
 
-    /// Appends version `baseVersion + 1` with the clinician's text; the newest version must be `expecting`.
+    /// Appends version `baseVersion + 1` with the clinician's text; the report (`ReportVersions.current`)
+    /// must be `expecting`, or pending (no version yet: a clinician need not wait for the draft to edit or sign).
     static func change(_ s: Services, _ req: HTTPRequest, _ id: String, _ user: User, expecting: ReportVersion.Status,
                        makes status: ReportVersion.Status) throws(Problem) -> HTTPResponse {
         let record = try API.record(s, user, id)
@@ -110,19 +120,18 @@ enum ReportAPI {
         let reports = try s.reportStore()
         let versions: [ReportVersion]
         do { versions = try reports.versions(analysisId: record.id, organizationId: record.organizationId) } catch { throw s.problem(error) }
-        guard let newest = versions.last else {
-            throw Problem(status: 409, detail: "the report is still being drafted; try again in a moment")
+        let newest = versions.last?.number ?? 0
+        guard newest == body.baseVersion else {
+            throw Problem(status: 409, detail: "the report changed meanwhile (version \(newest)); reload it and apply your change again")
         }
-        guard newest.number == body.baseVersion else {
-            throw Problem(status: 409, detail: "the report changed meanwhile (version \(newest.number)); reload it and apply your change again")
-        }
-        guard newest.status == expecting else {
+        // Nothing yet (the draft is pending): a clinician's own text may be the first version, a draft or signed.
+        guard (ReportVersions.current(versions)?.status ?? .draft) == expecting else {
             throw Problem(status: 409, detail: expecting == .draft
                 ? "the report is signed: it cannot be edited or signed again; amend it instead"
                 : "the report is not signed yet: edit or sign the draft instead")
         }
         let version = ReportVersion(
-            analysisId: record.id, organizationId: record.organizationId, number: newest.number + 1, status: status, text: text,
+            analysisId: record.id, organizationId: record.organizationId, number: newest + 1, status: status, text: text,
             origin: .clinician, authorId: user.id, authorName: user.displayName ?? user.username, createdAt: Date().roundedToMilliseconds)
         do { try reports.append(version) } catch { throw s.problem(error) }
         return .json(ReportBody(versions + [version]), headers: [("Cache-Control", "no-store")])

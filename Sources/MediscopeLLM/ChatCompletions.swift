@@ -42,6 +42,8 @@ public struct ChatCompletion: Sendable, Equatable {
     /// `usage.prompt_tokens`, `usage.completion_tokens` (0 when the server sends none).
     public var promptTokens: Int
     public var completionTokens: Int
+    /// `choices[0].finish_reason` (`stop` for a complete reply; nil when the server sends none).
+    public var finishReason: String? = nil
 }
 
 /// Why a chat completion failed; decides whether another attempt makes sense.
@@ -61,6 +63,14 @@ public struct LLMError: Error, Sendable, Equatable, CustomStringConvertible {
         case badResponse
         /// A reply larger than `LLMSettings.maxResponseBytes`.
         case tooLarge
+        /// A reply cut off before its end (`finish_reason` `length`: `max_tokens` reached): the same
+        /// request would be cut the same way.
+        case truncated
+        /// A reply the server's content filter withheld or cut (`finish_reason` `content_filter`).
+        case filtered
+        /// A complete reply that cannot be a draft of the facts it was given (a refusal, a reply that
+        /// names none of the results, one that ends mid-sentence); see `ReportWriting.problem(with:for:)`.
+        case unusable
     }
 
     public var kind: Kind
@@ -70,9 +80,12 @@ public struct LLMError: Error, Sendable, Equatable, CustomStringConvertible {
     public var retryAfter: Double?
     /// The error body's `error.message`/`type`/`code`, or the transport's words; holds no prompt text.
     public var message: String
+    /// For `truncated`, `filtered` and `unusable`: the text that came back, for the operator's log only
+    /// (it is never a report). It holds no identifier: the prompt it answers holds none.
+    public var received: String?
 
-    public init(_ kind: Kind, status: Int = 0, retryAfter: Double? = nil, _ message: String) {
-        self.kind = kind; self.status = status; self.retryAfter = retryAfter; self.message = message
+    public init(_ kind: Kind, status: Int = 0, retryAfter: Double? = nil, _ message: String, received: String? = nil) {
+        self.kind = kind; self.status = status; self.retryAfter = retryAfter; self.message = message; self.received = received
     }
 
     /// Worth another attempt (after `retryAfter` or a back-off): timeouts, lost connections, 429, 5xx.
@@ -117,10 +130,15 @@ public struct ChatCompletionsClient: Sendable {
         return try Self.completion(from: response.body, requestedModel: settings.model)
     }
 
-    /// Reads a 2xx body: `choices[0].message.content`, `model`, `usage`.
+    /// Reads a 2xx body: `choices[0].message.content`, `finish_reason`, `model`, `usage`. A reply that did
+    /// not finish (`length`: cut at `max_tokens`; `content_filter`) is an error that carries what came.
     static func completion(from body: [UInt8], requestedModel: String) throws(LLMError) -> ChatCompletion {
         struct Reply: Decodable {
-            struct Choice: Decodable { struct Message: Decodable { var content: String? }; var message: Message? }
+            struct Choice: Decodable {
+                struct Message: Decodable { var content: String? }
+                var message: Message?
+                var finish_reason: String?
+            }
             struct Usage: Decodable { var prompt_tokens: Int?; var completion_tokens: Int? }
             var model: String?; var choices: [Choice]?; var usage: Usage?
         }
@@ -128,11 +146,23 @@ public struct ChatCompletionsClient: Sendable {
         do { reply = try JSONDecoder().decode(Reply.self, from: Data(body)) } catch {
             throw LLMError(.badResponse, status: 200, "the reply is not a chat completion (malformed JSON)")
         }
-        guard let text = reply.choices?.first?.message?.content?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else {
+        let choice = reply.choices?.first
+        let text = choice?.message?.content?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        switch choice?.finish_reason {
+        case "length":
+            throw LLMError(.truncated, status: 200, "the reply was cut off at llm.max_tokens (finish_reason length)", received: text)
+        case "content_filter":
+            throw LLMError(.filtered, status: 200, "the server's content filter stopped the reply (finish_reason content_filter)",
+                           received: text)
+        default:
+            break
+        }
+        guard !text.isEmpty else {
             throw LLMError(.badResponse, status: 200, "the reply has no text (empty choices)")
         }
         return ChatCompletion(text: text, model: reply.model ?? requestedModel,
-                              promptTokens: reply.usage?.prompt_tokens ?? 0, completionTokens: reply.usage?.completion_tokens ?? 0)
+                              promptTokens: reply.usage?.prompt_tokens ?? 0, completionTokens: reply.usage?.completion_tokens ?? 0,
+                              finishReason: choice?.finish_reason)
     }
 
     /// A non-2xx answer as an error: `{"error": {"message", "type", "code"}}` when present.

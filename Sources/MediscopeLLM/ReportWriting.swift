@@ -52,6 +52,43 @@ public struct ReportWriting: Sendable {
     /// The report from the numbers alone.
     public func fallback(_ facts: ReportFacts) -> String { render(Self.fallbackTemplate, facts) }
 
+    /// Why `reply` (a complete chat completion) cannot be the draft of a report on `facts`, or nil when
+    /// it can. A reply is refused when it opens with a refusal ("I can't help with ..."), names none of
+    /// the results it was given (no model's title and no predicted label), or stops mid-sentence (cut off
+    /// by a server that did not say so). The words are compared without case, accents, `_` or `-`, so
+    /// "Glioma" finds "glioma" and "no_tumor" finds "No tumor". A refused reply never becomes a draft: the
+    /// template writes it, and the reason is kept with it.
+    public static func problem(with reply: String, for facts: ReportFacts) -> String? {
+        let text = comparable(reply)
+        if refusalOpenings.contains(where: { text.hasPrefix($0) }) {
+            return "the reply reads as a refusal"
+        }
+        if facts.hasFindings {
+            let names = facts.findings.flatMap { [$0.title, $0.prediction] }.map(comparable).filter { !$0.isEmpty }
+            if !names.contains(where: { text.contains($0) }) {
+                return "the reply names none of the results it was given (no model title or predicted label)"
+            }
+        }
+        guard let last = reply.trimmingCharacters(in: .whitespacesAndNewlines).last, sentenceEnds.contains(last) else {
+            return "the reply ends mid-sentence"
+        }
+        return nil
+    }
+
+    /// How a refusal opens (compared after `comparable`).
+    static let refusalOpenings = ["i can't", "i cannot", "i can not", "i'm sorry", "i am sorry", "sorry,", "i'm unable", "i am unable",
+                                  "i'm not able", "i am not able", "i won't", "i will not", "as an ai"]
+    /// What the last character of a complete reply may be.
+    static let sentenceEnds: Set<Character> = [".", "!", "?", "\u{2026}", ")", "]", "\"", "'", "\u{201D}", "\u{2019}", "\u{00BB}"]
+
+    /// Lowercased, without accents, `_` and `-` as spaces, runs of white space as one, curly apostrophes straight.
+    static func comparable(_ text: String) -> String {
+        let folded = text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: Locale(identifier: "en_US_POSIX"))
+            .replacingOccurrences(of: "\u{2019}", with: "'")
+            .replacingOccurrences(of: "_", with: " ").replacingOccurrences(of: "-", with: " ")
+        return folded.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    }
+
     private func render(_ template: String, _ facts: ReportFacts) -> String {
         (library.render(facts, withTemplate: template) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -50,13 +50,13 @@ public struct ReportTemplates: Sendable {
 
     /// The report page (HTML) for one analysis; its images are fetched from `links`. `modelNotes` are
     /// printed in the footer, one line each (e.g. an int8 model's fidelity to fp32). `versions` are the
-    /// report's versions, oldest first: the newest is printed, signed (with the signer) or marked as an
-    /// unsigned draft.
+    /// report's versions, oldest first: the report (`ReportVersions.current`: the newest but a late
+    /// draft) is printed, signed (with the signer) or marked as an unsigned draft.
     public func render(_ record: AnalysisRecord, institution: String, printedAt: Date = Date(), links: some AnalysisLinks,
                        modelNotes: [String] = [], versions: [ReportVersion] = []) -> String {
         var page = ReportPage(record, institution: institution, printedAt: printedAt, links: links)
         page.modelNotes = modelNotes
-        page.show(versions.last, amended: versions.filter { $0.status == .signed }.count > 1)
+        page.show(ReportVersions.current(versions), amended: versions.filter { $0.status == .signed }.count > 1)
         return library.render(page, withTemplate: Self.main) ?? ""
     }
 

@@ -9,9 +9,11 @@ import Testing
     static let patient = ["patient_id": "PID-QZ-48151623", "patient_name": "Hortensia Vexlander", "note": "allergic to quinzole, ward 7B",
                           "age": "93", "sex": "female", "modality": "MRI", "body_part": "brain"]
 
-    static func reply(_ text: String, model: String = "llama-3.1-8b-instant") -> ScriptedHTTPServer.Response {
+    /// A chat completion of `text`; `finish` is its `finish_reason` (none when nil, as some servers send).
+    static func reply(_ text: String, model: String = "llama-3.1-8b-instant", finish: String? = nil) -> ScriptedHTTPServer.Response {
         let escaped = String(decoding: try! JSONEncoder().encode(text), as: UTF8.self)
-        return .json(200, #"{"id":"c1","object":"chat.completion","model":"\#(model)","choices":[{"index":0,"message":{"role":"assistant","content":\#(escaped)}}],"usage":{"prompt_tokens":111,"completion_tokens":22}}"#)
+        let reason = finish.map { #","finish_reason":"\#($0)""# } ?? ""
+        return .json(200, #"{"id":"c1","object":"chat.completion","model":"\#(model)","choices":[{"index":0,"message":{"role":"assistant","content":\#(escaped)}\#(reason)}],"usage":{"prompt_tokens":111,"completion_tokens":22}}"#)
     }
 
     func stack(llm: ScriptedHTTPServer?, _ extra: [String: String] = [:]) throws -> Stack {
@@ -43,7 +45,7 @@ import Testing
     }
 
     @Test func anLLMDraftIsEditedSignedAndAmendedAndNothingIdentifyingIsSent() async throws {
-        let text = "<script>alert('x')</script> **The tumour model** suggests a glioma.\n\nThe heatmap shows the regions that drove it."
+        let text = "<script>alert('x')</script> **The Tumour type model** suggests a glioma.\n\nThe heatmap shows the regions that drove it."
         let llm = try ScriptedHTTPServer { _, _ in Self.reply(text) }
         defer { llm.stop() }
         let stack = try stack(llm: llm)
@@ -144,7 +146,7 @@ import Testing
             case 0: .json(500, #"{"error":{"message":"oops","type":"server_error"}}"#)
             case 1: ScriptedHTTPServer.Response(status: 429, headers: [("Content-Type", "application/json"), ("Retry-After", "2")],
                                                 body: Array(#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#.utf8))
-            case 2: Self.reply("Third time lucky.")
+            case 2: Self.reply("Third time lucky: the Tumour type model's result is shown.")
             default: .json(503, #"{"error":{"message":"down"}}"#)
             }
         }
@@ -153,7 +155,8 @@ import Testing
         defer { stack.stop() }
         let first = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
         let draft = try await waitForDraft(stack, first)
-        #expect(draft["text"] as? String == "Third time lucky." && (draft["source"] as? [String: Any])?["kind"] as? String == "llm")
+        #expect(draft["text"] as? String == "Third time lucky: the Tumour type model's result is shown."
+                && (draft["source"] as? [String: Any])?["kind"] as? String == "llm")
         #expect(llm.requests.count == 3)
 
         // From now on the server fails: after 3 attempts the template, with the reason.
@@ -195,7 +198,7 @@ import Testing
         // machine's uploads outlast the hold, and the second draft's request then arrived.
         let llm = try ScriptedHTTPServer { _, _ in
             _ = release.wait(timeout: .now() + 60)
-            return Self.reply("Late but fine.")
+            return Self.reply("Late but fine: the Tumour type model answered.")
         }
         defer { llm.stop() }
         let stack = try stack(llm: llm, ["LLM_TIMEOUT_SECONDS": "90"])
@@ -214,7 +217,7 @@ import Testing
         #expect((status["reportJobs"] as? [String: Any])?["running"] as? Int == 1)
         #expect(llm.requests.count == 1, "the LLM was still busy with the first draft: it ran outside the uploads")
         release.signal()
-        #expect(try await waitForDraft(stack, first)["text"] as? String == "Late but fine.")
+        #expect(try await waitForDraft(stack, first)["text"] as? String == "Late but fine: the Tumour type model answered.")
         for _ in 0..<3 { release.signal() }
     }
 
@@ -237,12 +240,12 @@ import Testing
         hang.stop()
 
         // Same state folder, an LLM that answers, on the same address.
-        let llm = try ScriptedHTTPServer(port: hang.port) { _, _ in Self.reply("Written after the restart.") }
+        let llm = try ScriptedHTTPServer(port: hang.port) { _, _ in Self.reply("Written after the restart: the Tumour type model answered.") }
         defer { llm.stop() }
         try stack.startServer()
         for id in ids {
             let draft = try await waitForDraft(stack, id, timeout: 90)
-            #expect(draft["text"] as? String == "Written after the restart.")
+            #expect(draft["text"] as? String == "Written after the restart: the Tumour type model answered.")
             #expect((draft["versions"] as? [[String: Any]])?.count == 1, "one draft per analysis")
         }
         // The last job is finished just after its draft is stored.
@@ -252,5 +255,105 @@ import Testing
             return jobs["queued"] as? Int == 0 && jobs["running"] as? Int == 0
         }
         #expect(settled, "\(jobs)")
+    }
+
+    // MARK: Issue 21
+
+    /// A reply cut at max_tokens, a refusal and a filtered reply each became the draft. Now each is a failed
+    /// attempt that is not retried (the same prompt would fail the same way): the template writes the draft
+    /// with the reason, the reply is not stored anywhere in the report, and the log keeps what came.
+    @Test func cutRefusedAndFilteredRepliesAreNotDraftsTheTemplateIsAndTheLogKeepsThem() async throws {
+        let replies: [ScriptedHTTPServer.Response] = [
+            Self.reply("The Tumour type model predicted Glioma with a confidence of 9", finish: "length"),
+            Self.reply("I can't help with medical image interpretation. Please ask a radiologist.", finish: "stop"),
+            Self.reply("The Tumour type model", finish: "content_filter"),
+            Self.reply("The Tumour type model predicted Glioma with a confidence of 9"),   // cut, and the server did not say so
+        ]
+        let llm = try ScriptedHTTPServer { _, i in replies[min(i, replies.count - 1)] }
+        defer { llm.stop() }
+        let stack = try stack(llm: llm, ["LLM_MAX_ATTEMPTS": "3"])
+        defer { stack.stop() }
+        for (i, words) in ["truncated", "refusal", "filtered", "mid-sentence"].enumerated() {
+            let id = try #require(try await stack.upload(image: try Scans.jpeg, fields: Self.patient).json?["id"] as? String)
+            let draft = try await waitForDraft(stack, id)
+            let source = try #require(draft["source"] as? [String: Any])
+            #expect(source["kind"] as? String == "template" && (source["reason"] as? String)?.contains(words) == true, "\(source)")
+            #expect((draft["text"] as? String)?.contains("not a diagnosis") == true)
+            #expect(!(draft["text"] as? String ?? "").contains("confidence of 9") && !(draft["text"] as? String ?? "").contains("help with medical"))
+            #expect(llm.requests.count == i + 1, "one request per report: not retried")
+        }
+        // What came back is in the reports process's log for the operator (log fields keep letters, digits, spaces).
+        var log = ""
+        let logged = try await eventually(timeout: 20, every: .milliseconds(200)) {
+            log = (try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? ""
+            return log.components(separatedBy: "llm_reply_not_used").count - 1 >= 4
+        }
+        #expect(logged && log.contains("with a confidence of 9") && log.contains("I can?t help with medical"), "\(log.suffix(2000))")
+    }
+
+    /// `Retry-After: 3600` kept the report pending an hour per attempt. A wait longer than
+    /// llm.max_retry_wait_seconds (default 120) is not waited for: the template writes the draft at once.
+    @Test func aRetryAfterOfAnHourIsNotWaitedFor() async throws {
+        let llm = try ScriptedHTTPServer { _, _ in
+            ScriptedHTTPServer.Response(status: 429, headers: [("Content-Type", "application/json"), ("Retry-After", "3600")],
+                                        body: Array(#"{"error":{"message":"daily limit","type":"tokens","code":"rate_limit_exceeded"}}"#.utf8))
+        }
+        defer { llm.stop() }
+        let stack = try stack(llm: llm, ["LLM_MAX_ATTEMPTS": "3"])
+        defer { stack.stop() }
+        let id = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
+        let draft = try await waitForDraft(stack, id, timeout: 90)
+        let source = try #require(draft["source"] as? [String: Any])
+        let reason = source["reason"] as? String ?? ""
+        #expect(source["kind"] as? String == "template" && reason.contains("HTTP 429") && reason.contains("asked to wait 3600 s")
+                && reason.contains("llm.max_retry_wait_seconds (120 s)"), "\(reason)")
+        #expect(llm.requests.count == 1)
+    }
+
+    /// The clinician's own text was refused (409) while the draft was pending. Now they write and sign it;
+    /// the draft that arrives later is kept as a late draft and never replaces their text, in the API and
+    /// on the printed report.
+    @Test func aClinicianWritesAndSignsWhileTheDraftIsPendingAndTheLateDraftNeverReplacesIt() async throws {
+        let release = DispatchSemaphore(value: 0)
+        let llm = try ScriptedHTTPServer { _, _ in
+            _ = release.wait(timeout: .now() + 60)   // held until released; 60 s at most so a failing test cannot hang
+            return Self.reply("The Tumour type model's late draft.")
+        }
+        defer { llm.stop() }
+        let stack = try stack(llm: llm, ["LLM_TIMEOUT_SECONDS": "90"])
+        defer { stack.stop() }
+        let id = try #require(try await stack.upload(image: try Scans.jpeg, fields: Self.patient).json?["id"] as? String)
+        #expect(try await eventually(timeout: 60) { !llm.requests.isEmpty }, "the LLM holds the draft's request")
+        let path = "/api/analyses/\(id)/report"
+        #expect(try await stack.request("GET", path).json?["status"] as? String == "pending")
+
+        #expect(try await send(stack, "PUT", path, text: "Stale base.", base: 1).status == 409, "no version 1 yet: base 0")
+        let written = try await send(stack, "PUT", path, text: "Written while pending.", base: 0)
+        #expect(written.status == 200 && written.json?["version"] as? Int == 1 && written.json?["status"] as? String == "draft",
+                "\(String(decoding: written.body, as: UTF8.self))")
+        #expect((written.json?["source"] as? [String: Any])?["kind"] as? String == "clinician")
+        let signed = try await send(stack, "POST", path + "/sign", text: "Written while pending, signed.", base: 1)
+        #expect(signed.status == 200 && signed.json?["status"] as? String == "signed" && signed.json?["version"] as? Int == 2)
+
+        release.signal()
+        var report: [String: Any] = [:]
+        let arrived = try await eventually(timeout: 60, every: .milliseconds(200)) {
+            report = try #require(try await stack.request("GET", path).json)
+            return (report["versions"] as? [[String: Any]])?.count == 3
+        }
+        #expect(arrived, "the late draft is kept as version 3: \(report)")
+        let versions = report["versions"] as? [[String: Any]] ?? []
+        #expect(versions.last?["text"] as? String == "The Tumour type model's late draft." && versions.last?["late"] as? Bool == true
+                && (versions.last?["source"] as? [String: Any])?["kind"] as? String == "llm")
+        #expect(versions.dropLast().allSatisfy { $0["late"] == nil })
+        #expect(report["status"] as? String == "signed" && report["text"] as? String == "Written while pending, signed."
+                && report["signedBy"] as? String == "clinician" && report["version"] as? Int == 3, "\(report)")
+        #expect((report["source"] as? [String: Any])?["kind"] as? String == "clinician")
+        // Still signed: an edit is refused, an amendment (on the newest version number) is not.
+        #expect(try await send(stack, "PUT", path, text: "An edit.", base: 3).status == 409)
+        #expect(try await send(stack, "POST", path + "/amend", text: "Amended after the late draft.", base: 3).json?["version"] as? Int == 4)
+        let printed = String(decoding: try await stack.request("GET", "/analyses/\(id)/report").body, as: UTF8.self)
+        #expect(printed.contains("Amended after the late draft.") && !printed.contains("s late draft") && printed.contains("Signed by"))
+        #expect(llm.requests.count == 1)
     }
 }

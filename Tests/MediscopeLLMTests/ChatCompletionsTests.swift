@@ -91,6 +91,27 @@ import Testing
         #expect { try client(server).complete(chat) } throws: { ($0 as? LLMError)?.kind == .badResponse }
     }
 
+    /// Issue 21: a reply cut at max_tokens ("...confidence of 9") or stopped by a content filter is never a
+    /// completion: an error that says why, not worth another attempt, carrying what came for the log.
+    @Test(arguments: [("length", LLMError.Kind.truncated), ("content_filter", LLMError.Kind.filtered)])
+    func unfinishedRepliesAreErrorsThatCarryWhatCame(_ reason: String, _ kind: LLMError.Kind) throws {
+        let partial = "The Tumour type model predicted Glioma with a confidence of 9"
+        let body = Self.reply(partial).replacingOccurrences(of: #""finish_reason":"stop""#, with: #""finish_reason":"\#(reason)""#)
+        #expect(body.contains(reason))
+        let server = try ScriptedHTTPServer { _, _ in .json(200, body) }
+        defer { server.stop() }
+        #expect { try client(server).complete(chat) } throws: { error in
+            guard let e = error as? LLMError else { return false }
+            return e.kind == kind && !e.isRetryable && e.received == partial && e.message.contains(reason)
+        }
+    }
+
+    @Test func aFinishedReplyKeepsItsFinishReason() throws {
+        let server = try ScriptedHTTPServer { _, _ in .json(200, Self.reply("Done.")) }
+        defer { server.stop() }
+        #expect(try client(server).complete(chat).finishReason == "stop")
+    }
+
     @Test func aFiveMegabyteReplyIsRefusedUnread() throws {
         let huge = Self.reply(String(repeating: "x", count: 5 << 20))
         let server = try ScriptedHTTPServer { _, _ in .json(200, huge) }

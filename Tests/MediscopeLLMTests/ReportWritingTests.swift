@@ -59,6 +59,40 @@ import Testing
         #expect(text.contains("not a diagnosis"))
     }
 
+    /// Issue 21: a reply that is not a report of the facts it was given never becomes a draft.
+    @Test(arguments: [
+        ("I can't help with medical image interpretation. Please consult a radiologist.", "refusal"),
+        ("I\u{2019}m sorry, but I cannot provide that.", "refusal"),
+        ("Here is a short summary of the weather for the week ahead.", "names none of the results"),
+        ("The Brain tumour model predicted Glioma with a confidence of 9", "mid-sentence"),
+    ])
+    func repliesThatAreNoReportAreRefused(_ reply: String, _ words: String) {
+        let problem = ReportWriting.problem(with: reply, for: ReportFacts(Self.record()))
+        #expect(problem?.contains(words) == true, "\(String(describing: problem))")
+    }
+
+    @Test(arguments: [
+        "The brain tumour model predicts glioma (71%). The heatmap shows what drove it; a clinician must review the images.",
+        "Automated analysis: GLIOMA was the most likely label.",
+        "The brain-tumour model found \"No tumour\" unlikely (29%), and the heatmap is not an outline of disease.",
+        "Brain Tumour: the results are shown above (decision support only)",
+    ])
+    func repliesThatReportTheFactsAreKept(_ reply: String) {
+        #expect(ReportWriting.problem(with: reply, for: ReportFacts(Self.record())) == nil)
+    }
+
+    @Test func labelsAreFoundWithoutCaseAccentsOrUnderscores() {
+        var record = Self.record()
+        record.results[0].probabilities = [StoredProbability(label: "no_tumor", probability: 0.8),
+                                           StoredProbability(label: "méningiome", probability: 0.2)]
+        record.results[0].prediction = "no_tumor"
+        record.results[0].title = "Présence"
+        let facts = ReportFacts(record)
+        #expect(ReportWriting.problem(with: "The model saw no tumor.", for: facts) == nil)
+        #expect(ReportWriting.problem(with: "The presence model answered.", for: facts) == nil)
+        #expect(ReportWriting.problem(with: "Nothing relevant.", for: facts) != nil)
+    }
+
     @Test func missingTemplatesAreAClearError() {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("no-templates-\(UUID().uuidString)")
         #expect { try ReportWriting(directory: empty) } throws: { ($0 as? ReportWritingError)?.message.contains("report-prompt.mustache") == true }

@@ -33,10 +33,13 @@ export function reportCard(ctx, a) {
   const editor = h("form#report-editor.report-editor", { hidden: true, novalidate: true, "aria-label": "Edit the draft report" },
     editorField, h("div.report-actions", {}, save, cancel));
 
+  // While the draft is pending a clinician need not wait: their own text becomes version 1, and a draft
+  // that arrives after it is kept in the history as a late draft, never replacing it.
+  const writeButton = h("button#report-write.button-secondary", { type: "button", text: "Write it yourself" });
   const editButton = h("button#report-edit.button-secondary", { type: "button", text: "Edit draft" });
   const signButton = h("button#report-sign.button-primary", { type: "button", text: "Sign report…" });
   const amendButton = h("button#report-amend.button-secondary", { type: "button", text: "Amend…" });
-  const actions = h("div#report-actions.report-actions", {}, editButton, signButton, amendButton);
+  const actions = h("div#report-actions.report-actions", {}, writeButton, editButton, signButton, amendButton);
 
   const dialogTitle = h("h2#report-sign-title");
   const dialogText = h("p#report-sign-text");
@@ -63,7 +66,7 @@ export function reportCard(ctx, a) {
   const say = (text) => { live.textContent = ""; requestAnimationFrame(() => { live.textContent = text; }); };
   const busy = (on) => {
     section.setAttribute("aria-busy", String(on));
-    for (const b of [save, confirm, editButton, signButton, amendButton]) b.disabled = on;
+    for (const b of [save, confirm, writeButton, editButton, signButton, amendButton]) b.disabled = on;
   };
 
   function render() {
@@ -81,9 +84,10 @@ export function reportCard(ctx, a) {
     replace(body, status === "pending"
       ? h("p#report-pending.report-pending", { text: "Drafting the report…" })
       : h("div#report-text.report-text", {}, paragraphs(report.text)));
+    writeButton.hidden = status !== "pending";
     editButton.hidden = signButton.hidden = status !== "draft";
     amendButton.hidden = status !== "signed";
-    actions.hidden = status === "pending" || mode !== null;
+    actions.hidden = mode !== null;
     editor.hidden = mode === null;
     if (mode) {
       editor.setAttribute("aria-label", mode === "amend" ? "Amend the signed report" : "Edit the draft report");
@@ -111,7 +115,8 @@ export function reportCard(ctx, a) {
         if (fresh.report && fresh.report.status !== "pending") {
           report = fresh.report;
           render();
-          say("The draft report is ready.");
+          // Text being written stays in the editor; saving it makes it the newest version.
+          say(mode ? "The draft report is ready; your text is still in the editor." : "The draft report is ready.");
           return;
         }
       } catch (err) {
@@ -147,7 +152,7 @@ export function reportCard(ctx, a) {
     textarea.setSelectionRange(textarea.value.length, textarea.value.length);
   }
   function closeEditor() {
-    const opener = mode === "amend" ? amendButton : editButton;
+    const opener = mode === "amend" ? amendButton : report.status === "pending" ? writeButton : editButton;
     mode = null;
     render();
     opener.focus();
@@ -178,7 +183,8 @@ export function reportCard(ctx, a) {
     error.textContent = "";
     busy(true);
     try {
-      const fresh = await request(method, path, { text, baseVersion: report.version });
+      // No version yet (pending): 0.
+      const fresh = await request(method, path, { text, baseVersion: report.version ?? 0 });
       if (!alive()) return;
       report = fresh;
       mode = null;
@@ -206,6 +212,7 @@ export function reportCard(ctx, a) {
     }
   }
 
+  writeButton.addEventListener("click", () => openEditor("edit"));
   editButton.addEventListener("click", () => openEditor("edit"));
   amendButton.addEventListener("click", () => openEditor("amend"));
   signButton.addEventListener("click", () => { error.textContent = ""; openSign("sign", report.text ?? ""); });
@@ -266,9 +273,10 @@ function author(v) {
 }
 
 function sourceText(r) {
-  const newest = r.versions[r.versions.length - 1];
+  // The report's version: the newest one that is not a late draft (see versionRow).
+  const shown = r.versions.filter((v) => !v.late).pop();
   const first = r.versions[0];
-  const parts = [origin(r.source, newest?.author)];
+  const parts = [origin(r.source, shown?.author)];
   if (r.source?.kind === "clinician" && first && first.source?.kind !== "clinician") {
     parts.push(first.source.kind === "llm"
       ? [" · first drafted by ", first.source.model ? userText(first.source.model) : "a language model"]
@@ -279,7 +287,8 @@ function sourceText(r) {
 
 function versionRow(v, i, all) {
   const amendment = v.status === "signed" && all.slice(0, i).some((w) => w.status === "signed");
-  const status = v.status === "draft" ? "Draft" : amendment ? "Amendment (signed)" : "Signed";
+  // A late draft arrived after a clinician had written the report: kept for reading, never the report.
+  const status = v.late ? "Late draft (not used)" : v.status === "draft" ? "Draft" : amendment ? "Amendment (signed)" : "Signed";
   return h("tr", { dataset: { version: v.number, status: v.status } },
     h("td", { text: String(v.number) }),
     h("td", { text: status }),
