@@ -6,7 +6,15 @@ import MediscopeInference
 struct Analyze: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Analyse scans: probabilities, prediction and a Grad-CAM overlay per model result.",
-        discussion: "Exit status: 0 all analysed, 2 a bad input (the message names the file), 3 a model problem.")
+        discussion: """
+            Images are written as <name>.scan.jpg and <name>.<result>.gradcam.<format>, <name> being the file's \
+            name without its extension. Files of one run that would write the same names into one folder get \
+            their whole file names (1.2.3.4, 1.2.3.5), else their folders' names too (IM000001 from two series \
+            with one --out: seriesA-IM000001, seriesB-IM000001); when even that is ambiguous, nothing is \
+            analysed (exit 2).
+
+            Exit status: 0 all analysed, 2 a bad input (the message names the file), 3 a model problem.
+            """)
 
     @Argument(help: "JPEG, PNG or DICOM scans.")
     var images: [String]
@@ -23,7 +31,7 @@ struct Analyze: ParsableCommand {
     @Option(help: "Overlay image format: webp, png or jpeg.")
     var overlayFormat: String = "png"
 
-    @Option(help: "libtorch intra-op threads (default: all cores).")
+    @Option(help: "libtorch intra-op threads, at most the machine's cores (default: all cores).")
     var threads: Int?
 
     @Option(help: "Model manifest.")
@@ -44,7 +52,20 @@ struct Analyze: ParsableCommand {
     }
 
     func run() throws {
-        TorchThreads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        // More threads than cores only make libtorch slower; 100,000 of them never finished starting.
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        if let threads, threads > cores {
+            printError("mediscope: --threads \(threads) is more than this machine's \(cores) cores; using \(cores)")
+        }
+        TorchThreads.set(min(threads ?? cores, cores))
+        var names: [String: String] = [:]
+        if !noImages {
+            do { names = try Self.outputNames(images, out: out) } catch {
+                printError("mediscope: \(error.message)")
+                throw ExitStatus.badInput
+            }
+            for note in Self.renamingNotes(images, names) { printError("mediscope: \(note)") }
+        }
         let loadedManifest: ModelManifest
         do { loadedManifest = try ModelManifest.load(from: URL(fileURLWithPath: manifest)) } catch {
             printError("mediscope: \(error.message)")
@@ -66,7 +87,7 @@ struct Analyze: ParsableCommand {
                 }
                 let analysis = try pipeline.analyze(imageBytes: [UInt8](bytes), frame: frame.map { $0 - 1 })
                 report.analysis = analysis
-                report.files = try write(analysis, for: path)
+                report.files = try write(analysis, for: path, name: names[path] ?? Self.stem(path))
             } catch let error as AnalysisError {
                 switch error {
                 case .badImage(let e):
@@ -100,13 +121,11 @@ struct Analyze: ParsableCommand {
         }
     }
 
-    /// Writes `<stem>.scan.jpg` and `<stem>.<result>.<format>` into --out or next to the image.
-    private func write(_ analysis: Analysis, for path: String) throws -> [String] {
+    /// Writes `<name>.scan.jpg` and `<name>.<result>.gradcam.<format>` into --out or next to the image.
+    private func write(_ analysis: Analysis, for path: String, name stem: String) throws -> [String] {
         guard let scan = analysis.scan else { return [] }
-        let source = URL(fileURLWithPath: path)
-        let folder = out.map { URL(fileURLWithPath: $0) } ?? source.deletingLastPathComponent()
+        let folder = Self.folder(for: path, out: out)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let stem = source.deletingPathExtension().lastPathComponent
         var written: [String] = []
         func save(_ image: EncodedImage, _ name: String) throws {
             let url = folder.appendingPathComponent(name)
@@ -120,6 +139,67 @@ struct Analyze: ParsableCommand {
             }
         }
         return written
+    }
+}
+
+extension Analyze {
+    /// Why the inputs' images cannot be given names of their own.
+    struct NamingConflict: Error { let message: String }
+
+    /// The file's name without its extension: what its images are named after.
+    static func stem(_ path: String) -> String { URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent }
+
+    /// Where the images of `path` go: --out, or the image's own folder.
+    static func folder(for path: String, out: String?) -> URL {
+        (out.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: path).deletingLastPathComponent()).standardizedFileURL
+    }
+
+    /// The name each input's images get, by path: its stem; where other files of the run would write the
+    /// same names into the same folder (compared without case: a Mac's disk would not tell them apart), its
+    /// whole file name (1.2.3.4 and 1.2.3.5, IM1.dcm and IM1.png), then "<parent folder>-<stem>" (IM000001
+    /// of two series), then "<parent folder>-<file name>". Names still shared are a conflict, named before
+    /// anything runs. One file given twice (or through a link) is one file: it writes the same images.
+    static func outputNames(_ paths: [String], out: String?) throws(NamingConflict) -> [String: String] {
+        func identity(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+        func name(_ path: String, _ level: Int) -> String {
+            let url = URL(fileURLWithPath: identity(path))
+            let parent = url.deletingLastPathComponent().lastPathComponent
+            switch level {
+            case 0: return stem(path)
+            case 1: return URL(fileURLWithPath: path).lastPathComponent
+            case 2: return "\(parent)-\(stem(path))"
+            default: return "\(parent)-\(URL(fileURLWithPath: path).lastPathComponent)"
+            }
+        }
+        var levels = [String: Int](paths.map { ($0, 0) }, uniquingKeysWith: { a, _ in a })
+        while true {
+            var writers: [String: [String]] = [:]   // folder and name -> the paths that would write it
+            for path in levels.keys.sorted() {
+                writers[folder(for: path, out: out).path + "\u{0}" + name(path, levels[path]!).lowercased(), default: []].append(path)
+            }
+            let shared = writers.values.filter { Set($0.map(identity)).count > 1 }
+            if shared.isEmpty { break }
+            for group in shared {
+                guard group.allSatisfy({ levels[$0]! < 3 }) else {
+                    throw NamingConflict(message: "\(group.joined(separator: " and ")) would write the same images "
+                                         + "(\(name(group[0], levels[group[0]]!)).scan.jpg ...) into \(folder(for: group[0], out: out).path); "
+                                         + "nothing was analysed. Rename one, or analyse them with different --out folders")
+                }
+                for path in group { levels[path]! += 1 }
+            }
+        }
+        var names: [String: String] = [:]
+        for (path, level) in levels { names[path] = name(path, level) }
+        return names
+    }
+
+    /// One line per input whose images are not named after its stem, saying what they are named.
+    static func renamingNotes(_ paths: [String], _ names: [String: String]) -> [String] {
+        var seen = Set<String>()
+        return paths.compactMap { path in
+            guard let name = names[path], name != stem(path), seen.insert(path).inserted else { return nil }
+            return "the images of \(path) are named \(name).* (another file of this run has the name \(stem(path)))"
+        }
     }
 }
 

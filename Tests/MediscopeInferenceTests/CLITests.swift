@@ -152,4 +152,87 @@ import Testing
         let run = try runProcess(Repo.executable, ["analyze", "--manifest", dir.file("m.json", "[]").path, image.path])
         #expect(run.status == 3)
     }
+
+    // MARK: Issue 21
+
+    /// Runs `mediscope analyze` (tiny models) and waits for it until `deadline` seconds have passed; a run
+    /// still going then is killed and reported as such (status nil), so a hang fails the test instead of
+    /// holding it forever.
+    func analyzeWithin(_ deadline: Double, _ args: [String]) throws -> (status: Int32?, stdout: String, stderr: String) {
+        let out = dir.url.appendingPathComponent("run-\(UUID().uuidString).out"), err = dir.url.appendingPathComponent("run-\(UUID().uuidString).err")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        let process = Process()
+        process.executableURL = Repo.executable
+        process.arguments = ["analyze", "--manifest", Repo.tinyManifest.path] + args
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        let done = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in done.signal() }
+        try process.run()
+        var status: Int32? = nil
+        if done.wait(timeout: .now() + deadline) == .success {
+            status = process.terminationStatus
+        } else {
+            kill(process.processIdentifier, SIGKILL)
+            done.wait()
+        }
+        return (status, (try? String(contentsOf: out, encoding: .utf8)) ?? "", (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
+    /// Two files named IM000001 from two series with one --out wrote the same image names: the second's
+    /// images replaced the first's, and the first's result listed them. Each now keeps its own, named
+    /// after its folder, and the command says so.
+    @Test func twoFilesOfOneNameFromTwoSeriesKeepTheirOwnImages() throws {
+        for folder in ["seriesA", "seriesB"] {
+            try FileManager.default.createDirectory(at: dir.url.appendingPathComponent(folder), withIntermediateDirectories: true)
+        }
+        let a = dir.file("seriesA/IM000001", HostileDicom.monochrome16(HostileDicom.pattern(width: 64, height: 64, seed: 1)))
+        let b = dir.file("seriesB/IM000001", HostileDicom.monochrome16(HostileDicom.pattern(width: 48, height: 40, seed: 5)))
+        let out = dir.url.appendingPathComponent("out")
+        let run = try analyzeWithin(300, ["--threads", "1", "--json", "--out", out.path, a.path, b.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let images = try #require((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["images"] as? [[String: Any]])
+        let files = images.map { Set($0["files"] as? [String] ?? []) }
+        #expect(files.count == 2 && !files[0].isEmpty && files[0].count == files[1].count && files[0].isDisjoint(with: files[1]), "\(files)")
+        for (i, (folder, size)) in [("seriesA", (64, 64)), ("seriesB", (48, 40))].enumerated() where i < files.count {
+            #expect(files[i].allSatisfy { URL(fileURLWithPath: $0).lastPathComponent.hasPrefix("\(folder)-IM000001.") }, "\(files[i])")
+            let scan = try #require(files[i].first { $0.hasSuffix(".scan.jpg") })
+            let decoded = try ImageDecoder.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: scan))))
+            #expect((decoded.width, decoded.height) == size, "\(scan) is the scan of \(folder)")
+        }
+        #expect(run.stderr.contains("are named seriesA-IM000001.*") && run.stderr.contains("are named seriesB-IM000001.*"), "\(run.stderr)")
+        // Files whose names do not clash keep their plain names.
+        let plain = dir.file("plain.png", try ImageEncoder.png(syntheticScan(width: 32, height: 32)))
+        let single = try analyzeWithin(300, ["--threads", "1", "--out", out.path, plain.path])
+        #expect(single.status == 0 && FileManager.default.fileExists(atPath: out.appendingPathComponent("plain.scan.jpg").path))
+    }
+
+    /// Names that stay the same even with their folders' names (two folders called "s") are refused before
+    /// anything is analysed or written, naming both files.
+    @Test func namesThatStayAmbiguousAreRefusedBeforeAnythingRuns() throws {
+        for folder in ["x/s", "y/s"] {
+            try FileManager.default.createDirectory(at: dir.url.appendingPathComponent(folder), withIntermediateDirectories: true)
+        }
+        let image = try ImageEncoder.png(syntheticScan(width: 32, height: 32))
+        let a = dir.file("x/s/IM1", image), b = dir.file("y/s/IM1", try ImageEncoder.png(syntheticScan(width: 40, height: 32, seed: 3)))
+        let out = dir.url.appendingPathComponent("ambiguous")
+        let run = try analyzeWithin(300, ["--threads", "1", "--out", out.path, a.path, b.path])
+        #expect(run.status == 2, "\(run.stderr)")
+        #expect(run.stderr.contains(a.path) && run.stderr.contains(b.path) && run.stderr.contains("nothing was analysed"), "\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out.path), "nothing was written")
+        // Without images there is nothing to clash.
+        #expect(try analyzeWithin(300, ["--threads", "1", "--no-images", a.path, b.path]).status == 0)
+    }
+
+    /// `--threads 100000` never finished starting its threads. More threads than cores are bounded by the
+    /// cores, with a message.
+    @Test func threadsAreBoundedByTheCores() throws {
+        let image = dir.file("threads.png", try ImageEncoder.png(syntheticScan(width: 32, height: 32)))
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let run = try analyzeWithin(180, ["--threads", "100000", "--no-images", image.path])
+        #expect(run.status == 0, "status \(String(describing: run.status)) (nil: still running after 180 s): \(run.stderr)")
+        #expect(run.stderr.contains("--threads 100000 is more than this machine's \(cores) cores; using \(cores)"), "\(run.stderr)")
+        #expect(run.stdout.contains("threads.png (32x32)"))
+    }
 }
