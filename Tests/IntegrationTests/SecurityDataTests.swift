@@ -1,5 +1,7 @@
 @testable import FirebaseTestKit
+import FirestoreTestKit
 import Foundation
+import MediscopeFirestore
 import Testing
 
 /// Issue 20 (security review) through real nginx and the real pool: what the audit log, the report
@@ -247,5 +249,61 @@ import Testing
                 #expect(user["displayName"] as? String == nil, "an unverified email is not a name: \(user)")
             }
         }
+    }
+}
+
+/// Items 6 and 11 with `store = firestore`: a signed report keeps its analysis, a deleted one's report
+/// keeps only the marker that closes it; images served from Firestore's bytes revalidate by their key.
+@Suite(.serialized, .firestoreEmulator) final class FirestoreSecurityDataTests {
+    let project = "security-\(UUID().uuidString.prefix(8).lowercased())"
+    let stack: Stack
+    let firestore: FirestoreClient
+
+    init() throws {
+        let emulator = try SharedEmulator.get()
+        stack = try Stack(settings: ["STORE": "firestore", "FIRESTORE_PROJECT_ID": project], environment: ["FIRESTORE_EMULATOR_HOST": emulator.host])
+        firestore = emulator.client(projectId: project)
+    }
+    deinit { stack.stop() }
+
+    func draft(_ id: String) async throws -> [String: Any] {
+        var report: [String: Any] = [:]
+        let written = try await eventually(timeout: 60, every: .milliseconds(200)) {
+            report = try #require(try await stack.request("GET", "/api/analyses/\(id)/report").json)
+            return report["status"] as? String == "draft"
+        }
+        try #require(written, "no draft: \(report)")
+        return report
+    }
+
+    @Test func aSignedReportIsKeptAndAClosedOneTakesNoDraft() async throws {
+        let upload = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-FS-SIGNED"])
+        let signedId = try #require(upload.json?["id"] as? String)
+        let report = try await draft(signedId)
+        let sign = try await stack.request("POST", "/api/analyses/\(signedId)/report/sign", body: try JSONSerialization.data(
+            withJSONObject: ["text": "Signed in Firestore.", "baseVersion": try #require(report["version"] as? Int)]), contentType: "application/json")
+        #expect(sign.status == 200)
+        let refused = try await stack.request("DELETE", "/api/analyses/\(signedId)")
+        #expect(refused.status == 409 && (refused.json?["detail"] as? String)?.contains("signed") == true, "\(refused.status)")
+        #expect(try await stack.request("GET", "/api/analyses/\(signedId)").status == 200)
+
+        let other = try #require(try await stack.upload(image: try Scans.png, fields: ["patient_id": "P-FS-DRAFT"]).json?["id"] as? String)
+        _ = try await draft(other)
+        #expect(try await stack.request("DELETE", "/api/analyses/\(other)").status == 204)
+        let left = try firestore.runQuery(FirestoreQuery(collectionId: "reportVersions", equal: [("analysisId", .string(other))]))
+        #expect(left.count == 1 && left.first?.fields["status"] == .string("closed") && left.first?.fields["text"] == nil,
+                "only the marker that keeps the report closed: \(left.map(\.fields))")
+    }
+
+    @Test func imagesFromFirestoreRevalidateByTheirKey() async throws {
+        let upload = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-FS-ETAG"])
+        let id = try #require(upload.json?["id"] as? String)
+        let first = try await stack.request("GET", "/api/analyses/\(id)/scan.jpg")
+        #expect(first.status == 200 && first.body.count > 100)
+        #expect(first.header("Cache-Control") == "private, no-cache", "\(first.header("Cache-Control") ?? "none")")
+        let etag = try #require(first.header("ETag"))
+        #expect(etag.wholeMatch(of: /"[0-9a-f]{64}"/) != nil, "the image's key (SHA-256) is its ETag: \(etag)")
+        let again = try await stack.request("GET", "/api/analyses/\(id)/scan.jpg", headers: ["If-None-Match": etag])
+        #expect(again.status == 304 && again.body.isEmpty && again.header("Cache-Control") == "private, no-cache")
     }
 }
