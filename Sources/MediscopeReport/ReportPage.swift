@@ -9,7 +9,12 @@ public enum DecisionSupport {
 /// What the report template sees: every value already formatted as text, nothing optional that a template
 /// could mistake for a parent's value (Mustache looks a missing name up in the enclosing objects).
 struct ReportPage {
-    struct Field { var label: String; var value: String }
+    struct Field {
+        var label: String
+        var value: String
+        /// Printed across the whole row (a 64-character UID would otherwise wrap in a narrow column).
+        var wide = false
+    }
     struct Stamp { var text: String; var machine: String }
     struct Image { var url: String; var alt: String; var width: Int; var height: Int }
     struct Probability { var label: String; var percent: String; var predicted: Bool }
@@ -20,6 +25,8 @@ struct ReportPage {
         var probabilities: [Probability]
         var overlay: Image
     }
+    /// Paragraphs (at blank lines), each keeping its line breaks as "\n": the stylesheet shows them
+    /// (`white-space: pre-line`), so a numbered list prints one item a line, as text, never as markup.
     struct ReportText { var paragraphs: [String] }
     /// The report's signature: who signed which version when; or that the text is an unsigned draft.
     struct Signature {
@@ -36,6 +43,11 @@ struct ReportPage {
     var analyzedAt: Stamp
     var printedAt: Stamp
     var patientFields: [Field]
+    /// How the analysed image came from the file: for DICOM the frame, window, Modality LUT, series and
+    /// study; for a photo its EXIF orientation. Empty (no section) for a plain JPEG, PNG or WebP.
+    var sourceFields: [Field]
+    /// True when `sourceFields` has something to print (the template reads stored properties only).
+    var hasSourceFields = false
     var scan: Image
     var findings: [Finding]
     var reportText: ReportText?
@@ -61,6 +73,8 @@ struct ReportPage {
             guard let value = value?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else { return nil }
             return Field(label: label, value: value)
         }
+        sourceFields = Self.sourceFields(r.source)
+        hasSourceFields = !sourceFields.isEmpty
         // Attribute text cannot hold a <bdi>: user text there is isolated with FSI ... PDI instead.
         func isolated(_ text: String) -> String { "\u{2068}\(text)\u{2069}" }
         let what = [p.modality, p.bodyPart.map { "of the \(isolated($0))" }].compactMap { $0 }.joined(separator: " ")
@@ -98,7 +112,8 @@ struct ReportPage {
 
     static func percent(_ p: Double) -> String { String(format: "%.1f%%", p * 100) }
 
-    /// Blank lines separate paragraphs; nil when there is no text at all.
+    /// Blank lines separate paragraphs; the lines of a paragraph stay lines (trimmed, joined with "\n").
+    /// nil when there is no text at all.
     static func paragraphs(_ text: String) -> [String]? {
         let lines = text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n")
         var paragraphs: [String] = []
@@ -106,12 +121,67 @@ struct ReportPage {
         for line in lines + [""] {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty {
-                if !current.isEmpty { paragraphs.append(current.joined(separator: " ")); current = [] }
+                if !current.isEmpty { paragraphs.append(current.joined(separator: "\n")); current = [] }
             } else {
                 current.append(trimmed)
             }
         }
         return paragraphs.isEmpty ? nil : paragraphs
+    }
+
+    /// The facts of `source` worth printing: none for a plain photo, the orientation applied to one that
+    /// had to be turned, and for DICOM how the frame was rendered and which series and study it is from.
+    static func sourceFields(_ source: ScanSource?) -> [Field] {
+        guard let source, source.dicom != nil || source.study != nil || source.orientationApplied != nil else { return [] }
+        var fields = [Field(label: "Format", value: source.format == "dicom" ? "DICOM" : source.format.uppercased())]
+        if let applied = source.orientationApplied {
+            fields.append(Field(label: "Orientation", value: "EXIF \(source.exifOrientation.map(String.init) ?? "?"): \(applied)"))
+        }
+        if let d = source.dicom {
+            fields.append(Field(label: "Frame", value: "\(d.frame) of \(d.numberOfFrames)"))
+            fields.append(Field(label: "Window", value: window(d)))
+            switch d.modalityLUT {
+            case "rescale":
+                fields.append(Field(label: "Rescale", value: "slope \(number(d.rescaleSlope ?? 1)), intercept \(number(d.rescaleIntercept ?? 0))"))
+            case "lutSequence": fields.append(Field(label: "Modality LUT", value: "Modality LUT Sequence"))
+            default: break
+            }
+            fields.append(Field(label: "Photometric", value: d.photometricInterpretation))
+        }
+        if let study = source.study {
+            let optional: [(String, String?, Bool)] = [
+                ("Series", study.seriesDescription, false), ("Study date", study.studyDate.map(date), false),
+                ("Study UID", study.studyInstanceUID, true), ("Series UID", study.seriesInstanceUID, true),
+                ("SOP Instance UID", study.sopInstanceUID, true),
+            ]
+            for (label, value, wide) in optional {
+                guard let value = value?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else { continue }
+                fields.append(Field(label: label, value: value, wide: wide))
+            }
+        }
+        return fields
+    }
+
+    /// The VOI step as applied: "centre 40, width 400 (LINEAR)", the frame's full range, or the LUT.
+    static func window(_ d: DicomWindow) -> String {
+        let centreWidth = "centre \(number(d.windowCenter ?? 0)), width \(number(d.windowWidth ?? 0))"
+        switch d.voi {
+        case "window": return centreWidth + (d.voiLUTFunction.map { " (\($0))" } ?? "")
+        case "frameRange": return "the frame's full range (\(centreWidth))"
+        case "lutSequence": return "VOI LUT Sequence"
+        default: return "none (colour)"
+        }
+    }
+
+    /// 40, -1024, 0.5, 1.5e+06: as few digits as the value needs.
+    static func number(_ value: Double) -> String { String(format: "%g", value) }
+
+    /// DICOM's YYYYMMDD as 2024-02-29; anything else as it is.
+    static func date(_ dicom: String) -> String {
+        let digits = dicom.trimmingCharacters(in: .whitespaces)
+        guard digits.count == 8, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return digits }
+        let a = digits.index(digits.startIndex, offsetBy: 4), b = digits.index(a, offsetBy: 2)
+        return "\(digits[..<a])-\(digits[a..<b])-\(digits[b...])"
     }
 
     /// UTC, readable ("2025-03-04 10:21 UTC") and machine-readable (for `<time datetime>`).

@@ -215,8 +215,8 @@ def paragraphs(text):
 
 
 def printed_paragraphs(text):
-    """A report text as the printed report shows it: paragraphs at blank lines, the lines of each joined by a space."""
-    return [" ".join(line.strip() for line in p.split("\n") if line.strip()) for p in paragraphs(text)]
+    """A report text as the printed report holds it: paragraphs at blank lines, each keeping its lines (trimmed)."""
+    return ["\n".join(line.strip() for line in p.split("\n") if line.strip()) for p in paragraphs(text)]
 
 
 class Harness:
@@ -1652,6 +1652,54 @@ def scenario_report_printed(h):
              f"a never-signed report should leave the three signature lines blank: {printed}")
     h.expect("Signed by" not in printed["text"], "a never-signed report says 'Signed by'")
     h.screenshot("unsigned")
+
+    check_printed_dicom_source_and_lines(h)
+
+
+def check_printed_dicom_source_and_lines(h):
+    """Issue 21: the printed report of a DICOM analysis says how its image came from the file (format,
+    frame, window, series description, Study UID), and a signed numbered list prints one item a line,
+    as text: its line breaks are rendered (innerText, height), no markup in it becomes an element."""
+    import pydicom  # Debian's python3-pydicom: its test files are real scanner output
+    ds = pydicom.dcmread(os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", "MR_small.dcm"))
+    series = "Axial T2 <b>FLAIR</b> & co"   # text from the file stays text
+    ds.SeriesDescription = series
+    folder = tempfile.mkdtemp(prefix="mediscope-dicom-")
+    path = os.path.join(folder, "IM000001.dcm")
+    ds.save_as(path)
+    study_uid = str(ds.StudyInstanceUID)
+    h.sensitive(str(ds.PatientID).strip(), str(ds.PatientName))
+    try:
+        h.go("/analyses/new")
+        h.wait_screen("new")
+        h.find("input#scan-file").send_keys(path)
+        h.wait(lambda: not h.js("return document.querySelector('#from-file').hidden"), "the form filled in from the DICOM file")
+        h.find("button#analyse-submit").click()
+        analysis_id = h.wait_for_analysis()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    h.wait_report("draft", 1)
+    items = ["Findings:", "1. Tumour type: see the results table.", "2. Heatmap: the regions that drove the prediction.",
+             "3. <b>Review</b> the images."]
+    signed = h.api("POST", f"/api/analyses/{analysis_id}/report/sign",
+                   {"text": "\n".join(items) + "\n\nSigned after review.", "baseVersion": 1})
+    h.require(signed["status"] == 200, f"signing the numbered list: {signed}")
+
+    open_printed_report(h, analysis_id)
+    facts = dict(h.js("""return [...document.querySelectorAll('section.source dl > div')]
+        .map(d => [d.querySelector('dt').textContent.trim(), d.querySelector('dd').innerText.trim()])"""))
+    h.expect(facts.get("Format") == "DICOM" and facts.get("Frame") == "1 of 1", f"the source facts should say DICOM, frame 1 of 1: {facts}")
+    h.expect("centre 600, width 1600" in (facts.get("Window") or ""), f"the window the file gave (600/1600) should be printed: {facts}")
+    h.expect(facts.get("Series") == series, f"the series description should be printed as text: {facts}")
+    h.expect(facts.get("Study UID") == study_uid, f"the Study Instance UID {study_uid} should be printed: {facts}")
+    shown = h.js("""const p = document.querySelector('section.report-text > p[dir]');
+        return p ? { text: p.innerText, lines: p.getBoundingClientRect().height / parseFloat(getComputedStyle(p).lineHeight),
+                     bold: document.querySelectorAll('section.report-text b').length } : null""")
+    h.require(shown is not None, "the printed report shows no report text")
+    h.expect(shown["text"] == "\n".join(items), f"the numbered list should keep its lines as rendered text: {shown['text']!r}")
+    h.expect(shown["lines"] >= len(items) - 0.1, f"the list should take {len(items)} lines on the page, it takes {shown['lines']:.1f}")
+    h.expect(shown["bold"] == 0, "markup in the signed text became an element")
+    h.screenshot("dicom-printed")
 
 
 def check_report_markup_is_text(h, where, literals):

@@ -118,7 +118,7 @@ import Testing
     @Test func reportTextIsShownInParagraphsOnlyWhenThereIsOne() throws {
         let with = try render(Self.record(report: "First finding\nwraps here.\n\n  Second <b>paragraph</b>.  \n\n"))
         #expect(with.contains(#"<h2 id="report-heading">Report</h2>"#))
-        #expect(with.contains("<p dir=\"auto\">First finding wraps here.</p>"))
+        #expect(with.contains("<p dir=\"auto\">First finding\nwraps here.</p>"), "a paragraph keeps its lines")
         #expect(with.contains("<p dir=\"auto\">Second &lt;b&gt;paragraph&lt;/b&gt;.</p>"))
         for text in [nil, " \n\n "] {
             #expect(!(try render(Self.record(report: text))).contains("report-heading"), "\(String(describing: text))")
@@ -130,6 +130,80 @@ import Testing
         for forbidden in ["<script", "<style", "style=", "onerror=", "onload=", "javascript:"] {
             #expect(!html.lowercased().contains(forbidden), "\(forbidden)")
         }
+    }
+
+    // MARK: Issue 21
+
+    static func dicomRecord() -> AnalysisRecord {
+        var record = Self.record(patient: PatientInfo(patientId: "P-DCM", modality: "MRI"))
+        record.source = ScanSource(
+            format: "dicom",
+            dicom: DicomWindow(frame: 2, numberOfFrames: 3, photometricInterpretation: "MONOCHROME2", modalityLUT: "rescale",
+                               rescaleSlope: 1, rescaleIntercept: -1024, voi: "window", windowCenter: 40, windowWidth: 400,
+                               voiLUTFunction: "LINEAR", transferSyntaxUID: "1.2.840.10008.1.2.1"),
+            study: DicomStudy(studyInstanceUID: "1.2.826.0.1.3680043.8.498.10472658473281977658941582616466716512",
+                              seriesInstanceUID: "1.2.826.0.1.3680043.8.498.2", sopInstanceUID: "1.2.826.0.1.3680043.8.498.3",
+                              studyDate: "20240229", seriesDescription: "T2 <axial> & \"FLAIR\""))
+        return record
+    }
+
+    /// The printed report of a DICOM analysis says how its image came from the file: frame, window,
+    /// rescale, series and study (escaped, isolated like other file text).
+    @Test func aDicomAnalysisPrintsItsFrameWindowSeriesAndStudy() throws {
+        let html = try render(Self.dicomRecord())
+        #expect(html.contains(#"<h2 id="source-heading">Source image</h2>"#))
+        for field in ["<dt>Format</dt><dd><bdi>DICOM</bdi></dd>", "<dt>Frame</dt><dd><bdi>2 of 3</bdi></dd>",
+                      "<dt>Window</dt><dd><bdi>centre 40, width 400 (LINEAR)</bdi></dd>",
+                      "<dt>Rescale</dt><dd><bdi>slope 1, intercept -1024</bdi></dd>",
+                      "<dt>Photometric</dt><dd><bdi>MONOCHROME2</bdi></dd>",
+                      "<dt>Series</dt><dd><bdi>T2 &lt;axial&gt; &amp; &quot;FLAIR&quot;</bdi></dd>",
+                      "<dt>Study date</dt><dd><bdi>2024-02-29</bdi></dd>",
+                      #"<div class="wide"><dt>Study UID</dt><dd><bdi>1.2.826.0.1.3680043.8.498.10472658473281977658941582616466716512</bdi></dd></div>"#,
+                      #"<div class="wide"><dt>Series UID</dt><dd><bdi>1.2.826.0.1.3680043.8.498.2</bdi></dd></div>"#] {
+            #expect(html.contains(field), "\(field)")
+        }
+        // A window the file did not have: the frame's range, said as such.
+        var record = Self.dicomRecord()
+        record.source?.dicom?.voi = "frameRange"
+        record.source?.dicom?.voiLUTFunction = nil
+        #expect(try render(record).contains("<dt>Window</dt><dd><bdi>the frame&#39;s full range (centre 40, width 400)</bdi></dd>"))
+        // A plain photo has no source section; one that had to be turned says so.
+        #expect(!(try render(Self.record())).contains("source-heading"))
+        var turned = Self.record()
+        turned.source = ScanSource(format: "jpeg", exifOrientation: 6, orientationApplied: "rotated 90° clockwise")
+        let html2 = try render(turned)
+        #expect(html2.contains("<dt>Orientation</dt><dd><bdi>EXIF 6: rotated 90° clockwise</bdi></dd>") && html2.contains("<bdi>JPEG</bdi>"))
+    }
+
+    /// A numbered list keeps one item a line when printed: the lines stay in the text (as text, escaped),
+    /// and the stylesheet shows them (pre-line).
+    @Test func aSignedNumberedListKeepsItsLines() throws {
+        let text = "Findings:\n1. Glioma <likely>, 81%\n2. Heatmap: left temporal\n\nReview the images."
+        let version = ReportVersion(analysisId: "01JREPORTTEST0000000000000", organizationId: "org-a", number: 2, status: .signed,
+                                    text: text, origin: .clinician, authorId: "u1", authorName: "Dr Who", createdAt: Date(timeIntervalSince1970: 1_741_170_000))
+        let html = try ReportTemplates(directory: Self.templatesFolder)
+            .render(Self.record(), institution: "X", printedAt: Date(timeIntervalSince1970: 1_741_170_093), links: Links(), versions: [version])
+        #expect(html.contains("<p dir=\"auto\">Findings:\n1. Glioma &lt;likely&gt;, 81%\n2. Heatmap: left temporal</p>"))
+        #expect(html.contains("<p dir=\"auto\">Review the images.</p>") && !html.contains("<br"))
+        let css = try String(contentsOf: Self.templatesFolder.deletingLastPathComponent().appendingPathComponent("public/report.css"), encoding: .utf8)
+        #expect(css.contains(".report-text p { margin: 0 0 0.5rem; white-space: pre-line; }"))
+    }
+
+    /// A draft that arrived after the clinician wrote (and signed) their own text is not printed: their text is.
+    @Test func aLateDraftIsNeverThePrintedReport() throws {
+        func version(_ n: Int, _ status: ReportVersion.Status, _ origin: ReportVersion.Origin, _ text: String) -> ReportVersion {
+            ReportVersion(analysisId: "01JREPORTTEST0000000000000", organizationId: "org-a", number: n, status: status, text: text, origin: origin,
+                          model: origin == .llm ? "m" : nil, authorId: origin == .clinician ? "u1" : nil,
+                          authorName: origin == .clinician ? "Dr Who" : nil, createdAt: Date(timeIntervalSince1970: 1_741_170_000 + Double(n)))
+        }
+        let versions = [version(1, .draft, .clinician, "My own words."), version(2, .signed, .clinician, "My own words, signed."),
+                        version(3, .draft, .llm, "The late LLM draft.")]
+        #expect(ReportVersions.current(versions) == versions[1] && ReportVersions.isLateDraft(versions[2], in: versions))
+        #expect(!ReportVersions.isLateDraft(version(1, .draft, .llm, "A draft."), in: [version(1, .draft, .llm, "A draft.")]))
+        let html = try ReportTemplates(directory: Self.templatesFolder)
+            .render(Self.record(), institution: "X", links: Links(), versions: versions)
+        #expect(html.contains("My own words, signed.") && !html.contains("The late LLM draft.") && html.contains("Signed by"))
+        #expect(!html.contains("Unsigned draft"))
     }
 
     @Test func brokenTemplateFoldersAreClearErrors() throws {
