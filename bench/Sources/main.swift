@@ -72,6 +72,14 @@ if CommandLine.arguments.dropFirst().first == "store-backup" {
     exit(0)
 }
 
+if CommandLine.arguments.dropFirst().first == "input-check" {
+    do { print(try InputCheckBench.markdown(arguments: Array(CommandLine.arguments.dropFirst(2)))) } catch {
+        FileHandle.standardError.write(Data("input-check: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
+
 if CommandLine.arguments.dropFirst().first == "report" {
     // mediscope-bench report DIR THREADS...
     let args = Array(CommandLine.arguments.dropFirst(2))
