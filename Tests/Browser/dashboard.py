@@ -1725,9 +1725,10 @@ IMG_MARKUP = "<img src=x onerror=\"window.__reportXSS = 'img'\">"
 
 
 def scenario_report_markup(h):
-    """Markup in a report is text: the template's draft quotes the body part a user typed, a clinician's
-    edit adds <script> and <img onerror>; nothing runs or becomes an element, on the card, in the
-    history, in the editor, in the printed report."""
+    """Markup in a report is text: the body part a user typed is markup (shown in the patient details, and
+    never quoted by the draft: report facts are a closed vocabulary), a clinician's edit adds <script> and
+    <img onerror>; nothing runs or becomes an element, on the card, in the history, in the editor, in the
+    printed report."""
     h.start_on_new_analysis()
     patient = new_patient("P-RXSS")
     patient.update(body_part=XSS2)
@@ -1740,7 +1741,7 @@ def scenario_report_markup(h):
         check_report_markup_is_text(h, where, literals)
 
     r = h.report()
-    h.expect(any(XSS2 in p for p in r["paragraphs"]), f"the template's draft should quote the body part {XSS2!r} as text: {r['paragraphs']}")
+    h.expect(not any(XSS2 in p for p in r["paragraphs"]), f"free text typed as body part {XSS2!r} must not reach the draft: {r['paragraphs']}")
     no_markup("analysis page, template draft", [XSS2])
 
     h.find("button#report-edit").click()

@@ -44,6 +44,9 @@ import Glibc
     @Test func anAddressHasItsShareOfRequestsInProgressAndTheNextIsAnswered429() async throws {
         let stack = try Stack()
         defer { stack.stop() }
+        // Uploads are authenticated before their body is read (issue 21): these carry a clinician's token.
+        try stack.addUser("slow-clinician", role: "clinician")
+        let token = try stack.syncCreateToken(try stack.syncSignIn("slow-clinician"))
         var uploads: [RawConnection] = []
         defer { uploads.forEach { $0.close() } }
         // Slow uploads: a whole header, then the start of a body that never ends. nginx says 100 Continue when it
@@ -51,7 +54,7 @@ import Glibc
         for i in 0..<Self.perAddress {
             let c = try RawConnection(port: stack.port, from: "127.0.0.1")
             try c.send("POST /api/analyses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=slow\r\n"
-                       + "Content-Length: 5000000\r\nExpect: 100-continue\r\n\r\n")
+                       + "Authorization: Bearer \(token)\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n")
             let interim = try c.readHead()
             #expect(interim.hasPrefix("HTTP/1.1 100 Continue"), "upload \(i + 1): \(interim)")
             try c.send("--slow\r\nContent-Disposition: form-data; name=\"patient_id\"\r\n\r\nP-SLOW\r\n")
