@@ -379,9 +379,11 @@ public struct InputChecker: Sendable {
             reasons.append(InputCheck.Reason(code: InputCheck.Code.unfamiliar, message: "The model's features for this image "
                 + "could not be measured (\(pooledFeatures.count) values, \(featureCheck.dimensions) expected)."))
         }
-        let rounded = score.map { ($0 * 1000).rounded() / 1000 }
+        // Shown to three decimals; the decision above used the exact values.
+        func rounded(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
         return InputCheck(verdict: reasons.isEmpty ? .inScope : .outOfScope, reasons: reasons,
-                          score: rounded?.isFinite == true ? rounded : nil, threshold: featureCheck.threshold, method: method)
+                          score: score.flatMap { $0.isFinite ? rounded($0) : nil }, threshold: rounded(featureCheck.threshold),
+                          method: method)
     }
 
     /// Upper case, letters and digits only ("Head Neck" -> "HEADNECK"), with synonyms; nil when empty.
