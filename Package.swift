@@ -63,7 +63,7 @@ let package = Package(
             ]
         ),
         .target(name: "MediscopeImaging", dependencies: ["CImageCodecs", "CDicom"]),
-        .target(name: "MediscopeInference", dependencies: ["CTorch", "MediscopeImaging"]),
+        .target(name: "MediscopeInference", dependencies: ["CTorch", "MediscopeImaging", "MediscopeEncoding"]),
         // Hex, base64url, SHA-256 (swift-crypto) and millisecond dates: one of each for every module,
         // with no database in it, so a non-SQLite backend and the token verifier can use them too.
         .target(
@@ -227,7 +227,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeInferenceTests",
-            dependencies: ["MediscopeInference", "ImageTestKit"]
+            dependencies: ["MediscopeInference", "MediscopeEncoding", "ImageTestKit"]
         ),
     ],
     cxxLanguageStandard: .cxx17

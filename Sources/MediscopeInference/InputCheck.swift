@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeEncoding
 import MediscopeImaging
 
 /// Whether an image is one the models were made for (issue 22): one per analysis, at its top level.
@@ -233,7 +234,7 @@ public struct FeatureCheck: Sendable {
             throw ModelError(.missing, "input check parameters \(url.path) of model \(spec.id) cannot be read "
                              + "(run `make model-input-check`)")
         }
-        let digest = SHA256Digest.hex(of: [UInt8](data))
+        let digest = SHA256Hex.digest([UInt8](data))
         guard digest == entry.sha256.lowercased() else {
             throw ModelError(.refused, "model \(spec.id) is refused: its input check parameters \(url.lastPathComponent) have sha256 "
                              + "\(digest), not the manifest's \(entry.sha256): the file was changed after it was fitted "
