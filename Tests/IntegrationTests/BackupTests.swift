@@ -52,16 +52,6 @@ import Testing
         }
     }
 
-    /// The draft, once the report job has written it.
-    func draft(_ stack: Stack, _ id: String) async throws -> [String: Any] {
-        var report: [String: Any] = [:]
-        let written = try await eventually(timeout: 60, every: .milliseconds(200)) {
-            report = try #require(try await stack.request("GET", "/api/analyses/\(id)/report").json)
-            return report["status"] as? String == "draft"
-        }
-        try #require(written, "no draft: \(report)")
-        return report
-    }
 
     /// Every address a client reads of a record: its JSON's images, fetched, by URL.
     func images(_ stack: Stack, _ id: String) async throws -> [String: Data] {
@@ -89,7 +79,7 @@ import Testing
         let kept = [try await upload(stack, "P-BACKUP-1"), try await upload(stack, "P-BACKUP-2")]
         let deleted = try await upload(stack, "P-BACKUP-3")
         #expect(try await stack.request("DELETE", "/api/analyses/\(deleted)").status == 204)
-        let draft = try await draft(stack, kept[0])
+        let draft = try await stack.draft(kept[0])
         let signedText = "Signed before the backup: no change against the prior study."
         let signed = try await stack.request("POST", "/api/analyses/\(kept[0])/report/sign", body: try JSONSerialization.data(
             withJSONObject: ["text": signedText, "baseVersion": try #require(draft["version"] as? Int)]), contentType: "application/json")

@@ -32,16 +32,6 @@ import Testing
         return (id, heatmap)
     }
 
-    func draft(_ id: String) async throws -> [String: Any] {
-        var report: [String: Any] = [:]
-        let written = try await eventually(timeout: 60, every: .milliseconds(200)) {
-            report = try #require(try await stack.request("GET", "/api/analyses/\(id)/report").json)
-            return report["status"] as? String == "draft"
-        }
-        try #require(written, "no draft: \(report)")
-        return report
-    }
-
     func audit(_ query: String) async throws -> [[String: Any]] {
         let r = try await stack.request("GET", "/api/audit?limit=1000&" + query, auth: .bearer(adminToken))
         #expect(r.status == 200)
@@ -98,7 +88,7 @@ import Testing
     /// changes); an analysis whose report is a draft is deleted with every version.
     @Test func aSignedReportIsKeptAndItsAnalysisWithIt() async throws {
         let (signedId, _) = try await upload()
-        let report = try await draft(signedId)
+        let report = try await stack.draft(signedId)
         let sign = try await stack.request("POST", "/api/analyses/\(signedId)/report/sign", body: try JSONSerialization.data(
             withJSONObject: ["text": "Signed: no change.", "baseVersion": try #require(report["version"] as? Int)]), contentType: "application/json")
         #expect(sign.status == 200)
@@ -113,7 +103,7 @@ import Testing
         #expect(amend.status == 200, "the refused delete left the report open to amendments")
 
         let (draftedId, _) = try await upload()
-        _ = try await draft(draftedId)
+        _ = try await stack.draft(draftedId)
         #expect(try await stack.request("DELETE", "/api/analyses/\(draftedId)").status == 204)
         #expect(try await stack.request("GET", "/api/analyses/\(draftedId)").status == 404)
         #expect(try sqlite("reports.sqlite", "SELECT count(*) FROM report_versions WHERE analysis_id = '\(draftedId)'") == "0")
@@ -266,20 +256,10 @@ import Testing
     }
     deinit { stack.stop() }
 
-    func draft(_ id: String) async throws -> [String: Any] {
-        var report: [String: Any] = [:]
-        let written = try await eventually(timeout: 60, every: .milliseconds(200)) {
-            report = try #require(try await stack.request("GET", "/api/analyses/\(id)/report").json)
-            return report["status"] as? String == "draft"
-        }
-        try #require(written, "no draft: \(report)")
-        return report
-    }
-
     @Test func aSignedReportIsKeptAndAClosedOneTakesNoDraft() async throws {
         let upload = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-FS-SIGNED"])
         let signedId = try #require(upload.json?["id"] as? String)
-        let report = try await draft(signedId)
+        let report = try await stack.draft(signedId)
         let sign = try await stack.request("POST", "/api/analyses/\(signedId)/report/sign", body: try JSONSerialization.data(
             withJSONObject: ["text": "Signed in Firestore.", "baseVersion": try #require(report["version"] as? Int)]), contentType: "application/json")
         #expect(sign.status == 200)
@@ -288,7 +268,7 @@ import Testing
         #expect(try await stack.request("GET", "/api/analyses/\(signedId)").status == 200)
 
         let other = try #require(try await stack.upload(image: try Scans.png, fields: ["patient_id": "P-FS-DRAFT"]).json?["id"] as? String)
-        _ = try await draft(other)
+        _ = try await stack.draft(other)
         #expect(try await stack.request("DELETE", "/api/analyses/\(other)").status == 204)
         let left = try firestore.runQuery(FirestoreQuery(collectionId: "reportVersions", equal: [("analysisId", .string(other))]))
         #expect(left.count == 1 && left.first?.fields["status"] == .string("closed") && left.first?.fields["text"] == nil,

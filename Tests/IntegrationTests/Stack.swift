@@ -354,6 +354,17 @@ extension HTTPEndpoint {
         try #require(try syncRequest("GET", "/api/status").json)
     }
 
+    /// The report of analysis `id` once the report job has written its draft (a deadline of 60 s).
+    func draft(_ id: String) async throws -> [String: Any] {
+        var report: [String: Any] = [:]
+        let written = try await eventually(timeout: 60, every: .milliseconds(200)) {
+            report = try #require(try await request("GET", "/api/analyses/\(id)/report").json)
+            return report["status"] as? String == "draft"
+        }
+        try #require(written, "no draft: \(report)")
+        return report
+    }
+
 }
 
 /// Polls `condition` until it holds or `timeout` seconds have passed; returns whether it held.
