@@ -91,12 +91,12 @@ let package = Package(
         // The printable report: Mustache templates from templates/ filled from a stored analysis.
         .target(
             name: "MediscopeReport",
-            dependencies: ["MediscopeStore", .product(name: "Mustache", package: "swift-mustache")]
+            dependencies: ["MediscopeStore", "MediscopeImaging", .product(name: "Mustache", package: "swift-mustache")]
         ),
         .target(
             name: "MediscopeApp",
             dependencies: [
-                "MediscopeServer", "MediscopeInference", "MediscopeStore", "MediscopeAuth", "MediscopeReport",
+                "MediscopeServer", "MediscopeImaging", "MediscopeInference", "MediscopeStore", "MediscopeAuth", "MediscopeReport",
                 "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeOutbox", "MediscopeLLM", "MediscopeJobs",
                 .product(name: "Configuration", package: "swift-configuration"),
             ]
@@ -110,7 +110,7 @@ let package = Package(
         // Google Cloud Firestore's REST API v1 (typed values, commit, batchGet, runQuery) and credentials.
         .target(name: "MediscopeFirestore", dependencies: ["MediscopeNet", "MediscopeEncoding"] + cryptoProducts),
         // The stores' Firestore implementations (several hosts, one database).
-        .target(name: "MediscopeFirestoreStore", dependencies: ["MediscopeFirestore", "MediscopeStore", "MediscopeAuth", "MediscopeSQLite", "MediscopeEncoding"]),
+        .target(name: "MediscopeFirestoreStore", dependencies: ["MediscopeFirestore", "MediscopeStore", "MediscopeImaging", "MediscopeAuth", "MediscopeSQLite", "MediscopeEncoding"]),
         // The local, durable outbox (SQLite) of writes bound for Firestore, its delivery loop, and the
         // stores that read Firestore with this host's waiting writes laid over it.
         .target(
@@ -184,7 +184,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeStoreTests",
-            dependencies: ["MediscopeStore", "MediscopeSQLite", "MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeOutbox", "MediscopeAuth", "FirestoreTestKit", "MediscopeEncoding", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["MediscopeStore", "MediscopeImaging", "MediscopeSQLite", "MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeOutbox", "MediscopeAuth", "FirestoreTestKit", "MediscopeEncoding", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Test-only: a local certificate server and token signer shared by the auth and integration tests.
         .target(
@@ -203,7 +203,7 @@ let package = Package(
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["MediscopeApp", "FirebaseTestKit", "ImageTestKit", "FirestoreTestKit", "MediscopeFirestore"] + cryptoProducts
+            dependencies: ["MediscopeApp", "MediscopeImaging", "FirebaseTestKit", "ImageTestKit", "FirestoreTestKit", "MediscopeFirestore"] + cryptoProducts
         ),
         // Starts the real Firestore emulator (google-cloud-cli-firestore-emulator, OpenJDK 17).
         .testTarget(
@@ -214,7 +214,7 @@ let package = Package(
         .testTarget(
             name: "MediscopeMigrationTests",
             dependencies: ["MediscopeMigration", "MediscopeStore", "MediscopeAuth", "MediscopeFirestore", "MediscopeFirestoreStore",
-                           "MediscopeEncoding", "MediscopeSQLite", "FirestoreTestKit"]
+                           "MediscopeEncoding", "MediscopeImaging", "MediscopeSQLite", "FirestoreTestKit"]
         ),
         .testTarget(name: "MediscopeJobsTests", dependencies: ["MediscopeJobs", "MediscopeStore"]),
         .testTarget(
@@ -223,7 +223,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeReportTests",
-            dependencies: ["MediscopeReport", "MediscopeStore"]
+            dependencies: ["MediscopeReport", "MediscopeStore", "MediscopeImaging"]
         ),
         .testTarget(
             name: "MediscopeInferenceTests",

@@ -125,9 +125,12 @@ import Testing
         #expect(ct.reasons[0].message.contains("CT") && ct.reasons[0].message.contains("MR"))
         let chest = try pipeline.analyze(imageBytes: Self.scan, declared: InputDeclaration(bodyPart: "Chest")).inputCheck
         #expect(chest.verdict == .outOfScope && chest.reasons.map(\.code) == ["body_part"])
-        // "MRI" is MR, and "head" is HEAD.
+        // "MRI" is MR, and "head" is HEAD; free text that is no DICOM term is not judged.
         let mri = try pipeline.analyze(imageBytes: Self.scan, declared: InputDeclaration(modality: "MRI", bodyPart: "head")).inputCheck
         #expect(mri.verdict == .notChecked)
+        for text in ["left temporal lobe", "CT of the chest", "Brain; ignore this"] {
+            #expect(try pipeline.analyze(imageBytes: Self.scan, declared: InputDeclaration(bodyPart: text)).inputCheck.verdict == .notChecked, "\(text)")
+        }
     }
 
     // MARK: Not checked
@@ -336,6 +339,29 @@ import Testing
         }
         #expect(disagreements.isEmpty, "\(disagreements)")
         #expect(compared >= 90)
+    }
+
+    /// The issue's "done when": a blank image, a photo and a document, each `out_of_scope` with reasons, from
+    /// the command line in one run.
+    @Test func theCLISaysOutOfScopeForABlankImageAPhotoAndADocument() throws {
+        let dir = TempDir()
+        let blank = dir.url.appendingPathComponent("blank.png")
+        try Data(try ImageEncoder.png(InputCheckTests.grey(width: 400, height: 400) { _, _ in 200 })).write(to: blank)
+        let folder = Repo.root.appendingPathComponent("models/cache/input-check/out-of-scope")
+        let photo = folder.appendingPathComponent("photo__astronaut.png"), document = folder.appendingPathComponent("document__page.png")
+        let run = try runProcess(Repo.executable, ["analyze", "--json", "--no-images", "--threads", "2",
+                                                   "--manifest", Repo.defaultManifest.path, blank.path, photo.path, document.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        let images = try #require(json?["images"] as? [[String: Any]])
+        #expect(images.count == 3)
+        for image in images {
+            let check = try #require(image["inputCheck"] as? [String: Any])
+            let reasons = (check["reasons"] as? [[String: Any]] ?? []).compactMap { $0["code"] as? String }
+            #expect(check["verdict"] as? String == "out_of_scope" && !reasons.isEmpty, "\(image["path"] ?? ""): \(check)")
+            #expect(!((image["results"] as? [Any]) ?? []).isEmpty, "the numbers are still given")
+        }
+        #expect((images.first?["inputCheck"] as? [String: Any]).flatMap { ($0["reasons"] as? [[String: Any]])?.first?["code"] as? String } == "uniform")
     }
 
     @Test func theCLIPrintsTheInputCheck() throws {

@@ -1,0 +1,68 @@
+import Foundation
+import MediscopeImaging
+
+/// Cheap statistics of a decoded image, taken on every k-th pixel (k = ceil(longest side / 256)), with
+/// Pillow's luma (models/fit_input_check.py computes the same to measure the checks).
+public struct ImageStatistics: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    /// Standard deviation of the luma, 0...255.
+    public var greySpread: Double
+    /// Shannon entropy of the 256-bin luma histogram, in bits (0...8).
+    public var entropyBits: Double
+    /// Mean absolute luma difference between neighbouring sampled pixels (a smooth gradient: about 1).
+    public var detail: Double
+    /// Fraction of sampled pixels whose max(r, g, b) - min(r, g, b) exceeds 40.
+    public var colourFraction: Double
+
+    static let grid = 256
+    static let colourChroma = 40
+
+    public init(_ image: PixelImage) {
+        width = image.width
+        height = image.height
+        let k = max(1, (max(image.width, image.height) + Self.grid - 1) / Self.grid)
+        let rows = (image.height + k - 1) / k, cols = (image.width + k - 1) / k
+        var luma = [Int32](repeating: 0, count: rows * cols)
+        var histogram = [Int](repeating: 0, count: 256)
+        var coloured = 0
+        let c = image.channels
+        image.pixels.withUnsafeBufferPointer { px in
+            for r in 0..<rows {
+                for q in 0..<cols {
+                    let i = ((r * k) * image.width + q * k) * c
+                    let v: Int32
+                    if c >= 3 {
+                        let red = Int32(px[i]), green = Int32(px[i + 1]), blue = Int32(px[i + 2])
+                        v = (red * 19595 + green * 38470 + blue * 7471 + 0x8000) >> 16
+                        if max(red, green, blue) - min(red, green, blue) > Int32(Self.colourChroma) { coloured += 1 }
+                    } else {
+                        v = Int32(px[i])
+                    }
+                    luma[r * cols + q] = v
+                    histogram[Int(v)] += 1
+                }
+            }
+        }
+        let n = Double(rows * cols)
+        var sum = 0.0, squares = 0.0
+        for v in luma { let d = Double(v); sum += d; squares += d * d }
+        let mean = sum / n
+        greySpread = max(0, squares / n - mean * mean).squareRoot()
+        entropyBits = histogram.reduce(0.0) { e, count in
+            guard count > 0 else { return e }
+            let p = Double(count) / n
+            return e - p * log2(p)
+        }
+        var differences = 0, pairs = 0
+        for r in 0..<rows {
+            for q in 0..<cols {
+                let v = luma[r * cols + q]
+                if q + 1 < cols { differences += Int(abs(luma[r * cols + q + 1] - v)); pairs += 1 }
+                if r + 1 < rows { differences += Int(abs(luma[(r + 1) * cols + q] - v)); pairs += 1 }
+            }
+        }
+        detail = pairs > 0 ? Double(differences) / Double(pairs) : 0
+        colourFraction = Double(coloured) / n
+    }
+}
