@@ -1,5 +1,6 @@
 import Foundation
 import MediscopeEncoding
+import MediscopeImaging
 import MediscopeFirestore
 import MediscopeSQLite
 import MediscopeStore
@@ -9,7 +10,7 @@ import MediscopeStore
 /// Data model (docs/firestore.md):
 /// - `analyses/{id}`: one document per analysis with the API's fields (`organizationId`, `createdBy`,
 ///   `patientId`, `patient`, `imageWidth`, `imageHeight`, `scan`, `results`, `timingsMs`, `report`,
-///   `source`), `createdAt` as a timestamp and `imageKeys` (the images it uses).
+///   `source`, `inputCheck`), `createdAt` as a timestamp and `imageKeys` (the images it uses).
 /// - `images/{sha256}`: one content-addressed document per display-size image (`bytes`, `contentType`,
 ///   `width`, `height`, `byteCount`); each must stay under Firestore's 1 MiB document limit.
 ///
@@ -168,6 +169,7 @@ public final class FirestoreAnalysisStore: AnalysisStore {
             fields["results"] = try FirestoreCoding.encode(r.results)
             fields["timingsMs"] = try FirestoreCoding.encode(r.timingsMs)
             if let source = r.source { fields["source"] = try FirestoreCoding.encode(source) }
+            fields["inputCheck"] = try FirestoreCoding.encode(r.inputCheck)
         } catch {
             throw StoreError(.invalidRecord, "the analysis cannot be encoded: \(error)")
         }
@@ -194,7 +196,8 @@ public final class FirestoreAnalysisStore: AnalysisStore {
             patient: try field("patient", PatientInfo.self), imageWidth: try field("imageWidth", Int.self),
             imageHeight: try field("imageHeight", Int.self), scan: try field("scan", ImageRef.self),
             results: try field("results", [StoredResult].self), timingsMs: try field("timingsMs", [String: Double].self),
-            report: report, source: f["source"] == nil ? nil : try field("source", ScanSource.self))
+            report: report, source: f["source"] == nil ? nil : try field("source", ScanSource.self),
+            inputCheck: f["inputCheck"] == nil ? .notRecorded : try field("inputCheck", InputCheck.self))
     }
 
     func keysOf(_ doc: FirestoreDocument?) -> [String] {

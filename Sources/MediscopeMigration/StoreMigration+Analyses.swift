@@ -91,6 +91,7 @@ extension NewAnalysis {
     init(_ record: AnalysisRecord, images: [ImageBlob]) {
         self.init(organizationId: record.organizationId, createdBy: record.createdBy, patient: record.patient,
                   imageWidth: record.imageWidth, imageHeight: record.imageHeight, scan: record.scan, results: record.results,
-                  timingsMs: record.timingsMs, images: images, source: record.source)
+                  timingsMs: record.timingsMs, images: images, source: record.source,
+                  inputCheck: record.inputCheck)
     }
 }

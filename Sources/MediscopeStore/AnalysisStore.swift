@@ -116,13 +116,15 @@ public struct NewAnalysis: Sendable {
     public var timingsMs: [String: Double]
     public var images: [ImageBlob]
     public var source: ScanSource?
+    /// Whether the image is one the models were made for; never changes `results`.
+    public var inputCheck: InputCheck
 
     public init(organizationId: String, createdBy: String?, patient: PatientInfo, imageWidth: Int, imageHeight: Int,
                 scan: ImageRef, results: [StoredResult], timingsMs: [String: Double], images: [ImageBlob],
-                source: ScanSource? = nil) {
+                source: ScanSource? = nil, inputCheck: InputCheck = .notRecorded) {
         self.organizationId = organizationId; self.createdBy = createdBy; self.patient = patient
         self.imageWidth = imageWidth; self.imageHeight = imageHeight; self.scan = scan; self.results = results
-        self.timingsMs = timingsMs; self.images = images; self.source = source
+        self.timingsMs = timingsMs; self.images = images; self.source = source; self.inputCheck = inputCheck
     }
 }
 
@@ -150,14 +152,37 @@ public struct AnalysisRecord: Codable, Sendable, Equatable {
     /// Plain-language report text, when one has been written (LLM issue, later).
     public var report: String?
     public var source: ScanSource? = nil
+    /// Whether the image is one the models were made for; `InputCheck.notRecorded` for records stored
+    /// before the check existed.
+    public var inputCheck: InputCheck = .notRecorded
 
     /// A record as a store read it back (stores assign `id` and `createdAt`).
     public init(id: String, createdAt: Date, organizationId: String, createdBy: String?, patient: PatientInfo,
                 imageWidth: Int, imageHeight: Int, scan: ImageRef, results: [StoredResult], timingsMs: [String: Double],
-                report: String?, source: ScanSource? = nil) {
+                report: String?, source: ScanSource? = nil, inputCheck: InputCheck = .notRecorded) {
         self.id = id; self.createdAt = createdAt; self.organizationId = organizationId; self.createdBy = createdBy
         self.patient = patient; self.imageWidth = imageWidth; self.imageHeight = imageHeight; self.scan = scan
         self.results = results; self.timingsMs = timingsMs; self.report = report; self.source = source
+        self.inputCheck = inputCheck
+    }
+}
+
+extension AnalysisRecord {
+    /// Decodes a record, reading a missing `inputCheck` (an outbox entry queued before input checks) as
+    /// `InputCheck.notRecorded`.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try c.decode(String.self, forKey: .id), createdAt: try c.decode(Date.self, forKey: .createdAt),
+            organizationId: try c.decode(String.self, forKey: .organizationId),
+            createdBy: try c.decodeIfPresent(String.self, forKey: .createdBy),
+            patient: try c.decode(PatientInfo.self, forKey: .patient),
+            imageWidth: try c.decode(Int.self, forKey: .imageWidth), imageHeight: try c.decode(Int.self, forKey: .imageHeight),
+            scan: try c.decode(ImageRef.self, forKey: .scan), results: try c.decode([StoredResult].self, forKey: .results),
+            timingsMs: try c.decode([String: Double].self, forKey: .timingsMs),
+            report: try c.decodeIfPresent(String.self, forKey: .report),
+            source: try c.decodeIfPresent(ScanSource.self, forKey: .source),
+            inputCheck: try c.decodeIfPresent(InputCheck.self, forKey: .inputCheck) ?? .notRecorded)
     }
 }
 

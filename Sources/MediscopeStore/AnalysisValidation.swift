@@ -44,7 +44,7 @@ extension NewAnalysis {
         return AnalysisRecord(
             id: id, createdAt: Date(millisecondsSince1970: ms), organizationId: organizationId, createdBy: createdBy,
             patient: patient, imageWidth: imageWidth, imageHeight: imageHeight, scan: scan, results: results,
-            timingsMs: timingsMs, report: nil, source: source)
+            timingsMs: timingsMs, report: nil, source: source, inputCheck: inputCheck)
     }
 }
 

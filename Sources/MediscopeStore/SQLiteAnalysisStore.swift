@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MediscopeEncoding
+import MediscopeImaging
 import MediscopeSQLite
 
 /// The embedded store: one SQLite file (WAL, synchronous=FULL) plus a content-addressed image folder.
@@ -89,6 +90,11 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         migrator.registerMigration("v2 source") { db in
             try db.execute(sql: "ALTER TABLE analyses ADD COLUMN source TEXT")
         }
+        // Whether the image was in the models' scope: JSON InputCheck, NULL in older records (read as
+        // InputCheck.notRecorded).
+        migrator.registerMigration("v3 input check") { db in
+            try db.execute(sql: "ALTER TABLE analyses ADD COLUMN input_check TEXT")
+        }
         return migrator
     }
 
@@ -102,6 +108,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         let resultsJSON = try encode(analysis.results, "results")
         let timingsJSON = try encode(analysis.timingsMs, "timings")
         let sourceJSON = try analysis.source.map { source throws(StoreError) in try encode(source, "source") }
+        let inputCheckJSON = try encode(analysis.inputCheck, "inputCheck")
 
         // 1. Images first, each durable on its own.
         for (blob, ext) in images {
@@ -127,11 +134,12 @@ public final class SQLiteAnalysisStore: AnalysisStore {
             try db.execute(
                 sql: """
                     INSERT INTO analyses (id, created_at, organization_id, created_by, patient_id, patient,
-                                          image_width, image_height, scan, results, timings, report, source)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)
+                                          image_width, image_height, scan, results, timings, report, source, input_check)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)
                     """,
                 arguments: [id, ms, record.organizationId, record.createdBy, record.patient.patientId, patientJSON,
-                            record.imageWidth, record.imageHeight, scanJSON, resultsJSON, timingsJSON, sourceJSON])
+                            record.imageWidth, record.imageHeight, scanJSON, resultsJSON, timingsJSON, sourceJSON,
+                            inputCheckJSON])
             for (blob, _) in images {
                 try db.execute(sql: "INSERT OR IGNORE INTO image_refs (analysis_id, key) VALUES (?, ?)",
                                arguments: [id, blob.ref.key])
@@ -363,7 +371,10 @@ public final class SQLiteAnalysisStore: AnalysisStore {
                 report: try row.decode(String?.self, forColumn: "report"),
                 source: try row.decode(String?.self, forColumn: "source").map { text throws(StoreError) in
                     try decodeJSON(ScanSource.self, text, "source", id)
-                })
+                },
+                inputCheck: try row.decode(String?.self, forColumn: "input_check").map { text throws(StoreError) in
+                    try decodeJSON(InputCheck.self, text, "input_check", id)
+                } ?? .notRecorded)
         } catch let error as StoreError {
             throw error
         } catch {

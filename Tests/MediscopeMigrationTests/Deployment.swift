@@ -3,6 +3,7 @@ import MediscopeAuth
 import MediscopeEncoding
 import MediscopeFirestore
 import MediscopeFirestoreStore
+import MediscopeImaging
 import MediscopeSQLite
 import MediscopeStore
 
@@ -112,7 +113,9 @@ final class Deployment: @unchecked Sendable {
             patient: PatientInfo(patientId: patientId, name: "Jane Roe", age: 54, sex: "female", modality: "MRI", bodyPart: "brain",
                                  note: "follow-up, ünïcode ✓"),
             imageWidth: 1024, imageHeight: 768, scan: scan.ref, results: results,
-            timingsMs: ["decode": 1.5, "inference": 123.456, "gradcam": 0.1 + 0.2], images: [scan, heat1, heat2])
+            timingsMs: ["decode": 1.5, "inference": 123.456, "gradcam": 0.1 + 0.2], images: [scan, heat1, heat2],
+            inputCheck: InputCheck(verdict: .outOfScope, reasons: [InputCheck.Reason(code: "colour", message: "in colour")],
+                                   score: 98.5, threshold: 74.25, method: "image-checks+mahalanobis-sqrt"))
     }
 }
 
