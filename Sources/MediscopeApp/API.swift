@@ -215,6 +215,7 @@ public enum API {
         }
         s.publishLoadedModels()
         s.observeStages(analysis, storeMilliseconds: storeMs)
+        s.observeInputCheck(stored.inputCheck)
         s.server.log.info("analysis_created", ["analysis": .token(.init(stored.id)), "forward_ms": .double(analysis.timings.forward),
                                                "model_load_ms": .double(analysis.timings.modelLoad)])
         // The draft is written by a report job process, never here: the 201 does not wait for an LLM.

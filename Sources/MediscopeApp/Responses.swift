@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeImaging
 import MediscopeReport
 import MediscopeStore
 
@@ -28,6 +29,9 @@ struct AnalysisBody: Encodable {
     var scan: Image
     var results: [Result]
     var timingsMs: [String: Double]
+    /// Whether the image is one the models were made for: when `out_of_scope`, the numbers above are
+    /// not meaningful (they are kept unchanged).
+    var inputCheck: InputCheck
     /// The report's state, text and versions; on a single analysis (and `pending` on a new one), not in lists.
     var report: ReportBody?
     /// What was analysed (format, EXIF orientation applied); absent in records made before it was kept.
@@ -48,6 +52,7 @@ struct AnalysisBody: Encodable {
                                   height: $0.heatmap.height, bytes: $0.heatmap.byteCount))
         }
         timingsMs = r.timingsMs
+        inputCheck = r.inputCheck
         source = r.source
         self.links = ["self": links.analysis(r.id), "report": links.report(r.id)]
     }

@@ -16,7 +16,9 @@ struct UploadAnalysis {
     /// problems in Problems.swift. Returns the stored record, durable when this returns, and the
     /// milliseconds the store took. `frame` (0-based) chooses a DICOM file's frame; nil: the middle one.
     func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, by user: User) throws -> (AnalysisRecord, Analysis, Double) {
-        let analysis = try pipeline.analyze(imageBytes: image, frame: frame)
+        // The form's modality and body part are checked against each model's scope, like a DICOM file's own.
+        let analysis = try pipeline.analyze(imageBytes: image, frame: frame,
+                                            declared: InputDeclaration(modality: patient.modality, bodyPart: patient.bodyPart))
         guard let scan = analysis.scan else { throw AnalysisError.badImage(ImagingError(kind: .encodeFailed, message: "no display image was rendered")) }
 
         // Each image is hashed once, here; the store trusts a blob made by ImageBlob.make.
@@ -47,7 +49,8 @@ struct UploadAnalysis {
                                    DicomStudy(studyInstanceUID: $0.studyInstanceUID, seriesInstanceUID: $0.seriesInstanceUID,
                                               sopInstanceUID: $0.sopInstanceUID, studyDate: $0.studyDate,
                                               seriesDescription: $0.seriesDescription)
-                               }))
+                               }),
+            inputCheck: analysis.inputCheck)
         let start = ContinuousClock.now
         let record = try store.create(new)
         let elapsed = (ContinuousClock.now - start).components

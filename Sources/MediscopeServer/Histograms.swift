@@ -41,6 +41,13 @@ public final class SharedHistograms: @unchecked Sendable {
         _ = ms_histograms_observe(table, series, Int32(bucket), UInt64((value * 1e6).rounded()))
     }
 
+    /// Adds one to the counter `name{labels}`: a series whose name ends in `_total`, rendered as a
+    /// Prometheus counter (its observation count) rather than a histogram.
+    public func increment(_ name: String, labels: String) {
+        precondition(name.hasSuffix("_total"), "a counter's name ends in _total")
+        observe(name, labels: labels, seconds: 0)
+    }
+
     /// One series as read from the table.
     public struct Series: Sendable, Equatable {
         /// Metric name, e.g. `mediscope_stage_seconds`.
@@ -76,9 +83,15 @@ public final class SharedHistograms: @unchecked Sendable {
         var named = ""
         for var s in series {
             if !extraLabels.isEmpty { s.labels = s.labels.isEmpty ? extraLabels : extraLabels + "," + s.labels }
+            let counter = s.name.hasSuffix("_total")
             if s.name != named {
                 named = s.name
-                out += "# HELP \(s.name) \(help[s.name] ?? "Durations in seconds.")\n# TYPE \(s.name) histogram\n"
+                out += "# HELP \(s.name) \(help[s.name] ?? (counter ? "A count." : "Durations in seconds."))\n"
+                    + "# TYPE \(s.name) \(counter ? "counter" : "histogram")\n"
+            }
+            if counter {
+                out += "\(s.name)\(s.labels.isEmpty ? "" : "{\(s.labels)}") \(s.counts.reduce(0, +))\n"
+                continue
             }
             let sep = s.labels.isEmpty ? "" : ","
             var cumulative: UInt64 = 0

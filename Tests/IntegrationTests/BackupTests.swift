@@ -54,6 +54,7 @@ import Testing
 
 
     /// Every address a client reads of a record: its JSON's images, fetched, by URL.
+    /// The record's images by URL, and its input check as JSON.
     func images(_ stack: Stack, _ id: String) async throws -> [String: Data] {
         let record = try #require(try await stack.request("GET", "/api/analyses/\(id)").json)
         var urls = [try #require((record["scan"] as? [String: Any])?["url"] as? String)]
@@ -61,6 +62,9 @@ import Testing
             urls.append(try #require((result["heatmap"] as? [String: Any])?["url"] as? String))
         }
         var bodies: [String: Data] = [:]
+        // The input check (issue 22) is part of the record a backup must bring back.
+        bodies["inputCheck"] = try JSONSerialization.data(withJSONObject: try #require(record["inputCheck"] as? [String: Any]),
+                                                          options: .sortedKeys)
         for url in urls {
             let r = try await stack.request("GET", url)
             #expect(r.status == 200, "\(url)")
