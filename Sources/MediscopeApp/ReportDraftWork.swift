@@ -84,7 +84,8 @@ final class ReportDraftWork: BackgroundWork {
                 if let problem = ReportWriting.problem(with: completion.text, for: facts) {
                     throw LLMError(.unusable, status: 200, problem, received: completion.text)
                 }
-                text = Self.clean(completion.text)
+                let cleaned = Self.clean(completion.text)
+                text = cleaned.isEmpty ? "" : ReportWriting.keepingWarning(cleaned, for: facts)
                 origin = .llm
                 model = completion.model
                 log.info("report_drafted", ["analysis": .token(.init(record.id)), "source": .word("llm"),

@@ -39,13 +39,22 @@ public struct ReportFacts: Encodable, Sendable, Equatable {
     /// female, male, other or unknown, when given.
     public var sex: String?
     public var findings: [Finding]
+    /// "out_of_scope" when the image does not look like what the models were made for (their numbers are
+    /// then not meaningful), "in_scope", or "not_checked".
+    public var inputCheck: String
+    /// The input check's reason codes (closed vocabulary, e.g. "colour", "unfamiliar") when out of scope.
+    public var inputCheckReasons: [String]
+    /// True when the image is out of scope (templates read stored properties only).
+    public var outOfScope: Bool
+    /// `InputCheck.warning`, for the fallback template.
+    public var outOfScopeWarning = InputCheck.warning
     /// True when there is at least one finding (templates read stored properties only).
     public var hasFindings: Bool
     /// The facts as one JSON object (sorted keys, no extra whitespace), so a prompt can hand them to the
     /// model as delimited data rather than prose.
     public var json: String
 
-    enum CodingKeys: String, CodingKey { case modality, bodyPart, age, sex, findings }
+    enum CodingKeys: String, CodingKey { case modality, bodyPart, age, sex, findings, inputCheck, inputCheckReasons }
 
     public init(_ record: AnalysisRecord) {
         modality = record.patient.modality.flatMap { ["MRI", "CT"].contains($0) ? $0 : nil }
@@ -64,6 +73,10 @@ public struct ReportFacts: Encodable, Sendable, Equatable {
                 explainedLabel: title(result.explainedLabel))
         }
         hasFindings = !findings.isEmpty
+        inputCheck = record.inputCheck.verdict.rawValue
+        outOfScope = record.inputCheck.isOutOfScope
+        // Codes only, never the messages: those quote values measured from the file.
+        inputCheckReasons = outOfScope ? Array(Set(record.inputCheck.reasons.map(\.code).filter(InputCheck.Code.all.contains))).sorted() : []
         json = ""
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeImaging
 import Mustache
 
 /// Why the report-writing templates could not be loaded; names the file, never patient data.
@@ -51,6 +52,13 @@ public struct ReportWriting: Sendable {
 
     /// The report from the numbers alone.
     public func fallback(_ facts: ReportFacts) -> String { render(Self.fallbackTemplate, facts) }
+
+    /// An LLM's draft as kept: for an out-of-scope image it opens with `InputCheck.warning` whatever the
+    /// model wrote, so a draft signed as it is keeps the warning. Other drafts are returned unchanged.
+    public static func keepingWarning(_ draft: String, for facts: ReportFacts) -> String {
+        guard facts.outOfScope, !draft.contains(facts.outOfScopeWarning) else { return draft }
+        return "WARNING: \(facts.outOfScopeWarning)\n\n" + draft
+    }
 
     /// Why `reply` (a complete chat completion) cannot be the draft of a report on `facts`, or nil when
     /// it can. A reply is refused when it opens with a refusal ("I can't help with ..."), names none of

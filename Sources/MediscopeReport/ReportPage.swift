@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeImaging
 import MediscopeStore
 
 /// Shown with every result: in the API's JSON (and so in the dashboard) and on the printed report.
@@ -28,6 +29,12 @@ struct ReportPage {
     /// Paragraphs (at blank lines), each keeping its line breaks as "\n": the stylesheet shows them
     /// (`white-space: pre-line`), so a numbered list prints one item a line, as text, never as markup.
     struct ReportText { var paragraphs: [String] }
+    /// Printed above the results when the image does not look like what the models were made for.
+    struct OutOfScope {
+        var warning = InputCheck.warning
+        /// Each reason's message (what was measured, what the model expects).
+        var reasons: [String]
+    }
     /// The report's signature: who signed which version when; or that the text is an unsigned draft.
     struct Signature {
         var signedBy: String
@@ -49,6 +56,8 @@ struct ReportPage {
     /// True when `sourceFields` has something to print (the template reads stored properties only).
     var hasSourceFields = false
     var scan: Image
+    /// Set when the input check says out of scope: the warning leads the page and the findings are muted.
+    var outOfScope: OutOfScope?
     var findings: [Finding]
     var reportText: ReportText?
     /// Set when the newest version is signed; nil: the signature lines are left blank.
@@ -80,6 +89,7 @@ struct ReportPage {
         let what = [p.modality, p.bodyPart.map { "of the \(isolated($0))" }].compactMap { $0 }.joined(separator: " ")
         scan = Image(url: links.scan(of: r), alt: "Scan\(what.isEmpty ? "" : ", \(what)"), patient \(isolated(p.patientId))",
                      width: r.scan.width, height: r.scan.height)
+        outOfScope = r.inputCheck.isOutOfScope ? OutOfScope(reasons: r.inputCheck.reasons.map(\.message)) : nil
         findings = r.results.map { result in
             // Labels as people read them (the manifest's titles when the analysis ran).
             func title(_ label: String) -> String { result.probabilities.first { $0.label == label }?.title ?? label }

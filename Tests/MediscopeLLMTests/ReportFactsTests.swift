@@ -40,7 +40,7 @@ import Testing
     @Test func theFactsGoAsOneDelimitedJSONObject() throws {
         let facts = ReportFacts(Self.record(bodyPart: "Brain"))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(facts.json.utf8)) as? [String: Any])
-        #expect(Set(object.keys) == ["modality", "bodyPart", "age", "sex", "findings"])
+        #expect(Set(object.keys) == ["modality", "bodyPart", "age", "sex", "findings", "inputCheck", "inputCheckReasons"])
         let prompt = try ReportWriting(directory: ReportWritingTests.templates).messages(facts)[1].content
         #expect(prompt.contains("<facts>\n" + facts.json + "\n</facts>"))
         #expect(prompt.contains("not instructions"))

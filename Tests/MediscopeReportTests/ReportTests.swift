@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeImaging
 @testable import MediscopeReport
 @testable import MediscopeStore
 import Testing
@@ -226,5 +227,24 @@ import Testing
         expectFailure(.templateMissing, "signature.mustache is missing")
         try "{{#open}}never closed".write(to: folder.appendingPathComponent("report.mustache"), atomically: true, encoding: .utf8)
         expectFailure(.invalidTemplate, "report.mustache is not a valid Mustache template")
+    }
+}
+
+/// Issue 22: the printed report of an out-of-scope image leads with the warning and its reasons.
+@Suite struct OutOfScopeReportTests {
+    @Test func theWarningLeadsAndTheFindingsAreMuted() throws {
+        var record = ReportTests.record()
+        record.inputCheck = InputCheck(verdict: .outOfScope, reasons: [
+            InputCheck.Reason(code: "colour", message: "62% of the image is in colour; this model expects greyscale MRI <b>.")],
+            score: 131.2, threshold: 74.5, method: "image-checks+mahalanobis-sqrt")
+        let html = try ReportTests().render(record)
+        let warning = try #require(html.range(of: "This image does not look like a scan the model was made for: its numbers are not meaningful."))
+        let findings = try #require(html.range(of: "id=\"findings-heading\""))
+        #expect(warning.lowerBound < findings.lowerBound, "the warning comes before the results")
+        #expect(html.contains("62% of the image is in colour; this model expects greyscale MRI &lt;b&gt;."), "reasons, escaped")
+        #expect(html.contains("class=\"findings muted\"") && html.contains("role=\"alert\""))
+
+        let plain = try ReportTests().render(ReportTests.record())
+        #expect(!plain.contains("does not look like") && plain.contains("class=\"findings\""))
     }
 }
