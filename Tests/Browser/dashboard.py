@@ -619,8 +619,14 @@ class Harness:
             };""")
 
     def check_analysis_screen(self, patient, analysis_id):
-        """Asserts what the analysis screen must show; returns its facts."""
+        """Asserts what the analysis screen must show; returns its facts. An out-of-scope analysis (issue 22)
+        must lead with its warning; its numbers are then opened from behind it and checked the same way."""
         self.wait_screen("analysis")
+        if self.exists("details#out-of-scope-results"):
+            self.expect(self.exists("section#input-check-warning") and self.find("section#input-check-warning").is_displayed(),
+                        "an out-of-scope analysis hides its numbers without showing the warning")
+            if not self.js("return document.querySelector('details#out-of-scope-results').open"):
+                self.find("details#out-of-scope-results > summary").click()
         self.wait_images("img#scan-image")
         self.wait_images("img.heatmap")
         f = self.analysis_facts()
@@ -1258,6 +1264,77 @@ def scenario_delete_analysis(h):
         h.expect("not found" in h.visible_text().lower(), "the deleted analysis's address does not say it was not found")
         h.harvest()
     h.screenshot("deleted-address")
+
+
+OUT_OF_SCOPE_WARNING = "This image does not look like a scan the model was made for: its numbers are not meaningful."
+
+
+def scenario_out_of_scope(h):
+    """Issue 22: a photograph uploaded as an MRI leads with the warning and its reasons; its numbers are only
+    behind it, folded and muted; the history marks the row; the printed report carries the warning above
+    the results. A brain MRI slice shows none of it, only a quiet "in scope" line."""
+    photo = os.path.join(ROOT, "models/cache/input-check/out-of-scope/photo__astronaut.png")
+    h.require(os.path.exists(photo), f"{photo} is missing: `make test` saves the input-check sets first")
+    h.start_on_new_analysis()
+    patient = new_patient("P-OOS")
+    h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
+    analysis_id = h.upload(patient, scan=photo)
+    h.wait_screen("analysis")
+    shown = h.js("""
+        const q = (css) => document.querySelector(css);
+        const warning = q('section#input-check-warning'), details = q('details#out-of-scope-results');
+        const before = (a, b) => !!(a && b && (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING));
+        return {
+          warning: warning ? warning.innerText : null,
+          role: warning ? warning.getAttribute('role') : null,
+          reasons: [...document.querySelectorAll('#input-check-reasons li')].map(li => li.dataset.code),
+          folded: details ? !details.open : null,
+          resultsVisible: [...document.querySelectorAll('article.result')].some(a => a.checkVisibility()),
+          warningFirst: before(warning, q('p#decision-notice')) && before(warning, details),
+          verdict: (q('p#input-check-status') || {dataset: {}}).dataset.verdict,
+        };""")
+    h.require(shown["warning"] is not None, "no section#input-check-warning on an out-of-scope analysis")
+    h.expect(OUT_OF_SCOPE_WARNING in shown["warning"], f"the warning should say {OUT_OF_SCOPE_WARNING!r}; it says {shown['warning']!r}")
+    h.expect(shown["role"] == "alert", "the warning is not announced (role=alert)")
+    h.expect("unfamiliar" in shown["reasons"] and "colour" in shown["reasons"], f"the reasons shown: {shown['reasons']}")
+    h.expect(shown["folded"] is True and not shown["resultsVisible"], "the numbers should be folded behind the warning at first")
+    h.expect(shown["warningFirst"], "the warning should come before the notice and the numbers")
+    h.expect(shown["verdict"] == "out_of_scope", f"p#input-check-status says {shown['verdict']!r}")
+    h.screenshot("warning")
+    # The numbers are still there, one click away, muted.
+    h.check_analysis_screen(patient, analysis_id)
+    opacity = float(h.js("return getComputedStyle(document.querySelector('#out-of-scope-results .results')).opacity"))
+    h.expect(opacity < 1, f"the numbers behind the warning should be de-emphasised (opacity {opacity})")
+    h.screenshot("numbers-behind-warning")
+
+    # The history marks the row.
+    h.nav("history", "history")
+    h.history_search(patient["id"])
+    h.wait(lambda: h.history_links() == [f"/analyses/{analysis_id}"], f"the history search for {patient['id']}")
+    row = h.js("""const tr = document.querySelector('table#history-table tbody tr');
+        return { marked: tr.classList.contains('out-of-scope-row'), badge: (tr.querySelector('.scope-badge') || {}).textContent || null };""")
+    h.expect(row["marked"] and row["badge"] and "Out of scope" in row["badge"], f"the history row is not marked: {row}")
+    h.screenshot("history")
+
+    # The printed report: the warning above the images and findings.
+    printed = open_printed_report(h, analysis_id)
+    order = h.js("""const w = document.querySelector('section.out-of-scope'), f = document.querySelector('section.findings');
+        return { warning: !!w, first: !!(w && f && (w.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING)),
+                 muted: !!(f && f.classList.contains('muted')) };""")
+    h.expect(OUT_OF_SCOPE_WARNING in printed["text"], "the printed report does not carry the warning")
+    h.expect(order["warning"] and order["first"] and order["muted"], f"the printed warning should lead and mute the findings: {order}")
+    h.screenshot("printed")
+
+    # A brain MRI slice: no warning, a quiet line that it was checked.
+    h.go("/analyses/new")
+    h.wait_screen("new")
+    slice_id = h.upload(new_patient("P-INS"))
+    h.check_analysis_screen(None, slice_id)
+    h.expect(not h.exists("section#input-check-warning") and not h.exists("details#out-of-scope-results"),
+             "an in-scope analysis shows the out-of-scope warning")
+    status = h.find("p#input-check-status")
+    h.expect(status.get_attribute("data-verdict") == "in_scope" and "in the models' scope" in status.text,
+             f"p#input-check-status on an in-scope analysis: {status.get_attribute('data-verdict')!r} {status.text!r}")
 
 
 PAPER_CM = {"A4": (21.0, 29.7), "Letter": (21.59, 27.94)}
@@ -2151,6 +2228,7 @@ SCENARIOS = {
     "delete_analysis": scenario_delete_analysis,
     "drop_and_progress": scenario_drop_and_progress,
     "report_print": scenario_report_print,
+    "out_of_scope": scenario_out_of_scope,
     "report_draft": scenario_report_draft,
     "report_sign": scenario_report_sign,
     "report_leave": scenario_report_leave,

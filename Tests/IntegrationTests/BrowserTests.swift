@@ -21,6 +21,7 @@ struct BrowserTests {
     @Test func deleteAfterConfirmation() async throws { try await scenario("delete_analysis") }
     @Test func dropAScanAndWatchTheUpload() async throws { try await scenario("drop_and_progress") }
     @Test func reportPrintsOnA4AndLetterDraftAndSigned() async throws { try await scenario("report_print") }
+    @Test func anOutOfScopeImageLeadsWithTheWarning() async throws { try await scenario("out_of_scope") }
     @Test func tabletLayout() async throws { try await scenario("tablet_layout") }
     @Test func keyboardAndAccessibleNames() async throws { try await scenario("keyboard") }
 

@@ -4,6 +4,9 @@ import { get, request } from "./api.js";
 import { formatDate, formatPercent, h, isolated, labelText, replace, resultLabel, userText } from "./dom.js";
 import { reportCard } from "./report.js";
 
+// The server's InputCheck.warning, word for word.
+const OUT_OF_SCOPE_WARNING = "This image does not look like a scan the model was made for: its numbers are not meaningful.";
+
 const STAGES = [["decode", "Decode"], ["preprocess", "Preprocess"], ["forward", "Models"], ["gradCAM", "Grad-CAM"],
   ["encode", "Encode images"], ["modelLoad", "Model load"]];
 
@@ -54,6 +57,9 @@ export async function renderAnalysis(ctx, id) {
       .map(([k, label]) => h("tr", {}, h("th", { scope: "row", text: label }), h("td", { text: `${a.timingsMs[k].toFixed(0)} ms` })))));
 
   const notice = h("p#decision-notice.notice.notice-strong", { role: "note" }, h("strong", { text: a.notice }));
+  const check = a.inputCheck ?? { verdict: "not_checked", reasons: [] };
+  const outOfScope = check.verdict === "out_of_scope";
+  const results = h("div.results", {}, a.results.map((r) => resultCard(a, r, scanAlt)));
 
   const view = h("section#analysis.analysis", { dataset: { analysisId: a.id }, "aria-labelledby": "analysis-heading" },
     h("div.page-head", {},
@@ -64,14 +70,36 @@ export async function renderAnalysis(ctx, id) {
         h("a#report-link.button-secondary", { href: a.links.report, target: "_blank", rel: "noopener", text: "Printable report" }),
         h("a.button-secondary", { href: "/analyses/new", "data-link": true, text: "New analysis" }),
         deleteControl(ctx, a))),
+    outOfScope ? outOfScopeWarning(check) : null,
     notice,
     h("div.analysis-grid", {},
-      h("div.analysis-side", {}, patientBlock, scanFigure, timings),
-      h("div.results", {}, a.results.map((r) => resultCard(a, r, scanAlt)))),
+      h("div.analysis-side", {}, patientBlock, scanFigure, inputCheckLine(check), timings),
+      // Out of scope: the numbers only behind the warning, folded and muted.
+      outOfScope
+        ? h("details#out-of-scope-results.results-behind-warning", {},
+          h("summary", { text: "Show the model's numbers anyway (not meaningful for this image)" }), results)
+        : results),
     reportCard(ctx, a));
 
   replace(ctx.main, view);
   ctx.ready();
+}
+
+/** Leads an out-of-scope analysis: the image is not what the models were made for, and why. */
+function outOfScopeWarning(check) {
+  return h("section#input-check-warning.out-of-scope", { role: "alert", "aria-labelledby": "input-check-warning-heading" },
+    h("h2#input-check-warning-heading", { text: "Not the kind of image the model was made for" }),
+    h("p", {}, h("strong", { text: OUT_OF_SCOPE_WARNING })),
+    h("ul#input-check-reasons", {}, check.reasons.map((r) => h("li", { dataset: { code: r.code }, text: r.message }))));
+}
+
+/** One quiet line beside the scan: what the input check said when it did not object. */
+function inputCheckLine(check) {
+  const verdicts = { in_scope: "in the models' scope", out_of_scope: "outside the models' scope", not_checked: "not checked" };
+  const measured = check.score != null && check.threshold != null
+    ? ` (feature distance ${check.score.toFixed(1)}, limit ${check.threshold.toFixed(1)})` : "";
+  const why = check.verdict === "not_checked" && check.reasons.length ? `: ${check.reasons.map((r) => r.message).join(" ")}` : "";
+  return h("p#input-check-status.hint", { dataset: { verdict: check.verdict }, text: `Input check: ${verdicts[check.verdict] ?? check.verdict}${measured}${why}` });
 }
 
 /** "Delete" with a confirmation dialog: removes the record and its images (audited by the server). */

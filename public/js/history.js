@@ -73,12 +73,16 @@ export async function renderHistory(ctx) {
 
 function row(a) {
   const findings = a.results.map((r) => `${r.title}: ${resultLabel(r, r.prediction)} (${formatPercent(r.confidence)})`);
-  return h("tr", {},
+  const outOfScope = a.inputCheck?.verdict === "out_of_scope";
+  return h("tr", { class: outOfScope ? "out-of-scope-row" : null },
     h("td", {}, h("time", { datetime: a.createdAt, text: formatDate(a.createdAt) })),
     h("td", {}, userText(a.patient.patientId)),
     h("td", {}, userText(a.patient.name ?? "")),
     h("td", {}, [a.patient.modality, a.patient.bodyPart].filter(Boolean).flatMap((t, i) => i ? [" · ", userText(t)] : [userText(t)])),
-    h("td.findings", {}, findings.map((f) => h("span.finding-line", { text: f }))),
+    h("td.findings", {},
+      outOfScope ? h("span.scope-badge", { title: "This image does not look like a scan the model was made for: its numbers are not meaningful.",
+        text: "Out of scope: numbers not meaningful" }) : null,
+      findings.map((f) => h("span.finding-line", { text: f }))),
     h("td.open-cell", {}, h("a.analysis-link", { href: `/analyses/${a.id}`, "data-link": true,
       "aria-label": `Open the analysis of ${formatDate(a.createdAt)} for patient ${isolated(a.patient.patientId)}`, text: "Open" })));
 }
