@@ -7,7 +7,7 @@ import MediscopeServer
 import MediscopeStore
 
 /// Routes of DESIGN section 4.
-public enum API {
+package enum API {
     /// Every route, who may call it and what the audit log calls it. The access test walks this table.
     static let specs: [RouteSpec] = analysisRoutes + ReportAPI.routes + AccountAPI.routes.map(auditingAdminReads) + DicomAPI.routes + [
         RouteSpec(method: "GET", pattern: "/api/models", access: .signedIn, audit: nil) { s, _, _, _ throws(Problem) in try models(s) },
@@ -107,8 +107,8 @@ public enum API {
     }
 
     /// "METHOD pattern" of every route, for the access-table test.
-    public static var routeSignatures: [String] { specs.map { "\($0.method) \($0.pattern)" } }
-    public static var routeAccess: [String: Access] {
+    package static var routeSignatures: [String] { specs.map { "\($0.method) \($0.pattern)" } }
+    package static var routeAccess: [String: Access] {
         Dictionary(uniqueKeysWithValues: specs.map { ("\($0.method) \($0.pattern)", $0.access) })
     }
 

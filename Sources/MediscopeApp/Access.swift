@@ -3,7 +3,7 @@ import MediscopeAuth
 import MediscopeServer
 
 /// Who may call a route.
-public enum Access: String, Sendable, CaseIterable {
+package enum Access: String, Sendable, CaseIterable {
     /// Anyone (health, readiness, sign-in).
     case everyone
     /// Any signed-in user (their own session, tokens, the model list).

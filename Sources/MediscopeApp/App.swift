@@ -2,31 +2,31 @@ import Foundation
 import MediscopeServer
 
 /// Mediscope as a pre-forked FastCGI application: one handler per worker process.
-public struct MediscopeApplication: WorkerApplication {
-    public let config: AppConfig
-    public var bodyLimitBytes: Int { config.bodyLimitBytes }
+package struct MediscopeApplication: WorkerApplication {
+    package let config: AppConfig
+    package var bodyLimitBytes: Int { config.bodyLimitBytes }
     /// Stage and queueing-time histograms, mapped here, in the master, so every forked worker shares
     /// them (nil if the mapping failed: the server then runs without them).
     let histograms: SharedHistograms?
 
-    public init(config: AppConfig) {
+    package init(config: AppConfig) {
         self.config = config
         histograms = try? SharedHistograms()
     }
 
     /// The report job processes ("reports-1"...), and with Firestore the outbox's delivery loop.
-    public var backgroundProcesses: [String] {
+    package var backgroundProcesses: [String] {
         (1...config.reports.workers).map { ReportDraftWork.namePrefix + String($0) }
             + (config.store == .firestore ? [OutboxDeliveryWork.processName] : [])
     }
 
-    public func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? {
+    package func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? {
         if name == OutboxDeliveryWork.processName { return OutboxDeliveryWork(config: config, log: context.server.log) }
         if name.hasPrefix(ReportDraftWork.namePrefix) { return ReportDraftWork(config: config, log: context.server.log) }
         return nil
     }
 
-    public func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler {
+    package func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler {
         let services = Services(config: config, server: server, pool: pool, slot: slot, histograms: histograms)
         return APIHandler(router: API.router(services), services: services)
     }

@@ -6,46 +6,46 @@ import MediscopeServer
 
 /// Everything `mediscope serve` can be told, from a JSON file overridden by MEDISCOPE_* environment
 /// variables (e.g. `pools.inference.workers` <- MEDISCOPE_POOLS_INFERENCE_WORKERS).
-public struct AppConfig: Sendable {
-    public var varDirectory: String
-    public var manifestPath: String
-    public var logFile: String?
+package struct AppConfig: Sendable {
+    package var varDirectory: String
+    package var manifestPath: String
+    package var logFile: String?
     /// The master's pid, for logrotate and service managers.
-    public var pidFile: String
-    public var bodyLimitBytes: Int
-    public var maxImagePixels: Int
-    public var torchThreads: Int
-    public var processManager: ProcessManagerConfig
+    package var pidFile: String
+    package var bodyLimitBytes: Int
+    package var maxImagePixels: Int
+    package var torchThreads: Int
+    package var processManager: ProcessManagerConfig
     /// Firebase sign-in is on when a project id is configured.
-    public var firebaseProjectId: String?
-    public var firebaseCertificatesURL: String
-    public var accountPolicy: AccountPolicy
+    package var firebaseProjectId: String?
+    package var firebaseCertificatesURL: String
+    package var accountPolicy: AccountPolicy
     /// The printable report's Mustache templates (relative paths are relative to the working directory).
-    public var templatesDirectory: String
+    package var templatesDirectory: String
     /// Header of the printable report; nil: the organisation's name.
-    public var reportInstitution: String?
+    package var reportInstitution: String?
     /// Where records and accounts live (`store`, MEDISCOPE_STORE): sqlite (default) or firestore.
-    public var store: StoreBackend
+    package var store: StoreBackend
     /// Set when `store` is firestore.
-    public var firestore: FirestoreSettings?
+    package var firestore: FirestoreSettings?
     /// Report drafts: the LLM (if any) and the job processes.
-    public var reports: ReportSettings
+    package var reports: ReportSettings
     /// This host's name in /api/status and on every metric (`host.name`, MEDISCOPE_HOST_NAME; default the
     /// system's host name), so an operator of several hosts sees which one served what.
-    public var hostName: String
+    package var hostName: String
     /// The address users reach the service at (`public.url`, MEDISCOPE_PUBLIC_URL), e.g.
     /// `https://mediscope.example.org`; nil when not configured. When it is https, cookies are Secure and
     /// `__Host-` prefixed even if nginx does not say the request came over TLS (TLS ended at a load
     /// balancer in front of it).
-    public var publicURL: URL?
+    package var publicURL: URL?
     /// True when `publicURL` is https.
-    public var publicURLIsHTTPS: Bool { publicURL?.scheme?.lowercased() == "https" }
+    package var publicURLIsHTTPS: Bool { publicURL?.scheme?.lowercased() == "https" }
 
-    public var storeDirectory: String { varDirectory + "/store" }
+    package var storeDirectory: String { varDirectory + "/store" }
     /// nginx serves stored images from here through X-Accel-Redirect (see nginx/).
-    public static let internalBlobPrefix = "/internal/blobs/"
+    package static let internalBlobPrefix = "/internal/blobs/"
 
-    public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AppConfig {
+    package static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AppConfig {
         let (reader, values) = try reader(file: file, environment: environment)
         return try AppConfig(reader: reader, fileValues: values, environment: environment)
     }

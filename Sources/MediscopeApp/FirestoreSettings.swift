@@ -8,7 +8,7 @@ import MediscopeServer
 import MediscopeStore
 
 /// Where analyses, accounts and the audit log live.
-public enum StoreBackend: String, Sendable {
+package enum StoreBackend: String, Sendable {
     /// Embedded SQLite under `var/store` (one host; the default).
     case sqlite
     /// Google Cloud Firestore, written through a local outbox (several hosts).
@@ -17,23 +17,23 @@ public enum StoreBackend: String, Sendable {
 
 /// How to reach Firestore (`store` = firestore). From the configuration (`firestore.*`, MEDISCOPE_FIRESTORE_*)
 /// and, as Google's client libraries read them, `GOOGLE_APPLICATION_CREDENTIALS` and `FIRESTORE_EMULATOR_HOST`.
-public struct FirestoreSettings: Sendable {
+package struct FirestoreSettings: Sendable {
     /// The Google Cloud project (`firestore.project.id`, MEDISCOPE_FIRESTORE_PROJECT_ID); required.
-    public var projectId: String
+    package var projectId: String
     /// The database (`firestore.database.id`), "(default)" unless set.
-    public var databaseId: String
+    package var databaseId: String
     /// host:port of the Firestore emulator (FIRESTORE_EMULATOR_HOST): plain HTTP, `Bearer owner`, no key.
-    public var emulatorHost: String?
+    package var emulatorHost: String?
     /// A service-account JSON key (`firestore.credentials.file`, else GOOGLE_APPLICATION_CREDENTIALS);
     /// nil: the Compute Engine metadata server's token.
-    public var credentialsFile: String?
+    package var credentialsFile: String?
     /// The metadata server's token URL (`firestore.metadata.url`; Google's unless set).
-    public var metadataURL: URL
+    package var metadataURL: URL
     /// How long a worker may reuse a user or session it read, seconds (`firestore.cache.seconds`, 0...5).
-    public var cacheSeconds: Double
+    package var cacheSeconds: Double
     /// While Firestore cannot be reached, how long a user or session verified before stays accepted,
     /// seconds (`firestore.outage.grace.seconds`, 0...3600; 0: refuse at once).
-    public var outageGraceSeconds: Double
+    package var outageGraceSeconds: Double
 
     /// Reads the settings; throws `ServerError` naming what is missing or wrong (`missingProject` starts
     /// the message when no project is set).
@@ -62,11 +62,11 @@ public struct FirestoreSettings: Sendable {
 
     /// What a client is for: request paths answer within the io pool's limit; the delivery loop
     /// retries by itself (the outbox's back-off), so its client tries each call once.
-    public enum Purpose: Sendable { case requests, delivery, tool }
+    package enum Purpose: Sendable { case requests, delivery, tool }
 
     /// A client for `purpose`. Throws `FirestoreError` when the key file is unreadable or not a
     /// service-account key (the key itself never reaches the message).
-    public func client(for purpose: Purpose) throws(FirestoreError) -> FirestoreClient {
+    package func client(for purpose: Purpose) throws(FirestoreError) -> FirestoreClient {
         let (base, _) = FirestoreConfiguration.fromEnvironment(
             projectId: projectId, environment: emulatorHost.map { ["FIRESTORE_EMULATOR_HOST": $0] } ?? [:])
         var configuration = base
@@ -118,7 +118,7 @@ extension AppConfig {
     /// `projectId`, when given, replaces `firestore.project.id`.
     /// - Throws: `ServerError` naming what is missing or wrong (no project, an unreadable key file), or
     ///   the configuration file's read or JSON error.
-    public static func firestoreSettings(file: String?, projectId: String? = nil,
+    package static func firestoreSettings(file: String?, projectId: String? = nil,
                                          environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FirestoreSettings {
         let (reader, _) = try reader(file: file, environment: environment)
         let value = { (key: String) in key == "firestore.project.id" && projectId != nil ? projectId : reader.string(forKey: ConfigKey(key)) }
@@ -131,7 +131,7 @@ extension AppConfig {
     /// caches and audit entries are appended through the outbox; without it (a command-line tool),
     /// every call goes to Firestore directly.
     /// - Throws: `AuthError` (SQLite) or `FirestoreError` (an unreadable key file).
-    public func accountStores(_ purpose: FirestoreSettings.Purpose, outbox: Outbox? = nil) throws -> AccountStores {
+    package func accountStores(_ purpose: FirestoreSettings.Purpose, outbox: Outbox? = nil) throws -> AccountStores {
         guard store == .firestore, let firestore else {
             return try AccountStores.sqlite(directory: URL(fileURLWithPath: storeDirectory))
         }

@@ -3,23 +3,23 @@ import MediscopeLLM
 import MediscopeServer
 
 /// How report drafts are written (`llm.*`, `reports.*`; MEDISCOPE_LLM_*, MEDISCOPE_REPORTS_*).
-public struct ReportSettings: Sendable {
+package struct ReportSettings: Sendable {
     /// The OpenAI-compatible server; nil (no `llm.base_url`): every draft comes from the template.
-    public var llm: LLMSettings?
+    package var llm: LLMSettings?
     /// Report job processes beside the pools (`reports.workers`, 1...8).
-    public var workers: Int
+    package var workers: Int
     /// Attempts at the LLM per report before the template is used (`llm.max_attempts`, 1...10).
-    public var maxAttempts: Int
+    package var maxAttempts: Int
     /// The longest wait before another attempt, seconds (`llm.max_retry_wait_seconds`, 0...3600, default
     /// 120): an LLM that asks for more with `Retry-After` (a daily quota used up: `Retry-After: 3600`) gets
     /// no more attempts for this report, whose draft the template writes at once, rather than leaving the
     /// report pending for an hour per attempt.
-    public var maxRetryWait: Double = 120
+    package var maxRetryWait: Double = 120
     /// Jobs of one organisation running at once, over all job processes (`reports.max_running_per_organization`).
-    public var maxRunningPerOrganization: Int
+    package var maxRunningPerOrganization: Int
     /// Least time between two job starts of one organisation, seconds (`reports.min_seconds_between_starts`):
     /// a rate limit, so one busy organisation cannot use up the LLM's quota for all.
-    public var minSecondsBetweenStarts: Double
+    package var minSecondsBetweenStarts: Double
 
     static func read(_ string: (String) -> String?, int: (String, Int) -> Int, double: (String, Double) -> Double) throws -> ReportSettings {
         var llm: LLMSettings?

@@ -7,7 +7,7 @@ extension Accounts {
     /// A new session for an enabled user. The token goes in the cookie, the CSRF token in the page;
     /// only their SHA-256 digests are stored. Also prunes expired sessions.
     /// Throws `.notFound` for an unknown user, `.invalid` for a disabled one.
-    public func createSession(userId: String) throws(AuthError) -> (token: String, csrfToken: String, session: Session) {
+    package func createSession(userId: String) throws(AuthError) -> (token: String, csrfToken: String, session: Session) {
         guard let user = try stores.users.user(id: userId) else { throw AuthError(.notFound, "no such user") }
         if user.disabled { throw AuthError(.invalid, "user is disabled") }
         let token = Tokens.newSecret()
@@ -24,7 +24,7 @@ extension Accounts {
 
     /// The session and its user, or nil when the token is unknown, the session is past its absolute or
     /// idle expiry, or the user is gone or disabled. Records activity at most once per `touchInterval`.
-    public func session(token: String) throws(AuthError) -> (Session, User)? {
+    package func session(token: String) throws(AuthError) -> (Session, User)? {
         guard Tokens.looksLikeSecret(token) else { return nil }
         guard let stored = try stores.sessions.session(tokenHash: Tokens.sha256Hex(token)) else { return nil }
         let user = try stores.users.user(id: stored.userId)
@@ -47,19 +47,19 @@ extension Accounts {
 
     /// Signs out one session. True when it existed.
     @discardableResult
-    public func deleteSession(token: String) throws(AuthError) -> Bool {
+    package func deleteSession(token: String) throws(AuthError) -> Bool {
         guard Tokens.looksLikeSecret(token) else { return false }
         return try stores.sessions.delete(tokenHash: Tokens.sha256Hex(token))
     }
 
     /// Signs out every session of a user. Returns how many ended.
     @discardableResult
-    public func deleteSessions(userId: String) throws(AuthError) -> Int {
+    package func deleteSessions(userId: String) throws(AuthError) -> Int {
         try stores.sessions.deleteAll(userId: userId)
     }
 
     /// True when `token` is the CSRF token issued with `session` (digests compared in constant time).
-    public func verifyCSRF(session: Session, token: String) -> Bool {
+    package func verifyCSRF(session: Session, token: String) -> Bool {
         guard !token.isEmpty, token.utf8.count <= 256 else { return false }
         return Tokens.constantTimeEquals(Tokens.sha256Hex(token), session.csrfHash)
     }
@@ -70,7 +70,7 @@ extension Accounts {
     /// Throws `.invalid` for a bad name or a disabled user, `.notFound` for an unknown user. The API makes
     /// tokens only for a caller signed in with a session, never with another token, so no token outlives
     /// the revocation of the one that made it.
-    public func createToken(userId: String, name: String) throws(AuthError) -> (token: String, info: APIToken) {
+    package func createToken(userId: String, name: String) throws(AuthError) -> (token: String, info: APIToken) {
         let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty, name.count <= 100, !Self.hasControlCharacters(name) else {
             throw AuthError(.invalid, "token name must be 1...100 printable characters")
@@ -86,19 +86,19 @@ extension Accounts {
     }
 
     /// Every token of a user, revoked ones included, oldest first.
-    public func tokens(userId: String) throws(AuthError) -> [APIToken] {
+    package func tokens(userId: String) throws(AuthError) -> [APIToken] {
         try stores.apiTokens.tokens(userId: userId)
     }
 
     /// Revokes one of the user's tokens. False when it does not exist, is another user's, or was already revoked.
     @discardableResult
-    public func revokeToken(id: String, userId: String) throws(AuthError) -> Bool {
+    package func revokeToken(id: String, userId: String) throws(AuthError) -> Bool {
         try stores.apiTokens.revoke(tokenId: id, userId: userId, at: now().roundedToMilliseconds)
     }
 
     /// The token and its user; nil when the token is unknown or revoked, or the user is gone or disabled.
     /// Records use at most once per `touchInterval`.
-    public func user(forToken token: String) throws(AuthError) -> (APIToken, User)? {
+    package func user(forToken token: String) throws(AuthError) -> (APIToken, User)? {
         guard Tokens.looksLikeAPIToken(token) else { return nil }
         guard let stored = try stores.apiTokens.token(tokenHash: Tokens.sha256Hex(token)), stored.revokedAt == nil,
               let user = try stores.users.user(id: stored.userId), !user.disabled

@@ -21,7 +21,7 @@ extension Accounts {
     /// people's failures never keep the account's owner out of an address they signed in from before; only
     /// failures from that address itself count (rules 1 and 2). The answer is the same for a username
     /// that exists and one that does not, and for a right and a wrong password (it is asked first).
-    public func signInRetryAfter(username: String, address: String) throws(AuthError) -> Int? {
+    package func signInRetryAfter(username: String, address: String) throws(AuthError) -> Int? {
         let nowMs = now().millisecondsSince1970
         let windowMs = policy.failureWindowSeconds.wholeMilliseconds
         let windowStart = Date(millisecondsSince1970: nowMs - windowMs)
@@ -43,7 +43,7 @@ extension Accounts {
     }
 
     /// Records one failed sign-in (unknown user and wrong password alike) and prunes failures older than the window.
-    public func recordSignInFailure(username: String, address: String) throws(AuthError) {
+    package func recordSignInFailure(username: String, address: String) throws(AuthError) {
         let nowMs = now().millisecondsSince1970
         let cutoff = Date(millisecondsSince1970: nowMs - policy.failureWindowSeconds.wholeMilliseconds)
         try stores.signInThrottle.recordFailure(account: Self.throttleKey(username), address: Self.throttleKey(address),
@@ -53,7 +53,7 @@ extension Accounts {
     /// After a good sign-in: forgets the account's failures from this address (those from elsewhere stay
     /// counted), and remembers the address as known-good for the account (as a hash salted with the
     /// account) for `knownAddressSeconds`.
-    public func recordSignInSuccess(username: String, address: String) throws(AuthError) {
+    package func recordSignInSuccess(username: String, address: String) throws(AuthError) {
         let account = Self.throttleKey(username), client = Self.throttleKey(address)
         let current = now().roundedToMilliseconds
         try stores.signInThrottle.clearFailures(account: account, address: client)
@@ -85,7 +85,7 @@ extension Accounts {
     /// Appends one entry durably (on disk, or acknowledged by the backend, when this returns). Returns its id.
     /// Throws `.invalid` for an empty or over-long action (64 bytes) or outcome (32 bytes).
     @discardableResult
-    public func audit(_ entry: AuditEntry) throws(AuthError) -> Int64 {
+    package func audit(_ entry: AuditEntry) throws(AuthError) -> Int64 {
         guard !entry.action.isEmpty, entry.action.utf8.count <= 64 else {
             throw AuthError(.invalid, "audit action must be 1...64 bytes")
         }
@@ -106,7 +106,7 @@ extension Accounts {
 
     /// Entries matching every set field of the filter, oldest first by id, at most `limit` (clamped to 1...1000).
     /// `since` is inclusive, `until` exclusive; an action ending in "." matches as a prefix.
-    public func auditEntries(_ filter: AuditFilter) throws(AuthError) -> [AuditEntry] {
+    package func auditEntries(_ filter: AuditFilter) throws(AuthError) -> [AuditEntry] {
         var clamped = filter
         clamped.limit = min(max(filter.limit, 1), 1000)
         return try stores.auditLog.entries(clamped)

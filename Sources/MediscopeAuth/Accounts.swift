@@ -10,19 +10,19 @@ import MediscopeSQLite
 /// touch two stores (a password change and the end of the user's sessions) are ordered so that a failure
 /// between them leaves the safe state: the new password is in force before the old sessions are ended,
 /// and a disabled user's sessions and tokens are refused even before they are deleted or revoked.
-public final class Accounts: Sendable {
+package final class Accounts: Sendable {
     /// last_seen_at / last_used_at are written at most this often per session or token (no write per request).
-    public static let touchInterval: TimeInterval = 60
+    package static let touchInterval: TimeInterval = 60
 
     /// The stores this service keeps its data in.
-    public let stores: AccountStores
+    package let stores: AccountStores
     /// Session lifetimes, password minimum and throttling limits.
-    public let policy: AccountPolicy
+    package let policy: AccountPolicy
     let hasher: PasswordHasher
     let now: @Sendable () -> Date
 
     /// Accounts over `stores` with the production argon2id parameters.
-    public convenience init(stores: AccountStores, policy: AccountPolicy = .init(),
+    package convenience init(stores: AccountStores, policy: AccountPolicy = .init(),
                             now: @escaping @Sendable () -> Date = Date.init) {
         self.init(stores: stores, policy: policy, now: now, hasher: .owasp)
     }
@@ -36,7 +36,7 @@ public final class Accounts: Sendable {
     }
 
     /// Throws `.unavailable` unless every store can serve now.
-    public func checkReady() throws(AuthError) {
+    package func checkReady() throws(AuthError) {
         try stores.users.checkReady()
         try stores.sessions.checkReady()
         try stores.apiTokens.checkReady()
@@ -47,7 +47,7 @@ public final class Accounts: Sendable {
     // MARK: - Organisations
 
     /// Creates the organisation, or renames it when it exists under another name.
-    public func ensureOrganization(id: String, name: String) throws(AuthError) {
+    package func ensureOrganization(id: String, name: String) throws(AuthError) {
         try Self.validateOrganizationId(id)
         let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty, name.count <= 200, !Self.hasControlCharacters(name) else {
@@ -57,7 +57,7 @@ public final class Accounts: Sendable {
     }
 
     /// The organisation's display name; nil when there is no such organisation.
-    public func organizationName(id: String) throws(AuthError) -> String? {
+    package func organizationName(id: String) throws(AuthError) -> String? {
         try stores.users.organizationName(id: id)
     }
 
@@ -66,7 +66,7 @@ public final class Accounts: Sendable {
     /// Adds an enabled user with a password. Throws `.invalid` (username, organisation id or display
     /// name), `.weakPassword`, or `.conflict` when the username is taken.
     @discardableResult
-    public func addUser(username: String, password: String, role: Role, organizationId: String,
+    package func addUser(username: String, password: String, role: Role, organizationId: String,
                         displayName: String? = nil) throws(AuthError) -> User {
         guard let name = Self.normalizedUsername(username) else {
             throw AuthError(.invalid, "username must be 3...64 characters of a-z 0-9 . _ @ -")
@@ -89,7 +89,7 @@ public final class Accounts: Sendable {
     /// password is in force and the sessions are gone nothing can make a new token, so the revocation
     /// misses none. A failure part-way throws, and calling again finishes the job.
     @discardableResult
-    public func setPassword(username: String, password: String) throws(AuthError) -> User {
+    package func setPassword(username: String, password: String) throws(AuthError) -> User {
         try checkPasswordPolicy(password)
         let existing = try existingUser(username: username)
         let hash = try hasher.hash(password)
@@ -105,7 +105,7 @@ public final class Accounts: Sendable {
     /// still disabled: a re-enabled user starts with no session and no valid token. Enabling an enabled
     /// user changes nothing.
     @discardableResult
-    public func setDisabled(username: String, _ disabled: Bool) throws(AuthError) -> User {
+    package func setDisabled(username: String, _ disabled: Bool) throws(AuthError) -> User {
         let existing = try existingUser(username: username)
         if disabled {
             let user = try stores.users.update(userId: existing.id, .disabled(true))
@@ -127,14 +127,14 @@ public final class Accounts: Sendable {
 
     /// Changes the user's role.
     @discardableResult
-    public func setRole(username: String, _ role: Role) throws(AuthError) -> User {
+    package func setRole(username: String, _ role: Role) throws(AuthError) -> User {
         try stores.users.update(userId: try existingUser(username: username).id, .role(role))
     }
 
     /// Links a Firebase account to a user. Conflict when the uid belongs to another user or the user is
     /// already linked to another uid (re-linking is never silent).
     @discardableResult
-    public func linkFirebase(uid: String, userId: String) throws(AuthError) -> User {
+    package func linkFirebase(uid: String, userId: String) throws(AuthError) -> User {
         guard !uid.isEmpty, uid.utf8.count <= 128, !Self.hasControlCharacters(uid) else {
             throw AuthError(.invalid, "Firebase uid must be 1...128 printable characters")
         }
@@ -142,28 +142,28 @@ public final class Accounts: Sendable {
     }
 
     /// Users of one organisation (or all), by username.
-    public func listUsers(organizationId: String?) throws(AuthError) -> [User] {
+    package func listUsers(organizationId: String?) throws(AuthError) -> [User] {
         try stores.users.users(organizationId: organizationId)
     }
 
     /// The user with this id, or nil.
-    public func user(id: String) throws(AuthError) -> User? {
+    package func user(id: String) throws(AuthError) -> User? {
         try stores.users.user(id: id)
     }
 
     /// The user with this username (normalised first: case and surrounding spaces do not matter), or nil.
-    public func user(username: String) throws(AuthError) -> User? {
+    package func user(username: String) throws(AuthError) -> User? {
         guard let name = Self.normalizedUsername(username) else { return nil }
         return try stores.users.user(username: name)
     }
 
     /// The user linked to this Firebase uid, or nil.
-    public func user(firebaseUID: String) throws(AuthError) -> User? {
+    package func user(firebaseUID: String) throws(AuthError) -> User? {
         try stores.users.user(firebaseUID: firebaseUID)
     }
 
     /// How many users there are, in every organisation.
-    public func userCount() throws(AuthError) -> Int {
+    package func userCount() throws(AuthError) -> Int {
         try stores.users.userCount()
     }
 
@@ -180,7 +180,7 @@ public final class Accounts: Sendable {
     /// A password longer than `PasswordHasher.maximumPasswordBytes` (which no account can have) is refused
     /// with `.invalid` before anything else: no user lookup, no hashing, so the answer and its cost are the
     /// same for every username.
-    public func verifyPassword(username: String, password: String) throws(AuthError) -> User? {
+    package func verifyPassword(username: String, password: String) throws(AuthError) -> User? {
         guard password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
             throw AuthError(.invalid, "password is longer than \(PasswordHasher.maximumPasswordBytes) bytes")
         }
@@ -197,7 +197,7 @@ public final class Accounts: Sendable {
     }
 
     /// Throws `.weakPassword` (too short, or one character repeated) or `.invalid` (too long).
-    public func checkPasswordPolicy(_ password: String) throws(AuthError) {
+    package func checkPasswordPolicy(_ password: String) throws(AuthError) {
         guard password.utf8.count <= PasswordHasher.maximumPasswordBytes else {
             throw AuthError(.invalid, "password is longer than \(PasswordHasher.maximumPasswordBytes) bytes")
         }

@@ -14,45 +14,45 @@ import Foundation
 /// Within one `Generator` ids strictly increase, even when the clock steps back or 4096 ids are asked
 /// for in one millisecond: the id then moves to the next sequence or millisecond after the last one.
 /// Across processes and hosts ids are ordered by time to the millisecond, within the hosts' clock skew.
-public enum AuditID {
+package enum AuditID {
     /// Bits below the millisecond part.
-    public static let timeShift = 20
+    package static let timeShift = 20
     static let tagShift = 12
     static let sequenceMask: Int64 = 0xfff
 
     /// A new id from the process-wide generator.
-    public static func next() -> Int64 { Generator.shared.next() }
+    package static func next() -> Int64 { Generator.shared.next() }
 
     /// The millisecond (since the epoch) that `id` was made in, or after when ids were asked for faster
     /// than 4096 a millisecond or the clock stepped back.
-    public static func milliseconds(of id: Int64) -> Int64 { id >> Int64(timeShift) }
+    package static func milliseconds(of id: Int64) -> Int64 { id >> Int64(timeShift) }
 
     /// The id layout for the given parts (each masked to its width).
-    public static func make(milliseconds: Int64, hostTag: UInt8, sequence: Int64) -> Int64 {
+    package static func make(milliseconds: Int64, hostTag: UInt8, sequence: Int64) -> Int64 {
         (milliseconds << Int64(timeShift)) | (Int64(hostTag) << Int64(tagShift)) | (sequence & sequenceMask)
     }
 
     /// Strictly increasing ids for one process (thread-safe). `shared` is the one the stores use.
-    public final class Generator: @unchecked Sendable {
+    package final class Generator: @unchecked Sendable {
         /// The process-wide generator, with a random host tag.
-        public static let shared = Generator()
+        package static let shared = Generator()
 
         /// The 8 bits every id of this generator carries.
-        public let hostTag: UInt8
+        package let hostTag: UInt8
         private let now: @Sendable () -> Date
         private let lock = NSLock()
         private var lastMs: Int64 = 0
         private var lastSequence: Int64 = 0
 
         /// A generator with `hostTag` (random when nil) reading the time from `now` (a test seam).
-        public init(hostTag: UInt8? = nil, now: @escaping @Sendable () -> Date = Date.init) {
+        package init(hostTag: UInt8? = nil, now: @escaping @Sendable () -> Date = Date.init) {
             var rng = SystemRandomNumberGenerator()
             self.hostTag = hostTag ?? UInt8.random(in: 0...UInt8.max, using: &rng)
             self.now = now
         }
 
         /// The next id: larger than every id this generator gave before.
-        public func next() -> Int64 {
+        package func next() -> Int64 {
             let nowMs = max(0, Int64((now().timeIntervalSince1970 * 1000).rounded(.down)))
             var rng = SystemRandomNumberGenerator()
             // A random start leaves 2048 ids of headroom in the millisecond and spreads processes apart.

@@ -24,7 +24,7 @@ import _CryptoExtras
 
 /// Why a Firebase ID token was refused. `certificatesUnavailable` means we could not check the token
 /// at all (Google's key endpoint failed): callers should answer 503, not 401. Messages never contain the token.
-public enum FirebaseTokenError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum FirebaseTokenError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Not a compact JWS: wrong segment count, bad base64url, bad JSON, missing/mistyped claims, too large.
     case malformed
     /// Header `alg` is not exactly "RS256" (rejects "none", "HS256", "RS512", ...).
@@ -43,7 +43,7 @@ public enum FirebaseTokenError: Error, Sendable, Equatable, CustomStringConverti
     /// Google's certificates could not be fetched or parsed; the reason is for logs.
     case certificatesUnavailable(String)
 
-    public var message: String {
+    package var message: String {
         switch self {
         case .malformed: return "malformed ID token"
         case .unsupportedAlgorithm: return "ID token algorithm must be RS256"
@@ -58,33 +58,33 @@ public enum FirebaseTokenError: Error, Sendable, Equatable, CustomStringConverti
         }
     }
 
-    public var description: String { message }
+    package var description: String { message }
 
     /// The HTTP status a caller should answer with: 503 when we could not verify, else 401.
-    public var httpStatus: Int {
+    package var httpStatus: Int {
         if case .certificatesUnavailable = self { return 503 }
         return 401
     }
 }
 
 /// The verified contents of a Firebase ID token.
-public struct FirebaseClaims: Sendable, Equatable {
+package struct FirebaseClaims: Sendable, Equatable {
     /// Firebase user id (`sub`).
-    public var uid: String
-    public var email: String?
-    public var emailVerified: Bool?
+    package var uid: String
+    package var email: String?
+    package var emailVerified: Bool?
     /// When the user signed in (`auth_time`).
-    public var authTime: Date
-    public var issuedAt: Date
-    public var expiresAt: Date
+    package var authTime: Date
+    package var issuedAt: Date
+    package var expiresAt: Date
     /// `firebase.sign_in_provider` (e.g. "password", "google.com"), if present.
-    public var signInProvider: String?
+    package var signInProvider: String?
     /// Custom claim `mediscope_role`, if present and a string.
-    public var role: String?
+    package var role: String?
     /// Custom claim `mediscope_org`, if present and a string.
-    public var organization: String?
+    package var organization: String?
 
-    public init(uid: String, email: String?, emailVerified: Bool?, authTime: Date, issuedAt: Date, expiresAt: Date,
+    package init(uid: String, email: String?, emailVerified: Bool?, authTime: Date, issuedAt: Date, expiresAt: Date,
                 signInProvider: String? = nil, role: String? = nil, organization: String? = nil) {
         self.uid = uid; self.email = email; self.emailVerified = emailVerified; self.authTime = authTime
         self.issuedAt = issuedAt; self.expiresAt = expiresAt; self.signInProvider = signInProvider
@@ -94,33 +94,33 @@ public struct FirebaseClaims: Sendable, Equatable {
     /// The email address only when Firebase says its owner proved it (`email_verified` true): anyone can
     /// create a Firebase account with someone else's address, unverified. What may name a user (a display
     /// name, the signer of a report).
-    public var verifiedEmail: String? { emailVerified == true ? email : nil }
+    package var verifiedEmail: String? { emailVerified == true ? email : nil }
 }
 
 /// Verifies Firebase ID tokens against Google's published signing certificates.
 ///
 /// Thread-safe (one lock; a certificate fetch happens under it, so concurrent verifications wait for
 /// the fetch rather than stampeding Google). Designed for long-lived use: create one per process.
-public final class FirebaseTokenVerifier: @unchecked Sendable {
-    public typealias Fetch = @Sendable (URL) throws -> (status: Int, body: [UInt8], cacheControl: String?)
+package final class FirebaseTokenVerifier: @unchecked Sendable {
+    package typealias Fetch = @Sendable (URL) throws -> (status: Int, body: [UInt8], cacheControl: String?)
 
-    public static let defaultCertificatesURL =
+    package static let defaultCertificatesURL =
         URL(string: "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com")!
     /// Tolerance on exp / iat / auth_time (see the file header).
-    public static let clockSkew: TimeInterval = 60
+    package static let clockSkew: TimeInterval = 60
     /// Longest token accepted, in bytes (Firebase ID tokens are ~1 KB; custom claims are capped at 1000 bytes).
-    public static let maxTokenBytes = 8192
+    package static let maxTokenBytes = 8192
     /// Cache lifetime when the response has no usable `max-age`.
-    public static let defaultCacheLifetime: TimeInterval = 3600
+    package static let defaultCacheLifetime: TimeInterval = 3600
     /// `max-age` is clamped into this range (a bogus max-age=0 must not make every request fetch).
-    public static let cacheLifetimeRange: ClosedRange<TimeInterval> = 60...86_400
+    package static let cacheLifetimeRange: ClosedRange<TimeInterval> = 60...86_400
     /// An unknown `kid` triggers a refetch at most this often.
-    public static let unknownKeyRefetchInterval: TimeInterval = 30
+    package static let unknownKeyRefetchInterval: TimeInterval = 30
     /// After a failed fetch, further fetches wait this long (requests fail fast with 503 meanwhile).
-    public static let failureBackoff: TimeInterval = 5
+    package static let failureBackoff: TimeInterval = 5
 
-    public let projectId: String
-    public let certificatesURL: URL
+    package let projectId: String
+    package let certificatesURL: URL
     private let now: @Sendable () -> Date
     private let fetch: Fetch
     private let expectedIssuer: String
@@ -134,7 +134,7 @@ public final class FirebaseTokenVerifier: @unchecked Sendable {
     private var lastUnknownKeyRefetchAt: Date?
     private var lastFailure: (at: Date, reason: String)?
 
-    public init(
+    package init(
         projectId: String,
         certificatesURL: URL = FirebaseTokenVerifier.defaultCertificatesURL,
         now: @escaping @Sendable () -> Date = Date.init,
@@ -148,7 +148,7 @@ public final class FirebaseTokenVerifier: @unchecked Sendable {
     }
 
     /// Verifies `token` and returns its claims, or throws why it is not acceptable.
-    public func verify(_ token: String) throws(FirebaseTokenError) -> FirebaseClaims {
+    package func verify(_ token: String) throws(FirebaseTokenError) -> FirebaseClaims {
         // 1. Structure: exactly three base64url segments, JSON header and payload.
         let utf8 = token.utf8
         guard !projectId.isEmpty, utf8.count <= Self.maxTokenBytes else { throw .malformed }

@@ -4,20 +4,20 @@ import Foundation
 /// argon2id password hashes through Debian's libargon2, in the PHC string format
 /// (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`), so every stored hash carries its own parameters
 /// and old hashes keep verifying after the defaults change.
-public struct PasswordHasher: Sendable {
+package struct PasswordHasher: Sendable {
     /// Iterations (t).
-    public let timeCost: UInt32
+    package let timeCost: UInt32
     /// Memory in KiB (m).
-    public let memoryKiB: UInt32
+    package let memoryKiB: UInt32
     /// Lanes (p).
-    public let parallelism: UInt32
-    public static let saltLength = 16
-    public static let hashLength = 32
+    package let parallelism: UInt32
+    package static let saltLength = 16
+    package static let hashLength = 32
     /// Longer passwords are refused before hashing (argon2 itself would accept them; this bounds the work).
-    public static let maximumPasswordBytes = 1024
+    package static let maximumPasswordBytes = 1024
 
     /// OWASP's argon2id recommendation: m = 19 MiB, t = 2, p = 1.
-    public static let owasp = PasswordHasher(timeCost: 2, memoryKiB: 19456, parallelism: 1,
+    package static let owasp = PasswordHasher(timeCost: 2, memoryKiB: 19456, parallelism: 1,
                                              dummyHash: owaspDummyHash)
 
     /// A hash (with the OWASP parameters) of a random password nobody knows. Verifying against it costs
@@ -30,7 +30,7 @@ public struct PasswordHasher: Sendable {
     let dummyHash: String
 
     /// Custom parameters (tests use cheap ones). Computes its own dummy hash, which costs one hash.
-    public init(timeCost: UInt32, memoryKiB: UInt32, parallelism: UInt32) throws(AuthError) {
+    package init(timeCost: UInt32, memoryKiB: UInt32, parallelism: UInt32) throws(AuthError) {
         let dummy = try Self.encode(Tokens.newSecret(), timeCost: timeCost, memoryKiB: memoryKiB,
                                     parallelism: parallelism)
         self.init(timeCost: timeCost, memoryKiB: memoryKiB, parallelism: parallelism, dummyHash: dummy)
@@ -44,10 +44,10 @@ public struct PasswordHasher: Sendable {
     }
 
     /// The PHC prefix every hash made with these parameters starts with.
-    public var prefix: String { "$argon2id$v=19$m=\(memoryKiB),t=\(timeCost),p=\(parallelism)$" }
+    package var prefix: String { "$argon2id$v=19$m=\(memoryKiB),t=\(timeCost),p=\(parallelism)$" }
 
     /// A new encoded hash of `password` with a fresh random 16-byte salt.
-    public func hash(_ password: String) throws(AuthError) -> String {
+    package func hash(_ password: String) throws(AuthError) -> String {
         try Self.encode(password, timeCost: timeCost, memoryKiB: memoryKiB, parallelism: parallelism)
     }
 
@@ -72,7 +72,7 @@ public struct PasswordHasher: Sendable {
 
     /// True when `password` matches `encoded` (any argon2id parameters). False for a mismatch, a
     /// malformed hash or an over-long password. libargon2 compares the digests in constant time.
-    public func verify(_ password: String, encoded: String) -> Bool {
+    package func verify(_ password: String, encoded: String) -> Bool {
         let pwd = Array(password.utf8)
         guard pwd.count <= Self.maximumPasswordBytes, encoded.hasPrefix("$argon2id$") else { return false }
         let rc = encoded.withCString { argon2id_verify($0, pwd, pwd.count) }

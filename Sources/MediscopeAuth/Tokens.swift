@@ -6,14 +6,14 @@ import MediscopeEncoding
 /// Session, CSRF and API tokens are 32 random bytes from the system generator (getrandom(2) on Linux),
 /// written as base64url without padding. The database only ever holds the SHA-256 (hex) of a token, so a
 /// copy of the file does not let anyone sign in.
-public enum Tokens {
+package enum Tokens {
     /// Prefix of API tokens: makes them recognisable in logs and secret scanners.
-    public static let apiTokenPrefix = "msk_"
+    package static let apiTokenPrefix = "msk_"
     /// Bytes of randomness in every token.
-    public static let randomByteCount = 32
+    package static let randomByteCount = 32
 
     /// `count` bytes from the system's cryptographic generator.
-    public static func randomBytes(_ count: Int) -> [UInt8] {
+    package static func randomBytes(_ count: Int) -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         var bytes = [UInt8](repeating: 0, count: count)
         var index = 0
@@ -29,27 +29,27 @@ public enum Tokens {
     }
 
     /// `bytes` random bytes as base64url without padding.
-    public static func random(bytes: Int = randomByteCount) -> String {
+    package static func random(bytes: Int = randomByteCount) -> String {
         Base64URL.encode(randomBytes(bytes))
     }
 
     /// A new secret: 32 random bytes, base64url, no padding (43 characters).
-    public static func newSecret() -> String {
+    package static func newSecret() -> String {
         random(bytes: randomByteCount)
     }
 
     /// A new API token: "msk_" + a new secret.
-    public static func newAPIToken() -> String {
+    package static func newAPIToken() -> String {
         apiTokenPrefix + newSecret()
     }
 
     /// Lowercase hex of SHA-256 over the UTF-8 bytes of `token`.
-    public static func sha256Hex(_ token: String) -> String {
+    package static func sha256Hex(_ token: String) -> String {
         SHA256Hex.digest(token)
     }
 
     /// Compares two strings in time that depends only on their lengths (for hashes of equal length: constant).
-    public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+    package static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8), y = Array(b.utf8)
         guard x.count == y.count else { return false }
         var difference: UInt8 = 0

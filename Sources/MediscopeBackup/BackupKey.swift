@@ -12,14 +12,14 @@ import MediscopeEncoding
 /// The file holds the key as 64 hexadecimal digits on one line. It is read only when it is a regular
 /// file (no link), owned by the user reading it, by root, or (for root) by the owner of its folder,
 /// and neither group nor others may read or write it.
-public struct BackupKey: Sendable {
+package struct BackupKey: Sendable {
     /// The key file's name beside the store folder.
-    public static let fileName = "backup.key"
+    package static let fileName = "backup.key"
 
     let key: SymmetricKey
     /// Names the key in `BACKUP.mac` and in messages: the first 16 hex digits of the key's SHA-256,
     /// which tell two keys apart and reveal nothing of either.
-    public let id: String
+    package let id: String
 
     init(bytes: [UInt8]) {
         key = SymmetricKey(data: bytes)
@@ -28,14 +28,14 @@ public struct BackupKey: Sendable {
 
     /// Where a store's backups find their key: `backup.key` in the folder that holds the store folder
     /// (`var/`), so a restore, which swaps the store folder, keeps it.
-    public static func defaultFile(storeDirectory: URL) -> URL {
+    package static func defaultFile(storeDirectory: URL) -> URL {
         storeDirectory.standardizedFileURL.deletingLastPathComponent().appendingPathComponent(fileName)
     }
 
     /// Reads the key at `file`.
     /// - Throws: `BackupError(.stopped)` when it is missing, not a regular file, owned by someone else,
     ///   open to group or others, or not 64 hex digits: the message says which and what to do.
-    public static func load(from file: URL) throws(BackupError) -> BackupKey {
+    package static func load(from file: URL) throws(BackupError) -> BackupKey {
         let path = file.path
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {

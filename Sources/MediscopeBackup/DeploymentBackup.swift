@@ -28,14 +28,14 @@ import MediscopeStore
 /// (`BackupKey`, kept outside every backup), and `verify` and `restore` refuse a backup whose manifest
 /// does not match it. The manifest holds every database's SHA-256 and the images are named by theirs,
 /// so a backup edited anywhere (a database, an image, the manifest, re-hashed or not) fails.
-public struct DeploymentBackup: Sendable {
-    public static let manifestName = "BACKUP.json"
+package struct DeploymentBackup: Sendable {
+    package static let manifestName = "BACKUP.json"
     /// The file beside the manifest that authenticates it.
-    public static let macName = BackupMAC.fileName
+    package static let macName = BackupMAC.fileName
     /// Prefix of the folders a restore keeps the previous store in, beside the store folder.
-    public static let restoredPrefix = "store.before-restore-"
+    package static let restoredPrefix = "store.before-restore-"
     /// The databases a backup may hold, in the order they are copied.
-    public static let databaseFiles = [SQLiteAnalysisStore.databaseFileName, SQLiteReportStore.fileName, JobQueue.fileName,
+    package static let databaseFiles = [SQLiteAnalysisStore.databaseFileName, SQLiteReportStore.fileName, JobQueue.fileName,
                                        AccountStores.sqliteFileName]
     /// Prefix of the folder a backup is assembled in, inside the store folder; `<pid>-<random>` follows.
     static let stagingPrefix = ".backup-staging-"
@@ -43,13 +43,13 @@ public struct DeploymentBackup: Sendable {
     static let restorePrefix = ".restore-"
 
     /// The live store folder (`var/store`), as configured.
-    public let storeDirectory: URL
+    package let storeDirectory: URL
     /// The backup key's file: made by the first backup, read by every check and restore.
-    public let keyFile: URL
+    package let keyFile: URL
 
     /// The deployment whose store is `storeDirectory`; its backup key is `keyFile`, by default
     /// `BackupKey.defaultFile(storeDirectory:)` (`var/backup.key`).
-    public init(storeDirectory: URL, keyFile: URL? = nil) {
+    package init(storeDirectory: URL, keyFile: URL? = nil) {
         self.storeDirectory = storeDirectory.standardizedFileURL
         self.keyFile = keyFile ?? BackupKey.defaultFile(storeDirectory: storeDirectory)
     }
@@ -62,7 +62,7 @@ public struct DeploymentBackup: Sendable {
     /// - Throws: `BackupError(.stopped)` when there is no SQLite deployment, the destination is not
     ///   free, the key cannot be read or made, or a file cannot be read or written (nothing is left at
     ///   `destination` then); `BackupError(.damaged)` when the finished copy does not pass its check.
-    public func create(at destination: URL, host: String) throws(BackupError) -> BackupManifest {
+    package func create(at destination: URL, host: String) throws(BackupError) -> BackupManifest {
         let store = Self.resolved(storeDirectory)
         let present = Self.databaseFiles.filter { exists(store.appendingPathComponent($0).path) }
         guard !present.isEmpty else {
@@ -189,7 +189,7 @@ public struct DeploymentBackup: Sendable {
     /// `verify(_:key:)` with this deployment's backup key (`keyFile`), or `key` when given (a backup
     /// made by another deployment, or on a machine that lost its key).
     /// - Throws: as `verify(_:key:)`; `.stopped` when the key cannot be read.
-    public func verify(_ backup: URL, key: BackupKey? = nil) throws(BackupError) -> BackupManifest {
+    package func verify(_ backup: URL, key: BackupKey? = nil) throws(BackupError) -> BackupManifest {
         if let key { return try Self.verify(backup, key: key) }
         return try Self.verify(backup, key: BackupKey.load(from: keyFile))
     }
@@ -204,7 +204,7 @@ public struct DeploymentBackup: Sendable {
     /// - Throws: `BackupError(.damaged)` listing every problem found (an unauthenticated manifest is one
     ///   problem, said first and alone); `.stopped` when the manifest cannot be read (missing: not a
     ///   backup or an unfinished one; unreadable: permissions) or has an unknown format.
-    public static func verify(_ backup: URL, key: BackupKey) throws(BackupError) -> BackupManifest {
+    package static func verify(_ backup: URL, key: BackupKey) throws(BackupError) -> BackupManifest {
         let manifestPath = backup.appendingPathComponent(manifestName).path
         guard access(backup.path, R_OK | X_OK) == 0 else {
             if errno == ENOENT { throw BackupError(.stopped, "\(backup.path) does not exist") }
@@ -305,7 +305,7 @@ public struct DeploymentBackup: Sendable {
     /// - Throws: `BackupError(.damaged)` when the backup does not pass its check (nothing changes);
     ///   `.stopped` when the key cannot be read, others may change the backup's files, a file cannot be
     ///   copied or moved, or the store folder is a mount point.
-    public func restore(from backup: URL, key given: BackupKey? = nil) throws(BackupError) -> URL? {
+    package func restore(from backup: URL, key given: BackupKey? = nil) throws(BackupError) -> URL? {
         let backup = Self.resolved(backup.standardizedFileURL)
         let key: BackupKey
         if let given { key = given } else { key = try BackupKey.load(from: keyFile) }
@@ -417,7 +417,7 @@ public struct DeploymentBackup: Sendable {
 
     /// The previous stores restores kept beside the store folder (`store.before-restore-…`), each a full
     /// copy of patient data, with the time it was set aside (from its name, else its status change time).
-    public func restoredStores() -> [(folder: URL, since: Date)] {
+    package func restoredStores() -> [(folder: URL, since: Date)] {
         let store = Self.resolved(storeDirectory)
         let parent = store.deletingLastPathComponent()
         let prefix = "\(store.lastPathComponent).before-restore-"
@@ -440,7 +440,7 @@ public struct DeploymentBackup: Sendable {
     /// Removes the stores `restoredStores` lists that were set aside more than `days` days before `now`;
     /// returns the folders removed.
     /// - Throws: `BackupError(.stopped)` when one cannot be removed (those before it are gone).
-    public func removeRestoredStores(olderThanDays days: Int, now: Date = Date()) throws(BackupError) -> [URL] {
+    package func removeRestoredStores(olderThanDays days: Int, now: Date = Date()) throws(BackupError) -> [URL] {
         var removed: [URL] = []
         for (folder, since) in restoredStores() where now.timeIntervalSince(since) > Double(days) * 86_400 {
             do { try FileManager.default.removeItem(at: folder) } catch {
@@ -479,7 +479,7 @@ public struct DeploymentBackup: Sendable {
 
     /// Processes other than this one with a file inside `folder` open (a server's workers keep the
     /// store's databases open), found through /proc/<pid>/fd.
-    public static func processesUsing(_ folder: URL) -> [Int32] {
+    package static func processesUsing(_ folder: URL) -> [Int32] {
         let prefix = resolved(folder).path + "/"
         var pids: [Int32] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {

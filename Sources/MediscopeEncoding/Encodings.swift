@@ -1,11 +1,11 @@
 import Crypto
 
 /// Lowercase hexadecimal, the form every stored digest takes (image keys, token hashes).
-public enum Hex {
+package enum Hex {
     private static let digits = Array("0123456789abcdef".utf8)
 
     /// Two lowercase hex digits per byte.
-    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    package static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         var out = [UInt8]()
         out.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {
@@ -17,24 +17,24 @@ public enum Hex {
 }
 
 /// SHA-256 (swift-crypto) as lowercase hex: content-addressed image keys and the hashes tokens are stored under.
-public enum SHA256Hex {
+package enum SHA256Hex {
     /// The 64-character lowercase hex digest of `bytes`.
-    public static func digest(_ bytes: [UInt8]) -> String {
+    package static func digest(_ bytes: [UInt8]) -> String {
         Hex.encode(SHA256.hash(data: bytes))
     }
 
     /// The digest of the UTF-8 bytes of `text`.
-    public static func digest(_ text: String) -> String {
+    package static func digest(_ text: String) -> String {
         digest(Array(text.utf8))
     }
 }
 
 /// base64url (RFC 4648 §5) without padding: tokens, paging cursors, JWS segments (RFC 7515 §2).
-public enum Base64URL {
+package enum Base64URL {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// The unpadded base64url text of `bytes`.
-    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    package static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         var out = [UInt8]()
         out.reserveCapacity((bytes.underestimatedCount * 4 + 2) / 3)
         var acc: UInt32 = 0
@@ -54,7 +54,7 @@ public enum Base64URL {
 
     /// Strict decoding: nil for padding, whitespace, characters outside the alphabet, a length that cannot
     /// encode whole bytes, or non-zero trailing bits (so every byte string has exactly one accepted text).
-    public static func decode<Text: Collection>(_ text: Text) -> [UInt8]? where Text.Element == UInt8 {
+    package static func decode<Text: Collection>(_ text: Text) -> [UInt8]? where Text.Element == UInt8 {
         var out = [UInt8]()
         out.reserveCapacity(text.count * 3 / 4)
         var acc: UInt32 = 0
@@ -75,10 +75,10 @@ public enum Base64URL {
     }
 
     /// Strict decoding of the UTF-8 bytes of `text`.
-    public static func decode(_ text: String) -> [UInt8]? { decode(text.utf8) }
+    package static func decode(_ text: String) -> [UInt8]? { decode(text.utf8) }
 
     /// True when every byte of `text` is in the base64url alphabet.
-    public static func isAlphabet<Text: Sequence>(_ text: Text) -> Bool where Text.Element == UInt8 {
+    package static func isAlphabet<Text: Sequence>(_ text: Text) -> Bool where Text.Element == UInt8 {
         text.allSatisfy { value(of: $0) != nil }
     }
 

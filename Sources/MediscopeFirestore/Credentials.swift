@@ -6,7 +6,7 @@ import Synchronization
 import _CryptoExtras
 
 /// Where an OAuth 2.0 access token for Firestore comes from.
-public protocol AccessTokenProvider: Sendable {
+package protocol AccessTokenProvider: Sendable {
     /// A token to send as `Authorization: Bearer …`; `forceRefresh` drops a cached one first (after
     /// an UNAUTHENTICATED answer). Throws UNAUTHENTICATED when the credentials are refused, UNAVAILABLE
     /// when the token service cannot be reached.
@@ -14,9 +14,9 @@ public protocol AccessTokenProvider: Sendable {
 }
 
 /// The emulator accepts any request bearing `owner`, as Google's client libraries send it.
-public struct EmulatorCredentials: AccessTokenProvider {
-    public init() {}
-    public func accessToken(forceRefresh: Bool) throws(FirestoreError) -> String { "owner" }
+package struct EmulatorCredentials: AccessTokenProvider {
+    package init() {}
+    package func accessToken(forceRefresh: Bool) throws(FirestoreError) -> String { "owner" }
 }
 
 /// A token with its expiry, cached until shortly before it runs out.
@@ -60,7 +60,7 @@ struct TokenResponse: Decodable {
 /// A service account's JSON key: a JWT signed with its RSA key (RS256) is exchanged at the key's
 /// `token_uri` for an access token (Google's "OAuth 2.0 for server to server applications").
 /// The private key never leaves this type: no error or log quotes it.
-public final class ServiceAccountCredentials: AccessTokenProvider {
+package final class ServiceAccountCredentials: AccessTokenProvider {
     /// The fields of a key file that the flow needs.
     struct Key: Decodable {
         var type: String?
@@ -70,8 +70,8 @@ public final class ServiceAccountCredentials: AccessTokenProvider {
         var token_uri: String?
     }
 
-    public static let scope = "https://www.googleapis.com/auth/datastore"
-    public let clientEmail: String
+    package static let scope = "https://www.googleapis.com/auth/datastore"
+    package let clientEmail: String
     let keyId: String?
     let tokenURI: URL
     private let signingKey: _RSA.Signing.PrivateKey
@@ -79,7 +79,7 @@ public final class ServiceAccountCredentials: AccessTokenProvider {
     let now: @Sendable () -> Date
 
     /// Reads the key file JSON. Throws UNAUTHENTICATED naming what is missing or unreadable.
-    public init(keyFileJSON: [UInt8], now: @escaping @Sendable () -> Date = Date.init) throws(FirestoreError) {
+    package init(keyFileJSON: [UInt8], now: @escaping @Sendable () -> Date = Date.init) throws(FirestoreError) {
         let key: Key
         do { key = try JSONDecoder().decode(Key.self, from: Data(keyFileJSON)) } catch {
             throw FirestoreError(.unauthenticated, "the service account key file is not a JSON key (client_email and private_key are needed)")
@@ -99,7 +99,7 @@ public final class ServiceAccountCredentials: AccessTokenProvider {
         self.now = now
     }
 
-    public func accessToken(forceRefresh: Bool) throws(FirestoreError) -> String {
+    package func accessToken(forceRefresh: Bool) throws(FirestoreError) -> String {
         try cache.get(now: now(), forceRefresh: forceRefresh) { () throws(FirestoreError) in
             let body = "grant_type=" + "urn:ietf:params:oauth:grant-type:jwt-bearer".formEncoded + "&assertion=" + (try assertion())
             let request = HTTPClientRequest(method: "POST", url: tokenURI, headers: [("Content-Type", "application/x-www-form-urlencoded")],
@@ -132,14 +132,14 @@ public final class ServiceAccountCredentials: AccessTokenProvider {
 
 /// On Google Compute Engine (and GKE, Cloud Run): the metadata server's token for the instance's
 /// service account, asked with `Metadata-Flavor: Google`.
-public final class MetadataServerCredentials: AccessTokenProvider {
-    public static let defaultURL = URL(string: "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token")!
+package final class MetadataServerCredentials: AccessTokenProvider {
+    package static let defaultURL = URL(string: "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token")!
     let url: URL
     private let cache = TokenCache()
 
-    public init(url: URL = MetadataServerCredentials.defaultURL) { self.url = url }
+    package init(url: URL = MetadataServerCredentials.defaultURL) { self.url = url }
 
-    public func accessToken(forceRefresh: Bool) throws(FirestoreError) -> String {
+    package func accessToken(forceRefresh: Bool) throws(FirestoreError) -> String {
         try cache.get(now: Date(), forceRefresh: forceRefresh) { () throws(FirestoreError) in
             let request = HTTPClientRequest(method: "GET", url: url, headers: [("Metadata-Flavor", "Google")], timeout: 5, connectTimeout: 2)
             let response: HTTPClientResponse

@@ -2,7 +2,7 @@ import Foundation
 import MediscopeNet
 
 /// One write of a `:commit`: set a whole document or delete one, with an optional precondition.
-public enum FirestoreWrite: Sendable, Equatable {
+package enum FirestoreWrite: Sendable, Equatable {
     /// Replaces the document's fields (no update mask).
     case set(FirestoreDocument, precondition: FirestorePrecondition? = nil)
     case delete(name: String, precondition: FirestorePrecondition? = nil)
@@ -10,7 +10,7 @@ public enum FirestoreWrite: Sendable, Equatable {
 
 /// `currentDocument` of a write: the write fails (ALREADY_EXISTS, NOT_FOUND or FAILED_PRECONDITION)
 /// unless it holds.
-public enum FirestorePrecondition: Sendable, Equatable {
+package enum FirestorePrecondition: Sendable, Equatable {
     /// `exists: false` makes a create that a retry after an unknown outcome cannot repeat.
     case exists(Bool)
     /// The document's `updateTime` must still be this (RFC 3339).
@@ -19,34 +19,34 @@ public enum FirestorePrecondition: Sendable, Equatable {
 
 /// A structured query on one collection: equality, array-contains and range filters, an order, a limit,
 /// a start-after cursor.
-public struct FirestoreQuery: Sendable, Equatable {
+package struct FirestoreQuery: Sendable, Equatable {
     /// A range comparison of a `FieldFilter` (google.firestore.v1 `FieldFilter.Operator` names).
-    public enum Comparison: String, Sendable {
+    package enum Comparison: String, Sendable {
         case lessThan = "LESS_THAN", lessThanOrEqual = "LESS_THAN_OR_EQUAL"
         case greaterThan = "GREATER_THAN", greaterThanOrEqual = "GREATER_THAN_OR_EQUAL"
     }
 
-    public var collectionId: String
+    package var collectionId: String
     /// Field path -> value; all must be equal (AND).
-    public var equal: [(String, FirestoreValue)]
+    package var equal: [(String, FirestoreValue)]
     /// Field path -> value an array field must contain (ARRAY_CONTAINS), ANDed with `equal`.
-    public var arrayContains: [(String, FirestoreValue)] = []
+    package var arrayContains: [(String, FirestoreValue)] = []
     /// Field path, comparison, value; ANDed with the rest. Firestore wants the first `orderBy` on the
     /// compared field, and a range on a second field needs a composite index.
-    public var range: [(field: String, comparison: Comparison, value: FirestoreValue)] = []
+    package var range: [(field: String, comparison: Comparison, value: FirestoreValue)] = []
     /// Field paths with their direction; `__name__` breaks ties when listed last.
-    public var orderBy: [(field: String, descending: Bool)]
-    public var limit: Int?
+    package var orderBy: [(field: String, descending: Bool)]
+    package var limit: Int?
     /// Values of the `orderBy` fields of the last document seen; results start after it.
-    public var startAfter: [FirestoreValue]?
+    package var startAfter: [FirestoreValue]?
 
-    public init(collectionId: String, equal: [(String, FirestoreValue)] = [], orderBy: [(field: String, descending: Bool)] = [],
+    package init(collectionId: String, equal: [(String, FirestoreValue)] = [], orderBy: [(field: String, descending: Bool)] = [],
                 limit: Int? = nil, startAfter: [FirestoreValue]? = nil) {
         self.collectionId = collectionId; self.equal = equal; self.orderBy = orderBy; self.limit = limit
         self.startAfter = startAfter
     }
 
-    public static func == (a: FirestoreQuery, b: FirestoreQuery) -> Bool {
+    package static func == (a: FirestoreQuery, b: FirestoreQuery) -> Bool {
         a.collectionId == b.collectionId && a.limit == b.limit && a.startAfter == b.startAfter
             && a.equal.map(\.0) == b.equal.map(\.0) && a.equal.map(\.1) == b.equal.map(\.1)
             && a.arrayContains.map(\.0) == b.arrayContains.map(\.0) && a.arrayContains.map(\.1) == b.arrayContains.map(\.1)
@@ -57,27 +57,27 @@ public struct FirestoreQuery: Sendable, Equatable {
 }
 
 /// Where and how to reach Firestore.
-public struct FirestoreConfiguration: Sendable {
-    public var projectId: String
-    public var databaseId = "(default)"
+package struct FirestoreConfiguration: Sendable {
+    package var projectId: String
+    package var databaseId = "(default)"
     /// `https://firestore.googleapis.com/v1/`, or `http://HOST:PORT/v1/` for the emulator.
-    public var baseURL: URL
+    package var baseURL: URL
     /// Per attempt: connect and whole-call timeouts, seconds.
-    public var connectTimeout = 3.0
-    public var callTimeout = 15.0
+    package var connectTimeout = 3.0
+    package var callTimeout = 15.0
     /// Attempts of one call (first try included) and the back-off between them (seconds, doubled,
     /// capped, with full jitter).
-    public var maxAttempts = 5
-    public var initialBackoff = 0.2
-    public var maxBackoff = 5.0
+    package var maxAttempts = 5
+    package var initialBackoff = 0.2
+    package var maxBackoff = 5.0
     /// Largest response accepted (a batchGet of image documents is several MiB).
-    public var maxResponseBytes = 32 << 20
+    package var maxResponseBytes = 32 << 20
 
-    public init(projectId: String, baseURL: URL) { self.projectId = projectId; self.baseURL = baseURL }
+    package init(projectId: String, baseURL: URL) { self.projectId = projectId; self.baseURL = baseURL }
 
     /// Google's endpoint, or the emulator when `FIRESTORE_EMULATOR_HOST` (host:port) is set, exactly
     /// as Google's client libraries read it (plain HTTP).
-    public static func fromEnvironment(projectId: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+    package static func fromEnvironment(projectId: String, environment: [String: String] = ProcessInfo.processInfo.environment)
         -> (FirestoreConfiguration, emulator: Bool) {
         if let host = environment["FIRESTORE_EMULATOR_HOST"], !host.isEmpty, let url = URL(string: "http://\(host)/v1/") {
             return (FirestoreConfiguration(projectId: projectId, baseURL: url), true)
@@ -91,13 +91,13 @@ public struct FirestoreConfiguration: Sendable {
 /// Every call retries what `FirestoreError.isRetryable` allows, with capped, jittered back-off; an
 /// UNAUTHENTICATED answer refreshes the access token once. Blocking: call it from the jobs or
 /// delivery side, never from an inference worker's request path.
-public final class FirestoreClient: Sendable {
-    public let configuration: FirestoreConfiguration
+package final class FirestoreClient: Sendable {
+    package let configuration: FirestoreConfiguration
     let credentials: AccessTokenProvider
     /// Test seam: how to wait between attempts.
     let sleep: @Sendable (Double) -> Void
 
-    public init(configuration: FirestoreConfiguration, credentials: AccessTokenProvider,
+    package init(configuration: FirestoreConfiguration, credentials: AccessTokenProvider,
                 sleep: @escaping @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) }) {
         self.configuration = configuration
         self.credentials = credentials
@@ -105,14 +105,14 @@ public final class FirestoreClient: Sendable {
     }
 
     /// `projects/P/databases/D/documents`: the parent of top-level collections.
-    public var documentsRoot: String { "projects/\(configuration.projectId)/databases/\(configuration.databaseId)/documents" }
+    package var documentsRoot: String { "projects/\(configuration.projectId)/databases/\(configuration.databaseId)/documents" }
 
     /// The resource name of document `id` in top-level `collection`.
-    public func name(_ collection: String, _ id: String) -> String { "\(documentsRoot)/\(collection)/\(id)" }
+    package func name(_ collection: String, _ id: String) -> String { "\(documentsRoot)/\(collection)/\(id)" }
 
     /// Applies `writes` atomically. Returns the commit time (RFC 3339).
     @discardableResult
-    public func commit(_ writes: [FirestoreWrite]) throws(FirestoreError) -> String {
+    package func commit(_ writes: [FirestoreWrite]) throws(FirestoreError) -> String {
         struct Body: Encodable { var writes: [WriteBody] }
         struct Response: Decodable { var commitTime: String? }
         let response: Response = try call("\(documentsRoot):commit", Body(writes: writes.map(WriteBody.init)))
@@ -120,7 +120,7 @@ public final class FirestoreClient: Sendable {
     }
 
     /// The documents that exist among `names`, by name (missing ones are absent from the result).
-    public func batchGet(_ names: [String]) throws(FirestoreError) -> [String: FirestoreDocument] {
+    package func batchGet(_ names: [String]) throws(FirestoreError) -> [String: FirestoreDocument] {
         guard !names.isEmpty else { return [:] }
         struct Body: Encodable { var documents: [String] }
         struct Item: Decodable { var found: FirestoreDocument?; var missing: String? }
@@ -131,10 +131,10 @@ public final class FirestoreClient: Sendable {
     }
 
     /// One document, or nil when it does not exist.
-    public func get(_ name: String) throws(FirestoreError) -> FirestoreDocument? { try batchGet([name])[name] }
+    package func get(_ name: String) throws(FirestoreError) -> FirestoreDocument? { try batchGet([name])[name] }
 
     /// The query's documents, in its order.
-    public func runQuery(_ query: FirestoreQuery) throws(FirestoreError) -> [FirestoreDocument] {
+    package func runQuery(_ query: FirestoreQuery) throws(FirestoreError) -> [FirestoreDocument] {
         struct Item: Decodable { var document: FirestoreDocument? }
         let items: [Item] = try call("\(documentsRoot):runQuery", ["structuredQuery": QueryBody(query)])
         return items.compactMap(\.document)
@@ -142,7 +142,7 @@ public final class FirestoreClient: Sendable {
 
     /// How many documents match `query` (its order, limit and cursor apply), counted by Firestore with a
     /// COUNT aggregation (`:runAggregationQuery`) so no document is sent.
-    public func count(_ query: FirestoreQuery) throws(FirestoreError) -> Int {
+    package func count(_ query: FirestoreQuery) throws(FirestoreError) -> Int {
         struct Count: Encodable {}
         struct Aggregation: Encodable { var alias = "n"; var count = Count() }
         struct Aggregate: Encodable { var structuredQuery: QueryBody; var aggregations = [Aggregation()] }

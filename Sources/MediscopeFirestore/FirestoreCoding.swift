@@ -3,9 +3,9 @@ import Foundation
 /// Codable values as Firestore maps: a value is encoded with JSONEncoder and its JSON read as Firestore
 /// values (objects -> maps, arrays -> arrays, whole numbers -> integers, other numbers -> doubles), and
 /// back. So a stored document has typed, queryable fields with the same names as the API's JSON.
-public enum FirestoreCoding {
+package enum FirestoreCoding {
     /// The Firestore value of `value`'s JSON encoding.
-    public static func encode<T: Encodable>(_ value: T) throws -> FirestoreValue {
+    package static func encode<T: Encodable>(_ value: T) throws -> FirestoreValue {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var parser = JSONToValue(bytes: Array(try encoder.encode(value)))
@@ -13,7 +13,7 @@ public enum FirestoreCoding {
     }
 
     /// Decodes `T` from a Firestore value written by `encode` (or of the same shape).
-    public static func decode<T: Decodable>(_ type: T.Type, from value: FirestoreValue) throws -> T {
+    package static func decode<T: Decodable>(_ type: T.Type, from value: FirestoreValue) throws -> T {
         var out = ""
         try json(value, into: &out)
         return try JSONDecoder().decode(type, from: Data(out.utf8))

@@ -3,9 +3,9 @@
 ///
 /// Source: the REST error body `{"error": {"code": 409, "message": "...", "status": "ALREADY_EXISTS"}}`.
 /// A transfer that got no response (refused, reset, timed out) is `unavailable` or `deadlineExceeded`.
-public struct FirestoreError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct FirestoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// google.rpc.Code names, as the REST API spells them.
-    public enum Status: String, Sendable {
+    package enum Status: String, Sendable {
         case cancelled = "CANCELLED", unknown = "UNKNOWN", invalidArgument = "INVALID_ARGUMENT"
         case deadlineExceeded = "DEADLINE_EXCEEDED", notFound = "NOT_FOUND", alreadyExists = "ALREADY_EXISTS"
         case permissionDenied = "PERMISSION_DENIED", resourceExhausted = "RESOURCE_EXHAUSTED"
@@ -14,27 +14,27 @@ public struct FirestoreError: Error, Sendable, Equatable, CustomStringConvertibl
         case dataLoss = "DATA_LOSS", unauthenticated = "UNAUTHENTICATED"
     }
 
-    public var status: Status
+    package var status: Status
     /// The HTTP status, 0 when no response came.
-    public var httpStatus: Int
+    package var httpStatus: Int
     /// Firestore's or the transport's message; never holds credentials.
-    public var message: String
+    package var message: String
 
-    public init(_ status: Status, httpStatus: Int = 0, _ message: String) {
+    package init(_ status: Status, httpStatus: Int = 0, _ message: String) {
         self.status = status; self.httpStatus = httpStatus; self.message = message
     }
 
     /// Worth another attempt after a back-off: ABORTED, UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED
     /// (and INTERNAL, which Google documents as transient). Never INVALID_ARGUMENT, FAILED_PRECONDITION,
     /// PERMISSION_DENIED, NOT_FOUND or ALREADY_EXISTS.
-    public var isRetryable: Bool {
+    package var isRetryable: Bool {
         switch status {
         case .aborted, .unavailable, .deadlineExceeded, .resourceExhausted, .internalError: true
         default: false
         }
     }
 
-    public var description: String { "Firestore \(status.rawValue) (HTTP \(httpStatus)): \(message)" }
+    package var description: String { "Firestore \(status.rawValue) (HTTP \(httpStatus)): \(message)" }
 
     /// The status a bare HTTP code stands for when the body names none (google.rpc.Code's mapping).
     static func status(forHTTP code: Int) -> Status {

@@ -4,7 +4,7 @@ import MediscopeEncoding
 /// A Firestore value as the REST API v1 writes it (`Value` in google.firestore.v1): one key naming the
 /// type. `integerValue` travels as a decimal string, `timestampValue` as RFC 3339 UTC, `bytesValue`
 /// as standard base64; `doubleValue` may be a number or "NaN" / "Infinity" / "-Infinity".
-public indirect enum FirestoreValue: Sendable, Equatable {
+package indirect enum FirestoreValue: Sendable, Equatable {
     case null
     case boolean(Bool)
     case integer(Int64)
@@ -29,7 +29,7 @@ extension FirestoreValue: Codable {
     struct MapBody: Codable { var fields: [String: FirestoreValue]? }
     struct GeoPoint: Codable { var latitude: Double?; var longitude: Double? }
 
-    public init(from decoder: Decoder) throws {
+    package init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Key.self)
         guard let key = c.allKeys.first, c.allKeys.count == 1 else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a Value has exactly one type key"))
@@ -77,7 +77,7 @@ extension FirestoreValue: Codable {
         }
     }
 
-    public func encode(to encoder: Encoder) throws {
+    package func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: Key.self)
         switch self {
         case .null: try c.encodeNil(forKey: .nullValue)
@@ -99,20 +99,20 @@ extension FirestoreValue: Codable {
 }
 
 /// A document: its full resource name (`projects/P/databases/D/documents/collection/id`) and fields.
-public struct FirestoreDocument: Codable, Sendable, Equatable {
-    public var name: String
-    public var fields: [String: FirestoreValue]
+package struct FirestoreDocument: Codable, Sendable, Equatable {
+    package var name: String
+    package var fields: [String: FirestoreValue]
     /// Set by Firestore (RFC 3339); nil in a document we are about to write.
-    public var createTime: String?
-    public var updateTime: String?
+    package var createTime: String?
+    package var updateTime: String?
 
-    public init(name: String, fields: [String: FirestoreValue]) {
+    package init(name: String, fields: [String: FirestoreValue]) {
         self.name = name; self.fields = fields
     }
 
     enum CodingKeys: String, CodingKey { case name, fields, createTime, updateTime }
 
-    public init(from decoder: Decoder) throws {
+    package init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
         fields = try c.decodeIfPresent([String: FirestoreValue].self, forKey: .fields) ?? [:]
@@ -121,7 +121,7 @@ public struct FirestoreDocument: Codable, Sendable, Equatable {
     }
 
     /// The last path segment: the document id.
-    public var id: String { String(name.split(separator: "/").last ?? "") }
+    package var id: String { String(name.split(separator: "/").last ?? "") }
 }
 
 /// RFC 3339 in UTC with up to nanosecond fractions, as Firestore writes timestamps.

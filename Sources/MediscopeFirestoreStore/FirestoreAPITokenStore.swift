@@ -9,20 +9,20 @@ import MediscopeFirestore
 /// (timestamps; absent while unset) and `writeId`; `apiTokenIds/{id}` -> `{tokenHash}` keeps ids
 /// unique (see `FirestoreHashedRecords`). `revoke`, `revokeAll` (one token at a time) and `touch` are
 /// optimistic read-modify-writes.
-public final class FirestoreAPITokenStore: APITokenStore {
+package final class FirestoreAPITokenStore: APITokenStore {
     /// Token documents, by token hash.
-    public static let apiTokens = "apiTokens"
+    package static let apiTokens = "apiTokens"
     /// Guard documents, by token id: `{tokenHash}`.
-    public static let apiTokenIds = "apiTokenIds"
+    package static let apiTokenIds = "apiTokenIds"
 
     let records: FirestoreHashedRecords<APIToken>
 
     /// The API tokens of the database `client` reaches.
-    public init(client: FirestoreClient) {
+    package init(client: FirestoreClient) {
         records = FirestoreHashedRecords(client: client, Self.apiTokens, ids: Self.apiTokenIds, decode: Self.token(from:))
     }
 
-    public func insert(_ token: APIToken, tokenHash: String) throws(AuthError) {
+    package func insert(_ token: APIToken, tokenHash: String) throws(AuthError) {
         var fields: [String: FirestoreValue] = [
             "id": .string(token.id), "userId": .string(token.userId), "name": .string(token.name),
             "createdAt": .timestamp(token.createdAt),
@@ -32,11 +32,11 @@ public final class FirestoreAPITokenStore: APITokenStore {
         try records.insert(id: token.id, tokenHash: tokenHash, fields: fields, "create token")
     }
 
-    public func token(tokenHash: String) throws(AuthError) -> APIToken? {
+    package func token(tokenHash: String) throws(AuthError) -> APIToken? {
         try records.find(tokenHash: tokenHash, "read token")
     }
 
-    public func tokens(userId: String) throws(AuthError) -> [APIToken] {
+    package func tokens(userId: String) throws(AuthError) -> [APIToken] {
         let docs = try records.all(FirestoreQuery(collectionId: Self.apiTokens, equal: [("userId", .string(userId))]), "list tokens")
         var keyed: [(token: APIToken, created: String)] = []
         for doc in docs { keyed.append((try Self.token(from: doc), Self.sortableTime(doc.createTime))) }
@@ -45,7 +45,7 @@ public final class FirestoreAPITokenStore: APITokenStore {
     }
 
     @discardableResult
-    public func revoke(tokenId: String, userId: String, at: Date) throws(AuthError) -> Bool {
+    package func revoke(tokenId: String, userId: String, at: Date) throws(AuthError) -> Bool {
         try records.update(id: tokenId, "revoke token") { doc throws(AuthError) in
             let token = try Self.token(from: doc)
             guard token.userId == userId, token.revokedAt == nil else { return nil }
@@ -58,7 +58,7 @@ public final class FirestoreAPITokenStore: APITokenStore {
     /// Revokes each token of the user found by one query, one optimistic commit each (a token touched
     /// meanwhile is read again; one revoked meanwhile keeps its first time and is not counted).
     @discardableResult
-    public func revokeAll(userId: String, at: Date) throws(AuthError) -> Int {
+    package func revokeAll(userId: String, at: Date) throws(AuthError) -> Int {
         let docs = try records.all(FirestoreQuery(collectionId: Self.apiTokens, equal: [("userId", .string(userId))]), "revoke tokens")
         var revoked = 0
         for doc in docs {
@@ -70,11 +70,11 @@ public final class FirestoreAPITokenStore: APITokenStore {
     }
 
     @discardableResult
-    public func touch(tokenId: String, lastUsedAt: Date) throws(AuthError) -> Bool {
+    package func touch(tokenId: String, lastUsedAt: Date) throws(AuthError) -> Bool {
         try records.moveForward("lastUsedAt", id: tokenId, to: lastUsedAt, "touch token")
     }
 
-    public func checkReady() throws(AuthError) { try records.fs.checkReady(Self.apiTokens) }
+    package func checkReady() throws(AuthError) { try records.fs.checkReady(Self.apiTokens) }
 
     /// An RFC 3339 time as Firestore writes it ("…:SS[.fraction]Z", 0 to 9 fraction digits) with the
     /// fraction padded to 9 digits, so that the texts sort as the times do.

@@ -7,7 +7,7 @@ extension AccountStores {
     /// All five account stores in the Firestore database `client` reaches, shared by every host that uses
     /// it (data model: docs/firestore.md). Wrap with `cachingReads()` to serve users and sessions
     /// from a short-lived cache. Queries need the composite indexes in deploy/firestore.indexes.json.
-    public static func firestore(client: FirestoreClient) -> AccountStores {
+    package static func firestore(client: FirestoreClient) -> AccountStores {
         AccountStores(
             users: FirestoreUserStore(client: client), sessions: FirestoreSessionStore(client: client),
             apiTokens: FirestoreAPITokenStore(client: client), signInThrottle: FirestoreSignInThrottleStore(client: client),

@@ -18,18 +18,18 @@ import MediscopeStore
 /// `exists: false` precondition on its id. Queries need the composite indexes in
 /// deploy/firestore.indexes.json. Images are not on local disk: `imagePath` is nil and the app serves
 /// `imageBytes`.
-public final class FirestoreAnalysisStore: AnalysisStore {
-    public static let analyses = "analyses"
-    public static let images = "images"
+package final class FirestoreAnalysisStore: AnalysisStore {
+    package static let analyses = "analyses"
+    package static let images = "images"
     /// Largest image document accepted: Firestore refuses documents over 1 MiB (1,048,576 bytes) in
     /// total; base64 is not counted (bytes are stored raw), the other fields are small.
-    public static let maxImageBytes = 1_000_000
+    package static let maxImageBytes = 1_000_000
 
     let client: FirestoreClient
 
-    public init(client: FirestoreClient) { self.client = client }
+    package init(client: FirestoreClient) { self.client = client }
 
-    public func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
+    package func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
         let images = try Self.validatedImages(analysis)
         let record = analysis.newRecord()
         do { try insert(record, images: images) } catch { throw Self.storeError(error) }
@@ -38,7 +38,7 @@ public final class FirestoreAnalysisStore: AnalysisStore {
 
     /// The contract's checks (`NewAnalysis.validatedImages`) plus Firestore's own: every image document
     /// must fit under the 1 MiB limit. Throws `invalidRecord`.
-    public static func validatedImages(_ analysis: NewAnalysis) throws(StoreError) -> [ImageBlob] {
+    package static func validatedImages(_ analysis: NewAnalysis) throws(StoreError) -> [ImageBlob] {
         let images = try analysis.validatedImages().map(\.0)
         for blob in images where blob.bytes.count > maxImageBytes {
             throw StoreError(.invalidRecord, "image \(blob.ref.key) is \(blob.bytes.count) bytes, over Firestore's 1 MiB document limit")
@@ -50,7 +50,7 @@ public final class FirestoreAnalysisStore: AnalysisStore {
     /// `exists: false` precondition on the record: ALREADY_EXISTS when a record has this id. The images
     /// are set unconditionally (content-addressed: the same key always holds the same bytes). `images`
     /// are validated already (`validatedImages`). The outbox's delivery calls this directly.
-    public func insert(_ record: AnalysisRecord, images: [ImageBlob]) throws(FirestoreError) {
+    package func insert(_ record: AnalysisRecord, images: [ImageBlob]) throws(FirestoreError) {
         var writes: [FirestoreWrite] = images.map { blob in
             .set(FirestoreDocument(name: client.name(Self.images, blob.ref.key), fields: [
                 "bytes": .bytes(blob.bytes), "contentType": .string(blob.ref.contentType), "width": .integer(Int64(blob.ref.width)),
@@ -65,7 +65,7 @@ public final class FirestoreAnalysisStore: AnalysisStore {
         try client.commit(writes)
     }
 
-    public func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {
+    package func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {
         guard SortableID.isValid(id) else { return nil }
         let doc: FirestoreDocument?
         do { doc = try client.get(client.name(Self.analyses, id)) } catch { throw Self.storeError(error) }
@@ -77,7 +77,7 @@ public final class FirestoreAnalysisStore: AnalysisStore {
     /// read); ids that are not record ids or not stored are absent. For tools that compare many records
     /// at once (`mediscope store migrate`); not on `AnalysisStore`, whose reads are per organisation.
     /// - Throws: `StoreError` as `get` does.
-    public func records(ids: [String]) throws(StoreError) -> [String: AnalysisRecord] {
+    package func records(ids: [String]) throws(StoreError) -> [String: AnalysisRecord] {
         let names = ids.filter(SortableID.isValid).map { client.name(Self.analyses, $0) }
         let docs: [String: FirestoreDocument]
         do { docs = try client.batchGet(names) } catch { throw Self.storeError(error) }
@@ -86,7 +86,7 @@ public final class FirestoreAnalysisStore: AnalysisStore {
         return found
     }
 
-    public func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage {
+    package func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage {
         let limit = min(max(query.limit, 1), 100)
         var q = FirestoreQuery(collectionId: Self.analyses, equal: [("organizationId", .string(query.organizationId))],
                                orderBy: [("createdAt", true), ("__name__", true)], limit: limit + 1)
@@ -103,7 +103,7 @@ public final class FirestoreAnalysisStore: AnalysisStore {
         return AnalysisPage(items: items, nextCursor: next)
     }
 
-    public func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
+    package func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
         guard try get(id: id, organizationId: organizationId) != nil else { return false }
         let name = client.name(Self.analyses, id)
         let keys: [String]
@@ -131,7 +131,7 @@ public final class FirestoreAnalysisStore: AnalysisStore {
         return true
     }
 
-    public func owner(id: String) throws(StoreError) -> String? {
+    package func owner(id: String) throws(StoreError) -> String? {
         guard SortableID.isValid(id) else { return nil }
         let doc: FirestoreDocument?
         do { doc = try client.get(client.name(Self.analyses, id)) } catch { throw Self.storeError(error) }
@@ -139,9 +139,9 @@ public final class FirestoreAnalysisStore: AnalysisStore {
         return org
     }
 
-    public func imagePath(key: String) -> String? { nil }
+    package func imagePath(key: String) -> String? { nil }
 
-    public func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
+    package func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
         guard key.utf8.count == 64, key.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
         let doc: FirestoreDocument?
         do { doc = try client.get(client.name(Self.images, key)) } catch { throw Self.storeError(error) }
@@ -149,7 +149,7 @@ public final class FirestoreAnalysisStore: AnalysisStore {
         return bytes
     }
 
-    public func checkReady() throws(StoreError) {
+    package func checkReady() throws(StoreError) {
         do { _ = try client.get(client.name(Self.analyses, "readiness-probe")) } catch { throw Self.storeError(error) }
     }
 

@@ -10,23 +10,23 @@ import MediscopeFirestore
 /// `organizationId`, `action`, `actionPrefixes` (every prefix of `action` that ends in ".", for the
 /// prefix filter), `recordId`, `address`, `outcome`; nil fields are absent. Ids are `AuditID`s, so any
 /// process can assign one before Firestore sees the entry; `insert` writes an entry whose id is set.
-public final class FirestoreAuditLogStore: AuditLogStore {
+package final class FirestoreAuditLogStore: AuditLogStore {
     /// Audit entry documents, by zero-padded id.
-    public static let audit = "audit"
+    package static let audit = "audit"
 
     let fs: FirestoreAccounts
     let ids: AuditID.Generator
 
     /// The audit log of the database `client` reaches, with ids from `ids` (the process-wide generator
     /// unless a test gives its own).
-    public init(client: FirestoreClient, ids: AuditID.Generator = .shared) {
+    package init(client: FirestoreClient, ids: AuditID.Generator = .shared) {
         fs = FirestoreAccounts(client: client)
         self.ids = ids
     }
 
     /// Gives `entry` the next `AuditID` and inserts it. Should another process hold that id already, the
     /// entry takes the next one (never overwrites).
-    public func append(_ entry: AuditEntry) throws(AuthError) -> Int64 {
+    package func append(_ entry: AuditEntry) throws(AuthError) -> Int64 {
         for _ in 0..<FirestoreAccounts.maxAttempts {
             var numbered = entry
             let id = ids.next()
@@ -43,19 +43,19 @@ public final class FirestoreAuditLogStore: AuditLogStore {
     /// - Throws: `.invalid` when `entry.id` is nil or not positive; `.conflict` when an entry with this id
     ///   is stored already (this entry's own earlier delivery, or, rarely, another process's entry with
     ///   the same id: compare before treating it as delivered); `.unavailable` when Firestore cannot answer.
-    public func insert(_ entry: AuditEntry) throws(AuthError) {
+    package func insert(_ entry: AuditEntry) throws(AuthError) {
         guard (entry.id ?? 0) > 0 else { throw AuthError(.invalid, "an inserted audit entry needs its positive id") }
         try fs.call("insert audit entry") { () throws(FirestoreError) in try write(entry) }
     }
 
     /// `insert` with Firestore's own error (ALREADY_EXISTS when the id is taken, PERMISSION_DENIED...),
     /// for the outbox's delivery, which parks or retries by Firestore's status. `entry.id` must be set.
-    public func write(_ entry: AuditEntry) throws(FirestoreError) {
+    package func write(_ entry: AuditEntry) throws(FirestoreError) {
         guard (entry.id ?? 0) > 0 else { throw FirestoreError(.invalidArgument, "an inserted audit entry needs its positive id") }
         try fs.client.commit([.set(document(entry), precondition: .exists(false))])
     }
 
-    public func entries(_ filter: AuditFilter) throws(AuthError) -> [AuditEntry] {
+    package func entries(_ filter: AuditFilter) throws(AuthError) -> [AuditEntry] {
         let limit = min(max(filter.limit, 1), 1000)
         var q = FirestoreQuery(collectionId: Self.audit, orderBy: [("id", filter.newestFirst)])
         for (field, value) in [("organizationId", filter.organizationId), ("actorUserId", filter.actorUserId),
@@ -86,7 +86,7 @@ public final class FirestoreAuditLogStore: AuditLogStore {
         }
     }
 
-    public func checkReady() throws(AuthError) { try fs.checkReady(Self.audit) }
+    package func checkReady() throws(AuthError) { try fs.checkReady(Self.audit) }
 
     // MARK: - Mapping
 

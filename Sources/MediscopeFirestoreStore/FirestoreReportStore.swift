@@ -13,19 +13,19 @@ import MediscopeStore
 /// version, with `exists: false`: the only append that could come next (that number) finds it taken, and
 /// a signature that got there first makes the marker's write fail, so the check for a signed version and
 /// the closing are one step. `versions` never shows the marker; `deleteAll` leaves it.
-public final class FirestoreReportStore: ReportStore {
-    public static let collection = "reportVersions"
+package final class FirestoreReportStore: ReportStore {
+    package static let collection = "reportVersions"
     /// `status` of the marker document that closes a report.
     static let closedStatus = "closed"
     let client: FirestoreClient
 
-    public init(client: FirestoreClient) { self.client = client }
+    package init(client: FirestoreClient) { self.client = client }
 
     func name(_ analysisId: String, _ number: Int) -> String {
         client.name(Self.collection, analysisId + "-" + String(format: "%04d", number))
     }
 
-    public func append(_ v: ReportVersion) throws(StoreError) {
+    package func append(_ v: ReportVersion) throws(StoreError) {
         guard v.number >= 1, v.number <= 9999 else { throw StoreError(.invalidRecord, "report version \(v.number) is out of range") }
         do {
             if v.number > 1 {
@@ -68,7 +68,7 @@ public final class FirestoreReportStore: ReportStore {
 
     static func isMarker(_ doc: FirestoreDocument) -> Bool { doc.fields["status"] == .string(closedStatus) }
 
-    public func versions(analysisId: String, organizationId: String) throws(StoreError) -> [ReportVersion] {
+    package func versions(analysisId: String, organizationId: String) throws(StoreError) -> [ReportVersion] {
         var versions: [ReportVersion] = []
         for doc in try documents(analysisId, organizationId) where !Self.isMarker(doc) {
             let f = doc.fields
@@ -85,7 +85,7 @@ public final class FirestoreReportStore: ReportStore {
         return versions
     }
 
-    public func close(analysisId: String, organizationId: String) throws(StoreError) -> ReportClosing {
+    package func close(analysisId: String, organizationId: String) throws(StoreError) -> ReportClosing {
         // Each round reads the report and writes the marker after its newest version; a version that
         // lands meanwhile takes that number first, and the next round reads it.
         for _ in 0..<8 {
@@ -107,7 +107,7 @@ public final class FirestoreReportStore: ReportStore {
         throw StoreError(.unavailable, "the report kept changing while it was closed")
     }
 
-    public func reopen(analysisId: String, organizationId: String) throws(StoreError) {
+    package func reopen(analysisId: String, organizationId: String) throws(StoreError) {
         let markers = try documents(analysisId, organizationId).filter(Self.isMarker)
         guard !markers.isEmpty else { return }
         do { try client.commit(markers.map { .delete(name: $0.name, precondition: nil) }) } catch {
@@ -115,7 +115,7 @@ public final class FirestoreReportStore: ReportStore {
         }
     }
 
-    public func deleteAll(analysisId: String, organizationId: String) throws(StoreError) {
+    package func deleteAll(analysisId: String, organizationId: String) throws(StoreError) {
         let existing = try versions(analysisId: analysisId, organizationId: organizationId)
         guard !existing.isEmpty else { return }
         do { try client.commit(existing.map { .delete(name: name(analysisId, $0.number), precondition: nil) }) } catch {

@@ -9,20 +9,20 @@ import MediscopeFirestore
 /// `csrfHash` and `writeId`; `sessionIds/{id}` -> `{tokenHash}` keeps ids unique (see
 /// `FirestoreHashedRecords`). `touch` is an optimistic read-modify-write that never moves `lastSeenAt`
 /// back; `deleteExpired` deletes only sessions unchanged since its query read them.
-public final class FirestoreSessionStore: SessionStore {
+package final class FirestoreSessionStore: SessionStore {
     /// Session documents, by token hash.
-    public static let sessions = "sessions"
+    package static let sessions = "sessions"
     /// Guard documents, by session id: `{tokenHash}`.
-    public static let sessionIds = "sessionIds"
+    package static let sessionIds = "sessionIds"
 
     let records: FirestoreHashedRecords<Session>
 
     /// The sessions of the database `client` reaches.
-    public init(client: FirestoreClient) {
+    package init(client: FirestoreClient) {
         records = FirestoreHashedRecords(client: client, Self.sessions, ids: Self.sessionIds, decode: Self.session(from:))
     }
 
-    public func insert(_ session: Session, tokenHash: String) throws(AuthError) {
+    package func insert(_ session: Session, tokenHash: String) throws(AuthError) {
         try records.insert(id: session.id, tokenHash: tokenHash, fields: [
             "id": .string(session.id), "userId": .string(session.userId), "createdAt": .timestamp(session.createdAt),
             "lastSeenAt": .timestamp(session.lastSeenAt), "expiresAt": .timestamp(session.expiresAt),
@@ -30,35 +30,35 @@ public final class FirestoreSessionStore: SessionStore {
         ], "create session")
     }
 
-    public func session(tokenHash: String) throws(AuthError) -> Session? {
+    package func session(tokenHash: String) throws(AuthError) -> Session? {
         try records.find(tokenHash: tokenHash, "read session")
     }
 
     @discardableResult
-    public func touch(sessionId: String, lastSeenAt: Date) throws(AuthError) -> Bool {
+    package func touch(sessionId: String, lastSeenAt: Date) throws(AuthError) -> Bool {
         try records.moveForward("lastSeenAt", id: sessionId, to: lastSeenAt, "touch session")
     }
 
     @discardableResult
-    public func delete(sessionId: String) throws(AuthError) -> Bool {
+    package func delete(sessionId: String) throws(AuthError) -> Bool {
         guard let doc = try records.document(id: sessionId, "delete session") else { return false }
         return try records.delete(doc, "delete session")
     }
 
     @discardableResult
-    public func delete(tokenHash: String) throws(AuthError) -> Bool {
+    package func delete(tokenHash: String) throws(AuthError) -> Bool {
         guard let doc = try records.fs.get(records.fs.name(Self.sessions, tokenHash), "delete session") else { return false }
         return try records.delete(doc, "delete session")
     }
 
     @discardableResult
-    public func deleteAll(userId: String) throws(AuthError) -> Int {
+    package func deleteAll(userId: String) throws(AuthError) -> Int {
         let docs = try records.all(FirestoreQuery(collectionId: Self.sessions, equal: [("userId", .string(userId))]), "delete sessions")
         return try deleteEach(docs, unchanged: false, "delete sessions")
     }
 
     @discardableResult
-    public func deleteExpired(now: Date, idleCutoff: Date) throws(AuthError) -> Int {
+    package func deleteExpired(now: Date, idleCutoff: Date) throws(AuthError) -> Int {
         var deleted = 0
         // Two single-field range queries (no composite index); the second misses what the first deleted.
         for (field, cutoff) in [("expiresAt", now), ("lastSeenAt", idleCutoff)] {
@@ -71,7 +71,7 @@ public final class FirestoreSessionStore: SessionStore {
         return deleted
     }
 
-    public func checkReady() throws(AuthError) { try records.fs.checkReady(Self.sessions) }
+    package func checkReady() throws(AuthError) { try records.fs.checkReady(Self.sessions) }
 
     /// Deletes each session (one commit each, so one that changed or vanished meanwhile is skipped alone).
     private func deleteEach(_ docs: [FirestoreDocument], unchanged: Bool, _ what: String) throws(AuthError) -> Int {

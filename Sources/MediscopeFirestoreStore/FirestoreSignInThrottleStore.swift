@@ -10,18 +10,18 @@ import MediscopeFirestore
 /// (address, at desc) in deploy/firestore.indexes.json; an account-and-address key reads the address's
 /// failures (few: a throttled attempt records none) and keeps the account's. `signInKnownAddresses/
 /// {addressHash}~{account}` holds `account`, `addressHash` and `at`, the last good sign-in from there.
-public final class FirestoreSignInThrottleStore: SignInThrottleStore {
+package final class FirestoreSignInThrottleStore: SignInThrottleStore {
     /// One document per failed sign-in, under a random id.
-    public static let signInFailures = "signInFailures"
+    package static let signInFailures = "signInFailures"
     /// One document per account and known-good address (hashed).
-    public static let signInKnownAddresses = "signInKnownAddresses"
+    package static let signInKnownAddresses = "signInKnownAddresses"
 
     let fs: FirestoreAccounts
 
     /// The sign-in failures of the database `client` reaches.
-    public init(client: FirestoreClient) { fs = FirestoreAccounts(client: client) }
+    package init(client: FirestoreClient) { fs = FirestoreAccounts(client: client) }
 
-    public func recordFailure(account: String, address: String, at: Date, forgetUpTo: Date) throws(AuthError) {
+    package func recordFailure(account: String, address: String, at: Date, forgetUpTo: Date) throws(AuthError) {
         let failure = FirestoreDocument(name: fs.client.name(Self.signInFailures, UUID().uuidString.lowercased()), fields: [
             "account": .string(account), "address": .string(address), "at": .timestamp(at),
         ])
@@ -29,7 +29,7 @@ public final class FirestoreSignInThrottleStore: SignInThrottleStore {
                           "record sign-in failure")
     }
 
-    public func nthNewestFailure(_ key: SignInThrottleKey, n: Int, after: Date) throws(AuthError) -> Date? {
+    package func nthNewestFailure(_ key: SignInThrottleKey, n: Int, after: Date) throws(AuthError) -> Date? {
         guard n >= 1 else { return nil }
         let (field, value, account): (String, String, String?) = switch key {
         case .account(let name): ("account", name, nil)
@@ -59,12 +59,12 @@ public final class FirestoreSignInThrottleStore: SignInThrottleStore {
         }
     }
 
-    public func clearFailures(account: String, address: String) throws(AuthError) {
+    package func clearFailures(account: String, address: String) throws(AuthError) {
         let q = FirestoreQuery(collectionId: Self.signInFailures, equal: [("account", .string(account)), ("address", .string(address))])
         try fs.deleteAll(try fs.query(q, "clear sign-in failures").map(\.name), "clear sign-in failures")
     }
 
-    public func recordKnownAddress(account: String, addressHash: String, at: Date, forgetUpTo: Date) throws(AuthError) {
+    package func recordKnownAddress(account: String, addressHash: String, at: Date, forgetUpTo: Date) throws(AuthError) {
         let known = FirestoreDocument(name: knownName(account, addressHash), fields: [
             "account": .string(account), "addressHash": .string(addressHash), "at": .timestamp(at),
         ])
@@ -72,12 +72,12 @@ public final class FirestoreSignInThrottleStore: SignInThrottleStore {
                           "record known sign-in address")
     }
 
-    public func knownAddressLastSuccess(account: String, addressHash: String) throws(AuthError) -> Date? {
+    package func knownAddressLastSuccess(account: String, addressHash: String) throws(AuthError) -> Date? {
         guard let doc = try fs.get(knownName(account, addressHash), "read known sign-in address") else { return nil }
         return try StoredFields(doc, "known sign-in address").date("at")
     }
 
-    public func checkReady() throws(AuthError) { try fs.checkReady(Self.signInFailures) }
+    package func checkReady() throws(AuthError) { try fs.checkReady(Self.signInFailures) }
 
     /// The hash is fixed-length hex, so hash and account side by side name each pair once.
     private func knownName(_ account: String, _ addressHash: String) -> String {

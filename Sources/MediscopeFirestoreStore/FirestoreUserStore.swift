@@ -14,22 +14,22 @@ import MediscopeFirestore
 ///
 /// `insert` and `update` are optimistic read-modify-writes (see `FirestoreAccounts`): an organisation
 /// that `insert` finds missing is created with `exists: false`, so a name saved meanwhile is kept.
-public final class FirestoreUserStore: UserStore {
+package final class FirestoreUserStore: UserStore {
     /// Collection of user documents, by user id.
-    public static let users = "users"
+    package static let users = "users"
     /// Guard documents, by username: `{userId}`.
-    public static let usernames = "usernames"
+    package static let usernames = "usernames"
     /// Guard documents, by Firebase uid: `{userId}`.
-    public static let firebaseUids = "firebaseUids"
+    package static let firebaseUids = "firebaseUids"
     /// Organisation documents, by id: `{name}`.
-    public static let organizations = "organizations"
+    package static let organizations = "organizations"
 
     let fs: FirestoreAccounts
 
     /// The users of the database `client` reaches.
-    public init(client: FirestoreClient) { fs = FirestoreAccounts(client: client) }
+    package init(client: FirestoreClient) { fs = FirestoreAccounts(client: client) }
 
-    public func saveOrganization(id: String, name: String) throws(AuthError) {
+    package func saveOrganization(id: String, name: String) throws(AuthError) {
         // A plain set: the last rename wins, as with SQLite's upsert.
         let doc = FirestoreDocument(name: fs.name(Self.organizations, id), fields: ["name": .string(name)])
         try fs.call("save organisation") { () throws(FirestoreError) in try fs.client.commit([.set(doc)]) }
@@ -38,17 +38,17 @@ public final class FirestoreUserStore: UserStore {
     /// Creates the organisation only when none has this id (`exists: false`), never renaming one:
     /// true when this call created it, false when it existed. For copying a deployment
     /// (`mediscope store migrate`), which must not overwrite what Firestore holds.
-    public func insertOrganization(id: String, name: String) throws(AuthError) -> Bool {
+    package func insertOrganization(id: String, name: String) throws(AuthError) -> Bool {
         let doc = FirestoreDocument(name: fs.name(Self.organizations, id), fields: ["name": .string(name)])
         return try fs.commit([.set(doc, precondition: .exists(false))], "add organisation")
     }
 
-    public func organizationName(id: String) throws(AuthError) -> String? {
+    package func organizationName(id: String) throws(AuthError) -> String? {
         guard let doc = try fs.get(fs.name(Self.organizations, id), "read organisation") else { return nil }
         return try StoredFields(doc, "organisation").string("name")
     }
 
-    public func insert(_ user: User, passwordHash: String?) throws(AuthError) {
+    package func insert(_ user: User, passwordHash: String?) throws(AuthError) {
         let userName = fs.name(Self.users, user.id), orgName = fs.name(Self.organizations, user.organizationId)
         var guards = [guardDocument(Self.usernames, user.username, userId: user.id)]
         if let uid = user.firebaseUID { guards.append(guardDocument(Self.firebaseUids, uid, userId: user.id)) }
@@ -71,35 +71,35 @@ public final class FirestoreUserStore: UserStore {
         }
     }
 
-    public func user(id: String) throws(AuthError) -> User? {
+    package func user(id: String) throws(AuthError) -> User? {
         try fs.get(fs.name(Self.users, id), "read user").map(Self.user(from:))
     }
 
-    public func user(username: String) throws(AuthError) -> User? {
+    package func user(username: String) throws(AuthError) -> User? {
         try findOne("username", username).map(Self.user(from:))
     }
 
-    public func user(firebaseUID: String) throws(AuthError) -> User? {
+    package func user(firebaseUID: String) throws(AuthError) -> User? {
         try findOne("firebaseUID", firebaseUID).map(Self.user(from:))
     }
 
-    public func credentials(username: String) throws(AuthError) -> (user: User, passwordHash: String?)? {
+    package func credentials(username: String) throws(AuthError) -> (user: User, passwordHash: String?)? {
         guard let doc = try findOne("username", username) else { return nil }
         return (try Self.user(from: doc), try StoredFields(doc, "user").optionalString("passwordHash"))
     }
 
-    public func users(organizationId: String?) throws(AuthError) -> [User] {
+    package func users(organizationId: String?) throws(AuthError) -> [User] {
         var q = FirestoreQuery(collectionId: Self.users, orderBy: [("username", false)])
         if let organizationId { q.equal = [("organizationId", .string(organizationId))] }
         return try fs.query(q, "list users").map { doc throws(AuthError) in try Self.user(from: doc) }
     }
 
-    public func userCount() throws(AuthError) -> Int {
+    package func userCount() throws(AuthError) -> Int {
         try fs.call("count users") { () throws(FirestoreError) in try fs.client.count(FirestoreQuery(collectionId: Self.users)) }
     }
 
     @discardableResult
-    public func update(userId: String, _ change: UserChange) throws(AuthError) -> User {
+    package func update(userId: String, _ change: UserChange) throws(AuthError) -> User {
         let name = fs.name(Self.users, userId)
         return try fs.retrying("update user") { () throws(AuthError) -> User? in
             guard let doc = try fs.get(name, "update user") else { throw AuthError(.notFound, "no such user") }
@@ -127,7 +127,7 @@ public final class FirestoreUserStore: UserStore {
         }
     }
 
-    public func checkReady() throws(AuthError) { try fs.checkReady(Self.users) }
+    package func checkReady() throws(AuthError) { try fs.checkReady(Self.users) }
 
     // MARK: - Mapping
 

@@ -2,14 +2,14 @@
 /// regions CT and MR are made of), with its meaning in words. The closed vocabulary that free text is
 /// mapped to before it may reach a report prompt or pre-fill a form: text that is none of these terms
 /// or meanings is no fact (an instruction typed into the field, or an identifier, never passes).
-public struct BodyPartExamined: Sendable, Equatable {
+package struct BodyPartExamined: Sendable, Equatable {
     /// The defined term, e.g. `HEADNECK`.
-    public let term: String
+    package let term: String
     /// What it means in words, e.g. "head and neck".
-    public let meaning: String
+    package let meaning: String
 
     /// The terms recognised.
-    public static let all: [BodyPartExamined] = [
+    package static let all: [BodyPartExamined] = [
         ("ABDOMEN", "abdomen"), ("ABDOMENPELVIS", "abdomen and pelvis"), ("ANKLE", "ankle"), ("BRAIN", "brain"),
         ("BREAST", "breast"), ("CHEST", "chest"), ("CHESTABDOMEN", "chest and abdomen"),
         ("CHESTABDPELVIS", "chest, abdomen and pelvis"), ("CSPINE", "cervical spine"), ("ELBOW", "elbow"),
@@ -23,7 +23,7 @@ public struct BodyPartExamined: Sendable, Equatable {
     /// The term `text` names, as the defined term or its meaning, in any case, spacing or punctuation
     /// ("Brain", "BRAIN", "Head and neck", "HEADNECK"); nil for anything else, however close ("CT of the
     /// brain" is no term: the modality has its own field).
-    public static func matching(_ text: String?) -> BodyPartExamined? {
+    package static func matching(_ text: String?) -> BodyPartExamined? {
         guard let text else { return nil }
         func key(_ s: String) -> String { String(s.uppercased().unicodeScalars.filter { ("A"..."Z").contains($0) }.map(Character.init)) }
         let k = key(text)

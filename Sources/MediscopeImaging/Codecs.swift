@@ -2,23 +2,23 @@ import CImageCodecs
 
 /// What a decode may cost. Every bound is checked from the file's structure before the decoder
 /// allocates or loops, so a refused file costs a linear walk over its bytes, not a decode.
-public struct ImageLimits: Sendable {
+package struct ImageLimits: Sendable {
     /// Largest width x height accepted by the decoders; checked from the header, before
     /// the pixel buffer is allocated.
-    public var maxPixels: Int = 50_000_000
+    package var maxPixels: Int = 50_000_000
     /// Most scans a JPEG may have. A baseline file has 1 per component, libjpeg's standard
     /// progression 6 (gray) or 10 (colour); libjpeg-turbo's own tools refuse more than 500.
-    public var maxJPEGScans: Int = 256
+    package var maxJPEGScans: Int = 256
     /// Most scans x pixels a JPEG may cost: each progressive scan is a pass over the whole image, so
     /// a large image gets fewer scans (the default allows 12 full passes of the largest image).
-    public var maxJPEGScanPixels: Int = 600_000_000
+    package var maxJPEGScanPixels: Int = 600_000_000
     /// Largest value of any single DICOM element, and of a deflated DICOM data set once inflated, in
     /// bytes; checked from the file's structure before DCMTK reads it.
-    public var maxDicomElementBytes: Int = 256 << 20
+    package var maxDicomElementBytes: Int = 256 << 20
     /// Deepest nesting of DICOM sequences accepted (real images use a handful of levels); checked
     /// before DCMTK, which recurses into sequences, reads the file.
-    public var maxDicomSequenceDepth: Int = 16
-    public init(maxPixels: Int = 50_000_000) {
+    package var maxDicomSequenceDepth: Int = 16
+    package init(maxPixels: Int = 50_000_000) {
         self.maxPixels = maxPixels
         maxJPEGScanPixels = max(maxPixels, 1) * 12
     }
@@ -26,13 +26,13 @@ public struct ImageLimits: Sendable {
 
 /// The image formats we read and write, and the one mapping of each to its media type and file extension.
 /// DICOM (PS3.10 files) is read only: its frames are rendered to 8 bits (`DicomRenderer`).
-public enum ImageFormat: String, Sendable, CaseIterable {
+package enum ImageFormat: String, Sendable, CaseIterable {
     case jpeg, png, webp, dicom
 
     /// The IANA media type (`image/jpeg`, `image/png`, `image/webp`, `application/dicom`).
-    public var contentType: String { self == .dicom ? "application/dicom" : "image/" + rawValue }
+    package var contentType: String { self == .dicom ? "application/dicom" : "image/" + rawValue }
     /// The file extension used for stored files and URLs (`jpg`, `png`, `webp`, `dcm`).
-    public var fileExtension: String {
+    package var fileExtension: String {
         switch self {
         case .jpeg: "jpg"
         case .dicom: "dcm"
@@ -41,7 +41,7 @@ public enum ImageFormat: String, Sendable, CaseIterable {
     }
 
     /// The format of a media type; `image/jpg` is read as JPEG. nil for anything else.
-    public init?(contentType: String) {
+    package init?(contentType: String) {
         switch contentType.lowercased() {
         case "image/jpeg", "image/jpg": self = .jpeg
         case "image/png": self = .png
@@ -52,37 +52,37 @@ public enum ImageFormat: String, Sendable, CaseIterable {
     }
 }
 
-public struct ImagingError: Error, Sendable, CustomStringConvertible {
+package struct ImagingError: Error, Sendable, CustomStringConvertible {
     /// `unsupportedVariant`: a valid file of a known format in a variant we do not decode (12-bit or
     /// lossless JPEG, a DICOM transfer syntax or pixel layout we do not decode); `tooComplex`: decoding
     /// would cost more than `ImageLimits` allow; `noSuchFrame`: a DICOM frame the file does not have.
-    public enum Kind: Sendable { case empty, unsupportedFormat, unsupportedVariant, corrupt, tooLarge, tooComplex, encodeFailed, noSuchFrame }
-    public let kind: Kind
-    public let message: String
-    public init(kind: Kind, message: String) {
+    package enum Kind: Sendable { case empty, unsupportedFormat, unsupportedVariant, corrupt, tooLarge, tooComplex, encodeFailed, noSuchFrame }
+    package let kind: Kind
+    package let message: String
+    package init(kind: Kind, message: String) {
         self.kind = kind
         self.message = message
     }
-    public var description: String { message }
+    package var description: String { message }
 }
 
 /// A decoded file as a viewer shows it.
-public struct DecodedImage: Sendable {
+package struct DecodedImage: Sendable {
     /// Upright pixels: the EXIF orientation, if any, already applied.
-    public var image: PixelImage
-    public var format: ImageFormat
+    package var image: PixelImage
+    package var format: ImageFormat
     /// The EXIF orientation found in the file (nil: none, so nothing was applied).
-    public var orientation: ExifOrientation?
+    package var orientation: ExifOrientation?
     /// For a DICOM file: the frame, Modality LUT and VOI that made the 8-bit image.
-    public var dicom: DicomRendering?
+    package var dicom: DicomRendering?
     /// For a DICOM file: its patient and study attributes (patient data: never logged).
-    public var dicomAttributes: DicomAttributes?
+    package var dicomAttributes: DicomAttributes?
 }
 
-public enum ImageDecoder {
+package enum ImageDecoder {
     /// Identifies the format from magic bytes only (file names lie). DICOM: "DICM" after the 128-byte
     /// preamble, or a file starting with a group 0002 (meta information) or 0008 element in either byte order.
-    public static func sniff(_ bytes: [UInt8]) -> ImageFormat? {
+    package static func sniff(_ bytes: [UInt8]) -> ImageFormat? {
         if bytes.count >= 132, bytes[128..<132].elementsEqual(Array("DICM".utf8)) { return .dicom }
         if bytes.count >= 8, [[0x02, 0x00], [0x08, 0x00], [0x00, 0x02], [0x00, 0x08]].contains(Array(bytes[0..<2])) { return .dicom }
         if bytes.count >= 3, bytes[0] == 0xFF, bytes[1] == 0xD8, bytes[2] == 0xFF { return .jpeg }
@@ -94,7 +94,7 @@ public enum ImageDecoder {
 
     /// Decodes JPEG, PNG or WebP into 1 (gray), 3 (RGB) or 4 (RGBA) channels, as stored (no EXIF
     /// orientation applied; see `decodeUpright`).
-    public static func decode(_ bytes: [UInt8], limits: ImageLimits = .init()) throws(ImagingError) -> PixelImage {
+    package static func decode(_ bytes: [UInt8], limits: ImageLimits = .init()) throws(ImagingError) -> PixelImage {
         let format = try identify(bytes)
         if format == .dicom { return try DicomRenderer.decode(bytes, limits: limits).0 }
         try check(ImageStructure.inspect(bytes, format: format), format: format, limits: limits)
@@ -104,7 +104,7 @@ public enum ImageDecoder {
     /// Decodes as a viewer shows the file: the EXIF orientation (JPEG APP1, PNG eXIf) applied.
     /// `DecodedImage.orientation` says which one was found (nil: none). A DICOM file is rendered to 8 bits
     /// (`DicomRenderer`); `frame` (0-based) chooses its frame, nil the middle one; other formats ignore it.
-    public static func decodeUpright(_ bytes: [UInt8], limits: ImageLimits = .init(),
+    package static func decodeUpright(_ bytes: [UInt8], limits: ImageLimits = .init(),
                                      frame: Int? = nil) throws(ImagingError) -> DecodedImage {
         let format = try identify(bytes)
         if format == .dicom {
@@ -202,10 +202,10 @@ public enum ImageDecoder {
     }
 }
 
-public enum ImageEncoder {
+package enum ImageEncoder {
     /// Baseline JPEG, 4:2:0 (or libjpeg's standard progressive script). Alpha is dropped (JPEG has
     /// none); gray stays gray.
-    public static func jpeg(_ image: PixelImage, quality: Int = 90, progressive: Bool = false) throws(ImagingError) -> [UInt8] {
+    package static func jpeg(_ image: PixelImage, quality: Int = 90, progressive: Bool = false) throws(ImagingError) -> [UInt8] {
         let input = image.channels == 4 ? image.converted(toChannels: 3) : image
         return try encode(input) { px, w, h, c, out, size, err, len in
             codec_jpeg_encode(px, w, h, c, Int32(clamping: quality), progressive ? 1 : 0, out, size, err, len)
@@ -213,14 +213,14 @@ public enum ImageEncoder {
     }
 
     /// 8-bit PNG keeping the image's channels (gray, RGB or RGBA).
-    public static func png(_ image: PixelImage) throws(ImagingError) -> [UInt8] {
+    package static func png(_ image: PixelImage) throws(ImagingError) -> [UInt8] {
         try encode(image) { px, w, h, c, out, size, err, len in
             codec_png_encode(px, w, h, c, out, size, err, len)
         }
     }
 
     /// Lossy WebP; gray is expanded to RGB (libwebp has no gray input).
-    public static func webp(_ image: PixelImage, quality: Float = 80) throws(ImagingError) -> [UInt8] {
+    package static func webp(_ image: PixelImage, quality: Float = 80) throws(ImagingError) -> [UInt8] {
         let input = image.channels == 1 ? image.converted(toChannels: 3) : image
         return try encode(input) { px, w, h, c, out, size, err, len in
             codec_webp_encode(px, w, h, c, quality, out, size, err, len)

@@ -1,7 +1,7 @@
 /// Colour maps used to render heatmaps.
-public enum Colormap {
+package enum Colormap {
     /// OpenCV's COLORMAP_JET (what cv2.applyColorMap uses), returned in RGB order.
-    public static func jet(_ v: UInt8) -> (r: UInt8, g: UInt8, b: UInt8) {
+    package static func jet(_ v: UInt8) -> (r: UInt8, g: UInt8, b: UInt8) {
         let i = Int(v) * 3
         return (jetTable[i], jetTable[i + 1], jetTable[i + 2])
     }

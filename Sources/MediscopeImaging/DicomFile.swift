@@ -2,87 +2,87 @@ import CDicom
 
 /// A lookup table from the first item of a Modality LUT Sequence (0028,3000) or VOI LUT Sequence
 /// (0028,3010), PS3.3 C.11.1.1 and C.11.2.1.1.
-public struct DicomLUT: Sendable, Equatable {
+package struct DicomLUT: Sendable, Equatable {
     /// Input value mapped to the first entry (LUT Descriptor value 2); inputs below map to the first
     /// entry, inputs past the end to the last.
-    public var firstMapped: Int
+    package var firstMapped: Int
     /// Bits per entry (LUT Descriptor value 3, 8...16): the output range is 0...2^bits - 1.
-    public var bitsPerEntry: Int
+    package var bitsPerEntry: Int
     /// LUT Data (0028,3006), one value per entry.
-    public var data: [UInt16]
+    package var data: [UInt16]
 
     /// The entry for `value`, clamped to the table's ends.
-    public func lookUp(_ value: Int) -> Int {
+    package func lookUp(_ value: Int) -> Int {
         Int(data[min(max(value - firstMapped, 0), data.count - 1)])
     }
 }
 
 /// The patient and study attributes of a DICOM file, as UTF-8 text (converted from its Specific
 /// Character Set); nil when absent or unreadable. Patient data: never logged.
-public struct DicomAttributes: Sendable, Equatable, Codable {
-    public var patientID: String?
+package struct DicomAttributes: Sendable, Equatable, Codable {
+    package var patientID: String?
     /// Person Name as stored: components separated by `^` (family^given^middle^prefix^suffix).
-    public var patientName: String?
+    package var patientName: String?
     /// Age String: `nnnD`, `nnnW`, `nnnM` or `nnnY`.
-    public var patientAge: String?
+    package var patientAge: String?
     /// Date: YYYYMMDD.
-    public var patientBirthDate: String?
+    package var patientBirthDate: String?
     /// `M`, `F` or `O`.
-    public var patientSex: String?
+    package var patientSex: String?
     /// Modality code, e.g. `MR`, `CT`, `CR`.
-    public var modality: String?
-    public var bodyPartExamined: String?
+    package var modality: String?
+    package var bodyPartExamined: String?
     /// Date: YYYYMMDD.
-    public var studyDate: String?
-    public var seriesDescription: String?
-    public var studyInstanceUID: String?
-    public var seriesInstanceUID: String?
-    public var sopInstanceUID: String?
-    public init() {}
+    package var studyDate: String?
+    package var seriesDescription: String?
+    package var studyInstanceUID: String?
+    package var seriesInstanceUID: String?
+    package var sopInstanceUID: String?
+    package init() {}
 }
 
 /// What a DICOM file says about its image (Image Pixel, Modality LUT and VOI LUT modules) and, when
 /// asked for, one frame's stored values, read by DCMTK through the CDicom shim.
-public struct DicomFile: Sendable {
+package struct DicomFile: Sendable {
     /// Transfer Syntax UID (0002,0010), or the one DCMTK recognised for a file without meta information.
-    public var transferSyntaxUID: String
+    package var transferSyntaxUID: String
     /// DCMTK's name of the transfer syntax ("JPEG Lossless, Non-hierarchical, First-Order Prediction").
-    public var transferSyntaxName: String
-    public var attributes: DicomAttributes
-    public var rows: Int
-    public var columns: Int
+    package var transferSyntaxName: String
+    package var attributes: DicomAttributes
+    package var rows: Int
+    package var columns: Int
     /// 1 (grey) or 3 (colour) when a frame was decoded.
-    public var samplesPerPixel: Int
+    package var samplesPerPixel: Int
     /// 8 or 16 when a frame was decoded.
-    public var bitsAllocated: Int
-    public var bitsStored: Int
+    package var bitsAllocated: Int
+    package var bitsStored: Int
     /// 0 unsigned, 1 two's complement.
-    public var pixelRepresentation: Int
+    package var pixelRepresentation: Int
     /// Layout of `frameValues` for colour: 0 colour-by-pixel, 1 colour-by-plane.
-    public var planarConfiguration: Int
-    public var numberOfFrames: Int
+    package var planarConfiguration: Int
+    package var numberOfFrames: Int
     /// The colour model of `frameValues` (`RGB` for a YBR JPEG frame DCMTK converted).
-    public var photometricInterpretation: String
+    package var photometricInterpretation: String
     /// The file's own Photometric Interpretation (0028,0004).
-    public var storedPhotometricInterpretation: String
+    package var storedPhotometricInterpretation: String
     /// Rescale Slope and Intercept (0028,1053 / 0028,1052) when both are present.
-    public var rescale: (slope: Double, intercept: Double)?
-    public var modalityLUT: DicomLUT?
+    package var rescale: (slope: Double, intercept: Double)?
+    package var modalityLUT: DicomLUT?
     /// The first Window Center and Width (0028,1050 / 0028,1051), and how many the file offers.
-    public var window: (center: Double, width: Double)?
-    public var windowCount: Int
+    package var window: (center: Double, width: Double)?
+    package var windowCount: Int
     /// VOI LUT Function (0028,1056): LINEAR (also when absent), LINEAR_EXACT or SIGMOID.
-    public var voiLUTFunction: String
-    public var voiLUT: DicomLUT?
+    package var voiLUTFunction: String
+    package var voiLUT: DicomLUT?
     /// Pixel Padding Value (0028,0120) and, when given, Pixel Padding Range Limit (0028,0121): the stored
     /// values from one to the other (inclusive, either order) are padding, not image (PS3.3 C.7.5.1.1.2).
-    public var pixelPadding: ClosedRange<Int32>?
+    package var pixelPadding: ClosedRange<Int32>?
     /// The decoded frame, 0-based (nil when pixels were not asked for).
-    public var frameIndex: Int?
+    package var frameIndex: Int?
     /// rows x columns x samplesPerPixel stored values (bits above Bits Stored already cleared, signed
     /// values sign-extended), laid out as `planarConfiguration` says; or, for native YBR_FULL_422,
     /// two luminance values and one Cb, Cr pair per two pixels (PS3.3 C.7.6.3.1.2).
-    public var frameValues: [Int32]
+    package var frameValues: [Int32]
 
     /// Reads `bytes` (a PS3.10 file, with or without the preamble, or a bare data set).
     /// - Parameters:
@@ -93,7 +93,7 @@ public struct DicomFile: Sendable {
     ///   `limits.maxPixels` or the element size limit; `.tooComplex` for sequences nested too deep;
     ///   `.noSuchFrame`; `.corrupt` for anything malformed or undecodable, a file without Pixel Data
     ///   included; `.empty`; `.unsupportedFormat` when it is no DICOM data at all.
-    public static func read(_ bytes: [UInt8], limits: ImageLimits = .init(), frame: Int? = nil,
+    package static func read(_ bytes: [UInt8], limits: ImageLimits = .init(), frame: Int? = nil,
                             decodePixels: Bool = true) throws(ImagingError) -> DicomFile {
         var image = dicom_image()
         var errorBuffer = [CChar](repeating: 0, count: 512)

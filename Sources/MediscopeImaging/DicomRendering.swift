@@ -2,27 +2,27 @@ import Foundation
 
 /// How a DICOM frame became the 8-bit image that was analysed and shown (PS3.3 C.11): stored with the
 /// analysis so the window can be shown beside it.
-public struct DicomRendering: Sendable, Equatable, Codable {
+package struct DicomRendering: Sendable, Equatable, Codable {
     /// The frame rendered, 1-based as DICOM numbers frames, and how many the file has.
-    public var frame: Int
-    public var numberOfFrames: Int
+    package var frame: Int
+    package var numberOfFrames: Int
     /// The file's Photometric Interpretation (MONOCHROME1 output is inverted).
-    public var photometricInterpretation: String
+    package var photometricInterpretation: String
     /// `rescale` (Rescale Slope and Intercept), `lutSequence` (Modality LUT Sequence) or `none`; colour: `none`.
-    public var modalityLUT: String
-    public var rescaleSlope: Double?
-    public var rescaleIntercept: Double?
+    package var modalityLUT: String
+    package var rescaleSlope: Double?
+    package var rescaleIntercept: Double?
     /// `window` (the file's first Window Center/Width), `lutSequence` (VOI LUT Sequence), `frameRange`
     /// (no VOI in the file: the frame's lowest to highest modality value) or `none` (colour).
-    public var voi: String
+    package var voi: String
     /// The window applied, in modality units (for `frameRange`: the equivalent LINEAR_EXACT window).
-    public var windowCenter: Double?
-    public var windowWidth: Double?
+    package var windowCenter: Double?
+    package var windowWidth: Double?
     /// LINEAR, LINEAR_EXACT or SIGMOID for `window`; LINEAR_EXACT for `frameRange`.
-    public var voiLUTFunction: String?
-    public var transferSyntaxUID: String
+    package var voiLUTFunction: String?
+    package var transferSyntaxUID: String
 
-    public init(frame: Int, numberOfFrames: Int, photometricInterpretation: String, modalityLUT: String,
+    package init(frame: Int, numberOfFrames: Int, photometricInterpretation: String, modalityLUT: String,
                 rescaleSlope: Double? = nil, rescaleIntercept: Double? = nil, voi: String, windowCenter: Double? = nil,
                 windowWidth: Double? = nil, voiLUTFunction: String? = nil, transferSyntaxUID: String) {
         self.frame = frame; self.numberOfFrames = numberOfFrames; self.photometricInterpretation = photometricInterpretation
@@ -36,17 +36,17 @@ public struct DicomRendering: Sendable, Equatable, Codable {
 /// Sequence), then VOI (the first window with its VOI LUT Function, else the VOI LUT Sequence, else the
 /// frame's full range), then MONOCHROME1 inverted. Colour (RGB, YBR_FULL, YBR_FULL_422) is converted to
 /// RGB and scaled from Bits Stored to 8 bits. Output levels are rounded to nearest.
-public enum DicomRenderer {
+package enum DicomRenderer {
     /// Reads and renders one frame (nil: the middle one; 0-based otherwise).
     /// - Returns: 1 channel (grey) or 3 (RGB), and how it was rendered.
     /// - Throws: `ImagingError` from `DicomFile.read`, or `.corrupt` when the frame's values do not
     ///   match its declared size.
-    public static func decode(_ bytes: [UInt8], limits: ImageLimits = .init(),
+    package static func decode(_ bytes: [UInt8], limits: ImageLimits = .init(),
                               frame: Int? = nil) throws(ImagingError) -> (PixelImage, DicomRendering) {
         try render(DicomFile.read(bytes, limits: limits, frame: frame))
     }
 
-    public static func render(_ file: DicomFile) throws(ImagingError) -> (PixelImage, DicomRendering) {
+    package static func render(_ file: DicomFile) throws(ImagingError) -> (PixelImage, DicomRendering) {
         let pixels = file.rows * file.columns
         var info = DicomRendering(frame: (file.frameIndex ?? 0) + 1, numberOfFrames: file.numberOfFrames,
                                   photometricInterpretation: file.storedPhotometricInterpretation,

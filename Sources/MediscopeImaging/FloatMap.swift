@@ -1,10 +1,10 @@
 /// A single-channel float map (e.g. a Grad-CAM activation map), row-major.
-public struct FloatMap: Sendable, Equatable {
-    public let width: Int
-    public let height: Int
-    public var values: [Float]
+package struct FloatMap: Sendable, Equatable {
+    package let width: Int
+    package let height: Int
+    package var values: [Float]
 
-    public init(width: Int, height: Int, values: [Float]) {
+    package init(width: Int, height: Int, values: [Float]) {
         precondition(width >= 0 && height >= 0 && values.count == width * height,
                      "FloatMap \(width)x\(height) needs \(width * height) values, got \(values.count)")
         self.width = width
@@ -14,7 +14,7 @@ public struct FloatMap: Sendable, Equatable {
 
     /// cv2.resize(map, (width, height), interpolation=INTER_LINEAR) on float32:
     /// src = (dst + 0.5) * scale - 0.5, weights in float, edges clamped; horizontal then vertical.
-    public func resizedBilinear(width newWidth: Int, height newHeight: Int) -> FloatMap {
+    package func resizedBilinear(width newWidth: Int, height newHeight: Int) -> FloatMap {
         precondition(newWidth > 0 && newHeight > 0 && width > 0 && height > 0, "sizes must be positive")
         let (xofs, xw) = Self.linearTaps(source: width, destination: newWidth)
         let (yofs, yw) = Self.linearTaps(source: height, destination: newHeight)
@@ -66,7 +66,7 @@ public struct FloatMap: Sendable, Equatable {
     }
 
     /// pytorch_grad_cam scale_cam_image: v -= min; v /= (1e-7 + max(v)).
-    public func minMaxNormalized() -> FloatMap {
+    package func minMaxNormalized() -> FloatMap {
         guard let lo = values.min() else { return self }
         let shifted = values.map { $0 - lo }
         // numpy<2 adds the Python float 1e-7 to the float32 max in double precision.
@@ -80,7 +80,7 @@ public struct FloatMap: Sendable, Equatable {
 extension FloatMap: Codable {
     private enum CodingKeys: String, CodingKey { case width, height, values }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let width = try c.decode(Int.self, forKey: .width)
         let height = try c.decode(Int.self, forKey: .height)

@@ -6,29 +6,29 @@
 /// Why: a decoder's cost must be bounded by the image's pixel count. A progressive JPEG can repeat
 /// scans without limit (each one a pass over every coefficient), so the scan count is known and
 /// checked before libjpeg starts, in linear time over the bytes.
-public struct ImageStructure: Sendable, Equatable {
+package struct ImageStructure: Sendable, Equatable {
     /// SOFn marker of a JPEG (0xC0 baseline, 0xC1 extended, 0xC2 progressive, 0xC3 lossless, ...);
     /// nil for PNG or when none was found.
-    public var jpegFrameMarker: UInt8?
+    package var jpegFrameMarker: UInt8?
     /// Sample precision in bits from the JPEG frame header (8 or 12; 2...16 for lossless).
-    public var jpegPrecision: Int?
+    package var jpegPrecision: Int?
     /// Start-of-scan markers seen (1 for baseline, ~6-10 for a usual progressive file).
-    public var jpegScanCount = 0
+    package var jpegScanCount = 0
     /// Width and height from the frame header (JPEG) or IHDR (PNG).
-    public var width = 0
-    public var height = 0
+    package var width = 0
+    package var height = 0
     /// PNG: bytes of image data (all IDAT chunks) and the raw size they must inflate to
     /// (rows x (filter byte + row bytes), per Adam7 pass when interlaced); 0 for JPEG.
-    public var pngDataBytes = 0
-    public var pngRawBytes = 0
+    package var pngDataBytes = 0
+    package var pngRawBytes = 0
     /// EXIF Orientation (TIFF tag 0x0112) from the first APP1 "Exif" segment (JPEG) or the eXIf chunk
     /// (PNG) before the image data; nil when absent or not 1...8.
-    public var exifOrientation: ExifOrientation?
+    package var exifOrientation: ExifOrientation?
 
-    public init() {}
+    package init() {}
 
     /// Walks `bytes` as `format`. WebP and DICOM are not inspected here (an empty structure; CDicom walks DICOM).
-    public static func inspect(_ bytes: [UInt8], format: ImageFormat) -> ImageStructure {
+    package static func inspect(_ bytes: [UInt8], format: ImageFormat) -> ImageStructure {
         switch format {
         case .jpeg: return jpeg(bytes, from: 0)
         case .png: return png(bytes)
@@ -130,12 +130,12 @@ func pngRawSize(width: Int, height: Int, depth: Int, colorType: Int, interlaced:
 
 /// EXIF / TIFF Orientation: how the stored rows and columns map to what a viewer shows.
 /// Raw values 1...8 as in TIFF 6.0 and Exif 2.32 section 4.6.4 (tag 0x0112).
-public enum ExifOrientation: Int, Sendable, Codable, CaseIterable {
+package enum ExifOrientation: Int, Sendable, Codable, CaseIterable {
     case normal = 1, mirrored = 2, rotated180 = 3, flippedVertically = 4
     case transposed = 5, rotated90Clockwise = 6, transverse = 7, rotated90CounterClockwise = 8
 
     /// How a person reads it, e.g. "rotated 90° clockwise" (what the display had to do).
-    public var summary: String {
+    package var summary: String {
         switch self {
         case .normal: "as stored"
         case .mirrored: "mirrored left to right"
@@ -183,7 +183,7 @@ public enum ExifOrientation: Int, Sendable, Codable, CaseIterable {
 extension PixelImage {
     /// The image as a viewer shows it for `orientation` (a new buffer; `.normal` returns self).
     /// Orientations 5...8 swap width and height.
-    public func applying(_ orientation: ExifOrientation) -> PixelImage {
+    package func applying(_ orientation: ExifOrientation) -> PixelImage {
         if orientation == .normal { return self }
         let swaps = orientation.rawValue >= 5
         let (ow, oh) = swaps ? (height, width) : (width, height)

@@ -12,8 +12,8 @@ import Foundation
 /// JSON (every key always present; `score`, `threshold`, `method` null when no check ran):
 /// `{"verdict": "in_scope" | "out_of_scope" | "not_checked", "reasons": [{"code", "message"}],
 ///   "score": 41.2, "threshold": 74.1, "method": "image-checks+mahalanobis-sqrt"}`
-public struct InputCheck: Codable, Sendable, Equatable {
-    public enum Verdict: String, Codable, Sendable {
+package struct InputCheck: Codable, Sendable, Equatable {
+    package enum Verdict: String, Codable, Sendable {
         /// Every check ran and passed.
         case inScope = "in_scope"
         /// At least one check says the image is not what the model was made for: the reasons say which.
@@ -22,55 +22,55 @@ public struct InputCheck: Codable, Sendable, Equatable {
         case notChecked = "not_checked"
     }
 
-    public struct Reason: Codable, Sendable, Equatable {
+    package struct Reason: Codable, Sendable, Equatable {
         /// Stable, for programs: see `InputCheck.Code`.
-        public var code: String
+        package var code: String
         /// For people: what was measured and what the model expects.
-        public var message: String
-        public init(code: String, message: String) { self.code = code; self.message = message }
+        package var message: String
+        package init(code: String, message: String) { self.code = code; self.message = message }
     }
 
     /// The reason codes.
-    public enum Code {
-        public static let tooSmall = "too_small"
-        public static let uniform = "uniform"
-        public static let lowInformation = "low_information"
-        public static let colour = "colour"
-        public static let modality = "modality"
-        public static let bodyPart = "body_part"
+    package enum Code {
+        package static let tooSmall = "too_small"
+        package static let uniform = "uniform"
+        package static let lowInformation = "low_information"
+        package static let colour = "colour"
+        package static let modality = "modality"
+        package static let bodyPart = "body_part"
         /// The feature-space check: the image looks unlike the slices the model was checked on.
-        public static let unfamiliar = "unfamiliar"
+        package static let unfamiliar = "unfamiliar"
         /// The model declares no input check at all.
-        public static let notConfigured = "not_configured"
+        package static let notConfigured = "not_configured"
         /// The model declares a scope (image checks ran) but no fitted feature check.
-        public static let noFeatureCheck = "no_feature_check"
+        package static let noFeatureCheck = "no_feature_check"
         /// The analysis was stored before Mediscope checked images.
-        public static let notRecorded = "not_recorded"
+        package static let notRecorded = "not_recorded"
         /// Every code above.
-        public static let all: Set<String> = [tooSmall, uniform, lowInformation, colour, modality, bodyPart, unfamiliar,
+        package static let all: Set<String> = [tooSmall, uniform, lowInformation, colour, modality, bodyPart, unfamiliar,
                                               notConfigured, noFeatureCheck, notRecorded]
     }
 
     /// The field of an analysis stored before input checks existed: nothing is claimed about it.
-    public static let notRecorded = InputCheck(verdict: .notChecked, reasons: [
+    package static let notRecorded = InputCheck(verdict: .notChecked, reasons: [
         Reason(code: Code.notRecorded, message: "This analysis was made before Mediscope checked whether images are in the models' scope.")])
 
     /// What the dashboard, the printed report and the report draft say first about an out-of-scope image.
-    public static let warning = "This image does not look like a scan the model was made for: its numbers are not meaningful."
+    package static let warning = "This image does not look like a scan the model was made for: its numbers are not meaningful."
 
     /// True when the image is outside what the models were made for: their numbers are not meaningful.
-    public var isOutOfScope: Bool { verdict == .outOfScope }
+    package var isOutOfScope: Bool { verdict == .outOfScope }
 
-    public var verdict: Verdict
-    public var reasons: [Reason]
+    package var verdict: Verdict
+    package var reasons: [Reason]
     /// The feature-space distance (for several models: of the model closest to or furthest past its threshold).
-    public var score: Double?
+    package var score: Double?
     /// The distance above which the image is out of scope, for the same model as `score`.
-    public var threshold: Double?
+    package var threshold: Double?
     /// What ran: "image-checks+mahalanobis-sqrt", "image-checks", or null.
-    public var method: String?
+    package var method: String?
 
-    public init(verdict: Verdict, reasons: [Reason] = [], score: Double? = nil, threshold: Double? = nil, method: String? = nil) {
+    package init(verdict: Verdict, reasons: [Reason] = [], score: Double? = nil, threshold: Double? = nil, method: String? = nil) {
         self.verdict = verdict
         self.reasons = reasons
         self.score = score
@@ -80,7 +80,7 @@ public struct InputCheck: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case verdict, reasons, score, threshold, method }
 
-    public func encode(to encoder: Encoder) throws {
+    package func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(verdict, forKey: .verdict)
         try c.encode(reasons, forKey: .reasons)
@@ -89,7 +89,7 @@ public struct InputCheck: Codable, Sendable, Equatable {
         try c.encode(method, forKey: .method)
     }
 
-    public init(from decoder: Decoder) throws {
+    package init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         verdict = try c.decode(Verdict.self, forKey: .verdict)
         reasons = try c.decodeIfPresent([Reason].self, forKey: .reasons) ?? []
@@ -101,7 +101,7 @@ public struct InputCheck: Codable, Sendable, Equatable {
     /// One verdict for an analysis from each model's: out of scope if any model says so, not checked if
     /// any model could not say, in scope only if all say so. Reasons of all models (named when there are
     /// several); score and threshold of the model whose score is the largest share of its threshold.
-    public static func combine(_ checks: [(model: String, check: InputCheck)]) -> InputCheck {
+    package static func combine(_ checks: [(model: String, check: InputCheck)]) -> InputCheck {
         guard checks.count > 1 else {
             return checks.first?.check ?? InputCheck(verdict: .notChecked, reasons: [
                 Reason(code: Code.notConfigured, message: "No model checked this image.")])

@@ -1,10 +1,10 @@
-public enum Overlay {
+package enum Overlay {
     /// pytorch_grad_cam.utils.image.show_cam_on_image(img / 255, mask, use_rgb=True,
     /// colormap=JET, image_weight=w), with float32 arithmetic in the same order:
     /// heatmap = JET(uint8(255 * mask)) / 255; cam = (1 - w) * heatmap + w * img / 255;
     /// cam /= max(cam); result = uint8(255 * cam) (truncation, like numpy's cast).
     /// The map is resized bilinearly (OpenCV style) when its size differs from the image.
-    public static func camOnImage(_ image: PixelImage, cam: FloatMap, imageWeight: Float = 0.5) -> PixelImage {
+    package static func camOnImage(_ image: PixelImage, cam: FloatMap, imageWeight: Float = 0.5) -> PixelImage {
         let rgb = image.converted(toChannels: 3)
         let mask = (cam.width == rgb.width && cam.height == rgb.height)
             ? cam : cam.resizedBilinear(width: rgb.width, height: rgb.height)

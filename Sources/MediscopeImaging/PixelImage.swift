@@ -2,13 +2,13 @@ import CImageCodecs
 
 /// An 8-bit image: interleaved channels, row-major, no row padding.
 /// `channels` is 1 (gray), 3 (RGB) or 4 (RGBA).
-public struct PixelImage: Sendable, Equatable {
-    public let width: Int
-    public let height: Int
-    public let channels: Int
-    public var pixels: [UInt8]
+package struct PixelImage: Sendable, Equatable {
+    package let width: Int
+    package let height: Int
+    package let channels: Int
+    package var pixels: [UInt8]
 
-    public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
+    package init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
         precondition(width >= 0 && height >= 0, "negative image size \(width)x\(height)")
         precondition(channels == 1 || channels == 3 || channels == 4, "channels must be 1, 3 or 4, got \(channels)")
         precondition(pixels.count == width * height * channels,
@@ -22,7 +22,7 @@ public struct PixelImage: Sendable, Equatable {
     /// Same results as Pillow's `convert("L")` / `convert("RGB")` / `convert("RGBA")`:
     /// L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16 (Pillow's ITU-R 601-2 integer formula),
     /// alpha is dropped without compositing, gray is replicated, new alpha is opaque.
-    public func converted(toChannels target: Int) -> PixelImage {
+    package func converted(toChannels target: Int) -> PixelImage {
         precondition(target == 1 || target == 3 || target == 4, "channels must be 1, 3 or 4, got \(target)")
         if target == channels { return self }
         let count = width * height
@@ -60,7 +60,7 @@ public struct PixelImage: Sendable, Equatable {
     /// Pillow's `Image.resize((width, height))` default (BICUBIC, reducing_gap=None), bit-exact:
     /// the C port in CImageCodecs follows Resample.c's 8-bit fixed-point path. RGBA is
     /// resized premultiplied, as Pillow does.
-    public func resized(width newWidth: Int, height newHeight: Int) -> PixelImage {
+    package func resized(width newWidth: Int, height newHeight: Int) -> PixelImage {
         precondition(newWidth > 0 && newHeight > 0, "target size must be positive, got \(newWidth)x\(newHeight)")
         precondition(width > 0 && height > 0, "cannot resize an empty image")
         precondition(pixels.count == width * height * channels, "pixel buffer does not match the image size")

@@ -5,11 +5,11 @@ import MediscopeEncoding
 /// with P = U^T U (U upper triangular) and t the feature transform (sqrt(max(x, 0)), or none); above
 /// `threshold` out of scope. Loaded from the parameter file the manifest entry names, after its sha256
 /// matched the manifest's.
-public struct FeatureCheck: Sendable {
-    public enum Transform: String, Sendable { case none, sqrt }
-    public let transform: Transform
-    public let dimensions: Int
-    public let threshold: Double
+package struct FeatureCheck: Sendable {
+    package enum Transform: String, Sendable { case none, sqrt }
+    package let transform: Transform
+    package let dimensions: Int
+    package let threshold: Double
     let mean: [Float]
     /// Rows of U from the diagonal on: row i holds U[i][i...dimensions-1].
     let upper: [Float]
@@ -25,7 +25,7 @@ public struct FeatureCheck: Sendable {
         var precisionUpper: String
     }
 
-    public init(transform: Transform = .none, threshold: Double, mean: [Float], upper: [Float]) throws(ModelError) {
+    package init(transform: Transform = .none, threshold: Double, mean: [Float], upper: [Float]) throws(ModelError) {
         let d = mean.count
         guard d > 0, upper.count == d * (d + 1) / 2 else {
             throw ModelError(.corrupt, "input check parameters: \(upper.count) precision values do not make a triangle of \(d) dimensions")
@@ -41,7 +41,7 @@ public struct FeatureCheck: Sendable {
     }
 
     /// Loads and checks the parameters of `spec`'s entry. A file whose sha256 is not the manifest's is refused.
-    public static func load(_ spec: ModelSpec, in manifest: ModelManifest) throws(ModelError) -> FeatureCheck? {
+    package static func load(_ spec: ModelSpec, in manifest: ModelManifest) throws(ModelError) -> FeatureCheck? {
         guard let entry = spec.inputCheck, let url = manifest.inputCheckURL(of: spec) else { return nil }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
@@ -72,10 +72,10 @@ public struct FeatureCheck: Sendable {
     }
 
     /// What the verdict's `method` names: "mahalanobis" or "mahalanobis-sqrt".
-    public var method: String { transform == .sqrt ? "mahalanobis-sqrt" : "mahalanobis" }
+    package var method: String { transform == .sqrt ? "mahalanobis-sqrt" : "mahalanobis" }
 
     /// The distance of `features` (one value per dimension), or nil when the count differs.
-    public func score(_ features: [Float]) -> Double? {
+    package func score(_ features: [Float]) -> Double? {
         guard features.count == dimensions else { return nil }
         let d = dimensions
         var centred = [Double](repeating: 0, count: d)

@@ -2,21 +2,21 @@ import Foundation
 
 /// How closely an approximated model (int8) follows its reference (fp32), as `make model-int8` measured
 /// it on evaluation images the quantiser never saw (models/quantize_int8.py writes it beside the model).
-public struct FidelityReport: Codable, Sendable, Equatable {
+package struct FidelityReport: Codable, Sendable, Equatable {
     /// Evaluation images compared.
-    public var images: Int
+    package var images: Int
     /// Fraction of them on which the prediction (top class) is the reference's, 0...1.
-    public var agreement: Double
+    package var agreement: Double
     /// Largest absolute difference of any class probability.
-    public var maxProbabilityDifference: Double
+    package var maxProbabilityDifference: Double
     /// Pearson correlation of the Grad-CAM maps with the reference's: mean and worst over images and results.
-    public var gradCAMCorrelationMean: Double
-    public var gradCAMCorrelationWorst: Double
+    package var gradCAMCorrelationMean: Double
+    package var gradCAMCorrelationWorst: Double
     /// The quantised engine the model was made and measured with.
-    public var engine: String?
+    package var engine: String?
 
     /// Reads the report at `url`.
-    public static func load(from url: URL) throws(ModelError) -> FidelityReport {
+    package static func load(from url: URL) throws(ModelError) -> FidelityReport {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ModelError(.missing, "fidelity report \(url.path) cannot be read (run `make model-int8`)")
@@ -28,7 +28,7 @@ public struct FidelityReport: Codable, Sendable, Equatable {
 
     /// The report of `spec` if its manifest entry names one, after checking it meets the entry's
     /// threshold: a model whose agreement is below `minAgreement` is refused with the numbers that say why.
-    public static func checked(_ spec: ModelSpec, in manifest: ModelManifest) throws(ModelError) -> FidelityReport? {
+    package static func checked(_ spec: ModelSpec, in manifest: ModelManifest) throws(ModelError) -> FidelityReport? {
         guard let fidelity = spec.fidelity, let url = manifest.fidelityReportURL(of: spec) else { return nil }
         let report = try load(from: url)
         guard report.images > 0, report.agreement >= fidelity.minAgreement else {

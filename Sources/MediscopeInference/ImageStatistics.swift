@@ -3,22 +3,22 @@ import MediscopeImaging
 
 /// Cheap statistics of a decoded image, taken on every k-th pixel (k = ceil(longest side / 256)), with
 /// Pillow's luma (models/fit_input_check.py computes the same to measure the checks).
-public struct ImageStatistics: Sendable, Equatable {
-    public var width: Int
-    public var height: Int
+package struct ImageStatistics: Sendable, Equatable {
+    package var width: Int
+    package var height: Int
     /// Standard deviation of the luma, 0...255.
-    public var greySpread: Double
+    package var greySpread: Double
     /// Shannon entropy of the 256-bin luma histogram, in bits (0...8).
-    public var entropyBits: Double
+    package var entropyBits: Double
     /// Mean absolute luma difference between neighbouring sampled pixels (a smooth gradient: about 1).
-    public var detail: Double
+    package var detail: Double
     /// Fraction of sampled pixels whose max(r, g, b) - min(r, g, b) exceeds 40.
-    public var colourFraction: Double
+    package var colourFraction: Double
 
     static let grid = 256
     static let colourChroma = 40
 
-    public init(_ image: PixelImage) {
+    package init(_ image: PixelImage) {
         width = image.width
         height = image.height
         let k = max(1, (max(image.width, image.height) + Self.grid - 1) / Self.grid)

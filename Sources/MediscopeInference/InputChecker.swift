@@ -2,13 +2,13 @@ import Foundation
 import MediscopeImaging
 
 /// One model's checks: its scope's image checks and its fitted feature check.
-public struct InputChecker: Sendable {
-    public let modelID: String
-    public let scope: ModelScope?
-    public let featureCheck: FeatureCheck?
-    public let limits: ImageCheckLimits.Resolved
+package struct InputChecker: Sendable {
+    package let modelID: String
+    package let scope: ModelScope?
+    package let featureCheck: FeatureCheck?
+    package let limits: ImageCheckLimits.Resolved
 
-    public init(modelID: String, scope: ModelScope?, featureCheck: FeatureCheck?) {
+    package init(modelID: String, scope: ModelScope?, featureCheck: FeatureCheck?) {
         self.modelID = modelID
         self.scope = scope
         self.featureCheck = featureCheck
@@ -16,10 +16,10 @@ public struct InputChecker: Sendable {
     }
 
     /// Whether any check is declared at all.
-    public var isConfigured: Bool { scope != nil || featureCheck != nil }
+    package var isConfigured: Bool { scope != nil || featureCheck != nil }
 
     /// The image checks: before inference, from the statistics and what the file and the uploader declare.
-    public func imageReasons(_ s: ImageStatistics, dicom: DicomAttributes?, declared: InputDeclaration) -> [InputCheck.Reason] {
+    package func imageReasons(_ s: ImageStatistics, dicom: DicomAttributes?, declared: InputDeclaration) -> [InputCheck.Reason] {
         guard let scope else { return [] }
         var reasons: [InputCheck.Reason] = []
         typealias R = InputCheck.Reason
@@ -63,7 +63,7 @@ public struct InputChecker: Sendable {
     }
 
     /// The whole verdict of this model, once the pooled features of its forward pass are known.
-    public func verdict(imageReasons: [InputCheck.Reason], pooledFeatures: [Float]) -> InputCheck {
+    package func verdict(imageReasons: [InputCheck.Reason], pooledFeatures: [Float]) -> InputCheck {
         guard isConfigured else {
             return InputCheck(verdict: .notChecked, reasons: [InputCheck.Reason(
                 code: InputCheck.Code.notConfigured, message: "Model \(modelID) declares no input check: this image was not "

@@ -1,10 +1,10 @@
 /// What the uploader says about an image (a form field) besides what a DICOM file says about itself.
-public struct InputDeclaration: Sendable, Equatable {
+package struct InputDeclaration: Sendable, Equatable {
     /// A DICOM modality code ("MR", "CT", ...); "MRI" is read as "MR".
-    public var modality: String?
+    package var modality: String?
     /// A DICOM Body Part Examined value ("BRAIN", "HEAD", "CHEST", ...).
-    public var bodyPart: String?
-    public init(modality: String? = nil, bodyPart: String? = nil) {
+    package var bodyPart: String?
+    package init(modality: String? = nil, bodyPart: String? = nil) {
         self.modality = modality
         self.bodyPart = bodyPart
     }

@@ -2,22 +2,22 @@ import Foundation
 
 /// models/manifest.json: which TorchScript models exist, how their input is made,
 /// and which results (own or derived) each one yields. See models/README.md.
-public struct ModelManifest: Codable, Sendable, Equatable {
-    public var version: Int
-    public var models: [ModelSpec]
+package struct ModelManifest: Codable, Sendable, Equatable {
+    package var version: Int
+    package var models: [ModelSpec]
 
     /// Folder the model `file` entries are relative to.
-    public var baseDirectory: URL = URL(fileURLWithPath: ".")
+    package var baseDirectory: URL = URL(fileURLWithPath: ".")
 
     enum CodingKeys: String, CodingKey { case version, models }
 
-    public init(version: Int = 1, models: [ModelSpec], baseDirectory: URL) {
+    package init(version: Int = 1, models: [ModelSpec], baseDirectory: URL) {
         self.version = version
         self.models = models
         self.baseDirectory = baseDirectory
     }
 
-    public static func load(from url: URL) throws(ModelError) -> ModelManifest {
+    package static func load(from url: URL) throws(ModelError) -> ModelManifest {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ModelError(.missing, "cannot read model manifest \(url.path): \(error.localizedDescription)")
@@ -31,20 +31,20 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         return manifest
     }
 
-    public func fileURL(of model: ModelSpec) -> URL { url(model.file) }
+    package func fileURL(of model: ModelSpec) -> URL { url(model.file) }
 
     /// The fidelity report of `model`, if its entry names one.
-    public func fidelityReportURL(of model: ModelSpec) -> URL? { model.fidelity.map { url($0.report) } }
+    package func fidelityReportURL(of model: ModelSpec) -> URL? { model.fidelity.map { url($0.report) } }
 
     /// The input check's parameter file of `model`, if its entry names one.
-    public func inputCheckURL(of model: ModelSpec) -> URL? { model.inputCheck.map { url($0.file) } }
+    package func inputCheckURL(of model: ModelSpec) -> URL? { model.inputCheck.map { url($0.file) } }
 
     private func url(_ file: String) -> URL {
         file.hasPrefix("/") ? URL(fileURLWithPath: file) : baseDirectory.appendingPathComponent(file)
     }
 
     /// Every result the manifest yields, in a stable order: each model's own, then its derived ones.
-    public var resultIDs: [String] {
+    package var resultIDs: [String] {
         models.flatMap { [$0.id] + ($0.derived ?? []).map(\.id) }
     }
 
@@ -64,65 +64,65 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     }
 }
 
-public enum Task: String, Codable, Sendable { case binary, multiclass }
-public enum TensorLayout: String, Codable, Sendable { case nhwc = "NHWC", nchw = "NCHW" }
-public enum ColorMode: String, Codable, Sendable {
+package enum Task: String, Codable, Sendable { case binary, multiclass }
+package enum TensorLayout: String, Codable, Sendable { case nhwc = "NHWC", nchw = "NCHW" }
+package enum ColorMode: String, Codable, Sendable {
     case rgb = "RGB", gray = "L"
-    public var channels: Int { self == .rgb ? 3 : 1 }
+    package var channels: Int { self == .rgb ? 3 : 1 }
 }
 
-public struct InputSpec: Codable, Sendable, Equatable {
-    public var width: Int
-    public var height: Int
-    public var layout: TensorLayout
-    public var color: ColorMode
-    public var resize: String
-    public var scale: Float
-    public var mean: [Float]
-    public var std: [Float]
+package struct InputSpec: Codable, Sendable, Equatable {
+    package var width: Int
+    package var height: Int
+    package var layout: TensorLayout
+    package var color: ColorMode
+    package var resize: String
+    package var scale: Float
+    package var mean: [Float]
+    package var std: [Float]
 
-    public var shape: [Int64] {
+    package var shape: [Int64] {
         let c = Int64(color.channels), h = Int64(height), w = Int64(width)
         return layout == .nhwc ? [1, h, w, c] : [1, c, h, w]
     }
 }
 
-public struct DerivedSpec: Codable, Sendable, Equatable {
-    public var id: String
-    public var title: String?
-    public var task: Task
+package struct DerivedSpec: Codable, Sendable, Equatable {
+    package var id: String
+    package var title: String?
+    package var task: Task
     /// [negative label, positive label] of the derived binary result.
-    public var labels: [String]
+    package var labels: [String]
     /// Labels of the parent model that make up the negative side; all others are positive.
-    public var negative: [String]
+    package var negative: [String]
     /// How people read the labels ("no_tumor" -> "No tumour"); labels without one are shown as they are.
-    public var labelTitles: [String: String]?
+    package var labelTitles: [String: String]?
 }
 
 /// Where a model's fidelity report is and how good it must be for the model to load.
-public struct FidelitySpec: Codable, Sendable, Equatable {
+package struct FidelitySpec: Codable, Sendable, Equatable {
     /// The report's file, relative to the manifest (written by `make model-int8`).
-    public var report: String
+    package var report: String
     /// Agreement of the prediction with the reference model, 0...1, below which loading is refused.
-    public var minAgreement: Double
+    package var minAgreement: Double
 }
 
 /// What a model is for (issue 22), declared in its manifest entry; the image checks read it.
-public struct ModelScope: Codable, Sendable, Equatable {
+package struct ModelScope: Codable, Sendable, Equatable {
     /// For people: "2D brain MRI slices (T1, T1 with contrast, T2, FLAIR)".
-    public var description: String?
+    package var description: String?
     /// DICOM modality codes the model accepts ("MR"); a DICOM file's or a declared modality outside them is out of scope.
-    public var modalities: [String]?
+    package var modalities: [String]?
     /// DICOM Body Part Examined values the model accepts ("BRAIN", "HEAD"); compared upper case, letters and digits only.
-    public var bodyParts: [String]?
+    package var bodyParts: [String]?
     /// "2D" for a slice classifier.
-    public var slice: String?
+    package var slice: String?
     /// The model expects greyscale images: clearly coloured ones are out of scope.
-    public var greyscale: Bool?
+    package var greyscale: Bool?
     /// Limits of the image checks; each defaults as `ImageCheckLimits.Resolved` says.
-    public var imageChecks: ImageCheckLimits?
+    package var imageChecks: ImageCheckLimits?
 
-    public init(description: String? = nil, modalities: [String]? = nil, bodyParts: [String]? = nil, slice: String? = nil,
+    package init(description: String? = nil, modalities: [String]? = nil, bodyParts: [String]? = nil, slice: String? = nil,
                 greyscale: Bool? = nil, imageChecks: ImageCheckLimits? = nil) {
         self.description = description
         self.modalities = modalities
@@ -135,14 +135,14 @@ public struct ModelScope: Codable, Sendable, Equatable {
 
 /// The image checks' limits (see `ImageStatistics`). The defaults are about a third of the lowest value among
 /// the real held-out brain-MRI slices (models/fit_input_check.py DEFAULT_LIMITS, the same numbers).
-public struct ImageCheckLimits: Codable, Sendable, Equatable {
-    public var minImageSide: Int?
-    public var minGreySpread: Double?
-    public var minEntropyBits: Double?
-    public var minDetail: Double?
-    public var maxColourFraction: Double?
+package struct ImageCheckLimits: Codable, Sendable, Equatable {
+    package var minImageSide: Int?
+    package var minGreySpread: Double?
+    package var minEntropyBits: Double?
+    package var minDetail: Double?
+    package var maxColourFraction: Double?
 
-    public init(minImageSide: Int? = nil, minGreySpread: Double? = nil, minEntropyBits: Double? = nil, minDetail: Double? = nil,
+    package init(minImageSide: Int? = nil, minGreySpread: Double? = nil, minEntropyBits: Double? = nil, minDetail: Double? = nil,
                 maxColourFraction: Double? = nil) {
         self.minImageSide = minImageSide
         self.minGreySpread = minGreySpread
@@ -151,15 +151,15 @@ public struct ImageCheckLimits: Codable, Sendable, Equatable {
         self.maxColourFraction = maxColourFraction
     }
 
-    public struct Resolved: Sendable, Equatable {
-        public var minImageSide: Int
-        public var minGreySpread: Double
-        public var minEntropyBits: Double
-        public var minDetail: Double
-        public var maxColourFraction: Double
+    package struct Resolved: Sendable, Equatable {
+        package var minImageSide: Int
+        package var minGreySpread: Double
+        package var minEntropyBits: Double
+        package var minDetail: Double
+        package var maxColourFraction: Double
     }
 
-    public var resolved: Resolved {
+    package var resolved: Resolved {
         Resolved(minImageSide: minImageSide ?? 128, minGreySpread: minGreySpread ?? 3.0, minEntropyBits: minEntropyBits ?? 1.5,
                  minDetail: minDetail ?? 1.0, maxColourFraction: maxColourFraction ?? 0.02)
     }
@@ -167,34 +167,34 @@ public struct ImageCheckLimits: Codable, Sendable, Equatable {
 
 /// The feature-space check's parameter file (written by models/fit_input_check.py) and its sha256:
 /// a file whose checksum differs is refused when the model loads.
-public struct InputCheckSpec: Codable, Sendable, Equatable {
-    public var file: String
-    public var sha256: String
+package struct InputCheckSpec: Codable, Sendable, Equatable {
+    package var file: String
+    package var sha256: String
 }
 
-public struct ModelSpec: Codable, Sendable, Equatable {
-    public var id: String
-    public var file: String
-    public var task: Task
-    public var title: String?
-    public var labels: [String]
+package struct ModelSpec: Codable, Sendable, Equatable {
+    package var id: String
+    package var file: String
+    package var task: Task
+    package var title: String?
+    package var labels: [String]
     /// How people read the labels ("notumor" -> "No tumour"); labels without one are shown as they are.
-    public var labelTitles: [String: String]?
-    public var input: InputSpec
-    public var derived: [DerivedSpec]?
+    package var labelTitles: [String: String]?
+    package var input: InputSpec
+    package var derived: [DerivedSpec]?
     /// For an int8 model: the quantised engine its file was made for (e.g. "onednn"); the shim selects it
     /// before loading and refuses a file quantised for another. Absent for a float model.
-    public var engine: String?
+    package var engine: String?
     /// For a model derived from another by an approximation (int8): its fidelity report and the
     /// agreement below which loading it is refused.
-    public var fidelity: FidelitySpec?
+    package var fidelity: FidelitySpec?
     /// What the model is for; without it (and without `inputCheck`) its analyses say "not_checked".
-    public var scope: ModelScope?
+    package var scope: ModelScope?
     /// Its fitted feature-space check, if any.
-    public var inputCheck: InputCheckSpec?
+    package var inputCheck: InputCheckSpec?
 
     /// A binary model may have a single logit (sigmoid) or two (softmax).
-    public var expectedOutputs: Set<Int> {
+    package var expectedOutputs: Set<Int> {
         task == .binary ? [1, 2] : [labels.count]
     }
 

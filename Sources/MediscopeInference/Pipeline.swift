@@ -2,114 +2,114 @@ import Foundation
 import MediscopeImaging
 import Synchronization
 
-public struct LabelProbability: Codable, Sendable, Equatable {
-    public var label: String
+package struct LabelProbability: Codable, Sendable, Equatable {
+    package var label: String
     /// The manifest's title for the label (what people read); the label itself when it has none.
-    public var title: String
-    public var probability: Double
+    package var title: String
+    package var probability: Double
 }
 
 /// One result of an analysis: a model's own classification or one derived from it.
-public struct ResultOutcome: Codable, Sendable {
-    public var id: String
-    public var model: String
-    public var title: String
-    public var task: Task
-    public var probabilities: [LabelProbability]
-    public var prediction: String
-    public var confidence: Double
+package struct ResultOutcome: Codable, Sendable {
+    package var id: String
+    package var model: String
+    package var title: String
+    package var task: Task
+    package var probabilities: [LabelProbability]
+    package var prediction: String
+    package var confidence: Double
     /// The label whose score Grad-CAM explains (the prediction for multiclass, the positive label for binary).
-    public var explainedLabel: String
+    package var explainedLabel: String
     /// Grad-CAM at the layer's own resolution, min-max normalised to [0, 1].
-    public var gradCAM: FloatMap
+    package var gradCAM: FloatMap
 
-    public func probability(of label: String) -> Double? {
+    package func probability(of label: String) -> Double? {
         probabilities.first { $0.label == label }?.probability
     }
 }
 
 /// Wall-clock milliseconds per stage of one analysis.
-public struct StageTimings: Codable, Sendable {
-    public var decode = 0.0
-    public var preprocess = 0.0
-    public var forward = 0.0
-    public var gradCAM = 0.0
-    public var encode = 0.0
-    public var modelLoad = 0.0
+package struct StageTimings: Codable, Sendable {
+    package var decode = 0.0
+    package var preprocess = 0.0
+    package var forward = 0.0
+    package var gradCAM = 0.0
+    package var encode = 0.0
+    package var modelLoad = 0.0
     /// The input check's own work: image statistics and the feature-space distance (not in `byStage`).
-    public var inputCheck = 0.0
-    public var total: Double { decode + preprocess + forward + gradCAM + encode + modelLoad + inputCheck }
+    package var inputCheck = 0.0
+    package var total: Double { decode + preprocess + forward + gradCAM + encode + modelLoad + inputCheck }
 
     /// Milliseconds by stage name, as stored with an analysis and shown by the API.
-    public var byStage: [String: Double] {
+    package var byStage: [String: Double] {
         ["decode": decode, "preprocess": preprocess, "forward": forward, "gradCAM": gradCAM, "encode": encode,
          "modelLoad": modelLoad]
     }
 }
 
 /// An image ready to send or store.
-public struct EncodedImage: Sendable {
-    public var format: ImageFormat
-    public var width: Int
-    public var height: Int
-    public var bytes: [UInt8]
+package struct EncodedImage: Sendable {
+    package var format: ImageFormat
+    package var width: Int
+    package var height: Int
+    package var bytes: [UInt8]
 }
 
-public struct Analysis: Sendable {
+package struct Analysis: Sendable {
     /// Size of the upright image (after the EXIF orientation, if any, was applied).
-    public var imageWidth: Int
-    public var imageHeight: Int
-    public var format: ImageFormat
+    package var imageWidth: Int
+    package var imageHeight: Int
+    package var format: ImageFormat
     /// The EXIF orientation the file carried and that was applied before analysis and display.
-    public var orientation: ExifOrientation?
+    package var orientation: ExifOrientation?
     /// For a DICOM file: the frame and window that made the analysed 8-bit image.
-    public var dicom: DicomRendering?
+    package var dicom: DicomRendering?
     /// For a DICOM file: its patient and study attributes (patient data: never logged).
-    public var dicomAttributes: DicomAttributes?
-    public var results: [ResultOutcome]
+    package var dicomAttributes: DicomAttributes?
+    package var results: [ResultOutcome]
     /// Whether the image is one the models were made for (issue 22); never changes `results`.
-    public var inputCheck: InputCheck
-    public var timings: StageTimings
+    package var inputCheck: InputCheck
+    package var timings: StageTimings
     /// Per model id: the stages that belong to one model (preprocess, forward, Grad-CAM, model load).
-    public var modelTimings: [String: StageTimings] = [:]
+    package var modelTimings: [String: StageTimings] = [:]
     /// The scan at display size, and one Grad-CAM overlay per result id (when rendering was asked for).
-    public var scan: EncodedImage?
-    public var overlays: [String: EncodedImage]
+    package var scan: EncodedImage?
+    package var overlays: [String: EncodedImage]
 }
 
-public struct PipelineOptions: Sendable {
-    public var limits = ImageLimits()
+package struct PipelineOptions: Sendable {
+    package var limits = ImageLimits()
     /// Longest side of the scan and overlays as shown to people; smaller scans are not enlarged.
-    public var displayMaxSide = 512
-    public var renderImages = true
-    public var overlayFormat: ImageFormat = .webp
-    public var scanJPEGQuality = 88
-    public var overlayQuality: Float = 80
-    public init() {}
+    package var displayMaxSide = 512
+    package var renderImages = true
+    package var overlayFormat: ImageFormat = .webp
+    package var scanJPEGQuality = 88
+    package var overlayQuality: Float = 80
+    package init() {}
 }
 
 /// decode -> preprocess -> forward -> softmax -> Grad-CAM -> overlays, with models loaded on first use.
-public final class AnalysisPipeline: Sendable {
-    public let manifest: ModelManifest
-    public let options: PipelineOptions
+package final class AnalysisPipeline: Sendable {
+    package let manifest: ModelManifest
+    package let options: PipelineOptions
     private let loaded = Mutex<[String: LoadedModel]>([:])
 
     /// A model that passed its check, the number of logits it returns, and its input check.
-    public struct LoadedModel: Sendable {
-        public let model: TorchModel
-        public let outputs: Int
-        public let inputChecker: InputChecker
+    package struct LoadedModel: Sendable {
+        package let model: TorchModel
+        package let outputs: Int
+        package let inputChecker: InputChecker
     }
 
-    public init(manifest: ModelManifest, options: PipelineOptions = PipelineOptions()) {
+    package init(manifest: ModelManifest, options: PipelineOptions = PipelineOptions()) {
         self.manifest = manifest
         self.options = options
     }
 
-    public var loadedModelIDs: [String] { loaded.withLock { Array($0.keys).sorted() } }
+    package var loadedModelIDs: [String] { loaded.withLock { Array($0.keys).sorted() } }
 
     /// The loaded model, loading and checking it first if needed. Returns the load time too.
-    public func model(_ spec: ModelSpec) throws(ModelError) -> (LoadedModel, Double) {
+    package func model(_ spec: ModelSpec) throws(ModelError) -> (LoadedModel, Double) {
         let result: Result<(LoadedModel, Double), ModelError> = loaded.withLock { models in
             if let model = models[spec.id] { return .success((model, 0)) }
             let start = ContinuousClock.now
@@ -156,7 +156,7 @@ public final class AnalysisPipeline: Sendable {
     /// Analyses one image file (JPEG, PNG, WebP or DICOM). `frame` (0-based) chooses a DICOM file's frame,
     /// nil its middle one; other formats ignore it. `declared` is what the uploader says the image is (a
     /// form's modality or body part), checked against each model's scope like a DICOM file's own tags.
-    public func analyze(imageBytes: [UInt8], frame: Int? = nil,
+    package func analyze(imageBytes: [UInt8], frame: Int? = nil,
                         declared: InputDeclaration = InputDeclaration()) throws(AnalysisError) -> Analysis {
         var timings = StageTimings()
         var clock = ContinuousClock.now

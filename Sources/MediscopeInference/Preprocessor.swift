@@ -1,9 +1,9 @@
 import MediscopeImaging
 
 /// Builds a model's input tensor from an image, exactly as the manifest's input spec says.
-public enum Preprocessor {
+package enum Preprocessor {
     /// `image` must already have the spec's colour mode; it is resized (Pillow bicubic) if needed.
-    public static func tensor(from image: PixelImage, spec: InputSpec) -> [Float] {
+    package static func tensor(from image: PixelImage, spec: InputSpec) -> [Float] {
         let sized = (image.width, image.height) == (spec.width, spec.height)
             ? image : image.resized(width: spec.width, height: spec.height)
         let c = sized.channels, plane = spec.width * spec.height

@@ -3,45 +3,45 @@ import Foundation
 import MediscopeImaging
 
 /// Which class score Grad-CAM explains: the top logit, or logsumexp(positive logits) - logsumexp(negative logits).
-public struct CAMTarget: Sendable, Equatable {
-    public var topClass: Bool
-    public var positive: [Int32]
-    public var negative: [Int32]
-    public init(positive: [Int32], negative: [Int32] = []) { topClass = false; self.positive = positive; self.negative = negative }
-    public static let topClass = CAMTarget(top: true)
+package struct CAMTarget: Sendable, Equatable {
+    package var topClass: Bool
+    package var positive: [Int32]
+    package var negative: [Int32]
+    package init(positive: [Int32], negative: [Int32] = []) { topClass = false; self.positive = positive; self.negative = negative }
+    package static let topClass = CAMTarget(top: true)
     private init(top: Bool) { topClass = top; positive = []; negative = [] }
 }
 
 /// The raw output of one run of a model: logits, one Grad-CAM map per target, and timings.
-public struct ModelOutput: Sendable {
-    public var logits: [Float]
+package struct ModelOutput: Sendable {
+    package var logits: [Float]
     /// Grad-CAM maps at the layer's resolution, ReLU applied, not normalised.
-    public var cams: [FloatMap]
+    package var cams: [FloatMap]
     /// The mean over H and W of the `features` activations, one value per channel (the input check's
     /// feature vector; computed from the activations Grad-CAM uses, no extra pass).
-    public var pooledFeatures: [Float]
-    public var featuresMilliseconds: Double
-    public var headMilliseconds: Double
-    public var gradCAMMilliseconds: Double
+    package var pooledFeatures: [Float]
+    package var featuresMilliseconds: Double
+    package var headMilliseconds: Double
+    package var gradCAMMilliseconds: Double
 }
 
 /// Intra-op thread count of libtorch for this process.
-public enum TorchThreads {
+package enum TorchThreads {
     @discardableResult
-    public static func set(_ threads: Int) -> Int { Int(ctorch_set_num_threads(Int32(clamping: threads))) }
-    public static var current: Int { Int(ctorch_get_num_threads()) }
+    package static func set(_ threads: Int) -> Int { Int(ctorch_set_num_threads(Int32(clamping: threads))) }
+    package static var current: Int { Int(ctorch_get_num_threads()) }
 }
 
 /// Safe owner of one loaded TorchScript model. Runs are serialised: one model, one run at a time.
-public final class TorchModel: @unchecked Sendable {
+package final class TorchModel: @unchecked Sendable {
     // Only touched while `lock` is held (or in deinit, when nothing else can hold a reference).
     private let pointer: OpaquePointer
     private let lock = NSLock()
-    public let path: String
+    package let path: String
 
     /// Loads the TorchScript file at `path`. `quantizedEngine` is nil for a float model and, for an int8
     /// one, the engine its file was quantised for (the manifest's `engine`); a mismatch is refused.
-    public init(path: String, quantizedEngine: String? = nil) throws(ModelError) {
+    package init(path: String, quantizedEngine: String? = nil) throws(ModelError) {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ModelError(.missing, "model file \(path) does not exist (run `make model`)")
         }
@@ -58,7 +58,7 @@ public final class TorchModel: @unchecked Sendable {
     }
 
     /// Runs features -> head on `input` (laid out as `shape` says) and Grad-CAM for each target.
-    public func run(input: [Float], shape: [Int64], targets: [CAMTarget]) throws(ModelError) -> ModelOutput {
+    package func run(input: [Float], shape: [Int64], targets: [CAMTarget]) throws(ModelError) -> ModelOutput {
         guard input.count == shape.reduce(1, *) else {
             throw ModelError(.runtime, "input has \(input.count) values but shape \(shape) needs \(shape.reduce(1, *))")
         }
@@ -91,7 +91,7 @@ public final class TorchModel: @unchecked Sendable {
     }
 
     /// Median time of the bare frozen forward pass, for the benchmark.
-    public func benchmarkForward(input: [Float], shape: [Int64], iterations: Int) throws(ModelError) -> Double {
+    package func benchmarkForward(input: [Float], shape: [Int64], iterations: Int) throws(ModelError) -> Double {
         var median = 0.0
         var err = ctorch_error()
         let model = pointer

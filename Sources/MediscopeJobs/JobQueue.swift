@@ -5,33 +5,33 @@ import MediscopeSQLite
 import MediscopeStore
 
 /// One queued job: what to do (`kind`), to what (`key`, e.g. an analysis id), for which organisation.
-public struct Job: Sendable, Equatable {
-    public let id: Int64
-    public let kind: String
-    public let key: String
-    public let organizationId: String
+package struct Job: Sendable, Equatable {
+    package let id: Int64
+    package let kind: String
+    package let key: String
+    package let organizationId: String
     /// Attempts begun so far (counted when claimed).
-    public let attempts: Int
-    public let enqueuedAt: Date
+    package let attempts: Int
+    package let enqueuedAt: Date
 }
 
 /// What the status page and /api/metrics report of the queue.
-public struct JobStats: Sendable, Codable, Equatable {
+package struct JobStats: Sendable, Codable, Equatable {
     /// Waiting (not claimed, or claimed by a process that died: its lease ran out).
-    public var queued: Int
+    package var queued: Int
     /// Claimed by a live process now.
-    public var running: Int
+    package var running: Int
     /// Finished jobs by outcome (e.g. "llm", "template").
-    public var done: [String: Int64]
+    package var done: [String: Int64]
     /// Attempts that failed (and were retried or given up).
-    public var failedAttempts: Int64
+    package var failedAttempts: Int64
     /// Token counts reported by the LLM.
-    public var promptTokens: Int64
-    public var completionTokens: Int64
+    package var promptTokens: Int64
+    package var completionTokens: Int64
     /// Finished jobs by time from enqueue to finish: counts per upper bound in seconds, keyed by the
     /// bound as `String(Double)` ("1.0", ..., "inf"; not cumulative), plus the sum.
-    public var latencyBuckets: [String: Int64]
-    public var latencySumSeconds: Double
+    package var latencyBuckets: [String: Int64]
+    package var latencySumSeconds: Double
 }
 
 /// A durable job queue in a SQLite file (`jobs.sqlite`, WAL, synchronous=FULL): jobs survive restarts,
@@ -41,13 +41,13 @@ public struct JobStats: Sendable, Codable, Equatable {
 ///
 /// Fairness: `claim` takes the oldest due job of an organisation that has fewer than
 /// `maxRunningPerOrganization` jobs running and started none in the last `minSecondsBetweenStarts`.
-public final class JobQueue: Sendable {
-    public static let fileName = "jobs.sqlite"
+package final class JobQueue: Sendable {
+    package static let fileName = "jobs.sqlite"
     /// Upper bounds (s) of the latency histogram.
-    public static let latencyBounds: [Double] = [1, 2, 5, 10, 20, 30, 60, 120, 300]
+    package static let latencyBounds: [Double] = [1, 2, 5, 10, 20, 30, 60, 120, 300]
     let file: SQLiteStoreFile<StoreError>
 
-    public init(directory: URL) throws(StoreError) {
+    package init(directory: URL) throws(StoreError) {
         file = try SQLiteStoreFile(directory: directory, fileName: Self.fileName, name: "jobs", label: "mediscope.jobs",
                                    migrator: Self.migrator, mapFailure: SQLiteAnalysisStore.storeError)
     }
@@ -74,7 +74,7 @@ public final class JobQueue: Sendable {
 
     /// Adds a job unless one of this kind and key waits or runs already. True when added.
     @discardableResult
-    public func enqueue(kind: String, key: String, organizationId: String) throws(StoreError) -> Bool {
+    package func enqueue(kind: String, key: String, organizationId: String) throws(StoreError) -> Bool {
         try file.writeImmediate("enqueue job") { db in
             try db.execute(sql: """
                 INSERT OR IGNORE INTO jobs (kind, key, organization_id, enqueued_at) VALUES (?, ?, ?, ?)
@@ -84,14 +84,14 @@ public final class JobQueue: Sendable {
     }
 
     /// Whether a job of this kind and key waits or runs.
-    public func contains(kind: String, key: String) throws(StoreError) -> Bool {
+    package func contains(kind: String, key: String) throws(StoreError) -> Bool {
         try file.read("read jobs") { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM jobs WHERE kind = ? AND key = ?", arguments: [kind, key]) ?? false
         }
     }
 
     /// Claims the next due job for process `owner` until `now + lease` (s); nil when none may start.
-    public func claim(kind: String, owner: Int32, lease: Double, maxRunningPerOrganization: Int, minSecondsBetweenStarts: Double,
+    package func claim(kind: String, owner: Int32, lease: Double, maxRunningPerOrganization: Int, minSecondsBetweenStarts: Double,
                       now: Date = Date()) throws(StoreError) -> Job? {
         let ms = now.millisecondsSince1970
         return try file.writeImmediate("claim job") { db in
@@ -115,7 +115,7 @@ public final class JobQueue: Sendable {
     }
 
     /// The job is done (`outcome`, e.g. "llm" or "template"): it leaves the queue and is counted.
-    public func finish(_ job: Job, outcome: String, promptTokens: Int = 0, completionTokens: Int = 0, now: Date = Date()) throws(StoreError) {
+    package func finish(_ job: Job, outcome: String, promptTokens: Int = 0, completionTokens: Int = 0, now: Date = Date()) throws(StoreError) {
         let seconds = max(0, now.timeIntervalSince(job.enqueuedAt))
         try file.writeImmediate("finish job") { db in
             try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [job.id])
@@ -133,7 +133,7 @@ public final class JobQueue: Sendable {
     }
 
     /// The attempt failed: the job waits until `at`, released for any process, keeping `error` (no data).
-    public func retry(_ job: Job, at: Date, error: String) throws(StoreError) {
+    package func retry(_ job: Job, at: Date, error: String) throws(StoreError) {
         try file.writeImmediate("retry job") { db in
             try db.execute(sql: "UPDATE jobs SET owner = NULL, lease_until = 0, not_before = ?, last_error = ? WHERE id = ?",
                            arguments: [at.millisecondsSince1970, String(error.prefix(300)), job.id])
@@ -142,13 +142,13 @@ public final class JobQueue: Sendable {
     }
 
     /// Counts a failed attempt of a job that is then finished another way (e.g. the template fallback).
-    public func countFailedAttempt() throws(StoreError) {
+    package func countFailedAttempt() throws(StoreError) {
         try file.writeImmediate("count failed attempt") { db in
             try db.execute(sql: "INSERT INTO counters (name, value) VALUES ('failed', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1")
         }
     }
 
-    public func stats(now: Date = Date()) throws(StoreError) -> JobStats {
+    package func stats(now: Date = Date()) throws(StoreError) -> JobStats {
         let ms = now.millisecondsSince1970
         return try file.read("read job stats") { db in
             let running = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE lease_until > ?", arguments: [ms]) ?? 0

@@ -3,52 +3,52 @@ import MediscopeNet
 
 /// Where and how to reach an OpenAI-compatible chat completions API (Groq, llama.cpp's server, vLLM,
 /// Ollama's `/v1`): `POST {baseURL}/chat/completions`.
-public struct LLMSettings: Sendable, Equatable {
+package struct LLMSettings: Sendable, Equatable {
     /// e.g. `https://api.groq.com/openai/v1` (no trailing `/chat/completions`).
-    public var baseURL: URL
+    package var baseURL: URL
     /// The model id the server knows, e.g. `llama-3.1-8b-instant`.
-    public var model: String
+    package var model: String
     /// Sent as `Authorization: Bearer <key>`; nil for a local server without keys. Never logged.
-    public var apiKey: String?
+    package var apiKey: String?
     /// Whole-call timeout, seconds.
-    public var timeout: Double = 30
+    package var timeout: Double = 30
     /// Connect timeout, seconds.
-    public var connectTimeout: Double = 5
+    package var connectTimeout: Double = 5
     /// Largest response body accepted, bytes (a longer reply is an error, never read whole).
-    public var maxResponseBytes: Int = 1 << 20
+    package var maxResponseBytes: Int = 1 << 20
     /// Sampling temperature (0...2); low: a report should not be creative.
-    public var temperature: Double = 0.2
+    package var temperature: Double = 0.2
     /// Upper bound on the reply's tokens.
-    public var maxTokens: Int = 700
+    package var maxTokens: Int = 700
 
-    public init(baseURL: URL, model: String, apiKey: String? = nil) {
+    package init(baseURL: URL, model: String, apiKey: String? = nil) {
         self.baseURL = baseURL; self.model = model; self.apiKey = apiKey
     }
 }
 
 /// One message of a chat: `system`, `user` or `assistant`.
-public struct ChatMessage: Sendable, Equatable, Codable {
-    public var role: String
-    public var content: String
-    public init(role: String, content: String) { self.role = role; self.content = content }
+package struct ChatMessage: Sendable, Equatable, Codable {
+    package var role: String
+    package var content: String
+    package init(role: String, content: String) { self.role = role; self.content = content }
 }
 
 /// What came back: the first choice's text, the model that wrote it and the token counts.
-public struct ChatCompletion: Sendable, Equatable {
+package struct ChatCompletion: Sendable, Equatable {
     /// `choices[0].message.content`, as text (never interpreted as markup by us).
-    public var text: String
+    package var text: String
     /// The `model` the server reports (falls back to the requested one).
-    public var model: String
+    package var model: String
     /// `usage.prompt_tokens`, `usage.completion_tokens` (0 when the server sends none).
-    public var promptTokens: Int
-    public var completionTokens: Int
+    package var promptTokens: Int
+    package var completionTokens: Int
     /// `choices[0].finish_reason` (`stop` for a complete reply; nil when the server sends none).
-    public var finishReason: String? = nil
+    package var finishReason: String? = nil
 }
 
 /// Why a chat completion failed; decides whether another attempt makes sense.
-public struct LLMError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable {
+package struct LLMError: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Kind: String, Sendable {
         /// No answer in time (the whole-call or connect timeout).
         case timeout
         /// No connection, or it broke.
@@ -73,36 +73,36 @@ public struct LLMError: Error, Sendable, Equatable, CustomStringConvertible {
         case unusable
     }
 
-    public var kind: Kind
+    package var kind: Kind
     /// The HTTP status, 0 when none came.
-    public var status: Int
+    package var status: Int
     /// Seconds to wait before the next attempt, from `Retry-After` (seconds form) or the error body.
-    public var retryAfter: Double?
+    package var retryAfter: Double?
     /// The error body's `error.message`/`type`/`code`, or the transport's words; holds no prompt text.
-    public var message: String
+    package var message: String
     /// For `truncated`, `filtered` and `unusable`: the text that came back, for the operator's log only
     /// (it is never a report). It holds no identifier: the prompt it answers holds none.
-    public var received: String?
+    package var received: String?
 
-    public init(_ kind: Kind, status: Int = 0, retryAfter: Double? = nil, _ message: String, received: String? = nil) {
+    package init(_ kind: Kind, status: Int = 0, retryAfter: Double? = nil, _ message: String, received: String? = nil) {
         self.kind = kind; self.status = status; self.retryAfter = retryAfter; self.message = message; self.received = received
     }
 
     /// Worth another attempt (after `retryAfter` or a back-off): timeouts, lost connections, 429, 5xx.
-    public var isRetryable: Bool { [.timeout, .unreachable, .rateLimited, .serverError].contains(kind) }
+    package var isRetryable: Bool { [.timeout, .unreachable, .rateLimited, .serverError].contains(kind) }
 
-    public var description: String { "\(kind.rawValue) (HTTP \(status)): \(message)" }
+    package var description: String { "\(kind.rawValue) (HTTP \(status)): \(message)" }
 }
 
 /// A client for the OpenAI-compatible `POST /chat/completions` over libcurl (MediscopeNet). One call,
 /// one attempt: the report jobs decide about retries, so a hung server holds a job, never a worker.
-public struct ChatCompletionsClient: Sendable {
-    public let settings: LLMSettings
+package struct ChatCompletionsClient: Sendable {
+    package let settings: LLMSettings
 
-    public init(settings: LLMSettings) { self.settings = settings }
+    package init(settings: LLMSettings) { self.settings = settings }
 
     /// The request's JSON body, exactly as sent (tests read it back to check what left the building).
-    public func requestBody(_ messages: [ChatMessage]) -> [UInt8] {
+    package func requestBody(_ messages: [ChatMessage]) -> [UInt8] {
         struct Body: Encodable {
             var model: String; var messages: [ChatMessage]; var temperature: Double; var max_tokens: Int; var stream = false
         }
@@ -113,7 +113,7 @@ public struct ChatCompletionsClient: Sendable {
     }
 
     /// Asks for a completion of `messages`. Throws `LLMError`.
-    public func complete(_ messages: [ChatMessage]) throws(LLMError) -> ChatCompletion {
+    package func complete(_ messages: [ChatMessage]) throws(LLMError) -> ChatCompletion {
         var headers = [("Content-Type", "application/json"), ("Accept", "application/json")]
         if let key = settings.apiKey, !key.isEmpty { headers.append(("Authorization", "Bearer \(key)")) }
         let url = settings.baseURL.appendingPathComponent("chat/completions")

@@ -8,55 +8,55 @@ import MediscopeStore
 /// operator's edited template cannot reach anything else. Every patient fact is from a closed vocabulary
 /// (modality MRI/CT, DICOM's Body Part Examined terms, sex female/male/other/unknown, an age in years):
 /// free text typed into a field never reaches a prompt, whatever it says.
-public struct ReportFacts: Encodable, Sendable, Equatable {
+package struct ReportFacts: Encodable, Sendable, Equatable {
     /// One probability, as a whole percentage.
-    public struct Probability: Encodable, Sendable, Equatable {
-        public var label: String
-        public var percent: Int
+    package struct Probability: Encodable, Sendable, Equatable {
+        package var label: String
+        package var percent: Int
     }
 
     /// One model's result.
-    public struct Finding: Encodable, Sendable, Equatable {
+    package struct Finding: Encodable, Sendable, Equatable {
         /// What the model looks for, e.g. "Brain tumour".
-        public var title: String
+        package var title: String
         /// `binary` or `multiclass`.
-        public var task: String
+        package var task: String
         /// The predicted label as people read it.
-        public var prediction: String
-        public var confidencePercent: Int
+        package var prediction: String
+        package var confidencePercent: Int
         /// Every label, most likely first.
-        public var probabilities: [Probability]
+        package var probabilities: [Probability]
         /// The label the Grad-CAM heatmap explains.
-        public var explainedLabel: String
+        package var explainedLabel: String
     }
 
     /// "MRI" or "CT", when given.
-    public var modality: String?
+    package var modality: String?
     /// The meaning of a DICOM Body Part Examined term, e.g. "brain", when the form's text is one.
-    public var bodyPart: String?
+    package var bodyPart: String?
     /// Age in whole years; 90 and over as "90+" (HIPAA Safe Harbor); nil when not given.
-    public var age: String?
+    package var age: String?
     /// female, male, other or unknown, when given.
-    public var sex: String?
-    public var findings: [Finding]
+    package var sex: String?
+    package var findings: [Finding]
     /// "out_of_scope" when the image does not look like what the models were made for (their numbers are
     /// then not meaningful), "in_scope", or "not_checked".
-    public var inputCheck: String
+    package var inputCheck: String
     /// The input check's reason codes (closed vocabulary, e.g. "colour", "unfamiliar") when out of scope.
-    public var inputCheckReasons: [String]
+    package var inputCheckReasons: [String]
     /// True when the image is out of scope (templates read stored properties only).
-    public var outOfScope: Bool
+    package var outOfScope: Bool
     /// `InputCheck.warning`, for the fallback template.
-    public var outOfScopeWarning = InputCheck.warning
+    package var outOfScopeWarning = InputCheck.warning
     /// True when there is at least one finding (templates read stored properties only).
-    public var hasFindings: Bool
+    package var hasFindings: Bool
     /// The facts as one JSON object (sorted keys, no extra whitespace), so a prompt can hand them to the
     /// model as delimited data rather than prose.
-    public var json: String
+    package var json: String
 
     enum CodingKeys: String, CodingKey { case modality, bodyPart, age, sex, findings, inputCheck, inputCheckReasons }
 
-    public init(_ record: AnalysisRecord) {
+    package init(_ record: AnalysisRecord) {
         modality = record.patient.modality.flatMap { ["MRI", "CT"].contains($0) ? $0 : nil }
         bodyPart = BodyPartExamined.matching(record.patient.bodyPart)?.meaning
         age = record.patient.age.flatMap { (0...150).contains($0) ? ($0 >= 90 ? "90+" : String($0)) : nil }

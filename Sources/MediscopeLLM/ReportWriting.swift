@@ -3,22 +3,22 @@ import MediscopeImaging
 import Mustache
 
 /// Why the report-writing templates could not be loaded; names the file, never patient data.
-public struct ReportWritingError: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+package struct ReportWritingError: Error, Sendable, CustomStringConvertible {
+    package let message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
 }
 
 /// The two texts a draft comes from, both Mustache templates in templates/ that operators may edit:
 /// `report-prompt.mustache` (the user message sent to the LLM) and `report-fallback.mustache` (the
 /// report written from the numbers alone when no LLM is configured or it failed). Both are rendered
 /// from `ReportFacts` only, as plain text (`{{% CONTENT_TYPE: TEXT}}`: nothing is HTML-escaped).
-public struct ReportWriting: Sendable {
-    public static let promptTemplate = "report-prompt"
-    public static let fallbackTemplate = "report-fallback"
+package struct ReportWriting: Sendable {
+    package static let promptTemplate = "report-prompt"
+    package static let fallbackTemplate = "report-fallback"
 
     /// Fixed, not editable: what the model is and is not allowed to do.
-    public static let systemInstruction = """
+    package static let systemInstruction = """
         You write plain-language summaries of automated medical image analyses for clinicians. The analysis \
         is decision support, not a diagnosis: never state or imply a diagnosis, never recommend treatment, \
         and say that a qualified clinician must review the images. Describe what each model predicted and how \
@@ -30,7 +30,7 @@ public struct ReportWriting: Sendable {
     private let library: MustacheLibrary
 
     /// Reads both templates from `directory`. Throws `ReportWritingError` when one is missing or invalid.
-    public init(directory: URL) throws(ReportWritingError) {
+    package init(directory: URL) throws(ReportWritingError) {
         var templates: [String: MustacheTemplate] = [:]
         for name in [Self.promptTemplate, Self.fallbackTemplate] {
             let url = directory.appendingPathComponent(name + ".mustache")
@@ -45,17 +45,17 @@ public struct ReportWriting: Sendable {
     }
 
     /// The chat to send: the fixed system instruction and the rendered prompt.
-    public func messages(_ facts: ReportFacts) -> [ChatMessage] {
+    package func messages(_ facts: ReportFacts) -> [ChatMessage] {
         [ChatMessage(role: "system", content: Self.systemInstruction),
          ChatMessage(role: "user", content: render(Self.promptTemplate, facts))]
     }
 
     /// The report from the numbers alone.
-    public func fallback(_ facts: ReportFacts) -> String { render(Self.fallbackTemplate, facts) }
+    package func fallback(_ facts: ReportFacts) -> String { render(Self.fallbackTemplate, facts) }
 
     /// An LLM's draft as kept: for an out-of-scope image it opens with `InputCheck.warning` whatever the
     /// model wrote, so a draft signed as it is keeps the warning. Other drafts are returned unchanged.
-    public static func keepingWarning(_ draft: String, for facts: ReportFacts) -> String {
+    package static func keepingWarning(_ draft: String, for facts: ReportFacts) -> String {
         guard facts.outOfScope, !draft.contains(facts.outOfScopeWarning) else { return draft }
         return "WARNING: \(facts.outOfScopeWarning)\n\n" + draft
     }
@@ -66,7 +66,7 @@ public struct ReportWriting: Sendable {
     /// by a server that did not say so). The words are compared without case, accents, `_` or `-`, so
     /// "Glioma" finds "glioma" and "no_tumor" finds "No tumor". A refused reply never becomes a draft: the
     /// template writes it, and the reason is kept with it.
-    public static func problem(with reply: String, for facts: ReportFacts) -> String? {
+    package static func problem(with reply: String, for facts: ReportFacts) -> String? {
         let text = comparable(reply)
         if refusalOpenings.contains(where: { text.hasPrefix($0) }) {
             return "the reply reads as a refusal"

@@ -1,12 +1,12 @@
 /// What one `StoreMigration` run did, per kind of record. Ids and counts only, never record contents.
-public struct MigrationReport: Sendable, Equatable, CustomStringConvertible {
+package struct MigrationReport: Sendable, Equatable, CustomStringConvertible {
     /// The kinds of records copied, in the order they are copied (accounts before analyses, so every
     /// session, token and audit entry finds its user there already).
-    public enum Kind: String, Sendable, CaseIterable {
+    package enum Kind: String, Sendable, CaseIterable {
         case organizations, users, sessions, apiTokens, auditEntries, analyses, reportVersions
 
         /// As the report prints it.
-        public var label: String {
+        package var label: String {
             switch self {
             case .organizations: "organisations"
             case .users: "users"
@@ -21,46 +21,46 @@ public struct MigrationReport: Sendable, Equatable, CustomStringConvertible {
 
     /// The outcome of every record of one kind: each record is counted once, in `copied`,
     /// `alreadyThere` or `failed`.
-    public struct Counts: Sendable, Equatable {
+    package struct Counts: Sendable, Equatable {
         /// Written to Firestore by this run (with `dryRun`: would have been).
-        public var copied = 0
+        package var copied = 0
         /// Found in Firestore under the same id (or token hash) and left as it is.
-        public var alreadyThere = 0
+        package var alreadyThere = 0
         /// Of `alreadyThere`, those whose stored copy differs from SQLite's and could not be brought in
         /// line (an organisation's name, an analysis): Firestore's copy is kept and the id logged.
-        public var differing = 0
+        package var differing = 0
         /// Of `alreadyThere`, those changed in SQLite since an earlier run and updated in Firestore to
         /// SQLite's state (a user disabled, a role or password changed, a token revoked): SQLite is the
         /// source of truth until the switch.
-        public var updated = 0
+        package var updated = 0
         /// Not copied: the reason is logged with the record's id.
-        public var failed = 0
+        package var failed = 0
 
         /// Counts of nothing.
-        public init() {}
+        package init() {}
         /// Every record counted.
-        public var total: Int { copied + alreadyThere + failed }
+        package var total: Int { copied + alreadyThere + failed }
     }
 
     /// Counts per kind; a kind with nothing to copy has zero counts.
-    public var counts: [Kind: Counts] = [:]
+    package var counts: [Kind: Counts] = [:]
     /// Whether this was a dry run (nothing written; `copied` means "would be copied").
-    public var dryRun: Bool
+    package var dryRun: Bool
 
     /// An empty report.
-    public init(dryRun: Bool) { self.dryRun = dryRun }
+    package init(dryRun: Bool) { self.dryRun = dryRun }
 
     /// The counts of `kind` (zero when none was seen).
-    public subscript(kind: Kind) -> Counts {
+    package subscript(kind: Kind) -> Counts {
         get { counts[kind] ?? Counts() }
         set { counts[kind] = newValue }
     }
 
     /// True when any record of any kind failed.
-    public var anyFailed: Bool { Kind.allCases.contains { self[$0].failed > 0 } }
+    package var anyFailed: Bool { Kind.allCases.contains { self[$0].failed > 0 } }
 
     /// One line per kind: "users: 3 copied, 1 already there, 0 failed".
-    public var description: String {
+    package var description: String {
         Kind.allCases.map { kind in
             let c = self[kind]
             let differing = (c.updated > 0 ? " (\(c.updated) updated to SQLite's state)" : "")
@@ -73,11 +73,11 @@ public struct MigrationReport: Sendable, Equatable, CustomStringConvertible {
 /// Why a migration stopped before the end: a side could not be read or written at all (Firestore
 /// unreachable, refused credentials, an unreadable SQLite file). What was copied stays copied; run the
 /// migration again to continue.
-public struct MigrationError: Error, Sendable, CustomStringConvertible {
+package struct MigrationError: Error, Sendable, CustomStringConvertible {
     /// What stopped it (ids and error kinds only).
-    public let message: String
+    package let message: String
     /// What was done before it stopped.
-    public let report: MigrationReport
+    package let report: MigrationReport
     /// "stopped: <message>".
-    public var description: String { "stopped: \(message)" }
+    package var description: String { "stopped: \(message)" }
 }

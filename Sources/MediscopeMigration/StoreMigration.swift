@@ -28,7 +28,7 @@ import MediscopeStore
 /// - **Privacy**: `log` gets ids, counts and error kinds only, never patient data or secrets.
 ///
 /// Not thread-safe; one `run` at a time.
-public final class StoreMigration {
+package final class StoreMigration {
     /// Test seams; empty in production.
     struct Hooks {
         /// Stops the run (as `MigrationError`) once this many records were written.
@@ -58,7 +58,7 @@ public final class StoreMigration {
     /// database `firestore` reaches. `dryRun`: read both sides and count, write nothing. `pageSize`:
     /// records read from SQLite at a time (1...1000). `log` receives a line per record not copied, per
     /// differing copy, and a progress line every 1,000 records of a kind.
-    public init(storeDirectory: URL, firestore client: FirestoreClient, dryRun: Bool = false, pageSize: Int = 100,
+    package init(storeDirectory: URL, firestore client: FirestoreClient, dryRun: Bool = false, pageSize: Int = 100,
                 log: @escaping (String) -> Void = { _ in }) {
         self.storeDirectory = storeDirectory
         self.dryRun = dryRun
@@ -77,7 +77,7 @@ public final class StoreMigration {
     /// in `failed`, and `anyFailed` is then true.
     /// - Throws: `MigrationError` (with the counts so far) when the store folder holds no SQLite
     ///   deployment, SQLite cannot be read, or Firestore cannot be reached or refuses the credentials.
-    public func run() throws(MigrationError) -> MigrationReport {
+    package func run() throws(MigrationError) -> MigrationReport {
         report = MigrationReport(dryRun: dryRun)
         writes = 0
         usersInFirestore = []

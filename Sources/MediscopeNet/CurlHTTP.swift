@@ -2,30 +2,30 @@ import CCurl
 import Foundation
 
 /// A failed transfer (no HTTP response, or a response we refused). Never carries response bodies.
-public struct CurlError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct CurlError: Error, Sendable, Equatable, CustomStringConvertible {
     /// One of the CCURL_ERR_* codes of `ccurl.h`.
-    public var code: Int32
-    public var message: String
-    public var description: String { "HTTP fetch failed (\(code)): \(message)" }
+    package var code: Int32
+    package var message: String
+    package var description: String { "HTTP fetch failed (\(code)): \(message)" }
     /// The response was larger than the request allowed.
-    public var isTooLarge: Bool { code == Int32(CCURL_ERR_TOO_LARGE) }
+    package var isTooLarge: Bool { code == Int32(CCURL_ERR_TOO_LARGE) }
 }
 
 /// One outgoing HTTP request.
-public struct HTTPClientRequest: Sendable {
-    public var method: String
-    public var url: URL
+package struct HTTPClientRequest: Sendable {
+    package var method: String
+    package var url: URL
     /// Header fields to send, e.g. `("Authorization", "Bearer …")`; names and values must hold no CR or LF.
-    public var headers: [(String, String)]
-    public var body: [UInt8]
+    package var headers: [(String, String)]
+    package var body: [UInt8]
     /// Whole-transfer timeout, seconds.
-    public var timeout: Double
+    package var timeout: Double
     /// Connect timeout, seconds (nil: the smaller of `timeout` and 5 s).
-    public var connectTimeout: Double?
+    package var connectTimeout: Double?
     /// Largest response body accepted, bytes; a larger one fails with `CurlError.isTooLarge`.
-    public var maxResponseBytes: Int
+    package var maxResponseBytes: Int
 
-    public init(method: String, url: URL, headers: [(String, String)] = [], body: [UInt8] = [], timeout: Double = 10,
+    package init(method: String, url: URL, headers: [(String, String)] = [], body: [UInt8] = [], timeout: Double = 10,
                 connectTimeout: Double? = nil, maxResponseBytes: Int = CurlHTTP.maxBodyBytes) {
         self.method = method; self.url = url; self.headers = headers; self.body = body; self.timeout = timeout
         self.connectTimeout = connectTimeout; self.maxResponseBytes = maxResponseBytes
@@ -33,13 +33,13 @@ public struct HTTPClientRequest: Sendable {
 }
 
 /// What came back: any status (the caller decides what a 4xx or 5xx means).
-public struct HTTPClientResponse: Sendable {
-    public var status: Int
-    public var body: [UInt8]
+package struct HTTPClientResponse: Sendable {
+    package var status: Int
+    package var body: [UInt8]
     /// The `Cache-Control` header's value, if any.
-    public var cacheControl: String?
+    package var cacheControl: String?
     /// The `Retry-After` header's value, if any (seconds or an HTTP date, as sent).
-    public var retryAfter: String?
+    package var retryAfter: String?
 }
 
 /// Blocking HTTP(S) over libcurl (`Sources/CCurl`).
@@ -47,12 +47,12 @@ public struct HTTPClientResponse: Sendable {
 /// - Follows no redirects (a 3xx comes back as a status), only http/https.
 /// - `CURLOPT_NOSIGNAL` is set, so it is safe in the forked single-threaded workers.
 /// - TLS peer and host verification are on (system CA store).
-public enum CurlHTTP {
+package enum CurlHTTP {
     /// The default largest response body: 1 MiB (`CCURL_MAX_BODY`).
-    public static let maxBodyBytes = Int(CCURL_MAX_BODY)
+    package static let maxBodyBytes = Int(CCURL_MAX_BODY)
 
     /// Performs `request`; throws `CurlError` when no response was received or it was refused.
-    public static func perform(_ request: HTTPClientRequest) throws(CurlError) -> HTTPClientResponse {
+    package static func perform(_ request: HTTPClientRequest) throws(CurlError) -> HTTPClientResponse {
         func ms(_ seconds: Double) -> Int { seconds.isFinite && seconds > 0 ? max(1, Int(min(seconds, 3600) * 1000)) : 0 }
         let lines = request.headers.map { "\($0.0): \($0.1)" }
         guard !lines.contains(where: { $0.contains("\r") || $0.contains("\n") }) else {
@@ -94,7 +94,7 @@ public enum CurlHTTP {
     /// GET with the defaults (1 MiB body limit).
     /// - Parameter timeout: whole-transfer timeout in seconds (connect timeout is at most 5 s).
     /// - Returns: the status code, the body and the `Cache-Control` header value (if any).
-    public static func get(_ url: URL, timeout: Double) throws -> (status: Int, body: [UInt8], cacheControl: String?) {
+    package static func get(_ url: URL, timeout: Double) throws -> (status: Int, body: [UInt8], cacheControl: String?) {
         let r = try perform(HTTPClientRequest(method: "GET", url: url, timeout: timeout > 0 && timeout.isFinite ? timeout : 5))
         return (r.status, r.body, r.cacheControl)
     }

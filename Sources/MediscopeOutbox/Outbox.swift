@@ -6,9 +6,9 @@ import MediscopeSQLite
 import MediscopeStore
 
 /// One write waiting in the outbox for delivery to the shared store (Firestore).
-public struct OutboxEntry: Sendable, Equatable {
+package struct OutboxEntry: Sendable, Equatable {
     /// What the delivery does with the entry.
-    public enum Kind: String, Sendable, Codable {
+    package enum Kind: String, Sendable, Codable {
         /// Create the analysis record and its images (`key`: the analysis id; body: the record's JSON).
         case analysisCreate = "analysis.create"
         /// Delete the analysis and the images no other record uses (`key`: the analysis id; no body).
@@ -18,50 +18,50 @@ public struct OutboxEntry: Sendable, Equatable {
     }
 
     /// Position in the outbox: deliveries happen in this order.
-    public let seq: Int64
-    public let kind: Kind
-    public let key: String
+    package let seq: Int64
+    package let kind: Kind
+    package let key: String
     /// The organisation the entry belongs to (nil for audit entries without one).
-    public let organizationId: String?
+    package let organizationId: String?
     /// When the entry was made durable here (millisecond precision).
-    public let enqueuedAt: Date
+    package let enqueuedAt: Date
     /// JSON of the record or audit entry (empty for a delete).
-    public let body: [UInt8]
+    package let body: [UInt8]
     /// Delivery attempts begun so far; counted (durably) before each attempt is sent.
-    public let attempts: Int
+    package let attempts: Int
     /// Not before this time is the entry tried again.
-    public let nextAttemptAt: Date
+    package let nextAttemptAt: Date
     /// The last failure, in words (Firestore's status and message; never the record's contents).
-    public let lastError: String?
+    package let lastError: String?
     /// Set once the shared store refused the entry for good; a parked entry is kept, never retried by
     /// itself, and counted in `OutboxStats.parked` until an operator requeues it.
-    public let parkedAt: Date?
+    package let parkedAt: Date?
 }
 
 /// What the status page, /api/metrics and /api/ready report of the outbox.
-public struct OutboxStats: Sendable, Codable, Equatable {
+package struct OutboxStats: Sendable, Codable, Equatable {
     /// Entries waiting for delivery (parked ones not included).
-    public var depth: Int
+    package var depth: Int
     /// Entries the shared store refused for good, kept here.
-    public var parked: Int
+    package var parked: Int
     /// When the oldest waiting entry was enqueued; nil when none waits.
-    public var oldestEnqueuedAt: Date?
+    package var oldestEnqueuedAt: Date?
     /// Entries delivered since the outbox file was made.
-    public var deliveries: Int64
+    package var deliveries: Int64
     /// Attempts that failed and were scheduled again.
-    public var retries: Int64
+    package var retries: Int64
     /// Entries ever parked.
-    public var parkedTotal: Int64
+    package var parkedTotal: Int64
     /// Whether the last call of the delivery loop reached the shared store: nil before its first call.
-    public var remoteReachable: Bool?
+    package var remoteReachable: Bool?
     /// Since when `remoteReachable` has had its value.
-    public var remoteSince: Date?
+    package var remoteSince: Date?
     /// The last error the delivery loop saw reaching the shared store (status words, no data).
-    public var remoteLastError: String?
+    package var remoteLastError: String?
 }
 
 /// How an outbox record stands for local reads: the newest pending entry of its id wins.
-public enum OutboxRecordState: Sendable, Equatable {
+package enum OutboxRecordState: Sendable, Equatable {
     /// The outbox holds nothing for this id: ask the shared store.
     case absent
     /// Created here and not delivered yet (or parked): this is the record.
@@ -80,13 +80,13 @@ public enum OutboxRecordState: Sendable, Equatable {
 /// Layout: `outbox.sqlite` under `directory` with tables `entries`, `entry_images`, `images` (bytes of
 /// images that pending creates carry), `counters` (deliveries, retries, parked) and `remote` (the last
 /// known reachability of the shared store).
-public final class Outbox: Sendable {
-    public static let fileName = "outbox.sqlite"
+package final class Outbox: Sendable {
+    package static let fileName = "outbox.sqlite"
     let file: SQLiteStoreFile<StoreError>
 
     /// Opens (creating and migrating when needed) `directory/outbox.sqlite`.
     /// - Throws: `StoreError` `.io` or `.unavailable` when the file cannot be opened.
-    public init(directory: URL) throws(StoreError) {
+    package init(directory: URL) throws(StoreError) {
         file = try SQLiteStoreFile(directory: directory, fileName: Self.fileName, name: "outbox", label: "mediscope.outbox",
                                    migrator: Self.migrator, mapFailure: SQLiteAnalysisStore.storeError)
     }
@@ -131,7 +131,7 @@ public final class Outbox: Sendable {
     // MARK: - Enqueue (workers)
 
     /// Makes the creation of `record` with `images` (validated, each distinct) durable here.
-    public func enqueueCreate(_ record: AnalysisRecord, images: [ImageBlob]) throws(StoreError) {
+    package func enqueueCreate(_ record: AnalysisRecord, images: [ImageBlob]) throws(StoreError) {
         let body: [UInt8]
         do { body = Array(try JSONEncoder.outbox.encode(record)) } catch {
             throw StoreError(.invalidRecord, "the analysis cannot be encoded")
@@ -151,7 +151,7 @@ public final class Outbox: Sendable {
     /// Makes the deletion of analysis `id` of `organizationId` durable here. False when a delete of it
     /// waits already (two requests racing: only the first deletes).
     @discardableResult
-    public func enqueueDelete(id: String, organizationId: String) throws(StoreError) -> Bool {
+    package func enqueueDelete(id: String, organizationId: String) throws(StoreError) -> Bool {
         try file.writeImmediate("enqueue delete") { db in
             let waiting = try Bool.fetchOne(db, sql: """
                 SELECT 1 FROM entries d WHERE d.key = ? AND d.kind = ?
@@ -164,7 +164,7 @@ public final class Outbox: Sendable {
     }
 
     /// Makes the audit entry (its `id` set) durable here.
-    public func enqueueAudit(_ entry: AuditEntry) throws(StoreError) {
+    package func enqueueAudit(_ entry: AuditEntry) throws(StoreError) {
         guard let id = entry.id else { throw StoreError(.invalidRecord, "an audit entry needs its id before it is enqueued") }
         let body: [UInt8]
         do { body = Array(try JSONEncoder.outbox.encode(entry)) } catch {
@@ -188,7 +188,7 @@ public final class Outbox: Sendable {
     // MARK: - Local reads (workers)
 
     /// How analysis `id` stands here (parked creates count as created: their data is kept and shown).
-    public func recordState(id: String) throws(StoreError) -> OutboxRecordState {
+    package func recordState(id: String) throws(StoreError) -> OutboxRecordState {
         let row = try file.read("read outbox") { db in
             try Row.fetchOne(db, sql: """
                 SELECT kind, body FROM entries WHERE key = ? AND kind IN (?, ?) ORDER BY seq DESC LIMIT 1
@@ -201,7 +201,7 @@ public final class Outbox: Sendable {
 
     /// The organisation's records created here and not deleted here (optionally of one patient, exact
     /// match), and the ids of every record with a waiting delete (hidden whatever the shared store says).
-    public func pendingRecords(organizationId: String, patientId: String?) throws(StoreError) -> (records: [AnalysisRecord], deleted: Set<String>) {
+    package func pendingRecords(organizationId: String, patientId: String?) throws(StoreError) -> (records: [AnalysisRecord], deleted: Set<String>) {
         let create = OutboxEntry.Kind.analysisCreate.rawValue, delete = OutboxEntry.Kind.analysisDelete.rawValue
         let (bodies, deleted) = try file.read("read outbox") { db in
             // The newest entry per id decides; a create shows only when no delete came after it.
@@ -219,14 +219,14 @@ public final class Outbox: Sendable {
     }
 
     /// The bytes of an image a create here carries; nil when none does.
-    public func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
+    package func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
         try file.read("read outbox image") { db in
             try Data.fetchOne(db, sql: "SELECT bytes FROM images WHERE key = ?", arguments: [key]).map { Array($0) }
         }
     }
 
     /// Audit entries waiting here (parked ones included), of one organisation when given, by id.
-    public func pendingAudit(organizationId: String?) throws(StoreError) -> [AuditEntry] {
+    package func pendingAudit(organizationId: String?) throws(StoreError) -> [AuditEntry] {
         let bodies = try file.read("read outbox") { db in
             try Data.fetchAll(db, sql: """
                 SELECT body FROM entries WHERE kind = ? AND (? IS NULL OR organization_id = ?) ORDER BY seq
@@ -244,14 +244,14 @@ public final class Outbox: Sendable {
     // MARK: - Delivery (one process)
 
     /// The oldest entry that is not parked, due or not; nil when nothing waits.
-    public func head() throws(StoreError) -> OutboxEntry? {
+    package func head() throws(StoreError) -> OutboxEntry? {
         try file.read("read outbox head") { db in
             try Row.fetchOne(db, sql: "SELECT * FROM entries WHERE parked_at IS NULL ORDER BY seq LIMIT 1").map(Self.entry)
         }
     }
 
     /// The images a create entry carries, with their bytes.
-    public func images(of entry: OutboxEntry) throws(StoreError) -> [ImageBlob] {
+    package func images(of entry: OutboxEntry) throws(StoreError) -> [ImageBlob] {
         try file.read("read outbox images") { db in
             try Row.fetchAll(db, sql: """
                 SELECT i.* FROM entry_images e JOIN images i ON i.key = e.key WHERE e.seq = ? ORDER BY i.key
@@ -265,7 +265,7 @@ public final class Outbox: Sendable {
 
     /// Counts an attempt before it is sent, so that after a crash mid-call the next attempt knows one
     /// may have reached the shared store. Returns the entry as it now stands.
-    public func beginAttempt(_ entry: OutboxEntry) throws(StoreError) -> OutboxEntry {
+    package func beginAttempt(_ entry: OutboxEntry) throws(StoreError) -> OutboxEntry {
         try file.writeImmediate("count outbox attempt") { db in
             try db.execute(sql: "UPDATE entries SET attempts = attempts + 1 WHERE seq = ?", arguments: [entry.seq])
             return try Row.fetchOne(db, sql: "SELECT * FROM entries WHERE seq = ?", arguments: [entry.seq]).map(Self.entry) ?? entry
@@ -274,7 +274,7 @@ public final class Outbox: Sendable {
 
     /// The shared store has the entry: it leaves the outbox with the images nothing else here needs.
     /// A delivered delete also takes parked creates of the same record with it (the user deleted them).
-    public func markDelivered(_ entry: OutboxEntry) throws(StoreError) {
+    package func markDelivered(_ entry: OutboxEntry) throws(StoreError) {
         try file.writeImmediate("remove delivered entry") { db in
             var seqs = [entry.seq]
             if entry.kind == .analysisDelete {
@@ -291,7 +291,7 @@ public final class Outbox: Sendable {
     }
 
     /// The attempt failed for now: try again at `at`, keeping `error` for the status page.
-    public func scheduleRetry(_ entry: OutboxEntry, at: Date, error: String) throws(StoreError) {
+    package func scheduleRetry(_ entry: OutboxEntry, at: Date, error: String) throws(StoreError) {
         try file.writeImmediate("schedule outbox retry") { db in
             try db.execute(sql: "UPDATE entries SET next_attempt_at = ?, last_error = ? WHERE seq = ?",
                            arguments: [at.millisecondsSince1970, String(error.prefix(500)), entry.seq])
@@ -300,7 +300,7 @@ public final class Outbox: Sendable {
     }
 
     /// The shared store refused the entry for good: it stays here, parked, and is counted.
-    public func park(_ entry: OutboxEntry, error: String) throws(StoreError) {
+    package func park(_ entry: OutboxEntry, error: String) throws(StoreError) {
         try file.writeImmediate("park outbox entry") { db in
             try db.execute(sql: "UPDATE entries SET parked_at = ?, last_error = ? WHERE seq = ?",
                            arguments: [Date().millisecondsSince1970, String(error.prefix(500)), entry.seq])
@@ -311,7 +311,7 @@ public final class Outbox: Sendable {
     /// Puts every parked entry back in the queue (after an operator fixed the cause), attempts reset.
     /// Returns how many. They are delivered in their original order, before newer entries.
     @discardableResult
-    public func requeueParked() throws(StoreError) -> Int {
+    package func requeueParked() throws(StoreError) -> Int {
         try file.writeImmediate("requeue parked entries") { db in
             try db.execute(sql: "UPDATE entries SET parked_at = NULL, attempts = 0, next_attempt_at = 0 WHERE parked_at IS NOT NULL")
             return db.changesCount
@@ -319,14 +319,14 @@ public final class Outbox: Sendable {
     }
 
     /// The parked entries, oldest first.
-    public func parkedEntries() throws(StoreError) -> [OutboxEntry] {
+    package func parkedEntries() throws(StoreError) -> [OutboxEntry] {
         try file.read("read parked entries") { db in
             try Row.fetchAll(db, sql: "SELECT * FROM entries WHERE parked_at IS NOT NULL ORDER BY seq").map(Self.entry)
         }
     }
 
     /// Records whether the shared store answered the last call (the time changes only with the value).
-    public func setRemote(reachable: Bool, error: String?) throws(StoreError) {
+    package func setRemote(reachable: Bool, error: String?) throws(StoreError) {
         try file.writeImmediate("record remote state") { db in
             let current = try Bool.fetchOne(db, sql: "SELECT reachable FROM remote WHERE id = 1")
             if current == reachable {
@@ -340,7 +340,7 @@ public final class Outbox: Sendable {
     }
 
     /// Depth, age, counters and the shared store's last known reachability.
-    public func stats() throws(StoreError) -> OutboxStats {
+    package func stats() throws(StoreError) -> OutboxStats {
         try file.read("read outbox stats") { db in
             let waiting = try Row.fetchOne(db, sql: """
                 SELECT count(*) AS n, min(enqueued_at) AS oldest FROM entries WHERE parked_at IS NULL
@@ -360,7 +360,7 @@ public final class Outbox: Sendable {
     }
 
     /// Throws unless the outbox can take writes now (uploads depend on it, not on the shared store).
-    public func checkReady() throws(StoreError) {
+    package func checkReady() throws(StoreError) {
         _ = try file.read("check outbox") { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM counters") }
     }
 

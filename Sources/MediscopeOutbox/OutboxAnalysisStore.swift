@@ -12,16 +12,16 @@ import MediscopeStore
 ///   are hidden at once. `list` merges both in the contract's order, so paging stays exact.
 /// - `checkReady` checks the outbox only: uploads work while Firestore is down (the status page and
 ///   /api/ready report the outage from `Outbox.stats`).
-public final class OutboxAnalysisStore: AnalysisStore {
-    public let outbox: Outbox
-    public let remote: FirestoreAnalysisStore
+package final class OutboxAnalysisStore: AnalysisStore {
+    package let outbox: Outbox
+    package let remote: FirestoreAnalysisStore
 
-    public init(outbox: Outbox, remote: FirestoreAnalysisStore) {
+    package init(outbox: Outbox, remote: FirestoreAnalysisStore) {
         self.outbox = outbox
         self.remote = remote
     }
 
-    public func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
+    package func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
         // Firestore's limits are checked now, so an upload it would refuse gets its 4xx, not a parked entry.
         let images = try FirestoreAnalysisStore.validatedImages(analysis)
         let record = analysis.newRecord()
@@ -29,7 +29,7 @@ public final class OutboxAnalysisStore: AnalysisStore {
         return record
     }
 
-    public func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {
+    package func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {
         switch try outbox.recordState(id: id) {
         case .deleted: return nil
         case .created(let record): return record.organizationId == organizationId ? record : nil
@@ -37,7 +37,7 @@ public final class OutboxAnalysisStore: AnalysisStore {
         }
     }
 
-    public func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage {
+    package func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage {
         let limit = min(max(query.limit, 1), 100)
         let after = try query.cursor.map { cursor throws(StoreError) in try AnalysisCursor.decode(cursor) }
         let local = try outbox.pendingRecords(organizationId: query.organizationId, patientId: query.patientId)
@@ -63,13 +63,13 @@ public final class OutboxAnalysisStore: AnalysisStore {
         return AnalysisPage(items: items, nextCursor: next)
     }
 
-    public func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
+    package func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
         guard try get(id: id, organizationId: organizationId) != nil else { return false }
         // Checked again under the outbox's write lock: of two deletes racing, one wins.
         return try outbox.enqueueDelete(id: id, organizationId: organizationId)
     }
 
-    public func owner(id: String) throws(StoreError) -> String? {
+    package func owner(id: String) throws(StoreError) -> String? {
         switch try outbox.recordState(id: id) {
         case .deleted: return nil
         case .created(let record): return record.organizationId
@@ -77,14 +77,14 @@ public final class OutboxAnalysisStore: AnalysisStore {
         }
     }
 
-    public func imagePath(key: String) -> String? { nil }
+    package func imagePath(key: String) -> String? { nil }
 
-    public func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
+    package func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
         if let bytes = try outbox.imageBytes(key: key) { return bytes }
         return try remote.imageBytes(key: key)
     }
 
-    public func checkReady() throws(StoreError) { try outbox.checkReady() }
+    package func checkReady() throws(StoreError) { try outbox.checkReady() }
 
     /// The contract's order: `createdAt` (ms), then id.
     static func sortKey(_ record: AnalysisRecord) -> (Int64, String) { (record.createdAt.millisecondsSince1970, record.id) }

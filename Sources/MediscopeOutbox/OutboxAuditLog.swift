@@ -8,18 +8,18 @@ import MediscopeStore
 ///
 /// Ids come from `AuditID` (time-ordered, given here, so the entry keeps its id in Firestore). Reads ask
 /// `remote` and add the entries still waiting here that match the filter, in the filter's order.
-public final class OutboxAuditLog: AuditLogStore {
-    public let outbox: Outbox
-    public let remote: any AuditLogStore
+package final class OutboxAuditLog: AuditLogStore {
+    package let outbox: Outbox
+    package let remote: any AuditLogStore
     let ids: AuditID.Generator
 
-    public init(outbox: Outbox, remote: any AuditLogStore, ids: AuditID.Generator = .shared) {
+    package init(outbox: Outbox, remote: any AuditLogStore, ids: AuditID.Generator = .shared) {
         self.outbox = outbox
         self.remote = remote
         self.ids = ids
     }
 
-    public func append(_ entry: AuditEntry) throws(AuthError) -> Int64 {
+    package func append(_ entry: AuditEntry) throws(AuthError) -> Int64 {
         var entry = entry
         let id = ids.next()
         entry.id = id
@@ -27,7 +27,7 @@ public final class OutboxAuditLog: AuditLogStore {
         return id
     }
 
-    public func entries(_ filter: AuditFilter) throws(AuthError) -> [AuditEntry] {
+    package func entries(_ filter: AuditFilter) throws(AuthError) -> [AuditEntry] {
         let delivered = try remote.entries(filter)
         let waiting: [AuditEntry]
         do { waiting = try outbox.pendingAudit(organizationId: filter.organizationId).filter(filter.matches) } catch {
@@ -41,7 +41,7 @@ public final class OutboxAuditLog: AuditLogStore {
         return Array(sorted.prefix(min(max(filter.limit, 1), 1000)))
     }
 
-    public func checkReady() throws(AuthError) {
+    package func checkReady() throws(AuthError) {
         do { try outbox.checkReady() } catch { throw Self.authError(error) }
     }
 

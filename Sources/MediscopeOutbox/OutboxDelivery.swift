@@ -6,7 +6,7 @@ import MediscopeFirestoreStore
 import MediscopeStore
 
 /// What a delivery attempt found, as the outbox acts on it.
-public enum DeliveryOutcome: Sendable, Equatable {
+package enum DeliveryOutcome: Sendable, Equatable {
     /// The shared store has the entry now (or had it already: a retried create that found its own write).
     case delivered
     /// Not now (unreachable, overloaded, timed out): try again after a back-off.
@@ -25,21 +25,21 @@ public enum DeliveryOutcome: Sendable, Equatable {
 ///   transport failures retry with capped, jittered exponential back-off; the head entry waits and
 ///   nothing behind it overtakes it (order is kept). Anything else parks the entry and the queue moves on.
 /// - Audit entries go the same way (`audit/{id}` with exists = false).
-public final class OutboxDelivery {
-    public let outbox: Outbox
+package final class OutboxDelivery {
+    package let outbox: Outbox
     let analyses: FirestoreAnalysisStore
     let audit: FirestoreAuditLogStore
     /// Back-off after the first failed attempt of an entry, doubled per attempt up to `maxBackoff` (s).
-    public var initialBackoff = 0.5
-    public var maxBackoff = 30.0
+    package var initialBackoff = 0.5
+    package var maxBackoff = 30.0
     /// While idle, how often the shared store is probed so /api/ready can tell it is down (s).
-    public var probeInterval = 5.0
+    package var probeInterval = 5.0
     private var lastProbe = Date.distantPast
 
     /// - Parameters:
     ///   - analyses: the Firestore analysis store the creates and deletes go to.
     ///   - audit: the Firestore audit log the entries go to (under the ids they were given here).
-    public init(outbox: Outbox, analyses: FirestoreAnalysisStore, audit: FirestoreAuditLogStore) {
+    package init(outbox: Outbox, analyses: FirestoreAnalysisStore, audit: FirestoreAuditLogStore) {
         self.outbox = outbox
         self.analyses = analyses
         self.audit = audit
@@ -47,7 +47,7 @@ public final class OutboxDelivery {
 
     /// Delivers what is due, until the outbox is empty, the head entry must wait, or `deadline` passes.
     /// Returns how long to wait before calling again (s). Outbox (local disk) errors are thrown.
-    public func runOnce(deadline: Date = .distantFuture) throws(StoreError) -> Double {
+    package func runOnce(deadline: Date = .distantFuture) throws(StoreError) -> Double {
         while Date() < deadline {
             guard let head = try outbox.head() else {
                 probeIfIdle()
@@ -77,7 +77,7 @@ public final class OutboxDelivery {
     /// Delivers until nothing is due or `timeout` passes (tests, `mediscope outbox drain`).
     /// Returns true when the outbox holds no waiting entry at the end.
     @discardableResult
-    public func drain(timeout: Double) throws(StoreError) -> Bool {
+    package func drain(timeout: Double) throws(StoreError) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let pause = try runOnce(deadline: deadline)

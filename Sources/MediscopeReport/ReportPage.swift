@@ -3,8 +3,8 @@ import MediscopeImaging
 import MediscopeStore
 
 /// Shown with every result: in the API's JSON (and so in the dashboard) and on the printed report.
-public enum DecisionSupport {
-    public static let notice = "Decision support only, not a diagnosis. A qualified clinician must review every result."
+package enum DecisionSupport {
+    package static let notice = "Decision support only, not a diagnosis. A qualified clinician must review every result."
 }
 
 /// What the report template sees: every value already formatted as text, nothing optional that a template

@@ -3,23 +3,23 @@ import MediscopeStore
 import Mustache
 
 /// Why the report templates could not be loaded. The message names the folder or file, never patient data.
-public struct ReportTemplateError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case folderMissing, templateMissing, invalidTemplate }
-    public let kind: Kind
-    public let message: String
-    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
-    public var description: String { message }
+package struct ReportTemplateError: Error, Sendable, CustomStringConvertible {
+    package enum Kind: String, Sendable { case folderMissing, templateMissing, invalidTemplate }
+    package let kind: Kind
+    package let message: String
+    package init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    package var description: String { message }
 }
 
 /// The printable report's Mustache templates: `report.mustache` plus the partials it includes, all from
 /// one folder. Load once, render many times; `{{ }}` escapes `< > & " '`, so every value is safe in text
 /// and in quoted attributes alike (ReportTests pins that down).
-public struct ReportTemplates: Sendable {
-    public static let main = "report"
-    public let directory: URL
+package struct ReportTemplates: Sendable {
+    package static let main = "report"
+    package let directory: URL
     private let library: MustacheLibrary
 
-    public init(directory: URL) throws(ReportTemplateError) {
+    package init(directory: URL) throws(ReportTemplateError) {
         self.directory = directory
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isFolder), isFolder.boolValue,
@@ -52,7 +52,7 @@ public struct ReportTemplates: Sendable {
     /// printed in the footer, one line each (e.g. an int8 model's fidelity to fp32). `versions` are the
     /// report's versions, oldest first: the report (`ReportVersions.current`: the newest but a late
     /// draft) is printed, signed (with the signer) or marked as an unsigned draft.
-    public func render(_ record: AnalysisRecord, institution: String, printedAt: Date = Date(), links: some AnalysisLinks,
+    package func render(_ record: AnalysisRecord, institution: String, printedAt: Date = Date(), links: some AnalysisLinks,
                        modelNotes: [String] = [], versions: [ReportVersion] = []) -> String {
         var page = ReportPage(record, institution: institution, printedAt: printedAt, links: links)
         page.modelNotes = modelNotes

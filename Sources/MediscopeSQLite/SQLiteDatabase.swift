@@ -7,11 +7,11 @@ import GRDB
 /// Every database is shared by several worker processes: WAL lets readers and the single writer proceed
 /// together across processes, synchronous=FULL makes a COMMIT durable before it returns, and SQLite's
 /// write lock (taken up front with BEGIN IMMEDIATE) is the cross-process lock.
-public enum SQLiteDatabase {
+package enum SQLiteDatabase {
     /// Opens (creating it if needed) the database at `path`: WAL, synchronous=FULL, foreign keys on,
     /// `busyTimeout` seconds of waiting for other processes' locks, and statement arguments kept out of
     /// error messages. `prepare` runs on every new connection after those pragmas (further pragmas).
-    public static func open(path: String, label: String, busyTimeout: TimeInterval = 5,
+    package static func open(path: String, label: String, busyTimeout: TimeInterval = 5,
                             prepare: (@Sendable (Database) throws -> Void)? = nil) throws -> DatabaseQueue {
         var config = Configuration()
         config.label = label
@@ -60,7 +60,7 @@ public enum SQLiteDatabase {
     /// counts as success when the migrations turn out to be complete, is final for a file that is not a
     /// database or is corrupt, and is otherwise retried (`attempts` tries in all, backing off 20 ms more
     /// each time). Throws the last error.
-    public static func migrate(_ migrator: DatabaseMigrator, _ queue: DatabaseQueue, attempts: Int = 8) throws {
+    package static func migrate(_ migrator: DatabaseMigrator, _ queue: DatabaseQueue, attempts: Int = 8) throws {
         var attempt = 0
         while true {
             do {
@@ -79,7 +79,7 @@ public enum SQLiteDatabase {
 
     /// Runs `body` in a BEGIN IMMEDIATE transaction and commits: the write lock is taken up front (waiting
     /// up to the busy timeout), so a read-then-write never fails on a snapshot another process moved past.
-    public static func writeImmediate<T>(_ queue: DatabaseQueue, _ body: (Database) throws -> T) throws -> T {
+    package static func writeImmediate<T>(_ queue: DatabaseQueue, _ body: (Database) throws -> T) throws -> T {
         try queue.writeWithoutTransaction { db in
             var result: T?
             try db.inTransaction(.immediate) {
@@ -98,7 +98,7 @@ public enum SQLiteDatabase {
     /// WAL) and is closed when this returns.
     /// - Throws: `SQLiteFailure(.storage)` when `path` exists already; SQLite's error otherwise (a
     ///   partial file may then be left at `path`).
-    public static func copy(from source: Database, toNewFile path: String) throws {
+    package static func copy(from source: Database, toNewFile path: String) throws {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw SQLiteFailure(.storage, "\(path) exists already: a copy never overwrites a file")
         }
@@ -120,7 +120,7 @@ public enum SQLiteDatabase {
     /// and `whileLocked` has run, with the reading connection, on the same state. Readers go on meanwhile.
     /// - Throws: `SQLiteFailure(.storage)` when there is no database at `path` or `destination` exists;
     ///   SQLite's errors; whatever `whileLocked` throws.
-    public static func backup(path: String, toNewFile destination: String,
+    package static func backup(path: String, toNewFile destination: String,
                               whileLocked: (Database) throws -> Void = { _ in }) throws {
         guard FileManager.default.fileExists(atPath: path) else {
             throw SQLiteFailure(.storage, "no database at \(path)")
@@ -139,7 +139,7 @@ public enum SQLiteDatabase {
 
     /// "`what`: SQLite error <extended code>: <SQLite's message>" for a GRDB `DatabaseError`, and
     /// "`what`: <error>" for anything else. Never carries statement arguments.
-    public static func describe(_ error: any Error, _ what: String) -> String {
+    package static func describe(_ error: any Error, _ what: String) -> String {
         if let error = error as? DatabaseError {
             return "\(what): SQLite error \(error.extendedResultCode.rawValue): \(error.message ?? "no message")"
         }

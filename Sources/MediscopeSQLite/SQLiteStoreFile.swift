@@ -3,9 +3,9 @@ import GRDB
 
 /// A failure of a SQLite store, classified so that each store can map it to its own error type.
 /// The message carries SQLite's code and message, never statement arguments.
-public struct SQLiteFailure: Error, Sendable, CustomStringConvertible {
+package struct SQLiteFailure: Error, Sendable, CustomStringConvertible {
     /// What went wrong, in the terms a caller can act on.
-    public enum Kind: Sendable {
+    package enum Kind: Sendable {
         /// A UNIQUE or PRIMARY KEY constraint refused the write: the thing exists already.
         case duplicate
         /// Another constraint (CHECK, NOT NULL, FOREIGN KEY, a trigger's RAISE) refused the write.
@@ -17,14 +17,14 @@ public struct SQLiteFailure: Error, Sendable, CustomStringConvertible {
     }
 
     /// What went wrong.
-    public let kind: Kind
+    package let kind: Kind
     /// "what: SQLite error <code>: <SQLite's message>", or our own text.
-    public let message: String
+    package let message: String
     /// The message.
-    public var description: String { message }
+    package var description: String { message }
 
     /// Classifies `error`, a GRDB `DatabaseError` or anything else thrown while doing `what`.
-    public init(_ error: any Error, _ what: String) {
+    package init(_ error: any Error, _ what: String) {
         message = SQLiteDatabase.describe(error, what)
         guard let error = error as? DatabaseError else {
             kind = .unavailable
@@ -43,7 +43,7 @@ public struct SQLiteFailure: Error, Sendable, CustomStringConvertible {
     }
 
     /// A failure with a message of our own.
-    public init(_ kind: Kind, _ message: String) {
+    package init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
     }
@@ -54,15 +54,15 @@ public struct SQLiteFailure: Error, Sendable, CustomStringConvertible {
 ///
 /// Errors of type `Failure` thrown inside a read or write body pass through unchanged (and roll the write
 /// back); anything else becomes a `SQLiteFailure` handed to the store's mapping.
-public struct SQLiteStoreFile<Failure: Error>: Sendable {
+package struct SQLiteStoreFile<Failure: Error>: Sendable {
     /// The database file's path.
-    public let path: String
+    package let path: String
     private let queue: DatabaseQueue
     private let mapFailure: @Sendable (SQLiteFailure) -> Failure
 
     /// Creates `directory` if needed and opens and migrates `directory/fileName`. `name` goes into error
     /// messages ("open <name> database"); `prepare` runs on every new connection after the common pragmas.
-    public init(directory: URL, fileName: String, name: String, label: String, migrator: DatabaseMigrator,
+    package init(directory: URL, fileName: String, name: String, label: String, migrator: DatabaseMigrator,
                 prepare: (@Sendable (Database) throws -> Void)? = nil,
                 mapFailure: @escaping @Sendable (SQLiteFailure) -> Failure) throws(Failure) {
         self.mapFailure = mapFailure
@@ -86,7 +86,7 @@ public struct SQLiteStoreFile<Failure: Error>: Sendable {
     }
 
     /// Runs `body` in a read transaction (a consistent snapshot).
-    public func read<T>(_ what: String, _ body: (Database) throws -> T) throws(Failure) -> T {
+    package func read<T>(_ what: String, _ body: (Database) throws -> T) throws(Failure) -> T {
         do {
             return try queue.read(body)
         } catch {
@@ -96,7 +96,7 @@ public struct SQLiteStoreFile<Failure: Error>: Sendable {
 
     /// Runs `body` in a BEGIN IMMEDIATE transaction (the cross-process write lock, taken up front) and commits.
     @discardableResult
-    public func writeImmediate<T>(_ what: String, _ body: (Database) throws -> T) throws(Failure) -> T {
+    package func writeImmediate<T>(_ what: String, _ body: (Database) throws -> T) throws(Failure) -> T {
         do {
             return try SQLiteDatabase.writeImmediate(queue, body)
         } catch {
@@ -105,7 +105,7 @@ public struct SQLiteStoreFile<Failure: Error>: Sendable {
     }
 
     /// `error` as the store's error: unchanged when it already is one, else classified and mapped.
-    public func failure(_ error: any Error, _ what: String) -> Failure {
+    package func failure(_ error: any Error, _ what: String) -> Failure {
         if let error = error as? Failure { return error }
         return mapFailure(SQLiteFailure(error, what))
     }

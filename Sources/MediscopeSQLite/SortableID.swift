@@ -2,25 +2,25 @@ import Foundation
 
 /// 26-character time-ordered ids (ULID layout): 48-bit milliseconds since the epoch + 80 random bits,
 /// as Crockford base32 (upper case), so that ids sort by creation time as text.
-public enum SortableID {
+package enum SortableID {
     static let alphabet: [UInt8] = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
     /// A new id for `now` with 80 fresh random bits. Ordered across calls to the millisecond only;
     /// use a `Generator` where ids made within one millisecond must sort in creation order.
-    public static func next(now: Date) -> String {
+    package static func next(now: Date) -> String {
         var rng = SystemRandomNumberGenerator()
         return encode(ms: milliseconds(now), high: UInt16.random(in: 0...UInt16.max, using: &rng), low: rng.next())
     }
 
     /// 26 chars, all Crockford base32 (upper case), first char 0...7 (48-bit time).
-    public static func isValid(_ id: String) -> Bool {
+    package static func isValid(_ id: String) -> Bool {
         let utf8 = Array(id.utf8)
         guard utf8.count == 26, let first = utf8.first, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "7") else { return false }
         return utf8.allSatisfy { alphabet.contains($0) }
     }
 
     /// The id of millisecond `ms` (its low 48 bits) and the 80 bits `high` (top 16) and `low` (bottom 64).
-    public static func encode(ms: UInt64, high: UInt16, low: UInt64) -> String {
+    package static func encode(ms: UInt64, high: UInt16, low: UInt64) -> String {
         var chars = [UInt8](repeating: 0, count: 26)
         let time = ms & 0xffff_ffff_ffff
         for i in 0..<10 { chars[i] = alphabet[Int((time >> UInt64(45 - 5 * i)) & 31)] }
@@ -49,18 +49,18 @@ public enum SortableID {
     /// Ids that are strictly increasing within one process (same millisecond: the random part is
     /// incremented; clock stepping back: the last timestamp is kept), so a newer id always sorts later
     /// here. Across processes ordering holds to the millisecond.
-    public final class Generator: @unchecked Sendable {
-        public static let shared = Generator()
+    package final class Generator: @unchecked Sendable {
+        package static let shared = Generator()
 
         private let lock = NSLock()
         private var lastMs: UInt64 = 0
         private var lastHigh: UInt16 = 0   // top 16 of the 80 random bits
         private var lastLow: UInt64 = 0    // bottom 64
 
-        public init() {}
+        package init() {}
 
         /// Returns a new id and the millisecond timestamp it encodes.
-        public func next(now: Date = Date()) -> (id: String, ms: Int64) {
+        package func next(now: Date = Date()) -> (id: String, ms: Int64) {
             let nowMs = SortableID.milliseconds(now)
             var rng = SystemRandomNumberGenerator()
             lock.lock()

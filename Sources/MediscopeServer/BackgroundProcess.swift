@@ -8,7 +8,7 @@ import Glibc
 /// requests (the outbox's delivery loop, report jobs): a slow or hung remote service holds it, never a
 /// worker. Signals stay blocked outside `pause`, so a stop is never lost and never interrupts a call
 /// half way; the master kills the process only after `ProcessManagerConfig.stopTimeoutSeconds`.
-public protocol BackgroundWork: AnyObject {
+package protocol BackgroundWork: AnyObject {
     /// Runs one round of work (e.g. deliver what is due) and returns how long to pause before the next
     /// round, in seconds. Called again and again until a stop is asked for.
     func runOnce(_ context: BackgroundContext) -> Double
@@ -17,15 +17,15 @@ public protocol BackgroundWork: AnyObject {
 }
 
 extension BackgroundWork {
-    public func stopped(_ context: BackgroundContext) {}
+    package func stopped(_ context: BackgroundContext) {}
 }
 
 /// What a background process sees of the server.
-public struct BackgroundContext: Sendable {
+package struct BackgroundContext: Sendable {
     /// The process's name in the configuration and the logs (e.g. "outbox").
-    public let name: String
+    package let name: String
     /// The bound pools, the scoreboard, the log and the master's pid.
-    public let server: ServerContext
+    package let server: ServerContext
 }
 
 /// The loop of one background process. Never returns.

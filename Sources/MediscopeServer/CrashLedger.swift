@@ -17,15 +17,15 @@ import Foundation
 /// clients; the least recently charged entry makes room), keys only: a prefix of the file's SHA-256 and
 /// a hash of the account or address, never patient data. It lives as long as the master: a restart or
 /// a reload (which may bring a fixed model or configuration) forgets it.
-public final class CrashLedger: @unchecked Sendable {
+package final class CrashLedger: @unchecked Sendable {
     // Shared with forked children; only ever touched through the C functions.
     private let ledger: OpaquePointer
 
     /// Entries per table.
-    public static let capacity = Int(MS_LEDGER_ENTRIES)
+    package static let capacity = Int(MS_LEDGER_ENTRIES)
 
     /// Maps a fresh, empty ledger. Call it in the master, before the workers are forked.
-    public init() throws {
+    package init() throws {
         guard let ledger = ms_ledger_create() else { throw ServerError("cannot map the crash ledger: \(errnoText())") }
         self.ledger = ledger
     }
@@ -33,14 +33,14 @@ public final class CrashLedger: @unchecked Sendable {
     deinit { ms_ledger_destroy(ledger) }
 
     /// The two tables: uploaded files by content, and clients.
-    public enum Table: Int32, Sendable {
+    package enum Table: Int32, Sendable {
         case files = 0
         case clients = 1
         var c: Int32 { rawValue }
     }
 
     /// What ended a worker that died busy with a request.
-    public enum Cause: Sendable, Equatable, CustomStringConvertible {
+    package enum Cause: Sendable, Equatable, CustomStringConvertible {
         /// Killed by a signal (SIGSEGV, SIGABRT, SIGKILL from the OOM killer...).
         case signal(Int32)
         /// Killed by the master for running past the pool's request time limit.
@@ -66,7 +66,7 @@ public final class CrashLedger: @unchecked Sendable {
         }
 
         /// `signal`, `time_limit` or `exit`: the label of /api/metrics.
-        public var kind: String {
+        package var kind: String {
             switch self {
             case .signal: "signal"
             case .timeLimit: "time_limit"
@@ -75,7 +75,7 @@ public final class CrashLedger: @unchecked Sendable {
         }
 
         /// "SIGSEGV", "the request time limit", "exit status 3".
-        public var description: String {
+        package var description: String {
             switch self {
             case .signal(let s): ProcessManager.signalName(Int(s))
             case .timeLimit: "the request time limit"
@@ -85,27 +85,27 @@ public final class CrashLedger: @unchecked Sendable {
     }
 
     /// One key's record.
-    public struct Entry: Sendable, Equatable {
+    package struct Entry: Sendable, Equatable {
         /// The content or client key.
-        public var key: Int64
+        package var key: Int64
         /// Crashes charged to it (for a client: since `firstNs`, the start of its current run).
-        public var crashes: Int
+        package var crashes: Int
         /// When the first and the latest of them happened (CLOCK_MONOTONIC ns, `ms_now_ns`).
-        public var firstNs: Int64
-        public var lastNs: Int64
+        package var firstNs: Int64
+        package var lastNs: Int64
         /// Requests for the key are refused before this (0: not refused).
-        public var refusedUntilNs: Int64
+        package var refusedUntilNs: Int64
         /// What ended the latest one.
-        public var cause: Cause
+        package var cause: Cause
 
         /// Whether a request for the key is refused at `nowNs`.
-        public func isRefused(at nowNs: Int64) -> Bool { refusedUntilNs > nowNs }
+        package func isRefused(at nowNs: Int64) -> Bool { refusedUntilNs > nowNs }
     }
 
     // MARK: - Reading (any process)
 
     /// The entry for `key` in `table`, or nil.
-    public func entry(_ table: Table, key: Int64) -> Entry? {
+    package func entry(_ table: Table, key: Int64) -> Entry? {
         guard key != 0 else { return nil }
         var raw = ms_ledger_entry()
         guard ms_ledger_find(ledger, table.c, key, &raw) >= 0 else { return nil }
@@ -113,7 +113,7 @@ public final class CrashLedger: @unchecked Sendable {
     }
 
     /// Every entry in use in `table`.
-    public func entries(_ table: Table) -> [Entry] {
+    package func entries(_ table: Table) -> [Entry] {
         (0..<Self.capacity).compactMap { i in
             var raw = ms_ledger_entry()
             guard ms_ledger_read(ledger, table.c, Int32(i), &raw) == 0, raw.key != 0 else { return nil }
@@ -122,7 +122,7 @@ public final class CrashLedger: @unchecked Sendable {
     }
 
     /// How many keys of `table` are refused at `nowNs`.
-    public func refusedCount(_ table: Table, at nowNs: Int64 = ms_now_ns()) -> Int {
+    package func refusedCount(_ table: Table, at nowNs: Int64 = ms_now_ns()) -> Int {
         entries(table).filter { $0.isRefused(at: nowNs) }.count
     }
 
@@ -227,19 +227,19 @@ public final class CrashLedger: @unchecked Sendable {
     }
 
     /// The master's crash-loop state, as the status page, metrics and readiness read it.
-    public struct CrashLoop: Codable, Sendable, Equatable {
+    package struct CrashLoop: Codable, Sendable, Equatable {
         /// Whether the master is backing off workers that crash without a request now.
-        public var active: Bool
+        package var active: Bool
         /// When the current crash loop began.
-        public var since: Date?
+        package var since: Date?
         /// The longest delay before a worker is started again, now.
-        public var respawnDelaySeconds: Double
+        package var respawnDelaySeconds: Double
         /// Crash loops since the master started.
-        public var episodes: Int
+        package var episodes: Int
     }
 
     /// The master's crash-loop state now.
-    public var crashLoop: CrashLoop {
+    package var crashLoop: CrashLoop {
         let active = load(MS_LEDGER_CRASH_LOOP) != 0
         return CrashLoop(active: active,
                          since: active ? Date(timeIntervalSince1970: Double(load(MS_LEDGER_CRASH_LOOP_SINCE_UNIX))) : nil,
@@ -248,26 +248,26 @@ public final class CrashLedger: @unchecked Sendable {
     }
 
     /// Requests refused for a file that crashed a worker before (422).
-    public var refusedFiles: Int { Int(load(MS_LEDGER_REFUSED_FILES)) }
+    package var refusedFiles: Int { Int(load(MS_LEDGER_REFUSED_FILES)) }
     /// Requests refused for a client over its crash limit (429).
-    public var refusedClients: Int { Int(load(MS_LEDGER_REFUSED_CLIENTS)) }
+    package var refusedClients: Int { Int(load(MS_LEDGER_REFUSED_CLIENTS)) }
 
     // MARK: - Keys
 
     /// The content key of a file whose SHA-256 is `sha256Hex` (64 hex digits): its first 8 bytes.
-    public static func contentKey(sha256Hex: String) -> Int64 {
+    package static func contentKey(sha256Hex: String) -> Int64 {
         let key = Int64(bitPattern: UInt64(sha256Hex.prefix(16), radix: 16) ?? 0)
         return key == 0 ? 1 : key  // 0 means "none"
     }
 
     /// The client key of a signed-in account.
-    public static func clientKey(user id: String) -> Int64 { fnv1a("user:" + id) }
+    package static func clientKey(user id: String) -> Int64 { fnv1a("user:" + id) }
 
     /// The client key of an address (requests before a user is known).
-    public static func clientKey(address: String) -> Int64 { fnv1a("addr:" + address) }
+    package static func clientKey(address: String) -> Int64 { fnv1a("addr:" + address) }
 
     /// What logs and answers show of a key: its first 8 hex digits (for a file, those of its SHA-256).
-    public static func prefix(_ key: Int64) -> String {
+    package static func prefix(_ key: Int64) -> String {
         let hex = String(UInt64(bitPattern: key), radix: 16)
         return String((String(repeating: "0", count: 16 - hex.count) + hex).prefix(8))
     }
@@ -287,7 +287,7 @@ extension ServerContext {
     /// Before a request's expensive part: charges it to `client` (a signed-in account) if its worker
     /// dies from here on, and refuses it (429 with Retry-After) when `client` or one of `alsoChecked`
     /// (the address, charged for crashes before a user was known) is over its crash limit.
-    public func admitClient(slot: Int, client: Int64, alsoChecked: [Int64] = []) throws(Problem) {
+    package func admitClient(slot: Int, client: Int64, alsoChecked: [Int64] = []) throws(Problem) {
         scoreboard.store(slot, MS_SLOT_CLIENT_KEY, client)
         let now = ms_now_ns()
         guard let refused = ([client] + alsoChecked).compactMap({ crashes.entry(.clients, key: $0) })
@@ -303,7 +303,7 @@ extension ServerContext {
 
     /// Before a file is decoded: charges the request to `content` (its content key) if its worker dies
     /// from here on, and refuses it (422) when that file crashed a worker before, without decoding it.
-    public func admitContent(slot: Int, content: Int64) throws(Problem) {
+    package func admitContent(slot: Int, content: Int64) throws(Problem) {
         scoreboard.store(slot, MS_SLOT_CONTENT_KEY, content)
         guard let refused = crashes.entry(.files, key: content), refused.isRefused(at: ms_now_ns()) else { return }
         crashes.add(MS_LEDGER_REFUSED_FILES, 1)

@@ -1,41 +1,41 @@
 import Foundation
 
 /// One HTTP request as nginx handed it over FastCGI.
-public struct HTTPRequest: Sendable {
-    public var method: String
+package struct HTTPRequest: Sendable {
+    package var method: String
     /// Decoded path without the query string.
-    public var path: String
+    package var path: String
     /// Decoded query parameters; a name given twice keeps its first value, and a value whose bytes are
     /// not UTF-8 stays percent-encoded. Where that matters (patient data), use `queryValues(_:)`.
-    public var query: [String: String]
+    package var query: [String: String]
     /// The query string as received (still percent-encoded).
-    public var queryString: String = ""
+    package var queryString: String = ""
     /// Lowercased header names.
-    public var headers: [String: String]
-    public var body: [UInt8]
-    public var remoteAddress: String
-    public var isTLS: Bool
+    package var headers: [String: String]
+    package var body: [UInt8]
+    package var remoteAddress: String
+    package var isTLS: Bool
     /// This site's own origin (scheme://host[:port]) as nginx received the request, for Origin checks.
-    public var ownOrigin: String?
+    package var ownOrigin: String?
     /// When nginx handed the request to the pool (Unix seconds, from its `$msec`), if it said.
-    public var queuedAt: Double?
+    package var queuedAt: Double?
 
-    public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
+    package init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
                 body: [UInt8] = [], remoteAddress: String = "127.0.0.1", isTLS: Bool = false) {
         self.method = method; self.path = path; self.query = query; self.headers = headers
         self.body = body; self.remoteAddress = remoteAddress; self.isTLS = isTLS
         ownOrigin = headers["host"].map { (isTLS ? "https://" : "http://") + $0 }
     }
 
-    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+    package func header(_ name: String) -> String? { headers[name.lowercased()] }
 
-    public var isLoopback: Bool {
+    package var isLoopback: Bool {
         remoteAddress == "127.0.0.1" || remoteAddress == "::1" || remoteAddress.hasPrefix("127.")
     }
 
     /// Every value of the query parameter `name`, percent-decoded to bytes ('+' is a space), in order.
     /// Bytes, not text: the caller decides what invalid UTF-8 or a repeated parameter means.
-    public func queryValues(_ name: String) -> [[UInt8]] {
+    package func queryValues(_ name: String) -> [[UInt8]] {
         queryString.split(separator: "&", omittingEmptySubsequences: true).compactMap { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard Self.percentDecodedBytes(parts[0]) == Array(name.utf8) else { return nil }
@@ -63,7 +63,7 @@ public struct HTTPRequest: Sendable {
     }
 
     /// Parses `a=1&b=two%20words` (form encoding: '+' is a space).
-    public static func parseQuery(_ string: String) -> [String: String] {
+    package static func parseQuery(_ string: String) -> [String: String] {
         var result: [String: String] = [:]
         for pair in string.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -77,16 +77,16 @@ public struct HTTPRequest: Sendable {
     }
 }
 
-public struct HTTPResponse: Sendable {
-    public var status: Int
-    public var headers: [(String, String)]
-    public var body: [UInt8]
+package struct HTTPResponse: Sendable {
+    package var status: Int
+    package var headers: [(String, String)]
+    package var body: [UInt8]
 
-    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+    package init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status; self.headers = headers; self.body = body
     }
 
-    public static func json<T: Encodable>(_ value: T, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
+    package static func json<T: Encodable>(_ value: T, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
@@ -98,17 +98,17 @@ public struct HTTPResponse: Sendable {
         }
     }
 
-    public static func text(_ text: String, status: Int = 200, contentType: String = "text/plain; charset=utf-8") -> HTTPResponse {
+    package static func text(_ text: String, status: Int = 200, contentType: String = "text/plain; charset=utf-8") -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", contentType)], body: Array(text.utf8))
     }
 
-    public static func html(_ html: String, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
+    package static func html(_ html: String, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8")] + headers, body: Array(html.utf8))
     }
 
-    public static let noContent = HTTPResponse(status: 204)
+    package static let noContent = HTTPResponse(status: 204)
 
-    public func header(_ name: String) -> String? {
+    package func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
 
@@ -116,7 +116,7 @@ public struct HTTPResponse: Sendable {
     /// (`etag(of:)`) unless it has one or nginx sends the body (X-Accel-Redirect: nginx's file has its
     /// own); when the request's If-None-Match names that tag, it becomes a 304 without a body. A HEAD
     /// gets exactly the headers the GET would, Content-Length included, and no body.
-    public func answering(_ request: HTTPRequest) -> HTTPResponse {
+    package func answering(_ request: HTTPRequest) -> HTTPResponse {
         let method = request.method
         guard method == "GET" || method == "HEAD" else { return self }
         var response = self
@@ -143,7 +143,7 @@ public struct HTTPResponse: Sendable {
 
     /// A strong entity tag for `body`: its 64-bit FNV-1a hash and its length, in hex. Tells versions of
     /// one resource apart (a change of any byte or of the length changes it); not a secret, not a MAC.
-    public static func etag(of body: [UInt8]) -> String {
+    package static func etag(of body: [UInt8]) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in body {
             hash ^= UInt64(byte)
@@ -166,35 +166,35 @@ public struct HTTPResponse: Sendable {
 }
 
 /// RFC 9457 problem details: every error the API returns.
-public struct Problem: Error, Sendable, Encodable {
-    public var type: String = "about:blank"
-    public var title: String
-    public var status: Int
-    public var detail: String
-    public var retryAfter: Int?
+package struct Problem: Error, Sendable, Encodable {
+    package var type: String = "about:blank"
+    package var title: String
+    package var status: Int
+    package var detail: String
+    package var retryAfter: Int?
 
     enum CodingKeys: String, CodingKey { case type, title, status, detail }
 
-    public init(status: Int, title: String? = nil, detail: String, retryAfter: Int? = nil) {
+    package init(status: Int, title: String? = nil, detail: String, retryAfter: Int? = nil) {
         self.status = status
         self.title = title ?? HTTPStatus.reason(status)
         self.detail = detail
         self.retryAfter = retryAfter
     }
 
-    public var response: HTTPResponse {
+    package var response: HTTPResponse {
         var r = HTTPResponse.json(self, status: status)
         r.headers[0] = ("Content-Type", "application/problem+json")
         if let retryAfter { r.headers.append(("Retry-After", String(retryAfter))) }
         return r
     }
 
-    public static func badRequest(_ detail: String) -> Problem { Problem(status: 400, detail: detail) }
-    public static func notFound(_ detail: String = "no such resource") -> Problem { Problem(status: 404, detail: detail) }
+    package static func badRequest(_ detail: String) -> Problem { Problem(status: 400, detail: detail) }
+    package static func notFound(_ detail: String = "no such resource") -> Problem { Problem(status: 404, detail: detail) }
 }
 
-public enum HTTPStatus {
-    public static func reason(_ status: Int) -> String {
+package enum HTTPStatus {
+    package static func reason(_ status: Int) -> String {
         switch status {
         case 200: "OK"
         case 201: "Created"

@@ -8,17 +8,17 @@ import Foundation
 /// stays the process manager's own. Each series is a metric name plus its labels; the first process
 /// to observe one claims it. Observations never fail loudly: a full table drops them, and metrics are
 /// never worth a failed request.
-public final class SharedHistograms: @unchecked Sendable {
+package final class SharedHistograms: @unchecked Sendable {
     // Shared with forked children; only ever touched through the C functions.
     private let table: OpaquePointer
     /// Upper bounds of the buckets in seconds, ascending; the implicit last bucket is +Inf.
-    public let bounds: [Double]
+    package let bounds: [Double]
 
     /// Bounds for request stages: 1 ms to 60 s.
-    public static let stageBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+    package static let stageBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
     /// Maps a fresh, empty table. Call it in the master, before the workers are forked.
-    public init(bounds: [Double] = SharedHistograms.stageBounds) throws {
+    package init(bounds: [Double] = SharedHistograms.stageBounds) throws {
         precondition(!bounds.isEmpty && bounds.count < Int(MS_HIST_BUCKETS_MAX) && bounds == bounds.sorted(),
                      "histogram bounds must be ascending and fewer than \(MS_HIST_BUCKETS_MAX)")
         guard let table = ms_histograms_create() else {
@@ -32,7 +32,7 @@ public final class SharedHistograms: @unchecked Sendable {
 
     /// Adds one observation of `seconds` to the series `name{labels}`; `labels` is Prometheus label
     /// text without braces (`stage="forward",model="m"`), values already escaped.
-    public func observe(_ name: String, labels: String, seconds: Double) {
+    package func observe(_ name: String, labels: String, seconds: Double) {
         guard seconds.isFinite else { return }
         let series = ms_histograms_series(table, name + "|" + labels)
         guard series >= 0 else { return }
@@ -43,25 +43,25 @@ public final class SharedHistograms: @unchecked Sendable {
 
     /// Adds one to the counter `name{labels}`: a series whose name ends in `_total`, rendered as a
     /// Prometheus counter (its observation count) rather than a histogram.
-    public func increment(_ name: String, labels: String) {
+    package func increment(_ name: String, labels: String) {
         precondition(name.hasSuffix("_total"), "a counter's name ends in _total")
         observe(name, labels: labels, seconds: 0)
     }
 
     /// One series as read from the table.
-    public struct Series: Sendable, Equatable {
+    package struct Series: Sendable, Equatable {
         /// Metric name, e.g. `mediscope_stage_seconds`.
-        public var name: String
+        package var name: String
         /// Label text without braces.
-        public var labels: String
+        package var labels: String
         /// Observations per bucket (not cumulative), the last one being +Inf.
-        public var counts: [UInt64]
+        package var counts: [UInt64]
         /// Sum of the observations in seconds.
-        public var sum: Double
+        package var sum: Double
     }
 
     /// Every claimed series, sorted by name and labels.
-    public var series: [Series] {
+    package var series: [Series] {
         var out: [Series] = []
         var key = [CChar](repeating: 0, count: Int(MS_HIST_KEY_MAX))
         var counts = [UInt64](repeating: 0, count: Int(MS_HIST_BUCKETS_MAX))
@@ -78,7 +78,7 @@ public final class SharedHistograms: @unchecked Sendable {
 
     /// Prometheus text for every series, with `help` per metric name (HELP and TYPE once per name).
     /// The histograms in Prometheus' text format; `extraLabels` (e.g. `host="a"`) go on every sample.
-    public func prometheus(help: [String: String], extraLabels: String = "") -> String {
+    package func prometheus(help: [String: String], extraLabels: String = "") -> String {
         var out = ""
         var named = ""
         for var s in series {

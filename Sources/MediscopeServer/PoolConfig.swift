@@ -1,12 +1,12 @@
 import Foundation
 
 /// Where a pool listens.
-public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
+package enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
     case unix(path: String)
     case tcp(host: String, port: Int)
 
     /// `unix:/path/to.sock`, `tcp:127.0.0.1:9000` or `tcp:[::1]:9000` (also `tcp:::1:9000`).
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         if text.hasPrefix("unix:") {
             self = .unix(path: String(text.dropFirst(5)))
         } else if text.hasPrefix("tcp:"), let colon = text.lastIndex(of: ":"), colon > text.index(text.startIndex, offsetBy: 3),
@@ -19,7 +19,7 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unix(let path): "unix:\(path)"
         case .tcp(let host, let port): "tcp:\(host):\(port)"
@@ -28,27 +28,27 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// One pool of identical workers on one socket, managed like a PHP-FPM static pool.
-public struct PoolConfig: Sendable, Equatable {
-    public var name: String
-    public var listen: ListenAddress
-    public var workers: Int
-    public var backlog: Int
+package struct PoolConfig: Sendable, Equatable {
+    package var name: String
+    package var listen: ListenAddress
+    package var workers: Int
+    package var backlog: Int
     /// Recycle a worker after this many requests (0: never).
-    public var maxRequests: Int
+    package var maxRequests: Int
     /// Recycle a worker whose resident memory passes this after a request (0: no limit).
-    public var memoryLimitMB: Int
+    package var memoryLimitMB: Int
     /// A request running longer is killed with its worker (0: no limit).
-    public var requestTimeoutSeconds: Double
+    package var requestTimeoutSeconds: Double
     /// Requests slower than this are counted and logged.
-    public var slowRequestSeconds: Double
+    package var slowRequestSeconds: Double
     /// Addresses allowed to connect to a TCP pool (PHP-FPM's `listen.allowed_clients`): numeric IPv4 or
     /// IPv6, exact match; empty: any. FastCGI has no authentication of its own, so a TCP pool should name
     /// its load balancer here (and sit on a private network). Unix sockets are guarded by file modes.
-    public var allowedClients: [String] = []
+    package var allowedClients: [String] = []
     /// Connections one worker keeps open for the web server (FCGI_KEEP_CONN) at most; beyond, it closes them.
-    public var maxKeptConnections = 16
+    package var maxKeptConnections = 16
 
-    public init(name: String, listen: ListenAddress, workers: Int, backlog: Int, maxRequests: Int, memoryLimitMB: Int,
+    package init(name: String, listen: ListenAddress, workers: Int, backlog: Int, maxRequests: Int, memoryLimitMB: Int,
                 requestTimeoutSeconds: Double, slowRequestSeconds: Double) {
         self.name = name; self.listen = listen; self.workers = workers; self.backlog = backlog
         self.maxRequests = maxRequests; self.memoryLimitMB = memoryLimitMB
@@ -56,10 +56,10 @@ public struct PoolConfig: Sendable, Equatable {
     }
 }
 
-public struct ProcessManagerConfig: Sendable {
-    public var pools: [PoolConfig]
+package struct ProcessManagerConfig: Sendable {
+    package var pools: [PoolConfig]
     /// How long a graceful stop or reload waits for busy workers before killing them.
-    public var stopTimeoutSeconds: Double = 20
+    package var stopTimeoutSeconds: Double = 20
     /// The crash-loop rule, PHP-FPM's `emergency_restart_threshold` / `emergency_restart_interval` with
     /// one difference: only abnormal exits of workers that were *not* busy with a request (crashing at
     /// start, or idle) count, since only those can mean a broken deployment; a worker that dies busy
@@ -69,21 +69,21 @@ public struct ProcessManagerConfig: Sendable {
     /// that doubles with each further crash (1 s up to `crashBackoffMaxSeconds`). Where PHP-FPM
     /// restarts itself, the master never stops: the loop ends (`crash_loop_ended`) once the pool has
     /// all its workers up and none crashed without a request for `crashWindowSeconds`.
-    public var crashLimit: Int = 10
+    package var crashLimit: Int = 10
     /// The window of `crashLimit`, and how long a backed-off pool must stay whole to leave the loop.
-    public var crashWindowSeconds: Double = 60
+    package var crashWindowSeconds: Double = 60
     /// The longest delay before a crash-looping pool's next worker is started.
-    public var crashBackoffMaxSeconds: Double = 60
+    package var crashBackoffMaxSeconds: Double = 60
     /// A file whose request crashed a worker is refused (422) for this long after its latest crash,
     /// or until the master restarts or reloads.
-    public var poisonedFileSeconds: Double = 86_400
+    package var poisonedFileSeconds: Double = 86_400
     /// A client (an account, else an address) is refused (429) once this many crashes are charged to
     /// it, each within `clientCrashWindowSeconds` of the one before, until that long after the latest.
-    public var clientCrashLimit: Int = 3
-    public var clientCrashWindowSeconds: Double = 600
-    public var socketMode: Int = 0o660
+    package var clientCrashLimit: Int = 3
+    package var clientCrashWindowSeconds: Double = 600
+    package var socketMode: Int = 0o660
     /// Group that owns unix sockets (nginx's), nil to keep ours.
-    public var socketGroup: String?
+    package var socketGroup: String?
 
-    public init(pools: [PoolConfig]) { self.pools = pools }
+    package init(pools: [PoolConfig]) { self.pools = pools }
 }

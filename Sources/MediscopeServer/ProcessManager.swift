@@ -4,7 +4,7 @@ import Glibc
 
 /// The master process: owns the listening sockets, forks and supervises the workers (PHP-FPM style).
 /// Single-threaded and free of libtorch, so fork() is safe; everything heavy happens in the workers.
-public final class ProcessManager {
+package final class ProcessManager {
     let config: ProcessManagerConfig
     let app: WorkerApplication
     let log: ServerLog
@@ -15,7 +15,7 @@ public final class ProcessManager {
     /// Called on SIGHUP/SIGUSR2 to re-read the configuration. A throw keeps the current one (logged as
     /// `reload_config_error`, the reason on standard error); the new pool settings apply to the new
     /// workers, except a pool's listen address and backlog (a restart binds those).
-    public var reloadConfig: (() throws -> ProcessManagerConfig)?
+    package var reloadConfig: (() throws -> ProcessManagerConfig)?
 
     private struct Child {
         let pool: Int
@@ -42,7 +42,7 @@ public final class ProcessManager {
     private var stopDeadline = 0.0
 
     /// A master for `config`'s pools; maps the scoreboard (throws when it cannot) but binds nothing yet.
-    public init(config: ProcessManagerConfig, app: WorkerApplication, log: ServerLog) throws {
+    package init(config: ProcessManagerConfig, app: WorkerApplication, log: ServerLog) throws {
         self.config = config
         self.app = app
         self.log = log
@@ -53,7 +53,7 @@ public final class ProcessManager {
 
     /// Binds every pool's socket. Separate from run() so callers can report bind errors before forking.
     /// Throws when the pools or their workers do not fit the scoreboard, or a socket cannot be bound.
-    public func bind() throws {
+    package func bind() throws {
         guard config.pools.count <= Scoreboard.poolCount else {
             throw ServerError("\(config.pools.count) pools are configured; the scoreboard has room for \(Scoreboard.poolCount)")
         }
@@ -84,12 +84,12 @@ public final class ProcessManager {
     }
 
     /// What workers see of this server: the bound pools, the scoreboard, the log and the master's pid.
-    public var context: ServerContext {
+    package var context: ServerContext {
         ServerContext(pools: pools, scoreboard: scoreboard, crashes: crashes, log: log, masterPID: getpid())
     }
 
     /// Runs until a stop signal; returns the exit status.
-    public func run() -> Int32 {
+    package func run() -> Int32 {
         guard ms_signals_install() == 0 else {
             log.error("signals_failed")
             return 1

@@ -1,10 +1,10 @@
 /// Matches method + path patterns like `/api/analyses/{id}/heatmaps/{result}.webp`.
-public struct Router: Sendable {
-    public typealias Handler = @Sendable (HTTPRequest, PathParameters) throws(Problem) -> HTTPResponse
+package struct Router: Sendable {
+    package typealias Handler = @Sendable (HTTPRequest, PathParameters) throws(Problem) -> HTTPResponse
 
-    public struct Route: Sendable {
-        public let method: String
-        public let pattern: String
+    package struct Route: Sendable {
+        package let method: String
+        package let pattern: String
         let segments: [Segment]
         let handler: Handler
     }
@@ -15,11 +15,11 @@ public struct Router: Sendable {
         case parameter(String, suffix: String)
     }
 
-    public private(set) var routes: [Route] = []
+    package private(set) var routes: [Route] = []
 
-    public init() {}
+    package init() {}
 
-    public mutating func add(_ method: String, _ pattern: String, _ handler: @escaping Handler) {
+    package mutating func add(_ method: String, _ pattern: String, _ handler: @escaping Handler) {
         let segments = pattern.split(separator: "/").map { part -> Segment in
             guard part.hasPrefix("{"), let close = part.firstIndex(of: "}") else { return .literal(String(part)) }
             let name = String(part[part.index(after: part.startIndex)..<close])
@@ -30,7 +30,7 @@ public struct Router: Sendable {
 
     /// The route's answer, as sent for the request's method (`HTTPResponse.answering`): a GET's 200 with
     /// its ETag (or a 304), a HEAD with every header a GET would get, Content-Length included, and no body.
-    public func handle(_ request: HTTPRequest) -> HTTPResponse {
+    package func handle(_ request: HTTPRequest) -> HTTPResponse {
         route(request).answering(request)
     }
 
@@ -73,7 +73,7 @@ public struct Router: Sendable {
     }
 }
 
-public struct PathParameters: Sendable {
-    public var values: [String: String] = [:]
-    public subscript(_ name: String) -> String { values[name] ?? "" }
+package struct PathParameters: Sendable {
+    package var values: [String: String] = [:]
+    package subscript(_ name: String) -> String { values[name] ?? "" }
 }

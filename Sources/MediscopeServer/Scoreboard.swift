@@ -6,12 +6,12 @@ import Foundation
 /// Every field lives in C (`scoreboard.h`) as a lock-free atomic and is reached only through its
 /// index-checked functions, so no access here can tear a value or leave the mapping. An index out of
 /// range is a bug in this program and traps with the index named.
-public final class Scoreboard: @unchecked Sendable {
+package final class Scoreboard: @unchecked Sendable {
     // Shared with forked children; only ever touched through the C functions.
     private let board: OpaquePointer
 
     /// Maps a fresh scoreboard: every slot free, every counter zero.
-    public init() throws {
+    package init() throws {
         guard let board = ms_scoreboard_create(Int64(Date().timeIntervalSince1970)) else {
             throw ServerError("cannot map the scoreboard: \(errnoText())")
         }
@@ -21,12 +21,12 @@ public final class Scoreboard: @unchecked Sendable {
     deinit { ms_scoreboard_destroy(board) }
 
     /// How many workers the scoreboard can hold at once, over all pools.
-    public static let slotCount = Int(MS_MAX_SLOTS)
+    package static let slotCount = Int(MS_MAX_SLOTS)
     /// How many pools the scoreboard has counters for.
-    public static let poolCount = Int(MS_MAX_POOLS)
+    package static let poolCount = Int(MS_MAX_POOLS)
 
     /// Seconds since the epoch when the scoreboard was mapped (the master's start).
-    public var startedUnix: Int64 { ms_scoreboard_started_unix(board) }
+    package var startedUnix: Int64 { ms_scoreboard_started_unix(board) }
 
     // MARK: - Fields
 
@@ -128,12 +128,12 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     /// Records which manifest models (bit i = model i) the worker in `slot` has loaded.
-    public func setLoadedModels(slot: Int, mask: Int64) {
+    package func setLoadedModels(slot: Int, mask: Int64) {
         store(slot, MS_SLOT_LOADED_MODELS, mask)
     }
 
     /// Models loaded by any live worker of `pool`.
-    public func loadedModels(pool: Int) -> Int64 {
+    package func loadedModels(pool: Int) -> Int64 {
         slots(of: pool).filter { $0.state == MS_SLOT_IDLE || $0.state == MS_SLOT_BUSY }
             .reduce(0) { $0 | load($1.slot, MS_SLOT_LOADED_MODELS) }
     }
@@ -141,7 +141,7 @@ public final class Scoreboard: @unchecked Sendable {
     // MARK: - Status
 
     /// A copy of one pool's numbers for the status page.
-    public func snapshot(pool index: Int) -> PoolSnapshot {
+    package func snapshot(pool index: Int) -> PoolSnapshot {
         var idle = 0, active = 0, starting = 0
         var workers: [PoolSnapshot.Worker] = []
         let now = ms_now_ns()
@@ -186,64 +186,64 @@ public final class Scoreboard: @unchecked Sendable {
 }
 
 /// One pool's numbers as the status page and metrics show them.
-public struct PoolSnapshot: Codable, Sendable {
+package struct PoolSnapshot: Codable, Sendable {
     /// One live worker of the pool.
-    public struct Worker: Codable, Sendable {
+    package struct Worker: Codable, Sendable {
         /// The worker's process id (0 until it has started).
-        public var pid: Int
+        package var pid: Int
         /// starting, idle, busy or exiting.
-        public var state: String
+        package var state: String
         /// Which configuration it runs (reloads start a new generation).
-        public var generation: Int
+        package var generation: Int
         /// Requests it has served.
-        public var requests: Int
+        package var requests: Int
         /// Resident memory after its last request.
-        public var rssKB: Int
+        package var rssKB: Int
         /// How long its current request has run; nil when idle.
-        public var currentRequestMs: Double?
+        package var currentRequestMs: Double?
         /// The file its current request decodes: the first 8 hex digits of its SHA-256 (what a crash
         /// would be charged to); nil when it decodes none (yet).
-        public var currentFile: String?
+        package var currentFile: String?
         /// Since it was forked.
-        public var uptimeSeconds: Double
+        package var uptimeSeconds: Double
     }
     /// Requests accepted since the pool started.
-    public var acceptedRequests: Int
+    package var acceptedRequests: Int
     /// Workers handling a request now.
-    public var activeWorkers: Int
+    package var activeWorkers: Int
     /// Workers waiting for a request now.
-    public var idleWorkers: Int
+    package var idleWorkers: Int
     /// Workers forked but not yet accepting.
-    public var startingWorkers: Int
+    package var startingWorkers: Int
     /// Most workers busy at once.
-    public var maxActiveWorkers: Int
+    package var maxActiveWorkers: Int
     /// Requests slower than the pool's slow-request threshold.
-    public var slowRequests: Int
+    package var slowRequests: Int
     /// Requests over the time limit (their worker was killed).
-    public var killedRequests: Int
+    package var killedRequests: Int
     /// Workers respawned after an exit.
-    public var restarts: Int
+    package var restarts: Int
     /// Longest listen queue seen.
-    public var maxListenQueue: Int
+    package var maxListenQueue: Int
     /// Abnormal worker exits, by cause (`signal`, `time_limit`, `exit`).
-    public struct Crashes: Codable, Sendable {
+    package struct Crashes: Codable, Sendable {
         /// Busy with a request: charged to that request's file and client.
-        public var duringRequest: [String: Int]
+        package var duringRequest: [String: Int]
         /// At start or idle: what the crash-loop rule counts.
-        public var withoutRequest: [String: Int]
+        package var withoutRequest: [String: Int]
     }
     /// Abnormal worker exits since the pool started.
-    public var crashes: Crashes
+    package var crashes: Crashes
     /// The live workers, by pid.
-    public var workers: [Worker]
+    package var workers: [Worker]
 }
 
 /// A failure of the process manager, described for the operator.
-public struct ServerError: Error, CustomStringConvertible {
+package struct ServerError: Error, CustomStringConvertible {
     /// What failed and why.
-    public let description: String
+    package let description: String
     /// A failure described by `description`.
-    public init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }

@@ -6,14 +6,14 @@ import Logging
 /// swift-log. Redacted by construction: the only way in is `log(_:_:_:)`, whose event is a StaticString
 /// and whose fields are `LogField`s (numbers, identifiers we minted, fixed words). Anything else that
 /// reaches the handler (a message or metadata from some other swift-log user) is written as "[redacted]".
-public final class ServerLog: @unchecked Sendable {
-    public enum Level: String, Sendable { case debug, info, warning, error }
+package final class ServerLog: @unchecked Sendable {
+    package enum Level: String, Sendable { case debug, info, warning, error }
 
     private let sink: LogSink
     private var logger: Logger
 
     /// nil path: standard error.
-    public init(path: String?) {
+    package init(path: String?) {
         let sink = LogSink(path: path)
         self.sink = sink
         logger = Logger(label: "mediscope") { _ in JSONLinesLogHandler(sink: sink) }
@@ -21,17 +21,17 @@ public final class ServerLog: @unchecked Sendable {
     }
 
     /// SIGUSR1: logrotate moved the file away; start a new one.
-    public func reopen() { sink.reopen() }
+    package func reopen() { sink.reopen() }
 
-    public func log(_ level: Level, _ event: StaticString, _ fields: [String: LogField] = [:]) {
+    package func log(_ level: Level, _ event: StaticString, _ fields: [String: LogField] = [:]) {
         var metadata = fields.mapValues { Logger.MetadataValue.stringConvertible(LogField.Rendered(json: $0.json)) }
         metadata[JSONLinesLogHandler.eventKey] = .stringConvertible(LogField.Rendered(json: "\"\(event)\""))
         logger.log(level: level.swiftLog, "\(event)", metadata: metadata)
     }
 
-    public func info(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.info, event, fields) }
-    public func warning(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.warning, event, fields) }
-    public func error(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.error, event, fields) }
+    package func info(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.info, event, fields) }
+    package func warning(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.warning, event, fields) }
+    package func error(_ event: StaticString, _ fields: [String: LogField] = [:]) { log(.error, event, fields) }
 
     // MARK: - The route of the request in progress (for the slow-request log)
 
@@ -41,12 +41,12 @@ public final class ServerLog: @unchecked Sendable {
     /// Notes the route the request in progress matched, as "METHOD pattern" (`GET /api/analyses/{id}`):
     /// the slow-request log names it, never the path, which holds record ids. A worker serves one request
     /// at a time, so one note per process is enough.
-    public func noteRoute(method: String, pattern: String) {
+    package func noteRoute(method: String, pattern: String) {
         routeLock.withLock { route = method + " " + pattern }
     }
 
     /// The route noted since the last call, and forgets it; nil when none was (no route matched).
-    public func takeRoute() -> String? {
+    package func takeRoute() -> String? {
         routeLock.withLock {
             defer { route = nil }
             return route
@@ -136,7 +136,7 @@ struct JSONLinesLogHandler: LogHandler {
 }
 
 /// A value that may go into the log. Strings only from fixed words or identifiers we minted.
-public enum LogField: Sendable {
+package enum LogField: Sendable {
     case int(Int)
     case double(Double)
     case bool(Bool)
@@ -145,10 +145,10 @@ public enum LogField: Sendable {
     /// An identifier the server generated (analysis id, request id) or a status text it built.
     case token(Token)
 
-    public struct Token: Sendable {
+    package struct Token: Sendable {
         let value: String
         /// Only characters of identifiers and our own messages; anything else is replaced.
-        public init(_ value: String) {
+        package init(_ value: String) {
             let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:{} ")
             self.value = String(value.prefix(200).map { allowed.contains($0) ? $0 : "?" })
         }

@@ -5,12 +5,12 @@ import Glibc
 
 /// Handles requests inside one worker process. Made after fork, so it may load models, open databases
 /// and start threads that the master never has.
-public protocol RequestHandler: AnyObject {
+package protocol RequestHandler: AnyObject {
     func handle(_ request: HTTPRequest) -> HTTPResponse
 }
 
 /// What the application gives the process manager.
-public protocol WorkerApplication: Sendable {
+package protocol WorkerApplication: Sendable {
     /// Called once in each new worker process, after fork. `slot` is the worker's scoreboard slot.
     func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler
     /// Bodies above this are refused with 413 before they are read.
@@ -22,29 +22,29 @@ public protocol WorkerApplication: Sendable {
 }
 
 extension WorkerApplication {
-    public var backgroundProcesses: [String] { [] }
-    public func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? { nil }
+    package var backgroundProcesses: [String] { [] }
+    package func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? { nil }
 }
 
 /// A pool as the running server knows it: its settings, index in the scoreboard and listening socket.
-public struct PoolRuntime: Sendable {
-    public let index: Int
+package struct PoolRuntime: Sendable {
+    package let index: Int
     /// Replaced on reload, except `listen` and `backlog` (the socket stays bound).
-    public internal(set) var config: PoolConfig
-    public let listenFD: Int32
+    package internal(set) var config: PoolConfig
+    package let listenFD: Int32
 }
 
 /// What a worker can see of the server it belongs to (for the status page and metrics).
-public struct ServerContext: Sendable {
-    public let pools: [PoolRuntime]
-    public let scoreboard: Scoreboard
+package struct ServerContext: Sendable {
+    package let pools: [PoolRuntime]
+    package let scoreboard: Scoreboard
     /// Files and clients charged with worker crashes, and the master's crash-loop state.
-    public let crashes: CrashLedger
-    public let log: ServerLog
-    public let masterPID: Int32
+    package let crashes: CrashLedger
+    package let log: ServerLog
+    package let masterPID: Int32
 
     /// Connections waiting in a pool's listen queue right now, and the queue's bound.
-    public func listenQueue(_ pool: PoolRuntime) -> (queued: Int, backlog: Int)? {
+    package func listenQueue(_ pool: PoolRuntime) -> (queued: Int, backlog: Int)? {
         var queued: Int64 = 0, backlog: Int64 = 0
         guard ms_listen_queue(pool.listenFD, &queued, &backlog) == 0 else { return nil }
         return (Int(queued), Int(backlog))

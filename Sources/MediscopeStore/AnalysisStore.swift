@@ -5,16 +5,16 @@ import MediscopeImaging
 // Records are plain values owned by this module: the store knows nothing of models or HTTP.
 
 /// Patient details entered with the upload. Health data: never logged, never sent to an LLM.
-public struct PatientInfo: Codable, Sendable, Equatable {
-    public var patientId: String
-    public var name: String?
-    public var age: Int?
-    public var sex: String?        // female | male | other | unknown
-    public var modality: String?   // MRI | CT
-    public var bodyPart: String?
-    public var note: String?
+package struct PatientInfo: Codable, Sendable, Equatable {
+    package var patientId: String
+    package var name: String?
+    package var age: Int?
+    package var sex: String?        // female | male | other | unknown
+    package var modality: String?   // MRI | CT
+    package var bodyPart: String?
+    package var note: String?
 
-    public init(patientId: String, name: String? = nil, age: Int? = nil, sex: String? = nil,
+    package init(patientId: String, name: String? = nil, age: Int? = nil, sex: String? = nil,
                 modality: String? = nil, bodyPart: String? = nil, note: String? = nil) {
         self.patientId = patientId; self.name = name; self.age = age; self.sex = sex
         self.modality = modality; self.bodyPart = bodyPart; self.note = note
@@ -22,41 +22,41 @@ public struct PatientInfo: Codable, Sendable, Equatable {
 }
 
 /// A stored image, addressed by the SHA-256 of its bytes.
-public struct ImageRef: Codable, Sendable, Equatable {
-    public var key: String          // lowercase hex SHA-256 of the bytes
-    public var contentType: String  // image/jpeg | image/webp | image/png
-    public var width: Int
-    public var height: Int
-    public var byteCount: Int
+package struct ImageRef: Codable, Sendable, Equatable {
+    package var key: String          // lowercase hex SHA-256 of the bytes
+    package var contentType: String  // image/jpeg | image/webp | image/png
+    package var width: Int
+    package var height: Int
+    package var byteCount: Int
 
-    public init(key: String, contentType: String, width: Int, height: Int, byteCount: Int) {
+    package init(key: String, contentType: String, width: Int, height: Int, byteCount: Int) {
         self.key = key; self.contentType = contentType; self.width = width; self.height = height; self.byteCount = byteCount
     }
 }
 
-public struct StoredProbability: Codable, Sendable, Equatable {
-    public var label: String
+package struct StoredProbability: Codable, Sendable, Equatable {
+    package var label: String
     /// The label as people read it (from the manifest when the analysis ran); nil in older records.
-    public var title: String?
-    public var probability: Double
-    public init(label: String, title: String? = nil, probability: Double) {
+    package var title: String?
+    package var probability: Double
+    package init(label: String, title: String? = nil, probability: Double) {
         self.label = label; self.title = title; self.probability = probability
     }
 }
 
 /// One model result as stored: classification plus its Grad-CAM overlay.
-public struct StoredResult: Codable, Sendable, Equatable {
-    public var id: String
-    public var model: String
-    public var title: String
-    public var task: String                 // binary | multiclass
-    public var probabilities: [StoredProbability]
-    public var prediction: String
-    public var confidence: Double
-    public var explainedLabel: String
-    public var heatmap: ImageRef
+package struct StoredResult: Codable, Sendable, Equatable {
+    package var id: String
+    package var model: String
+    package var title: String
+    package var task: String                 // binary | multiclass
+    package var probabilities: [StoredProbability]
+    package var prediction: String
+    package var confidence: Double
+    package var explainedLabel: String
+    package var heatmap: ImageRef
 
-    public init(id: String, model: String, title: String, task: String, probabilities: [StoredProbability],
+    package init(id: String, model: String, title: String, task: String, probabilities: [StoredProbability],
                 prediction: String, confidence: Double, explainedLabel: String, heatmap: ImageRef) {
         self.id = id; self.model = model; self.title = title; self.task = task; self.probabilities = probabilities
         self.prediction = prediction; self.confidence = confidence; self.explainedLabel = explainedLabel; self.heatmap = heatmap
@@ -65,19 +65,19 @@ public struct StoredResult: Codable, Sendable, Equatable {
 
 /// What was analysed: the uploaded file's format, and what was done to it so that the analysis ran on
 /// what the clinician saw. Stored with the analysis; nil in records made before it was kept.
-public struct ScanSource: Codable, Sendable, Equatable {
+package struct ScanSource: Codable, Sendable, Equatable {
     /// `jpeg`, `png`, `webp` or `dicom`.
-    public var format: String
+    package var format: String
     /// The EXIF Orientation (1...8) the file carried, applied before analysis and display; nil: none.
-    public var exifOrientation: Int?
+    package var exifOrientation: Int?
     /// How the orientation changed the stored pixels, in words ("rotated 90° clockwise"); nil: none.
-    public var orientationApplied: String?
+    package var orientationApplied: String?
     /// For a DICOM file: the frame, Modality LUT and window that made the analysed 8-bit image.
-    public var dicom: DicomWindow?
+    package var dicom: DicomWindow?
     /// For a DICOM file: its study identifiers (patient data: same access rules as the record, never logged).
-    public var study: DicomStudy?
+    package var study: DicomStudy?
 
-    public init(format: String, exifOrientation: Int? = nil, orientationApplied: String? = nil,
+    package init(format: String, exifOrientation: Int? = nil, orientationApplied: String? = nil,
                 dicom: DicomWindow? = nil, study: DicomStudy? = nil) {
         self.format = format; self.exifOrientation = exifOrientation; self.orientationApplied = orientationApplied
         self.dicom = dicom; self.study = study
@@ -86,17 +86,17 @@ public struct ScanSource: Codable, Sendable, Equatable {
 
 /// How a DICOM frame was rendered to the 8-bit image analysed and shown (PS3.3 C.11): MediscopeImaging's
 /// `DicomRendering`, stored as it is (same JSON).
-public typealias DicomWindow = DicomRendering
+package typealias DicomWindow = DicomRendering
 
 /// The study a DICOM file belongs to, as the file says: UIDs, Study Date (YYYYMMDD) and Series Description.
-public struct DicomStudy: Codable, Sendable, Equatable {
-    public var studyInstanceUID: String?
-    public var seriesInstanceUID: String?
-    public var sopInstanceUID: String?
-    public var studyDate: String?
-    public var seriesDescription: String?
+package struct DicomStudy: Codable, Sendable, Equatable {
+    package var studyInstanceUID: String?
+    package var seriesInstanceUID: String?
+    package var sopInstanceUID: String?
+    package var studyDate: String?
+    package var seriesDescription: String?
 
-    public init(studyInstanceUID: String? = nil, seriesInstanceUID: String? = nil, sopInstanceUID: String? = nil,
+    package init(studyInstanceUID: String? = nil, seriesInstanceUID: String? = nil, sopInstanceUID: String? = nil,
                 studyDate: String? = nil, seriesDescription: String? = nil) {
         self.studyInstanceUID = studyInstanceUID; self.seriesInstanceUID = seriesInstanceUID
         self.sopInstanceUID = sopInstanceUID; self.studyDate = studyDate; self.seriesDescription = seriesDescription
@@ -104,22 +104,22 @@ public struct DicomStudy: Codable, Sendable, Equatable {
 }
 
 /// What the server hands the store to create one analysis; the store assigns id and time.
-public struct NewAnalysis: Sendable {
-    public var organizationId: String
-    public var createdBy: String?
-    public var patient: PatientInfo
-    public var imageWidth: Int
-    public var imageHeight: Int
+package struct NewAnalysis: Sendable {
+    package var organizationId: String
+    package var createdBy: String?
+    package var patient: PatientInfo
+    package var imageWidth: Int
+    package var imageHeight: Int
     /// The scan at display size and one heatmap per result; refs in `results` point into `images` by key.
-    public var scan: ImageRef
-    public var results: [StoredResult]
-    public var timingsMs: [String: Double]
-    public var images: [ImageBlob]
-    public var source: ScanSource?
+    package var scan: ImageRef
+    package var results: [StoredResult]
+    package var timingsMs: [String: Double]
+    package var images: [ImageBlob]
+    package var source: ScanSource?
     /// Whether the image is one the models were made for; never changes `results`.
-    public var inputCheck: InputCheck
+    package var inputCheck: InputCheck
 
-    public init(organizationId: String, createdBy: String?, patient: PatientInfo, imageWidth: Int, imageHeight: Int,
+    package init(organizationId: String, createdBy: String?, patient: PatientInfo, imageWidth: Int, imageHeight: Int,
                 scan: ImageRef, results: [StoredResult], timingsMs: [String: Double], images: [ImageBlob],
                 source: ScanSource? = nil, inputCheck: InputCheck = .notRecorded) {
         self.organizationId = organizationId; self.createdBy = createdBy; self.patient = patient
@@ -129,35 +129,35 @@ public struct NewAnalysis: Sendable {
 }
 
 /// Image bytes to store; `ref.key` must be the SHA-256 of `bytes` (ImageBlob.make computes it).
-public struct ImageBlob: Sendable {
-    public var ref: ImageRef { didSet { keyIsDigest = false } }
-    public var bytes: [UInt8] { didSet { keyIsDigest = false } }
+package struct ImageBlob: Sendable {
+    package var ref: ImageRef { didSet { keyIsDigest = false } }
+    package var bytes: [UInt8] { didSet { keyIsDigest = false } }
     /// True only for a blob from `make` that was not changed since: its key is known to be the
     /// digest of its bytes, so a store need not hash the bytes a second time. Anything else is checked.
     var keyIsDigest = false
-    public init(ref: ImageRef, bytes: [UInt8]) { self.ref = ref; self.bytes = bytes }
+    package init(ref: ImageRef, bytes: [UInt8]) { self.ref = ref; self.bytes = bytes }
 }
 
-public struct AnalysisRecord: Codable, Sendable, Equatable {
-    public var id: String                   // 26 chars, time-ordered (ULID-style Crockford base32)
-    public var createdAt: Date
-    public var organizationId: String
-    public var createdBy: String?
-    public var patient: PatientInfo
-    public var imageWidth: Int
-    public var imageHeight: Int
-    public var scan: ImageRef
-    public var results: [StoredResult]
-    public var timingsMs: [String: Double]
+package struct AnalysisRecord: Codable, Sendable, Equatable {
+    package var id: String                   // 26 chars, time-ordered (ULID-style Crockford base32)
+    package var createdAt: Date
+    package var organizationId: String
+    package var createdBy: String?
+    package var patient: PatientInfo
+    package var imageWidth: Int
+    package var imageHeight: Int
+    package var scan: ImageRef
+    package var results: [StoredResult]
+    package var timingsMs: [String: Double]
     /// Plain-language report text, when one has been written (LLM issue, later).
-    public var report: String?
-    public var source: ScanSource? = nil
+    package var report: String?
+    package var source: ScanSource? = nil
     /// Whether the image is one the models were made for; `InputCheck.notRecorded` for records stored
     /// before the check existed.
-    public var inputCheck: InputCheck = .notRecorded
+    package var inputCheck: InputCheck = .notRecorded
 
     /// A record as a store read it back (stores assign `id` and `createdAt`).
-    public init(id: String, createdAt: Date, organizationId: String, createdBy: String?, patient: PatientInfo,
+    package init(id: String, createdAt: Date, organizationId: String, createdBy: String?, patient: PatientInfo,
                 imageWidth: Int, imageHeight: Int, scan: ImageRef, results: [StoredResult], timingsMs: [String: Double],
                 report: String?, source: ScanSource? = nil, inputCheck: InputCheck = .notRecorded) {
         self.id = id; self.createdAt = createdAt; self.organizationId = organizationId; self.createdBy = createdBy
@@ -170,7 +170,7 @@ public struct AnalysisRecord: Codable, Sendable, Equatable {
 extension AnalysisRecord {
     /// Decodes a record, reading a missing `inputCheck` (an outbox entry queued before input checks) as
     /// `InputCheck.notRecorded`.
-    public init(from decoder: Decoder) throws {
+    package init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
             id: try c.decode(String.self, forKey: .id), createdAt: try c.decode(Date.self, forKey: .createdAt),
@@ -186,28 +186,28 @@ extension AnalysisRecord {
     }
 }
 
-public struct AnalysisQuery: Sendable, Equatable {
-    public var organizationId: String
-    public var patientId: String?           // exact match
-    public var limit: Int                   // 1...100
-    public var cursor: String?              // opaque, from AnalysisPage.nextCursor
-    public init(organizationId: String, patientId: String? = nil, limit: Int = 20, cursor: String? = nil) {
+package struct AnalysisQuery: Sendable, Equatable {
+    package var organizationId: String
+    package var patientId: String?           // exact match
+    package var limit: Int                   // 1...100
+    package var cursor: String?              // opaque, from AnalysisPage.nextCursor
+    package init(organizationId: String, patientId: String? = nil, limit: Int = 20, cursor: String? = nil) {
         self.organizationId = organizationId; self.patientId = patientId; self.limit = limit; self.cursor = cursor
     }
 }
 
-public struct AnalysisPage: Sendable, Equatable {
-    public var items: [AnalysisRecord]      // newest first
-    public var nextCursor: String?          // nil on the last page
-    public init(items: [AnalysisRecord], nextCursor: String?) { self.items = items; self.nextCursor = nextCursor }
+package struct AnalysisPage: Sendable, Equatable {
+    package var items: [AnalysisRecord]      // newest first
+    package var nextCursor: String?          // nil on the last page
+    package init(items: [AnalysisRecord], nextCursor: String?) { self.items = items; self.nextCursor = nextCursor }
 }
 
-public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case unavailable, invalidCursor, invalidRecord, io, conflict }
-    public let kind: Kind
-    public let message: String
-    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
-    public var description: String { "\(kind): \(message)" }
+package struct StoreError: Error, Sendable, CustomStringConvertible {
+    package enum Kind: String, Sendable { case unavailable, invalidCursor, invalidRecord, io, conflict }
+    package let kind: Kind
+    package let message: String
+    package init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    package var description: String { "\(kind): \(message)" }
 }
 
 /// Analyses and their images: the store every backend (embedded SQLite, Google Firestore) implements.
@@ -236,7 +236,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 /// - **Errors.** `unavailable` (the backend cannot be reached now; retry later), `io` (a read or write
 ///   failed, or stored data is unreadable), `invalidRecord`, `invalidCursor`. Messages never quote
 ///   patient data.
-public protocol AnalysisStore: Sendable {
+package protocol AnalysisStore: Sendable {
     /// Stores images and record; returns only once both are durable (fsync'd / committed).
     /// A crash at any point leaves either the whole record or nothing visible.
     func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord

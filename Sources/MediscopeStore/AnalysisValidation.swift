@@ -7,7 +7,7 @@ extension NewAnalysis {
     /// patient id present, positive size, keys of 64 lowercase hex chars that are the SHA-256 of their
     /// bytes (trusted for blobs from `ImageBlob.make`), supported content types, scan and heatmaps among
     /// the images. Returns each distinct image with its file extension. Throws `invalidRecord`.
-    public func validatedImages() throws(StoreError) -> [(ImageBlob, String)] {
+    package func validatedImages() throws(StoreError) -> [(ImageBlob, String)] {
         let analysis = self
         func invalid(_ message: String) -> StoreError { StoreError(.invalidRecord, message) }
         guard !analysis.organizationId.isEmpty else { throw invalid("organizationId is empty") }
@@ -39,7 +39,7 @@ extension NewAnalysis {
 extension NewAnalysis {
     /// The record this analysis becomes under a fresh time-ordered id (`SortableID.Generator.shared`),
     /// created now to the millisecond, with no report yet. Every backend's `create` names records so.
-    public func newRecord() -> AnalysisRecord {
+    package func newRecord() -> AnalysisRecord {
         let (id, ms) = SortableID.Generator.shared.next()
         return AnalysisRecord(
             id: id, createdAt: Date(millisecondsSince1970: ms), organizationId: organizationId, createdBy: createdBy,
@@ -50,13 +50,13 @@ extension NewAnalysis {
 
 /// The opaque paging cursor of `AnalysisStore.list`: base64url of "createdAtMs:id" of the last record
 /// of a page. Shared by every backend so a cursor means the same everywhere.
-public enum AnalysisCursor {
-    public static func encode(ms: Int64, id: String) -> String {
+package enum AnalysisCursor {
+    package static func encode(ms: Int64, id: String) -> String {
         Base64URL.encode("\(ms):\(id)".utf8)
     }
 
     /// Throws `invalidCursor` for anything `encode` did not make.
-    public static func decode(_ cursor: String) throws(StoreError) -> (Int64, String) {
+    package static func decode(_ cursor: String) throws(StoreError) -> (Int64, String) {
         let bad = StoreError(.invalidCursor, "cursor is not one this server issued")
         guard !cursor.isEmpty, cursor.utf8.count <= 100, let bytes = Base64URL.decode(cursor),
               let text = String(bytes: bytes, encoding: .utf8) else { throw bad }

@@ -4,30 +4,30 @@ import Foundation
 /// only with their analysis, which cannot be deleted once a version is signed (`ReportStore.close`).
 /// The newest one is the report. Holds patient-related text: same access
 /// rules as the analysis, never logged, never sent anywhere.
-public struct ReportVersion: Codable, Sendable, Equatable {
+package struct ReportVersion: Codable, Sendable, Equatable {
     /// A draft may be edited and signed; a signed version is final (an amendment is a new signed version).
-    public enum Status: String, Codable, Sendable { case draft, signed }
+    package enum Status: String, Codable, Sendable { case draft, signed }
     /// Who wrote the text: the LLM, the template fallback, or a clinician (an edit, a signature, an amendment).
-    public enum Origin: String, Codable, Sendable { case llm, template, clinician }
+    package enum Origin: String, Codable, Sendable { case llm, template, clinician }
 
-    public var analysisId: String
-    public var organizationId: String
+    package var analysisId: String
+    package var organizationId: String
     /// 1 for the first draft, then one more per version.
-    public var number: Int
-    public var status: Status
-    public var text: String
-    public var origin: Origin
+    package var number: Int
+    package var status: Status
+    package var text: String
+    package var origin: Origin
     /// `llm`: the model id the server reported.
-    public var model: String?
+    package var model: String?
     /// `template`: why no LLM text was used ("no LLM is configured", "the LLM failed: timeout").
-    public var reason: String?
+    package var reason: String?
     /// `clinician`: the user's id and name as shown when they wrote or signed it.
-    public var authorId: String?
-    public var authorName: String?
+    package var authorId: String?
+    package var authorName: String?
     /// When this version was stored (millisecond precision).
-    public var createdAt: Date
+    package var createdAt: Date
 
-    public init(analysisId: String, organizationId: String, number: Int, status: Status, text: String, origin: Origin,
+    package init(analysisId: String, organizationId: String, number: Int, status: Status, text: String, origin: Origin,
                 model: String? = nil, reason: String? = nil, authorId: String? = nil, authorName: String? = nil, createdAt: Date) {
         self.analysisId = analysisId; self.organizationId = organizationId; self.number = number; self.status = status
         self.text = text; self.origin = origin; self.model = model; self.reason = reason; self.authorId = authorId
@@ -36,7 +36,7 @@ public struct ReportVersion: Codable, Sendable, Equatable {
 }
 
 /// What `ReportStore.close` did.
-public enum ReportClosing: Sendable, Equatable {
+package enum ReportClosing: Sendable, Equatable {
     /// The report is closed (now or before): no version can be appended until it is reopened.
     case closed
     /// A version is signed: nothing changed. A signed report is kept, and its analysis with it.
@@ -58,7 +58,7 @@ public enum ReportClosing: Sendable, Equatable {
 ///   that the analysis is `organizationId`'s. `reopen` undoes it (the analysis could not be deleted).
 /// - `deleteAll` removes every version of the analysis (with the analysis itself); the report stays
 ///   closed, so a draft written late (an LLM still answering) is refused.
-public protocol ReportStore: Sendable {
+package protocol ReportStore: Sendable {
     /// Appends `version` (see the contract above).
     func append(_ version: ReportVersion) throws(StoreError)
     /// The analysis's versions, oldest first; none for another organisation.

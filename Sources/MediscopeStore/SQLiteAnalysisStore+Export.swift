@@ -7,7 +7,7 @@ extension SQLiteAnalysisStore {
     /// next; an empty page is the end. SQLite-specific on purpose: a shared backend pages per organisation
     /// (`AnalysisStore.list`). Images are not read: fetch them one record at a time with `imageBytes`.
     /// - Throws: `StoreError` `.unavailable` or `.io` when the database cannot be read or a row is unreadable.
-    public func records(afterId: String?, limit: Int) throws(StoreError) -> [AnalysisRecord] {
+    package func records(afterId: String?, limit: Int) throws(StoreError) -> [AnalysisRecord] {
         let limit = min(max(limit, 1), 1000)
         let rows = try database.read("read every analysis") { db in
             try Row.fetchAll(db, sql: "SELECT * FROM analyses WHERE id > ? ORDER BY id LIMIT ?", arguments: [afterId ?? "", limit])

@@ -12,7 +12,7 @@ import MediscopeSQLite
 /// write lock (taken with BEGIN IMMEDIATE) is the cross-process lock. Image files are only ever
 /// unlinked while that lock is held, and create() re-checks its images under the lock, so a concurrent
 /// delete or garbage collection can never remove an image that a committed record uses.
-public final class SQLiteAnalysisStore: AnalysisStore {
+package final class SQLiteAnalysisStore: AnalysisStore {
     /// Points where tests simulate a crash or a failure. Empty in production.
     struct Hooks: Sendable {
         /// After every image is durable, before the database transaction starts.
@@ -21,20 +21,20 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         var beforeCommit: (@Sendable () throws -> Void)?
     }
 
-    public static let databaseFileName = "mediscope.sqlite"
-    public static let blobFolderName = "blobs"
+    package static let databaseFileName = "mediscope.sqlite"
+    package static let blobFolderName = "blobs"
     /// The extensions image files under `blobFolderName` may have (`<sha256>.<ext>`).
-    public static var imageFileExtensions: [String] { BlobFolder.extensions }
+    package static var imageFileExtensions: [String] { BlobFolder.extensions }
     /// Orphan images younger than this survive the collection run at open (they may belong to a create in flight).
-    public static let defaultGarbageAge: TimeInterval = 3600
+    package static let defaultGarbageAge: TimeInterval = 3600
 
-    public let directory: URL
-    public let databasePath: String
+    package let directory: URL
+    package let databasePath: String
     let blobs: BlobFolder
     let database: SQLiteStoreFile<StoreError>
     private let hooks: Hooks
 
-    public convenience init(directory: URL) throws(StoreError) {
+    package convenience init(directory: URL) throws(StoreError) {
         try self.init(directory: directory, hooks: Hooks())
     }
 
@@ -100,7 +100,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     // MARK: - AnalysisStore
 
-    public func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
+    package func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
         let images = try analysis.validatedImages()
         // Everything that can reject the input happens before the first file is written.
         let patientJSON = try encode(analysis.patient, "patient")
@@ -149,7 +149,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         return record
     }
 
-    public func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {
+    package func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {
         let row = try database.read("read analysis") { db in
             try Row.fetchOne(db, sql: "SELECT * FROM analyses WHERE id = ? AND organization_id = ?",
                              arguments: [id, organizationId])
@@ -158,7 +158,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         return try Self.record(from: row)
     }
 
-    public func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage {
+    package func list(_ query: AnalysisQuery) throws(StoreError) -> AnalysisPage {
         let limit = min(max(query.limit, 1), 100)
         var sql = "SELECT * FROM analyses WHERE organization_id = ?"
         var arguments: StatementArguments = [query.organizationId]
@@ -182,7 +182,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         return AnalysisPage(items: items, nextCursor: next)
     }
 
-    public func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
+    package func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
         // 1. Record and its references, atomically.
         let keys: [String]? = try database.writeImmediate("delete analysis") { db in
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM analyses WHERE id = ? AND organization_id = ?)",
@@ -199,23 +199,23 @@ public final class SQLiteAnalysisStore: AnalysisStore {
         return true
     }
 
-    public func owner(id: String) throws(StoreError) -> String? {
+    package func owner(id: String) throws(StoreError) -> String? {
         try database.read("read the owner of an analysis") { db in
             try String.fetchOne(db, sql: "SELECT organization_id FROM analyses WHERE id = ?", arguments: [id])
         }
     }
 
-    public func imagePath(key: String) -> String? {
+    package func imagePath(key: String) -> String? {
         guard BlobFolder.isValidKey(key) else { return nil }
         return blobs.existingPath(forKey: key)
     }
 
-    public func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
+    package func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
         guard BlobFolder.isValidKey(key) else { return nil }
         return try blobs.read(key: key)
     }
 
-    public func checkReady() throws(StoreError) {
+    package func checkReady() throws(StoreError) {
         let one = try database.read("check database") { db in try Int.fetchOne(db, sql: "SELECT 1") }
         guard one == 1 else { throw StoreError(.unavailable, "database did not answer SELECT 1") }
         try blobs.checkWritable()
@@ -224,13 +224,13 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     // MARK: - Snapshot
 
     /// What `snapshot(into:)` copied.
-    public struct SnapshotCounts: Sendable, Equatable {
+    package struct SnapshotCounts: Sendable, Equatable {
         /// Analysis records in the copy.
-        public var records: Int
+        package var records: Int
         /// Image files linked into the copy.
-        public var images: Int
+        package var images: Int
         /// Keys of images a record refers to that had no file in this store (damage found, not made).
-        public var missingImages: [String]
+        package var missingImages: [String]
     }
 
     /// Writes a consistent copy of the store in `storeDirectory` into `directory` (created 0700 if
@@ -244,7 +244,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     /// - Throws: `StoreError(.io)` when there is no database or a file cannot be written
     ///   or linked (e.g. another file system); `.unavailable` when the database cannot be read or its
     ///   lock not taken within the busy timeout; whatever `whileLocked` throws, as `.unavailable`.
-    public static func snapshot(storeDirectory: URL, into directory: URL,
+    package static func snapshot(storeDirectory: URL, into directory: URL,
                                 whileLocked: () throws -> Void = {}) throws(StoreError) -> SnapshotCounts {
         let source = storeDirectory.standardizedFileURL.path, target = directory.standardizedFileURL.path
         let databasePath = source + "/" + databaseFileName
@@ -285,7 +285,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
     /// Deletes image files that no record references and that are older than `olderThan` seconds, and temp
     /// files left by interrupted writes. Returns how many files were removed.
     @discardableResult
-    public func collectGarbage(olderThan age: TimeInterval) throws(StoreError) -> Int {
+    package func collectGarbage(olderThan age: TimeInterval) throws(StoreError) -> Int {
         let cutoff = Date().addingTimeInterval(-age)
         var removed = 0
         var candidates: [String] = []
@@ -391,7 +391,7 @@ public final class SQLiteAnalysisStore: AnalysisStore {
 
     /// Every database failure as a StoreError. Messages carry SQLite's code and message, never statement
     /// arguments. Shared by every SQLite file that fails with `StoreError` (the outbox too).
-    @Sendable public static func storeError(_ failure: SQLiteFailure) -> StoreError {
+    @Sendable package static func storeError(_ failure: SQLiteFailure) -> StoreError {
         switch failure.kind {
         case .storage: StoreError(.io, failure.message)
         case .duplicate, .constraint: StoreError(.invalidRecord, failure.message)

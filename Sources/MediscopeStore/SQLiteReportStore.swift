@@ -5,11 +5,11 @@ import MediscopeSQLite
 
 /// `ReportStore` in `reports.sqlite` beside the analyses (WAL, synchronous=FULL; BEGIN IMMEDIATE is the
 /// lock that makes "one more than the newest" hold across worker processes).
-public final class SQLiteReportStore: ReportStore {
-    public static let fileName = "reports.sqlite"
+package final class SQLiteReportStore: ReportStore {
+    package static let fileName = "reports.sqlite"
     let file: SQLiteStoreFile<StoreError>
 
-    public init(directory: URL) throws(StoreError) {
+    package init(directory: URL) throws(StoreError) {
         file = try SQLiteStoreFile(directory: directory, fileName: Self.fileName, name: "reports", label: "mediscope.reports",
                                    migrator: Self.migrator, mapFailure: SQLiteAnalysisStore.storeError)
     }
@@ -38,7 +38,7 @@ public final class SQLiteReportStore: ReportStore {
         return migrator
     }
 
-    public func append(_ v: ReportVersion) throws(StoreError) {
+    package func append(_ v: ReportVersion) throws(StoreError) {
         try file.writeImmediate("append report version") { db in
             if try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM closed_reports WHERE analysis_id = ?)",
                                  arguments: [v.analysisId]) == true {
@@ -59,7 +59,7 @@ public final class SQLiteReportStore: ReportStore {
         }
     }
 
-    public func versions(analysisId: String, organizationId: String) throws(StoreError) -> [ReportVersion] {
+    package func versions(analysisId: String, organizationId: String) throws(StoreError) -> [ReportVersion] {
         let rows = try file.read("read report versions") { db in
             try Row.fetchAll(db, sql: "SELECT * FROM report_versions WHERE analysis_id = ? AND organization_id = ? ORDER BY number",
                              arguments: [analysisId, organizationId])
@@ -77,7 +77,7 @@ public final class SQLiteReportStore: ReportStore {
         return versions
     }
 
-    public func close(analysisId: String, organizationId: String) throws(StoreError) -> ReportClosing {
+    package func close(analysisId: String, organizationId: String) throws(StoreError) -> ReportClosing {
         try file.writeImmediate("close report") { db in
             let signed = try Bool.fetchOne(db, sql: """
                 SELECT EXISTS(SELECT 1 FROM report_versions WHERE analysis_id = ? AND organization_id = ? AND status = ?)
@@ -91,14 +91,14 @@ public final class SQLiteReportStore: ReportStore {
         }
     }
 
-    public func reopen(analysisId: String, organizationId: String) throws(StoreError) {
+    package func reopen(analysisId: String, organizationId: String) throws(StoreError) {
         try file.writeImmediate("reopen report") { db in
             try db.execute(sql: "DELETE FROM closed_reports WHERE analysis_id = ? AND organization_id = ?",
                            arguments: [analysisId, organizationId])
         }
     }
 
-    public func deleteAll(analysisId: String, organizationId: String) throws(StoreError) {
+    package func deleteAll(analysisId: String, organizationId: String) throws(StoreError) {
         try file.writeImmediate("delete report versions") { db in
             try db.execute(sql: "DELETE FROM report_versions WHERE analysis_id = ? AND organization_id = ?",
                            arguments: [analysisId, organizationId])

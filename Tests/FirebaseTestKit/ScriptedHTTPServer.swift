@@ -7,30 +7,30 @@ import Glibc
 /// here (the OAuth token endpoint, the metadata server, a Firestore that fails on cue). Each request
 /// gets the answer `respond` gives it; every request is recorded. One connection at a time,
 /// `Connection: close`.
-public final class ScriptedHTTPServer: @unchecked Sendable {
-    public struct Request: Sendable {
-        public var method: String
-        public var path: String
+package final class ScriptedHTTPServer: @unchecked Sendable {
+    package struct Request: Sendable {
+        package var method: String
+        package var path: String
         /// Lowercased names.
-        public var headers: [String: String]
-        public var body: [UInt8]
+        package var headers: [String: String]
+        package var body: [UInt8]
     }
-    public struct Response: Sendable {
-        public var status: Int
-        public var headers: [(String, String)]
-        public var body: [UInt8]
+    package struct Response: Sendable {
+        package var status: Int
+        package var headers: [(String, String)]
+        package var body: [UInt8]
         /// Close the connection without answering (a response lost on the way back).
-        public var cut = false
-        public init(status: Int = 200, headers: [(String, String)] = [("Content-Type", "application/json")], body: [UInt8] = []) {
+        package var cut = false
+        package init(status: Int = 200, headers: [(String, String)] = [("Content-Type", "application/json")], body: [UInt8] = []) {
             self.status = status; self.headers = headers; self.body = body
         }
-        public static func json(_ status: Int, _ text: String) -> Response { Response(status: status, body: Array(text.utf8)) }
+        package static func json(_ status: Int, _ text: String) -> Response { Response(status: status, body: Array(text.utf8)) }
         /// No answer: the connection is closed after the request was read.
-        public static var cutConnection: Response { var r = Response(status: 0); r.cut = true; return r }
+        package static var cutConnection: Response { var r = Response(status: 0); r.cut = true; return r }
     }
 
-    public let port: UInt16
-    public var baseURL: URL { URL(string: "http://127.0.0.1:\(port)/")! }
+    package let port: UInt16
+    package var baseURL: URL { URL(string: "http://127.0.0.1:\(port)/")! }
     private let fd: Int32
     private let lock = NSLock()
     private var recorded: [Request] = []
@@ -39,7 +39,7 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
     private let respond: @Sendable (Request, Int) -> Response
 
     /// `respond(request, index)`: index counts requests from 0. `port` 0 takes a free one.
-    public init(port wanted: UInt16 = 0, respond: @escaping @Sendable (Request, Int) -> Response) throws {
+    package init(port wanted: UInt16 = 0, respond: @escaping @Sendable (Request, Int) -> Response) throws {
         self.respond = respond
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
@@ -63,9 +63,9 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
 
     deinit { stop() }
 
-    public var requests: [Request] { lock.withLock { recorded } }
+    package var requests: [Request] { lock.withLock { recorded } }
 
-    public func stop() {
+    package func stop() {
         let first = lock.withLock { () -> Bool in defer { stopped = true }; return !stopped }
         if first { done.wait() }
     }

@@ -8,22 +8,22 @@ import Glibc
 
 /// The real Google Cloud Firestore emulator on a free loopback port, in its own process group, stopped
 /// (group and all) by `stop()`. deploy/install-deps.sh installs it; a missing emulator fails the tests.
-public final class FirestoreEmulator: @unchecked Sendable {
-    public static let launcher = "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator"
-    public let port: Int
+package final class FirestoreEmulator: @unchecked Sendable {
+    package static let launcher = "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator"
+    package let port: Int
     let process: Process
 
-    public let address: String
-    public var host: String { "\(address):\(port)" }
+    package let address: String
+    package var host: String { "\(address):\(port)" }
 
     /// On a free loopback port.
-    public convenience init() throws {
+    package convenience init() throws {
         try self.init(address: "127.0.0.1", port: try Self.freePort())
     }
 
     /// On `address:port`; `launchPrefix` runs the launcher through another program, e.g.
     /// `["/usr/sbin/ip", "netns", "exec", "msl42-fs"]` (which execs it: the group stays the launcher's).
-    public init(address: String, port: Int, launchPrefix: [String] = []) throws {
+    package init(address: String, port: Int, launchPrefix: [String] = []) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.launcher) else {
             throw EmulatorError("\(Self.launcher) is missing: run deploy/install-deps.sh (google-cloud-cli-firestore-emulator)")
         }
@@ -53,7 +53,7 @@ public final class FirestoreEmulator: @unchecked Sendable {
 
     deinit { stop() }
 
-    public func stop() {
+    package func stop() {
         guard process.processIdentifier > 0, getpgid(process.processIdentifier) == process.processIdentifier else { return }
         let group = process.processIdentifier
         kill(-group, SIGTERM)
@@ -63,7 +63,7 @@ public final class FirestoreEmulator: @unchecked Sendable {
     }
 
     /// A client for `projectId` on this emulator (each test takes a project of its own).
-    public func client(projectId: String = "p-\(UUID().uuidString.prefix(8).lowercased())",
+    package func client(projectId: String = "p-\(UUID().uuidString.prefix(8).lowercased())",
                 sleep: @escaping @Sendable (Double) -> Void = { _ in }) -> FirestoreClient {
         let (config, emulator) = FirestoreConfiguration.fromEnvironment(projectId: projectId, environment: ["FIRESTORE_EMULATOR_HOST": host])
         precondition(emulator)
@@ -71,7 +71,7 @@ public final class FirestoreEmulator: @unchecked Sendable {
     }
 
     /// A TCP port free on 127.0.0.1 now (the kernel's pick).
-    public static func freePort() throws -> Int {
+    package static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
@@ -86,24 +86,24 @@ public final class FirestoreEmulator: @unchecked Sendable {
     }
 }
 
-public struct EmulatorError: Error, CustomStringConvertible {
-    public let description: String
+package struct EmulatorError: Error, CustomStringConvertible {
+    package let description: String
     init(_ d: String) { description = d }
 }
 
 /// The emulator a suite shares: started before its first test, stopped (process group and all) after
 /// its last, even when a test fails.
-public enum SharedEmulator {
-    @TaskLocal public static var current: FirestoreEmulator?
-    public static func get() throws -> FirestoreEmulator {
+package enum SharedEmulator {
+    @TaskLocal package static var current: FirestoreEmulator?
+    package static func get() throws -> FirestoreEmulator {
         guard let current else { throw EmulatorError("the suite has no .firestoreEmulator trait") }
         return current
     }
 }
 
-public struct FirestoreEmulatorTrait: SuiteTrait, TestScoping {
-    public var isRecursive: Bool { false }
-    public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+package struct FirestoreEmulatorTrait: SuiteTrait, TestScoping {
+    package var isRecursive: Bool { false }
+    package func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         let emulator = try FirestoreEmulator()
         defer { emulator.stop() }
         try await SharedEmulator.$current.withValue(emulator) { try await function() }
@@ -112,5 +112,5 @@ public struct FirestoreEmulatorTrait: SuiteTrait, TestScoping {
 
 extension Trait where Self == FirestoreEmulatorTrait {
     /// Runs the suite against one real Firestore emulator (see `SharedEmulator.current`).
-    public static var firestoreEmulator: Self { Self() }
+    package static var firestoreEmulator: Self { Self() }
 }

@@ -4,9 +4,9 @@ import MediscopeNet
 
 /// A proxy between Mediscope and the real Firestore emulator that fails on cue: the outage tests'
 /// network. Requests are forwarded unchanged (one at a time) while `mode` is `.pass`.
-public final class FirestoreFaultProxy: @unchecked Sendable {
+package final class FirestoreFaultProxy: @unchecked Sendable {
     /// What happens to the next requests.
-    public enum Mode: Sendable, Equatable {
+    package enum Mode: Sendable, Equatable {
         /// Forward to the emulator and answer what it answered.
         case pass
         /// Nothing listens on the port: connections are refused.
@@ -19,10 +19,10 @@ public final class FirestoreFaultProxy: @unchecked Sendable {
         case cutAfterForward
     }
 
-    public let emulator: FirestoreEmulator
-    public let port: UInt16
+    package let emulator: FirestoreEmulator
+    package let port: UInt16
     /// host:port, as FIRESTORE_EMULATOR_HOST takes it.
-    public var host: String { "127.0.0.1:\(port)" }
+    package var host: String { "127.0.0.1:\(port)" }
     private let lock = NSLock()
     private var current: Mode = .pass
     private var server: ScriptedHTTPServer?
@@ -30,7 +30,7 @@ public final class FirestoreFaultProxy: @unchecked Sendable {
     private var onlyCommits = false
     private var answered = 0
 
-    public init(emulator: FirestoreEmulator) throws {
+    package init(emulator: FirestoreEmulator) throws {
         self.emulator = emulator
         let server = try ScriptedHTTPServer(respond: { _, _ in .cutConnection })
         port = server.port
@@ -41,7 +41,7 @@ public final class FirestoreFaultProxy: @unchecked Sendable {
     deinit { lock.withLock { server }?.stop() }
 
     /// The current mode; setting `.refuse` closes the port, leaving it re-opens it.
-    public var mode: Mode {
+    package var mode: Mode {
         get { lock.withLock { current } }
         set {
             let old = lock.withLock { () -> Mode in defer { current = newValue }; return current }
@@ -54,15 +54,15 @@ public final class FirestoreFaultProxy: @unchecked Sendable {
     }
 
     /// When true the fault applies to `:commit` calls (writes) only; reads pass.
-    public var commitsOnly: Bool {
+    package var commitsOnly: Bool {
         get { lock.withLock { onlyCommits } }
         set { lock.withLock { onlyCommits = newValue } }
     }
 
     /// Requests that reached the emulator through the proxy so far (commits, gets and queries).
-    public var forwardedRequests: Int { lock.withLock { forwarded } }
+    package var forwardedRequests: Int { lock.withLock { forwarded } }
     /// Requests the proxy answered without forwarding, or cut.
-    public var faultedRequests: Int { lock.withLock { answered } }
+    package var faultedRequests: Int { lock.withLock { answered } }
 
     private func listen() throws {
         let target = URL(string: "http://\(emulator.host)")!

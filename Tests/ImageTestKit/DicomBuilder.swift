@@ -2,23 +2,23 @@ import Foundation
 
 /// Writes small PS3.10 files (preamble, File Meta Information, explicit VR little endian) for tests:
 /// the elements given, in tag order, plus the meta group.
-public enum DicomBuilder {
+package enum DicomBuilder {
     /// One data element: tag, two-letter VR and value bytes (padded to even length with `pad`).
-    public struct Element {
-        public var group: UInt16, element: UInt16, vr: String, value: [UInt8]
-        public init(_ group: UInt16, _ element: UInt16, _ vr: String, _ value: [UInt8]) {
+    package struct Element {
+        package var group: UInt16, element: UInt16, vr: String, value: [UInt8]
+        package init(_ group: UInt16, _ element: UInt16, _ vr: String, _ value: [UInt8]) {
             self.group = group; self.element = element; self.vr = vr; self.value = value
         }
-        public static func text(_ g: UInt16, _ e: UInt16, _ vr: String, _ s: String) -> Element {
+        package static func text(_ g: UInt16, _ e: UInt16, _ vr: String, _ s: String) -> Element {
             var v = Array(s.utf8)
             if v.count % 2 == 1 { v.append(vr == "UI" ? 0 : 0x20) }
             return Element(g, e, vr, v)
         }
-        public static func us(_ g: UInt16, _ e: UInt16, _ x: UInt16) -> Element { Element(g, e, "US", le16(x)) }
+        package static func us(_ g: UInt16, _ e: UInt16, _ x: UInt16) -> Element { Element(g, e, "US", le16(x)) }
     }
 
     /// A 16-bit grey image: `stored` row-major values, with rescale and window as given.
-    public static func monochrome16(width: Int, height: Int, stored: [UInt16], photometric: String = "MONOCHROME2",
+    package static func monochrome16(width: Int, height: Int, stored: [UInt16], photometric: String = "MONOCHROME2",
                                     slope: Double, intercept: Double, center: Double, windowWidth: Double,
                                     extra: [Element] = []) -> [UInt8] {
         var pixels: [UInt8] = []
@@ -41,7 +41,7 @@ public enum DicomBuilder {
     }
 
     /// A PS3.10 file of `elements` (sorted here) with the given transfer syntax in its meta information.
-    public static func file(_ elements: [Element], transferSyntax: String = "1.2.840.10008.1.2.1") -> [UInt8] {
+    package static func file(_ elements: [Element], transferSyntax: String = "1.2.840.10008.1.2.1") -> [UInt8] {
         var meta: [UInt8] = []
         for e in [Element(0x0002, 0x0001, "OB", [0, 1]), .text(0x0002, 0x0002, "UI", "1.2.840.10008.5.1.4.1.1.7"),
                   .text(0x0002, 0x0003, "UI", "1.2.826.0.1.3680043.2.1143.1"), .text(0x0002, 0x0010, "UI", transferSyntax)] {
@@ -54,7 +54,7 @@ public enum DicomBuilder {
     }
 
     /// Elements encoded in tag order (explicit VR little endian), as an item's or a data set's content.
-    public static func dataset(_ elements: [Element]) -> [UInt8] {
+    package static func dataset(_ elements: [Element]) -> [UInt8] {
         elements.sorted(by: { ($0.group, $0.element) < ($1.group, $1.element) }).flatMap(encode)
     }
 
@@ -71,7 +71,7 @@ public enum DicomBuilder {
     }
 
     /// A Decimal String value without a needless ".0".
-    public static func ds(_ x: Double) -> String {
+    package static func ds(_ x: Double) -> String {
         var s = String(x)
         if s.hasSuffix(".0") { s.removeLast(2) }
         return s

@@ -2,12 +2,12 @@ import MediscopeImaging
 
 /// Generators of the hostile DICOM classes the bug hunt found (issue 19), each next to a control that a
 /// valid reader renders: the tests feed both to the shim, the CLI and the stack.
-public enum HostileDicom {
+package enum HostileDicom {
     static let mr = "1.2.840.10008.5.1.4.1.1.4"
     static let enhancedMR = "1.2.840.10008.5.1.4.1.1.4.1"
 
     /// The Image Pixel module of a grey frame.
-    public static func greyModule(width: Int, height: Int, bits: Int = 8, frames: Int? = nil,
+    package static func greyModule(width: Int, height: Int, bits: Int = 8, frames: Int? = nil,
                                   photometric: String = "MONOCHROME2") -> [DicomBuilder.Element] {
         var e: [DicomBuilder.Element] = [
             .text(0x0008, 0x0016, "UI", mr), .text(0x0008, 0x0018, "UI", "1.2.826.0.1.3680043.2.1143.19"),
@@ -23,7 +23,7 @@ public enum HostileDicom {
 
     /// Encapsulated Pixel Data (PS3.5 A.4): undefined length, the Basic Offset Table, the fragments
     /// (padded to even length), the sequence delimiter.
-    public static func encapsulated(_ fragments: [[UInt8]], offsetTable: [UInt32] = []) -> [UInt8] {
+    package static func encapsulated(_ fragments: [[UInt8]], offsetTable: [UInt32] = []) -> [UInt8] {
         var out: [UInt8] = [0xE0, 0x7F, 0x10, 0x00] + Array("OB".utf8) + [0, 0, 0xFF, 0xFF, 0xFF, 0xFF]
         out += item(offsetTable.flatMap(le32))
         for f in fragments { out += item(f.count % 2 == 0 ? f : f + [0]) }
@@ -31,18 +31,18 @@ public enum HostileDicom {
     }
 
     /// A file whose Pixel Data is encapsulated, in transfer syntax `syntax`, after `elements`.
-    public static func encapsulatedFile(_ elements: [DicomBuilder.Element], fragments: [[UInt8]], offsetTable: [UInt32] = [],
+    package static func encapsulatedFile(_ elements: [DicomBuilder.Element], fragments: [[UInt8]], offsetTable: [UInt32] = [],
                                         syntax: String) -> [UInt8] {
         DicomBuilder.file(elements, transferSyntax: syntax) + encapsulated(fragments, offsetTable: offsetTable)
     }
 
     /// A baseline JPEG of a grey pattern, `width` x `height`.
-    public static func jpeg(width: Int, height: Int, seed: Int = 0) throws -> [UInt8] {
+    package static func jpeg(width: Int, height: Int, seed: Int = 0) throws -> [UInt8] {
         try ImageEncoder.jpeg(pattern(width: width, height: height, seed: seed), quality: 95)
     }
 
     /// Grey pixels that differ with `seed`, so two frames never look alike.
-    public static func pattern(width: Int, height: Int, seed: Int = 0) -> PixelImage {
+    package static func pattern(width: Int, height: Int, seed: Int = 0) -> PixelImage {
         var pixels = [UInt8](repeating: 0, count: width * height)
         for y in 0..<height {
             for x in 0..<width { pixels[y * width + x] = UInt8(truncatingIfNeeded: (x * (3 + seed) + y * (5 + 2 * seed) + seed * 41) % 251) }
@@ -51,19 +51,19 @@ public enum HostileDicom {
     }
 
     /// Class 1: a 512x512 JPEG Baseline frame whose codestream codes only `codedWidth` x `codedHeight`.
-    public static func shortJPEGFrame(codedWidth: Int = 16, codedHeight: Int = 16, frame: Int = 512) throws -> [UInt8] {
+    package static func shortJPEGFrame(codedWidth: Int = 16, codedHeight: Int = 16, frame: Int = 512) throws -> [UInt8] {
         encapsulatedFile(greyModule(width: frame, height: frame), fragments: [try jpeg(width: codedWidth, height: codedHeight)],
                          syntax: "1.2.840.10008.1.2.4.50")
     }
 
     /// A valid JPEG Baseline file of `width` x `height` (the control of class 1).
-    public static func jpegFile(width: Int, height: Int, seed: Int = 0) throws -> [UInt8] {
+    package static func jpegFile(width: Int, height: Int, seed: Int = 0) throws -> [UInt8] {
         encapsulatedFile(greyModule(width: width, height: height), fragments: [try jpeg(width: width, height: height, seed: seed)],
                          syntax: "1.2.840.10008.1.2.4.50")
     }
 
     /// PackBits of `bytes` as literal runs of at most 128 (PS3.5 G.3.1).
-    public static func packBits(_ bytes: [UInt8]) -> [UInt8] {
+    package static func packBits(_ bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         var i = 0
         while i < bytes.count {
@@ -76,7 +76,7 @@ public enum HostileDicom {
     }
 
     /// An RLE frame (header + segments) of 8-bit grey `pixels`; `offsets` overrides the header's offsets.
-    public static func rleFrame(_ pixels: [UInt8], segments: UInt32 = 1, offsets: [UInt32]? = nil) -> [UInt8] {
+    package static func rleFrame(_ pixels: [UInt8], segments: UInt32 = 1, offsets: [UInt32]? = nil) -> [UInt8] {
         let segment = packBits(pixels)
         var header = le32(segments)
         var table = offsets ?? [64]
@@ -86,12 +86,12 @@ public enum HostileDicom {
     }
 
     /// An RLE Lossless file of one 8-bit grey frame, with `fragment` as its only fragment.
-    public static func rleFile(width: Int, height: Int, fragment: [UInt8]) -> [UInt8] {
+    package static func rleFile(width: Int, height: Int, fragment: [UInt8]) -> [UInt8] {
         encapsulatedFile(greyModule(width: width, height: height), fragments: [fragment], syntax: "1.2.840.10008.1.2.5")
     }
 
     /// Class 2: RLE headers and fragments that point outside the data or code too little.
-    public static func hostileRLE(width: Int = 64, height: Int = 64) -> [(name: String, file: [UInt8])] {
+    package static func hostileRLE(width: Int = 64, height: Int = 64) -> [(name: String, file: [UInt8])] {
         let pixels = pattern(width: width, height: height).pixels
         let good = rleFrame(pixels)
         return [
@@ -109,7 +109,7 @@ public enum HostileDicom {
     /// Class 3: an Icon Image Sequence (0088,0200) with its own encapsulated Pixel Data before the data
     /// set's Pixel Data. `bombInIcon`: the icon holds the scan bomb and the real frame is a valid 64x64
     /// JPEG (decoded; the icon never is); else the icon is a valid JPEG and the real frame is the bomb.
-    public static func iconBeforePixelData(bombInIcon: Bool) throws -> [UInt8] {
+    package static func iconBeforePixelData(bombInIcon: Bool) throws -> [UInt8] {
         let bomb = try ImageBuilders.scanBomb(width: 2000, height: 2000, scans: 3000)
         let small = try jpeg(width: 64, height: 64)
         let iconSide = bombInIcon ? 2000 : 64
@@ -122,7 +122,7 @@ public enum HostileDicom {
     }
 
     /// Class 3: the scan bomb split in fragments of `size` bytes, so its scans sit in later fragments.
-    public static func scanBombInFragments(size: Int = 1024) throws -> [UInt8] {
+    package static func scanBombInFragments(size: Int = 1024) throws -> [UInt8] {
         let bomb = try ImageBuilders.scanBomb(width: 2000, height: 2000, scans: 3000)
         let fragments = stride(from: 0, to: bomb.count, by: size).map { Array(bomb[$0..<min($0 + size, bomb.count)]) }
         return encapsulatedFile(greyModule(width: 2000, height: 2000), fragments: fragments, syntax: "1.2.840.10008.1.2.4.50")
@@ -130,14 +130,14 @@ public enum HostileDicom {
 
     /// Class 4: Number of Frames `frames` over a native Pixel Data that holds one 512x512x16 frame, whose
     /// frame offsets wrap past 4 GiB in 32 bits (frame 8193 at 8192 x 512 KiB = 4 GiB).
-    public static func framesPastTheData(frames: Int = 16385) -> [UInt8] {
+    package static func framesPastTheData(frames: Int = 16385) -> [UInt8] {
         let stored = pattern(width: 512, height: 512).pixels.flatMap { le16(UInt16($0) * 16) }
         return DicomBuilder.file(greyModule(width: 512, height: 512, bits: 16, frames: frames)
                                  + [DicomBuilder.Element(0x7FE0, 0x0010, "OW", stored)])
     }
 
     /// A native 16-bit grey file of `image`'s pixels (stored = 16 p + 100) with `extra` elements.
-    public static func monochrome16(_ image: PixelImage, extra: [DicomBuilder.Element] = [],
+    package static func monochrome16(_ image: PixelImage, extra: [DicomBuilder.Element] = [],
                                     stored: ((Int, UInt8) -> UInt16)? = nil) -> [UInt8] {
         let values = image.pixels.enumerated().map { stored?($0.offset, $0.element) ?? UInt16($0.element) * 16 + 100 }
         // An element of `extra` replaces the module's element with its tag.
@@ -148,7 +148,7 @@ public enum HostileDicom {
 
     /// Class 5: an Enhanced MR file whose window sits only in its functional groups (shared, and for frame
     /// 2 of 3 per-frame): three frames of `image`.
-    public static func enhancedMR(_ image: PixelImage, shared: (Double, Double), perFrame: (Double, Double)?) -> [UInt8] {
+    package static func enhancedMR(_ image: PixelImage, shared: (Double, Double), perFrame: (Double, Double)?) -> [UInt8] {
         func voi(_ w: (Double, Double)) -> [UInt8] {
             item(DicomBuilder.dataset([.text(0x0028, 0x1050, "DS", ds(w.0)), .text(0x0028, 0x1051, "DS", ds(w.1))]))
         }

@@ -2,16 +2,16 @@ import Foundation
 import MediscopeImaging
 
 /// Builds the adversarial and oriented files the tests need from images they generate.
-public enum ImageBuilders {
+package enum ImageBuilders {
     /// A gray test pattern with structure in both directions (so rotations and flips differ).
-    public static func pattern(width: Int, height: Int) -> PixelImage {
+    package static func pattern(width: Int, height: Int) -> PixelImage {
         PixelImage(width: width, height: height, channels: 1,
                    pixels: (0..<(width * height)).map { i in UInt8(truncatingIfNeeded: (i % width) * 7 + (i / width) * 29) })
     }
 
     /// (marker, offset of the 0xFF, offset one past the segment) for every marker segment, and each
     /// scan with its entropy-coded data.
-    public static func segments(_ jpeg: [UInt8]) -> [(marker: UInt8, start: Int, end: Int)] {
+    package static func segments(_ jpeg: [UInt8]) -> [(marker: UInt8, start: Int, end: Int)] {
         var out: [(UInt8, Int, Int)] = [(0xD8, 0, 2)]
         var i = 2
         while i + 3 < jpeg.count, jpeg[i] == 0xFF {
@@ -32,7 +32,7 @@ public enum ImageBuilders {
     /// A progressive gray JPEG whose frame header claims `width` x `height` and that has `scans` scans:
     /// the encoder's last scan repeated. libjpeg only warns about the repeats and decodes each one as a
     /// pass over the whole (claimed) image: a tiny file with an unbounded decode cost.
-    public static func scanBomb(width: Int, height: Int, scans: Int) throws -> [UInt8] {
+    package static func scanBomb(width: Int, height: Int, scans: Int) throws -> [UInt8] {
         // An 8x8 image: its scans are a few bytes each, so 10,000 of them make a file of about 100 KB.
         let small = try ImageEncoder.jpeg(pattern(width: 8, height: 8), quality: 75, progressive: true)
         let segs = segments(small)
@@ -52,7 +52,7 @@ public enum ImageBuilders {
 
     /// A TIFF structure (as in an Exif APP1 segment or a PNG eXIf chunk) whose IFD0 holds one entry,
     /// Orientation (0x0112, SHORT) = `orientation`, after a harmless first entry.
-    public static func tiff(orientation: Int, bigEndian: Bool = false) -> [UInt8] {
+    package static func tiff(orientation: Int, bigEndian: Bool = false) -> [UInt8] {
         func u16(_ v: Int) -> [UInt8] { bigEndian ? [UInt8(v >> 8), UInt8(v & 0xFF)] : [UInt8(v & 0xFF), UInt8(v >> 8)] }
         func u32(_ v: Int) -> [UInt8] { bigEndian ? u16(v >> 16) + u16(v & 0xFFFF) : u16(v & 0xFFFF) + u16(v >> 16) }
         var t: [UInt8] = bigEndian ? [0x4D, 0x4D] : [0x49, 0x49]
@@ -64,19 +64,19 @@ public enum ImageBuilders {
     }
 
     /// `jpeg` with an APP1 Exif segment carrying `orientation` right after SOI.
-    public static func jpeg(_ jpeg: [UInt8], orientation: Int, bigEndian: Bool = false) -> [UInt8] {
+    package static func jpeg(_ jpeg: [UInt8], orientation: Int, bigEndian: Bool = false) -> [UInt8] {
         let payload = Array("Exif".utf8) + [0, 0] + tiff(orientation: orientation, bigEndian: bigEndian)
         let length = payload.count + 2
         return [0xFF, 0xD8, 0xFF, 0xE1, UInt8(length >> 8), UInt8(length & 0xFF)] + payload + jpeg.dropFirst(2)
     }
 
     /// `png` with `chunk` inserted right after IHDR.
-    public static func png(_ png: [UInt8], inserting chunks: [[UInt8]]) -> [UInt8] {
+    package static func png(_ png: [UInt8], inserting chunks: [[UInt8]]) -> [UInt8] {
         let ihdrEnd = 8 + 8 + 13 + 4
         return Array(png[..<ihdrEnd]) + chunks.flatMap { $0 } + png[ihdrEnd...]
     }
 
-    public static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+    package static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
         let typeBytes = Array(type.utf8)
         let n = data.count
         return [UInt8(n >> 24 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]
@@ -84,7 +84,7 @@ public enum ImageBuilders {
     }
 
     /// `png` with its image data split into IDAT chunks of `size` bytes.
-    public static func png(_ png: [UInt8], idatChunksOf size: Int) -> [UInt8] {
+    package static func png(_ png: [UInt8], idatChunksOf size: Int) -> [UInt8] {
         var i = 8
         var head: [UInt8] = Array(png[..<8]), data: [UInt8] = [], tail: [UInt8] = []
         while i + 8 <= png.count {
@@ -103,9 +103,9 @@ public enum ImageBuilders {
         return out + tail
     }
 
-    public static func bigEndian32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    package static func bigEndian32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
 
-    public static func crc32(_ bytes: [UInt8]) -> UInt32 {
+    package static func crc32(_ bytes: [UInt8]) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
         for b in bytes {
             crc ^= UInt32(b)
@@ -116,7 +116,7 @@ public enum ImageBuilders {
 
     /// A zlib stream that inflates to `side` x (`side` + 1) zero bytes (a text-chunk "bomb"): the image
     /// data of an all-black gray PNG, whose rows are all-zero bytes behind a zero filter byte.
-    public static func zlibZeros(side: Int) throws -> [UInt8] {
+    package static func zlibZeros(side: Int) throws -> [UInt8] {
         let black = try ImageEncoder.png(PixelImage(width: side, height: side, channels: 1, pixels: [UInt8](repeating: 0, count: side * side)))
         var i = 8, stream: [UInt8] = []
         while i + 8 <= black.count {
@@ -127,8 +127,8 @@ public enum ImageBuilders {
         return stream
     }
 
-    public struct BuildError: Error, CustomStringConvertible {
-        public let description: String
+    package struct BuildError: Error, CustomStringConvertible {
+        package let description: String
         init(_ d: String) { description = d }
     }
 }

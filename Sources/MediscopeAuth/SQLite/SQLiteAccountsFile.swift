@@ -4,13 +4,13 @@ import MediscopeSQLite
 
 extension AccountStores {
     /// The file the SQLite stores keep everything in, inside the store folder.
-    public static let sqliteFileName = "accounts.sqlite"
+    package static let sqliteFileName = "accounts.sqlite"
 
     /// All five stores over one SQLite file, `directory/accounts.sqlite` (WAL, synchronous=FULL, created
     /// and migrated when needed). One instance per worker process, opened after fork: several processes
     /// share the file, and SQLite's write lock (taken up front with BEGIN IMMEDIATE) is the
     /// cross-process lock. Deleted rows (sessions, token hashes) are overwritten, not left in free pages.
-    public static func sqlite(directory: URL) throws(AuthError) -> AccountStores {
+    package static func sqlite(directory: URL) throws(AuthError) -> AccountStores {
         let file = try SQLiteAccountsFile.open(directory: directory)
         return AccountStores(
             users: SQLiteUserStore(file: file), sessions: SQLiteSessionStore(file: file),

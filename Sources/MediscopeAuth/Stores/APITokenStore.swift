@@ -2,7 +2,7 @@ import Foundation
 
 /// Personal API tokens, found by the SHA-256 of the token. See `AccountStores` for what every store
 /// promises. Revoked tokens are kept (the owner's list shows them); they are never deleted.
-public protocol APITokenStore: Sendable {
+package protocol APITokenStore: Sendable {
     /// Stores `token` under `tokenHash` (lowercase hex SHA-256 of the whole "msk_..." token).
     /// - Throws: `.conflict` when a token has this id or hash already.
     func insert(_ token: APIToken, tokenHash: String) throws(AuthError)

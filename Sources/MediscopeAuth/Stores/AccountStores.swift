@@ -18,20 +18,20 @@ import Foundation
 ///   tokens as the lowercase hex SHA-256 of the token. A copy of the backend's data lets nobody sign in.
 /// - **Users own sessions and tokens**: a `userId` handed to the session or token store names a user of
 ///   the `UserStore` on the same backend (`Accounts` checks this first).
-public struct AccountStores: Sendable {
+package struct AccountStores: Sendable {
     /// Users and organisations.
-    public var users: any UserStore
+    package var users: any UserStore
     /// Browser sessions.
-    public var sessions: any SessionStore
+    package var sessions: any SessionStore
     /// Personal API tokens.
-    public var apiTokens: any APITokenStore
+    package var apiTokens: any APITokenStore
     /// Failed sign-ins, for throttling.
-    public var signInThrottle: any SignInThrottleStore
+    package var signInThrottle: any SignInThrottleStore
     /// The append-only audit log.
-    public var auditLog: any AuditLogStore
+    package var auditLog: any AuditLogStore
 
     /// The stores of one backend.
-    public init(users: any UserStore, sessions: any SessionStore, apiTokens: any APITokenStore,
+    package init(users: any UserStore, sessions: any SessionStore, apiTokens: any APITokenStore,
                 signInThrottle: any SignInThrottleStore, auditLog: any AuditLogStore) {
         self.users = users
         self.sessions = sessions

@@ -4,7 +4,7 @@ import MediscopeEncoding
 /// The audit log: append-only, nothing is changed or removed. See `AccountStores` for what every store
 /// promises; `append` in particular is durable before it returns, because a request whose trace cannot
 /// be written is refused. Entries hold ids and fixed words only, never secrets or patient details.
-public protocol AuditLogStore: Sendable {
+package protocol AuditLogStore: Sendable {
     /// Appends `entry` (its `id` is ignored; fields arrive validated and bounded by `Accounts`) and
     /// returns the id it was given: positive and never reused; strictly larger than every id this
     /// process was given before; across processes and hosts, ordered by time to the millisecond within
@@ -28,7 +28,7 @@ extension AuditFilter {
     /// Whether `entry` passes every set field of this filter, as `AuditLogStore.entries` selects
     /// (`limit` and the order are not conditions). Strings compare byte for byte (UTF-8), as the stores
     /// do; times compare in milliseconds; an entry without an id fails an `afterId` or `beforeId` bound.
-    public func matches(_ entry: AuditEntry) -> Bool {
+    package func matches(_ entry: AuditEntry) -> Bool {
         func equal(_ wanted: String?, _ actual: String?) -> Bool {
             guard let wanted else { return true }
             guard let actual else { return false }

@@ -5,33 +5,33 @@ import Foundation
 /// the read that fetched it began, so a change made elsewhere (another host disabling a user, ending a
 /// session) takes effect here within `ttl`. Writes through a decorator drop its own entries at once.
 /// Only answers that found something are cached: a lookup that found nothing asks again next time.
-public enum AccountCache {
+package enum AccountCache {
     /// The default time an answer is served from a cache, seconds.
-    public static let defaultTTL: TimeInterval = 2
+    package static let defaultTTL: TimeInterval = 2
     /// The longest time accepted; docs/security-and-audit.md states this bound for revocation and disabling.
-    public static let maxTTL: TimeInterval = 5
+    package static let maxTTL: TimeInterval = 5
     /// The longest outage grace accepted (`CachingUserStore` and the others' `outageGrace`), seconds.
-    public static let maxOutageGrace: TimeInterval = 3600
+    package static let maxOutageGrace: TimeInterval = 3600
     /// Entries kept per cache before it is emptied (bounds memory against many distinct keys).
-    public static let capacity = 4096
+    package static let capacity = 4096
 }
 
 /// Process-wide memory of the shared backend being unavailable: for `window` seconds after a lookup
 /// failed as `.unavailable`, the caches serve what they hold (within their outage grace) without
 /// asking again, and `touch` calls are skipped, so a Firestore that accepts connections but does not
 /// answer costs one timeout per window, not one per lookup.
-public final class OutageBreaker: @unchecked Sendable {
+package final class OutageBreaker: @unchecked Sendable {
     /// The one breaker of this process (all caches share it: one outage, one window).
-    public static let shared = OutageBreaker()
+    package static let shared = OutageBreaker()
     /// Seconds after the last failure during which the backend is not asked for cached answers.
-    public let window: TimeInterval
+    package let window: TimeInterval
     private let lock = NSLock()
     private var lastFailure: Date?
 
-    public init(window: TimeInterval = 5) { self.window = window }
+    package init(window: TimeInterval = 5) { self.window = window }
 
     /// True while the last unavailable failure is less than `window` seconds before `now`.
-    public func isOpen(at now: Date) -> Bool {
+    package func isOpen(at now: Date) -> Bool {
         lock.withLock { lastFailure.map { now.timeIntervalSince($0) < window } ?? false }
     }
 
@@ -109,57 +109,57 @@ final class ShortLivedCache<Key: Hashable & Sendable, Value: Sendable>: @uncheck
 
 /// A `UserStore` that serves `user(id:)`, `user(username:)` and `user(firebaseUID:)` from a short-lived
 /// cache (see `AccountCache`); everything else, `credentials(username:)` included, goes to `base`.
-public final class CachingUserStore: UserStore {
+package final class CachingUserStore: UserStore {
     enum Key: Hashable, Sendable { case id(String), username(String), firebaseUID(String) }
 
     /// The store that is asked on a miss and written through.
-    public let base: any UserStore
+    package let base: any UserStore
     private let cache: ShortLivedCache<Key, User>
 
     /// Caches answers of `base` for `ttl` seconds (clamped to 0...`AccountCache.maxTTL`; 0 caches
     /// nothing), and while `base` is unavailable for `outageGrace` more (0...`AccountCache.maxOutageGrace`),
     /// timed by `now`.
-    public init(_ base: any UserStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
+    package init(_ base: any UserStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
                 breaker: OutageBreaker = .shared, now: @escaping @Sendable () -> Date = Date.init) {
         self.base = base
         cache = ShortLivedCache(ttl: ttl, grace: outageGrace, breaker: breaker, now: now)
     }
 
-    public func saveOrganization(id: String, name: String) throws(AuthError) { try base.saveOrganization(id: id, name: name) }
-    public func organizationName(id: String) throws(AuthError) -> String? { try base.organizationName(id: id) }
+    package func saveOrganization(id: String, name: String) throws(AuthError) { try base.saveOrganization(id: id, name: name) }
+    package func organizationName(id: String) throws(AuthError) -> String? { try base.organizationName(id: id) }
 
-    public func insert(_ user: User, passwordHash: String?) throws(AuthError) {
+    package func insert(_ user: User, passwordHash: String?) throws(AuthError) {
         defer { forget(user) }
         try base.insert(user, passwordHash: passwordHash)
     }
 
-    public func user(id: String) throws(AuthError) -> User? {
+    package func user(id: String) throws(AuthError) -> User? {
         try cache.value(.id(id)) { () throws(AuthError) in try base.user(id: id) }
     }
 
-    public func user(username: String) throws(AuthError) -> User? {
+    package func user(username: String) throws(AuthError) -> User? {
         try cache.value(.username(username)) { () throws(AuthError) in try base.user(username: username) }
     }
 
-    public func user(firebaseUID: String) throws(AuthError) -> User? {
+    package func user(firebaseUID: String) throws(AuthError) -> User? {
         try cache.value(.firebaseUID(firebaseUID)) { () throws(AuthError) in try base.user(firebaseUID: firebaseUID) }
     }
 
-    public func credentials(username: String) throws(AuthError) -> (user: User, passwordHash: String?)? {
+    package func credentials(username: String) throws(AuthError) -> (user: User, passwordHash: String?)? {
         try base.credentials(username: username)
     }
 
-    public func users(organizationId: String?) throws(AuthError) -> [User] { try base.users(organizationId: organizationId) }
-    public func userCount() throws(AuthError) -> Int { try base.userCount() }
+    package func users(organizationId: String?) throws(AuthError) -> [User] { try base.users(organizationId: organizationId) }
+    package func userCount() throws(AuthError) -> Int { try base.userCount() }
 
     @discardableResult
-    public func update(userId: String, _ change: UserChange) throws(AuthError) -> User {
+    package func update(userId: String, _ change: UserChange) throws(AuthError) -> User {
         // Dropped whether or not the change applied: a failed write may have written after all.
         defer { cache.removeAll { key, user in key == .id(userId) || user.id == userId } }
         return try base.update(userId: userId, change)
     }
 
-    public func checkReady() throws(AuthError) { try base.checkReady() }
+    package func checkReady() throws(AuthError) { try base.checkReady() }
 
     private func forget(_ user: User) {
         cache.removeAll { key, cached in
@@ -171,32 +171,32 @@ public final class CachingUserStore: UserStore {
 
 /// A `SessionStore` that serves `session(tokenHash:)` from a short-lived cache (see `AccountCache`);
 /// every write goes to `base` and drops the sessions it touches from the cache.
-public final class CachingSessionStore: SessionStore {
+package final class CachingSessionStore: SessionStore {
     /// The store that is asked on a miss and written through.
-    public let base: any SessionStore
+    package let base: any SessionStore
     private let cache: ShortLivedCache<String, Session>
 
     /// Caches answers of `base` for `ttl` seconds (clamped to 0...`AccountCache.maxTTL`; 0 caches
     /// nothing), and while `base` is unavailable for `outageGrace` more, timed by `now`.
-    public init(_ base: any SessionStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
+    package init(_ base: any SessionStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
                 breaker: OutageBreaker = .shared, now: @escaping @Sendable () -> Date = Date.init) {
         self.base = base
         cache = ShortLivedCache(ttl: ttl, grace: outageGrace, breaker: breaker, now: now)
     }
 
-    public func insert(_ session: Session, tokenHash: String) throws(AuthError) {
+    package func insert(_ session: Session, tokenHash: String) throws(AuthError) {
         defer { cache.removeAll { hash, cached in hash == tokenHash || cached.id == session.id } }
         try base.insert(session, tokenHash: tokenHash)
     }
 
-    public func session(tokenHash: String) throws(AuthError) -> Session? {
+    package func session(tokenHash: String) throws(AuthError) -> Session? {
         try cache.value(tokenHash) { () throws(AuthError) in try base.session(tokenHash: tokenHash) }
     }
 
     /// A touch (failed or not) keeps the cached session, stale: the next read asks again, but an older
     /// `lastSeenAt` only makes the idle check stricter, and during an outage it keeps the session usable.
     @discardableResult
-    public func touch(sessionId: String, lastSeenAt: Date) throws(AuthError) -> Bool {
+    package func touch(sessionId: String, lastSeenAt: Date) throws(AuthError) -> Bool {
         if cache.skipsWrites { throw AuthError(.unavailable, "touch skipped: the account store is unavailable") }
         let moved = try base.touch(sessionId: sessionId, lastSeenAt: lastSeenAt)
         cache.expire { $1.id == sessionId }
@@ -204,80 +204,80 @@ public final class CachingSessionStore: SessionStore {
     }
 
     @discardableResult
-    public func delete(sessionId: String) throws(AuthError) -> Bool {
+    package func delete(sessionId: String) throws(AuthError) -> Bool {
         defer { cache.removeAll { $1.id == sessionId } }
         return try base.delete(sessionId: sessionId)
     }
 
     @discardableResult
-    public func delete(tokenHash: String) throws(AuthError) -> Bool {
+    package func delete(tokenHash: String) throws(AuthError) -> Bool {
         defer { cache.removeAll { hash, _ in hash == tokenHash } }
         return try base.delete(tokenHash: tokenHash)
     }
 
     @discardableResult
-    public func deleteAll(userId: String) throws(AuthError) -> Int {
+    package func deleteAll(userId: String) throws(AuthError) -> Int {
         defer { cache.removeAll { $1.userId == userId } }
         return try base.deleteAll(userId: userId)
     }
 
     @discardableResult
-    public func deleteExpired(now: Date, idleCutoff: Date) throws(AuthError) -> Int {
+    package func deleteExpired(now: Date, idleCutoff: Date) throws(AuthError) -> Int {
         defer { cache.removeAll { _, _ in true } }
         return try base.deleteExpired(now: now, idleCutoff: idleCutoff)
     }
 
-    public func checkReady() throws(AuthError) { try base.checkReady() }
+    package func checkReady() throws(AuthError) { try base.checkReady() }
 }
 
 /// An `APITokenStore` that serves `token(tokenHash:)` from a short-lived cache (see `AccountCache`);
 /// every write goes to `base` and drops the tokens it touches from the cache.
-public final class CachingAPITokenStore: APITokenStore {
+package final class CachingAPITokenStore: APITokenStore {
     /// The store that is asked on a miss and written through.
-    public let base: any APITokenStore
+    package let base: any APITokenStore
     private let cache: ShortLivedCache<String, APIToken>
 
     /// Caches answers of `base` for `ttl` seconds, and while `base` is unavailable for `outageGrace`
     /// more, timed by `now` (same bounds as `CachingUserStore`).
-    public init(_ base: any APITokenStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
+    package init(_ base: any APITokenStore, ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
                 breaker: OutageBreaker = .shared, now: @escaping @Sendable () -> Date = Date.init) {
         self.base = base
         cache = ShortLivedCache(ttl: ttl, grace: outageGrace, breaker: breaker, now: now)
     }
 
-    public func insert(_ token: APIToken, tokenHash: String) throws(AuthError) {
+    package func insert(_ token: APIToken, tokenHash: String) throws(AuthError) {
         defer { cache.removeAll { hash, cached in hash == tokenHash || cached.id == token.id } }
         try base.insert(token, tokenHash: tokenHash)
     }
 
-    public func token(tokenHash: String) throws(AuthError) -> APIToken? {
+    package func token(tokenHash: String) throws(AuthError) -> APIToken? {
         try cache.value(tokenHash) { () throws(AuthError) in try base.token(tokenHash: tokenHash) }
     }
 
-    public func tokens(userId: String) throws(AuthError) -> [APIToken] { try base.tokens(userId: userId) }
+    package func tokens(userId: String) throws(AuthError) -> [APIToken] { try base.tokens(userId: userId) }
 
     @discardableResult
-    public func revoke(tokenId: String, userId: String, at: Date) throws(AuthError) -> Bool {
+    package func revoke(tokenId: String, userId: String, at: Date) throws(AuthError) -> Bool {
         defer { cache.removeAll { $1.id == tokenId } }
         return try base.revoke(tokenId: tokenId, userId: userId, at: at)
     }
 
     @discardableResult
-    public func revokeAll(userId: String, at: Date) throws(AuthError) -> Int {
+    package func revokeAll(userId: String, at: Date) throws(AuthError) -> Int {
         defer { cache.removeAll { $1.userId == userId } }
         return try base.revokeAll(userId: userId, at: at)
     }
 
     /// Like `CachingSessionStore.touch`: a failed touch keeps the cached token.
     @discardableResult
-    public func touch(tokenId: String, lastUsedAt: Date) throws(AuthError) -> Bool {
+    package func touch(tokenId: String, lastUsedAt: Date) throws(AuthError) -> Bool {
         if cache.skipsWrites { throw AuthError(.unavailable, "touch skipped: the account store is unavailable") }
         let moved = try base.touch(tokenId: tokenId, lastUsedAt: lastUsedAt)
         cache.expire { $1.id == tokenId }
         return moved
     }
 
-    public func checkReady() throws(AuthError) { try base.checkReady() }
+    package func checkReady() throws(AuthError) { try base.checkReady() }
 }
 
 extension AccountStores {
@@ -285,7 +285,7 @@ extension AccountStores {
     /// `AccountCache`), for a backend shared by several hosts. Revocation and disabling take effect
     /// within `ttl`; while the backend is unavailable, what was verified within `ttl + outageGrace` is
     /// still accepted (a change made elsewhere during an outage takes effect when it ends).
-    public func cachingReads(ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
+    package func cachingReads(ttl: TimeInterval = AccountCache.defaultTTL, outageGrace: TimeInterval = 0,
                              now: @escaping @Sendable () -> Date = Date.init) -> AccountStores {
         var stores = self
         stores.users = CachingUserStore(users, ttl: ttl, outageGrace: outageGrace, now: now)

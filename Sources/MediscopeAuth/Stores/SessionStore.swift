@@ -2,7 +2,7 @@ import Foundation
 
 /// Browser sessions, found by the SHA-256 of their cookie token. See `AccountStores` for what every
 /// store promises. The store keeps sessions; `Accounts` decides when one has expired.
-public protocol SessionStore: Sendable {
+package protocol SessionStore: Sendable {
     /// Stores `session` under `tokenHash` (lowercase hex SHA-256 of the cookie token).
     /// - Throws: `.conflict` when a session has this id or token hash already.
     func insert(_ session: Session, tokenHash: String) throws(AuthError)

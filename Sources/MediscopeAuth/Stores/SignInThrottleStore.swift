@@ -1,7 +1,7 @@
 import Foundation
 
 /// What a failed sign-in is counted against.
-public enum SignInThrottleKey: Sendable, Hashable {
+package enum SignInThrottleKey: Sendable, Hashable {
     /// The username as typed (normalised by `Accounts`; it need not exist).
     case account(String)
     /// The client's address.
@@ -15,7 +15,7 @@ public enum SignInThrottleKey: Sendable, Hashable {
 /// out of a known-good address. See `AccountStores` for what every store promises. Keys arrive trimmed,
 /// lowercased and at most 128 characters; the store compares them exactly. Rows hold no secret, but they
 /// are not audit records: old ones are forgotten.
-public protocol SignInThrottleStore: Sendable {
+package protocol SignInThrottleStore: Sendable {
     /// Records one failure of `account` from `address` at `at`, and forgets every failure (of any key)
     /// at or before `forgetUpTo`.
     func recordFailure(account: String, address: String, at: Date, forgetUpTo: Date) throws(AuthError)

@@ -4,7 +4,7 @@ import Foundation
 ///
 /// Usernames arrive normalised (lowercase, 3...64 of `a-z 0-9 . _ @ -`) and are unique across all
 /// organisations; a Firebase uid belongs to at most one user. Users are never deleted (they are disabled).
-public protocol UserStore: Sendable {
+package protocol UserStore: Sendable {
     /// Creates the organisation, or renames it when it exists under another name. Idempotent.
     func saveOrganization(id: String, name: String) throws(AuthError)
 
@@ -46,7 +46,7 @@ public protocol UserStore: Sendable {
 }
 
 /// One change to a stored user.
-public enum UserChange: Sendable, Equatable {
+package enum UserChange: Sendable, Equatable {
     /// Replaces the password hash (an argon2id PHC string).
     case passwordHash(String)
     /// Disables or enables the user.
