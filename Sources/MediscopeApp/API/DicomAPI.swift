@@ -11,10 +11,10 @@ enum DicomAPI {
     static let routes: [RouteSpec] = [
         // nginx sends it to the inference pool, rate limited like uploads: decoding is never the io pool's work.
         RouteSpec(method: "POST", pattern: fieldsPattern, access: .clinical, audit: "dicom.read") { s, req, _, c throws(Problem) in
-            try API.admitClient(s, req, c.user)
+            try AnalysisAPI.admitClient(s, req, c.user)
             let form = try MultipartForm.parse(contentType: req.header("content-type"), body: req.body)
             guard let part = form.first("file") else { throw Problem.badRequest("the form has no `file` field (a DICOM file)") }
-            try API.admitFile(s, part.body)
+            try AnalysisAPI.admitFile(s, part.body)
             return .json(try fields(part.body, limits: ImageLimits(maxPixels: s.config.maxImagePixels), log: s),
                          headers: [("Cache-Control", "no-store")])
         },

@@ -226,13 +226,3 @@ enum AccountAPI {
         }
     }
 }
-
-extension Caller {
-    var methodName: String {
-        switch method {
-        case .session: "session"
-        case .token: "token"
-        case .firebase: "firebase"
-        }
-    }
-}

@@ -6,25 +6,9 @@ import MediscopeInference
 import MediscopeServer
 import MediscopeStore
 
-/// Routes of DESIGN section 4.
-package enum API {
-    /// Every route, who may call it and what the audit log calls it. The access test walks this table.
-    static let specs: [RouteSpec] = analysisRoutes + ReportAPI.routes + AccountAPI.routes.map(auditingAdminReads) + DicomAPI.routes + [
-        RouteSpec(method: "GET", pattern: "/api/models", access: .signedIn, audit: nil) { s, _, _, _ throws(Problem) in try models(s) },
-        RouteSpec(method: "GET", pattern: "/api/health", open: .everyone, audit: nil) { _, _, _, _ throws(Problem) in
-            .json(["status": "ok"])
-        },
-        RouteSpec(method: "GET", pattern: "/api/ready", open: .everyone, audit: nil) { s, _, _, _ throws(Problem) in ready(s) },
-        RouteSpec(method: "GET", pattern: "/api/status", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .json(Status.report(s.server, host: s.config.hostName, store: s.config.store, outbox: s.outboxStats(), jobs: try? s.jobs().stats()),
-                  headers: [("Cache-Control", "no-store")])
-        },
-        RouteSpec(method: "GET", pattern: "/api/metrics", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .text(Status.prometheus(s.server, host: s.config.hostName, histograms: s.histograms, outbox: s.outboxStats(), jobs: try? s.jobs().stats()), contentType: "text/plain; version=0.0.4; charset=utf-8")
-        },
-    ]
-
-    static let analysisRoutes: [RouteSpec] = [
+/// The analyses' routes: upload, list, read, delete, their images and the printable report.
+enum AnalysisAPI {
+    static let routes: [RouteSpec] = [
         RouteSpec(method: "POST", pattern: APILinks.analyses, access: .clinical, audit: "analysis.create") { s, req, _, c throws(Problem) in
             try createAnalysis(s, req, c.user)
         },
@@ -68,16 +52,6 @@ package enum API {
         },
     ]
 
-    /// Admins' reads of the audit log and the user list, audited like every other access: who read the
-    /// trail, and when, is part of it ("METHOD pattern" -> action).
-    static let adminReadActions = ["GET /api/audit": "audit.view", "GET /api/audit/export": "audit.export", "GET /api/users": "user.list"]
-
-    /// `spec` audited as `adminReadActions` says, when its table left it unaudited.
-    static func auditingAdminReads(_ spec: RouteSpec) -> RouteSpec {
-        guard spec.audit == nil, let action = adminReadActions["\(spec.method) \(spec.pattern)"] else { return spec }
-        return spec.audited(as: action)
-    }
-
     /// Deletes an analysis of the caller's organisation with its report, unless the report is signed
     /// (409): a signed report is a medical record that is kept, and its analysis with it; a correction is
     /// an amendment. The report is closed first, in one step with the check (`ReportStore.close`), so no
@@ -106,27 +80,9 @@ package enum API {
         return .noContent
     }
 
-    /// "METHOD pattern" of every route, for the access-table test.
-    package static var routeSignatures: [String] { specs.map { "\($0.method) \($0.pattern)" } }
-    package static var routeAccess: [String: Access] {
-        Dictionary(uniqueKeysWithValues: specs.map { ("\($0.method) \($0.pattern)", $0.access) })
-    }
-
-    static func router(_ s: Services) -> Router {
-        var r = Router()
-        for spec in specs {
-            r.add(spec.method, spec.pattern) { req, p throws(Problem) in Guard.run(s, spec, req, p) }
-        }
-        return r
-    }
-
-    static func validID(_ id: String) -> Bool {
-        id.count == 26 && id.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || ("A"..."Z").contains($0) }
-    }
-
     /// A record of the caller's organisation; another organisation's is "not found", never "forbidden".
     static func record(_ s: Services, _ user: User, _ id: String) throws(Problem) -> AnalysisRecord {
-        guard validID(id) else { throw Problem.notFound("no analysis \(id.prefix(40))") }
+        guard API.validID(id) else { throw Problem.notFound("no analysis \(id.prefix(40))") }
         let found: AnalysisRecord?
         do { found = try s.store().get(id: id, organizationId: user.organizationId) } catch {
             throw s.problem(error)
@@ -237,60 +193,5 @@ package enum API {
     /// crashed a worker before is refused (422) without being decoded.
     static func admitFile(_ s: Services, _ file: [UInt8]) throws(Problem) {
         try s.server.admitContent(slot: s.slot, content: CrashLedger.contentKey(sha256Hex: SHA256Hex.digest(file)))
-    }
-
-    static func models(_ s: Services) throws(Problem) -> HTTPResponse {
-        struct ModelBody: Encodable {
-            var id: String, title: String, task: String, labels: [String], results: [String]
-            var filePresent: Bool, loaded: Bool
-            /// int8 models only: the quantised engine and the fidelity report (or why it cannot be read).
-            var engine: String?, fidelity: ModelFidelity?
-        }
-        let manifest: ModelManifest
-        do { manifest = try s.manifest() } catch {
-            throw Problem(status: 503, detail: "the model manifest is not valid: \(error.message)", retryAfter: 30)
-        }
-        let inference = s.server.pools.first { $0.config.name == "inference" }
-        let mask = inference.map { s.server.scoreboard.loadedModels(pool: $0.index) } ?? 0
-        let body = manifest.models.enumerated().map { i, m in
-            ModelBody(id: m.id, title: m.title ?? m.id, task: m.task.rawValue, labels: m.labels,
-                      results: [m.id] + (m.derived ?? []).map(\.id),
-                      filePresent: FileManager.default.fileExists(atPath: manifest.fileURL(of: m).path),
-                      loaded: mask & (1 << Int64(i)) != 0, engine: m.engine, fidelity: ModelFidelity(m, in: manifest))
-        }
-        return .json(["models": body])
-    }
-
-    static func ready(_ s: Services) -> HTTPResponse {
-        var checks: [String: String] = [:]
-        var ok = true
-        do { try s.store().checkReady(); checks["store"] = "ok" } catch {
-            checks["store"] = "unavailable"; ok = false
-        }
-        do {
-            let manifest = try s.manifest()
-            let missing = manifest.models.filter { !FileManager.default.fileExists(atPath: manifest.fileURL(of: $0).path) }
-            checks["models"] = missing.isEmpty ? "ok" : "missing: " + missing.map(\.id).joined(separator: ", ")
-            ok = ok && missing.isEmpty
-        } catch {
-            checks["models"] = "manifest invalid"; ok = false
-        }
-        // Workers crashing without a request (a broken deployment): the master backs off, this host is not ready.
-        let loop = s.server.crashes.crashLoop
-        checks["workers"] = loop.active ? "crash loop: restarting with back-off (\(Int(loop.respawnDelaySeconds.rounded(.up))) s)" : "ok"
-        ok = ok && !loop.active
-        // Uploads go to the outbox while Firestore is down: still ready, but degraded.
-        var degraded = false
-        if let stats = s.outboxStats() {
-            checks["firestore"] = Status.OutboxStatus.reachability(stats)
-            // An entry waiting for minutes means delivery is stuck (Firestore, or the outbox process itself).
-            let oldest = stats.oldestEnqueuedAt.map { Int(Date().timeIntervalSince($0)) } ?? 0
-            checks["outbox"] = "\(stats.depth) waiting" + (stats.parked > 0 ? ", \(stats.parked) parked" : "")
-                + (oldest >= 120 ? ", oldest \(oldest) s" : "")
-            degraded = stats.remoteReachable == false || stats.parked > 0 || oldest >= 120
-        }
-        struct Body: Encodable { var status: String; var checks: [String: String] }
-        let body = Body(status: !ok ? "not ready" : degraded ? "degraded" : "ready", checks: checks)
-        return ok ? .json(body) : HTTPResponse.json(body, status: 503, headers: [("Retry-After", "5")])
     }
 }

@@ -164,7 +164,6 @@ enum Status {
         return out
     }
 }
-
 extension Scoreboard {
     var startedAt: Date { Date(timeIntervalSince1970: Double(startedUnix)) }
 }

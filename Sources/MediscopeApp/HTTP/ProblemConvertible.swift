@@ -15,17 +15,6 @@ protocol ProblemConvertible: Error {
     /// The problem the client gets; `log` is where a server-side failure is recorded.
     func problem(log: ServerLog) -> Problem
 }
-
-extension Services {
-    /// The problem for any error a handler meets; an unknown error type is a logged 500.
-    func problem(_ error: any Error) -> Problem {
-        if let problem = error as? Problem { return problem }
-        if let convertible = error as? ProblemConvertible { return convertible.problem(log: server.log) }
-        server.log.error("unexpected_error", ["type": .token(.init(String(describing: type(of: error))))])
-        return Problem(status: 500, detail: "an unexpected error occurred")
-    }
-}
-
 extension StoreError: ProblemConvertible {
     func problem(log: ServerLog) -> Problem {
         if kind == .invalidCursor { return Problem.badRequest("the cursor is not valid") }
@@ -36,7 +25,6 @@ extension StoreError: ProblemConvertible {
         return Problem(status: 503, detail: "the result store is unavailable", retryAfter: 5)
     }
 }
-
 extension FirestoreError: ProblemConvertible {
     /// Only setting up a client throws this to a handler (an unreadable key file); the stores map the rest.
     func problem(log: ServerLog) -> Problem {
@@ -44,7 +32,6 @@ extension FirestoreError: ProblemConvertible {
         return Problem(status: 503, detail: "Firestore cannot be used: \(status.rawValue)", retryAfter: 5)
     }
 }
-
 extension AuthError: ProblemConvertible {
     /// The store's own refusals (weak password, duplicate name) are the caller's problem; being
     /// unavailable is ours.
@@ -59,14 +46,12 @@ extension AuthError: ProblemConvertible {
         }
     }
 }
-
 extension ModelError: ProblemConvertible {
     func problem(log: ServerLog) -> Problem {
         log.error("model_error", ["kind": .token(.init(kind.rawValue))])
         return Problem(status: 503, detail: "the models are not available: \(message)", retryAfter: 30)
     }
 }
-
 extension ImagingError: ProblemConvertible {
     /// 415: not a format we read, or a variant we do not decode; 422: a file we read but cannot use.
     func problem(log: ServerLog) -> Problem {
@@ -82,7 +67,6 @@ extension ImagingError: ProblemConvertible {
         }
     }
 }
-
 extension AnalysisError: ProblemConvertible {
     func problem(log: ServerLog) -> Problem {
         switch self {
@@ -92,7 +76,6 @@ extension AnalysisError: ProblemConvertible {
         }
     }
 }
-
 extension ReportTemplateError: ProblemConvertible {
     /// The detail names the kind only: the folder's path is the server's business, not the reader's.
     func problem(log: ServerLog) -> Problem {

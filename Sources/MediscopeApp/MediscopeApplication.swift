@@ -31,13 +31,3 @@ package struct MediscopeApplication: WorkerApplication {
         return APIHandler(router: API.router(services), services: services)
     }
 }
-
-final class APIHandler: RequestHandler {
-    let router: Router
-    let services: Services
-    init(router: Router, services: Services) { self.router = router; self.services = services }
-    func handle(_ request: HTTPRequest) -> HTTPResponse {
-        services.observeQueueing(request)
-        return router.handle(request)
-    }
-}

@@ -7,71 +7,6 @@ import MediscopeReport
 import MediscopeServer
 import MediscopeStore
 
-extension TextRule {
-    /// A report's text: several lines, up to about ten pages.
-    static let report = TextRule(kind: .lines, maxCharacters: 20_000, maxScalars: 40_000, maxBytes: 80_000)
-}
-
-/// The report of an analysis as the API shows it: its state, the report's text and where it came from,
-/// and every version (drafts, edits, signatures, amendments), oldest first. The report is the newest
-/// version but a late draft (`ReportVersions.current`).
-struct ReportBody: Encodable {
-    struct Source: Encodable {
-        /// `llm`, `template` or `clinician`.
-        var kind: String
-        var model: String?
-        var reason: String?
-    }
-    struct Version: Encodable {
-        var number: Int
-        var status: String
-        var text: String
-        var source: Source
-        var author: String?
-        var createdAt: Date
-        /// true for a late draft: the LLM's or the template's, written after a clinician's text (they
-        /// wrote while it was pending). Listed, never the report.
-        var late: Bool?
-    }
-    /// `pending` (being drafted), `draft` (may be edited and signed), `signed`, or `unavailable` (its
-    /// store cannot be read now, e.g. Firestore is down; ask again later).
-    var status: String
-    var text: String?
-    var source: Source?
-    /// The newest version's number (a late draft's too): send it back as `baseVersion` with an edit, a
-    /// signature or an amendment (absent while there is none: send 0).
-    var version: Int?
-    var signedBy: String?
-    var signedAt: Date?
-    var versions: [Version]
-
-    static let pending = ReportBody(status: "pending", versions: [])
-    /// The report store cannot be read now; the rest of the analysis is shown.
-    static let unavailable = ReportBody(status: "unavailable", versions: [])
-
-    init(status: String, versions: [Version]) { self.status = status; self.versions = versions }
-
-    init(_ stored: [ReportVersion]) {
-        versions = stored.map {
-            Version(number: $0.number, status: $0.status.rawValue, text: $0.text,
-                    source: Source(kind: $0.origin.rawValue, model: $0.model, reason: $0.reason), author: $0.authorName, createdAt: $0.createdAt,
-                    late: ReportVersions.isLateDraft($0, in: stored) ? true : nil)
-        }
-        guard let newest = stored.last, let current = ReportVersions.current(stored) else {
-            status = "pending"
-            return
-        }
-        status = current.status.rawValue
-        text = current.text
-        source = Source(kind: current.origin.rawValue, model: current.model, reason: current.reason)
-        version = newest.number
-        if current.status == .signed {
-            signedBy = current.authorName
-            signedAt = current.createdAt
-        }
-    }
-}
-
 /// The clinician's side of the report: edit the draft, sign it, amend what was signed. Each is a new
 /// version; `baseVersion` must be the newest one the clinician saw, else 409 (someone else changed it).
 /// While the draft is pending (no version yet) a clinician may write or sign their own text with
@@ -87,7 +22,7 @@ enum ReportAPI {
         // is not audited (a poll every 1.5 s would flood the log); one with text is audited as report.view
         // here, and every refused or failed poll by Guard (an attempt on another's record leaves a trace).
         RouteSpec(method: "GET", pattern: pattern, access: .clinical, audit: "report.view") { s, req, p, c throws(Problem) in
-            let rec = try API.record(s, c.user, p["id"])
+            let rec = try AnalysisAPI.record(s, c.user, p["id"])
             let report = try body(s, rec)
             if report.text != nil { try Guard.audit(s, req, c, action: "report.view", recordId: rec.id, status: 200) }
             return .json(report, headers: [("Cache-Control", "no-store")])
@@ -112,7 +47,7 @@ enum ReportAPI {
     /// must be `expecting`, or pending (no version yet: a clinician need not wait for the draft to edit or sign).
     static func change(_ s: Services, _ req: HTTPRequest, _ id: String, _ user: User, expecting: ReportVersion.Status,
                        makes status: ReportVersion.Status) throws(Problem) -> HTTPResponse {
-        let record = try API.record(s, user, id)
+        let record = try AnalysisAPI.record(s, user, id)
         let body: ChangeBody = try AccountAPI.decodeJSON(req)
         guard let text = try FieldText.check(Array(body.text.utf8), field: "text", rule: .report) else {
             throw Problem(status: 422, detail: "the report text is empty")

@@ -57,9 +57,3 @@ struct AnalysisBody: Encodable {
         self.links = ["self": links.analysis(r.id), "report": links.report(r.id)]
     }
 }
-
-struct AnalysisListBody: Encodable {
-    var items: [AnalysisBody]
-    var nextCursor: String?
-    var links: [String: String]
-}

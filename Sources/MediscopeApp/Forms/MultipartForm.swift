@@ -246,9 +246,3 @@ struct MultipartForm {
         return String(validating: bytes, as: UTF8.self)
     }
 }
-
-/// Why a header value's parameters could not be read (becomes a 400 naming the header).
-struct HeaderValueError: Error, Sendable {
-    let message: String
-    init(_ message: String) { self.message = message }
-}
