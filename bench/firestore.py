@@ -25,283 +25,15 @@
         The "firestore" section of bench/RESULTS.md from what bench/firestore.sh left in DIR.
 """
 import argparse
-import http.client
 import json
-import os
-import signal
-import socket
-import socketserver
-import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-KINDS = ("commit", "batchGet", "runQuery", "runAggregationQuery", "listen", "write")
-
-
-def kind_of(path):
-    tail = path.split("?", 1)[0].rsplit(":", 1)
-    return tail[1] if len(tail) == 2 and tail[1] in KINDS else "other"
-
-
-def collection_of(name):
-    """projects/p/databases/d/documents/COLL/ID... -> COLL"""
-    if "/documents/" not in name:
-        return "?"
-    return name.split("/documents/", 1)[1].split("/", 1)[0]
-
-
-def collections_of(kind, body):
-    try:
-        doc = json.loads(body or b"{}")
-    except ValueError:
-        return []
-    names = []
-    if kind == "commit":
-        for w in doc.get("writes", []):
-            n = (w.get("update") or {}).get("name") or w.get("delete") or (w.get("transform") or {}).get("document")
-            if n:
-                names.append(collection_of(n))
-    elif kind == "batchGet":
-        names = [collection_of(n) for n in doc.get("documents", [])]
-    elif kind in ("runQuery", "runAggregationQuery"):
-        q = doc.get("structuredQuery") or (doc.get("structuredAggregationQuery") or {}).get("structuredQuery") or {}
-        names = [f.get("collectionId", "?") for f in q.get("from", [])]
-    return sorted(set(names))
-
-
-# ---------------------------------------------------------------- who sent a connection
-
-def _socket_inode(local_port, remote_port):
-    """The inode of the socket whose local port is local_port and remote port remote_port (loopback)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    p = line.split()
-                    if int(p[1].rsplit(":", 1)[1], 16) == local_port and int(p[2].rsplit(":", 1)[1], 16) == remote_port:
-                        return p[9]
-        except OSError:
-            continue
-    return None
-
-
-class PidFinder:
-    """Maps a socket inode to the pid holding it, looking first at the processes running `binary`."""
-
-    def __init__(self, binary):
-        self.binary = os.path.realpath(binary) if binary else None
-        self.candidates = []
-        self.lock = threading.Lock()
-
-    def _refresh(self):
-        found = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                if self.binary is None or os.readlink(f"/proc/{d}/exe") == self.binary:
-                    found.append(int(d))
-            except OSError:
-                pass
-        self.candidates = found
-
-    @staticmethod
-    def _holds(pid, target):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                        return True
-                except OSError:
-                    pass
-        except OSError:
-            pass
-        return False
-
-    def pid(self, inode):
-        if inode is None or inode == "0":
-            return None
-        target = f"socket:[{inode}]"
-        with self.lock:
-            cands = list(self.candidates)
-        for pid in cands:
-            if self._holds(pid, target):
-                return pid
-        with self.lock:
-            self._refresh()
-            cands = list(self.candidates)
-        for pid in cands:
-            if self._holds(pid, target):
-                return pid
-        return None
-
-
-def ppid_of(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-# ---------------------------------------------------------------- proxy
-
-def run_proxy(args):
-    up_host, up_port = args.upstream.rsplit(":", 1)
-    up_port = int(up_port)
-    finder = PidFinder(args.binary)
-    log = open(args.log, "a", buffering=1)
-    log_lock = threading.Lock()
-
-    def write(entry):
-        line = json.dumps(entry, separators=(",", ":"))
-        with log_lock:
-            log.write(line + "\n")
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"   # so that Expect: 100-continue is answered at once
-
-        def log_message(self, *a):
-            pass
-
-        def _any(self):
-            t_wall = time.time()
-            t0 = time.monotonic()
-            n = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(n) if n else b""
-            peer_port = self.client_address[1]
-            pid = finder.pid(_socket_inode(peer_port, args.port))
-            t1 = time.monotonic()
-            kind = kind_of(self.path)
-            headers = {k: v for k, v in (("Authorization", self.headers.get("Authorization")),
-                                          ("Content-Type", self.headers.get("Content-Type"))) if v}
-            status, data, ctype = 502, b"", "application/json"
-            try:
-                conn = http.client.HTTPConnection(up_host, up_port, timeout=60)
-                conn.request(self.command, self.path, body=body, headers=headers)
-                r = conn.getresponse()
-                status, data, ctype = r.status, r.read(), r.getheader("Content-Type") or ctype
-                conn.close()
-            except (OSError, http.client.HTTPException) as e:
-                data = json.dumps({"error": {"code": 502, "message": f"proxy: {e}", "status": "UNAVAILABLE"}}).encode()
-            t2 = time.monotonic()
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(data)
-            self.close_connection = True
-            write({"t": round(t_wall, 6), "pid": pid, "ppid": ppid_of(pid) if pid else None, "kind": kind,
-                   "coll": collections_of(kind, body), "status": status, "req_bytes": len(body), "resp_bytes": len(data),
-                   "expect100": bool(self.headers.get("Expect")), "upstream_ms": round((t2 - t1) * 1000, 3),
-                   "proxy_ms": round((t1 - t0 + time.monotonic() - t2) * 1000, 3)})
-
-        do_POST = do_GET = do_PATCH = do_DELETE = _any
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-        request_queue_size = 128
-
-    state = {"server": None, "thread": None}
-
-    def open_port():
-        s = Server(("127.0.0.1", args.port), Handler)
-        t = threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        t.start()
-        state["server"], state["thread"] = s, t
-
-    def close_port():
-        s = state["server"]
-        if s is not None:
-            s.shutdown()
-            s.server_close()
-            state["server"] = None
-
-    wanted = []
-    signal.signal(signal.SIGUSR1, lambda *_: wanted.append("refuse"))
-    signal.signal(signal.SIGUSR2, lambda *_: wanted.append("pass"))
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-
-    open_port()
-    write({"event": "pass", "t": round(time.time(), 6)})
-    print(f"proxy: 127.0.0.1:{args.port} -> {args.upstream}, log {args.log}", file=sys.stderr, flush=True)
-    while not stop:
-        while wanted:
-            w = wanted.pop(0)
-            if w == "refuse" and state["server"] is not None:
-                close_port()
-                write({"event": "refuse", "t": round(time.time(), 6)})
-            elif w == "pass" and state["server"] is None:
-                open_port()
-                write({"event": "pass", "t": round(time.time(), 6)})
-        time.sleep(0.02)
-    close_port()
-
-
-# ---------------------------------------------------------------- uploads
-
-def run_upload(args):
-    body = open(args.body, "rb").read()
-    host, port = args.url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-    path = "/" + args.url.split("//", 1)[1].split("/", 1)[1]
-    headers = {"Authorization": f"Bearer {args.token}", "Content-Type": f"multipart/form-data; boundary={args.boundary}"}
-    out = open(args.out, "a", buffering=1)
-    lock = threading.Lock()
-    todo = list(range(args.count))
-
-    def worker():
-        while True:
-            with lock:
-                if not todo:
-                    return
-                todo.pop()
-            t = time.time()
-            t0 = time.monotonic()
-            status, rid, err = 0, None, None
-            try:
-                c = http.client.HTTPConnection(host, int(port), timeout=300)
-                c.request("POST", path, body=body, headers=headers)
-                r = c.getresponse()
-                data = r.read()
-                status = r.status
-                c.close()
-                try:
-                    rid = json.loads(data).get("id")
-                except ValueError:
-                    err = data[:200].decode("utf-8", "replace")
-                if status != 201:
-                    err = data[:300].decode("utf-8", "replace")
-            except (OSError, http.client.HTTPException) as e:
-                err = str(e)
-            ms = (time.monotonic() - t0) * 1000
-            with lock:
-                out.write(json.dumps({"t": round(t, 6), "ms": round(ms, 2), "status": status, "id": rid, "error": err}) + "\n")
-            if args.interval > 0:
-                time.sleep(args.interval)
-
-    threads = [threading.Thread(target=worker) for _ in range(max(1, args.concurrency))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+from lib.emulator import run_verify
+from lib.loadclient import run_upload
+from lib.proxy import read_log, run_proxy
+from lib.report import pct, read_jsonl, read_meta, wrk_result
 
 
 # ---------------------------------------------------------------- analysis of the proxy log
-
-def read_log(path):
-    with open(path) as f:
-        for line in f:
-            try:
-                yield json.loads(line)
-            except ValueError:
-                continue
-
 
 def roles(status_path):
     s = json.load(open(status_path))
@@ -368,76 +100,23 @@ def run_drain(args):
     }, indent=1))
 
 
-# ---------------------------------------------------------------- the emulator, read directly
-
-def run_query(host, project, query):
-    h, p = host.rsplit(":", 1)
-    c = http.client.HTTPConnection(h, int(p), timeout=60)
-    c.request("POST", f"/v1/projects/{project}/databases/(default)/documents:runQuery",
-              body=json.dumps({"structuredQuery": query}), headers={"Authorization": "Bearer owner", "Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    if r.status != 200:
-        raise SystemExit(f"runQuery {query['from']}: HTTP {r.status}: {data[:300]!r}")
-    return [x["document"] for x in json.loads(data) if "document" in x]
-
-
-def run_verify(args):
-    ids = []
-    for path in args.ids:
-        for line in open(path):
-            line = line.strip()
-            if not line:
-                continue
-            if line.startswith("{"):
-                e = json.loads(line)
-                if e.get("status") == 201 and e.get("id"):
-                    ids.append(e["id"])
-            else:
-                ids.append(line)
-    docs = run_query(args.emulator, args.project, {"from": [{"collectionId": "analyses"}], "select": {"fields": [{"fieldPath": "__name__"}]}})
-    stored = [d["name"].rsplit("/", 1)[1] for d in docs]
-    audit = run_query(args.emulator, args.project, {"from": [{"collectionId": "audit"}],
-                                                     "select": {"fields": [{"fieldPath": "action"}, {"fieldPath": "recordId"}]}})
-    creates = [(d.get("fields", {}).get("recordId") or {}).get("stringValue") for d in audit
-               if (d.get("fields", {}).get("action") or {}).get("stringValue") == "analysis.create"]
-    want = set(ids)
-    from collections import Counter
-    cc = Counter(creates)
-    print(json.dumps({
-        "uploaded": len(ids), "uploaded_distinct": len(want), "analyses_docs": len(stored), "analyses_distinct": len(set(stored)),
-        "missing": sorted(want - set(stored))[:10], "missing_n": len(want - set(stored)),
-        "extra_n": len(set(stored) - want),
-        "audit_docs": len(audit), "audit_creates": len(creates),
-        "audit_creates_missing_n": sum(1 for i in want if cc[i] == 0),
-        "audit_creates_duplicated_n": sum(1 for i in want if cc[i] > 1),
-        "exactly_once": len(stored) == len(set(stored)) == len(want) and set(stored) == want
-                        and all(cc[i] == 1 for i in want) and len(creates) == len(want),
-    }, indent=1))
-
-
 # ---------------------------------------------------------------- the RESULTS.md section
 
 def run_report(args):
     import statistics
     out = args.out
-    meta = dict(l.rstrip("\n").split("=", 1) for l in open(f"{out}/meta.txt") if "=" in l)
+    meta = read_meta(out)
     runs, workers, n_out = int(meta["runs"]), int(meta["workers"]), int(meta["outage_uploads"])
     depth, heal, drain_s = int(meta["outage_depth"]), float(meta["heal_t"]), float(meta["drain_s"])
 
     def wrk(label):
-        line = [l for l in open(f"{out}/{label}.txt") if l.startswith("RESULT")][0]
-        return {k: float(v) for k, v in (kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)}
+        return wrk_result(f"{out}/{label}.txt")
 
     def jl(name):
-        return [json.loads(l) for l in open(f"{out}/{name}") if l.strip()]
+        return read_jsonl(f"{out}/{name}")
 
     def js(name):
         return json.load(open(f"{out}/{name}"))
-
-    def pct(a, q):
-        a = sorted(a)
-        return a[min(len(a) - 1, max(0, int(round(q / 100 * len(a) + 0.5)) - 1))] if a else float("nan")
 
     med = statistics.median
     L = ["<!-- begin firestore -->", "## Firestore store vs SQLite (`bench/firestore.sh`)", "",

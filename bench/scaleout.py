@@ -22,172 +22,14 @@ import argparse
 import collections
 import json
 import os
-import re
 import statistics
 import sys
-import time
 
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-# ---------------------------------------------------------------- snapshots
-
-def threads_of(pid):
-    out = []
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rindex(")") + 2:].split()
-        out.append({"tid": int(tid), "comm": s[s.index("(") + 1:s.rindex(")")], "start": int(rest[19]),
-                    "own": int(rest[11]) + int(rest[12])})
-    return out
-
-
-def jvm_kind(name):
-    if name.startswith("GC Thread") or name.startswith("G1 ") or name.startswith("GC "):
-        return "gc"
-    if "CompilerThre" in name or name.startswith("C1 ") or name.startswith("C2 "):
-        return "jit"
-    return "work"
-
-
-def snap(lab):
-    labels = {}
-    for name in (os.listdir("/run/netns") if os.path.isdir("/run/netns") else []):
-        if name.startswith(lab + "-"):
-            try:
-                labels[os.stat("/run/netns/" + name).st_ino] = name[len(lab) + 1:]
-            except OSError:
-                pass
-    root_ino = os.stat("/proc/self/ns/net").st_ino
-    procs = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                s = f.read()
-        except OSError:
-            continue
-        comm = s[s.index("(") + 1:s.rindex(")")]
-        rest = s[s.rindex(")") + 2:].split()   # rest[0] is field 3 (state): field n = rest[n - 3]
-        ppid = int(rest[1])
-        if int(d) == 2 or ppid == 2:
-            ns = "kernel"
-        else:
-            try:
-                ino = os.stat(f"/proc/{d}/ns/net").st_ino
-                ns = labels.get(ino, "root" if ino == root_ino else "other-ns")
-            except OSError:
-                ns = "root"
-        entry = {"pid": int(d), "ppid": ppid, "comm": comm, "ns": ns, "start": int(rest[19]),
-                 "own": int(rest[11]) + int(rest[12]), "children": int(rest[13]) + int(rest[14])}
-        if ns == "fs":   # the emulator's JVM: per thread, to split GC and JIT from the work
-            entry["threads"] = threads_of(d)
-        procs.append(entry)
-    cpus = {}
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith("cpu"):
-                p = line.split()
-                cpus[p[0]] = [int(x) for x in p[1:9]]
-    return {"t": time.time(), "mono": time.monotonic(), "cpus": cpus, "procs": procs}
-
-
-def cpu_between(s0, s1, wrk_pid):
-    """Cores used (CPU seconds per wall second) per part between two snapshots.
-
-    The lab's parts (hosts a and b, nginx = lb, the emulator = fs) and wrk: their processes' own time plus
-    their reaped children's. kernel: kernel threads plus the cores' irq + softirq time (charged to no
-    process). other: the rest of the cores' busy time (processes outside the lab: other users, this
-    script's sampling); computed as the remainder because a process reaped in the window brings its
-    whole life into its parent's cutime, which would overcount busy neighbours such as a compiler
-    driver. other_top: those processes' own time by name, for information.
-    """
-    wall = s1["mono"] - s0["mono"]
-    before = {(p["pid"], p["start"]): p for p in s0["procs"]}
-    parts = collections.Counter()
-    named = collections.Counter()
-    per_proc = []
-    for p in s1["procs"]:
-        old = before.get((p["pid"], p["start"]))
-        own = p["own"] - (old["own"] if old else 0)
-        kids = p["children"] - (old["children"] if old else 0)
-        ns = p["ns"]
-        if ns in ("a", "b", "lb", "fs"):
-            part = ns
-        elif ns == "kernel":
-            part, kids = "kernel", 0
-        elif p["pid"] == wrk_pid or p["comm"] == "wrk":
-            part = "wrk"
-        else:
-            named[p["comm"]] += own
-            continue
-        parts[part] += own + kids
-        per_proc.append({"pid": p["pid"], "ppid": p["ppid"], "comm": p["comm"], "part": part,
-                         "cores": round((own + kids) / CLK / wall, 4)})
-    # The emulator's threads: garbage collection, JIT compilation, the rest (requests, the JVM's own).
-    jvm, jvm_names = collections.Counter(), collections.Counter()
-    tbefore = {(t["tid"], t["start"]): t for p in s0["procs"] for t in p.get("threads", [])}
-    for p in s1["procs"]:
-        for t in p.get("threads", []):
-            old = tbefore.get((t["tid"], t["start"]))
-            d = t["own"] - (old["own"] if old else 0)
-            jvm[jvm_kind(t["comm"])] += d
-            jvm_names[re.sub(r"[#-]?[0-9]+$", "", t["comm"])] += d
-    cores = {}
-    irq = 0.0
-    for cpu in sorted(k for k in s1["cpus"] if k != "cpu"):
-        a, b = s0["cpus"][cpu], s1["cpus"][cpu]
-        d = [y - x for x, y in zip(a, b)]
-        total = sum(d) or 1
-        # user nice system idle iowait irq softirq steal
-        cores[cpu] = {"busy": (d[0] + d[1] + d[2] + d[5] + d[6]) / total, "steal": d[7] / total,
-                      "idle": (d[3] + d[4]) / total, "irq": (d[5] + d[6]) / total}
-        irq += cores[cpu]["irq"]
-    busy = sum(c["busy"] for c in cores.values())
-    out = {k: parts[k] / CLK / wall for k in ("a", "b", "lb", "fs", "wrk", "kernel")}
-    out["kernel_threads"] = out["kernel"]
-    out["irq"] = irq
-    out["kernel"] += irq
-    # The remainder; sampling the processes and /proc/stat at slightly different instants makes it
-    # a few thousandths of a core off, so an idle machine can show a tiny negative: clamped at 0.
-    out["other_raw"] = busy - sum(out[k] for k in ("a", "b", "lb", "fs", "wrk", "kernel"))
-    out["other"] = max(0.0, out["other_raw"])
-    out["busy"] = busy
-    out["steal"] = sum(c["steal"] for c in cores.values())
-    out["idle"] = sum(c["idle"] for c in cores.values())
-    # Inside each host: the busiest child of its master (the inference worker) and the rest.
-    hosts = {}
-    for h in ("a", "b"):
-        mine = [p for p in per_proc if p["part"] == h]
-        pids = {p["pid"] for p in mine}
-        kids = sorted((p for p in mine if p["ppid"] in pids), key=lambda p: -p["cores"])
-        total = sum(p["cores"] for p in mine)
-        hosts[h] = {"busiest_child": kids[0]["cores"] if kids else 0.0, "rest": total - (kids[0]["cores"] if kids else 0.0),
-                    "processes": len(mine)}
-    return {"wall": wall, "cores": cores, "parts": out, "hosts": hosts,
-            "emulator_threads": {k: jvm[k] / CLK / wall for k in ("gc", "jit", "work")},
-            "emulator_thread_names": [[n, round(v / CLK / wall, 3)] for n, v in jvm_names.most_common(8) if v > 0],
-            "other_top": [[c, round(v / CLK / wall, 3)] for c, v in named.most_common(5) if v > 0],
-            "procs": sorted((p for p in per_proc if p["cores"] > 0), key=lambda p: -p["cores"])[:25]}
+from lib.procs import cpu_between, snap
+from lib.report import pct, read_jsonl, read_meta, wrk_result
 
 
 # ---------------------------------------------------------------- nginx's access log
-
-def pct(values, q):
-    if not values:
-        return float("nan")
-    v = sorted(values)
-    return v[min(len(v) - 1, max(0, int(round(q / 100 * len(v) + 0.5)) - 1))]
-
 
 def access_slice(path, first, last, addrs):
     """Lines first+1..last (1-based) of the access log: POST /api/analyses by status, upstream host."""
@@ -220,18 +62,11 @@ def access_slice(path, first, last, addrs):
             "upstream_time_p50": pct(urt, 50), "upstream_time_p99": pct(urt, 99)}
 
 
-def parse_result(path):
-    for line in open(path, errors="replace"):
-        if line.startswith("RESULT "):
-            return {k: float(v) for k, v in (kv.split("=", 1) for kv in line.split()[1:])}
-    raise SystemExit(f"no RESULT line in {path}")
-
-
 def run_record(a):
     s0, s1 = json.load(open(a.snap0)), json.load(open(a.snap1))
     addrs = dict(kv.split("=", 1) for kv in a.addrs.split(","))
     rec = {"run": a.run, "phase": a.phase, "hosts": a.hosts, "conns": a.conns, "label": a.label,
-           "wrk": parse_result(a.wrk), "cpu": cpu_between(s0, s1, a.wrk_pid),
+           "wrk": wrk_result(a.wrk), "cpu": cpu_between(s0, s1, a.wrk_pid),
            "access": access_slice(a.access_log, a.first, a.last, addrs)}
     print(json.dumps(rec))
 
@@ -265,12 +100,8 @@ def f(x, d=1):
 
 def run_report(a):
     out = a.outdir
-    meta = {}
-    for line in open(os.path.join(out, "meta.txt")):
-        if "=" in line:
-            k, v = line.rstrip("\n").split("=", 1)
-            meta[k] = v
-    runs = [json.loads(l) for l in open(os.path.join(out, "runs.jsonl")) if l.strip()]
+    meta = read_meta(out)
+    runs = read_jsonl(os.path.join(out, "runs.jsonl"))
     final = json.load(open(os.path.join(out, "final.json")))
     one = [r for r in runs if r["phase"] == "one"]
     two = [r for r in runs if r["phase"] == "two"]
@@ -343,7 +174,7 @@ def run_report(a):
       f"time from nginx connecting to the host to its answer (upstream_response_time, incl. the wait in the pool's backlog) p50: "
       f"{f(s1['up50'], 0)} / {f(s2['up50'], 0)} ms")
     dpath = os.path.join(out, "disturbed.jsonl")
-    redone = [json.loads(l) for l in open(dpath) if l.strip()] if os.path.exists(dpath) else []
+    redone = read_jsonl(dpath) if os.path.exists(dpath) else []
     if redone:
         P(f"- **{len(redone)} run(s) measured again** because processes outside the lab used more than {DISTURBED:.2f} cores during "
           f"them (at most {meta.get('retries')} repeats per invocation, after waiting until they used under {meta.get('quiet')} cores: "
