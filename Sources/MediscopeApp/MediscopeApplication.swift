@@ -27,7 +27,7 @@ package struct MediscopeApplication: WorkerApplication {
     }
 
     package func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler {
-        let services = Services(config: config, server: server, pool: pool, slot: slot, histograms: histograms)
+        let services = Services(config: config, runtime: PooledWorker(server: server, pool: pool, slot: slot), histograms: histograms)
         return APIHandler(router: API.router(services), services: services)
     }
 }

@@ -15,9 +15,11 @@ final class Services: @unchecked Sendable {
     let config: AppConfig
     /// The API's addresses (analysis, images, report), for responses and the report renderer.
     let links = APILinks()
-    let server: ServerContext
-    let pool: PoolRuntime
-    let slot: Int
+    /// The worker these services run in (the process manager's, or a standalone one in tests).
+    let runtime: any WorkerRuntime
+    var server: ServerContext { runtime.server }
+    var pool: PoolRuntime { runtime.pool }
+    var slot: Int { runtime.slot }
     private var openedStore: AnalysisStore?
     private var openedOutbox: Outbox?
     private var openedReports: ReportStore?
@@ -30,12 +32,10 @@ final class Services: @unchecked Sendable {
 
     let histograms: SharedHistograms?
 
-    init(config: AppConfig, server: ServerContext, pool: PoolRuntime, slot: Int, histograms: SharedHistograms? = nil) {
+    init(config: AppConfig, runtime: any WorkerRuntime, histograms: SharedHistograms? = nil) {
         self.histograms = histograms
         self.config = config
-        self.server = server
-        self.pool = pool
-        self.slot = slot
+        self.runtime = runtime
         firebase = config.firebaseProjectId.map {
             FirebaseTokenVerifier(projectId: $0, certificatesURL: URL(string: config.firebaseCertificatesURL)!)
         }
@@ -112,10 +112,12 @@ final class Services: @unchecked Sendable {
         return try Guard.accountsCall(self) { try $0.organizationName(id: user.organizationId) } ?? user.organizationId
     }
 
-    func publishLoadedModels() {
+    /// Shows on the scoreboard which of the manifest's models this worker holds: `ids`, or the pipeline's own list.
+    func publishLoadedModels(_ ids: [String]? = nil) {
         guard let openedPipeline else { return }
+        let loaded = Set(ids ?? openedPipeline.loadedModelIDs)
         var mask: Int64 = 0
-        for (i, model) in openedPipeline.manifest.models.enumerated() where openedPipeline.loadedModelIDs.contains(model.id) {
+        for (i, model) in openedPipeline.manifest.models.enumerated() where loaded.contains(model.id) {
             mask |= 1 << Int64(i)
         }
         server.scoreboard.setLoadedModels(slot: slot, mask: mask)

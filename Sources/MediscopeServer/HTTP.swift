@@ -81,9 +81,19 @@ package struct HTTPResponse: Sendable {
     package var status: Int
     package var headers: [(String, String)]
     package var body: [UInt8]
+    /// The id of what the request created, for the application's audit entry; never sent.
+    package var createdID: String?
 
     package init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status; self.headers = headers; self.body = body
+    }
+
+    /// A 201 with `value` for the new resource `id` at `location` (the Location header): its id stays
+    /// typed for whoever audits the request, rather than being parsed back out of the header.
+    package static func created<T: Encodable>(_ value: T, id: String, location: String, headers: [(String, String)] = []) -> HTTPResponse {
+        var response = json(value, status: 201, headers: [("Location", location)] + headers)
+        response.createdID = id
+        return response
     }
 
     package static func json<T: Encodable>(_ value: T, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {

@@ -32,6 +32,9 @@ package struct ImageRef: Codable, Sendable, Equatable {
     package init(key: String, contentType: String, width: Int, height: Int, byteCount: Int) {
         self.key = key; self.contentType = contentType; self.width = width; self.height = height; self.byteCount = byteCount
     }
+
+    /// The image's format, nil when the stored media type is none Mediscope writes.
+    package var format: ImageFormat? { ImageFormat(contentType: contentType) }
 }
 
 package struct StoredProbability: Codable, Sendable, Equatable {
@@ -44,8 +47,10 @@ package struct StoredProbability: Codable, Sendable, Equatable {
     }
 }
 
-/// One model result as stored: classification plus its Grad-CAM overlay.
-package struct StoredResult: Codable, Sendable, Equatable {
+/// One model result: classification plus its Grad-CAM overlay, the overlay as `Heatmap` says: an
+/// `ImageRef` as stored (`StoredResult`), a URL as the API serves it. One shape, so the fields are written
+/// once and the served result is the stored one with its heatmap mapped (`mapHeatmap`).
+package struct AnalysisResult<Heatmap: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
     package var id: String
     package var model: String
     package var title: String
@@ -54,14 +59,23 @@ package struct StoredResult: Codable, Sendable, Equatable {
     package var prediction: String
     package var confidence: Double
     package var explainedLabel: String
-    package var heatmap: ImageRef
+    package var heatmap: Heatmap
 
     package init(id: String, model: String, title: String, task: String, probabilities: [StoredProbability],
-                prediction: String, confidence: Double, explainedLabel: String, heatmap: ImageRef) {
+                prediction: String, confidence: Double, explainedLabel: String, heatmap: Heatmap) {
         self.id = id; self.model = model; self.title = title; self.task = task; self.probabilities = probabilities
         self.prediction = prediction; self.confidence = confidence; self.explainedLabel = explainedLabel; self.heatmap = heatmap
     }
+
+    /// The same result with its heatmap as `transform` makes it.
+    package func mapHeatmap<Other>(_ transform: (Heatmap) -> Other) -> AnalysisResult<Other> {
+        AnalysisResult<Other>(id: id, model: model, title: title, task: task, probabilities: probabilities, prediction: prediction,
+                              confidence: confidence, explainedLabel: explainedLabel, heatmap: transform(heatmap))
+    }
 }
+
+/// One model result as stored: its heatmap is an image of the record.
+package typealias StoredResult = AnalysisResult<ImageRef>
 
 /// What was analysed: the uploaded file's format, and what was done to it so that the analysis ran on
 /// what the clinician saw. Stored with the analysis; nil in records made before it was kept.

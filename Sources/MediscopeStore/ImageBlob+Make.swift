@@ -1,4 +1,5 @@
 import MediscopeEncoding
+import MediscopeImaging
 
 package extension ImageBlob {
     /// An image blob whose key is the SHA-256 of `bytes` (lowercase hex).
@@ -8,5 +9,10 @@ package extension ImageBlob {
                              bytes: bytes)
         blob.keyIsDigest = true
         return blob
+    }
+
+    /// An image blob of an image this process encoded as `format`: the media type stays typed up to the record.
+    static func make(bytes: [UInt8], format: ImageFormat, width: Int, height: Int) -> ImageBlob {
+        make(bytes: bytes, contentType: format.contentType, width: width, height: height)
     }
 }

@@ -26,8 +26,8 @@ enum AccountAPI {
             guard (1...64).contains(name.count) else { throw Problem.badRequest("`name` must be 1 to 64 characters") }
             let (token, info) = try Guard.accountsCall(s) { try $0.createToken(userId: c.user.id, name: name) }
             struct Created: Encodable { var token: String; var info: APIToken; var notice: String }
-            return .json(Created(token: token, info: info, notice: "Shown once: store it now."), status: 201,
-                         headers: [("Location", "/api/tokens/\(info.id)"), ("Cache-Control", "no-store")])
+            return .created(Created(token: token, info: info, notice: "Shown once: store it now."), id: info.id,
+                            location: "/api/tokens/\(info.id)", headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "DELETE", pattern: "/api/tokens/{id}", access: .signedIn, audit: "token.revoke") { s, _, p, c throws(Problem) in
             guard try Guard.accountsCall(s, { try $0.revokeToken(id: p["id"], userId: c.user.id) }) else {
@@ -47,7 +47,7 @@ enum AccountAPI {
                 try $0.addUser(username: body.username, password: body.password, role: role,
                                organizationId: c.user.organizationId, displayName: body.displayName)
             }
-            return .json(UserBody(user), status: 201, headers: [("Location", "/api/users/\(user.id)")])
+            return .created(UserBody(user), id: user.id, location: "/api/users/\(user.id)")
         },
         RouteSpec(method: "PATCH", pattern: "/api/users/{id}", access: .admin, audit: "user.update") { s, req, p, c throws(Problem) in
             struct Body: Decodable { var disabled: Bool?; var role: String? }

@@ -164,21 +164,21 @@ enum AnalysisAPI {
         let patient = try PatientForm.parse(form)
         let frame = try PatientForm.frame(form)
         let upload = UploadAnalysis(pipeline: try s.pipeline(), store: try s.store())
-        let stored: AnalysisRecord, analysis: Analysis, storeMs: Double
-        do { (stored, analysis, storeMs) = try upload.run(image: imagePart.body, frame: frame, patient: patient, by: user) } catch {
-            s.publishLoadedModels()
+        let outcome: UploadOutcome
+        do { outcome = try upload.run(image: imagePart.body, frame: frame, patient: patient, by: user) } catch {
+            s.publishLoadedModels()   // a failed analysis may still have loaded a model
             throw s.problem(error)
         }
-        s.publishLoadedModels()
-        s.observeStages(analysis, storeMilliseconds: storeMs)
-        s.observeInputCheck(stored.inputCheck)
-        s.server.log.info("analysis_created", ["analysis": .token(.init(stored.id)), "forward_ms": .double(analysis.timings.forward),
-                                               "model_load_ms": .double(analysis.timings.modelLoad)])
+        let stored = outcome.record
+        s.publishLoadedModels(outcome.loadedModelIDs)
+        s.observe(outcome)
+        s.server.log.info("analysis_created", ["analysis": .token(.init(stored.id)), "forward_ms": .double(outcome.timings.forward),
+                                               "model_load_ms": .double(outcome.timings.modelLoad)])
         // The draft is written by a report job process, never here: the 201 does not wait for an LLM.
         ReportAPI.enqueueDraft(s, stored)
         var body = AnalysisBody(stored, links: s.links)
         body.report = .pending
-        return .json(body, status: 201, headers: [("Location", s.links.analysis(stored.id))])
+        return .created(body, id: stored.id, location: s.links.analysis(stored.id))
     }
 
     /// First thing a route that decodes files does: a crash from here on is charged to the signed-in

@@ -28,6 +28,6 @@ struct APILinks: AnalysisLinks {
     }
 
     static func fileExtension(_ ref: ImageRef) -> String {
-        ImageFormat(contentType: ref.contentType)?.fileExtension ?? "bin"
+        ref.format?.fileExtension ?? "bin"
     }
 }

@@ -50,7 +50,7 @@ enum Guard {
     static func recordOutcome(_ s: Services, _ spec: RouteSpec, _ req: HTTPRequest, _ p: PathParameters, _ caller: Caller?,
                               _ response: HTTPResponse, afterIntent: Bool) -> HTTPResponse {
         guard let action = spec.audit, spec.auditsSuccesses || !(200..<300).contains(response.status) else { return response }
-        let recordId = p.values["id"] ?? response.header("Location").map { String($0.split(separator: "/").last ?? "") }
+        let recordId = p.values["id"] ?? response.createdID
         do {
             try audit(s, req, caller, action: action, recordId: recordId, status: response.status)
             if [401, 403, 404].contains(response.status), let recordId, let owner = ownerOrganization(s, spec, recordId),

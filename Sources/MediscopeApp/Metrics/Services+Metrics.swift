@@ -4,14 +4,15 @@ import MediscopeInference
 import MediscopeServer
 
 extension Services {
-    /// Records one stored analysis's stage times (milliseconds in, seconds out).
-    func observeStages(_ analysis: Analysis, storeMilliseconds: Double) {
+    /// Records one stored analysis: its stage times (milliseconds in, seconds out) and its input check.
+    func observe(_ upload: UploadOutcome) {
+        observeInputCheck(upload.record.inputCheck)
         guard let histograms else { return }
-        let t = analysis.timings
-        for (stage, ms) in [("decode", t.decode), ("encode", t.encode), ("store", storeMilliseconds)] {
+        let t = upload.timings
+        for (stage, ms) in [("decode", t.decode), ("encode", t.encode), ("store", upload.storeMilliseconds)] {
             histograms.observe(StageMetrics.stageSeconds, labels: "stage=\"\(stage)\"", seconds: ms / 1000)
         }
-        for (model, own) in analysis.modelTimings.sorted(by: { $0.key < $1.key }) {
+        for (model, own) in upload.modelTimings.sorted(by: { $0.key < $1.key }) {
             let m = StageMetrics.label(model)
             for (stage, ms) in [("preprocess", own.preprocess), ("forward", own.forward), ("gradcam", own.gradCAM)] {
                 histograms.observe(StageMetrics.stageSeconds, labels: "stage=\"\(stage)\",model=\"\(m)\"", seconds: ms / 1000)

@@ -5,23 +5,14 @@ import MediscopeStore
 
 /// The JSON an analysis is shown as. Images are URLs, never base64: the browser fetches them lazily.
 struct AnalysisBody: Encodable {
-    struct Image: Encodable {
+    struct Image: Codable, Sendable, Equatable {
         var url: String
         var width: Int
         var height: Int
         var bytes: Int
     }
-    struct Result: Encodable {
-        var id: String
-        var model: String
-        var title: String
-        var task: String
-        var probabilities: [StoredProbability]
-        var prediction: String
-        var confidence: Double
-        var explainedLabel: String
-        var heatmap: Image
-    }
+    /// A stored result with its heatmap as a URL.
+    typealias Result = AnalysisResult<Image>
     var id: String
     var createdAt: Date
     var patient: PatientInfo
@@ -45,11 +36,8 @@ struct AnalysisBody: Encodable {
         patient = r.patient
         image = ["width": r.imageWidth, "height": r.imageHeight]
         scan = Image(url: links.scan(of: r), width: r.scan.width, height: r.scan.height, bytes: r.scan.byteCount)
-        results = r.results.map {
-            Result(id: $0.id, model: $0.model, title: $0.title, task: $0.task, probabilities: $0.probabilities,
-                   prediction: $0.prediction, confidence: $0.confidence, explainedLabel: $0.explainedLabel,
-                   heatmap: Image(url: links.heatmap(of: $0, in: r), width: $0.heatmap.width,
-                                  height: $0.heatmap.height, bytes: $0.heatmap.byteCount))
+        results = r.results.map { result in
+            result.mapHeatmap { Image(url: links.heatmap(of: result, in: r), width: $0.width, height: $0.height, bytes: $0.byteCount) }
         }
         timingsMs = r.timingsMs
         inputCheck = r.inputCheck

@@ -13,9 +13,9 @@ struct UploadAnalysis {
 
     /// Runs the pipeline on `image` and stores the analysis for `patient`, created by `user`.
     /// Throws `AnalysisError` (the image or the models) or `StoreError` (the store); both convert to
-    /// problems in Problems.swift. Returns the stored record, durable when this returns, and the
-    /// milliseconds the store took. `frame` (0-based) chooses a DICOM file's frame; nil: the middle one.
-    func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, by user: User) throws -> (AnalysisRecord, Analysis, Double) {
+    /// problems in ProblemConvertible.swift. `frame` (0-based) chooses a DICOM file's frame; nil: the
+    /// middle one.
+    func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, by user: User) throws -> UploadOutcome {
         // The form's modality and body part are checked against each model's scope, like a DICOM file's own.
         let analysis = try pipeline.analyze(imageBytes: image, frame: frame,
                                             declared: InputDeclaration(modality: patient.modality, bodyPart: patient.bodyPart))
@@ -23,7 +23,7 @@ struct UploadAnalysis {
 
         // Each image is hashed once, here; the store trusts a blob made by ImageBlob.make.
         func blob(_ image: EncodedImage) -> ImageBlob {
-            ImageBlob.make(bytes: image.bytes, contentType: image.format.contentType, width: image.width, height: image.height)
+            ImageBlob.make(bytes: image.bytes, format: image.format, width: image.width, height: image.height)
         }
         let scanBlob = blob(scan)
         var images = [scanBlob]
@@ -32,11 +32,7 @@ struct UploadAnalysis {
             guard let overlay = analysis.overlays[outcome.id] else { continue }
             let heatmap = blob(overlay)
             images.append(heatmap)
-            results.append(StoredResult(
-                id: outcome.id, model: outcome.model, title: outcome.title, task: outcome.task.rawValue,
-                probabilities: outcome.probabilities.map { StoredProbability(label: $0.label, title: $0.title, probability: $0.probability) },
-                prediction: outcome.prediction, confidence: outcome.confidence, explainedLabel: outcome.explainedLabel,
-                heatmap: heatmap.ref))
+            results.append(StoredResult(outcome, heatmap: heatmap.ref))
         }
         let new = NewAnalysis(
             organizationId: user.organizationId, createdBy: user.id, patient: patient,
@@ -54,6 +50,19 @@ struct UploadAnalysis {
         let start = ContinuousClock.now
         let record = try store.create(new)
         let elapsed = (ContinuousClock.now - start).components
-        return (record, analysis, Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15)
+        return UploadOutcome(record: record, timings: analysis.timings, modelTimings: analysis.modelTimings,
+                             storeMilliseconds: Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15,
+                             loadedModelIDs: pipeline.loadedModelIDs)
+    }
+}
+
+extension StoredResult {
+    /// The one mapping from a pipeline result to the stored one; the API serves the stored one with its
+    /// heatmap as a URL (`AnalysisBody`).
+    init(_ outcome: ResultOutcome, heatmap: ImageRef) {
+        self.init(id: outcome.id, model: outcome.model, title: outcome.title, task: outcome.task.rawValue,
+                  probabilities: outcome.probabilities.map { StoredProbability(label: $0.label, title: $0.title, probability: $0.probability) },
+                  prediction: outcome.prediction, confidence: outcome.confidence, explainedLabel: outcome.explainedLabel,
+                  heatmap: heatmap)
     }
 }
