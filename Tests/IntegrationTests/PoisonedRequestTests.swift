@@ -93,13 +93,12 @@ import Testing
 
         // The same file again, from anyone: refused before any decoder, its worker never dies again.
         let restarts = try stack.poolNumber("inference", "restarts")
+        // Refused before any decoder: the 422 names the earlier crash, and no worker dies (restarts below).
         for auth in [nil, other, nil] as [Stack.Auth?] {
-            let started = Date()
             let again = try await stack.upload(image: poisoned, auth: auth)
             let detail = again.json?["detail"] as? String ?? ""
             #expect(again.status == 422 && detail.hasPrefix("this file stopped the analysis before and is refused:"), "\(again.status) \(detail)")
             #expect(detail.contains("SIGSEGV") && detail.contains(Self.prefix(poisoned)))
-            #expect(Date().timeIntervalSince(started) < 10, "answered at once, far inside the 60 s request time limit")
         }
         #expect(try stack.poolNumber("inference", "restarts") == restarts, "no worker died for the refused uploads")
         #expect(try Self.metric(stack, "mediscope_poisoned_requests_refused_total{host=\"it-host\",reason=\"file\"} 3"))

@@ -78,10 +78,9 @@ import Testing
             return .json(200, Self.reply("too late"))
         }
         defer { server.stop() }
-        let started = Date()
+        // A timeout, not the late reply: the client gave up before the server answered (no timing assert:
+        // a late reply would be a success or a bad response, never `.timeout`).
         #expect { try client(server, timeout: 1).complete(chat) } throws: { ($0 as? LLMError)?.kind == .timeout }
-        // Well before the server would answer: the client gave up, the reply did not just arrive late.
-        #expect(Date().timeIntervalSince(started) < 5)
     }
 
     @Test(arguments: ["{not json", #"{"choices":[]}"#, #"{"choices":[{"message":{"content":"   "}}]}"#, #"{"model":"m"}"#])
