@@ -22,7 +22,7 @@ Every scenario also checks that nothing went wrong in the page: console messages
 (network errors, CSP "Refused to ..." reports, uncaught exceptions), and what an in-page collector
 (installed before any page script runs) saw: `securitypolicyviolation` events, `error` events
 (uncaught exceptions and resources that failed to load) and unhandled promise rejections. A message
-that is expected is allowed only by an exact pattern with its reason (ALLOWED_CONSOLE below).
+that is expected is allowed only by an exact pattern with its reason (`Browser.allowed` in harness_browser.py).
 
 Exit status: 0 when every assertion of the scenario held, 1 when one failed (the reasons, the URL,
 the page's visible text and a FAILED-<scenario>.png screenshot are printed), 2 for a usage error.
