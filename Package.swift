@@ -173,9 +173,11 @@ let package = Package(
         ),
         // Test-only: images the tests generate (scan bombs, EXIF-oriented files, chunked PNGs).
         .target(name: "ImageTestKit", dependencies: ["MediscopeImaging"], path: "Tests/ImageTestKit"),
+        // Test-only: what every test target may need (temporary folders, running a program, the repository's root).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "MediscopeImagingTests",
-            dependencies: ["MediscopeImaging", "CImageCodecs", "ImageTestKit"],
+            dependencies: ["MediscopeImaging", "CImageCodecs", "ImageTestKit", "TestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -184,7 +186,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeStoreTests",
-            dependencies: ["MediscopeStore", "MediscopeImaging", "MediscopeSQLite", "MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeOutbox", "MediscopeAuth", "FirestoreTestKit", "MediscopeEncoding", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["MediscopeStore", "MediscopeImaging", "MediscopeSQLite", "MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeOutbox", "MediscopeAuth", "FirestoreTestKit", "MediscopeEncoding", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Test-only: a local certificate server and token signer shared by the auth and integration tests.
         .target(
@@ -194,16 +196,16 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeAuthTests",
-            dependencies: ["MediscopeAuth", "MediscopeEncoding", "MediscopeNet", "FirebaseTestKit", "MediscopeFirestoreStore", "FirestoreTestKit"] + cryptoProducts
+            dependencies: ["MediscopeAuth", "MediscopeEncoding", "MediscopeNet", "FirebaseTestKit", "MediscopeFirestoreStore", "FirestoreTestKit", "TestSupport"] + cryptoProducts
         ),
         .testTarget(
             name: "MediscopeAppTests",
-            dependencies: ["MediscopeApp", "MediscopeFirestore", "MediscopeServer", "CServerSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["MediscopeApp", "MediscopeFirestore", "MediscopeServer", "CServerSupport", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["MediscopeApp", "MediscopeImaging", "FirebaseTestKit", "ImageTestKit", "FirestoreTestKit", "MediscopeFirestore"] + cryptoProducts
+            dependencies: ["MediscopeApp", "MediscopeImaging", "FirebaseTestKit", "ImageTestKit", "FirestoreTestKit", "MediscopeFirestore", "TestSupport"] + cryptoProducts
         ),
         // Starts the real Firestore emulator (google-cloud-cli-firestore-emulator, OpenJDK 17).
         .testTarget(
@@ -214,20 +216,20 @@ let package = Package(
         .testTarget(
             name: "MediscopeMigrationTests",
             dependencies: ["MediscopeMigration", "MediscopeStore", "MediscopeAuth", "MediscopeFirestore", "MediscopeFirestoreStore",
-                           "MediscopeEncoding", "MediscopeImaging", "MediscopeSQLite", "FirestoreTestKit"]
+                           "MediscopeEncoding", "MediscopeImaging", "MediscopeSQLite", "FirestoreTestKit", "TestSupport"]
         ),
-        .testTarget(name: "MediscopeJobsTests", dependencies: ["MediscopeJobs", "MediscopeStore"]),
+        .testTarget(name: "MediscopeJobsTests", dependencies: ["MediscopeJobs", "MediscopeStore", "TestSupport"]),
         .testTarget(
             name: "MediscopeLLMTests",
-            dependencies: ["MediscopeLLM", "MediscopeJobs", "MediscopeStore", "MediscopeNet", "MediscopeImaging", "FirebaseTestKit"]
+            dependencies: ["MediscopeLLM", "MediscopeJobs", "MediscopeStore", "MediscopeNet", "MediscopeImaging", "FirebaseTestKit", "TestSupport"]
         ),
         .testTarget(
             name: "MediscopeReportTests",
-            dependencies: ["MediscopeReport", "MediscopeStore", "MediscopeImaging"]
+            dependencies: ["MediscopeReport", "MediscopeStore", "MediscopeImaging", "TestSupport"]
         ),
         .testTarget(
             name: "MediscopeInferenceTests",
-            dependencies: ["MediscopeInference", "MediscopeEncoding", "ImageTestKit"]
+            dependencies: ["MediscopeInference", "MediscopeEncoding", "ImageTestKit", "TestSupport"]
         ),
     ],
     cxxLanguageStandard: .cxx17

@@ -1,11 +1,12 @@
 import Crypto
 import Foundation
 import Testing
+import TestSupport
 
 /// `mediscope store backup | verify | restore`, the real commands, on a real stack's store while it serves.
 @Suite(.serialized) struct BackupTests {
-    static func mediscope(_ arguments: [String], environment: [String: String]) throws -> Stack.Finished {
-        try Stack.capture(Stack.executable, arguments, environment: environment)
+    static func mediscope(_ arguments: [String], environment: [String: String]) throws -> ProcessResult {
+        try runProcess(Repository.executable, arguments, environment: environment)
     }
 
     static func mode(_ path: String) -> mode_t? {
@@ -28,9 +29,9 @@ import Testing
 
     /// `sqlite3 FILE SQL`; its standard output, trimmed.
     static func sqlite(_ file: URL, _ sql: String) throws -> String {
-        let run = try Stack.capture(URL(fileURLWithPath: "/usr/bin/sqlite3"), [file.path, sql])
-        #expect(run.status == 0, "\(run.err)")
-        return run.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let run = try runProcess(URL(fileURLWithPath: "/usr/bin/sqlite3"), [file.path, sql])
+        #expect(run.status == 0, "\(run.stderr)")
+        return run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     func upload(_ stack: Stack, _ patientId: String) async throws -> String {
@@ -96,8 +97,8 @@ import Testing
         let destination = stack.dir.appendingPathComponent("backups/first")
         try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
         let backup = try Self.mediscope(["store", "backup", destination.path], environment: stack.environment)
-        #expect(backup.status == 0, "stdout: \(backup.out) stderr: \(backup.err)")
-        #expect(backup.out.contains("analyses") && backup.out.contains("images"), "\(backup.out)")
+        #expect(backup.status == 0, "stdout: \(backup.stdout) stderr: \(backup.stderr)")
+        #expect(backup.stdout.contains("analyses") && backup.stdout.contains("images"), "\(backup.stdout)")
         for upload in during { #expect(try await upload.value.status == 201, "uploads go on while a backup is taken") }
 
         let manifestURL = destination.appendingPathComponent("BACKUP.json")
@@ -113,14 +114,14 @@ import Testing
 
         // Never over an existing backup; the check passes.
         let again = try Self.mediscope(["store", "backup", destination.path], environment: stack.environment)
-        #expect(again.status == 2 && again.err.contains("not an empty folder"), "\(again.err)")
+        #expect(again.status == 2 && again.stderr.contains("not an empty folder"), "\(again.stderr)")
         #expect(try String(contentsOf: manifestURL, encoding: .utf8) == manifestText, "the refused backup changed nothing")
         let verify = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
-        #expect(verify.status == 0 && verify.out.contains("passes its check"), "\(verify.out) \(verify.err)")
+        #expect(verify.status == 0 && verify.stdout.contains("passes its check"), "\(verify.stdout) \(verify.stderr)")
 
         // Not while the server runs.
         let early = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
-        #expect(early.status == 2 && early.err.contains("stop it first"), "\(early.err)")
+        #expect(early.status == 2 && early.stderr.contains("stop it first"), "\(early.stderr)")
 
         // After the backup: an upload and a new user, which the restore takes back.
         let after = try await upload(stack, "P-BACKUP-AFTER")
@@ -128,10 +129,10 @@ import Testing
         stack.signalServer(SIGTERM)
         #expect(stack.waitForServerExit() == 0)
         let restore = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
-        #expect(restore.status == 0, "stdout: \(restore.out) stderr: \(restore.err)")
+        #expect(restore.status == 0, "stdout: \(restore.stdout) stderr: \(restore.stderr)")
         let store = stack.varDir.appendingPathComponent("store")
         let aside = try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).filter { $0.hasPrefix("store.before-restore-") }
-        #expect(aside.count == 1 && restore.out.contains(aside.first ?? "?"), "the previous store is kept aside: \(aside)")
+        #expect(aside.count == 1 && restore.stdout.contains(aside.first ?? "?"), "the previous store is kept aside: \(aside)")
         #expect(Self.mode(store.appendingPathComponent("blobs").path) == 0o711, "nginx reads images; nobody lists them")
         try stack.startServer()
 
@@ -179,16 +180,16 @@ import Testing
         try bytes.prefix(bytes.count / 2).write(to: accounts)
 
         let verify = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
-        #expect(verify.status == 1, "\(verify.out) \(verify.err)")
+        #expect(verify.status == 1, "\(verify.stdout) \(verify.stderr)")
         let key = ((image as NSString).lastPathComponent as NSString).deletingPathExtension
-        #expect(verify.err.contains("image \(key): its content does not match its name"), "\(verify.err)")
-        #expect(verify.err.contains("accounts.sqlite: \(bytes.count / 2) bytes"), "\(verify.err)")
-        for secret in Self.patient.values { #expect(!verify.err.contains(secret) && !verify.out.contains(secret)) }
+        #expect(verify.stderr.contains("image \(key): its content does not match its name"), "\(verify.stderr)")
+        #expect(verify.stderr.contains("accounts.sqlite: \(bytes.count / 2) bytes"), "\(verify.stderr)")
+        for secret in Self.patient.values { #expect(!verify.stderr.contains(secret) && !verify.stdout.contains(secret)) }
 
         stack.signalServer(SIGTERM)
         #expect(stack.waitForServerExit() == 0)
         let restore = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
-        #expect(restore.status == 1 && restore.err.contains("did not pass its check"), "\(restore.err)")
+        #expect(restore.status == 1 && restore.stderr.contains("did not pass its check"), "\(restore.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).allSatisfy { !$0.hasPrefix("store.before-restore-") },
                 "nothing was moved")
         try stack.startServer()
@@ -199,7 +200,7 @@ import Testing
         let empty = stack.dir.appendingPathComponent("not-a-backup")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         let stranger = try Self.mediscope(["store", "verify", empty.path], environment: stack.environment)
-        #expect(stranger.status == 2 && stranger.err.contains("not a Mediscope backup"), "\(stranger.err)")
+        #expect(stranger.status == 2 && stranger.stderr.contains("not a Mediscope backup"), "\(stranger.stderr)")
     }
 
     /// The manifest is a file anyone may edit: a name that is a path never leads a restore outside the
@@ -219,7 +220,7 @@ import Testing
         let original = try Data(contentsOf: manifestURL)
         let outside = stack.dir.appendingPathComponent("outside.sqlite")
         try FileManager.default.copyItem(at: destination.appendingPathComponent("accounts.sqlite"), to: outside)
-        let digest = try Stack.capture(URL(fileURLWithPath: "/usr/bin/sha256sum"), [outside.path]).out.prefix(64)
+        let digest = try runProcess(URL(fileURLWithPath: "/usr/bin/sha256sum"), [outside.path]).stdout.prefix(64)
         var manifest = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
         var databases = try #require(manifest["databases"] as? [[String: Any]])
         let size = try #require(try FileManager.default.attributesOfItem(atPath: outside.path)[.size] as? Int)
@@ -230,9 +231,9 @@ import Testing
         try Self.mac(doctoredManifest, keyFile: stack.varDir.appendingPathComponent("backup.key"))
             .write(to: destination.appendingPathComponent("BACKUP.mac"))
         let doctored = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
-        #expect(doctored.status == 1 && doctored.err.contains("\"../outside.sqlite\", which is not a database of a Mediscope store"), "\(doctored.err)")
+        #expect(doctored.status == 1 && doctored.stderr.contains("\"../outside.sqlite\", which is not a database of a Mediscope store"), "\(doctored.stderr)")
         let refused = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
-        #expect(refused.status == 1, "\(refused.err)")
+        #expect(refused.status == 1, "\(refused.stderr)")
         #expect(!FileManager.default.fileExists(atPath: stack.varDir.appendingPathComponent("outside.sqlite").path), "nothing written outside the store")
 
         // A stray file among the images.
@@ -241,13 +242,13 @@ import Testing
         let stray = destination.appendingPathComponent("blobs/notes.txt")
         try Data("notes".utf8).write(to: stray)
         let strayed = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
-        #expect(strayed.status == 1 && strayed.err.contains("blobs/notes.txt: not an image file"), "\(strayed.err)")
+        #expect(strayed.status == 1 && strayed.stderr.contains("blobs/notes.txt: not an image file"), "\(strayed.stderr)")
         try FileManager.default.removeItem(at: stray)
 
         // Restored under umask 027: databases 0600, images 0644 in 0711 folders, as the store makes them.
-        let restore = try Stack.capture(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 027; exec \"$0\" \"$@\"", Stack.executable.path,
+        let restore = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 027; exec \"$0\" \"$@\"", Repository.executable.path,
                                                                           "store", "restore", destination.path], environment: stack.environment)
-        #expect(restore.status == 0, "\(restore.err)")
+        #expect(restore.status == 0, "\(restore.stderr)")
         let store = stack.varDir.appendingPathComponent("store")
         #expect(Self.mode(store.appendingPathComponent("mediscope.sqlite").path) == 0o600)
         let entries = try #require(FileManager.default.enumerator(atPath: store.appendingPathComponent("blobs").path))
@@ -276,7 +277,7 @@ import Testing
         #expect(holder >= 0 && flock(holder, LOCK_EX) == 0)
         let destination = stack.dir.appendingPathComponent("backup")
         let backup = try Self.mediscope(["store", "backup", destination.path], environment: stack.environment)
-        #expect(backup.status == 0, "\(backup.err)")
+        #expect(backup.status == 0, "\(backup.stderr)")
         #expect(!FileManager.default.fileExists(atPath: abandoned.path), "a killed backup's staging is removed")
         #expect(FileManager.default.fileExists(atPath: held.path), "a running backup's staging is left alone")
         close(holder)   // else the restore below rightly finds the store in use (by this process)
@@ -289,7 +290,7 @@ import Testing
         }
         try FileManager.default.createSymbolicLink(at: linked.appendingPathComponent("blobs"), withDestinationURL: destination.appendingPathComponent("blobs"))
         let viaLink = try Self.mediscope(["store", "verify", linked.path], environment: stack.environment)
-        #expect(viaLink.status == 1 && viaLink.err.contains("blobs: a link, not a folder"), "\(viaLink.err)")
+        #expect(viaLink.status == 1 && viaLink.stderr.contains("blobs: a link, not a folder"), "\(viaLink.stderr)")
 
         // A killed restore's leftovers: an assembly (marked) goes, an old store (unmarked) is kept.
         stack.signalServer(SIGTERM)
@@ -300,7 +301,7 @@ import Testing
         _ = FileManager.default.createFile(atPath: assembly.appendingPathComponent(".assembling").path, contents: nil)
         _ = FileManager.default.createFile(atPath: oldStore.appendingPathComponent("mediscope.sqlite").path, contents: Data("old".utf8))
         let restore = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
-        #expect(restore.status == 0, "\(restore.err)")
+        #expect(restore.status == 0, "\(restore.stderr)")
         #expect(!FileManager.default.fileExists(atPath: assembly.path))
         let recovered = stack.varDir.appendingPathComponent("store.before-restore-recovered-1-oldstore/mediscope.sqlite")
         #expect(FileManager.default.contents(atPath: recovered.path) == Data("old".utf8), "the old store of a killed restore is kept")
@@ -311,11 +312,11 @@ import Testing
         environment["MEDISCOPE_VAR"] = fresh.path
         environment["MEDISCOPE_PID_FILE"] = fresh.appendingPathComponent("run/mediscope.pid").path
         let keyless = try Self.mediscope(["store", "restore", destination.path], environment: environment)
-        #expect(keyless.status == 2 && keyless.err.contains("no backup key") && keyless.err.contains("--key"), "\(keyless.err)")
+        #expect(keyless.status == 2 && keyless.stderr.contains("no backup key") && keyless.stderr.contains("--key"), "\(keyless.stderr)")
         let key = stack.varDir.appendingPathComponent("backup.key")
-        let onto = try Stack.capture(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 077; exec \"$0\" \"$@\"", Stack.executable.path,
+        let onto = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 077; exec \"$0\" \"$@\"", Repository.executable.path,
                                                                        "store", "restore", "--key", key.path, destination.path], environment: environment)
-        #expect(onto.status == 0, "\(onto.err)")
+        #expect(onto.status == 0, "\(onto.stderr)")
         #expect(FileManager.default.contents(atPath: fresh.appendingPathComponent("backup.key").path) == FileManager.default.contents(atPath: key.path)
                 && Self.mode(fresh.appendingPathComponent("backup.key").path) == 0o600, "the key it was restored with is the new machine's")
         #expect(Self.mode(fresh.path) == 0o755 && Self.mode(fresh.appendingPathComponent("store").path) == 0o755)
@@ -332,16 +333,16 @@ import Testing
         let folder = stack.dir.appendingPathComponent("nightly")
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("mediscope-notes"), withIntermediateDirectories: true)
         var environment = stack.environment
-        environment["MEDISCOPE_BIN"] = Stack.executable.path
+        environment["MEDISCOPE_BIN"] = Repository.executable.path
         environment["BACKUP_DIR"] = folder.path
         environment["BACKUP_KEEP"] = "2"
         let script = URL(fileURLWithPath: "/bin/bash")
-        let arguments = [Stack.root.appendingPathComponent("deploy/backup.sh").path]
+        let arguments = [Repository.root.appendingPathComponent("deploy/backup.sh").path]
         var made: [String] = []
         for run in 0..<3 {
             let before = Set(try FileManager.default.contentsOfDirectory(atPath: folder.path))
-            let result = try Stack.capture(script, arguments, environment: environment)
-            #expect(result.status == 0, "run \(run): \(result.err)")
+            let result = try runProcess(script, arguments, environment: environment)
+            #expect(result.status == 0, "run \(run): \(result.stderr)")
             made += Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)).subtracting(before)
         }
         #expect(made.count == 3, "one new backup per run: \(made)")
@@ -354,8 +355,8 @@ import Testing
         for (key, value) in [("BACKUP_KEEP", "0"), ("BACKUP_KEEP", "many"), ("BACKUP_DIR", "")] {
             var bad = environment
             bad[key] = value
-            let result = try Stack.capture(script, arguments, environment: bad)
-            #expect(result.status == 2 && result.err.contains("backup.sh:"), "\(key)=\(value): \(result.err)")
+            let result = try runProcess(script, arguments, environment: bad)
+            #expect(result.status == 2 && result.stderr.contains("backup.sh:"), "\(key)=\(value): \(result.stderr)")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == left, "bad settings made or removed nothing")
     }
@@ -369,7 +370,7 @@ import Testing
         defer { stack.stop() }
         let destination = stack.dir.appendingPathComponent("backup")
         let made = try Self.mediscope(["store", "backup", destination.path], environment: stack.environment)
-        #expect(made.status == 0, "\(made.err)")
+        #expect(made.status == 0, "\(made.stderr)")
         let keyFile = stack.varDir.appendingPathComponent("backup.key")
         #expect(Self.mode(keyFile.path) == 0o600, "the first backup made the key, the owner's alone")
         let keyHex = (try? String(contentsOf: keyFile, encoding: .utf8)).map { Data($0.trimmingCharacters(in: .whitespacesAndNewlines).utf8) }
@@ -385,7 +386,7 @@ import Testing
                             + "UPDATE users SET role = 'admin' WHERE username = 'clinician';")
         let manifestURL = destination.appendingPathComponent("BACKUP.json")
         var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: manifestURL)) as? [String: Any])
-        let digest = String(try Stack.capture(URL(fileURLWithPath: "/usr/bin/sha256sum"), [accounts.path]).out.prefix(64))
+        let digest = String(try runProcess(URL(fileURLWithPath: "/usr/bin/sha256sum"), [accounts.path]).stdout.prefix(64))
         let size = try #require(try FileManager.default.attributesOfItem(atPath: accounts.path)[.size] as? Int)
         manifest["databases"] = try #require(manifest["databases"] as? [[String: Any]]).map { file in
             guard file["name"] as? String == "accounts.sqlite" else { return file }
@@ -394,12 +395,12 @@ import Testing
         try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys]).write(to: manifestURL)
 
         let verify = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
-        #expect(verify.status == 1 && verify.err.contains("not authentic") && verify.err.contains("changed after the backup was made"),
-                "\(verify.out) \(verify.err)")
+        #expect(verify.status == 1 && verify.stderr.contains("not authentic") && verify.stderr.contains("changed after the backup was made"),
+                "\(verify.stdout) \(verify.stderr)")
         stack.signalServer(SIGTERM)
         #expect(stack.waitForServerExit() == 0)
         let restore = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
-        #expect(restore.status == 1 && restore.err.contains("not authentic"), "\(restore.err)")
+        #expect(restore.status == 1 && restore.stderr.contains("not authentic"), "\(restore.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).allSatisfy { !$0.hasPrefix("store.before-restore-") })
         let live = stack.varDir.appendingPathComponent("store/accounts.sqlite")
         #expect(try Self.sqlite(live, "SELECT role FROM users WHERE username = 'clinician'") == "clinician")
@@ -410,14 +411,14 @@ import Testing
         try Data((String(repeating: "ab", count: 32) + "\n").utf8).write(to: otherKey)
         chmod(otherKey.path, 0o600)
         let foreign = try Self.mediscope(["store", "verify", "--key", otherKey.path, destination.path], environment: stack.environment)
-        #expect(foreign.status == 1 && foreign.err.contains("another backup key"), "\(foreign.err)")
+        #expect(foreign.status == 1 && foreign.stderr.contains("another backup key"), "\(foreign.stderr)")
         chmod(otherKey.path, 0o644)
         let open = try Self.mediscope(["store", "verify", "--key", otherKey.path, destination.path], environment: stack.environment)
-        #expect(open.status == 2 && open.err.contains("chmod 600"), "\(open.err)")
+        #expect(open.status == 2 && open.stderr.contains("chmod 600"), "\(open.stderr)")
         let linkedKey = stack.dir.appendingPathComponent("linked.key")
         try FileManager.default.createSymbolicLink(at: linkedKey, withDestinationURL: keyFile)
         let viaLink = try Self.mediscope(["store", "verify", "--key", linkedKey.path, destination.path], environment: stack.environment)
-        #expect(viaLink.status == 2 && viaLink.err.contains("symbolic link"), "\(viaLink.err)")
+        #expect(viaLink.status == 2 && viaLink.stderr.contains("symbolic link"), "\(viaLink.stderr)")
 
         try stack.startServer()
         #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200, "the live store is untouched")
@@ -437,48 +438,47 @@ import Testing
         let accounts = destination.appendingPathComponent("accounts.sqlite").path
         chmod(accounts, 0o664)
         let writable = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
-        #expect(writable.status == 2 && writable.err.contains("accounts.sqlite: group or others may change it"), "\(writable.err)")
+        #expect(writable.status == 2 && writable.stderr.contains("accounts.sqlite: group or others may change it"), "\(writable.stderr)")
         chmod(accounts, 0o600)
         #expect(lchown(accounts, 65534, 65534) == 0)
         let foreign = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
-        #expect(foreign.status == 2 && foreign.err.contains("accounts.sqlite: owned by user 65534"), "\(foreign.err)")
+        #expect(foreign.status == 2 && foreign.stderr.contains("accounts.sqlite: owned by user 65534"), "\(foreign.stderr)")
         #expect(lchown(accounts, geteuid(), getegid()) == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).allSatisfy { !$0.hasPrefix("store.before-restore-") },
                 "nothing was restored")
 
         let restore = try Self.mediscope(["store", "restore", destination.path], environment: stack.environment)
-        #expect(restore.status == 0, "\(restore.err)")
-        #expect(restore.err.contains("warning:") && restore.err.contains("a full copy of patient data"), "\(restore.err)")
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(restore.stderr.contains("warning:") && restore.stderr.contains("a full copy of patient data"), "\(restore.stderr)")
         let verify = try Self.mediscope(["store", "verify", destination.path], environment: stack.environment)
-        #expect(verify.status == 0 && verify.err.contains("store.before-restore-") && verify.err.contains("patient data"), "\(verify.err)")
+        #expect(verify.status == 0 && verify.stderr.contains("store.before-restore-") && verify.stderr.contains("patient data"), "\(verify.stderr)")
 
         // Set aside long ago (by its name) and just now: the nightly backup removes the first only.
         let recent = try #require(try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).first { $0.hasPrefix("store.before-restore-") })
         let old = "store.before-restore-20200101T000000Z"
         try FileManager.default.copyItem(at: stack.varDir.appendingPathComponent(recent), to: stack.varDir.appendingPathComponent(old))
         var environment = stack.environment
-        environment["MEDISCOPE_BIN"] = Stack.executable.path
+        environment["MEDISCOPE_BIN"] = Repository.executable.path
         environment["BACKUP_DIR"] = stack.dir.appendingPathComponent("nightly").path
         environment["BACKUP_KEEP"] = "2"
-        let nightly = try Stack.capture(URL(fileURLWithPath: "/bin/bash"), [Stack.root.appendingPathComponent("deploy/backup.sh").path],
+        let nightly = try runProcess(URL(fileURLWithPath: "/bin/bash"), [Repository.root.appendingPathComponent("deploy/backup.sh").path],
                                         environment: environment)
-        #expect(nightly.status == 0, "\(nightly.err)")
+        #expect(nightly.status == 0, "\(nightly.stderr)")
         let left = try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).filter { $0.hasPrefix("store.before-restore-") }
         #expect(left == [recent], "the old copy is gone, the recent one kept: \(left)")
-        #expect(nightly.out.contains(old), "\(nightly.out)")
+        #expect(nightly.stdout.contains(old), "\(nightly.stdout)")
     }
 
     @Test func aFirestoreDeploymentIsSentToFirestoresOwnExport() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-backup-\(UUID().uuidString.prefix(8))")
-        defer { try? FileManager.default.removeItem(at: folder) }
+        let folder = TemporaryFolder("mediscope-backup")
         var environment = ProcessInfo.processInfo.environment
-        environment["MEDISCOPE_VAR"] = folder.appendingPathComponent("var").path
+        environment["MEDISCOPE_VAR"] = folder.appending("var").path
         environment["MEDISCOPE_STORE"] = "firestore"
         environment["MEDISCOPE_FIRESTORE_PROJECT_ID"] = "demo-backup"
         environment["FIRESTORE_EMULATOR_HOST"] = "127.0.0.1:9"
-        let run = try Self.mediscope(["store", "backup", folder.appendingPathComponent("out").path], environment: environment)
-        #expect(run.status == 2 && run.err.contains("gcloud firestore export"), "\(run.err)")
-        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("out").path))
+        let run = try Self.mediscope(["store", "backup", folder.appending("out").path], environment: environment)
+        #expect(run.status == 2 && run.stderr.contains("gcloud firestore export"), "\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appending("out").path))
     }
 }
 

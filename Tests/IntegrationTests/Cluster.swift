@@ -2,6 +2,7 @@ import FirestoreTestKit
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,7 +10,7 @@ import Glibc
 /// Simulated hosts on this machine: network namespaces on one bridge, made and removed by
 /// Tests/Support/netns-lab.sh. This (root) namespace has an address on the bridge too ("root").
 final class NetworkLab: @unchecked Sendable {
-    static let script = Stack.root.appendingPathComponent("Tests/Support/netns-lab.sh").path
+    static let script = Repository.root.appendingPathComponent("Tests/Support/netns-lab.sh").path
     static let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
     private static let sequence = Mutex(0)
 
@@ -52,9 +53,9 @@ final class NetworkLab: @unchecked Sendable {
 
     @discardableResult
     static func script(_ arguments: [String]) throws -> String {
-        let run = try Stack.capture(URL(fileURLWithPath: "/bin/bash"), [script] + arguments)
-        guard run.status == 0 else { throw StackError("netns-lab.sh \(arguments.joined(separator: " ")): \(run.err)") }
-        return run.out
+        let run = try runProcess(URL(fileURLWithPath: "/bin/bash"), [script] + arguments)
+        guard run.status == 0 else { throw StackError("netns-lab.sh \(arguments.joined(separator: " ")): \(run.stderr)") }
+        return run.stdout
     }
 }
 
@@ -78,7 +79,7 @@ final class AppHost: @unchecked Sendable {
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("var"), withIntermediateDirectories: true)
         var env = ProcessInfo.processInfo.environment
         env["MEDISCOPE_VAR"] = dir.appendingPathComponent("var").path
-        env["MEDISCOPE_MANIFEST"] = Stack.root.appendingPathComponent("models/manifest.json").path
+        env["MEDISCOPE_MANIFEST"] = Repository.root.appendingPathComponent("models/manifest.json").path
         env["MEDISCOPE_LOG_FILE"] = dir.appendingPathComponent("mediscope.log").path
         env["MEDISCOPE_HOST_NAME"] = "host-\(name)"
         env["MEDISCOPE_POOLS_INFERENCE_WORKERS"] = "1"
@@ -106,8 +107,8 @@ final class AppHost: @unchecked Sendable {
     /// readiness is read from the log).
     func start() throws {
         let before = log.components(separatedBy: "\"master_ready\"").count
-        let p = lab.process(on: name, Stack.executable.path, ["serve"], environment: environment)
-        p.currentDirectoryURL = Stack.root
+        let p = lab.process(on: name, Repository.executable.path, ["serve"], environment: environment)
+        p.currentDirectoryURL = Repository.root
         try p.run()
         server = p
         let deadline = Date().addingTimeInterval(90)
@@ -154,7 +155,8 @@ final class AppHost: @unchecked Sendable {
 /// the balancer from the root namespace. `stop()` ends every process and removes every namespace.
 final class Cluster: HTTPEndpoint, @unchecked Sendable {
     let lab: NetworkLab
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-cluster-\(UUID().uuidString.prefix(8))")
+    private let folder = TemporaryFolder("mediscope-cluster")
+    var dir: URL { folder.url }
     let project = "cluster-\(UUID().uuidString.prefix(8).lowercased())"
     private(set) var hosts: [String: AppHost] = [:]
     private(set) var emulator: FirestoreEmulator?
@@ -183,8 +185,7 @@ final class Cluster: HTTPEndpoint, @unchecked Sendable {
                                           emulator: emulator!.host, project: project)
                 try hosts[name]!.start()
             }
-            try Stack.run("/bin/bash", [Stack.root.appendingPathComponent("deploy/build-web.sh").path,
-                                        Stack.root.appendingPathComponent("public").path, lbVar.appendingPathComponent("www").path])
+            try Stack.buildWeb(into: lbVar.appendingPathComponent("www"))
             self.upstream = upstream
             try renderNginx(drained: [])
             let nginx = lab.process(on: "lb", "/usr/sbin/nginx", ["-c", dir.appendingPathComponent("lb/nginx.conf").path,

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,16 +8,17 @@ import Glibc
 /// A pool on TCP, spoken to in raw FastCGI records (as nginx speaks it): FCGI_KEEP_CONN keeps the
 /// connection for the next request, and a peer not in `allowed_clients` is refused and logged.
 @Suite(.serialized) final class FastCGITCPTests {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-fcgi-\(UUID().uuidString.prefix(8))")
+    let folder = TemporaryFolder("mediscope-fcgi")
+    var dir: URL { folder.url }
     let port: Int
     let server: Process
 
     init() throws {
+        let dir = folder.url
         port = try Stack.freePort()
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var env = ProcessInfo.processInfo.environment
         env["MEDISCOPE_VAR"] = dir.path
-        env["MEDISCOPE_MANIFEST"] = Stack.root.appendingPathComponent("models/manifest.json").path
+        env["MEDISCOPE_MANIFEST"] = Repository.root.appendingPathComponent("models/manifest.json").path
         env["MEDISCOPE_LOG_FILE"] = dir.appendingPathComponent("mediscope.log").path
         env["MEDISCOPE_POOLS_INFERENCE_WORKERS"] = "1"
         env["MEDISCOPE_POOLS_IO_WORKERS"] = "1"
@@ -25,10 +27,10 @@ import Glibc
         let configFile = dir.appendingPathComponent("mediscope.json")
         try #"{"pools":{"io":{"allowed_clients":"127.0.0.1"}}}"#.write(to: configFile, atomically: true, encoding: .utf8)
         server = Process()
-        server.executableURL = Stack.executable
+        server.executableURL = Repository.executable
         server.arguments = ["serve", "--config", configFile.path]
         server.environment = env
-        server.currentDirectoryURL = Stack.root
+        server.currentDirectoryURL = Repository.root
         try server.run()
         let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {
@@ -41,7 +43,6 @@ import Glibc
     deinit {
         kill(server.processIdentifier, SIGTERM)
         server.waitUntilExit()
-        try? FileManager.default.removeItem(at: dir)
     }
 
     var log: String { (try? String(contentsOf: dir.appendingPathComponent("mediscope.log"), encoding: .utf8)) ?? "" }

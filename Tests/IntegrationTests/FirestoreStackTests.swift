@@ -2,6 +2,7 @@ import FirestoreTestKit
 import Foundation
 import MediscopeFirestore
 import Testing
+import TestSupport
 
 /// `MEDISCOPE_STORE=firestore` through real nginx and the real pool, against the real Firestore
 /// emulator behind a fault proxy (FIRESTORE_EMULATOR_HOST points at the proxy).
@@ -225,16 +226,8 @@ import Testing
 
     /// Runs the real `mediscope` with this stack's settings; its standard output.
     func command(_ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = Stack.executable
-        p.arguments = arguments
-        p.environment = stack.environment
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "mediscope \(arguments.joined(separator: " "))")
-        return String(decoding: data, as: UTF8.self)
+        let run = try runProcess(Repository.executable, arguments, environment: stack.environment)
+        #expect(run.status == 0, "mediscope \(arguments.joined(separator: " ")): \(run.stderr)")
+        return run.stdout
     }
 }

@@ -1,12 +1,13 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The server on the int8 manifest (`MEDISCOPE_MANIFEST=models/manifest-int8.json`) through real nginx:
 /// it analyses, and GET /api/models and the printable report show the model's fidelity to fp32.
 @Suite(.serialized) final class Int8ServingTests {
     let stack: Stack
     init() throws {
-        stack = try Stack(settings: ["MANIFEST": Stack.root.appendingPathComponent("models/manifest-int8.json").path])
+        stack = try Stack(settings: ["MANIFEST": Repository.root.appendingPathComponent("models/manifest-int8.json").path])
     }
     deinit { stack.stop() }
 

@@ -1,13 +1,16 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// deploy/render-nginx.sh: the upstream groups it writes for one box and for a host list, the host
 /// lists it refuses, and the production site with several hosts passing `nginx -t`.
 @Suite struct RenderNginxTests {
+    /// What the script did, and the folder it wrote into (removed with the value).
     struct Rendered {
         var status: Int32
         var stderr: String
-        var dir: URL
+        let folder: TemporaryFolder
+        var dir: URL { folder.url }
         func snippet(_ name: String) -> String {
             (try? String(contentsOf: dir.appendingPathComponent("snippets/\(name)"), encoding: .utf8)) ?? ""
         }
@@ -15,30 +18,20 @@ import Testing
     }
 
     func render(_ settings: [String: String], template: String = "nginx/local.conf.template") throws -> Rendered {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("render-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Stack.root.appendingPathComponent("deploy/render-nginx.sh").path,
-                       Stack.root.appendingPathComponent(template).path, dir.appendingPathComponent("nginx.conf").path]
+        let folder = TemporaryFolder("mediscope-render")
         var env = ProcessInfo.processInfo.environment
-        env["VAR"] = dir.appendingPathComponent("var").path
+        env["VAR"] = folder.appending("var").path
         env["LISTEN"] = "127.0.0.1:8080"
         env["BODY_LIMIT"] = "20m"
         for (k, v) in settings { env[k] = v }
-        p.environment = env
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return Rendered(status: p.terminationStatus, stderr: stderr, dir: dir)
+        let run = try runProcess(URL(fileURLWithPath: "/bin/bash"), [Repository.root.appendingPathComponent("deploy/render-nginx.sh").path,
+                                                                     Repository.root.appendingPathComponent(template).path,
+                                                                     folder.appending("nginx.conf").path], environment: env)
+        return Rendered(status: run.status, stderr: run.stderr, folder: folder)
     }
 
     @Test func oneBoxUsesItsUnixSocketsWithOneAttempt() throws {
         let r = try render([:])
-        defer { try? FileManager.default.removeItem(at: r.dir) }
         #expect(r.status == 0, "\(r.stderr)")
         let upstreams = r.snippet("mediscope-upstreams.conf")
         for (group, socket) in [("mediscope_inference", "inference"), ("mediscope_io", "io"), ("mediscope_io_reads", "io")] {
@@ -53,7 +46,6 @@ import Testing
     @Test func severalHostsBecomeBalancedGroupsWithKeptConnectionsForReadsOnly() throws {
         let r = try render(["UPSTREAM_HOSTS": "10.0.0.11,\n 10.0.0.12 [fd00::13]=down", "UPSTREAM_INFERENCE_MAX_CONNS": "3",
                             "UPLOAD_RATE_EXEMPT": "10.0.0.0/24"])
-        defer { try? FileManager.default.removeItem(at: r.dir) }
         #expect(r.status == 0, "\(r.stderr)")
         let upstreams = r.snippet("mediscope-upstreams.conf")
         let groups = upstreams.components(separatedBy: "upstream ").dropFirst().map { String($0) }
@@ -83,7 +75,6 @@ import Testing
                       "1.2.3", "10.0.0.256", "10.0.0.11=down 10.0.0.12=down"])
     func aBadHostListIsRefusedAndNothingIsWritten(_ hosts: String) throws {
         let r = try render(["UPSTREAM_HOSTS": hosts])
-        defer { try? FileManager.default.removeItem(at: r.dir) }
         #expect(r.status != 0 && r.stderr.contains("UPSTREAM_HOSTS"), "\(r.stderr)")
         #expect(!r.wroteConfig)
     }
@@ -93,38 +84,28 @@ import Testing
     @Test(arguments: ["0.0.0.0/1 128.0.0.0/1", "0.0.0.0/2,64.0.0.0/2", "10.0.0.0/9 10.128.0.0/9 11.0.0.1", "fd00::/7", "::/8 100::/8"])
     func exemptNetworksLargerThanASlash8TogetherAreRefused(_ networks: String) throws {
         let r = try render(["UPLOAD_RATE_EXEMPT": networks, "NGINX_TEST": "0"])
-        defer { try? FileManager.default.removeItem(at: r.dir) }
         #expect(r.status != 0 && r.stderr.contains("UPLOAD_RATE_EXEMPT") && r.stderr.contains("/8"), "\(networks): \(r.stderr)")
         #expect(!r.wroteConfig)
     }
 
     @Test func exemptNetworksUpToASlash8AreWritten() throws {
         let r = try render(["UPLOAD_RATE_EXEMPT": "10.0.0.0/9 10.128.0.0/10, 192.168.7.0/24 fd00:1::/48", "NGINX_TEST": "0"])
-        defer { try? FileManager.default.removeItem(at: r.dir) }
         #expect(r.status == 0, "\(r.stderr)")
         let exempt = r.snippet("mediscope-upload-exempt.conf")
         for net in ["10.0.0.0/9 1;", "10.128.0.0/10 1;", "192.168.7.0/24 1;", "fd00:1::/48 1;"] { #expect(exempt.contains(net), "\(exempt)") }
     }
 
     @Test func theProductionSiteWithSeveralHostsPassesNginxTest() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=mediscope.test",
-                             "-keyout", dir.appendingPathComponent("key.pem").path, "-out", dir.appendingPathComponent("cert.pem").path]
-        openssl.standardOutput = FileHandle.nullDevice
-        openssl.standardError = FileHandle.nullDevice  // key generation progress
-        try openssl.run()
-        openssl.waitUntilExit()
-        try #require(openssl.terminationStatus == 0, "openssl req made the test certificate")
+        let folder = TemporaryFolder("mediscope-tls")
+        let openssl = try runProcess(URL(fileURLWithPath: "/usr/bin/openssl"), [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=mediscope.test",
+            "-keyout", folder.appending("key.pem").path, "-out", folder.appending("cert.pem").path])
+        try #require(openssl.status == 0, "openssl req made the test certificate: \(openssl.stderr)")
         let r = try render([
             "UPSTREAM_HOSTS": "10.0.0.11 10.0.0.12", "SERVER_NAME": "mediscope.test",
-            "TLS_CERT": dir.appendingPathComponent("cert.pem").path, "TLS_KEY": dir.appendingPathComponent("key.pem").path,
-            "WEB_ROOT": dir.appendingPathComponent("www").path,
-            "ACCESS_LOG": dir.appendingPathComponent("access.log").path, "ERROR_LOG": dir.appendingPathComponent("error.log").path], template: "nginx/production/mediscope.conf")
-        defer { try? FileManager.default.removeItem(at: r.dir) }
+            "TLS_CERT": folder.appending("cert.pem").path, "TLS_KEY": folder.appending("key.pem").path,
+            "WEB_ROOT": folder.appending("www").path,
+            "ACCESS_LOG": folder.appending("access.log").path, "ERROR_LOG": folder.appending("error.log").path], template: "nginx/production/mediscope.conf")
         #expect(r.status == 0 && r.stderr.contains("test is successful"), "\(r.stderr)")
         #expect(r.wroteConfig && r.snippet("mediscope-upstreams.conf").contains("server 10.0.0.12:9000"))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `make run`'s script (deploy/run-local.sh) as a second user meets it: its port already taken.
 @Suite struct RunLocalTests {
@@ -37,39 +38,25 @@ import Testing
 
     /// Found by review: a second run on the same state folder took over the first one's sockets.
     /// Runs deploy/run-local.sh as `make run` does, with no standard input, for at most `timeout`
-    /// seconds (then its process group is killed). Returns exit status, standard output and error.
-    static func runLocal(varDir: String, port: Int, timeout: Double = 60) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Stack.root.appendingPathComponent("deploy/run-local.sh").path]
+    /// seconds (then its process group is killed).
+    static func runLocal(varDir: String, port: Int, timeout: Double = 60) throws -> ProcessResult {
         var env = ProcessInfo.processInfo.environment
         env["VAR"] = varDir
         env["PORT"] = String(port)
-        env["BIN"] = Stack.executable.path
-        env["MEDISCOPE_MANIFEST"] = Stack.root.appendingPathComponent("models/manifest.json").path
-        p.environment = env
-        let stdout = Pipe(), stderr = Pipe()
-        p.standardOutput = stdout
-        p.standardError = stderr
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning, Date() < deadline { usleep(50_000) }
-        if p.isRunning { kill(-p.processIdentifier, SIGKILL); p.terminate() }
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-                String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        env["BIN"] = Repository.executable.path
+        env["MEDISCOPE_MANIFEST"] = Repository.root.appendingPathComponent("models/manifest.json").path
+        return try runProcess(URL(fileURLWithPath: "/bin/bash"), [Repository.root.appendingPathComponent("deploy/run-local.sh").path],
+                              environment: env, timeout: timeout)
     }
 
     @Test func aStateFolderInUseByALiveMasterIsRefused() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-run-\(UUID().uuidString.prefix(8))")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let run = dir.appendingPathComponent("var/run")
+        let dir = TemporaryFolder("mediscope-run")
+        let run = dir.appending("var/run")
         try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
         try Data("\(getpid())\n".utf8).write(to: run.appendingPathComponent("mediscope.pid"))  // a live process
-        let (status, _, err) = try Self.runLocal(varDir: dir.appendingPathComponent("var").path, port: try Stack.freePort())
-        #expect(status == 1 && err.contains("already running with the state folder"), "\(err)")
-        #expect(Self.processes(using: dir.appendingPathComponent("var").path).isEmpty)
+        let result = try Self.runLocal(varDir: dir.appending("var").path, port: try Stack.freePort())
+        #expect(result.status == 1 && result.stderr.contains("already running with the state folder"), "\(result.stderr)")
+        #expect(Self.processes(using: dir.appending("var").path).isEmpty)
     }
 
     /// The master itself refuses to start beside a live master on the same state folder, and the first
@@ -77,31 +64,21 @@ import Testing
     @Test func aSecondMasterOnTheSameStateFolderIsRefused() async throws {
         let stack = try Stack()
         defer { stack.stop() }
-        let p = Process()
-        p.executableURL = Stack.executable
-        p.arguments = ["serve"]
-        p.environment = stack.environment
-        let stderr = Pipe()
-        p.standardError = stderr
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationStatus == 1 && err.contains("another mediscope serve"), "\(err)")
+        let second = try runProcess(Repository.executable, ["serve"], environment: stack.environment)
+        #expect(second.status == 1 && second.stderr.contains("another mediscope serve"), "\(second.stderr)")
         #expect(try await stack.request("GET", "/api/health").status == 200, "the first master still serves")
         #expect(try await stack.upload(image: try Scans.jpeg).status == 201)
     }
 
     @Test func aTakenPortFailsNamingThePortAndStopsWhatItStarted() throws {
         let other = try Listener()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-run-\(UUID().uuidString.prefix(8))")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let varDir = dir.appendingPathComponent("var").path
+        let dir = TemporaryFolder("mediscope-run")
+        let varDir = dir.appending("var").path
 
-        let (status, out, err) = try Self.runLocal(varDir: varDir, port: other.port)
-        #expect(status != 0, "stdout: \(out)")
-        #expect(err.contains("port \(other.port) is already in use"), "stderr: \(err)")
-        #expect(!out.contains("Mediscope is running"))
+        let result = try Self.runLocal(varDir: varDir, port: other.port)
+        #expect(result.status != 0, "stdout: \(result.stdout)")
+        #expect(result.stderr.contains("port \(other.port) is already in use"), "stderr: \(result.stderr)")
+        #expect(!result.stdout.contains("Mediscope is running"))
         // The pool it started is gone: nothing is left holding its state folder.
         var left = Self.processes(using: varDir)
         let deadline = Date().addingTimeInterval(30)

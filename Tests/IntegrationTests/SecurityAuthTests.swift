@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Issue 20's account findings through real nginx and the real pool: a reset or a disabling ends the
 /// user's tokens, tokens make no tokens, admins see and revoke a user's tokens, failures from elsewhere
@@ -141,14 +142,14 @@ import Testing
     /// One request through nginx from a loopback address of our choosing (curl binds it), so that nginx's
     /// REMOTE_ADDR, the address the throttle counts, differs per "client". Every Set-Cookie header apart.
     func curl(_ method: String, _ path: String, body: String? = nil, cookie: String? = nil, from address: String = "127.0.0.1") throws -> Answer {
-        let bodyFile = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-curl-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: bodyFile) }
+        let folder = TemporaryFolder("mediscope-curl")
+        let bodyFile = folder.appending("body")
         var args = ["-sS", "--interface", address, "-X", method, "-D", "-", "-o", bodyFile.path]
         if let body { args += ["-H", "Content-Type: application/json", "--data-binary", body] }
         if let cookie { args += ["-H", "Cookie: \(cookie)"] }
-        let run = try Stack.capture(URL(fileURLWithPath: "/usr/bin/curl"), args + [stack.baseURL + path])
-        guard run.status == 0 else { throw StackError("curl failed: \(run.err)") }
-        let lines = run.out.components(separatedBy: "\r\n")
+        let run = try runProcess(URL(fileURLWithPath: "/usr/bin/curl"), args + [stack.baseURL + path])
+        guard run.status == 0 else { throw StackError("curl failed: \(run.stderr)") }
+        let lines = run.stdout.components(separatedBy: "\r\n")
         func values(_ name: String) -> [String] {
             lines.filter { $0.lowercased().hasPrefix(name + ":") }.map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) }
         }

@@ -3,6 +3,7 @@ import FirestoreTestKit
 import Foundation
 import MediscopeFirestore
 import Testing
+import TestSupport
 
 /// Issue 20 (security review) through real nginx and the real pool: what the audit log, the report
 /// store, the image responses and the logs guarantee.
@@ -45,9 +46,9 @@ import Testing
     /// `sqlite3` on one of the store's files; its output, trimmed.
     func sqlite(_ file: String, _ sql: String) throws -> String {
         let path = stack.varDir.appendingPathComponent("store/\(file)").path
-        let run = try Stack.capture(URL(fileURLWithPath: "/usr/bin/sqlite3"), [path, sql])
-        #expect(run.status == 0, "\(run.err)")
-        return run.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let run = try runProcess(URL(fileURLWithPath: "/usr/bin/sqlite3"), [path, sql])
+        #expect(run.status == 0, "\(run.stderr)")
+        return run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Item 3: the audit log (accounts.sqlite) write-locked by another process: a DELETE is refused
@@ -198,8 +199,8 @@ import Testing
         release.signal()
 
         func count(_ file: String, _ sql: String) throws -> String {
-            let run = try Stack.capture(URL(fileURLWithPath: "/usr/bin/sqlite3"), [stack.varDir.appendingPathComponent("store/\(file)").path, sql])
-            return run.out.trimmingCharacters(in: .whitespacesAndNewlines)
+            let run = try runProcess(URL(fileURLWithPath: "/usr/bin/sqlite3"), [stack.varDir.appendingPathComponent("store/\(file)").path, sql])
+            return run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         #expect(try await eventually(timeout: 60, every: .milliseconds(100)) {
             try count("jobs.sqlite", "SELECT count(*) FROM jobs WHERE key = '\(id)'") == "0"

@@ -4,14 +4,16 @@ import Foundation
 import FoundationNetworking
 #endif
 import Testing
+import TestSupport
 
 /// A real serving stack for one test suite: `mediscope serve` (the pre-forked pools) behind a real nginx,
 /// on a free port, with its own state folder. Stopped (and its folder removed) by `stop()`.
 final class Stack: HTTPEndpoint, @unchecked Sendable {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
+    /// The repository's root, under the name the browser and input-check suites use.
+    static var root: URL { Repository.root }
 
-    let dir: URL
+    private let folder = TemporaryFolder("mediscope-it")
+    var dir: URL { folder.url }
     let port: Int
     var varDir: URL { dir.appendingPathComponent("var") }
     var logFile: URL { dir.appendingPathComponent("mediscope.log") }
@@ -43,12 +45,12 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
     /// `settings` are MEDISCOPE_* variables for the server, e.g. ["POOLS_INFERENCE_WORKERS": "1"];
     /// `environment` other variables (e.g. FIRESTORE_EMULATOR_HOST).
     init(settings: [String: String] = [:], environment extra: [String: String] = [:], bodyLimit: String = "20m") throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-it-\(UUID().uuidString.prefix(8))")
+        let dir = folder.url
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("var/nginx"), withIntermediateDirectories: true)
         port = try Self.freePort()
         var env = ProcessInfo.processInfo.environment
         env["MEDISCOPE_VAR"] = dir.appendingPathComponent("var").path
-        env["MEDISCOPE_MANIFEST"] = Self.root.appendingPathComponent("models/manifest.json").path
+        env["MEDISCOPE_MANIFEST"] = Repository.root.appendingPathComponent("models/manifest.json").path
         env["MEDISCOPE_LOG_FILE"] = dir.appendingPathComponent("mediscope.log").path
         env["MEDISCOPE_SOCKET_MODE"] = "0666"  // nginx's workers run as nobody
         env["MEDISCOPE_POOLS_INFERENCE_WORKERS"] = "1"
@@ -57,8 +59,7 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         for (k, v) in extra { env[k] = v }
         environment = env
 
-        try Self.run("/bin/bash", [Self.root.appendingPathComponent("deploy/build-web.sh").path,
-                                   Self.root.appendingPathComponent("public").path, varDir.appendingPathComponent("www").path])
+        try Self.buildWeb(into: varDir.appendingPathComponent("www"))
         try Self.renderNginx(to: dir.appendingPathComponent("nginx.conf"),
                              ["VAR": varDir.path, "LISTEN": "127.0.0.1:\(port)", "BODY_LIMIT": bodyLimit])
 
@@ -87,33 +88,17 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
 
     /// `mediscope user add` with `environment` (its state folder or its Firestore), password on stdin.
     static func addUser(_ username: String, role: String, organization: String = "default", environment: [String: String]) throws {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = ["user", "add", username, "--role", role, "--organization", organization]
-        p.environment = environment
-        let input = Pipe()
-        p.standardInput = input
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        input.fileHandleForWriting.write(Data((password + "\n").utf8))
-        try input.fileHandleForWriting.close()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw StackError("mediscope user add \(username) failed") }
-    }
-
-    static var executable: URL {
-        let candidates = [Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
-            .map { $0.appendingPathComponent("mediscope") }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-            ?? root.appendingPathComponent(".build/debug/mediscope")
+        let run = try runProcess(Repository.executable, ["user", "add", username, "--role", role, "--organization", organization],
+                                 environment: environment, input: password + "\n")
+        guard run.status == 0 else { throw StackError("mediscope user add \(username) failed: \(run.stderr)") }
     }
 
     func startServer() throws {
         let p = Process()
-        p.executableURL = Self.executable
+        p.executableURL = Repository.executable
         p.arguments = ["serve"]
         p.environment = environment
-        p.currentDirectoryURL = Self.root
+        p.currentDirectoryURL = Repository.root
         try p.run()
         server = p
         try waitUntilHealthy()
@@ -200,39 +185,11 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         return try #require(snapshot[key] as? Int)
     }
 
-    /// Runs a helper program to completion; a non-zero exit is an error.
-    static func run(_ executable: String, _ arguments: [String]) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw StackError("\(arguments.first ?? executable) failed (\(p.terminationStatus))") }
-    }
-
-    /// What a finished program said and how it ended.
-    struct Finished {
-        let status: Int32
-        let out: String
-        let err: String
-    }
-
-    /// Runs `executable` to completion and returns its exit status, standard output and standard error
-    /// (both read to the end; for programs that say little, as commands and scripts here do).
-    static func capture(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil) throws -> Finished {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = arguments
-        if let environment { p.environment = environment }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Finished(status: p.terminationStatus, out: String(decoding: stdout, as: UTF8.self), err: String(decoding: stderr, as: UTF8.self))
+    /// deploy/build-web.sh: the dashboard's fingerprinted web root from public/, into `www`.
+    static func buildWeb(into www: URL) throws {
+        let run = try runProcess(URL(fileURLWithPath: "/bin/bash"), [Repository.root.appendingPathComponent("deploy/build-web.sh").path,
+                                                                     Repository.root.appendingPathComponent("public").path, www.path])
+        guard run.status == 0 else { throw StackError("build-web.sh failed (\(run.status)): \(run.stderr)") }
     }
 
     static func freePort() throws -> Int { try FirestoreEmulator.freePort() }
@@ -240,18 +197,13 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
     /// deploy/render-nginx.sh on the local template with `settings` (VAR, LISTEN, BODY_LIMIT, UPSTREAM_*...),
     /// without its `nginx -t` (the test starts that nginx anyway).
     static func renderNginx(to output: URL, _ settings: [String: String]) throws {
-        let render = Process()
-        render.executableURL = URL(fileURLWithPath: "/bin/bash")
-        render.arguments = [root.appendingPathComponent("deploy/render-nginx.sh").path,
-                            root.appendingPathComponent("nginx/local.conf.template").path, output.path]
         var env = ProcessInfo.processInfo.environment
         for (k, v) in settings { env[k] = v }
         env["NGINX_TEST"] = "0"
-        render.environment = env
-        render.standardOutput = FileHandle.nullDevice
-        try render.run()
-        render.waitUntilExit()
-        guard render.terminationStatus == 0 else { throw StackError("render-nginx.sh failed") }
+        let render = try runProcess(URL(fileURLWithPath: "/bin/bash"), [Repository.root.appendingPathComponent("deploy/render-nginx.sh").path,
+                                                                        Repository.root.appendingPathComponent("nginx/local.conf.template").path,
+                                                                        output.path], environment: env)
+        guard render.status == 0 else { throw StackError("render-nginx.sh failed: \(render.stderr)") }
     }
 }
 
@@ -405,7 +357,7 @@ enum Multipart {
 
 /// Test scans made by the same script the parity tests use (written by `make reference`).
 enum Scans {
-    static let folder = Stack.root.appendingPathComponent("Tests/Artifacts/reference/scans")
+    static let folder = Repository.root.appendingPathComponent("Tests/Artifacts/reference/scans")
     static func data(_ name: String) throws -> Data {
         let url = folder.appendingPathComponent(name)
         guard let d = try? Data(contentsOf: url) else {

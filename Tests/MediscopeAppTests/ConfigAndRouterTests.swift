@@ -3,11 +3,11 @@ import MediscopeServer
 import MediscopeAuth
 import MediscopeFirestore
 import Testing
+import TestSupport
 @testable import MediscopeApp
 
 @Suite struct AppConfigTests {
-    static let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("deploy/mediscope.example.json").path
+    static let example = Repository.root.appendingPathComponent("deploy/mediscope.example.json").path
 
     @Test func exampleFileIsReadAndEnvironmentWins() throws {
         let c = try AppConfig.load(file: Self.example, environment: ["MEDISCOPE_POOLS_INFERENCE_WORKERS": "3"])
@@ -63,11 +63,11 @@ import Testing
 
     /// JSON keeps `0` and `60` as whole numbers: decimal settings must read them too, not fall back.
     @Test func wholeNumbersInTheJSONFileSetDecimalSettings() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).json")
+        let folder = TemporaryFolder("mediscope-config")
+        let file = folder.appending("config.json")
         try #"{"store":"firestore","firestore":{"project_id":"p","outage_grace_seconds":0,"cache_seconds":1},"#
             .appending(#""pools":{"io":{"request_timeout_seconds":9}},"session":{"idle":{"seconds":600}},"llm":{"base_url":"http://h","model":"m","timeout_seconds":12}}"#)
             .write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
         let c = try AppConfig.load(file: file.path, environment: ["FIRESTORE_EMULATOR_HOST": "h:1"])
         #expect(c.firestore?.outageGraceSeconds == 0 && c.firestore?.cacheSeconds == 1)
         #expect(c.processManager.pools.first { $0.name == "io" }?.requestTimeoutSeconds == 9)
@@ -75,9 +75,8 @@ import Testing
     }
 
     @Test func llmSettingsAndTheKeyFile() throws {
-        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("llm-key-\(UUID().uuidString)")
-        try "gsk_secret_value\n".write(to: keyFile, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: keyFile) }
+        let folder = TemporaryFolder("mediscope-config")
+        let keyFile = folder.file("llm-key", "gsk_secret_value\n")
         let c = try AppConfig.load(file: nil, environment: [
             "MEDISCOPE_LLM_BASE_URL": "https://api.groq.com/openai/v1", "MEDISCOPE_LLM_MODEL": "llama-3.1-8b-instant",
             "MEDISCOPE_LLM_API_KEY_FILE": keyFile.path, "MEDISCOPE_LLM_TIMEOUT_SECONDS": "12", "MEDISCOPE_REPORTS_WORKERS": "2",

@@ -1,12 +1,13 @@
 import Foundation
 import Logging
 import Testing
+import TestSupport
 @testable import MediscopeServer
 
 @Suite struct ServerLogTests {
     func withLogFile(_ body: (String) throws -> Void) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("log-\(UUID().uuidString).jsonl").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let folder = TemporaryFolder("mediscope-log")
+        let path = folder.appending("log.jsonl").path
         try body(path)
         return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import MediscopeAuth
 
 /// Over-long passwords are refused before the user is looked up, so the answer and its cost cannot tell
@@ -30,7 +31,7 @@ import Testing
     }
 
     @Test func overLongPasswordsAreRefusedBeforeAnyUserLookup() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         var stores = try AccountStores.sqlite(directory: folder.url)
         let counting = CountingUserStore(stores.users)
         stores.users = counting

@@ -1,11 +1,12 @@
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 @testable import MediscopeAuth
 
 @Suite struct AccountSessionTests {
-    private func setUp(_ policy: AccountPolicy = AccountPolicy()) throws -> (AccountsFolder, AccountsClock, Accounts, User) {
-        let folder = AccountsFolder()
+    private func setUp(_ policy: AccountPolicy = AccountPolicy()) throws -> (TemporaryFolder, AccountsClock, Accounts, User) {
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock, policy: policy)
         let user = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
@@ -127,7 +128,7 @@ import Testing
 
 @Suite struct AccountTokenTests {
     @Test func createListRevokeAndUse() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock)
         let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
@@ -170,7 +171,7 @@ import Testing
     }
 
     @Test func disablingRevokesTokensAndReEnablingRevivesNone() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock)
         let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
@@ -197,7 +198,7 @@ import Testing
     @Test func enablingEndsWhatADisablingLeft() throws {
         // A token a disabling did not revoke (it failed part-way, or it predates revocation on disable)
         // is revoked when the user is enabled again, before the user can use it.
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let store = try AccountsFixtures.store(folder)
         let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
                                       organizationId: "org-a", displayName: nil)
@@ -210,7 +211,7 @@ import Testing
     }
 
     @Test func passwordResetRevokesEveryTokenAndSession() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock)
         let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
@@ -237,7 +238,7 @@ import Testing
     }
 
     @Test func rawSecretsNeverReachTheFile() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let store = try AccountsFixtures.store(folder)
         let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
                                       organizationId: "org-a", displayName: nil)

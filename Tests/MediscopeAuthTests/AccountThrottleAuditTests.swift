@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 @testable import MediscopeAuth
 
 @Suite struct AccountThrottleTests {
@@ -15,7 +16,7 @@ import Testing
     /// The issue: wrong passwords from many addresses must not keep the owner out of an address they
     /// signed in from before (before, every address waited the whole window: 900 s, again and again).
     @Test func failuresFromElsewhereNeverLockTheOwnerOutOfAKnownAddress() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock, policy: policy(account: 3, address: 5))
         try store.recordSignInSuccess(username: "alice", address: "10.0.0.1")
@@ -27,7 +28,7 @@ import Testing
     }
 
     @Test func addressesTheAccountNeverUsedAreSlowedNotHeldForTheWindow() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock, policy: policy(account: 3, address: 5))
         try store.recordSignInFailure(username: "alice", address: "10.0.1.1")
@@ -49,7 +50,7 @@ import Testing
     }
 
     @Test func oneAddressFailingForOneAccountWaitsForThatAccountOnly() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock, policy: policy(account: 3, address: 5))
         try store.recordSignInSuccess(username: "alice", address: "10.0.0.1")
@@ -64,7 +65,7 @@ import Testing
     }
 
     @Test func perAddressLimit() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock, policy: policy(account: 3, address: 4))
         for name in ["a1x", "a2x", "a3x", "a4x"] {
@@ -80,7 +81,7 @@ import Testing
     }
 
     @Test func aGoodSignInClearsThatAddressesFailuresOnlyAndOldRowsArePruned() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock, policy: policy(account: 3, address: 5))
         for _ in 0..<3 { try store.recordSignInFailure(username: "alice", address: "10.0.0.1") }
@@ -99,7 +100,7 @@ import Testing
     }
 
     @Test func knownAddressesAreHashedAndForgottenAfterTheirTime() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         var policy = policy(account: 3, address: 50)
         policy.knownAddressSeconds = 30 * 24 * 3600
@@ -131,7 +132,7 @@ import Testing
     }
 
     @Test func appendFilterAndPage() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock)
         let start = clock.now
@@ -205,7 +206,7 @@ import Testing
     }
 
     @Test func triggersRefuseUpdateAndDelete() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock)
         let id = try store.audit(entry(clock, action: "user.disable", outcome: "success"))

@@ -1,11 +1,12 @@
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 @testable import MediscopeAuth
 
 @Suite struct AccountUserTests {
     @Test func addListDisableRoleAndPassword() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock)
         #expect(try store.userCount() == 0)
@@ -51,7 +52,7 @@ import Testing
     }
 
     @Test func duplicateWeakAndInvalidInputAreRefused() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let store = try AccountsFixtures.store(folder)
         try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
                           organizationId: "org-a", displayName: nil)
@@ -87,7 +88,7 @@ import Testing
     }
 
     @Test func verifyPasswordRightWrongUnknownDisabled() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let store = try AccountsFixtures.store(folder)
         let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
                                       organizationId: "org-a", displayName: nil)
@@ -104,7 +105,7 @@ import Testing
     }
 
     @Test func argon2idHashesUseTheOWASPParametersAndARandomSalt() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let store = Accounts(stores: try .sqlite(directory: folder.url))   // the production hasher
         let prefix = "$argon2id$v=19$m=19456,t=2,p=1$"
         #expect(PasswordHasher.owasp.prefix == prefix)
@@ -135,7 +136,7 @@ import Testing
     }
 
     @Test func firebaseLinkIsUniqueAndNeverSilentlyReplaced() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let store = try AccountsFixtures.store(folder)
         let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
                                       organizationId: "org-a", displayName: nil)
@@ -155,7 +156,7 @@ import Testing
     }
 
     @Test func organisationsAreCreatedAndRenamed() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let store = try AccountsFixtures.store(folder)
         try store.ensureOrganization(id: "org-a", name: "Clinic A")
         try store.ensureOrganization(id: "org-a", name: "Clinic A")
@@ -172,7 +173,7 @@ import Testing
     }
 
     @Test func reopeningKeepsDataAndReportsReady() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let alice: User
         do {
             let store = try AccountsFixtures.store(folder)
@@ -188,7 +189,7 @@ import Testing
     }
 
     @Test func twoStoresOnOneFolderSeeEachOthersWrites() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let a = try AccountsFixtures.store(folder, clock: clock)
         let b = try AccountsFixtures.store(folder, clock: clock)

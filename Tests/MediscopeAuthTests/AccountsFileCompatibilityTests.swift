@@ -2,13 +2,14 @@ import Foundation
 import GRDB
 import MediscopeEncoding
 import Testing
+import TestSupport
 @testable import MediscopeAuth
 
 /// An accounts.sqlite written by the code before the store split (`mediscope user add alice`, `add bob`,
 /// `disable bob` with the main branch's binary) still opens and reads the same, and takes new writes.
 @Suite struct AccountsFileCompatibilityTests {
     @Test func aFileFromBeforeTheSplitOpensAndReadsTheSame() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         try folder.rawConnection().writeWithoutTransaction { db in try db.execute(sql: Self.versionOneDump) }
         let clock = AccountsClock(Date(millisecondsSince1970: 1_795_970_800_000))
         let accounts = try AccountsFixtures.store(folder, clock: clock)

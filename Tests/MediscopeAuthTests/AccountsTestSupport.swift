@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import TestSupport
 @testable import MediscopeAuth
 
 /// A clock tests move by hand.
@@ -14,16 +15,9 @@ final class AccountsClock: @unchecked Sendable {
     var closure: @Sendable () -> Date { { [self] in now } }
 }
 
-/// A fresh folder under the temp directory, removed when the fixture is released.
-final class AccountsFolder {
-    let url: URL
-    init() {
-        url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("mediscope-accounts-\(UUID().uuidString)", isDirectory: true)
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(at: url) }
-
+/// A test's folder seen as an accounts store's: its database file, looked at from outside the store.
+extension TemporaryFolder {
+    /// The accounts database in this folder, as `AccountStores.sqlite` names it.
     var databasePath: String { url.appendingPathComponent(AccountStores.sqliteFileName).path }
 
     /// A second, independent connection to the same file (as another process would have).
@@ -52,7 +46,7 @@ enum AccountsFixtures {
     static let password = "correct horse battery"
     static let otherPassword = "staple gun lighthouse"
 
-    static func store(_ folder: AccountsFolder, clock: AccountsClock = AccountsClock(),
+    static func store(_ folder: TemporaryFolder, clock: AccountsClock = AccountsClock(),
                       policy: AccountPolicy = AccountPolicy()) throws -> Accounts {
         Accounts(stores: try .sqlite(directory: folder.url), policy: policy, now: clock.closure, hasher: fastHasher)
     }

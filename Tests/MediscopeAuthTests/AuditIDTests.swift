@@ -1,6 +1,7 @@
 import Foundation
 import MediscopeEncoding
 import Testing
+import TestSupport
 @testable import MediscopeAuth
 
 @Suite struct AuditIDTests {
@@ -55,7 +56,7 @@ import Testing
 /// `AuditFilter.matches` selects exactly what the SQLite store's `entries` returns.
 @Suite struct AuditFilterMatchesTests {
     @Test func agreesWithTheSQLiteStore() throws {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         let log = try AccountStores.sqlite(directory: folder.url).auditLog
         let start = Date(millisecondsSince1970: 1_750_000_000_000)
         let actions = ["session.create", "analysis.create", "analysis.view", "analysis", "analysisx.view", "analysis.", "a.b.c", "é.x"]

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import MediscopeAuth
 
 /// The short-lived read caches: a change made on another host is served stale for at most the TTL.
@@ -7,8 +8,8 @@ import Testing
     typealias V = ContractValues
 
     /// Stores on a fresh SQLite file, the cached view of one worker and the plain view of "another host".
-    private func fixture(ttl: TimeInterval = 2) throws -> (cached: AccountStores, other: AccountStores, clock: AccountsClock, keep: AccountsFolder) {
-        let folder = AccountsFolder()
+    private func fixture(ttl: TimeInterval = 2) throws -> (cached: AccountStores, other: AccountStores, clock: AccountsClock, keep: TemporaryFolder) {
+        let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let cached = try AccountStores.sqlite(directory: folder.url).cachingReads(ttl: ttl, now: clock.closure)
         return (cached, try .sqlite(directory: folder.url), clock, folder)

@@ -1,12 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import MediscopeImaging
 
 /// Real DICOM files from packages (Debian's python3-pydicom, PyPI's pydicom-data) against pydicom's
 /// rendering of the same frame (Tests/Reference/dicom_reference.py, made by `make reference`).
 enum DicomReference {
-    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Artifacts/reference/dicom")
+    static let folder = Repository.root.appendingPathComponent("Tests/Artifacts/reference/dicom")
 
     struct Entry: Decodable {
         var name: String

@@ -2,18 +2,19 @@ import Foundation
 import ImageTestKit
 import MediscopeImaging
 import Testing
+import TestSupport
 
 /// `mediscope analyze`, run as a user would: the built executable in a child process.
 @Suite struct AnalyzeCommandTests {
-    let dir = TempDir()
+    let dir = TemporaryFolder()
 
-    func analyze(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try runProcess(Repo.executable, ["analyze", "--manifest", Repo.tinyManifest.path, "--threads", "1"] + args)
+    func analyze(_ args: [String]) throws -> ProcessResult {
+        try runProcess(Repository.executable, ["analyze", "--manifest", Repository.tinyManifest.path, "--threads", "1"] + args)
     }
 
     @Test func jsonCarriesProbabilitiesGradCAMAndTimings() throws {
         let image = dir.file("scan one.png", try ImageEncoder.png(syntheticScan(width: 70, height: 50)))
-        let out = dir.url.appendingPathComponent("out")
+        let out = dir.appending("out")
         let run = try analyze(["--json", "--out", out.path, image.path])
         #expect(run.status == 0, "\(run.stderr)")
 
@@ -55,7 +56,7 @@ import Testing
         #expect(run.stdout.contains("scan.jpg (40x40)"))
         #expect(run.stdout.contains("confidence"))
         #expect(run.stdout.contains("forward"))
-        #expect(!FileManager.default.fileExists(atPath: dir.url.appendingPathComponent("scan.scan.jpg").path))
+        #expect(!FileManager.default.fileExists(atPath: dir.appending("scan.scan.jpg").path))
     }
 
     @Test func badInputExitsTwoNamingTheFileAndStillAnalysesTheRest() throws {
@@ -80,7 +81,7 @@ import Testing
     @Test func aShortFrameAfterAScanIsRefusedAndLeaksNothing() throws {
         let first = dir.file("A.dcm", try HostileDicom.jpegFile(width: 512, height: 512, seed: 1))
         let second = dir.file("B.dcm", try HostileDicom.shortJPEGFrame())
-        let out = dir.url.appendingPathComponent("short")
+        let out = dir.appending("short")
         let run = try analyze(["--out", out.path, first.path, second.path])
         #expect(run.status == 2)
         #expect(run.stderr.contains("B.dcm") && run.stderr.contains("16x16") && run.stderr.contains("512x512"), "\(run.stderr)")
@@ -133,51 +134,32 @@ import Testing
     }
 
     @Test func missingImageExitsTwo() throws {
-        let run = try analyze([dir.url.appendingPathComponent("nope.jpg").path])
+        let run = try analyze([dir.appending("nope.jpg").path])
         #expect(run.status == 2)
         #expect(run.stderr.contains("nope.jpg"))
     }
 
     @Test func modelProblemExitsThree() throws {
-        let manifest = try String(contentsOf: Repo.tinyManifest, encoding: .utf8)
+        let manifest = try String(contentsOf: Repository.tinyManifest, encoding: .utf8)
         let broken = dir.file("manifest.json", manifest.replacingOccurrences(of: ".pt\"", with: ".missing.pt\""))
         let image = dir.file("scan.png", try ImageEncoder.png(syntheticScan(width: 32, height: 32)))
-        let run = try runProcess(Repo.executable, ["analyze", "--manifest", broken.path, image.path])
+        let run = try runProcess(Repository.executable, ["analyze", "--manifest", broken.path, image.path])
         #expect(run.status == 3)
         #expect(run.stderr.contains("does not exist"))
     }
 
     @Test func unreadableManifestExitsThree() throws {
         let image = dir.file("scan.png", try ImageEncoder.png(syntheticScan(width: 32, height: 32)))
-        let run = try runProcess(Repo.executable, ["analyze", "--manifest", dir.file("m.json", "[]").path, image.path])
+        let run = try runProcess(Repository.executable, ["analyze", "--manifest", dir.file("m.json", "[]").path, image.path])
         #expect(run.status == 3)
     }
 
     // MARK: Issue 21
 
-    /// Runs `mediscope analyze` (tiny models) and waits for it until `deadline` seconds have passed; a run
-    /// still going then is killed and reported as such (status nil), so a hang fails the test instead of
-    /// holding it forever.
-    func analyzeWithin(_ deadline: Double, _ args: [String]) throws -> (status: Int32?, stdout: String, stderr: String) {
-        let out = dir.url.appendingPathComponent("run-\(UUID().uuidString).out"), err = dir.url.appendingPathComponent("run-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        process.executableURL = Repo.executable
-        process.arguments = ["analyze", "--manifest", Repo.tinyManifest.path] + args
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
-        try process.run()
-        var status: Int32? = nil
-        if done.wait(timeout: .now() + deadline) == .success {
-            status = process.terminationStatus
-        } else {
-            kill(process.processIdentifier, SIGKILL)
-            done.wait()
-        }
-        return (status, (try? String(contentsOf: out, encoding: .utf8)) ?? "", (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    /// Runs `mediscope analyze` (tiny models) for at most `deadline` seconds; a run still going then is
+    /// killed and reported as timed out, so a hang fails the test instead of holding it forever.
+    func analyzeWithin(_ deadline: Double, _ args: [String]) throws -> ProcessResult {
+        try runProcess(Repository.executable, ["analyze", "--manifest", Repository.tinyManifest.path] + args, timeout: deadline)
     }
 
     /// Two files named IM000001 from two series with one --out wrote the same image names: the second's
@@ -185,11 +167,11 @@ import Testing
     /// after its folder, and the command says so.
     @Test func twoFilesOfOneNameFromTwoSeriesKeepTheirOwnImages() throws {
         for folder in ["seriesA", "seriesB"] {
-            try FileManager.default.createDirectory(at: dir.url.appendingPathComponent(folder), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: dir.appending(folder), withIntermediateDirectories: true)
         }
         let a = dir.file("seriesA/IM000001", HostileDicom.monochrome16(HostileDicom.pattern(width: 64, height: 64, seed: 1)))
         let b = dir.file("seriesB/IM000001", HostileDicom.monochrome16(HostileDicom.pattern(width: 48, height: 40, seed: 5)))
-        let out = dir.url.appendingPathComponent("out")
+        let out = dir.appending("out")
         let run = try analyzeWithin(300, ["--threads", "1", "--json", "--out", out.path, a.path, b.path])
         #expect(run.status == 0, "\(run.stderr)")
         let images = try #require((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["images"] as? [[String: Any]])
@@ -212,11 +194,11 @@ import Testing
     /// anything is analysed or written, naming both files.
     @Test func namesThatStayAmbiguousAreRefusedBeforeAnythingRuns() throws {
         for folder in ["x/s", "y/s"] {
-            try FileManager.default.createDirectory(at: dir.url.appendingPathComponent(folder), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: dir.appending(folder), withIntermediateDirectories: true)
         }
         let image = try ImageEncoder.png(syntheticScan(width: 32, height: 32))
         let a = dir.file("x/s/IM1", image), b = dir.file("y/s/IM1", try ImageEncoder.png(syntheticScan(width: 40, height: 32, seed: 3)))
-        let out = dir.url.appendingPathComponent("ambiguous")
+        let out = dir.appending("ambiguous")
         let run = try analyzeWithin(300, ["--threads", "1", "--out", out.path, a.path, b.path])
         #expect(run.status == 2, "\(run.stderr)")
         #expect(run.stderr.contains(a.path) && run.stderr.contains(b.path) && run.stderr.contains("nothing was analysed"), "\(run.stderr)")
@@ -231,7 +213,7 @@ import Testing
         let image = dir.file("threads.png", try ImageEncoder.png(syntheticScan(width: 32, height: 32)))
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let run = try analyzeWithin(180, ["--threads", "100000", "--no-images", image.path])
-        #expect(run.status == 0, "status \(String(describing: run.status)) (nil: still running after 180 s): \(run.stderr)")
+        #expect(run.status == 0 && !run.timedOut, "status \(run.status), timed out: \(run.timedOut): \(run.stderr)")
         #expect(run.stderr.contains("--threads 100000 is more than this machine's \(cores) cores; using \(cores)"), "\(run.stderr)")
         #expect(run.stdout.contains("threads.png (32x32)"))
     }

@@ -2,13 +2,14 @@ import Foundation
 import ImageTestKit
 import MediscopeImaging
 import Testing
+import TestSupport
 @testable import MediscopeInference
 
 /// A DICOM made from a committed JPEG scan's pixels gives exactly the JPEG's analysis: 16-bit stored
 /// values 128 p + 64, Rescale Slope 0.5 and Intercept -1000 (modality value 64 p - 968), and the LINEAR
 /// window centre 7192.5 / width 16321, which maps 64 p - 968 back to p (PS3.3 C.11.2.1.2).
 @Suite struct DicomAnalysisTests {
-    static let jpeg = [UInt8](try! Data(contentsOf: Repo.root.appendingPathComponent("Tests/MediscopeImagingTests/Fixtures/gray.jpg")))
+    static let jpeg = [UInt8](try! Data(contentsOf: Repository.root.appendingPathComponent("Tests/MediscopeImagingTests/Fixtures/gray.jpg")))
 
     static func dicom(monochrome1: Bool) throws -> [UInt8] {
         let image = try ImageDecoder.decode(jpeg)

@@ -3,17 +3,18 @@ import ImageTestKit
 import MediscopeEncoding
 import MediscopeImaging
 import Testing
+import TestSupport
 @testable import MediscopeInference
 
 /// Issue 22: the input check's image checks, feature check, verdicts and parameter files.
 @Suite struct InputCheckTests {
-    static let tinyModel = Repo.root.appendingPathComponent("models/tiny/tiny.pt")
+    static let tinyModel = Repository.root.appendingPathComponent("models/tiny/tiny.pt")
     static let brainScope = """
         {"description": "2D brain MRI slices", "modalities": ["MR"], "bodyParts": ["BRAIN", "HEAD"], "slice": "2D", "greyscale": true}
         """
 
     /// A one-model manifest over the tiny test model (NHWC 32x32 RGB, `features` of 16 channels).
-    static func tinyManifest(_ dir: TempDir, scope: String? = nil, inputCheck: (file: String, sha256: String)? = nil) throws -> ModelManifest {
+    static func tinyManifest(_ dir: TemporaryFolder, scope: String? = nil, inputCheck: (file: String, sha256: String)? = nil) throws -> ModelManifest {
         let scopeField = scope.map { "\"scope\": \($0)," } ?? ""
         let checkField = inputCheck.map { "\"inputCheck\": {\"file\": \"\($0.file)\", \"sha256\": \"\($0.sha256)\"}," } ?? ""
         let url = dir.file("manifest-\(UUID().uuidString).json", """
@@ -32,7 +33,7 @@ import Testing
     }
 
     /// A parameter file as models/fit_input_check.py writes it (format 1), and its sha256.
-    static func parameterFile(_ dir: TempDir, name: String = "tiny.input-check.json", mean: [Float], upper: [Float],
+    static func parameterFile(_ dir: TemporaryFolder, name: String = "tiny.input-check.json", mean: [Float], upper: [Float],
                               threshold: Double, transform: String = "none") -> (file: String, sha256: String) {
         func b64(_ v: [Float]) -> String {
             Data(v.flatMap { f in withUnsafeBytes(of: f.bitPattern.littleEndian) { Array($0) } }).base64EncodedString()
@@ -94,7 +95,7 @@ import Testing
     func imageCheckGivesItsReason(input: String) throws {
         let (code, make) = try #require(Self.failingInputs[input])
         let bytes = try make()
-        let dir = TempDir()
+        let dir = TemporaryFolder()
         let pipeline = Self.pipeline(try Self.tinyManifest(dir, scope: Self.brainScope))
         let analysis = try pipeline.analyze(imageBytes: bytes)
         let check = analysis.inputCheck
@@ -106,7 +107,7 @@ import Testing
     }
 
     @Test func aScanThatPassesTheImageChecksWithoutAFeatureCheckIsNotChecked() throws {
-        let dir = TempDir()
+        let dir = TemporaryFolder()
         let pipeline = Self.pipeline(try Self.tinyManifest(dir, scope: Self.brainScope))
         let check = try pipeline.analyze(imageBytes: Self.scan).inputCheck
         #expect(check.verdict == .notChecked)
@@ -118,7 +119,7 @@ import Testing
     }
 
     @Test func declaredModalityAndBodyPartAreChecked() throws {
-        let dir = TempDir()
+        let dir = TemporaryFolder()
         let pipeline = Self.pipeline(try Self.tinyManifest(dir, scope: Self.brainScope))
         let ct = try pipeline.analyze(imageBytes: Self.scan, declared: InputDeclaration(modality: "CT")).inputCheck
         #expect(ct.verdict == .outOfScope && ct.reasons.map(\.code) == ["modality"])
@@ -150,7 +151,7 @@ import Testing
     // MARK: Feature check
 
     @Test func featureCheckScoresPooledFeaturesAndDecides() throws {
-        let dir = TempDir()
+        let dir = TemporaryFolder()
         // Mean 0 and the identity: the score is the norm of the pooled features, as the shim returns them.
         let loose = Self.parameterFile(dir, name: "loose.json", mean: Array(repeating: 0, count: 16), upper: Self.identityUpper(16), threshold: 1e6)
         let manifest = try Self.tinyManifest(dir, scope: Self.brainScope, inputCheck: loose)
@@ -184,7 +185,7 @@ import Testing
     }
 
     @Test func parametersOfTheWrongDimensionAreRefused() throws {
-        let dir = TempDir()
+        let dir = TemporaryFolder()
         let file = Self.parameterFile(dir, mean: Array(repeating: 0, count: 8), upper: Self.identityUpper(8), threshold: 10)
         let manifest = try Self.tinyManifest(dir, inputCheck: file)
         #expect {
@@ -196,9 +197,9 @@ import Testing
     }
 
     @Test func aTamperedParameterFileIsRefusedAtLoad() throws {
-        let dir = TempDir()
+        let dir = TemporaryFolder()
         let file = Self.parameterFile(dir, mean: Array(repeating: 0, count: 16), upper: Self.identityUpper(16), threshold: 10)
-        let url = dir.url.appendingPathComponent(file.file)
+        let url = dir.appending(file.file)
         // The threshold raised from 10 to 90 after fitting: same size, one character.
         let tampered = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "\"threshold\": 10", with: "\"threshold\": 90")
         try tampered.write(to: url, atomically: true, encoding: .utf8)
@@ -246,8 +247,8 @@ import Testing
 /// The default models (`make model`, `make model-int8`, `make model-input-check`'s committed parameters)
 /// on real slices, and the server's verdicts against what models/fit_input_check.py measured.
 @Suite(.serialized) struct InputCheckModelTests {
-    static let evaluation = Repo.root.appendingPathComponent("models/cache/evaluation")
-    static let int8Manifest = Repo.root.appendingPathComponent("models/manifest-int8.json")
+    static let evaluation = Repository.root.appendingPathComponent("models/cache/evaluation")
+    static let int8Manifest = Repository.root.appendingPathComponent("models/manifest-int8.json")
 
     struct Report: Decodable {
         struct Row: Decodable {
@@ -289,7 +290,7 @@ import Testing
 
     @Test(arguments: ["models/manifest.json", "models/manifest-int8.json"])
     func theEvaluationSlicesStayInScopeWithUnchangedProbabilities(_ path: String) throws {
-        let manifest = try ModelManifest.load(from: Repo.root.appendingPathComponent(path))
+        let manifest = try ModelManifest.load(from: Repository.root.appendingPathComponent(path))
         #expect(manifest.models.allSatisfy { $0.scope != nil && $0.inputCheck != nil })
         let checked = Self.pipeline(manifest), plain = Self.pipeline(Self.unchecked(manifest))
         let report = try Self.report(manifest)
@@ -313,9 +314,9 @@ import Testing
     /// Every image models/fit_input_check.py measured (saved losslessly in models/cache/input-check) gets the
     /// same reasons from the server: the fidelity report's rates are the server's.
     @Test func theServerReachesTheReportedVerdicts() throws {
-        let manifest = try ModelManifest.load(from: Repo.defaultManifest)
+        let manifest = try ModelManifest.load(from: Repository.defaultManifest)
         let report = try Self.report(manifest)
-        let folder = Repo.root.appendingPathComponent("models/cache/input-check")
+        let folder = Repository.root.appendingPathComponent("models/cache/input-check")
         let pipeline = Self.pipeline(manifest)
         let resolved = (manifest.models[0].scope?.imageChecks ?? ImageCheckLimits()).resolved
         #expect(report.limits["minImageSide"] == Double(resolved.minImageSide) && report.limits["minGreySpread"] == resolved.minGreySpread
@@ -344,13 +345,13 @@ import Testing
     /// The issue's "done when": a blank image, a photo and a document, each `out_of_scope` with reasons, from
     /// the command line in one run.
     @Test func theCLISaysOutOfScopeForABlankImageAPhotoAndADocument() throws {
-        let dir = TempDir()
-        let blank = dir.url.appendingPathComponent("blank.png")
+        let dir = TemporaryFolder()
+        let blank = dir.appending("blank.png")
         try Data(try ImageEncoder.png(InputCheckTests.grey(width: 400, height: 400) { _, _ in 200 })).write(to: blank)
-        let folder = Repo.root.appendingPathComponent("models/cache/input-check/out-of-scope")
+        let folder = Repository.root.appendingPathComponent("models/cache/input-check/out-of-scope")
         let photo = folder.appendingPathComponent("photo__astronaut.png"), document = folder.appendingPathComponent("document__page.png")
-        let run = try runProcess(Repo.executable, ["analyze", "--json", "--no-images", "--threads", "2",
-                                                   "--manifest", Repo.defaultManifest.path, blank.path, photo.path, document.path])
+        let run = try runProcess(Repository.executable, ["analyze", "--json", "--no-images", "--threads", "2",
+                                                   "--manifest", Repository.defaultManifest.path, blank.path, photo.path, document.path])
         #expect(run.status == 0, "\(run.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
         let images = try #require(json?["images"] as? [[String: Any]])
@@ -366,8 +367,8 @@ import Testing
 
     @Test func theCLIPrintsTheInputCheck() throws {
         let url = try #require(try evaluationSlices().first)
-        let run = try runProcess(Repo.executable, ["analyze", "--json", "--no-images", "--threads", "2",
-                                                   "--manifest", Repo.defaultManifest.path, url.path])
+        let run = try runProcess(Repository.executable, ["analyze", "--json", "--no-images", "--threads", "2",
+                                                   "--manifest", Repository.defaultManifest.path, url.path])
         #expect(run.status == 0, "\(run.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
         let image = try #require((json?["images"] as? [[String: Any]])?.first)

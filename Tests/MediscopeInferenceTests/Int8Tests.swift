@@ -1,13 +1,14 @@
 import Foundation
 import MediscopeImaging
 import Testing
+import TestSupport
 @testable import MediscopeInference
 
 /// The int8 model (`make model-int8`) through the real shim and libtorch, against the fp32 model.
 @Suite(.serialized) struct Int8Tests {
-    static let int8Manifest = Repo.root.appendingPathComponent("models/manifest-int8.json")
-    static let int8File = Repo.root.appendingPathComponent("models/brain_tumor_vgg16_int8.pt")
-    static let fp32File = Repo.root.appendingPathComponent("models/brain_tumor_vgg16.pt")
+    static let int8Manifest = Repository.root.appendingPathComponent("models/manifest-int8.json")
+    static let int8File = Repository.root.appendingPathComponent("models/brain_tumor_vgg16_int8.pt")
+    static let fp32File = Repository.root.appendingPathComponent("models/brain_tumor_vgg16.pt")
     /// Per-map Grad-CAM correlation with fp32 that every test scan must reach, and the mean over all maps.
     static let worstCorrelation = 0.75
     static let meanCorrelation = 0.95
@@ -20,7 +21,7 @@ import Testing
 
     /// The test scans `make reference` writes, and the evaluation MRI slices `make model-int8` fetched.
     func scans() throws -> [URL] {
-        let folders = [Repo.reference.appendingPathComponent("scans"), Repo.root.appendingPathComponent("models/cache/evaluation")]
+        let folders = [Repository.reference.appendingPathComponent("scans"), Repository.root.appendingPathComponent("models/cache/evaluation")]
         let urls = folders.flatMap { (try? FileManager.default.contentsOfDirectory(at: $0, includingPropertiesForKeys: nil)) ?? [] }
             .filter { ["jpg", "png"].contains($0.pathExtension) }.sorted { $0.path < $1.path }
         #expect(urls.count >= 20, "run `make reference` and `make model-int8` first")
@@ -28,7 +29,7 @@ import Testing
     }
 
     @Test func int8PredictsAsFP32AndItsGradCAMFollows() throws {
-        let fp32 = try pipeline(Repo.defaultManifest), int8 = try pipeline(Self.int8Manifest)
+        let fp32 = try pipeline(Repository.defaultManifest), int8 = try pipeline(Self.int8Manifest)
         var correlations: [Double] = []
         for url in try scans() {
             let bytes = [UInt8](try Data(contentsOf: url))
@@ -51,7 +52,7 @@ import Testing
     }
 
     @Test func wrongEngineIsRefusedWithTheEngineNamed() throws {
-        let dir = TempDir()
+        let dir = TemporaryFolder()
         func manifest(file: URL, engine: String?) -> URL {
             let engineField = engine.map { "\"engine\": \"\($0)\"," } ?? ""
             return dir.file("m-\(engine ?? "none")-\(file.lastPathComponent).json", """
@@ -79,8 +80,8 @@ import Testing
     }
 
     @Test func modelBelowItsAgreementThresholdIsRefused() throws {
-        let dir = TempDir()
-        var report = try FidelityReport.load(from: Repo.root.appendingPathComponent("models/brain_tumor_vgg16_int8.fidelity.json"))
+        let dir = TemporaryFolder()
+        var report = try FidelityReport.load(from: Repository.root.appendingPathComponent("models/brain_tumor_vgg16_int8.fidelity.json"))
         report.agreement = 15.0 / 17.0
         _ = dir.file("low.fidelity.json", Array(try JSONEncoder().encode(report)))
         var text = try String(contentsOf: Self.int8Manifest, encoding: .utf8)

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import MediscopeInference
 
 @Suite struct ManifestTests {
     @Test func defaultManifestDescribesTheVGG16Model() throws {
-        let manifest = try ModelManifest.load(from: Repo.defaultManifest)
+        let manifest = try ModelManifest.load(from: Repository.defaultManifest)
         let model = try #require(manifest.models.first)
         #expect(model.labels == ["glioma", "meningioma", "notumor", "pituitary"])
         #expect(model.input.shape == [1, 240, 240, 3])
@@ -13,7 +14,7 @@ import Testing
     }
 
     func manifest(_ json: String) throws(ModelError) -> ModelManifest {
-        let dir = TempDir()
+        let dir = TemporaryFolder()
         return try ModelManifest.load(from: dir.file("manifest.json", json))
     }
 

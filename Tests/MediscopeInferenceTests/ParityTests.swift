@@ -1,6 +1,7 @@
 import Foundation
 import MediscopeImaging
 import Testing
+import TestSupport
 @testable import MediscopeInference
 
 /// Reference values made by Tests/Reference/reference_pipeline.py (Pillow + onnxruntime on the original
@@ -21,7 +22,7 @@ struct ReferenceFile: Decodable {
     var images: [Image]
 
     static func load(_ name: String) throws -> ReferenceFile {
-        let url = Repo.reference.appendingPathComponent(name)
+        let url = Repository.reference.appendingPathComponent(name)
         guard let data = try? Data(contentsOf: url) else {
             Issue.record("reference file \(url.path) is missing: run `make test` (it runs `make reference` first)")
             throw CancellationError()
@@ -68,10 +69,10 @@ struct ReferenceFile: Decodable {
     }
 
     @Test func defaultModelMatchesOnnxRuntimeAndPytorchGradCAM() throws {
-        try compare(manifest: Repo.defaultManifest, reference: "default.json")
+        try compare(manifest: Repository.defaultManifest, reference: "default.json")
     }
 
     @Test func tinyModelMatchesTorchAndPytorchGradCAM() throws {
-        try compare(manifest: Repo.tinyManifest, reference: "tiny.json")
+        try compare(manifest: Repository.tinyManifest, reference: "tiny.json")
     }
 }

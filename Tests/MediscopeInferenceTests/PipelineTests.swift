@@ -2,6 +2,7 @@ import Foundation
 import ImageTestKit
 import MediscopeImaging
 import Testing
+import TestSupport
 @testable import MediscopeInference
 
 @Suite struct PipelineTests {
@@ -158,7 +159,7 @@ import Testing
 
 @Suite struct ModelProblemTests {
     func pipeline(manifestEdit: (inout ModelManifest) -> Void) throws -> AnalysisPipeline {
-        var manifest = try ModelManifest.load(from: Repo.tinyManifest)
+        var manifest = try ModelManifest.load(from: Repository.tinyManifest)
         manifestEdit(&manifest)
         return AnalysisPipeline(manifest: manifest)
     }
@@ -179,15 +180,15 @@ import Testing
     }
 
     @Test func corruptModelFile() throws {
-        let dir = TempDir()
+        let dir = TemporaryFolder()
         let bad = dir.file("corrupt.pt", Array(repeating: 0x5A, count: 4096))
         let p = try pipeline { $0.models[0].file = bad.path }
         expectModelProblem(p, .corrupt, mentioning: "corrupt.pt")
     }
 
     @Test func truncatedModelFile() throws {
-        let dir = TempDir()
-        let good = try Data(contentsOf: Repo.root.appendingPathComponent("models/tiny/tiny.pt"))
+        let dir = TemporaryFolder()
+        let good = try Data(contentsOf: Repository.root.appendingPathComponent("models/tiny/tiny.pt"))
         let cut = dir.file("cut.pt", Array(good.prefix(good.count / 2)))
         let p = try pipeline { $0.models[0].file = cut.path }
         expectModelProblem(p, .corrupt, mentioning: "cut.pt")

@@ -1,18 +1,14 @@
 import Foundation
 import MediscopeStore
 import Testing
+import TestSupport
 @testable import MediscopeJobs
 
 @Suite struct JobQueueTests {
-    final class Folder: @unchecked Sendable {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("jobs-\(UUID().uuidString)")
-        deinit { try? FileManager.default.removeItem(at: url) }
-    }
-
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
     @Test func enqueueIsIdempotentAndJobsSurviveReopening() throws {
-        let folder = Folder()
+        let folder = TemporaryFolder("mediscope-jobs")
         let queue = try JobQueue(directory: folder.url)
         #expect(try queue.enqueue(kind: "k", key: "A", organizationId: "o1"))
         #expect(try queue.enqueue(kind: "k", key: "A", organizationId: "o1") == false, "one job per kind and key")
@@ -22,7 +18,7 @@ import Testing
     }
 
     @Test func aClaimedJobIsLeasedAndClaimedAgainWhenItsProcessDies() throws {
-        let folder = Folder()
+        let folder = TemporaryFolder("mediscope-jobs")
         let queue = try JobQueue(directory: folder.url)
         try queue.enqueue(kind: "k", key: "A", organizationId: "o1")
         let first = try #require(try queue.claim(kind: "k", owner: 1, lease: 30, maxRunningPerOrganization: 5, minSecondsBetweenStarts: 0, now: t0))
@@ -40,7 +36,7 @@ import Testing
     }
 
     @Test func organisationsGetTheirShareAndTheirRateLimit() throws {
-        let folder = Folder()
+        let folder = TemporaryFolder("mediscope-jobs")
         let queue = try JobQueue(directory: folder.url)
         for key in ["A1", "A2", "A3"] { try queue.enqueue(kind: "k", key: key, organizationId: "busy") }
         try queue.enqueue(kind: "k", key: "B1", organizationId: "quiet")
@@ -51,7 +47,7 @@ import Testing
         #expect(try claim(0)?.key == "B1", "the busy organisation has its one running job: the quiet one goes next")
         #expect(try claim(0) == nil)
         // A rate limit: one start per organisation every 10 s.
-        let folder2 = Folder()
+        let folder2 = TemporaryFolder("mediscope-jobs")
         let limited = try JobQueue(directory: folder2.url)
         for key in ["A1", "A2"] { try limited.enqueue(kind: "k", key: key, organizationId: "busy") }
         func claimLimited(_ at: Double) throws -> Job? {
@@ -64,7 +60,7 @@ import Testing
     }
 
     @Test func aRetriedJobWaitsAndIsCounted() throws {
-        let folder = Folder()
+        let folder = TemporaryFolder("mediscope-jobs")
         let queue = try JobQueue(directory: folder.url)
         try queue.enqueue(kind: "k", key: "A", organizationId: "o")
         let job = try #require(try queue.claim(kind: "k", owner: 1, lease: 60, maxRunningPerOrganization: 1, minSecondsBetweenStarts: 0, now: t0))

@@ -1,12 +1,12 @@
 import Foundation
 import MediscopeStore
 import Testing
+import TestSupport
 @testable import MediscopeLLM
 
 /// The prompt and the fallback are built from `ReportFacts` only: nothing that identifies a person.
 @Suite struct ReportWritingTests {
-    static let templates = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("templates")
+    static let templates = Repository.root.appendingPathComponent("templates")
 
     /// Distinctive values that must never leave: patient id, name, note, user, organisation, DICOM identifiers.
     static let secrets = ["PID-ZX81-7731", "Gwendolyn Quaxley", "lives at 12 Crescent Row", "user-TKN9Q", "org-KQ7V2",

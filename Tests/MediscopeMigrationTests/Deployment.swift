@@ -6,13 +6,15 @@ import MediscopeFirestoreStore
 import MediscopeImaging
 import MediscopeSQLite
 import MediscopeStore
+import TestSupport
 
 /// A SQLite deployment as `mediscope serve` leaves it, in a temp `var/` (removed with the value): two
 /// organisations; an admin, a disabled clinician and a Firebase-linked clinician without a password;
 /// a session; a revoked and an active API token; an audit log whose times repeat and step back; three
 /// analyses, two of them sharing their scan, one with a DICOM source.
 final class Deployment: @unchecked Sendable {
-    let root: URL
+    private let folder = TemporaryFolder("mediscope-migrate")
+    var root: URL { folder.url }
     var varDirectory: URL { root.appendingPathComponent("var") }
     var storeDirectory: URL { varDirectory.appendingPathComponent("store") }
 
@@ -30,7 +32,7 @@ final class Deployment: @unchecked Sendable {
     static func at(_ ms: Int64) -> Date { Date(millisecondsSince1970: t0.millisecondsSince1970 + ms) }
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-migrate-\(UUID().uuidString.prefix(8))")
+        let root = folder.url
         let stores = try AccountStores.sqlite(directory: root.appendingPathComponent("var/store"))
         for org in organizations { try stores.users.saveOrganization(id: org.id, name: org.name) }
 
@@ -71,8 +73,8 @@ final class Deployment: @unchecked Sendable {
         audit = try stores.auditLog.entries(all)
 
         let analyses = try SQLiteAnalysisStore(directory: root.appendingPathComponent("var/store"))
-        let sharedScan = Self.randomBytes(3000)
-        var dicom = Self.analysis(org: "org-b", patientId: "P-200", scan: Self.randomBytes(2500))
+        let sharedScan = randomBytes(3000)
+        var dicom = Self.analysis(org: "org-b", patientId: "P-200", scan: randomBytes(2500))
         dicom.source = ScanSource(format: "dicom", dicom: nil,
                                   study: DicomStudy(studyInstanceUID: "1.2.3.4", studyDate: "20240102", seriesDescription: "T1 axial"))
         records = try [Self.analysis(org: "org-a", patientId: "P-100", scan: sharedScan),
@@ -80,8 +82,6 @@ final class Deployment: @unchecked Sendable {
         sensitive = ["Jane Roe", "P-100", "P-101", "P-200", "follow-up", "T1 axial", "1.2.3.4"]
             + users.compactMap(\.passwordHash) + sessions.map(\.tokenHash) + sessions.map(\.session.csrfHash) + tokens.map(\.tokenHash)
     }
-
-    deinit { try? FileManager.default.removeItem(at: root) }
 
     /// Every image key the records use (the shared scan once).
     var imageKeys: Set<String> { Set(records.flatMap { [$0.scan.key] + $0.results.map(\.heatmap.key) }) }
@@ -91,8 +91,6 @@ final class Deployment: @unchecked Sendable {
         guard let path = try SQLiteAnalysisStore(directory: storeDirectory).imagePath(key: key) else { throw FixtureError("no image \(key)") }
         return path
     }
-
-    static func randomBytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255) } }
 
     /// An analysis with a jpeg scan and two results whose heatmaps are webp and png.
     static func analysis(org: String, patientId: String, scan: [UInt8]) -> NewAnalysis {

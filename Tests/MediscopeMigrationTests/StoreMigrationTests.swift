@@ -5,6 +5,7 @@ import MediscopeFirestore
 import MediscopeFirestoreStore
 import MediscopeStore
 import Testing
+import TestSupport
 @testable import MediscopeMigration
 
 /// `store migrate` from a SQLite deployment with records, audit entries and accounts, against the real
@@ -261,36 +262,11 @@ final class LockedLines: @unchecked Sendable {
 
 /// The real `mediscope` binary as a subprocess.
 enum Command {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    /// Next to the test bundle (as `swift build --build-tests` leaves it), else .build/debug.
-    static var executable: URL {
-        let candidates = [Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
-            .map { $0.appendingPathComponent("mediscope") }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-            ?? root.appendingPathComponent(".build/debug/mediscope")
-    }
-
-    /// Runs `mediscope arguments` with `environment` over a minimal one (PATH, HOME); waits for it.
-    static func run(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = arguments
+    /// Runs `mediscope arguments` from the repository's root with `environment` over a minimal one
+    /// (PATH, HOME, TMPDIR, LANG), so that no setting of the machine running the tests leaks in.
+    static func run(_ arguments: [String], environment: [String: String]) throws -> ProcessResult {
         var env = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "TMPDIR", "LANG"].contains($0.key) }
         env.merge(environment) { $1 }
-        p.environment = env
-        p.currentDirectoryURL = root
-        // Files, not pipes: nothing to drain while the child runs.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-command-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let out = dir.appendingPathComponent("stdout"), err = dir.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        p.standardOutput = try FileHandle(forWritingTo: out)
-        p.standardError = try FileHandle(forWritingTo: err)
-        try p.run()
-        p.waitUntilExit()
-        return (p.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))
+        return try runProcess(Repository.executable, arguments, environment: env, directory: Repository.root)
     }
 }

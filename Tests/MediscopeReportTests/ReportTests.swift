@@ -3,11 +3,11 @@ import MediscopeImaging
 @testable import MediscopeReport
 @testable import MediscopeStore
 import Testing
+import TestSupport
 
 /// The report as rendered from the repository's own templates/ folder.
 @Suite struct ReportTests {
-    static let templatesFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("templates")
+    static let templatesFolder = Repository.root.appendingPathComponent("templates")
     static let attack = #"<img src=x onerror=alert(1)>"'"#
     static let escapedAttack = "&lt;img src=x onerror=alert(1)&gt;&quot;&#39;"
 
@@ -213,19 +213,17 @@ import Testing
             let e = $0 as? ReportTemplateError
             return e?.kind == .folderMissing && e?.message.contains("/nonexistent/mediscope-templates") == true
         }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mediscope-templates-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
+        let folder = TemporaryFolder("mediscope-templates")
         func expectFailure(_ kind: ReportTemplateError.Kind, _ words: String) {
-            #expect { try ReportTemplates(directory: folder) } throws: {
+            #expect { try ReportTemplates(directory: folder.url) } throws: {
                 let e = $0 as? ReportTemplateError
                 return e?.kind == kind && e?.message.contains(words) == true
             }
         }
         expectFailure(.templateMissing, "no report.mustache")
-        try "<p>{{> signature}}</p>".write(to: folder.appendingPathComponent("report.mustache"), atomically: true, encoding: .utf8)
+        try "<p>{{> signature}}</p>".write(to: folder.appending("report.mustache"), atomically: true, encoding: .utf8)
         expectFailure(.templateMissing, "signature.mustache is missing")
-        try "{{#open}}never closed".write(to: folder.appendingPathComponent("report.mustache"), atomically: true, encoding: .utf8)
+        try "{{#open}}never closed".write(to: folder.appending("report.mustache"), atomically: true, encoding: .utf8)
         expectFailure(.invalidTemplate, "report.mustache is not a valid Mustache template")
     }
 }

@@ -5,6 +5,7 @@ import MediscopeFirestore
 import MediscopeFirestoreStore
 import MediscopeOutbox
 import Testing
+import TestSupport
 @testable import MediscopeStore
 
 /// A backend the `AnalysisStore` contract runs against. The suite below is written against the protocol
@@ -18,7 +19,7 @@ struct AnalysisBackend: Sendable, CustomTestStringConvertible {
     static let all: [AnalysisBackend] = [.sqlite, .firestore, .firestoreOutbox]
 
     static let sqlite = AnalysisBackend(name: "SQLite") {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         return (try SQLiteAnalysisStore(directory: folder.url), { try SQLiteAnalysisStore(directory: folder.url) }, folder)
     }
 
@@ -39,7 +40,7 @@ extension AnalysisBackend {
     static let firestoreOutbox = AnalysisBackend(name: "Firestore through the outbox") {
         let emulator = try SharedEmulator.get()
         let project = "outbox-\(UUID().uuidString.prefix(8).lowercased())"
-        let folder = TempFolder(), otherHost = TempFolder()
+        let folder = TemporaryFolder(), otherHost = TemporaryFolder()
         let store = try DeliveringStore(folder: folder.url, client: emulator.client(projectId: project))
         return (store, { try DeliveringStore(folder: otherHost.url, client: emulator.client(projectId: project)) }, [folder, otherHost, emulator] as NSArray)
     }

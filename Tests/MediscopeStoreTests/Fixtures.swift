@@ -1,30 +1,6 @@
 import Foundation
+import TestSupport
 @testable import MediscopeStore
-
-/// A fresh folder under the system temp dir, removed when the value goes away.
-final class TempFolder: @unchecked Sendable {
-    let url: URL
-    init() {
-        url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("mediscope-store-tests-\(UUID().uuidString)", isDirectory: true)
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(at: url) }
-    var path: String { url.path }
-}
-
-func randomBytes(_ count: Int) -> [UInt8] {
-    var generator = SystemRandomNumberGenerator()
-    var bytes = [UInt8](repeating: 0, count: count)
-    var i = 0
-    while i < count {
-        var word = generator.next() as UInt64
-        for _ in 0..<8 where i < count {
-            bytes[i] = UInt8(truncatingIfNeeded: word); word >>= 8; i += 1
-        }
-    }
-    return bytes
-}
 
 /// An analysis with a scan (jpeg) and two results whose heatmaps are webp and png.
 func makeAnalysis(org: String = "org-a", patientId: String = "P-001", createdBy: String? = "user-1",

@@ -1,6 +1,7 @@
 import Foundation
 import MediscopeImaging
 import Testing
+import TestSupport
 @testable import MediscopeStore
 
 /// Every stored analysis keeps its input check (issue 22) in every backend, and records stored before the
@@ -49,20 +50,17 @@ import Testing
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/sqlite3"),
                    "needs the sqlite3 command-line tool (Debian package sqlite3)"))
     func anOlderDatabaseIsMigrated() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         var old: AnalysisRecord
         do {
             let store = try SQLiteAnalysisStore(directory: folder.url)
             old = try store.create(makeAnalysis(patientId: "OLD-1"))
         }
         // Back to the schema of the version before, as sqlite3 sees it.
-        let sqlite = Process()
-        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        sqlite.arguments = [folder.path + "/" + SQLiteAnalysisStore.databaseFileName,
-                            "ALTER TABLE analyses DROP COLUMN input_check; DELETE FROM grdb_migrations WHERE identifier = 'v3 input check';"]
-        try sqlite.run()
-        sqlite.waitUntilExit()
-        #expect(sqlite.terminationStatus == 0)
+        let sqlite = try runProcess(URL(fileURLWithPath: "/usr/bin/sqlite3"), [
+            folder.path + "/" + SQLiteAnalysisStore.databaseFileName,
+            "ALTER TABLE analyses DROP COLUMN input_check; DELETE FROM grdb_migrations WHERE identifier = 'v3 input check';"])
+        #expect(sqlite.status == 0, "\(sqlite.stderr)")
 
         let store = try SQLiteAnalysisStore(directory: folder.url)
         old.inputCheck = .notRecorded

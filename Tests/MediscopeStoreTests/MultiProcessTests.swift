@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import MediscopeStore
 
 /// Several worker processes share one store folder (the server pre-forks; each worker opens its own store).
@@ -18,7 +19,7 @@ import Testing
     }
 
     @Test(.enabled(if: !isChild)) func twoProcessesWritingAtOnceLoseNothing() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         // Create the schema first so both children race on writes, not only on the first open.
         let store = try SQLiteAnalysisStore(directory: folder.url)
         let perChild = 50

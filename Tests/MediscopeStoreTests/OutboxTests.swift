@@ -6,12 +6,13 @@ import MediscopeFirestore
 import MediscopeFirestoreStore
 @testable import MediscopeOutbox
 import Testing
+import TestSupport
 @testable import MediscopeStore
 
 /// One host's outbox in front of a Firestore (the emulator, or the fault proxy before it), plus a
 /// reader that sees only Firestore (another host).
 struct OutboxHost {
-    let folder = TempFolder()
+    let folder = TemporaryFolder()
     let store: OutboxAnalysisStore
     let delivery: OutboxDelivery
     let firestore: FirestoreAnalysisStore

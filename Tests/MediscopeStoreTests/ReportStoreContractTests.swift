@@ -2,6 +2,7 @@ import Foundation
 import FirestoreTestKit
 import MediscopeFirestoreStore
 import Testing
+import TestSupport
 @testable import MediscopeStore
 
 /// A backend the `ReportStore` contract runs against; each `make` gives an empty store and a second
@@ -14,7 +15,7 @@ struct ReportBackend: Sendable, CustomTestStringConvertible {
     static let all: [ReportBackend] = [.sqlite, .firestore]
 
     static let sqlite = ReportBackend(name: "SQLite") {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         return (try SQLiteReportStore(directory: folder.url), { try SQLiteReportStore(directory: folder.url) }, folder)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import MediscopeSQLite
 @testable import MediscopeStore
 
@@ -7,7 +8,7 @@ import MediscopeSQLite
     // MARK: - Create / get
 
     @Test func createThenGetReturnsTheSameRecord() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         let new = makeAnalysis()
         let before = Date()
@@ -66,7 +67,7 @@ import MediscopeSQLite
     // MARK: - List
 
     @Test func listPagesNewestFirstWithoutGapsOrDuplicates() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         var created: [AnalysisRecord] = []
         for i in 0..<23 { created.append(try store.create(makeAnalysis(patientId: "P-\(i % 4)", imageSize: 64))) }
@@ -95,7 +96,7 @@ import MediscopeSQLite
     }
 
     @Test func recordsPageThroughEveryOrganisationInIdOrder() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         var created: [AnalysisRecord] = []
         for i in 0..<7 { created.append(try store.create(makeAnalysis(org: i.isMultiple(of: 2) ? "org-a" : "org-b", imageSize: 32))) }
@@ -114,7 +115,7 @@ import MediscopeSQLite
     }
 
     @Test func listClampsTheLimit() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         for _ in 0..<3 { _ = try store.create(makeAnalysis(imageSize: 32)) }
         let zero = try store.list(AnalysisQuery(organizationId: "org-a", limit: 0))
@@ -128,7 +129,7 @@ import MediscopeSQLite
     }
 
     @Test func listClampsTheLimitTo100() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         for _ in 0..<105 { _ = try store.create(makeAnalysis(imageSize: 16)) }
         let page = try store.list(AnalysisQuery(organizationId: "org-a", limit: 1000))
@@ -140,7 +141,7 @@ import MediscopeSQLite
     }
 
     @Test func patientFilterIsExact() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         var forP1: [String] = []
         for i in 0..<9 {
@@ -163,7 +164,7 @@ import MediscopeSQLite
     }
 
     @Test func invalidCursorsAreRejected() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         _ = try store.create(makeAnalysis(imageSize: 32))
         let base64url = { (s: String) in
@@ -191,7 +192,7 @@ import MediscopeSQLite
     // MARK: - Organisations
 
     @Test func otherOrganisationsSeeNothing() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         let new = makeAnalysis(org: "org-a", imageSize: 64)
         let record = try store.create(new)
@@ -210,7 +211,7 @@ import MediscopeSQLite
     // MARK: - Delete
 
     @Test func deleteRemovesTheRecordAndOnlyImagesNoOtherRecordUses() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         let sharedScan = randomBytes(1000)
         let first = makeAnalysis(scanBytes: sharedScan, imageSize: 500)
@@ -237,7 +238,7 @@ import MediscopeSQLite
     // MARK: - Keys and validation
 
     @Test func badKeysNeverTouchTheFilesystem() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         let record = try store.create(makeAnalysis(imageSize: 64))
         // A file a traversal would reach.
@@ -255,7 +256,7 @@ import MediscopeSQLite
     }
 
     @Test func createRejectsInconsistentImages() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
 
         var wrongHash = makeAnalysis(imageSize: 64)
@@ -297,7 +298,7 @@ import MediscopeSQLite
     // MARK: - Garbage collection and crashes
 
     @Test func garbageCollectionRemovesOldOrphansOnly() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         let kept = try store.create(makeAnalysis(imageSize: 128))
 
@@ -336,7 +337,7 @@ import MediscopeSQLite
 
     @Test func crashAfterImagesBeforeInsertLeavesOnlyOrphans() throws {
         struct SimulatedCrash: Error {}
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let crashing = try SQLiteAnalysisStore(
             directory: folder.url, hooks: .init(afterImagesWritten: { throw SimulatedCrash() }))
         let new = makeAnalysis(imageSize: 256)
@@ -354,7 +355,7 @@ import MediscopeSQLite
 
     @Test func failureBeforeCommitRollsBackRecordAndReferences() throws {
         struct SimulatedCrash: Error {}
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let crashing = try SQLiteAnalysisStore(
             directory: folder.url, hooks: .init(beforeCommit: { throw SimulatedCrash() }))
         let new = makeAnalysis(imageSize: 256)
@@ -376,7 +377,7 @@ import MediscopeSQLite
     @Test func createRestoresAnImageRemovedBeforeItTookTheLock() throws {
         // A concurrent delete/GC may unlink an unreferenced image that create() found in place; create()
         // re-checks under the write lock and rewrites it.
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let new = makeAnalysis(imageSize: 256)
         let blobsRoot = folder.path + "/blobs"
         let store = try SQLiteAnalysisStore(directory: folder.url, hooks: .init(afterImagesWritten: {
@@ -393,7 +394,7 @@ import MediscopeSQLite
     // MARK: - Durability and concurrency
 
     @Test func dataSurvivesReopening() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         var records: [AnalysisRecord] = []
         do {
             let store = try SQLiteAnalysisStore(directory: folder.url)
@@ -413,7 +414,7 @@ import MediscopeSQLite
     }
 
     @Test func twoConnectionsWritingAtOnceLoseNothing() async throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let url = folder.url
         let storeA = try SQLiteAnalysisStore(directory: url)
         let storeB = try SQLiteAnalysisStore(directory: url)   // a second, independent SQLite connection
@@ -452,7 +453,7 @@ import MediscopeSQLite
     }
 
     @Test func concurrentFirstOpensAllMigrate() async throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let url = folder.url
         let results = await withTaskGroup(of: String?.self) { group in
             for _ in 0..<6 {
@@ -482,7 +483,7 @@ import MediscopeSQLite
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/sqlite3"),
                    "needs the sqlite3 command-line tool (Debian package sqlite3)"))
     func waitsForAnotherProcessHoldingTheWriteLock() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         let marker = folder.path + "/locked"
         // Another process takes the write lock, signals, holds it for a second, then commits.
@@ -518,7 +519,7 @@ import MediscopeSQLite
     // MARK: - Failures
 
     @Test func corruptDatabaseFileGivesUnavailable() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         var garbage = randomBytes(16_384)
         garbage.replaceSubrange(0..<6, with: Array("GARBGE".utf8))
         _ = FileManager.default.createFile(atPath: folder.path + "/mediscope.sqlite", contents: Data(garbage))
@@ -531,7 +532,7 @@ import MediscopeSQLite
     }
 
     @Test func databaseCorruptedAfterTheHeaderGivesAnErrorNotACrash() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         do {
             let store = try SQLiteAnalysisStore(directory: folder.url)
             for _ in 0..<3 { _ = try store.create(makeAnalysis(imageSize: 32)) }
@@ -554,7 +555,7 @@ import MediscopeSQLite
     }
 
     @Test func checkReadyFailsWhenTheImageFolderIsNotWritable() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         try store.checkReady()
         // Replace the folder by a plain file: nothing can be created below it (even as root).
@@ -570,7 +571,7 @@ import MediscopeSQLite
     }
 
     @Test func storeFolderThatIsAFileGivesAnError() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let file = folder.url.appendingPathComponent("file")
         _ = FileManager.default.createFile(atPath: file.path, contents: Data("x".utf8))
         #expect(throws: StoreError.self) { _ = try SQLiteAnalysisStore(directory: file) }
@@ -586,7 +587,7 @@ import MediscopeSQLite
     }
 
     @Test func theDatabaseIsTheServiceUsersAloneAndImageFoldersCannotBeListed() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         let record = try store.create(makeAnalysis(imageSize: 16))
         let database = folder.path + "/" + SQLiteAnalysisStore.databaseFileName
@@ -602,7 +603,7 @@ import MediscopeSQLite
     }
 
     @Test func aDatabaseLeftReadableByAnEarlierVersionIsTightenedWhenOpened() throws {
-        let folder = TempFolder()
+        let folder = TemporaryFolder()
         let database = folder.path + "/" + SQLiteAnalysisStore.databaseFileName
         let record = try SQLiteAnalysisStore(directory: folder.url).create(makeAnalysis(imageSize: 16))
         for path in [database, database + "-wal", database + "-shm"] where Self.mode(path) != nil {

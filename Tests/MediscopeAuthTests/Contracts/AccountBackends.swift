@@ -5,6 +5,7 @@ import MediscopeEncoding
 import MediscopeFirestoreStore
 import MediscopeSQLite
 import Testing
+import TestSupport
 
 /// A storage backend the contract suites run against. Every suite in this folder is written against the
 /// store protocols only; a new backend (Firestore) joins by adding itself to `all`, e.g. only when its
@@ -20,7 +21,7 @@ struct AccountBackend: Sendable, CustomTestStringConvertible {
     static let all: [AccountBackend] = [.sqlite, .firestore]
 
     static let sqlite = AccountBackend(name: "SQLite") {
-        let folder = AccountsFolder()
+        let folder = TemporaryFolder("mediscope-accounts")
         return BackendInstance(stores: try .sqlite(directory: folder.url), keepAlive: folder) {
             try .sqlite(directory: folder.url)
         }
