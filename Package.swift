@@ -200,7 +200,11 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeAppTests",
-            dependencies: ["MediscopeApp", "MediscopeFirestore", "MediscopeServer", "CServerSupport", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["MediscopeApp", "MediscopeFirestore", "MediscopeServer", "TestSupport"]
+        ),
+        .testTarget(
+            name: "MediscopeServerTests",
+            dependencies: ["MediscopeServer", "CServerSupport", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(
