@@ -8,9 +8,8 @@ import Musl
 import Darwin
 #endif
 
-private func sysRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int { read(fd, buffer, count) }
+// `link` is also a method here: the C call goes through this name.
 private func sysLink(_ existing: String, _ new: String) -> Int32 { link(existing, new) }
-private func sysWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { write(fd, buffer, count) }
 
 /// Content-addressed image files: `root/ab/cd/<sha256hex>.<ext>`.
 /// Writes are temp file (same folder) + write all + fsync + rename + fsync of the folder, so a file
@@ -50,8 +49,7 @@ struct BlobFolder: Sendable {
         guard Self.isValidKey(key) else { return nil }
         for ext in Self.extensions {
             let p = path(forKey: key, ext: ext)
-            var st = stat()
-            if stat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { return p }
+            if POSIXFiles.fileType(p, followingLinks: true) == S_IFREG { return p }
         }
         return nil
     }
@@ -68,13 +66,8 @@ struct BlobFolder: Sendable {
         guard fstat(fd, &st) == 0 else { throw posixError("stat image", p) }
         let size = Int(st.st_size)
         var bytes = [UInt8](repeating: 0, count: size)
-        var done = 0
-        while done < size {
-            let n = bytes.withUnsafeMutableBytes { sysRead(fd, $0.baseAddress! + done, size - done) }
-            if n < 0 { if errno == EINTR { continue }; throw posixError("read image", p) }
-            if n == 0 { break }
-            done += n
-        }
+        let done: Int
+        do { done = try POSIXFiles.readFully(fd, into: &bytes, what: "read image", path: p) } catch { throw Self.storeError(error) }
         if done < size { bytes.removeSubrange(done...) }
         return bytes
     }
@@ -106,12 +99,7 @@ struct BlobFolder: Sendable {
         defer { if !ok { unlink(temp) } }
         do {
             defer { close(fd) }
-            var done = 0
-            while done < bytes.count {
-                let n = bytes.withUnsafeBytes { sysWrite(fd, $0.baseAddress! + done, bytes.count - done) }
-                if n < 0 { if errno == EINTR { continue }; throw posixError("write image", temp) }
-                done += n
-            }
+            do { try POSIXFiles.writeAll(fd, bytes, what: "write image", path: temp) } catch { throw Self.storeError(error) }
             guard fsync(fd) == 0 else { throw posixError("fsync image", temp) }
         }
         guard rename(temp, final) == 0 else { throw posixError("rename image into place", final) }
@@ -163,25 +151,22 @@ struct BlobFolder: Sendable {
     /// Every file two levels down (`ab/cd/*`), image or temp.
     func allFiles() throws(StoreError) -> [Entry] {
         var entries: [Entry] = []
+        // Regular files only (lstat: a link is never followed, never counted).
+        func add(_ folder: String, _ name: String) {
+            let p = "\(folder)/\(name)"
+            var st = stat()
+            guard lstat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return }
+            entries.append(Entry(path: p, name: name, modified: Self.modificationDate(st)))
+        }
         for level1 in try listDirectory(root) where Self.isHexPair(level1) {
             let p1 = "\(root)/\(level1)"
             for level2 in (try? listDirectory(p1)) ?? [] where Self.isHexPair(level2) {
                 let p2 = "\(p1)/\(level2)"
-                for name in (try? listDirectory(p2)) ?? [] {
-                    let p = "\(p2)/\(name)"
-                    var st = stat()
-                    guard lstat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-                    entries.append(Entry(path: p, name: name, modified: Self.modificationDate(st)))
-                }
+                for name in (try? listDirectory(p2)) ?? [] { add(p2, name) }
             }
         }
         // Stale probe files at the top level too.
-        for name in try listDirectory(root) where name.hasPrefix(Self.tempPrefix) {
-            let p = "\(root)/\(name)"
-            var st = stat()
-            guard lstat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            entries.append(Entry(path: p, name: name, modified: Self.modificationDate(st)))
-        }
+        for name in try listDirectory(root) where name.hasPrefix(Self.tempPrefix) { add(root, name) }
         return entries
     }
 
@@ -215,22 +200,12 @@ struct BlobFolder: Sendable {
     // MARK: - POSIX helpers
 
     private func listDirectory(_ path: String) throws(StoreError) -> [String] {
-        guard let dir = opendir(path) else { throw posixError("list folder", path) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        do { return try POSIXFiles.listFolder(path) } catch { throw Self.storeError(error) }
     }
 
     private func ensureDirectory(_ path: String) throws(StoreError) {
-        var st = stat()
-        if stat(path, &st) == 0 {
-            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw StoreError(.io, "\(path) exists and is not a folder") }
+        if let type = POSIXFiles.fileType(path, followingLinks: true) {
+            guard type == S_IFDIR else { throw StoreError(.io, "\(path) exists and is not a folder") }
             return
         }
         // nginx, another user, reads images by their exact path (X-Accel-Redirect); nobody but the
@@ -241,15 +216,15 @@ struct BlobFolder: Sendable {
         try fsyncDirectory(parent)
     }
 
+    /// fsync of a folder, so that the entries made or removed in it are durable.
     func fsyncDirectory(_ path: String) throws(StoreError) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw posixError("open folder", path) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw posixError("fsync folder", path) }
+        do { try POSIXFiles.fsyncFolder(path) } catch { throw Self.storeError(error) }
     }
 
-    private func posixError(_ what: String, _ path: String) -> StoreError {
-        let code = errno
-        return StoreError(.io, "\(what) failed at \(path): \(String(cString: strerror(code))) (errno \(code))")
+    private func posixError(_ what: String, _ path: String) -> StoreError { Self.storeError(POSIXFailure(what, path)) }
+
+    /// A failed call in the store's words: `StoreError(.io)`, "<what> failed at <path>: <strerror> (errno N)".
+    private static func storeError(_ failure: POSIXFailure) -> StoreError {
+        StoreError(.io, "\(failure.what) failed at \(failure.path): \(failure.reason)")
     }
 }
