@@ -45,11 +45,11 @@ package struct BackupKey: Sendable {
                                   + "made them (the first backup makes it); pass a copy of it with --key FILE")
             }
             if code == ELOOP { throw BackupError(.stopped, "the backup key \(path) is a symbolic link: a key is read from a regular file only") }
-            throw DeploymentBackup.posix(.stopped, "cannot read the backup key", path)
+            throw BackupFiles.posix(.stopped, "cannot read the backup key", path)
         }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw DeploymentBackup.posix(.stopped, "stat the backup key", path) }
+        guard fstat(fd, &info) == 0 else { throw BackupFiles.posix(.stopped, "stat the backup key", path) }
         guard info.st_mode & S_IFMT == S_IFREG else { throw BackupError(.stopped, "the backup key \(path) is not a regular file") }
         guard trustedOwners(of: file).contains(info.st_uid) else {
             throw BackupError(.stopped, "the backup key \(path) belongs to user \(info.st_uid), not to this user (\(geteuid())) or root: "
@@ -61,7 +61,7 @@ package struct BackupKey: Sendable {
         }
         var buffer = [UInt8](repeating: 0, count: 256)
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-        guard n >= 0 else { throw DeploymentBackup.posix(.stopped, "read the backup key", path) }
+        guard n >= 0 else { throw BackupFiles.posix(.stopped, "read the backup key", path) }
         let text = String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.utf8.count == 64, let bytes = Self.hexBytes(text) else {
             throw BackupError(.stopped, "the backup key \(path) is not 64 hexadecimal digits")
@@ -90,18 +90,18 @@ package struct BackupKey: Sendable {
     func write(to file: URL, owner: (uid: uid_t, gid: gid_t)?) throws(BackupError) {
         let path = file.path
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw DeploymentBackup.posix(.stopped, "create the backup key", path) }
+        guard fd >= 0 else { throw BackupFiles.posix(.stopped, "create the backup key", path) }
         var written = false
         defer { if !written { unlink(path) } }
         do {
             defer { close(fd) }
-            guard fchmod(fd, 0o600) == 0 else { throw DeploymentBackup.posix(.stopped, "set the mode of", path) }
-            if let owner, fchown(fd, owner.uid, owner.gid) != 0 { throw DeploymentBackup.posix(.stopped, "change the owner of", path) }
+            guard fchmod(fd, 0o600) == 0 else { throw BackupFiles.posix(.stopped, "set the mode of", path) }
+            if let owner, fchown(fd, owner.uid, owner.gid) != 0 { throw BackupFiles.posix(.stopped, "change the owner of", path) }
             let hex = key.withUnsafeBytes { Hex.encode($0) }
-            try DeploymentBackup.writeAll(fd, Array((hex + "\n").utf8), path)
-            guard fsync(fd) == 0 else { throw DeploymentBackup.posix(.stopped, "fsync", path) }
+            try BackupFiles.writeAll(fd, Array((hex + "\n").utf8), path)
+            guard fsync(fd) == 0 else { throw BackupFiles.posix(.stopped, "fsync", path) }
         }
-        try DeploymentBackup.syncFolder(file.deletingLastPathComponent().path)
+        try BackupFiles.syncFolder(file.deletingLastPathComponent().path)
         written = true
     }
 
