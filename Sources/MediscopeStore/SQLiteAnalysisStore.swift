@@ -12,6 +12,8 @@ import MediscopeSQLite
 /// write lock (taken with BEGIN IMMEDIATE) is the cross-process lock. Image files are only ever
 /// unlinked while that lock is held, and create() re-checks its images under the lock, so a concurrent
 /// delete or garbage collection can never remove an image that a committed record uses.
+///
+/// `+Schema` holds the migrations, `+Rows` the decoding of a row back into a record.
 package final class SQLiteAnalysisStore: AnalysisStore {
     /// Points where tests simulate a crash or a failure. Empty in production.
     struct Hooks: Sendable {
@@ -50,52 +52,6 @@ package final class SQLiteAnalysisStore: AnalysisStore {
         try blobs.createRoot()
         // Leftovers of crashed creates (images written, record never committed) and stale temp files.
         _ = try? collectGarbage(olderThan: Self.defaultGarbageAge)
-    }
-
-    // MARK: - Schema
-
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE analyses (
-                    id TEXT NOT NULL PRIMARY KEY,          -- 26-char ULID, time-ordered
-                    created_at INTEGER NOT NULL,           -- ms since the epoch (the id's timestamp)
-                    organization_id TEXT NOT NULL,
-                    created_by TEXT,
-                    patient_id TEXT NOT NULL,
-                    patient TEXT NOT NULL,                 -- JSON PatientInfo
-                    image_width INTEGER NOT NULL,
-                    image_height INTEGER NOT NULL,
-                    scan TEXT NOT NULL,                    -- JSON ImageRef
-                    results TEXT NOT NULL,                 -- JSON [StoredResult]
-                    timings TEXT NOT NULL,                 -- JSON [String: Double]
-                    report TEXT
-                );
-                -- Keyset paging, newest first, scoped to an organisation.
-                CREATE INDEX analyses_org_created ON analyses (organization_id, created_at, id);
-                -- Same, filtered by patient.
-                CREATE INDEX analyses_org_patient_created ON analyses (organization_id, patient_id, created_at, id);
-
-                -- Which record uses which image: reference counting is a query.
-                CREATE TABLE image_refs (
-                    analysis_id TEXT NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
-                    key TEXT NOT NULL,
-                    PRIMARY KEY (analysis_id, key)
-                ) WITHOUT ROWID;
-                CREATE INDEX image_refs_key ON image_refs (key);
-                """)
-        }
-        // What was analysed (format, EXIF orientation applied): JSON ScanSource, NULL in older records.
-        migrator.registerMigration("v2 source") { db in
-            try db.execute(sql: "ALTER TABLE analyses ADD COLUMN source TEXT")
-        }
-        // Whether the image was in the models' scope: JSON InputCheck, NULL in older records (read as
-        // InputCheck.notRecorded).
-        migrator.registerMigration("v3 input check") { db in
-            try db.execute(sql: "ALTER TABLE analyses ADD COLUMN input_check TEXT")
-        }
-        return migrator
     }
 
     // MARK: - AnalysisStore
@@ -342,43 +298,6 @@ package final class SQLiteAnalysisStore: AnalysisStore {
             return String(decoding: try encoder.encode(value), as: UTF8.self)
         } catch {
             throw StoreError(.invalidRecord, "\(field) cannot be encoded as JSON: \(error)")
-        }
-    }
-
-    private static func decodeJSON<T: Decodable>(_ type: T.Type, _ text: String, _ field: String, _ id: String) throws(StoreError) -> T {
-        do {
-            return try JSONDecoder().decode(type, from: Data(text.utf8))
-        } catch {
-            throw StoreError(.io, "stored analysis \(id) has an unreadable \(field) column")
-        }
-    }
-
-    static func record(from row: Row) throws(StoreError) -> AnalysisRecord {
-        do {
-            let id = try row.decode(String.self, forColumn: "id")
-            let ms = try row.decode(Int64.self, forColumn: "created_at")
-            return AnalysisRecord(
-                id: id,
-                createdAt: Date(millisecondsSince1970: ms),
-                organizationId: try row.decode(String.self, forColumn: "organization_id"),
-                createdBy: try row.decode(String?.self, forColumn: "created_by"),
-                patient: try decodeJSON(PatientInfo.self, try row.decode(String.self, forColumn: "patient"), "patient", id),
-                imageWidth: try row.decode(Int.self, forColumn: "image_width"),
-                imageHeight: try row.decode(Int.self, forColumn: "image_height"),
-                scan: try decodeJSON(ImageRef.self, try row.decode(String.self, forColumn: "scan"), "scan", id),
-                results: try decodeJSON([StoredResult].self, try row.decode(String.self, forColumn: "results"), "results", id),
-                timingsMs: try decodeJSON([String: Double].self, try row.decode(String.self, forColumn: "timings"), "timings", id),
-                report: try row.decode(String?.self, forColumn: "report"),
-                source: try row.decode(String?.self, forColumn: "source").map { text throws(StoreError) in
-                    try decodeJSON(ScanSource.self, text, "source", id)
-                },
-                inputCheck: try row.decode(String?.self, forColumn: "input_check").map { text throws(StoreError) in
-                    try decodeJSON(InputCheck.self, text, "input_check", id)
-                } ?? .notRecorded)
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw StoreError(.io, "stored analysis row is unreadable: \(error)")
         }
     }
 
