@@ -1,4 +1,6 @@
-// Internal to CDicom: the structural walk that runs before DCMTK parses anything.
+// Internal to CDicom: what its files share. The structural walk (structure.cpp) and the codestream checks
+// (codestream.cpp) run before DCMTK parses or decodes anything; dicom.cpp reads the data set and its
+// attributes, frame.cpp decodes one frame.
 #ifndef CDICOM_INTERNAL_H
 #define CDICOM_INTERNAL_H
 
@@ -8,6 +10,9 @@
 #include <vector>
 
 #include "CDicom.h"
+
+// DCMTK's data set, declared only: the walk and the codestream checks need none of DCMTK's headers.
+class DcmDataset;
 
 namespace cdicom {
 
@@ -59,6 +64,15 @@ int walkStructure(const uint8_t *data, size_t size, const Limits &limits, Encodi
 
 /// The encoding of a transfer syntax we decode; false for any other UID.
 bool supportedTransferSyntax(const std::string &uid, Encoding &encoding);
+
+/// Frame `frame` of the Pixel Data of `ds` (read in `transferSyntax`), once dicom.cpp has filled `out`'s
+/// Image Pixel attributes, Number of Frames, frame_index and stored photometric interpretation: checks them
+/// against what is rendered and `limits`, checks an encapsulated frame's fragments and codestream, then has
+/// DCMTK decode that frame alone into `out->frame_data` (calloc'd, `out->frame_size` bytes). `colorModel`
+/// is the photometric interpretation DCMTK gives the decoded frame (empty when it gives none). Returns
+/// DICOM_OK or an error code with `message` set.
+int readFrame(DcmDataset *ds, const std::string &transferSyntax, const Limits &limits, int32_t frame, dicom_image *out,
+              std::string &colorModel, std::string &message);
 
 }  // namespace cdicom
 
