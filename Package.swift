@@ -173,8 +173,9 @@ let package = Package(
         ),
         // Test-only: images the tests generate (scan bombs, EXIF-oriented files, chunked PNGs).
         .target(name: "ImageTestKit", dependencies: ["MediscopeImaging"], path: "Tests/ImageTestKit"),
-        // Test-only: what every test target may need (temporary folders, running a program, the repository's root).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Test-only: what every test target may need (temporary folders, running a program, the repository's root)
+        // and the analysis fixture the store, outbox and Firestore store tests share.
+        .target(name: "TestSupport", dependencies: ["MediscopeStore"], path: "Tests/TestSupport"),
         .testTarget(
             name: "MediscopeImagingTests",
             dependencies: ["MediscopeImaging", "CImageCodecs", "ImageTestKit", "TestSupport"],
@@ -187,6 +188,12 @@ let package = Package(
         .testTarget(
             name: "MediscopeStoreTests",
             dependencies: ["MediscopeStore", "MediscopeImaging", "MediscopeSQLite", "MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeOutbox", "MediscopeAuth", "FirestoreTestKit", "MediscopeEncoding", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The outbox against the real Firestore emulator, with a fault proxy between them.
+        .testTarget(
+            name: "MediscopeOutboxTests",
+            dependencies: ["MediscopeOutbox", "MediscopeStore", "MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeAuth", "MediscopeEncoding",
+                           "FirestoreTestKit", "TestSupport"]
         ),
         // Test-only: a local certificate server and token signer shared by the auth and integration tests.
         .target(

@@ -1,10 +1,10 @@
 import Foundation
-import TestSupport
-@testable import MediscopeStore
+import MediscopeStore
 
-/// An analysis with a scan (jpeg) and two results whose heatmaps are webp and png.
-func makeAnalysis(org: String = "org-a", patientId: String = "P-001", createdBy: String? = "user-1",
-                  scanBytes: [UInt8]? = nil, imageSize: Int = 2048) -> NewAnalysis {
+/// An analysis as the stores receive it: a scan (jpeg, `scanBytes` or random) and two results whose
+/// heatmaps are webp and png, with patient details that include non-ASCII text.
+package func makeAnalysis(org: String = "org-a", patientId: String = "P-001", createdBy: String? = "user-1",
+                          scanBytes: [UInt8]? = nil, imageSize: Int = 2048) -> NewAnalysis {
     let scan = ImageBlob.make(bytes: scanBytes ?? randomBytes(imageSize), contentType: "image/jpeg", width: 512, height: 384)
     let heat1 = ImageBlob.make(bytes: randomBytes(imageSize), contentType: "image/webp", width: 512, height: 384)
     let heat2 = ImageBlob.make(bytes: randomBytes(imageSize), contentType: "image/png", width: 512, height: 384)
@@ -26,27 +26,4 @@ func makeAnalysis(org: String = "org-a", patientId: String = "P-001", createdBy:
         imageWidth: 1024, imageHeight: 768, scan: scan.ref, results: results,
         timingsMs: ["decode": 1.5, "inference": 123.456, "gradcam": 0.1 + 0.2],
         images: [scan, heat1, heat2])
-}
-
-func setModificationDate(_ path: String, _ date: Date) throws {
-    try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: path)
-}
-
-func fileExists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
-
-/// Every regular file below `root`, as paths relative to it.
-func filesBelow(_ root: String) -> [String] {
-    guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [] }
-    var files: [String] = []
-    while let item = enumerator.nextObject() as? String {
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: root + "/" + item, isDirectory: &isDir), !isDir.boolValue {
-            files.append(item)
-        }
-    }
-    return files.sorted()
-}
-
-extension NewAnalysis {
-    var imageKeys: Set<String> { Set(images.map(\.ref.key)) }
 }
