@@ -221,7 +221,7 @@ let package = Package(
         // Starts the real Firestore emulator (google-cloud-cli-firestore-emulator, OpenJDK 17).
         .testTarget(
             name: "MediscopeFirestoreTests",
-            dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit", "FirestoreTestKit"] + cryptoProducts
+            dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit", "FirestoreTestKit", "TestSupport"] + cryptoProducts
         ),
         // `store migrate` against the real Firestore emulator, through the Swift API and the real binary.
         .testTarget(

@@ -104,12 +104,3 @@ import TestSupport
         #expect(!bounded.matches(pending) && AuditFilter().matches(pending))
     }
 }
-
-/// A value shared between threads of a test.
-final class LockedBox<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Value
-    init(_ value: Value) { stored = value }
-    var value: Value { lock.withLock { stored } }
-    func mutate(_ change: (inout Value) -> Void) { lock.withLock { change(&stored) } }
-}

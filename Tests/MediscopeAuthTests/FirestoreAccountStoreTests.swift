@@ -4,6 +4,7 @@ import MediscopeAuth
 import MediscopeEncoding
 import MediscopeFirestore
 import Testing
+import TestSupport
 @testable import MediscopeFirestoreStore
 
 /// What the Firestore account stores promise beyond the shared contract: races between hosts, the

@@ -4,6 +4,7 @@ import Foundation
 @testable import MediscopeFirestore
 import MediscopeEncoding
 import Testing
+import TestSupport
 import _CryptoExtras
 
 /// The service-account JWT bearer flow and the metadata server, against local servers that speak
@@ -54,9 +55,9 @@ import _CryptoExtras
     @Test func aSignedJWTIsExchangedForATokenThatIsCachedUntilNearItsExpiry() throws {
         let server = try Self.tokenEndpoint(trusted: Self.key.publicKey)
         let tokenURI = server.baseURL.appendingPathComponent("token")
-        let clock = Recorder<Date>()
+        let clock = LockedBox<[Date]>([])
         clock.append(Date(timeIntervalSince1970: 1_764_435_600))
-        let credentials = try ServiceAccountCredentials(keyFileJSON: Self.keyFile(tokenURI: tokenURI), now: { clock.values.last! })
+        let credentials = try ServiceAccountCredentials(keyFileJSON: Self.keyFile(tokenURI: tokenURI), now: { clock.value.last! })
         #expect(try credentials.accessToken(forceRefresh: false) == "ya29.token-0")
         #expect(try credentials.accessToken(forceRefresh: false) == "ya29.token-0", "cached")
         #expect(server.requests.count == 1)
@@ -67,7 +68,7 @@ import _CryptoExtras
         #expect(claims["scope"] as? String == "https://www.googleapis.com/auth/datastore")
         #expect((claims["exp"] as? Int).map { $0 - (claims["iat"] as? Int ?? 0) } == 3600)
 
-        clock.append(clock.values.last!.addingTimeInterval(3600 - 30))  // within a minute of expiry: fetch anew
+        clock.append(clock.value.last!.addingTimeInterval(3600 - 30))  // within a minute of expiry: fetch anew
         #expect(try credentials.accessToken(forceRefresh: false) == "ya29.token-1")
         #expect(try credentials.accessToken(forceRefresh: true) == "ya29.token-2", "UNAUTHENTICATED drops the cache")
     }

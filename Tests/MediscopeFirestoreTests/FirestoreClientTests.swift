@@ -3,15 +3,7 @@ import FirestoreTestKit
 import Foundation
 import MediscopeFirestore
 import Testing
-
-/// What a test records from a callback (waits, refreshes), safely across threads.
-final class Recorder<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: [Value] = []
-    func append(_ v: Value) { lock.withLock { stored.append(v) } }
-    var values: [Value] { lock.withLock { stored } }
-    var count: Int { values.count }
-}
+import TestSupport
 
 /// The REST client against the real Firestore emulator; failures the emulator cannot produce on cue
 /// (503, 429, a 401 that a new token cures) against a local server speaking Firestore's error format.
@@ -46,13 +38,13 @@ struct FirestoreClientTests {
     }
 
     @Test func createWithExistsFalseRefusesASecondCreateWithoutRetrying() throws {
-        let sleeps = Recorder<Double>()
+        let sleeps = LockedBox<[Double]>([])
         let client = try SharedEmulator.get().client(sleep: { sleeps.append($0) })
         let doc = FirestoreDocument(name: client.name("outbox", "01ABC"), fields: ["n": .integer(1)])
         try client.commit([.set(doc, precondition: .exists(false))])
         #expect { try client.commit([.set(FirestoreDocument(name: doc.name, fields: ["n": .integer(2)]), precondition: .exists(false))]) }
             throws: { ($0 as? FirestoreError)?.status == .alreadyExists && ($0 as? FirestoreError)?.httpStatus == 409 }
-        #expect(sleeps.count == 0, "ALREADY_EXISTS is final")
+        #expect(sleeps.value.count == 0, "ALREADY_EXISTS is final")
         #expect(try client.get(doc.name)?.fields["n"] == .integer(1), "the first write stands")
     }
 
@@ -118,22 +110,22 @@ struct FirestoreClientTests {
     }
 
     @Test func invalidArgumentIsFinal() throws {
-        let sleeps = Recorder<Double>()
+        let sleeps = LockedBox<[Double]>([])
         let client = try SharedEmulator.get().client(sleep: { sleeps.append($0) })
         #expect { try client.commit([.set(FirestoreDocument(name: "not/a/resource/name", fields: [:]))]) } throws: {
             ($0 as? FirestoreError)?.status == .invalidArgument
         }
-        #expect(sleeps.count == 0)
+        #expect(sleeps.value.count == 0)
     }
 }
 
 /// Retry, back-off and token refresh against a local server that answers in Firestore's error format.
 @Suite struct FirestoreRetryTests {
     final class CountingCredentials: AccessTokenProvider, @unchecked Sendable {
-        let refreshes = Recorder<Bool>()
+        let refreshes = LockedBox<[Bool]>([])
         func accessToken(forceRefresh: Bool) throws(FirestoreError) -> String {
             if forceRefresh { refreshes.append(true) }
-            return "token-\(refreshes.count)"
+            return "token-\(refreshes.value.count)"
         }
     }
 
@@ -143,7 +135,7 @@ struct FirestoreClientTests {
     }
 
     func client(_ server: ScriptedHTTPServer, credentials: AccessTokenProvider = EmulatorCredentials(),
-                sleeps: Recorder<Double>) -> FirestoreClient {
+                sleeps: LockedBox<[Double]>) -> FirestoreClient {
         var config = FirestoreConfiguration(projectId: "p", baseURL: server.baseURL.appendingPathComponent("v1/"))
         config.maxAttempts = 4
         return FirestoreClient(configuration: config, credentials: credentials) { sleeps.append($0) }
@@ -152,10 +144,10 @@ struct FirestoreClientTests {
     @Test(arguments: [(503, "UNAVAILABLE"), (429, "RESOURCE_EXHAUSTED"), (409, "ABORTED"), (504, "DEADLINE_EXCEEDED")])
     func transientFailuresAreRetriedWithCappedBackoff(code: Int, status: String) throws {
         let server = try ScriptedHTTPServer { _, i in i < 2 ? Self.failure(code, status) : Self.commitOK }
-        let sleeps = Recorder<Double>()
+        let sleeps = LockedBox<[Double]>([])
         try client(server, sleeps: sleeps).commit([FirestoreWrite.delete(name: "projects/p/databases/(default)/documents/c/x")])
         #expect(server.requests.count == 3)
-        let waits = sleeps.values
+        let waits = sleeps.value
         #expect(waits.count == 2 && waits.allSatisfy { $0 >= 0 && $0 <= 5 })
         #expect(server.requests.allSatisfy { $0.path == "/v1/projects/p/databases/(default)/documents:commit" && $0.method == "POST" })
     }
@@ -163,16 +155,16 @@ struct FirestoreClientTests {
     @Test(arguments: [(409, "ALREADY_EXISTS"), (400, "INVALID_ARGUMENT"), (400, "FAILED_PRECONDITION"), (403, "PERMISSION_DENIED"), (404, "NOT_FOUND")])
     func permanentFailuresAreNotRetried(code: Int, status: String) throws {
         let server = try ScriptedHTTPServer { _, _ in Self.failure(code, status) }
-        let sleeps = Recorder<Double>()
+        let sleeps = LockedBox<[Double]>([])
         #expect { try client(server, sleeps: sleeps).commit([]) } throws: { ($0 as? FirestoreError)?.status.rawValue == status }
         #expect(server.requests.count == 1)
     }
 
     @Test func givesUpAfterMaxAttempts() throws {
         let server = try ScriptedHTTPServer { _, _ in Self.failure(503, "UNAVAILABLE") }
-        let sleeps = Recorder<Double>()
+        let sleeps = LockedBox<[Double]>([])
         #expect { try client(server, sleeps: sleeps).commit([]) } throws: { ($0 as? FirestoreError)?.status == .unavailable }
-        #expect(server.requests.count == 4 && sleeps.count == 3)
+        #expect(server.requests.count == 4 && sleeps.value.count == 3)
     }
 
     @Test func unauthenticatedRefreshesTheTokenOnce() throws {
@@ -180,9 +172,9 @@ struct FirestoreClientTests {
             req.headers["authorization"] == "Bearer token-1" ? Self.commitOK : Self.failure(401, "UNAUTHENTICATED")
         }
         let credentials = CountingCredentials()
-        let sleeps = Recorder<Double>()
+        let sleeps = LockedBox<[Double]>([])
         try client(server, credentials: credentials, sleeps: sleeps).commit([])
-        #expect(credentials.refreshes.count == 1)
+        #expect(credentials.refreshes.value.count == 1)
         #expect(server.requests.map { $0.headers["authorization"] } == ["Bearer token-0", "Bearer token-1"])
         // A token that stays refused is refused once more, not forever.
         let refusing = try ScriptedHTTPServer { _, _ in Self.failure(401, "UNAUTHENTICATED") }

@@ -24,7 +24,7 @@ import TestSupport
     /// report and log lines.
     func migrate(_ deployment: Deployment, _ client: FirestoreClient, dryRun: Bool = false,
                  interruptAfterWrites: Int? = nil) throws(MigrationError) -> (MigrationReport, [String]) {
-        let lines = LockedLines()
+        let lines = LockedBox<[String]>([])
         let migration = StoreMigration(storeDirectory: deployment.storeDirectory, firestore: client, dryRun: dryRun, pageSize: 2,
                                        log: { lines.append($0) })
         migration.hooks.interruptAfterWrites = interruptAfterWrites
@@ -250,14 +250,6 @@ import TestSupport
         #expect(noDeployment.status == 2)
         #expect(noDeployment.stderr.contains("no SQLite deployment"))
     }
-}
-
-/// Log lines gathered from the migration's callback.
-final class LockedLines: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-    func append(_ line: String) { lock.withLock { lines.append(line) } }
-    var value: [String] { lock.withLock { lines } }
 }
 
 /// The real `mediscope` binary as a subprocess.
