@@ -173,9 +173,13 @@ let package = Package(
         ),
         // Test-only: images the tests generate (scan bombs, EXIF-oriented files, chunked PNGs).
         .target(name: "ImageTestKit", dependencies: ["MediscopeImaging"], path: "Tests/ImageTestKit"),
-        // Test-only: what every test target may need (temporary folders, running a program, the repository's root)
-        // and the analysis fixture the store, outbox and Firestore store tests share.
-        .target(name: "TestSupport", dependencies: ["MediscopeStore"], path: "Tests/TestSupport"),
+        // Test-only: what every test target may need (temporary folders, running a program, the repository's root,
+        // a locked box) and the fixtures several targets share (an analysis, account store values).
+        .target(
+            name: "TestSupport",
+            dependencies: ["MediscopeStore", "MediscopeAuth", "MediscopeSQLite", "MediscopeEncoding"],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "MediscopeImagingTests",
             dependencies: ["MediscopeImaging", "CImageCodecs", "ImageTestKit", "TestSupport"],
@@ -204,6 +208,11 @@ let package = Package(
         .testTarget(
             name: "MediscopeAuthTests",
             dependencies: ["MediscopeAuth", "MediscopeEncoding", "MediscopeNet", "FirebaseTestKit", "MediscopeFirestoreStore", "FirestoreTestKit", "TestSupport"] + cryptoProducts
+        ),
+        // What the Firestore stores promise beyond the shared contracts, against the real Firestore emulator.
+        .testTarget(
+            name: "MediscopeFirestoreStoreTests",
+            dependencies: ["MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeAuth", "MediscopeEncoding", "FirestoreTestKit", "TestSupport"]
         ),
         .testTarget(
             name: "MediscopeAppTests",

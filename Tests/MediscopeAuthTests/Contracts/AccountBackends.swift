@@ -1,9 +1,7 @@
 import FirestoreTestKit
 import Foundation
 import MediscopeAuth
-import MediscopeEncoding
 import MediscopeFirestoreStore
-import MediscopeSQLite
 import Testing
 import TestSupport
 
@@ -52,28 +50,4 @@ final class BackendInstance {
 
     /// A second, independent instance of the stores over the same data.
     func secondInstance() throws -> AccountStores { try connect() }
-}
-
-/// Values for the contract tests: ids as `Accounts` makes them, dates already rounded to milliseconds.
-enum ContractValues {
-    static let start = Date(millisecondsSince1970: 1_750_000_000_000)
-
-    static func time(_ seconds: Double) -> Date { start.addingTimeInterval(seconds).roundedToMilliseconds }
-
-    static func id(_ seconds: Double = 0) -> String { SortableID.next(now: time(seconds)) }
-
-    static func user(_ username: String, org: String = "org-a", role: Role = .clinician, at seconds: Double = 0) -> User {
-        User(id: id(seconds), username: username, displayName: nil, role: role, organizationId: org,
-             disabled: false, createdAt: time(seconds), firebaseUID: nil)
-    }
-
-    /// A stored user (sessions and tokens belong to users of the same backend).
-    static func addUser(_ stores: AccountStores, _ username: String, org: String = "org-a") throws -> User {
-        let user = user(username, org: org)
-        try stores.users.insert(user, passwordHash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA")
-        return user
-    }
-
-    /// A distinct lowercase hex SHA-256, as tokens are stored under.
-    static func hash(_ seed: String) -> String { SHA256Hex.digest(seed) }
 }

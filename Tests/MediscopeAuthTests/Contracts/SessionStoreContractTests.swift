@@ -2,6 +2,7 @@ import FirestoreTestKit
 import Foundation
 import MediscopeAuth
 import Testing
+import TestSupport
 
 /// The `SessionStore` contract, against every backend in `AccountBackend.all`.
 @Suite(.firestoreEmulator) struct SessionStoreContractTests {
