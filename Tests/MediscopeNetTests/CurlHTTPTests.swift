@@ -2,11 +2,10 @@ import Foundation
 import MediscopeNet
 import Testing
 @testable import FirebaseTestKit
-@testable import MediscopeAuth
 
 /// CurlHTTP (libcurl via Sources/CCurl) against the local test server.
 @Suite("CurlHTTP")
-struct FirebaseCurlHTTPTests {
+struct CurlHTTPTests {
     @Test func returnsStatusBodyAndCacheControl() throws {
         let body = Array(#"{"hello":"world"}"#.utf8)
         let server = try FirebaseTestHTTPServer(.init(status: 200, headers: [("cache-control", "public, max-age=77")], body: body))
