@@ -209,6 +209,7 @@ let package = Package(
             name: "MediscopeAuthTests",
             dependencies: ["MediscopeAuth", "MediscopeEncoding", "MediscopeNet", "FirebaseTestKit", "MediscopeFirestoreStore", "FirestoreTestKit", "TestSupport"] + cryptoProducts
         ),
+        .testTarget(name: "MediscopeSQLiteTests", dependencies: ["MediscopeSQLite"]),
         // libcurl's client against a local HTTP server.
         .testTarget(name: "MediscopeNetTests", dependencies: ["MediscopeNet", "FirebaseTestKit"]),
         // What the Firestore stores promise beyond the shared contracts, against the real Firestore emulator.
