@@ -210,6 +210,8 @@ let package = Package(
             dependencies: ["MediscopeAuth", "MediscopeEncoding", "MediscopeNet", "FirebaseTestKit", "MediscopeFirestoreStore", "FirestoreTestKit", "TestSupport"] + cryptoProducts
         ),
         .testTarget(name: "MediscopeSQLiteTests", dependencies: ["MediscopeSQLite"]),
+        // The backup module's Swift API on a store in a temporary folder (the commands are IntegrationTests').
+        .testTarget(name: "MediscopeBackupTests", dependencies: ["MediscopeBackup", "MediscopeStore", "MediscopeEncoding", "TestSupport"]),
         // libcurl's client against a local HTTP server.
         .testTarget(name: "MediscopeNetTests", dependencies: ["MediscopeNet", "FirebaseTestKit"]),
         // What the Firestore stores promise beyond the shared contracts, against the real Firestore emulator.
