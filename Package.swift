@@ -191,7 +191,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeStoreTests",
-            dependencies: ["MediscopeStore", "MediscopeImaging", "MediscopeSQLite", "MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeOutbox", "MediscopeAuth", "FirestoreTestKit", "MediscopeEncoding", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["MediscopeStore", "MediscopeImaging", "MediscopeSQLite", "MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeOutbox", "FirestoreTestKit", "MediscopeEncoding", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The outbox against the real Firestore emulator, with a fault proxy between them.
         .testTarget(
