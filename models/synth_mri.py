@@ -12,6 +12,8 @@ known ordering, a skull (dark cortical bone with a marrow band) and scalp (fat) 
 the intracranial volume by a distance transform, an optional lesion (solid or ring, with or without
 oedema), partial-volume blur, a smooth multiplicative bias field, Rician-like magnitude noise, a
 gamma, in-plane rotation, a framing like exported slices, resolution loss and JPEG compression.
+Then what a viewer adds when a slice is exported or screenshotted: burned-in corner text (series,
+sequence, window, dates, orientation letters) on about a third, and a tighter zoom on some.
 
 Bone is never bright and air never grey: CT and radiographs stay outside what is rendered.
 
@@ -27,7 +29,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 
 HERE = Path(__file__).resolve().parent
@@ -110,11 +112,53 @@ def sample(t: Template, rng: np.random.Generator) -> tuple[Image.Image, str]:
     acquired = int(side * rng.uniform(.6, 1.0))
     shown = int(rng.choice([256, 320, 400, 512]))
     pil = pil.resize((acquired, acquired), Image.BICUBIC).resize((shown, shown), Image.BICUBIC)
+    if rng.random() < .2:  # zoomed in: the head fills the frame, its edge cut
+        keep = int(shown * rng.uniform(.72, .9))
+        x0, y0 = (int(rng.integers(0, shown - keep + 1)) for _ in range(2))
+        pil = pil.crop((x0, y0, x0 + keep, y0 + keep)).resize((shown, shown), Image.BICUBIC)
+    if rng.random() < .35:
+        annotate(pil, rng)
     if rng.random() < .7:
         buf = io.BytesIO()
         pil.save(buf, "JPEG", quality=int(rng.integers(70, 96)))
         pil = Image.open(io.BytesIO(buf.getvalue())).convert("L")
     return pil, contrast
+
+
+# What viewers burn into the corners of an exported slice (no real person's data: made-up values).
+OVERLAY_LINES = ["Ax T2 FLAIR", "Sag T1", "Cor T1 +C", "Ax T1 MPRAGE", "Se: {n}", "Im: {n}/{m}", "TR {tr} TE {te}",
+                 "W: {w} L: {l}", "ST {st}mm", "{t}T", "{d}", "ID {id}", "{age}Y {sex}", "Zoom {z}%", "FOV {fov}mm",
+                 "HEAD", "BRAIN", "Page {n} of {m}", "DFOV {fov}", "ACQ {id}"]
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"   # fonts-dejavu-core (deploy/install-deps.sh)
+
+
+def annotate(pil: Image.Image, rng: np.random.Generator) -> None:
+    """Burned-in viewer text: 1-4 lines in 2-4 corners, orientation letters at the edges, sometimes a scale bar."""
+    side = pil.size[0]
+    font = ImageFont.truetype(FONT, max(8, int(side * rng.uniform(.022, .04))))
+    draw = ImageDraw.Draw(pil)
+    shade = int(rng.integers(170, 256))
+    def line():
+        text = OVERLAY_LINES[int(rng.integers(len(OVERLAY_LINES)))]
+        return text.format(n=rng.integers(1, 40), m=rng.integers(20, 200), tr=rng.integers(400, 11000), te=rng.integers(8, 140),
+                           w=rng.integers(80, 4000), l=rng.integers(40, 2000), st=rng.choice([1, 3, 5]), t=rng.choice(["1.5", "3.0"]),
+                           d=f"20{rng.integers(10, 25)}-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}",
+                           id=rng.integers(10000, 99999999), age=rng.integers(2, 95), sex=rng.choice(["F", "M"]),
+                           z=rng.integers(80, 300), fov=rng.integers(180, 260))
+    step = font.size + 2
+    for corner in rng.permutation(4)[:int(rng.integers(2, 5))]:
+        lines = [line() for _ in range(int(rng.integers(1, 5)))]
+        for i, text in enumerate(lines):
+            width = draw.textlength(text, font=font)
+            x = 4 if corner in (0, 2) else side - 4 - width
+            y = 4 + i * step if corner in (0, 1) else side - 4 - (len(lines) - i) * step
+            draw.text((x, y), text, fill=shade, font=font)
+    if rng.random() < .5:
+        for text, (x, y) in (("R", (4, side / 2)), ("L", (side - 14, side / 2)), ("A", (side / 2, 4)), ("P", (side / 2, side - step))):
+            draw.text((x, y), text, fill=shade, font=font)
+    if rng.random() < .3:
+        y = side - int(side * .08)
+        draw.line((side * .7, y, side * .7 + side * .15, y), fill=shade, width=max(1, side // 256))
 
 
 def main():
