@@ -39,6 +39,14 @@ struct StoreCommand: ParsableCommand {
         return error.kind == .damaged ? damaged : stopped
     }
 
+    /// Runs `command` on the deployment of `storeDirectory`: a failure is reported as the command's (exit
+    /// status as `fail` says); after a success, the stores a restore kept aside are named.
+    static func onDeployment(_ storeDirectory: String, _ command: String, _ body: (DeploymentBackup) throws(BackupError) -> Void) throws {
+        let deployment = DeploymentBackup(storeDirectory: URL(fileURLWithPath: storeDirectory))
+        do { try body(deployment) } catch { throw fail(command, error) }
+        warnRestored(deployment)
+    }
+
     /// A warning on standard error for each previous store a restore kept beside the store folder.
     static func warnRestored(_ deployment: DeploymentBackup) {
         for (folder, since) in deployment.restoredStores() {
@@ -89,8 +97,7 @@ struct StoreCommand: ParsableCommand {
 
         func run() throws {
             let settings = try StoreCommand.embeddedStore(config, command: "backup")
-            let backup = DeploymentBackup(storeDirectory: URL(fileURLWithPath: settings.storeDirectory))
-            do {
+            try StoreCommand.onDeployment(settings.storeDirectory, "backup") { backup throws(BackupError) in
                 let manifest = try backup.create(at: URL(fileURLWithPath: destination), host: settings.hostName)
                 print("backed up \(settings.storeDirectory) to \(destination): \(StoreCommand.summary(manifest))")
                 if let days = removeRestoredAfter {
@@ -98,10 +105,7 @@ struct StoreCommand: ParsableCommand {
                         print("removed \(folder.path), the store a restore replaced more than \(days) days ago")
                     }
                 }
-            } catch {
-                throw StoreCommand.fail("backup", error)
             }
-            StoreCommand.warnRestored(backup)
         }
     }
 
@@ -132,14 +136,10 @@ struct StoreCommand: ParsableCommand {
                 }
                 return
             }
-            let deployment = DeploymentBackup(storeDirectory: URL(fileURLWithPath: settings.storeDirectory))
-            do {
+            try StoreCommand.onDeployment(settings.storeDirectory, "verify") { deployment throws(BackupError) in
                 let manifest = try deployment.verify(URL(fileURLWithPath: backup), key: given)
                 print("\(backup) passes its check: \(StoreCommand.summary(manifest))")
-            } catch {
-                throw StoreCommand.fail("verify", error)
             }
-            StoreCommand.warnRestored(deployment)
         }
     }
 

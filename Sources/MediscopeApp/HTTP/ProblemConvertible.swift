@@ -15,21 +15,30 @@ protocol ProblemConvertible: Error {
     /// The problem the client gets; `log` is where a server-side failure is recorded.
     func problem(log: ServerLog) -> Problem
 }
+extension Problem {
+    /// A 503 for a part of the service that is down (the store, the accounts, Firestore, the models): the
+    /// failure is logged as `event` with `fields` (kinds and codes, never patient data), the client is told
+    /// `detail` and when to retry.
+    static func unavailable(_ detail: String, retryAfter: Int = 5, log: ServerLog, _ event: StaticString,
+                            _ fields: [String: LogField]) -> Problem {
+        log.error(event, fields)
+        return Problem(status: 503, detail: detail, retryAfter: retryAfter)
+    }
+}
+
 extension StoreError: ProblemConvertible {
     func problem(log: ServerLog) -> Problem {
         if kind == .invalidCursor { return Problem.badRequest("the cursor is not valid") }
         if kind == .conflict { return Problem(status: 409, detail: "it was changed meanwhile: reload it and apply your change again") }
         // E.g. a display image over Firestore's 1 MiB document limit: this upload cannot be kept.
         if kind == .invalidRecord { return Problem(status: 422, detail: "the analysis cannot be stored: \(message)") }
-        log.error("store_error", ["kind": .token(.init(kind.rawValue))])
-        return Problem(status: 503, detail: "the result store is unavailable", retryAfter: 5)
+        return .unavailable("the result store is unavailable", log: log, "store_error", ["kind": .token(.init(kind.rawValue))])
     }
 }
 extension FirestoreError: ProblemConvertible {
     /// Only setting up a client throws this to a handler (an unreadable key file); the stores map the rest.
     func problem(log: ServerLog) -> Problem {
-        log.error("firestore_error", ["status": .token(.init(status.rawValue))])
-        return Problem(status: 503, detail: "Firestore cannot be used: \(status.rawValue)", retryAfter: 5)
+        .unavailable("Firestore cannot be used: \(status.rawValue)", log: log, "firestore_error", ["status": .token(.init(status.rawValue))])
     }
 }
 extension AuthError: ProblemConvertible {
@@ -41,15 +50,13 @@ extension AuthError: ProblemConvertible {
         case .conflict: return Problem(status: 409, detail: message)
         case .notFound: return Problem.notFound(message)
         case .unavailable:
-            log.error("accounts_error", ["kind": .token(.init(kind.rawValue))])
-            return Problem(status: 503, detail: "the account store is unavailable", retryAfter: 5)
+            return .unavailable("the account store is unavailable", log: log, "accounts_error", ["kind": .token(.init(kind.rawValue))])
         }
     }
 }
 extension ModelError: ProblemConvertible {
     func problem(log: ServerLog) -> Problem {
-        log.error("model_error", ["kind": .token(.init(kind.rawValue))])
-        return Problem(status: 503, detail: "the models are not available: \(message)", retryAfter: 30)
+        .unavailable("the models are not available: \(message)", retryAfter: 30, log: log, "model_error", ["kind": .token(.init(kind.rawValue))])
     }
 }
 extension ImagingError: ProblemConvertible {
