@@ -19,8 +19,8 @@ import Testing
         try stack.addUser("other", role: "clinician", organization: "elsewhere")
         adminSession = try stack.syncSignIn("admin1")
         adminToken = try stack.syncCreateToken(adminSession)
-        clinicianToken = try stack.syncCreateToken(try stack.syncSignIn("clinician"))
-        otherOrgToken = try stack.syncCreateToken(try stack.syncSignIn("other"))
+        clinicianToken = try stack.token(for: "clinician")
+        otherOrgToken = try stack.token(for: "other")
         let me = try stack.syncRequest("GET", "/api/me", auth: .bearer(clinicianToken))
         clinicianId = ((me.json?["user"] as? [String: Any])?["id"] as? String) ?? ""
     }
@@ -186,7 +186,7 @@ import Testing
         #expect(try await stack.request("DELETE", "/api/session", auth: fresh).status == 204)
         #expect(try await stack.request("GET", "/api/me", auth: fresh).status == 401, "signed out")
 
-        let token = try stack.syncCreateToken(try stack.syncSignIn("clinician"))
+        let token = try stack.token(for: "clinician")
         #expect(try await stack.request("GET", "/api/me", auth: .bearer(token)).status == 200)
         let tokens = try #require(try await stack.request("GET", "/api/tokens", auth: .bearer(token)).json?["tokens"] as? [[String: Any]])
         let id = try #require(tokens.last?["id"] as? String)

@@ -8,8 +8,7 @@ import Testing
 
     init() throws {
         stack = try Stack()
-        try stack.addUser("auditor", role: "admin")
-        adminToken = try stack.syncCreateToken(try stack.syncSignIn("auditor"))
+        adminToken = try stack.token(forNewUser: "auditor", role: "admin")
     }
     deinit { stack.stop() }
 
@@ -94,7 +93,7 @@ import Testing
 
     @Test func logsHoldNoPatientDetailsPasswordsOrTokens() async throws {
         let secrets = ["P-SECRET-4711", "Jane Secretname", "seen at the secret clinic", Stack.password]
-        let token = try stack.syncCreateToken(try stack.syncSignIn("clinician"))
+        let token = try stack.token(for: "clinician")
         let r = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": secrets[0], "patient_name": secrets[1],
                                                                       "note": secrets[2]], auth: .bearer(token))
         #expect(r.status == 201)

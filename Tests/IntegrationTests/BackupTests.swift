@@ -76,8 +76,7 @@ import TestSupport
         let stack = try Stack()
         defer { stack.stop() }
         stack.remember(Self.patient.values)
-        try stack.addUser("backup-admin", role: "admin")
-        let adminToken = try stack.syncCreateToken(try stack.syncSignIn("backup-admin"))
+        let adminToken = try stack.token(forNewUser: "backup-admin", role: "admin")
 
         let kept = [try await upload(stack, "P-BACKUP-1"), try await upload(stack, "P-BACKUP-2")]
         let deleted = try await upload(stack, "P-BACKUP-3")

@@ -10,8 +10,7 @@ import Testing
     let adminToken: String
     init() throws {
         stack = try Stack()
-        try stack.addUser("dicom-auditor", role: "admin")
-        adminToken = try stack.syncCreateToken(try stack.syncSignIn("dicom-auditor"))
+        adminToken = try stack.token(forNewUser: "dicom-auditor", role: "admin")
     }
     deinit { stack.stop() }
 

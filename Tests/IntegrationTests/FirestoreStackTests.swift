@@ -124,7 +124,7 @@ import TestSupport
     /// Firestore down: uploads still answer 201 and are readable here, /api/ready says degraded; when it
     /// heals, everything arrives once. Then the whole pool is SIGKILLed with a full outbox and restarted.
     @Test func outageThenKillThenRestartLosesNothing() async throws {
-        let token = try stack.syncCreateToken(try stack.syncSignIn("clinician"))
+        let token = try stack.token(for: "clinician")
         let warm = try await stack.upload(image: try Scans.jpeg, auth: .bearer(token))
         #expect(warm.status == 201, "warm: both pools have seen the token")
         #expect(try await stack.request("GET", "/api/analyses/\(warm.json?["id"] as? String ?? "")", auth: .bearer(token)).status == 200)

@@ -70,8 +70,7 @@ import Testing
     }
 
     @Test func anAdminsUploadIsRefusedBeforeItsBody() async throws {
-        try stack.addUser("edgeadmin", role: "admin")
-        let admin = try stack.syncCreateToken(try stack.syncSignIn("edgeadmin"))
+        let admin = try stack.token(forNewUser: "edgeadmin", role: "admin")
         let connection = try RawHTTP(port: stack.port)
         try connection.send(Array(uploadHead("Bearer \(admin)", length: 20_000_000).utf8))
         let answer = try connection.readHead(timeout: 30)

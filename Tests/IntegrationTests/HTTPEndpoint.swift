@@ -35,6 +35,11 @@ extension HTTPEndpoint {
         return token
     }
 
+    /// An API token of `username`, made from a session they signed in to, as a person would.
+    func token(for username: String, password: String = Stack.password) throws -> String {
+        try syncCreateToken(try syncSignIn(username, password: password))
+    }
+
     func apply(_ auth: Stack.Auth?, to req: inout URLRequest) {
         switch auth ?? defaultAuth ?? .none {
         case .bearer(let token): req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")

@@ -74,7 +74,7 @@ import Testing
     /// A clinician with an API token of their own: another client.
     static func clinician(_ stack: Stack, _ name: String) throws -> Stack.Auth {
         try stack.addUser(name, role: "clinician")
-        return .bearer(try stack.syncCreateToken(try stack.syncSignIn(name)))
+        return .bearer(try stack.token(for: name))
     }
 
     @Test func aFileThatCrashedAWorkerIsRefusedAndItsClientLimited() async throws {

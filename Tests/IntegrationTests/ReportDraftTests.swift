@@ -51,8 +51,7 @@ import Testing
         let stack = try stack(llm: llm)
         defer { stack.stop() }
         // A user whose name is distinctive: it must not reach the LLM either.
-        try stack.addUser("drqvzrwx", role: "clinician")
-        let uploader = try stack.syncCreateToken(try stack.syncSignIn("drqvzrwx"))
+        let uploader = try stack.token(forNewUser: "drqvzrwx", role: "clinician")
         let upload = try await stack.upload(image: try Scans.jpeg, fields: Self.patient, auth: .bearer(uploader))
         #expect(upload.status == 201)
         #expect((upload.json?["report"] as? [String: Any])?["status"] as? String == "pending", "the 201 does not wait for the draft")

@@ -9,10 +9,8 @@ import Testing
 
     init() throws {
         stack = try Stack()
-        try stack.addUser("report-admin", role: "admin")
-        try stack.addUser("report-other", role: "clinician", organization: "other")
-        adminToken = try stack.syncCreateToken(try stack.syncSignIn("report-admin"))
-        otherOrgToken = try stack.syncCreateToken(try stack.syncSignIn("report-other"))
+        adminToken = try stack.token(forNewUser: "report-admin", role: "admin")
+        otherOrgToken = try stack.token(forNewUser: "report-other", role: "clinician", organization: "other")
     }
     deinit { stack.stop() }
 

@@ -14,10 +14,8 @@ import TestSupport
 
     init() throws {
         stack = try Stack()
-        try stack.addUser("secadmin", role: "admin")
-        try stack.addUser("outsider", role: "admin", organization: "elsewhere")
-        adminToken = try stack.syncCreateToken(try stack.syncSignIn("secadmin"))
-        outsiderToken = try stack.syncCreateToken(try stack.syncSignIn("outsider"))
+        adminToken = try stack.token(forNewUser: "secadmin", role: "admin")
+        outsiderToken = try stack.token(forNewUser: "outsider", role: "admin", organization: "elsewhere")
     }
     deinit { stack.stop() }
 
@@ -64,13 +62,12 @@ import TestSupport
             .json?["tokens"] as? [[String: Any]])
         #expect(!tokens.isEmpty && tokens.allSatisfy { $0["revokedAt"] is String }, "revoked, as the owner's list shows")
         // The new password works and makes working credentials.
-        let fresh = try stack.syncCreateToken(try stack.syncSignIn("resetme", password: Self.newPassword))
+        let fresh = try stack.token(for: "resetme", password: Self.newPassword)
         #expect(try await readsPatientData(.bearer(fresh)) == 200)
     }
 
     @Test func disablingRevokesTokensAndEnablingRevivesNone() async throws {
-        try stack.addUser("disableme", role: "clinician")
-        let token = try stack.syncCreateToken(try stack.syncSignIn("disableme"))
+        let token = try stack.token(forNewUser: "disableme", role: "clinician")
         let id = try await userId("disableme")
         func patch(_ disabled: Bool) async throws -> Int {
             try await stack.request("PATCH", "/api/users/\(id)", body: json(#"{"disabled":\#(disabled)}"#),
@@ -80,7 +77,7 @@ import TestSupport
         #expect(try await readsPatientData(.bearer(token)) == 401)
         #expect(try await patch(false) == 200)
         #expect(try await readsPatientData(.bearer(token)) == 401, "re-enabling revived the old token")
-        let fresh = try stack.syncCreateToken(try stack.syncSignIn("disableme"))
+        let fresh = try stack.token(for: "disableme")
         #expect(try await readsPatientData(.bearer(fresh)) == 200)
     }
 

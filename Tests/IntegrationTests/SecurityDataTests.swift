@@ -15,10 +15,8 @@ import TestSupport
     init() throws {
         // Every io request is "slow", so each one leaves a slow_request line to read.
         stack = try Stack(settings: ["POOLS_IO_SLOW_REQUEST_SECONDS": "0.000001"])
-        try stack.addUser("sec-admin", role: "admin")
-        try stack.addUser("intruder", role: "clinician", organization: "other")
-        adminToken = try stack.syncCreateToken(try stack.syncSignIn("sec-admin"))
-        intruderToken = try stack.syncCreateToken(try stack.syncSignIn("intruder"))
+        adminToken = try stack.token(forNewUser: "sec-admin", role: "admin")
+        intruderToken = try stack.token(forNewUser: "intruder", role: "clinician", organization: "other")
     }
     deinit { stack.stop() }
 

@@ -45,8 +45,7 @@ import Glibc
         let stack = try Stack()
         defer { stack.stop() }
         // Uploads are authenticated before their body is read (issue 21): these carry a clinician's token.
-        try stack.addUser("slow-clinician", role: "clinician")
-        let token = try stack.syncCreateToken(try stack.syncSignIn("slow-clinician"))
+        let token = try stack.token(forNewUser: "slow-clinician", role: "clinician")
         var uploads: [RawConnection] = []
         defer { uploads.forEach { $0.close() } }
         // Slow uploads: a whole header, then the start of a body that never ends. nginx says 100 Continue when it

@@ -79,6 +79,12 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
     }
 
     /// `mediscope user add`, the real command, on this stack's state folder.
+    /// A new user of `organization` and an API token of theirs (made from a session, as a person would).
+    func token(forNewUser username: String, role: String, organization: String = "default") throws -> String {
+        try addUser(username, role: role, organization: organization)
+        return try token(for: username)
+    }
+
     func addUser(_ username: String, role: String, organization: String = "default") throws {
         try Self.addUser(username, role: role, organization: organization, environment: environment)
     }

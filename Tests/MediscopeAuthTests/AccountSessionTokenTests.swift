@@ -9,8 +9,7 @@ import TestSupport
         let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock, policy: policy)
-        let user = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
-                                     organizationId: "org-a", displayName: nil)
+        let user = try AccountsFixtures.clinician(store, "alice")
         return (folder, clock, store, user)
     }
 
@@ -77,8 +76,7 @@ import TestSupport
 
     @Test func signOutPasswordChangeAndDisableEndSessions() throws {
         let (_, _, store, alice) = try setUp()
-        let bob = try store.addUser(username: "bob", password: AccountsFixtures.password, role: .clinician,
-                                    organizationId: "org-a", displayName: nil)
+        let bob = try AccountsFixtures.clinician(store, "bob")
         let bobToken = try store.createSession(userId: bob.id).token
 
         let t1 = try store.createSession(userId: alice.id).token
@@ -131,10 +129,8 @@ import TestSupport
         let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock)
-        let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
-                                      organizationId: "org-a", displayName: nil)
-        let bob = try store.addUser(username: "bob", password: AccountsFixtures.password, role: .clinician,
-                                    organizationId: "org-a", displayName: nil)
+        let alice = try AccountsFixtures.clinician(store, "alice")
+        let bob = try AccountsFixtures.clinician(store, "bob")
 
         let (token, info) = try store.createToken(userId: alice.id, name: " laptop ")
         #expect(token.hasPrefix("msk_") && token.utf8.count == 47)
@@ -174,10 +170,8 @@ import TestSupport
         let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock)
-        let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
-                                      organizationId: "org-a", displayName: nil)
-        let bob = try store.addUser(username: "bob", password: AccountsFixtures.password, role: .clinician,
-                                    organizationId: "org-a", displayName: nil)
+        let alice = try AccountsFixtures.clinician(store, "alice")
+        let bob = try AccountsFixtures.clinician(store, "bob")
         let (token, _) = try store.createToken(userId: alice.id, name: "cli")
         let (bobToken, _) = try store.createToken(userId: bob.id, name: "cli")
         #expect(try store.user(forToken: token) != nil)
@@ -200,8 +194,7 @@ import TestSupport
         // is revoked when the user is enabled again, before the user can use it.
         let folder = TemporaryFolder("mediscope-accounts")
         let store = try AccountsFixtures.store(folder)
-        let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
-                                      organizationId: "org-a", displayName: nil)
+        let alice = try AccountsFixtures.clinician(store, "alice")
         let (token, _) = try store.createToken(userId: alice.id, name: "cli")
         try store.stores.users.update(userId: alice.id, .disabled(true))   // disabled, nothing else done
         #expect(try store.user(forToken: token) == nil)
@@ -214,10 +207,8 @@ import TestSupport
         let folder = TemporaryFolder("mediscope-accounts")
         let clock = AccountsClock()
         let store = try AccountsFixtures.store(folder, clock: clock)
-        let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
-                                      organizationId: "org-a", displayName: nil)
-        let bob = try store.addUser(username: "bob", password: AccountsFixtures.password, role: .clinician,
-                                    organizationId: "org-a", displayName: nil)
+        let alice = try AccountsFixtures.clinician(store, "alice")
+        let bob = try AccountsFixtures.clinician(store, "bob")
         let (t1, i1) = try store.createToken(userId: alice.id, name: "laptop")
         let (t2, _) = try store.createToken(userId: alice.id, name: "ci")
         let (bobToken, _) = try store.createToken(userId: bob.id, name: "cli")
@@ -240,8 +231,7 @@ import TestSupport
     @Test func rawSecretsNeverReachTheFile() throws {
         let folder = TemporaryFolder("mediscope-accounts")
         let store = try AccountsFixtures.store(folder)
-        let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
-                                      organizationId: "org-a", displayName: nil)
+        let alice = try AccountsFixtures.clinician(store, "alice")
         let (apiToken, _) = try store.createToken(userId: alice.id, name: "cli")
         let (sessionToken, csrf, _) = try store.createSession(userId: alice.id)
         _ = try store.user(forToken: apiToken)

@@ -90,8 +90,7 @@ import TestSupport
     @Test func verifyPasswordRightWrongUnknownDisabled() throws {
         let folder = TemporaryFolder("mediscope-accounts")
         let store = try AccountsFixtures.store(folder)
-        let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
-                                      organizationId: "org-a", displayName: nil)
+        let alice = try AccountsFixtures.clinician(store, "alice")
         #expect(try store.verifyPassword(username: "alice", password: AccountsFixtures.password) == alice)
         #expect(try store.verifyPassword(username: " ALICE ", password: AccountsFixtures.password) == alice)
         #expect(try store.verifyPassword(username: "alice", password: AccountsFixtures.password + " ") == nil)
@@ -112,8 +111,7 @@ import TestSupport
         #expect(PasswordHasher.owaspDummyHash.hasPrefix(prefix))
 
         let start = ContinuousClock.now
-        let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
-                                      organizationId: "org-a", displayName: nil)
+        let alice = try AccountsFixtures.clinician(store, "alice")
         let elapsed = ContinuousClock.now - start
         print("argon2id (m=19456 KiB, t=2, p=1): addUser incl. one hash took \(elapsed)")
 
@@ -138,10 +136,8 @@ import TestSupport
     @Test func firebaseLinkIsUniqueAndNeverSilentlyReplaced() throws {
         let folder = TemporaryFolder("mediscope-accounts")
         let store = try AccountsFixtures.store(folder)
-        let alice = try store.addUser(username: "alice", password: AccountsFixtures.password, role: .clinician,
-                                      organizationId: "org-a", displayName: nil)
-        let bob = try store.addUser(username: "bob", password: AccountsFixtures.password, role: .clinician,
-                                    organizationId: "org-a", displayName: nil)
+        let alice = try AccountsFixtures.clinician(store, "alice")
+        let bob = try AccountsFixtures.clinician(store, "bob")
         #expect(try store.user(firebaseUID: "uid-1") == nil)
         let linked = try store.linkFirebase(uid: "uid-1", userId: alice.id)
         #expect(linked.firebaseUID == "uid-1")

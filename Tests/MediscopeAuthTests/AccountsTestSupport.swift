@@ -50,6 +50,11 @@ enum AccountsFixtures {
                       policy: AccountPolicy = AccountPolicy()) throws -> Accounts {
         Accounts(stores: try .sqlite(directory: folder.url), policy: policy, now: clock.closure, hasher: fastHasher)
     }
+
+    /// A clinician of org-a named `username`, added to `store` with `password`.
+    static func clinician(_ store: Accounts, _ username: String) throws -> User {
+        try store.addUser(username: username, password: password, role: .clinician, organizationId: "org-a", displayName: nil)
+    }
 }
 
 extension AuthError {

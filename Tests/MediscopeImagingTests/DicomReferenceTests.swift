@@ -26,35 +26,33 @@ enum DicomReference {
     }
 
     /// Files we refuse on purpose, with the error kind they get (documented in docs/dicom.md).
-    static let refused: [String: ImagingError.Kind] = [
+    static let refused: [String: ImagingError.Kind] = {
+        var kinds: [String: ImagingError.Kind] = [:]
         // JPEG 2000 (DCMTK has no codec): a 415 naming the transfer syntax.
-        "debian/693_J2KI.dcm": .unsupportedVariant, "debian/GDCMJ2K_TextGBR.dcm": .unsupportedVariant,
-        "debian/J2K_pixelrep_mismatch.dcm": .unsupportedVariant, "debian/JPEG2000.dcm": .unsupportedVariant,
-        "debian/MR_small_jp2klossless.dcm": .unsupportedVariant,
-        "pydicom-data/693_J2KR.dcm": .unsupportedVariant, "pydicom-data/MR2_J2KI.dcm": .unsupportedVariant,
-        "pydicom-data/MR2_J2KR.dcm": .unsupportedVariant, "pydicom-data/RG1_J2KI.dcm": .unsupportedVariant,
-        "pydicom-data/RG1_J2KR.dcm": .unsupportedVariant, "pydicom-data/RG3_J2KI.dcm": .unsupportedVariant,
-        "pydicom-data/RG3_J2KR.dcm": .unsupportedVariant, "pydicom-data/US1_J2KI.dcm": .unsupportedVariant,
-        "pydicom-data/US1_J2KR.dcm": .unsupportedVariant, "pydicom-data/emri_small_jpeg_2k_lossless.dcm": .unsupportedVariant,
-        "debian/SC_rgb_gdcm_KY.dcm": .unsupportedVariant, "pydicom-data/explicit_VR-UN.dcm": .unsupportedVariant,
+        for name in ["debian/693_J2KI.dcm", "debian/GDCMJ2K_TextGBR.dcm", "debian/J2K_pixelrep_mismatch.dcm",
+                     "debian/JPEG2000.dcm", "debian/MR_small_jp2klossless.dcm", "pydicom-data/693_J2KR.dcm",
+                     "pydicom-data/MR2_J2KI.dcm", "pydicom-data/MR2_J2KR.dcm", "pydicom-data/RG1_J2KI.dcm",
+                     "pydicom-data/RG1_J2KR.dcm", "pydicom-data/RG3_J2KI.dcm", "pydicom-data/RG3_J2KR.dcm",
+                     "pydicom-data/US1_J2KI.dcm", "pydicom-data/US1_J2KR.dcm", "pydicom-data/emri_small_jpeg_2k_lossless.dcm",
+                     "debian/SC_rgb_gdcm_KY.dcm", "pydicom-data/explicit_VR-UN.dcm"] { kinds[name] = .unsupportedVariant }
         // PALETTE COLOR: 415 (not rendered yet).
-        "pydicom-data/OBXXXX1A.dcm": .unsupportedVariant, "pydicom-data/OBXXXX1A_2frame.dcm": .unsupportedVariant,
-        "pydicom-data/OBXXXX1A_expb.dcm": .unsupportedVariant, "pydicom-data/OBXXXX1A_expb_2frame.dcm": .unsupportedVariant,
-        "pydicom-data/OBXXXX1A_rle.dcm": .unsupportedVariant, "pydicom-data/OBXXXX1A_rle_2frame.dcm": .unsupportedVariant,
-        "pydicom-data/gdcm-US-ALOKA-16.dcm": .unsupportedVariant, "pydicom-data/gdcm-US-ALOKA-16_big.dcm": .unsupportedVariant,
+        for name in ["pydicom-data/OBXXXX1A.dcm", "pydicom-data/OBXXXX1A_2frame.dcm", "pydicom-data/OBXXXX1A_expb.dcm",
+                     "pydicom-data/OBXXXX1A_expb_2frame.dcm", "pydicom-data/OBXXXX1A_rle.dcm",
+                     "pydicom-data/OBXXXX1A_rle_2frame.dcm", "pydicom-data/gdcm-US-ALOKA-16.dcm",
+                     "pydicom-data/gdcm-US-ALOKA-16_big.dcm"] { kinds[name] = .unsupportedVariant }
         // Bits Allocated 1 (segmentation masks): 415.
-        "debian/liver_1frame.dcm": .unsupportedVariant, "debian/liver_expb_1frame.dcm": .unsupportedVariant,
-        "pydicom-data/liver.dcm": .unsupportedVariant, "pydicom-data/liver_expb.dcm": .unsupportedVariant,
+        for name in ["debian/liver_1frame.dcm", "debian/liver_expb_1frame.dcm", "pydicom-data/liver.dcm",
+                     "pydicom-data/liver_expb.dcm"] { kinds[name] = .unsupportedVariant }
         // Its meta information says explicit VR, its data set is implicit VR (pydicom guesses): 422.
-        "debian/SC_rgb_jpeg.dcm": .corrupt,
+        for name in ["debian/SC_rgb_jpeg.dcm"] { kinds[name] = .corrupt }
         // Bits Allocated 32 (RT dose, 32-bit RGB): 415.
-        "debian/rtdose.dcm": .unsupportedVariant, "debian/rtdose_1frame.dcm": .unsupportedVariant,
-        "debian/rtdose_expb.dcm": .unsupportedVariant, "debian/rtdose_expb_1frame.dcm": .unsupportedVariant,
-        "debian/rtdose_rle.dcm": .unsupportedVariant, "debian/rtdose_rle_1frame.dcm": .unsupportedVariant,
-        "debian/SC_rgb_rle_32bit.dcm": .unsupportedVariant, "debian/SC_rgb_rle_32bit_2frame.dcm": .unsupportedVariant,
-        "pydicom-data/SC_rgb_32bit.dcm": .unsupportedVariant, "pydicom-data/SC_rgb_32bit_2frame.dcm": .unsupportedVariant,
-        "pydicom-data/SC_rgb_expb_32bit.dcm": .unsupportedVariant, "pydicom-data/SC_rgb_expb_32bit_2frame.dcm": .unsupportedVariant,
-    ]
+        for name in ["debian/rtdose.dcm", "debian/rtdose_1frame.dcm", "debian/rtdose_expb.dcm", "debian/rtdose_expb_1frame.dcm",
+                     "debian/rtdose_rle.dcm", "debian/rtdose_rle_1frame.dcm", "debian/SC_rgb_rle_32bit.dcm",
+                     "debian/SC_rgb_rle_32bit_2frame.dcm", "pydicom-data/SC_rgb_32bit.dcm",
+                     "pydicom-data/SC_rgb_32bit_2frame.dcm", "pydicom-data/SC_rgb_expb_32bit.dcm",
+                     "pydicom-data/SC_rgb_expb_32bit_2frame.dcm"] { kinds[name] = .unsupportedVariant }
+        return kinds
+    }()
 
     /// JPEG frames DCMTK (IJG 6b: islow IDCT, its own chroma upsampling) and pylibjpeg (libjpeg 9) decode
     /// differently by a few levels; the bound for them.

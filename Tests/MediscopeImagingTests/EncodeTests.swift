@@ -37,11 +37,15 @@ struct EncodeTests {
         let image = Self.smooth(channels: channels)
         let encoded = try ImageEncoder.jpeg(image, quality: 95)
         #expect(Array(encoded.prefix(3)) == [0xFF, 0xD8, 0xFF])
+        try Self.expectDecodesClose(encoded, to: image, channels: channels == 1 ? 1 : 3, meanAbsDiff: 2)
+    }
+
+    /// `encoded` decodes to `image`'s size with `channels`, each sample within `meanAbsDiff` on average.
+    static func expectDecodesClose(_ encoded: [UInt8], to image: PixelImage, channels: Int, meanAbsDiff limit: Double) throws {
         let decoded = try ImageDecoder.decode(encoded)
-        #expect(decoded.width == image.width && decoded.height == image.height)
-        #expect(decoded.channels == (channels == 1 ? 1 : 3))
-        let mean = Self.meanAbsDiff(decoded.pixels, image.converted(toChannels: decoded.channels).pixels)
-        #expect(mean < 2, "mean abs diff \(mean)")
+        #expect(decoded.width == image.width && decoded.height == image.height && decoded.channels == channels)
+        let mean = meanAbsDiff(decoded.pixels, image.converted(toChannels: decoded.channels).pixels)
+        #expect(mean < limit, "mean abs diff \(mean)")
     }
 
     @Test("JPEG quality changes the size")
@@ -58,11 +62,7 @@ struct EncodeTests {
         #expect(Array(encoded[8..<12]) == Array("WEBP".utf8))
         let riffSize = Int(encoded[4]) | Int(encoded[5]) << 8 | Int(encoded[6]) << 16 | Int(encoded[7]) << 24
         #expect(riffSize + 8 == encoded.count)
-        let decoded = try ImageDecoder.decode(encoded)
-        #expect(decoded.width == image.width && decoded.height == image.height)
-        #expect(decoded.channels == (channels == 4 ? 4 : 3))
-        let mean = Self.meanAbsDiff(decoded.pixels, image.converted(toChannels: decoded.channels).pixels)
-        #expect(mean < 3, "mean abs diff \(mean)")
+        try Self.expectDecodesClose(encoded, to: image, channels: channels == 4 ? 4 : 3, meanAbsDiff: 3)
     }
 
     @Test("a pixel buffer that does not match the size is refused, not read out of bounds")

@@ -96,30 +96,19 @@ import MediscopeSQLite
         #expect(try store.records(afterId: nil, limit: 0).count == 1)
     }
 
-    @Test func listClampsTheLimit() throws {
-        let folder = TemporaryFolder()
-        let store = try SQLiteAnalysisStore(directory: folder.url)
-        for _ in 0..<3 { _ = try store.create(makeAnalysis(imageSize: 32)) }
-        let zero = try store.list(AnalysisQuery(organizationId: "org-a", limit: 0))
-        #expect(zero.items.count == 1)
-        #expect(zero.nextCursor != nil)
-        let negative = try store.list(AnalysisQuery(organizationId: "org-a", limit: -7))
-        #expect(negative.items.count == 1)
-        let huge = try store.list(AnalysisQuery(organizationId: "org-a", limit: 10_000))
-        #expect(huge.items.count == 3)
-        #expect(huge.nextCursor == nil)
-    }
-
-    @Test func listClampsTheLimitTo100() throws {
+    /// A limit below 1 gives one record, above 100 at most 100 (the rest on the next page).
+    @Test func listClampsTheLimitTo1Through100() throws {
         let folder = TemporaryFolder()
         let store = try SQLiteAnalysisStore(directory: folder.url)
         for _ in 0..<105 { _ = try store.create(makeAnalysis(imageSize: 16)) }
-        let page = try store.list(AnalysisQuery(organizationId: "org-a", limit: 1000))
-        #expect(page.items.count == 100)
-        #expect(page.nextCursor != nil)
+        for low in [0, -7] {
+            let page = try store.list(AnalysisQuery(organizationId: "org-a", limit: low))
+            #expect(page.items.count == 1 && page.nextCursor != nil, "limit \(low)")
+        }
+        let page = try store.list(AnalysisQuery(organizationId: "org-a", limit: 10_000))
+        #expect(page.items.count == 100 && page.nextCursor != nil)
         let rest = try store.list(AnalysisQuery(organizationId: "org-a", limit: 1000, cursor: page.nextCursor))
-        #expect(rest.items.count == 5)
-        #expect(rest.nextCursor == nil)
+        #expect(rest.items.count == 5 && rest.nextCursor == nil)
     }
 
     @Test func patientFilterIsExact() throws {

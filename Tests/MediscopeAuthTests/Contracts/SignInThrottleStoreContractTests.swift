@@ -9,14 +9,19 @@ import TestSupport
     typealias V = ContractValues
     private static let never = V.time(-1_000_000)
 
+    /// Records failures (account, address, seconds) that nothing forgets.
+    private static func fail(_ throttle: any SignInThrottleStore, _ failures: [(String, String, Double)]) throws {
+        for (account, address, seconds) in failures {
+            try throttle.recordFailure(account: account, address: address, at: V.time(seconds), forgetUpTo: never)
+        }
+    }
+
     @Test(arguments: AccountBackend.all)
     func nthNewestCountsOnlyFailuresAfterTheGivenTime(_ backend: AccountBackend) throws {
         let instance = try backend.make()
         let throttle = instance.stores.signInThrottle
         try throttle.checkReady()
-        try throttle.recordFailure(account: "alice", address: "10.0.0.1", at: V.time(0), forgetUpTo: Self.never)
-        try throttle.recordFailure(account: "alice", address: "10.0.0.2", at: V.time(100), forgetUpTo: Self.never)
-        try throttle.recordFailure(account: "bob", address: "10.0.0.1", at: V.time(200), forgetUpTo: Self.never)
+        try Self.fail(throttle, [("alice", "10.0.0.1", 0), ("alice", "10.0.0.2", 100), ("bob", "10.0.0.1", 200)])
 
         let alice = SignInThrottleKey.account("alice")
         #expect(try throttle.nthNewestFailure(alice, n: 1, after: Self.never) == V.time(100))
@@ -33,8 +38,7 @@ import TestSupport
     @Test(arguments: AccountBackend.all)
     func recordingForgetsOldFailuresOfEveryKey(_ backend: AccountBackend) throws {
         let throttle = try backend.make().stores.signInThrottle
-        try throttle.recordFailure(account: "alice", address: "10.0.0.1", at: V.time(0), forgetUpTo: Self.never)
-        try throttle.recordFailure(account: "bob", address: "10.0.0.2", at: V.time(10), forgetUpTo: Self.never)
+        try Self.fail(throttle, [("alice", "10.0.0.1", 0), ("bob", "10.0.0.2", 10)])
         try throttle.recordFailure(account: "carol", address: "10.0.0.3", at: V.time(20), forgetUpTo: V.time(10))
         #expect(try throttle.nthNewestFailure(.account("alice"), n: 1, after: Self.never) == nil)
         #expect(try throttle.nthNewestFailure(.address("10.0.0.2"), n: 1, after: Self.never) == nil)   // at the cutoff
@@ -44,10 +48,7 @@ import TestSupport
     @Test(arguments: AccountBackend.all)
     func accountAndAddressCountsFailuresMatchingBoth(_ backend: AccountBackend) throws {
         let throttle = try backend.make().stores.signInThrottle
-        try throttle.recordFailure(account: "alice", address: "10.0.0.1", at: V.time(0), forgetUpTo: Self.never)
-        try throttle.recordFailure(account: "bob", address: "10.0.0.1", at: V.time(10), forgetUpTo: Self.never)
-        try throttle.recordFailure(account: "alice", address: "10.0.0.2", at: V.time(20), forgetUpTo: Self.never)
-        try throttle.recordFailure(account: "alice", address: "10.0.0.1", at: V.time(30), forgetUpTo: Self.never)
+        try Self.fail(throttle, [("alice", "10.0.0.1", 0), ("bob", "10.0.0.1", 10), ("alice", "10.0.0.2", 20), ("alice", "10.0.0.1", 30)])
         let pair = SignInThrottleKey.accountAndAddress(account: "alice", address: "10.0.0.1")
         #expect(try throttle.nthNewestFailure(pair, n: 1, after: Self.never) == V.time(30))
         #expect(try throttle.nthNewestFailure(pair, n: 2, after: Self.never) == V.time(0))
@@ -71,9 +72,7 @@ import TestSupport
     @Test(arguments: AccountBackend.all)
     func clearingAnAccountsFailuresFromOneAddressKeepsTheRest(_ backend: AccountBackend) throws {
         let throttle = try backend.make().stores.signInThrottle
-        try throttle.recordFailure(account: "alice", address: "10.0.0.1", at: V.time(0), forgetUpTo: Self.never)
-        try throttle.recordFailure(account: "alice", address: "10.0.0.2", at: V.time(1), forgetUpTo: Self.never)
-        try throttle.recordFailure(account: "bob", address: "10.0.0.1", at: V.time(2), forgetUpTo: Self.never)
+        try Self.fail(throttle, [("alice", "10.0.0.1", 0), ("alice", "10.0.0.2", 1), ("bob", "10.0.0.1", 2)])
         try throttle.clearFailures(account: "alice", address: "10.0.0.1")
         #expect(try throttle.nthNewestFailure(.accountAndAddress(account: "alice", address: "10.0.0.1"), n: 1, after: Self.never) == nil)
         #expect(try throttle.nthNewestFailure(.account("alice"), n: 1, after: Self.never) == V.time(1))
