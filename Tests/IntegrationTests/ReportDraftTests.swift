@@ -1,5 +1,6 @@
 import FirebaseTestKit
 import Foundation
+import MediscopeImaging
 import Testing
 
 /// The plain-language report through real nginx and the real pool, with a local server speaking the
@@ -354,5 +355,32 @@ import Testing
         let printed = String(decoding: try await stack.request("GET", "/analyses/\(id)/report").body, as: UTF8.self)
         #expect(printed.contains("Amended after the late draft.") && !printed.contains("s late draft") && printed.contains("Signed by"))
         #expect(llm.requests.count == 1)
+    }
+}
+
+extension ReportDraftTests {
+    /// Issue 22 through the stack: the LLM is told an image is out of scope (the verdict and reason codes,
+    /// nothing that identifies anyone), and its draft, which left the warning out, is kept with it first.
+    @Test func anOutOfScopeImageIsAFactTheLLMGetsAndTheDraftKeepsTheWarning() async throws {
+        let text = "Brain tumour: the model predicted no tumour with high confidence."
+        let llm = try ScriptedHTTPServer { _, _ in Self.reply(text) }
+        defer { llm.stop() }
+        let stack = try stack(llm: llm)
+        defer { stack.stop() }
+        let blank = Data(try ImageEncoder.png(PixelImage(width: 300, height: 300, channels: 1,
+                                                         pixels: [UInt8](repeating: 90, count: 300 * 300))))
+        let upload = try await stack.upload(image: blank, filename: "blank.png", fields: Self.patient)
+        #expect(upload.status == 201)
+        #expect((upload.json?["inputCheck"] as? [String: Any])?["verdict"] as? String == "out_of_scope")
+        let id = try #require(upload.json?["id"] as? String)
+
+        let draft = try await waitForDraft(stack, id)
+        #expect(draft["text"] as? String == "WARNING: \(InputCheck.warning)\n\n" + text, "\(draft["text"] ?? "")")
+        let sent = llm.requests.map { String(decoding: $0.body, as: UTF8.self) }.joined()
+        #expect(sent.contains(#"\"inputCheck\":\"out_of_scope\""#) && sent.contains("uniform"), "the verdict and its code reach the LLM")
+        for (field, value) in Self.patient where ["patient_id", "patient_name", "note"].contains(field) {
+            #expect(!sent.contains(value), "the prompt holds the \(field)")
+        }
+        #expect(!sent.contains(id) && !sent.contains("blank.png"), "no record id or file name")
     }
 }
