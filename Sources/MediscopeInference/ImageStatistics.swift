@@ -30,7 +30,6 @@ package struct ImageStatistics: Sendable, Equatable {
         let k = max(1, (max(image.width, image.height) + Self.grid - 1) / Self.grid)
         let rows = (image.height + k - 1) / k, cols = (image.width + k - 1) / k
         var luma = [Int32](repeating: 0, count: rows * cols)
-        var histogram = [Int](repeating: 0, count: 256)
         var coloured = 0
         let c = image.channels
         image.pixels.withUnsafeBufferPointer { px in
@@ -46,7 +45,6 @@ package struct ImageStatistics: Sendable, Equatable {
                         v = Int32(px[i])
                     }
                     luma[r * cols + q] = v
-                    histogram[Int(v)] += 1
                 }
             }
         }
@@ -62,7 +60,7 @@ package struct ImageStatistics: Sendable, Equatable {
         if bottom < 0 || (bottom - top + 1) * (right - left + 1) < Self.minForegroundSamples {
             (top, bottom, left, right) = (0, rows - 1, 0, cols - 1)
         }
-        histogram = [Int](repeating: 0, count: 256)
+        var histogram = [Int](repeating: 0, count: 256)
         var sum = 0.0, squares = 0.0
         var differences = 0, pairs = 0
         for r in top...bottom {
