@@ -75,6 +75,19 @@ package struct Analysis: Sendable {
     /// The scan at display size, and one Grad-CAM overlay per result id (when rendering was asked for).
     package var scan: EncodedImage?
     package var overlays: [String: EncodedImage]
+    /// With overlays drawn later (`analyze(overlays: .later)`): the display-size scan without loss (PNG,
+    /// `LosslessScan`), what they are drawn on, and the style to draw them in.
+    package var losslessScan: EncodedImage? = nil
+    package var overlayStyle: OverlayStyle? = nil
+}
+
+/// When an analysis draws its Grad-CAM overlays.
+package enum OverlayDrawing: Sendable {
+    /// Now, encoded into `Analysis.overlays` (the command line).
+    case now
+    /// Not now: the analysis keeps what they are drawn from (`Analysis.losslessScan`, each result's
+    /// map, `Analysis.overlayStyle`), and they are drawn when first looked at (the server).
+    case later
 }
 
 package struct PipelineOptions: Sendable {
@@ -86,6 +99,9 @@ package struct PipelineOptions: Sendable {
     package var scanJPEGQuality = 88
     package var overlayQuality: Float = 80
     package init() {}
+
+    /// How overlays are drawn and encoded (a DICOM upload's are WebP).
+    package var overlayStyle: OverlayStyle { OverlayStyle(format: overlayFormat, quality: overlayQuality) }
 }
 
 /// decode -> preprocess -> forward -> softmax -> Grad-CAM -> overlays, with models loaded on first use.
@@ -156,8 +172,9 @@ package final class AnalysisPipeline: Sendable {
     /// Analyses one image file (JPEG, PNG, WebP or DICOM). `frame` (0-based) chooses a DICOM file's frame,
     /// nil its middle one; other formats ignore it. `declared` is what the uploader says the image is (a
     /// form's modality or body part), checked against each model's scope like a DICOM file's own tags.
-    package func analyze(imageBytes: [UInt8], frame: Int? = nil,
-                        declared: InputDeclaration = InputDeclaration()) throws(AnalysisError) -> Analysis {
+    /// `overlays`: drawn now, or kept to be drawn when first looked at (the same pixels either way).
+    package func analyze(imageBytes: [UInt8], frame: Int? = nil, declared: InputDeclaration = InputDeclaration(),
+                        overlays: OverlayDrawing = .now) throws(AnalysisError) -> Analysis {
         var timings = StageTimings()
         var clock = ContinuousClock.now
         func lap() -> Double {
@@ -222,29 +239,28 @@ package final class AnalysisPipeline: Sendable {
                                 results: results, inputCheck: InputCheck.combine(checks), timings: timings,
                                 modelTimings: perModel, scan: nil, overlays: [:])
         if options.renderImages {
-            do { try render(image, into: &analysis) } catch { throw .badImage(error) }
+            do { try render(image, overlays: overlays, into: &analysis) } catch { throw .badImage(error) }
             analysis.timings.encode = lap()
         }
         return analysis
     }
 
-    private func render(_ image: PixelImage, into analysis: inout Analysis) throws(ImagingError) {
+    private func render(_ image: PixelImage, overlays: OverlayDrawing, into analysis: inout Analysis) throws(ImagingError) {
         let rgb = image.converted(toChannels: 3)
         let (w, h) = displaySize(width: rgb.width, height: rgb.height, maxSide: options.displayMaxSide)
         let display = (w, h) == (rgb.width, rgb.height) ? rgb : rgb.resized(width: w, height: h)
         analysis.scan = EncodedImage(format: .jpeg, width: w, height: h,
                                      bytes: try ImageEncoder.jpeg(display, quality: options.scanJPEGQuality))
-        // DICOM is read only: overlays are then WebP.
-        let format = options.overlayFormat == .dicom ? ImageFormat.webp : options.overlayFormat
-        for result in analysis.results {
-            let overlay = Overlay.camOnImage(display, cam: result.gradCAM)
-            let bytes: [UInt8]
-            switch format {
-            case .webp, .dicom: bytes = try ImageEncoder.webp(overlay, quality: options.overlayQuality)
-            case .png: bytes = try ImageEncoder.png(overlay)
-            case .jpeg: bytes = try ImageEncoder.jpeg(overlay, quality: Int(options.overlayQuality))
+        let style = options.overlayStyle
+        analysis.overlayStyle = style
+        switch overlays {
+        case .later:
+            analysis.losslessScan = EncodedImage(format: .png, width: w, height: h, bytes: try LosslessScan.encode(display))
+        case .now:
+            for result in analysis.results {
+                analysis.overlays[result.id] = EncodedImage(format: style.format, width: w, height: h,
+                                                            bytes: try style.render(display, cam: result.gradCAM))
             }
-            analysis.overlays[result.id] = EncodedImage(format: format, width: w, height: h, bytes: bytes)
         }
     }
 }
