@@ -51,18 +51,33 @@ package final class FirestoreAnalysisStore: AnalysisStore {
     /// are set unconditionally (content-addressed: the same key always holds the same bytes). `images`
     /// are validated already (`validatedImages`). The outbox's delivery calls this directly.
     package func insert(_ record: AnalysisRecord, images: [ImageBlob]) throws(FirestoreError) {
-        var writes: [FirestoreWrite] = images.map { blob in
-            .set(FirestoreDocument(name: client.name(Self.images, blob.ref.key), fields: [
-                "bytes": .bytes(blob.bytes), "contentType": .string(blob.ref.contentType), "width": .integer(Int64(blob.ref.width)),
-                "height": .integer(Int64(blob.ref.height)), "byteCount": .integer(Int64(blob.ref.byteCount)),
-            ]))
-        }
+        var writes: [FirestoreWrite] = images.map { blob in .set(imageDocument(blob.ref, bytes: blob.bytes)) }
+        // A heatmap drawn when first looked at is kept as an image later (`keepDrawn`): listed now, it
+        // goes with the last record that uses it like any image.
+        let keys = images.map(\.ref.key) + record.results.drawnHeatmapKeys
         let doc: FirestoreDocument
-        do { doc = try document(record, imageKeys: images.map(\.ref.key)) } catch {
+        do { doc = try document(record, imageKeys: keys) } catch {
             throw FirestoreError(.invalidArgument, error.message)
         }
         writes.append(.set(doc, precondition: .exists(false)))
         try client.commit(writes)
+    }
+
+    /// The `images/{key}` document of an image.
+    func imageDocument(_ ref: ImageRef, bytes: [UInt8]) -> FirestoreDocument {
+        FirestoreDocument(name: client.name(Self.images, ref.key), fields: [
+            "bytes": .bytes(bytes), "contentType": .string(ref.contentType), "width": .integer(Int64(ref.width)),
+            "height": .integer(Int64(ref.height)), "byteCount": .integer(Int64(bytes.count)),
+        ])
+    }
+
+    /// As an `images/{key}` document, shared by every host (set: idempotent, the same drawing always
+    /// gives the same bytes). A record deleted meanwhile leaves an image no record uses, never shown.
+    package func keepDrawn(_ ref: ImageRef, bytes: [UInt8]) throws(StoreError) {
+        guard ref.drawing != nil, !bytes.isEmpty, bytes.count <= Self.maxImageBytes else {
+            throw StoreError(.invalidRecord, "only a drawn heatmap's bytes (under 1 MiB) are kept this way")
+        }
+        do { try client.commit([.set(imageDocument(ref, bytes: bytes))]) } catch { throw Self.storeError(error) }
     }
 
     package func get(id: String, organizationId: String) throws(StoreError) -> AnalysisRecord? {

@@ -61,15 +61,22 @@ extension StoreMigration {
         }
     }
 
-    /// The record's images (the scan, then each heatmap; once each) with their bytes from `source`.
+    /// The record's images (the scan, then each heatmap; once each) with their bytes from `source`. A
+    /// heatmap drawn when first looked at is not an image: the lossless scan it is drawn on is, and
+    /// Firestore's hosts draw it when it is first looked at there.
     /// - Throws: `invalidRecord` when one is missing from disk; `io` when one cannot be read.
     static func images(of record: AnalysisRecord, in source: SQLiteAnalysisStore) throws(StoreError) -> [ImageBlob] {
         var seen = Set<String>()
         var blobs: [ImageBlob] = []
-        for ref in [record.scan] + record.results.map(\.heatmap) where seen.insert(ref.key).inserted {
+        let stored = [record.scan] + record.results.map { result in
+            guard let drawing = result.heatmap.drawing else { return result.heatmap }
+            return drawing.scanImage(width: result.heatmap.width, height: result.heatmap.height)
+        }
+        for var ref in stored where seen.insert(ref.key).inserted {
             guard let bytes = try source.imageBytes(key: ref.key) else {
                 throw StoreError(.invalidRecord, "image \(ref.key) is missing from the SQLite store")
             }
+            ref.byteCount = bytes.count
             blobs.append(ImageBlob(ref: ref, bytes: bytes))
         }
         return blobs

@@ -84,6 +84,10 @@ package final class OutboxAnalysisStore: AnalysisStore {
         return try remote.imageBytes(key: key)
     }
 
+    /// Straight to Firestore (an image set is idempotent, needing no order): when it is down, the
+    /// heatmap is drawn again on its next look.
+    package func keepDrawn(_ ref: ImageRef, bytes: [UInt8]) throws(StoreError) { try remote.keepDrawn(ref, bytes: bytes) }
+
     package func checkReady() throws(StoreError) { try outbox.checkReady() }
 
     /// The contract's order: `createdAt` (ms), then id.

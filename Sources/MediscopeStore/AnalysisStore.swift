@@ -21,16 +21,22 @@ package struct PatientInfo: Codable, Sendable, Equatable {
     }
 }
 
-/// A stored image, addressed by the SHA-256 of its bytes.
+/// A stored image, addressed by the SHA-256 of its bytes; or a heatmap drawn when first looked at,
+/// addressed by the SHA-256 of what it is drawn from (`drawing`).
 package struct ImageRef: Codable, Sendable, Equatable {
-    package var key: String          // lowercase hex SHA-256 of the bytes
+    package var key: String          // lowercase hex SHA-256 of the bytes (of `drawing.digestInput` for a drawn one)
     package var contentType: String  // image/jpeg | image/webp | image/png
     package var width: Int
     package var height: Int
-    package var byteCount: Int
+    /// nil for a heatmap drawn when first looked at: its size is not known when the record is stored.
+    package var byteCount: Int?
+    /// What the heatmap is drawn from when first looked at (records since issue 23); nil: the bytes were
+    /// stored with the record.
+    package var drawing: HeatmapDrawing?
 
-    package init(key: String, contentType: String, width: Int, height: Int, byteCount: Int) {
+    package init(key: String, contentType: String, width: Int, height: Int, byteCount: Int?, drawing: HeatmapDrawing? = nil) {
         self.key = key; self.contentType = contentType; self.width = width; self.height = height; self.byteCount = byteCount
+        self.drawing = drawing
     }
 
     /// The image's format, nil when the stored media type is none Mediscope writes.
@@ -246,7 +252,9 @@ package struct StoreError: Error, Sendable, CustomStringConvertible {
 ///   the store did not issue is `StoreError.invalidCursor`.
 /// - **Images.** Content-addressed by SHA-256: records may share an image; `delete` removes the record
 ///   and only the images no other record uses. `imageBytes` returns nil for an unknown or malformed
-///   key, never touching anything outside the store.
+///   key, never touching anything outside the store. A heatmap with a `drawing` is not among the
+///   images: its drawing's lossless scan is; `keepDrawn` keeps it once drawn, and `delete` removes it
+///   with the last record that uses it.
 /// - **Errors.** `unavailable` (the backend cannot be reached now; retry later), `io` (a read or write
 ///   failed, or stored data is unreadable), `invalidRecord`, `invalidCursor`. Messages never quote
 ///   patient data.
@@ -265,10 +273,16 @@ package protocol AnalysisStore: Sendable {
     /// it reveals nothing to the caller and never returns the record.
     func owner(id: String) throws(StoreError) -> String?
     /// Where an image's bytes live on local disk (for nginx X-Accel-Redirect), if they do; nil for a
-    /// backend that keeps images elsewhere (the app then serves `imageBytes`).
+    /// backend that keeps images elsewhere (the app then serves `imageBytes`). A drawn heatmap's once kept.
     func imagePath(key: String) -> String?
-    /// The bytes of the image with SHA-256 `key`; nil when there is none or the key is malformed.
+    /// The bytes of the image with SHA-256 `key` (a drawn heatmap's once kept); nil when there is none or
+    /// the key is malformed.
     func imageBytes(key: String) throws(StoreError) -> [UInt8]?
+    /// Keeps the bytes of a heatmap drawn from `ref.drawing` under `ref.key`, so that `imagePath` and
+    /// `imageBytes` find them from now on; a cache of what the drawing gives, never checked against a
+    /// digest of the bytes. Several processes may keep the same heatmap at once (temp file + rename, or
+    /// an idempotent set); a kept heatmap goes with the last record that uses it.
+    func keepDrawn(_ ref: ImageRef, bytes: [UInt8]) throws(StoreError)
     /// Cheap readiness check: the backend answers and images can be written.
     func checkReady() throws(StoreError)
 }

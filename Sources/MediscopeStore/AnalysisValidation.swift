@@ -29,11 +29,27 @@ extension NewAnalysis {
             if keys.insert(ref.key).inserted { images.append((blob, ext)) }
         }
         guard keys.contains(analysis.scan.key) else { throw invalid("scan image \(analysis.scan.key) is not among the images") }
-        for result in analysis.results where !keys.contains(result.heatmap.key) {
-            throw invalid("heatmap \(result.heatmap.key) of result \(result.id) is not among the images")
+        for result in analysis.results {
+            let heatmap = result.heatmap
+            guard let drawing = heatmap.drawing else {
+                guard keys.contains(heatmap.key) else { throw invalid("heatmap \(heatmap.key) of result \(result.id) is not among the images") }
+                continue
+            }
+            // Drawn when first looked at: its scan must be stored, and its key must name what it is drawn from.
+            guard keys.contains(drawing.scan) else {
+                throw invalid("the scan heatmap \(heatmap.key) of result \(result.id) is drawn on is not among the images")
+            }
+            guard let format = heatmap.format, format != .dicom, drawing.key(format: format) == heatmap.key,
+                  heatmap.byteCount == nil else {
+                throw invalid("heatmap \(heatmap.key) of result \(result.id): its key is not the SHA-256 of what it is drawn from")
+            }
         }
         return images
     }
+
+    /// The keys of the heatmaps drawn when first looked at (`ImageRef.drawing`), once each: kept by
+    /// `keepDrawn`, they go with the last record that names them.
+    package var drawnHeatmapKeys: [String] { results.drawnHeatmapKeys }
 }
 
 extension NewAnalysis {
@@ -45,6 +61,14 @@ extension NewAnalysis {
             id: id, createdAt: Date(millisecondsSince1970: ms), organizationId: organizationId, createdBy: createdBy,
             patient: patient, imageWidth: imageWidth, imageHeight: imageHeight, scan: scan, results: results,
             timingsMs: timingsMs, report: nil, source: source, inputCheck: inputCheck)
+    }
+}
+
+extension [StoredResult] {
+    /// The keys of the heatmaps among these results that are drawn when first looked at, once each.
+    package var drawnHeatmapKeys: [String] {
+        var seen = Set<String>()
+        return compactMap { $0.heatmap.drawing == nil ? nil : $0.heatmap.key }.filter { seen.insert($0).inserted }
     }
 }
 

@@ -3,7 +3,7 @@ import GRDB
 // The analyses database's tables, as migrations. GRDB runs each named migration once per database, so a
 // shipped one is never edited: a change is a new migration after the last.
 extension SQLiteAnalysisStore {
-    /// Creates or upgrades the analyses database (`v1`, `v2 source`, `v3 input check`).
+    /// Creates or upgrades the analyses database (`v1`, `v2 source`, `v3 input check`, `v4 drawn heatmaps`).
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -44,6 +44,18 @@ extension SQLiteAnalysisStore {
         // InputCheck.notRecorded).
         migrator.registerMigration("v3 input check") { db in
             try db.execute(sql: "ALTER TABLE analyses ADD COLUMN input_check TEXT")
+        }
+        // Which record names which heatmap drawn when first looked at (`ImageRef.drawing`): a drawn file
+        // under blobs/drawn/ goes with the last of them. Not images (image_refs): no backup holds them.
+        migrator.registerMigration("v4 drawn heatmaps") { db in
+            try db.execute(sql: """
+                CREATE TABLE drawn_refs (
+                    analysis_id TEXT NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+                    key TEXT NOT NULL,
+                    PRIMARY KEY (analysis_id, key)
+                ) WITHOUT ROWID;
+                CREATE INDEX drawn_refs_key ON drawn_refs (key);
+                """)
         }
         return migrator
     }

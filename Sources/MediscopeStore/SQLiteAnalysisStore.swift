@@ -6,7 +6,9 @@ import MediscopeSQLite
 
 /// The embedded store: one SQLite file (WAL, synchronous=FULL) plus a content-addressed image folder.
 ///
-/// Layout under `directory`: `mediscope.sqlite` (+ `-wal`, `-shm`) and `blobs/ab/cd/<sha256>.<ext>`.
+/// Layout under `directory`: `mediscope.sqlite` (+ `-wal`, `-shm`), `blobs/ab/cd/<sha256>.<ext>` and the
+/// heatmaps drawn when first looked at, `blobs/drawn/ab/cd/<key>.<ext>` (a cache of what their records'
+/// drawings give: no backup holds them, and they go with the last record that names them).
 ///
 /// One instance per process, opened after fork: several worker processes share the files, and SQLite's
 /// write lock (taken with BEGIN IMMEDIATE) is the cross-process lock. Image files are only ever
@@ -25,6 +27,8 @@ package final class SQLiteAnalysisStore: AnalysisStore {
 
     package static let databaseFileName = "mediscope.sqlite"
     package static let blobFolderName = "blobs"
+    /// The folder of drawn heatmaps under `blobFolderName` (not a hex pair: never taken for images).
+    package static let drawnFolderName = "drawn"
     /// The extensions image files under `blobFolderName` may have (`<sha256>.<ext>`).
     package static var imageFileExtensions: [String] { BlobFolder.extensions }
     /// Orphan images younger than this survive the collection run at open (they may belong to a create in flight).
@@ -33,6 +37,8 @@ package final class SQLiteAnalysisStore: AnalysisStore {
     package let directory: URL
     package let databasePath: String
     let blobs: BlobFolder
+    /// Heatmaps drawn when first looked at, by their drawing's key.
+    let drawn: BlobFolder
     let database: SQLiteStoreFile<StoreError>
     private let hooks: Hooks
 
@@ -50,6 +56,8 @@ package final class SQLiteAnalysisStore: AnalysisStore {
         databasePath = database.path
         blobs = BlobFolder(root: self.directory.path + "/" + Self.blobFolderName)
         try blobs.createRoot()
+        drawn = BlobFolder(root: blobs.root + "/" + Self.drawnFolderName)
+        try drawn.createRoot()
         // Leftovers of crashed creates (images written, record never committed) and stale temp files.
         _ = try? collectGarbage(olderThan: Self.defaultGarbageAge)
     }
@@ -100,6 +108,9 @@ package final class SQLiteAnalysisStore: AnalysisStore {
                 try db.execute(sql: "INSERT OR IGNORE INTO image_refs (analysis_id, key) VALUES (?, ?)",
                                arguments: [id, blob.ref.key])
             }
+            for key in analysis.drawnHeatmapKeys {
+                try db.execute(sql: "INSERT OR IGNORE INTO drawn_refs (analysis_id, key) VALUES (?, ?)", arguments: [id, key])
+            }
             if let hook = hooks.beforeCommit { try hook() }
         }
         return record
@@ -140,18 +151,21 @@ package final class SQLiteAnalysisStore: AnalysisStore {
 
     package func delete(id: String, organizationId: String) throws(StoreError) -> Bool {
         // 1. Record and its references, atomically.
-        let keys: [String]? = try database.writeImmediate("delete analysis") { db in
+        let keys: (images: [String], drawn: [String])? = try database.writeImmediate("delete analysis") { db in
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM analyses WHERE id = ? AND organization_id = ?)",
                                     arguments: [id, organizationId]) == true else { return nil }
             let keys = try String.fetchAll(db, sql: "SELECT key FROM image_refs WHERE analysis_id = ?", arguments: [id])
+            let drawn = try String.fetchAll(db, sql: "SELECT key FROM drawn_refs WHERE analysis_id = ?", arguments: [id])
             try db.execute(sql: "DELETE FROM image_refs WHERE analysis_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM drawn_refs WHERE analysis_id = ?", arguments: [id])
             try db.execute(sql: "DELETE FROM analyses WHERE id = ? AND organization_id = ?", arguments: [id, organizationId])
-            return keys
+            return (keys, drawn)
         }
         guard let keys else { return false }
         // 2. Images no record uses any more, under the write lock so no create can adopt one meanwhile.
         //    A failure here only leaves orphans, which garbage collection removes later.
-        if !keys.isEmpty { _ = try? removeUnreferenced(keys: keys, olderThan: nil) }
+        if !keys.images.isEmpty { _ = try? removeUnreferenced(keys: keys.images, olderThan: nil) }
+        if !keys.drawn.isEmpty { _ = try? removeUnreferenced(keys: keys.drawn, olderThan: nil, in: .drawn) }
         return true
     }
 
@@ -163,12 +177,23 @@ package final class SQLiteAnalysisStore: AnalysisStore {
 
     package func imagePath(key: String) -> String? {
         guard BlobFolder.isValidKey(key) else { return nil }
-        return blobs.existingPath(forKey: key)
+        return blobs.existingPath(forKey: key) ?? drawn.existingPath(forKey: key)
     }
 
     package func imageBytes(key: String) throws(StoreError) -> [UInt8]? {
         guard BlobFolder.isValidKey(key) else { return nil }
-        return try blobs.read(key: key)
+        if let bytes = try blobs.read(key: key) { return bytes }
+        return try drawn.read(key: key)
+    }
+
+    /// Under `blobs/drawn/`, where nginx sends it from like any image (temp file + rename: two first
+    /// looks at once both write whole files, and the second finds the first's). A record deleted while
+    /// its heatmap was drawn leaves an orphan that garbage collection removes.
+    package func keepDrawn(_ ref: ImageRef, bytes: [UInt8]) throws(StoreError) {
+        guard ref.drawing != nil, let ext = BlobFolder.fileExtension(contentType: ref.contentType), !bytes.isEmpty else {
+            throw StoreError(.invalidRecord, "only a drawn heatmap's bytes are kept this way")
+        }
+        try drawn.write(key: ref.key, ext: ext, bytes: bytes)
     }
 
     package func checkReady() throws(StoreError) {
@@ -243,9 +268,21 @@ package final class SQLiteAnalysisStore: AnalysisStore {
     @discardableResult
     package func collectGarbage(olderThan age: TimeInterval) throws(StoreError) -> Int {
         let cutoff = Date().addingTimeInterval(-age)
+        return try collectGarbage(in: .images, before: cutoff) + collectGarbage(in: .drawn, before: cutoff)
+    }
+
+    /// The image files of one folder, and the table that says which records use them.
+    enum ImageFolder {
+        case images, drawn
+        var table: String { self == .images ? "image_refs" : "drawn_refs" }
+    }
+
+    /// `collectGarbage` in one folder: files older than `cutoff` that no record uses.
+    private func collectGarbage(in folder: ImageFolder, before cutoff: Date) throws(StoreError) -> Int {
+        let files = folder == .images ? blobs : drawn
         var removed = 0
         var candidates: [String] = []
-        for entry in try blobs.allFiles() where entry.modified < cutoff {
+        for entry in try files.allFiles() where entry.modified < cutoff {
             if entry.name.hasPrefix(BlobFolder.tempPrefix) {
                 if unlink(entry.path) == 0 { removed += 1 }
             } else if let key = BlobFolder.key(fromFileName: entry.name) {
@@ -258,7 +295,7 @@ package final class SQLiteAnalysisStore: AnalysisStore {
         var start = 0
         while start < candidates.count {
             let batch = Array(candidates[start..<min(start + 200, candidates.count)])
-            removed += try removeUnreferenced(keys: batch, olderThan: cutoff)
+            removed += try removeUnreferenced(keys: batch, olderThan: cutoff, in: folder)
             start += 200
         }
         return removed
@@ -266,12 +303,12 @@ package final class SQLiteAnalysisStore: AnalysisStore {
 
     /// Under the write lock: unlinks the files of every key no record references (and, with a cutoff, whose
     /// file is older than it). Returns the number of files removed.
-    private func removeUnreferenced(keys: [String], olderThan cutoff: Date?) throws(StoreError) -> Int {
-        let blobs = self.blobs
+    private func removeUnreferenced(keys: [String], olderThan cutoff: Date?, in folder: ImageFolder = .images) throws(StoreError) -> Int {
+        let blobs = folder == .images ? self.blobs : drawn
         return try database.writeImmediate("collect unreferenced images") { db in
             var removed = 0
             for key in keys {
-                let used = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM image_refs WHERE key = ?)",
+                let used = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM \(folder.table) WHERE key = ?)",
                                              arguments: [key]) ?? true
                 if used { continue }
                 for ext in BlobFolder.extensions {

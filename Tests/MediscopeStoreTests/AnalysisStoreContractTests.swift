@@ -76,6 +76,7 @@ final class DeliveringStore: AnalysisStore, @unchecked Sendable {
     func owner(id: String) throws(StoreError) -> String? { try store.owner(id: id) }
     func imagePath(key: String) -> String? { store.imagePath(key: key) }
     func imageBytes(key: String) throws(StoreError) -> [UInt8]? { try store.imageBytes(key: key) }
+    func keepDrawn(_ ref: ImageRef, bytes: [UInt8]) throws(StoreError) { try store.keepDrawn(ref, bytes: bytes) }
     func checkReady() throws(StoreError) { try store.checkReady() }
 }
 

@@ -34,7 +34,7 @@ extension SQLiteAnalysisStoreTests {
         var traversal = makeAnalysis(imageSize: 64)
         traversal.images[1].ref.key = "../../../../tmp/evil"
         var wrongCount = makeAnalysis(imageSize: 64)
-        wrongCount.images[2].ref.byteCount += 1
+        wrongCount.images[2].ref.byteCount = wrongCount.images[2].bytes.count + 1
         var badType = makeAnalysis(imageSize: 64)
         badType.images[0] = ImageBlob.make(bytes: badType.images[0].bytes, contentType: "text/html", width: 1, height: 1)
         var missingHeatmap = makeAnalysis(imageSize: 64)
