@@ -98,23 +98,30 @@ enum AnalysisAPI {
 
     /// nginx sends the file (X-Accel-Redirect) once we have checked the caller may see it (its internal
     /// location sets the same Cache-Control and answers If-None-Match with 304 itself); a store without
-    /// local files (Firestore) hands us the bytes, sent with the same headers and the key as ETag.
+    /// local files (Firestore) hands us the bytes, sent with the same headers and the key as ETag. A
+    /// heatmap drawn when first looked at is drawn here the first time (`AnalysisStore.bytes(of:)`), then
+    /// served like any image; its key names what it is drawn from, so the ETag holds for it too.
     static func image(_ s: Services, _ req: HTTPRequest, _ ref: ImageRef) throws(Problem) -> HTTPResponse {
         let store = try s.store()
-        guard let path = store.imagePath(key: ref.key) else {
-            let etag = "\"\(ref.key)\""
-            let headers = [("Cache-Control", imageCacheControl), ("ETag", etag), ("X-Content-Type-Options", "nosniff")]
-            if let tags = req.header("if-none-match"), matches(tags, etag) {
-                return HTTPResponse(status: 304, headers: headers)   // the bytes under a key never change
-            }
-            let bytes: [UInt8]?
-            do { bytes = try store.imageBytes(key: ref.key) } catch { throw s.problem(error) }
-            guard let bytes else { throw Problem.notFound("the image is missing") }
-            return HTTPResponse(status: 200, headers: [("Content-Type", ref.contentType)] + headers, body: bytes)
+        if let path = store.imagePath(key: ref.key) { return try redirect(s, to: path) }
+        let etag = "\"\(ref.key)\""
+        let headers = [("Cache-Control", imageCacheControl), ("ETag", etag), ("X-Content-Type-Options", "nosniff")]
+        if let tags = req.header("if-none-match"), matches(tags, etag) {
+            return HTTPResponse(status: 304, headers: headers)   // the bytes under a key never change
         }
+        let bytes: [UInt8]?
+        do { bytes = try store.bytes(of: ref) } catch { throw s.problem(error) }
+        guard let bytes else { throw Problem.notFound("the image is missing") }
+        // Drawn just now and kept on local disk: nginx sends it, with the headers of every image.
+        if ref.drawing != nil, let path = store.imagePath(key: ref.key) { return try redirect(s, to: path) }
+        return HTTPResponse(status: 200, headers: [("Content-Type", ref.contentType)] + headers, body: bytes)
+    }
+
+    /// X-Accel-Redirect to an image file of the store; nginx picks Content-Type from the extension and
+    /// adds the cache headers of the internal location.
+    private static func redirect(_ s: Services, to path: String) throws(Problem) -> HTTPResponse {
         let root = URL(fileURLWithPath: s.config.storeDirectory).appendingPathComponent("blobs").path + "/"
         guard path.hasPrefix(root) else { throw Problem(status: 500, detail: "image outside the store") }
-        // nginx picks Content-Type from the extension and adds the cache headers of the internal location.
         return HTTPResponse(status: 200, headers: [("X-Accel-Redirect", AppConfig.internalBlobPrefix + path.dropFirst(root.count))])
     }
 

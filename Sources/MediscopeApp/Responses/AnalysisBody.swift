@@ -9,7 +9,17 @@ struct AnalysisBody: Encodable {
         var url: String
         var width: Int
         var height: Int
-        var bytes: Int
+        /// null for a heatmap drawn when first looked at: its size is not known when the analysis is stored.
+        var bytes: Int?
+
+        /// `bytes` is always there, null when unknown (the same shape for every image).
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(url, forKey: .url)
+            try c.encode(width, forKey: .width)
+            try c.encode(height, forKey: .height)
+            try c.encode(bytes, forKey: .bytes)
+        }
     }
     /// A stored result with its heatmap as a URL.
     typealias Result = AnalysisResult<Image>

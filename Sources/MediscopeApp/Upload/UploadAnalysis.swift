@@ -17,22 +17,23 @@ struct UploadAnalysis {
     /// middle one.
     func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, by user: User) throws -> UploadOutcome {
         // The form's modality and body part are checked against each model's scope, like a DICOM file's own.
+        // Overlays are drawn when first looked at (an io worker, `AnalysisStore.bytes(of:)`), not here.
         let analysis = try pipeline.analyze(imageBytes: image, frame: frame,
-                                            declared: InputDeclaration(modality: patient.modality, bodyPart: patient.bodyPart))
-        guard let scan = analysis.scan else { throw AnalysisError.badImage(ImagingError(kind: .encodeFailed, message: "no display image was rendered")) }
+                                            declared: InputDeclaration(modality: patient.modality, bodyPart: patient.bodyPart),
+                                            overlays: .later)
+        guard let scan = analysis.scan, let lossless = analysis.losslessScan, let style = analysis.overlayStyle else {
+            throw AnalysisError.badImage(ImagingError(kind: .encodeFailed, message: "no display image was rendered"))
+        }
 
         // Each image is hashed once, here; the store trusts a blob made by ImageBlob.make.
         func blob(_ image: EncodedImage) -> ImageBlob {
             ImageBlob.make(bytes: image.bytes, format: image.format, width: image.width, height: image.height)
         }
-        let scanBlob = blob(scan)
-        var images = [scanBlob]
-        var results: [StoredResult] = []
-        for outcome in analysis.results {
-            guard let overlay = analysis.overlays[outcome.id] else { continue }
-            let heatmap = blob(overlay)
-            images.append(heatmap)
-            results.append(StoredResult(outcome, heatmap: heatmap.ref))
+        let scanBlob = blob(scan), losslessBlob = blob(lossless)
+        let images = [scanBlob, losslessBlob]
+        let results = analysis.results.map { outcome in
+            let drawing = HeatmapDrawing(scan: losslessBlob.ref.key, gradCAM: outcome.gradCAM, style: style)
+            return StoredResult(outcome, heatmap: .drawn(drawing, format: style.format, width: lossless.width, height: lossless.height))
         }
         let new = NewAnalysis(
             organizationId: user.organizationId, createdBy: user.id, patient: patient,
