@@ -81,6 +81,9 @@ import Testing
         #expect((source["study"] as? [String: Any])?["seriesDescription"] as? String == "T1 axial")
         let scanURL = try #require((json["scan"] as? [String: Any])?["url"] as? String)
         #expect(try await stack.request("GET", scanURL).status == 200)
+        // Its overlays are WebP, drawn when first looked at with the bytes of an analysis drawing them at once.
+        try await DrawnHeatmapStackTests.expectHeatmapsAreTheEagerOnes(
+            stack, json, try DrawnHeatmapStackTests.eagerOverlays(Data(Self.file()), frame: 0))
     }
 
     /// Found by review: the fields route answered 200 for files the upload then refused, and passed on
