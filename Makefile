@@ -69,8 +69,10 @@ $(INPUT_CHECK_IMAGES): models/input_check_sets.py models/fetch_scans.py | venv
 	$(PYTHON) models/fetch_scans.py
 	$(PYTHON) models/input_check_sets.py --save models/cache/input-check
 
+# The binary and the libtorch shim it opens where models run (libMediscopeTorch.so, beside it).
 build: deps
 	$(SWIFT) build -c release --product mediscope
+	$(SWIFT) build -c release --product MediscopeTorch
 
 run: build model
 	bash deploy/run-local.sh

@@ -16,6 +16,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mediscope", targets: ["mediscope"]),
+        // The libtorch shim as a shared object of its own, opened with dlopen only where models run
+        // (CTorchLoader), so the master, io workers and background processes never map libtorch.
+        .library(name: "MediscopeTorch", type: .dynamic, targets: ["CTorch"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,9 +30,11 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
-        // C++ shim over libtorch; include/ctorch.h is its whole (plain C) API.
+        // C++ shim over libtorch, built only into libMediscopeTorch.so; CTorchLoader's ctorch.h is its
+        // whole (plain C) API.
         .target(
             name: "CTorch",
+            dependencies: ["CTorchLoader"],
             cxxSettings: [
                 .unsafeFlags(["-isystem", torchAPIHeaders, "-std=c++17", "-fexceptions"]),
                 .define("NDEBUG"),
@@ -63,7 +68,9 @@ let package = Package(
             ]
         ),
         .target(name: "MediscopeImaging", dependencies: ["CImageCodecs", "CDicom"]),
-        .target(name: "MediscopeInference", dependencies: ["CTorch", "MediscopeImaging", "MediscopeEncoding"]),
+        // dlopen of libMediscopeTorch.so and the table of its entry points; links no libtorch.
+        .target(name: "CTorchLoader"),
+        .target(name: "MediscopeInference", dependencies: ["CTorchLoader", "MediscopeImaging", "MediscopeEncoding"]),
         // Hex, base64url, SHA-256 (swift-crypto) and millisecond dates: one of each for every module,
         // with no database in it, so a non-SQLite backend and the token verifier can use them too.
         .target(

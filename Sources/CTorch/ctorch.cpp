@@ -129,9 +129,7 @@ at::QEngine engine_named(const std::string &name) {
     throw std::runtime_error("this libtorch has no `" + name + "` quantised engine (it has: " + supported + ")");
 }
 
-}  // namespace
-
-extern "C" {
+// The entry points: internal, reached only through ctorch_api_get.
 
 int32_t ctorch_set_num_threads(int32_t threads) {
     if (threads > 0) at::set_num_threads(threads);
@@ -179,6 +177,8 @@ ctorch_model *ctorch_model_load(const char *path, const char *quantized_engine, 
 }
 
 void ctorch_model_free(ctorch_model *model) { delete model; }
+
+void ctorch_result_free(ctorch_result *result);
 
 int32_t ctorch_model_run(ctorch_model *model,
                          const float *input, const int64_t *shape, int32_t rank,
@@ -286,4 +286,18 @@ int32_t ctorch_model_bench_forward(ctorch_model *model,
     });
 }
 
-}  // extern "C"
+}  // namespace
+
+extern "C" const ctorch_api *ctorch_api_get(void) {
+    static const ctorch_api api = {
+        CTORCH_API_VERSION,
+        ctorch_set_num_threads,
+        ctorch_get_num_threads,
+        ctorch_model_load,
+        ctorch_model_free,
+        ctorch_model_run,
+        ctorch_result_free,
+        ctorch_model_bench_forward,
+    };
+    return &api;
+}

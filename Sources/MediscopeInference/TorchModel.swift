@@ -1,4 +1,4 @@
-import CTorch
+import CTorchLoader
 import Foundation
 import MediscopeImaging
 
@@ -25,17 +25,25 @@ package struct ModelOutput: Sendable {
     package var gradCAMMilliseconds: Double
 }
 
-/// Intra-op thread count of libtorch for this process.
+/// Intra-op thread count of libtorch for this process. Setting it never opens libtorch by itself: the
+/// count is applied when the first model loads.
 package enum TorchThreads {
+    /// Sets the count (now, or when libtorch opens) and returns the count in force or to be.
     @discardableResult
-    package static func set(_ threads: Int) -> Int { Int(ctorch_set_num_threads(Int32(clamping: threads))) }
-    package static var current: Int { Int(ctorch_get_num_threads()) }
+    package static func set(_ threads: Int) -> Int { TorchLibrary.setThreads(threads) }
+    /// The count in force; opens libtorch when nothing was set yet, to ask it.
+    package static var current: Int {
+        if let threads = TorchLibrary.threads { return threads }
+        guard let library = try? TorchLibrary.shared() else { return 1 }
+        return Int(library.api.pointee.get_num_threads())
+    }
 }
 
 /// Safe owner of one loaded TorchScript model. Runs are serialised: one model, one run at a time.
 package final class TorchModel: @unchecked Sendable {
     // Only touched while `lock` is held (or in deinit, when nothing else can hold a reference).
     private let pointer: OpaquePointer
+    private let api: UnsafePointer<ctorch_api>
     private let lock = NSLock()
     package let path: String
 
@@ -45,16 +53,18 @@ package final class TorchModel: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ModelError(.missing, "model file \(path) does not exist (run `make model`)")
         }
+        let api = try TorchLibrary.shared().api
         var err = ctorch_error()
-        guard let model = ctorch_model_load(path, quantizedEngine, &err) else {
-            throw ModelError(.corrupt, "cannot load model \(path): \(Self.message(err))")
+        guard let model = api.pointee.model_load(path, quantizedEngine, &err) else {
+            throw ModelError(.corrupt, "cannot load model \(path): \(TorchLibrary.message(err))")
         }
         self.pointer = model
+        self.api = api
         self.path = path
     }
 
     deinit {
-        ctorch_model_free(pointer)
+        api.pointee.model_free(pointer)
     }
 
     /// Runs features -> head on `input` (laid out as `shape` says) and Grad-CAM for each target.
@@ -69,14 +79,14 @@ package final class TorchModel: @unchecked Sendable {
             withCTargets(targets) { cTargets in
                 input.withUnsafeBufferPointer { x in
                     shape.withUnsafeBufferPointer { s in
-                        ctorch_model_run(model, x.baseAddress, s.baseAddress, Int32(s.count),
+                        api.pointee.model_run(model, x.baseAddress, s.baseAddress, Int32(s.count),
                                          cTargets.baseAddress, Int32(cTargets.count), &result, &err)
                     }
                 }
             }
         }
-        defer { ctorch_result_free(&result) }
-        guard status == 0 else { throw ModelError(.runtime, "model \(path) failed: \(Self.message(err))") }
+        defer { api.pointee.result_free(&result) }
+        guard status == 0 else { throw ModelError(.runtime, "model \(path) failed: \(TorchLibrary.message(err))") }
 
         let logits = Array(UnsafeBufferPointer(start: result.logits, count: Int(result.logit_count)))
         let h = Int(result.cam_height), w = Int(result.cam_width)
@@ -98,19 +108,13 @@ package final class TorchModel: @unchecked Sendable {
         let status: Int32 = lock.withLock {
             input.withUnsafeBufferPointer { x in
                 shape.withUnsafeBufferPointer { s in
-                    ctorch_model_bench_forward(model, x.baseAddress, s.baseAddress, Int32(s.count),
-                                               Int32(clamping: iterations), &median, &err)
+                    api.pointee.model_bench_forward(model, x.baseAddress, s.baseAddress, Int32(s.count),
+                                                    Int32(clamping: iterations), &median, &err)
                 }
             }
         }
-        guard status == 0 else { throw ModelError(.runtime, "model \(path) failed: \(Self.message(err))") }
+        guard status == 0 else { throw ModelError(.runtime, "model \(path) failed: \(TorchLibrary.message(err))") }
         return median
-    }
-
-    private static func message(_ err: ctorch_error) -> String {
-        withUnsafeBytes(of: err.message) { raw in
-            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
     }
 }
 
