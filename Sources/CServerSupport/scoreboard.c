@@ -125,6 +125,10 @@ int ms_pool_add(ms_scoreboard *board, int pool, enum ms_pool_field field, int64_
     return apply(pool_field(board, pool, field), OP_ADD, delta, NULL);
 }
 
+int ms_pool_store(ms_scoreboard *board, int pool, enum ms_pool_field field, int64_t value) {
+    return apply(pool_field(board, pool, field), OP_STORE, value, NULL);
+}
+
 int ms_pool_raise(ms_scoreboard *board, int pool, enum ms_pool_field field, int64_t value) {
     return apply(pool_field(board, pool, field), OP_RAISE, value, NULL);
 }

@@ -103,3 +103,5 @@ const char *ms_signal_name(int sig) {
 }
 
 int ms_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
+
+int ms_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }

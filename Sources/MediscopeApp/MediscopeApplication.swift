@@ -28,6 +28,20 @@ package struct MediscopeApplication: WorkerApplication {
 
     package func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler {
         let services = Services(config: config, runtime: PooledWorker(server: server, pool: pool, slot: slot), histograms: histograms)
+        if PreloadedPipeline.shared != nil {
+            // Forked with the models loaded: the status page and /api/models show them from the start.
+            _ = try? services.pipeline()
+            services.publishLoadedModels()
+        }
         return APIHandler(router: API.router(services), services: services)
     }
+
+    /// The inference pool's fork server loads every model before it forks a worker.
+    package func preload(pool: PoolRuntime, server: ServerContext) {
+        guard pool.config.name == Self.inferencePool else { return }
+        PreloadedPipeline.load(config, pipelineOptions: Services.pipelineOptions(config), log: server.log)
+    }
+
+    /// The pool whose workers run models.
+    static let inferencePool = "inference"
 }

@@ -77,15 +77,22 @@ final class Services: @unchecked Sendable {
         try ModelManifest.load(from: URL(fileURLWithPath: config.manifestPath))
     }
 
-    /// The analysis pipeline; its models load on the first analysis, never before.
+    /// The analysis pipeline: the fork server's, models loaded, in a worker forked from one; otherwise
+    /// a new one whose models load on the first analysis, never before.
     func pipeline() throws(Problem) -> AnalysisPipeline {
         try opened(&openedPipeline) {
-            var options = PipelineOptions()
-            options.limits = ImageLimits(maxPixels: config.maxImagePixels)
-            options.overlayFormat = .webp
             TorchThreads.set(config.torchThreads)
-            return AnalysisPipeline(manifest: try manifest(), options: options)
+            if let preloaded = PreloadedPipeline.shared { return preloaded }
+            return AnalysisPipeline(manifest: try manifest(), options: Self.pipelineOptions(config))
         }
+    }
+
+    /// How this deployment's pipelines decode and render.
+    static func pipelineOptions(_ config: AppConfig) -> PipelineOptions {
+        var options = PipelineOptions()
+        options.limits = ImageLimits(maxPixels: config.maxImagePixels)
+        options.overlayFormat = .webp
+        return options
     }
 
     /// The report templates, read on the first report this worker renders; a broken folder is retried next time.

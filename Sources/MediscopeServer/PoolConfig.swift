@@ -47,6 +47,10 @@ package struct PoolConfig: Sendable, Equatable {
     package var allowedClients: [String] = []
     /// Connections one worker keeps open for the web server (FCGI_KEEP_CONN) at most; beyond, it closes them.
     package var maxKeptConnections = 16
+    /// Fork the workers from a fork server that ran `WorkerApplication.preload` first (gunicorn's
+    /// `preload_app`, with the master kept out of it): what it loaded (the models) is shared
+    /// copy-on-write by every worker and ready when one starts. The master stays free of it.
+    package var preload = false
 
     package init(name: String, listen: ListenAddress, workers: Int, backlog: Int, maxRequests: Int, memoryLimitMB: Int,
                 requestTimeoutSeconds: Double, slowRequestSeconds: Double) {

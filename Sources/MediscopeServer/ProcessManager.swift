@@ -17,7 +17,7 @@ package final class ProcessManager {
     /// workers, except a pool's listen address and backlog (a restart binds those).
     package var reloadConfig: (() throws -> ProcessManagerConfig)?
 
-    private struct Child {
+    struct Child {
         let pool: Int
         let slot: Int
         let generation: Int
@@ -28,17 +28,21 @@ package final class ProcessManager {
         /// Killed by the master: its request ran past the time limit, or it outlived its stop deadline.
         var killed: Kill?
     }
-    private enum Kill { case timeLimit, stopDeadline }
-    private var children: [pid_t: Child] = [:]
+    enum Kill { case timeLimit, stopDeadline }
+    var children: [pid_t: Child] = [:]
+    /// Per preloading pool, its fork server (ProcessManager+ForkServers.swift); and those told to
+    /// finish at a reload, by pid, until they are reaped.
+    var forkServers: [Int: ForkServerLink] = [:]
+    var retiredForkServers: [pid_t: ForkServerLink] = [:]
     /// Background processes (no pool, no slot): pid -> name, and when each name may start again.
-    private var background: [pid_t: (name: String, started: Double)] = [:]
-    private var backgroundRespawnAfter: [String: Double] = [:]
-    private var backgroundBackoff: [String: Double] = [:]
-    private var generation = 1
+    var background: [pid_t: (name: String, started: Double)] = [:]
+    var backgroundRespawnAfter: [String: Double] = [:]
+    var backgroundBackoff: [String: Double] = [:]
+    private(set) var generation = 1
     private var desiredWorkers: [Int] = []
     private var crashLoop: CrashLoopRule
     private var respawnAfter: [Int: Double] = [:]     // pool -> monotonic time
-    private var stopping = false
+    private(set) var stopping = false
     private var stopDeadline = 0.0
 
     /// A master for `config`'s pools; maps the scoreboard (throws when it cannot) but binds nothing yet.
@@ -94,6 +98,12 @@ package final class ProcessManager {
             log.error("signals_failed")
             return 1
         }
+        // Workers forked by a fork server become the master's children when their intermediate exits.
+        if pools.contains(where: { $0.config.preload }) && ms_set_child_subreaper() != 0 {
+            log.error("subreaper_failed")
+            return 1
+        }
+        startForkServers()
         for pool in pools {
             for _ in 0..<desiredWorkers[pool.index] { spawn(pool) }
         }
@@ -111,13 +121,13 @@ package final class ProcessManager {
             if ms_signal_take(SIGHUP) != 0 || ms_signal_take(SIGUSR2) != 0 { reload() }
             if ms_signal_take(SIGUSR1) != 0 {
                 log.reopen()
-                for pid in Array(children.keys) + Array(background.keys) { kill(pid, SIGUSR1) }
+                for pid in Array(children.keys) + Array(background.keys) + forkServerPIDs { kill(pid, SIGUSR1) }
                 log.info("logs_reopened")
             }
             if stopping {
-                if children.isEmpty && background.isEmpty { break }
+                if children.isEmpty && background.isEmpty && forkServerPIDs.isEmpty { break }
                 if now() > stopDeadline {
-                    for pid in Array(children.keys) + Array(background.keys) { kill(pid, SIGKILL) }
+                    for pid in Array(children.keys) + Array(background.keys) + forkServerPIDs { kill(pid, SIGKILL) }
                 }
                 continue
             }
@@ -127,6 +137,7 @@ package final class ProcessManager {
                 kill(pid, SIGKILL)
                 children[pid]?.killed = .stopDeadline
             }
+            respawnMissingForkServers()
             respawnMissing()
             respawnMissingBackground()
             sampleListenQueues()
@@ -143,6 +154,10 @@ package final class ProcessManager {
     // MARK: - workers
 
     private func spawn(_ pool: PoolRuntime) {
+        if let link = forkServers[pool.index], !link.disabled {
+            askFork(pool, link)
+            return
+        }
         guard let slot = scoreboard.claimSlot(pool: pool.index, generation: generation) else {
             log.error("no_free_slot", ["pool": .token(.init(pool.config.name))])
             return
@@ -162,6 +177,7 @@ package final class ProcessManager {
     }
 
     private func reap() {
+        adoptForkedWorkers()
         while true {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
@@ -170,6 +186,10 @@ package final class ProcessManager {
                 backgroundEnded(ended.name, started: ended.started, status: status)
                 continue
             }
+            if forkServerEnded(pid, status: status) { continue }
+            // A fork server's reply is sent before its worker can be reaped here: read it, then look again.
+            if children[pid] == nil { adoptForkedWorkers() }
+            // Otherwise an intermediate child of a fork server that died, or a worker never adopted.
             guard let child = children.removeValue(forKey: pid) else { continue }
             // Read before the slot is freed: was it busy, and with what.
             let busy = scoreboard.requestStartedNs(child.slot) != nil || child.killed == .timeLimit
@@ -237,52 +257,12 @@ package final class ProcessManager {
         log.warning("request_crashed", fields)
     }
 
-    // MARK: - background processes
-
-    private func spawnBackground(_ name: String) {
-        let context = self.context
-        let pid = fork()
-        if pid == 0 {
-            BackgroundProcess(name: name, context: context, app: app).run()
-        }
-        guard pid > 0 else {
-            log.error("fork_failed", ["process": .token(.init(name))])
-            backgroundRespawnAfter[name] = now() + 1
-            return
-        }
-        background[pid] = (name, now())
-    }
-
-    /// A background process that ended is started again, after a back-off when it crashed right away.
-    private func backgroundEnded(_ name: String, started: Double, status: Int32) {
-        guard !stopping else { return }
-        let ended = ms_exit_status_decode(status)
-        guard ended.signaled != 0 || (ended.exited != 0 && ended.code != 0) else {
-            backgroundBackoff[name] = 0
-            return
-        }
-        let delay = now() - started < 1 ? min(max((backgroundBackoff[name] ?? 0.05) * 2, 0.1), 5) : 0
-        backgroundBackoff[name] = delay
-        backgroundRespawnAfter[name] = now() + delay
-        let signal = ended.signaled != 0 ? Int(ended.signal) : 0
-        log.warning("background_died", ["process": .token(.init(name)), "signal_name": .token(.init(Self.signalName(signal))),
-                                        "exit_code": .int(ended.exited != 0 ? Int(ended.code) : 0),
-                                        "respawn_delay_s": .double(delay)])
-    }
-
-    private func respawnMissingBackground() {
-        let running = Set(background.values.map(\.name))
-        for name in app.backgroundProcesses where !running.contains(name) {
-            if let t = backgroundRespawnAfter[name], now() < t { continue }
-            spawnBackground(name)
-        }
-    }
-
     private func respawnMissing() {
         for pool in pools {
             if let t = respawnAfter[pool.index], now() < t { continue }
             respawnAfter[pool.index] = nil
             let live = children.values.filter { $0.pool == pool.index && !$0.stopping && $0.generation == generation }.count
+                + (forkServers[pool.index]?.pendingCount(generation: generation) ?? 0)
             for _ in live..<max(live, desiredWorkers[pool.index]) { spawn(pool) }
         }
     }
@@ -359,8 +339,10 @@ package final class ProcessManager {
         // The reload may bring a fixed model or configuration: every file and client gets a new chance.
         crashes.forgetAll()
         log.info("reload", ["generation": .int(generation)])
-        // Background processes finish their round and are started again with the new code.
+        // Background processes finish their round and are started again with the new code; fork servers
+        // are replaced now, so the new workers are forked from what is on disk today.
         for pid in background.keys { kill(pid, SIGQUIT) }
+        replaceForkServers()
         for pool in pools {
             for _ in 0..<desiredWorkers[pool.index] { spawn(pool) }
         }
@@ -385,10 +367,10 @@ package final class ProcessManager {
         stopping = true
         stopDeadline = now() + config.stopTimeoutSeconds
         log.info("stopping", ["workers": .int(children.count), "background": .int(background.count)])
-        for pid in Array(children.keys) + Array(background.keys) { kill(pid, SIGTERM) }
+        for pid in Array(children.keys) + Array(background.keys) + forkServerPIDs { kill(pid, SIGTERM) }
     }
 
-    private func now() -> Double { Double(ms_now_ns()) / 1e9 }
+    func now() -> Double { Double(ms_now_ns()) / 1e9 }
 
     /// "SIGSEGV" for 11; "none" for 0; "SIG<n>" for a number without a name.
     static func signalName(_ signal: Int) -> String {

@@ -54,6 +54,10 @@ package final class Scoreboard: @unchecked Sendable {
         check(ms_pool_add(board, Int32(clamping: pool), field, delta), "pool", pool)
     }
 
+    func store(pool: Int, _ field: ms_pool_field, _ value: Int64) {
+        check(ms_pool_store(board, Int32(clamping: pool), field, value), "pool", pool)
+    }
+
     /// Raises a maximum counter (max active workers, longest listen queue) to `value` if it is larger.
     func raise(pool: Int, _ field: ms_pool_field, to value: Int64) {
         check(ms_pool_raise(board, Int32(clamping: pool), field, value), "pool", pool)
@@ -171,7 +175,10 @@ package final class Scoreboard: @unchecked Sendable {
                 duringRequest: ["signal": counter(MS_POOL_CRASHES_REQUEST_SIGNAL), "time_limit": counter(MS_POOL_CRASHES_REQUEST_TIME_LIMIT),
                                 "exit": counter(MS_POOL_CRASHES_REQUEST_EXIT)],
                 withoutRequest: ["signal": counter(MS_POOL_CRASHES_IDLE_SIGNAL), "exit": counter(MS_POOL_CRASHES_IDLE_EXIT)]),
-            workers: workers.sorted { $0.pid < $1.pid })
+            workers: workers.sorted { $0.pid < $1.pid },
+            forkServer: counter(MS_POOL_FORK_SERVER_STARTS) == 0 ? nil : .init(
+                pid: counter(MS_POOL_FORK_SERVER_PID), ready: counter(MS_POOL_FORK_SERVER_READY) != 0,
+                preloadMs: counter(MS_POOL_FORK_SERVER_PRELOAD_MS), starts: counter(MS_POOL_FORK_SERVER_STARTS)))
     }
 
     static func name(_ state: ms_slot_state) -> String {
@@ -236,4 +243,17 @@ package struct PoolSnapshot: Codable, Sendable {
     package var crashes: Crashes
     /// The live workers, by pid.
     package var workers: [Worker]
+    /// The process a preloading pool's workers are forked from (`PoolConfig.preload`).
+    package struct ForkServer: Codable, Sendable {
+        /// Its process id; 0 while none runs (between a crash and its restart).
+        package var pid: Int
+        /// Whether it has preloaded (the models) and forks workers.
+        package var ready: Bool
+        /// How long its preload took, in milliseconds.
+        package var preloadMs: Int
+        /// How many times it was started (reloads and restarts after a crash add one each).
+        package var starts: Int
+    }
+    /// The pool's fork server; nil for a pool whose workers the master forks itself.
+    package var forkServer: ForkServer?
 }

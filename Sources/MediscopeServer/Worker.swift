@@ -15,6 +15,10 @@ package protocol WorkerApplication: Sendable {
     func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler
     /// Bodies above this are refused with 413 before they are read.
     var bodyLimitBytes: Int { get }
+    /// Called once in the fork server of a pool with `PoolConfig.preload`, before it forks any worker:
+    /// what it loads is shared copy-on-write by every worker of the pool. It must leave no thread
+    /// running (fork copies only the calling one). Nothing by default.
+    func preload(pool: PoolRuntime, server: ServerContext)
     /// Names of the background processes the master keeps alive beside the pools (none by default).
     var backgroundProcesses: [String] { get }
     /// Called once in each new background process, after fork; nil for a name the app does not know.
@@ -22,6 +26,7 @@ package protocol WorkerApplication: Sendable {
 }
 
 extension WorkerApplication {
+    package func preload(pool: PoolRuntime, server: ServerContext) {}
     package var backgroundProcesses: [String] { [] }
     package func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? { nil }
 }
@@ -57,17 +62,19 @@ struct WorkerProcess {
     let slot: Int
     let context: ServerContext
     let app: WorkerApplication
+    /// Forked by a fork server: serves only once the master has adopted it (see `awaitAdoption`).
+    var adopted = false
 
     func run() -> Never {
         // libfcgi installs its own SIGTERM/SIGUSR1/SIGPIPE handlers in FCGX_Init; ours go on top.
         FCGX_Init()
         ms_signals_install()
         ms_signals_default_fatal()  // a crash ends the worker at once, with no dump of its memory
+        let board = context.scoreboard
+        if adopted { awaitAdoption() } else { board.setPID(slot, getpid()) }
         ms_set_parent_death_signal(SIGTERM)
         if getppid() != context.masterPID { exit(0) }
 
-        let board = context.scoreboard
-        board.setPID(slot, getpid())
         let handler = app.makeHandler(pool: pool, slot: slot, server: context)
         var served = 0
         // Connections the web server asked to keep open (FCGI_KEEP_CONN), waiting for their next request.
@@ -124,6 +131,17 @@ struct WorkerProcess {
         for connection in kept { connection.close() }
         board.setState(slot, MS_SLOT_EXITING)
         exit(0)
+    }
+
+    /// A worker from a fork server waits until it is the master's child (its intermediate parent has
+    /// exited) and the master has written its pid into its slot: only then does the master know it, so
+    /// a worker the master never learnt of (its fork server died before the reply) exits unseen.
+    private func awaitAdoption() {
+        let deadline = ms_now_ns() + 10_000_000_000
+        while getppid() != context.masterPID || context.scoreboard.load(slot, MS_SLOT_PID) != Int64(getpid()) {
+            if ms_now_ns() > deadline { exit(0) }
+            usleep(1000)
+        }
     }
 
     /// The next waiting connection if its peer may connect; a refused peer is logged (its address only)

@@ -4,7 +4,8 @@ import Testing
 /// The process manager under faults, each test with its own stack.
 @Suite(.serialized) struct FaultTests {
     @Test func routesThatNeedNoModelNeverLoadOne() async throws {
-        let stack = try Stack()
+        // Without the fork server's preload, so that a model loaded is one a request loaded.
+        let stack = try Stack(settings: ["POOLS_INFERENCE_PRELOAD": "false"])
         defer { stack.stop() }
         for path in ["/api/health", "/api/ready", "/api/analyses", "/api/models", "/api/status"] {
             _ = try await stack.request("GET", path)
@@ -209,8 +210,12 @@ import Testing
     @Test func workersDieWithTheMaster() async throws {
         let stack = try Stack()
         defer { stack.stop() }
-        let pids = try stack.workers("io").map(\.pid) + stack.workers("inference").map(\.pid)
-        #expect(!pids.isEmpty)
+        // Inference workers get their pid once the fork server has forked them (after its preload).
+        var pids: [Int32] = []
+        #expect(try await eventually {
+            pids = try stack.workers("io").map(\.pid) + stack.workers("inference").map(\.pid)
+            return pids.count >= 2 && pids.allSatisfy { $0 > 0 }
+        })
         stack.signalServer(SIGKILL)
         #expect(await eventually { pids.allSatisfy { kill($0, 0) != 0 } })
     }

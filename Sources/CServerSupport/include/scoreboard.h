@@ -55,6 +55,13 @@ enum ms_pool_field {
     MS_POOL_CRASHES_REQUEST_EXIT,
     MS_POOL_CRASHES_IDLE_SIGNAL,
     MS_POOL_CRASHES_IDLE_EXIT,
+    /* A pool whose workers are forked from a fork server (PoolConfig.preload): its pid (0 while none
+     * runs), whether it has preloaded and serves forks (1) or not yet (0), how long the preload took,
+     * and how many times it was started. */
+    MS_POOL_FORK_SERVER_PID,
+    MS_POOL_FORK_SERVER_READY,
+    MS_POOL_FORK_SERVER_PRELOAD_MS,
+    MS_POOL_FORK_SERVER_STARTS,
     MS_POOL_FIELD_COUNT
 };
 
@@ -79,6 +86,7 @@ int ms_slot_add(ms_scoreboard *board, int slot, enum ms_slot_field field, int64_
 /* One counter of one pool: load, add, or raise to `value` when that is larger (a maximum). */
 int ms_pool_load(const ms_scoreboard *board, int pool, enum ms_pool_field field, int64_t *value);
 int ms_pool_add(ms_scoreboard *board, int pool, enum ms_pool_field field, int64_t delta);
+int ms_pool_store(ms_scoreboard *board, int pool, enum ms_pool_field field, int64_t value);
 int ms_pool_raise(ms_scoreboard *board, int pool, enum ms_pool_field field, int64_t value);
 
 /* CLOCK_MONOTONIC in nanoseconds: the clock every *_NS field is on. */

@@ -48,6 +48,10 @@ const char *ms_signal_name(int sig);
 /* Asks the kernel to send `sig` to this process when its parent dies. 0, or -1 with errno. */
 int ms_set_parent_death_signal(int sig);
 
+/* Makes this process the reaper of its orphaned descendants (PR_SET_CHILD_SUBREAPER): a worker
+ * forked by a fork server through an intermediate child becomes this process's child. 0, or -1. */
+int ms_set_child_subreaper(void);
+
 #ifdef __cplusplus
 }
 #endif

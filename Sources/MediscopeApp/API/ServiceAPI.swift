@@ -34,7 +34,7 @@ enum ServiceAPI {
         do { manifest = try s.manifest() } catch {
             throw Problem(status: 503, detail: "the model manifest is not valid: \(error.message)", retryAfter: 30)
         }
-        let inference = s.server.pools.first { $0.config.name == "inference" }
+        let inference = s.server.pools.first { $0.config.name == MediscopeApplication.inferencePool }
         let mask = inference.map { s.server.scoreboard.loadedModels(pool: $0.index) } ?? 0
         let body = manifest.models.enumerated().map { i, m in
             ModelBody(id: m.id, title: m.title ?? m.id, task: m.task.rawValue, labels: m.labels,

@@ -117,7 +117,8 @@ package struct AppConfig: Sendable {
         accountPolicy = policy
 
         let varDirectory = self.varDirectory
-        func pool(_ name: String, workers: Int, backlog: Int, memoryMB: Int, timeout: Double, slow: Double) throws -> PoolConfig {
+        func pool(_ name: String, workers: Int, backlog: Int, memoryMB: Int, timeout: Double, slow: Double,
+                  preload: Bool = false) throws -> PoolConfig {
             let scoped = reader.scoped(to: ["pools", name])
             let listenText = scoped.string(forKey: "listen", default: "unix:\(varDirectory)/run/\(name).sock")
             guard let listen = ListenAddress(listenText) else {
@@ -146,12 +147,15 @@ package struct AppConfig: Sendable {
                                   + "(FastCGI has no authentication), or be \"any\" to accept every peer")
             }
             config.allowedClients = clients
+            config.preload = scoped.bool(forKey: "preload", default: preload)
             guard (1...32).contains(config.workers) else { throw ServerError("pools.\(name).workers must be 1...32") }
             guard config.backlog >= 1 else { throw ServerError("pools.\(name).backlog must be at least 1") }
             return config
         }
         // Inference: one worker per core and a short queue, so overload turns into fast 503s, not waits.
-        let inference = try pool("inference", workers: cores, backlog: 4, memoryMB: 700, timeout: 60, slow: 2)
+        // Inference workers are forked from a fork server that loaded the models: the weights are shared
+        // by every worker, and a new or restarted worker answers at once.
+        let inference = try pool(MediscopeApplication.inferencePool, workers: cores, backlog: 4, memoryMB: 700, timeout: 60, slow: 2, preload: true)
         let io = try pool("io", workers: 2, backlog: 128, memoryMB: 200, timeout: 15, slow: 0.5)
         var pm = ProcessManagerConfig(pools: [inference, io])
         pm.stopTimeoutSeconds = reader.number(forKey: "stop.timeout.seconds", default: 20)
