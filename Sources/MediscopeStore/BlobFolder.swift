@@ -75,20 +75,23 @@ struct BlobFolder: Sendable {
     // MARK: - Durable write
 
     /// Writes `bytes` under the key unless a file of the same size already exists there.
-    /// Returns once the file and its folder entry are on stable storage.
-    func write(key: String, ext: String, bytes: [UInt8]) throws(StoreError) {
+    /// Returns once the file and its folder entry are on stable storage. `syncFolders` false (a cache,
+    /// drawn again when lost): the file's content is still on stable storage before it gets its name,
+    /// so a crash never leaves a partial file under it, but the folders are not synced: the entry may
+    /// be lost in a crash, saving a first look up to three folder syncs.
+    func write(key: String, ext: String, bytes: [UInt8], syncFolders: Bool = true) throws(StoreError) {
         guard Self.isValidKey(key) else { throw StoreError(.invalidRecord, "image key is not 64 lowercase hex chars") }
         let dir = folder(forKey: key)
         let chars = Array(key)
-        try ensureDirectory("\(root)/\(chars[0])\(chars[1])")
-        try ensureDirectory(dir)
+        try ensureDirectory("\(root)/\(chars[0])\(chars[1])", syncParent: syncFolders)
+        try ensureDirectory(dir, syncParent: syncFolders)
         let final = path(forKey: key, ext: ext)
 
         var st = stat()
         if stat(final, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, Int(st.st_size) == bytes.count {
             // Already there. Its content was fsync'd before its rename; fsync the folder in case the
             // writer died between rename and folder fsync, so the entry itself is durable too.
-            try fsyncDirectory(dir)
+            if syncFolders { try fsyncDirectory(dir) }
             return
         }
 
@@ -104,7 +107,7 @@ struct BlobFolder: Sendable {
         }
         guard rename(temp, final) == 0 else { throw posixError("rename image into place", final) }
         ok = true
-        try fsyncDirectory(dir)
+        if syncFolders { try fsyncDirectory(dir) }
     }
 
     /// Removes the files of a key (every extension). Missing files are fine.
@@ -203,7 +206,7 @@ struct BlobFolder: Sendable {
         do { return try POSIXFiles.listFolder(path) } catch { throw Self.storeError(error) }
     }
 
-    private func ensureDirectory(_ path: String) throws(StoreError) {
+    private func ensureDirectory(_ path: String, syncParent: Bool = true) throws(StoreError) {
         if let type = POSIXFiles.fileType(path, followingLinks: true) {
             guard type == S_IFDIR else { throw StoreError(.io, "\(path) exists and is not a folder") }
             return
@@ -213,7 +216,7 @@ struct BlobFolder: Sendable {
         if mkdir(path, 0o711) != 0 && errno != EEXIST { throw posixError("create folder", path) }
         // Make the new entry durable in its parent.
         let parent = (path as NSString).deletingLastPathComponent
-        try fsyncDirectory(parent)
+        if syncParent { try fsyncDirectory(parent) }
     }
 
     /// fsync of a folder, so that the entries made or removed in it are durable.

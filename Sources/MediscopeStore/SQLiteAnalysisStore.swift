@@ -187,13 +187,14 @@ package final class SQLiteAnalysisStore: AnalysisStore {
     }
 
     /// Under `blobs/drawn/`, where nginx sends it from like any image (temp file + rename: two first
-    /// looks at once both write whole files, and the second finds the first's). A record deleted while
+    /// looks at once both write whole files, and the second finds the first's; folders not synced: an
+    /// entry lost in a crash is drawn again). A record deleted while
     /// its heatmap was drawn leaves an orphan that garbage collection removes.
     package func keepDrawn(_ ref: ImageRef, bytes: [UInt8]) throws(StoreError) {
         guard ref.drawing != nil, let ext = BlobFolder.fileExtension(contentType: ref.contentType), !bytes.isEmpty else {
             throw StoreError(.invalidRecord, "only a drawn heatmap's bytes are kept this way")
         }
-        try drawn.write(key: ref.key, ext: ext, bytes: bytes)
+        try drawn.write(key: ref.key, ext: ext, bytes: bytes, syncFolders: false)
     }
 
     package func checkReady() throws(StoreError) {
