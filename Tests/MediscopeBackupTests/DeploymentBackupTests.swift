@@ -81,3 +81,32 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: folder.appending("backup").path))
     }
 }
+
+extension DeploymentBackupTests {
+    /// Heatmaps drawn when first looked at: a backup holds what they are drawn from (the lossless scan),
+    /// not the drawn files, passes its check, and a restored store draws them again, the same bytes.
+    @Test func aBackupHoldsWhatHeatmapsAreDrawnFromAndARestoreDrawsThemAgain() throws {
+        let folder = TemporaryFolder("mediscope-backup")
+        let store = folder.appending("var/store")
+        let drawn = try DrawnAnalysis()
+        let record: AnalysisRecord
+        do {
+            let live = try SQLiteAnalysisStore(directory: store)
+            record = try live.create(drawn.new)
+            for result in record.results { #expect(try live.bytes(of: result.heatmap) == drawn.eager[result.id]) }
+        }
+        let deployment = DeploymentBackup(storeDirectory: store)
+        let destination = folder.appending("backup")
+        let manifest = try deployment.create(at: destination, host: "unit-host")
+        #expect(manifest.images == 2 && manifest.missingImages.isEmpty, "the scan and its lossless copy")
+        #expect(try deployment.verify(destination) == manifest)
+        #expect(!FileManager.default.fileExists(atPath: destination.appendingPathComponent("blobs/drawn").path))
+
+        _ = try deployment.restore(from: destination)
+        let restored = try SQLiteAnalysisStore(directory: store)
+        for result in record.results {
+            #expect(try restored.imageBytes(key: result.heatmap.key) == nil, "not in the backup")
+            #expect(try restored.bytes(of: result.heatmap) == drawn.eager[result.id], "drawn again, the same bytes")
+        }
+    }
+}

@@ -262,3 +262,29 @@ enum Command {
         return try runProcess(Repository.executable, arguments, environment: env, directory: Repository.root)
     }
 }
+
+extension StoreMigrationTests {
+    /// An analysis whose heatmaps are drawn when first looked at moves with its lossless scan; on
+    /// Firestore it is drawn on first look with the bytes an analysis drawing it at once made.
+    @Test func heatmapsDrawnWhenLookedAtAreDrawnInFirestore() throws {
+        let folder = TemporaryFolder("mediscope-migrate-drawn")
+        let store = folder.url.appendingPathComponent("var/store")
+        try FileManager.default.createDirectory(at: store, withIntermediateDirectories: true)
+        try AccountStores.sqlite(directory: store).users.saveOrganization(id: "org-a", name: "Clinic A")
+        let drawn = try DrawnAnalysis()
+        let sqlite = try SQLiteAnalysisStore(directory: store)
+        let record = try sqlite.create(drawn.new)
+        _ = try sqlite.bytes(of: record.results[0].heatmap)   // one drawn here already, one not
+
+        let (_, client) = project()
+        let migration = StoreMigration(storeDirectory: store, firestore: client, dryRun: false, pageSize: 2, log: { _ in })
+        let report = try migration.run()
+        #expect(report[.analyses].copied == 1 && !report.anyFailed)
+        let firestore = FirestoreAnalysisStore(client: client)
+        #expect(try firestore.get(id: record.id, organizationId: "org-a") == record)
+        #expect(try firestore.imageBytes(key: drawn.lossless.ref.key) == drawn.lossless.bytes)
+        for result in record.results {
+            #expect(try firestore.bytes(of: result.heatmap) == drawn.eager[result.id])
+        }
+    }
+}

@@ -1,16 +1,15 @@
 import MediscopeImaging
-import TestSupport
-@testable import MediscopeStore
+import MediscopeStore
 
 /// An analysis as the server stores it since issue 23: the scan (JPEG), its lossless copy (PNG) and two
 /// heatmaps drawn when first looked at, with the overlays an analysis would have drawn at once.
-struct DrawnAnalysis {
-    var new: NewAnalysis
+package struct DrawnAnalysis {
+    package var new: NewAnalysis
     /// By result id: the overlay `OverlayStyle.render` makes of the display scan and the result's map.
-    var eager: [String: [UInt8]]
-    var lossless: ImageBlob
+    package var eager: [String: [UInt8]]
+    package var lossless: ImageBlob
 
-    init(org: String = "org-a", seed: Int = 1) throws {
+    package init(org: String = "org-a", seed: Int = 1) throws {
         let (w, h) = (48, 32)
         var pixels = [UInt8](repeating: 0, count: w * h)
         for i in pixels.indices { pixels[i] = UInt8((i * 7 + seed * 13) % 251) }
