@@ -76,8 +76,9 @@ package struct Analysis: Sendable {
     package var scan: EncodedImage?
     package var overlays: [String: EncodedImage]
     /// With overlays drawn later (`analyze(overlays: .later)`): the display-size scan without loss (PNG,
-    /// `LosslessScan`), what they are drawn on, and the style to draw them in.
+    /// `LosslessScan`), what they are drawn on.
     package var losslessScan: EncodedImage? = nil
+    /// The style the overlays are (or, drawn later, will be) drawn in; nil when no images were rendered.
     package var overlayStyle: OverlayStyle? = nil
 }
 
