@@ -32,6 +32,7 @@ help:
 	@echo "make bench-dashboard                   bytes a browser downloads per analysis -> bench/RESULTS.md"
 	@echo "make bench-firestore                   Firestore store (emulator) vs SQLite, requests per upload, outage drain -> bench/RESULTS.md"
 	@echo "make bench-scaleout                    uploads/s through nginx: one application host on one core vs two -> bench/RESULTS.md"
+	@echo "make bench-processes                   RSS and PSS of each process of the stack, by role -> bench/RESULTS.md"
 	@echo "make bench-store-backup [RECORDS=...]  store backup, verify, restore and what uploads wait meanwhile -> bench/RESULTS.md"
 
 # Debian packages; a no-op when all are present.
@@ -144,6 +145,10 @@ bench-firestore: build model
 # one application host pinned to one core, then two hosts on one core each, in one run.
 bench-scaleout: build model
 	bash bench/scaleout.sh
+
+# RSS and PSS of each process of the stack by role (BIN_BEFORE=... adds an older build beside it).
+bench-processes: build model model-int8
+	bash bench/processes.sh
 
 clean:
 	rm -rf .build Tests/Artifacts var

@@ -1,5 +1,7 @@
 #include "process.h"
 
+#include <malloc.h>
+
 #include <sys/wait.h>
 
 ms_exit_status ms_exit_status_decode(int status) {
@@ -16,3 +18,5 @@ ms_exit_status ms_exit_status_decode(int status) {
     }
     return decoded;
 }
+
+int ms_malloc_trim(void) { return malloc_trim(0); }

@@ -47,6 +47,9 @@ struct ForkServer {
         let name = LogField.token(.init(pool.config.name))
         let started = ms_now_ns()
         app.preload(pool: pool, server: context)
+        // What loading freed (the model file's buffers, the first run's activations) goes back to the
+        // system rather than into every worker's copy-on-write image.
+        _ = ms_malloc_trim()
         let preloadMs = (ms_now_ns() - started) / 1_000_000
         board.store(pool: pool.index, MS_POOL_FORK_SERVER_PRELOAD_MS, preloadMs)
         board.store(pool: pool.index, MS_POOL_FORK_SERVER_READY, 1)

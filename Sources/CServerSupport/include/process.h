@@ -18,6 +18,9 @@ typedef struct ms_exit_status {
 /* Decodes `status` as waitpid() returned it. Neither flag is set for a stopped or continued child. */
 ms_exit_status ms_exit_status_decode(int status);
 
+/* Returns the heap's free memory to the system (glibc's malloc_trim(0)); 1 when some was returned. */
+int ms_malloc_trim(void);
+
 #ifdef __cplusplus
 }
 #endif
