@@ -40,6 +40,41 @@ import TestSupport
         #expect(try store.bytes(of: other.results[0].heatmap) == drawn.eager[other.results[0].id])
     }
 
+    /// Several workers looking at a heatmap for the first time at once: each gets the whole heatmap, and
+    /// one file is left under its name, no temporary file beside it.
+    @Test func firstLooksAtOnceAllGetTheHeatmapAndLeaveOneFile() throws {
+        let folder = TemporaryFolder()
+        let drawn = try DrawnAnalysis()
+        let record = try SQLiteAnalysisStore(directory: folder.url).create(drawn.new)
+        let heatmap = record.results[0].heatmap
+        let stores = try (0..<6).map { _ in try SQLiteAnalysisStore(directory: folder.url) }
+        let seen = LockedBox<[[UInt8]?]>([])
+        DispatchQueue.concurrentPerform(iterations: stores.count) { i in
+            let bytes = try? stores[i].bytes(of: heatmap)
+            seen.append(bytes)
+        }
+        #expect(seen.value.count == stores.count && seen.value.allSatisfy { $0 == drawn.eager[record.results[0].id] })
+        let files = try FileManager.default.subpathsOfDirectory(atPath: folder.url.path + "/blobs/drawn").filter { $0.contains(".") }
+        #expect(files.count == 1 && files[0].hasSuffix("\(heatmap.key).webp"), "\(files)")
+    }
+
+    /// A heatmap kept after its record was deleted (drawn while the delete ran) is collected; one a
+    /// record uses is not.
+    @Test func garbageCollectionRemovesDrawnHeatmapsNoRecordUses() throws {
+        let folder = TemporaryFolder()
+        let store = try SQLiteAnalysisStore(directory: folder.url)
+        let drawn = try DrawnAnalysis(), other = try DrawnAnalysis(seed: 2)
+        let gone = try store.create(drawn.new), kept = try store.create(other.new)
+        #expect(try store.delete(id: gone.id, organizationId: "org-a"))
+        let late = gone.results[0].heatmap
+        try store.keepDrawn(late, bytes: try #require(drawn.eager[gone.results[0].id]))
+        _ = try store.bytes(of: kept.results[0].heatmap)
+        #expect(store.imagePath(key: late.key) != nil)
+        #expect(try store.collectGarbage(olderThan: 0) >= 1)
+        #expect(store.imagePath(key: late.key) == nil, "no record uses it")
+        #expect(store.imagePath(key: kept.results[0].heatmap.key) != nil, "its record uses it")
+    }
+
     @Test(arguments: [AnalysisBackend.sqlite])
     func aDrawingThatDoesNotMatchItsKeyOrLacksItsScanIsRefused(_ backend: AnalysisBackend) throws {
         let (store, _, keep) = try backend.make()
