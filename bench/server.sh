@@ -5,7 +5,8 @@
 #      connections = workers; median of RUNS runs of DURATION s; p50 at 1 connection vs the CLI
 #      pipeline (mediscope-bench, same image, 1 thread, core 0, this run)
 #   2. overload: 16 connections on 1 worker (backlog 4) -> 201 / 503 / other counts, 503 latency
-#   3. "1 GiB / 1 vCPU box": the stack inside a memory (1 GiB) + cpuset (1 core) cgroup, 4 clients
+#   3. "1 GiB / 1 vCPU box": the stack inside a memory (1 GiB) + cpuset (1 core) cgroup, 4 clients,
+#      CGROUP_WORKERS (2) inference workers
 #   4. soak: SOAK_SECONDS at capacity (2 workers, 2 connections, max.requests=0), worker RSS every 10 s
 # Writes the server section of bench/RESULTS.md (after `<!-- end pipeline -->`); raw output in
 # bench/out/server/. Everything it starts is stopped on exit; all traffic goes to 127.0.0.1.
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 # The exact command, with the settings the caller gave (read before the defaults fill them in).
-COMMAND="$(for v in RUNS DURATION OVERLOAD_SECONDS OVERLOAD_CONNECTIONS CGROUP_SECONDS CGROUP_CONNECTIONS CGROUP_MEMORY SOAK_SECONDS SOAK_WARMUP CLI_RUNS PORT; do
+COMMAND="$(for v in RUNS DURATION OVERLOAD_SECONDS OVERLOAD_CONNECTIONS CGROUP_SECONDS CGROUP_CONNECTIONS CGROUP_WORKERS CGROUP_MEMORY SOAK_SECONDS SOAK_WARMUP CLI_RUNS PORT; do
              if [ -n "${!v+x}" ]; then printf '%s=%s ' "$v" "${!v}"; fi; done)bash bench/server.sh"
 
 BIN=${BIN:-$ROOT/.build/release/mediscope}
@@ -28,6 +29,8 @@ OVERLOAD_SECONDS=${OVERLOAD_SECONDS:-20}
 OVERLOAD_CONNECTIONS=${OVERLOAD_CONNECTIONS:-16}
 CGROUP_SECONDS=${CGROUP_SECONDS:-60}
 CGROUP_CONNECTIONS=${CGROUP_CONNECTIONS:-4}
+# Two inference workers in the 1 GiB box: the weights they share from the fork server are paid once.
+CGROUP_WORKERS=${CGROUP_WORKERS:-2}
 CGROUP_MEMORY=${CGROUP_MEMORY:-1073741824}
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 SOAK_WARMUP=${SOAK_WARMUP:-30}
@@ -147,7 +150,7 @@ HTTP_OVERHEAD=$(awk -v a="$A_P50" -v b="$CLI_MS" 'BEGIN {printf "%+.1f", (a / b 
 
 # ------------------------------------------------------------------ 3: the 1 GiB / 1 CPU box
 make_cgroup
-STACK_ENV=(MEDISCOPE_POOLS_INFERENCE_WORKERS=1 MEDISCOPE_TORCH_THREADS=1)
+STACK_ENV=(MEDISCOPE_POOLS_INFERENCE_WORKERS=$CGROUP_WORKERS MEDISCOPE_TORCH_THREADS=1)
 start_stack cgroup bench/cgexec.sh "$CG_DIRS"
 in_cg=0
 for p in $server_pid $nginx_pid $worker_pids; do grep -qx "$p" "$cg/cgroup.procs" && in_cg=$((in_cg + 1)); done
@@ -271,10 +274,10 @@ SOAK_NOTE=""
     echo "- separate curl timing while $OVERLOAD_CONNECTIONS wrk connections keep the pool full: 20 POSTs -> ${CURL_CODES}; 503s ($CURL_503_N): median $(fmt "$CURL_503_MED" 1) ms, max $(fmt "$CURL_503_MAX" 1) ms (curl time_total)"
     echo "- pool: max listen queue seen $OV_MAXQ; worker restarts $OV_RESTARTS; mediscope log $A_EVENTS; nginx error log lines (not notice) $A_NGINX_ERR"
     echo
-    echo "### 3. The \"1 GiB / 1 vCPU box\": whole stack in one cgroup, 1 worker, $CGROUP_CONNECTIONS clients, $CGROUP_SECONDS s, one run"
+    echo "### 3. The \"1 GiB / 1 vCPU box\": whole stack in one cgroup, $CGROUP_WORKERS inference workers, $CGROUP_CONNECTIONS clients, $CGROUP_SECONDS s, one run"
     echo
     echo "- cgroup v$CG_VERSION: memory limit $((CGROUP_MEMORY / 1048576)) MiB (memsw too when present), cpuset core 0, cpu quota 100000/100000 us; started through bench/cgexec.sh (writes its pid to cgroup.procs, then execs); $CG_PROCS; wrk outside, on core 1"
-    echo "- responses: $C_REQ: **201: $C_201, 503: $C_503, anything else: $C_OTHER**; wrk socket errors: $C_ERR; $(fmt "$(kv "$OUT/cgroup.txt" rps)" 2) req/s, p50 $(fmt "$(kv "$OUT/cgroup.txt" p50_ms)" 0) ms, p99 $(fmt "$(kv "$OUT/cgroup.txt" p99_ms)" 0) ms (latency includes waiting in the backlog: $CGROUP_CONNECTIONS clients, 1 worker)"
+    echo "- responses: $C_REQ: **201: $C_201, 503: $C_503, anything else: $C_OTHER**; wrk socket errors: $C_ERR; $(fmt "$(kv "$OUT/cgroup.txt" rps)" 2) req/s, p50 $(fmt "$(kv "$OUT/cgroup.txt" p50_ms)" 0) ms, p99 $(fmt "$(kv "$OUT/cgroup.txt" p99_ms)" 0) ms (latency includes waiting in the backlog: $CGROUP_CONNECTIONS clients, $CGROUP_WORKERS workers on one core)"
     echo "- access log status/upstream_status (incl. the start-up POST; 499 = in flight when wrk stopped): $C_UPSTREAM"
     echo "- **OOM kills: $C_OOM**; limit hits (failcnt$( [ "$CG_VERSION" = 2 ] && echo ' / memory.events max')): $C_FAILCNT; worker restarts (status): **$C_RESTARTS**; mediscope log $C_EVENTS; nginx error lines $C_NGINX_ERR"
     echo "- **cgroup peak memory ($C_PEAK_SRC): $(awk -v b="$C_PEAK" 'BEGIN {printf "%.0f MiB", b / 1048576}')**; at the end: $C_STAT"
