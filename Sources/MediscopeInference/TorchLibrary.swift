@@ -45,14 +45,20 @@ package final class TorchLibrary: @unchecked Sendable {
             throw ModelError(.missing, "the libtorch shim \(fileName) is in none of \(candidates.joined(separator: ", ")) "
                                        + "(build it with `make build`, or set MEDISCOPE_TORCH_LIBRARY)")
         }
+        let library = TorchLibrary(api: try open(path), path: path)
+        if let threads = pendingThreads { _ = library.api.pointee.set_num_threads(Int32(clamping: threads)) }
+        opened = library
+        return library
+    }
+
+    /// The entry points of the shim at `path`; `.corrupt` when it is no shim of this build's API version
+    /// or cannot be loaded (a missing libtorch). A shim opened stays loaded.
+    static func open(_ path: String) throws(ModelError) -> UnsafePointer<ctorch_api> {
         var err = ctorch_error()
         guard let api = ctorch_open(path, &err) else {
             throw ModelError(.corrupt, "cannot open the libtorch shim: \(TorchLibrary.message(err))")
         }
-        let library = TorchLibrary(api: api, path: path)
-        if let threads = pendingThreads { _ = api.pointee.set_num_threads(Int32(clamping: threads)) }
-        opened = library
-        return library
+        return api
     }
 
     /// Whether this process has opened the shim.
