@@ -31,6 +31,11 @@ import TestSupport
         }
         #expect((report["images"] as? Int ?? 0) >= 10)
 
+        // The int8 model (oneDNN's quantised engine) preloads in the fork server without leaving a thread.
+        let server = try #require(try LeanProcessTests.forkServer(stack))
+        #expect(server["ready"] as? Bool == true)
+        #expect(LeanProcessTests.ProcessView(pid: Int32(try #require(server["pid"] as? Int))).threads == 1)
+
         let page = String(decoding: try await stack.request("GET", "/analyses/\(id)/report").body, as: UTF8.self)
         let footer = try #require(page.range(of: "<footer>").map { String(page[$0.lowerBound...]) })
         #expect(footer.contains("is int8-quantised, onednn. Against the fp32 model on"))

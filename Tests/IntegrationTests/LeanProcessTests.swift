@@ -26,6 +26,8 @@ import TestSupport
             }
             return fields
         }
+        /// Its threads now.
+        var threads: Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count) ?? 0 }
         /// Resident memory this process shares with others, in MiB.
         var sharedMiB: Int { ((memory["Shared_Clean"] ?? 0) + (memory["Shared_Dirty"] ?? 0)) / 1024 }
     }
@@ -85,6 +87,8 @@ import TestSupport
         #expect(!ProcessView(pid: master).mapsLibtorch, "the master maps libtorch")
         for pid in io + others { #expect(!ProcessView(pid: pid).mapsLibtorch, "process \(pid) (io or background) maps libtorch") }
         #expect(ProcessView(pid: forkServer).mapsLibtorch)
+        // fork() copies only the calling thread: the preload must leave no other one running.
+        #expect(ProcessView(pid: forkServer).threads == 1)
         for pid in inference {
             let worker = ProcessView(pid: pid)
             #expect(worker.mapsLibtorch)
