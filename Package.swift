@@ -184,7 +184,7 @@ let package = Package(
         // a locked box) and the fixtures several targets share (an analysis, account store values).
         .target(
             name: "TestSupport",
-            dependencies: ["MediscopeStore", "MediscopeAuth", "MediscopeSQLite", "MediscopeEncoding"],
+            dependencies: ["MediscopeStore", "MediscopeImaging", "MediscopeAuth", "MediscopeSQLite", "MediscopeEncoding"],
             path: "Tests/TestSupport"
         ),
         .testTarget(
@@ -237,7 +237,7 @@ let package = Package(
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["MediscopeApp", "MediscopeImaging", "FirebaseTestKit", "ImageTestKit", "FirestoreTestKit", "MediscopeFirestore", "TestSupport"] + cryptoProducts
+            dependencies: ["MediscopeApp", "MediscopeImaging", "MediscopeInference", "FirebaseTestKit", "ImageTestKit", "FirestoreTestKit", "MediscopeFirestore", "TestSupport"] + cryptoProducts
         ),
         // Starts the real Firestore emulator (google-cloud-cli-firestore-emulator, OpenJDK 17).
         .testTarget(
