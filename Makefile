@@ -97,11 +97,17 @@ reference: model
 # The scale-out tests remove their network namespaces themselves; the sweep catches those of a test
 # process that was killed (a timeout) before it could. The fuzz step runs after the Swift tests whatever
 # their result; either failing fails `make test`.
-test: deps model model-int8 reference $(INPUT_CHECK_IMAGES)
+test: deps model model-int8 reference $(INPUT_CHECK_IMAGES) contract-venv
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build; status=$$?; bash Tests/Support/netns-lab.sh sweep; \
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash Tests/Fuzz/fuzz.sh run; fuzz=$$?; \
 	if [ $$status -ne 0 ]; then exit $$status; fi; exit $$fuzz
+
+# The contract tests' venv (issue 26): the pinned OpenAPI 3.1 validator and schemathesis (Tests/Contract/requirements.txt)
+# that ContractFuzzTests runs against a stack; a no-op when current.
+.PHONY: contract-venv
+contract-venv: venv
+	@bash Tests/Contract/setup-venv.sh >/dev/null
 
 # libFuzzer with ASan + UBSan over the DICOM shim and the image codecs (Tests/Fuzz/fuzz.sh): the committed
 # seeds and regressions and every DICOM file the tests read replayed once, then FUZZ_SECONDS per target.

@@ -4,16 +4,4 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-VENV="${DICOM_VENV:-$root/.venv-dicom}"
-req="$here/dicom-requirements.txt"
-stamp="$VENV/.mediscope-dicom-stamp"
-want="$(cat "$req" "$here/setup-dicom-venv.sh" | sha256sum | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$VENV/bin/python" ]]; then
-    echo "$VENV/bin/python"
-    exit 0
-fi
-rm -f "$stamp"
-[[ -x "$VENV/bin/python" ]] || /usr/bin/python3 -m venv "$VENV" >&2
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-input -r "$req" >&2
-echo "$want" > "$stamp"
-echo "$VENV/bin/python"
+exec bash "$root/Tests/Support/pinned-venv.sh" "${DICOM_VENV:-$root/.venv-dicom}" "$here/dicom-requirements.txt" "${BASH_SOURCE[0]}"

@@ -1,0 +1,63 @@
+"""Schemathesis hooks for the contract fuzzing (Tests/IntegrationTests/ContractFuzzTests.swift runs `st run` with them).
+
+- Uploads with a positively generated form send a real scan (Tests/Artifacts/reference/scans) as `image`, and DICOM
+  field reads a real DICOM file (Tests/Fuzz/corpus/dicom), so the 201 / 200 paths run the models and the decoder;
+  negatively generated forms keep whatever schemathesis made.
+- The run's own identity is never the target of a destructive call: a path that names one of the ids in
+  MEDISCOPE_FUZZ_PROTECTED_IDS (the caller's user id and token id) names a user or token that does not exist instead,
+  so revoking its own token, disabling or demoting itself cannot end the run early.
+"""
+import os
+import pathlib
+import random
+
+import schemathesis
+from schemathesis.core.parameters import ParameterLocation
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCANS = sorted((ROOT / "Tests/Artifacts/reference/scans").glob("*.jpg")) + sorted((ROOT / "Tests/Artifacts/reference/scans").glob("*.png"))
+# Well-formed files of several transfer syntaxes (not the hostile ones, which the DICOM fuzzing covers).
+DICOMS = sorted(p for p in (ROOT / "Tests/Fuzz/corpus/dicom").glob("*.dcm") if not p.name.startswith("hostile"))
+PROTECTED = {v for v in os.environ.get("MEDISCOPE_FUZZ_PROTECTED_IDS", "").split(",") if v}
+# An id of the right shape that names nothing: the call is a 404 and changes nothing.
+NOBODY = "0" * 26
+_random = random.Random(int(os.environ.get("MEDISCOPE_FUZZ_SEED", "1")))
+
+
+def _positive_body(case) -> bool:
+    meta = case.meta
+    return isinstance(case.body, dict) and (meta is None or not meta.is_negative_at(ParameterLocation.BODY))
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    operation = context.operation
+    if operation is None:
+        return
+    method, path = operation.method.upper(), operation.path
+    if method == "POST" and path == "/api/analyses" and _positive_body(case) and SCANS:
+        case.body["image"] = _random.choice(SCANS).read_bytes()
+    elif method == "POST" and path == "/api/dicom/fields" and _positive_body(case) and DICOMS:
+        case.body["file"] = _random.choice(DICOMS).read_bytes()
+    if method != "GET" and case.path_parameters:
+        for name, value in list(case.path_parameters.items()):
+            if str(value) in PROTECTED:
+                case.path_parameters[name] = NOBODY
+
+
+def _dotted_report_page(case, response) -> bool:
+    """GET /analyses/{id}/report with an id that starts with `.`: nginx's dotfile rule (`location ~ /\\.`, before the
+    report's regex location in nginx/snippets/mediscope-locations.conf) answers its own text/html 404, not problem+json.
+    Reported to the owner of the nginx snippets; drop this exception once that location answers problem+json."""
+    return (case.operation.method.upper() == "GET" and case.operation.path == "/analyses/{id}/report"
+            and str(case.path_parameters.get("id", "")).startswith(".") and response.status_code == 404)
+
+
+# Known server issues outside this suite's files, each reported: failures they cause are dropped (the summary counts
+# them as "dropped by filter_failure"), every other failure fails the run.
+KNOWN_ISSUES = [_dotted_report_page]
+
+
+@schemathesis.hook
+def filter_failure(context, failure, case, response):
+    return not any(known(case, response) for known in KNOWN_ISSUES)
