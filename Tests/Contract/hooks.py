@@ -23,6 +23,9 @@ PROTECTED = {v for v in os.environ.get("MEDISCOPE_FUZZ_PROTECTED_IDS", "").split
 NOBODY = "0" * 26
 _random = random.Random(int(os.environ.get("MEDISCOPE_FUZZ_SEED", "1")))
 
+# The upload's `image` part may be a DICOM file (its encoding lists application/dicom): its bytes are sent as they are.
+schemathesis.serializer.alias("application/dicom", "application/octet-stream")
+
 
 def _positive_body(case) -> bool:
     meta = case.meta

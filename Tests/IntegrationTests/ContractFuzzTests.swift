@@ -10,7 +10,7 @@ import TestSupport
     static let contract = Repository.root.appendingPathComponent("Tests/Contract")
     static let document = Repository.root.appendingPathComponent("public/openapi.json")
     /// Seconds of fuzzing for each caller; the whole step stays within about 4 minutes on 2 cores.
-    static let clinicianSeconds = 100, adminSeconds = 60
+    static let clinicianSeconds = 90, sessionSeconds = 40, adminSeconds = 50
 
     /// The contract venv's python (Tests/Contract/setup-venv.sh: a no-op when current, as `make test` made it).
     static func python() throws -> URL {
@@ -43,28 +43,35 @@ import TestSupport
         #expect(try await stack.request("POST", "/api/openapi.json", body: Data("{}".utf8), contentType: "application/json").status == 405)
     }
 
-    /// schemathesis as a clinician, then as an admin, each with a token of its own user; the caller's own user and
-    /// token are protected from its destructive calls (hooks.py), so revoking or disabling cannot end a run early.
+    /// schemathesis as a clinician with an API token, as the same clinician in a browser session (cookie, CSRF token
+    /// and Origin; sign-out not called), and as an admin with a token. Each caller's own user and tokens are protected
+    /// from its destructive calls (hooks.py), so revoking or disabling itself cannot end a run early.
     @Test func schemathesisFindsNothingAsAClinicianOrAnAdmin() throws {
         _ = try Self.python()   // the venv before the stack: its first creation may take a while
         let stack = try Stack()
         defer { stack.stop() }
-        // Both callers first: the fuzzed sign-ins fail often enough to throttle this address's sign-ins (429).
-        let callers = try [("clinician", Self.clinicianSeconds), ("admin", Self.adminSeconds)].map { role, seconds in
-            (role, seconds, try stack.token(forNewUser: "contract-\(role)", role: role))
+        // Every credential first: the fuzzed sign-ins fail often enough to throttle this address's sign-ins (429).
+        let clinician = try stack.token(forNewUser: "contract-clinician", role: "clinician")
+        guard case .session(let cookie, let csrf?, _) = try stack.syncSignIn("contract-clinician") else {
+            throw StackError("no session for contract-clinician")
         }
-        for (role, seconds, token) in callers {
+        let sessionToken = String(cookie.split(separator: "=", maxSplits: 1).last ?? "")
+        stack.remember([sessionToken, csrf])
+        let session = "session=\(sessionToken),csrf=\(csrf)"
+        let admin = try stack.token(forNewUser: "contract-admin", role: "admin")
+        for (caller, credential, token, seconds) in [("clinician", clinician, clinician, Self.clinicianSeconds),
+                                                     ("clinician session", session, clinician, Self.sessionSeconds),
+                                                     ("admin", admin, admin, Self.adminSeconds)] {
             let me = try stack.syncRequest("GET", "/api/me", auth: .bearer(token)).json?["user"] as? [String: Any]
             let tokens = try stack.syncRequest("GET", "/api/tokens", auth: .bearer(token)).json?["tokens"] as? [[String: Any]] ?? []
-            let protected = [me?["id"] as? String] + tokens.map { $0["id"] as? String }
+            let protected = ([me?["id"] as? String] + tokens.map { $0["id"] as? String }).compactMap { $0 }
             let run = try runProcess(URL(fileURLWithPath: "/bin/bash"),
-                                     [Self.contract.appendingPathComponent("schemathesis.sh").path, stack.baseURL, token,
-                                      protected.compactMap { $0 }.joined(separator: ","), String(seconds)],
+                                     [Self.contract.appendingPathComponent("schemathesis.sh").path, stack.baseURL, credential,
+                                      protected.joined(separator: ","), String(seconds)],
                                      timeout: Double(seconds) + 120)
-            let summary = Self.summary(run.stdout)
-            print("contract fuzzing as \(role): \(summary)")
-            #expect(!run.timedOut, "schemathesis as \(role) overran its time cap")
-            #expect(run.status == 0, "schemathesis as \(role) found problems:\n\(Self.report(run.stdout))\n\(run.stderr.suffix(2000))")
+            print("contract fuzzing as \(caller): \(Self.summary(run.stdout))")
+            #expect(!run.timedOut, "schemathesis as \(caller) overran its time cap")
+            #expect(run.status == 0, "schemathesis as \(caller) found problems:\n\(Self.report(run.stdout))\n\(run.stderr.suffix(2000))")
         }
     }
 
