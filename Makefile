@@ -34,6 +34,7 @@ help:
 	@echo "make bench-scaleout                    uploads/s through nginx: one application host on one core vs two -> bench/RESULTS.md"
 	@echo "make bench-processes                   RSS and PSS of each process of the stack, by role -> bench/RESULTS.md"
 	@echo "make bench-store-backup [RECORDS=...]  store backup, verify, restore and what uploads wait meanwhile -> bench/RESULTS.md"
+	@echo "make bench-peers                       vs the Python stack and onnxruntime: analysis, req/s, PSS, cold start -> bench/RESULTS.md"
 
 # Debian packages; a no-op when all are present.
 deps:
@@ -155,6 +156,13 @@ bench-scaleout: build model
 # RSS and PSS of each process of the stack by role (BIN_BEFORE=... adds an older build beside it).
 bench-processes: build model model-int8
 	bash bench/processes.sh
+
+# Against its peers in one run (issue 23): the Python stack (bench/python-stack), onnxruntime's bare forward
+# of the original ONNX model, Mediscope fp32 and int8: analysis median, req/s at 1 and 2 workers, PSS, cold start.
+.PHONY: bench-peers
+bench-peers: build model model-int8
+	$(SWIFT) build -c release --product mediscope-bench
+	bash bench/peers.sh
 
 clean:
 	rm -rf .build Tests/Artifacts var

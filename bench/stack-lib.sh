@@ -1,4 +1,4 @@
-# Sourced by bench/server.sh, bench/int8.sh, bench/firestore.sh (and bench/store-backup.sh for its section helpers): helpers that start the whole stack (mediscope serve +
+# Sourced by bench/server.sh, bench/int8.sh, bench/firestore.sh, bench/peers.sh (and bench/store-backup.sh for its section helpers): helpers that start the whole stack (mediscope serve +
 # nginx on 127.0.0.1:$PORT), drive it with wrk (bench/post.lua) and read its status. The caller sets
 # ROOT, BIN, PORT, OUT, PY3, PYTHON and defines log() and die(); stop_stack comes from stack-stop.sh.
 
@@ -6,6 +6,19 @@
 # The machine line of a RESULTS.md section: cores, RAM, CPU, OS, kernel.
 machine_summary() {
     echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)"
+}
+# cpu_flags: the CPU's vector flags that decide the models' speed (fp32 FMA width, int8 dot products).
+cpu_flags() { grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_vnni|avx_vnni|amx_int8)$' | xargs; }
+# cpu_class: what those flags amount to, in words: "AVX-512 VNNI", "AVX2 only", ...
+cpu_class() {
+    case " $(cpu_flags) " in
+        *" amx_int8 "*) echo "AMX int8 (and AVX-512 VNNI)" ;;
+        *" avx512_vnni "*) echo "AVX-512 VNNI" ;;
+        *" avx512f "*) echo "AVX-512 without VNNI" ;;
+        *" avx_vnni "*) echo "AVX2 with AVX-VNNI" ;;
+        *" avx2 "*) echo "AVX2 only" ;;
+        *) echo "no AVX2" ;;
+    esac
 }
 # busy_pct SECONDS: how busy all cores were over that time, % (other processes skew every figure).
 busy_pct() { local a b; a=($(head -1 /proc/stat)); sleep "$1"; b=($(head -1 /proc/stat))
@@ -53,22 +66,50 @@ make_token() {
 
 # start_stack NAME [LAUNCHER...]: fresh $VAR, nginx rendered from nginx/local.conf.template, both
 # processes started through LAUNCHER (e.g. taskset -c 0, bench/cgexec.sh DIRS); STACK_ENV holds the
-# MEDISCOPE_* settings. Waits until every inference worker is idle.
+# MEDISCOPE_* settings. Waits until every inference worker is idle, makes a clinician's API token
+# ($TOKEN) and sends one POST /api/analyses ($BODY from make_body), which must answer 201.
+# Its steps, for a bench that starts a stack again on the same $VAR (bench/peers.sh: cold starts):
+# prepare_stack NAME, launch_stack [LAUNCHER...], await_stack NAME.
 STACK_ENV=()
 start_stack() {
     local name=$1; shift
-    VAR=$OUT/var-$name
+    prepare_stack "$name"
+    launch_stack "$@"
+    await_stack "$name"
+    make_token
+    local code
+    code=$(curl -s -o "$VAR/log/first-response.json" -w '%{http_code}' --max-time 120 \
+        -H "Authorization: Bearer $TOKEN" \
+        -H "Content-Type: multipart/form-data; boundary=$BOUNDARY" --data-binary @"$BODY" \
+        "http://127.0.0.1:$PORT/api/analyses")
+    [ "$code" = 201 ] || die "first POST /api/analyses answered $code: $(head -c 300 "$VAR/log/first-response.json")"
+    log "stack $name up: master $server_pid, workers $worker_pids"
+}
+
+# prepare_stack NAME: VAR=$OUT/var-NAME (kept if it exists: its store, accounts and tokens), the web
+# root built from public/ and nginx.conf rendered for 127.0.0.1:$PORT.
+prepare_stack() {
+    VAR=$OUT/var-$1
     mkdir -p "$VAR/nginx" "$VAR/run" "$VAR/log"
     bash deploy/build-web.sh public "$VAR/www" >/dev/null
     VAR="$VAR" LISTEN="127.0.0.1:$PORT" BODY_LIMIT=20m \
       ERROR_LOG="$VAR/log/nginx-error.log" ACCESS_LOG="$VAR/log/nginx-access.log" \
       bash deploy/render-nginx.sh nginx/local.conf.template "$VAR/nginx/nginx.conf" >/dev/null
+}
+
+# launch_stack [LAUNCHER...]: mediscope serve (with STACK_ENV) and nginx on $VAR, each through LAUNCHER;
+# sets server_pid and nginx_pid and returns at once.
+launch_stack() {
     "$@" env MEDISCOPE_VAR="$VAR" MEDISCOPE_SOCKET_MODE=0666 MEDISCOPE_LOG_FILE="$VAR/log/mediscope.log" \
-        "${STACK_ENV[@]}" "$BIN" serve >"$VAR/log/serve.stdout" 2>&1 &
+        "${STACK_ENV[@]}" "$BIN" serve >>"$VAR/log/serve.stdout" 2>&1 &
     server_pid=$!
     "$@" nginx -c "$VAR/nginx/nginx.conf" -p "$VAR/nginx" -e "$VAR/log/nginx-error.log" -g 'daemon off;' &
     nginx_pid=$!
-    local want i idle=0
+}
+
+# await_stack NAME: until every inference worker STACK_ENV asks for is idle (at most 60 s); sets worker_pids.
+await_stack() {
+    local name=$1 want i idle=0
     want=$(printf '%s\n' "${STACK_ENV[@]}" | sed -n 's/^MEDISCOPE_POOLS_INFERENCE_WORKERS=//p')
     for i in $(seq 1 600); do   # at most 60 s
         idle=$(pool_field inference idleWorkers 2>/dev/null || echo 0)
@@ -79,14 +120,6 @@ start_stack() {
     [ "$idle" -ge "${want:-1}" ] || die "stack $name did not come up; see $VAR/log/"
     worker_pids=$(status_json | "$PY3" -c 'import json,sys; s=json.load(sys.stdin)
 print(" ".join(str(w["pid"]) for p in s["pools"].values() for w in p["snapshot"]["workers"]))')
-    make_token
-    local code
-    code=$(curl -s -o "$VAR/log/first-response.json" -w '%{http_code}' --max-time 120 \
-        -H "Authorization: Bearer $TOKEN" \
-        -H "Content-Type: multipart/form-data; boundary=$BOUNDARY" --data-binary @"$BODY" \
-        "http://127.0.0.1:$PORT/api/analyses")
-    [ "$code" = 201 ] || die "first POST /api/analyses answered $code: $(head -c 300 "$VAR/log/first-response.json")"
-    log "stack $name up: master $server_pid, workers $worker_pids"
 }
 
 # run_wrk LABEL CONNECTIONS SECONDS [LAUNCHER...]  -> bench/out/server/LABEL.txt (wrk output + RESULT line)

@@ -1,6 +1,8 @@
 """Process sampling from /proc (Linux, standard library only): which process holds a socket and its
-parent (the Firestore proxy), and snapshots of every process's CPU time with what each part of a lab
-used between two of them (the scale-out benchmark)."""
+parent (the Firestore proxy), snapshots of every process's CPU time with what each part of a lab
+used between two of them (the scale-out benchmark), and the memory of whole process trees (PSS from
+smaps_rollup: the peers benchmark)."""
+import array
 import collections
 import os
 import re
@@ -8,6 +10,7 @@ import threading
 import time
 
 CLK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def stat_fields(text):
@@ -239,3 +242,136 @@ def cpu_between(s0, s1, wrk_pid):
             "emulator_thread_names": [[n, round(v / CLK / wall, 3)] for n, v in jvm_names.most_common(8) if v > 0],
             "other_top": [[c, round(v / CLK / wall, 3)] for c, v in named.most_common(5) if v > 0],
             "procs": sorted((p for p in per_proc if p["cores"] > 0), key=lambda p: -p["cores"])[:25]}
+
+
+# ---------------------------------------------------------------- memory of process trees
+
+def parents():
+    """{pid: ppid} of every process now."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    out[int(d)] = int(stat_fields(f.read())[1][1])
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def tree(roots):
+    """{pid: (ppid, root)} for the roots and all their descendants (each under the root it descends from)."""
+    ppid = parents()
+    kids = collections.defaultdict(list)
+    for p, pp in ppid.items():
+        kids[pp].append(p)
+    out = {}
+    for r in roots:
+        if r not in ppid:
+            continue
+        todo = [r]
+        while todo:
+            p = todo.pop()
+            if p in out:
+                continue
+            out[p] = (ppid.get(p), r)
+            todo.extend(kids.get(p, ()))
+    return out
+
+
+def memory_kib(pid):
+    """Pss, Pss_Anon, Pss_File, Pss_Shmem, Rss and the private pages (in no other process) of one process
+    from /proc/PID/smaps_rollup, in KiB (None when it is gone)."""
+    keys = {"Pss:": "pss", "Pss_Anon:": "pss_anon", "Pss_File:": "pss_file", "Pss_Shmem:": "pss_shmem", "Rss:": "rss",
+            "Private_Clean:": "private_clean", "Private_Dirty:": "private_dirty"}
+    out = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                k = line.split(None, 1)[0]
+                if k in keys:
+                    out[keys[k]] = int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return out
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far (its own threads, not reaped children), in s."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = stat_fields(f.read())[1]
+        return (int(rest[11]) + int(rest[12])) / CLK
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_totals(cpus=None):
+    """Time so far from /proc/stat, in s: busy (user, nice, system, irq, softirq), idle (idle, iowait)
+    and steal (taken by the hypervisor for other guests), of all cores or of the cores in `cpus`."""
+    out = {"busy": 0.0, "idle": 0.0, "steal": 0.0}
+    with open("/proc/stat") as f:
+        for line in f:
+            if not line.startswith("cpu"):
+                break
+            name, *v = line.split()
+            if (cpus is None and name != "cpu") or (cpus is not None and name[3:] not in {str(c) for c in cpus}):
+                continue
+            v = [int(x) for x in v]
+            out["busy"] += (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK
+            out["idle"] += (v[3] + v[4]) / CLK
+            out["steal"] += v[7] / CLK
+    return out
+
+
+def resident_bytes(pids):
+    """The distinct physical pages resident in any of `pids`, in bytes: the memory these processes hold
+    together, counted once however many of them map a page and whoever else maps it too (unlike PSS,
+    which gives part of a shared library to every other program using it). Reads /proc/PID/maps and
+    /proc/PID/pagemap; None when the page frame numbers are hidden (not root)."""
+    frames = set()
+    present, mask = 1 << 63, (1 << 55) - 1
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                ranges = [line.split()[0] for line in f if not line.rstrip().endswith("[vsyscall]")]
+            with open(f"/proc/{pid}/pagemap", "rb") as pm:
+                for r in ranges:
+                    a, b = (int(x, 16) for x in r.split("-"))
+                    pm.seek(a // PAGE * 8)
+                    entries = array.array("Q", pm.read((b - a) // PAGE * 8))
+                    got = [e & mask for e in entries if e & present]
+                    if got and not any(got):
+                        return None
+                    frames.update(got)
+        except OSError:
+            continue
+    return len(frames) * PAGE
+
+
+def comm_of(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def tree_memory(roots, role_of=None):
+    """One sample of the memory of whole process trees: {"t", "pss_kib", "rss_kib", "private_kib", "processes": [...]}
+    (each process with its CPU time so far, cpu_s, so two samples also give the CPU each used between them).
+    roots: {pid: label}; role_of(pid, ppid, root_label) -> a role name for a process (default: the root's
+    label for the root, "<label> child" for the rest). PSS sums to what the trees take together (shared
+    pages are split between the processes that map them, inside the trees or not); RSS counts them in each;
+    private counts only the pages no other process maps."""
+    procs = []
+    for pid, (ppid, root) in sorted(tree(list(roots)).items()):
+        m = memory_kib(pid)
+        if m is None:
+            continue
+        label = roots[root]
+        role = role_of(pid, ppid, label) if role_of else None
+        role = role or (label if pid == root else label + " child")
+        procs.append(dict(pid=pid, ppid=ppid, comm=comm_of(pid), role=role, cpu_s=cpu_seconds(pid), **m))
+    return {"t": time.time(), "pss_kib": sum(p.get("pss", 0) for p in procs), "rss_kib": sum(p.get("rss", 0) for p in procs),
+            "private_kib": sum(p.get("private_clean", 0) + p.get("private_dirty", 0) for p in procs), "processes": procs}

@@ -33,3 +33,12 @@ def pct(values, q):
         return float("nan")
     v = sorted(values)
     return v[min(len(v) - 1, max(0, int(round(q / 100 * len(v) + 0.5)) - 1))]
+
+
+def median(values):
+    """The median of values (the mean of the middle two for an even count); NaN when there are none."""
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2

