@@ -37,9 +37,9 @@ package struct MediscopeApplication: WorkerApplication {
     }
 
     /// The inference pool's fork server loads every model before it forks a worker.
-    package func preload(pool: PoolRuntime, server: ServerContext) {
-        guard pool.config.name == Self.inferencePool else { return }
-        PreloadedPipeline.load(config, pipelineOptions: Services.pipelineOptions(config), log: server.log)
+    package func preload(pool: PoolRuntime, server: ServerContext) -> Bool {
+        guard pool.config.name == Self.inferencePool else { return true }
+        return PreloadedPipeline.load(config, pipelineOptions: Services.pipelineOptions(config), log: server.log)
     }
 
     /// The pool whose workers run models.

@@ -19,10 +19,13 @@ struct ForkServer {
 
     /// One request or reply on the socket pair: a datagram of two 32-bit integers.
     struct Message {
-        /// The scoreboard slot the master claimed for the worker.
+        /// The scoreboard slot the master claimed for the worker; or `Message.ready` (the fork server's
+        /// own news: preloaded).
         var slot: Int32
-        /// In a request, the worker's generation; in a reply, the worker's pid (-1: fork failed).
+        /// In a request, the worker's generation; in a reply, the worker's pid (-1: fork failed); in
+        /// `ready`, the preload's milliseconds, negative when something failed to preload.
         var value: Int32
+        static let ready: Int32 = -1
 
         func send(on socket: Int32) -> Bool {
             var words = [slot, value]
@@ -43,27 +46,26 @@ struct ForkServer {
         ms_signals_default_fatal()
         ms_set_parent_death_signal(SIGTERM)
         if getppid() != context.masterPID { exit(0) }
-        let board = context.scoreboard
         let name = LogField.token(.init(pool.config.name))
         let started = ms_now_ns()
-        app.preload(pool: pool, server: context)
+        let complete = app.preload(pool: pool, server: context)
         // What loading freed (the model file's buffers, the first run's activations) goes back to the
         // system rather than into every worker's copy-on-write image.
         _ = ms_malloc_trim()
-        let preloadMs = (ms_now_ns() - started) / 1_000_000
-        board.store(pool: pool.index, MS_POOL_FORK_SERVER_PRELOAD_MS, preloadMs)
-        board.store(pool: pool.index, MS_POOL_FORK_SERVER_READY, 1)
+        let preloadMs = Int32(clamping: (ms_now_ns() - started) / 1_000_000)
         // fork() copies only the calling thread: one left running by the preload would be missing, with
         // whatever it held, in every worker.
         let threads = Self.threadCount()
-        context.log.info("fork_server_ready", ["pool": name, "preload_ms": .int(Int(preloadMs)), "threads": .int(threads)])
+        context.log.info("fork_server_ready", ["pool": name, "preload_ms": .int(Int(preloadMs)), "threads": .int(threads),
+                                               "preload_complete": .bool(complete)])
         if threads > 1 { context.log.warning("fork_server_threads", ["pool": name, "threads": .int(threads)]) }
+        _ = Message(slot: Message.ready, value: complete ? max(preloadMs, 0) : -max(preloadMs, 1)).send(on: socket)
 
-        while true {
-            if ms_signal_take(SIGTERM) != 0 || ms_signal_take(SIGQUIT) != 0 || ms_signal_take(SIGINT) != 0 { break }
-            if ms_signal_take(SIGUSR1) != 0 { context.log.reopen() }
+        while !stopAsked() {
             if getppid() != context.masterPID { break }
             guard ms_wait(socket, 1000) == 1 else { continue }
+            // A stop that came while a request waited is served first: no worker is forked after it.
+            if stopAsked() { break }
             var closed = false
             guard let request = Message.receive(on: socket, closed: &closed) else {
                 if closed { break }
@@ -72,6 +74,12 @@ struct ForkServer {
             forkWorker(slot: Int(request.slot))
         }
         exit(0)
+    }
+
+    /// Whether a stop was asked for (SIGTERM, SIGQUIT, SIGINT); reopens the log on SIGUSR1 on the way.
+    private func stopAsked() -> Bool {
+        if ms_signal_take(SIGUSR1) != 0 { context.log.reopen() }
+        return ms_signal_take(SIGTERM) != 0 || ms_signal_take(SIGQUIT) != 0 || ms_signal_take(SIGINT) != 0
     }
 
     /// Forks the worker for `slot` through an intermediate child, which replies with its pid and exits

@@ -9,6 +9,7 @@ extension ProcessManager {
         let context = self.context
         let pid = fork()
         if pid == 0 {
+            closeForkServerSockets()
             BackgroundProcess(name: name, context: context, app: app).run()
         }
         guard pid > 0 else {

@@ -137,7 +137,7 @@ package final class ProcessManager {
                 kill(pid, SIGKILL)
                 children[pid]?.killed = .stopDeadline
             }
-            respawnMissingForkServers()
+            superviseForkServers()
             respawnMissing()
             respawnMissingBackground()
             sampleListenQueues()
@@ -165,6 +165,7 @@ package final class ProcessManager {
         let context = self.context
         let pid = fork()
         if pid == 0 {
+            closeForkServerSockets()
             WorkerProcess(pool: pool, slot: slot, context: context, app: app).run()
         }
         guard pid > 0 else {
@@ -224,7 +225,7 @@ package final class ProcessManager {
                 }
                 publishCrashLoop()
             }
-            log.warning("worker_died", ["pool": .token(.init(pools[child.pool].config.name)), "pid": .int(Int(pid)),
+            log.warning("worker_died", ["pool": .token(.init(pools[child.pool].config.name)), "worker_pid": .int(Int(pid)),
                                         "during": .word(busy ? "request" : "idle"), "cause": .token(.init(cause.kind)),
                                         "signal_name": .token(.init(Self.signalName(ended.signaled != 0 ? Int(ended.signal) : 0))),
                                         "core_dumped": .bool(ended.core_dumped != 0),
@@ -246,7 +247,7 @@ package final class ProcessManager {
         // Past the time limit without a file to decode, a request was slow for other reasons (the store,
         // a remote service under load): its client is not to blame.
         let charged = cause == .timeLimit && content == 0 ? nil : crashes.charge(.clients, key: client, cause: cause, rules: rules)
-        var fields: [String: LogField] = ["pool": .token(.init(pools[child.pool].config.name)), "pid": .int(Int(pid)),
+        var fields: [String: LogField] = ["pool": .token(.init(pools[child.pool].config.name)), "worker_pid": .int(Int(pid)),
                                           "cause": .token(.init(cause.description))]
         if let file { fields["file"] = .token(.init(CrashLedger.prefix(file.key))); fields["file_crashes"] = .int(file.crashes) }
         if let charged {
@@ -277,7 +278,7 @@ package final class ProcessManager {
                 kill(pid, SIGKILL)
                 children[pid]?.killed = .timeLimit
                 scoreboard.add(pool: child.pool, MS_POOL_KILLED_REQUESTS, 1)
-                log.warning("request_timeout", ["pool": .token(.init(pools[child.pool].config.name)), "pid": .int(Int(pid)),
+                log.warning("request_timeout", ["pool": .token(.init(pools[child.pool].config.name)), "worker_pid": .int(Int(pid)),
                                                 "limit_s": .double(limit)])
             }
         }
@@ -367,7 +368,8 @@ package final class ProcessManager {
         stopping = true
         stopDeadline = now() + config.stopTimeoutSeconds
         log.info("stopping", ["workers": .int(children.count), "background": .int(background.count)])
-        for pid in Array(children.keys) + Array(background.keys) + forkServerPIDs { kill(pid, SIGTERM) }
+        for pid in Array(children.keys) + Array(background.keys) { kill(pid, SIGTERM) }
+        stopForkServers()
     }
 
     func now() -> Double { Double(ms_now_ns()) / 1e9 }

@@ -177,8 +177,19 @@ package final class Scoreboard: @unchecked Sendable {
                 withoutRequest: ["signal": counter(MS_POOL_CRASHES_IDLE_SIGNAL), "exit": counter(MS_POOL_CRASHES_IDLE_EXIT)]),
             workers: workers.sorted { $0.pid < $1.pid },
             forkServer: counter(MS_POOL_FORK_SERVER_STARTS) == 0 ? nil : .init(
-                pid: counter(MS_POOL_FORK_SERVER_PID), ready: counter(MS_POOL_FORK_SERVER_READY) != 0,
-                preloadMs: counter(MS_POOL_FORK_SERVER_PRELOAD_MS), starts: counter(MS_POOL_FORK_SERVER_STARTS)))
+                pid: counter(MS_POOL_FORK_SERVER_PID),
+                state: Self.name(ms_fork_server_state(UInt32(truncatingIfNeeded: counter(MS_POOL_FORK_SERVER_STATE)))),
+                preloadMs: counter(MS_POOL_FORK_SERVER_PRELOAD_MS), preloadFailed: counter(MS_POOL_FORK_SERVER_PRELOAD_FAILED) != 0,
+                starts: counter(MS_POOL_FORK_SERVER_STARTS)))
+    }
+
+    static func name(_ state: ms_fork_server_state) -> String {
+        switch state {
+        case MS_FORK_SERVER_PRELOADING: "preloading"
+        case MS_FORK_SERVER_READY: "ready"
+        case MS_FORK_SERVER_DISABLED: "disabled"
+        default: "down"
+        }
     }
 
     static func name(_ state: ms_slot_state) -> String {
@@ -247,10 +258,14 @@ package struct PoolSnapshot: Codable, Sendable {
     package struct ForkServer: Codable, Sendable {
         /// Its process id; 0 while none runs (between a crash and its restart).
         package var pid: Int
-        /// Whether it has preloaded (the models) and forks workers.
-        package var ready: Bool
-        /// How long its preload took, in milliseconds.
+        /// `preloading`, `ready` (it forks workers), `down` (it died and waits out its back-off) or
+        /// `disabled` (it kept dying before it was ready: the master forks the workers itself).
+        package var state: String
+        /// How long its preload took, in milliseconds (0 until it is ready).
         package var preloadMs: Int
+        /// Whether something failed to preload (a model file missing or corrupt: see the log's
+        /// `preload_failed`); the workers then try again on first use and answer its error.
+        package var preloadFailed: Bool
         /// How many times it was started (reloads and restarts after a crash add one each).
         package var starts: Int
     }

@@ -17,8 +17,9 @@ package protocol WorkerApplication: Sendable {
     var bodyLimitBytes: Int { get }
     /// Called once in the fork server of a pool with `PoolConfig.preload`, before it forks any worker:
     /// what it loads is shared copy-on-write by every worker of the pool. It must leave no thread
-    /// running (fork copies only the calling one). Nothing by default.
-    func preload(pool: PoolRuntime, server: ServerContext)
+    /// running (fork copies only the calling one). Returns false when something failed to load (the
+    /// workers then load it themselves, and readiness says so). Nothing by default.
+    func preload(pool: PoolRuntime, server: ServerContext) -> Bool
     /// Names of the background processes the master keeps alive beside the pools (none by default).
     var backgroundProcesses: [String] { get }
     /// Called once in each new background process, after fork; nil for a name the app does not know.
@@ -26,7 +27,7 @@ package protocol WorkerApplication: Sendable {
 }
 
 extension WorkerApplication {
-    package func preload(pool: PoolRuntime, server: ServerContext) {}
+    package func preload(pool: PoolRuntime, server: ServerContext) -> Bool { true }
     package var backgroundProcesses: [String] { [] }
     package func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? { nil }
 }

@@ -33,7 +33,7 @@ import TestSupport
 
         // The int8 model (oneDNN's quantised engine) preloads in the fork server without leaving a thread.
         let server = try #require(try LeanProcessTests.forkServer(stack))
-        #expect(server["ready"] as? Bool == true)
+        #expect(server["state"] as? String == "ready")
         #expect(LeanProcessTests.ProcessView(pid: Int32(try #require(server["pid"] as? Int))).threads == 1)
 
         let page = String(decoding: try await stack.request("GET", "/analyses/\(id)/report").body, as: UTF8.self)

@@ -74,7 +74,7 @@ import TestSupport
         var server: [String: Any] = [:]
         let preloaded = try await eventually(timeout: 60) {
             server = try Self.forkServer(stack) ?? [:]
-            return server["ready"] as? Bool == true
+            return server["state"] as? String == "ready"
         }
         try #require(preloaded, "the fork server did not become ready: \(server)")
         let forkServer = Int32(try #require(server["pid"] as? Int))
@@ -122,7 +122,7 @@ import TestSupport
         var server: [String: Any] = [:]
         let restarted = try await eventually(timeout: 60) {
             server = try Self.forkServer(stack) ?? [:]
-            return server["ready"] as? Bool == true && server["pid"] as? Int != firstServer && server["starts"] as? Int == 2
+            return server["state"] as? String == "ready" && server["pid"] as? Int != firstServer && server["starts"] as? Int == 2
         }
         #expect(restarted, "\(server)")
         #expect(try stack.workers("inference").map(\.pid).sorted() == first.sorted())
@@ -148,7 +148,7 @@ import TestSupport
         let reloaded = try await eventually(timeout: 90) {
             server = try Self.forkServer(stack) ?? [:]
             fresh = try stack.workers("inference").filter { $0.state == "idle" }.map(\.pid)
-            return server["starts"] as? Int == before + 1 && server["ready"] as? Bool == true
+            return server["starts"] as? Int == before + 1 && server["state"] as? String == "ready"
                 && fresh.count == 2 && Set(fresh).isDisjoint(with: replaced)
         }
         #expect(reloaded, "\(server) \(fresh)")

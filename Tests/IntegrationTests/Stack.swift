@@ -105,6 +105,18 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         try p.run()
         server = p
         try waitUntilHealthy()
+        try waitForInferenceWorker()
+    }
+
+    /// Until the inference pool has a worker accepting (its fork server preloads the models first), so a
+    /// test sees a whole stack; at most `timeout` seconds.
+    func waitForInferenceWorker(timeout: Double = 90) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let workers = try? workers("inference"), workers.contains(where: { $0.state == "idle" || $0.state == "busy" }) { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw StackError("the inference pool had no worker in \(timeout) s")
     }
 
     func waitUntilHealthy(timeout: Double = 90) throws {

@@ -55,14 +55,22 @@ enum ms_pool_field {
     MS_POOL_CRASHES_REQUEST_EXIT,
     MS_POOL_CRASHES_IDLE_SIGNAL,
     MS_POOL_CRASHES_IDLE_EXIT,
-    /* A pool whose workers are forked from a fork server (PoolConfig.preload): its pid (0 while none
-     * runs), whether it has preloaded and serves forks (1) or not yet (0), how long the preload took,
-     * and how many times it was started. */
+    /* A pool whose workers are forked from a fork server (PoolConfig.preload), written by the master
+     * only: its pid (0 while none runs), its ms_fork_server_state, how long its preload took and
+     * whether anything failed to preload (1), and how many times one was started. */
     MS_POOL_FORK_SERVER_PID,
-    MS_POOL_FORK_SERVER_READY,
+    MS_POOL_FORK_SERVER_STATE,
     MS_POOL_FORK_SERVER_PRELOAD_MS,
+    MS_POOL_FORK_SERVER_PRELOAD_FAILED,
     MS_POOL_FORK_SERVER_STARTS,
     MS_POOL_FIELD_COUNT
+};
+
+enum ms_fork_server_state {
+    MS_FORK_SERVER_DOWN = 0,        /* none runs: it died and waits out its back-off */
+    MS_FORK_SERVER_PRELOADING = 1,
+    MS_FORK_SERVER_READY = 2,       /* forks workers */
+    MS_FORK_SERVER_DISABLED = 3,    /* it kept dying before it was ready: the master forks the workers */
 };
 
 typedef struct ms_scoreboard ms_scoreboard;

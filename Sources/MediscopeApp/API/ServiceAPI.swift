@@ -59,6 +59,22 @@ enum ServiceAPI {
         } catch {
             checks["models"] = "manifest invalid"; ok = false
         }
+        // The inference pool: not ready while it has no worker because the models are still loading, or
+        // when they failed to load (each upload would fail).
+        if let inference = s.server.pools.first(where: { $0.config.name == MediscopeApplication.inferencePool }),
+           let fork = s.server.scoreboard.snapshot(pool: inference.index).forkServer {
+            let pool = s.server.scoreboard.snapshot(pool: inference.index)
+            if pool.idleWorkers + pool.activeWorkers == 0 && fork.state != "ready" {
+                checks["inference"] = "starting: no worker yet (the fork server is \(fork.state))"
+                ok = false
+            } else {
+                checks["inference"] = "ok"
+            }
+            if fork.preloadFailed {
+                checks["models"] = "failed to load (the log's preload_failed says which)"
+                ok = false
+            }
+        }
         // Workers crashing without a request (a broken deployment): the master backs off, this host is not ready.
         let loop = s.server.crashes.crashLoop
         checks["workers"] = loop.active ? "crash loop: restarting with back-off (\(Int(loop.respawnDelaySeconds.rounded(.up))) s)" : "ok"
