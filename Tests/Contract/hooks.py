@@ -48,17 +48,9 @@ def before_call(context, case, kwargs):
                 case.path_parameters[name] = NOBODY
 
 
-def _dotted_report_page(case, response) -> bool:
-    """GET /analyses/{id}/report with an id that starts with `.`: nginx's dotfile rule (`location ~ /\\.`, before the
-    report's regex location in nginx/snippets/mediscope-locations.conf) answers its own text/html 404, not problem+json.
-    Reported to the owner of the nginx snippets; drop this exception once that location answers problem+json."""
-    return (case.operation.method.upper() == "GET" and case.operation.path == "/analyses/{id}/report"
-            and str(case.path_parameters.get("id", "")).startswith(".") and response.status_code == 404)
-
-
 # Known server issues outside this suite's files, each reported: failures they cause are dropped (the summary counts
 # them as "dropped by filter_failure"), every other failure fails the run.
-KNOWN_ISSUES = [_dotted_report_page]
+KNOWN_ISSUES: list = []  # none now; the dotted report path was fixed in the nginx snippet
 
 
 @schemathesis.hook
