@@ -32,9 +32,10 @@ import Glibc
         server.environment = env
         server.currentDirectoryURL = Repository.root
         try server.run()
+        // Ready, not only healthy: the inference pool has its worker (forked after the models preloaded).
         let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {
-            if let c = try? FastCGIClient(port: port), (try? c.get("/api/health").status) == 200 { return }
+            if let c = try? FastCGIClient(port: port), (try? c.get("/api/ready").status) == 200 { return }
             Thread.sleep(forTimeInterval: 0.1)
         }
         throw StackError("the TCP pool did not answer on \(port)")
