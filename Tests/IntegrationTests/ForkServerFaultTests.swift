@@ -52,8 +52,37 @@ import TestSupport
         #expect(try await stack.upload(image: try Scans.jpeg).status == 201)
     }
 
+    /// The fp32 model listed `copies` times (ids and result ids made unique): a preload that lasts seconds,
+    /// so a test can act while it runs instead of racing a one-second window.
+    static func slowManifest(copies: Int, in folder: TemporaryFolder) throws -> URL {
+        let models = Repository.root.appendingPathComponent("models")
+        let data = try Data(contentsOf: models.appendingPathComponent("manifest.json"))
+        var manifest = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let model = try #require((manifest["models"] as? [[String: Any]])?.first)
+        manifest["models"] = (0..<copies).map { i -> [String: Any] in
+            var copy = model
+            copy["id"] = "\(model["id"]!)-\(i)"
+            copy["file"] = models.appendingPathComponent(model["file"] as! String).path
+            if var check = copy["inputCheck"] as? [String: Any] {
+                check["file"] = models.appendingPathComponent(check["file"] as! String).path
+                copy["inputCheck"] = check
+            }
+            copy["derived"] = (model["derived"] as? [[String: Any]])?.map { d in
+                var d = d
+                d["id"] = "\(d["id"]!)-\(i)"
+                return d
+            }
+            return copy
+        }
+        let url = folder.url.appendingPathComponent("manifest.json")
+        try JSONSerialization.data(withJSONObject: manifest).write(to: url)
+        return url
+    }
+
     @Test func aStopDuringThePreloadEndsAtOnceAndLeavesNothing() async throws {
-        let stack = try Stack(settings: ["STOP_TIMEOUT_SECONDS": "120"])
+        let folder = TemporaryFolder("mediscope-slow-preload")
+        let stack = try Stack(settings: ["STOP_TIMEOUT_SECONDS": "120",
+                                         "MANIFEST": try Self.slowManifest(copies: 8, in: folder).path])
         defer { stack.stop() }
         stack.signalServer(SIGHUP)
         #expect(try await eventually { try LeanProcessTests.forkServer(stack)?["state"] as? String == "preloading" })
