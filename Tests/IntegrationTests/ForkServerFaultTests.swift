@@ -40,9 +40,11 @@ import TestSupport
         var servers: [Int32] = []
         let settled = try await eventually(timeout: 90) {
             servers = try Self.forkServerProcesses(stack)
-            let idle = try stack.workers("inference").filter { $0.state == "idle" }
+            // Workers of the last generation only: earlier ones may still be idle, about to be retired.
+            let workers = try stack.workers("inference")
             let state = try LeanProcessTests.forkServer(stack)?["state"] as? String
-            return servers.count == 1 && idle.count == 2 && state == "ready"
+            return servers.count == 1 && workers.count == 2 && workers.allSatisfy { $0.state == "idle" && $0.generation == 7 }
+                && state == "ready"
         }
         #expect(settled, "one fork server and two workers after the burst: \(servers)")
         // No process holds the master's end of a fork server's socket, current or retired: the new fork
@@ -52,27 +54,19 @@ import TestSupport
         #expect(try await stack.upload(image: try Scans.jpeg).status == 201)
     }
 
-    /// The fp32 model listed `copies` times (ids and result ids made unique): a preload that lasts seconds,
-    /// so a test can act while it runs instead of racing a one-second window.
-    static func slowManifest(copies: Int, in folder: TemporaryFolder) throws -> URL {
+    /// The default manifest with absolute paths, its model file replaced by `modelFile` when given.
+    static func manifest(modelFile: String? = nil, in folder: TemporaryFolder) throws -> URL {
         let models = Repository.root.appendingPathComponent("models")
         let data = try Data(contentsOf: models.appendingPathComponent("manifest.json"))
         var manifest = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let model = try #require((manifest["models"] as? [[String: Any]])?.first)
-        manifest["models"] = (0..<copies).map { i -> [String: Any] in
-            var copy = model
-            copy["id"] = "\(model["id"]!)-\(i)"
-            copy["file"] = models.appendingPathComponent(model["file"] as! String).path
-            if var check = copy["inputCheck"] as? [String: Any] {
+        manifest["models"] = try #require(manifest["models"] as? [[String: Any]]).map { model -> [String: Any] in
+            var model = model
+            model["file"] = modelFile ?? models.appendingPathComponent(model["file"] as! String).path
+            if var check = model["inputCheck"] as? [String: Any] {
                 check["file"] = models.appendingPathComponent(check["file"] as! String).path
-                copy["inputCheck"] = check
+                model["inputCheck"] = check
             }
-            copy["derived"] = (model["derived"] as? [[String: Any]])?.map { d in
-                var d = d
-                d["id"] = "\(d["id"]!)-\(i)"
-                return d
-            }
-            return copy
+            return model
         }
         let url = folder.url.appendingPathComponent("manifest.json")
         try JSONSerialization.data(withJSONObject: manifest).write(to: url)
@@ -80,12 +74,22 @@ import TestSupport
     }
 
     @Test func aStopDuringThePreloadEndsAtOnceAndLeavesNothing() async throws {
-        let folder = TemporaryFolder("mediscope-slow-preload")
-        let stack = try Stack(settings: ["STOP_TIMEOUT_SECONDS": "120",
-                                         "MANIFEST": try Self.slowManifest(copies: 8, in: folder).path])
+        let folder = TemporaryFolder("mediscope-blocked-preload")
+        let stack = try Stack(settings: ["STOP_TIMEOUT_SECONDS": "120", "MANIFEST": try Self.manifest(in: folder).path])
         defer { stack.stop() }
+        _ = try await LeanProcessTests.readyWorkers(stack, count: 1)
+        // A FIFO nobody writes: the reloaded fork server's preload blocks opening it until it is killed,
+        // so the test acts during the preload however slow or loaded the machine is.
+        let fifo = folder.url.appendingPathComponent("blocked.pt").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        _ = try Self.manifest(modelFile: fifo, in: folder)
         stack.signalServer(SIGHUP)
-        #expect(try await eventually { try LeanProcessTests.forkServer(stack)?["state"] as? String == "preloading" })
+        var seen: [String: Any] = [:]
+        let preloading = try await eventually(timeout: 90) {
+            seen = try LeanProcessTests.forkServer(stack) ?? [:]
+            return seen["state"] as? String == "preloading"
+        }
+        #expect(preloading, "\(seen)")
         let during = LeanProcessTests.children(of: stack.masterPID)
         #expect(during.count >= 4, "workers, the report process and two fork servers: \(during)")
         stack.signalServer(SIGTERM)

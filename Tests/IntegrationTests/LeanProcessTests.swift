@@ -32,9 +32,13 @@ import TestSupport
         var sharedMiB: Int { ((memory["Shared_Clean"] ?? 0) + (memory["Shared_Dirty"] ?? 0)) / 1024 }
     }
 
-    /// A /proc file whole (String(contentsOfFile:) stops after its first page).
+    /// A /proc file whole (String(contentsOfFile:) stops after its first page); empty when the process
+    /// has gone. readToEnd, not readDataToEndOfFile: the latter traps on a read error, and reading a
+    /// process that exits meanwhile fails with ESRCH.
     static func read(_ path: String) -> String {
-        String(decoding: FileHandle(forReadingAtPath: path)?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
     }
 
     /// The master's children: workers, fork servers and background processes.
@@ -51,7 +55,7 @@ import TestSupport
     /// Waits until the inference pool has `count` idle workers; returns their pids.
     static func readyWorkers(_ stack: Stack, count: Int) async throws -> [Int32] {
         var pids: [Int32] = []
-        var seen: [(pid: Int32, state: String)] = []
+        var seen: [(pid: Int32, state: String, generation: Int)] = []
         let ready = try await eventually(timeout: 60) {
             seen = try stack.workers("inference")
             pids = seen.filter { $0.state == "idle" && $0.pid > 0 }.map(\.pid)

@@ -186,12 +186,15 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         }
     }
 
-    /// Workers of a pool from the status page: (pid, state).
-    func workers(_ pool: String) throws -> [(pid: Int32, state: String)] {
+    /// Workers of a pool from the status page: pid, state and generation (1, then one more per reload).
+    func workers(_ pool: String) throws -> [(pid: Int32, state: String, generation: Int)] {
         let pools = try #require(try status()["pools"] as? [String: Any])
         let snapshot = try #require((pools[pool] as? [String: Any])?["snapshot"] as? [String: Any])
         let workers = try #require(snapshot["workers"] as? [[String: Any]])
-        return workers.map { (Int32($0["pid"] as! Int), $0["state"] as! String) }
+        return try workers.map { worker in
+            (Int32(try #require(worker["pid"] as? Int)), try #require(worker["state"] as? String),
+             try #require(worker["generation"] as? Int))
+        }
     }
 
     func poolNumber(_ pool: String, _ key: String) throws -> Int {
