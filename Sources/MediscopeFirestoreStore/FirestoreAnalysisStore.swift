@@ -10,7 +10,8 @@ import MediscopeStore
 /// Data model (docs/firestore.md):
 /// - `analyses/{id}`: one document per analysis with the API's fields (`organizationId`, `createdBy`,
 ///   `patientId`, `patient`, `imageWidth`, `imageHeight`, `scan`, `results`, `timingsMs`, `report`,
-///   `source`, `inputCheck`), `createdAt` as a timestamp and `imageKeys` (the images it uses).
+///   `source`, `inputCheck`), `createdAt` as a timestamp, `imageKeys` (the images it uses) and, for a
+///   record made under an Idempotency-Key, `idempotencyFingerprint`.
 /// - `images/{sha256}`: one content-addressed document per display-size image (`bytes`, `contentType`,
 ///   `width`, `height`, `byteCount`); each must stay under Firestore's 1 MiB document limit.
 ///
@@ -32,7 +33,12 @@ package final class FirestoreAnalysisStore: AnalysisStore {
     package func create(_ analysis: NewAnalysis) throws(StoreError) -> AnalysisRecord {
         let images = try Self.validatedImages(analysis)
         let record = analysis.newRecord()
-        do { try insert(record, images: images) } catch { throw Self.storeError(error) }
+        do { try insert(record, images: images) } catch {
+            if analysis.idempotency != nil, error.status == .alreadyExists {
+                throw StoreError(.conflict, "a record with the id of this Idempotency-Key exists")
+            }
+            throw Self.storeError(error)
+        }
         return record
     }
 
@@ -178,6 +184,7 @@ package final class FirestoreAnalysisStore: AnalysisStore {
         ]
         if let createdBy = r.createdBy { fields["createdBy"] = .string(createdBy) }
         if let report = r.report { fields["report"] = .string(report) }
+        if let fingerprint = r.idempotencyFingerprint { fields["idempotencyFingerprint"] = .string(fingerprint) }
         do {
             fields["patient"] = try FirestoreCoding.encode(r.patient)
             fields["scan"] = try FirestoreCoding.encode(r.scan)
@@ -206,13 +213,16 @@ package final class FirestoreAnalysisStore: AnalysisStore {
         if case .string(let v)? = f["createdBy"] { createdBy = v }
         var report: String?
         if case .string(let v)? = f["report"] { report = v }
+        var fingerprint: String?
+        if case .string(let v)? = f["idempotencyFingerprint"] { fingerprint = v }
         return AnalysisRecord(
             id: doc.id, createdAt: created.roundedToMilliseconds, organizationId: org, createdBy: createdBy,
             patient: try field("patient", PatientInfo.self), imageWidth: try field("imageWidth", Int.self),
             imageHeight: try field("imageHeight", Int.self), scan: try field("scan", ImageRef.self),
             results: try field("results", [StoredResult].self), timingsMs: try field("timingsMs", [String: Double].self),
             report: report, source: f["source"] == nil ? nil : try field("source", ScanSource.self),
-            inputCheck: f["inputCheck"] == nil ? .notRecorded : try field("inputCheck", InputCheck.self))
+            inputCheck: f["inputCheck"] == nil ? .notRecorded : try field("inputCheck", InputCheck.self),
+            idempotencyFingerprint: fingerprint)
     }
 
     func keysOf(_ doc: FirestoreDocument?) -> [String] {

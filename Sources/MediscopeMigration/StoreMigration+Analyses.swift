@@ -99,6 +99,7 @@ extension NewAnalysis {
         self.init(organizationId: record.organizationId, createdBy: record.createdBy, patient: record.patient,
                   imageWidth: record.imageWidth, imageHeight: record.imageHeight, scan: record.scan, results: record.results,
                   timingsMs: record.timingsMs, images: images, source: record.source,
-                  inputCheck: record.inputCheck)
+                  inputCheck: record.inputCheck,
+                  idempotency: record.idempotencyFingerprint.map { IdempotentCreate(id: record.id, fingerprint: $0) })
     }
 }

@@ -25,6 +25,21 @@ package final class OutboxAnalysisStore: AnalysisStore {
         // Firestore's limits are checked now, so an upload it would refuse gets its 4xx, not a parked entry.
         let images = try FirestoreAnalysisStore.validatedImages(analysis)
         let record = analysis.newRecord()
+        // An id derived from an Idempotency-Key, taken already, here or in Firestore. Firestore out of
+        // reach cannot tell: the upload is taken, and should another host's copy of the same request be
+        // there already, delivery finds it (`OutboxDelivery.sameRecordStored`).
+        if analysis.idempotency != nil {
+            var taken = false
+            switch try outbox.recordState(id: record.id) {
+            case .created: taken = true
+            case .deleted: taken = false
+            case .absent:
+                do { taken = try remote.owner(id: record.id) != nil } catch {
+                    guard error.kind == .unavailable else { throw error }
+                }
+            }
+            if taken { throw StoreError(.conflict, "a record with the id of this Idempotency-Key exists") }
+        }
         try outbox.enqueueCreate(record, images: images)
         return record
     }

@@ -145,12 +145,19 @@ package final class OutboxDelivery {
     }
 
     /// A create met ALREADY_EXISTS: delivered when the stored record is this one (an earlier attempt
-    /// landed and its answer was lost, however many attempts ago or requeues since); parked when another
-    /// record holds the id.
+    /// landed and its answer was lost, however many attempts ago or requeues since), or the same request
+    /// made on another host under one Idempotency-Key (same derived id, same fingerprint: the record
+    /// delivered first stands, and this copy, the same analysis, is dropped); parked when another record
+    /// holds the id, a different request under the same key among them.
     func sameRecordStored(_ record: AnalysisRecord) -> DeliveryOutcome {
         do {
             let stored = try analyses.get(id: record.id, organizationId: record.organizationId)
-            return stored == record ? .delivered : .park("Firestore ALREADY_EXISTS: another record holds the id \(record.id)")
+            if stored == record { return .delivered }
+            if let fingerprint = record.idempotencyFingerprint, stored?.idempotencyFingerprint == fingerprint { return .delivered }
+            if record.idempotencyFingerprint != nil, stored?.idempotencyFingerprint != nil {
+                return .park("Firestore ALREADY_EXISTS: another request under the same Idempotency-Key made record \(record.id)")
+            }
+            return .park("Firestore ALREADY_EXISTS: another record holds the id \(record.id)")
         } catch {
             return error.kind == .unavailable ? .retry("Firestore: \(error.message)") : .park("Firestore: \(error.message)")
         }

@@ -12,6 +12,17 @@ package enum SortableID {
         return encode(ms: milliseconds(now), high: UInt16.random(in: 0...UInt16.max, using: &rng), low: rng.next())
     }
 
+    /// The id a digest names (its first 16 bytes: 48 bits where the time goes, 80 after): the same digest
+    /// always gives the same id, so two processes or hosts that derive it from the same thing name one
+    /// record. Valid like any id, but its time field is no time: it sorts nowhere in particular.
+    package static func derived(from digest: [UInt8]) -> String {
+        precondition(digest.count >= 16, "a derived id needs 16 bytes of digest")
+        func int<T: FixedWidthInteger>(_ range: Range<Int>, _: T.Type) -> T {
+            digest[range].reduce(T(0)) { $0 << 8 | T($1) }
+        }
+        return encode(ms: int(0..<6, UInt64.self), high: int(6..<8, UInt16.self), low: int(8..<16, UInt64.self))
+    }
+
     /// 26 chars, all Crockford base32 (upper case), first char 0...7 (48-bit time).
     package static func isValid(_ id: String) -> Bool {
         let utf8 = Array(id.utf8)

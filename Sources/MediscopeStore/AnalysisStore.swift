@@ -123,6 +123,17 @@ package struct DicomStudy: Codable, Sendable, Equatable {
     }
 }
 
+/// A create made under an Idempotency-Key: the record's id derives from the key (the same on every host,
+/// so two hosts that both ran a retried request make one record), and the request's fingerprint is kept
+/// with the record, so a later request under the key is told apart from the one that made it.
+package struct IdempotentCreate: Sendable, Equatable {
+    /// The record's id (`SortableID.derived`): valid like any, but not time-ordered.
+    package var id: String
+    /// The 64-hex-digit fingerprint of the request that made the record.
+    package var fingerprint: String
+    package init(id: String, fingerprint: String) { self.id = id; self.fingerprint = fingerprint }
+}
+
 /// What the server hands the store to create one analysis; the store assigns id and time.
 package struct NewAnalysis: Sendable {
     package var organizationId: String
@@ -138,13 +149,16 @@ package struct NewAnalysis: Sendable {
     package var source: ScanSource?
     /// Whether the image is one the models were made for; never changes `results`.
     package var inputCheck: InputCheck
+    /// Set for a create under an Idempotency-Key: the record's id and the request's fingerprint.
+    package var idempotency: IdempotentCreate?
 
     package init(organizationId: String, createdBy: String?, patient: PatientInfo, imageWidth: Int, imageHeight: Int,
                 scan: ImageRef, results: [StoredResult], timingsMs: [String: Double], images: [ImageBlob],
-                source: ScanSource? = nil, inputCheck: InputCheck = .notRecorded) {
+                source: ScanSource? = nil, inputCheck: InputCheck = .notRecorded, idempotency: IdempotentCreate? = nil) {
         self.organizationId = organizationId; self.createdBy = createdBy; self.patient = patient
         self.imageWidth = imageWidth; self.imageHeight = imageHeight; self.scan = scan; self.results = results
         self.timingsMs = timingsMs; self.images = images; self.source = source; self.inputCheck = inputCheck
+        self.idempotency = idempotency
     }
 }
 
@@ -175,15 +189,19 @@ package struct AnalysisRecord: Codable, Sendable, Equatable {
     /// Whether the image is one the models were made for; `InputCheck.notRecorded` for records stored
     /// before the check existed.
     package var inputCheck: InputCheck = .notRecorded
+    /// The fingerprint of the request that made the record under an Idempotency-Key (its id then derives
+    /// from the key); nil for a record made without one.
+    package var idempotencyFingerprint: String? = nil
 
     /// A record as a store read it back (stores assign `id` and `createdAt`).
     package init(id: String, createdAt: Date, organizationId: String, createdBy: String?, patient: PatientInfo,
                 imageWidth: Int, imageHeight: Int, scan: ImageRef, results: [StoredResult], timingsMs: [String: Double],
-                report: String?, source: ScanSource? = nil, inputCheck: InputCheck = .notRecorded) {
+                report: String?, source: ScanSource? = nil, inputCheck: InputCheck = .notRecorded,
+                idempotencyFingerprint: String? = nil) {
         self.id = id; self.createdAt = createdAt; self.organizationId = organizationId; self.createdBy = createdBy
         self.patient = patient; self.imageWidth = imageWidth; self.imageHeight = imageHeight; self.scan = scan
         self.results = results; self.timingsMs = timingsMs; self.report = report; self.source = source
-        self.inputCheck = inputCheck
+        self.inputCheck = inputCheck; self.idempotencyFingerprint = idempotencyFingerprint
     }
 }
 
@@ -202,7 +220,8 @@ extension AnalysisRecord {
             timingsMs: try c.decode([String: Double].self, forKey: .timingsMs),
             report: try c.decodeIfPresent(String.self, forKey: .report),
             source: try c.decodeIfPresent(ScanSource.self, forKey: .source),
-            inputCheck: try c.decodeIfPresent(InputCheck.self, forKey: .inputCheck) ?? .notRecorded)
+            inputCheck: try c.decodeIfPresent(InputCheck.self, forKey: .inputCheck) ?? .notRecorded,
+            idempotencyFingerprint: try c.decodeIfPresent(String.self, forKey: .idempotencyFingerprint))
     }
 }
 
@@ -235,7 +254,9 @@ package struct StoreError: Error, Sendable, CustomStringConvertible {
 /// The contract, which Tests/MediscopeStoreTests/AnalysisStoreContractTests.swift checks for every
 /// backend:
 /// - **Ids and time.** `create` assigns the id (26-character, time-ordered ULID in Crockford base32)
-///   and `createdAt` (millisecond precision); ids of one store never repeat.
+///   and `createdAt` (millisecond precision); ids of one store never repeat. A create under an
+///   Idempotency-Key (`NewAnalysis.idempotency`) takes the id given, derived from the key: a record
+///   with that id already is `StoreError.conflict`, and nothing is stored.
 /// - **Durability and atomicity.** `create` returns only when the record and every image are durable;
 ///   a crash or an error at any point leaves the whole record or nothing visible (images without a
 ///   record may remain and are collected later, never shown).

@@ -13,6 +13,11 @@ extension NewAnalysis {
         guard !analysis.organizationId.isEmpty else { throw invalid("organizationId is empty") }
         guard !analysis.patient.patientId.isEmpty else { throw invalid("patient.patientId is empty") }
         guard analysis.imageWidth > 0, analysis.imageHeight > 0 else { throw invalid("image size must be positive") }
+        if let keyed = analysis.idempotency {
+            guard SortableID.isValid(keyed.id), BlobFolder.isValidKey(keyed.fingerprint) else {
+                throw invalid("an idempotent create needs a valid id and a 64-hex-digit fingerprint")
+            }
+        }
         var images: [(ImageBlob, String)] = []
         var keys = Set<String>()
         for blob in analysis.images {
@@ -54,13 +59,15 @@ extension NewAnalysis {
 
 extension NewAnalysis {
     /// The record this analysis becomes under a fresh time-ordered id (`SortableID.Generator.shared`),
-    /// created now to the millisecond, with no report yet. Every backend's `create` names records so.
+    /// or the id its Idempotency-Key gives, created now to the millisecond, with no report yet. Every
+    /// backend's `create` names records so.
     package func newRecord() -> AnalysisRecord {
-        let (id, ms) = SortableID.Generator.shared.next()
+        let (generated, ms) = SortableID.Generator.shared.next()
         return AnalysisRecord(
-            id: id, createdAt: Date(millisecondsSince1970: ms), organizationId: organizationId, createdBy: createdBy,
-            patient: patient, imageWidth: imageWidth, imageHeight: imageHeight, scan: scan, results: results,
-            timingsMs: timingsMs, report: nil, source: source, inputCheck: inputCheck)
+            id: idempotency?.id ?? generated, createdAt: Date(millisecondsSince1970: ms), organizationId: organizationId,
+            createdBy: createdBy, patient: patient, imageWidth: imageWidth, imageHeight: imageHeight, scan: scan,
+            results: results, timingsMs: timingsMs, report: nil, source: source, inputCheck: inputCheck,
+            idempotencyFingerprint: idempotency?.fingerprint)
     }
 }
 

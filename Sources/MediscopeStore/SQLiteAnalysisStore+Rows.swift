@@ -37,7 +37,8 @@ extension SQLiteAnalysisStore {
                 },
                 inputCheck: try row.decode(String?.self, forColumn: "input_check").map { text throws(StoreError) in
                     try decodeJSON(InputCheck.self, text, "input_check", id)
-                } ?? .notRecorded)
+                } ?? .notRecorded,
+                idempotencyFingerprint: try row.decode(String?.self, forColumn: "idempotency_fingerprint"))
         } catch let error as StoreError {
             throw error
         } catch {

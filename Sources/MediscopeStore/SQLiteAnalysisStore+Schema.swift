@@ -3,7 +3,8 @@ import GRDB
 // The analyses database's tables, as migrations. GRDB runs each named migration once per database, so a
 // shipped one is never edited: a change is a new migration after the last.
 extension SQLiteAnalysisStore {
-    /// Creates or upgrades the analyses database (`v1`, `v2 source`, `v3 input check`, `v4 drawn heatmaps`).
+    /// Creates or upgrades the analyses database (`v1`, `v2 source`, `v3 input check`, `v4 drawn heatmaps`,
+    /// `v5 idempotency`).
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -56,6 +57,10 @@ extension SQLiteAnalysisStore {
                 ) WITHOUT ROWID;
                 CREATE INDEX drawn_refs_key ON drawn_refs (key);
                 """)
+        }
+        // The fingerprint of the request that made a record under an Idempotency-Key; NULL otherwise.
+        migrator.registerMigration("v5 idempotency") { db in
+            try db.execute(sql: "ALTER TABLE analyses ADD COLUMN idempotency_fingerprint TEXT")
         }
         return migrator
     }

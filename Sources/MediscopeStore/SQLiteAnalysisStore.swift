@@ -95,15 +95,21 @@ package final class SQLiteAnalysisStore: AnalysisStore {
                     try blobs.write(key: blob.ref.key, ext: ext, bytes: blob.bytes)
                 }
             }
+            // An id derived from an Idempotency-Key may be taken: that request's record, made already.
+            if analysis.idempotency != nil,
+               try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM analyses WHERE id = ?)", arguments: [id]) == true {
+                throw StoreError(.conflict, "a record with the id of this Idempotency-Key exists")
+            }
             try db.execute(
                 sql: """
                     INSERT INTO analyses (id, created_at, organization_id, created_by, patient_id, patient,
-                                          image_width, image_height, scan, results, timings, report, source, input_check)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)
+                                          image_width, image_height, scan, results, timings, report, source, input_check,
+                                          idempotency_fingerprint)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)
                     """,
                 arguments: [id, ms, record.organizationId, record.createdBy, record.patient.patientId, patientJSON,
                             record.imageWidth, record.imageHeight, scanJSON, resultsJSON, timingsJSON, sourceJSON,
-                            inputCheckJSON])
+                            inputCheckJSON, record.idempotencyFingerprint])
             for (blob, _) in images {
                 try db.execute(sql: "INSERT OR IGNORE INTO image_refs (analysis_id, key) VALUES (?, ?)",
                                arguments: [id, blob.ref.key])

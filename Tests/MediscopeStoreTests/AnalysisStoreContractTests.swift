@@ -4,6 +4,7 @@ import MediscopeEncoding
 import MediscopeFirestore
 import MediscopeFirestoreStore
 import MediscopeOutbox
+import MediscopeSQLite
 import Testing
 import TestSupport
 @testable import MediscopeStore
@@ -98,6 +99,31 @@ final class DeliveringStore: AnalysisStore, @unchecked Sendable {
         for blob in new.images { #expect(try store.imageBytes(key: blob.ref.key) == blob.bytes) }
         #expect(try store.imageBytes(key: String(repeating: "0", count: 64)) == nil)
         #expect(try store.imageBytes(key: "../../etc/passwd") == nil)
+    }
+
+    /// A create under an Idempotency-Key takes the id given and keeps the fingerprint; a second create
+    /// under that id is a conflict and stores nothing.
+    @Test(arguments: AnalysisBackend.all)
+    func anIdempotentCreateTakesItsIdOnce(_ backend: AnalysisBackend) throws {
+        let (store, second, keep) = try backend.make()
+        defer { withExtendedLifetime(keep) {} }
+        let keyed = IdempotentCreate(id: SortableID.derived(from: Array(repeating: 0xA5, count: 16)),
+                                     fingerprint: String(repeating: "ab", count: 32))
+        var new = makeAnalysis(patientId: "P-KEYED")
+        new.idempotency = keyed
+        let created = try store.create(new)
+        #expect(created.id == keyed.id && created.idempotencyFingerprint == keyed.fingerprint)
+        #expect(try second().get(id: keyed.id, organizationId: "org-a") == created)
+        var again = makeAnalysis(patientId: "P-KEYED-AGAIN")
+        again.idempotency = keyed
+        #expect { try store.create(again) } throws: { ($0 as? StoreError)?.kind == .conflict }
+        #expect(try store.get(id: keyed.id, organizationId: "org-a") == created)
+        #expect(try store.list(AnalysisQuery(organizationId: "org-a", patientId: "P-KEYED-AGAIN")).items.isEmpty)
+        // A record made without a key has none.
+        #expect(try store.create(makeAnalysis(patientId: "P-PLAIN")).idempotencyFingerprint == nil)
+        var bad = makeAnalysis(patientId: "P-BAD")
+        bad.idempotency = IdempotentCreate(id: "not an id", fingerprint: keyed.fingerprint)
+        #expect { try store.create(bad) } throws: { ($0 as? StoreError)?.kind == .invalidRecord }
     }
 
     /// A DICOM analysis keeps the window it was rendered with and its study identifiers (JSON in the record).
