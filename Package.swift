@@ -105,7 +105,7 @@ let package = Package(
             dependencies: [
                 "MediscopeServer", "MediscopeImaging", "MediscopeInference", "MediscopeStore", "MediscopeAuth", "MediscopeReport",
                 "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeOutbox", "MediscopeLLM", "MediscopeJobs",
-                .product(name: "Configuration", package: "swift-configuration"),
+                "MediscopeIdempotency", .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
         // Debian's libargon2 (argon2id password hashes).
@@ -135,6 +135,12 @@ let package = Package(
         .target(
             name: "MediscopeJobs",
             dependencies: ["MediscopeSQLite", "MediscopeStore", "MediscopeEncoding", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // Idempotency-Keys (IETF httpapi draft): which this host has seen, who runs them, what they made.
+        .target(
+            name: "MediscopeIdempotency",
+            dependencies: ["MediscopeSQLite", "MediscopeStore", "MediscopeEncoding", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Copies an embedded SQLite deployment into Firestore (`mediscope store migrate --to firestore`).
         .target(
@@ -204,7 +210,7 @@ let package = Package(
         .testTarget(
             name: "MediscopeOutboxTests",
             dependencies: ["MediscopeOutbox", "MediscopeStore", "MediscopeFirestoreStore", "MediscopeFirestore", "MediscopeAuth", "MediscopeEncoding",
-                           "FirestoreTestKit", "TestSupport"]
+                           "MediscopeSQLite", "FirestoreTestKit", "TestSupport"]
         ),
         // Test-only: a local certificate server and token signer shared by the auth and integration tests.
         .target(
@@ -251,6 +257,7 @@ let package = Package(
                            "MediscopeEncoding", "MediscopeImaging", "MediscopeSQLite", "FirestoreTestKit", "TestSupport"]
         ),
         .testTarget(name: "MediscopeJobsTests", dependencies: ["MediscopeJobs", "MediscopeStore", "TestSupport"]),
+        .testTarget(name: "MediscopeIdempotencyTests", dependencies: ["MediscopeIdempotency", "MediscopeSQLite", "TestSupport"]),
         .testTarget(
             name: "MediscopeLLMTests",
             dependencies: ["MediscopeLLM", "MediscopeJobs", "MediscopeStore", "MediscopeNet", "MediscopeImaging", "FirebaseTestKit", "TestSupport"]

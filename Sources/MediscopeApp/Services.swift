@@ -2,6 +2,7 @@ import Foundation
 import MediscopeAuth
 import MediscopeFirestore
 import MediscopeFirestoreStore
+import MediscopeIdempotency
 import MediscopeImaging
 import MediscopeInference
 import MediscopeJobs
@@ -24,6 +25,7 @@ final class Services: @unchecked Sendable {
     private var openedOutbox: Outbox?
     private var openedReports: ReportStore?
     private var openedJobs: JobQueue?
+    private var openedIdempotencyKeys: IdempotencyKeyStore?
     private var openedAccounts: Accounts?
     let firebase: FirebaseTokenVerifier?
     private var openedPipeline: AnalysisPipeline?
@@ -59,6 +61,12 @@ final class Services: @unchecked Sendable {
     /// This host's report job queue.
     func jobs() throws(Problem) -> JobQueue {
         try opened(&openedJobs) { try JobQueue(directory: URL(fileURLWithPath: config.storeDirectory)) }
+    }
+
+    /// This host's Idempotency-Keys (with either store: a retry on another host is made safe by the
+    /// record ids the keys derive, `IdempotencyKey.analysisId`).
+    func idempotencyKeys() throws(Problem) -> IdempotencyKeyStore {
+        try opened(&openedIdempotencyKeys) { try IdempotencyKeyStore(directory: URL(fileURLWithPath: config.storeDirectory)) }
     }
 
     /// The outbox's counters for the status page, metrics and readiness; nil with SQLite or when unreadable.

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -298,5 +299,95 @@ final class Load: @unchecked Sendable {
     func stop() {
         running.store(false, ordering: .sequentiallyConsistent)
         finished.wait()
+    }
+}
+
+extension ScaleOutTests {
+    /// Idempotency-Key across hosts (docs/several-hosts.md): a retry sent to the other host before the
+    /// first host delivered (its delivery stopped) makes the same record (its id derives from the key),
+    /// and delivery keeps one; a retry after delivery is answered from Firestore by any host; another
+    /// request under the key is a 422 there too.
+    @Test func oneIdempotencyKeyMakesOneRecordAcrossHosts() async throws {
+        let cluster = try Cluster()
+        defer { cluster.stop() }
+        let image = PoisonedRequestTests.variant(try Scans.jpeg, "two hosts one key")
+        func upload(_ patient: String, key: String, image: Data = image) async throws -> Stack.Response {
+            cluster.remember([patient])
+            let (body, type) = Multipart.body(fields: ["patient_id": patient], files: [("image", "scan.jpg", image)])
+            return try await cluster.request("POST", "/api/analyses", body: body, contentType: type, headers: ["Idempotency-Key": key])
+        }
+        func only(_ host: String) throws {
+            try cluster.renderNginx(drained: ["a", "b"].filter { $0 != host }.reduce(into: Set<String>()) { $0.insert($1) })
+            try cluster.reloadNginx()
+        }
+        func outbox(_ host: String) throws -> [String: Any] {
+            let r = try cluster.syncRequest("GET", "/hosts/\(cluster[host].address)/api/status", auth: cluster.adminAuth)
+            guard let outbox = r.json?["outbox"] as? [String: Any] else { throw StackError("status of \(host): \(r.status)") }
+            return outbox
+        }
+        func records(_ patient: String) throws -> [String] {
+            let r = try cluster.syncRequest("GET", "/api/analyses?limit=100&patient_id=\(patient)")
+            return try #require(r.json?["items"] as? [[String: Any]]).compactMap { $0["id"] as? String }
+        }
+        // Host a slow to deliver: its background processes (outbox delivery, report jobs) stopped. They
+        // are the master's children that are neither workers nor the fork server.
+        try only("a")
+        let status = try #require(try cluster.syncRequest("GET", "/hosts/\(cluster["a"].address)/api/status", auth: cluster.adminAuth).json)
+        let pools = try #require(status["pools"] as? [String: [String: Any]])
+        var pooled: Set<Int32> = []
+        for pool in pools.values {
+            let snapshot = pool["snapshot"] as? [String: Any]
+            for worker in snapshot?["workers"] as? [[String: Any]] ?? [] { if let pid = worker["pid"] as? Int { pooled.insert(Int32(pid)) } }
+            if let pid = (snapshot?["forkServer"] as? [String: Any])?["pid"] as? Int { pooled.insert(Int32(pid)) }
+        }
+        let background = cluster["a"].children.filter { !pooled.contains($0) }
+        #expect(background.count == 2, "the outbox delivery and the report jobs: \(background)")
+        for pid in background { kill(pid, SIGSTOP) }
+        var stopped = true
+        defer { if stopped { for pid in background { kill(pid, SIGCONT) } } }
+
+        let key = UUID().uuidString
+        let onA = try await upload("P-KEYS-1", key: key)
+        #expect(onA.status == 201, "\(String(decoding: onA.body, as: UTF8.self))")
+        let id = try #require(onA.json?["id"] as? String)
+        #expect(try outbox("a")["depth"] as? Int ?? 0 >= 1, "a holds it undelivered")
+
+        // The client retries on the other host, which has not seen the record: it runs it again, under
+        // the same id.
+        try only("b")
+        let onB = try await upload("P-KEYS-1", key: key)
+        #expect(onB.status == 201 && onB.json?["id"] as? String == id, "\(String(decoding: onB.body, as: UTF8.self))")
+        #expect(onB.header("Idempotent-Replayed") == nil, "b made it: a had not delivered its copy")
+        // b remembers the key now: another request under it is refused, its answer repeated.
+        #expect(try await upload("P-KEYS-1-OTHER", key: key).status == 422)
+        let repeated = try await upload("P-KEYS-1", key: key)
+        #expect(repeated.status == 201 && repeated.json?["id"] as? String == id && repeated.header("Idempotent-Replayed") == "true")
+
+        // a delivers again: both copies are delivered as one record, nothing parked.
+        for pid in background { kill(pid, SIGCONT) }
+        stopped = false
+        try cluster.renderNginx(drained: [])
+        try cluster.reloadNginx()
+        try cluster.waitUntil("both outboxes are delivered", timeout: 90) {
+            (try? outbox("a"))?["depth"] as? Int == 0 && (try? outbox("b"))?["depth"] as? Int == 0
+        }
+        #expect(try outbox("a")["parked"] as? Int == 0 && outbox("b")["parked"] as? Int == 0)
+        #expect(try records("P-KEYS-1") == [id])
+        #expect(try records("P-KEYS-1-OTHER").isEmpty)
+
+        // A key first used on b, delivered, then retried on a (which never saw it): answered from the
+        // record Firestore holds; another request under it is refused there too.
+        try only("b")
+        let second = UUID().uuidString
+        let first = try await upload("P-KEYS-2", key: second)
+        let secondId = try #require(first.json?["id"] as? String)
+        try cluster.waitUntil("b delivered", timeout: 60) { (try? outbox("b"))?["depth"] as? Int == 0 }
+        try only("a")
+        let onOther = try await upload("P-KEYS-2", key: second)
+        #expect(onOther.status == 201 && onOther.json?["id"] as? String == secondId && onOther.header("Idempotent-Replayed") == "true")
+        #expect(try await upload("P-KEYS-2", key: second, image: PoisonedRequestTests.variant(image, "other")).status == 422)
+        try cluster.renderNginx(drained: [])
+        try cluster.reloadNginx()
+        #expect(try records("P-KEYS-2") == [secondId])
     }
 }

@@ -5,6 +5,7 @@ import MediscopeEncoding
 import MediscopeFirestore
 import MediscopeFirestoreStore
 @testable import MediscopeOutbox
+import MediscopeSQLite
 import Testing
 import TestSupport
 @testable import MediscopeStore
@@ -178,6 +179,39 @@ struct OutboxHost {
         let parked = try host.store.outbox.parkedEntries()
         #expect(parked.map(\.key) == [mine.id] && parked.first?.lastError?.contains("another record") == true)
         #expect(try host.firestore.get(id: mine.id, organizationId: mine.organizationId) == mine, "the stored record is untouched")
+    }
+
+    /// Two hosts that both took one request under one Idempotency-Key (a retry sent to the other host
+    /// before the first delivered) made records under one derived id: the first delivered stands and the
+    /// other host's copy, the same request, counts as delivered. A different request under the key parks.
+    @Test func oneKeysCopiesFromTwoHostsAreDeliveredOnce() throws {
+        let emulator = try SharedEmulator.get()
+        let project = project()
+        let a = try OutboxHost(project: project, via: emulator.host, direct: emulator)
+        let b = try OutboxHost(project: project, via: emulator.host, direct: emulator)
+        let c = try OutboxHost(project: project, via: emulator.host, direct: emulator)
+        let keyed = IdempotentCreate(id: SortableID.derived(from: Array(repeating: 0x3C, count: 16)),
+                                     fingerprint: String(repeating: "cd", count: 32))
+        var new = makeAnalysis(patientId: "P-KEY", imageSize: 64)
+        new.idempotency = keyed
+        // Each host takes its copy before any is delivered (Firestore cannot tell them it is taken yet).
+        let onA = try a.store.create(new)
+        let onB = try b.store.create(new)
+        #expect(onA.id == keyed.id && onB.id == keyed.id && onA != onB)   // made apart: other times
+        var other = makeAnalysis(patientId: "P-KEY-OTHER", imageSize: 64)
+        other.idempotency = IdempotentCreate(id: keyed.id, fingerprint: String(repeating: "ef", count: 32))
+        _ = try c.store.create(other)
+
+        #expect(try a.delivery.drain(timeout: 30) && b.delivery.drain(timeout: 30) && c.delivery.drain(timeout: 30))
+        #expect(try a.store.outbox.stats().parked == 0 && b.store.outbox.stats().parked == 0)
+        #expect(try a.firestoreIDs() == [keyed.id])
+        #expect(try a.firestore.get(id: keyed.id, organizationId: "org-a") == onA, "the first delivered stands")
+        #expect(try b.store.get(id: keyed.id, organizationId: "org-a") == onA, "b reads the shared record now")
+        // Another request under the same key: parked (kept on its host), never overwriting.
+        let parked = try c.store.outbox.parkedEntries()
+        #expect(parked.map(\.key) == [keyed.id] && parked.first?.lastError?.contains("Idempotency-Key") == true)
+        // Once delivered, a host asked to make the id again is told it is taken.
+        #expect { try b.store.create(new) } throws: { ($0 as? StoreError)?.kind == .conflict }
     }
 
     @Test func firestoreStatusesDecideRetryOrPark() {

@@ -1,6 +1,7 @@
 import Foundation
 import MediscopeAuth
 import MediscopeEncoding
+import MediscopeIdempotency
 import MediscopeJobs
 import MediscopeLLM
 import MediscopeReport
@@ -45,6 +46,11 @@ enum ReportAPI {
 
     /// Appends version `baseVersion + 1` with the clinician's text; the report (`ReportVersions.current`)
     /// must be `expecting`, or pending (no version yet: a clinician need not wait for the draft to edit or sign).
+    ///
+    /// Under an Idempotency-Key (`IdempotentRequest`) a repeat is answered with the versions up to the one
+    /// the first request appended. That version is also recognised without the key's row (its process
+    /// died before completing it, or another host took the first request): version `baseVersion + 1`,
+    /// by this clinician, with this text and status, is what this request makes.
     static func change(_ s: Services, _ req: HTTPRequest, _ id: String, _ user: User, expecting: ReportVersion.Status,
                        makes status: ReportVersion.Status) throws(Problem) -> HTTPResponse {
         let record = try AnalysisAPI.record(s, user, id)
@@ -52,11 +58,41 @@ enum ReportAPI {
         guard let text = try FieldText.check(Array(body.text.utf8), field: "text", rule: .report) else {
             throw Problem(status: 422, detail: "the report text is empty")
         }
+        var fingerprint = RequestFingerprint("report change")
+        fingerprint.add(text)
+        fingerprint.add(String(body.baseVersion))
+        let keyed = try IdempotentRequest.begin(s, req, user, fingerprint: fingerprint)
+        if let refusal = keyed?.refusal { throw refusal }
+        do throws(Problem) {
+            let response = try append(s, record, text: text, baseVersion: body.baseVersion, user, expecting: expecting,
+                                      makes: status, keyed: keyed)
+            keyed?.complete(String(response.version))
+            return response.keyed ? IdempotentRequest.replayed(response.http) : response.http
+        } catch {
+            keyed?.release()
+            throw error
+        }
+    }
+
+    /// `change`'s work: the response, the version it shows last, and whether it repeats a first answer.
+    private static func append(_ s: Services, _ record: AnalysisRecord, text: String, baseVersion: Int, _ user: User,
+                               expecting: ReportVersion.Status, makes status: ReportVersion.Status,
+                               keyed: IdempotentRequest?) throws(Problem) -> (http: HTTPResponse, version: Int, keyed: Bool) {
         let reports = try s.reportStore()
         let versions: [ReportVersion]
         do { versions = try reports.versions(analysisId: record.id, organizationId: record.organizationId) } catch { throw s.problem(error) }
+        func upTo(_ number: Int) -> HTTPResponse {
+            .json(ReportBody(versions.filter { $0.number <= number }), headers: [("Cache-Control", "no-store")])
+        }
+        if let keyed {
+            if case .done(let made) = keyed.claim, let number = Int(made) { return (upTo(number), number, true) }
+            if let made = versions.first(where: { $0.number == baseVersion + 1 }), made.origin == .clinician,
+               made.authorId == user.id, made.text == text, made.status == status {
+                return (upTo(made.number), made.number, true)
+            }
+        }
         let newest = versions.last?.number ?? 0
-        guard newest == body.baseVersion else {
+        guard newest == baseVersion else {
             throw Problem(status: 409, detail: "the report changed meanwhile (version \(newest)); reload it and apply your change again")
         }
         // Nothing yet (the draft is pending): a clinician's own text may be the first version, a draft or signed.
@@ -69,7 +105,7 @@ enum ReportAPI {
             analysisId: record.id, organizationId: record.organizationId, number: newest + 1, status: status, text: text,
             origin: .clinician, authorId: user.id, authorName: user.displayName ?? user.username, createdAt: Date().roundedToMilliseconds)
         do { try reports.append(version) } catch { throw s.problem(error) }
-        return .json(ReportBody(versions + [version]), headers: [("Cache-Control", "no-store")])
+        return (.json(ReportBody(versions + [version]), headers: [("Cache-Control", "no-store")]), version.number, false)
     }
 
     /// The report for an analysis: its versions, or pending (and its draft job queued, if none is: an

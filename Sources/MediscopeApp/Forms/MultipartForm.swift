@@ -1,4 +1,5 @@
 import Foundation
+import MediscopeIdempotency
 import Glibc
 import MediscopeServer
 
@@ -15,6 +16,18 @@ struct MultipartForm {
     func first(_ name: String) -> Part? { parts.first { $0.name == name } }
     /// The part's body as text, for tests and non-patient fields; patient text goes through FieldText.
     func text(_ name: String) -> String? { first(name).map { String(decoding: $0.body, as: UTF8.self) } }
+
+    /// What the form says, for an Idempotency-Key: each field's name and bytes, by name (names are
+    /// unique), so a retry built anew (another boundary, another part order, another file name) is the
+    /// same request.
+    var fingerprint: RequestFingerprint {
+        var fingerprint = RequestFingerprint("multipart/form-data")
+        for part in parts.sorted(by: { $0.name < $1.name }) {
+            fingerprint.add(part.name)
+            fingerprint.add(part.body)
+        }
+        return fingerprint
+    }
 
     /// Every malformation is a 400, never a crash.
     static func parse(contentType: String?, body: [UInt8], maxParts: Int = 32) throws(Problem) -> MultipartForm {

@@ -51,8 +51,11 @@ enum Guard {
                               _ response: HTTPResponse, afterIntent: Bool) -> HTTPResponse {
         guard let action = spec.audit, spec.auditsSuccesses || !(200..<300).contains(response.status) else { return response }
         let recordId = p.values["id"] ?? response.createdID
+        // A repeat of a first answer under an Idempotency-Key changed nothing: `replayed`, not another success.
+        let replayed = response.headers.contains { $0.0 == IdempotentRequest.replayedHeader }
         do {
-            try audit(s, req, caller, action: action, recordId: recordId, status: response.status)
+            try audit(s, req, caller, action: action, recordId: recordId,
+                      outcome: replayed ? "replayed" : outcome(response.status))
             if [401, 403, 404].contains(response.status), let recordId, let owner = ownerOrganization(s, spec, recordId),
                owner != caller?.user.organizationId {
                 try audit(s, req, caller, organizationId: owner, action: action, recordId: recordId, outcome: "denied")

@@ -14,8 +14,9 @@ struct UploadAnalysis {
     /// Runs the pipeline on `image` and stores the analysis for `patient`, created by `user`.
     /// Throws `AnalysisError` (the image or the models) or `StoreError` (the store); both convert to
     /// problems in ProblemConvertible.swift. `frame` (0-based) chooses a DICOM file's frame; nil: the
-    /// middle one.
-    func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, by user: User) throws -> UploadOutcome {
+    /// middle one. `idempotency` names the record for an upload under an Idempotency-Key.
+    func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, by user: User,
+             idempotency: IdempotentCreate? = nil) throws -> UploadOutcome {
         // The form's modality and body part are checked against each model's scope, like a DICOM file's own.
         // Overlays are drawn when first looked at (an io worker, `AnalysisStore.bytes(of:)`), not here.
         let analysis = try pipeline.analyze(imageBytes: image, frame: frame,
@@ -47,7 +48,7 @@ struct UploadAnalysis {
                                               sopInstanceUID: $0.sopInstanceUID, studyDate: $0.studyDate,
                                               seriesDescription: $0.seriesDescription)
                                }),
-            inputCheck: analysis.inputCheck)
+            inputCheck: analysis.inputCheck, idempotency: idempotency)
         let start = ContinuousClock.now
         let record = try store.create(new)
         let elapsed = (ContinuousClock.now - start).components
