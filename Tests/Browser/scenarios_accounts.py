@@ -107,9 +107,17 @@ def scenario_clinician_flow(h):
     h.sensitive(patient["id"], patient["name"], patient["note"], patient["body_part"])
     h.fill_analysis_form(patient)
     h.screenshot("new-analysis")
+    # Which headers the upload sets (the page stays one document: the record survives the navigation).
+    h.js("""window.__uploadHeaders = [];
+            const set = XMLHttpRequest.prototype.setRequestHeader;
+            XMLHttpRequest.prototype.setRequestHeader = function (name, value) {
+                window.__uploadHeaders.push([name, value]); return set.call(this, name, value); };""")
     h.find("button#analyse-submit").click()
     analysis_id = h.wait_for_analysis()
     h.harvest()
+    keys = [v for (n, v) in h.js("return window.__uploadHeaders || []") if n.lower() == "idempotency-key"]
+    h.expect(len(keys) == 1 and re.fullmatch(r'"[0-9a-f]{32}"', keys[0]),
+             f"the upload should send one Idempotency-Key (a quoted 128-bit hex string); it sent {keys}")
 
     facts = h.check_analysis_screen(patient, analysis_id)
     print(f"analysis {analysis_id}: " + json.dumps(facts["results"]))

@@ -71,16 +71,24 @@ export function query(params) {
   return s ? `?${s}` : "";
 }
 
+/** A fresh Idempotency-Key: 128 random bits as hex (crypto.randomUUID needs HTTPS; this does not). */
+export function newIdempotencyKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /**
  * Uploads a scan (multipart) with progress. XMLHttpRequest because fetch() cannot report upload
  * progress. `onProgress(fraction)` during the upload, `onUploaded()` when the server starts analysing.
+ * `idempotencyKey` (see `newIdempotencyKey`) makes sending the same upload again safe: the server
+ * answers a repeat with the first analysis instead of making a second.
  */
-export function uploadAnalysis(formData, { onProgress, onUploaded } = {}) {
+export function uploadAnalysis(formData, { onProgress, onUploaded, idempotencyKey } = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/analyses");
     xhr.setRequestHeader("Accept", "application/json");
     xhr.setRequestHeader("X-CSRF-Token", csrfToken());
+    if (idempotencyKey) xhr.setRequestHeader("Idempotency-Key", `"${idempotencyKey}"`);
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress?.(e.loaded / e.total); });
     xhr.upload.addEventListener("load", () => onUploaded?.());

@@ -1,5 +1,5 @@
 // New analysis: pick or drop a scan, see it, fill in the patient, upload with progress.
-import { readDicomFields, uploadAnalysis } from "./api.js";
+import { newIdempotencyKey, readDicomFields, uploadAnalysis } from "./api.js";
 import { field, formatBytes, h, replace } from "./dom.js";
 
 const MAX_BYTES = 20 * 1024 * 1024;  // nginx's upload limit (BODY_LIMIT)
@@ -16,6 +16,9 @@ async function isDicom(f) {
 export async function renderNewAnalysis(ctx) {
   document.title = "New analysis · Mediscope";
   let file = null;
+  // One key per upload as filled in: sent again with it when "Analyse" is pressed again after a failure
+  // (a lost connection may hide a stored analysis), so a retry never makes a second record.
+  let uploadKey = null;
   let previewURL = null;
 
   const fileInput = h("input#scan-file.visually-hidden-file", { type: "file", name: "image", accept: [...TYPES, ...DICOM_ACCEPT].join(","),
@@ -68,6 +71,7 @@ export async function renderNewAnalysis(ctx) {
     const dicom = !TYPES.includes(f.type) && await isDicom(f);
     if (!TYPES.includes(f.type) && !dicom) return fail(`“${f.name}” is not a JPEG, PNG or DICOM image.`);
     file = f;
+    uploadKey = null;
     if (previewURL) URL.revokeObjectURL(previewURL);
     previewURL = null;
     fromFile.hidden = true;
@@ -120,6 +124,9 @@ export async function renderNewAnalysis(ctx) {
     choose(e.dataTransfer?.files?.[0]);
   });
 
+  form.addEventListener("input", () => { uploadKey = null; });
+  form.addEventListener("change", () => { uploadKey = null; });
+
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     status.classList.remove("error");
@@ -142,7 +149,9 @@ export async function renderNewAnalysis(ctx) {
     progress.value = 0;
     status.textContent = "Uploading…";
     try {
+      uploadKey ??= newIdempotencyKey();
       const analysis = await uploadAnalysis(data, {
+        idempotencyKey: uploadKey,
         onProgress: (fraction) => { progress.value = fraction; },
         onUploaded: () => {
           progress.removeAttribute("value");  // indeterminate while the models run
@@ -157,7 +166,9 @@ export async function renderNewAnalysis(ctx) {
       if (!ctx.isCurrent() || err.status === 401) return;
       submit.disabled = false;
       progress.hidden = true;
-      fail(err.status === 503 ? `The service is busy. Try again in ${err.retryAfter || "a few"} seconds.` : err.message);
+      fail(err.status === 503 ? `The service is busy. Try again in ${err.retryAfter || "a few"} seconds.`
+        : err.status === 409 && err.retryAfter ? "This upload is still being analysed. Press Analyse again in a moment for its result."
+        : err.message);
     }
   });
 
