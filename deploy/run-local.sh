@@ -25,8 +25,9 @@ VAR="$VAR" LISTEN="127.0.0.1:$PORT" BODY_LIMIT="${BODY_LIMIT:-20m}" \
 # nginx's workers run as nobody when started by root, so the sockets must be open to them.
 export MEDISCOPE_VAR="$VAR" MEDISCOPE_SOCKET_MODE="${MEDISCOPE_SOCKET_MODE:-0666}"
 export MEDISCOPE_LOG_FILE="${MEDISCOPE_LOG_FILE:-$VAR/log/mediscope.log}"
+# The configuration: MEDISCOPE_CONFIG's file (mediscope reads it itself), else ./mediscope.json if there is one.
 config_args=()
-[ -f "$ROOT/mediscope.json" ] && config_args=(--config "$ROOT/mediscope.json")
+[ -z "${MEDISCOPE_CONFIG:-}" ] && [ -f "$ROOT/mediscope.json" ] && config_args=(--config "$ROOT/mediscope.json")
 
 # Only what this run adds to nginx's error log tells why it failed.
 log_offset=$(stat -c %s "$VAR/log/nginx-error.log" 2>/dev/null || echo 0)

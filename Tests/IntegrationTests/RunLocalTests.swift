@@ -36,11 +36,22 @@ import TestSupport
         }
     }
 
+    /// What still holds `varDir` once 30 s passed or nothing does (a stopped stack's processes exit).
+    static func processesLeft(using varDir: String) -> [Int32] {
+        var left = processes(using: varDir)
+        let deadline = Date().addingTimeInterval(30)
+        while !left.isEmpty, Date() < deadline {
+            usleep(100_000)
+            left = processes(using: varDir)
+        }
+        return left
+    }
+
     /// Found by review: a second run on the same state folder took over the first one's sockets.
     /// Runs deploy/run-local.sh as `make run` does, with no standard input, for at most `timeout`
     /// seconds (then its process group is killed).
-    static func runLocal(varDir: String, port: Int, timeout: Double = 60) throws -> ProcessResult {
-        var env = ProcessInfo.processInfo.environment
+    static func runLocal(varDir: String, port: Int, timeout: Double = 60, extra: [String: String] = [:]) throws -> ProcessResult {
+        var env = ProcessInfo.processInfo.environment.merging(extra) { $1 }
         env["VAR"] = varDir
         env["PORT"] = String(port)
         env["BIN"] = Repository.executable.path
@@ -70,6 +81,18 @@ import TestSupport
         #expect(try await stack.upload(image: try Scans.jpeg).status == 201)
     }
 
+    /// `make run` reads the file MEDISCOPE_CONFIG names (here one with a value out of range: the stack
+    /// refuses it naming the key, so the file was read) and leaves nothing running.
+    @Test func theConfigurationFileComesFromMEDISCOPE_CONFIG() throws {
+        let dir = TemporaryFolder("mediscope-run")
+        let file = dir.file("second.json", Array(#"{"pools": {"inference": {"workers": 0}}}"#.utf8)).path
+        let varDir = dir.appending("var").path
+        let result = try Self.runLocal(varDir: varDir, port: try Stack.freePort(), extra: ["MEDISCOPE_CONFIG": file])
+        #expect(result.status != 0 && result.stderr.contains("pools.inference.workers must be 1...32"), "\(result.stderr)")
+        let left = Self.processesLeft(using: varDir)
+        #expect(left.isEmpty, "left running: \(left)")
+    }
+
     @Test func aTakenPortFailsNamingThePortAndStopsWhatItStarted() throws {
         let other = try Listener()
         let dir = TemporaryFolder("mediscope-run")
@@ -80,12 +103,7 @@ import TestSupport
         #expect(result.stderr.contains("port \(other.port) is already in use"), "stderr: \(result.stderr)")
         #expect(!result.stdout.contains("Mediscope is running"))
         // The pool it started is gone: nothing is left holding its state folder.
-        var left = Self.processes(using: varDir)
-        let deadline = Date().addingTimeInterval(30)
-        while !left.isEmpty, Date() < deadline {
-            usleep(100_000)
-            left = Self.processes(using: varDir)
-        }
+        let left = Self.processesLeft(using: varDir)
         #expect(left.isEmpty, "left running: \(left)")
         for pid in left { kill(pid, SIGKILL) }
     }

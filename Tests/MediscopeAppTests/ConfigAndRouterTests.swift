@@ -22,6 +22,20 @@ import TestSupport
         #expect(c.hostName == "mediscope-1" && inference.allowedClients.isEmpty)
     }
 
+    @Test func theFileComesFromMEDISCOPE_CONFIGWhenNoneIsGiven() throws {
+        let folder = TemporaryFolder("mediscope-config")
+        let file = folder.file("second.json", Array(#"{"var": "/tmp/second", "pools": {"inference": {"workers": 3}}}"#.utf8)).path
+        let named = try AppConfig.load(file: nil, environment: ["MEDISCOPE_CONFIG": file])
+        #expect(named.varDirectory == "/tmp/second" && named.processManager.pools[0].workers == 3)
+        // --config wins; MEDISCOPE_* variables win over either file.
+        #expect(try AppConfig.load(file: Self.example, environment: ["MEDISCOPE_CONFIG": file]).varDirectory == "/var/lib/mediscope")
+        #expect(try AppConfig.load(file: nil, environment: ["MEDISCOPE_CONFIG": file, "MEDISCOPE_VAR": "/tmp/third"]).varDirectory == "/tmp/third")
+        #expect(try AppConfig.load(file: nil, environment: ["MEDISCOPE_CONFIG": ""]).processManager.pools.count == 2)
+        #expect { try AppConfig.load(file: nil, environment: ["MEDISCOPE_CONFIG": folder.path + "/missing.json"]) } throws: {
+            "\($0)".contains("cannot read the configuration file") && "\($0)".contains("missing.json")
+        }
+    }
+
     @Test func defaultsNeedNoFile() throws {
         let c = try AppConfig.load(file: nil, environment: ["MEDISCOPE_VAR": "/tmp/x"])
         #expect(c.processManager.pools.map(\.name) == ["inference", "io"])

@@ -45,17 +45,27 @@ package struct AppConfig: Sendable {
     /// nginx serves stored images from here through X-Accel-Redirect (see nginx/).
     package static let internalBlobPrefix = "/internal/blobs/"
 
+    /// The settings of `file` (JSON), or of the file `MEDISCOPE_CONFIG` names when `file` is nil (so a
+    /// second stack runs with its own file, and every command finds the same one), overridden by the
+    /// MEDISCOPE_* variables of `environment`; defaults for the rest.
     package static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> AppConfig {
+        let file = file ?? environment[configVariable].flatMap { $0.isEmpty ? nil : $0 }
         let (reader, values) = try reader(file: file, environment: environment)
         return try AppConfig(reader: reader, fileValues: values, environment: environment)
     }
+
+    /// The variable naming the configuration file when no `--config` is given.
+    package static let configVariable = "MEDISCOPE_CONFIG"
 
     /// The settings of `file` (JSON) overridden by MEDISCOPE_* variables of `environment`, read through the
     /// "mediscope" scope, and the file's values.
     static func reader(file: String?, environment: [String: String]) throws -> (ConfigReader, [AbsoluteConfigKey: ConfigValue]) {
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
         if let file {
-            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+                throw ServerError("cannot read the configuration file \(file): \(error.localizedDescription)")
+            }
             guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw ServerError("configuration file \(file) must hold a JSON object")
             }
