@@ -65,6 +65,7 @@ let package = Package(
                 .linkedLibrary("ijg8"), .linkedLibrary("ijg12"), .linkedLibrary("ijg16"), .linkedLibrary("dcmimgle"),
                 .linkedLibrary("dcmdata"), .linkedLibrary("oflog"), .linkedLibrary("ofstd"), .linkedLibrary("z"),
                 .linkedLibrary("stdc++"),
+                .linkedLibrary("openjp2"),
             ]
         ),
         .target(name: "MediscopeImaging", dependencies: ["CImageCodecs", "CDicom"]),

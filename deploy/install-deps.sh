@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # build + runtime libraries reached through C shims
-  libtorch-dev libdcmtk-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libfcgi-dev libcurl4-openssl-dev libsqlite3-dev
+  libtorch-dev libdcmtk-dev libopenjp2-7-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libfcgi-dev libcurl4-openssl-dev libsqlite3-dev
   # DICOM test files (Tests/Reference/dicom_reference.py reads them where Debian installs them)
   python3-pydicom
   # the store tests race a real sqlite3 process for the write lock

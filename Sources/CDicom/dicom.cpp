@@ -214,9 +214,13 @@ int readAll(const uint8_t *data, size_t size, const Limits &limits, int32_t fram
     if (rc == DICOM_ERR_TRANSFER_SYNTAX) {
         const std::string &uid = encoding.transferSyntaxUID;
         DcmXfer xfer(uid.c_str());
-        const std::string name = xfer.getXfer() == EXS_Unknown ? std::string("an unknown transfer syntax") : xfer.getXferName();
+        std::string name = xfer.getXfer() == EXS_Unknown ? std::string("an unknown transfer syntax") : xfer.getXferName();
+        // DCMTK 3.6.7 predates High-Throughput JPEG 2000 (PS3.5 A.4.11): named here, so the refusal says what it is.
+        if (uid == "1.2.840.10008.1.2.4.201") name = "High-Throughput JPEG 2000 Image Compression (Lossless Only)";
+        else if (uid == "1.2.840.10008.1.2.4.202") name = "High-Throughput JPEG 2000 with RPCL Options Image Compression (Lossless Only)";
+        else if (uid == "1.2.840.10008.1.2.4.203") name = "High-Throughput JPEG 2000 Image Compression";
         message = name + " (" + uid + ") is not decoded here; export the series as uncompressed (explicit VR little "
-            "endian), RLE, JPEG or JPEG-LS";
+            "endian), RLE, JPEG, JPEG-LS or JPEG 2000";
         if (uid.size() < sizeof out->transfer_syntax_uid) std::strcpy(out->transfer_syntax_uid, uid.c_str());
         return rc;
     }

@@ -56,6 +56,41 @@ int checkRLEFrame(const uint8_t *data, size_t size, const FrameGeometry &geometr
 int checkJPEGFrame(const uint8_t *data, size_t size, const FrameGeometry &geometry, const Limits &limits, bool jpegLS,
                    std::string &message);
 
+/// JPEG 2000 bounds checked before OpenJPEG runs: tiles per frame (at most 64x64 tiles of a 4096x4096
+/// image), decomposition levels (OpenJPEG's own maximum is 32) and tile-parts per frame.
+constexpr int64_t maxJ2KTiles = 4096;
+constexpr int maxJ2KLevels = 32;
+constexpr int64_t maxJ2KTileParts = 65536;
+
+/// What a JPEG 2000 frame's main header says (ISO/IEC 15444-1 annex A), once checked.
+struct J2KHeader {
+    bool jp2 = false;                 // wrapped in JP2 boxes (the codestream is the jp2c box)
+    size_t codestreamOffset = 0, codestreamLength = 0;
+    int precision = 0;                // bits per sample, every component alike
+    bool isSigned = false;
+    uint64_t tiles = 0;
+    int levels = 0;                   // the most decomposition levels of COD and COC
+    int layers = 0;
+    bool multipleComponentTransform = false;  // OpenJPEG applies the inverse RCT/ICT itself
+};
+
+/// The codestream of a JPEG 2000 frame: the frame itself (starting with SOC), or the jp2c box of a JP2
+/// file. DICOM_ERR_CORRUPT when it is neither.
+int findJ2KCodestream(const uint8_t *data, size_t size, size_t &offset, size_t &length, bool &jp2, std::string &message);
+
+/// A JPEG 2000 frame's main header and tile-parts, before OpenJPEG: SIZ's image size equals Columns x Rows,
+/// its components Samples per Pixel, none subsampled, all of one precision within Bits Allocated; at most
+/// maxJ2KTiles tiles, maxJ2KLevels decomposition levels (COD, COC), maxJ2KTileParts tile-parts, and no
+/// tile-part longer than the bytes left (a truncated frame).
+int checkJ2KFrame(const uint8_t *data, size_t size, const FrameGeometry &geometry, J2KHeader &header, std::string &message);
+
+/// Decodes a checked JPEG 2000 frame with OpenJPEG (from memory, strict: a truncated codestream is an error)
+/// into `out` (rows x columns x samples values of geometry.bitsAllocated bits, already zeroed, outSize bytes),
+/// interleaved or by plane as `planar` says. Values are stored as their low bits (two's complement when
+/// signed), as a native frame stores them. OpenJPEG's messages are captured, never printed.
+int decodeJ2KFrame(const uint8_t *data, size_t size, const FrameGeometry &geometry, const J2KHeader &header, bool planar,
+                   uint8_t *out, size_t outSize, std::string &message);
+
 /// Walks every element, item and fragment of `data` (inflating a deflated data set, bounded) and checks
 /// lengths against the bytes left and `limits`, and sequence nesting. Returns DICOM_OK or an error code
 /// with `message` set; DICOM_ERR_TRANSFER_SYNTAX names a transfer syntax we do not decode. Never throws

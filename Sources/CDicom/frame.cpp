@@ -1,6 +1,7 @@
 // One frame of the Pixel Data: the attributes dicom.cpp read are checked against what is rendered and the
 // limits, an encapsulated frame's fragments are found and its codestream checked (codestream.cpp), then
-// DcmPixelData::getUncompressedFrame decodes only that frame (the codec decodes nothing else).
+// DcmPixelData::getUncompressedFrame decodes only that frame (the codec decodes nothing else), or for JPEG
+// 2000, which DCMTK has no codec for, OpenJPEG does (j2k.cpp).
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -19,18 +20,21 @@
 namespace cdicom {
 namespace {
 
-/// The photometric interpretations rendered, for 1 or 3 samples per pixel.
-bool photometricKnown(const std::string &p, int32_t samples) {
+enum class Codec { none, rle, jpeg, jpegLS, jpeg2000 };
+
+/// The photometric interpretations rendered, for 1 or 3 samples per pixel. YBR_ICT and YBR_RCT are JPEG
+/// 2000's (PS3.5 8.2.4): the frame is decoded to RGB.
+bool photometricKnown(const std::string &p, int32_t samples, Codec codec) {
     if (samples == 1) return p == "MONOCHROME1" || p == "MONOCHROME2";
+    if (codec == Codec::jpeg2000 && (p == "YBR_ICT" || p == "YBR_RCT")) return true;
     return p == "RGB" || p == "YBR_FULL" || p == "YBR_FULL_422";
 }
-
-enum class Codec { none, rle, jpeg, jpegLS };
 
 /// The codec that decodes frames of transfer syntax `uid`; none for a native one.
 Codec codecOf(const std::string &uid) {
     if (uid == "1.2.840.10008.1.2.5") return Codec::rle;
     if (uid == "1.2.840.10008.1.2.4.80" || uid == "1.2.840.10008.1.2.4.81") return Codec::jpegLS;
+    if (uid == "1.2.840.10008.1.2.4.90" || uid == "1.2.840.10008.1.2.4.91") return Codec::jpeg2000;
     if (uid.rfind("1.2.840.10008.1.2.4.", 0) == 0) return Codec::jpeg;
     return Codec::none;
 }
@@ -38,9 +42,11 @@ Codec codecOf(const std::string &uid) {
 /// Encapsulated Pixel Data (PS3.5 A.4): finds the fragments of frame `index` (from the Basic Offset Table,
 /// one fragment per frame, or for JPEG the fragments that start a codestream), checks that the data holds
 /// as many frames as Number of Frames says, and checks that frame's codestream before DCMTK decodes it.
-/// `startFragment` is DCMTK's item index of the frame's first fragment (item 0 is the offset table).
+/// `startFragment` is DCMTK's item index of the frame's first fragment (item 0 is the offset table);
+/// `frame` receives the frame's fragments joined (the codestream), `j2k` what a JPEG 2000 header says.
 int checkEncapsulatedFrame(DcmPixelData *pixels, E_TransferSyntax xfer, Codec codec, int32_t frames, int32_t index,
-                           const FrameGeometry &g, const Limits &limits, Uint32 &startFragment, std::string &message) {
+                           const FrameGeometry &g, const Limits &limits, Uint32 &startFragment, std::vector<uint8_t> &frame,
+                           J2KHeader &j2k, std::string &message) {
     DcmPixelSequence *sequence = nullptr;
     if (pixels->getEncapsulatedRepresentation(xfer, nullptr, sequence).bad() || !sequence) {
         message = "the encapsulated Pixel Data cannot be read";
@@ -94,6 +100,15 @@ int checkEncapsulatedFrame(DcmPixelData *pixels, E_TransferSyntax xfer, Codec co
         for (size_t i = 0; i < fragments.size(); ++i)
             if (fragments[i].length >= 2 && fragments[i].data[0] == 0xFF && fragments[i].data[1] == 0xD8) starts.push_back(i);
         if (starts.empty() || starts.front() != 0) starts.insert(starts.begin(), 0);
+    } else if (codec == Codec::jpeg2000) {
+        // A frame starts with a codestream's SOC and SIZ markers, or a JP2 signature box.
+        static const uint8_t jp2[8] = {0, 0, 0, 0x0C, 'j', 'P', ' ', ' '};
+        for (size_t i = 0; i < fragments.size(); ++i) {
+            const Fragment &f = fragments[i];
+            if ((f.length >= 4 && f.data[0] == 0xFF && f.data[1] == 0x4F && f.data[2] == 0xFF && f.data[3] == 0x51)
+                || (f.length >= 8 && std::memcmp(f.data, jp2, 8) == 0)) starts.push_back(i);
+        }
+        if (starts.empty() || starts.front() != 0) starts.insert(starts.begin(), 0);
     }
     if (starts.size() != size_t(frames)) {
         message = claimed + ", the Pixel Data holds " + std::to_string(starts.size() ? starts.size() : fragments.size())
@@ -101,13 +116,14 @@ int checkEncapsulatedFrame(DcmPixelData *pixels, E_TransferSyntax xfer, Codec co
         return DICOM_ERR_CORRUPT;
     }
     const size_t begin = starts[size_t(index)], end = size_t(index) + 1 < starts.size() ? starts[size_t(index) + 1] : fragments.size();
-    std::vector<uint8_t> frame;
+    frame.clear();
     for (size_t i = begin; i < end; ++i) frame.insert(frame.end(), fragments[i].data, fragments[i].data + fragments[i].length);
     startFragment = Uint32(begin + 1);
     switch (codec) {
     case Codec::rle: return checkRLEFrame(frame.data(), frame.size(), g, message);
     case Codec::jpeg: return checkJPEGFrame(frame.data(), frame.size(), g, limits, false, message);
     case Codec::jpegLS: return checkJPEGFrame(frame.data(), frame.size(), g, limits, true, message);
+    case Codec::jpeg2000: return checkJ2KFrame(frame.data(), frame.size(), g, j2k, message);
     case Codec::none: break;
     }
     message = "encapsulated Pixel Data in a transfer syntax without a codec here";
@@ -137,9 +153,11 @@ int readFrame(DcmDataset *ds, const std::string &transferSyntax, const Limits &l
         message = "Samples per Pixel " + std::to_string(out->samples_per_pixel) + " is not rendered (1 or 3 are)";
         return DICOM_ERR_VARIANT;
     }
-    if (!photometricKnown(p, out->samples_per_pixel)) {
+    const Codec codec = codecOf(transferSyntax);
+    if (!photometricKnown(p, out->samples_per_pixel, codec)) {
         message = "Photometric Interpretation \"" + p + "\" with " + std::to_string(out->samples_per_pixel)
-            + " samples per pixel is not rendered (MONOCHROME1, MONOCHROME2, RGB, YBR_FULL and YBR_FULL_422 are)";
+            + " samples per pixel is not rendered (MONOCHROME1, MONOCHROME2, RGB, YBR_FULL and YBR_FULL_422 are, and YBR_ICT"
+              " and YBR_RCT in JPEG 2000)";
         return DICOM_ERR_VARIANT;
     }
     if (out->bits_allocated != 8 && out->bits_allocated != 16) {
@@ -171,9 +189,12 @@ int readFrame(DcmDataset *ds, const std::string &transferSyntax, const Limits &l
     const bool subsampled = p == "YBR_FULL_422" && !encapsulated && out->planar_configuration == 0;
     if (subsampled) size = Uint32(expected / 3 * 2);
     Uint32 startFragment = 0;
+    const FrameGeometry geometry{out->rows, out->columns, out->samples_per_pixel, out->bits_allocated};
+    std::vector<uint8_t> codestream;
+    J2KHeader j2k;
     if (encapsulated) {
-        const FrameGeometry geometry{out->rows, out->columns, out->samples_per_pixel, out->bits_allocated};
-        const int rc = checkEncapsulatedFrame(pixels, xfer, codecOf(transferSyntax), frames, out->frame_index, geometry, limits, startFragment, message);
+        const int rc = checkEncapsulatedFrame(pixels, xfer, codec, frames, out->frame_index, geometry, limits, startFragment,
+                                              codestream, j2k, message);
         if (rc != DICOM_OK) return rc;
     } else {
         // Frame offsets in 64 bits: Number of Frames x frame size must fit in the Pixel Data, or a frame past
@@ -194,6 +215,17 @@ int readFrame(DcmDataset *ds, const std::string &transferSyntax, const Limits &l
     if (!out->frame_data) return DICOM_ERR_NOMEM;
     out->frame_size = size;
     OFString model;
+    if (codec == Codec::jpeg2000 && encapsulated) {
+        const int rc = decodeJ2KFrame(codestream.data(), codestream.size(), geometry, j2k, out->planar_configuration == 1,
+                                      out->frame_data, capacity, message);
+        if (rc != DICOM_OK) {
+            message = "frame " + std::to_string(out->frame_index + 1) + ": " + message;
+            return rc;
+        }
+        // OpenJPEG undoes the codestream's colour transform (ICT, RCT): pydicom names the frame RGB, so do we.
+        if (p == "YBR_ICT" || p == "YBR_RCT") colorModel = "RGB";
+        return DICOM_OK;
+    }
     if (subsampled) {
         cond = pixels->getPartialValue(out->frame_data, Uint32(uint64_t(out->frame_index) * size), size);
     } else {

@@ -33,6 +33,8 @@ const Transfer transfers[] = {
     {"1.2.840.10008.1.2.4.70", true, true, false, true},    // JPEG Lossless, SV1
     {"1.2.840.10008.1.2.4.80", true, true, false, true},    // JPEG-LS Lossless
     {"1.2.840.10008.1.2.4.81", true, true, false, true},    // JPEG-LS Near-Lossless
+    {"1.2.840.10008.1.2.4.90", true, true, false, true},    // JPEG 2000 Lossless Only (OpenJPEG, j2k.cpp)
+    {"1.2.840.10008.1.2.4.91", true, true, false, true},    // JPEG 2000
 };
 
 // Value representations whose length field is 4 bytes after 2 reserved bytes (PS3.5 table 7.1-1).

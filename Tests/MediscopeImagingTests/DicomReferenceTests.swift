@@ -28,13 +28,6 @@ enum DicomReference {
     /// Files we refuse on purpose, with the error kind they get (documented in docs/dicom.md).
     static let refused: [String: ImagingError.Kind] = {
         var kinds: [String: ImagingError.Kind] = [:]
-        // JPEG 2000 (DCMTK has no codec): a 415 naming the transfer syntax.
-        for name in ["debian/693_J2KI.dcm", "debian/GDCMJ2K_TextGBR.dcm", "debian/J2K_pixelrep_mismatch.dcm",
-                     "debian/JPEG2000.dcm", "debian/MR_small_jp2klossless.dcm", "pydicom-data/693_J2KR.dcm",
-                     "pydicom-data/MR2_J2KI.dcm", "pydicom-data/MR2_J2KR.dcm", "pydicom-data/RG1_J2KI.dcm",
-                     "pydicom-data/RG1_J2KR.dcm", "pydicom-data/RG3_J2KI.dcm", "pydicom-data/RG3_J2KR.dcm",
-                     "pydicom-data/US1_J2KI.dcm", "pydicom-data/US1_J2KR.dcm", "pydicom-data/emri_small_jpeg_2k_lossless.dcm",
-                     "debian/SC_rgb_gdcm_KY.dcm", "pydicom-data/explicit_VR-UN.dcm"] { kinds[name] = .unsupportedVariant }
         // PALETTE COLOR: 415 (not rendered yet).
         for name in ["pydicom-data/OBXXXX1A.dcm", "pydicom-data/OBXXXX1A_2frame.dcm", "pydicom-data/OBXXXX1A_expb.dcm",
                      "pydicom-data/OBXXXX1A_expb_2frame.dcm", "pydicom-data/OBXXXX1A_rle.dcm",
