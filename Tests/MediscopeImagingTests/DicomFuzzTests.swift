@@ -9,7 +9,8 @@ import ImageTestKit
     static let folder = "/usr/lib/python3/dist-packages/pydicom/data/test_files/"
     static let seeds = ["MR_small.dcm", "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm", "JPGExtended.dcm",
                         "image_dfl.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "CT_small.dcm",
-                        "SC_rgb_rle_2frame.dcm", "nested_priv_SQ.dcm"]
+                        "SC_rgb_rle_2frame.dcm", "nested_priv_SQ.dcm", "MR_small_jp2klossless.dcm", "GDCMJ2K_TextGBR.dcm",
+                        "JPEG2000.dcm"]
 
     /// xorshift64*: the same corruptions on every run.
     struct Random {
@@ -122,14 +123,122 @@ import ImageTestKit
         }
     }
 
-    @Test func jpeg2000IsA415NamingTheTransferSyntax() throws {
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.folder + "MR_small_jp2klossless.dcm")))
-        do {
-            _ = try DicomRenderer.decode(bytes)
-            Issue.record("JPEG 2000 was decoded")
-        } catch {
-            #expect(error.kind == .unsupportedVariant)
-            #expect(error.message.contains("JPEG 2000") && error.message.contains("1.2.840.10008.1.2.4.90"))
-        }
+    // MARK: JPEG 2000 (OpenJPEG behind the shim)
+
+    /// A real JPEG 2000 file's bytes and where its codestream (SOC) starts and how long its fragment is.
+    static func j2k(_ name: String) throws -> (file: [UInt8], soc: Int, length: Int) {
+        let file = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.folder + name)))
+        let marker: [UInt8] = [0xFF, 0x4F, 0xFF, 0x51]
+        let found = (8..<(file.count - 4)).first { (i: Int) -> Bool in Array(file[i..<(i + 4)]) == marker }
+        let soc = try #require(found)
+        // The fragment's item header sits right before it: (FFFE,E000) and a 32-bit length.
+        #expect(Array(file[(soc - 8)..<(soc - 4)]) == [0xFE, 0xFF, 0x00, 0xE0])
+        let length = Int(file[soc - 4]) | Int(file[soc - 3]) << 8 | Int(file[soc - 2]) << 16 | Int(file[soc - 1]) << 24
+        return (file, soc, length)
+    }
+
+    static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+
+    /// The SIZ marker's fields, as offsets from SOC (ISO/IEC 15444-1 A.5.1).
+    enum SIZ { static let xsiz = 8, ysiz = 12, xosiz = 16, xtsiz = 24, ytsiz = 28, csiz = 40, ssiz = 42 }
+
+    static func patched(_ file: [UInt8], at offset: Int, _ bytes: [UInt8]) -> [UInt8] {
+        var b = file
+        b.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
+        return b
+    }
+
+    static func refusal(_ bytes: [UInt8]) -> ImagingError? {
+        do { _ = try DicomRenderer.decode(bytes); return nil } catch { return error }
+    }
+
+    /// MR_small_jp2klossless.dcm is MR_small.dcm coded as lossless JPEG 2000: the same stored values.
+    @Test func aLosslessJPEG2000FrameDecodesToTheUncompressedValues() throws {
+        let j2k = try DicomFile.read([UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.folder + "MR_small_jp2klossless.dcm"))))
+        let native = try DicomFile.read([UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.folder + "MR_small.dcm"))))
+        #expect(j2k.transferSyntaxUID == "1.2.840.10008.1.2.4.90")
+        #expect(j2k.frameValues.count == 64 * 64)
+        #expect(j2k.frameValues == native.frameValues)
+        let (image, _) = try DicomRenderer.decode(try Self.j2k("JPEG2000.dcm").file)
+        #expect(image.width == 256 && image.height == 1024 && image.channels == 1)
+    }
+
+    @Test func aJPEG2000FrameWhoseSIZDisagreesWithTheDataSetIsRefused() throws {
+        let (file, soc, _) = try Self.j2k("MR_small_jp2klossless.dcm")
+        // Columns: SIZ says 65 wide (Xsiz - XOsiz), the data set 64.
+        let wider = try #require(Self.refusal(Self.patched(file, at: soc + SIZ.xsiz, Self.be32(65))))
+        #expect(wider.kind == .corrupt && wider.message.contains("65x64 with 1 sample") && wider.message.contains("64x64"), "\(wider.message)")
+        // Rows.
+        let shorter = try #require(Self.refusal(Self.patched(file, at: soc + SIZ.ysiz, Self.be32(32))))
+        #expect(shorter.kind == .corrupt && shorter.message.contains("64x32 with 1 sample"), "\(shorter.message)")
+        // Components: three in Csiz, the data set has one sample (and SIZ's length no longer fits).
+        let colour = try #require(Self.refusal(Self.patched(file, at: soc + SIZ.csiz, [0, 3])))
+        #expect(colour.kind == .corrupt && colour.message.contains("3 components"), "\(colour.message)")
+        // Subsampled component.
+        let subsampled = try #require(Self.refusal(Self.patched(file, at: soc + SIZ.ssiz + 1, [2])))
+        #expect(subsampled.kind == .corrupt && subsampled.message.contains("subsampled"), "\(subsampled.message)")
+        // Precision over Bits Allocated: 17-bit samples in a 16-bit frame.
+        let deep = try #require(Self.refusal(Self.patched(file, at: soc + SIZ.ssiz, [0x90])))
+        #expect(deep.kind == .corrupt && deep.message.contains("17-bit samples"), "\(deep.message)")
+    }
+
+    /// A data set that says three samples (RGB) over a one-component codestream.
+    @Test func aJPEG2000FrameWithFewerComponentsThanSamplesIsRefused() throws {
+        let (file, soc, length) = try Self.j2k("MR_small_jp2klossless.dcm")
+        var elements = HostileDicom.greyModule(width: 64, height: 64, bits: 8, photometric: "RGB").filter { !($0.group == 0x0028 && $0.element == 0x0002) }
+        elements.append(.us(0x0028, 0x0002, 3))
+        elements.append(.us(0x0028, 0x0006, 0))
+        let rgb = HostileDicom.encapsulatedFile(elements,
+                                                fragments: [Array(file[soc..<(soc + length)])], syntax: "1.2.840.10008.1.2.4.90")
+        let error = try #require(Self.refusal(rgb))
+        #expect(error.kind == .corrupt && error.message.contains("64x64 with 1 sample") && error.message.contains("3 samples"), "\(error.message)")
+    }
+
+    @Test func aJPEG2000FrameCutShortIsRefused() throws {
+        let (file, soc, length) = try Self.j2k("MR_small_jp2klossless.dcm")
+        let codestream = Array(file[soc..<(soc + length)])
+        let module = HostileDicom.greyModule(width: 64, height: 64, bits: 16)
+        // The control: the same codestream in a file built here decodes.
+        let whole = HostileDicom.encapsulatedFile(module, fragments: [codestream], syntax: "1.2.840.10008.1.2.4.90")
+        #expect(try DicomFile.read(whole).frameValues.count == 64 * 64)
+        // Cut mid-codestream: its tile-part says it is longer than the bytes left.
+        let cut = HostileDicom.encapsulatedFile(module, fragments: [Array(codestream.prefix(length / 2))], syntax: "1.2.840.10008.1.2.4.90")
+        let error = try #require(Self.refusal(cut))
+        #expect(error.kind == .corrupt && error.message.contains("truncated"), "\(error.message)")
+        // Cut, with the tile-part's length zeroed ("to the end of the codestream"): OpenJPEG, strict, refuses it.
+        var open = codestream
+        let sot = try #require((0..<(open.count - 1)).first { open[$0] == 0xFF && open[$0 + 1] == 0x90 })
+        open.replaceSubrange((sot + 6)..<(sot + 10), with: [0, 0, 0, 0])
+        let unbounded = HostileDicom.encapsulatedFile(module, fragments: [Array(open.prefix(length / 2))], syntax: "1.2.840.10008.1.2.4.90")
+        let decoded = try #require(Self.refusal(unbounded))
+        #expect(decoded.kind == .corrupt && decoded.message.contains("OpenJPEG says"), "\(decoded.message)")
+    }
+
+    @Test func absurdJPEG2000TilingAndDecompositionAreRefusedBeforeDecoding() throws {
+        let (file, soc, _) = try Self.j2k("JPEG2000.dcm")
+        // 1x1 tiles over 256x1024 pixels: 262,144 tiles.
+        let tiny = Self.patched(Self.patched(file, at: soc + SIZ.xtsiz, Self.be32(1)), at: soc + SIZ.ytsiz, Self.be32(1))
+        let tiles = try #require(Self.refusal(tiny))
+        #expect(tiles.kind == .tooComplex && tiles.message.contains("262144 tiles") && tiles.message.contains("4096"), "\(tiles.message)")
+        // Tiles of 0 pixels.
+        let empty = try #require(Self.refusal(Self.patched(file, at: soc + SIZ.xtsiz, Self.be32(0))))
+        #expect(empty.kind == .corrupt && empty.message.contains("tile grid"), "\(empty.message)")
+        // 33 decomposition levels in COD.
+        let (small, at, _) = try Self.j2k("MR_small_jp2klossless.dcm")
+        let cod = try #require((at..<(small.count - 1)).first { small[$0] == 0xFF && small[$0 + 1] == 0x52 })
+        let levels = try #require(Self.refusal(Self.patched(small, at: cod + 9, [33])))
+        #expect(levels.kind == .tooComplex && levels.message.contains("33 decomposition levels"), "\(levels.message)")
+    }
+
+    /// High-Throughput JPEG 2000 and JPEG 2000 Part 2 are not decoded: a 415 naming the transfer syntax.
+    @Test(arguments: ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.4.92"])
+    func otherJPEG2000SyntaxesAreA415NamingThem(_ uid: String) throws {
+        let (file, soc, length) = try Self.j2k("MR_small_jp2klossless.dcm")
+        let bytes = HostileDicom.encapsulatedFile(HostileDicom.greyModule(width: 64, height: 64, bits: 16),
+                                                  fragments: [Array(file[soc..<(soc + length)])], syntax: uid)
+        let error = try #require(Self.refusal(bytes))
+        #expect(error.kind == .unsupportedVariant)
+        #expect(error.message.contains(uid) && error.message.contains("JPEG 2000"), "\(error.message)")
+        if uid.hasPrefix("1.2.840.10008.1.2.4.20") { #expect(error.message.contains("High-Throughput")) }
     }
 }
