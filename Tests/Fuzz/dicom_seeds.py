@@ -269,3 +269,10 @@ def dicom_seeds():
     ds.SamplesPerPixel = 3
     ds.NumberOfFrames = 3
     emit("hostile_rgb_planar_3_frames_of_2.dcm", save(ds, "pl.dcm"))
+
+    # JPEG 2000 (OpenJPEG behind the shim): pydicom's small J2K test files, lossless and lossy, a JP2
+    # wrapper with YBR_RCT and 128x128 tiles, a codestream whose signedness differs from Pixel
+    # Representation. (No J2K encoder among DCMTK's tools; these are the files the reference renders.)
+    pydicom_files = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
+    for name in ("MR_small_jp2klossless.dcm", "JPEG2000.dcm", "693_J2KI.dcm", "GDCMJ2K_TextGBR.dcm"):
+        emit("j2k_" + name, os.path.join(pydicom_files, name))

@@ -50,7 +50,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_st
 if [[ -z "${ASAN_SYMBOLIZER_PATH:-}" && -x "$toolchain/llvm-symbolizer" ]]; then export ASAN_SYMBOLIZER_PATH="$toolchain/llvm-symbolizer"; fi
 if [[ -z "${ASAN_SYMBOLIZER_PATH:-}" && -x /opt/swift/usr/bin/llvm-symbolizer ]]; then export ASAN_SYMBOLIZER_PATH=/opt/swift/usr/bin/llvm-symbolizer; fi
 
-DCMTK_LIBS="-ldcmjpls -ldcmtkcharls -ldcmjpeg -lijg8 -lijg12 -lijg16 -ldcmimgle -ldcmdata -loflog -lofstd -lz"
+DCMTK_LIBS="-ldcmjpls -ldcmtkcharls -ldcmjpeg -lijg8 -lijg12 -lijg16 -ldcmimgle -ldcmdata -loflog -lofstd -lz -lopenjp2"
 CODEC_LIBS="-ljpeg -lpng16 -lwebp -lz -lm"
 
 # Per-target settings: libFuzzer flags shared by replay and fuzzing.

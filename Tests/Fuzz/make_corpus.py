@@ -9,7 +9,7 @@ command line tools (Debian's `dcmtk` package: dcmconv, dcmcrle, dcmcjpeg, dcmcjp
 
 DICOM seeds: every transfer syntax the shim decodes (implicit/explicit VR little endian, explicit big
 endian, deflated, RLE, JPEG baseline, extended 12-bit, spectral, progressive, lossless process 14 and
-SV1, JPEG-LS lossless and near-lossless), grey 8/16-bit signed and unsigned, RGB by pixel and by plane,
+SV1, JPEG-LS lossless and near-lossless, JPEG 2000 from pydicom's test files), grey 8/16-bit signed and unsigned, RGB by pixel and by plane,
 YBR_FULL_422, multi-frame, LUT sequences, character sets, files without preamble or meta information,
 and hostile classes: a JPEG that codes fewer pixels than Rows x Columns (and more), RLE with segment
 offsets past the fragment and fragments shorter than the 64-byte RLE header, a many-scan progressive
