@@ -1,4 +1,5 @@
-/* CDicom: the plain C API of Mediscope's DICOM shim over DCMTK (Debian's libdcmtk-dev).
+/* CDicom: the plain C API of Mediscope's DICOM shim over DCMTK (Debian's libdcmtk-dev) and, for JPEG 2000,
+ * OpenJPEG (Debian's libopenjp2-7-dev).
  *
  * It reads a DICOM file (PS3.10) from memory and returns one frame's stored pixel values plus the
  * attributes PS3.3 needs to render it (Image Pixel, Modality LUT and VOI LUT modules) and the patient
@@ -13,9 +14,11 @@
  * Transfer syntaxes decoded: implicit VR little endian, explicit VR little and big endian, deflated
  * explicit VR little endian, RLE lossless, JPEG baseline (process 1), extended (processes 2 and 4,
  * 12-bit), spectral/progressive (retired), lossless (processes 14, selection value 1 and others), JPEG-LS
- * lossless and near-lossless (DCMTK's codecs, registered once per process). Anything else, JPEG 2000
- * included (DCMTK has no JPEG 2000 codec), is DICOM_ERR_TRANSFER_SYNTAX with a message naming the
- * transfer syntax and its UID.
+ * lossless and near-lossless (DCMTK's codecs, registered once per process), JPEG 2000 lossless and lossy
+ * (1.2.840.10008.1.2.4.90, .91: OpenJPEG from memory, a J2K codestream or a JP2 wrapper, strict mode, its
+ * messages captured and never printed; DCMTK 3.6.7 has no JPEG 2000 codec). Anything else, High-Throughput
+ * JPEG 2000 (.201-.203) and JPEG 2000 Part 2 (.92, .93) included, is DICOM_ERR_TRANSFER_SYNTAX with a
+ * message naming the transfer syntax and its UID.
  *
  * Limits, checked before anything is allocated for the value they bound: every element's value
  * length against the bytes left and against max_element_bytes (a deflated data set is inflated at
@@ -27,7 +30,16 @@
  * set's own (7FE0,0010), never an icon's) must hold as many frames as Number of Frames says, and the
  * frame's fragments are checked as one codestream: an RLE header's segment count and offsets, every
  * segment coding Rows x Columns bytes; a JPEG or JPEG-LS frame header whose size and components equal
- * Rows, Columns and Samples per Pixel, and at most max_jpeg_scans scans (max_jpeg_scan_pixels / pixels).
+ * Rows, Columns and Samples per Pixel, and at most max_jpeg_scans scans (max_jpeg_scan_pixels / pixels);
+ * a JPEG 2000 main header whose SIZ image (Xsiz - XOsiz by Ysiz - YOsiz) equals Columns x Rows and whose
+ * Csiz equals Samples per Pixel, no component subsampled (XRsiz = YRsiz = 1), every component of one
+ * precision and sign within Bits Allocated (DICOM_ERR_CORRUPT otherwise), at most 4096 tiles, 32
+ * decomposition levels (COD, COC) and 65536 tile-parts (DICOM_ERR_TOO_COMPLEX), and no tile-part longer than
+ * the bytes left (DICOM_ERR_CORRUPT: truncated). A JPEG 2000 frame's values are stored as a native frame
+ * stores them: the low Bits Allocated bits of each sample (two's complement when the codestream is signed),
+ * whatever the codestream's precision and sign, so the caller's masking to Bits Stored and sign extension
+ * by Pixel Representation read it as pydicom does; YBR_ICT and YBR_RCT frames are decoded to RGB (OpenJPEG
+ * undoes the colour transform) and photometric_interpretation says "RGB".
  * The frame buffer is zeroed before decoding, so no byte of it is ever left from earlier work.
  *
  * Rescale and window come from the data set, overridden by the decoded frame's Enhanced MR/CT
@@ -40,11 +52,13 @@
  *
  * Errors: functions return DICOM_OK (0) or a DICOM_ERR_* code and write a NUL-terminated message into
  * `err` (errlen bytes, may be NULL/0). Every C++ exception and DCMTK condition (OFCondition) becomes a
- * code and message; nothing aborts or throws across this boundary. Messages never contain patient data
- * (only tags, sizes, transfer syntaxes and DCMTK's condition texts). DCMTK's own logger is silenced.
+ * code and message, and so does every OpenJPEG failure (its error handler keeps the message); nothing
+ * aborts or throws across this boundary. Messages never contain patient data
+ * (only tags, sizes, transfer syntaxes, DCMTK's condition texts and OpenJPEG's codestream errors). DCMTK's
+ * own logger is silenced; OpenJPEG's warnings are dropped.
  *
  * Threads: calls on different inputs may run concurrently (the codec registration is done once, under
- * std::call_once; each call has its own data set). */
+ * std::call_once; each call has its own data set, and its own OpenJPEG codec and stream). */
 #ifndef CDICOM_H
 #define CDICOM_H
 
@@ -102,7 +116,8 @@ typedef struct dicom_image {
     char transfer_syntax_name[96];
 
     /* Image Pixel module (C.7.6.3). photometric_interpretation is the colour model of frame_data:
-     * for a JPEG frame DCMTK converted from YBR_FULL(_422) it is "RGB"; otherwise the file's value. */
+     * for a JPEG frame DCMTK converted from YBR_FULL(_422), and a JPEG 2000 frame in YBR_ICT or YBR_RCT, it
+     * is "RGB"; otherwise the file's value. */
     int32_t rows, columns;
     int32_t samples_per_pixel;      /* 1 or 3 */
     int32_t bits_allocated;         /* 8 or 16 */
