@@ -66,7 +66,11 @@ final class Services: @unchecked Sendable {
     /// This host's Idempotency-Keys (with either store: a retry on another host is made safe by the
     /// record ids the keys derive, `IdempotencyKey.analysisId`).
     func idempotencyKeys() throws(Problem) -> IdempotencyKeyStore {
-        try opened(&openedIdempotencyKeys) { try IdempotencyKeyStore(directory: URL(fileURLWithPath: config.storeDirectory)) }
+        // A claim outlives no request: past the longest request time limit the master has killed it.
+        let longest = config.processManager.pools.map(\.requestTimeoutSeconds).max() ?? 300
+        return try opened(&openedIdempotencyKeys) {
+            try IdempotencyKeyStore(directory: URL(fileURLWithPath: config.storeDirectory), staleAfter: longest + 60)
+        }
     }
 
     /// The outbox's counters for the status page, metrics and readiness; nil with SQLite or when unreadable.

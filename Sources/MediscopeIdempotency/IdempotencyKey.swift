@@ -67,10 +67,12 @@ package struct IdempotencyKey: Sendable, Equatable {
         Self.digest(["scope", organizationId, userId, method, path, value]).hex
     }
 
-    /// The id of the analysis a create under this key makes (`SortableID.derived`): the same on every
-    /// host, so a request retried on another host makes the same record, which delivery then keeps once.
-    package func analysisId(organizationId: String, userId: String) -> String {
-        SortableID.derived(from: Self.digest(["analysis", organizationId, userId, value]).bytes)
+    /// The id of the analysis a create under this key makes for the request with `fingerprint`
+    /// (`SortableID.derived`): the same on every host, so a request retried on another host makes the
+    /// same record, which delivery then keeps once; and never the id of another request under the key
+    /// (another patient's upload must never share a record id with this one, on any host).
+    package func analysisId(organizationId: String, userId: String, fingerprint: String) -> String {
+        SortableID.derived(from: Self.digest(["analysis", organizationId, userId, value, fingerprint]).bytes)
     }
 
     /// The fingerprint of `parts` as one list of fields (`RequestFingerprint`).

@@ -24,7 +24,9 @@ package enum IdempotencyClaim: Sendable, Equatable {
 ///
 /// A row per key scope (`IdempotencyKey.scope`): the request's fingerprint, when it came, which process
 /// runs it (pid and start time, so a dead one is told from a live one and from a later process with its
-/// pid), and once done what it made. Keys, fingerprints and results are digests and ids: no patient
+/// pid) and since when, and once done what it made. A claim older than `staleAfter` (the request time
+/// limit past which the master kills any request, plus a margin) is free to take over whoever holds it:
+/// a key is never stuck because its completion or release could not be written. Keys, fingerprints and results are digests and ids: no patient
 /// data, and no key as the client wrote it. `claim` decides under SQLite's write lock (BEGIN
 /// IMMEDIATE), so of two workers claiming one key at once, one runs it and the other gets `running`.
 ///
@@ -40,9 +42,12 @@ package final class IdempotencyKeyStore: Sendable {
     let file: SQLiteStoreFile<StoreError>
     /// How long a key is remembered.
     package let retention: TimeInterval
+    /// How long a claim holds against others, whatever its holder: past it, no request still runs it.
+    package let staleAfter: TimeInterval
 
-    package init(directory: URL, retention: TimeInterval = defaultRetention) throws(StoreError) {
+    package init(directory: URL, retention: TimeInterval = defaultRetention, staleAfter: TimeInterval = 600) throws(StoreError) {
         self.retention = retention
+        self.staleAfter = staleAfter
         file = try SQLiteStoreFile(directory: directory, fileName: Self.fileName, name: "idempotency keys",
                                    label: "mediscope.idempotency", migrator: Self.migrator,
                                    mapFailure: SQLiteAnalysisStore.storeError)
@@ -58,6 +63,7 @@ package final class IdempotencyKeyStore: Sendable {
                     created_at INTEGER NOT NULL,       -- ms since the epoch
                     owner_pid INTEGER NOT NULL,        -- the process running it (or that ran it)
                     owner_start INTEGER NOT NULL,      -- its start time, clock ticks after boot
+                    claimed_at INTEGER NOT NULL,       -- ms since the epoch, when that process claimed it
                     result TEXT                        -- what it made, once done; NULL while running
                 ) WITHOUT ROWID;
                 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
@@ -75,19 +81,21 @@ package final class IdempotencyKeyStore: Sendable {
             try db.execute(sql: "DELETE FROM idempotency_keys WHERE created_at < ?", arguments: [oldest])
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM idempotency_keys WHERE scope = ?", arguments: [scope]) else {
                 try db.execute(sql: """
-                    INSERT INTO idempotency_keys (scope, fingerprint, created_at, owner_pid, owner_start)
-                    VALUES (?, ?, ?, ?, ?)
-                    """, arguments: [scope, fingerprint, nowMs, owner.pid, owner.startTicks])
+                    INSERT INTO idempotency_keys (scope, fingerprint, created_at, owner_pid, owner_start, claimed_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [scope, fingerprint, nowMs, owner.pid, owner.startTicks, nowMs])
                 return .new
             }
             guard row["fingerprint"] as String == fingerprint else { return .mismatch }
             if let result = row["result"] as String? { return .done(result: result) }
             let holder = ProcessIdentity(pid: row["owner_pid"], startTicks: row["owner_start"])
-            // Its holder runs it, unless that is this very process: one process runs one request at a
-            // time, so a row it holds without a result is one it failed to release.
-            if holder != owner, holder.isRunning { return .running }
-            try db.execute(sql: "UPDATE idempotency_keys SET owner_pid = ?, owner_start = ? WHERE scope = ?",
-                           arguments: [owner.pid, owner.startTicks, scope])
+            let claimedAt: Int64 = row["claimed_at"]
+            // Its holder runs it, unless that is this very process (one process runs one request at a
+            // time: a row it holds without a result is one it failed to release), or the claim is older
+            // than any request may run.
+            if holder != owner, holder.isRunning, nowMs - claimedAt < Int64(staleAfter * 1000) { return .running }
+            try db.execute(sql: "UPDATE idempotency_keys SET owner_pid = ?, owner_start = ?, claimed_at = ? WHERE scope = ?",
+                           arguments: [owner.pid, owner.startTicks, nowMs, scope])
             return .takenOver
         }
     }

@@ -145,21 +145,34 @@ package final class OutboxDelivery {
     }
 
     /// A create met ALREADY_EXISTS: delivered when the stored record is this one (an earlier attempt
-    /// landed and its answer was lost, however many attempts ago or requeues since), or the same request
-    /// made on another host under one Idempotency-Key (same derived id, same fingerprint: the record
-    /// delivered first stands, and this copy, the same analysis, is dropped); parked when another record
-    /// holds the id, a different request under the same key among them.
+    /// landed and its answer was lost, however many attempts ago or requeues since), or another host's
+    /// copy of the same request under one Idempotency-Key (same derived id and fingerprint, and the same
+    /// results: the record delivered first stands, and this copy, the same analysis, is dropped); parked
+    /// when another record holds the id, or a copy whose results differ (hosts on other model versions).
     func sameRecordStored(_ record: AnalysisRecord) -> DeliveryOutcome {
         do {
             let stored = try analyses.get(id: record.id, organizationId: record.organizationId)
             if stored == record { return .delivered }
-            if let fingerprint = record.idempotencyFingerprint, stored?.idempotencyFingerprint == fingerprint { return .delivered }
+            if let fingerprint = record.idempotencyFingerprint, let stored, stored.idempotencyFingerprint == fingerprint {
+                if Self.sameFindings(stored, record) { return .delivered }
+                return .park("Firestore ALREADY_EXISTS: another host's copy of this Idempotency-Key's request has other results")
+            }
             if record.idempotencyFingerprint != nil, stored?.idempotencyFingerprint != nil {
                 return .park("Firestore ALREADY_EXISTS: another request under the same Idempotency-Key made record \(record.id)")
             }
             return .park("Firestore ALREADY_EXISTS: another record holds the id \(record.id)")
         } catch {
             return error.kind == .unavailable ? .retry("Firestore: \(error.message)") : .park("Firestore: \(error.message)")
+        }
+    }
+
+    /// Two analyses of one request that say the same: the patient, the input check's verdict, and per
+    /// result the prediction and probabilities to 1e-4 (hosts on other CPUs round the last bits apart).
+    static func sameFindings(_ a: AnalysisRecord, _ b: AnalysisRecord) -> Bool {
+        guard a.patient == b.patient, a.inputCheck.verdict == b.inputCheck.verdict, a.results.count == b.results.count else { return false }
+        return zip(a.results, b.results).allSatisfy { x, y in
+            x.id == y.id && x.model == y.model && x.prediction == y.prediction && x.probabilities.count == y.probabilities.count
+                && zip(x.probabilities, y.probabilities).allSatisfy { $0.label == $1.label && abs($0.probability - $1.probability) < 1e-4 }
         }
     }
 

@@ -110,13 +110,16 @@ import TestSupport
         // After its analysis is deleted, the key says so instead of pointing at nothing.
         #expect(try await stack.request("DELETE", "/api/analyses/\(id)").status == 204)
         let afterDelete = try await upload(image, patient: "IDEM-1", key: key)
-        #expect(afterDelete.status == 409)
+        #expect(afterDelete.status == 410)
         #expect((afterDelete.json?["detail"] as? String)?.contains("deleted") == true)
     }
 
     @Test func uploadsUnderOneKeyAtOnceMakeOneRecord() async throws {
         let image = PoisonedRequestTests.variant(try Scans.jpeg, "idem concurrent")
         let key = UUID().uuidString
+        #expect(try await upload(image, patient: "IDEM-2-WARM", key: nil).status == 201)   // both workers' models loaded
+        #expect(try await upload(image, patient: "IDEM-2-WARM", key: nil).status == 201)
+        let runs = try await analysesRun()
         let answers = try await withThrowingTaskGroup(of: Stack.Response.self) { group in
             for _ in 0..<4 { group.addTask { try await self.upload(image, patient: "IDEM-2", key: key) } }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -130,11 +133,12 @@ import TestSupport
         }
         let ids = Set(made.compactMap { $0.json?["id"] as? String })
         #expect(ids.count == 1)
-        #expect(made.filter { $0.header("Idempotent-Replayed") == nil }.count <= 1)
+        #expect(made.filter { $0.header("Idempotent-Replayed") == nil }.count == 1, "one answer is the first, the others repeat it")
         // Those told 409 retry and get the same answer.
         let later = try await upload(image, patient: "IDEM-2", key: key)
         #expect(later.status == 201 && ids.contains(later.json?["id"] as? String ?? ""))
         #expect(try await records(patient: "IDEM-2") == Array(ids))
+        #expect(try await analysesRun() == runs + 1, "one model run for the key")
     }
 
     @Test func anUploadWhoseConnectionWasCutIsFoundByItsRetry() async throws {
@@ -145,11 +149,13 @@ import TestSupport
         guard case .bearer(let token)? = stack.defaultAuth else { throw StackError("the stack has no API token") }
         var head = "POST /api/analyses HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n"
         head += "Content-Type: \(type)\r\nContent-Length: \(body.count)\r\nIdempotency-Key: \(key)\r\nConnection: close\r\n\r\n"
-        // The whole request, then the connection closed as soon as a worker has it: the answer is never read.
+        // The whole request, then the connection closed once a worker has begun it (its audit intent is
+        // written first thing): the answer is never read.
+        let started = try await audited("analysis.create")["started"] ?? 0
         let client = try RawConnection(port: stack.port, from: "127.0.0.1")
         try client.send(Array(head.utf8) + Array(body))
-        let taken = try await eventually(every: .milliseconds(5)) {
-            try self.stack.workers("inference").contains { $0.state == "busy" }
+        let taken = try await eventually(every: .milliseconds(20)) {
+            try await self.audited("analysis.create")["started"] ?? 0 > started
         }
         client.close()
         #expect(taken, "no worker took the upload")

@@ -376,7 +376,7 @@ extension ScaleOutTests {
         #expect(try records("P-KEYS-1-OTHER").isEmpty)
 
         // A key first used on b, delivered, then retried on a (which never saw it): answered from the
-        // record Firestore holds; another request under it is refused there too.
+        // record Firestore holds; a remembers the key from then on and refuses another request under it.
         try only("b")
         let second = UUID().uuidString
         let first = try await upload("P-KEYS-2", key: second)

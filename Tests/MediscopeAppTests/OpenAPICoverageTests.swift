@@ -61,6 +61,23 @@ import TestSupport
         }
     }
 
+    /// The routes whose handlers read an Idempotency-Key (AnalysisAPI.createAnalysis, ReportAPI.change)
+    /// declare the header, and no other does; the list's query parameters are the ones its handler reads.
+    @Test func parametersAreTheOnesTheHandlersRead() throws {
+        let operations = try Self.operations()
+        func parameters(_ signature: String) throws -> [String] {
+            let operation = try #require(operations[signature], "\(signature)")
+            return (operation["parameters"] as? [[String: Any]] ?? []).compactMap { ($0["name"] ?? $0["$ref"]) as? String }
+        }
+        let keyed: Set = ["POST /api/analyses", "PUT /api/analyses/{id}/report", "POST /api/analyses/{id}/report/sign",
+                          "POST /api/analyses/{id}/report/amend"]
+        for signature in operations.keys.sorted() {
+            let declares = try parameters(signature).contains("#/components/parameters/IdempotencyKey")
+            #expect(declares == keyed.contains(signature), "\(signature): Idempotency-Key declared \(declares)")
+        }
+        #expect(try Set(parameters("GET /api/analyses")) == ["limit", "cursor", "patient_id"])
+    }
+
     @Test func operationIdsAreUnique() throws {
         let operations = try Self.operations()
         let ids = operations.values.compactMap { $0["operationId"] as? String }

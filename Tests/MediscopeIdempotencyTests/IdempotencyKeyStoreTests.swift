@@ -7,30 +7,41 @@ import TestSupport
 /// The key store's decisions, on a real SQLite file: first use, a live holder, a dead one, another
 /// request under the key, completion, release and the 24 h memory.
 @Suite struct IdempotencyKeyStoreTests {
-    /// A process that has ended: its identity names no running process.
-    static func endedProcess() throws -> ProcessIdentity {
+    /// A `sleep` started for the test: a live process other than this one (pid 1 may be this one, in a
+    /// container). Killed and reaped by `end`.
+    final class OtherProcess {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        process.arguments = ["5"]
-        try process.run()
-        let identity = try #require(ProcessIdentity.of(process.processIdentifier))
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        return identity
+        let identity: ProcessIdentity
+        init() throws {
+            process.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            process.arguments = ["600"]
+            try process.run()
+            identity = try #require(ProcessIdentity.of(process.processIdentifier))
+        }
+        func end() {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        deinit { if process.isRunning { end() } }
     }
 
-    /// init: a process that runs as long as the machine.
-    static var liveProcess: ProcessIdentity { ProcessIdentity.of(1)! }
+    /// A process that has ended: its identity names no running process.
+    static func endedProcess() throws -> ProcessIdentity {
+        let other = try OtherProcess()
+        other.end()
+        return other.identity
+    }
 
     @Test func aKeyIsRunThenAnsweredFromWhatItMade() throws {
         let folder = TemporaryFolder("mediscope-idem")
         let store = try IdempotencyKeyStore(directory: folder.url)
+        let other = try OtherProcess()
         #expect(try store.claim(scope: "s", fingerprint: "f") == .new)
         // Held by this process, unfinished: only a process that failed to release it asks again.
-        #expect(try store.claim(scope: "s", fingerprint: "f", owner: Self.liveProcess) == .running)
+        #expect(try store.claim(scope: "s", fingerprint: "f", owner: other.identity) == .running)
         #expect(try store.claim(scope: "s", fingerprint: "other") == .mismatch)
         try store.complete(scope: "s", result: "01ABC")
-        #expect(try store.claim(scope: "s", fingerprint: "f", owner: Self.liveProcess) == .done(result: "01ABC"))
+        #expect(try store.claim(scope: "s", fingerprint: "f", owner: other.identity) == .done(result: "01ABC"))
         #expect(try store.claim(scope: "s", fingerprint: "other") == .mismatch)
         // Another scope (another user, route or key) is another key.
         #expect(try store.claim(scope: "t", fingerprint: "f") == .new)
@@ -39,14 +50,15 @@ import TestSupport
     @Test func aKeyWhoseHolderDiedIsTakenOverAndAReleasedOneIsNew() throws {
         let folder = TemporaryFolder("mediscope-idem")
         let store = try IdempotencyKeyStore(directory: folder.url)
+        let other = try OtherProcess()
         let dead = try Self.endedProcess()
         #expect(dead.isRunning == false)
         #expect(try store.claim(scope: "s", fingerprint: "f", owner: dead) == .new)
         #expect(try store.claim(scope: "s", fingerprint: "f") == .takenOver)
         // Taken over: this process holds it now, so another live one is told it runs.
-        #expect(try store.claim(scope: "s", fingerprint: "f", owner: Self.liveProcess) == .running)
+        #expect(try store.claim(scope: "s", fingerprint: "f", owner: other.identity) == .running)
         // Only its holder releases it.
-        try store.release(scope: "s", owner: Self.liveProcess)
+        try store.release(scope: "s", owner: other.identity)
         #expect(try store.count() == 1)
         try store.release(scope: "s")
         #expect(try store.count() == 0)
@@ -55,6 +67,20 @@ import TestSupport
         try store.complete(scope: "s", result: "r")
         try store.release(scope: "s")
         #expect(try store.claim(scope: "s", fingerprint: "other") == .done(result: "r"))
+    }
+
+    /// A claim older than any request may run is taken over though its holder lives (its completion or
+    /// release could not be written): a key is never stuck answering 409.
+    @Test func aClaimOlderThanAnyRequestIsTakenOver() throws {
+        let folder = TemporaryFolder("mediscope-idem")
+        let store = try IdempotencyKeyStore(directory: folder.url, staleAfter: 600)
+        let other = try OtherProcess()
+        let start = Date()
+        #expect(try store.claim(scope: "s", fingerprint: "f", owner: other.identity, now: start) == .new)
+        #expect(try store.claim(scope: "s", fingerprint: "f", now: start.addingTimeInterval(599)) == .running)
+        #expect(try store.claim(scope: "s", fingerprint: "f", now: start.addingTimeInterval(601)) == .takenOver)
+        // Taken over now: the new claim holds for its own 600 s.
+        #expect(try store.claim(scope: "s", fingerprint: "f", owner: other.identity, now: start.addingTimeInterval(700)) == .running)
     }
 
     @Test func keysAreForgottenAfterTheRetention() throws {
@@ -73,7 +99,8 @@ import TestSupport
         let folder = TemporaryFolder("mediscope-idem")
         // Two connections, as two worker processes have, and two live holders.
         let stores = [try IdempotencyKeyStore(directory: folder.url), try IdempotencyKeyStore(directory: folder.url)]
-        let owners = [ProcessIdentity.current, Self.liveProcess]
+        let other = try OtherProcess()
+        let owners = [ProcessIdentity.current, other.identity]
         for round in 0..<20 {
             let claims = try await withThrowingTaskGroup(of: IdempotencyClaim.self) { group in
                 for i in 0..<2 {
@@ -118,13 +145,16 @@ import TestSupport
                       key.scope(organizationId: "o", userId: "u", method: "PUT", path: "/api/analyses"),
                       key.scope(organizationId: "o", userId: "u", method: "POST", path: "/api/analyses/x/report/sign")]
         #expect(Set(others + [scope]).count == 6)
-        let id = key.analysisId(organizationId: "o", userId: "u")
+        let id = key.analysisId(organizationId: "o", userId: "u", fingerprint: "f")
         #expect(SortableID.isValid(id))
-        #expect(id == key.analysisId(organizationId: "o", userId: "u"))
-        #expect(Set([id, other.analysisId(organizationId: "o", userId: "u"), key.analysisId(organizationId: "o", userId: "u2"),
-                     key.analysisId(organizationId: "o2", userId: "u")]).count == 4)
+        #expect(id == key.analysisId(organizationId: "o", userId: "u", fingerprint: "f"))
+        // Another key, user, organisation or request (another patient's upload under the same key) is another id.
+        #expect(Set([id, other.analysisId(organizationId: "o", userId: "u", fingerprint: "f"),
+                     key.analysisId(organizationId: "o", userId: "u2", fingerprint: "f"),
+                     key.analysisId(organizationId: "o2", userId: "u", fingerprint: "f"),
+                     key.analysisId(organizationId: "o", userId: "u", fingerprint: "g")]).count == 5)
         // Ids of many keys are valid and distinct.
-        let many = try (0..<2000).map { try IdempotencyKey(header: "key-\($0)").analysisId(organizationId: "o", userId: "u") }
+        let many = try (0..<2000).map { try IdempotencyKey(header: "key-\($0)").analysisId(organizationId: "o", userId: "u", fingerprint: "f") }
         #expect(many.allSatisfy(SortableID.isValid))
         #expect(Set(many).count == many.count)
     }

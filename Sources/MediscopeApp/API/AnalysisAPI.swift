@@ -162,45 +162,56 @@ enum AnalysisAPI {
     }
 
     /// The handler parses the form and answers; UploadAnalysis does the work. Under an Idempotency-Key
-    /// (`IdempotentRequest`) the record's id derives from the key, and a request the key has made already
-    /// is answered with its record, found by that id, without running anything again.
+    /// (`IdempotentRequest`) the record's id derives from the key and the request, and a request the key
+    /// has made already is answered with its record, found by that id, without running anything again.
     static func createAnalysis(_ s: Services, _ req: HTTPRequest, _ user: User) throws(Problem) -> HTTPResponse {
         try admitClient(s, req, user)
         let form = try MultipartForm.parse(contentType: req.header("content-type"), body: req.body)
         guard let imagePart = form.first("image") else {
             throw Problem.badRequest("the form has no `image` field (a JPEG, PNG or DICOM file)")
         }
-        let keyed = try IdempotentRequest.begin(s, req, user, fingerprint: form.fingerprint)
-        var idempotency: IdempotentCreate?
-        if let keyed {
-            if let refusal = keyed.refusal { throw refusal }
-            let id = keyed.key.analysisId(organizationId: user.organizationId, userId: user.id)
-            if case .done(let made) = keyed.claim { return try replay(s, user, made, keyed) }
-            // First here, or taken over from a process that died: the record may exist all the same (made
-            // before that process died, by another host, or under this key more than a day ago).
-            if let response = try madeAlready(s, user, id, keyed) { return response }
-            idempotency = IdempotentCreate(id: id, fingerprint: keyed.fingerprint)
+        guard let keyed = try IdempotentRequest.begin(s, req, user, fingerprint: form.fingerprint) else {
+            return try upload(s, form, imagePart, user, idempotency: nil)
         }
+        if let refusal = keyed.refusal { throw refusal }   // another request's key: not this one's to release
+        if case .done(let made) = keyed.claim { return try replay(s, user, made) }
+        // From here this process holds the key: it is completed with what is made, else released.
+        var settled = false
+        defer { if !settled { keyed.release() } }
+        let id = keyed.key.analysisId(organizationId: user.organizationId, userId: user.id, fingerprint: keyed.fingerprint)
+        // The record may exist all the same: made by a process that died before completing the key (this
+        // client never had its answer: a success), by another host, or under this key more than a day ago.
+        if let made = try madeAlready(s, user, id) {
+            keyed.complete(made.id)
+            settled = true
+            return keyed.claim == .takenOver ? try created(s, made) : try replay(s, user, made.id)
+        }
+        do {
+            let response = try upload(s, form, imagePart, user, idempotency: IdempotentCreate(id: id, fingerprint: keyed.fingerprint))
+            keyed.complete(id)
+            settled = true
+            return response
+        } catch where error.status == 409 {
+            // Made meanwhile under the id (another host's copy delivered first): that record.
+            guard let made = try madeAlready(s, user, id) else { throw error }
+            keyed.complete(made.id)
+            settled = true
+            return try replay(s, user, made.id)
+        }
+    }
+
+    /// Analyses `imagePart` for the form's patient and stores it (under `idempotency`'s id when given).
+    static func upload(_ s: Services, _ form: MultipartForm, _ imagePart: MultipartForm.Part, _ user: User,
+                       idempotency: IdempotentCreate?) throws(Problem) -> HTTPResponse {
+        try admitFile(s, imagePart.body)
+        let patient = try PatientForm.parse(form)
+        let frame = try PatientForm.frame(form)
+        let upload = UploadAnalysis(pipeline: try s.pipeline(), store: try s.store())
         let outcome: UploadOutcome
-        do throws(Problem) {
-            try admitFile(s, imagePart.body)
-            let patient = try PatientForm.parse(form)
-            let frame = try PatientForm.frame(form)
-            let upload = UploadAnalysis(pipeline: try s.pipeline(), store: try s.store())
-            do { outcome = try upload.run(image: imagePart.body, frame: frame, patient: patient, by: user, idempotency: idempotency) } catch {
-                s.publishLoadedModels()   // a failed analysis may still have loaded a model
-                // Made meanwhile under the key's id (another host's copy reached this one first): that record.
-                if let keyed, let id = idempotency?.id, (error as? StoreError)?.kind == .conflict,
-                   let response = try madeAlready(s, user, id, keyed) {
-                    return response
-                }
-                throw s.problem(error)
-            }
-        } catch {
-            keyed?.release()
-            throw error
+        do { outcome = try upload.run(image: imagePart.body, frame: frame, patient: patient, by: user, idempotency: idempotency) } catch {
+            s.publishLoadedModels()   // a failed analysis may still have loaded a model
+            throw s.problem(error)
         }
-        keyed?.complete(outcome.record.id)
         let stored = outcome.record
         s.publishLoadedModels(outcome.loadedModelIDs)
         s.observe(outcome)
@@ -213,37 +224,34 @@ enum AnalysisAPI {
         return .created(body, id: stored.id, location: s.links.analysis(stored.id))
     }
 
-    /// The answer to a key whose request made record `id`: that record as a 201, marked replayed; 409
+    /// The 201 of stored record `rec`, its report as it is now.
+    static func created(_ s: Services, _ rec: AnalysisRecord) throws(Problem) -> HTTPResponse {
+        var body = AnalysisBody(rec, links: s.links)
+        body.report = try ReportAPI.body(s, rec)
+        return .created(body, id: rec.id, location: s.links.analysis(rec.id))
+    }
+
+    /// The answer to a key whose request made record `id`: that record as a 201, marked replayed; 410
     /// when it has been deleted since.
-    static func replay(_ s: Services, _ user: User, _ id: String, _ keyed: IdempotentRequest) throws(Problem) -> HTTPResponse {
+    static func replay(_ s: Services, _ user: User, _ id: String) throws(Problem) -> HTTPResponse {
         let found: AnalysisRecord?
         do { found = try s.store().get(id: id, organizationId: user.organizationId) } catch { throw s.problem(error) }
         guard let rec = found else {
-            throw Problem(status: 409, detail: "the analysis this Idempotency-Key created has been deleted since")
+            throw Problem(status: 410, detail: "the analysis this Idempotency-Key created has been deleted since")
         }
         s.server.log.info("analysis_replayed", ["analysis": .token(.init(rec.id))])
-        var body = AnalysisBody(rec, links: s.links)
-        body.report = try ReportAPI.body(s, rec)
-        return IdempotentRequest.replayed(.created(body, id: rec.id, location: s.links.analysis(rec.id)))
+        return IdempotentRequest.replayed(try created(s, rec))
     }
 
-    /// The record under the key's id, when there is one: replayed if the same request made it, else 422.
-    /// nil when there is none, or the shared store cannot tell now (the outbox takes the upload; its
-    /// delivery keeps one record should another host have made it).
-    static func madeAlready(_ s: Services, _ user: User, _ id: String, _ keyed: IdempotentRequest) throws(Problem) -> HTTPResponse? {
+    /// The record under a key's id, when there is one; nil when there is none, or the shared store cannot
+    /// tell now (the outbox takes the upload; its delivery keeps one record should another host have made
+    /// it). The id derives from the request's fingerprint, so a record found is this request's.
+    static func madeAlready(_ s: Services, _ user: User, _ id: String) throws(Problem) -> AnalysisRecord? {
         let store = try s.store()
-        let found: AnalysisRecord?
-        do { found = try store.get(id: id, organizationId: user.organizationId) } catch {
-            guard error.kind == .unavailable else { keyed.release(); throw s.problem(error) }
+        do { return try store.get(id: id, organizationId: user.organizationId) } catch {
+            guard error.kind == .unavailable else { throw s.problem(error) }
             return nil
         }
-        guard let rec = found else { return nil }
-        guard rec.idempotencyFingerprint == keyed.fingerprint else {
-            keyed.release()
-            throw IdempotentRequest.mismatch
-        }
-        keyed.complete(rec.id)
-        return try replay(s, user, rec.id, keyed)
     }
 
     /// First thing a route that decodes files does: a crash from here on is charged to the signed-in

@@ -62,22 +62,21 @@ enum ReportAPI {
         fingerprint.add(text)
         fingerprint.add(String(body.baseVersion))
         let keyed = try IdempotentRequest.begin(s, req, user, fingerprint: fingerprint)
-        if let refusal = keyed?.refusal { throw refusal }
-        do throws(Problem) {
-            let response = try append(s, record, text: text, baseVersion: body.baseVersion, user, expecting: expecting,
-                                      makes: status, keyed: keyed)
-            keyed?.complete(String(response.version))
-            return response.keyed ? IdempotentRequest.replayed(response.http) : response.http
-        } catch {
-            keyed?.release()
-            throw error
-        }
+        if let refusal = keyed?.refusal { throw refusal }   // another request's key: not this one's to release
+        var settled = keyed == nil
+        defer { if !settled { keyed?.release() } }
+        if case .done = keyed?.claim { settled = true }      // answered from what it made; nothing to write
+        let response = try append(s, record, text: text, baseVersion: body.baseVersion, user, expecting: expecting,
+                                  makes: status, keyed: keyed)
+        if !settled { keyed?.complete(String(response.version)) }
+        settled = true
+        return response.replayed ? IdempotentRequest.replayed(response.http) : response.http
     }
 
     /// `change`'s work: the response, the version it shows last, and whether it repeats a first answer.
     private static func append(_ s: Services, _ record: AnalysisRecord, text: String, baseVersion: Int, _ user: User,
                                expecting: ReportVersion.Status, makes status: ReportVersion.Status,
-                               keyed: IdempotentRequest?) throws(Problem) -> (http: HTTPResponse, version: Int, keyed: Bool) {
+                               keyed: IdempotentRequest?) throws(Problem) -> (http: HTTPResponse, version: Int, replayed: Bool) {
         let reports = try s.reportStore()
         let versions: [ReportVersion]
         do { versions = try reports.versions(analysisId: record.id, organizationId: record.organizationId) } catch { throw s.problem(error) }

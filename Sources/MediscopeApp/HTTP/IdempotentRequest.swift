@@ -52,11 +52,13 @@ struct IdempotentRequest {
     static let mismatch = Problem(status: 422, detail: "this Idempotency-Key was used for a different request; "
                                   + "use a new key for a new request")
 
-    /// Remembers what the request made. A failure is logged, not thrown: the work is done, and a retry
-    /// that finds the key unfinished takes it over and finds what was made.
+    /// Remembers what the request made. A failure is logged, not thrown (the work is done), and the key
+    /// released: a retry then finds what was made (an analysis by its derived id, a report version by its
+    /// text) instead of waiting for a claim nobody will complete.
     func complete(_ result: String) {
         do { try store.complete(scope: scope, result: result) } catch {
             log.error("idempotency_key_not_completed", ["error": .token(.init(error.kind.rawValue))])
+            release()
         }
     }
 
