@@ -69,6 +69,16 @@ let package = Package(
             ]
         ),
         .target(name: "MediscopeImaging", dependencies: ["CImageCodecs", "CDicom"]),
+        // The DICOM listener (Storage SCP + C-ECHO) over DCMTK's dcmnet, and its Swift wrapper.
+        .target(
+            name: "CDicomNet",
+            cxxSettings: [.unsafeFlags(["-fexceptions"])],
+            linkerSettings: [
+                .linkedLibrary("dcmnet"), .linkedLibrary("dcmdata"), .linkedLibrary("oflog"), .linkedLibrary("ofstd"),
+                .linkedLibrary("z"), .linkedLibrary("stdc++"),
+            ]
+        ),
+        .target(name: "MediscopeDicomNet", dependencies: ["CDicomNet"]),
         // dlopen of libMediscopeTorch.so and the table of its entry points; links no libtorch.
         .target(name: "CTorchLoader"),
         .target(name: "MediscopeInference", dependencies: ["CTorchLoader", "MediscopeImaging", "MediscopeEncoding"]),
@@ -106,7 +116,7 @@ let package = Package(
             dependencies: [
                 "MediscopeServer", "MediscopeImaging", "MediscopeInference", "MediscopeStore", "MediscopeAuth", "MediscopeReport",
                 "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeOutbox", "MediscopeLLM", "MediscopeJobs",
-                "MediscopeIdempotency", .product(name: "Configuration", package: "swift-configuration"),
+                "MediscopeIdempotency", "MediscopeDicomNet", .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
         // Debian's libargon2 (argon2id password hashes).

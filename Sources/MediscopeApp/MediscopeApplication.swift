@@ -14,15 +14,20 @@ package struct MediscopeApplication: WorkerApplication {
         histograms = try? SharedHistograms()
     }
 
-    /// The report job processes ("reports-1"...), and with Firestore the outbox's delivery loop.
+    /// The report job processes ("reports-1"...), with Firestore the outbox's delivery loop, and with
+    /// `dicom.listen` the DICOM listener.
     package var backgroundProcesses: [String] {
         (1...config.reports.workers).map { ReportDraftWork.namePrefix + String($0) }
             + (config.store == .firestore ? [OutboxDeliveryWork.processName] : [])
+            + (config.dicom != nil ? [DicomListenerWork.processName] : [])
     }
 
     package func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? {
         if name == OutboxDeliveryWork.processName { return OutboxDeliveryWork(config: config, log: context.server.log) }
         if name.hasPrefix(ReportDraftWork.namePrefix) { return ReportDraftWork(config: config, log: context.server.log) }
+        if name == DicomListenerWork.processName, let dicom = config.dicom {
+            return DicomListenerWork(config: config, settings: dicom, log: context.server.log, masterPID: context.server.masterPID)
+        }
         return nil
     }
 

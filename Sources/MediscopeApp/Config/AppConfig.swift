@@ -30,6 +30,8 @@ package struct AppConfig: Sendable {
     package var firestore: FirestoreSettings?
     /// Report drafts: the LLM (if any) and the job processes.
     package var reports: ReportSettings
+    /// The DICOM listener; nil when `dicom.listen` is unset.
+    package var dicom: DicomSettings?
     /// This host's name in /api/status and on every metric (`host.name`, MEDISCOPE_HOST_NAME; default the
     /// system's host name), so an operator of several hosts sees which one served what.
     package var hostName: String
@@ -118,6 +120,7 @@ package struct AppConfig: Sendable {
         }
         reports = try ReportSettings.read({ reader.string(forKey: ConfigKey($0)) }, int: { reader.int(forKey: ConfigKey($0), default: $1) },
                                           double: { reader.number(forKey: ConfigKey($0), default: $1) })
+        dicom = try DicomSettings.read({ reader.string(forKey: ConfigKey($0)) }, int: { reader.int(forKey: ConfigKey($0), default: $1) })
         var policy = AccountPolicy()
         policy.sessionIdleSeconds = reader.number(forKey: "session.idle.seconds", default: policy.sessionIdleSeconds)
         policy.sessionAbsoluteSeconds = reader.number(forKey: "session.absolute.seconds", default: policy.sessionAbsoluteSeconds)
@@ -204,6 +207,11 @@ package struct AppConfig: Sendable {
                     values[AbsoluteConfigKey(parts)] = ConfigValue(.double(number.doubleValue), isSecret: false)
                 }
             case let text as String: values[AbsoluteConfigKey(parts)] = ConfigValue(.string(text), isSecret: false)
+            case let array as [Any]:
+                // A list (dicom.peers) is read as its JSON text, as its MEDISCOPE_* variable gives it.
+                if let data = try? JSONSerialization.data(withJSONObject: array, options: [.sortedKeys]) {
+                    values[AbsoluteConfigKey(parts)] = ConfigValue(.string(String(decoding: data, as: UTF8.self)), isSecret: false)
+                }
             default: break
             }
         }

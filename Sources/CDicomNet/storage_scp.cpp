@@ -1,0 +1,139 @@
+// The Storage SCP of CDicomNet.h on DCMTK's DcmSCP: negotiation, C-ECHO and DIMSE are DCMTK's; what is
+// accepted and kept is the caller's (the callbacks).
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmnet/diutil.h"
+#include "dcmtk/dcmnet/scp.h"
+#include "dcmtk/oflog/oflog.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "CDicomNet.h"
+
+namespace {
+
+void setError(char *error, size_t size, const std::string &message) {
+    if (error && size > 0) std::snprintf(error, size, "%s", message.c_str());
+}
+
+/// The transfer syntaxes Mediscope's reader decodes, preferred first when a sender proposes several.
+OFList<OFString> imageTransferSyntaxes() {
+    OFList<OFString> list;
+    for (const char *uid : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
+                            UID_BigEndianExplicitTransferSyntax, UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+                            UID_RLELosslessTransferSyntax, UID_JPEGProcess1TransferSyntax, UID_JPEGProcess2_4TransferSyntax,
+                            UID_JPEGProcess14SV1TransferSyntax, UID_JPEGProcess14TransferSyntax,
+                            UID_JPEGLSLosslessTransferSyntax, UID_JPEGLSLossyTransferSyntax,
+                            UID_JPEG2000LosslessOnlyTransferSyntax, UID_JPEG2000TransferSyntax}) {
+        list.push_back(uid);
+    }
+    return list;
+}
+
+class StorageSCP : public DcmSCP {
+public:
+    StorageSCP(const dicom_scp_config &config, const dicom_scp_callbacks &callbacks)
+        : callbacks_(callbacks), aeTitle_(config.ae_title), incoming_(config.incoming_dir),
+          maxInstanceBytes_(config.max_instance_bytes) {}
+
+    OFCondition handleIncomingCommand(T_DIMSE_Message *message, const DcmPresentationContextInfo &info) override {
+        if (message->CommandField == DIMSE_C_STORE_RQ) return store(message->msg.CStoreRQ, info.presentationContextID);
+        if (message->CommandField == DIMSE_C_ECHO_RQ) event(DICOM_SCP_EVENT_ECHO);
+        return DcmSCP::handleIncomingCommand(message, info);
+    }
+
+    OFBool checkCalledAETitleAccepted(const OFString &calledAE) override { return calledAE == aeTitle_.c_str(); }
+
+    OFBool checkCallingAETitleAccepted(const OFString &callingAE) override {
+        return callbacks_.accept(callbacks_.context, callingAE.c_str(), getPeerIP().c_str()) != 0;
+    }
+
+    void notifyAssociationAcknowledge() override { event(DICOM_SCP_EVENT_ASSOCIATION_ACCEPTED); }
+    void notifyAbortRequest() override { event(DICOM_SCP_EVENT_ASSOCIATION_ABORTED); }
+    void notifyDIMSEError(const OFCondition &) override { event(DICOM_SCP_EVENT_ASSOCIATION_ABORTED); }
+    OFBool stopAfterConnectionTimeout() override { return callbacks_.should_stop(callbacks_.context) != 0; }
+    OFBool stopAfterCurrentAssociation() override { return callbacks_.should_stop(callbacks_.context) != 0; }
+
+private:
+    OFCondition store(T_DIMSE_C_StoreRQ &request, T_ASC_PresentationContextID presentationID) {
+        const std::string path = incoming_ + "/" + std::to_string(getpid()) + "-" + std::to_string(++received_) + ".part";
+        OFCondition received = receiveSTORERequest(request, presentationID, OFString(path.c_str()));
+        if (received.bad()) {
+            unlink(path.c_str());
+            event(DICOM_SCP_EVENT_RECEIVE_FAILED);
+            return received;
+        }
+        Uint16 status = 0xA700;  // Refused: Out of Resources
+        struct stat info;
+        if (stat(path.c_str(), &info) == 0 && uint64_t(info.st_size) <= maxInstanceBytes_) {
+            status = callbacks_.stored(callbacks_.context, path.c_str(), request.AffectedSOPClassUID,
+                                       request.AffectedSOPInstanceUID, getPeerAETitle().c_str(), getPeerIP().c_str());
+        }
+        unlink(path.c_str());  // kept only if the callback moved it
+        return sendSTOREResponse(presentationID, request, status);
+    }
+
+    void event(int kind) {
+        if (callbacks_.event) callbacks_.event(callbacks_.context, kind);
+    }
+
+    dicom_scp_callbacks callbacks_;
+    std::string aeTitle_;
+    std::string incoming_;
+    uint64_t maxInstanceBytes_;
+    uint64_t received_ = 0;
+};
+
+}  // namespace
+
+extern "C" int dicom_scp_run(const dicom_scp_config *config, const dicom_scp_callbacks *callbacks, char *error, size_t error_size) {
+    if (!config || !callbacks || !callbacks->accept || !callbacks->stored || !callbacks->should_stop || !config->ae_title
+        || !config->incoming_dir || config->port == 0) {
+        setError(error, error_size, "the listener's configuration is incomplete");
+        return -1;
+    }
+    try {
+        OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+        if (mkdir(config->incoming_dir, 0700) != 0 && errno != EEXIST) {
+            setError(error, error_size, std::string("cannot create ") + config->incoming_dir + ": " + std::strerror(errno));
+            return -1;
+        }
+        StorageSCP scp(*config, *callbacks);
+        scp.setPort(config->port);
+        scp.setAETitle(config->ae_title);
+        scp.setMaxReceivePDULength(config->max_pdu);
+        scp.setACSETimeout(config->acse_timeout);
+        scp.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+        scp.setDIMSETimeout(config->dimse_timeout);
+        scp.setConnectionBlockingMode(DUL_NOBLOCK);
+        scp.setConnectionTimeout(1);
+        scp.setHostLookupEnabled(OFFalse);
+        const OFList<OFString> images = imageTransferSyntaxes();
+        OFList<OFString> verification;
+        verification.push_back(UID_LittleEndianExplicitTransferSyntax);
+        verification.push_back(UID_LittleEndianImplicitTransferSyntax);
+        OFCondition added = scp.addPresentationContext(UID_VerificationSOPClass, verification);
+        for (int i = 0; added.good() && i < numberOfDcmImageSOPClassUIDs; ++i) {
+            added = scp.addPresentationContext(dcmImageSOPClassUIDs[i], images);
+        }
+        if (added.bad()) {
+            setError(error, error_size, std::string("cannot set up the presentation contexts: ") + added.text());
+            return -1;
+        }
+        OFCondition result = scp.listen();
+        if (result == NET_EC_StopAfterConnectionTimeout || result == NET_EC_StopAfterAssociation || result.good()) return 0;
+        setError(error, error_size, std::string("the DICOM listener on port ") + std::to_string(config->port) + " stopped: " + result.text());
+        return -1;
+    } catch (const std::exception &e) {
+        setError(error, error_size, std::string("the DICOM listener failed: ") + e.what());
+    } catch (...) {
+        setError(error, error_size, "the DICOM listener failed");
+    }
+    return -1;
+}

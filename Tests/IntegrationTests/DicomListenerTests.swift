@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The DICOM listener (issue 24 part 1) through the real stack, with DCMTK's own tools as the senders:
+/// C-ECHO, a study stored once however often it is sent, callers not on `dicom.peers` rejected at
+/// association, a SOP class it does not take and a file the reader refuses answered with a failure, a
+/// bogus PDU and a killed listener survived.
+@Suite(.serialized) final class DicomListenerTests {
+    let stack: Stack
+    let port: Int
+    static let testFiles = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
+
+    init() throws {
+        port = try Stack.freePort()
+        stack = try Stack(settings: ["DICOM_LISTEN": String(port),
+                                     "DICOM_PEERS": #"[{"ae_title": "SENDER", "host": "127.0.0.1", "organization": "default"}]"#,
+                                     "DICOM_IDLE_TIMEOUT_SECONDS": "5"])
+    }
+    deinit { stack.stop() }
+
+    func dcmtk(_ tool: String, _ arguments: [String]) throws -> ProcessResult {
+        try runProcess(URL(fileURLWithPath: "/usr/bin/" + tool), arguments, timeout: 60)
+    }
+
+    func echo(callingAE: String = "SENDER", calledAE: String = "MEDISCOPE") throws -> ProcessResult {
+        try dcmtk("echoscu", ["-aet", callingAE, "-aec", calledAE, "127.0.0.1", String(port)])
+    }
+
+    func store(_ files: [String], callingAE: String = "SENDER") throws -> ProcessResult {
+        try dcmtk("storescu", ["-v", "-aet", callingAE, "-aec", "MEDISCOPE", "127.0.0.1", String(port)] + files)
+    }
+
+    /// The listener answers C-ECHO (it starts with the pools, a moment after the stack).
+    func listening() async throws -> Bool {
+        try await eventually(timeout: 60, every: .milliseconds(200)) { try self.echo().status == 0 }
+    }
+
+    /// The instances kept for the default organisation.
+    var spooled: [String] {
+        let folder = stack.varDir.appendingPathComponent("dicom/default").path
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".dcm") }.sorted()
+    }
+
+    func occurrences(_ event: String) -> Int {
+        ((try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? "").components(separatedBy: "\"event\":\"\(event)\"").count - 1
+    }
+
+    @Test func aListedPeerEchoesAndItsStudyIsKeptOnceHoweverOftenSent() async throws {
+        #expect(try await listening())
+        let files = ["\(Self.testFiles)/CT_small.dcm", "\(Self.testFiles)/MR_small.dcm"]
+        let sent = try store(files)
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(spooled.count == 2)
+        // Sent again (a sender's retry): Success, and still one copy of each.
+        #expect(try store(files).status == 0)
+        #expect(spooled.count == 2)
+        #expect(occurrences("dicom_instance_received") == 4)
+    }
+
+    @Test func callersNotOnThePeerListAreRejectedAtAssociation() async throws {
+        #expect(try await listening())
+        let stranger = try echo(callingAE: "STRANGER")
+        #expect(stranger.status != 0)
+        #expect("\(stranger.stdout)\(stranger.stderr)".contains("Association Rejected"), "\(stranger.stderr)")
+        let wrongCalled = try echo(calledAE: "SOMEONE")
+        #expect(wrongCalled.status != 0)
+        #expect(try store(["\(Self.testFiles)/CT_small.dcm"], callingAE: "STRANGER").status != 0)
+        #expect(occurrences("dicom_association_rejected") >= 2)
+        #expect(try echo().status == 0, "the listener still serves its peers")
+    }
+
+    @Test func aSOPClassItDoesNotTakeAndAFileTheReaderRefusesGetAFailure() async throws {
+        #expect(try await listening())
+        let before = spooled
+        // An RT Plan: no image, no presentation context for it.
+        let plan = try store(["\(Self.testFiles)/rtplan.dcm"])
+        #expect("\(plan.stdout)\(plan.stderr)".contains("No presentation context"), "\(plan.stderr)")
+        // A CT whose Rows say more than its Pixel Data holds: received, refused by the reader (0xC000).
+        let folder = TemporaryFolder("mediscope-dicom-bad")
+        let bad = folder.appending("bad.dcm").path
+        try FileManager.default.copyItem(atPath: "\(Self.testFiles)/CT_small.dcm", toPath: bad)
+        #expect(try dcmtk("dcmodify", ["-nb", "-m", "(0028,0010)=4096", "-m", "(0008,0018)=1.2.826.0.1.3680043.8.498.1", bad]).status == 0)
+        let refused = try store([bad])
+        #expect("\(refused.stdout)\(refused.stderr)".contains("Store Response (Error: CannotUnderstand)"), "\(refused.stdout)\(refused.stderr)")
+        #expect(spooled == before, "nothing refused is kept")
+        #expect(occurrences("dicom_instance_refused") >= 1)
+        #expect(try echo().status == 0)
+    }
+
+    @Test func aBogusPDUAndAKilledListenerLeaveTheServiceListening() async throws {
+        #expect(try await listening())
+        // An A-ASSOCIATE-RQ whose length says 4 GiB, then the connection cut.
+        let raw = try RawConnection(port: port, from: "127.0.0.1")
+        try raw.send([0x01, 0x00, 0xFF, 0xFF, 0xFF, 0xFF] + Array(repeating: 0x41, count: 64))
+        raw.close()
+        #expect(try await listening(), "answers after a bogus PDU")
+
+        // Kept before the kill stays kept; the master starts the listener again.
+        #expect(try store(["\(Self.testFiles)/CT_small.dcm"]).status == 0)
+        let kept = spooled
+        let listener = try #require(try Self.process(listening: port, among: LeanProcessTests.children(of: stack.masterPID)))
+        kill(listener, SIGKILL)
+        #expect(try await listening(), "the listener is back")
+        #expect(try Self.process(listening: port, among: LeanProcessTests.children(of: stack.masterPID)) != listener)
+        #expect(spooled == kept)
+        #expect(try store(["\(Self.testFiles)/MR_small.dcm"]).status == 0)
+        #expect(spooled.count == kept.count + 1)
+    }
+
+    /// The process among `pids` holding the TCP socket listening on `port` (/proc/net/tcp and its fds).
+    static func process(listening port: Int, among pids: [Int32]) throws -> Int32? {
+        let table = LeanProcessTests.read("/proc/net/tcp") + LeanProcessTests.read("/proc/net/tcp6")
+        let suffix = String(format: ":%04X", port)
+        let inodes = table.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 9, fields[1].hasSuffix(suffix), fields[3] == "0A" else { return nil }
+            return String(fields[9])
+        }
+        for pid in pids {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+            for fd in fds {
+                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                   inodes.contains(where: { target == "socket:[\($0)]" }) {
+                    return pid
+                }
+            }
+        }
+        return nil
+    }
+}
