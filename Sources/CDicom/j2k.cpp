@@ -48,19 +48,21 @@ OPJ_BOOL seekMemory(OPJ_OFF_T to, void *user) {
     return OPJ_TRUE;
 }
 
-/// OpenJPEG's error messages are kept (the first one says what went wrong); warnings and information are
-/// dropped. Nothing goes to stderr.
+/// OpenJPEG's first error and first warning are kept (the error says what went wrong; a warning explains
+/// a failure that came without one); information is dropped. Nothing goes to stderr.
 struct Messages {
-    std::string error;
+    std::string error, warning;
 };
 
-void onError(const char *text, void *user) {
-    Messages *m = static_cast<Messages *>(user);
-    if (!m || !text || !m->error.empty()) return;
-    m->error = text;
-    while (!m->error.empty() && (m->error.back() == '\n' || m->error.back() == ' ')) m->error.pop_back();
-    if (m->error.size() > 200) m->error.resize(200);
+void keep(std::string &into, const char *text) {
+    if (!text || !into.empty()) return;
+    into = text;
+    while (!into.empty() && (into.back() == '\n' || into.back() == ' ')) into.pop_back();
+    if (into.size() > 200) into.resize(200);
 }
+
+void onError(const char *text, void *user) { keep(static_cast<Messages *>(user)->error, text); }
+void onWarning(const char *text, void *user) { keep(static_cast<Messages *>(user)->warning, text); }
 
 void ignore(const char *, void *) {}
 
@@ -89,13 +91,14 @@ int decodeJ2KFrame(const uint8_t *data, size_t size, const FrameGeometry &g, con
     s.codec = opj_create_decompress(header.jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
     if (!s.codec) return DICOM_ERR_NOMEM;
     opj_set_error_handler(s.codec, onError, &messages);
-    opj_set_warning_handler(s.codec, ignore, nullptr);
+    opj_set_warning_handler(s.codec, onWarning, &messages);
     opj_set_info_handler(s.codec, ignore, nullptr);
     opj_dparameters_t parameters;
     opj_set_default_decoder_parameters(&parameters);
     const auto failed = [&](const char *step) {
+        const std::string &said = messages.error.empty() ? messages.warning : messages.error;
         message = std::string("the JPEG 2000 frame cannot be decoded (") + step + ")"
-            + (messages.error.empty() ? std::string() : ": OpenJPEG says \"" + messages.error + "\"");
+            + (said.empty() ? std::string() : ": OpenJPEG says \"" + said + "\"");
         return DICOM_ERR_CORRUPT;
     };
     if (!opj_setup_decoder(s.codec, &parameters)) return failed("decoder setup");
@@ -117,6 +120,12 @@ int decodeJ2KFrame(const uint8_t *data, size_t size, const FrameGeometry &g, con
     }
     if (!opj_decode(s.codec, s.stream, s.image)) return failed("decode");
     if (!opj_end_decompress(s.codec, s.stream)) return failed("end of codestream");
+    // A JP2 wrapper's palette or channel definitions (pclr, cdef) may change the components while decoding.
+    if (im->numcomps != uint32_t(g.samples)) {
+        message = "OpenJPEG decoded the JPEG 2000 frame to " + std::to_string(im->numcomps) + " components, Samples per Pixel is "
+            + std::to_string(g.samples);
+        return DICOM_ERR_CORRUPT;
+    }
     for (uint32_t c = 0; c < im->numcomps; ++c) {
         const opj_image_comp_t &comp = im->comps[c];
         if (!comp.data || comp.w != uint32_t(g.columns) || comp.h != uint32_t(g.rows) || comp.dx != 1 || comp.dy != 1
