@@ -111,6 +111,22 @@ package final class Scoreboard: @unchecked Sendable {
     }
 
     /// The worker in `slot` answered its request and is idle again with `rssKB` resident.
+    /// A worker begins idle work (`RequestHandler.idleWork`): busy, timed like a request, not counted as one.
+    func workStarted(slot: Int, at startedNs: Int64) {
+        store(slot, MS_SLOT_CLIENT_KEY, 0)
+        store(slot, MS_SLOT_CONTENT_KEY, 0)
+        store(slot, MS_SLOT_REQUEST_STARTED_NS, startedNs)
+        setState(slot, MS_SLOT_BUSY)
+    }
+
+    /// Its idle work is done: idle again.
+    func workFinished(slot: Int, rssKB: Int) {
+        store(slot, MS_SLOT_RSS_KB, Int64(rssKB))
+        store(slot, MS_SLOT_REQUEST_STARTED_NS, 0)
+        store(slot, MS_SLOT_CONTENT_KEY, 0)
+        setState(slot, MS_SLOT_IDLE)
+    }
+
     func requestFinished(slot: Int, rssKB: Int) {
         store(slot, MS_SLOT_RSS_KB, Int64(rssKB))
         add(slot, MS_SLOT_REQUESTS, 1)

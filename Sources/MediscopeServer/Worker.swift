@@ -7,6 +7,17 @@ import Glibc
 /// and start threads that the master never has.
 package protocol RequestHandler: AnyObject {
     func handle(_ request: HTTPRequest) -> HTTPResponse
+    /// Work the worker does when no request waits (e.g. analysing a received DICOM instance): one piece,
+    /// returning true when it did one (the worker looks at its sockets, then asks again at once), false
+    /// when there is none (the worker waits for a request, up to a second, then asks again). Requests
+    /// come first: it is asked only when none is waiting, and one piece delays a request by at most
+    /// its own length. `begin()` marks the worker busy once there is a piece to do, so the request time
+    /// limit and the crash ledger hold for it as for a request.
+    func idleWork(slot: Int, begin: () -> Void) -> Bool
+}
+
+extension RequestHandler {
+    package func idleWork(slot: Int, begin: () -> Void) -> Bool { false }
 }
 
 /// What the application gives the process manager.
@@ -81,17 +92,27 @@ struct WorkerProcess {
         // Connections the web server asked to keep open (FCGI_KEEP_CONN), waiting for their next request.
         var kept: [FastCGIConnection] = []
         board.setState(slot, MS_SLOT_IDLE)
+        // Whether the last idle work found something: then the next wait only looks, and more follows.
+        var working = false
 
         while true {
             if ms_signal_take(SIGTERM) != 0 || ms_signal_take(SIGQUIT) != 0 || ms_signal_take(SIGINT) != 0 { break }
             if ms_signal_take(SIGUSR1) != 0 { context.log.reopen() }
             // Signals are blocked except inside this wait, so a stop can never be missed.
             let fds = [pool.listenFD] + kept.map(\.descriptor)
-            let ready = fds.withUnsafeBufferPointer { ms_wait_any($0.baseAddress, Int32($0.count), 1000) }
+            let ready = fds.withUnsafeBufferPointer { ms_wait_any($0.baseAddress, Int32($0.count), working ? 0 : 1000) }
             if ready < 0 {
                 if getppid() != context.masterPID { break }
+                // No request waits: one piece of idle work, if there is one.
+                var begun = false
+                working = handler.idleWork(slot: slot) {
+                    board.workStarted(slot: slot, at: ms_now_ns())
+                    begun = true
+                }
+                if begun { board.workFinished(slot: slot, rssKB: residentKB()) }
                 continue
             }
+            working = false
             let connection: FastCGIConnection
             if ready == 0 {
                 guard let accepted = acceptAllowed() else { continue }  // another worker took it, or refused

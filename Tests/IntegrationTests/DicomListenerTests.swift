@@ -49,16 +49,49 @@ import Glibc
         ((try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? "").components(separatedBy: "\"event\":\"\(event)\"").count - 1
     }
 
-    @Test func aListedPeerEchoesAndItsStudyIsKeptOnceHoweverOftenSent() async throws {
+    /// The analyses of `patient` (the file's Patient ID).
+    func records(patient: String) async throws -> [[String: Any]] {
+        let r = try await stack.request("GET", "/api/analyses?limit=100&patient_id=\(patient)")
+        return r.json?["items"] as? [[String: Any]] ?? []
+    }
+
+    /// Waits until every received instance is analysed (the spool is empty) and `patients` have a record.
+    func analysed(_ patients: [String]) async throws -> Bool {
+        try await eventually(timeout: 120, every: .milliseconds(250)) {
+            guard self.spooled.isEmpty else { return false }
+            for patient in patients where try await self.records(patient: patient).isEmpty { return false }
+            return true
+        }
+    }
+
+    @Test func aListedPeersStudyIsAnalysedOnceHoweverOftenSentWithTheCLIsNumbers() async throws {
         #expect(try await listening())
         let files = ["\(Self.testFiles)/CT_small.dcm", "\(Self.testFiles)/MR_small.dcm"]
+        stack.remember(["1CT1", "4MR1", "CompressedSamples^CT1", "CompressedSamples^MR1"])
         let sent = try store(files)
         #expect(sent.status == 0, "\(sent.stderr)")
-        #expect(spooled.count == 2)
-        // Sent again (a sender's retry): Success, and still one copy of each.
+        #expect(try await analysed(["1CT1", "4MR1"]), "spool: \(spooled)")
+        // Sent again (a sender's retry, the PACS sending the study twice): Success, and still one analysis each.
         #expect(try store(files).status == 0)
-        #expect(spooled.count == 2)
+        #expect(try await analysed(["1CT1", "4MR1"]))
         #expect(occurrences("dicom_instance_received") == 4)
+        let mr = try await records(patient: "4MR1"), ct = try await records(patient: "1CT1")
+        #expect(mr.count == 1 && ct.count == 1, "\(mr.count) MR, \(ct.count) CT analyses")
+        #expect(occurrences("dicom_instance_analysed") == 2)
+        // The numbers the command line gives for the same file.
+        let cli = try runProcess(Repository.executable, ["analyze", "--json", "--no-images", "\(Self.testFiles)/MR_small.dcm"], timeout: 120)
+        let image = try #require((try JSONSerialization.jsonObject(with: Data(cli.stdout.utf8)) as? [String: Any])?["images"] as? [[String: Any]]).first
+        let expected = try #require(image?["results"] as? [[String: Any]])
+        let got = try #require(mr.first?["results"] as? [[String: Any]])
+        #expect(got.count == expected.count)
+        for (g, e) in zip(got, expected) {
+            #expect(g["prediction"] as? String == e["prediction"] as? String)
+            let gp = (g["probabilities"] as? [[String: Any]] ?? []).compactMap { $0["probability"] as? Double }
+            let ep = (e["probabilities"] as? [[String: Any]] ?? []).compactMap { $0["probability"] as? Double }
+            #expect(gp.count == ep.count && zip(gp, ep).allSatisfy { abs($0 - $1) < 1e-4 }, "\(gp) vs \(ep)")
+        }
+        // The CT is out of the model's scope, and says so.
+        #expect((ct.first?["inputCheck"] as? [String: Any])?["verdict"] as? String == "out_of_scope")
     }
 
     @Test func callersNotOnThePeerListAreRejectedAtAssociation() async throws {
@@ -75,6 +108,7 @@ import Glibc
 
     @Test func aSOPClassItDoesNotTakeAndAFileTheReaderRefusesGetAFailure() async throws {
         #expect(try await listening())
+        #expect(try await analysed([]))
         let before = spooled
         // An RT Plan: no image, no presentation context for it.
         let plan = try store(["\(Self.testFiles)/rtplan.dcm"])
@@ -99,16 +133,17 @@ import Glibc
         raw.close()
         #expect(try await listening(), "answers after a bogus PDU")
 
-        // Kept before the kill stays kept; the master starts the listener again.
+        // What it acknowledged before the kill is analysed; the master starts the listener again.
+        stack.remember(["1CT1", "4MR1"])
         #expect(try store(["\(Self.testFiles)/CT_small.dcm"]).status == 0)
-        let kept = spooled
         let listener = try #require(try Self.process(listening: port, among: LeanProcessTests.children(of: stack.masterPID)))
         kill(listener, SIGKILL)
         #expect(try await listening(), "the listener is back")
         #expect(try Self.process(listening: port, among: LeanProcessTests.children(of: stack.masterPID)) != listener)
-        #expect(spooled == kept)
         #expect(try store(["\(Self.testFiles)/MR_small.dcm"]).status == 0)
-        #expect(spooled.count == kept.count + 1)
+        #expect(try await analysed(["1CT1", "4MR1"]))
+        let ct = try await records(patient: "1CT1"), mr = try await records(patient: "4MR1")
+        #expect(ct.count == 1 && mr.count == 1, "each instance analysed once")
     }
 
     /// The process among `pids` holding the TCP socket listening on `port` (/proc/net/tcp and its fds).

@@ -3,6 +3,7 @@ import Glibc
 import MediscopeDicomNet
 import MediscopeEncoding
 import MediscopeImaging
+import MediscopeJobs
 import MediscopeServer
 
 /// The "dicom" background process (`dicom.listen` set): a DICOM Storage SCP with C-ECHO (DCMTK's dcmnet,
@@ -107,16 +108,29 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
         guard file.attributes.sopInstanceUID == instance.sopInstanceUID else {
             return .refused(0xA900, "its SOP Instance UID is not the one the C-STORE names")
         }
+        let key = Self.folderName(organization) + "/" + SHA256Hex.digest(instance.sopInstanceUID) + ".dcm"
         let folder = Self.spool(config).appendingPathComponent(Self.folderName(organization))
-        let target = folder.appendingPathComponent(SHA256Hex.digest(instance.sopInstanceUID) + ".dcm").path
+        let target = Self.spool(config).appendingPathComponent(key).path
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            if FileManager.default.fileExists(atPath: target) { return .keptBefore }
-            try Self.durablyMove(instance.path, to: target, folder: folder.path)
-            return .kept
+            let before = FileManager.default.fileExists(atPath: target)
+            if !before { try Self.durablyMove(instance.path, to: target, folder: folder.path) }
+            // Its analysis is queued before Success (again for a copy kept before: the queue keeps one).
+            try ReceivedInstance.enqueue(try jobs(), key: key, organizationId: organization)
+            return before ? .keptBefore : .kept
         } catch {
-            return .refused(0xA700, "the spool cannot be written")
+            return .refused(0xA700, "the spool or the job queue cannot be written")
         }
+    }
+
+    private var openedJobs: JobQueue?
+
+    /// This host's job queue (the analyses of received instances wait there for an inference worker).
+    func jobs() throws -> JobQueue {
+        if let openedJobs { return openedJobs }
+        let jobs = try JobQueue(directory: URL(fileURLWithPath: config.storeDirectory))
+        openedJobs = jobs
+        return jobs
     }
 
     /// An organisation id as a folder name: itself when it is plain, else its digest.

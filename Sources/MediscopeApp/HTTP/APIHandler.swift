@@ -9,4 +9,9 @@ final class APIHandler: RequestHandler {
         services.observeQueueing(request)
         return router.handle(request)
     }
+
+    /// Between requests, an inference worker analyses one instance the DICOM listener received.
+    func idleWork(slot: Int, begin: () -> Void) -> Bool {
+        ReceivedInstance.analyseNext(services, begin: begin)
+    }
 }

@@ -17,6 +17,13 @@ struct UploadAnalysis {
     /// middle one. `idempotency` names the record for an upload under an Idempotency-Key.
     func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, by user: User,
              idempotency: IdempotentCreate? = nil) throws -> UploadOutcome {
+        try run(image: image, frame: frame, patient: patient, organizationId: user.organizationId, createdBy: user.id,
+                idempotency: idempotency)
+    }
+
+    /// The same for an image no user uploaded (`createdBy` nil: one a PACS sent).
+    func run(image: [UInt8], frame: Int? = nil, patient: PatientInfo, organizationId: String, createdBy: String?,
+             idempotency: IdempotentCreate? = nil) throws -> UploadOutcome {
         // The form's modality and body part are checked against each model's scope, like a DICOM file's own.
         // Overlays are drawn when first looked at (an io worker, `AnalysisStore.bytes(of:)`), not here.
         let analysis = try pipeline.analyze(imageBytes: image, frame: frame,
@@ -37,7 +44,7 @@ struct UploadAnalysis {
             return StoredResult(outcome, heatmap: .drawn(drawing, format: style.format, width: lossless.width, height: lossless.height))
         }
         let new = NewAnalysis(
-            organizationId: user.organizationId, createdBy: user.id, patient: patient,
+            organizationId: organizationId, createdBy: createdBy, patient: patient,
             imageWidth: analysis.imageWidth, imageHeight: analysis.imageHeight, scan: scanBlob.ref, results: results,
             timingsMs: analysis.timings.byStage, images: images,
             source: ScanSource(format: analysis.format.rawValue, exifOrientation: analysis.orientation?.rawValue,

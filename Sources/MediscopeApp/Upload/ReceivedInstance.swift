@@ -1,0 +1,112 @@
+import Foundation
+import MediscopeAuth
+import MediscopeEncoding
+import MediscopeIdempotency
+import MediscopeImaging
+import MediscopeJobs
+import MediscopeSQLite
+import MediscopeServer
+import MediscopeStore
+
+/// Analysing what the DICOM listener received: each instance it keeps is a job (`kind`, its spool path
+/// as the key); an inference worker takes one when no request waits (`RequestHandler.idleWork`), so the
+/// analysis runs in the pool's capacity, never elsewhere, and a dashboard upload waits for at most one
+/// instance's analysis. Exactly once: the record's id derives from the organisation and the SOP
+/// Instance UID (the spool file's name), so a redelivered instance, or a job run again after its
+/// worker died, finds its record instead of making a second.
+enum ReceivedInstance {
+    static let kind = "dicom.analyze"
+    /// How long a worker's claim on a job holds: past the request time limit the master killed it.
+    static let lease = 600.0
+
+    /// Queues the analysis of the spooled file `key` (organisation folder / file name) for `organizationId`.
+    static func enqueue(_ jobs: JobQueue, key: String, organizationId: String) throws(StoreError) {
+        try jobs.enqueue(kind: kind, key: key, organizationId: organizationId)
+    }
+
+    /// The record id of the instance spooled as `key` for `organizationId`.
+    static func recordId(key: String, organizationId: String) -> String {
+        var digest = RequestFingerprint("dicom instance")
+        digest.add(organizationId)
+        digest.add(key)
+        return SortableID.derived(from: digest.bytes)
+    }
+
+    /// Analyses the next waiting instance, if there is one and this is an inference worker of a host
+    /// with a listener. True when it took one.
+    static func analyseNext(_ s: Services, begin: () -> Void) -> Bool {
+        guard s.config.dicom != nil, s.pool.config.name == MediscopeApplication.inferencePool,
+              let jobs = try? s.jobs(),
+              let job = try? jobs.claim(kind: kind, owner: getpid(), lease: lease, maxRunningPerOrganization: Int.max,
+                                        minSecondsBetweenStarts: 0) else { return false }
+        begin()
+        let outcome = analyse(s, job)
+        do {
+            switch outcome {
+            case .retry:
+                try jobs.retry(job, at: Date().addingTimeInterval(30), error: "the store is unavailable")
+            default:
+                try jobs.finish(job, outcome: outcome.name)
+            }
+        } catch {
+            s.server.log.error("dicom_job_not_recorded", ["error": .token(.init(error.kind.rawValue))])
+        }
+        return true
+    }
+
+    enum Outcome {
+        case analysed, analysedBefore, refused, missing, retry
+        var name: String {
+            switch self {
+            case .analysed: "analysed"
+            case .analysedBefore: "analysed_before"
+            case .refused: "refused"
+            case .missing: "missing"
+            case .retry: "retry"
+            }
+        }
+    }
+
+    static func analyse(_ s: Services, _ job: Job) -> Outcome {
+        let path = DicomListenerWork.spool(s.config).appendingPathComponent(job.key).path
+        guard !job.key.contains(".."), let data = FileManager.default.contents(atPath: path) else { return .missing }
+        let bytes = Array(data)
+        let id = recordId(key: job.key, organizationId: job.organizationId)
+        do {
+            // A file that crashed a worker before is not decoded again (the crash ledger, as for uploads).
+            try s.server.admitContent(slot: s.slot, content: CrashLedger.contentKey(sha256Hex: SHA256Hex.digest(bytes)))
+            let fields = try DicomAPI.fields(bytes, limits: ImageLimits(maxPixels: s.config.maxImagePixels), log: s)
+            let patient = PatientInfo(patientId: fields.patientId ?? "UNKNOWN", name: fields.patientName, age: fields.age, sex: fields.sex,
+                                      modality: fields.modality, bodyPart: fields.bodyPart)
+            let upload = UploadAnalysis(pipeline: try s.pipeline(), store: try s.store())
+            let outcome: UploadOutcome
+            do {
+                outcome = try upload.run(image: bytes, patient: patient, organizationId: job.organizationId, createdBy: nil,
+                                         idempotency: IdempotentCreate(id: id, fingerprint: SHA256Hex.digest(bytes)))
+            } catch let error as StoreError where error.kind == .conflict {
+                try? FileManager.default.removeItem(atPath: path)
+                return .analysedBefore
+            } catch let error as StoreError where error.kind == .unavailable {
+                return .retry
+            } catch {
+                s.publishLoadedModels()
+                s.server.log.warning("dicom_instance_not_analysed", ["job": .int(Int(job.id)), "error": .token(.init(String(describing: type(of: error))))])
+                return .refused
+            }
+            s.publishLoadedModels(outcome.loadedModelIDs)
+            s.observe(outcome)
+            let entry = AuditEntry(actorUserId: nil, actorUsername: "dicom", organizationId: job.organizationId, action: "analysis.create",
+                                   recordId: outcome.record.id, address: "dicom", outcome: "success")
+            do { try s.accounts().audit(entry) } catch {
+                s.server.log.error("audit_write_failed", ["action": .word("analysis.create")])
+            }
+            ReportAPI.enqueueDraft(s, outcome.record)
+            try? FileManager.default.removeItem(atPath: path)
+            s.server.log.info("dicom_instance_analysed", ["analysis": .token(.init(outcome.record.id))])
+            return .analysed
+        } catch {
+            s.server.log.warning("dicom_instance_not_analysed", ["job": .int(Int(job.id)), "status": .int(error.status)])
+            return .refused
+        }
+    }
+}
