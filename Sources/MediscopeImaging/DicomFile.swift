@@ -88,8 +88,8 @@ package struct DicomFile: Sendable {
     /// - Parameters:
     ///   - frame: 0-based frame to decode; nil: the middle one, (numberOfFrames - 1) / 2.
     ///   - decodePixels: false reads the attributes only (no Pixel Data needed).
-    /// - Throws: `ImagingError`: `.unsupportedVariant` for a transfer syntax we do not decode (JPEG 2000
-    ///   and others; the message names it) or an image layout we do not render; `.tooLarge` past
+    /// - Throws: `ImagingError`: `.unsupportedVariant` for a transfer syntax we do not decode (HTJ2K, JPEG 2000
+    ///   Part 2 and others; the message names it) or an image layout we do not render; `.tooLarge` past
     ///   `limits.maxPixels` or the element size limit; `.tooComplex` for sequences nested too deep;
     ///   `.noSuchFrame`; `.corrupt` for anything malformed or undecodable, a file without Pixel Data
     ///   included; `.empty`; `.unsupportedFormat` when it is no DICOM data at all.
