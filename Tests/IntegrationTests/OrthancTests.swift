@@ -1,0 +1,112 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Debian's Orthanc as the hospital's PACS, on free loopback ports with a configuration of its own,
+/// sending a study to Mediscope's DICOM listener by C-STORE with its own REST call
+/// (`POST /modalities/{name}/store`): every instance becomes exactly one analysis, also when the PACS
+/// sends the study again.
+@Suite(.serialized) final class OrthancTests {
+    let stack: Stack
+    let orthanc: Process
+    let httpPort: Int
+    let folder = TemporaryFolder("mediscope-orthanc")
+    static let testFiles = DicomListenerTests.testFiles
+
+    init() throws {
+        let dicomPort = try Stack.freePort()
+        stack = try Stack(settings: ["DICOM_LISTEN": String(dicomPort),
+                                     "DICOM_PEERS": #"[{"ae_title": "ORTHANC", "host": "127.0.0.1", "organization": "default"}]"#])
+        httpPort = try Stack.freePort()
+        let config: [String: Any] = [
+            "Name": "MediscopeTestPACS", "StorageDirectory": folder.appending("db").path, "IndexDirectory": folder.appending("db").path,
+            "HttpPort": httpPort, "DicomPort": try Stack.freePort(), "DicomAet": "ORTHANC", "RemoteAccessAllowed": false,
+            "AuthenticationEnabled": false, "DicomModalities": ["mediscope": ["MEDISCOPE", "127.0.0.1", dicomPort]],
+            "Plugins": [], "LogExportedResources": false,
+        ]
+        let file = folder.appending("orthanc.json")
+        try JSONSerialization.data(withJSONObject: config).write(to: file)
+        orthanc = Process()
+        orthanc.executableURL = URL(fileURLWithPath: "/usr/sbin/Orthanc")
+        orthanc.arguments = [file.path]
+        orthanc.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        orthanc.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try orthanc.run()
+    }
+
+    deinit {
+        // SIGKILL: a child of the test process inherits its blocked signals, SIGTERM among them, and
+        // would never see one. Its database is the test's temporary folder.
+        if orthanc.isRunning {
+            kill(orthanc.processIdentifier, SIGKILL)
+            orthanc.waitUntilExit()
+        }
+        stack.stop()
+    }
+
+    /// A call to Orthanc's REST API.
+    func orthancCall(_ method: String, _ path: String, body: Data? = nil) throws -> Stack.Response {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(httpPort)\(path)")!)
+        request.httpMethod = method
+        request.httpBody = body
+        request.timeoutInterval = 60
+        let box = LockedBox<Result<Stack.Response, Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let session = URLSession(configuration: .ephemeral)
+        defer { session.finishTasksAndInvalidate() }
+        session.dataTask(with: request) { data, response, error in
+            if let http = response as? HTTPURLResponse {
+                box.mutate { $0 = .success(Stack.Response(status: http.statusCode, headers: [:], body: data ?? Data())) }
+            } else {
+                box.mutate { $0 = .failure(error ?? StackError("no response from Orthanc")) }
+            }
+            done.signal()
+        }.resume()
+        done.wait()
+        return try box.value!.get()
+    }
+
+    func records(patient: String) async throws -> Int {
+        let r = try await stack.request("GET", "/api/analyses?limit=100&patient_id=\(patient)")
+        return (r.json?["items"] as? [[String: Any]])?.count ?? -1
+    }
+
+    @Test func aStudySentByOrthancIsAnalysedOnceEachInstance() async throws {
+        stack.remember(["1CT1", "4MR1", "CompressedSamples^CT1", "CompressedSamples^MR1"])
+        #expect(try await eventually(timeout: 60, every: .milliseconds(200)) {
+            (try? self.orthancCall("GET", "/system").status) == 200
+        }, "Orthanc did not start")
+        var ids: [String] = []
+        for name in ["CT_small.dcm", "MR_small.dcm"] {
+            let stored = try orthancCall("POST", "/instances", body: try Data(contentsOf: URL(fileURLWithPath: "\(Self.testFiles)/\(name)")))
+            #expect(stored.status == 200)
+            ids.append(try #require(stored.json?["ID"] as? String))
+        }
+        // C-ECHO from the PACS (the listener starts a moment after the stack).
+        #expect(try await eventually(timeout: 60, every: .milliseconds(250)) {
+            (try? self.orthancCall("POST", "/modalities/mediscope/echo", body: Data("{}".utf8)).status) == 200
+        })
+        let body = try JSONSerialization.data(withJSONObject: ids)
+        for _ in 0..<2 {   // the PACS sends the study twice
+            let sent = try orthancCall("POST", "/modalities/mediscope/store", body: body)
+            #expect(sent.status == 200, "\(String(decoding: sent.body, as: UTF8.self))")
+            #expect(sent.json?["FailedInstancesCount"] as? Int == 0)
+        }
+        let analysed = try await eventually(timeout: 120, every: .milliseconds(250)) {
+            let ct = try await self.records(patient: "1CT1"), mr = try await self.records(patient: "4MR1")
+            return ct == 1 && mr == 1
+        }
+        #expect(analysed)
+        // Nothing left to analyse, and still one analysis per instance.
+        let spool = stack.varDir.appendingPathComponent("dicom/default").path
+        #expect(try await eventually(timeout: 60) { ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).isEmpty })
+        #expect(try await records(patient: "1CT1") == 1)
+        #expect(try await records(patient: "4MR1") == 1)
+    }
+}
