@@ -109,8 +109,9 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
     }
 
     /// Until the inference pool has a worker accepting (its fork server preloads the models first), so a
-    /// test sees a whole stack; at most `timeout` seconds.
-    func waitForInferenceWorker(timeout: Double = 90) throws {
+    /// test sees a whole stack; at most `timeout` seconds. Generous: when the suites start, dozens of
+    /// stacks, emulators and browsers start at once on a loaded 2-core machine.
+    func waitForInferenceWorker(timeout: Double = 240) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let workers = try? workers("inference"), workers.contains(where: { $0.state == "idle" || $0.state == "busy" }) { return }
@@ -119,7 +120,7 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         throw StackError("the inference pool had no worker in \(timeout) s")
     }
 
-    func waitUntilHealthy(timeout: Double = 90) throws {
+    func waitUntilHealthy(timeout: Double = 240) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let r = try? syncRequest("GET", "/api/health"), r.status == 200 { return }
