@@ -103,6 +103,8 @@ struct WorkerProcess {
             let ready = fds.withUnsafeBufferPointer { ms_wait_any($0.baseAddress, Int32($0.count), working ? 0 : 1000) }
             if ready < 0 {
                 if getppid() != context.masterPID { break }
+                // Woken by a stop (the wait returns -1 for a signal too): stop, start no work.
+                if ms_signal_take(SIGTERM) != 0 || ms_signal_take(SIGQUIT) != 0 || ms_signal_take(SIGINT) != 0 { break }
                 // No request waits: one piece of idle work, if there is one.
                 var begun = false
                 working = handler.idleWork(slot: slot) {

@@ -120,6 +120,12 @@ import Glibc
         #expect(try dcmtk("dcmodify", ["-nb", "-m", "(0028,0010)=4096", "-m", "(0008,0018)=1.2.826.0.1.3680043.8.498.1", bad]).status == 0)
         let refused = try store([bad])
         #expect("\(refused.stdout)\(refused.stderr)".contains("Store Response (Error: CannotUnderstand)"), "\(refused.stdout)\(refused.stderr)")
+        // No Patient ID: it would be filed under nobody's (or another patient's) id: refused, not kept.
+        let anonymous = folder.appending("anonymous.dcm").path
+        try FileManager.default.copyItem(atPath: "\(Self.testFiles)/MR_small.dcm", toPath: anonymous)
+        #expect(try dcmtk("dcmodify", ["-nb", "-ea", "(0010,0020)", "-m", "(0008,0018)=1.2.826.0.1.3680043.8.498.2", anonymous]).status == 0)
+        let noID = try store([anonymous])
+        #expect("\(noID.stdout)\(noID.stderr)".contains("Store Response (Error: CannotUnderstand)"), "\(noID.stdout)\(noID.stderr)")
         #expect(spooled == before, "nothing refused is kept")
         #expect(occurrences("dicom_instance_refused") >= 1)
         #expect(try echo().status == 0)

@@ -36,6 +36,22 @@ import TestSupport
         }
     }
 
+    @Test func theDICOMListenerIsOffUnlessAPortIsGivenAndItsPeersAreChecked() throws {
+        #expect(try AppConfig.load(file: nil, environment: [:]).dicom == nil)
+        let peers = #"[{"ae_title": "ORTHANC", "host": "10.0.0.20", "organization": "default"}]"#
+        let on = try #require(try AppConfig.load(file: nil, environment: ["MEDISCOPE_DICOM_LISTEN": "11112", "MEDISCOPE_DICOM_PEERS": peers]).dicom)
+        #expect(on.port == 11112 && on.aeTitle == "MEDISCOPE" && on.peers.count == 1)
+        #expect(on.peer(callingAETitle: "ORTHANC", address: "10.0.0.20")?.organization == "default")
+        #expect(on.peer(callingAETitle: "ORTHANC", address: "10.0.0.21") == nil)
+        let twice = #"[{"ae_title": "PACS", "host": "10.0.0.20", "organization": "a"}, {"ae_title": "PACS", "host": "10.0.0.20", "organization": "b"}]"#
+        for bad in [["MEDISCOPE_DICOM_LISTEN": "127.0.0.1:11112"], ["MEDISCOPE_DICOM_LISTEN": "[::]:11112"],
+                    ["MEDISCOPE_DICOM_LISTEN": "11112", "MEDISCOPE_DICOM_PEERS": twice],
+                    ["MEDISCOPE_DICOM_LISTEN": "11112", "MEDISCOPE_DICOM_AE_TITLE": "A\\B"],
+                    ["MEDISCOPE_DICOM_LISTEN": "11112", "MEDISCOPE_DICOM_PEERS": #"[{"ae_title": "X", "host": "pacs.local", "organization": "o"}]"#]] {
+            #expect(throws: (any Error).self, "\(bad)") { try AppConfig.load(file: nil, environment: bad) }
+        }
+    }
+
     @Test func defaultsNeedNoFile() throws {
         let c = try AppConfig.load(file: nil, environment: ["MEDISCOPE_VAR": "/tmp/x"])
         #expect(c.processManager.pools.map(\.name) == ["inference", "io"])

@@ -66,8 +66,8 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
         guard let peer = settings.peer(callingAETitle: instance.callingAETitle, address: instance.peerAddress) else { return 0xA700 }
         let outcome = keep(instance, organization: peer.organization)
         switch outcome {
-        case .kept, .keptBefore:
-            log.info("dicom_instance_received", ["outcome": .word(outcome == .kept ? "kept" : "kept_before")])
+        case .kept:
+            log.info("dicom_instance_received", [:])
             return 0x0000
         case .refused(let status, let reason):
             log.warning("dicom_instance_refused", ["reason": .token(.init(reason))])
@@ -94,7 +94,7 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
     // MARK: - The spool
 
     enum Kept: Equatable {
-        case kept, keptBefore
+        case kept
         case refused(UInt16, String)
     }
 
@@ -108,19 +108,53 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
         guard file.attributes.sopInstanceUID == instance.sopInstanceUID else {
             return .refused(0xA900, "its SOP Instance UID is not the one the C-STORE names")
         }
+        // The analysis is filed under the patient the file names: exactly one valid Patient ID, at most one
+        // Patient's Name. Anything else could file it under another patient: refused, for the PACS to fix.
+        let ids = file.attributes.patientID.map(DicomAPI.values) ?? []
+        guard ids.count == 1, (try? FieldText.check(Array(ids[0].utf8), field: "patient_id", rule: .patientId)) != nil,
+              (file.attributes.patientName.map(DicomAPI.values) ?? []).count <= 1 else {
+            return .refused(0xC000, "it has no single valid Patient ID (or more than one Patient's Name)")
+        }
         let key = Self.folderName(organization) + "/" + SHA256Hex.digest(instance.sopInstanceUID) + ".dcm"
-        let folder = Self.spool(config).appendingPathComponent(Self.folderName(organization))
-        let target = Self.spool(config).appendingPathComponent(key).path
+        let spool = Self.spool(config)
+        let folder = spool.appendingPathComponent(Self.folderName(organization))
+        let target = spool.appendingPathComponent(key).path
         do {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            let before = FileManager.default.fileExists(atPath: target)
-            if !before { try Self.durablyMove(instance.path, to: target, folder: folder.path) }
+            if !FileManager.default.fileExists(atPath: folder.path) {
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                try Self.syncFolder(spool.path)   // the new folder's entry is durable before any Success in it
+            }
+            if let waiting = FileManager.default.contents(atPath: target) {
+                // Sent again while the first copy waits: the same bytes are the same instance; other bytes
+                // under one SOP Instance UID (a corrected resend) are refused, never silently dropped.
+                guard waiting == data else {
+                    return .refused(0xA900, "another instance with this SOP Instance UID waits to be analysed")
+                }
+                try Self.syncFile(target)
+                try Self.syncFolder(folder.path)
+            } else {
+                try Self.durablyMove(instance.path, to: target, folder: folder.path)
+            }
             // Its analysis is queued before Success (again for a copy kept before: the queue keeps one).
             try ReceivedInstance.enqueue(try jobs(), key: key, organizationId: organization)
-            return before ? .keptBefore : .kept
+            return .kept
         } catch {
             return .refused(0xA700, "the spool or the job queue cannot be written")
         }
+    }
+
+    static func syncFile(_ path: String) throws {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ServerError("open failed") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw ServerError("fsync failed") }
+    }
+
+    static func syncFolder(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { throw ServerError("open folder failed") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw ServerError("fsync folder failed") }
     }
 
     private var openedJobs: JobQueue?
@@ -141,16 +175,9 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
 
     /// fsync the file, rename it (link, so an existing target is never replaced), fsync the folder.
     static func durablyMove(_ path: String, to target: String, folder: String) throws {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw ServerError("open failed") }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard synced else { throw ServerError("fsync failed") }
+        try syncFile(path)
         guard link(path, target) == 0 || errno == EEXIST else { throw ServerError("link failed") }
         unlink(path)
-        let dir = open(folder, O_RDONLY | O_DIRECTORY)
-        guard dir >= 0 else { throw ServerError("open folder failed") }
-        defer { close(dir) }
-        guard fsync(dir) == 0 else { throw ServerError("fsync folder failed") }
+        try syncFolder(folder)
     }
 }

@@ -32,7 +32,7 @@ package struct DicomSettings: Sendable, Equatable {
         guard let listen = string("dicom.listen")?.trimmingCharacters(in: .whitespaces), !listen.isEmpty else { return nil }
         let portText = listen.split(separator: ":", omittingEmptySubsequences: false).last.map(String.init) ?? ""
         let host = listen.count > portText.count ? String(listen.dropLast(portText.count + 1)) : "*"
-        guard ["*", "0.0.0.0", "::", "[::]"].contains(host), let port = UInt16(portText), port > 0 else {
+        guard ["*", "0.0.0.0"].contains(host), let port = UInt16(portText), port > 0 else {
             throw ServerError("dicom.listen must be PORT or *:PORT (the listener takes every address; dicom.peers and "
                               + "the firewall say who may send), got \(listen)")
         }
@@ -45,10 +45,16 @@ package struct DicomSettings: Sendable, Equatable {
         do { peers = try JSONDecoder().decode([Peer].self, from: Data(peersText.utf8)) } catch {
             throw ServerError("dicom.peers must be a JSON array of {\"ae_title\", \"host\", \"organization\"}")
         }
+        var seen = Set<String>()
         for peer in peers {
             guard Self.isAETitle(peer.aeTitle), AppConfig.isNumericAddress(peer.host), !peer.organization.isEmpty else {
                 throw ServerError("dicom.peers: each peer needs an AE title (1 to 16 characters), a numeric IP address and "
                                   + "an organization, got \(peer.aeTitle) at \(peer.host)")
+            }
+            // One sender is one organisation's: the same AE title at the same address twice could file one
+            // hospital's studies under another.
+            guard seen.insert(peer.aeTitle + "@" + peer.host).inserted else {
+                throw ServerError("dicom.peers lists \(peer.aeTitle) at \(peer.host) twice")
             }
         }
         let settings = DicomSettings(port: port, aeTitle: aeTitle, peers: peers,

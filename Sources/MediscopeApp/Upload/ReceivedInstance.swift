@@ -16,8 +16,12 @@ import MediscopeStore
 /// worker died, finds its record instead of making a second.
 enum ReceivedInstance {
     static let kind = "dicom.analyze"
+    /// Attempts before a job that keeps failing for want of a store or a model is given up (and its file
+    /// kept, renamed `.failed`).
+    static let maxAttempts = 5
+
     /// How long a worker's claim on a job holds: past the request time limit the master killed it.
-    static let lease = 600.0
+    static func lease(_ s: Services) -> Double { max(600, s.pool.config.requestTimeoutSeconds + 60) }
 
     /// Queues the analysis of the spooled file `key` (organisation folder / file name) for `organizationId`.
     static func enqueue(_ jobs: JobQueue, key: String, organizationId: String) throws(StoreError) {
@@ -37,14 +41,18 @@ enum ReceivedInstance {
     static func analyseNext(_ s: Services, begin: () -> Void) -> Bool {
         guard s.config.dicom != nil, s.pool.config.name == MediscopeApplication.inferencePool,
               let jobs = try? s.jobs(),
-              let job = try? jobs.claim(kind: kind, owner: getpid(), lease: lease, maxRunningPerOrganization: Int.max,
+              let job = try? jobs.claim(kind: kind, owner: getpid(), lease: lease(s), maxRunningPerOrganization: Int.max,
                                         minSecondsBetweenStarts: 0) else { return false }
         begin()
-        let outcome = analyse(s, job)
+        var outcome = analyse(s, job)
+        if outcome == .retry, job.attempts >= maxAttempts {
+            set(aside: job, as: "failed", s)
+            outcome = .failed
+        }
         do {
             switch outcome {
             case .retry:
-                try jobs.retry(job, at: Date().addingTimeInterval(30), error: "the store is unavailable")
+                try jobs.retry(job, at: Date().addingTimeInterval(30), error: "the store or the models are unavailable")
             default:
                 try jobs.finish(job, outcome: outcome.name)
             }
@@ -54,17 +62,26 @@ enum ReceivedInstance {
         return true
     }
 
-    enum Outcome {
-        case analysed, analysedBefore, refused, missing, retry
+    enum Outcome: Equatable {
+        case analysed, analysedBefore, conflict, refused, missing, retry, failed
         var name: String {
             switch self {
             case .analysed: "analysed"
             case .analysedBefore: "analysed_before"
+            case .conflict: "conflict"
             case .refused: "refused"
             case .missing: "missing"
             case .retry: "retry"
+            case .failed: "failed"
             }
         }
+    }
+
+    /// Keeps a spooled file that was not analysed beside it (`<name>.<reason>`) for IT to look at; it is
+    /// no longer waiting.
+    static func set(aside job: Job, as reason: String, _ s: Services) {
+        let path = DicomListenerWork.spool(s.config).appendingPathComponent(job.key).path
+        _ = rename(path, path + "." + reason)
     }
 
     static func analyse(_ s: Services, _ job: Job) -> Outcome {
@@ -84,6 +101,15 @@ enum ReceivedInstance {
                 outcome = try upload.run(image: bytes, patient: patient, organizationId: job.organizationId, createdBy: nil,
                                          idempotency: IdempotentCreate(id: id, fingerprint: SHA256Hex.digest(bytes)))
             } catch let error as StoreError where error.kind == .conflict {
+                // Analysed before (a redelivery, or a rerun after its worker died): the same bytes are the same
+                // instance; other bytes under its SOP Instance UID are set aside, never analysed over it.
+                let made = try? s.store().get(id: id, organizationId: job.organizationId)
+                guard let made, made.idempotencyFingerprint == SHA256Hex.digest(bytes) else {
+                    s.server.log.warning("dicom_instance_conflicts", ["job": .int(Int(job.id))])
+                    set(aside: job, as: "conflict", s)
+                    return .conflict
+                }
+                ReportAPI.enqueueDraft(s, made)   // queued once; its worker may have died before it did
                 try? FileManager.default.removeItem(atPath: path)
                 return .analysedBefore
             } catch let error as StoreError where error.kind == .unavailable {
@@ -91,6 +117,7 @@ enum ReceivedInstance {
             } catch {
                 s.publishLoadedModels()
                 s.server.log.warning("dicom_instance_not_analysed", ["job": .int(Int(job.id)), "error": .token(.init(String(describing: type(of: error))))])
+                set(aside: job, as: "refused", s)
                 return .refused
             }
             s.publishLoadedModels(outcome.loadedModelIDs)
@@ -105,7 +132,10 @@ enum ReceivedInstance {
             s.server.log.info("dicom_instance_analysed", ["analysis": .token(.init(outcome.record.id))])
             return .analysed
         } catch {
+            // A store or the models out of reach now (5xx): again later; the file itself (4xx): set aside.
+            if error.status >= 500 { return .retry }
             s.server.log.warning("dicom_instance_not_analysed", ["job": .int(Int(job.id)), "status": .int(error.status)])
+            set(aside: job, as: "refused", s)
             return .refused
         }
     }
