@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
 import TestSupport
 #if canImport(Glibc)
@@ -50,26 +47,9 @@ import Glibc
         stack.stop()
     }
 
-    /// A call to Orthanc's REST API.
+    /// A call to Orthanc's REST API (no credentials: the test's Orthanc has none).
     func orthancCall(_ method: String, _ path: String, body: Data? = nil) throws -> Stack.Response {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(httpPort)\(path)")!)
-        request.httpMethod = method
-        request.httpBody = body
-        request.timeoutInterval = 60
-        let box = LockedBox<Result<Stack.Response, Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        let session = URLSession(configuration: .ephemeral)
-        defer { session.finishTasksAndInvalidate() }
-        session.dataTask(with: request) { data, response, error in
-            if let http = response as? HTTPURLResponse {
-                box.mutate { $0 = .success(Stack.Response(status: http.statusCode, headers: [:], body: data ?? Data())) }
-            } else {
-                box.mutate { $0 = .failure(error ?? StackError("no response from Orthanc")) }
-            }
-            done.signal()
-        }.resume()
-        done.wait()
-        return try box.value!.get()
+        try OrthancREST(port: httpPort).syncRequest(method, path, body: body)
     }
 
     func records(patient: String) async throws -> Int {
@@ -109,4 +89,12 @@ import Glibc
         #expect(try await records(patient: "1CT1") == 1)
         #expect(try await records(patient: "4MR1") == 1)
     }
+}
+
+/// Orthanc's REST API, spoken like any other endpoint of the tests.
+final class OrthancREST: HTTPEndpoint {
+    let baseURL: String
+    let defaultAuth: Stack.Auth? = Stack.Auth.none
+    init(port: Int) { baseURL = "http://127.0.0.1:\(port)" }
+    func remember(_ values: some Sequence<String>) {}
 }
