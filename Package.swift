@@ -116,7 +116,7 @@ let package = Package(
             dependencies: [
                 "MediscopeServer", "MediscopeImaging", "MediscopeInference", "MediscopeStore", "MediscopeAuth", "MediscopeReport",
                 "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeOutbox", "MediscopeLLM", "MediscopeJobs",
-                "MediscopeIdempotency", "MediscopeDicomNet", .product(name: "Configuration", package: "swift-configuration"),
+                "MediscopeIdempotency", "MediscopeDicomNet", "MediscopeStudies", .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
         // Debian's libargon2 (argon2id password hashes).
@@ -146,6 +146,11 @@ let package = Package(
         .target(
             name: "MediscopeJobs",
             dependencies: ["MediscopeSQLite", "MediscopeStore", "MediscopeEncoding", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The DICOM instances this host received (C-STORE, STOW-RS): the Studies view, series summaries, counters.
+        .target(
+            name: "MediscopeStudies",
+            dependencies: ["MediscopeSQLite", "MediscopeStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // Idempotency-Keys (IETF httpapi draft): which this host has seen, who runs them, what they made.
         .target(
@@ -268,6 +273,7 @@ let package = Package(
                            "MediscopeEncoding", "MediscopeImaging", "MediscopeSQLite", "FirestoreTestKit", "TestSupport"]
         ),
         .testTarget(name: "MediscopeJobsTests", dependencies: ["MediscopeJobs", "MediscopeStore", "TestSupport"]),
+        .testTarget(name: "MediscopeStudiesTests", dependencies: ["MediscopeStudies", "TestSupport"]),
         .testTarget(name: "MediscopeIdempotencyTests", dependencies: ["MediscopeIdempotency", "MediscopeSQLite", "TestSupport"]),
         .testTarget(
             name: "MediscopeLLMTests",

@@ -16,6 +16,8 @@
 #   SERVER_NAME, TLS_CERT, TLS_KEY   production site only
 # With defaults:
 #   WEB_ROOT    $VAR/www (built from public/ by deploy/build-web.sh)
+#   STOW_BODY_LIMIT  64m: largest DICOMweb STOW-RS request (dicom.stow_max_bytes
+#               must allow as much)
 #   ERROR_LOG   $VAR/nginx/error.log
 #   ACCESS_LOG  $VAR/nginx/access.log
 #   SNIPPETS_DIR  "$(dirname OUT)/snippets" (becomes the ${SNIPPETS} placeholder)
@@ -76,6 +78,7 @@ export SNIPPETS=$SNIPPETS_DIR
 
 if [ -n "${VAR:-}" ]; then
     export WEB_ROOT=${WEB_ROOT:-$VAR/www}
+    export STOW_BODY_LIMIT=${STOW_BODY_LIMIT:-64m}
     export ERROR_LOG=${ERROR_LOG:-$VAR/nginx/error.log}
     export ACCESS_LOG=${ACCESS_LOG:-$VAR/nginx/access.log}
 fi
@@ -249,7 +252,7 @@ for n in "${names[@]}"; do
     v=${!n}
     case "$n" in
         SERVER_NAME) re='^[A-Za-z0-9._* -]+$' ;;              # several names, space separated
-        BODY_LIMIT)  re='^[0-9]+[kKmMgG]?$' ;;
+        BODY_LIMIT|STOW_BODY_LIMIT)  re='^[0-9]+[kKmMgG]?$' ;;
         LISTEN)      re='^[][A-Za-z0-9.:_-]+$' ;;              # addr:port, [::1]:port, port
         *)           re='^[A-Za-z0-9._/+@:,=-]+$' ;;           # paths
     esac

@@ -280,6 +280,10 @@ int readAll(const uint8_t *data, size_t size, const Limits &limits, int32_t fram
     readText(ds, DCM_StudyInstanceUID, out->study_instance_uid);
     readText(ds, DCM_SeriesInstanceUID, out->series_instance_uid);
     readText(ds, DCM_SOPInstanceUID, out->sop_instance_uid);
+    readText(ds, DCM_SOPClassUID, out->sop_class_uid);
+    readText(ds, DCM_StudyDescription, out->study_description);
+    readText(ds, DCM_SeriesNumber, out->series_number);
+    readText(ds, DCM_InstanceNumber, out->instance_number);
 
     return readImage(ds, uid, limits, frame, decodePixels, out, message);
 }

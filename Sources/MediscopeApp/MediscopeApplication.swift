@@ -4,7 +4,10 @@ import MediscopeServer
 /// Mediscope as a pre-forked FastCGI application: one handler per worker process.
 package struct MediscopeApplication: WorkerApplication {
     package let config: AppConfig
-    package var bodyLimitBytes: Int { config.bodyLimitBytes }
+    /// STOW-RS bodies carry instances (`dicom.stow_max_bytes`); everything else an image at most.
+    package func bodyLimitBytes(path: String) -> Int {
+        path.hasPrefix(DicomWebAPI.studiesPattern) ? config.receiving.stowMaxBytes : config.bodyLimitBytes
+    }
     /// Stage and queueing-time histograms, mapped here, in the master, so every forked worker shares
     /// them (nil if the mapping failed: the server then runs without them).
     let histograms: SharedHistograms?

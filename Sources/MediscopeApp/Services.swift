@@ -10,6 +10,7 @@ import MediscopeOutbox
 import MediscopeReport
 import MediscopeServer
 import MediscopeStore
+import MediscopeStudies
 
 /// The state one worker process serves requests from. Workers are single-threaded.
 final class Services: @unchecked Sendable {
@@ -25,6 +26,7 @@ final class Services: @unchecked Sendable {
     private var openedOutbox: Outbox?
     private var openedReports: ReportStore?
     private var openedJobs: JobQueue?
+    private var openedStudies: StudyIndex?
     private var openedIdempotencyKeys: IdempotencyKeyStore?
     private var openedAccounts: Accounts?
     let firebase: FirebaseTokenVerifier?
@@ -61,6 +63,16 @@ final class Services: @unchecked Sendable {
     /// This host's report job queue.
     func jobs() throws(Problem) -> JobQueue {
         try opened(&openedJobs) { try JobQueue(directory: URL(fileURLWithPath: config.storeDirectory)) }
+    }
+
+    /// This host's index of received DICOM instances.
+    func studies() throws(Problem) -> StudyIndex {
+        try opened(&openedStudies) { try StudyIndex(directory: URL(fileURLWithPath: config.storeDirectory)) }
+    }
+
+    /// Where received instances go (STOW-RS here; the listener opens its own).
+    func dicomInbox() throws(Problem) -> DicomInbox {
+        DicomInbox(config: config, index: try studies(), jobs: try jobs())
     }
 
     /// This host's Idempotency-Keys (with either store: a retry on another host is made safe by the

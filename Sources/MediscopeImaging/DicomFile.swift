@@ -38,6 +38,11 @@ package struct DicomAttributes: Sendable, Equatable, Codable {
     package var studyInstanceUID: String?
     package var seriesInstanceUID: String?
     package var sopInstanceUID: String?
+    package var sopClassUID: String?
+    package var studyDescription: String?
+    /// Series Number and Instance Number (IS), when they are a decimal integer.
+    package var seriesNumber: Int?
+    package var instanceNumber: Int?
     package init() {}
 }
 
@@ -156,6 +161,10 @@ package struct DicomFile: Sendable {
         a.studyInstanceUID = field(c.study_instance_uid)
         a.seriesInstanceUID = field(c.series_instance_uid)
         a.sopInstanceUID = field(c.sop_instance_uid)
+        a.sopClassUID = field(c.sop_class_uid)
+        a.studyDescription = field(c.study_description)
+        a.seriesNumber = field(c.series_number).flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        a.instanceNumber = field(c.instance_number).flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         attributes = a
         if let data = c.frame_data {
             frameIndex = Int(c.frame_index)

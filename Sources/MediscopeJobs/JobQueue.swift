@@ -69,6 +69,10 @@ package final class JobQueue: Sendable {
                 CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value REAL NOT NULL);
                 """)
         }
+        // Counters became per kind ("<kind>:<name>"); before, only report drafts ("report.draft") were counted.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: "UPDATE counters SET name = 'report.draft:' || name WHERE instr(name, ':') = 0")
+        }
         return migrator
     }
 
@@ -123,12 +127,12 @@ package final class JobQueue: Sendable {
                 try db.execute(sql: "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
                                arguments: [name, value])
             }
-            try add("done.\(outcome)", 1)
-            try add("tokens.prompt", Double(promptTokens))
-            try add("tokens.completion", Double(completionTokens))
-            try add("latency.sum", seconds)
+            try add(job.kind + ":" + "done.\(outcome)", 1)
+            try add(job.kind + ":" + "tokens.prompt", Double(promptTokens))
+            try add(job.kind + ":" + "tokens.completion", Double(completionTokens))
+            try add(job.kind + ":" + "latency.sum", seconds)
             let bound = Self.latencyBounds.first { seconds <= $0 } ?? .infinity
-            try add("latency.le.\(bound)", 1)
+            try add(job.kind + ":" + "latency.le.\(bound)", 1)
         }
     }
 
@@ -137,24 +141,36 @@ package final class JobQueue: Sendable {
         try file.writeImmediate("retry job") { db in
             try db.execute(sql: "UPDATE jobs SET owner = NULL, lease_until = 0, not_before = ?, last_error = ? WHERE id = ?",
                            arguments: [at.millisecondsSince1970, String(error.prefix(300)), job.id])
-            try db.execute(sql: "INSERT INTO counters (name, value) VALUES ('failed', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1")
+            try db.execute(sql: "INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
+                           arguments: [job.kind + ":failed"])
         }
     }
 
-    /// Counts a failed attempt of a job that is then finished another way (e.g. the template fallback).
-    package func countFailedAttempt() throws(StoreError) {
+    /// Counts a failed attempt of a `kind` job that is then finished another way (e.g. the template fallback).
+    package func countFailedAttempt(kind: String) throws(StoreError) {
         try file.writeImmediate("count failed attempt") { db in
-            try db.execute(sql: "INSERT INTO counters (name, value) VALUES ('failed', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1")
+            try db.execute(sql: "INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
+                           arguments: [kind + ":failed"])
         }
     }
 
-    package func stats(now: Date = Date()) throws(StoreError) -> JobStats {
+    /// The queue's figures for jobs of `kind` (every kind when nil).
+    package func stats(kind: String? = nil, now: Date = Date()) throws(StoreError) -> JobStats {
         let ms = now.millisecondsSince1970
         return try file.read("read job stats") { db in
-            let running = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE lease_until > ?", arguments: [ms]) ?? 0
-            let all = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs") ?? 0
+            let filter = kind == nil ? "" : " AND kind = ?"
+            let running = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE lease_until > ?" + filter,
+                                           arguments: StatementArguments([ms] + (kind.map { [$0] } ?? []))) ?? 0
+            let all = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE 1" + filter,
+                                       arguments: StatementArguments(kind.map { [$0] } ?? [])) ?? 0
+            // Counters are kept per kind ("<kind>:done.llm"); without a kind they are summed over all.
             var counters: [String: Double] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT name, value FROM counters") { counters[row["name"]] = row["value"] }
+            for row in try Row.fetchAll(db, sql: "SELECT name, value FROM counters") {
+                let full: String = row["name"]
+                let parts = full.split(separator: ":", maxSplits: 1).map(String.init)
+                guard parts.count == 2, kind == nil || parts[0] == kind else { continue }
+                counters[parts[1], default: 0] += row["value"]
+            }
             var done: [String: Int64] = [:]
             var buckets: [String: Int64] = [:]
             for (name, value) in counters {

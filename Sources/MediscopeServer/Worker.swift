@@ -24,8 +24,8 @@ extension RequestHandler {
 package protocol WorkerApplication: Sendable {
     /// Called once in each new worker process, after fork. `slot` is the worker's scoreboard slot.
     func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler
-    /// Bodies above this are refused with 413 before they are read.
-    var bodyLimitBytes: Int { get }
+    /// Bodies above this, for a request to `path`, are refused with 413 before they are read.
+    func bodyLimitBytes(path: String) -> Int
     /// Called once in the fork server of a pool with `PoolConfig.preload`, before it forks any worker:
     /// what it loads is shared copy-on-write by every worker of the pool. It must leave no thread
     /// running (fork copies only the calling one). Returns false when something failed to load (the
@@ -190,8 +190,9 @@ struct WorkerProcess {
         let params = connection.parameters()
         let length = Int(params["CONTENT_LENGTH"] ?? "") ?? 0
         let method = params["REQUEST_METHOD"] ?? "GET"
-        if length > app.bodyLimitBytes {
-            connection.write(Problem(status: 413, detail: "the request body is \(length) bytes; the limit is \(app.bodyLimitBytes)").response)
+        let limit = app.bodyLimitBytes(path: params["DOCUMENT_URI"] ?? "")
+        if length > limit {
+            connection.write(Problem(status: 413, detail: "the request body is \(length) bytes; the limit is \(limit)").response)
             return "\(method) (too large)"
         }
         if length < 0 {

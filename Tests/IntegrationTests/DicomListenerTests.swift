@@ -16,11 +16,16 @@ import Glibc
 
     init() throws {
         port = try Stack.freePort()
-        stack = try Stack(settings: ["DICOM_LISTEN": String(port),
-                                     "DICOM_PEERS": #"[{"ae_title": "SENDER", "host": "127.0.0.1", "organization": "default"}]"#,
-                                     "DICOM_IDLE_TIMEOUT_SECONDS": "5"])
+        stack = try Stack(settings: Self.listening(on: port, ["DICOM_IDLE_TIMEOUT_SECONDS": "5"]))
     }
     deinit { stack.stop() }
+
+    /// Stack settings with the listener on `port`, taking the AE title SENDER at 127.0.0.1 for the
+    /// default organisation, plus `more`.
+    static func listening(on port: Int, _ more: [String: String] = [:]) -> [String: String] {
+        ["DICOM_LISTEN": String(port), "DICOM_PEERS": #"[{"ae_title": "SENDER", "host": "127.0.0.1", "organization": "default"}]"#]
+            .merging(more) { _, new in new }
+    }
 
     func dcmtk(_ tool: String, _ arguments: [String]) throws -> ProcessResult {
         try runProcess(URL(fileURLWithPath: "/usr/bin/" + tool), arguments, timeout: 60)

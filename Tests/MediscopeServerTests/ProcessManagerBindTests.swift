@@ -6,7 +6,7 @@ import Testing
 @Suite struct ProcessManagerBindTests {
     private struct NoApp: WorkerApplication {
         func makeHandler(pool: PoolRuntime, slot: Int, server: ServerContext) -> RequestHandler { fatalError("not started") }
-        var bodyLimitBytes: Int { 0 }
+        func bodyLimitBytes(path: String) -> Int { 0 }
     }
 
     private func pool(_ i: Int, workers: Int) -> PoolConfig {

@@ -147,6 +147,9 @@ typedef struct dicom_image {
     dicom_text patient_id, patient_name, patient_age, patient_birth_date, patient_sex;
     dicom_text modality, body_part_examined, study_date, series_description;
     dicom_text study_instance_uid, series_instance_uid, sop_instance_uid;
+    /* Where the instance belongs (the Studies view): SOP Class UID, Study Description, and Series Number
+     * and Instance Number as written (IS, a decimal integer string). */
+    dicom_text sop_class_uid, study_description, series_number, instance_number;
 
     /* The decoded frame: index (0-based), and rows x columns x samples values of bits_allocated bits
      * (uint8, or uint16 in host byte order), laid out as planar_configuration says; bits above

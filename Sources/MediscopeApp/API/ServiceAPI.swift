@@ -15,11 +15,13 @@ enum ServiceAPI {
         },
         RouteSpec(method: "GET", pattern: "/api/ready", open: .everyone, audit: nil) { s, _, _, _ throws(Problem) in ready(s) },
         RouteSpec(method: "GET", pattern: "/api/status", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .json(Status.report(s.server, host: s.config.hostName, store: s.config.store, outbox: s.outboxStats(), jobs: try? s.jobs().stats()),
+            .json(Status.report(s.server, host: s.config.hostName, store: s.config.store, outbox: s.outboxStats(), jobs: try? s.jobs().stats(kind: ReportAPI.kind),
+                               dicom: s.dicomStatus()),
                   headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "GET", pattern: "/api/metrics", open: .operatorOrAdmin, audit: nil) { s, _, _, _ throws(Problem) in
-            .text(Status.prometheus(s.server, host: s.config.hostName, histograms: s.histograms, outbox: s.outboxStats(), jobs: try? s.jobs().stats()), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            .text(Status.prometheus(s.server, host: s.config.hostName, histograms: s.histograms, outbox: s.outboxStats(), jobs: try? s.jobs().stats(kind: ReportAPI.kind),
+                                      dicom: s.dicomStatus()), contentType: "text/plain; version=0.0.4; charset=utf-8")
         },
     ]
 
@@ -81,6 +83,12 @@ enum ServiceAPI {
         ok = ok && !loop.active
         // Uploads go to the outbox while Firestore is down: still ready, but degraded.
         var degraded = false
+        // The DICOM listener down: the dashboard and the API still work (ready), but the PACS cannot send.
+        if s.config.dicom != nil {
+            let problem = ListenerHeartbeat.problem(s.config)
+            checks["dicom"] = problem ?? "ok"
+            degraded = degraded || problem != nil
+        }
         if let stats = s.outboxStats() {
             checks["firestore"] = Status.OutboxStatus.reachability(stats)
             // An entry waiting for minutes means delivery is stuck (Firestore, or the outbox process itself).

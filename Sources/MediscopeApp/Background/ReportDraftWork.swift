@@ -100,7 +100,7 @@ final class ReportDraftWork: BackgroundWork {
                     try parts.queue.retry(job, at: Date().addingTimeInterval(wait), error: error.description)
                     return
                 }
-                try parts.queue.countFailedAttempt()
+                try parts.queue.countFailedAttempt(kind: ReportAPI.kind)
                 text = parts.writing.fallback(facts)
                 reason = Self.reason(error, wait: wait, maxRetryWait: config.reports.maxRetryWait,
                                      attemptsLeft: error.isRetryable && job.attempts < config.reports.maxAttempts)

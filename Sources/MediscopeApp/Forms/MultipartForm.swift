@@ -46,7 +46,7 @@ struct MultipartForm {
         }
         guard !body.isEmpty else { throw Problem.badRequest("the request body is empty") }
 
-        let form = try parseParts(body, boundary: Array(boundary.utf8), maxParts: maxParts)
+        let form = try parseParts(body, boundary: Array(boundary.utf8), maxParts: maxParts, formData: true)
         // A field given twice is refused, not resolved: keeping either copy may keep the wrong patient.
         var seen = Set<String>()
         for part in form.parts where !part.name.isEmpty {
@@ -57,9 +57,33 @@ struct MultipartForm {
         return form
     }
 
+    /// A multipart/related body (RFC 2387) whose root `type` is `type` (STOW-RS: `application/dicom`): its
+    /// parts in order, each with its Content-Type; names are empty. A wrong media type or root type is a
+    /// 415, a malformed body a 400.
+    static func parseRelated(contentType: String?, type: String, body: [UInt8], maxParts: Int) throws(Problem) -> MultipartForm {
+        let expected = "multipart/related; type=\"\(type)\""
+        guard let contentType, !contentType.isEmpty else {
+            throw Problem(status: 415, detail: "expected \(expected); no Content-Type was sent")
+        }
+        let mediaType: String, params: [String: String]
+        do { (mediaType, params) = try parseHeaderValue(contentType) } catch {
+            throw Problem.badRequest("the Content-Type header is malformed: \(error.message)")
+        }
+        guard mediaType == "multipart/related", params["type"]?.lowercased() == type else {
+            throw Problem(status: 415, detail: "expected \(expected), got \(contentType.prefix(80))")
+        }
+        guard let boundary = params["boundary"], !boundary.isEmpty, boundary.count <= 70 else {
+            throw Problem.badRequest("multipart/related needs a boundary parameter (1 to 70 characters)")
+        }
+        guard !body.isEmpty else { throw Problem.badRequest("the request body is empty") }
+        return try parseParts(body, boundary: Array(boundary.utf8), maxParts: maxParts, formData: false)
+    }
+
     // Our own parser: vapor/multipart-kit 4.7.1 traps (index out of range) on a header-name byte >= 0x80,
-    // which a fuzz test found; a crafted upload must never kill a worker.
-    private static func parseParts(_ body: [UInt8], boundary: [UInt8], maxParts: Int) throws(Problem) -> MultipartForm {
+    // which a fuzz test found; a crafted upload must never kill a worker. `formData`: every part must be a
+    // form-data field (a part without Content-Disposition has no name); else parts are taken as they come
+    // (multipart/related).
+    private static func parseParts(_ body: [UInt8], boundary: [UInt8], maxParts: Int, formData: Bool) throws(Problem) -> MultipartForm {
         let dashBoundary = Array("--".utf8) + boundary
         let delimiter = Array("\r\n".utf8) + dashBoundary
         var form = MultipartForm()
@@ -105,7 +129,7 @@ struct MultipartForm {
                     guard seenHeaders.insert(name).inserted || !["content-disposition", "content-type"].contains(name) else {
                         throw Problem.badRequest("a multipart part has more than one \(name) header")
                     }
-                    if name == "content-disposition" {
+                    if name == "content-disposition" && formData {
                         let kind: String, p: [String: String]
                         do { (kind, p) = try parseHeaderValue(value) } catch {
                             throw Problem.badRequest("a multipart part's Content-Disposition is malformed: \(error.message)")

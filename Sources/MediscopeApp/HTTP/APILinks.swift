@@ -12,6 +12,9 @@ struct APILinks: AnalysisLinks {
     /// `{file}` is `<result id>.<extension of the overlay's format>`.
     static let heatmapPattern = "/api/analyses/{id}/heatmaps/{file}"
     static let reportPattern = "/analyses/{id}/report"
+    /// The studies this host received (C-STORE, STOW-RS), and one of them.
+    static let studies = "/api/studies"
+    static let studyPattern = "/api/studies/{study}"
 
     func analysis(_ id: String) -> String { "\(Self.analyses)/\(id)" }
     func report(_ id: String) -> String { "/analyses/\(id)/report" }

@@ -37,4 +37,11 @@ extension Services {
         histograms.observe(StageMetrics.queueSeconds, labels: "pool=\"\(StageMetrics.label(pool.config.name))\"",
                            seconds: Date().timeIntervalSince1970 - queuedAt)
     }
+
+    /// DICOM receiving's status, when this host listens or has received anything (else nil: nothing to say).
+    func dicomStatus() -> DicomStatus? {
+        guard config.dicom != nil || FileManager.default.fileExists(atPath: DicomInbox.spool(config).path),
+              let index = try? studies() else { return nil }
+        return try? DicomStatus(config: config, index: index)
+    }
 }

@@ -71,10 +71,12 @@ enum Status {
         var store: String
         var outbox: OutboxStatus?
         var reportJobs: JobStats?
+        /// DICOM receiving (listener, counters, backlog), once this host has it on or received anything.
+        var dicom: DicomStatus?
     }
 
     static func report(_ server: ServerContext, host: String, store: StoreBackend = .sqlite, outbox: OutboxStats? = nil,
-                       jobs: JobStats? = nil) -> Report {
+                       jobs: JobStats? = nil, dicom: DicomStatus? = nil) -> Report {
         var pools: [String: PoolStatus] = [:]
         for pool in server.pools {
             let queue = server.listenQueue(pool)
@@ -84,12 +86,13 @@ enum Status {
                 snapshot: server.scoreboard.snapshot(pool: pool.index))
         }
         return Report(host: host, masterPid: Int(server.masterPID), startedAt: server.scoreboard.startedAt, pools: pools,
-                      crashes: CrashStatus(server.crashes), store: store.rawValue, outbox: outbox.map { OutboxStatus($0) }, reportJobs: jobs)
+                      crashes: CrashStatus(server.crashes), store: store.rawValue, outbox: outbox.map { OutboxStatus($0) }, reportJobs: jobs,
+                      dicom: dicom)
     }
 
     /// Every sample carries `host="<host.name>"`, so several hosts' metrics stay apart in one Prometheus.
     static func prometheus(_ server: ServerContext, host: String, histograms: SharedHistograms? = nil, outbox: OutboxStats? = nil,
-                           jobs: JobStats? = nil) -> String {
+                           jobs: JobStats? = nil, dicom: DicomStatus? = nil) -> String {
         var out = ""
         let hostLabel = "host=\"\(host)\""
         func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
@@ -160,6 +163,7 @@ enum Status {
             out += "mediscope_report_job_seconds_sum{\(hostLabel)} \(jobs.latencySumSeconds)\n"
                 + "mediscope_report_job_seconds_count{\(hostLabel)} \(cumulative)\n"
         }
+        for (name, type, help, samples) in dicom?.metrics ?? [] { metric(name, type, help, samples) }
         if let histograms { out += histograms.prometheus(help: StageMetrics.help, extraLabels: hostLabel) }
         return out
     }

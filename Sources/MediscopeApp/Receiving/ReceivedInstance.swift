@@ -7,9 +7,10 @@ import MediscopeJobs
 import MediscopeSQLite
 import MediscopeServer
 import MediscopeStore
+import MediscopeStudies
 
-/// Analysing what the DICOM listener received: each instance it keeps is a job (`kind`, its spool path
-/// as the key); an inference worker takes one when no request waits (`RequestHandler.idleWork`), so the
+/// Analysing what the DICOM listener and STOW-RS received: each instance the `DicomInbox` keeps is a job
+/// (`kind`, its spool path as the key); an inference worker takes one when no request waits (`RequestHandler.idleWork`), so the
 /// analysis runs in the pool's capacity, never elsewhere, and a dashboard upload waits for at most one
 /// instance's analysis. Exactly once: the record's id derives from the organisation and the SOP
 /// Instance UID (the spool file's name), so a redelivered instance, or a job run again after its
@@ -37,17 +38,27 @@ enum ReceivedInstance {
     }
 
     /// Analyses the next waiting instance, if there is one and this is an inference worker of a host
-    /// with a listener. True when it took one.
+    /// that received any (its spool exists). True when it took one.
     static func analyseNext(_ s: Services, begin: () -> Void) -> Bool {
-        guard s.config.dicom != nil, s.pool.config.name == MediscopeApplication.inferencePool,
+        guard s.pool.config.name == MediscopeApplication.inferencePool,
+              FileManager.default.fileExists(atPath: DicomInbox.spool(s.config).path),
               let jobs = try? s.jobs(),
               let job = try? jobs.claim(kind: kind, owner: getpid(), lease: lease(s), maxRunningPerOrganization: Int.max,
                                         minSecondsBetweenStarts: 0) else { return false }
         begin()
-        var outcome = analyse(s, job)
+        let entry = indexed(s, job)
+        if let entry { mark(s, entry, .analysing) }
+        var outcome = analyse(s, job, entry)
         if outcome == .retry, job.attempts >= maxAttempts {
             set(aside: job, as: "failed", s)
             outcome = .failed
+        }
+        if let entry {
+            switch outcome {
+            case .retry: mark(s, entry, .received, reason: "waiting to be tried again: the store or the models are unavailable")
+            case .failed: mark(s, entry, .failed, reason: "the store or the models stayed unavailable through \(maxAttempts) attempts")
+            default: break   // analyse marked it
+            }
         }
         do {
             switch outcome {
@@ -80,13 +91,47 @@ enum ReceivedInstance {
     /// Keeps a spooled file that was not analysed beside it (`<name>.<reason>`) for IT to look at; it is
     /// no longer waiting.
     static func set(aside job: Job, as reason: String, _ s: Services) {
-        let path = DicomListenerWork.spool(s.config).appendingPathComponent(job.key).path
+        let path = DicomInbox.spool(s.config).appendingPathComponent(job.key).path
         _ = rename(path, path + "." + reason)
     }
 
-    static func analyse(_ s: Services, _ job: Job) -> Outcome {
-        let path = DicomListenerWork.spool(s.config).appendingPathComponent(job.key).path
+    /// The index entry of the job's instance (its SOP Instance UID read from the spooled file's attributes).
+    static func indexed(_ s: Services, _ job: Job) -> ReceivedInstanceEntry? {
+        let path = DicomInbox.spool(s.config).appendingPathComponent(job.key).path
+        guard !job.key.contains(".."), let data = FileManager.default.contents(atPath: path),
+              let file = try? DicomFile.read(Array(data), limits: ImageLimits(maxPixels: s.config.maxImagePixels), decodePixels: false),
+              let sop = file.attributes.sopInstanceUID else { return nil }
+        return try? s.studies().entry(organizationId: job.organizationId, sopInstanceUID: sop)
+    }
+
+    /// Records in the study index where the instance's analysis stands (a failure to write it is logged:
+    /// the analysis itself is what counts).
+    static func mark(_ s: Services, _ entry: ReceivedInstanceEntry, _ state: ReceivedInstanceEntry.State, reason: String? = nil,
+                     record: AnalysisRecord? = nil) {
+        let findings = record.map(findings) ?? []
+        do {
+            try s.studies().mark(organizationId: entry.organizationId, sopInstanceUID: entry.sopInstanceUID, state: state, reason: reason,
+                                 analysisId: record?.id, findings: findings,
+                                 outOfScope: record.flatMap { $0.inputCheck.verdict == .notChecked ? nil : $0.inputCheck.verdict == .outOfScope })
+        } catch {
+            s.server.log.warning("study_index_not_written", ["error": .token(.init(String(describing: type(of: error))))])
+        }
+    }
+
+    /// What a record's results found, as the series summary counts them: the prediction, and for a binary
+    /// result ([negative, positive]) the positive label's probability.
+    static func findings(_ record: AnalysisRecord) -> [ReceivedInstanceEntry.Finding] {
+        record.results.map { r in
+            let positive = r.task == "binary" && r.probabilities.count == 2 ? r.probabilities[1] : nil
+            return ReceivedInstanceEntry.Finding(result: r.id, title: r.title, prediction: r.prediction,
+                                                 positiveProbability: positive?.probability, positiveLabel: positive?.label)
+        }
+    }
+
+    static func analyse(_ s: Services, _ job: Job, _ entry: ReceivedInstanceEntry?) -> Outcome {
+        let path = DicomInbox.spool(s.config).appendingPathComponent(job.key).path
         guard !job.key.contains(".."), let data = FileManager.default.contents(atPath: path) else { return .missing }
+        func failed(_ reason: String) { if let entry { mark(s, entry, .failed, reason: reason) } }
         let bytes = Array(data)
         let id = recordId(key: job.key, organizationId: job.organizationId)
         do {
@@ -107,8 +152,10 @@ enum ReceivedInstance {
                 guard let made, made.idempotencyFingerprint == SHA256Hex.digest(bytes) else {
                     s.server.log.warning("dicom_instance_conflicts", ["job": .int(Int(job.id))])
                     set(aside: job, as: "conflict", s)
+                    failed("an analysis of other bytes under this SOP Instance UID exists")
                     return .conflict
                 }
+                if let entry { mark(s, entry, .done, record: made) }
                 ReportAPI.enqueueDraft(s, made)   // queued once; its worker may have died before it did
                 try? FileManager.default.removeItem(atPath: path)
                 return .analysedBefore
@@ -118,15 +165,17 @@ enum ReceivedInstance {
                 s.publishLoadedModels()
                 s.server.log.warning("dicom_instance_not_analysed", ["job": .int(Int(job.id)), "error": .token(.init(String(describing: type(of: error))))])
                 set(aside: job, as: "refused", s)
+                failed("the analysis failed (\(String(describing: type(of: error))))")
                 return .refused
             }
             s.publishLoadedModels(outcome.loadedModelIDs)
             s.observe(outcome)
-            let entry = AuditEntry(actorUserId: nil, actorUsername: "dicom", organizationId: job.organizationId, action: "analysis.create",
+            let audit = AuditEntry(actorUserId: nil, actorUsername: "dicom", organizationId: job.organizationId, action: "analysis.create",
                                    recordId: outcome.record.id, address: "dicom", outcome: "success")
-            do { try s.accounts().audit(entry) } catch {
+            do { try s.accounts().audit(audit) } catch {
                 s.server.log.error("audit_write_failed", ["action": .word("analysis.create")])
             }
+            if let entry { mark(s, entry, .done, record: outcome.record) }
             ReportAPI.enqueueDraft(s, outcome.record)
             try? FileManager.default.removeItem(atPath: path)
             s.server.log.info("dicom_instance_analysed", ["analysis": .token(.init(outcome.record.id))])
@@ -136,6 +185,7 @@ enum ReceivedInstance {
             if error.status >= 500 { return .retry }
             s.server.log.warning("dicom_instance_not_analysed", ["job": .int(Int(job.id)), "status": .int(error.status)])
             set(aside: job, as: "refused", s)
+            failed(error.detail)
             return .refused
         }
     }
