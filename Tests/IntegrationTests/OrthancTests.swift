@@ -6,9 +6,10 @@ import Glibc
 #endif
 
 /// Debian's Orthanc as the hospital's PACS, on free loopback ports with a configuration of its own,
-/// sending a study to Mediscope's DICOM listener by C-STORE with its own REST call
-/// (`POST /modalities/{name}/store`): every instance becomes exactly one analysis, also when the PACS
-/// sends the study again.
+/// sending a study to Mediscope by C-STORE to the listener with its own REST call
+/// (`POST /modalities/{name}/store`) and by STOW-RS with its DICOMweb plugin's client
+/// (`POST /dicom-web/servers/{name}/stow`, a clinician's API token in its HTTP headers): every instance
+/// becomes exactly one analysis with the numbers the CLI gives, also when the PACS sends the study again.
 @Suite(.serialized) final class OrthancTests {
     let stack: Stack
     let orthanc: Process
@@ -21,11 +22,14 @@ import Glibc
         stack = try Stack(settings: ["DICOM_LISTEN": String(dicomPort),
                                      "DICOM_PEERS": #"[{"ae_title": "ORTHANC", "host": "127.0.0.1", "organization": "default"}]"#])
         httpPort = try Stack.freePort()
+        guard case .bearer(let token) = stack.defaultAuth else { throw StackError("the stack has no clinician token") }
         let config: [String: Any] = [
             "Name": "MediscopeTestPACS", "StorageDirectory": folder.appending("db").path, "IndexDirectory": folder.appending("db").path,
             "HttpPort": httpPort, "DicomPort": try Stack.freePort(), "DicomAet": "ORTHANC", "RemoteAccessAllowed": false,
             "AuthenticationEnabled": false, "DicomModalities": ["mediscope": ["MEDISCOPE", "127.0.0.1", dicomPort]],
-            "Plugins": [], "LogExportedResources": false,
+            "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"], "LogExportedResources": false,
+            "DicomWeb": ["Enable": true, "Root": "/dicom-web/",
+                         "Servers": ["mediscope": ["Url": stack.baseURL + "/dicom-web/", "HttpHeaders": ["Authorization": "Bearer " + token]]]],
         ]
         let file = folder.appending("orthanc.json")
         try JSONSerialization.data(withJSONObject: config).write(to: file)
@@ -33,7 +37,8 @@ import Glibc
         orthanc.executableURL = URL(fileURLWithPath: "/usr/sbin/Orthanc")
         orthanc.arguments = [file.path]
         orthanc.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        orthanc.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        FileManager.default.createFile(atPath: folder.appending("orthanc.log").path, contents: nil)
+        orthanc.standardError = FileHandle(forWritingAtPath: folder.appending("orthanc.log").path)
         try orthanc.run()
     }
 
@@ -47,17 +52,21 @@ import Glibc
         stack.stop()
     }
 
+    /// Orthanc's own log (its warnings and errors), for a failure's message.
+    var orthancLog: String { String((try? String(contentsOf: folder.appending("orthanc.log"), encoding: .utf8))?.suffix(3000) ?? "") }
+
     /// A call to Orthanc's REST API (no credentials: the test's Orthanc has none).
     func orthancCall(_ method: String, _ path: String, body: Data? = nil) throws -> Stack.Response {
         try OrthancREST(port: httpPort).syncRequest(method, path, body: body)
     }
 
-    func records(patient: String) async throws -> Int {
+    func records(patient: String) async throws -> [[String: Any]] {
         let r = try await stack.request("GET", "/api/analyses?limit=100&patient_id=\(patient)")
-        return (r.json?["items"] as? [[String: Any]])?.count ?? -1
+        return r.json?["items"] as? [[String: Any]] ?? []
     }
 
-    @Test func aStudySentByOrthancIsAnalysedOnceEachInstance() async throws {
+    /// Orthanc answers, and holds the pydicom CT and MR test files; their Orthanc ids.
+    func studyInOrthanc() async throws -> [String] {
         stack.remember(["1CT1", "4MR1", "CompressedSamples^CT1", "CompressedSamples^MR1"])
         #expect(try await eventually(timeout: 60, every: .milliseconds(200)) {
             (try? self.orthancCall("GET", "/system").status) == 200
@@ -68,6 +77,26 @@ import Glibc
             #expect(stored.status == 200)
             ids.append(try #require(stored.json?["ID"] as? String))
         }
+        return ids
+    }
+
+    /// Both instances analysed once each, nothing left to analyse, the MR's numbers the CLI's.
+    func expectAnalysedOnce() async throws {
+        let analysed = try await eventually(timeout: 120, every: .milliseconds(250)) {
+            let ct = try await self.records(patient: "1CT1"), mr = try await self.records(patient: "4MR1")
+            return ct.count == 1 && mr.count == 1
+        }
+        #expect(analysed)
+        let spool = stack.varDir.appendingPathComponent("dicom/default").path
+        #expect(try await eventually(timeout: 60) { ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).isEmpty })
+        #expect(try await records(patient: "1CT1").count == 1)
+        let mr = try await records(patient: "4MR1")
+        #expect(mr.count == 1)
+        try DicomListenerTests.expectCLINumbers(try #require(mr.first), file: "\(Self.testFiles)/MR_small.dcm")
+    }
+
+    @Test func aStudySentByOrthancIsAnalysedOnceEachInstance() async throws {
+        let ids = try await studyInOrthanc()
         // C-ECHO from the PACS (the listener starts a moment after the stack).
         #expect(try await eventually(timeout: 60, every: .milliseconds(250)) {
             (try? self.orthancCall("POST", "/modalities/mediscope/echo", body: Data("{}".utf8)).status) == 200
@@ -78,16 +107,22 @@ import Glibc
             #expect(sent.status == 200, "\(String(decoding: sent.body, as: UTF8.self))")
             #expect(sent.json?["FailedInstancesCount"] as? Int == 0)
         }
-        let analysed = try await eventually(timeout: 120, every: .milliseconds(250)) {
-            let ct = try await self.records(patient: "1CT1"), mr = try await self.records(patient: "4MR1")
-            return ct == 1 && mr == 1
+        try await expectAnalysedOnce()
+    }
+
+    @Test func aStudySentByOrthancsDICOMwebClientIsAnalysedOnceEachInstance() async throws {
+        let ids = try await studyInOrthanc()
+        let body = try JSONSerialization.data(withJSONObject: ["Resources": ids])
+        for _ in 0..<2 {   // the PACS sends the study twice
+            let sent = try orthancCall("POST", "/dicom-web/servers/mediscope/stow", body: body)
+            #expect(sent.status == 200, "\(String(decoding: sent.body, as: UTF8.self)) \(orthancLog)")
         }
-        #expect(analysed)
-        // Nothing left to analyse, and still one analysis per instance.
-        let spool = stack.varDir.appendingPathComponent("dicom/default").path
-        #expect(try await eventually(timeout: 60) { ((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).isEmpty })
-        #expect(try await records(patient: "1CT1") == 1)
-        #expect(try await records(patient: "4MR1") == 1)
+        try await expectAnalysedOnce()
+        // Mediscope lists it as received by STOW-RS, analysed.
+        let study = try await stack.request("GET", "/api/studies?limit=10")
+        let transports = (study.json?["studies"] as? [[String: Any]] ?? []).flatMap { $0["series"] as? [[String: Any]] ?? [] }
+            .compactMap { ($0["summary"] as? [String: Any])?["state"] as? String }
+        #expect(transports == ["done", "done"])
     }
 }
 

@@ -72,8 +72,9 @@ struct MultipartForm {
         guard mediaType == "multipart/related", params["type"]?.lowercased() == type else {
             throw Problem(status: 415, detail: "expected \(expected), got \(contentType.prefix(80))")
         }
-        guard let boundary = params["boundary"], !boundary.isEmpty, boundary.count <= 70 else {
-            throw Problem.badRequest("multipart/related needs a boundary parameter (1 to 70 characters)")
+        // RFC 2046 allows 70 characters; Orthanc's DICOMweb client sends 73 (two UUIDs): be liberal.
+        guard let boundary = params["boundary"], !boundary.isEmpty, boundary.count <= 200 else {
+            throw Problem.badRequest("multipart/related needs a boundary parameter (1 to 200 characters)")
         }
         guard !body.isEmpty else { throw Problem.badRequest("the request body is empty") }
         return try parseParts(body, boundary: Array(boundary.utf8), maxParts: maxParts, formData: false)
