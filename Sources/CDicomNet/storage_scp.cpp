@@ -1,5 +1,6 @@
 // The Storage SCP of CDicomNet.h on DCMTK's DcmSCP: negotiation, C-ECHO and DIMSE are DCMTK's; what is
 // accepted and kept is the caller's (the callbacks).
+#include <chrono>
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmnet/diutil.h"
@@ -40,9 +41,13 @@ class StorageSCP : public DcmSCP {
 public:
     StorageSCP(const dicom_scp_config &config, const dicom_scp_callbacks &callbacks)
         : callbacks_(callbacks), aeTitle_(config.ae_title), incoming_(config.incoming_dir),
-          maxInstanceBytes_(config.max_instance_bytes) {}
+          maxInstanceBytes_(config.max_instance_bytes), associationSeconds_(config.association_timeout) {}
 
     OFCondition handleIncomingCommand(T_DIMSE_Message *message, const DcmPresentationContextInfo &info) override {
+        if (overTime()) {
+            abortNow(DICOM_SCP_EVENT_ASSOCIATION_TOO_LONG);
+            return DIMSE_ILLEGALASSOCIATION;
+        }
         if (message->CommandField == DIMSE_C_STORE_RQ) return store(message->msg.CStoreRQ, info.presentationContextID);
         if (message->CommandField == DIMSE_C_ECHO_RQ) event(DICOM_SCP_EVENT_ECHO);
         return DcmSCP::handleIncomingCommand(message, info);
@@ -54,7 +59,21 @@ public:
         return callbacks_.accept(callbacks_.context, callingAE.c_str(), getPeerIP().c_str()) != 0;
     }
 
-    void notifyAssociationAcknowledge() override { event(DICOM_SCP_EVENT_ASSOCIATION_ACCEPTED); }
+    void notifyAssociationAcknowledge() override {
+        associationStarted_ = std::chrono::steady_clock::now();
+        event(DICOM_SCP_EVENT_ASSOCIATION_ACCEPTED);
+    }
+
+    // Called as each PDV of a data set arrives: an instance past the size limit, or an association past
+    // its time limit, is aborted mid-stream instead of being written to the end.
+    void notifyRECEIVEProgress(const unsigned long byteCount) override {
+        if (aborting_) return;
+        if (uint64_t(byteCount) > maxInstanceBytes_) {
+            abortNow(DICOM_SCP_EVENT_INSTANCE_TOO_LARGE);
+        } else if (overTime()) {
+            abortNow(DICOM_SCP_EVENT_ASSOCIATION_TOO_LONG);
+        }
+    }
     void notifyAbortRequest() override { event(DICOM_SCP_EVENT_ASSOCIATION_ABORTED); }
     void notifyDIMSEError(const OFCondition &) override { event(DICOM_SCP_EVENT_ASSOCIATION_ABORTED); }
     OFBool stopAfterConnectionTimeout() override { return callbacks_.should_stop(callbacks_.context) != 0; }
@@ -63,8 +82,9 @@ public:
 private:
     OFCondition store(T_DIMSE_C_StoreRQ &request, T_ASC_PresentationContextID presentationID) {
         const std::string path = incoming_ + "/" + std::to_string(getpid()) + "-" + std::to_string(++received_) + ".part";
+        aborting_ = false;
         OFCondition received = receiveSTORERequest(request, presentationID, OFString(path.c_str()));
-        if (received.bad()) {
+        if (received.bad() || aborting_) {
             unlink(path.c_str());
             event(DICOM_SCP_EVENT_RECEIVE_FAILED);
             return received;
@@ -83,10 +103,25 @@ private:
         if (callbacks_.event) callbacks_.event(callbacks_.context, kind);
     }
 
+    bool overTime() const {
+        return associationSeconds_ > 0
+            && std::chrono::steady_clock::now() - associationStarted_ > std::chrono::seconds(associationSeconds_);
+    }
+
+    // A-ABORT to the peer; DcmSCP drops the association once the receive in progress returns its error.
+    void abortNow(int why) {
+        aborting_ = true;
+        event(why);
+        abortAssociation();
+    }
+
     dicom_scp_callbacks callbacks_;
     std::string aeTitle_;
     std::string incoming_;
     uint64_t maxInstanceBytes_;
+    uint32_t associationSeconds_;
+    std::chrono::steady_clock::time_point associationStarted_ = std::chrono::steady_clock::now();
+    bool aborting_ = false;
     uint64_t received_ = 0;
 };
 

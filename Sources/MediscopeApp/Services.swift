@@ -72,7 +72,7 @@ final class Services: @unchecked Sendable {
 
     /// Where received instances go (STOW-RS here; the listener opens its own).
     func dicomInbox() throws(Problem) -> DicomInbox {
-        DicomInbox(config: config, index: try studies(), jobs: try jobs())
+        DicomInbox(config: config, index: try studies(), jobs: try jobs(), decodeGuard: WorkerDecodeGuard(server: server, slot: slot))
     }
 
     /// This host's Idempotency-Keys (with either store: a retry on another host is made safe by the

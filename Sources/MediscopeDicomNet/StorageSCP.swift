@@ -18,8 +18,10 @@ package final class StorageSCP {
         package var acseTimeout: UInt32 = 30
         /// Seconds a DIMSE message may take: an association idle longer is aborted.
         package var dimseTimeout: UInt32 = 60
-        /// Largest instance kept, in bytes.
+        /// Largest instance kept, in bytes: one growing past it is aborted as it arrives.
         package var maxInstanceBytes: UInt64 = 256 << 20
+        /// Seconds an association may last in all (0: no limit).
+        package var associationTimeout: UInt32 = 1800
 
         package init(port: UInt16, aeTitle: String, incomingDirectory: String) {
             self.port = port; self.aeTitle = aeTitle; self.incomingDirectory = incomingDirectory
@@ -38,6 +40,8 @@ package final class StorageSCP {
     /// What happened on the wire, for counters and the log.
     package enum Event: Sendable {
         case associationAccepted, associationAborted, receiveFailed, echo
+        /// An instance grew past `maxInstanceBytes`, or the association outlasted `associationTimeout`: aborted.
+        case instanceTooLarge, associationTooLong
     }
 
     /// The decisions the listener asks for.
@@ -93,6 +97,8 @@ package final class StorageSCP {
             case Int(DICOM_SCP_EVENT_ASSOCIATION_ABORTED): .associationAborted
             case Int(DICOM_SCP_EVENT_RECEIVE_FAILED): .receiveFailed
             case Int(DICOM_SCP_EVENT_ECHO): .echo
+            case Int(DICOM_SCP_EVENT_INSTANCE_TOO_LARGE): .instanceTooLarge
+            case Int(DICOM_SCP_EVENT_ASSOCIATION_TOO_LONG): .associationTooLong
             default: nil
             }
             if let event { scp.delegate?.event(event) }
@@ -101,7 +107,8 @@ package final class StorageSCP {
             settings.incomingDirectory.withCString { incoming in
                 var config = dicom_scp_config(port: settings.port, ae_title: ae, incoming_dir: incoming, max_pdu: settings.maxPDU,
                                               acse_timeout: settings.acseTimeout, dimse_timeout: settings.dimseTimeout,
-                                              max_instance_bytes: settings.maxInstanceBytes)
+                                              max_instance_bytes: settings.maxInstanceBytes,
+                                              association_timeout: settings.associationTimeout)
                 return withExtendedLifetime(self) { dicom_scp_run(&config, &callbacks, &error, error.count) }
             }
         }

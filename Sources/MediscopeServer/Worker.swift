@@ -111,7 +111,14 @@ struct WorkerProcess {
                     board.workStarted(slot: slot, at: ms_now_ns())
                     begun = true
                 }
-                if begun { board.workFinished(slot: slot, rssKB: residentKB()) }
+                if begun {
+                    let rss = residentKB()
+                    board.workFinished(slot: slot, rssKB: rss)
+                    // Idle work ages a worker as a request does: a worker that only analyses a long series
+                    // is recycled by the same limits.
+                    served += 1
+                    if recycle(served: served, rss: rss) { break }
+                }
                 continue
             }
             working = false
@@ -143,18 +150,25 @@ struct WorkerProcess {
             let rss = residentKB()
             board.requestFinished(slot: slot, rssKB: rss)
 
-            if pool.config.maxRequests > 0, served >= pool.config.maxRequests {
-                context.log.info("worker_recycle", ["reason": .word("max_requests"), "requests": .int(served)])
-                break
-            }
-            if pool.config.memoryLimitMB > 0, rss > pool.config.memoryLimitMB * 1024 {
-                context.log.info("worker_recycle", ["reason": .word("memory_limit"), "rss_kb": .int(rss)])
-                break
-            }
+            if recycle(served: served, rss: rss) { break }
         }
         for connection in kept { connection.close() }
         board.setState(slot, MS_SLOT_EXITING)
         exit(0)
+    }
+
+    /// Whether the worker should end after `served` requests and pieces of idle work at `rss` KiB
+    /// (pm.max_requests and the memory limit), logged when so.
+    private func recycle(served: Int, rss: Int) -> Bool {
+        if pool.config.maxRequests > 0, served >= pool.config.maxRequests {
+            context.log.info("worker_recycle", ["reason": .word("max_requests"), "requests": .int(served)])
+            return true
+        }
+        if pool.config.memoryLimitMB > 0, rss > pool.config.memoryLimitMB * 1024 {
+            context.log.info("worker_recycle", ["reason": .word("memory_limit"), "rss_kb": .int(rss)])
+            return true
+        }
+        return false
     }
 
     /// A worker from a fork server waits until it is the master's child (its intermediate parent has

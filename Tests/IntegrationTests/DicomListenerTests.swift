@@ -16,9 +16,14 @@ import Glibc
 
     init() throws {
         port = try Stack.freePort()
-        stack = try Stack(settings: Self.listening(on: port, ["DICOM_IDLE_TIMEOUT_SECONDS": "5"]))
+        stack = try Stack(settings: Self.listening(on: port, ["DICOM_IDLE_TIMEOUT_SECONDS": "5", "DICOM_MAX_INSTANCE_BYTES": "65536",
+                                                              "DICOM_PEERS": Self.peers]))
     }
     deinit { stack.stop() }
+
+    /// SENDER at 127.0.0.1, and ELSEWHERE listed at another address only.
+    static let peers = #"[{"ae_title": "SENDER", "host": "127.0.0.1", "organization": "default"}, "#
+        + #"{"ae_title": "ELSEWHERE", "host": "127.0.0.2", "organization": "default"}]"#
 
     /// Stack settings with the listener on `port`, taking the AE title SENDER at 127.0.0.1 for the
     /// default organisation, plus `more`.
@@ -96,8 +101,68 @@ import Glibc
         let wrongCalled = try echo(calledAE: "SOMEONE")
         #expect(wrongCalled.status != 0)
         #expect(try store(["\(Self.testFiles)/CT_small.dcm"], callingAE: "STRANGER").status != 0)
-        #expect(occurrences("dicom_association_rejected") >= 2)
+        // A listed AE title calling from an address it is not listed at.
+        #expect(try echo(callingAE: "ELSEWHERE").status != 0)
+        #expect(occurrences("dicom_association_rejected") >= 3)
         #expect(try echo().status == 0, "the listener still serves its peers")
+    }
+
+    @Test func anInstanceGrowingPastTheLimitIsAbortedAsItArrives() async throws {
+        #expect(try await listening())
+        let before = spooled
+        // 197 KB of Secondary Capture against a 64 KiB limit: an A-ABORT mid-stream, not a refusal after it all arrived.
+        let big = try store(["\(Self.testFiles)/SC_rgb_jpeg_dcmd.dcm"])
+        let said = "\(big.stdout)\(big.stderr)"
+        #expect(big.status != 0 && said.contains("Abort") && !said.contains("Store Response"), "\(said)")
+        #expect(occurrences("dicom_instance_too_large") == 1)
+        #expect(spooled == before)
+        #expect(try echo().status == 0, "the listener goes on")
+        #expect(try store(["\(Self.testFiles)/MR_small.dcm"]).status == 0)
+    }
+
+    @Test func otherBytesUnderAKnownSOPInstanceUIDAreRefusedNotMixedUp() async throws {
+        #expect(try await listening())
+        let folder = TemporaryFolder("mediscope-dicom-resend")
+        let first = folder.appending("first.dcm").path, corrected = folder.appending("corrected.dcm").path
+        for path in [first, corrected] { try FileManager.default.copyItem(atPath: "\(Self.testFiles)/MR_small.dcm", toPath: path) }
+        let uid = "1.2.826.0.1.3680043.8.498.3101"
+        #expect(try dcmtk("dcmodify", ["-nb", "-m", "(0008,0018)=\(uid)", first]).status == 0)
+        #expect(try dcmtk("dcmodify", ["-nb", "-m", "(0008,0018)=\(uid)", "-i", "(0008,103E)=corrected", corrected]).status == 0)
+        #expect(try store([first]).status == 0)
+        let resent = try store([corrected])
+        #expect("\(resent.stdout)\(resent.stderr)".contains("Store Response (Error: DataSetDoesNotMatchSOPClass"), "\(resent.stdout)\(resent.stderr)")
+        // Before and after its analysis alike, and the first copy's analysis stands alone.
+        #expect(try await analysed(["4MR1"]))
+        let again = try store([corrected])
+        #expect("\(again.stdout)\(again.stderr)".contains("DataSetDoesNotMatchSOPClass"))
+        #expect(try store([first]).status == 0, "the same bytes again are fine")
+    }
+
+    @Test func aFileTheListenerDiedDecodingIsNotDecodedAgain() async throws {
+        #expect(try await listening())
+        let folder = TemporaryFolder("mediscope-dicom-poison")
+        let file = folder.appending("poison.dcm").path
+        try FileManager.default.copyItem(atPath: "\(Self.testFiles)/CT_small.dcm", toPath: file)
+        #expect(try dcmtk("dcmodify", ["-nb", "-m", "(0008,0018)=1.2.826.0.1.3680043.8.498.3201", file]).status == 0)
+        // The listener writes what arrives with a File Meta Information of its own: the digest of those bytes
+        // is in the study index once it was taken.
+        #expect(try store([file]).status == 0)
+        let index = stack.varDir.appendingPathComponent("store/studies.sqlite").path
+        let query = try runProcess(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", """
+            import sqlite3, sys
+            print(sqlite3.connect(sys.argv[1]).execute("SELECT sha256 FROM instances WHERE sop_instance_uid = ?", (sys.argv[2],)).fetchone()[0])
+            """, index, "1.2.826.0.1.3680043.8.498.3201"], timeout: 30)
+        let digest = query.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(digest.count == 64, "\(query.stderr)")
+        // The listener dies while this file's digest is its decoding marker (as when DCMTK crashed on it).
+        try Data(digest.utf8).write(to: stack.varDir.appendingPathComponent("run/dicom-decoding"))
+        let listener = try #require(try Self.process(listening: port, among: LeanProcessTests.children(of: stack.masterPID)))
+        kill(listener, SIGKILL)
+        #expect(try await eventually(timeout: 60, every: .milliseconds(200)) { self.occurrences("dicom_instance_poisoned") == 1 })
+        #expect(try await listening())
+        let refused = try store([file])
+        #expect("\(refused.stdout)\(refused.stderr)".contains("Store Response (Error: CannotUnderstand)"), "\(refused.stdout)")
+        #expect(try store(["\(Self.testFiles)/MR_small.dcm"]).status == 0, "other files are taken")
     }
 
     @Test func aSOPClassItDoesNotTakeAndAFileTheReaderRefusesGetAFailure() async throws {

@@ -249,6 +249,33 @@ import Glibc
     }
 }
 
+/// An inference worker that only analyses received instances ages as one that answers requests: the same
+/// pm.max_requests recycles it (a long series must not grow one process for ever).
+@Suite(.serialized) final class ReceivedSeriesRecyclingTests {
+    @Test func idleWorkCountsTowardTheWorkersRequestLimit() async throws {
+        let stack = try Stack(settings: ["POOLS_INFERENCE_MAX_REQUESTS": "2"])
+        defer { stack.stop() }
+        stack.remember(["4MR1", "CompressedSamples^MR1"])
+        let folder = TemporaryFolder("mediscope-recycle")
+        var parts: [Data] = []
+        for n in 1...5 {
+            let path = folder.appending("s\(n).dcm").path
+            try FileManager.default.copyItem(atPath: DicomWebTests.mr, toPath: path)
+            let run = try runProcess(URL(fileURLWithPath: "/usr/bin/dcmodify"), ["-nb", "-m", "(0008,0018)=1.2.826.0.1.3680043.8.498.2700.\(n)", path], timeout: 30)
+            #expect(run.status == 0)
+            parts.append(try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+        let (body, type) = DicomWebTests.related(parts)
+        #expect(try await stack.request("POST", "/dicom-web/studies", body: body, contentType: type).status == 200)
+        func log() -> String { (try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? "" }
+        // One request and five analyses: without counting the analyses, the worker would never reach 2.
+        #expect(try await eventually(timeout: 180, every: .milliseconds(250)) {
+            log().components(separatedBy: "\"event\":\"dicom_instance_analysed\"").count - 1 == 5
+        })
+        #expect(log().components(separatedBy: "\"event\":\"worker_recycle\"").count - 1 >= 2)
+    }
+}
+
 /// A listener that cannot listen (its port taken) makes readiness say so: degraded, not silent.
 @Suite(.serialized) final class DicomListenerDownTests {
     @Test func aTakenPortMakesReadinessDegradedWithTheReason() async throws {

@@ -19,8 +19,8 @@
  * its association ends; the listener goes on with the next.
  *
  * Limits: `max_pdu` (bytes, receive), `acse_timeout` and `dimse_timeout` (seconds: an association idle
- * that long is aborted), the associate PDU size limit (DCMTK's 1 MB default), and `max_instance_bytes`,
- * checked once an instance is received (a larger one is removed and answered 0xA700). Between
+ * that long is aborted), `association_timeout` (seconds in all), the associate PDU size limit (DCMTK's
+ * 1 MB default), and `max_instance_bytes`, checked as an instance arrives (A-ABORT once it grows past). Between
  * associations and once a second while none comes, `should_stop` decides whether `dicom_scp_run` returns.
  *
  * Errors: dicom_scp_run returns 0 when asked to stop, else -1 with a message in `error` (the port is
@@ -51,8 +51,10 @@ typedef struct dicom_scp_config {
     uint32_t acse_timeout;
     /** Seconds a DIMSE message may take to arrive: an association idle longer is aborted. */
     uint32_t dimse_timeout;
-    /** Largest instance kept, in bytes. */
+    /** Largest instance kept, in bytes: one growing past it is aborted (A-ABORT) as it arrives. */
     uint64_t max_instance_bytes;
+    /** Seconds an association may last in all (0: no limit); past it, it is aborted. */
+    uint32_t association_timeout;
 } dicom_scp_config;
 
 /** What the listener asks the caller. `context` is passed back unchanged. */
@@ -80,6 +82,10 @@ enum {
     DICOM_SCP_EVENT_RECEIVE_FAILED = 3,
     /** A C-ECHO was answered. */
     DICOM_SCP_EVENT_ECHO = 4,
+    /** An instance grew past `max_instance_bytes` while it arrived: the association was aborted. */
+    DICOM_SCP_EVENT_INSTANCE_TOO_LARGE = 5,
+    /** The association lasted past `association_timeout`: it was aborted. */
+    DICOM_SCP_EVENT_ASSOCIATION_TOO_LONG = 6,
 };
 
 /** Runs the listener until `should_stop` says so (returns 0) or it cannot listen (-1, message in `error`). */

@@ -34,9 +34,14 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
         scpSettings.maxPDU = UInt32(settings.maxPDU)
         scpSettings.dimseTimeout = UInt32(settings.idleTimeoutSeconds)
         scpSettings.maxInstanceBytes = UInt64(settings.maxInstanceBytes)
+        scpSettings.associationTimeout = UInt32(settings.associationTimeoutSeconds)
         do {
             try FileManager.default.createDirectory(atPath: scpSettings.incomingDirectory, withIntermediateDirectories: true)
-            inbox = try DicomInbox.open(config)
+            let decodeGuard = ListenerDecodeGuard(config: config)
+            if let poisoned = decodeGuard.recover() {
+                log.error("dicom_instance_poisoned", ["file": .token(.init(String(poisoned.prefix(16))))])
+            }
+            inbox = try DicomInbox.open(config, decodeGuard: decodeGuard)
             log.info("dicom_listening", ["port": .int(Int(settings.port)), "peers": .int(settings.peers.count)])
             try StorageSCP(settings: scpSettings, delegate: self).run()
             return 0
@@ -120,6 +125,12 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
             count("failures:c-store:receive")
         case .echo:
             count("echoes")
+        case .instanceTooLarge:
+            log.warning("dicom_instance_too_large", ["limit_bytes": .int(settings.maxInstanceBytes)])
+            count("failures:c-store:too_large")
+        case .associationTooLong:
+            log.warning("dicom_association_too_long", ["limit_s": .int(settings.associationTimeoutSeconds)])
+            count("associations:too_long")
         }
     }
 

@@ -25,6 +25,9 @@ package struct DicomSettings: Sendable, Equatable {
     package var maxPDU: Int
     /// Seconds an association may stay idle before it is aborted (`dicom.idle_timeout_seconds`, default 60).
     package var idleTimeoutSeconds: Int
+    /// Seconds an association may last in all before it is aborted (`dicom.association_timeout_seconds`,
+    /// default 1800: a study of a few thousand instances on a slow link; one association holds the listener).
+    package var associationTimeoutSeconds: Int
 
     /// The settings `string` and `int` read, nil when `dicom.listen` is unset or empty; throws naming a
     /// wrong key.
@@ -59,11 +62,12 @@ package struct DicomSettings: Sendable, Equatable {
         }
         let settings = DicomSettings(port: port, aeTitle: aeTitle, peers: peers,
                                      maxInstanceBytes: int("dicom.max.instance.bytes", 256 << 20),
-                                     maxPDU: int("dicom.max.pdu", 65_536), idleTimeoutSeconds: int("dicom.idle.timeout.seconds", 60))
+                                     maxPDU: int("dicom.max.pdu", 65_536), idleTimeoutSeconds: int("dicom.idle.timeout.seconds", 60),
+                                     associationTimeoutSeconds: int("dicom.association.timeout.seconds", 1800))
         guard (1 << 10...4 << 30).contains(settings.maxInstanceBytes), (4096...131_072).contains(settings.maxPDU),
-              (1...3600).contains(settings.idleTimeoutSeconds) else {
+              (1...3600).contains(settings.idleTimeoutSeconds), (1...86_400).contains(settings.associationTimeoutSeconds) else {
             throw ServerError("dicom.max_instance_bytes must be 1 KiB to 4 GiB, dicom.max_pdu 4096 to 131072, "
-                              + "dicom.idle_timeout_seconds 1 to 3600")
+                              + "dicom.idle_timeout_seconds 1 to 3600, dicom.association_timeout_seconds 1 to 86400")
         }
         return settings
     }

@@ -22,6 +22,8 @@ struct DicomInbox {
     let config: AppConfig
     let index: StudyIndex
     let jobs: JobQueue
+    /// Keeps a file that killed its decoder from being decoded again.
+    let decodeGuard: any DecodeGuard
 
     /// What became of an instance.
     enum Outcome: Equatable {
@@ -52,9 +54,9 @@ struct DicomInbox {
     static func incoming(_ config: AppConfig) -> URL { spool(config).appendingPathComponent("incoming") }
 
     /// This host's inbox: its study index and job queue, in the store folder.
-    static func open(_ config: AppConfig) throws -> DicomInbox {
+    static func open(_ config: AppConfig, decodeGuard: any DecodeGuard) throws -> DicomInbox {
         let store = URL(fileURLWithPath: config.storeDirectory)
-        return DicomInbox(config: config, index: try StudyIndex(directory: store), jobs: try JobQueue(directory: store))
+        return DicomInbox(config: config, index: try StudyIndex(directory: store), jobs: try JobQueue(directory: store), decodeGuard: decodeGuard)
     }
 
     /// Writes `bytes` (a STOW-RS part) to a new file under `incoming`, then takes it in like a C-STORE's.
@@ -84,9 +86,14 @@ struct DicomInbox {
     /// Checks the instance at `path` (its bytes `bytes`) and keeps it: moved into the spool, indexed and
     /// queued; the caller removes `path` if it is still there.
     func take(path: String, bytes: [UInt8], _ delivery: Delivery) -> Outcome {
+        let digest = SHA256Hex.digest(bytes)
+        if let refusal = decodeGuard.begin(sha256: digest) { return .refused(0xC000, refusal) }
+        let read = Result { () throws(ImagingError) in try DicomFile.read(bytes, limits: ImageLimits(maxPixels: config.maxImagePixels)) }
+        decodeGuard.end()
         let file: DicomFile
-        do { file = try DicomFile.read(bytes, limits: ImageLimits(maxPixels: config.maxImagePixels)) } catch {
-            return .refused(0xC000, "the reader refuses it: \(error.kind)")
+        switch read {
+        case .success(let decoded): file = decoded
+        case .failure(let error): return .refused(0xC000, "the reader refuses it: \(error.kind)")
         }
         let a = file.attributes
         guard let sop = a.sopInstanceUID, let study = a.studyInstanceUID, let series = a.seriesInstanceUID else {
@@ -112,7 +119,7 @@ struct DicomInbox {
             seriesNumber: a.seriesNumber, instanceNumber: a.instanceNumber, modality: a.modality,
             transport: delivery.transport, sender: delivery.sender)
         let admission: StudyIndex.Admission
-        do { admission = try index.admit(entry, sha256: SHA256Hex.digest(bytes), maxPerSeries: config.receiving.maxInstancesPerSeries) } catch {
+        do { admission = try index.admit(entry, sha256: digest, maxPerSeries: config.receiving.maxInstancesPerSeries) } catch {
             return .refused(0xA700, "the study index cannot be written")
         }
         let key = Self.key(organization: delivery.organization, sopInstanceUID: sop)
