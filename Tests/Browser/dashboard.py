@@ -17,6 +17,8 @@ Environment:
     MEDISCOPE_BYTES_JSON  measure_bytes only: also write the figures there as JSON (optional)
     MEDISCOPE_LLM_REPLY   report_llm only: the text the stack's stand-in LLM answers with (required there)
     MEDISCOPE_LLM_MODEL   report_llm only: the model name that reply carries (required there)
+    MEDISCOPE_SERIES_CAP  studies only: the stack's dicom.max_instances_per_series (default 3); the
+                          studies scenario wants a stack of its own (its list starts empty)
 
 Every scenario also checks that nothing went wrong in the page: console messages at SEVERE level
 (network errors, CSP "Refused to ..." reports, uncaught exceptions), and what an in-page collector
@@ -46,6 +48,7 @@ from scenarios_analysis import (scenario_delete_analysis, scenario_dicom_prefill
 from scenarios_layout import scenario_keyboard, scenario_measure_bytes, scenario_tablet_layout
 from scenarios_print import scenario_report_print, scenario_report_printed
 from scenarios_report import scenario_report_draft, scenario_report_leave, scenario_report_sign
+from scenarios_studies import scenario_studies
 from scenarios_text import scenario_bidi_isolation, scenario_report_llm, scenario_report_markup, scenario_xss_note
 
 
@@ -66,6 +69,7 @@ SCENARIOS = {
     "report_printed": scenario_report_printed,
     "report_markup": scenario_report_markup,
     "report_llm": scenario_report_llm,
+    "studies": scenario_studies,
     "tablet_layout": scenario_tablet_layout,
     "keyboard": scenario_keyboard,
     "measure_bytes": scenario_measure_bytes,

@@ -38,8 +38,10 @@ CONTRACT = {
     "new": ["form#analysis-form", 'input#scan-file[type="file"]', "div#dropzone", "img#scan-preview", "input#patient-id",
             "input#patient-name", "input#patient-age", "select#patient-sex", "select#modality", "input#body-part",
             "textarea#note", "progress#upload-progress", "p#upload-status[aria-live]", "button#analyse-submit"],
+    # The clinical note and the body part are there when given (check_analysis_screen checks an upload's): an
+    # analysis made from a received DICOM instance has no note, and its file may name no body part.
     "analysis": ["section#analysis[data-analysis-id]", "div#patient-block", "#patient-block #patient-name",
-                 "#patient-block #patient-id", "#patient-block #patient-note", "#patient-block #body-part", "img#scan-image",
+                 "#patient-block #patient-id", "img#scan-image",
                  "article.result[data-result-id]", "article.result h3", "article.result img.heatmap",
                  'article.result input.opacity[type="range"][min="0"][max="100"]', "article.result button.layout-toggle[aria-pressed]",
                  "article.result .prediction", "article.result .confidence", "article.result ul.probabilities > li.prob-row",
@@ -48,6 +50,10 @@ CONTRACT = {
                  'p#report-error[role="alert"]', "#report-body[aria-busy]", "details#report-history", "dialog#report-sign-dialog"],
     "history": ["form#history-search", "input#history-patient-id", "table#history-table", "p#history-empty",
                 "button#history-prev", "button#history-next"],
+    "studies": ["section#studies[data-polling]", "h1#studies-heading", "p#studies-notice", "button#studies-refresh", "ol#studies-list",
+                "div#studies-empty", "p#studies-status", "button#studies-prev", "button#studies-next"],
+    "study": ["section#study[data-study-uid][data-polling]", "h1#study-heading", "p#study-notice", "dl#study-facts", "div#study-series",
+              "a#study-back", "section.series-detail div.series[data-state]", "table.slices tbody tr[data-state]"],
     "users": ["table#users-table", "dialog#password-dialog", "input#reset-password", "button#reset-password-submit",
               "form#user-add-form", "#new-username", "#new-display-name", "#new-password", "select#new-role",
               "button#user-add-submit", "p#users-status[aria-live]"],

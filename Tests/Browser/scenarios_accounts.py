@@ -99,7 +99,7 @@ def scenario_clinician_flow(h):
 
     screen = h.sign_in(h.clinician, h.password)
     h.expect(screen in ("new", "history"), f"a clinician should land on new analysis or history; landed on {screen!r}")
-    expect_navigation(h, "clinician", shown=("new", "history"), absent=("users", "audit"))
+    expect_navigation(h, "clinician", shown=("new", "history", "studies"), absent=("users", "audit"))
     if screen != "new":
         h.nav("new", "new")
 
@@ -252,7 +252,7 @@ def scenario_admin_flow(h):
     h.start()
     screen = h.sign_in(h.admin, h.password)
     # An admin has no patient access, so no patient screens in the navigation.
-    expect_navigation(h, "admin", shown=("users", "audit"), absent=("new", "history"))
+    expect_navigation(h, "admin", shown=("users", "audit"), absent=("new", "history", "studies"))
     if screen != "users":
         h.nav("users", "users")
     h.require(h.exists("table#users-table"), "no table#users-table on the users screen")
@@ -267,10 +267,10 @@ def scenario_admin_flow(h):
     h.screenshot("audit")
 
     # Admins have no patient access: the clinical screens are refused.
-    for path in ("/analyses/new", "/analyses"):
+    for path in ("/analyses/new", "/analyses", "/studies"):
         h.go(path)
         h.wait_screen("denied")
-        h.expect(not h.exists("form#analysis-form") and not h.exists("table#history-table"),
+        h.expect(not h.exists("form#analysis-form") and not h.exists("table#history-table") and not h.exists("section#studies"),
                  f"{path} shows a clinical screen to an admin")
     h.screenshot("denied-admin-analyses")
 

@@ -48,6 +48,15 @@ struct BrowserTests {
         #expect(calls.count == 1, "one upload, one draft: the LLM was asked \(calls.count) times")
     }
 
+    /// The Studies view (issue 24 part 4), on a stack of its own: its list starts empty, and its series cap is
+    /// small, so a series the scenario sends by STOW-RS (with the clinician's API token) has skipped slices.
+    @Test func receivedStudiesShowTheirSeriesSlicesAndAnalyses() async throws {
+        let cap = "3"
+        let stack = try Stack(settings: ["DICOM_MAX_INSTANCES_PER_SERIES": cap])
+        defer { stack.stop() }
+        try await scenario("studies", on: stack, environment: ["MEDISCOPE_SERIES_CAP": cap])
+    }
+
     /// Runs `dashboard.py --scenario NAME` against `stack` (the suite's shared one unless given); its exit
     /// status is the verdict, its output the explanation. `environment`: more variables for the scenario.
     func scenario(_ name: String, on given: Stack? = nil, environment extra: [String: String] = [:], timeout: Double = 600) async throws {

@@ -5,6 +5,7 @@ import { renderSignIn } from "./signin.js";
 import { renderNewAnalysis } from "./new-analysis.js";
 import { renderAnalysis } from "./analysis.js";
 import { renderHistory } from "./history.js";
+import { renderStudies, renderStudy } from "./studies.js";
 import { renderUsers } from "./users.js";
 import { renderAudit } from "./audit.js";
 
@@ -25,6 +26,9 @@ const routes = [
   { path: /^\/analyses\/new$/, screen: "new", render: renderNewAnalysis, role: "clinician" },
   { path: /^\/analyses$/, screen: "history", render: renderHistory, role: "clinician" },
   { path: /^\/analyses\/([0-9A-Z]{26})$/, screen: "analysis", render: renderAnalysis, role: "clinician" },
+  { path: /^\/studies$/, screen: "studies", render: renderStudies, role: "clinician" },
+  // A Study Instance UID: digits and dots, at most 64 characters (PS3.5 9.1).
+  { path: /^\/studies\/([0-9][0-9.]{0,63})$/, screen: "study", render: renderStudy, role: "clinician" },
   { path: /^\/admin\/users$/, screen: "users", render: renderUsers, role: "admin" },
   { path: /^\/admin\/audit$/, screen: "audit", render: renderAudit, role: "admin" },
 ];
@@ -113,8 +117,9 @@ function renderNav(path) {
   if (!state.user) { nav.hidden = true; nav.replaceChildren(); return; }
   const links = state.user.role === "admin"
     ? [["users", "/admin/users", "Users"], ["audit", "/admin/audit", "Audit log"]]
-    : [["new", "/analyses/new", "New analysis"], ["history", "/analyses", "History"]];
-  const current = (href) => path === href || (href === "/analyses" && /^\/analyses\/[0-9A-Z]{26}$/.test(path));
+    : [["new", "/analyses/new", "New analysis"], ["history", "/analyses", "History"], ["studies", "/studies", "Studies"]];
+  const current = (href) => path === href || (href === "/analyses" && /^\/analyses\/[0-9A-Z]{26}$/.test(path))
+    || (href === "/studies" && path.startsWith("/studies/"));
   replace(nav,
     h("ul.nav-links", {}, links.map(([key, href, label]) =>
       h("li", {}, h("a", { href, "data-link": true, dataset: { nav: key }, "aria-current": current(href) ? "page" : null, text: label })))),

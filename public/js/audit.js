@@ -4,7 +4,7 @@ import { field, formatDate, h, replace } from "./dom.js";
 
 const ACTIONS = ["session.create", "session.delete", "token.create", "token.revoke", "user.create", "user.update",
   "user.password", "analysis.create", "analysis.view", "analysis.list", "analysis.image", "analysis.report", "analysis.delete",
-  "report.draft", "report.edit", "report.sign", "report.amend"];
+  "report.draft", "report.edit", "report.sign", "report.amend", "dicom.read", "dicom.store", "study.list", "study.view"];
 const OUTCOMES = ["success", "denied", "failure", "not_found", "throttled"];
 const PAGE = 100;
 

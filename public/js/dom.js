@@ -87,3 +87,12 @@ export function labelText(label) {
   const text = String(label).replace(/[_-]+/g, " ").trim();
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
+
+const dicomDateFormat = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "2-digit", timeZone: "UTC" });
+/** A DICOM date (DA, YYYYMMDD) as a date a person reads; anything else as it came. */
+export function formatDicomDate(value) {
+  const m = /^(\d{4})(\d{2})(\d{2})$/.exec(String(value ?? ""));
+  if (!m) return String(value ?? "");
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return Number.isNaN(d.getTime()) ? String(value) : dicomDateFormat.format(d);
+}
