@@ -107,6 +107,47 @@ import Glibc
         #expect(try echo().status == 0, "the listener still serves its peers")
     }
 
+    /// A sender cut off half way through a data set (a TCP proxy that forwards the first 20,000 bytes
+    /// and then closes both sides): nothing is kept, the listener counts it and goes on.
+    @Test func aDataSetCutOffHalfWayIsDroppedAndTheListenerGoesOn() async throws {
+        #expect(try await listening())
+        let before = spooled
+        let proxyPort = try Stack.freePort()
+        let proxy = Process()
+        proxy.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        proxy.arguments = ["-c", """
+            import socket, sys, threading
+            limit, server = 20000, socket.create_server(("127.0.0.1", int(sys.argv[1])))
+            print("ready", flush=True)
+            client, _ = server.accept()
+            upstream = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+            def back():
+                try:
+                    while (data := upstream.recv(65536)): client.sendall(data)
+                except OSError: pass
+            threading.Thread(target=back, daemon=True).start()
+            sent = 0
+            while sent < limit and (data := client.recv(min(4096, limit - sent))):
+                upstream.sendall(data); sent += len(data)
+            upstream.close(); client.close()
+            """, String(proxyPort), String(port)]
+        let ready = Pipe()
+        proxy.standardOutput = ready
+        try proxy.run()
+        defer { if proxy.isRunning { kill(proxy.processIdentifier, SIGKILL) } }
+        _ = try ready.fileHandleForReading.read(upToCount: 6)   // "ready\n": it listens
+        let cut = try dcmtk("storescu", ["-aet", "SENDER", "-aec", "MEDISCOPE", "127.0.0.1", String(proxyPort), "\(Self.testFiles)/CT_small.dcm"])
+        #expect(cut.status != 0)
+        #expect(try await eventually(timeout: 30, every: .milliseconds(100)) {
+            self.occurrences("dicom_receive_failed") + self.occurrences("dicom_association_aborted") >= 1
+        })
+        #expect(spooled == before, "nothing of a cut data set is kept")
+        let incoming = stack.varDir.appendingPathComponent("dicom/incoming").path
+        #expect(try await eventually(timeout: 30) { ((try? FileManager.default.contentsOfDirectory(atPath: incoming)) ?? []).isEmpty },
+                "its partial file is removed")
+        #expect(try echo().status == 0, "the listener goes on")
+    }
+
     @Test func anInstanceGrowingPastTheLimitIsAbortedAsItArrives() async throws {
         #expect(try await listening())
         let before = spooled
