@@ -54,13 +54,17 @@ package struct ReceivedInstanceEntry: Sendable, Equatable, Codable {
         package var result: String
         package var title: String
         package var prediction: String
+        /// The predicted label as people read it (the manifest's title), when the model names one.
+        package var predictionTitle: String?
         /// For a binary result ([negative, positive] labels): the positive label's probability; else nil.
         package var positiveProbability: Double?
-        /// For a binary result: its positive label.
+        /// For a binary result: its positive label, and that label as people read it.
         package var positiveLabel: String?
-        package init(result: String, title: String, prediction: String, positiveProbability: Double?, positiveLabel: String?) {
-            self.result = result; self.title = title; self.prediction = prediction
-            self.positiveProbability = positiveProbability; self.positiveLabel = positiveLabel
+        package var positiveLabelTitle: String?
+        package init(result: String, title: String, prediction: String, predictionTitle: String? = nil, positiveProbability: Double?,
+                     positiveLabel: String?, positiveLabelTitle: String? = nil) {
+            self.result = result; self.title = title; self.prediction = prediction; self.predictionTitle = predictionTitle
+            self.positiveProbability = positiveProbability; self.positiveLabel = positiveLabel; self.positiveLabelTitle = positiveLabelTitle
         }
     }
 

@@ -11,6 +11,8 @@ package struct SeriesSummary: Sendable, Equatable, Codable {
     package var counts: [String: Int]
     /// Analysed instances the input check flagged as outside the models' scope.
     package var outOfScope: Int
+    /// Why instances failed or were skipped, with how many each reason holds.
+    package var reasons: [String: Int]
     /// Per model result, in the order the analyses list them.
     package var results: [ResultCounts]
     /// Per binary result, the analysed slice with the highest positive probability.
@@ -22,6 +24,8 @@ package struct SeriesSummary: Sendable, Equatable, Codable {
         package var title: String
         /// Analysed instances by predicted label.
         package var predictions: [String: Int]
+        /// The counted labels as people read them, where the model names them.
+        package var labelTitles: [String: String]
     }
 
     /// The slice of a series with the highest probability of a binary result's positive label.
@@ -29,10 +33,13 @@ package struct SeriesSummary: Sendable, Equatable, Codable {
         package var result: String
         package var title: String
         package var label: String
+        package var labelTitle: String?
         package var probability: Double
         package var analysisId: String
         package var sopInstanceUID: String
         package var instanceNumber: Int?
+        /// Whether the input check flagged that slice as outside the models' scope.
+        package var outOfScope: Bool?
     }
 
     /// The summary of `entries`, the instances of one series.
@@ -45,21 +52,29 @@ package struct SeriesSummary: Sendable, Equatable, Codable {
         let waiting = (counts["received"] ?? 0) + (counts["analysing"] ?? 0)
         state = waiting == 0 ? (done == 0 && failed > 0 ? "failed" : "done") : (done + failed == 0 && counts["analysing"] == 0 ? "received" : "analysing")
         outOfScope = entries.filter { $0.state == .done && $0.outOfScope == true }.count
+        var reasons: [String: Int] = [:]
+        for entry in entries where entry.state == .failed || entry.state == .skipped {
+            reasons[entry.reason ?? "no reason recorded", default: 0] += 1
+        }
+        self.reasons = reasons
         var results: [ResultCounts] = []
         var highest: [String: Highest] = [:]
         var order: [String] = []
         for entry in entries where entry.state == .done {
             for finding in entry.findings {
-                if let i = results.firstIndex(where: { $0.result == finding.result }) {
-                    results[i].predictions[finding.prediction, default: 0] += 1
-                } else {
-                    results.append(ResultCounts(result: finding.result, title: finding.title, predictions: [finding.prediction: 1]))
-                }
+                let i = results.firstIndex { $0.result == finding.result } ?? {
+                    results.append(ResultCounts(result: finding.result, title: finding.title, predictions: [:], labelTitles: [:]))
+                    return results.count - 1
+                }()
+                results[i].predictions[finding.prediction, default: 0] += 1
+                if let title = finding.predictionTitle { results[i].labelTitles[finding.prediction] = title }
                 guard let p = finding.positiveProbability, let label = finding.positiveLabel, let id = entry.analysisId else { continue }
                 if highest[finding.result] == nil { order.append(finding.result) }
                 if p > highest[finding.result]?.probability ?? -1 {
-                    highest[finding.result] = Highest(result: finding.result, title: finding.title, label: label, probability: p,
-                                                      analysisId: id, sopInstanceUID: entry.sopInstanceUID, instanceNumber: entry.instanceNumber)
+                    highest[finding.result] = Highest(result: finding.result, title: finding.title, label: label,
+                                                      labelTitle: finding.positiveLabelTitle, probability: p, analysisId: id,
+                                                      sopInstanceUID: entry.sopInstanceUID, instanceNumber: entry.instanceNumber,
+                                                      outOfScope: entry.outOfScope)
                 }
             }
         }

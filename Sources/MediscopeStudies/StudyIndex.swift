@@ -103,15 +103,27 @@ package final class StudyIndex: Sendable {
         }
     }
 
-    /// The Study Instance UIDs of the organisation's studies, the latest received first, at most `limit`,
-    /// received before `before` when given (the next page).
-    package func recentStudies(organizationId: String, limit: Int, before: Date? = nil) throws(StoreError) -> [(uid: String, lastReceivedAt: Date)] {
+    /// Where a page of studies ends: the last study's latest receipt time and its UID (the list's order).
+    package struct StudyCursor: Sendable, Equatable {
+        package var lastReceivedAt: Double
+        package var studyInstanceUID: String
+        package init(lastReceivedAt: Double, studyInstanceUID: String) {
+            self.lastReceivedAt = lastReceivedAt; self.studyInstanceUID = studyInstanceUID
+        }
+    }
+
+    /// The organisation's studies, the latest received first (then by UID), at most `limit`, after
+    /// `cursor` (the previous page's last) when given: two studies received at the same instant are never
+    /// split out of a page.
+    package func recentStudies(organizationId: String, limit: Int, after cursor: StudyCursor? = nil) throws(StoreError) -> [StudyCursor] {
         try file.read("list studies") { db in
             try Row.fetchAll(db, sql: """
                 SELECT study_instance_uid, MAX(received_at) AS last FROM instances WHERE organization_id = ?
-                GROUP BY study_instance_uid HAVING last < ? ORDER BY last DESC, study_instance_uid LIMIT ?
-                """, arguments: [organizationId, before?.timeIntervalSince1970 ?? Double.greatestFiniteMagnitude, limit])
-                .map { (uid: $0["study_instance_uid"], lastReceivedAt: Date(timeIntervalSince1970: $0["last"])) }
+                GROUP BY study_instance_uid HAVING last < ? OR (last = ? AND study_instance_uid > ?)
+                ORDER BY last DESC, study_instance_uid LIMIT ?
+                """, arguments: [organizationId, cursor?.lastReceivedAt ?? Double.greatestFiniteMagnitude,
+                                 cursor?.lastReceivedAt ?? Double.greatestFiniteMagnitude, cursor?.studyInstanceUID ?? "", limit])
+                .map { StudyCursor(lastReceivedAt: $0["last"], studyInstanceUID: $0["study_instance_uid"]) }
         }
     }
 

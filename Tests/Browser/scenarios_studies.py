@@ -132,7 +132,8 @@ def card(h, uid):
           open: new URL(c.querySelector('a.study-link').href).pathname,
           state: s && s.dataset.state, progress: s && s.querySelector('.progress-text').textContent,
           counts: [...c.querySelectorAll('.result-counts li')].map(li => ({ result: li.dataset.result,
-            predictions: Object.fromEntries([...li.querySelectorAll('.prediction-count')].map(p => [p.dataset.label, Number(p.dataset.count)])) })),
+            predictions: Object.fromEntries([...li.querySelectorAll('.prediction-count')].map(p => [p.dataset.label, Number(p.dataset.count)])),
+            texts: Object.fromEntries([...li.querySelectorAll('.prediction-count')].map(p => [p.dataset.label, p.textContent])) })),
           outOfScope: (c.querySelector('.series-scope') || { dataset: {} }).dataset.count || null,
           highest: [...c.querySelectorAll('p.highest')].map(p => ({ result: p.dataset.result, text: p.textContent,
             href: new URL(p.querySelector('a.highest-link').href).pathname })),
@@ -146,7 +147,13 @@ def listed(h):
 def expect_summary(h, where, shown, summary, cap):
     """The summary shown (counts by prediction, out of scope, the highest slice) is the API's."""
     want = [{"result": r["result"], "predictions": r["predictions"]} for r in summary["results"]]
-    h.expect(shown["counts"] == want, f"{where}: counts by prediction {shown['counts']}, the API says {want}")
+    got = [{"result": r["result"], "predictions": r["predictions"]} for r in shown["counts"]]
+    h.expect(got == want, f"{where}: counts by prediction {got}, the API says {want}")
+    # Labels read as the model's manifest names them ("No tumour"), not as raw labels ("notumor").
+    for r, api in zip(shown["counts"], summary["results"]):
+        for label, text in r.get("texts", {}).items():
+            title = api.get("labelTitles", {}).get(label)
+            h.expect(title and text.startswith(title), f"{where}: {label} is shown as {text!r}, its title is {title!r}")
     for r in shown["counts"]:
         h.expect(sum(r["predictions"].values()) == cap, f"{where}: the counts of {r['result']} add up to "
                                                          f"{sum(r['predictions'].values())}, not the {cap} analysed slices")

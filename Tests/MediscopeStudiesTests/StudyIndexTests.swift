@@ -46,6 +46,25 @@ import TestSupport
         #expect(skipped.allSatisfy { $0.reason?.contains("cap of 5") == true })
     }
 
+    @Test func pagesOfStudiesReceivedAtTheSameInstantLoseNone() throws {
+        let index = try StudyIndex(directory: folder.url)
+        let t = Date(timeIntervalSince1970: 1_800_000_000)
+        for (n, study) in ["1.2.5", "1.2.4", "1.2.6"].enumerated() {
+            var e = instance("\(study).1.1")
+            e.studyInstanceUID = study
+            e.receivedAt = n == 2 ? t.addingTimeInterval(-1) : t
+            _ = try index.admit(e, sha256: study, maxPerSeries: 10)
+        }
+        var seen: [String] = []
+        var cursor: StudyIndex.StudyCursor?
+        repeat {
+            let page = try index.recentStudies(organizationId: "org-a", limit: 1, after: cursor)
+            seen += page.map(\.studyInstanceUID)
+            cursor = page.last
+        } while cursor != nil
+        #expect(seen == ["1.2.4", "1.2.5", "1.2.6"])
+    }
+
     @Test func countersAddUpAcrossConnections() throws {
         let a = try StudyIndex(directory: folder.url), b = try StudyIndex(directory: folder.url)
         try a.count("associations:accepted")

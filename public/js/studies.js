@@ -205,7 +205,7 @@ function seriesBlock(series, heading, headingId, study = null) {
       h("span.progress-text", { text: progressText.join(" · ") })),
     state === "failed" ? h("p.error.series-failed", { text: series.items
       ? "None of its slices could be analysed; each slice below says why."
-      : "None of its slices could be analysed: open the study to see why." }) : null,
+      : `None of its slices could be analysed: ${Object.keys(series.summary.reasons ?? {}).join("; ") || "open the study to see why"}.` }) : null,
     summaryBlock(series, study));
 }
 
@@ -221,11 +221,12 @@ function summaryBlock(series, study) {
     h("ul.result-counts", {}, s.results.map((r) => h("li", { dataset: { result: r.result } },
       h("span.result-title", { text: `${r.title}: ` }),
       joined(Object.entries(r.predictions).sort((a, b) => b[1] - a[1]).map(([label, n]) =>
-        h("span.prediction-count", { dataset: { label, count: n }, text: `${labelText(label)} ${n}` })), ", ")))),
+        h("span.prediction-count", { dataset: { label, count: n }, text: `${r.labelTitles?.[label] ?? labelText(label)} ${n}` })), ", ")))),
     s.highest.map((x) => {
       const slice = x.instanceNumber != null ? `slice ${x.instanceNumber}` : "a slice without a number";
       return h("p.highest", { dataset: { result: x.result, analysisId: x.analysisId } },
-        `Highest probability of ${labelText(x.label)} (${x.title}): ${formatPercent(x.probability)} on ${slice}. `,
+        `Highest probability of ${x.labelTitle ?? labelText(x.label)} (${x.title}): ${formatPercent(x.probability)} on ${slice}`
+          + `${x.outOfScope ? " (out of scope: not meaningful)" : ""}. `,
         h("a.highest-link", { id: `highest-${series.seriesInstanceUID}-${x.result}`, href: `/analyses/${x.analysisId}`, "data-link": true,
           "aria-label": `Open the analysis of ${slice} of ${seriesName(series)}${study?.patientId ? `, patient ${isolated(study.patientId)}` : ""}`,
           text: "Open its analysis" }));
@@ -249,9 +250,10 @@ function stateBadge(state) {
 
 /** "Tumour present: Tumor (87.3 %)", or "... : No tumor (Tumor 3.1 %)": a binary result's positive probability. */
 function findingText(f) {
-  if (f.positiveProbability == null || !f.positiveLabel) return `${f.title}: ${labelText(f.prediction)}`;
-  const of = f.prediction === f.positiveLabel ? "" : `${labelText(f.positiveLabel)} `;
-  return `${f.title}: ${labelText(f.prediction)} (${of}${formatPercent(f.positiveProbability)})`;
+  const predicted = f.predictionTitle ?? labelText(f.prediction);
+  if (f.positiveProbability == null || !f.positiveLabel) return `${f.title}: ${predicted}`;
+  const of = f.prediction === f.positiveLabel ? "" : `${f.positiveLabelTitle ?? labelText(f.positiveLabel)} `;
+  return `${f.title}: ${predicted} (${of}${formatPercent(f.positiveProbability)})`;
 }
 
 // ---------------------------------------------------------------- shared

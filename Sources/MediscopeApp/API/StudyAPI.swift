@@ -14,24 +14,28 @@ enum StudyAPI {
                 guard let n = Int(text), (1...100).contains(n) else { throw Problem.badRequest("`limit` must be 1 to 100") }
                 limit = n
             }
-            var before: Date?
-            if let text = req.query["before"] {
-                guard let t = Double(text), t.isFinite, t > 0 else { throw Problem.badRequest("`before` must be a time in Unix seconds") }
-                before = Date(timeIntervalSince1970: t)
+            // The cursor: the previous page's last study, "<Unix seconds>_<Study Instance UID>".
+            var cursor: StudyIndex.StudyCursor?
+            if let text = req.query["cursor"] {
+                let parts = text.split(separator: "_", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let t = Double(parts[0]), t.isFinite, t > 0, DicomWebAPI.isUID(parts[1]) else {
+                    throw Problem.badRequest("`cursor` must be the `next` link's own value")
+                }
+                cursor = StudyIndex.StudyCursor(lastReceivedAt: t, studyInstanceUID: parts[1])
             }
             let index = try s.studies()
             let org = c.user.organizationId
-            let found: [(uid: String, lastReceivedAt: Date)]
+            let found: [StudyIndex.StudyCursor]
             let studies: [StudyBody]
             do {
-                found = try index.recentStudies(organizationId: org, limit: limit, before: before)
+                found = try index.recentStudies(organizationId: org, limit: limit, after: cursor)
                 studies = try found.map { study throws(StoreError) in
-                    StudyBody(try index.instances(organizationId: org, studyInstanceUID: study.uid), detailed: false)
+                    StudyBody(try index.instances(organizationId: org, studyInstanceUID: study.studyInstanceUID), detailed: false)
                 }
             } catch { throw s.problem(error) }
             struct Body: Encodable { var studies: [StudyBody]; var next: String? }
-            // The next page: studies whose latest instance came before the last one listed here.
-            let next = found.count == limit ? found.last.map { "\(APILinks.studies)?limit=\(limit)&before=\($0.lastReceivedAt.timeIntervalSince1970)" } : nil
+            let next = found.count == limit
+                ? found.last.map { "\(APILinks.studies)?limit=\(limit)&cursor=\(String($0.lastReceivedAt))_\($0.studyInstanceUID)" } : nil
             return .json(Body(studies: studies, next: next), headers: [("Cache-Control", "no-store")])
         },
         RouteSpec(method: "GET", pattern: APILinks.studyPattern, access: .clinical, audit: "study.view") { s, _, p, c throws(Problem) in

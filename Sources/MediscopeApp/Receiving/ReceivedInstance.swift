@@ -124,7 +124,9 @@ enum ReceivedInstance {
         record.results.map { r in
             let positive = r.task == "binary" && r.probabilities.count == 2 ? r.probabilities[1] : nil
             return ReceivedInstanceEntry.Finding(result: r.id, title: r.title, prediction: r.prediction,
-                                                 positiveProbability: positive?.probability, positiveLabel: positive?.label)
+                                                 predictionTitle: r.probabilities.first { $0.label == r.prediction }?.title,
+                                                 positiveProbability: positive?.probability, positiveLabel: positive?.label,
+                                                 positiveLabelTitle: positive?.title)
         }
     }
 
