@@ -268,6 +268,50 @@ import Glibc
         }
     }
 
+    @Test func aListenerKilledMidAssociationLosesNothingAndTheRetryIsAccepted() async throws {
+        #expect(try await listening())
+        let folder = TemporaryFolder("mediscope-dicom-midkill")
+        let files = try (1...60).map { n -> String in
+            let path = folder.appending("s\(n).dcm").path
+            try FileManager.default.copyItem(atPath: "\(Self.testFiles)/MR_small.dcm", toPath: path)
+            #expect(try dcmtk("dcmodify", ["-nb", "-m", "(0008,0018)=1.2.826.0.1.3680043.8.498.3300.\(n)",
+                                           "-m", "(0020,000E)=1.2.826.0.1.3680043.8.498.3300",
+                                           "-m", "(0020,000D)=1.2.826.0.1.3680043.8.498.3300.0", path]).status == 0)
+            return path
+        }
+        let received = occurrences("dicom_instance_received")
+        let sender = Process()
+        sender.executableURL = URL(fileURLWithPath: "/usr/bin/storescu")
+        sender.arguments = ["-aet", "SENDER", "-aec", "MEDISCOPE", "127.0.0.1", String(port)] + files
+        sender.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        sender.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try sender.run()
+        defer { if sender.isRunning { kill(sender.processIdentifier, SIGKILL) } }
+        // Killed once it has acknowledged some of the series, while the association goes on.
+        #expect(try await eventually(timeout: 60, every: .milliseconds(5)) { self.occurrences("dicom_instance_received") > received })
+        let listener = try #require(try Self.process(listening: port, among: LeanProcessTests.children(of: stack.masterPID)))
+        kill(listener, SIGKILL)
+        let acknowledged = occurrences("dicom_instance_received") - received
+        #expect(try await eventually(timeout: 60) { !sender.isRunning })
+        #expect(sender.terminationStatus != 0, "the association was cut mid-way")
+        #expect(acknowledged < files.count)
+        // The sender's retry of the whole series: every instance accepted, those acknowledged before kept once.
+        #expect(try await listening())
+        let retry = try store(files)
+        #expect(retry.status == 0 && !"\(retry.stdout)\(retry.stderr)".contains("Error"), "\(retry.stderr)")
+        func items() async throws -> [[String: Any]] {
+            let r = try await stack.request("GET", "/api/studies/1.2.826.0.1.3680043.8.498.3300.0")
+            return ((r.json?["series"] as? [[String: Any]]) ?? []).flatMap { ($0["items"] as? [[String: Any]]) ?? [] }
+        }
+        #expect(try await eventually(timeout: 240, every: .milliseconds(250)) {
+            try await items().filter { $0["state"] as? String == "done" }.count == files.count
+        })
+        let all = try await items()
+        #expect(all.count == files.count)
+        #expect(Set(all.compactMap { $0["analysisId"] as? String }).count == files.count, "one analysis per instance")
+        #expect(try await records(patient: "4MR1").count == files.count)
+    }
+
     /// The process among `pids` holding the TCP socket listening on `port` (/proc/net/tcp and its fds).
     static func process(listening port: Int, among pids: [Int32]) throws -> Int32? {
         let table = LeanProcessTests.read("/proc/net/tcp") + LeanProcessTests.read("/proc/net/tcp6")
