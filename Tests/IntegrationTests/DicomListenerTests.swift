@@ -107,17 +107,16 @@ import Glibc
         #expect(try echo().status == 0, "the listener still serves its peers")
     }
 
-    /// A sender cut off half way through a data set (a TCP proxy that forwards the first 20,000 bytes
-    /// and then closes both sides): nothing is kept, the listener counts it and goes on.
-    @Test func aDataSetCutOffHalfWayIsDroppedAndTheListenerGoesOn() async throws {
-        #expect(try await listening())
-        let before = spooled
+    /// A TCP proxy in front of the listener for one connection: forwards the client's first `limit` bytes
+    /// and then closes both sides; with `record`, also writes what the client sent there.
+    func startProxy(limit: Int, record: String? = nil) throws -> (Process, Int) {
         let proxyPort = try Stack.freePort()
         let proxy = Process()
         proxy.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         proxy.arguments = ["-c", """
             import socket, sys, threading
-            limit, server = 20000, socket.create_server(("127.0.0.1", int(sys.argv[1])))
+            limit, server = int(sys.argv[3]), socket.create_server(("127.0.0.1", int(sys.argv[1])))
+            record = open(sys.argv[4], "wb") if len(sys.argv) > 4 else None
             print("ready", flush=True)
             client, _ = server.accept()
             upstream = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
@@ -125,17 +124,30 @@ import Glibc
                 try:
                     while (data := upstream.recv(65536)): client.sendall(data)
                 except OSError: pass
+                client.close()
             threading.Thread(target=back, daemon=True).start()
             sent = 0
-            while sent < limit and (data := client.recv(min(4096, limit - sent))):
-                upstream.sendall(data); sent += len(data)
+            try:
+                while sent < limit and (data := client.recv(min(4096, limit - sent))):
+                    upstream.sendall(data); sent += len(data)
+                    if record: record.write(data); record.flush()
+            except OSError: pass
             upstream.close(); client.close()
-            """, String(proxyPort), String(port)]
+            """, String(proxyPort), String(port), String(limit)] + (record.map { [$0] } ?? [])
         let ready = Pipe()
         proxy.standardOutput = ready
         try proxy.run()
-        defer { if proxy.isRunning { kill(proxy.processIdentifier, SIGKILL) } }
         _ = try ready.fileHandleForReading.read(upToCount: 6)   // "ready\n": it listens
+        return (proxy, proxyPort)
+    }
+
+    /// A sender cut off half way through a data set (a TCP proxy that forwards the first 20,000 bytes
+    /// and then closes both sides): nothing is kept, the listener counts it and goes on.
+    @Test func aDataSetCutOffHalfWayIsDroppedAndTheListenerGoesOn() async throws {
+        #expect(try await listening())
+        let before = spooled
+        let (proxy, proxyPort) = try startProxy(limit: 20000)
+        defer { if proxy.isRunning { kill(proxy.processIdentifier, SIGKILL) } }
         let cut = try dcmtk("storescu", ["-aet", "SENDER", "-aec", "MEDISCOPE", "127.0.0.1", String(proxyPort), "\(Self.testFiles)/CT_small.dcm"])
         #expect(cut.status != 0)
         #expect(try await eventually(timeout: 30, every: .milliseconds(100)) {
@@ -146,6 +158,53 @@ import Glibc
         #expect(try await eventually(timeout: 30) { ((try? FileManager.default.contentsOfDirectory(atPath: incoming)) ?? []).isEmpty },
                 "its partial file is removed")
         #expect(try echo().status == 0, "the listener goes on")
+    }
+
+    /// A seeded mutation fuzzer at the network layer: the bytes echoscu and storescu send (recorded through
+    /// the proxy) with bytes flipped, lengths made huge or zero, cut short or padded with garbage, each on
+    /// a connection of its own. The listener process never dies (same pid), keeps nothing, and answers
+    /// its peers afterwards.
+    @Test func mutatedAssociationsAndPDUsNeverStopTheListener() async throws {
+        #expect(try await listening())
+        let folder = TemporaryFolder("mediscope-pdu-fuzz")
+        var streams: [[UInt8]] = []
+        for (tool, extra) in [("echoscu", [String]()), ("storescu", ["\(Self.testFiles)/MR_small.dcm"])] {
+            let record = folder.appending("\(tool).bin").path
+            let (proxy, proxyPort) = try startProxy(limit: 1 << 30, record: record)
+            defer { if proxy.isRunning { kill(proxy.processIdentifier, SIGKILL) } }
+            let run = try dcmtk(tool, ["-aet", "SENDER", "-aec", "MEDISCOPE", "127.0.0.1", String(proxyPort)] + extra)
+            #expect(run.status == 0, "\(tool) through the proxy: \(run.stderr)")
+            #expect(try await eventually(timeout: 30) { !proxy.isRunning })
+            streams.append(Array(try Data(contentsOf: URL(fileURLWithPath: record))))
+        }
+        #expect(streams.allSatisfy { $0.count > 68 && $0[0] == 0x01 }, "each stream opens with an A-ASSOCIATE-RQ")
+        let listener = try #require(try Self.process(listening: port, among: LeanProcessTests.children(of: stack.masterPID)))
+        let before = spooled
+        var random = SplitMix64(seed: 24)
+        for round in 0..<120 {
+            var bytes = streams[round % streams.count]
+            switch random.next() % 5 {
+            case 0:   // flip bytes
+                for _ in 0..<(1 + Int(random.next() % 8)) { bytes[Int(random.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: random.next() | 1) }
+            case 1:   // a PDU or item length made huge, zero or off by some
+                let at = Int(random.next() % UInt64(bytes.count - 4))
+                let value: UInt32 = [0xFFFF_FFFF, 0, UInt32(truncatingIfNeeded: random.next()), 0x7FFF_FFFF][Int(random.next() % 4)]
+                for k in 0..<4 { bytes[at + k] = UInt8(truncatingIfNeeded: value >> (24 - 8 * k)) }
+            case 2:   // cut short
+                bytes = Array(bytes.prefix(1 + Int(random.next() % UInt64(bytes.count - 1))))
+            case 3:   // garbage appended after a valid prefix
+                bytes = Array(bytes.prefix(Int(random.next() % UInt64(bytes.count)))) + (0..<64).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            default:  // a known PDU type with random contents
+                bytes = [UInt8([1, 2, 3, 4, 5, 6, 7][Int(random.next() % 7)]), 0, 0, 0, 0, 64] + (0..<64).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            }
+            let raw = try RawConnection(port: port, from: "127.0.0.1", timeout: 2)
+            try? raw.send(bytes)
+            raw.close()
+        }
+        #expect(try await listening(), "the listener answers after 120 mutated connections")
+        #expect(try Self.process(listening: port, among: LeanProcessTests.children(of: stack.masterPID)) == listener, "and never died")
+        #expect(Set(spooled).isSubset(of: Set(before)), "nothing of them is kept")
+        #expect(try store(["\(Self.testFiles)/CT_small.dcm"]).status == 0)
     }
 
     @Test func anInstanceGrowingPastTheLimitIsAbortedAsItArrives() async throws {

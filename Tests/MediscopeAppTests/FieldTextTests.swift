@@ -1,6 +1,7 @@
 import Foundation
 import MediscopeServer
 import Testing
+import TestSupport
 @testable import MediscopeApp
 
 /// Patient identity text: each case here is one a user met (issue 9, section 1) or one of its kind.

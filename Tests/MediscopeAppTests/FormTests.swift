@@ -1,6 +1,7 @@
 import Foundation
 import MediscopeServer
 import Testing
+import TestSupport
 @testable import MediscopeApp
 
 func multipart(_ fields: [(String, String)], file: (String, [UInt8])? = nil, boundary: String = "XyZ123") -> [UInt8] {
@@ -121,17 +122,5 @@ func multipart(_ fields: [(String, String)], file: (String, [UInt8])? = nil, bou
     func refusesBadFields(fields: [(String, String)]) throws {
         let f = try form(fields)
         #expect { try PatientForm.parse(f) } throws: { ($0 as? Problem)?.status == 400 }
-    }
-}
-
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
