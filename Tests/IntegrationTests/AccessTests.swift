@@ -43,6 +43,7 @@ import Testing
         "PUT /api/analyses/{id}/report": .clinical,
         "POST /api/analyses/{id}/report/sign": .clinical,
         "POST /api/analyses/{id}/report/amend": .clinical,
+        "GET /api/analyses/{id}/fhir": .clinical,
         "POST /api/dicom/fields": .clinical,
         "POST /dicom-web/studies": .clinical,
         "POST /dicom-web/studies/{study}": .clinical,

@@ -7,11 +7,11 @@ import MediscopeServer
 import MediscopeStore
 
 /// Every route of the API, and the router that runs them through Guard. The routes and their handlers
-/// live with their resource: AnalysisAPI, ReportAPI, AccountAPI, DicomAPI, DicomWebAPI, StudyAPI, ServiceAPI.
+/// live with their resource: AnalysisAPI, ReportAPI, AccountAPI, DicomAPI, DicomWebAPI, StudyAPI, ServiceAPI, FhirAPI.
 package enum API {
     /// Every route, who may call it and what the audit log calls it. The access test walks this table.
     static let specs: [RouteSpec] = AnalysisAPI.routes + ReportAPI.routes + AccountAPI.routes.map(auditingAdminReads) + DicomAPI.routes
-        + DicomWebAPI.routes + StudyAPI.routes + ServiceAPI.routes
+        + DicomWebAPI.routes + StudyAPI.routes + ServiceAPI.routes + FhirAPI.routes
 
     /// Admins' reads of the audit log and the user list, audited like every other access: who read the
     /// trail, and when, is part of it ("METHOD pattern" -> action).
