@@ -79,6 +79,21 @@ let package = Package(
             ]
         ),
         .target(name: "MediscopeDicomNet", dependencies: ["CDicomNet"]),
+        // C++ shim over DCMTK's dcmsr and dcmdata that writes analysis results as DICOM (SR, Secondary
+        // Capture); include/CDicomWrite.h is its whole (plain C) API.
+        .target(
+            name: "CDicomWrite",
+            cxxSettings: [.unsafeFlags(["-fexceptions"])],
+            linkerSettings: [
+                .linkedLibrary("dcmsr"), .linkedLibrary("dcmdata"), .linkedLibrary("oflog"), .linkedLibrary("ofstd"),
+                .linkedLibrary("stdc++"),
+            ]
+        ),
+        // An analysis as DICOM downloads: its Structured Report and a Secondary Capture per heatmap.
+        .target(
+            name: "MediscopeDicomWrite",
+            dependencies: ["CDicomWrite", "MediscopeStore", "MediscopeImaging", "MediscopeReport", "MediscopeEncoding"]
+        ),
         // dlopen of libMediscopeTorch.so and the table of its entry points; links no libtorch.
         .target(name: "CTorchLoader"),
         .target(name: "MediscopeInference", dependencies: ["CTorchLoader", "MediscopeImaging", "MediscopeEncoding"]),
@@ -116,7 +131,7 @@ let package = Package(
             dependencies: [
                 "MediscopeServer", "MediscopeImaging", "MediscopeInference", "MediscopeStore", "MediscopeAuth", "MediscopeReport",
                 "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeOutbox", "MediscopeLLM", "MediscopeJobs",
-                "MediscopeIdempotency", "MediscopeDicomNet", "MediscopeStudies", .product(name: "Configuration", package: "swift-configuration"),
+                "MediscopeIdempotency", "MediscopeDicomNet", "MediscopeStudies", "MediscopeDicomWrite", .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
         // Debian's libargon2 (argon2id password hashes).
@@ -278,6 +293,11 @@ let package = Package(
         .testTarget(
             name: "MediscopeLLMTests",
             dependencies: ["MediscopeLLM", "MediscopeJobs", "MediscopeStore", "MediscopeNet", "MediscopeImaging", "FirebaseTestKit", "TestSupport"]
+        ),
+        // The DICOM writer (SR, Secondary Capture) without a server; dcmdump reads what it writes.
+        .testTarget(
+            name: "MediscopeDicomWriteTests",
+            dependencies: ["MediscopeDicomWrite", "CDicomWrite", "MediscopeStore", "MediscopeImaging", "TestSupport"]
         ),
         .testTarget(
             name: "MediscopeReportTests",

@@ -8,8 +8,9 @@ PACKAGES=(
   libtorch-dev libdcmtk-dev libopenjp2-7-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libfcgi-dev libcurl4-openssl-dev libsqlite3-dev
   # DICOM test files (Tests/Reference/dicom_reference.py reads them where Debian installs them)
   python3-pydicom
-  # the DICOM listener's tests send with DCMTK's own tools (echoscu, storescu, dcmodify), and from Orthanc as the PACS
-  dcmtk orthanc orthanc-dicomweb
+  # the DICOM listener's tests send with DCMTK's own tools (echoscu, storescu, dcmodify), and from Orthanc as the PACS;
+  # the SR and Secondary Capture downloads are checked with dsrdump (DCMTK) and dicom3tools' dciodvfy
+  dcmtk dicom3tools orthanc orthanc-dicomweb
   # the store tests race a real sqlite3 process for the write lock
   sqlite3
   # password hashing (argon2id)

@@ -44,6 +44,8 @@ import Testing
         "POST /api/analyses/{id}/report/sign": .clinical,
         "POST /api/analyses/{id}/report/amend": .clinical,
         "GET /api/analyses/{id}/fhir": .clinical,
+        "GET /api/analyses/{id}/dicom/sr": .clinical,
+        "GET /api/analyses/{id}/dicom/sc/{result}": .clinical,
         "POST /api/dicom/fields": .clinical,
         "POST /dicom-web/studies": .clinical,
         "POST /dicom-web/studies/{study}": .clinical,

@@ -11,7 +11,7 @@ import MediscopeStore
 package enum API {
     /// Every route, who may call it and what the audit log calls it. The access test walks this table.
     static let specs: [RouteSpec] = AnalysisAPI.routes + ReportAPI.routes + AccountAPI.routes.map(auditingAdminReads) + DicomAPI.routes
-        + DicomWebAPI.routes + StudyAPI.routes + ServiceAPI.routes + FhirAPI.routes
+        + DicomWebAPI.routes + StudyAPI.routes + ServiceAPI.routes + FhirAPI.routes + DicomResultsAPI.routes
 
     /// Admins' reads of the audit log and the user list, audited like every other access: who read the
     /// trail, and when, is part of it ("METHOD pattern" -> action).

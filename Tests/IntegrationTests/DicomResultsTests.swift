@@ -1,0 +1,204 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `GET /api/analyses/{id}/dicom/sr` and `/dicom/sc/{result}` through real nginx and the real pool: the SR and
+/// each Secondary Capture pass dicom3tools' `dciodvfy` without an error, DCMTK's `dsrdump` reads the SR, pydicom
+/// reads both; the SR holds the analysis's probabilities exactly, sits in a DICOM upload's study, is
+/// UNVERIFIED until signed and then VERIFIED with the signer, the signed text and the earlier SR as
+/// predecessor; the same request gives the same UIDs; another organisation gets 404; no log holds the patient.
+@Suite(.serialized) final class DicomResultsTests {
+    static let python = URL(fileURLWithPath: "/usr/bin/python3")   // Debian's, with python3-pydicom
+    static let mrSmall = "/usr/lib/python3/dist-packages/pydicom/data/test_files/MR_small.dcm"
+    let stack: Stack
+    let otherOrgToken: String
+    let folder = TemporaryFolder("mediscope-dicom-results")
+
+    init() throws {
+        stack = try Stack()
+        otherOrgToken = try stack.token(forNewUser: "dicom-other", role: "clinician", organization: "other")
+    }
+    deinit { stack.stop() }
+
+    /// What pydicom reads of a file, as JSON: the attributes below and, for an SR, its content tree flattened.
+    static let reader = #"""
+import json, sys, pydicom
+d = pydicom.dcmread(sys.argv[1])
+def code(seq):
+    return seq[0].CodeMeaning if seq else None
+def walk(items):
+    out = []
+    for i in items:
+        node = {"type": i.ValueType, "concept": code(i.get("ConceptNameCodeSequence")), "rel": i.get("RelationshipType")}
+        if i.ValueType == "TEXT": node["text"] = i.TextValue
+        if i.ValueType == "NUM":
+            m = i.MeasuredValueSequence[0]
+            node["value"] = float(m.FloatingPointValue) if "FloatingPointValue" in m else None
+            node["ds"] = float(m.NumericValue)
+            node["unit"] = m.MeasurementUnitsCodeSequence[0].CodeValue + "|" + m.MeasurementUnitsCodeSequence[0].CodingSchemeDesignator
+        if "ContentSequence" in i: node["children"] = walk(i.ContentSequence)
+        out.append(node)
+    return out
+r = {k: str(d.get(k, "")) for k in ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
+     "VerificationFlag", "CompletionFlag", "BurnedInAnnotation", "PhotometricInterpretation", "PatientID"]}
+r["equipment"] = [[e.Manufacturer, e.ManufacturerModelName, e.DeviceUID] for e in d.get("ContributingEquipmentSequence", [])]
+r["observers"] = [[str(o.VerifyingObserverName), o.VerifyingOrganization] for o in d.get("VerifyingObserverSequence", [])]
+r["predecessors"] = [s.ReferencedSOPInstanceUID for st in d.get("PredecessorDocumentsSequence", [])
+                     for se in st.ReferencedSeriesSequence for s in se.ReferencedSOPSequence]
+if "ContentSequence" in d: r["content"] = walk(d.ContentSequence)
+if "PixelData" in d:
+    a = d.pixel_array
+    r["pixels"] = [int(d.Rows), int(d.Columns), int(d.SamplesPerPixel), int(d.BitsAllocated), list(a.shape)]
+print(json.dumps(r))
+"""#
+
+    /// `bytes` saved, checked by dciodvfy (no "Error" line) and read by pydicom.
+    func check(_ bytes: Data, _ name: String) throws -> [String: Any] {
+        let path = folder.url.appendingPathComponent(name).path
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let verify = try runProcess(URL(fileURLWithPath: "/usr/bin/dciodvfy"), [path], timeout: 60)
+        let errors = (verify.stdout + verify.stderr).split(separator: "\n").filter { $0.hasPrefix("Error") }
+        #expect(errors.isEmpty, "dciodvfy \(name): \(errors.joined(separator: "\n"))")
+        let read = try runProcess(Self.python, ["-c", Self.reader, path], timeout: 60)
+        try #require(read.status == 0, "pydicom \(name): \(read.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(read.stdout.utf8)) as? [String: Any])
+    }
+
+    func download(_ path: String, _ what: String) async throws -> Data {
+        let clock = ContinuousClock(), start = clock.now
+        let r = try await stack.request("GET", path)
+        // Written on request in the io pool, whose limit is 15 s: far below it (the first SC also draws its heatmap).
+        #expect(clock.now - start < .seconds(5), "\(what): \(clock.now - start)")
+        #expect(r.status == 200, "\(what): \(r.status) \(String(decoding: r.body.prefix(300), as: UTF8.self))")
+        #expect(r.header("Content-Type") == "application/dicom" && r.header("Cache-Control") == "no-store", "\(what)")
+        #expect(r.header("Content-Disposition")?.hasPrefix("attachment; filename=\"mediscope-") == true, "\(what)")
+        return r.body
+    }
+
+    /// The SR of `id` as pydicom reads it, after dciodvfy and dsrdump.
+    func sr(_ id: String, _ what: String) async throws -> [String: Any] {
+        let body = try await download("/api/analyses/\(id)/dicom/sr", what)
+        let sr = try check(body, "\(what)-sr.dcm".replacingOccurrences(of: " ", with: "-"))
+        let dump = try runProcess(URL(fileURLWithPath: "/usr/bin/dsrdump"), [folder.url.appendingPathComponent("\(what)-sr.dcm".replacingOccurrences(of: " ", with: "-")).path], timeout: 60)
+        #expect(dump.status == 0 && dump.stdout.contains("Comprehensive SR Document"), "dsrdump \(what): \(dump.stderr)")
+        #expect(sr["SOPClassUID"] as? String == "1.2.840.10008.5.1.4.1.1.88.33")
+        return sr
+    }
+
+    /// The measurement groups of an SR's content.
+    static func groups(_ sr: [String: Any]) -> [[String: Any]] {
+        (sr["content"] as? [[String: Any]] ?? []).filter { $0["concept"] as? String == "Measurement Group" }
+    }
+
+    /// Every probability and the finding of each result equal the analysis's; the algorithm and equipment are named.
+    func expectResults(_ sr: [String: Any], _ analysis: [String: Any]) throws {
+        let results = try #require(analysis["results"] as? [[String: Any]])
+        let groups = Self.groups(sr)
+        #expect(groups.count == results.count && !results.isEmpty)
+        for (result, group) in zip(results, groups) {
+            let children = group["children"] as? [[String: Any]] ?? []
+            func text(_ concept: String) -> String? { children.first { $0["concept"] as? String == concept }?["text"] as? String }
+            let title = try #require(result["title"] as? String)
+            #expect(text("Tracking Identifier") == title && text("Algorithm Name") == result["model"] as? String)
+            #expect(text("Algorithm Version") != nil && text("Algorithm Parameters") != nil)
+            let probabilities = try #require(result["probabilities"] as? [[String: Any]])
+            let predicted = probabilities.first { $0["label"] as? String == result["prediction"] as? String }
+            #expect(text("Finding") == predicted?["title"] as? String)
+            var expected: [String: Double] = [:]
+            for p in probabilities { expected["Probability of " + (try #require(p["title"] as? String))] = try #require(p["probability"] as? Double) }
+            var found: [String: Double] = [:]
+            for num in children where num["type"] as? String == "NUM" {
+                #expect(num["unit"] as? String == "1|UCUM")
+                let value = try #require(num["value"] as? Double)
+                #expect(abs((num["ds"] as? Double ?? -1) - value) < 1e-12, "the decimal string agrees with the exact value")
+                found[try #require(num["concept"] as? String)] = value
+            }
+            #expect(found == expected, "\(title): the analysis's probabilities, exactly")
+            let equipment = try #require(sr["equipment"] as? [[String]])
+            #expect(equipment.contains { $0[0] == "Mediscope" && $0[1] == result["model"] as? String && $0[2].hasPrefix("2.25.") })
+        }
+        let verdict = try #require((analysis["inputCheck"] as? [String: Any])?["verdict"] as? String)
+        let check = (sr["content"] as? [[String: Any]] ?? []).first { $0["concept"] as? String == "Input check" }
+        #expect((check?["text"] as? String)?.hasPrefix("Input check: " + verdict.replacingOccurrences(of: "_", with: " ")) == true)
+    }
+
+    func send(_ path: String, text: String, base: Int) async throws -> Stack.Response {
+        let body = try JSONSerialization.data(withJSONObject: ["text": text, "baseVersion": base])
+        return try await stack.request("POST", path, body: body, contentType: "application/json")
+    }
+
+    @Test func aJpegAnalysisAsSrAndScThenSigned() async throws {
+        let fields = ["patient_id": "P-DSR-5521", "patient_name": "Ysolde Srsample", "sex": "female", "age": "57", "modality": "MRI"]
+        let upload = try await stack.upload(image: try Scans.jpeg, fields: fields)
+        #expect(upload.status == 201)
+        let analysis = try #require(upload.json)
+        let id = try #require(analysis["id"] as? String)
+
+        let draft = try await stack.draft(id)
+        let first = try await sr(id, "draft")
+        #expect(first["VerificationFlag"] as? String == "UNVERIFIED" && first["CompletionFlag"] as? String == "PARTIAL")
+        #expect(first["PatientID"] as? String == "P-DSR-5521" && (first["observers"] as? [Any])?.isEmpty == true)
+        let study = try #require(first["StudyInstanceUID"] as? String)
+        #expect(study.hasPrefix("2.25."), "a JPEG's study: derived from the analysis")
+        try expectResults(first, analysis)
+        let again = try await sr(id, "draft again")
+        #expect(again["SOPInstanceUID"] as? String == first["SOPInstanceUID"] as? String, "the same request, the same UIDs")
+
+        // Each heatmap as a Secondary Capture in the same study, a series of its own.
+        var scSeries: Set<String> = []
+        for result in analysis["results"] as? [[String: Any]] ?? [] {
+            let rid = try #require(result["id"] as? String)
+            let sc = try check(try await download("/api/analyses/\(id)/dicom/sc/\(rid)", "sc \(rid)"), "sc-\(rid).dcm")
+            #expect(sc["SOPClassUID"] as? String == "1.2.840.10008.5.1.4.1.1.7" && sc["BurnedInAnnotation"] as? String == "YES")
+            #expect(sc["StudyInstanceUID"] as? String == study && sc["SeriesInstanceUID"] as? String != first["SeriesInstanceUID"] as? String)
+            #expect(sc["PhotometricInterpretation"] as? String == "RGB")
+            let pixels = try #require(sc["pixels"] as? [Any])
+            #expect(pixels[2] as? Int == 3 && pixels[3] as? Int == 8)
+            scSeries.insert(sc["SeriesInstanceUID"] as? String ?? "")
+        }
+        #expect(scSeries.count == 1)
+        #expect(try await stack.request("GET", "/api/analyses/\(id)/dicom/sc/no-such-result").status == 404)
+
+        let path = "/api/analyses/\(id)/report"
+        let base = try #require(draft["version"] as? Int)
+        #expect(try await send(path + "/sign", text: "Signed for the DICOM SR test.", base: base).status == 200)
+        let signed = try await sr(id, "signed")
+        #expect(signed["VerificationFlag"] as? String == "VERIFIED" && signed["CompletionFlag"] as? String == "COMPLETE")
+        let observers = try #require(signed["observers"] as? [[String]])
+        #expect(observers.count == 1 && observers.first?[0] == "clinician" && observers.first?[1].isEmpty == false)
+        let impression = (signed["content"] as? [[String: Any]] ?? []).first { $0["concept"] as? String == "Impression" }
+        #expect(impression?["text"] as? String == "Signed for the DICOM SR test.")
+        #expect(signed["predecessors"] as? [String] == [try #require(first["SOPInstanceUID"] as? String)], "the draft's SR replaced")
+        #expect(signed["StudyInstanceUID"] as? String == study && signed["SOPInstanceUID"] as? String != first["SOPInstanceUID"] as? String)
+        try expectResults(signed, analysis)
+
+        for route in ["/api/analyses/\(id)/dicom/sr", "/api/analyses/\(id)/dicom/sc/\((analysis["results"] as? [[String: Any]])?.first?["id"] as? String ?? "")"] {
+            let refused = try await stack.request("GET", route, auth: .bearer(otherOrgToken))
+            #expect(refused.status == 404, "another organisation: \(route)")
+        }
+        let adminToken = try stack.token(forNewUser: "dicom-admin", role: "admin")
+        let audit = try await stack.request("GET", "/api/audit?action=analysis.dicom&limit=1000", auth: .bearer(adminToken))
+        let entries = try #require(audit.json?["entries"] as? [[String: Any]])
+        #expect(entries.contains { $0["recordId"] as? String == id && $0["outcome"] as? String == "success" })
+        #expect(entries.contains { $0["recordId"] as? String == id && $0["actorUsername"] as? String == "dicom-other" && $0["outcome"] as? String == "denied" })
+    }
+
+    @Test func aDicomUploadsSrAndScAreInItsStudy() async throws {
+        let file = try Data(contentsOf: URL(fileURLWithPath: Self.mrSmall))
+        stack.remember(["DCM-SR-1", "CompressedSamples", "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457"])
+        let upload = try await stack.upload(image: file, filename: "MR_small.dcm", fields: ["patient_id": "DCM-SR-1"])
+        #expect(upload.status == 201, "\(String(decoding: upload.body, as: UTF8.self))")
+        let analysis = try #require(upload.json)
+        let id = try #require(analysis["id"] as? String)
+        let uid = "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457"   // MR_small.dcm's Study Instance UID
+
+        let report = try await sr(id, "dicom")
+        #expect(report["StudyInstanceUID"] as? String == uid && report["VerificationFlag"] as? String == "UNVERIFIED")
+        try expectResults(report, analysis)
+        for result in analysis["results"] as? [[String: Any]] ?? [] {
+            let rid = try #require(result["id"] as? String)
+            let sc = try check(try await download("/api/analyses/\(id)/dicom/sc/\(rid)", "dicom sc \(rid)"), "dicom-sc-\(rid).dcm")
+            #expect(sc["StudyInstanceUID"] as? String == uid && sc["BurnedInAnnotation"] as? String == "YES")
+        }
+    }
+}
