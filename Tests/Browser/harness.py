@@ -162,6 +162,7 @@ class Harness(Browser):
                     f"table#timings should list timings; it shows {f['timingsText']!r}")
         self.expect(f["report"] and urllib.parse.urlsplit(f["report"]).path == f"/analyses/{analysis_id}/report",
                     f"a#report-link should point at /analyses/{analysis_id}/report; href is {f['report']!r}")
+        self.check_exports(analysis_id, [r["id"] for r in f["results"]])
         if patient:
             p = f["patient"]
             for key, want in (("patient-name", patient["name"]), ("patient-id", patient["id"]),
@@ -169,6 +170,31 @@ class Harness(Browser):
                 self.expect(p[key] is not None and want in p[key],
                             f"#patient-block #{key} should show {want!r}; it shows {p[key]!r}")
         return f
+
+    def check_exports(self, analysis_id, result_ids):
+        """The export menu offers the SR, one Secondary Capture per result and the FHIR report, and each link
+        downloads what it says with the page's own session (a DICOM file: 'DICM' at byte 128)."""
+        links = self.js("""return Object.fromEntries([...document.querySelectorAll('details#export-menu a')]
+                             .map(a => [a.id, new URL(a.href).pathname]))""")
+        base = f"/api/analyses/{analysis_id}"
+        want = {"export-sr": f"{base}/dicom/sr", "export-fhir": f"{base}/fhir",
+                **{f"export-sc-{r}": f"{base}/dicom/sc/{r}" for r in result_ids}}
+        self.expect(links == want, f"the export menu links {links}, want {want}")
+        got = self.driver.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            Promise.all(arguments[0].map(async (path) => {
+              const r = await fetch(path, { credentials: 'same-origin' });
+              const bytes = new Uint8Array(await r.arrayBuffer());
+              return [path, r.status, r.headers.get('content-type'), String.fromCharCode(...bytes.slice(128, 132)), bytes[0]];
+            })).then(done, (e) => done(String(e)));""", sorted(want.values()))
+        self.require(isinstance(got, list), f"the export downloads failed: {got}")
+        for path, status, kind, magic, first in got:
+            if path.endswith("/fhir"):
+                self.expect(status == 200 and (kind or "").startswith("application/fhir+json") and first == ord("{"),
+                            f"{path}: {status} {kind}, want 200 application/fhir+json")
+            else:
+                self.expect(status == 200 and kind == "application/dicom" and magic == "DICM",
+                            f"{path}: {status} {kind} {magic!r}, want 200 application/dicom with DICM at 128")
 
     def url_leaks(self, *values):
         """Which of values appear in the current URL (raw, or percent- or plus-encoded)."""

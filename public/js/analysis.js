@@ -68,6 +68,7 @@ export async function renderAnalysis(ctx, id) {
         h("p.subtle", {}, h("time", { datetime: a.createdAt, text: formatDate(a.createdAt) }), ` · ID ${a.id}`)),
       h("div.actions", {},
         h("a#report-link.button-secondary", { href: a.links.report, target: "_blank", rel: "noopener", text: "Printable report" }),
+        exportMenu(a),
         h("a.button-secondary", { href: "/analyses/new", "data-link": true, text: "New analysis" }),
         deleteControl(ctx, a))),
     outOfScope ? outOfScopeWarning(check) : null,
@@ -83,6 +84,20 @@ export async function renderAnalysis(ctx, id) {
 
   replace(ctx.main, view);
   ctx.ready();
+}
+
+/** The analysis for the PACS and the EHR: the DICOM Structured Report, each heatmap as a DICOM Secondary
+ *  Capture, and the FHIR DiagnosticReport (each a download the server audits). */
+function exportMenu(a) {
+  const base = a.links.self;
+  const item = (id, href, text, name) => h("li", {}, h("a", { id, href, download: name, text }));
+  return h("details#export-menu.export-menu", {},
+    h("summary.button-secondary", { text: "Export" }),
+    h("ul", {},
+      item("export-sr", `${base}/dicom/sr`, "DICOM Structured Report", `analysis-${a.id}-sr.dcm`),
+      a.results.map((r) => item(`export-sc-${r.id}`, `${base}/dicom/sc/${encodeURIComponent(r.id)}`,
+        `Heatmap as DICOM: ${r.title}`, `analysis-${a.id}-${r.id}.dcm`)),
+      item("export-fhir", `${base}/fhir`, "FHIR DiagnosticReport", `analysis-${a.id}.fhir.json`)));
 }
 
 /** Leads an out-of-scope analysis: the image is not what the models were made for, and why. */
