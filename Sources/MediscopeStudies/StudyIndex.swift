@@ -46,15 +46,25 @@ package final class StudyIndex: Sendable {
         case new(ReceivedInstanceEntry.State)
         /// Received before with the same bytes, in this state (a failed one is admitted again: `.new`).
         case known(ReceivedInstanceEntry.State)
-        /// Received before with other bytes under the same SOP Instance UID.
+        /// Received before with other content under the same SOP Instance UID.
         case conflict
+        /// Its study was received before for another Patient ID (one study, one patient).
+        case otherPatient
     }
 
-    /// Admits `entry` (bytes with digest `sha256`): a new instance of a series that has `maxPerSeries`
-    /// instances to analyse already is recorded as skipped. One transaction, so two senders of one
-    /// series never pass the cap together.
+    /// Admits `entry` (content with digest `sha256`): a new instance of a series that has `maxPerSeries`
+    /// instances to analyse already is recorded as skipped; an instance whose study came before under
+    /// another Patient ID is not admitted. One transaction, so two senders of one series never pass the
+    /// cap together.
     package func admit(_ entry: ReceivedInstanceEntry, sha256: String, maxPerSeries: Int) throws(StoreError) -> Admission {
         try file.writeImmediate("admit instance") { db in
+            if let other = try String.fetchOne(db, sql: """
+                SELECT patient_id FROM instances WHERE organization_id = ? AND study_instance_uid = ? AND patient_id IS NOT ?
+                LIMIT 1
+                """, arguments: [entry.organizationId, entry.studyInstanceUID, entry.patientId]) {
+                _ = other
+                return .otherPatient
+            }
             if let row = try Row.fetchOne(db, sql: "SELECT sha256, state FROM instances WHERE organization_id = ? AND sop_instance_uid = ?",
                                           arguments: [entry.organizationId, entry.sopInstanceUID]) {
                 guard row["sha256"] as String == sha256 else { return .conflict }
@@ -80,6 +90,16 @@ package final class StudyIndex: Sendable {
         try file.writeImmediate("withdraw instance") { db in
             try db.execute(sql: "DELETE FROM instances WHERE organization_id = ? AND sop_instance_uid = ? AND state IN ('received', 'skipped')",
                            arguments: [organizationId, sopInstanceUID])
+        }
+    }
+
+    /// Forgets the instances whose analysis was `analysisId` (the analysis was deleted): the study no
+    /// longer lists them, and the same instance received again is analysed anew. Returns how many.
+    @discardableResult
+    package func forget(analysisId: String, organizationId: String) throws(StoreError) -> Int {
+        try file.writeImmediate("forget instance") { db in
+            try db.execute(sql: "DELETE FROM instances WHERE organization_id = ? AND analysis_id = ?", arguments: [organizationId, analysisId])
+            return db.changesCount
         }
     }
 

@@ -19,7 +19,9 @@ import Glibc
     init() throws {
         port = try Stack.freePort()
         stack = try Stack(settings: DicomListenerTests.listening(on: port, ["DICOM_MAX_INSTANCES_PER_SERIES": "3"]))
-        stack.remember(["1CT1", "4MR1", "CompressedSamples^CT1", "CompressedSamples^MR1"])
+        // Study Instance UIDs are patient data: no log may hold them (the stack checks at stop).
+        stack.remember(["1CT1", "4MR1", "CompressedSamples^CT1", "CompressedSamples^MR1",
+                        "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457", "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"])
     }
     deinit { stack.stop() }
 
@@ -183,6 +185,41 @@ import Glibc
         #expect(try await stack.request("GET", "/api/studies/\(uid)", auth: third).status == 404)
         let list = try await stack.request("GET", "/api/studies", auth: third)
         #expect(list.status == 200 && (list.json?["studies"] as? [Any])?.isEmpty == true)
+    }
+
+    @Test func theSameInstanceFromAnotherRouteOrSenderIsTheSameAndAnotherPatientsStudyIsRefused() async throws {
+        // By C-STORE (the listener writes its own File Meta Information), then by STOW-RS in another transfer
+        // syntax: the same data set, stored once.
+        let mr = try copy(Self.mr, "route.dcm", ["(0008,0018)": "1.2.826.0.1.3680043.8.498.2801"])
+        #expect(try dcmtk("storescu", ["-aet", "SENDER", "-aec", "MEDISCOPE", "127.0.0.1", String(port), mr]).status == 0)
+        let implicit = folder.appending("route-implicit.dcm").path
+        #expect(try dcmtk("dcmconv", ["+ti", mr, implicit]).status == 0)
+        let again = try await stow([implicit])
+        #expect(again.status == 200, "\(String(decoding: again.body, as: UTF8.self))")
+        let study = try #require(try await analysedStudy(try attribute("0020,000D", of: Self.mr)))
+        let items = ((study["series"] as? [[String: Any]]) ?? []).flatMap { ($0["items"] as? [[String: Any]]) ?? [] }
+        #expect(items.filter { $0["sopInstanceUID"] as? String == "1.2.826.0.1.3680043.8.498.2801" }.count == 1)
+        // Another patient under this study's UID: refused, so a study never shows two patients.
+        let other = try copy(Self.mr, "other-patient.dcm", ["(0008,0018)": "1.2.826.0.1.3680043.8.498.2802", "(0010,0020)": "OTHER-PATIENT-7"])
+        stack.remember(["OTHER-PATIENT-7"])
+        let refused = try await stow([other])
+        #expect(refused.status == 409 && Self.items(refused, "00081198").first?.reason == 0xA900)
+        let after = try await self.study(try attribute("0020,000D", of: Self.mr))
+        #expect(after?["patientId"] as? String == "4MR1")
+    }
+
+    @Test func aDeletedAnalysisLeavesTheStudyAndItsInstanceIsAnalysedAnewWhenSentAgain() async throws {
+        let uid = try attribute("0020,000D", of: Self.ct)
+        #expect(try await stow([Self.ct]).status == 200)
+        let first = try #require(try await analysedStudy(uid))
+        let id = try #require(((first["series"] as? [[String: Any]])?.first?["items"] as? [[String: Any]])?.first?["analysisId"] as? String)
+        #expect(try await stack.request("DELETE", "/api/analyses/\(id)").status == 204)
+        #expect(try await stack.request("GET", "/api/studies/\(uid)").status == 404, "the study lists nothing deleted")
+        #expect(try await stow([Self.ct]).status == 200)
+        let again = try #require(try await analysedStudy(uid))
+        let newId = ((again["series"] as? [[String: Any]])?.first?["items"] as? [[String: Any]])?.first?["analysisId"] as? String
+        #expect(newId != nil)
+        #expect(try await stack.request("GET", "/api/analyses/\(try #require(newId))").status == 200)
     }
 
     // MARK: - Series cap and summary

@@ -30,6 +30,21 @@ import TestSupport
         #expect(try StudyIndex(directory: folder.url).entry(organizationId: "org-b", sopInstanceUID: "1.2.3.1.1")?.state == .received)
     }
 
+    @Test func oneStudyHoldsOnePatientAndADeletedAnalysisIsForgotten() throws {
+        let index = try StudyIndex(directory: folder.url)
+        #expect(try index.admit(instance("1.2.3.1.1"), sha256: "a", maxPerSeries: 10) == .new(.received))
+        var other = instance("1.2.3.1.2")
+        other.patientId = "P2"
+        #expect(try index.admit(other, sha256: "b", maxPerSeries: 10) == .otherPatient)
+        var elsewhere = other
+        elsewhere.organizationId = "org-b"
+        #expect(try index.admit(elsewhere, sha256: "b", maxPerSeries: 10) == .new(.received), "another organisation's study is its own")
+        try index.mark(organizationId: "org-a", sopInstanceUID: "1.2.3.1.1", state: .done, analysisId: "A1")
+        #expect(try index.forget(analysisId: "A1", organizationId: "org-b") == 0)
+        #expect(try index.forget(analysisId: "A1", organizationId: "org-a") == 1)
+        #expect(try index.admit(instance("1.2.3.1.1"), sha256: "a", maxPerSeries: 10) == .new(.received))
+    }
+
     @Test func instancesPastTheSeriesCapAreSkippedEvenFromTwoConnections() async throws {
         let first = try StudyIndex(directory: folder.url), second = try StudyIndex(directory: folder.url)
         let admissions = try await withThrowingTaskGroup(of: StudyIndex.Admission.self) { group in

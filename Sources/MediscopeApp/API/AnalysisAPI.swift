@@ -77,6 +77,13 @@ enum AnalysisAPI {
         do { try reports.deleteAll(analysisId: rec.id, organizationId: rec.organizationId) } catch {
             s.server.log.error("report_delete_failed", ["analysis": .token(.init(rec.id))])
         }
+        // A received instance's analysis: the study no longer lists it (nor its patient), and the
+        // instance sent again is analysed anew (this host's index: the instance came to this host).
+        if rec.source?.format == "dicom", FileManager.default.fileExists(atPath: DicomInbox.spool(s.config).path) {
+            do { try s.studies().forget(analysisId: rec.id, organizationId: rec.organizationId) } catch {
+                s.server.log.error("study_index_not_written", ["analysis": .token(.init(rec.id))])
+            }
+        }
         s.server.log.info("analysis_deleted", ["analysis": .token(.init(rec.id))])
         return .noContent
     }

@@ -53,6 +53,8 @@ enum DicomWebAPI {
             let outcome: DicomInbox.Outcome
             if let type = part.contentType, (try? MultipartForm.parseHeaderValue(type))?.0 != "application/dicom" {
                 outcome = .refused(0xC000, "the part is not application/dicom")
+            } else if let limit = s.config.dicom?.maxInstanceBytes, part.body.count > limit {
+                outcome = .refused(0xA700, "the instance is larger than dicom.max_instance_bytes")
             } else {
                 outcome = inbox.take(bytes: part.body, delivery)
             }

@@ -42,7 +42,7 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
                 log.error("dicom_instance_poisoned", ["file": .token(.init(String(poisoned.prefix(16))))])
             }
             inbox = try DicomInbox.open(config, decodeGuard: decodeGuard)
-            log.info("dicom_listening", ["port": .int(Int(settings.port)), "peers": .int(settings.peers.count)])
+            log.info("dicom_listener_starting", ["port": .int(Int(settings.port)), "peers": .int(settings.peers.count)])
             try StorageSCP(settings: scpSettings, delegate: self).run()
             return 0
         } catch {

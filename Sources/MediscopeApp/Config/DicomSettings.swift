@@ -19,7 +19,8 @@ package struct DicomSettings: Sendable, Equatable {
     package var aeTitle: String
     /// Who may send (`dicom.peers`: a JSON array of `{"ae_title", "host", "organization"}`).
     package var peers: [Peer]
-    /// Largest instance kept, bytes (`dicom.max_instance_bytes`, default 256 MiB).
+    /// Largest instance kept, bytes (`dicom.max_instance_bytes`, default 128 MiB: the listener and the
+    /// worker each hold about two copies of an instance while they check it, on a 1 GiB box).
     package var maxInstanceBytes: Int
     /// Largest PDU received, bytes (`dicom.max_pdu`, 4096...131072, default 65536).
     package var maxPDU: Int
@@ -61,7 +62,7 @@ package struct DicomSettings: Sendable, Equatable {
             }
         }
         let settings = DicomSettings(port: port, aeTitle: aeTitle, peers: peers,
-                                     maxInstanceBytes: int("dicom.max.instance.bytes", 256 << 20),
+                                     maxInstanceBytes: int("dicom.max.instance.bytes", 128 << 20),
                                      maxPDU: int("dicom.max.pdu", 65_536), idleTimeoutSeconds: int("dicom.idle.timeout.seconds", 60),
                                      associationTimeoutSeconds: int("dicom.association.timeout.seconds", 1800))
         guard (1 << 10...4 << 30).contains(settings.maxInstanceBytes), (4096...131_072).contains(settings.maxPDU),

@@ -15,8 +15,9 @@ import MediscopeStudies
 ///   two Patient's Names (0xC000: filing it could put it under another patient), without Study or Series
 ///   Instance UID (0xC000), not the instance or study the request names (0xA900), other bytes under a SOP
 ///   Instance UID received before (0xA900: a corrected resend is for the PACS to send as a new instance),
+///   a study received before for another Patient ID (0xA900: one study never shows two patients),
 ///   a spool or queue that cannot be written (0xA700).
-/// - Received again with the same bytes: Success, kept once.
+/// - Received again (the same data set, whatever its bytes: `DicomContentDigest`): Success, kept once.
 /// - Past the series' cap: Success, listed as skipped, not kept.
 struct DicomInbox {
     let config: AppConfig
@@ -86,8 +87,7 @@ struct DicomInbox {
     /// Checks the instance at `path` (its bytes `bytes`) and keeps it: moved into the spool, indexed and
     /// queued; the caller removes `path` if it is still there.
     func take(path: String, bytes: [UInt8], _ delivery: Delivery) -> Outcome {
-        let digest = SHA256Hex.digest(bytes)
-        if let refusal = decodeGuard.begin(sha256: digest) { return .refused(0xC000, refusal) }
+        if let refusal = decodeGuard.begin(sha256: Self.dataSetDigest(bytes)) { return .refused(0xC000, refusal) }
         let read = Result { () throws(ImagingError) in try DicomFile.read(bytes, limits: ImageLimits(maxPixels: config.maxImagePixels)) }
         decodeGuard.end()
         let file: DicomFile
@@ -119,13 +119,15 @@ struct DicomInbox {
             seriesNumber: a.seriesNumber, instanceNumber: a.instanceNumber, modality: a.modality,
             transport: delivery.transport, sender: delivery.sender)
         let admission: StudyIndex.Admission
-        do { admission = try index.admit(entry, sha256: digest, maxPerSeries: config.receiving.maxInstancesPerSeries) } catch {
+        do { admission = try index.admit(entry, sha256: DicomContentDigest.of(file), maxPerSeries: config.receiving.maxInstancesPerSeries) } catch {
             return .refused(0xA700, "the study index cannot be written")
         }
         let key = Self.key(organization: delivery.organization, sopInstanceUID: sop)
         switch admission {
         case .conflict:
             return .refused(0xA900, "another instance with this SOP Instance UID was received before")
+        case .otherPatient:
+            return .refused(0xA900, "this Study Instance UID was received before for another Patient ID")
         case .known(let state):
             // Still waiting: queued again (the queue keeps one), in case the first try stopped half way.
             if state == .received || state == .analysing {
@@ -142,6 +144,18 @@ struct DicomInbox {
         case .new:
             return keep(path: path, key: key, entry)
         }
+    }
+
+    /// SHA-256 of the data set's bytes, past the preamble and File Meta Information (which a receiver
+    /// writes anew): the same data set in the same transfer syntax has one digest whoever sent it.
+    static func dataSetDigest(_ bytes: [UInt8]) -> String {
+        // "DICM" at 128, then (0002,0000) UL, 4 bytes of length: the meta group's size after it.
+        guard bytes.count >= 144, bytes[128..<132].elementsEqual("DICM".utf8),
+              bytes[132..<138].elementsEqual([0x02, 0x00, 0x00, 0x00, 0x55, 0x4C]) else { return SHA256Hex.digest(bytes) }
+        let length = Int(bytes[140]) | Int(bytes[141]) << 8 | Int(bytes[142]) << 16 | Int(bytes[143]) << 24
+        let start = 144 + length
+        guard length >= 0, start <= bytes.count else { return SHA256Hex.digest(bytes) }
+        return SHA256Hex.digest(Array(bytes[start...]))
     }
 
     /// The spool file's key (organisation folder / file name) of an instance.
