@@ -179,15 +179,20 @@ extern "C" void cdw_buffer_free(cdw_buffer *buffer) {
     buffer->size = 0;
 }
 
+// The identifiers and times every object needs.
+static void requireCommon(const cdw_common &c) {
+    require(c.study_instance_uid, "Study Instance UID");
+    require(c.series_instance_uid, "Series Instance UID");
+    require(c.sop_instance_uid, "SOP Instance UID");
+    require(c.content_date, "Content Date");
+    require(c.content_time, "Content Time");
+}
+
 extern "C" int cdw_write_sr(const cdw_sr_input *in, cdw_buffer *out, char *err, size_t errlen) {
     return guarded(out, err, errlen, [&] {
         if (!in) throw Failure{CDW_ERR_INPUT, "no input"};
         const cdw_common &c = in->common;
-        require(c.study_instance_uid, "Study Instance UID");
-        require(c.series_instance_uid, "Series Instance UID");
-        require(c.sop_instance_uid, "SOP Instance UID");
-        require(c.content_date, "Content Date");
-        require(c.content_time, "Content Time");
+        requireCommon(c);
 
         DSRDocument doc(DSRTypes::DT_ComprehensiveSR);
         check(doc.setSpecificCharacterSetType(DSRTypes::CS_UTF8), "Specific Character Set");
@@ -262,11 +267,7 @@ extern "C" int cdw_write_sc(const cdw_sc_input *in, cdw_buffer *out, char *err, 
     return guarded(out, err, errlen, [&] {
         if (!in) throw Failure{CDW_ERR_INPUT, "no input"};
         const cdw_common &c = in->common;
-        require(c.study_instance_uid, "Study Instance UID");
-        require(c.series_instance_uid, "Series Instance UID");
-        require(c.sop_instance_uid, "SOP Instance UID");
-        require(c.content_date, "Content Date");
-        require(c.content_time, "Content Time");
+        requireCommon(c);
         if (!in->rgb || in->width == 0 || in->height == 0 || in->width > 65535 || in->height > 65535)
             throw Failure{CDW_ERR_INPUT, "the image is empty or larger than 65535 pixels a side"};
 

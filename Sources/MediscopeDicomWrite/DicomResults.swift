@@ -64,7 +64,7 @@ package enum DicomResults {
                               description: "Mediscope analysis report")
         input.notice = arena.string(DecisionSupport.notice)
         if record.inputCheck != .notRecorded {
-            input.input_check = arena.string(clip(inputCheckNote(record.inputCheck), 10_000))
+            input.input_check = arena.string(clip(record.inputCheck.sentence, 10_000))
             input.input_check_concept = code(arena, "INPUTCHECK", scheme, "Input check")
         }
         input.report_text = arena.string(current?.text)
@@ -174,17 +174,6 @@ package enum DicomResults {
     static func conceptValue(_ label: String) -> String {
         if label.count <= 16, label.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) { return label }
         return "H" + String(SHA256Hex.digest(label).prefix(15)).uppercased()
-    }
-
-    /// The input check in words: its verdict and the reasons given.
-    static func inputCheckNote(_ check: InputCheck) -> String {
-        let verdict: String
-        switch check.verdict {
-        case .inScope: verdict = "in scope: the image is one the models were made for."
-        case .outOfScope: verdict = "out of scope. " + InputCheck.warning
-        case .notChecked: verdict = "not checked."
-        }
-        return (["Input check: " + verdict] + check.reasons.map(\.message)).joined(separator: " ")
     }
 
     /// At most `count` characters of `text` (DICOM's value lengths).

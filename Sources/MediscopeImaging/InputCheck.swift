@@ -121,3 +121,17 @@ package struct InputCheck: Codable, Sendable, Equatable {
                           method: methods.count == 1 ? methods.first : methods.isEmpty ? nil : methods.sorted().joined(separator: ","))
     }
 }
+
+extension InputCheck {
+    /// The check in words, for a report to another system (FHIR, a DICOM SR): "Input check: " and its
+    /// verdict, then the reasons given.
+    package var sentence: String {
+        let verdict: String
+        switch self.verdict {
+        case .inScope: verdict = "in scope: the image is one the models were made for."
+        case .outOfScope: verdict = "out of scope. " + InputCheck.warning
+        case .notChecked: verdict = "not checked."
+        }
+        return (["Input check: " + verdict] + reasons.map(\.message)).joined(separator: " ")
+    }
+}

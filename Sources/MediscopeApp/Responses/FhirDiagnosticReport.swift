@@ -68,7 +68,7 @@ struct FhirDiagnosticReport: Encodable {
             contained.append(.device(Device(id: deviceId, model: result.model)))
         }
         let observationStatus = status == "preliminary" ? "preliminary" : "final"
-        let inputNote = Self.inputCheckNote(record.inputCheck)
+        let inputNote = record.inputCheck.sentence
         var results: [Reference] = []
         for (index, result) in record.results.enumerated() {
             let observationId = "result-\(index + 1)"
@@ -81,18 +81,6 @@ struct FhirDiagnosticReport: Encodable {
         result = results.isEmpty ? nil : results
         self.contained = contained
         text = Narrative(status: "additional", div: "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>\(Self.escaped(Self.notice))</p></div>")
-    }
-
-    /// The input check in words: its verdict and the reasons given.
-    static func inputCheckNote(_ check: InputCheck) -> String {
-        let verdict: String
-        switch check.verdict {
-        case .inScope: verdict = "in scope: the image is one the models were made for."
-        case .outOfScope: verdict = "out of scope. " + InputCheck.warning
-        case .notChecked: verdict = "not checked."
-        }
-        let reasons = check.reasons.map(\.message)
-        return (["Input check: " + verdict] + reasons).joined(separator: " ")
     }
 
     /// A FHIR instant (and dateTime): UTC with milliseconds, as the record keeps them.
