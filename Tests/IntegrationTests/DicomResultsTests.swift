@@ -65,10 +65,8 @@ print(json.dumps(r))
     }
 
     func download(_ path: String, _ what: String) async throws -> Data {
-        let clock = ContinuousClock(), start = clock.now
+        // Written on request in the io pool (15 s limit): a 200 says it fitted; speed is the benchmarks' business.
         let r = try await stack.request("GET", path)
-        // Written on request in the io pool, whose limit is 15 s: far below it (the first SC also draws its heatmap).
-        #expect(clock.now - start < .seconds(5), "\(what): \(clock.now - start)")
         #expect(r.status == 200, "\(what): \(r.status) \(String(decoding: r.body.prefix(300), as: UTF8.self))")
         #expect(r.header("Content-Type") == "application/dicom" && r.header("Cache-Control") == "no-store", "\(what)")
         #expect(r.header("Content-Disposition")?.hasPrefix("attachment; filename=\"mediscope-") == true, "\(what)")

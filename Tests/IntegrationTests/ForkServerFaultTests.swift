@@ -11,10 +11,14 @@ import TestSupport
         ((try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? "").components(separatedBy: "\"event\":\"\(event)\"").count - 1
     }
 
-    /// The master's children that map libtorch and are not inference workers: its fork servers.
+    /// The master's children that map libtorch and are not inference workers: its fork servers. A worker
+    /// just forked is the master's child a moment before its slot names it: a process counts only when
+    /// neither the workers listed before nor those listed after looking at the children name it.
     static func forkServerProcesses(_ stack: Stack) throws -> [Int32] {
-        let workers = Set(try stack.workers("inference").map(\.pid))
-        return LeanProcessTests.children(of: stack.masterPID).filter { !workers.contains($0) && View(pid: $0).mapsLibtorch }
+        let before = Set(try stack.workers("inference").map(\.pid))
+        let candidates = LeanProcessTests.children(of: stack.masterPID).filter { !before.contains($0) && View(pid: $0).mapsLibtorch }
+        let after = Set(try stack.workers("inference").map(\.pid))
+        return candidates.filter { !after.contains($0) }
     }
 
     static func openDescriptors(_ pid: Int32) -> Int {
