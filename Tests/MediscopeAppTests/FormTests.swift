@@ -100,6 +100,43 @@ func multipart(_ fields: [(String, String)], file: (String, [UInt8])? = nil, bou
         #expect(parsed + refused == 3000)
         #expect(refused > 0 && parsed > 0, "the corpus exercises both outcomes")
     }
+
+    /// STOW-RS's multipart/related, corrupted the same way: parts in order or a 400, never a crash; a wrong
+    /// media or root type is a 415.
+    @Test func randomCorruptionOfARelatedBodyNeverCrashes() {
+        var rng = SplitMix64(seed: 43)
+        let related = #"multipart/related; type="application/dicom"; boundary=XyZ123"#
+        let part = Array("Content-Type: application/dicom\r\n\r\n".utf8)
+        let whole = Array("--XyZ123\r\n".utf8) + part + (0..<200).map { UInt8($0 % 251) }
+            + Array("\r\n--XyZ123\r\n".utf8) + part + (0..<120).map { UInt8($0 % 7) } + Array("\r\n--XyZ123--\r\n".utf8)
+        let good = try? MultipartForm.parseRelated(contentType: related, type: "application/dicom", body: whole, maxParts: 1000)
+        #expect(good?.parts.map(\.body.count) == [200, 120])
+        var parsed = 0, refused = 0
+        for _ in 0..<3000 {
+            var body = whole
+            for _ in 0..<Int(rng.next() % 6 + 1) {
+                let i = Int(rng.next() % UInt64(body.count))
+                switch rng.next() % 3 {
+                case 0: body[i] = UInt8(truncatingIfNeeded: rng.next())
+                case 1: body.remove(at: i)
+                default: body.insert(Array("\r\n--XyZ123".utf8)[Int(rng.next() % 10)], at: i)
+                }
+            }
+            if rng.next() % 4 == 0 { body = Array(body.prefix(Int(rng.next() % UInt64(body.count)))) }
+            do {
+                _ = try MultipartForm.parseRelated(contentType: related, type: "application/dicom", body: body, maxParts: 1000)
+                parsed += 1
+            } catch {
+                #expect(error.status == 400)
+                refused += 1
+            }
+        }
+        #expect(parsed + refused == 3000 && refused > 0 && parsed > 0)
+        for wrong in ["application/dicom", #"multipart/related; type="application/dicom+xml"; boundary=XyZ123"#, "multipart/related; boundary=XyZ123"] {
+            #expect { try MultipartForm.parseRelated(contentType: wrong, type: "application/dicom", body: whole, maxParts: 1000) }
+                throws: { ($0 as? Problem)?.status == 415 }
+        }
+    }
 }
 
 @Suite struct PatientFormTests {
