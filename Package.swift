@@ -299,6 +299,8 @@ let package = Package(
             name: "MediscopeDicomWriteTests",
             dependencies: ["MediscopeDicomWrite", "CDicomWrite", "MediscopeStore", "MediscopeImaging", "TestSupport"]
         ),
+        // The C-STORE SCU and C-ECHO against DCMTK's storescp (and the listener) on loopback ports.
+        .testTarget(name: "MediscopeDicomNetTests", dependencies: ["MediscopeDicomNet", "TestSupport"]),
         .testTarget(
             name: "MediscopeReportTests",
             dependencies: ["MediscopeReport", "MediscopeStore", "MediscopeImaging", "TestSupport"]

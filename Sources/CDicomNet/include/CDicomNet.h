@@ -91,6 +91,128 @@ enum {
 /** Runs the listener until `should_stop` says so (returns 0) or it cannot listen (-1, message in `error`). */
 int dicom_scp_run(const dicom_scp_config *config, const dicom_scp_callbacks *callbacks, char *error, size_t error_size);
 
+/* ---------------------------------------------------------------------------------------------------
+ * Storage SCU (PS3.4 Annex B, the sending side) and C-ECHO, on DCMTK's association and DIMSE calls.
+ *
+ * dicom_scu_store sends objects (whole PS3.10 files in memory) in order over ONE association, waiting
+ * for each C-STORE response before the next. All objects are parsed first (and held parsed, about their
+ * size again, each freed once sent): if one cannot be, nothing is sent (DICOM_SCU_BAD_INPUT). A file cut
+ * exactly between two top-level elements is a valid, shorter file (PS3.10 records no data set length) and
+ * goes as such; one cut anywhere else is refused. Proposed: per SOP class, one presentation context for the native transfer
+ * syntaxes (the objects' own first, then Explicit and Implicit VR Little Endian: DCMTK converts between
+ * them losslessly), and one per encapsulated (compressed) transfer syntax offering only that one (no
+ * codec is linked: compressed pixel data is sent as it is or not at all). At most 128 such pairs a call.
+ *
+ * Encoding: the data set's values are sent as parsed; DCMTK re-encodes it in the accepted transfer
+ * syntax with explicit-length sequences and items, without Data Set Trailing Padding, and with group
+ * lengths recalculated where present. A file DCMTK wrote with its defaults arrives byte for byte.
+ *
+ * Timeouts: `connect_timeout` for the TCP connect (DCMTK 3.6.7 has only a process-wide setting,
+ * dcmConnectionTimeout: each call sets it, so concurrent calls in one process should use the same value);
+ * `acse_timeout` for the A-ASSOCIATE and A-RELEASE responses, and after an A-ABORT of ours for the peer to
+ * close the connection (DCMTK's ARTIM timer: a missing C-STORE response costs dimse_timeout + acse_timeout);
+ * `dimse_timeout` for each C-STORE or C-ECHO response and for each write the peer must take (SO_SNDTIMEO on
+ * the association's socket). A peer that keeps answering slowly is not bounded in all. Host names are
+ * resolved with the system resolver, which has no timeout of its own here; IPv6 literals are not accepted
+ * (DCMTK 3.6.7 parses "host:port").
+ *
+ * Errors: no message holds patient data (no UID or value of an object: objects are named by position and
+ * SOP class). DCMTK's logging is off. No C++ exception leaves these functions. DCMTK ignores SIGPIPE in
+ * the whole process from the first association on (as the listener does).
+ * ------------------------------------------------------------------------------------------------- */
+
+/** Where to send and how long to wait. Strings are read during the call only. */
+typedef struct dicom_scu_config {
+    /** IPv4 address or host name (at most 57 characters). */
+    const char *host;
+    /** TCP port (1...65535). */
+    uint16_t port;
+    /** Our AE title (1...16 characters). */
+    const char *calling_ae;
+    /** The destination's AE title (1...16 characters). */
+    const char *called_ae;
+    /** Largest PDU we receive, announced to the peer (4096...131072 bytes). */
+    uint32_t max_pdu;
+    /** Seconds for the TCP connect (1...86400). */
+    uint32_t connect_timeout;
+    /** Seconds to wait for the association's acceptance or rejection, for its release, and after an abort
+     *  for the peer to close the connection (1...86400). */
+    uint32_t acse_timeout;
+    /** Seconds to wait for each C-STORE/C-ECHO response and for the peer to take each write (1...86400). */
+    uint32_t dimse_timeout;
+} dicom_scu_config;
+
+/** One object to send: a whole PS3.10 file (128-byte preamble, "DICM", File Meta Information, data set).
+ *  Borrowed: the bytes must stay valid during the call only. */
+typedef struct dicom_scu_object {
+    const uint8_t *data;
+    size_t size;
+} dicom_scu_object;
+
+/** What became of one object. `status` is the C-STORE response's DIMSE status when `outcome` is
+ *  DICOM_SCU_RESPONDED, else DICOM_SCU_NO_STATUS. Of the statuses, 0x0000 is Success and the warnings
+ *  (0xB000 coercion of data elements, 0xB006 elements discarded, 0xB007 data set does not match SOP
+ *  class; PS3.7's general warnings 0x0001, 0x0107, 0x0116) mean stored too; anything else is a failure
+ *  (0xA7xx out of resources, 0xA9xx data set does not match SOP class, 0xCxxx cannot understand,
+ *  0x0122 SOP class not supported, 0x0124 not authorized, ...). */
+typedef struct dicom_scu_result {
+    int32_t outcome;
+    uint16_t status;
+} dicom_scu_result;
+
+/** dicom_scu_result.outcome. */
+enum {
+    /** The peer answered the C-STORE: `status` says how. */
+    DICOM_SCU_RESPONDED = 0,
+    /** Not sent: the peer accepted no presentation context for its SOP class. */
+    DICOM_SCU_SOP_CLASS_NOT_ACCEPTED = 1,
+    /** Not sent: the peer accepted its SOP class only in a transfer syntax it cannot be converted to
+     *  losslessly here (a compressed object, an uncompressed one offered compressed syntaxes only). */
+    DICOM_SCU_TRANSFER_SYNTAX_NOT_ACCEPTED = 2,
+    /** Not sent: the association ended before its turn (an earlier object got no response), or the call
+     *  failed before any association (then the return value says why). */
+    DICOM_SCU_NOT_REACHED = 3,
+    /** Sent, wholly or partly, but no response came (timeout, abort, closed connection): whether the peer
+     *  kept it is unknown. The association ended there (aborted by us or the peer); the objects after it
+     *  are DICOM_SCU_NOT_REACHED. */
+    DICOM_SCU_NO_RESPONSE = 4,
+};
+
+/** dicom_scu_result.status when there was no response (0xFFFF is no status PS3.7 defines). */
+#define DICOM_SCU_NO_STATUS 0xFFFF
+
+/** Return values of dicom_scu_store and dicom_scu_echo. */
+enum {
+    /** The association was made; each object's result says what became of it (dicom_scu_echo: the peer
+     *  answered C-ECHO with Success). */
+    DICOM_SCU_OK = 0,
+    /** No TCP connection: refused, timed out (`connect_timeout`), unknown host, no route. */
+    DICOM_SCU_UNREACHABLE = -1,
+    /** A-ASSOCIATE-RJ, permanent (result 1): e.g. called or calling AE title not recognized. */
+    DICOM_SCU_REJECTED_PERMANENT = -2,
+    /** A-ASSOCIATE-RJ, transient (result 2): e.g. temporary congestion; worth retrying later. */
+    DICOM_SCU_REJECTED_TRANSIENT = -3,
+    /** An object is not a PS3.10 file DCMTK can parse, or lacks its SOP Class/Instance UID: nothing sent. */
+    DICOM_SCU_BAD_INPUT = -4,
+    /** Anything else: a bad configuration, a peer that took the connection but never answered the
+     *  association request (`acse_timeout`) or closed it, a C-ECHO that failed. */
+    DICOM_SCU_FAILED = -5,
+};
+
+/** Sends `count` objects in order over one association and writes what became of object i to
+ *  `results[i]` (caller-allocated, `count` entries; valid whatever the return value: DICOM_SCU_NOT_REACHED
+ *  for every object when no association was made). Returns DICOM_SCU_OK when an association was made (even
+ *  if some objects were not sent, or failed), else a negative DICOM_SCU_* code. `error` (may be NULL)
+ *  receives a sentence: why the call failed; on DICOM_SCU_OK why the association broke, else the first
+ *  object not sent and why, else that the release was not confirmed ("" when every object got a response
+ *  and the association was released). */
+int dicom_scu_store(const dicom_scu_config *config, const dicom_scu_object *objects, size_t count,
+                    dicom_scu_result *results, char *error, size_t error_size);
+
+/** C-ECHO (Verification) over an association of its own: DICOM_SCU_OK when the peer answered Success,
+ *  else a negative DICOM_SCU_* code with a sentence in `error` (may be NULL). */
+int dicom_scu_echo(const dicom_scu_config *config, char *error, size_t error_size);
+
 #ifdef __cplusplus
 }
 #endif
