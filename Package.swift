@@ -274,7 +274,8 @@ let package = Package(
         // Starts real nginx and the real pool; needs `make test`'s model and scans.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["MediscopeApp", "MediscopeImaging", "MediscopeInference", "FirebaseTestKit", "ImageTestKit", "FirestoreTestKit", "MediscopeFirestore", "TestSupport"] + cryptoProducts
+            dependencies: ["MediscopeApp", "MediscopeImaging", "MediscopeInference", "FirebaseTestKit", "ImageTestKit", "FirestoreTestKit", "MediscopeFirestore",
+                           "MediscopeDicomWrite", "TestSupport"] + cryptoProducts
         ),
         // Starts the real Firestore emulator (google-cloud-cli-firestore-emulator, OpenJDK 17).
         .testTarget(

@@ -50,8 +50,9 @@ package enum DicomResults {
 
     /// The SR of `record` as its report stands (`versions` oldest first, as `ReportStore.versions` gives
     /// them): UNVERIFIED while pending or a draft; VERIFIED once signed, with the signer of the current
-    /// version (`organization` their organisation's name), its text, and the SR of the version before as
-    /// predecessor.
+    /// version (`organization` their organisation's name), its text, and as predecessor the SR of the signed
+    /// version before (an amendment) or, for the first signature, the analysis's SR (version 0). The SR of
+    /// version N as it was sent: `versions` up to N.
     /// - Throws: `DicomWriteError` when DCMTK refuses a value or cannot encode.
     package static func structuredReport(_ record: AnalysisRecord, versions: [ReportVersion], organization: String)
         throws(DicomWriteError) -> [UInt8] {
@@ -97,8 +98,9 @@ package enum DicomResults {
             input.verifying_organization = arena.string(clip(organization, 64))
             // UTC by the data set's Timezone Offset From UTC (DCMTK 3.6.7 refuses a DT with its own offset).
             input.verification_datetime = arena.string(format(current.createdAt, "yyyyMMddHHmmss.SSS"))
-            // The SR this one replaces: the one of the report version before it (0: before any report).
-            let earlier = versions.last { $0.number < current.number && !ReportVersions.isLateDraft($0, in: versions) }?.number ?? 0
+            // The SR this one replaces, as the PACS received them: the last signed version's (an amendment),
+            // else the analysis's own (version 0, sent with the heatmaps). Drafts are never sent, so never named.
+            let earlier = versions.last { $0.number < current.number && $0.status == .signed }?.number ?? 0
             input.predecessor_series_uid = arena.string(srSeriesUID(record))
             input.predecessor_sop_uid = arena.string(srInstanceUID(record, version: earlier))
         }

@@ -12,52 +12,27 @@ import Glibc
 /// becomes exactly one analysis with the numbers the CLI gives, also when the PACS sends the study again.
 @Suite(.serialized) final class OrthancTests {
     let stack: Stack
-    let orthanc: Process
-    let httpPort: Int
-    let folder = TemporaryFolder("mediscope-orthanc")
+    let orthanc: OrthancServer
     static let testFiles = DicomListenerTests.testFiles
 
     init() throws {
         let dicomPort = try Stack.freePort()
         stack = try Stack(settings: ["DICOM_LISTEN": String(dicomPort),
                                      "DICOM_PEERS": #"[{"ae_title": "ORTHANC", "host": "127.0.0.1", "organization": "default"}]"#])
-        httpPort = try Stack.freePort()
         guard case .bearer(let token) = stack.defaultAuth else { throw StackError("the stack has no clinician token") }
-        let config: [String: Any] = [
-            "Name": "MediscopeTestPACS", "StorageDirectory": folder.appending("db").path, "IndexDirectory": folder.appending("db").path,
-            "HttpPort": httpPort, "DicomPort": try Stack.freePort(), "DicomAet": "ORTHANC", "RemoteAccessAllowed": false,
-            "AuthenticationEnabled": false, "DicomModalities": ["mediscope": ["MEDISCOPE", "127.0.0.1", dicomPort]],
-            "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"], "LogExportedResources": false,
-            "DicomWeb": ["Enable": true, "Root": "/dicom-web/",
-                         "Servers": ["mediscope": ["Url": stack.baseURL + "/dicom-web/", "HttpHeaders": ["Authorization": "Bearer " + token]]]],
-        ]
-        let file = folder.appending("orthanc.json")
-        try JSONSerialization.data(withJSONObject: config).write(to: file)
-        orthanc = Process()
-        orthanc.executableURL = URL(fileURLWithPath: "/usr/sbin/Orthanc")
-        orthanc.arguments = [file.path]
-        orthanc.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        FileManager.default.createFile(atPath: folder.appending("orthanc.log").path, contents: nil)
-        orthanc.standardError = FileHandle(forWritingAtPath: folder.appending("orthanc.log").path)
-        try orthanc.run()
+        orthanc = try OrthancServer(modalities: ["mediscope": ["MEDISCOPE", "127.0.0.1", dicomPort]],
+                                    dicomWebServers: ["mediscope": ["Url": stack.baseURL + "/dicom-web/", "HttpHeaders": ["Authorization": "Bearer " + token]]])
     }
 
     deinit {
-        // SIGKILL: a child of the test process inherits its blocked signals, SIGTERM among them, and
-        // would never see one. Its database is the test's temporary folder.
-        if orthanc.isRunning {
-            kill(orthanc.processIdentifier, SIGKILL)
-            orthanc.waitUntilExit()
-        }
+        orthanc.stop()
         stack.stop()
     }
 
-    /// Orthanc's own log (its warnings and errors), for a failure's message.
-    var orthancLog: String { String((try? String(contentsOf: folder.appending("orthanc.log"), encoding: .utf8))?.suffix(3000) ?? "") }
+    var orthancLog: String { orthanc.log }
 
-    /// A call to Orthanc's REST API (no credentials: the test's Orthanc has none).
     func orthancCall(_ method: String, _ path: String, body: Data? = nil) throws -> Stack.Response {
-        try OrthancREST(port: httpPort).syncRequest(method, path, body: body)
+        try orthanc.call(method, path, body: body)
     }
 
     func records(patient: String) async throws -> [[String: Any]] {
@@ -68,16 +43,8 @@ import Glibc
     /// Orthanc answers, and holds the pydicom CT and MR test files; their Orthanc ids.
     func studyInOrthanc() async throws -> [String] {
         stack.remember(["1CT1", "4MR1", "CompressedSamples^CT1", "CompressedSamples^MR1"])
-        #expect(try await eventually(timeout: 60, every: .milliseconds(200)) {
-            (try? self.orthancCall("GET", "/system").status) == 200
-        }, "Orthanc did not start")
-        var ids: [String] = []
-        for name in ["CT_small.dcm", "MR_small.dcm"] {
-            let stored = try orthancCall("POST", "/instances", body: try Data(contentsOf: URL(fileURLWithPath: "\(Self.testFiles)/\(name)")))
-            #expect(stored.status == 200)
-            ids.append(try #require(stored.json?["ID"] as? String))
-        }
-        return ids
+        try await orthanc.start()
+        return try ["CT_small.dcm", "MR_small.dcm"].map { try orthanc.store(URL(fileURLWithPath: "\(Self.testFiles)/\($0)")) }
     }
 
     /// Both instances analysed once each, nothing left to analyse, the MR's numbers the CLI's.
@@ -124,12 +91,4 @@ import Glibc
             .compactMap { ($0["summary"] as? [String: Any])?["state"] as? String }
         #expect(transports == ["done", "done"])
     }
-}
-
-/// Orthanc's REST API, spoken like any other endpoint of the tests.
-final class OrthancREST: HTTPEndpoint {
-    let baseURL: String
-    let defaultAuth: Stack.Auth? = Stack.Auth.none
-    init(port: Int) { baseURL = "http://127.0.0.1:\(port)" }
-    func remember(_ values: some Sequence<String>) {}
 }

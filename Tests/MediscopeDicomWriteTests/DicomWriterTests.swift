@@ -64,8 +64,18 @@ import TestSupport
         let text = try Self.dump(try DicomResults.structuredReport(record, versions: versions, organization: "Org A"))
         #expect(text.contains("[VERIFIED]") && text.contains("[COMPLETE]") && text.contains("Dr Ärztin") && text.contains("Org A"))
         #expect(text.contains("Signed text, ünïcode.") && text.contains("1.2.826.0.1.3680043.2.1143.10"))
-        #expect(text.contains(DicomResults.srInstanceUID(record, version: 1)), "the draft's SR is the predecessor")
+        // Drafts never reach the PACS: the first signature replaces the analysis's own SR (version 0).
+        #expect(text.contains(DicomResults.srInstanceUID(record, version: 0)), "the analysis's SR is the predecessor")
+        #expect(!text.contains(DicomResults.srInstanceUID(record, version: 1)), "the draft's SR is not named")
         #expect(text.contains(DicomResults.srInstanceUID(record, version: 2)))
+
+        // An amendment replaces the signed SR before it; the SR of version 2 as it was sent is version 2's alone.
+        let amended = versions + [Self.version(3, .signed, "Amended text.")]
+        let amendedText = try Self.dump(try DicomResults.structuredReport(record, versions: amended, organization: "Org A"))
+        #expect(amendedText.contains(DicomResults.srInstanceUID(record, version: 2)) && amendedText.contains("Amended text."))
+        #expect(!amendedText.contains(DicomResults.srInstanceUID(record, version: 0)))
+        let asSent = try DicomResults.structuredReport(record, versions: amended.filter { $0.number <= 2 }, organization: "Org A")
+        #expect(asSent == (try DicomResults.structuredReport(record, versions: versions, organization: "Org A")))
     }
 
     @Test func aSecondaryCaptureHasItsCaptionBurnedIn() throws {
