@@ -79,6 +79,13 @@ let package = Package(
             ]
         ),
         .target(name: "MediscopeDicomNet", dependencies: ["CDicomNet"]),
+        // Results sent back to the PACS: the durable DICOM outbox (SQLite), its delivery loop, and the
+        // C-STORE and STOW-RS senders.
+        .target(
+            name: "MediscopeDicomOut",
+            dependencies: ["MediscopeDicomNet", "MediscopeNet", "MediscopeSQLite", "MediscopeStore", "MediscopeEncoding",
+                           .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         // C++ shim over DCMTK's dcmsr and dcmdata that writes analysis results as DICOM (SR, Secondary
         // Capture); include/CDicomWrite.h is its whole (plain C) API.
         .target(
@@ -290,6 +297,7 @@ let package = Package(
         ),
         .testTarget(name: "MediscopeJobsTests", dependencies: ["MediscopeJobs", "MediscopeStore", "TestSupport"]),
         .testTarget(name: "MediscopeStudiesTests", dependencies: ["MediscopeStudies", "TestSupport"]),
+        .testTarget(name: "MediscopeDicomOutTests", dependencies: ["MediscopeDicomOut", "MediscopeStore", "FirebaseTestKit", "TestSupport"]),
         .testTarget(name: "MediscopeIdempotencyTests", dependencies: ["MediscopeIdempotency", "MediscopeSQLite", "TestSupport"]),
         .testTarget(
             name: "MediscopeLLMTests",
@@ -301,7 +309,7 @@ let package = Package(
             dependencies: ["MediscopeDicomWrite", "CDicomWrite", "MediscopeStore", "MediscopeImaging", "TestSupport"]
         ),
         // The C-STORE SCU and C-ECHO against DCMTK's storescp (and the listener) on loopback ports.
-        .testTarget(name: "MediscopeDicomNetTests", dependencies: ["MediscopeDicomNet", "TestSupport"]),
+        .testTarget(name: "MediscopeDicomNetTests", dependencies: ["MediscopeDicomNet", "MediscopeDicomOut", "TestSupport"]),
         .testTarget(
             name: "MediscopeReportTests",
             dependencies: ["MediscopeReport", "MediscopeStore", "MediscopeImaging", "TestSupport"]
