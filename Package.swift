@@ -138,7 +138,7 @@ let package = Package(
             dependencies: [
                 "MediscopeServer", "MediscopeImaging", "MediscopeInference", "MediscopeStore", "MediscopeAuth", "MediscopeReport",
                 "MediscopeFirestore", "MediscopeFirestoreStore", "MediscopeOutbox", "MediscopeLLM", "MediscopeJobs",
-                "MediscopeIdempotency", "MediscopeDicomNet", "MediscopeStudies", "MediscopeDicomWrite", .product(name: "Configuration", package: "swift-configuration"),
+                "MediscopeIdempotency", "MediscopeDicomNet", "MediscopeStudies", "MediscopeDicomWrite", "MediscopeDicomOut", .product(name: "Configuration", package: "swift-configuration"),
             ]
         ),
         // Debian's libargon2 (argon2id password hashes).
@@ -208,6 +208,7 @@ let package = Package(
                 "MediscopeInference",
                 "MediscopeApp",
                 "MediscopeOutbox",
+                "MediscopeDicomOut",
                 "MediscopeServer",
                 "MediscopeAuth",
                 "MediscopeMigration",
@@ -272,7 +273,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediscopeAppTests",
-            dependencies: ["MediscopeApp", "MediscopeFirestore", "MediscopeServer", "TestSupport"]
+            dependencies: ["MediscopeApp", "MediscopeDicomOut", "MediscopeFirestore", "MediscopeServer", "TestSupport"]
         ),
         .testTarget(
             name: "MediscopeServerTests",

@@ -1,5 +1,6 @@
 import Foundation
 import MediscopeAuth
+import MediscopeDicomOut
 import MediscopeFirestore
 import MediscopeFirestoreStore
 import MediscopeIdempotency
@@ -27,6 +28,7 @@ final class Services: @unchecked Sendable {
     private var openedReports: ReportStore?
     private var openedJobs: JobQueue?
     private var openedStudies: StudyIndex?
+    private var openedDicomOutbox: DicomOutbox?
     private var openedIdempotencyKeys: IdempotencyKeyStore?
     private var openedAccounts: Accounts?
     let firebase: FirebaseTokenVerifier?
@@ -68,6 +70,11 @@ final class Services: @unchecked Sendable {
     /// This host's index of received DICOM instances.
     func studies() throws(Problem) -> StudyIndex {
         try opened(&openedStudies) { try StudyIndex(directory: URL(fileURLWithPath: config.storeDirectory)) }
+    }
+
+    /// This host's queue of DICOM objects bound for the PACS.
+    func dicomOutbox() throws(Problem) -> DicomOutbox {
+        try opened(&openedDicomOutbox) { try DicomOutbox(directory: URL(fileURLWithPath: config.storeDirectory)) }
     }
 
     /// Where received instances go (STOW-RS here; the listener opens its own).

@@ -5,7 +5,7 @@ struct Mediscope: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mediscope",
         abstract: "Medical image analysis with TorchScript models and Grad-CAM.",
-        subcommands: [Analyze.self, Serve.self, UserCommand.self, OutboxCommand.self, StoreCommand.self]
+        subcommands: [Analyze.self, Serve.self, UserCommand.self, OutboxCommand.self, DicomOutCommand.self, StoreCommand.self]
     )
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import MediscopeServer
 import MediscopeAuth
+import MediscopeDicomOut
 import MediscopeFirestore
 import Testing
 import TestSupport
@@ -48,6 +49,38 @@ import TestSupport
                     ["MEDISCOPE_DICOM_LISTEN": "11112", "MEDISCOPE_DICOM_PEERS": twice],
                     ["MEDISCOPE_DICOM_LISTEN": "11112", "MEDISCOPE_DICOM_AE_TITLE": "A\\B"],
                     ["MEDISCOPE_DICOM_LISTEN": "11112", "MEDISCOPE_DICOM_PEERS": #"[{"ae_title": "X", "host": "pacs.local", "organization": "o"}]"#]] {
+            #expect(throws: (any Error).self, "\(bad)") { try AppConfig.load(file: nil, environment: bad) }
+        }
+    }
+
+    @Test func resultsGoOnlyToListedDestinationsAndEachIsChecked() throws {
+        #expect(try AppConfig.load(file: nil, environment: [:]).dicomSending.destinations.isEmpty)
+        let destinations = #"[{"name": "pacs", "kind": "c-store", "ae_title": "ORTHANC", "host": "10.0.0.20", "port": 4242}, "#
+            + #"{"name": "vna", "kind": "stow-rs", "url": "https://vna.example.org/dicom-web", "token_file": "/etc/mediscope/vna", "authorization": "basic"}]"#
+        let folder = TemporaryFolder("mediscope-config")
+        let file = folder.file("c.json", #"{"dicom": {"destinations": "# + destinations + #", "send_results": ["vna", "pacs"]}}"#)
+        for environment in [["MEDISCOPE_DICOM_DESTINATIONS": destinations, "MEDISCOPE_DICOM_SEND_RESULTS": "vna, pacs"],
+                            ["MEDISCOPE_CONFIG": file.path]] {
+            let sending = try AppConfig.load(file: nil, environment: environment).dicomSending
+            #expect(sending.sendResults == ["vna", "pacs"] && sending.resultDestinations.map(\.kind) == ["stow-rs", "c-store"])
+            #expect(sending.destinations[0].transport == .cStore(aeTitle: "ORTHANC", host: "10.0.0.20", port: 4242))
+            #expect(sending.destinations[1].transport == .stowRS(url: URL(string: "https://vna.example.org/dicom-web")!,
+                                                                 tokenFile: "/etc/mediscope/vna", authorization: .basic))
+            #expect(sending.callingAETitle == "MEDISCOPE" && sending.maxAttempts == 5 && sending.retryMaxSeconds == 300)
+        }
+        let pacs = #"{"name": "pacs", "kind": "c-store", "ae_title": "ORTHANC", "host": "10.0.0.20", "port": 4242}"#
+        for bad in [#"[{"name": "pacs", "kind": "c-store", "ae_title": "ORTHANC", "host": "10.0.0.20"}]"#,           // no port
+                    #"[{"name": "pacs", "kind": "c-store", "ae_title": "A\\B", "host": "10.0.0.20", "port": 4242}]"#,  // backslash
+                    #"[{"name": "pacs", "kind": "c-store", "ae_title": "ORTHANC", "host": "fd00::1", "port": 4242}]"#,   // IPv6 literal
+                    #"[{"name": "web", "kind": "stow-rs", "url": "ftp://vna/dicom-web"}]"#,
+                    #"[{"name": "web", "kind": "stow-rs", "url": "https://vna/dicom-web", "token_file": "relative"}]"#,
+                    #"[{"name": "web", "kind": "stow-rs", "url": "https://vna/dicom-web", "authorization": "digest"}]"#,
+                    #"[{"name": "pacs", "kind": "c-move", "ae_title": "ORTHANC", "host": "10.0.0.20", "port": 4242}]"#,
+                    "[" + pacs + ", " + pacs + "]", #"[{"name": "a b", "kind": "c-store", "ae_title": "X", "host": "h", "port": 1}]"#] {
+            #expect(throws: (any Error).self, "\(bad)") { try AppConfig.load(file: nil, environment: ["MEDISCOPE_DICOM_DESTINATIONS": bad]) }
+        }
+        for bad in [["MEDISCOPE_DICOM_SEND_RESULTS": "pacs"], ["MEDISCOPE_DICOM_DESTINATIONS": "[" + pacs + "]", "MEDISCOPE_DICOM_SEND_RESULTS": "pacs,pacs"],
+                    ["MEDISCOPE_DICOM_DESTINATIONS": "[" + pacs + "]", "MEDISCOPE_DICOM_SEND_MAX_ATTEMPTS": "0"]] {
             #expect(throws: (any Error).self, "\(bad)") { try AppConfig.load(file: nil, environment: bad) }
         }
     }

@@ -226,6 +226,7 @@ enum AnalysisAPI {
                                                "model_load_ms": .double(outcome.timings.modelLoad)])
         // The draft is written by a report job process, never here: the 201 does not wait for an LLM.
         ReportAPI.enqueueDraft(s, stored)
+        ResultsSending.analysisCreated(s, stored)
         var body = AnalysisBody(stored, links: s.links)
         body.report = .pending
         return .created(body, id: stored.id, location: s.links.analysis(stored.id))
@@ -247,6 +248,7 @@ enum AnalysisAPI {
             throw Problem(status: 410, detail: "the analysis this Idempotency-Key created has been deleted since")
         }
         s.server.log.info("analysis_replayed", ["analysis": .token(.init(rec.id))])
+        ResultsSending.analysisCreated(s, rec)   // queued once; the first request's worker may have died before it did
         return IdempotentRequest.replayed(try created(s, rec))
     }
 

@@ -87,6 +87,8 @@ enum ReportAPI {
             if case .done(let made) = keyed.claim, let number = Int(made) { return (upTo(number), number, true) }
             if let made = versions.first(where: { $0.number == baseVersion + 1 }), made.origin == .clinician,
                made.authorId == user.id, made.text == text, made.status == status {
+                // Queued once; the first request's worker may have died before it queued the SR.
+                if status == .signed { ResultsSending.reportSigned(s, record, version: made.number) }
                 return (upTo(made.number), made.number, true)
             }
         }
@@ -104,6 +106,7 @@ enum ReportAPI {
             analysisId: record.id, organizationId: record.organizationId, number: newest + 1, status: status, text: text,
             origin: .clinician, authorId: user.id, authorName: user.displayName ?? user.username, createdAt: Date().roundedToMilliseconds)
         do { try reports.append(version) } catch { throw s.problem(error) }
+        if status == .signed { ResultsSending.reportSigned(s, record, version: version.number) }
         return (.json(ReportBody(versions + [version]), headers: [("Cache-Control", "no-store")]), version.number, false)
     }
 

@@ -32,6 +32,8 @@ package struct AppConfig: Sendable {
     package var reports: ReportSettings
     /// The DICOM listener; nil when `dicom.listen` is unset.
     package var dicom: DicomSettings?
+    /// Where results are sent back to (`dicom.destinations`, `dicom.send_results`).
+    package var dicomSending: DicomSendingSettings
     /// How received instances are taken in (series cap, STOW-RS body limit), listener or not.
     package var receiving: ReceivingSettings
     /// This host's name in /api/status and on every metric (`host.name`, MEDISCOPE_HOST_NAME; default the
@@ -123,6 +125,8 @@ package struct AppConfig: Sendable {
         reports = try ReportSettings.read({ reader.string(forKey: ConfigKey($0)) }, int: { reader.int(forKey: ConfigKey($0), default: $1) },
                                           double: { reader.number(forKey: ConfigKey($0), default: $1) })
         receiving = try ReceivingSettings.read(int: { reader.int(forKey: ConfigKey($0), default: $1) })
+        dicomSending = try DicomSendingSettings.read({ reader.string(forKey: ConfigKey($0)) },
+                                                     int: { reader.int(forKey: ConfigKey($0), default: $1) })
         dicom = try DicomSettings.read({ reader.string(forKey: ConfigKey($0)) }, int: { reader.int(forKey: ConfigKey($0), default: $1) })
         var policy = AccountPolicy()
         policy.sessionIdleSeconds = reader.number(forKey: "session.idle.seconds", default: policy.sessionIdleSeconds)

@@ -1,9 +1,11 @@
 import Foundation
+import MediscopeDicomOut
 import MediscopeStore
 import MediscopeStudies
 
 /// What `/api/status`, `/api/metrics` and `/api/ready` say of DICOM receiving on this host: the listener's
-/// state, its counters (associations, instances by outcome, failures by status) and the analysis backlog.
+/// state, its counters (associations, instances by outcome, failures by status) and the analysis backlog;
+/// and of sending results back: each destination's queue and state.
 struct DicomStatus: Encodable {
     /// `listening`, `off` (no `dicom.listen`), or `down: <why>`.
     var listener: String
@@ -17,6 +19,9 @@ struct DicomStatus: Encodable {
     var echoes: Int64
     /// Received instances by where their analysis stands (`received` and `analysing` are the backlog).
     var analyses: [String: Int]
+
+    /// Sending results back (`dicom.destinations`): each destination's queue and state; nil when none is configured.
+    var destinations: [DicomDestinationStats]?
 
     var backlog: Int { (analyses["received"] ?? 0) + (analyses["analysing"] ?? 0) }
 
@@ -62,6 +67,22 @@ struct DicomStatus: Encodable {
         out.append(("dicom_analysis_backlog", "gauge", "Received instances waiting for or in analysis.", [("", Double(backlog))]))
         out.append(("dicom_received_instances", "gauge", "Received instances by where their analysis stands.",
                     ReceivedInstanceEntry.State.allCases.map { ("state=\"\($0.rawValue)\"", Double(analyses[$0.rawValue] ?? 0)) }))
+        if let destinations, !destinations.isEmpty {
+            func each(_ value: (DicomDestinationStats) -> Double?) -> [(String, Double)] {
+                destinations.compactMap { d in value(d).map { ("destination=\"\(d.name)\"", $0) } }
+            }
+            let now = Date()
+            out.append(("dicom_out_waiting", "gauge", "DICOM objects waiting to be sent, by destination.", each { Double($0.waiting) }))
+            out.append(("dicom_out_parked", "gauge", "DICOM objects set aside until requeued, by destination.", each { Double($0.parked) }))
+            out.append(("dicom_out_oldest_waiting_seconds", "gauge", "Age of the oldest DICOM object waiting, by destination.",
+                        each { d in d.oldestWaitingAt.map { max(0, now.timeIntervalSince($0)) } ?? 0 }))
+            out.append(("dicom_out_delivered_total", "counter", "DICOM objects the destination acknowledged.", each { Double($0.delivered) }))
+            out.append(("dicom_out_refused_total", "counter", "Attempts the destination refused an object.", each { Double($0.refusedAttempts) }))
+            out.append(("dicom_out_unreachable_total", "counter", "Rounds the destination could not be reached.",
+                        each { Double($0.unreachableAttempts) }))
+            out.append(("dicom_destination_up", "gauge", "1 when the destination answered its last round, 0 when not.",
+                        each { d in d.reachable.map { $0 ? 1 : 0 } }))
+        }
         return out
     }
 }

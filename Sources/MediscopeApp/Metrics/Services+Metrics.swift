@@ -38,10 +38,12 @@ extension Services {
                            seconds: Date().timeIntervalSince1970 - queuedAt)
     }
 
-    /// DICOM receiving's status, when this host listens or has received anything (else nil: nothing to say).
+    /// DICOM's status, when this host listens, has received anything or sends results (else nil: nothing to say).
     func dicomStatus() -> DicomStatus? {
-        guard config.dicom != nil || FileManager.default.fileExists(atPath: DicomInbox.spool(config).path),
-              let index = try? studies() else { return nil }
-        return try? DicomStatus(config: config, index: index)
+        let destinations = config.dicomSending.destinations.map(\.name)
+        guard config.dicom != nil || !destinations.isEmpty || FileManager.default.fileExists(atPath: DicomInbox.spool(config).path),
+              let index = try? studies(), var status = try? DicomStatus(config: config, index: index) else { return nil }
+        if !destinations.isEmpty { status.destinations = try? dicomOutbox().stats(destinations: destinations) }
+        return status
     }
 }

@@ -159,6 +159,7 @@ enum ReceivedInstance {
                 }
                 if let entry { mark(s, entry, .done, record: made) }
                 ReportAPI.enqueueDraft(s, made)   // queued once; its worker may have died before it did
+                ResultsSending.analysisCreated(s, made)
                 try? FileManager.default.removeItem(atPath: path)
                 return .analysedBefore
             } catch let error as StoreError where error.kind == .unavailable {
@@ -179,6 +180,7 @@ enum ReceivedInstance {
             }
             if let entry { mark(s, entry, .done, record: outcome.record) }
             ReportAPI.enqueueDraft(s, outcome.record)
+            ResultsSending.analysisCreated(s, outcome.record)
             try? FileManager.default.removeItem(atPath: path)
             s.server.log.info("dicom_instance_analysed", ["analysis": .token(.init(outcome.record.id))])
             return .analysed
