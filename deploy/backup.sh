@@ -10,7 +10,7 @@
 #
 #   BACKUP_DIR   where backups go (required; put it on another disk or a mounted share)
 #   BACKUP_KEEP  how many complete backups to keep, newest first (default 14)
-#   MEDISCOPE_BIN     the mediscope binary (default /opt/mediscope/mediscope)
+#   MEDISCOPE_BIN     the mediscope binary (default /usr/lib/mediscope/mediscope, where the package puts it)
 #   MEDISCOPE_CONFIG  its JSON configuration (default none: MEDISCOPE_* variables and defaults)
 #
 # Exit status: that of `mediscope store backup` (0 done and checked, 1 the copy failed its check,
@@ -18,7 +18,7 @@
 set -euo pipefail
 
 die() { echo "backup.sh: $*" >&2; exit 2; }
-bin=${MEDISCOPE_BIN:-/opt/mediscope/mediscope}
+bin=${MEDISCOPE_BIN:-/usr/lib/mediscope/mediscope}
 dir=${BACKUP_DIR:-}
 keep=${BACKUP_KEEP:-14}
 [ -n "$dir" ] || die "set BACKUP_DIR to the folder backups go to"
