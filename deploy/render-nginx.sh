@@ -21,6 +21,10 @@
 #   ERROR_LOG   $VAR/nginx/error.log
 #   ACCESS_LOG  $VAR/nginx/access.log
 #   SNIPPETS_DIR  "$(dirname OUT)/snippets" (becomes the ${SNIPPETS} placeholder)
+#   SOCKET_DIR  $VAR/run: where this host's pools have their unix sockets (one box;
+#               the Debian package's pools.*.listen say /run/mediscope)
+# DESTDIR (packaging): OUT and the snippets are written below this folder, while the
+#   rendered files name OUT's and SNIPPETS_DIR's own (absolute) paths; needs NGINX_TEST=0.
 # NGINX_TEST=0 skips the nginx -t step. nginx -t binds LISTEN (and the
 # production site's ports): render on the machine that will run this nginx.
 #
@@ -70,13 +74,24 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 snippet_src="$here/../nginx/snippets"
 [ -d "$snippet_src" ] || die "no snippets folder: $snippet_src"
 
-out_dir=$(mkdir -p "$(dirname "$out")" && cd "$(dirname "$out")" && pwd)
-out="$out_dir/$(basename "$out")"
+destdir=${DESTDIR:-}
+if [ -n "$destdir" ]; then
+    [ "${NGINX_TEST:-1}" = 0 ] || die "DESTDIR needs NGINX_TEST=0 (the rendered files name paths that exist only once installed)"
+    [[ $out == /* && ${SNIPPETS_DIR:-} == /* ]] || die "with DESTDIR, OUT and SNIPPETS_DIR must be absolute paths"
+    mkdir -p "$destdir"
+    destdir=$(cd "$destdir" && pwd)
+    out_dir=$(dirname "$out")
+else
+    out_dir=$(mkdir -p "$(dirname "$out")" && cd "$(dirname "$out")" && pwd)
+    out="$out_dir/$(basename "$out")"
+fi
 SNIPPETS_DIR=${SNIPPETS_DIR:-$out_dir/snippets}
 case "$SNIPPETS_DIR" in /*) ;; *) SNIPPETS_DIR=$PWD/$SNIPPETS_DIR ;; esac
 export SNIPPETS=$SNIPPETS_DIR
 
 if [ -n "${VAR:-}" ]; then
+    SOCKET_DIR=${SOCKET_DIR:-$VAR/run}
+    [[ $SOCKET_DIR =~ ^/[A-Za-z0-9._/+@:,=-]*$ ]] || die "SOCKET_DIR must be an absolute path nginx config can take unquoted (got '$SOCKET_DIR')"
     export WEB_ROOT=${WEB_ROOT:-$VAR/www}
     export STOW_BODY_LIMIT=${STOW_BODY_LIMIT:-64m}
     export ERROR_LOG=${ERROR_LOG:-$VAR/nginx/error.log}
@@ -189,9 +204,9 @@ write_upstreams() {  # write_upstreams FILE
             cat <<EOF
 # One box: this host's pools on their unix sockets. One FastCGI connection per
 # request (cheap to open) and no second attempt: there is one place to go.
-upstream mediscope_inference { server unix:$VAR/run/inference.sock; }
-upstream mediscope_io        { server unix:$VAR/run/io.sock; }
-upstream mediscope_io_reads  { server unix:$VAR/run/io.sock; }
+upstream mediscope_inference { server unix:$SOCKET_DIR/inference.sock; }
+upstream mediscope_io        { server unix:$SOCKET_DIR/io.sock; }
+upstream mediscope_io_reads  { server unix:$SOCKET_DIR/io.sock; }
 EOF
             return
         fi
@@ -296,16 +311,18 @@ EOF
     } > "$1"
 }
 
-render_all() {  # render_all OUT_FILE SNIPPETS_FOLDER
-    mkdir -p "$2"
+render_all() {  # render_all OUT_FILE SNIPPETS_FOLDER [DESTDIR]: files written below DESTDIR name SNIPPETS_FOLDER
+    local prefix=${3:-} s
+    mkdir -p "$prefix$2"
+    [ -z "$prefix" ] || mkdir -p "$prefix$(dirname "$1")"
     for s in "${snippets[@]}"; do
-        SNIPPETS=$2 render "$s" "$2/$(basename "$s")"
+        SNIPPETS=$2 render "$s" "$prefix$2/$(basename "$s")"
     done
-    write_upstreams "$2/mediscope-upstreams.conf"
-    write_fastcgi_upstream "$2/mediscope-fastcgi-upstream.conf"
-    write_upload_exempt "$2/mediscope-upload-exempt.conf"
-    write_host_locations "$2/mediscope-hosts.conf" "$2"
-    SNIPPETS=$2 render "$template" "$1"
+    write_upstreams "$prefix$2/mediscope-upstreams.conf"
+    write_fastcgi_upstream "$prefix$2/mediscope-fastcgi-upstream.conf"
+    write_upload_exempt "$prefix$2/mediscope-upload-exempt.conf"
+    write_host_locations "$prefix$2/mediscope-hosts.conf" "$2"
+    SNIPPETS=$2 render "$template" "$prefix$1"
 }
 
 # Render into a staging folder first and test that, so a broken result never
@@ -360,5 +377,5 @@ EOF
     fi
 fi
 
-render_all "$out" "$SNIPPETS"
-echo "render-nginx: wrote $out (snippets in $SNIPPETS)"
+render_all "$out" "$SNIPPETS" "$destdir"
+echo "render-nginx: wrote $destdir$out (snippets in $destdir$SNIPPETS)"
