@@ -27,6 +27,10 @@ PACKAGES=(
   chromium chromium-driver python3-selenium fonts-dejavu-core   # fonts: chromium only recommends them
   # memory checks of the shim
   valgrind
+  # the Debian package (`make deb`, deploy/debian/): debhelper builds it, patchelf points the program at the
+  # Swift runtime beside it; its test (Tests/Package/chroot.sh) makes a clean Debian 12 with debootstrap,
+  # checks the package with lintian, its units with systemd-analyze (systemd) and its rotation with logrotate
+  debhelper dpkg-dev patchelf debootstrap lintian systemd logrotate
 )
 
 missing=()
