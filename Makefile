@@ -16,11 +16,13 @@ STAMPS     := .build/stamps
 # Seconds of fuzzing per target (DICOM shim, image codecs) in `make fuzz` and `make test`.
 FUZZ_SECONDS ?= 60
 
-.PHONY: help deps venv model model-int8 model-input-check build run analyze test fuzz reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore bench-scaleout bench-store-backup clean
+.PHONY: help deps venv model model-int8 model-input-check build deb package-test run analyze test fuzz reference bench bench-int8 bench-decoders bench-server bench-dashboard bench-firestore bench-scaleout bench-store-backup clean
 
 help:
 	@echo "make run                               nginx + the FastCGI pools on http://127.0.0.1:8080/ (PORT=...)"
 	@echo "make analyze IMAGE=scan.jpg [OUT=dir]  analyse a scan with the default model"
+	@echo "make deb                               the Debian package mediscope_<version>_amd64.deb (docs/install.md)"
+	@echo "make package-test                      install, serve, upgrade and purge it in a clean Debian 12 (debootstrap)"
 	@echo "make model-int8                        int8 model + fidelity report (models/manifest-int8.json)"
 	@echo "make model-input-check                 refit both models' input checks (committed parameters + fidelity reports)"
 	@echo "make test                              run every test (what .ci/run calls), fuzzing included"
@@ -76,6 +78,18 @@ build: deps
 	$(SWIFT) build -c release --product mediscope
 	$(SWIFT) build -c release --product MediscopeTorch
 
+# The Debian package (issue 27, docs/install.md): mediscope_<version>_amd64.deb in this folder, the version
+# deploy/debian/changelog's. The release build, both models and their input checks, the web root and the
+# production nginx site, packed by debhelper (deploy/debian/build-deb.sh).
+deb: build model model-int8
+	bash deploy/debian/build-deb.sh
+
+# Only the package's tests (PackageInstallTests: lintian, then a clean Debian 12 from debootstrap, cached in
+# Tests/Package/cache/); `make test` runs them with the rest.
+package-test: deb reference
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --filter PackageInstallTests; status=$$?; bash Tests/Package/chroot.sh sweep; exit $$status
+
 run: build model
 	bash deploy/run-local.sh
 
@@ -95,12 +109,12 @@ reference: model
 	# DICOM: pydicom's rendering of the test files Debian's python3-pydicom and PyPI's pydicom-data install.
 	$$(bash Tests/Reference/setup-dicom-venv.sh) Tests/Reference/dicom_reference.py --out $(REFERENCE)/dicom
 
-# The scale-out tests remove their network namespaces themselves; the sweep catches those of a test
-# process that was killed (a timeout) before it could. The fuzz step runs after the Swift tests whatever
-# their result; either failing fails `make test`.
-test: deps model model-int8 reference $(INPUT_CHECK_IMAGES) contract-venv
+# The scale-out tests remove their network namespaces themselves, and the package test its chroot; the
+# sweeps catch those of a test process that was killed (a timeout) before it could. The fuzz step runs
+# after the Swift tests whatever their result; either failing fails `make test`.
+test: deps model model-int8 reference $(INPUT_CHECK_IMAGES) contract-venv deb
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build; status=$$?; bash Tests/Support/netns-lab.sh sweep; \
+	$(SWIFT) test --skip-build; status=$$?; bash Tests/Support/netns-lab.sh sweep; bash Tests/Package/chroot.sh sweep; \
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash Tests/Fuzz/fuzz.sh run; fuzz=$$?; \
 	if [ $$status -ne 0 ]; then exit $$status; fi; exit $$fuzz
 
