@@ -284,6 +284,7 @@ int readAll(const uint8_t *data, size_t size, const Limits &limits, int32_t fram
     readText(ds, DCM_StudyDescription, out->study_description);
     readText(ds, DCM_SeriesNumber, out->series_number);
     readText(ds, DCM_InstanceNumber, out->instance_number);
+    readText(ds, DCM_Manufacturer, out->manufacturer);
 
     return readImage(ds, uid, limits, frame, decodePixels, out, message);
 }

@@ -18,18 +18,21 @@ package struct MediscopeApplication: WorkerApplication {
     }
 
     /// The report job processes ("reports-1"...), with Firestore the outbox's delivery loop, and with
-    /// `dicom.listen` the DICOM listener, with `dicom.destinations` the sending of results to the PACS.
+    /// `dicom.listen` the DICOM listener, with `dicom.destinations` one sender of results per PACS ("dicom-out-<name>").
     package var backgroundProcesses: [String] {
         (1...config.reports.workers).map { ReportDraftWork.namePrefix + String($0) }
             + (config.store == .firestore ? [OutboxDeliveryWork.processName] : [])
             + (config.dicom != nil ? [DicomListenerWork.processName] : [])
-            + (config.dicomSending.destinations.isEmpty ? [] : [DicomOutWork.processName])
+            + config.dicomSending.destinations.map(DicomOutWork.processName)
     }
 
     package func makeBackgroundWork(name: String, context: BackgroundContext) -> BackgroundWork? {
         if name == OutboxDeliveryWork.processName { return OutboxDeliveryWork(config: config, log: context.server.log) }
         if name.hasPrefix(ReportDraftWork.namePrefix) { return ReportDraftWork(config: config, log: context.server.log) }
-        if name == DicomOutWork.processName { return DicomOutWork(config: config, log: context.server.log) }
+        if name.hasPrefix(DicomOutWork.namePrefix),
+           let destination = config.dicomSending.destinations.first(where: { DicomOutWork.processName($0) == name }) {
+            return DicomOutWork(config: config, log: context.server.log, destination: destination)
+        }
         if name == DicomListenerWork.processName, let dicom = config.dicom {
             return DicomListenerWork(config: config, settings: dicom, log: context.server.log, masterPID: context.server.masterPID)
         }

@@ -34,8 +34,10 @@ package struct CStoreSender: DicomSender {
             return rest
         }
         var later = false
+        // DCMTK's note says which object and why (position and SOP class only): kept with the reason.
+        let note = delivery.note.map { " (\($0))" } ?? ""
         return delivery.outcomes.map { outcome in
-            if later { return .later("C-STORE: the association ended") }
+            if later { return .later("C-STORE: the association ended" + note) }
             switch outcome {
             case .responded(let status):
                 switch StorageSCU.StatusCategory(status) {
@@ -49,7 +51,7 @@ package struct CStoreSender: DicomSender {
                 return .refused("C-STORE: \(outcome)")
             case .notSent(.associationEnded), .noResponse:
                 later = true
-                return .later("C-STORE: \(outcome)")
+                return .later("C-STORE: \(outcome)" + note)
             }
         }
     }

@@ -27,8 +27,11 @@ package enum DicomDestinationCheck {
             } catch {
                 throw DestinationUnreachable("QIDO-RS request failed: \(error.message)")
             }
-            guard response.status == 200 || response.status == 204 else {
-                throw DestinationUnreachable("QIDO-RS answered \(response.status)")
+            // 204: no study yet; 200: a JSON array of studies (not a login page or a proxy's answer).
+            guard response.status == 204
+                || (response.status == 200 && (try? JSONSerialization.jsonObject(with: Data(response.body))) is [Any]) else {
+                throw DestinationUnreachable(response.status == 200 ? "QIDO-RS answered 200 without a JSON array of studies"
+                                                                    : "QIDO-RS answered \(response.status)")
             }
         }
     }

@@ -183,8 +183,9 @@ package final class DicomOutbox: Sendable {
     }
 
     /// Puts parked entries (of `destination`, or of all when nil) back in the queue, attempts reset; they
-    /// go in their original order, before newer entries. Also ends every destination's back-off, so an
-    /// operator who fixed the cause sees them tried at once. Returns how many entries.
+    /// go in their original order, before newer entries. Also ends every back-off (the destinations' and
+    /// their waiting entries'), so an operator who fixed the cause sees them tried at once. Returns how many
+    /// entries were parked.
     @discardableResult
     package func requeue(destination: String? = nil) throws(StoreError) -> Int {
         try file.writeImmediate("requeue parked DICOM objects") { db in
@@ -194,7 +195,8 @@ package final class DicomOutbox: Sendable {
                 UPDATE entries SET state = 'waiting', attempts = 0, next_attempt_at = 0, settled_at = NULL WHERE state = 'parked'
                 """ + filter, arguments: arguments)
             let count = db.changesCount
-            try db.execute(sql: "UPDATE destinations SET retry_at = 0 WHERE 1" + filter.replacingOccurrences(of: "destination", with: "name"),
+            try db.execute(sql: "UPDATE entries SET next_attempt_at = 0 WHERE state = 'waiting'" + filter, arguments: arguments)
+            try db.execute(sql: "UPDATE destinations SET retry_at = 0, failures = 0 WHERE 1" + filter.replacingOccurrences(of: "destination", with: "name"),
                            arguments: arguments)
             return count
         }
@@ -250,6 +252,18 @@ package final class DicomOutbox: Sendable {
                     reachable: state?["reachable"], since: (state?["since"] as Int64?).map(Date.init(millisecondsSince1970:)),
                     lastError: state?["last_error"], retryAt: retryAt > 0 ? Date(millisecondsSince1970: retryAt) : nil)
             }
+        }
+    }
+
+    /// Destinations that have waiting or parked entries, with how many: the configured ones and any an
+    /// operator renamed or removed since (their entries wait for the name to come back).
+    package func destinationsWithEntries() throws(StoreError) -> [String: Int] {
+        try file.read("read DICOM outbox destinations") { db in
+            var out: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT destination, count(*) AS n FROM entries WHERE state IN ('waiting', 'parked') GROUP BY destination
+                """) { out[row["destination"]] = row["n"] }
+            return out
         }
     }
 

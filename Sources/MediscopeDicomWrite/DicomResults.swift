@@ -17,6 +17,9 @@ package struct DicomWriteError: Error, Sendable, CustomStringConvertible {
 /// in a study of its own whose UID derives from the analysis. Every UID derives from the analysis (and the
 /// report version or result), so the same request gives the same object.
 package enum DicomResults {
+    /// Manufacturer (0008,0070) of every object written (CDicomWrite's General Equipment): how the listener
+    /// tells one of Mediscope's results, routed back by a PACS, from a scan.
+    package static let manufacturer = "Mediscope"
     /// Mediscope's version as Software Versions states it.
     package static let softwareVersion = "Mediscope 1"
     /// The private coding scheme of the concepts DICOM has no code for (a class's probability, the input check).

@@ -43,6 +43,8 @@ package struct DicomAttributes: Sendable, Equatable, Codable {
     /// Series Number and Instance Number (IS), when they are a decimal integer.
     package var seriesNumber: Int?
     package var instanceNumber: Int?
+    /// Manufacturer (0008,0070).
+    package var manufacturer: String?
     package init() {}
 }
 
@@ -165,6 +167,7 @@ package struct DicomFile: Sendable {
         a.studyDescription = field(c.study_description)
         a.seriesNumber = field(c.series_number).flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         a.instanceNumber = field(c.instance_number).flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        a.manufacturer = field(c.manufacturer)
         attributes = a
         if let data = c.frame_data {
             frameIndex = Int(c.frame_index)

@@ -17,12 +17,20 @@ struct DicomOutCommand: ParsableCommand {
         guard !settings.dicomSending.destinations.isEmpty else {
             throw ValidationError("no dicom.destinations are configured: nothing is sent to a PACS")
         }
+        // Never made here: a command run with another MEDISCOPE_VAR or --config would show an empty queue
+        // as all clear.
+        let path = URL(fileURLWithPath: settings.storeDirectory).appendingPathComponent(DicomOutbox.fileName).path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ValidationError("no DICOM outbox at \(path): nothing was queued on this host yet, or MEDISCOPE_VAR or --config "
+                                  + "point elsewhere than the server's")
+        }
         return (settings, try DicomOutbox(directory: URL(fileURLWithPath: settings.storeDirectory)))
     }
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Per destination: waiting, parked and delivered objects, whether it answered last, and the parked entries (JSON).")
+            abstract: "Per destination: waiting, parked and delivered objects, whether it answered last, the parked entries, "
+                + "and entries waiting for a destination no longer configured (JSON).")
         @Option(help: "JSON configuration file.") var config: String?
 
         func run() throws {
@@ -38,6 +46,13 @@ struct DicomOutCommand: ParsableCommand {
                 Entry(seq: e.seq, analysisId: e.analysisId, object: e.object.rawValue, part: e.part, sopInstanceUID: e.sopInstanceUID,
                       state: e.state.rawValue, attempts: e.attempts, enqueuedAt: e.enqueuedAt, settledAt: e.settledAt, error: e.lastError)
             }
+            struct Body: Encodable {
+                /// The queue's file, so an operator sees which host's queue this is.
+                var queue: String
+                var destinations: [String: Destination]
+                /// Entries waiting for a destination the configuration no longer names.
+                var orphaned: [String: Int]
+            }
             let names = settings.dicomSending.destinations.map(\.name)
             var body: [String: Destination] = [:]
             for (destination, stats) in zip(settings.dicomSending.destinations, try outbox.stats(destinations: names)) {
@@ -49,7 +64,9 @@ struct DicomOutCommand: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
-            print(String(decoding: try encoder.encode(body), as: UTF8.self))
+            let orphaned = try outbox.destinationsWithEntries().filter { !names.contains($0.key) }
+            let path = URL(fileURLWithPath: settings.storeDirectory).appendingPathComponent(DicomOutbox.fileName).path
+            print(String(decoding: try encoder.encode(Body(queue: path, destinations: body, orphaned: orphaned)), as: UTF8.self))
         }
     }
 
@@ -72,7 +89,8 @@ struct DicomOutCommand: ParsableCommand {
 
     struct Echo: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Checks that a destination answers: C-ECHO for c-store, an authorised QIDO-RS query for stow-rs.")
+            abstract: "Checks that a destination answers: C-ECHO for c-store (it does not prove the PACS accepts stores from "
+                + "this AE title), an authorised QIDO-RS query for stow-rs.")
         @Option(help: "JSON configuration file.") var config: String?
         @Argument(help: "The destination's name in dicom.destinations.") var destination: String
 

@@ -37,7 +37,22 @@ import TestSupport
         let run = try runProcess(Repository.executable, ["dicom-out", "status"], environment: stack.environment)
         try #require(run.status == 0, "dicom-out status: \(run.stderr)")
         let all = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
-        return try #require((all[destination] as? [String: Any])?["stats"] as? [String: Any], "\(run.stdout)")
+        #expect((all["queue"] as? String)?.hasSuffix("/var/store/dicom-out.sqlite") == true)
+        let destinations = try #require(all["destinations"] as? [String: Any])
+        return try #require((destinations[destination] as? [String: Any])?["stats"] as? [String: Any], "\(run.stdout)")
+    }
+
+    /// A brain MR slice (an evaluation image of the model, `make model-int8`) as a DICOM file, made by DCMTK's
+    /// img2dcm with its patient and MR modality: an image inside the model's scope, as a PACS would hold it.
+    func inScopeSlice() throws -> URL {
+        let images = Repository.root.appendingPathComponent("models/cache/evaluation")
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: images.path).filter { $0.hasSuffix(".jpg") }.sorted().first)
+        let out = folder.appending("slice.dcm")
+        let run = try runProcess(URL(fileURLWithPath: "/usr/bin/img2dcm"),
+                                 ["-k", "PatientID=P-SEND-3301", "-k", "PatientName=Sendtest^Orla", "-k", "Modality=MR",
+                                  "-k", "BodyPartExamined=BRAIN", images.appendingPathComponent(name).path, out.path], timeout: 60)
+        try #require(run.status == 0, "img2dcm: \(run.stderr)")
+        return out
     }
 
     /// `mediscope dicom-out <arguments>` against `stack`'s configuration.
@@ -76,21 +91,23 @@ import TestSupport
     @Test func aStudyFromOrthancGetsItsSRAndHeatmapsBackThenTheVerifiedSR() async throws {
         let (stack, orthanc) = try start(sendTo: "pacs")
         defer { orthanc.stop(); stack.stop() }
-        stack.remember(["4MR1", "CompressedSamples^MR1"])
+        stack.remember(["P-SEND-3301", "Sendtest^Orla", "1CT1", "CompressedSamples^CT1"])
         try await orthanc.start()
         // The operator's check of both destinations: C-ECHO, and an authorised QIDO-RS query.
         for name in ["pacs", "pacs-web"] {
             let echo = try command(stack, ["echo", name])
             #expect(echo.status == 0 && echo.stdout.contains("\(name) answered"), "\(name): \(echo.stderr)")
         }
-        let mr = try orthanc.store(URL(fileURLWithPath: "\(DicomListenerTests.testFiles)/MR_small.dcm"))
+        let mr = try orthanc.store(try inScopeSlice())
+        let ct = try orthanc.store(URL(fileURLWithPath: "\(DicomListenerTests.testFiles)/CT_small.dcm"))
         let study = try #require(try orthanc.call("GET", "/instances/\(mr)/tags?simplify").json?["StudyInstanceUID"] as? String)
+        let ctStudy = try #require(try orthanc.call("GET", "/instances/\(ct)/tags?simplify").json?["StudyInstanceUID"] as? String)
         #expect(try await eventually(timeout: 60, every: .milliseconds(250)) {
-            (try? orthanc.call("POST", "/modalities/mediscope/store", body: try JSONSerialization.data(withJSONObject: [mr])).status) == 200
+            (try? orthanc.call("POST", "/modalities/mediscope/store", body: try JSONSerialization.data(withJSONObject: [mr, ct])).status) == 200
         }, "Orthanc could not send the study: \(orthanc.log)")
         var analysis: [String: Any] = [:]
         #expect(try await eventually(timeout: 120, every: .milliseconds(250)) {
-            let items = try await stack.request("GET", "/api/analyses?limit=10&patient_id=4MR1").json?["items"] as? [[String: Any]] ?? []
+            let items = try await stack.request("GET", "/api/analyses?limit=10&patient_id=P-SEND-3301").json?["items"] as? [[String: Any]] ?? []
             analysis = items.first ?? [:]
             return items.count == 1
         })
@@ -98,21 +115,35 @@ import TestSupport
         let full = try #require(try await stack.request("GET", "/api/analyses/\(id)").json)
         let results = try #require(full["results"] as? [[String: Any]])
 
-        // The MR, the analysis's SR and one Secondary Capture per result, all in the MR's study.
+        // The slice, the analysis's SR and one Secondary Capture per result, all in the slice's study.
         var held = try await instances(orthanc, study: study, count: 2 + results.count)
         let srs = held.filter { $0.value["SOPClassUID"] as? String == Self.srClass }
-        let scs = held.filter { $0.value["SOPClassUID"] as? String == Self.scClass }
+        let scs = held.filter { $0.key != mr && $0.value["SOPClassUID"] as? String == Self.scClass }   // the slice is one too
         #expect(srs.count == 1 && scs.count == results.count)
         let first = try #require(srs.first)
         #expect(first.value["SOPInstanceUID"] as? String == DicomUID.derived(analysisId: id, kind: "sr", part: "0"))
         let sr = try read(orthanc, first.key, "first-sr.dcm")
-        #expect(sr["VerificationFlag"] as? String == "UNVERIFIED" && sr["PatientID"] as? String == "4MR1")
+        #expect(sr["VerificationFlag"] as? String == "UNVERIFIED" && sr["PatientID"] as? String == "P-SEND-3301")
         try checks.expectResults(sr, full)
         for (orthancId, tags) in scs {
             let sc = try read(orthanc, orthancId, "sc-\(orthancId).dcm")
             #expect(sc["BurnedInAnnotation"] as? String == "YES" && sc["StudyInstanceUID"] as? String == study)
             #expect(tags["SeriesInstanceUID"] as? String != first.value["SeriesInstanceUID"] as? String, "a series of its own")
         }
+
+        // The CT is outside the model's scope: its SR (with the verdict) goes back, no heatmap.
+        let ctHeld = try await instances(orthanc, study: ctStudy, count: 2)
+        #expect(ctHeld.values.map { $0["SOPClassUID"] as? String ?? "" }.sorted() == ["1.2.840.10008.5.1.4.1.1.2", Self.srClass], "the CT and its SR alone")
+
+        // A PACS rule that routes the study back to Mediscope: its own heatmap is acknowledged, never analysed.
+        let routed = try orthanc.call("POST", "/modalities/mediscope/store", body: try JSONSerialization.data(withJSONObject: [try #require(scs.first?.key)]))
+        #expect(routed.status == 200 && routed.json?["FailedInstancesCount"] as? Int == 0)
+        #expect(try await eventually(timeout: 60, every: .milliseconds(250)) {
+            let dicom = try stack.status()["dicom"] as? [String: Any]
+            return ((dicom?["instances"] as? [String: Any])?["c-store"] as? [String: Any])?["own_result"] as? Int == 1
+        }, "the listener counts the routed-back heatmap")
+        let mrAnalyses = try await stack.request("GET", "/api/analyses?limit=10&patient_id=P-SEND-3301").json?["items"] as? [[String: Any]] ?? []
+        #expect(mrAnalyses.count == 1, "no analysis of its own heatmap")
 
         // Signed: the VERIFIED SR joins the study, the first one named as its predecessor.
         let version = try await sign(stack, id, "Signed: no acute finding on this slice.")
@@ -126,10 +157,13 @@ import TestSupport
         // Each object once: Orthanc holds exactly these, and the queue says so.
         #expect(try orthanc.instances(study: study).count == 3 + results.count)
         let stats = try status(stack, "pacs")
-        #expect(stats["delivered"] as? Int == 2 + results.count && stats["waiting"] as? Int == 0 && stats["parked"] as? Int == 0, "\(stats)")
+        // Delivered: the MR's SR and heatmaps, its VERIFIED SR, the CT's SR.
+        #expect(stats["delivered"] as? Int == 3 + results.count && stats["waiting"] as? Int == 0 && stats["parked"] as? Int == 0, "\(stats)")
         let metrics = String(decoding: try stack.syncRequest("GET", "/api/metrics").body, as: UTF8.self)
-        #expect(metrics.contains("mediscope_dicom_out_delivered_total{host=\"\(Stack.hostName)\",destination=\"pacs\"} \(2 + results.count)\n"))
+        #expect(metrics.contains("mediscope_dicom_out_delivered_total{host=\"\(Stack.hostName)\",destination=\"pacs\"} \(3 + results.count)\n"))
         #expect(metrics.contains("mediscope_dicom_destination_up{host=\"\(Stack.hostName)\",destination=\"pacs\"} 1\n"))
+        let shown = try #require(((try stack.status()["dicom"] as? [String: Any])?["destinations"] as? [[String: Any]])?.first)
+        #expect(shown["name"] as? String == "pacs" && shown["delivered"] as? Int == 3 + results.count && shown["waiting"] as? Int == 0)
     }
 
     @Test func anUploadsResultsReachOrthancByStowRS() async throws {

@@ -66,7 +66,7 @@ import TestSupport
             #expect(sending.destinations[0].transport == .cStore(aeTitle: "ORTHANC", host: "10.0.0.20", port: 4242))
             #expect(sending.destinations[1].transport == .stowRS(url: URL(string: "https://vna.example.org/dicom-web")!,
                                                                  tokenFile: "/etc/mediscope/vna", authorization: .basic))
-            #expect(sending.callingAETitle == "MEDISCOPE" && sending.maxAttempts == 5 && sending.retryMaxSeconds == 300)
+            #expect(sending.callingAETitle == "MEDISCOPE" && sending.maxAttempts == 10 && sending.retryMaxSeconds == 300)
         }
         let pacs = #"{"name": "pacs", "kind": "c-store", "ae_title": "ORTHANC", "host": "10.0.0.20", "port": 4242}"#
         for bad in [#"[{"name": "pacs", "kind": "c-store", "ae_title": "ORTHANC", "host": "10.0.0.20"}]"#,           // no port

@@ -150,6 +150,9 @@ typedef struct dicom_image {
     /* Where the instance belongs (the Studies view): SOP Class UID, Study Description, and Series Number
      * and Instance Number as written (IS, a decimal integer string). */
     dicom_text sop_class_uid, study_description, series_number, instance_number;
+    /* Manufacturer (0008,0070): who made the equipment that made it (the listener tells Mediscope's own
+     * results, sent back by a PACS, from scans). */
+    dicom_text manufacturer;
 
     /* The decoded frame: index (0-based), and rows x columns x samples values of bits_allocated bits
      * (uint8, or uint16 in host byte order), laid out as planar_configuration says; bits above

@@ -63,7 +63,7 @@ enum DicomWebAPI {
             }
             let ids = identifiers(part.body)
             switch outcome {
-            case .kept, .keptBefore:
+            case .kept, .keptBefore, .ownResult:
                 response.referenced.append(ids)
             case .refused(let reason, let why):
                 s.server.log.warning("dicom_instance_refused", ["transport": .word("stow-rs"), "reason": .token(.init(why))])

@@ -85,6 +85,9 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
         case .keptBefore:
             log.info("dicom_instance_received", ["state": .word("received_before")])
             return 0x0000
+        case .ownResult:
+            log.info("dicom_instance_received", ["state": .word("own_result")])
+            return 0x0000
         case .refused(let status, let reason):
             log.warning("dicom_instance_refused", ["reason": .token(.init(reason))])
             return status
@@ -96,6 +99,7 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
         switch outcome {
         case .kept(let state): "instances:\(transport):\(state == .skipped ? "skipped" : "received")"
         case .keptBefore: "instances:\(transport):received_before"
+        case .ownResult: "instances:\(transport):own_result"
         case .refused(let status, _): "failures:\(transport):" + String(format: "%04X", status)
         }
     }

@@ -6,38 +6,46 @@ import MediscopeImaging
 import MediscopeServer
 import MediscopeStore
 
-/// The "dicom-out" background process (`dicom.destinations` set): sends this host's `DicomOutbox` to the
-/// PACS (`DicomDelivery`), so no inference or io worker ever waits on a PACS. Each object is written as it
-/// is sent, from the stores: the SR of the report version its entry names (as that version stood), the
-/// Secondary Capture of its result's heatmap. An analysis deleted meanwhile is never sent.
+/// A "dicom-out-<destination>" background process, one per entry of `dicom.destinations`: sends this host's
+/// `DicomOutbox` entries for its destination (`DicomDelivery`), so no inference or io worker ever waits on a
+/// PACS, and a PACS that hangs holds its own process only. Each object is written as it is sent, from the
+/// stores: the SR of the report version its entry names (as that version stood), the Secondary Capture of
+/// its result's heatmap. An analysis deleted meanwhile is never sent.
 ///
-/// Logs when a destination stops or starts answering, what each round delivered, and every parked entry
-/// (destination, analysis id and object: never patient data).
+/// Logs when the destination stops or starts answering, what each round delivered, and every parked entry
+/// (destination, entry, analysis id and object: never patient data). The first destination's process also
+/// logs entries waiting for a destination the configuration no longer names.
 final class DicomOutWork: BackgroundWork {
-    static let processName = "dicom-out"
+    static let namePrefix = "dicom-out-"
     /// Delivered and gone entries are kept this long for the once-only rule and the operator, then pruned.
     static let retentionSeconds = 90.0 * 86_400
     let config: AppConfig
     let log: ServerLog
+    let destination: DicomDestination
     private var delivery: DicomDelivery?
     private var stores: (analyses: AnalysisStore, reports: ReportStore, accounts: Accounts)?
-    private var reachable: [String: Bool] = [:]
+    private var reachable: Bool?
     private var lastPrune = Date.distantPast
 
-    init(config: AppConfig, log: ServerLog) {
+    init(config: AppConfig, log: ServerLog, destination: DicomDestination) {
         self.config = config
         self.log = log
+        self.destination = destination
     }
+
+    /// The process name of `destination`'s sender.
+    static func processName(_ destination: DicomDestination) -> String { namePrefix + destination.name }
 
     func runOnce(_ context: BackgroundContext) -> Double {
         do {
             let delivery = try opened()
-            let (rounds, pause) = try delivery.runOnce()
-            for round in rounds { report(round) }
             if Date().timeIntervalSince(lastPrune) > 3600 {
                 lastPrune = Date()
                 try delivery.outbox.prune(settledBefore: Date().addingTimeInterval(-Self.retentionSeconds))
+                if destination == config.dicomSending.destinations.first { try reportOrphans(delivery.outbox) }
             }
+            let (rounds, pause) = try delivery.runOnce()
+            for round in rounds { report(round) }
             return pause
         } catch {
             log.error("dicom_out_error", ["kind": .token(.init(OutboxDeliveryWork.kind(of: error)))])
@@ -46,27 +54,25 @@ final class DicomOutWork: BackgroundWork {
     }
 
     func stopped(_ context: BackgroundContext) {
-        guard let delivery, let stats = try? delivery.outbox.stats(destinations: config.dicomSending.destinations.map(\.name)) else { return }
-        log.info("dicom_out_stopped", ["waiting": .int(stats.reduce(0) { $0 + $1.waiting }), "parked": .int(stats.reduce(0) { $0 + $1.parked })])
+        guard let delivery, let stats = try? delivery.outbox.stats(destinations: [destination.name]).first else { return }
+        log.info("dicom_out_stopped", ["destination": Self.token(destination.name), "waiting": .int(stats.waiting), "parked": .int(stats.parked)])
     }
 
     private func opened() throws -> DicomDelivery {
         if let delivery { return delivery }
         let settings = config.dicomSending
         let outbox = try DicomOutbox(directory: URL(fileURLWithPath: config.storeDirectory))
-        var senders: [String: any DicomSender] = [:]
-        for destination in settings.destinations {
-            switch destination.transport {
-            case .cStore(let aeTitle, let host, let port):
-                senders[destination.name] = CStoreSender(host: host, port: port, callingAETitle: settings.callingAETitle,
-                                                         calledAETitle: aeTitle, timeout: settings.timeoutSeconds)
-            case .stowRS(let url, let tokenFile, let authorization):
-                var sender = StowRSSender(url: url, tokenFile: tokenFile, authorization: authorization)
-                sender.timeout = Double(settings.timeoutSeconds)
-                senders[destination.name] = sender
-            }
+        let sender: any DicomSender
+        switch destination.transport {
+        case .cStore(let aeTitle, let host, let port):
+            sender = CStoreSender(host: host, port: port, callingAETitle: settings.callingAETitle, calledAETitle: aeTitle,
+                                  timeout: settings.timeoutSeconds)
+        case .stowRS(let url, let tokenFile, let authorization):
+            var stow = StowRSSender(url: url, tokenFile: tokenFile, authorization: authorization)
+            stow.timeout = Double(settings.timeoutSeconds)
+            sender = stow
         }
-        let delivery = DicomDelivery(outbox: outbox, destinations: settings.destinations, senders: senders) { [self] entry throws(StoreError) in
+        let delivery = DicomDelivery(outbox: outbox, destinations: [destination], senders: [destination.name: sender]) { [self] entry throws(StoreError) in
             try write(entry)
         }
         delivery.maxAttempts = settings.maxAttempts
@@ -126,22 +132,32 @@ final class DicomOutWork: BackgroundWork {
     }
 
     private func report(_ round: DicomDelivery.Round) {
-        let name = DicomOutWork.token(round.destination)
+        let name = Self.token(round.destination)
         if let reason = round.unreachable {
-            if reachable[round.destination] != false {
+            if reachable != false {
                 log.warning("dicom_destination_unreachable", ["destination": name, "error": .token(.init(String(reason.prefix(200))))])
             }
-            reachable[round.destination] = false
-        } else {
-            if reachable[round.destination] == false { log.info("dicom_destination_reachable", ["destination": name]) }
-            reachable[round.destination] = true
+            reachable = false
+        } else if round.contacted {
+            if reachable == false { log.info("dicom_destination_reachable", ["destination": name]) }
+            reachable = true
         }
-        if round.delivered + round.refused + round.parked + round.gone > 0 {
+        if round.delivered + round.refused + round.parked.count + round.gone > 0 {
             log.info("dicom_out_round", ["destination": name, "delivered": .int(round.delivered), "refused": .int(round.refused),
-                                         "parked": .int(round.parked), "gone": .int(round.gone)])
+                                         "parked": .int(round.parked.count), "gone": .int(round.gone)])
         }
-        if round.parked > 0 {
-            log.error("dicom_out_parked", ["destination": name, "parked": .int(round.parked)])
+        for entry in round.parked {
+            log.error("dicom_out_parked", ["destination": name, "entry": .int(Int(entry.seq)), "analysis": .token(.init(entry.analysisId)),
+                                           "object": .token(.init(entry.object.rawValue + " " + entry.part))])
+        }
+    }
+
+    /// Logs entries that wait for a destination no longer configured (renamed or removed): they are sent
+    /// once the name is back, or an operator removes them.
+    private func reportOrphans(_ outbox: DicomOutbox) throws(StoreError) {
+        let configured = Set(config.dicomSending.destinations.map(\.name))
+        for (name, count) in try outbox.destinationsWithEntries() where !configured.contains(name) {
+            log.warning("dicom_out_orphaned", ["destination": Self.token(name), "entries": .int(count)])
         }
     }
 

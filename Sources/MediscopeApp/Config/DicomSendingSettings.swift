@@ -14,7 +14,8 @@ package struct DicomSendingSettings: Sendable, Equatable {
     package var sendResults: [String]
     /// Mediscope's AE title when it calls a C-STORE destination (`dicom.ae_title`, default MEDISCOPE).
     package var callingAETitle: String
-    /// Refusals of one object before it is parked (`dicom.send_max_attempts`, 1...100, default 5).
+    /// Refusals of one object before it is parked (`dicom.send_max_attempts`, 1...100, default 10: with the
+    /// back-off, about 13 minutes of refusals, so a short fault of the PACS parks nothing).
     package var maxAttempts: Int
     /// Longest back-off between tries, seconds (`dicom.send_retry_max_seconds`, 1...3600, default 300).
     package var retryMaxSeconds: Int
@@ -96,7 +97,7 @@ package struct DicomSendingSettings: Sendable, Equatable {
         guard Set(names).count == names.count else { throw ServerError("dicom.send_results names a destination twice") }
         let settings = DicomSendingSettings(
             destinations: destinations, sendResults: names, callingAETitle: string("dicom.ae.title") ?? "MEDISCOPE",
-            maxAttempts: int("dicom.send.max.attempts", 5), retryMaxSeconds: int("dicom.send.retry.max.seconds", 300),
+            maxAttempts: int("dicom.send.max.attempts", 10), retryMaxSeconds: int("dicom.send.retry.max.seconds", 300),
             timeoutSeconds: int("dicom.send.timeout.seconds", 60))
         guard DicomSettings.isAETitle(settings.callingAETitle) else {
             throw ServerError("dicom.ae_title must be 1 to 16 printable ASCII characters without a backslash")

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import MediscopeDicomWrite
 import MediscopeEncoding
 import MediscopeImaging
 import MediscopeJobs
@@ -19,6 +20,7 @@ import MediscopeStudies
 ///   a spool or queue that cannot be written (0xA700).
 /// - Received again (the same data set, whatever its bytes: `DicomContentDigest`): Success, kept once.
 /// - Past the series' cap: Success, listed as skipped, not kept.
+/// - Mediscope's own result (Manufacturer "Mediscope": a heatmap a PACS routed back): Success, not kept.
 struct DicomInbox {
     let config: AppConfig
     let index: StudyIndex
@@ -32,6 +34,9 @@ struct DicomInbox {
         case kept(ReceivedInstanceEntry.State)
         /// Received before with the same bytes: nothing new.
         case keptBefore
+        /// One of Mediscope's own results (a Secondary Capture a PACS routed back): acknowledged, never
+        /// analysed, so results of results never go round between the PACS and Mediscope.
+        case ownResult
         /// Not kept: the status to answer (a C-STORE status, a STOW-RS Failure Reason) and why.
         case refused(UInt16, String)
     }
@@ -105,6 +110,7 @@ struct DicomInbox {
         if let expected = delivery.studyInstanceUID, study != expected {
             return .refused(0xA900, "its Study Instance UID is not the study the request names")
         }
+        if a.manufacturer == DicomResults.manufacturer { return .ownResult }
         // The analysis is filed under the patient the file names: exactly one valid Patient ID, at most one
         // Patient's Name. Anything else could file it under another patient: refused, for the PACS to fix.
         let ids = a.patientID.map(DicomAPI.values) ?? []

@@ -11,10 +11,13 @@ import MediscopeStore
 /// destination, so queueing again (an upload replayed under its Idempotency-Key, an instance analysed
 /// before) sends nothing twice. A failure to queue is logged, never fails the request.
 enum ResultsSending {
-    /// Queues `record`'s SR and Secondary Captures for every destination of `dicom.send_results`.
+    /// Queues `record`'s SR and Secondary Captures for every destination of `dicom.send_results`. An image
+    /// outside the models' scope sends its SR alone: the verdict says why, and a heatmap of it is no
+    /// decision support to show beside the study.
     static func analysisCreated(_ s: Services, _ record: AnalysisRecord) {
+        let heatmaps = record.inputCheck.verdict == .outOfScope ? [] : record.results
         let entries = [entry(record, .sr, part: "0", uid: DicomResults.srInstanceUID(record, version: 0))]
-            + record.results.map { entry(record, .sc, part: $0.id, uid: DicomResults.scInstanceUID(record, result: $0.id)) }
+            + heatmaps.map { entry(record, .sc, part: $0.id, uid: DicomResults.scInstanceUID(record, result: $0.id)) }
         enqueue(s, entries, record)
     }
 
