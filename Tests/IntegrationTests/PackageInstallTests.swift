@@ -134,6 +134,14 @@ struct PackageInstallTests {
         }
     }
 
+    /// The digests `deb` records of the program's files (the binary, the libtorch shim, the Swift runtime).
+    static func programDigests(_ deb: URL) throws -> [String] {
+        let md5sums = try run("/bin/sh", ["-c", "dpkg-deb --ctrl-tarfile '\(deb.path)' | tar -xOf - ./md5sums"])
+        return md5sums.stdout.split(separator: "\n").filter {
+            $0.hasSuffix(" usr/lib/mediscope/mediscope") || ($0.contains(" usr/lib/mediscope/") && $0.hasSuffix(".so"))
+        }.map(String.init).sorted()
+    }
+
     /// The reference numbers of the default model for one test scan (onnxruntime on the original ONNX
     /// model, written by `make reference`): label -> probability, and the prediction.
     static func referenceResult(scan: String) throws -> (probabilities: [String: Double], prediction: String) {
@@ -381,12 +389,18 @@ struct PackageInstallTests {
         try #require(built.status == 0, "a newer build: \(built.stderr)")
         lap("newer build made")
         let oldMaster = try #require(chroot.masterPID)
-        let upgrade = try chroot.aptInstall(newerFolder.appending("mediscope_\(newerVersion)_amd64.deb"))
+        let newerDeb = newerFolder.appending("mediscope_\(newerVersion)_amd64.deb")
+        let programDigests = try Self.programDigests(deb)
+        #expect(programDigests.count > 10, "the binary, the shim and the Swift runtime in md5sums: \(programDigests)")
+        let sameProgram = try programDigests == Self.programDigests(newerDeb)
+        let upgrade = try chroot.aptInstall(newerDeb)
         try #require(upgrade.status == 0, "upgrade: \(upgrade.stdout.suffix(3000))\n\(upgrade.stderr)")
         lap("upgraded")
         #expect(try chroot.run(["dpkg-query", "-W", "-f=${Version}", "mediscope"]).stdout == newerVersion)
-        // The same program (a newer build of the same tree): a reload, with no failed request, is enough.
-        #expect(upgrade.stdout.contains("the program is unchanged, so mediscope.service is reloaded"), "\(upgrade.stdout.suffix(2000))")
+        // make test packs the same release build twice: the same program, so a reload, with no failed request,
+        // is enough. (A release build made between `make deb` and this test is a new program: a restart.)
+        let decision = sameProgram ? "the program is unchanged, so mediscope.service is reloaded" : "a new program, so mediscope.service is restarted"
+        #expect(upgrade.stdout.contains(decision), "\(upgrade.stdout.suffix(2000))")
         #expect(chroot.read("/etc/mediscope/mediscope.json").contains(institution), "the edited mediscope.json was kept")
         #expect(chroot.read("/etc/nginx/sites-available/mediscope").contains("listen 127.0.0.1:\(https) ssl http2;"), "the edited site was kept")
         #expect(chroot.read("/etc/default/mediscope").contains("SWAP_SIZE=64M"))
@@ -441,7 +455,7 @@ struct PackageInstallTests {
 
         // ---------------------------------------------------------------- a fresh install on a bare nginx
         // sites-enabled is empty now (Debian's default was taken out above): the package enables its site.
-        let again = try chroot.aptInstall(newerFolder.appending("mediscope_\(newerVersion)_amd64.deb"), timeout: 600)
+        let again = try chroot.aptInstall(newerDeb, timeout: 600)
         #expect(again.status == 0 && again.stdout.contains("enabled the nginx site"), "\(again.stdout.suffix(2000))\(again.stderr)")
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: chroot.path("/etc/nginx/sites-enabled/mediscope"))) == "../sites-available/mediscope")
         #expect(try chroot.run(["nginx", "-t"]).status == 0)
