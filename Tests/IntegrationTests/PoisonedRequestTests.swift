@@ -233,9 +233,11 @@ import Testing
         // The inference pool takes them (its accepted count); health is answered while both still run.
         #expect(try await eventually(timeout: 60) { try stack.poolNumber("inference", "activeWorkers") >= 1 })
         let health = try await stack.request("GET", "/api/health")
-        let bothRunning = !finished.0.isMarked && !finished.1.isMarked
+        // One inference worker: the second read waits for the first. Health answered before both ended is
+        // health not held by them (on a loaded machine the first may end before health's answer arrives).
+        let oneRunning = !finished.0.isMarked || !finished.1.isMarked
         #expect(health.status == 200)
-        #expect(bothRunning, "health answered while both reads were still running")
+        #expect(oneRunning, "health answered while a read was still running")
         for read in reads {
             let r = try await read.value
             #expect(r.status == 200 && r.json?["rows"] as? Int == side, "\(r.status) \(String(decoding: r.body.prefix(300), as: UTF8.self))")

@@ -14,7 +14,9 @@ import TestSupport
 
     init() throws {
         // Every io request is "slow", so each one leaves a slow_request line to read.
-        stack = try Stack(settings: ["POOLS_IO_SLOW_REQUEST_SECONDS": "0.000001"])
+        // A request waiting on a locked audit log waits SQLite's busy timeout more than once; under a loaded
+        // CI machine that passed the io pool's 15 s limit (a 500 from the time limit, not the 503 under test).
+        stack = try Stack(settings: ["POOLS_IO_SLOW_REQUEST_SECONDS": "0.000001", "POOLS_IO_REQUEST_TIMEOUT_SECONDS": "60"])
         adminToken = try stack.token(forNewUser: "sec-admin", role: "admin")
         intruderToken = try stack.token(forNewUser: "intruder", role: "clinician", organization: "other")
     }
