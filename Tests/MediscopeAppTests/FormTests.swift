@@ -73,22 +73,29 @@ func multipart(_ fields: [(String, String)], file: (String, [UInt8])? = nil, bou
         #expect(MultipartForm.find(Array("zz".utf8), in: hay, from: 0) == nil)
     }
 
+    /// `whole` with 1 to 6 random bytes changed, removed or inserted (boundary characters), and a quarter of
+    /// the time cut short.
+    static func corrupted(_ whole: [UInt8], _ rng: inout SplitMix64) -> [UInt8] {
+        var body = whole
+        for _ in 0..<Int(rng.next() % 6 + 1) {
+            let i = Int(rng.next() % UInt64(body.count))
+            switch rng.next() % 3 {
+            case 0: body[i] = UInt8(truncatingIfNeeded: rng.next())
+            case 1: body.remove(at: i)
+            default: body.insert(Array("\r\n--XyZ123".utf8)[Int(rng.next() % 10)], at: i)
+            }
+        }
+        if rng.next() % 4 == 0 { body = Array(body.prefix(Int(rng.next() % UInt64(body.count)))) }
+        return body
+    }
+
     /// Random corruption of a valid body: every outcome is a parsed form or a 400, never a crash or a hang.
     @Test func randomCorruptionNeverCrashes() {
         var rng = SplitMix64(seed: 42)
         let whole = multipart([("patient_id", "P-1"), ("age", "40")], file: ("image", (0..<300).map { UInt8($0 % 251) }))
         var parsed = 0, refused = 0
         for _ in 0..<3000 {
-            var body = whole
-            for _ in 0..<Int(rng.next() % 6 + 1) {
-                let i = Int(rng.next() % UInt64(body.count))
-                switch rng.next() % 3 {
-                case 0: body[i] = UInt8(truncatingIfNeeded: rng.next())
-                case 1: body.remove(at: i)
-                default: body.insert(Array("\r\n--XyZ123".utf8)[Int(rng.next() % 10)], at: i)
-                }
-            }
-            if rng.next() % 4 == 0 { body = Array(body.prefix(Int(rng.next() % UInt64(body.count)))) }
+            let body = Self.corrupted(whole, &rng)
             do {
                 _ = try MultipartForm.parse(contentType: type, body: body)
                 parsed += 1
@@ -113,16 +120,7 @@ func multipart(_ fields: [(String, String)], file: (String, [UInt8])? = nil, bou
         #expect(good?.parts.map(\.body.count) == [200, 120])
         var parsed = 0, refused = 0
         for _ in 0..<3000 {
-            var body = whole
-            for _ in 0..<Int(rng.next() % 6 + 1) {
-                let i = Int(rng.next() % UInt64(body.count))
-                switch rng.next() % 3 {
-                case 0: body[i] = UInt8(truncatingIfNeeded: rng.next())
-                case 1: body.remove(at: i)
-                default: body.insert(Array("\r\n--XyZ123".utf8)[Int(rng.next() % 10)], at: i)
-                }
-            }
-            if rng.next() % 4 == 0 { body = Array(body.prefix(Int(rng.next() % UInt64(body.count)))) }
+            let body = Self.corrupted(whole, &rng)
             do {
                 _ = try MultipartForm.parseRelated(contentType: related, type: "application/dicom", body: body, maxParts: 1000)
                 parsed += 1
