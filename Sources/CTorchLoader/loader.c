@@ -3,6 +3,7 @@
 #include "ctorch.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,4 +40,8 @@ int32_t ctorch_libtorch_mapped(void) {
     }
     fclose(maps);
     return found;
+}
+
+int32_t ctorch_malloc_thresholds(int32_t mmap_threshold, int32_t trim_threshold) {
+    return mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1;
 }

@@ -37,4 +37,19 @@ import TestSupport
         #expect(TorchLibrary.isOpen && TorchLibrary.libtorchMapped)
         #expect(try TorchLibrary.shared() === library, "opened once per process")
     }
+
+    @Test func aProcessThatRunsModelsKeepsActivationSizedBlocksInItsHeap() throws {
+        _ = try TorchLibrary.shared()
+        // glibc marks a block that has a mapping of its own in its chunk header (IS_MMAPPED, bit 1 of the
+        // size word just before it): read per block, so other tests allocating meanwhile cannot disturb it.
+        func mapped(_ bytes: Int) -> Bool {
+            guard let block = malloc(bytes) else { return false }
+            defer { free(block) }
+            return block.load(fromByteOffset: -MemoryLayout<UInt>.size, as: UInt.self) & 2 != 0
+        }
+        // An int8 activation (240 x 240 x 64 bytes) would get a mapping of its own with glibc's defaults.
+        #expect(!mapped(240 * 240 * 64), "an int8 activation is served from the heap")
+        #expect(!mapped(Int(TorchLibrary.mmapThreshold) - 4096))
+        #expect(mapped(Int(TorchLibrary.mmapThreshold) + 4096), "larger blocks keep mappings of their own")
+    }
 }

@@ -102,6 +102,11 @@ const ctorch_api *ctorch_api_get(void);
  * stays loaded for the life of the process. Not thread-safe: callers serialise. */
 const ctorch_api *ctorch_open(const char *path, ctorch_error *err);
 
+/* Fixes glibc's malloc thresholds for a process that runs models: blocks up to mmap_threshold bytes come
+ * from the heap instead of mappings of their own, and the heap keeps up to trim_threshold bytes free at its
+ * top. Returns 1 when both were set. */
+int32_t ctorch_malloc_thresholds(int32_t mmap_threshold, int32_t trim_threshold);
+
 /* Non-zero when this process has mapped libtorch's CPU library (read from
  * /proc/self/maps), for the tests and the status page that check where it lives. */
 int32_t ctorch_libtorch_mapped(void);
