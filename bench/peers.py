@@ -30,6 +30,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import threading
 import time
 import urllib.request
@@ -392,10 +393,111 @@ def median_sample(run):
     return s[len(s) // 2] if s else None
 
 
+# A convolution in oneDNN's verbose log: groups, batch, channels, output size, kernel (2D or 3D).
+CONV = re.compile(r"(?:g(\d+))?mb(\d+)_ic(\d+)oc(\d+)_(?:id\d+od(\d+)kd(\d+)\S*?_)?ih\d+oh(\d+)kh(\d+)\S*?_iw\d+ow(\d+)kw(\d+)")
+
+
+def onednn_convs(path):
+    """The convolutions of one forward from oneDNN's verbose log of several forwards (exec lines:
+    ...,convolution,KERNEL,PROPAGATION,MEMORY,ATTRIBUTES,ALGORITHM,PROBLEM,MS): how many, their
+    multiply-accumulates and their time (each distinct problem's median time, times how often a
+    forward runs it; the first convolution logged runs once per forward)."""
+    if not os.path.exists(path):
+        return None
+    by, first = {}, None
+    for line in open(path):
+        f = line.rstrip("\n").split(",")
+        if len(f) < 6 or f[3] != "convolution":
+            continue
+        m = CONV.search(f[-2])
+        if not m:
+            continue
+        g, mb, ic, oc, od, kd, oh, kh, ow, kw = (int(v) if v else 1 for v in m.groups())
+        entry = by.setdefault(f[-2], {"macs": mb * oc * od * oh * ow * (ic // g) * kd * kh * kw, "times": [], "kernel": f[4]})
+        entry["times"].append(float(f[-1]))
+        first = first or f[-2]
+    if not first:
+        return None
+    forwards = len(by[first]["times"])
+    return {"forwards": forwards,
+            "convolutions": sum(len(e["times"]) for e in by.values()) / forwards,
+            "gmac": sum(e["macs"] * len(e["times"]) for e in by.values()) / forwards / 1e9,
+            "ms": sum(median(e["times"]) * len(e["times"]) for e in by.values()) / forwards,
+            "kernels": sorted({e["kernel"] for e in by.values()})}
+
+
+def floor_rows(out, p50_python, pss1_python, bare_ms):
+    """The "what this machine allows" table and the lines it adds to the goals, from bench/floors.c's
+    peak and PSS figures and oneDNN's logs ([] when the floors part did not run)."""
+    peak = load(out, "peak.json")
+    if not peak:
+        return [], []
+    convs = {m: onednn_convs(os.path.join(out, f"onednn-{m}.txt")) for m in ("fp32", "int8")}
+    pss = {k: load(out, f"pss-{k}.json") for k in ("libtorch", "fp32", "int8")}
+    peak_gmacs = {"fp32": peak["fp32_gmacs"], "int8": peak["int8_gmacs"]}
+    at_peak = {m: convs[m]["gmac"] / peak_gmacs[m] * 1000 if convs[m] else None for m in ("fp32", "int8")}
+    libs = open(os.path.join(out, "shim-libraries.txt")).read().strip() if os.path.exists(os.path.join(out, "shim-libraries.txt")) else "?"
+
+    def both(f):
+        return " | ".join(f(m) for m in ("fp32", "int8"))
+
+    def share(m):
+        c = convs[m]
+        return f"{ms(c['ms'])} ({c['gmac'] / c['ms'] * 1000:.0f} GMAC/s, {100 * at_peak[m] / c['ms']:.0f}% of the peak)" if c else "n/a"
+
+    def vs_python(v):
+        r = ratio(p50_python, v)
+        return f"{r:.1f}x" if r is not None else "n/a"
+
+    def pss_cell(key):
+        d = pss[key]
+        if not d:
+            return "n/a"
+        v = d["pss_kib"] / 1024
+        r = ratio(v, pss1_python)
+        return f"{v:.0f} MiB" + (f" ({r:.2f}x)" if r is not None else "") + f", anonymous {d['pss_anon_kib'] / 1024:.0f}"
+
+    rows = [
+        "| | Mediscope fp32 | Mediscope int8 |",
+        "|---|---|---|",
+        f"| the core's peak, multiply-accumulates per second (instructions) | {peak['fp32_gmacs']:.0f} GMAC/s ({peak['fp32_isa']} FMA) | "
+        f"{peak['int8_gmacs']:.0f} GMAC/s ({peak['int8_isa']} dot products) |",
+        "| the forward's convolutions (oneDNN's log: per forward, kernels) | "
+        + both(lambda m: f"{convs[m]['convolutions']:.0f}, {convs[m]['gmac']:.1f} GMAC ({', '.join(convs[m]['kernels'])})" if convs[m] else "n/a") + " |",
+        "| their time in oneDNN, per forward (rate, share of the core's peak) | " + both(share) + " |",
+        "| the convolutions at the core's peak: no forward can be shorter | " + both(lambda m: ms(at_peak[m])) + " |",
+        "| the bare forward (above) - its convolutions in oneDNN: pooling, (de)quantising, the head, libtorch | "
+        + both(lambda m: ms(bare_ms[m] - convs[m]["ms"]) if convs[m] and bare_ms[m] else "n/a") + " |",
+        "| the Python stack's analysis / the convolutions' time in oneDNN: the most any analysis here could reach with everything else free | "
+        + both(lambda m: vs_python(convs[m]["ms"]) if convs[m] else "n/a") + " |",
+        "| the Python stack's analysis / the convolutions at the core's peak | " + both(lambda m: vs_python(at_peak[m])) + " |",
+        f"| PSS of one process with libtorch alone: the shim opened ({libs} shared objects), nothing loaded (x = this / the Python stack's, 1 worker) | "
+        f"{pss_cell('libtorch')} | {pss_cell('libtorch')} |",
+        "| PSS of one process with libtorch and this model, loaded and run once, nothing else (x = this / the Python stack's) | "
+        + both(pss_cell) + " |",
+    ]
+    lines = []
+    c8 = convs["int8"]
+    if c8 and p50_python:
+        best = p50_python / c8["ms"]
+        lines.append(f"- int8 speed: with everything but oneDNN's convolutions free, an analysis here would reach {best:.1f}x the Python stack; "
+                     f"with the convolutions at the core's peak too, {p50_python / at_peak['int8']:.1f}x. The bare forward spends "
+                     f"{ms(bare_ms['int8'] - c8['ms']) if bare_ms['int8'] else 'n/a'} outside the convolutions, and the analysis "
+                     "adds decoding, resizing, Grad-CAM, the input check, HTTP and the store to that")
+    if pss["int8"] and pss1_python:
+        goal = 0.2 * pss1_python
+        v = pss["int8"]["pss_kib"] / 1024
+        lines.append(f"- memory: 0.2x the Python stack's PSS is {goal:.0f} MiB; one process holding only libtorch takes "
+                     f"{pss['libtorch']['pss_kib'] / 1024:.0f} MiB, and with the int8 model run once {v:.0f} MiB: "
+                     + ("a stack that runs this model on this libtorch cannot be under the goal, whatever else it does"
+                        if v > goal else "the goal leaves room above that floor"))
+    return rows, lines
+
+
 def run_report(args):
     out = args.out
     meta = read_meta(out)
-    fails = {s: failed(out, s) for s, _ in STACKS + (("ort", ""), ("bare-fp32", ""), ("bare-int8", ""))}
+    fails = {s: failed(out, s) for s, _ in STACKS + (("ort", ""), ("bare-fp32", ""), ("bare-int8", ""), ("floors", ""))}
     lat = {s: load(out, f"{s}-latency.json") for s, _ in STACKS}
     w1 = {s: load(out, f"{s}-w1-load.json") for s, _ in STACKS}
     w2 = {s: load(out, f"{s}-w2-load.json") for s, _ in STACKS}
@@ -482,6 +584,8 @@ def run_report(args):
     lines.append(f"- through the server vs in process (HTTP, nginx, FastCGI, the store): fp32 {rx(ratio(p50['fp32'], cli_ms['fp32']), 3)}, "
                  f"int8 {rx(ratio(p50['int8'], cli_ms['int8']), 3)}")
 
+    floors, floor_lines = floor_rows(out, p50["python"], pss1["python"], bare_ms)
+    lines += floor_lines
     failures = [f"- **{s} FAILED**: {f}" for s, f in fails.items() if f]
 
     memory = ["| stack | workers | samples | PSS median (max) | resident pages, distinct | private | RSS sum | by role: processes, PSS MiB (median sample) |",
@@ -591,6 +695,10 @@ def run_report(args):
         "",
         *lines,
         "",
+        *(["What this machine allows: `bench/floors.c` measures the core's multiply-accumulate peak (the widest instructions it has, "
+           "16 independent chains, best of 5) and the PSS of one process that opens the shim as the inference fork server does; "
+           "oneDNN's own log (ONEDNN_VERBOSE) of a few forwards of mediscope-bench counts and times the convolutions (core 0, 1 thread, "
+           "the same scan):", "", *floors, ""] if floors else []),
         "Memory of each stack under load (PSS: a page shared by n processes counts 1/n in each, so the sum is what the "
         "stack takes; pages it shares with programs outside it, e.g. another process mapping the same libtorch, count "
         "partly for those, which lowers the figure on a busy machine. Resident pages, distinct: every physical page any "

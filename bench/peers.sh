@@ -217,6 +217,31 @@ attempt ort bare_ort
 attempt bare-fp32 bare_mediscope fp32
 attempt bare-int8 bare_mediscope int8
 
+# ------------------------------------------------------------------ what this machine allows (floors)
+# bench/floors.c: the core's int8 and fp32 multiply-accumulate peak, and the PSS of one process holding
+# libtorch alone (then with each model loaded and run once). oneDNN's own log of a few forwards counts
+# and times the convolutions: how close libtorch runs them to that peak.
+SHIM=$(dirname "$BIN")/libMediscopeTorch.so
+floors() {
+    cc -O2 -Wall -I Sources/CTorchLoader/include bench/floors.c Sources/CTorchLoader/loader.c -ldl -o "$OUT/floors-bin" \
+        || die "cannot build bench/floors.c"
+    taskset -c 0 "$OUT/floors-bin" peak 3 > "$OUT/peak.json" || die "floors peak failed"
+    "$OUT/floors-bin" pss "$SHIM" > "$OUT/pss-libtorch.json" || die "floors pss (libtorch alone) failed"
+    ldd "$SHIM" | grep -c '=>' > "$OUT/shim-libraries.txt" || true
+    local m manifest file height width engine
+    for m in int8 fp32; do
+        manifest=$FP32; [ "$m" = int8 ] && manifest=$INT8
+        read -r file height width engine < <("$PY3" -c 'import json,sys; e = json.load(open(sys.argv[1]))["models"][0]
+print(e["file"], e["input"]["height"], e["input"]["width"], e.get("engine", ""))' "$manifest")
+        "$OUT/floors-bin" pss "$SHIM" "models/$file" "$engine" "$height" "$width" > "$OUT/pss-$m.json" || die "floors pss ($m) failed"
+        ONEDNN_VERBOSE=1 taskset -c 0 "$BENCH_BIN" --image "$FIRST_SCAN" --manifest "$manifest" --threads 1 --runs 5 --warmup 2 \
+            2> "$OUT/onednn-$m.err" | grep '^onednn_verbose,exec,' > "$OUT/onednn-$m.txt" || die "no oneDNN log for $m"
+    done
+    log "floors: $(cat "$OUT/peak.json")"
+}
+quiet "floors"
+attempt floors floors
+
 # ------------------------------------------------------------------ (1) the Python stack
 py_launch() {  # WORKERS [LAUNCHER...]
     local workers=$1; shift
