@@ -289,6 +289,12 @@ def run_run(args):
         out.update(window_s=args.seconds, warmup_s=args.warmup, in_window=len(inside), rps=len(inside) / args.seconds,
                    p50_ms=median([r["ms"] for r in inside]))
     else:
+        staged = [r for r in ok if r.get("forward_ms")]
+        if staged:
+            # Each answer against the forward stage of that same analysis: immune to the machine's drift
+            # between this run and the bare forward's.
+            out.update(forward_p50_ms=median([r["forward_ms"] for r in staged]),
+                       over_forward_p50=median([r["ms"] / r["forward_ms"] for r in staged]))
         out.update(p50_ms=median([r["ms"] for r in ok]), p90_ms=pct([r["ms"] for r in ok], 90),
                    min_ms=min((r["ms"] for r in ok), default=float("nan")),
                    max_ms=max((r["ms"] for r in ok), default=float("nan")),
@@ -398,16 +404,20 @@ CONV = re.compile(r"(?:g(\d+))?mb(\d+)_ic(\d+)oc(\d+)_(?:id\d+od(\d+)kd(\d+)\S*?
 
 
 def onednn_convs(path):
-    """The convolutions of one forward from oneDNN's verbose log of several forwards (exec lines:
-    ...,convolution,KERNEL,PROPAGATION,MEMORY,ATTRIBUTES,ALGORITHM,PROBLEM,MS): how many, their
-    multiply-accumulates and their time (each distinct problem's median time, times how often a
-    forward runs it; the first convolution logged runs once per forward)."""
+    """The convolutions of one forward from a mediscope-bench run under ONEDNN_VERBOSE (oneDNN's exec
+    lines: ...,convolution,KERNEL,PROPAGATION,MEMORY,ATTRIBUTES,ALGORITHM,PROBLEM,MS, then the bench's
+    JSON): how many, their multiply-accumulates, their time (each distinct problem's median time, times
+    how often a forward runs it; the first convolution logged runs once per forward) and that run's
+    own bare forward, so that their share of it does not depend on the machine's drift."""
     if not os.path.exists(path):
         return None
-    by, first = {}, None
+    by, first, rest = {}, None, []
     for line in open(path):
+        if not line.startswith("onednn_verbose,"):
+            rest.append(line)
+            continue
         f = line.rstrip("\n").split(",")
-        if len(f) < 6 or f[3] != "convolution":
+        if len(f) < 6 or f[1] != "exec" or f[3] != "convolution":
             continue
         m = CONV.search(f[-2])
         if not m:
@@ -419,7 +429,11 @@ def onednn_convs(path):
     if not first:
         return None
     forwards = len(by[first]["times"])
-    return {"forwards": forwards,
+    try:
+        bare = json.loads("".join(rest))["bareForwardLibtorchMedianMs"]
+    except (ValueError, KeyError):
+        bare = None
+    return {"forwards": forwards, "bare_ms": bare,
             "convolutions": sum(len(e["times"]) for e in by.values()) / forwards,
             "gmac": sum(e["macs"] * len(e["times"]) for e in by.values()) / forwards / 1e9,
             "ms": sum(median(e["times"]) * len(e["times"]) for e in by.values()) / forwards,
@@ -432,7 +446,11 @@ def floor_rows(out, p50_python, pss1_python, bare_ms):
     peak = load(out, "peak.json")
     if not peak:
         return [], []
-    convs = {m: onednn_convs(os.path.join(out, f"onednn-{m}.txt")) for m in ("fp32", "int8")}
+    convs = {m: onednn_convs(os.path.join(out, f"onednn-{m}.out")) for m in ("fp32", "int8")}
+    # The convolutions' share of the bare forward, both from the one logged run.
+    share_of_bare = {m: ratio(convs[m]["ms"], convs[m]["bare_ms"]) if convs[m] else None for m in ("fp32", "int8")}
+    # With everything but the convolutions free: the bare forward of the main run at that share.
+    conv_only = {m: bare_ms[m] * share_of_bare[m] if bare_ms[m] and share_of_bare[m] else None for m in ("fp32", "int8")}
     pss = {k: load(out, f"pss-{k}.json") for k in ("libtorch", "fp32", "int8")}
     peak_gmacs = {"fp32": peak["fp32_gmacs"], "int8": peak["int8_gmacs"]}
     at_peak = {m: convs[m]["gmac"] / peak_gmacs[m] * 1000 if convs[m] else None for m in ("fp32", "int8")}
@@ -466,10 +484,10 @@ def floor_rows(out, p50_python, pss1_python, bare_ms):
         + both(lambda m: f"{convs[m]['convolutions']:.0f}, {convs[m]['gmac']:.1f} GMAC ({', '.join(convs[m]['kernels'])})" if convs[m] else "n/a") + " |",
         "| their time in oneDNN, per forward (rate, share of the core's peak) | " + both(share) + " |",
         "| the convolutions at the core's peak: no forward can be shorter | " + both(lambda m: ms(at_peak[m])) + " |",
-        "| the bare forward (above) - its convolutions in oneDNN: pooling, (de)quantising, the head, libtorch | "
-        + both(lambda m: ms(bare_ms[m] - convs[m]["ms"]) if convs[m] and bare_ms[m] else "n/a") + " |",
-        "| the Python stack's analysis / the convolutions' time in oneDNN: the most any analysis here could reach with everything else free | "
-        + both(lambda m: vs_python(convs[m]["ms"]) if convs[m] else "n/a") + " |",
+        "| their share of that run's bare forward (the rest: pooling, (de)quantising, the head, libtorch's own work) | "
+        + both(lambda m: f"{100 * share_of_bare[m]:.0f}% of {ms(convs[m]['bare_ms'])}" if share_of_bare[m] else "n/a") + " |",
+        "| the Python stack's analysis / the bare forward above at that share: the most any analysis here could reach with everything but the convolutions free | "
+        + both(lambda m: vs_python(conv_only[m])) + " |",
         "| the Python stack's analysis / the convolutions at the core's peak | " + both(lambda m: vs_python(at_peak[m])) + " |",
         f"| PSS of one process with libtorch alone: the shim opened ({libs} shared objects), nothing loaded (x = this / the Python stack's, 1 worker) | "
         f"{pss_cell('libtorch')} | {pss_cell('libtorch')} |",
@@ -477,13 +495,11 @@ def floor_rows(out, p50_python, pss1_python, bare_ms):
         + both(pss_cell) + " |",
     ]
     lines = []
-    c8 = convs["int8"]
-    if c8 and p50_python:
-        best = p50_python / c8["ms"]
-        lines.append(f"- int8 speed: with everything but oneDNN's convolutions free, an analysis here would reach {best:.1f}x the Python stack; "
-                     f"with the convolutions at the core's peak too, {p50_python / at_peak['int8']:.1f}x. The bare forward spends "
-                     f"{ms(bare_ms['int8'] - c8['ms']) if bare_ms['int8'] else 'n/a'} outside the convolutions, and the analysis "
-                     "adds decoding, resizing, Grad-CAM, the input check, HTTP and the store to that")
+    if conv_only["int8"] and p50_python:
+        lines.append(f"- int8 speed: with everything but oneDNN's convolutions free, an analysis here would reach "
+                     f"{p50_python / conv_only['int8']:.1f}x the Python stack (30x leaves {ms(p50_python / 30 - conv_only['int8'])} for "
+                     f"the rest of the forward, decoding, resizing, Grad-CAM, the input check, HTTP and the store); with the "
+                     f"convolutions at the core's peak too, {p50_python / at_peak['int8']:.1f}x")
     if pss["int8"] and pss1_python:
         goal = 0.2 * pss1_python
         v = pss["int8"]["pss_kib"] / 1024
@@ -534,7 +550,9 @@ def run_report(args):
         + " | ".join([cell("python", p50["python"], ms), "", cell("fp32", p50["fp32"], ms, p50["python"]), cell("int8", p50["int8"], ms, p50["python"])]) + " |",
         "| bare forward, 1 thread, median (batch 1, 240x240) | n/a | "
         + " | ".join([cell("ort", ort_ms, ms), cell("bare-fp32", bare_ms["fp32"], ms), cell("bare-int8", bare_ms["int8"], ms)]) + " |",
-        "| analysis through the server / its own bare forward | n/a | | "
+        "| analysis through the server / its own forward stage, the same request's (median of the requests' ratios; the stage's median) | n/a | | "
+        + " | ".join(f"{rx(get(lat[m], 'over_forward_p50'))} ({ms(get(lat[m], 'forward_p50_ms'))})" for m in ("fp32", "int8")) + " |",
+        "| analysis through the server / its own bare forward (measured minutes apart: the machine's drift shows here) | n/a | | "
         + " | ".join(rx(ratio(p50[m], bare_ms[m])) for m in ("fp32", "int8")) + " |",
         "| in-process analysis, median (mediscope-bench, 1 thread) | | | "
         + " | ".join(cell(f"bare-{m}", cli_ms[m], ms) for m in ("fp32", "int8")) + " |",
@@ -568,8 +586,8 @@ def run_report(args):
 
     goals = [
         ("int8: one analysis vs the Python stack's (Python p50 / int8 p50)", ratio(p50["python"], p50["int8"]), 30, True, "at least 30x"),
-        ("int8: analysis through nginx / its own bare forward", ratio(p50["int8"], bare_ms["int8"]), 1.2, False, "at most 1.2x"),
-        ("fp32: analysis through nginx / its own bare forward", ratio(p50["fp32"], bare_ms["fp32"]), 1.2, False, "at most 1.2x"),
+        ("int8: analysis through nginx / its own forward stage (per request)", get(lat["int8"], "over_forward_p50"), 1.2, False, "at most 1.2x"),
+        ("fp32: analysis through nginx / its own forward stage (per request)", get(lat["fp32"], "over_forward_p50"), 1.2, False, "at most 1.2x"),
         ("int8: stack PSS / the Python stack's, 1 worker", ratio(pss1["int8"], pss1["python"]), 0.2, False, "at most 0.2x"),
         ("fp32: stack PSS / the Python stack's, 1 worker", ratio(pss1["fp32"], pss1["python"]), 0.2, False, "at most 0.2x"),
     ]

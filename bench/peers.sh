@@ -234,8 +234,10 @@ floors() {
         read -r file height width engine < <("$PY3" -c 'import json,sys; e = json.load(open(sys.argv[1]))["models"][0]
 print(e["file"], e["input"]["height"], e["input"]["width"], e.get("engine", ""))' "$manifest")
         "$OUT/floors-bin" pss "$SHIM" "models/$file" "$engine" "$height" "$width" > "$OUT/pss-$m.json" || die "floors pss ($m) failed"
+        # stdout: oneDNN's lines, then mediscope-bench's JSON (its bare forward in this same run).
         ONEDNN_VERBOSE=1 taskset -c 0 "$BENCH_BIN" --image "$FIRST_SCAN" --manifest "$manifest" --threads 1 --runs 5 --warmup 2 \
-            2> "$OUT/onednn-$m.err" | grep '^onednn_verbose,exec,' > "$OUT/onednn-$m.txt" || die "no oneDNN log for $m"
+            > "$OUT/onednn-$m.out" 2> "$OUT/onednn-$m.err" || die "mediscope-bench with ONEDNN_VERBOSE ($m): $(tail -2 "$OUT/onednn-$m.err" | tr '\n' ' ')"
+        grep -q '^onednn_verbose,exec,' "$OUT/onednn-$m.out" || die "no oneDNN log for $m (ONEDNN_VERBOSE had no effect)"
     done
     log "floors: $(cat "$OUT/peak.json")"
 }

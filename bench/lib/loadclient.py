@@ -28,6 +28,15 @@ def post(host, port, path, body, headers, timeout=300):
         return 0, str(e).encode()
 
 
+def forward_stage_ms(data):
+    """The forward stage a Mediscope answer reports for its own analysis (timingsMs.forward), else None."""
+    try:
+        value = json.loads(data).get("timingsMs", {}).get("forward")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def upload_headers(token, boundary):
     return {"Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"}
 
@@ -36,7 +45,8 @@ def closed_loop(url, bodies, headers, concurrency, count=None, until=None):
     """concurrency clients, each POSTing the next body (round robin over `bodies`) as soon as its previous
     answer is in, until `count` requests were started or time.time() reaches `until` (requests in flight
     then are finished). -> one dict per request, in the order they finished: start and end (epoch s),
-    ms, status, body (index), error (the start of a non-201 answer)."""
+    ms, status, body (index), error (the start of a non-201 answer), forward_ms (the forward stage the
+    answer reports, Mediscope's only)."""
     host, port, path = split_url(url)
     lock = threading.Lock()
     state = {"next": 0}
@@ -56,7 +66,7 @@ def closed_loop(url, bodies, headers, concurrency, count=None, until=None):
             e = None if status == 201 else data[:200].decode("utf-8", "replace")
             with lock:
                 out.append({"start": round(t0, 6), "end": round(t0 + ms / 1000, 6), "ms": round(ms, 2),
-                            "status": status, "body": b, "error": e})
+                            "status": status, "body": b, "error": e, "forward_ms": forward_stage_ms(data) if status == 201 else None})
 
     threads = [threading.Thread(target=client) for _ in range(max(1, concurrency))]
     for t in threads:
