@@ -3,15 +3,19 @@
 #include <chrono>
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmnet/dcmlayer.h"
+#include "dcmtk/dcmnet/dcmtrans.h"
 #include "dcmtk/dcmnet/diutil.h"
 #include "dcmtk/dcmnet/scp.h"
 #include "dcmtk/oflog/oflog.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,11 +41,104 @@ OFList<OFString> imageTransferSyntaxes() {
     return list;
 }
 
+using Clock = std::chrono::steady_clock;
+
+/// How long a read of the current connection may wait. DCMTK 3.6.7 reads the body of an A-ASSOCIATE-RQ
+/// blocking, with no timeout at all, and counts its ACSE timeout per read elsewhere: a peer that sent a
+/// PDU header and then nothing, or a byte now and then, held the listener (one association at a time)
+/// for good. Here the whole request must arrive within the ACSE timeout of the connection (PS3.8's ARTIM
+/// timer), and once it has, no read waits longer than the DIMSE timeout (the association's idle limit).
+class ReadBounds {
+public:
+    ReadBounds(uint32_t acseSeconds, uint32_t dimseSeconds) : acseSeconds_(acseSeconds), dimseSeconds_(dimseSeconds) {}
+
+    /// A connection was accepted: its association request is due within the ACSE timeout.
+    void connected() {
+        requestDue_ = Clock::now() + std::chrono::seconds(acseSeconds_);
+        requestReceived_ = false;
+    }
+    /// The association request has arrived whole.
+    void requestReceived() { requestReceived_ = true; }
+
+    /// Milliseconds a read may wait now, at most `limit` (-1: no limit of the caller's).
+    int waitMilliseconds(int limit) const {
+        long bound = -1;
+        if (!requestReceived_) {
+            bound = std::max<long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(requestDue_ - Clock::now()).count());
+        } else if (dimseSeconds_ > 0) {
+            bound = long(dimseSeconds_) * 1000;
+        }
+        if (bound < 0) return limit;
+        return int(limit < 0 ? bound : std::min<long>(limit, bound));
+    }
+
+private:
+    uint32_t acseSeconds_;
+    uint32_t dimseSeconds_;
+    Clock::time_point requestDue_ = Clock::now();
+    bool requestReceived_ = false;
+};
+
+/// DCMTK's plain TCP connection with every wait for data bounded by `ReadBounds`.
+class BoundedConnection : public DcmTCPConnection {
+public:
+    BoundedConnection(DcmNativeSocketType socket, const ReadBounds &bounds) : DcmTCPConnection(socket), bounds_(bounds) {}
+
+    // A read past the bound fails as a timed-out socket would: DCMTK ends that association.
+    ssize_t read(void *buffer, size_t bytes) override {
+        if (!readable(bounds_.waitMilliseconds(-1))) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        return DcmTCPConnection::read(buffer, bytes);
+    }
+
+    OFBool networkDataAvailable(int timeoutSeconds) override {
+        return readable(bounds_.waitMilliseconds(std::max(timeoutSeconds, 0) * 1000)) ? OFTrue : OFFalse;
+    }
+
+private:
+    /// Whether data (or the peer's close) is there within `milliseconds` (-1: however long it takes).
+    bool readable(int milliseconds) {
+        const Clock::time_point until = Clock::now() + std::chrono::milliseconds(std::max(milliseconds, 0));
+        for (;;) {
+            int wait = milliseconds;
+            if (milliseconds >= 0)
+                wait = int(std::max<long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count()));
+            pollfd socket = {getSocket(), POLLIN, 0};
+            const int ready = poll(&socket, 1, wait);
+            if (ready >= 0) return ready > 0;
+            if (errno != EINTR) return true;  // let the read itself report the socket's error
+        }
+    }
+
+    const ReadBounds &bounds_;
+};
+
+/// Gives DcmSCP a `BoundedConnection` for each connection it accepts.
+class BoundedTransportLayer : public DcmTransportLayer {
+public:
+    explicit BoundedTransportLayer(ReadBounds &bounds) : bounds_(bounds) {}
+
+    DcmTransportConnection *createConnection(DcmNativeSocketType socket, OFBool) override {
+        bounds_.connected();
+        return new BoundedConnection(socket, bounds_);
+    }
+
+private:
+    ReadBounds &bounds_;
+};
+
 class StorageSCP : public DcmSCP {
 public:
-    StorageSCP(const dicom_scp_config &config, const dicom_scp_callbacks &callbacks)
+    StorageSCP(const dicom_scp_config &config, const dicom_scp_callbacks &callbacks, ReadBounds &bounds)
         : callbacks_(callbacks), aeTitle_(config.ae_title), incoming_(config.incoming_dir),
-          maxInstanceBytes_(config.max_instance_bytes), associationSeconds_(config.association_timeout) {}
+          maxInstanceBytes_(config.max_instance_bytes), associationSeconds_(config.association_timeout), bounds_(bounds) {}
+
+    void notifyAssociationRequest(const T_ASC_Parameters &params, DcmSCPActionType &desiredAction) override {
+        bounds_.requestReceived();
+        DcmSCP::notifyAssociationRequest(params, desiredAction);
+    }
 
     OFCondition handleIncomingCommand(T_DIMSE_Message *message, const DcmPresentationContextInfo &info) override {
         if (overTime()) {
@@ -60,7 +157,7 @@ public:
     }
 
     void notifyAssociationAcknowledge() override {
-        associationStarted_ = std::chrono::steady_clock::now();
+        associationStarted_ = Clock::now();
         event(DICOM_SCP_EVENT_ASSOCIATION_ACCEPTED);
     }
 
@@ -105,7 +202,7 @@ private:
 
     bool overTime() const {
         return associationSeconds_ > 0
-            && std::chrono::steady_clock::now() - associationStarted_ > std::chrono::seconds(associationSeconds_);
+            && Clock::now() - associationStarted_ > std::chrono::seconds(associationSeconds_);
     }
 
     // A-ABORT to the peer; DcmSCP drops the association once the receive in progress returns its error.
@@ -120,9 +217,10 @@ private:
     std::string incoming_;
     uint64_t maxInstanceBytes_;
     uint32_t associationSeconds_;
-    std::chrono::steady_clock::time_point associationStarted_ = std::chrono::steady_clock::now();
+    Clock::time_point associationStarted_ = Clock::now();
     bool aborting_ = false;
     uint64_t received_ = 0;
+    ReadBounds &bounds_;
 };
 
 }  // namespace
@@ -139,7 +237,11 @@ extern "C" int dicom_scp_run(const dicom_scp_config *config, const dicom_scp_cal
             setError(error, error_size, std::string("cannot create ") + config->incoming_dir + ": " + std::strerror(errno));
             return -1;
         }
-        StorageSCP scp(*config, *callbacks);
+        // Declared before the SCP, which holds the layer (not owning it) until it is destroyed.
+        ReadBounds bounds(config->acse_timeout, config->dimse_timeout);
+        BoundedTransportLayer layer(bounds);
+        StorageSCP scp(*config, *callbacks, bounds);
+        scp.getConfig().setTransportLayer(&layer);
         scp.setPort(config->port);
         scp.setAETitle(config->ae_title);
         scp.setMaxReceivePDULength(config->max_pdu);

@@ -14,7 +14,8 @@ package final class StorageSCP {
         package var incomingDirectory: String
         /// Largest PDU received, in bytes.
         package var maxPDU: UInt32 = 65_536
-        /// Seconds for association negotiation and release.
+        /// Seconds the whole association request may take from the connection on (however it trickles in),
+        /// and for the release.
         package var acseTimeout: UInt32 = 30
         /// Seconds a DIMSE message may take: an association idle longer is aborted.
         package var dimseTimeout: UInt32 = 60

@@ -455,12 +455,12 @@ final class Listener {
         }
     }
 
-    init(status: @escaping @Sendable (StorageSCP.Instance) -> UInt16) throws {
+    init(acseTimeout: UInt32 = 10, dimseTimeout: UInt32 = 30, status: @escaping @Sendable (StorageSCP.Instance) -> UInt16) throws {
         port = try StorageSCUTests.freePort()
         delegate = Delegate(status: status)
         var settings = StorageSCP.Settings(port: port, aeTitle: Self.aeTitle, incomingDirectory: folder.appending("incoming").path)
-        settings.acseTimeout = 10
-        settings.dimseTimeout = 30
+        settings.acseTimeout = acseTimeout
+        settings.dimseTimeout = dimseTimeout
         let delegate = delegate, finished = finished, scpSettings = settings
         Thread {
             try? StorageSCP(settings: scpSettings, delegate: delegate).run()
@@ -526,18 +526,33 @@ final class RawPeer {
     static func waitUntilListening(port: UInt16, timeout: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = port.bigEndian
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            let fd = connectedSocket(port: port)
+            if fd >= 0 {
+                close(fd)
+                return true
             }
-            close(fd)
-            if connected { return true }
             usleep(20_000)
         }
         return false
+    }
+
+    /// A socket connected to 127.0.0.1:`port`, or -1 (errno says why).
+    static func connectedSocket(port: UInt16) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return -1 }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        if !connected {
+            let why = errno
+            close(fd)
+            errno = why
+            return -1
+        }
+        return fd
     }
 }

@@ -18,8 +18,9 @@
  * An instance whose data set could not be received (a cut connection, a malformed PDU) is removed and
  * its association ends; the listener goes on with the next.
  *
- * Limits: `max_pdu` (bytes, receive), `acse_timeout` and `dimse_timeout` (seconds: an association idle
- * that long is aborted), `association_timeout` (seconds in all), the associate PDU size limit (DCMTK's
+ * Limits: `max_pdu` (bytes, receive), `acse_timeout` (seconds for the whole association request from
+ * the connection on, however it trickles in), `dimse_timeout` (seconds any later read may wait: an
+ * association idle that long ends), `association_timeout` (seconds in all), the associate PDU size limit (DCMTK's
  * 1 MB default), and `max_instance_bytes`, checked as an instance arrives (A-ABORT once it grows past). Between
  * associations and once a second while none comes, `should_stop` decides whether `dicom_scp_run` returns.
  *
@@ -47,7 +48,7 @@ typedef struct dicom_scp_config {
     const char *incoming_dir;
     /** Largest PDU received, in bytes (4096...131072 is usual). */
     uint32_t max_pdu;
-    /** Seconds to wait for an association request and its release (ACSE). */
+    /** Seconds the whole association request may take from the connection on, and to wait for its release (ACSE). */
     uint32_t acse_timeout;
     /** Seconds a DIMSE message may take to arrive: an association idle longer is aborted. */
     uint32_t dimse_timeout;
