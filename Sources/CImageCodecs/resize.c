@@ -136,6 +136,21 @@ static void resample_vertical(const uint8_t *src, int w, int ch, uint8_t *out, i
     }
 }
 
+// The one plane of an RGB image whose pixels all have R = G = B, or NULL (another image, or no memory).
+static uint8_t *gray_plane(const uint8_t *rgb, size_t pixels) {
+    uint8_t *plane = malloc(pixels);
+    if (plane == NULL) return NULL;
+    for (size_t i = 0; i < pixels; i++) {
+        const uint8_t *p = rgb + i * 3;
+        if (p[0] != p[1] || p[0] != p[2]) {
+            free(plane);
+            return NULL;
+        }
+        plane[i] = p[0];
+    }
+    return plane;
+}
+
 #define MULDIV255(a, b, tmp) (tmp = (a) * (b) + 128, ((((tmp) >> 8) + (tmp)) >> 8))
 
 int codec_resize_bicubic(const uint8_t *src, int src_w, int src_h, int channels,
@@ -148,6 +163,21 @@ int codec_resize_bicubic(const uint8_t *src, int src_w, int src_h, int channels,
     if (src_w == dst_w && src_h == dst_h) {  // Pillow returns a copy
         memcpy(dst, src, dst_bytes);
         return CODEC_OK;
+    }
+    // A grey scan stored as RGB (most are): every channel gets the same weights and so the same values,
+    // so one plane is resampled, in a third of the time, and copied into the three.
+    if (channels == 3) {
+        uint8_t *plane = gray_plane(src, (size_t)src_w * src_h);
+        uint8_t *small = plane ? malloc((size_t)dst_w * dst_h) : NULL;
+        if (small != NULL) {
+            int grey = codec_resize_bicubic(plane, src_w, src_h, 1, small, dst_w, dst_h);
+            for (size_t i = 0; grey == CODEC_OK && i < (size_t)dst_w * dst_h; i++)
+                dst[i * 3] = dst[i * 3 + 1] = dst[i * 3 + 2] = small[i];
+            free(plane);
+            free(small);
+            return grey;
+        }
+        free(plane);  // not grey (or no memory for the plane): the three channels, as Pillow does
     }
 
     int rc = CODEC_ERR_NOMEM;
