@@ -92,7 +92,8 @@ struct WorkerProcess {
         // Connections the web server asked to keep open (FCGI_KEEP_CONN), waiting for their next request.
         var kept: [FastCGIConnection] = []
         board.setState(slot, MS_SLOT_IDLE)
-        // Whether the last idle work found something: then the next wait only looks, and more follows.
+        // Whether the last idle work found something, or a request was just served: then the next wait only
+        // looks, and more follows.
         var working = false
 
         while true {
@@ -121,7 +122,9 @@ struct WorkerProcess {
                 }
                 continue
             }
-            working = false
+            // After a request the next wait only looks too: idle work waiting behind it (a received series)
+            // goes on at once instead of a second later; a wait finds no work before the full second.
+            working = true
             let connection: FastCGIConnection
             if ready == 0 {
                 guard let accepted = acceptAllowed() else { continue }  // another worker took it, or refused
