@@ -60,8 +60,10 @@ package final class TorchLibrary: @unchecked Sendable {
     /// their own, unmapped on free, or a heap top trimmed after each forward, so every int8 forward faulted in
     /// about 1,100 fresh zeroed pages, some 7% of its time (mediscope-bench: 74k faults in a run, 36k with these).
     /// Fixed thresholds keep blocks up to 8 MiB (int8 activations, oneDNN's scratch) in the heap for the next
-    /// forward. Larger ones (the fp32 model's 14 MiB activations) keep their own mappings: kept in the heap they
-    /// fragmented it and held 50 MiB more per worker for no speed-up. Steady RSS stays as it was for both.
+    /// forward, at the cost of what the heap keeps between analyses: about 10 MiB more per inference worker
+    /// (bench/processes.sh). Larger blocks (the fp32 model's 14 MiB activations) keep their own mappings: in the
+    /// heap they fragmented it and held 50 MiB more per worker for no speed-up. A smaller trim threshold (4 MiB)
+    /// gave the faults back.
     private static func keepForwardsInHeap() {
         _ = ctorch_malloc_thresholds(mmapThreshold, trimThreshold)
     }
