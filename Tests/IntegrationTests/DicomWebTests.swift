@@ -140,9 +140,27 @@ import Glibc
         #expect(Self.items(sent, "00081199").map(\.uid) == ["1.2.826.0.1.3680043.8.498.2401"])
         let failed = Self.items(sent, "00081198")
         #expect(failed.count == 1 && failed.first?.uid == "1.2.826.0.1.3680043.8.498.2402" && failed.first?.reason == 0xC000)
+        #expect(sent.header("Warning")?.hasPrefix("299 mediscope \"") == true, "why, for the sender's log: \(sent.headers)")
         // Nothing stored at all: 409.
         let none = try await stow([bad])
         #expect(none.status == 409 && Self.items(none, "00081198").first?.reason == 0xC000)
+
+        // A part in base64 is refused with the reason in a Warning; the binary part beside it is stored.
+        let boundary = "mediscope-stow-cte"
+        let binary = try Data(contentsOf: URL(fileURLWithPath: try copy(Self.mr, "binary.dcm", ["(0008,0018)": "1.2.826.0.1.3680043.8.498.2403"])))
+        var body = Data("--\(boundary)\r\nContent-Type: application/dicom\r\n\r\n".utf8) + binary
+        body += Data("\r\n--\(boundary)\r\nContent-Type: application/dicom\r\nContent-Transfer-Encoding: base64\r\n\r\n".utf8)
+        body += Data(binary.base64EncodedString().utf8) + Data("\r\n--\(boundary)--\r\n".utf8)
+        let type = "multipart/related; type=\"application/dicom\"; boundary=\(boundary)"
+        let mixed = try await stack.request("POST", "/dicom-web/studies", body: body, contentType: type)
+        #expect(mixed.status == 202, "\(String(decoding: mixed.body, as: UTF8.self))")
+        #expect(Self.items(mixed, "00081199").map(\.uid) == ["1.2.826.0.1.3680043.8.498.2403"])
+        #expect(Self.items(mixed, "00081198").map(\.reason) == [0xC000])
+        #expect(mixed.header("Warning")?.contains("Content-Transfer-Encoding base64 is not supported") == true, "\(mixed.headers)")
+        // A response type the sender refuses with q=0 is a 406, before anything is stored.
+        let refused = try await stack.request("POST", "/dicom-web/studies", body: body, contentType: type,
+                                              headers: ["Accept": "application/dicom+json;q=0, */*"])
+        #expect(refused.status == 406)
     }
 
     @Test func aWrongMediaTypeIs415NoTokenIs401AndAnotherStudysInstanceIsRefused() async throws {

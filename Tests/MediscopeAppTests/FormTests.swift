@@ -59,6 +59,28 @@ func multipart(_ fields: [(String, String)], file: (String, [UInt8])? = nil, bou
         #expect { try MultipartForm.parse(contentType: type, body: body) } throws: { ($0 as? Problem)?.status == 400 }
     }
 
+    /// RFC 7578 4.7: a form's file in base64 (or quoted-printable) is a 400 that says why, not an image the
+    /// decoder refuses; binary, 8bit and 7bit are the bytes as sent.
+    @Test func aTransferEncodingOtherThanBinaryIsRefusedWithItsName() throws {
+        func body(_ encoding: String) -> [UInt8] {
+            Array("--XyZ123\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\nContent-Transfer-Encoding: \(encoding)\r\n\r\n/9j/4AAQ\r\n--XyZ123--\r\n".utf8)
+        }
+        for encoding in ["base64", "Quoted-Printable"] {
+            #expect { try MultipartForm.parse(contentType: type, body: body(encoding)) } throws: {
+                let problem = $0 as? Problem
+                return problem?.status == 400 && problem?.detail.contains(encoding.lowercased()) == true
+            }
+        }
+        for encoding in ["binary", "8BIT", "7bit"] {
+            #expect(try MultipartForm.parse(contentType: type, body: body(encoding)).first("image")?.body == Array("/9j/4AAQ".utf8))
+        }
+        // multipart/related (STOW-RS) keeps the part and says why for it alone: the others may be stored.
+        let related = try MultipartForm.parseRelated(contentType: #"multipart/related; type="application/dicom"; boundary=XyZ123"#,
+                                                     type: "application/dicom", body: body("base64"), maxParts: 10)
+        #expect(related.parts.first?.transferEncoding == "base64")
+        #expect(related.parts.first?.unsupportedTransferEncoding?.contains("base64") == true)
+    }
+
     @Test func partWithoutHeadersAndPreambleAreHandled() throws {
         let body = Array("preamble\r\n--XyZ123\r\n\r\nraw\r\n--XyZ123--".utf8)
         let form = try MultipartForm.parse(contentType: type, body: body)

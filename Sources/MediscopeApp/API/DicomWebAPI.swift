@@ -47,12 +47,15 @@ enum DicomWebAPI {
                                                   body: req.body, maxParts: maxParts)
         let inbox = try s.dicomInbox()
         var response = StoreResponse()
+        var reasons: [String] = []
         for part in body.parts {
             let delivery = DicomInbox.Delivery(organization: caller.user.organizationId, transport: "stow-rs", sender: caller.user.id,
                                                studyInstanceUID: study)
             let outcome: DicomInbox.Outcome
             if let type = part.contentType, (try? MultipartForm.parseHeaderValue(type))?.0 != "application/dicom" {
                 outcome = .refused(0xC000, "the part is not application/dicom")
+            } else if let why = part.unsupportedTransferEncoding {
+                outcome = .refused(0xC000, why)
             } else if let limit = s.config.dicom?.maxInstanceBytes, part.body.count > limit {
                 outcome = .refused(0xA700, "the instance is larger than dicom.max_instance_bytes")
             } else {
@@ -68,19 +71,39 @@ enum DicomWebAPI {
             case .refused(let reason, let why):
                 s.server.log.warning("dicom_instance_refused", ["transport": .word("stow-rs"), "reason": .token(.init(why))])
                 response.failed.append((ids, reason))
+                if !reasons.contains(why) { reasons.append(why) }
             }
         }
         let status = response.failed.isEmpty ? 200 : response.referenced.isEmpty ? 409 : 202
-        return HTTPResponse(status: status, headers: [("Content-Type", "application/dicom+json"), ("Cache-Control", "no-store")],
+        // The Failure Reason codes say little to the person reading the sender's log: as PS3.18 does for what a
+        // service ignores, Warning header fields (code 299) say why. Our reasons name no patient data.
+        let warnings = reasons.map { ("Warning", "299 mediscope \"\(Self.quotable($0))\"") }
+        return HTTPResponse(status: status, headers: [("Content-Type", "application/dicom+json"), ("Cache-Control", "no-store")] + warnings,
                             body: response.json())
     }
 
-    /// Whether an Accept header allows application/dicom+json (or any JSON-ish wildcard).
+    /// `text` as a quoted-string's content: printable ASCII but quotes and backslashes, others as "?" (a part's
+    /// header value may carry a CR).
+    static func quotable(_ text: String) -> String {
+        String(text.unicodeScalars.map { (0x20...0x7E).contains($0.value) && $0 != "\"" && $0 != "\\" ? Character($0) : "?" })
+    }
+
+    /// Whether an Accept header allows application/dicom+json (RFC 9110 12.5.1): the most specific range
+    /// that matches it decides (the type itself, then application/json as an alias, application/*, */*),
+    /// and a quality of 0 means "not acceptable".
     static func accepts(_ accept: String) -> Bool {
-        accept.split(separator: ",").contains { range in
-            let type = range.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-            return ["application/dicom+json", "application/json", "application/*", "*/*"].contains(type)
+        let precedence = ["application/dicom+json": 3, "application/json": 2, "application/*": 1, "*/*": 0]
+        var best: (rank: Int, quality: Double)?
+        for range in accept.split(separator: ",") {
+            let fields = range.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let type = fields.first?.lowercased(), let rank = precedence[type] else { continue }
+            var quality = 1.0
+            for field in fields.dropFirst() where field.lowercased().hasPrefix("q=") {
+                quality = Double(field.dropFirst(2)) ?? 1   // a malformed weight is ignored, as if absent
+            }
+            if best == nil || rank > best!.rank { best = (rank, quality) }
         }
+        return (best?.quality ?? 0) > 0
     }
 
     /// The SOP Class and Instance UIDs of a part, as far as its attributes can be read (a part the reader

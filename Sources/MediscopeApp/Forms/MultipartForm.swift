@@ -10,6 +10,15 @@ struct MultipartForm {
         var filename: String?
         var contentType: String?
         var body: [UInt8]
+        /// The part's Content-Transfer-Encoding, lowercased; nil when it has none.
+        var transferEncoding: String? = nil
+
+        /// Why the part's body is not its bytes as sent, nil when it is: HTTP carries bodies binary, and
+        /// RFC 7578 (4.7) deprecates any other Content-Transfer-Encoding.
+        var unsupportedTransferEncoding: String? {
+            guard let transferEncoding, !["binary", "8bit", "7bit"].contains(transferEncoding) else { return nil }
+            return "the part's Content-Transfer-Encoding \(transferEncoding.prefix(40)) is not supported: send its bytes as they are (binary)"
+        }
     }
     var parts: [Part] = []
 
@@ -143,6 +152,8 @@ struct MultipartForm {
                         part.filename = p["filename*"] ?? p["filename"]
                     } else if name == "content-type" {
                         part.contentType = value
+                    } else if name == "content-transfer-encoding" {
+                        part.transferEncoding = value.lowercased()
                     }
                 }
             }
@@ -151,6 +162,8 @@ struct MultipartForm {
                 throw Problem.badRequest("the multipart body is incomplete (no closing boundary)")
             }
             part.body = Array(body[bodyStart..<next])
+            // A form's file in base64 would be refused as no image, without saying why.
+            if formData, let why = part.unsupportedTransferEncoding { throw Problem.badRequest(why) }
             guard form.parts.count < maxParts else { throw Problem.badRequest("too many parts (at most \(maxParts))") }
             form.parts.append(part)
             cursor = next + delimiter.count
