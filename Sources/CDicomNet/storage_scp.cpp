@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -43,11 +44,18 @@ OFList<OFString> imageTransferSyntaxes() {
 
 using Clock = std::chrono::steady_clock;
 
-/// How long a read of the current connection may wait. DCMTK 3.6.7 reads the body of an A-ASSOCIATE-RQ
-/// blocking, with no timeout at all, and counts its ACSE timeout per read elsewhere: a peer that sent a
-/// PDU header and then nothing, or a byte now and then, held the listener (one association at a time)
-/// for good. Here the whole request must arrive within the ACSE timeout of the connection (PS3.8's ARTIM
-/// timer), and once it has, no read waits longer than the DIMSE timeout (the association's idle limit).
+/// Milliseconds from now until `when`, at least 0; rounded up, so that a wait never ends before `when`.
+int64_t millisecondsUntil(Clock::time_point when) {
+    return std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(when - Clock::now()).count());
+}
+
+/// How long a read of the current connection may wait. DCMTK 3.6.7 bounds each read of an association
+/// request by 60 s only (then waits up to 180 s more before dropping the connection), so a request
+/// trickled in a byte at a time held the listener, which takes one association at a time, indefinitely;
+/// and an associated peer sending one PDU a byte at a time escaped the association's time limit, which
+/// is only checked as whole commands and data chunks arrive. Here the whole request must arrive within
+/// the ACSE timeout of the connection (PS3.8's ARTIM timer); once it has, no read waits longer than the
+/// DIMSE timeout (the idle limit) nor past the association's time limit.
 class ReadBounds {
 public:
     ReadBounds(uint32_t acseSeconds, uint32_t dimseSeconds) : acseSeconds_(acseSeconds), dimseSeconds_(dimseSeconds) {}
@@ -56,27 +64,39 @@ public:
     void connected() {
         requestDue_ = Clock::now() + std::chrono::seconds(acseSeconds_);
         requestReceived_ = false;
+        associationLimited_ = false;
     }
     /// The association request has arrived whole.
     void requestReceived() { requestReceived_ = true; }
+    /// The association was accepted; it may last `seconds` in all (0: no limit).
+    void associated(uint32_t seconds) {
+        associationLimited_ = seconds > 0;
+        associationDue_ = Clock::now() + std::chrono::seconds(seconds);
+    }
 
-    /// Milliseconds a read may wait now, at most `limit` (-1: no limit of the caller's).
-    int waitMilliseconds(int limit) const {
-        long bound = -1;
+    /// Milliseconds a read may wait now, at most `limit` (-1: no limit of the caller's; -1 back: none at all).
+    int waitMilliseconds(int64_t limit) const {
+        int64_t bound = -1;
         if (!requestReceived_) {
-            bound = std::max<long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(requestDue_ - Clock::now()).count());
-        } else if (dimseSeconds_ > 0) {
-            bound = long(dimseSeconds_) * 1000;
+            bound = millisecondsUntil(requestDue_);
+        } else {
+            if (dimseSeconds_ > 0) bound = int64_t(dimseSeconds_) * 1000;
+            if (associationLimited_) {
+                const int64_t left = millisecondsUntil(associationDue_);
+                bound = bound < 0 ? left : std::min(bound, left);
+            }
         }
-        if (bound < 0) return limit;
-        return int(limit < 0 ? bound : std::min<long>(limit, bound));
+        if (limit >= 0) bound = bound < 0 ? limit : std::min(bound, limit);
+        return bound < 0 ? -1 : int(std::min<int64_t>(bound, INT32_MAX));
     }
 
 private:
     uint32_t acseSeconds_;
     uint32_t dimseSeconds_;
     Clock::time_point requestDue_ = Clock::now();
+    Clock::time_point associationDue_ = Clock::now();
     bool requestReceived_ = false;
+    bool associationLimited_ = false;
 };
 
 /// DCMTK's plain TCP connection with every wait for data bounded by `ReadBounds`.
@@ -94,7 +114,7 @@ public:
     }
 
     OFBool networkDataAvailable(int timeoutSeconds) override {
-        return readable(bounds_.waitMilliseconds(std::max(timeoutSeconds, 0) * 1000)) ? OFTrue : OFFalse;
+        return readable(bounds_.waitMilliseconds(int64_t(std::max(timeoutSeconds, 0)) * 1000)) ? OFTrue : OFFalse;
     }
 
 private:
@@ -102,9 +122,7 @@ private:
     bool readable(int milliseconds) {
         const Clock::time_point until = Clock::now() + std::chrono::milliseconds(std::max(milliseconds, 0));
         for (;;) {
-            int wait = milliseconds;
-            if (milliseconds >= 0)
-                wait = int(std::max<long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count()));
+            const int wait = milliseconds < 0 ? -1 : int(millisecondsUntil(until));
             pollfd socket = {getSocket(), POLLIN, 0};
             const int ready = poll(&socket, 1, wait);
             if (ready >= 0) return ready > 0;
@@ -158,6 +176,7 @@ public:
 
     void notifyAssociationAcknowledge() override {
         associationStarted_ = Clock::now();
+        bounds_.associated(associationSeconds_);
         event(DICOM_SCP_EVENT_ASSOCIATION_ACCEPTED);
     }
 
@@ -172,7 +191,10 @@ public:
         }
     }
     void notifyAbortRequest() override { event(DICOM_SCP_EVENT_ASSOCIATION_ABORTED); }
-    void notifyDIMSEError(const OFCondition &) override { event(DICOM_SCP_EVENT_ASSOCIATION_ABORTED); }
+    // A read cut at the association's time limit ends it as too long, not as a failure of the peer's.
+    void notifyDIMSEError(const OFCondition &) override {
+        event(overTime() ? DICOM_SCP_EVENT_ASSOCIATION_TOO_LONG : DICOM_SCP_EVENT_ASSOCIATION_ABORTED);
+    }
     OFBool stopAfterConnectionTimeout() override { return callbacks_.should_stop(callbacks_.context) != 0; }
     OFBool stopAfterCurrentAssociation() override { return callbacks_.should_stop(callbacks_.context) != 0; }
 
@@ -202,7 +224,7 @@ private:
 
     bool overTime() const {
         return associationSeconds_ > 0
-            && Clock::now() - associationStarted_ > std::chrono::seconds(associationSeconds_);
+            && Clock::now() - associationStarted_ >= std::chrono::seconds(associationSeconds_);
     }
 
     // A-ABORT to the peer; DcmSCP drops the association once the receive in progress returns its error.
@@ -229,6 +251,11 @@ extern "C" int dicom_scp_run(const dicom_scp_config *config, const dicom_scp_cal
     if (!config || !callbacks || !callbacks->accept || !callbacks->stored || !callbacks->should_stop || !config->ae_title
         || !config->incoming_dir || config->port == 0) {
         setError(error, error_size, "the listener's configuration is incomplete");
+        return -1;
+    }
+    // 0 would make every request late (and DCMTK reads 0 as its own defaults elsewhere).
+    if (config->acse_timeout < 1 || config->acse_timeout > 86400 || config->dimse_timeout < 1 || config->dimse_timeout > 86400) {
+        setError(error, error_size, "the listener's ACSE and DIMSE timeouts must be 1 to 86400 seconds");
         return -1;
     }
     try {

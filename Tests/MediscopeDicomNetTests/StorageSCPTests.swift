@@ -59,6 +59,41 @@ import Glibc
         #expect(listener.delegate.accepted.value == 2)
     }
 
+    /// An associated peer sending one PDU a byte at a time, each within the idle limit: cut at the
+    /// association's time limit, counted as too long, long before the PDU's end.
+    @Test func aPDUTricklingInEndsTheAssociationAtItsTimeLimit() throws {
+        let request = try Self.recordedAssociationRequest()
+        let listener = try Listener(acseTimeout: 10, dimseTimeout: 10, associationTimeout: 3) { _ in 0 }
+        let peer = try PeerSocket(port: listener.port)
+        try peer.send(request)
+        #expect(try #require(peer.receive(within: 30)).first == 0x02, "A-ASSOCIATE-AC")
+        try peer.send([0x04, 0x00, 0x00, 0x00, 0x10, 0x00])   // a P-DATA-TF of 4096 bytes
+        let deadline = Date().addingTimeInterval(60)
+        var sent = 0
+        while sent < 4096, Date() < deadline, !peer.closedByPeer(within: 0.25) {
+            guard (try? peer.send([0])) != nil else { break }
+            sent += 1
+        }
+        #expect(sent < 4096, "cut off after \(sent) bytes")
+        #expect(peer.closedByPeer(within: 30))
+        #expect(listener.delegate.tooLong.value == 1)
+        try StorageSCUTests().scu(port: listener.port, calledAE: Listener.aeTitle).echo()
+    }
+
+    /// Timeouts the C code cannot honour are refused when the listener starts, with the range.
+    @Test func aZeroOrHugeTimeoutIsRefusedAtStart() throws {
+        let folder = TemporaryFolder("mediscope-scp-settings")
+        for (acse, dimse) in [(UInt32(0), UInt32(60)), (30, 0), (86_401, 60), (30, 3_000_000)] {
+            var settings = StorageSCP.Settings(port: try StorageSCUTests.freePort(), aeTitle: "LISTENER",
+                                               incomingDirectory: folder.appending("incoming").path)
+            settings.acseTimeout = acse
+            settings.dimseTimeout = dimse
+            let delegate = Listener.Delegate { _ in 0 }
+            let failure = #expect(throws: StorageSCP.Failure.self) { try StorageSCP(settings: settings, delegate: delegate).run() }
+            #expect(failure?.description.contains("1 to 86400 seconds") == true, "\(String(describing: failure))")
+        }
+    }
+
     /// The A-ASSOCIATE-RQ PDU StorageSCU sends for a C-ECHO to the test listener's AE title, read from a
     /// socket that records it and never answers.
     static func recordedAssociationRequest() throws -> [UInt8] {

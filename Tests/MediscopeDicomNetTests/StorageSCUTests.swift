@@ -442,6 +442,7 @@ final class Listener {
         let status: @Sendable (StorageSCP.Instance) -> UInt16
         let stop = LockedBox(false)
         let accepted = LockedBox(0)
+        let tooLong = LockedBox(0)
         let received = LockedBox<[String]>([])
         init(status: @escaping @Sendable (StorageSCP.Instance) -> UInt16) { self.status = status }
         func accept(callingAETitle: String, peerAddress: String) -> Bool { callingAETitle != "STRANGER" }
@@ -452,15 +453,18 @@ final class Listener {
         func shouldStop() -> Bool { stop.value }
         func event(_ event: StorageSCP.Event) {
             if case .associationAccepted = event { accepted.mutate { $0 += 1 } }
+            if case .associationTooLong = event { tooLong.mutate { $0 += 1 } }
         }
     }
 
-    init(acseTimeout: UInt32 = 10, dimseTimeout: UInt32 = 30, status: @escaping @Sendable (StorageSCP.Instance) -> UInt16) throws {
+    init(acseTimeout: UInt32 = 10, dimseTimeout: UInt32 = 30, associationTimeout: UInt32 = 1800,
+         status: @escaping @Sendable (StorageSCP.Instance) -> UInt16) throws {
         port = try StorageSCUTests.freePort()
         delegate = Delegate(status: status)
         var settings = StorageSCP.Settings(port: port, aeTitle: Self.aeTitle, incomingDirectory: folder.appending("incoming").path)
         settings.acseTimeout = acseTimeout
         settings.dimseTimeout = dimseTimeout
+        settings.associationTimeout = associationTimeout
         let delegate = delegate, finished = finished, scpSettings = settings
         Thread {
             try? StorageSCP(settings: scpSettings, delegate: delegate).run()

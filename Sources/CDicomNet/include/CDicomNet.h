@@ -20,7 +20,8 @@
  *
  * Limits: `max_pdu` (bytes, receive), `acse_timeout` (seconds for the whole association request from
  * the connection on, however it trickles in), `dimse_timeout` (seconds any later read may wait: an
- * association idle that long ends), `association_timeout` (seconds in all), the associate PDU size limit (DCMTK's
+ * association idle that long ends; both 1...86400, else dicom_scp_run refuses to start),
+ * `association_timeout` (seconds in all, however slowly the data trickles), the associate PDU size limit (DCMTK's
  * 1 MB default), and `max_instance_bytes`, checked as an instance arrives (A-ABORT once it grows past). Between
  * associations and once a second while none comes, `should_stop` decides whether `dicom_scp_run` returns.
  *
