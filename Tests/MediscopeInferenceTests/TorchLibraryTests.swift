@@ -50,6 +50,7 @@ import TestSupport
         // An int8 activation (240 x 240 x 64 bytes) would get a mapping of its own with glibc's defaults.
         #expect(!mapped(240 * 240 * 64), "an int8 activation is served from the heap")
         #expect(!mapped(Int(TorchLibrary.mmapThreshold) - 4096))
-        #expect(mapped(Int(TorchLibrary.mmapThreshold) + 4096), "larger blocks keep mappings of their own")
+        // Whether a larger block gets a mapping is not asserted: in a process that has run other tests a free
+        // chunk left in the heap may serve it, whatever the threshold.
     }
 }
