@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <png.h>
+#include <zlib.h>  // Z_RLE
 #include "codec_internal.h"
 
 // ---------------------------------------------------------------- decode
@@ -142,7 +143,7 @@ struct png_enc {
     png_infop info;
     const uint8_t *pixels;
     int width, height, channels;
-    int fast;         // zlib level 1 and the Up filter: a few ms instead of tens, a larger file
+    int fast;         // zlib level 1, Z_RLE and the Up filter: a few ms instead of tens, a larger file
     uint8_t *buffer;  // growable output, malloc/realloc
     size_t size, capacity;
     png_bytep *rows;
@@ -188,6 +189,8 @@ static int png_enc_run(struct png_enc *s) {
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (s->fast) {
         png_set_compression_level(s->png, 1);
+        // Up-filtered scans are mostly runs: Z_RLE is ~20% faster than level 1's default and smaller.
+        png_set_compression_strategy(s->png, Z_RLE);
         png_set_filter(s->png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
     }
     png_write_info(s->png, s->info);

@@ -212,7 +212,7 @@ package enum ImageEncoder {
         }
     }
 
-    /// 8-bit PNG keeping the image's channels (gray, RGB or RGBA). `fast`: zlib level 1 and the Up
+    /// 8-bit PNG keeping the image's channels (gray, RGB or RGBA). `fast`: zlib level 1 (Z_RLE) and the Up
     /// filter (the same pixels in a few milliseconds, a larger file), for images written on a hot path.
     package static func png(_ image: PixelImage, fast: Bool = false) throws(ImagingError) -> [UInt8] {
         try encode(image) { px, w, h, c, out, size, err, len in

@@ -40,6 +40,20 @@ struct EncodeTests {
         try Self.expectDecodesClose(encoded, to: image, channels: channels == 1 ? 1 : 3, meanAbsDiff: 2)
     }
 
+    /// The pipeline stores a gray scan as a one-channel JPEG: it must show exactly what the RGB JPEG
+    /// of the same pixels shows (Y is the gray value, Cb = Cr = 128 decode to no colour), at the scan's
+    /// quality and at odd sizes that leave partial 16x16 blocks.
+    @Test("a gray JPEG decodes to the pixels of the RGB JPEG of the same image", arguments: [88, 95])
+    func grayJPEGShowsWhatRGBShows(quality: Int) throws {
+        for gray in [try Self.sample(channels: 1), Self.smooth(channels: 1)] {
+            let rgb = gray.converted(toChannels: 3)
+            let fromGray = try ImageDecoder.decode(try ImageEncoder.jpeg(gray, quality: quality))
+            let fromRGB = try ImageDecoder.decode(try ImageEncoder.jpeg(rgb, quality: quality))
+            #expect(fromGray.channels == 1 && fromRGB.channels == 3)
+            #expect(fromGray.converted(toChannels: 3) == fromRGB)
+        }
+    }
+
     /// `encoded` decodes to `image`'s size with `channels`, each sample within `meanAbsDiff` on average.
     static func expectDecodesClose(_ encoded: [UInt8], to image: PixelImage, channels: Int, meanAbsDiff limit: Double) throws {
         let decoded = try ImageDecoder.decode(encoded)

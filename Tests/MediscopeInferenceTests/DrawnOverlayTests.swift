@@ -40,6 +40,17 @@ import TestSupport
         #expect(try ImageDecoder.decode(try #require(later.losslessScan).bytes).channels == 1, "a third of the pixels to compress")
     }
 
+    /// Most exported MRI slices are RGB JPEGs whose pixels are gray: their scan and lossless scan are
+    /// kept as one channel, and overlays still match.
+    @Test func rgbFileWithGrayPixelsKeepsAGrayScan() throws {
+        let rgbGray = try ImageEncoder.png(syntheticScan(width: 300, height: 200, channels: 1).converted(toChannels: 3))
+        #expect(try ImageDecoder.decode(rgbGray).channels == 3)
+        try Self.expectSameOverlays(tinyPipeline(render: true), rgbGray)
+        let later = try tinyPipeline(render: true).analyze(imageBytes: rgbGray, overlays: .later)
+        #expect(try ImageDecoder.decode(try #require(later.scan).bytes).channels == 1)
+        #expect(try ImageDecoder.decode(try #require(later.losslessScan).bytes).channels == 1)
+    }
+
     @Test func dicomScanOverlaysAreTheSameWebP() throws {
         try Self.expectSameOverlays(tinyPipeline(render: true), DicomAnalysisTests.dicom(monochrome1: true))
     }

@@ -72,7 +72,7 @@ int codec_jpeg_encode(const uint8_t *pixels, int width, int height, int channels
 // channels 1, 3 or 4. 8-bit, non-interlaced.
 int codec_png_encode(const uint8_t *pixels, int width, int height, int channels,
                      uint8_t **out, size_t *out_size, char *err, size_t errlen);
-// The same, with fast != 0: zlib level 1 and the Up filter on every row (same pixels, faster, larger).
+// The same, with fast != 0: zlib level 1 (Z_RLE) and the Up filter on every row (same pixels, faster, larger).
 int codec_png_encode_fast(const uint8_t *pixels, int width, int height, int channels, int fast,
                           uint8_t **out, size_t *out_size, char *err, size_t errlen);
 
