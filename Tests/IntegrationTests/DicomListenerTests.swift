@@ -81,6 +81,9 @@ import Glibc
         let sent = try store(files)
         #expect(sent.status == 0, "\(sent.stderr)")
         #expect(try await analysed(["1CT1", "4MR1"]), "spool: \(spooled)")
+        // No draft is queued for a received instance until its analysis is looked at (reports.draft_received
+        // = on_view): the spool empties only after that step, so none can still be on its way.
+        #expect(try reportJobs() == ReportJobs(queued: 0, running: 0, done: 0))
         // Sent again (a sender's retry, the PACS sending the study twice): Success, and still one analysis each.
         #expect(try store(files).status == 0)
         #expect(try await analysed(["1CT1", "4MR1"]))
@@ -91,6 +94,21 @@ import Glibc
         try Self.expectCLINumbers(try #require(mr.first), file: "\(Self.testFiles)/MR_small.dcm")
         // The CT is out of the model's scope, and says so.
         #expect((ct.first?["inputCheck"] as? [String: Any])?["verdict"] as? String == "out_of_scope")
+        // Looking at the MR's analysis queues its draft, and only its.
+        let mrId = try #require(mr.first?["id"] as? String)
+        #expect(try await stack.request("GET", "/api/analyses/\(mrId)").json?["report"] != nil)
+        #expect(try await stack.draft(mrId)["status"] as? String == "draft")
+        var jobs = try reportJobs()
+        #expect(try await eventually(timeout: 30, every: .milliseconds(200)) { jobs = try self.reportJobs(); return jobs.done == 1 })
+        #expect(jobs == ReportJobs(queued: 0, running: 0, done: 1), "the CT's draft waits until it is looked at")
+    }
+
+    /// The report jobs the status page counts: waiting, running, finished (every outcome).
+    struct ReportJobs: Equatable { var queued: Int, running: Int, done: Int }
+    func reportJobs() throws -> ReportJobs {
+        let jobs = try #require(try stack.syncRequest("GET", "/api/status", auth: Stack.Auth.none).json?["reportJobs"] as? [String: Any])
+        let done = (jobs["done"] as? [String: Any] ?? [:]).values.compactMap { $0 as? Int }.reduce(0, +)
+        return ReportJobs(queued: try #require(jobs["queued"] as? Int), running: try #require(jobs["running"] as? Int), done: done)
     }
 
     @Test func callersNotOnThePeerListAreRejectedAtAssociation() async throws {

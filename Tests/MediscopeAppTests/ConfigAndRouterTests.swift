@@ -147,6 +147,13 @@ import TestSupport
         let llm = try #require(c.reports.llm)
         #expect(llm.apiKey == "gsk_secret_value" && llm.timeout == 12 && llm.model == "llama-3.1-8b-instant")
         #expect(c.reports.workers == 2 && c.reports.maxAttempts == 3)
+        #expect(c.reports.draftReceived == .onView, "a received series' drafts wait until looked at")
+        let atOnce = try AppConfig.load(file: nil, environment: ["MEDISCOPE_REPORTS_DRAFT_RECEIVED": "at_once"])
+        #expect(atOnce.reports.draftReceived == .atOnce)
+        let badTiming = #expect(throws: ServerError.self) {
+            try AppConfig.load(file: nil, environment: ["MEDISCOPE_REPORTS_DRAFT_RECEIVED": "later"])
+        }
+        #expect(badTiming?.description.contains("on_view or at_once") == true)
         #expect(try AppConfig.load(file: nil, environment: [:]).reports.llm == nil, "no base URL: the template writes drafts")
         for bad in [["MEDISCOPE_LLM_BASE_URL": "ftp://x", "MEDISCOPE_LLM_MODEL": "m"], ["MEDISCOPE_LLM_BASE_URL": "https://x"],
                     ["MEDISCOPE_LLM_BASE_URL": "https://x", "MEDISCOPE_LLM_MODEL": "m", "MEDISCOPE_LLM_API_KEY_FILE": "/nonexistent"]] {

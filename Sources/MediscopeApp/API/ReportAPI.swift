@@ -125,6 +125,12 @@ enum ReportAPI {
         return ReportBody(versions)
     }
 
+    /// The draft of a received instance's analysis: queued now only with `reports.draft.received` =
+    /// `at_once`; otherwise the first look at the analysis queues it (`body`).
+    static func enqueueDraft(ofReceived record: AnalysisRecord, _ s: Services) {
+        if s.config.reports.draftReceived == .atOnce { enqueueDraft(s, record) }
+    }
+
     /// Queues the draft; a failure is logged, never fails the request (the next view queues it again).
     static func enqueueDraft(_ s: Services, _ record: AnalysisRecord) {
         do { try s.jobs().enqueue(kind: kind, key: record.id, organizationId: record.organizationId) } catch {

@@ -20,6 +20,19 @@ package struct ReportSettings: Sendable {
     /// Least time between two job starts of one organisation, seconds (`reports.min_seconds_between_starts`):
     /// a rate limit, so one busy organisation cannot use up the LLM's quota for all.
     package var minSecondsBetweenStarts: Double
+    /// When the draft of a received DICOM instance's analysis (C-STORE or STOW-RS) is written
+    /// (`reports.draft.received`): `on_view` (the default) when the analysis is first looked at, as for
+    /// any analysis without a draft; `at_once` as for an upload. A 200-slice series would otherwise ask
+    /// the LLM for 200 drafts that nobody may ever open.
+    package var draftReceived: DraftTiming = .onView
+
+    /// When a draft is queued.
+    package enum DraftTiming: String, Sendable {
+        /// When the analysis (or its report) is first looked at.
+        case onView = "on_view"
+        /// Right after the analysis is stored.
+        case atOnce = "at_once"
+    }
 
     static func read(_ string: (String) -> String?, int: (String, Int) -> Int, double: (String, Double) -> Double) throws -> ReportSettings {
         var llm: LLMSettings?
@@ -47,11 +60,16 @@ package struct ReportSettings: Sendable {
             }
             llm = settings
         }
-        let settings = ReportSettings(
+        var settings = ReportSettings(
             llm: llm, workers: int("reports.workers", 1), maxAttempts: int("llm.max.attempts", 3),
             maxRetryWait: double("llm.max.retry.wait.seconds", 120),
             maxRunningPerOrganization: int("reports.max.running.per.organization", 2),
             minSecondsBetweenStarts: double("reports.min.seconds.between.starts", 0))
+        let timing = string("reports.draft.received") ?? DraftTiming.onView.rawValue
+        guard let draftReceived = DraftTiming(rawValue: timing) else {
+            throw ServerError("reports.draft_received must be on_view or at_once, got \(timing)")
+        }
+        settings.draftReceived = draftReceived
         guard (1...8).contains(settings.workers) else { throw ServerError("reports.workers must be 1...8") }
         guard (1...10).contains(settings.maxAttempts) else { throw ServerError("llm.max_attempts must be 1...10") }
         guard (0...3600).contains(settings.maxRetryWait) else { throw ServerError("llm.max_retry_wait_seconds must be 0...3600") }

@@ -158,7 +158,7 @@ enum ReceivedInstance {
                     return .conflict
                 }
                 if let entry { mark(s, entry, .done, record: made) }
-                ReportAPI.enqueueDraft(s, made)   // queued once; its worker may have died before it did
+                ReportAPI.enqueueDraft(ofReceived: made, s)   // its worker may have died before it did
                 ResultsSending.analysisCreated(s, made)
                 try? FileManager.default.removeItem(atPath: path)
                 return .analysedBefore
@@ -179,7 +179,7 @@ enum ReceivedInstance {
                 s.server.log.error("audit_write_failed", ["action": .word("analysis.create")])
             }
             if let entry { mark(s, entry, .done, record: outcome.record) }
-            ReportAPI.enqueueDraft(s, outcome.record)
+            ReportAPI.enqueueDraft(ofReceived: outcome.record, s)
             ResultsSending.analysisCreated(s, outcome.record)
             try? FileManager.default.removeItem(atPath: path)
             s.server.log.info("dicom_instance_analysed", ["analysis": .token(.init(outcome.record.id))])
