@@ -56,20 +56,8 @@ struct BlobFolder: Sendable {
 
     func read(key: String) throws(StoreError) -> [UInt8]? {
         guard let p = existingPath(forKey: key) else { return nil }
-        let fd = open(p, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { return nil }   // deleted meanwhile
-            throw posixError("open image", p)
-        }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw posixError("stat image", p) }
-        let size = Int(st.st_size)
-        var bytes = [UInt8](repeating: 0, count: size)
-        let done: Int
-        do { done = try POSIXFiles.readFully(fd, into: &bytes, what: "read image", path: p) } catch { throw Self.storeError(error) }
-        if done < size { bytes.removeSubrange(done...) }
-        return bytes
+        // nil when deleted meanwhile
+        do { return try POSIXFiles.readFile(p, what: "image") } catch { throw Self.storeError(error) }
     }
 
     // MARK: - Durable write

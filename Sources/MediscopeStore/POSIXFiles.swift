@@ -65,6 +65,25 @@ package enum POSIXFiles {
         return done
     }
 
+    /// The whole file at `path`, read straight into one buffer of its size (no second copy, as
+    /// `Data` then `Array` would make of a DICOM instance of hundreds of MB); nil when there is none.
+    /// - Throws: `POSIXFailure` (`open <what>`, `stat <what>`, `read <what>`).
+    package static func readFile(_ path: String, what: String) throws(POSIXFailure) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw POSIXFailure("open \(what)", path)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw POSIXFailure("stat \(what)", path) }
+        let size = Int(st.st_size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        let done = try readFully(fd, into: &bytes, what: "read \(what)", path: path)
+        if done < size { bytes.removeSubrange(done...) }   // shortened meanwhile
+        return bytes
+    }
+
     /// Writes every byte of `bytes` to `fd`, retrying after EINTR and short writes.
     /// - Throws: `POSIXFailure(what, path)` when write(2) fails.
     package static func writeAll(_ fd: Int32, _ bytes: [UInt8], what: String, path: String) throws(POSIXFailure) {

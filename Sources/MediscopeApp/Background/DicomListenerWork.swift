@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import MediscopeDicomNet
 import MediscopeServer
+import MediscopeStore
 import MediscopeStudies
 
 /// The "dicom" background process (`dicom.listen` set): a DICOM Storage SCP with C-ECHO (DCMTK's dcmnet,
@@ -70,11 +71,11 @@ final class DicomListenerWork: BackgroundWork, StorageSCP.Delegate {
 
     func stored(_ instance: StorageSCP.Instance) -> UInt16 {
         guard let peer = settings.peer(callingAETitle: instance.callingAETitle, address: instance.peerAddress), let inbox,
-              let data = FileManager.default.contents(atPath: instance.path) else {
+              let bytes = try? POSIXFiles.readFile(instance.path, what: "received instance") else {
             count("failures:c-store:A700")
             return 0xA700
         }
-        let outcome = inbox.take(path: instance.path, bytes: Array(data),
+        let outcome = inbox.take(path: instance.path, bytes: bytes,
                                  DicomInbox.Delivery(organization: peer.organization, transport: "c-store", sender: instance.callingAETitle,
                                                      sopInstanceUID: instance.sopInstanceUID))
         count(Self.counterName(outcome, transport: "c-store"))

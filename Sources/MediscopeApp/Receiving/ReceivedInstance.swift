@@ -46,9 +46,12 @@ enum ReceivedInstance {
               let job = try? jobs.claim(kind: kind, owner: getpid(), lease: lease(s), maxRunningPerOrganization: Int.max,
                                         minSecondsBetweenStarts: 0) else { return false }
         begin()
-        let entry = indexed(s, job)
+        // Read once for the index and the analysis: an instance may be hundreds of MB.
+        let path = DicomInbox.spool(s.config).appendingPathComponent(job.key).path
+        let bytes = job.key.contains("..") ? nil : try? POSIXFiles.readFile(path, what: "received instance")
+        let entry = bytes.flatMap { indexed(s, job, $0) }
         if let entry { mark(s, entry, .analysing) }
-        var outcome = analyse(s, job, entry)
+        var outcome = bytes.map { analyse(s, job, $0, path: path, entry) } ?? .missing
         if outcome == .retry, job.attempts >= maxAttempts {
             set(aside: job, as: "failed", s)
             outcome = .failed
@@ -96,10 +99,8 @@ enum ReceivedInstance {
     }
 
     /// The index entry of the job's instance (its SOP Instance UID read from the spooled file's attributes).
-    static func indexed(_ s: Services, _ job: Job) -> ReceivedInstanceEntry? {
-        let path = DicomInbox.spool(s.config).appendingPathComponent(job.key).path
-        guard !job.key.contains(".."), let data = FileManager.default.contents(atPath: path),
-              let file = try? DicomFile.read(Array(data), limits: ImageLimits(maxPixels: s.config.maxImagePixels), decodePixels: false),
+    static func indexed(_ s: Services, _ job: Job, _ bytes: [UInt8]) -> ReceivedInstanceEntry? {
+        guard let file = try? DicomFile.read(bytes, limits: ImageLimits(maxPixels: s.config.maxImagePixels), decodePixels: false),
               let sop = file.attributes.sopInstanceUID else { return nil }
         return try? s.studies().entry(organizationId: job.organizationId, sopInstanceUID: sop)
     }
@@ -130,11 +131,9 @@ enum ReceivedInstance {
         }
     }
 
-    static func analyse(_ s: Services, _ job: Job, _ entry: ReceivedInstanceEntry?) -> Outcome {
-        let path = DicomInbox.spool(s.config).appendingPathComponent(job.key).path
-        guard !job.key.contains(".."), let data = FileManager.default.contents(atPath: path) else { return .missing }
+    /// Analyses the spooled instance `bytes` (read from `path`) of `job`.
+    static func analyse(_ s: Services, _ job: Job, _ bytes: [UInt8], path: String, _ entry: ReceivedInstanceEntry?) -> Outcome {
         func failed(_ reason: String) { if let entry { mark(s, entry, .failed, reason: reason) } }
-        let bytes = Array(data)
         let id = recordId(key: job.key, organizationId: job.organizationId)
         do {
             // A file that crashed a worker before is not decoded again (the crash ledger, as for uploads).
