@@ -11,7 +11,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,6 +45,64 @@ int ms_listen_unix(const char *path, int backlog, int mode) {
         return -1;
     }
     return fd;
+}
+
+int ms_inherited_listen_fds(void) {
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    int n = 0;
+    if (pid != NULL && fds != NULL) {
+        char *end = NULL;
+        errno = 0;
+        long owner = strtol(pid, &end, 10);
+        if (errno == 0 && end != pid && *end == '\0' && owner == (long)getpid()) {
+            long count = strtol(fds, &end, 10);
+            if (errno == 0 && end != fds && *end == '\0' && count > 0 && count <= 64) n = (int)count;
+        }
+    }
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return n;
+}
+
+int ms_inherited_listen_fd_describe(int fd, char *out, size_t len) {
+    int listening = 0, type = 0;
+    socklen_t optlen = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0) return -1;
+    optlen = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optlen) != 0) return -1;
+    if (!listening || type != SOCK_STREAM) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    memset(&addr, 0, sizeof addr);
+    if (getsockname(fd, (struct sockaddr *)&addr, &alen) != 0) return -1;
+    int written;
+    if (addr.ss_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&addr;
+        size_t max = alen > offsetof(struct sockaddr_un, sun_path) ? alen - offsetof(struct sockaddr_un, sun_path) : 0;
+        if (max == 0 || un->sun_path[0] == '\0') {  /* unnamed or abstract: no path a pool can name */
+            errno = EINVAL;
+            return -1;
+        }
+        written = snprintf(out, len, "unix:%.*s", (int)strnlen(un->sun_path, max), un->sun_path);
+    } else if (addr.ss_family == AF_INET) {
+        written = snprintf(out, len, "tcp:%d", ntohs(((const struct sockaddr_in *)&addr)->sin_port));
+    } else if (addr.ss_family == AF_INET6) {
+        written = snprintf(out, len, "tcp:%d", ntohs(((const struct sockaddr_in6 *)&addr)->sin6_port));
+    } else {
+        errno = EINVAL;
+        return -1;
+    }
+    if (written < 0 || (size_t)written >= len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fdflags = fcntl(fd, F_GETFD, 0);
+    if (fdflags < 0 || fcntl(fd, F_SETFD, fdflags | FD_CLOEXEC) != 0 || make_nonblocking(fd) != 0) return -1;
+    return 0;
 }
 
 int ms_accept(int listen_fd, char *peer, size_t peer_len) {

@@ -12,6 +12,8 @@ package final class ProcessManager {
     /// Files and clients charged with worker crashes; the crash-loop state for readiness and status.
     let crashes: CrashLedger
     private(set) var pools: [PoolRuntime] = []
+    /// Pools whose socket a service manager passed (socket activation): never unlinked at stop.
+    private var inheritedPools: Set<Int> = []
     /// Called on SIGHUP/SIGUSR2 to re-read the configuration. A throw keeps the current one (logged as
     /// `reload_config_error`, the reason on standard error); the new pool settings apply to the new
     /// workers, except a pool's listen address and backlog (a restart binds those).
@@ -65,8 +67,22 @@ package final class ProcessManager {
         guard workers <= Scoreboard.slotCount else {
             throw ServerError("\(workers) workers are configured; the scoreboard has room for \(Scoreboard.slotCount)")
         }
+        // Sockets a service manager holds open for us (systemd's socket activation): across a restart,
+        // connections wait in their queues instead of being refused, so an upgrade fails no request.
+        var inherited = try Self.inheritedSockets()
+        let listened = Set(config.pools.map { Self.inheritanceKey($0.listen) })
+        if let stray = inherited.keys.sorted().first(where: { !listened.contains($0) }) {
+            throw ServerError("the service manager passed a socket listening on \(stray) that no pool listens on: "
+                              + "give a pool that listen address, or remove it from the socket unit")
+        }
         for (i, pool) in config.pools.enumerated() {
             let fd: Int32
+            if let taken = inherited.removeValue(forKey: Self.inheritanceKey(pool.listen)) {
+                pools.append(PoolRuntime(index: i, config: pool, listenFD: taken))
+                inheritedPools.insert(i)
+                log.info("socket_inherited", ["pool": .token(.init(pool.name))])
+                continue
+            }
             switch pool.listen {
             case .unix(let path):
                 try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
@@ -85,6 +101,28 @@ package final class ProcessManager {
             pools.append(PoolRuntime(index: i, config: pool, listenFD: fd))
         }
         desiredWorkers = config.pools.map(\.workers)
+    }
+
+    /// The listening sockets passed by a service manager, by `inheritanceKey` of their address.
+    static func inheritedSockets() throws -> [String: Int32] {
+        let count = ms_inherited_listen_fds()
+        var sockets: [String: Int32] = [:]
+        for fd in Int32(3)..<Int32(3 + count) {
+            var text = [CChar](repeating: 0, count: 256)
+            guard ms_inherited_listen_fd_describe(fd, &text, text.count) == 0 else {
+                throw ServerError("descriptor \(fd) from the service manager is not a listening unix or TCP stream socket: \(errnoText())")
+            }
+            sockets[String(cString: text)] = fd
+        }
+        return sockets
+    }
+
+    /// How an inherited socket is matched to a pool: a unix socket by its path, TCP by its port.
+    static func inheritanceKey(_ listen: ListenAddress) -> String {
+        switch listen {
+        case .unix(let path): "unix:\(path)"
+        case .tcp(_, let port): "tcp:\(port)"
+        }
     }
 
     /// What workers see of this server: the bound pools, the scoreboard, the log and the master's pid.
@@ -145,7 +183,8 @@ package final class ProcessManager {
         }
         for pool in pools {
             close(pool.listenFD)
-            if case .unix(let path) = pool.config.listen { unlink(path) }
+            // An inherited socket's file is the service manager's, which keeps it for the next start.
+            if case .unix(let path) = pool.config.listen, !inheritedPools.contains(pool.index) { unlink(path) }
         }
         log.info("master_stopped")
         return 0

@@ -226,11 +226,14 @@ struct PackageInstallTests {
                 "\(modes.stdout)")
 
         // The installed units, as systemd reads them (the host's systemd-analyze on the root's files).
-        for unit in ["mediscope.service", "mediscope-backup.service", "mediscope-backup.timer", "mediscope-swap.service"] {
+        for unit in ["mediscope.service", "mediscope-inference.socket", "mediscope-io.socket", "mediscope-backup.service",
+                     "mediscope-backup.timer", "mediscope-swap.service"] {
             let verify = try Self.run("/usr/bin/systemd-analyze", ["verify", "--root=\(chroot.root.path)", unit])
             #expect(verify.status == 0 && verify.stderr.isEmpty && verify.stdout.isEmpty, "systemd-analyze verify \(unit): \(verify.stdout)\(verify.stderr)")
         }
         #expect(chroot.exists("/etc/systemd/system/multi-user.target.wants/mediscope.service")
+                && chroot.exists("/etc/systemd/system/sockets.target.wants/mediscope-inference.socket")
+                && chroot.exists("/etc/systemd/system/sockets.target.wants/mediscope-io.socket")
                 && chroot.exists("/etc/systemd/system/timers.target.wants/mediscope-backup.timer")
                 && chroot.exists("/etc/systemd/system/multi-user.target.wants/mediscope-swap.service"), "units enabled by the package")
 

@@ -41,7 +41,12 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
 
     /// `settings` are MEDISCOPE_* variables for the server, e.g. ["POOLS_INFERENCE_WORKERS": "1"];
     /// `environment` other variables (e.g. FIRESTORE_EMULATOR_HOST).
-    init(settings: [String: String] = [:], environment extra: [String: String] = [:], bodyLimit: String = "20m") throws {
+    /// `socketActivated`: the pools' sockets are bound and held by Tests/Support/socket-activate.py,
+    /// which starts `mediscope serve` with them as systemd's socket activation does (`server` is then
+    /// that script; SIGHUP to it restarts the server, `activatedServerPID` names the running one).
+    init(settings: [String: String] = [:], environment extra: [String: String] = [:], bodyLimit: String = "20m",
+         socketActivated: Bool = false) throws {
+        self.socketActivated = socketActivated
         let dir = folder.url
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("var/nginx"), withIntermediateDirectories: true)
         port = try Self.freePort()
@@ -96,10 +101,26 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         guard run.status == 0 else { throw StackError("mediscope user add \(username) failed: \(run.stderr)") }
     }
 
+    /// Whether `server` is socket-activate.py holding the pools' sockets (see `init`).
+    let socketActivated: Bool
+    var activationPIDFile: URL { dir.appendingPathComponent("activated.pid") }
+    /// The pid of the `mediscope serve` that socket-activate.py runs now.
+    var activatedServerPID: Int32? {
+        (try? String(contentsOf: activationPIDFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
     func startServer() throws {
         let p = Process()
-        p.executableURL = Repository.executable
-        p.arguments = ["serve"]
+        if socketActivated {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            p.arguments = [Repository.root.appendingPathComponent("Tests/Support/socket-activate.py").path,
+                           "--pid-file", activationPIDFile.path]
+                + ["inference", "io"].flatMap { ["--listen", varDir.appendingPathComponent("run/\($0).sock").path] }
+                + ["--", Repository.executable.path, "serve"]
+        } else {
+            p.executableURL = Repository.executable
+            p.arguments = ["serve"]
+        }
         p.environment = environment
         p.currentDirectoryURL = Repository.root
         try p.run()

@@ -67,7 +67,7 @@ else
 fi
 version=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Version)
 cp "$root/deploy/systemd/mediscope.service" "$src/debian/mediscope.service"
-for unit in mediscope-backup.service mediscope-backup.timer mediscope-swap.service; do
+for unit in mediscope-backup.service mediscope-backup.timer mediscope-swap.service mediscope-inference.socket mediscope-io.socket; do
     cp "$root/deploy/systemd/$unit" "$src/debian/mediscope.$unit"
 done
 cp "$root/deploy/logrotate/mediscope" "$src/debian/mediscope.logrotate"

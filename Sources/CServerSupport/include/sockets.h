@@ -19,6 +19,18 @@ int ms_listen_unix(const char *path, int backlog, int mode);
  * descriptor, or -1 (EADDRNOTAVAIL when the address does not resolve). */
 int ms_listen_tcp(const char *host, int port, int backlog);
 
+/* The listening sockets a service manager passed to this process (systemd's socket activation, the
+ * sd_listen_fds protocol: LISTEN_PID names this process, LISTEN_FDS = n, descriptors 3 ... 3 + n - 1).
+ * Returns n, 0 when none were passed to this process (no variables, or another process's). Clears the
+ * variables either way, so that no child takes the sockets for its own. */
+int ms_inherited_listen_fds(void);
+
+/* Describes inherited descriptor `fd` as a pool's listen address is written: "unix:<path>" or
+ * "tcp:<port>", into `out` (NUL-terminated, at most `len` bytes), and makes it non-blocking and
+ * close-on-exec like the pools' own sockets. Returns 0, or -1 when it is not a listening stream socket
+ * on a unix path or TCP (errno ENOTSOCK, EINVAL; ENAMETOOLONG when `out` is too short). */
+int ms_inherited_listen_fd_describe(int fd, char *out, size_t len);
+
 /* Takes one connection from the non-blocking listening socket `listen_fd`. Returns the connection's
  * descriptor (blocking, close-on-exec; the caller owns and closes it), or -1 with errno (EAGAIN when none
  * waits: another worker took it). The peer's numeric address goes into `peer` (NUL-terminated, at most
