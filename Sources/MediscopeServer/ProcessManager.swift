@@ -71,9 +71,14 @@ package final class ProcessManager {
         // connections wait in their queues instead of being refused, so an upgrade fails no request.
         var inherited = try Self.inheritedSockets()
         let listened = Set(config.pools.map { Self.inheritanceKey($0.listen) })
-        if let stray = inherited.keys.sorted().first(where: { !listened.contains($0) }) {
-            throw ServerError("the service manager passed a socket listening on \(stray) that no pool listens on: "
-                              + "give a pool that listen address, or remove it from the socket unit")
+        // A socket no pool listens on (pools moved to TCP, or other paths): the pools bind their own, as
+        // without systemd, and the operator is told; refusing to start would take the service down.
+        for (key, fd) in inherited where !listened.contains(key) {
+            log.warning("socket_unused", ["listen": .token(.init(key.hasPrefix("tcp:") ? "tcp" : "unix"))])
+            FileHandle.standardError.write(Data(("mediscope serve: the service manager passed a socket listening on \(key) that no pool "
+                                                 + "listens on; it is left unused (mask its socket unit, or give a pool that listen address)\n").utf8))
+            close(fd)
+            inherited[key] = nil
         }
         for (i, pool) in config.pools.enumerated() {
             let fd: Int32
@@ -103,7 +108,8 @@ package final class ProcessManager {
         desiredWorkers = config.pools.map(\.workers)
     }
 
-    /// The listening sockets passed by a service manager, by `inheritanceKey` of their address.
+    /// The listening sockets passed by a service manager, by `inheritanceKey` of their address. Two
+    /// with one key (one port on two addresses) cannot both serve a pool: an error.
     static func inheritedSockets() throws -> [String: Int32] {
         let count = ms_inherited_listen_fds()
         var sockets: [String: Int32] = [:]
@@ -112,7 +118,11 @@ package final class ProcessManager {
             guard ms_inherited_listen_fd_describe(fd, &text, text.count) == 0 else {
                 throw ServerError("descriptor \(fd) from the service manager is not a listening unix or TCP stream socket: \(errnoText())")
             }
-            sockets[String(cString: text)] = fd
+            let key = String(cString: text)
+            guard sockets[key] == nil else {
+                throw ServerError("the service manager passed two sockets listening on \(key); a pool takes one")
+            }
+            sockets[key] = fd
         }
         return sockets
     }

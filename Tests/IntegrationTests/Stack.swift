@@ -115,7 +115,8 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
             p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
             p.arguments = [Repository.root.appendingPathComponent("Tests/Support/socket-activate.py").path,
                            "--pid-file", activationPIDFile.path]
-                + ["inference", "io"].flatMap { ["--listen", varDir.appendingPathComponent("run/\($0).sock").path] }
+                // io first: the master matches sockets to pools by address, whatever their order.
+                + ["io", "inference"].flatMap { ["--listen", varDir.appendingPathComponent("run/\($0).sock").path] }
                 + ["--", Repository.executable.path, "serve"]
         } else {
             p.executableURL = Repository.executable

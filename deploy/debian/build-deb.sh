@@ -71,6 +71,7 @@ for unit in mediscope-backup.service mediscope-backup.timer mediscope-swap.servi
     cp "$root/deploy/systemd/$unit" "$src/debian/mediscope.$unit"
 done
 cp "$root/deploy/logrotate/mediscope" "$src/debian/mediscope.logrotate"
+cp "$root/deploy/systemd/mediscope.tmpfiles" "$src/debian/mediscope.tmpfiles"
 
 # ---------------------------------------------------------------- the program
 lib=$files/usr/lib/mediscope
