@@ -125,10 +125,8 @@ import Glibc
         let stderr = folder.url.appendingPathComponent("stderr.txt")
         FileManager.default.createFile(atPath: stderr.path, contents: nil)
         let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        server.arguments = [Repository.root.appendingPathComponent("Tests/Support/socket-activate.py").path,
-                            "--pid-file", folder.url.appendingPathComponent("pid").path, "--listen", stray,
-                            "--", Repository.executable.path, "serve"]
+        server.executableURL = Stack.python
+        server.arguments = Stack.socketActivation(listen: [stray], pidFile: folder.url.appendingPathComponent("pid"))
         server.environment = environment
         server.currentDirectoryURL = Repository.root
         server.standardError = try FileHandle(forWritingTo: stderr)

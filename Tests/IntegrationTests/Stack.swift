@@ -109,15 +109,22 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         (try? String(contentsOf: activationPIDFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
+    static let python = URL(fileURLWithPath: "/usr/bin/python3")
+
+    /// Arguments for `python` that run `mediscope serve` with the unix sockets at `listen` passed as
+    /// systemd's socket activation passes them (Tests/Support/socket-activate.py; its pid in `pidFile`).
+    static func socketActivation(listen: [String], pidFile: URL) -> [String] {
+        [Repository.root.appendingPathComponent("Tests/Support/socket-activate.py").path, "--pid-file", pidFile.path]
+            + listen.flatMap { ["--listen", $0] } + ["--", Repository.executable.path, "serve"]
+    }
+
     func startServer() throws {
         let p = Process()
         if socketActivated {
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            p.arguments = [Repository.root.appendingPathComponent("Tests/Support/socket-activate.py").path,
-                           "--pid-file", activationPIDFile.path]
-                // io first: the master matches sockets to pools by address, whatever their order.
-                + ["io", "inference"].flatMap { ["--listen", varDir.appendingPathComponent("run/\($0).sock").path] }
-                + ["--", Repository.executable.path, "serve"]
+            p.executableURL = Self.python
+            // io first: the master matches sockets to pools by address, whatever their order.
+            p.arguments = Self.socketActivation(listen: ["io", "inference"].map { varDir.appendingPathComponent("run/\($0).sock").path },
+                                                pidFile: activationPIDFile)
         } else {
             p.executableURL = Repository.executable
             p.arguments = ["serve"]
