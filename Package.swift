@@ -194,7 +194,7 @@ let package = Package(
                            .product(name: "GRDB", package: "GRDB.swift")] + cryptoProducts
         ),
         // Test-only: the real Firestore emulator on a free loopback port, as a suite trait.
-        .target(name: "FirestoreTestKit", dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit"], path: "Tests/FirestoreTestKit"),
+        .target(name: "FirestoreTestKit", dependencies: ["MediscopeFirestore", "MediscopeNet", "FirebaseTestKit", "TestSupport"], path: "Tests/FirestoreTestKit"),
         .target(
             name: "MediscopeAuth",
             dependencies: [

@@ -2,6 +2,7 @@ import Foundation
 import MediscopeFirestore
 import MediscopeNet
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -104,7 +105,8 @@ package enum SharedEmulator {
 package struct FirestoreEmulatorTrait: SuiteTrait, TestScoping {
     package var isRecursive: Bool { false }
     package func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
-        let emulator = try FirestoreEmulator()
+        // Off the cooperative pool: the emulator's JVM may take a minute to answer on a loaded machine.
+        let emulator = try await FixtureStarts.shared.run { try FirestoreEmulator() }
         defer { emulator.stop() }
         try await SharedEmulator.$current.withValue(emulator) { try await function() }
     }

@@ -4,7 +4,7 @@ import Testing
 /// The analysis API through real nginx and the real pool, with the real default model.
 @Suite(.serialized) final class APITests {
     let stack: Stack
-    init() throws { stack = try Stack() }
+    init() async throws { stack = try await Stack.start() }
     deinit { stack.stop() }
 
     func problem(_ r: Stack.Response, _ status: Int, sourceLocation: SourceLocation = #_sourceLocation) {

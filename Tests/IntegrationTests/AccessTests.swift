@@ -11,10 +11,10 @@ import Testing
     var adminSession: Stack.Auth = .none
     var clinicianId = ""
 
-    init() throws {
+    init() async throws {
         // Idle expiry short enough to test, long enough that a busy machine (browser tests and other stacks
         // share two cores) never lets a session lapse between two requests of one test.
-        stack = try Stack(settings: ["SESSION_IDLE_SECONDS": String(Self.idleSeconds), "SIGNIN_FAILURE_WINDOW_SECONDS": String(Self.failureWindowSeconds)])
+        stack = try await Stack.start(settings: ["SESSION_IDLE_SECONDS": String(Self.idleSeconds), "SIGNIN_FAILURE_WINDOW_SECONDS": String(Self.failureWindowSeconds)])
         try stack.addUser("admin1", role: "admin")
         try stack.addUser("other", role: "clinician", organization: "elsewhere")
         adminSession = try stack.syncSignIn("admin1")

@@ -6,8 +6,8 @@ import Testing
     let stack: Stack
     let adminToken: String
 
-    init() throws {
-        stack = try Stack()
+    init() async throws {
+        stack = try await Stack.start()
         adminToken = try stack.token(forNewUser: "auditor", role: "admin")
     }
     deinit { stack.stop() }

@@ -65,7 +65,7 @@ extension BackupTests {
         let original = try Data(contentsOf: manifestURL)
         let outside = stack.dir.appendingPathComponent("outside.sqlite")
         try FileManager.default.copyItem(at: destination.appendingPathComponent("accounts.sqlite"), to: outside)
-        let digest = try runProcess(URL(fileURLWithPath: "/usr/bin/sha256sum"), [outside.path]).stdout.prefix(64)
+        let digest = try await runProcess(URL(fileURLWithPath: "/usr/bin/sha256sum"), [outside.path]).stdout.prefix(64)
         var manifest = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
         var databases = try #require(manifest["databases"] as? [[String: Any]])
         let size = try #require(try FileManager.default.attributesOfItem(atPath: outside.path)[.size] as? Int)
@@ -91,7 +91,7 @@ extension BackupTests {
         try FileManager.default.removeItem(at: stray)
 
         // Restored under umask 027: databases 0600, images 0644 in 0711 folders, as the store makes them.
-        let restore = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 027; exec \"$0\" \"$@\"", Repository.executable.path,
+        let restore = try await runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 027; exec \"$0\" \"$@\"", Repository.executable.path,
                                                                           "store", "restore", destination.path], environment: stack.environment)
         #expect(restore.status == 0, "\(restore.stderr)")
         let store = stack.varDir.appendingPathComponent("store")
@@ -133,7 +133,7 @@ extension BackupTests {
                             + "UPDATE users SET role = 'admin' WHERE username = 'clinician';")
         let manifestURL = destination.appendingPathComponent("BACKUP.json")
         var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: manifestURL)) as? [String: Any])
-        let digest = String(try runProcess(URL(fileURLWithPath: "/usr/bin/sha256sum"), [accounts.path]).stdout.prefix(64))
+        let digest = String(try await runProcess(URL(fileURLWithPath: "/usr/bin/sha256sum"), [accounts.path]).stdout.prefix(64))
         let size = try #require(try FileManager.default.attributesOfItem(atPath: accounts.path)[.size] as? Int)
         manifest["databases"] = try #require(manifest["databases"] as? [[String: Any]]).map { file in
             guard file["name"] as? String == "accounts.sqlite" else { return file }

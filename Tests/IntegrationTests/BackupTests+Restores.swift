@@ -64,7 +64,7 @@ extension BackupTests {
         let keyless = try Self.mediscope(["store", "restore", destination.path], environment: environment)
         #expect(keyless.status == 2 && keyless.stderr.contains("no backup key") && keyless.stderr.contains("--key"), "\(keyless.stderr)")
         let key = stack.varDir.appendingPathComponent("backup.key")
-        let onto = try runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 077; exec \"$0\" \"$@\"", Repository.executable.path,
+        let onto = try await runProcess(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 077; exec \"$0\" \"$@\"", Repository.executable.path,
                                                                        "store", "restore", "--key", key.path, destination.path], environment: environment)
         #expect(onto.status == 0, "\(onto.stderr)")
         #expect(FileManager.default.contents(atPath: fresh.appendingPathComponent("backup.key").path) == FileManager.default.contents(atPath: key.path)
@@ -91,7 +91,7 @@ extension BackupTests {
         var made: [String] = []
         for run in 0..<3 {
             let before = Set(try FileManager.default.contentsOfDirectory(atPath: folder.path))
-            let result = try runProcess(script, arguments, environment: environment)
+            let result = try await runProcess(script, arguments, environment: environment)
             #expect(result.status == 0, "run \(run): \(result.stderr)")
             made += Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)).subtracting(before)
         }
@@ -105,7 +105,7 @@ extension BackupTests {
         for (key, value) in [("BACKUP_KEEP", "0"), ("BACKUP_KEEP", "many"), ("BACKUP_DIR", "")] {
             var bad = environment
             bad[key] = value
-            let result = try runProcess(script, arguments, environment: bad)
+            let result = try await runProcess(script, arguments, environment: bad)
             #expect(result.status == 2 && result.stderr.contains("backup.sh:"), "\(key)=\(value): \(result.stderr)")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == left, "bad settings made or removed nothing")
@@ -148,7 +148,7 @@ extension BackupTests {
         environment["MEDISCOPE_BIN"] = Repository.executable.path
         environment["BACKUP_DIR"] = stack.dir.appendingPathComponent("nightly").path
         environment["BACKUP_KEEP"] = "2"
-        let nightly = try runProcess(URL(fileURLWithPath: "/bin/bash"), [Repository.root.appendingPathComponent("deploy/backup.sh").path],
+        let nightly = try await runProcess(URL(fileURLWithPath: "/bin/bash"), [Repository.root.appendingPathComponent("deploy/backup.sh").path],
                                         environment: environment)
         #expect(nightly.status == 0, "\(nightly.stderr)")
         let left = try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).filter { $0.hasPrefix("store.before-restore-") }

@@ -45,7 +45,7 @@ import TestSupport
     /// A stack of its own (stopped by the caller) with one analysis of `patientId`, whose details the
     /// stack's log check looks for; returns the analysis id.
     func stackWithARecord(_ patientId: String) async throws -> (Stack, String) {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         stack.remember(Self.patient.values)
         do { return (stack, try await upload(stack, patientId)) } catch {
             stack.stop()
@@ -73,7 +73,7 @@ import TestSupport
     }
 
     @Test func aBackupTakenWhileServingRestoresWhatItHeldAndNothingElse() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         stack.remember(Self.patient.values)
         let adminToken = try stack.token(forNewUser: "backup-admin", role: "admin")

@@ -40,7 +40,7 @@ struct BrowserTests {
             request.path.hasSuffix("/chat/completions") ? .json(200, BrowserLLM.completion(reply)) : .json(404, #"{"error":{"message":"no such route"}}"#)
         }
         defer { llm.stop() }
-        let stack = try Stack(settings: ["LLM_BASE_URL": llm.baseURL.appendingPathComponent("v1").absoluteString,
+        let stack = try await Stack.start(settings: ["LLM_BASE_URL": llm.baseURL.appendingPathComponent("v1").absoluteString,
                                          "LLM_MODEL": BrowserLLM.model, "LLM_TIMEOUT_SECONDS": "10"])
         defer { stack.stop() }
         try await scenario("report_llm", on: stack, environment: ["MEDISCOPE_LLM_REPLY": reply, "MEDISCOPE_LLM_MODEL": BrowserLLM.model])
@@ -52,7 +52,7 @@ struct BrowserTests {
     /// small, so a series the scenario sends by STOW-RS (with the clinician's API token) has skipped slices.
     @Test func receivedStudiesShowTheirSeriesSlicesAndAnalyses() async throws {
         let cap = "3"
-        let stack = try Stack(settings: ["DICOM_MAX_INSTANCES_PER_SERIES": cap])
+        let stack = try await Stack.start(settings: ["DICOM_MAX_INSTANCES_PER_SERIES": cap])
         defer { stack.stop() }
         try await scenario("studies", on: stack, environment: ["MEDISCOPE_SERIES_CAP": cap])
     }
@@ -114,7 +114,7 @@ struct BrowserStackTrait: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
 
     func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         try stack.addUser(BrowserStack.admin, role: "admin")
         try await BrowserStack.$current.withValue(stack) {

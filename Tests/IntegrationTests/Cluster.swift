@@ -175,6 +175,11 @@ final class Cluster: HTTPEndpoint, @unchecked Sendable {
         sensitive.withLock { $0.formUnion(values.filter { $0.count >= 4 }) }
     }
 
+    /// A cluster started through `FixtureStarts`, as `Stack.start`.
+    static func start(upstream: [String: String] = [:]) async throws -> Cluster {
+        try await FixtureStarts.shared.run { try Cluster(upstream: upstream) }
+    }
+
     init(upstream: [String: String] = [:]) throws {
         lab = try NetworkLab(hosts: ["lb", "a", "b", "fs"])
         do {

@@ -29,7 +29,7 @@ import TestSupport
 
     /// Open (no credential; a bad one does not matter, nginx reads none), cacheable and revalidated, the file itself.
     @Test func nginxServesTheDocumentOpenAndCacheable() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         let r = try await stack.request("GET", "/api/openapi.json", auth: Stack.Auth.none)
         #expect(r.status == 200)
@@ -46,9 +46,9 @@ import TestSupport
     /// schemathesis as a clinician with an API token, as the same clinician in a browser session (cookie, CSRF token
     /// and Origin; sign-out not called), and as an admin with a token. Each caller's own user and tokens are protected
     /// from its destructive calls (hooks.py), so revoking or disabling itself cannot end a run early.
-    @Test func schemathesisFindsNothingAsAClinicianOrAnAdmin() throws {
+    @Test func schemathesisFindsNothingAsAClinicianOrAnAdmin() async throws {
         _ = try Self.python()   // the venv before the stack: its first creation may take a while
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         // Every credential first: the fuzzed sign-ins fail often enough to throttle this address's sign-ins (429).
         let clinician = try stack.token(forNewUser: "contract-clinician", role: "clinician")
@@ -65,7 +65,7 @@ import TestSupport
             let me = try stack.syncRequest("GET", "/api/me", auth: .bearer(token)).json?["user"] as? [String: Any]
             let tokens = try stack.syncRequest("GET", "/api/tokens", auth: .bearer(token)).json?["tokens"] as? [[String: Any]] ?? []
             let protected = ([me?["id"] as? String] + tokens.map { $0["id"] as? String }).compactMap { $0 }
-            let run = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+            let run = try await runProcess(URL(fileURLWithPath: "/bin/bash"),
                                      [Self.contract.appendingPathComponent("schemathesis.sh").path, stack.baseURL, credential,
                                       protected.joined(separator: ","), String(seconds)],
                                      timeout: Double(seconds) + 120)

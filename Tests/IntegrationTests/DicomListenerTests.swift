@@ -14,9 +14,9 @@ import Glibc
     let port: Int
     static let testFiles = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 
-    init() throws {
+    init() async throws {
         port = try Stack.freePort()
-        stack = try Stack(settings: Self.listening(on: port, ["DICOM_IDLE_TIMEOUT_SECONDS": "5", "DICOM_MAX_INSTANCE_BYTES": "65536",
+        stack = try await Stack.start(settings: Self.listening(on: port, ["DICOM_IDLE_TIMEOUT_SECONDS": "5", "DICOM_MAX_INSTANCE_BYTES": "65536",
                                                               "DICOM_PEERS": Self.peers]))
     }
     deinit { stack.stop() }
@@ -263,7 +263,7 @@ import Glibc
         try FileManager.default.copyItem(atPath: "\(Self.testFiles)/CT_small.dcm", toPath: file)
         #expect(try dcmtk("dcmodify", ["-nb", "-m", "(0008,0018)=1.2.826.0.1.3680043.8.498.3201", file]).status == 0)
         // The digest the listener keeps while decoding: of the data set, past the File Meta Information.
-        let query = try runProcess(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", """
+        let query = try await runProcess(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", """
             import hashlib, struct, sys
             data = open(sys.argv[1], "rb").read()
             start = 144 + struct.unpack_from("<I", data, 140)[0]

@@ -15,8 +15,8 @@ import TestSupport
     let folder = TemporaryFolder("mediscope-dicom-results")
     var checks: DicomFileChecks { DicomFileChecks(folder: folder) }
 
-    init() throws {
-        stack = try Stack()
+    init() async throws {
+        stack = try await Stack.start()
         otherOrgToken = try stack.token(forNewUser: "dicom-other", role: "clinician", organization: "other")
     }
     deinit { stack.stop() }
@@ -39,7 +39,7 @@ import TestSupport
     func sr(_ id: String, _ what: String) async throws -> [String: Any] {
         let body = try await download("/api/analyses/\(id)/dicom/sr", what)
         let sr = try check(body, "\(what)-sr.dcm".replacingOccurrences(of: " ", with: "-"))
-        let dump = try runProcess(URL(fileURLWithPath: "/usr/bin/dsrdump"), [folder.url.appendingPathComponent("\(what)-sr.dcm".replacingOccurrences(of: " ", with: "-")).path], timeout: 60)
+        let dump = try await runProcess(URL(fileURLWithPath: "/usr/bin/dsrdump"), [folder.url.appendingPathComponent("\(what)-sr.dcm".replacingOccurrences(of: " ", with: "-")).path], timeout: 60)
         #expect(dump.status == 0 && dump.stdout.contains("Comprehensive SR Document"), "dsrdump \(what): \(dump.stderr)")
         #expect(sr["SOPClassUID"] as? String == "1.2.840.10008.5.1.4.1.1.88.33")
         return sr

@@ -15,7 +15,7 @@ import TestSupport
 
     /// Orthanc (not started) and a stack whose listener takes Orthanc's studies and which sends results to
     /// Orthanc as `sendTo` names: "pacs" by C-STORE, "pacs-web" by STOW-RS.
-    func start(sendTo: String) throws -> (Stack, OrthancServer) {
+    func start(sendTo: String) async throws -> (Stack, OrthancServer) {
         let listen = try Stack.freePort()
         let orthanc = try OrthancServer(modalities: ["mediscope": ["MEDISCOPE", "127.0.0.1", listen]])
         let token = folder.file("stow-token", "not-checked-by-this-orthanc\n").path
@@ -23,7 +23,7 @@ import TestSupport
             ["name": "pacs", "kind": "c-store", "ae_title": orthanc.aeTitle, "host": "127.0.0.1", "port": orthanc.dicomPort],
             ["name": "pacs-web", "kind": "stow-rs", "url": "http://127.0.0.1:\(orthanc.httpPort)/dicom-web", "token_file": token],
         ]
-        let stack = try Stack(settings: [
+        let stack = try await Stack.start(settings: [
             "DICOM_LISTEN": String(listen),
             "DICOM_PEERS": #"[{"ae_title": "ORTHANC", "host": "127.0.0.1", "organization": "default"}]"#,
             "DICOM_DESTINATIONS": String(decoding: try JSONSerialization.data(withJSONObject: destinations), as: UTF8.self),
@@ -89,7 +89,7 @@ import TestSupport
     }
 
     @Test func aStudyFromOrthancGetsItsSRAndHeatmapsBackThenTheVerifiedSR() async throws {
-        let (stack, orthanc) = try start(sendTo: "pacs")
+        let (stack, orthanc) = try await start(sendTo: "pacs")
         defer { orthanc.stop(); stack.stop() }
         stack.remember(["P-SEND-3301", "Sendtest^Orla", "1CT1", "CompressedSamples^CT1"])
         try await orthanc.start()
@@ -167,7 +167,7 @@ import TestSupport
     }
 
     @Test func anUploadsResultsReachOrthancByStowRS() async throws {
-        let (stack, orthanc) = try start(sendTo: "pacs-web")
+        let (stack, orthanc) = try await start(sendTo: "pacs-web")
         defer { orthanc.stop(); stack.stop() }
         try await orthanc.start()
         let upload = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-STOW-7730", "patient_name": "Wenna Stowsample"])
@@ -187,7 +187,7 @@ import TestSupport
     }
 
     @Test func aPACSDownForAWhileLosesNothingAndGetsEachObjectOnce() async throws {
-        let (stack, orthanc) = try start(sendTo: "pacs")
+        let (stack, orthanc) = try await start(sendTo: "pacs")
         defer { orthanc.stop(); stack.stop() }
         // Orthanc is not running: the operator's check says so, the upload still succeeds, its objects wait.
         let echo = try command(stack, ["echo", "pacs"])

@@ -8,8 +8,8 @@ import Testing
 @Suite(.serialized) final class DicomUploadTests {
     let stack: Stack
     let adminToken: String
-    init() throws {
-        stack = try Stack()
+    init() async throws {
+        stack = try await Stack.start()
         adminToken = try stack.token(forNewUser: "dicom-auditor", role: "admin")
     }
     deinit { stack.stop() }

@@ -16,9 +16,9 @@ import Glibc
     static let mr = "\(testFiles)/MR_small.dcm"
     static let ct = "\(testFiles)/CT_small.dcm"
 
-    init() throws {
+    init() async throws {
         port = try Stack.freePort()
-        stack = try Stack(settings: DicomListenerTests.listening(on: port, ["DICOM_MAX_INSTANCES_PER_SERIES": "3"]))
+        stack = try await Stack.start(settings: DicomListenerTests.listening(on: port, ["DICOM_MAX_INSTANCES_PER_SERIES": "3"]))
         // Study Instance UIDs are patient data: no log may hold them (the stack checks at stop).
         stack.remember(["1CT1", "4MR1", "CompressedSamples^CT1", "CompressedSamples^MR1",
                         "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457", "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"])
@@ -308,7 +308,7 @@ import Glibc
 /// pm.max_requests recycles it (a long series must not grow one process for ever).
 @Suite(.serialized) final class ReceivedSeriesRecyclingTests {
     @Test func idleWorkCountsTowardTheWorkersRequestLimit() async throws {
-        let stack = try Stack(settings: ["POOLS_INFERENCE_MAX_REQUESTS": "2"])
+        let stack = try await Stack.start(settings: ["POOLS_INFERENCE_MAX_REQUESTS": "2"])
         defer { stack.stop() }
         stack.remember(["4MR1", "CompressedSamples^MR1"])
         let folder = TemporaryFolder("mediscope-recycle")
@@ -316,7 +316,7 @@ import Glibc
         for n in 1...5 {
             let path = folder.appending("s\(n).dcm").path
             try FileManager.default.copyItem(atPath: DicomWebTests.mr, toPath: path)
-            let run = try runProcess(URL(fileURLWithPath: "/usr/bin/dcmodify"), ["-nb", "-m", "(0008,0018)=1.2.826.0.1.3680043.8.498.2700.\(n)", path], timeout: 30)
+            let run = try await runProcess(URL(fileURLWithPath: "/usr/bin/dcmodify"), ["-nb", "-m", "(0008,0018)=1.2.826.0.1.3680043.8.498.2700.\(n)", path], timeout: 30)
             #expect(run.status == 0)
             parts.append(try Data(contentsOf: URL(fileURLWithPath: path)))
         }
@@ -344,7 +344,7 @@ import Glibc
         address.sin_addr = in_addr(s_addr: INADDR_ANY)
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         #expect(bound == 0 && listen(fd, 1) == 0)
-        let stack = try Stack(settings: DicomListenerTests.listening(on: port))
+        let stack = try await Stack.start(settings: DicomListenerTests.listening(on: port))
         defer { stack.stop() }
         var checks: [String: String] = [:]
         let degraded = try await eventually(timeout: 60, every: .milliseconds(200)) {

@@ -10,7 +10,7 @@ import TestSupport
 /// its check without them, and a record stored with its overlays (before issue 23) is still served.
 @Suite(.serialized) final class DrawnHeatmapStackTests {
     let stack: Stack
-    init() throws { stack = try Stack() }
+    init() async throws { stack = try await Stack.start() }
     deinit { stack.stop() }
 
     /// The overlays of `image` drawn during an analysis, in this process with the stack's manifest.
@@ -65,9 +65,9 @@ import TestSupport
 
         // A backup holds the lossless scan, not the drawn files, and passes its check.
         let backup = stack.dir.appendingPathComponent("backup-drawn")
-        let made = try runProcess(Repository.executable, ["store", "backup", backup.path], environment: stack.environment)
+        let made = try await runProcess(Repository.executable, ["store", "backup", backup.path], environment: stack.environment)
         #expect(made.status == 0, "\(made.stdout) \(made.stderr)")
-        let verified = try runProcess(Repository.executable, ["store", "verify", backup.path], environment: stack.environment)
+        let verified = try await runProcess(Repository.executable, ["store", "verify", backup.path], environment: stack.environment)
         #expect(verified.status == 0, "\(verified.stdout) \(verified.stderr)")
         #expect(!FileManager.default.fileExists(atPath: backup.appendingPathComponent("blobs/drawn").path))
 

@@ -13,9 +13,10 @@ import Glibc
     let port: Int
     let server: Process
 
-    init() throws {
+    init() async throws {
         let dir = folder.url
-        port = try Stack.freePort()
+        let port = try Stack.freePort()
+        self.port = port
         var env = ProcessInfo.processInfo.environment
         env["MEDISCOPE_VAR"] = dir.path
         env["MEDISCOPE_MANIFEST"] = Repository.root.appendingPathComponent("models/manifest.json").path
@@ -33,12 +34,14 @@ import Glibc
         server.currentDirectoryURL = Repository.root
         try server.run()
         // Ready, not only healthy: the inference pool has its worker (forked after the models preloaded).
-        let deadline = Date().addingTimeInterval(90)
-        while Date() < deadline {
-            if let c = try? FastCGIClient(port: port), (try? c.get("/api/ready").status) == 200 { return }
-            Thread.sleep(forTimeInterval: 0.1)
+        try await onOwnThread {
+            let deadline = Date().addingTimeInterval(90)
+            while Date() < deadline {
+                if let c = try? FastCGIClient(port: port), (try? c.get("/api/ready").status) == 200 { return }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            throw StackError("the TCP pool did not answer on \(port)")
         }
-        throw StackError("the TCP pool did not answer on \(port)")
     }
 
     deinit {
@@ -112,7 +115,9 @@ final class FastCGIClient {
     init(host: String = "127.0.0.1", port: Int, from source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw StackError("socket failed") }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        // A deadline, not a measure: with every suite running on a loaded 2-core CI machine, an answer once took
+        // over 10 s.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         if let source {
             var local = sockaddr_in()

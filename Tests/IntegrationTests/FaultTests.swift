@@ -5,7 +5,7 @@ import Testing
 @Suite(.serialized) struct FaultTests {
     @Test func routesThatNeedNoModelNeverLoadOne() async throws {
         // Without the fork server's preload, so that a model loaded is one a request loaded.
-        let stack = try Stack(settings: ["POOLS_INFERENCE_PRELOAD": "false"])
+        let stack = try await Stack.start(settings: ["POOLS_INFERENCE_PRELOAD": "false"])
         defer { stack.stop() }
         for path in ["/api/health", "/api/ready", "/api/analyses", "/api/models", "/api/status"] {
             _ = try await stack.request("GET", path)
@@ -20,7 +20,7 @@ import Testing
     @Test func killedWorkerFailsOnlyItsRequestAndIsReplacedQuickly() async throws {
         // A file that crashed a worker is refused afterwards (issue 19): each attempt sends its own variant,
         // and the client limit is out of the way of a run that needs several kills.
-        let stack = try Stack(settings: ["CRASH_CLIENT_LIMIT": "100"])
+        let stack = try await Stack.start(settings: ["CRASH_CLIENT_LIMIT": "100"])
         defer { stack.stop() }
         let jpeg = try Scans.jpeg
         #expect(try await stack.upload(image: jpeg).status == 201)  // model loaded, so the next one is mid-forward quickly
@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test func reloadWhileRequestsFlowFailsNothing() async throws {
-        let stack = try Stack(settings: ["POOLS_IO_WORKERS": "2"])
+        let stack = try await Stack.start(settings: ["POOLS_IO_WORKERS": "2"])
         defer { stack.stop() }
         let jpeg = try Scans.jpeg
         let oldIO = Set(try stack.workers("io").map(\.pid))
@@ -103,7 +103,7 @@ import Testing
     }
 
     @Test func stopDuringUploadsLeavesOnlyWholeRecords() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         let jpeg = try Scans.jpeg
         let uploads = (0..<6).map { i in
@@ -135,7 +135,7 @@ import Testing
     }
 
     @Test func saturatedPoolAnswersFast503sNeverHangs() async throws {
-        let stack = try Stack(settings: ["POOLS_INFERENCE_BACKLOG": "2"])
+        let stack = try await Stack.start(settings: ["POOLS_INFERENCE_BACKLOG": "2"])
         defer { stack.stop() }
         let jpeg = try Scans.jpeg
         let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
@@ -157,7 +157,7 @@ import Testing
     }
 
     @Test func overlongRequestIsKilledAndItsWorkerReplaced() async throws {
-        let stack = try Stack(settings: ["POOLS_INFERENCE_REQUEST_TIMEOUT_SECONDS": "0.05"])
+        let stack = try await Stack.start(settings: ["POOLS_INFERENCE_REQUEST_TIMEOUT_SECONDS": "0.05"])
         defer { stack.stop() }
         let r = try await stack.upload(image: try Scans.jpeg)  // the first analysis loads the model: far over 50 ms
         #expect(r.status == 500)
@@ -169,7 +169,7 @@ import Testing
     }
 
     @Test func workersRecycleAfterMaxRequestsAndOverMemoryLimit() async throws {
-        let stack = try Stack(settings: ["POOLS_IO_WORKERS": "1", "POOLS_IO_MAX_REQUESTS": "3",
+        let stack = try await Stack.start(settings: ["POOLS_IO_WORKERS": "1", "POOLS_IO_MAX_REQUESTS": "3",
                                          "POOLS_INFERENCE_MEMORY_LIMIT_MB": "1", "POOLS_IO_SLOW_REQUEST_SECONDS": "0.000001"])
         defer { stack.stop() }
         var pids = Set<Int32>()
@@ -189,7 +189,7 @@ import Testing
     }
 
     @Test func usr1ReopensTheLogFile() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         let rotated = stack.logFile.appendingPathExtension("1")
         try FileManager.default.moveItem(at: stack.logFile, to: rotated)
@@ -200,7 +200,7 @@ import Testing
     }
 
     @Test func theAppEnforcesItsOwnBodyLimitBehindNginx() async throws {
-        let stack = try Stack(settings: ["BODY_LIMIT_BYTES": "2000"])
+        let stack = try await Stack.start(settings: ["BODY_LIMIT_BYTES": "2000"])
         defer { stack.stop() }
         let r = try await stack.upload(image: try Scans.jpeg)
         #expect(r.status == 413 && r.header("Content-Type")?.hasPrefix("application/problem+json") == true)
@@ -208,7 +208,7 @@ import Testing
     }
 
     @Test func workersDieWithTheMaster() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         // Inference workers get their pid once the fork server has forked them (after its preload).
         var pids: [Int32] = []

@@ -12,8 +12,8 @@ import TestSupport
     let adminToken: String
     let otherOrgToken: String
 
-    init() throws {
-        stack = try Stack()
+    init() async throws {
+        stack = try await Stack.start()
         adminToken = try stack.token(forNewUser: "fhir-admin", role: "admin")
         otherOrgToken = try stack.token(forNewUser: "fhir-other", role: "clinician", organization: "other")
     }

@@ -7,7 +7,7 @@ import Testing
 /// decoder budgets, EXIF orientation. Each bad input: a 4xx problem, the worker alive, nothing stored.
 @Suite(.serialized) final class FieldInputTests {
     let stack: Stack
-    init() throws { stack = try Stack() }
+    init() async throws { stack = try await Stack.start() }
     deinit { stack.stop() }
 
     /// A multipart body built byte for byte: any field bytes, any filename, fields given twice.

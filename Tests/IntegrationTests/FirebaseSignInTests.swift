@@ -9,9 +9,9 @@ import Testing
     let certificates: FirebaseTestHTTPServer
     let stack: Stack
 
-    init() throws {
+    init() async throws {
         certificates = try FirebaseTestHTTPServer(FirebaseFixtures.certificatesResponse([FirebaseFixtures.keyA]))
-        stack = try Stack(settings: ["FIREBASE_PROJECT_ID": FirebaseFixtures.projectId,
+        stack = try await Stack.start(settings: ["FIREBASE_PROJECT_ID": FirebaseFixtures.projectId,
                                      "FIREBASE_CERTIFICATES_URL": certificates.url.absoluteString,
                                      "POOLS_IO_WORKERS": "1"])
     }

@@ -14,11 +14,11 @@ import TestSupport
     /// Reads Firestore directly, as another host would.
     let firestore: FirestoreClient
 
-    init() throws {
+    init() async throws {
         emulator = try SharedEmulator.get()
         proxy = try FirestoreFaultProxy(emulator: emulator)
         // One io worker: the outage grace is per worker, so the test knows which worker saw the token.
-        stack = try Stack(settings: ["STORE": "firestore", "FIRESTORE_PROJECT_ID": project, "FIRESTORE_CACHE_SECONDS": "1",
+        stack = try await Stack.start(settings: ["STORE": "firestore", "FIRESTORE_PROJECT_ID": project, "FIRESTORE_CACHE_SECONDS": "1",
                                      "POOLS_IO_WORKERS": "1"],
                           environment: ["FIRESTORE_EMULATOR_HOST": proxy.host])
         firestore = emulator.client(projectId: project)

@@ -26,7 +26,7 @@ import TestSupport
     }
 
     @Test func aBurstOfReloadsKeepsOnePreloadAtATimeAndLeaksNoDescriptor() async throws {
-        let stack = try Stack(settings: ["POOLS_INFERENCE_WORKERS": "2"])
+        let stack = try await Stack.start(settings: ["POOLS_INFERENCE_WORKERS": "2"])
         defer { stack.stop() }
         _ = try await LeanProcessTests.readyWorkers(stack, count: 2)
         let firstServer = Int32(try #require(try LeanProcessTests.forkServer(stack)?["pid"] as? Int))
@@ -79,7 +79,7 @@ import TestSupport
 
     @Test func aStopDuringThePreloadEndsAtOnceAndLeavesNothing() async throws {
         let folder = TemporaryFolder("mediscope-blocked-preload")
-        let stack = try Stack(settings: ["STOP_TIMEOUT_SECONDS": "120", "MANIFEST": try Self.manifest(in: folder).path])
+        let stack = try await Stack.start(settings: ["STOP_TIMEOUT_SECONDS": "120", "MANIFEST": try Self.manifest(in: folder).path])
         defer { stack.stop() }
         _ = try await LeanProcessTests.readyWorkers(stack, count: 1)
         // A FIFO nobody writes: the reloaded fork server's preload blocks opening it until it is killed,
@@ -104,7 +104,7 @@ import TestSupport
     }
 
     @Test func aHungForkServerIsKilledAndReplaced() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         let first = try await LeanProcessTests.readyWorkers(stack, count: 1)
         let hung = Int32(try #require(try LeanProcessTests.forkServer(stack)?["pid"] as? Int))
@@ -128,7 +128,7 @@ import TestSupport
             try FileManager.default.copyItem(at: models.appendingPathComponent(file), to: folder.url.appendingPathComponent(file))
         }
         try Data("not a TorchScript archive".utf8).write(to: folder.url.appendingPathComponent("brain_tumor_vgg16.pt"))
-        let stack = try Stack(settings: ["MANIFEST": folder.url.appendingPathComponent("manifest.json").path])
+        let stack = try await Stack.start(settings: ["MANIFEST": folder.url.appendingPathComponent("manifest.json").path])
         defer { stack.stop() }
         var ready = try await stack.request("GET", "/api/ready")
         let reported = try await eventually {

@@ -9,8 +9,8 @@ import Testing
     let stack: Stack
     let token: String
 
-    init() throws {
-        stack = try Stack()
+    init() async throws {
+        stack = try await Stack.start()
         guard case .bearer(let token)? = stack.defaultAuth else { throw StackError("the stack has no clinician token") }
         self.token = token
     }

@@ -73,10 +73,11 @@ extension HTTPEndpoint {
 
     /// Blocking variant for set-up and polling code. Uses a completion handler, not Swift concurrency,
     /// so waiting never ties up a thread of the cooperative pool.
-    func syncRequest(_ method: String, _ path: String, body: Data? = nil, contentType: String? = nil, auth: Stack.Auth? = nil) throws -> Stack.Response {
+    func syncRequest(_ method: String, _ path: String, body: Data? = nil, contentType: String? = nil, auth: Stack.Auth? = nil,
+                     timeout: Double = 30) throws -> Stack.Response {
         var req = URLRequest(url: URL(string: baseURL + path)!)
         req.httpMethod = method
-        req.timeoutInterval = 30
+        req.timeoutInterval = timeout
         req.httpBody = body
         if let contentType { req.setValue(contentType, forHTTPHeaderField: "Content-Type") }
         apply(auth, to: &req)

@@ -8,7 +8,7 @@ import Testing
 /// rendering cases give their control's numbers, and the fields route reads what valid readers read.
 @Suite(.serialized) final class HostileDicomStackTests {
     let stack: Stack
-    init() throws { stack = try Stack() }
+    init() async throws { stack = try await Stack.start() }
     deinit { stack.stop() }
 
     func upload(_ bytes: [UInt8], patient: String) async throws -> Stack.Response {

@@ -9,10 +9,10 @@ import TestSupport
     let stack: Stack
     let adminToken: String
 
-    init() throws {
+    init() async throws {
         // Two inference workers, so two uploads under one key can run at once; a file whose worker was
         // killed may be sent again (the kill is the test's, not the file's).
-        stack = try Stack(settings: ["POOLS_INFERENCE_WORKERS": "2", "CRASH_FILE_SECONDS": "0", "CRASH_CLIENT_LIMIT": "100"])
+        stack = try await Stack.start(settings: ["POOLS_INFERENCE_WORKERS": "2", "CRASH_FILE_SECONDS": "0", "CRASH_CLIENT_LIMIT": "100"])
         adminToken = try stack.token(forNewUser: "idem-admin", role: "admin")
     }
     deinit { stack.stop() }

@@ -8,7 +8,7 @@ import Testing
 /// the warning; /api/metrics counts analyses by verdict and reason.
 @Suite(.serialized) final class InputCheckStackTests {
     let stack: Stack
-    init() throws { stack = try Stack() }
+    init() async throws { stack = try await Stack.start() }
     deinit { stack.stop() }
 
     /// A mid-grey PNG: a blank image any viewer would show as nothing.

@@ -6,8 +6,8 @@ import TestSupport
 /// it analyses, and GET /api/models and the printable report show the model's fidelity to fp32.
 @Suite(.serialized) final class Int8ServingTests {
     let stack: Stack
-    init() throws {
-        stack = try Stack(settings: ["MANIFEST": Repository.root.appendingPathComponent("models/manifest-int8.json").path])
+    init() async throws {
+        stack = try await Stack.start(settings: ["MANIFEST": Repository.root.appendingPathComponent("models/manifest-int8.json").path])
     }
     deinit { stack.stop() }
 

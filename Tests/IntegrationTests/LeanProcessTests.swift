@@ -72,7 +72,7 @@ import TestSupport
     }
 
     @Test func libtorchLivesOnlyWhereModelsRunAndWeightsAreShared() async throws {
-        let stack = try Stack(settings: ["POOLS_INFERENCE_WORKERS": "2"])
+        let stack = try await Stack.start(settings: ["POOLS_INFERENCE_WORKERS": "2"])
         defer { stack.stop() }
         let master = stack.masterPID
         var server: [String: Any] = [:]
@@ -115,7 +115,7 @@ import TestSupport
     }
 
     @Test func forkServerAndWorkersComeBackAfterKillsAndReload() async throws {
-        let stack = try Stack(settings: ["POOLS_INFERENCE_WORKERS": "2"])
+        let stack = try await Stack.start(settings: ["POOLS_INFERENCE_WORKERS": "2"])
         defer { stack.stop() }
         let master = stack.masterPID
         let first = try await Self.readyWorkers(stack, count: 2)
@@ -162,13 +162,13 @@ import TestSupport
     @Test func withoutPreloadWorkersLoadOnFirstUseWithTheSameNumbers() async throws {
         let preloaded: [Double]
         do {
-            let stack = try Stack()
+            let stack = try await Stack.start()
             defer { stack.stop() }
             let upload = try await stack.upload(image: try Scans.jpeg)
             try #require(upload.status == 201)
             preloaded = Self.probabilities(upload)
         }
-        let stack = try Stack(settings: ["POOLS_INFERENCE_PRELOAD": "false"])
+        let stack = try await Stack.start(settings: ["POOLS_INFERENCE_PRELOAD": "false"])
         defer { stack.stop() }
         #expect(try Self.forkServer(stack) == nil)
         let workers = try await Self.readyWorkers(stack, count: 1)

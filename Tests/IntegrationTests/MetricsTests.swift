@@ -4,7 +4,7 @@ import Testing
 /// Stage and queueing-time histograms in /api/metrics, through real nginx and the real pool.
 @Suite(.serialized) final class MetricsTests {
     let stack: Stack
-    init() throws { stack = try Stack() }
+    init() async throws { stack = try await Stack.start() }
     deinit { stack.stop() }
 
     /// Every sample carries the stack's host label first.

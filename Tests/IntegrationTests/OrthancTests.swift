@@ -15,9 +15,9 @@ import Glibc
     let orthanc: OrthancServer
     static let testFiles = DicomListenerTests.testFiles
 
-    init() throws {
+    init() async throws {
         let dicomPort = try Stack.freePort()
-        stack = try Stack(settings: ["DICOM_LISTEN": String(dicomPort),
+        stack = try await Stack.start(settings: ["DICOM_LISTEN": String(dicomPort),
                                      "DICOM_PEERS": #"[{"ae_title": "ORTHANC", "host": "127.0.0.1", "organization": "default"}]"#])
         guard case .bearer(let token) = stack.defaultAuth else { throw StackError("the stack has no clinician token") }
         orthanc = try OrthancServer(modalities: ["mediscope": ["MEDISCOPE", "127.0.0.1", dicomPort]],

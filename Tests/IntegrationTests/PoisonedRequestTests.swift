@@ -83,7 +83,7 @@ import Testing
     }
 
     @Test func aFileThatCrashedAWorkerIsRefusedAndItsClientLimited() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         let jpeg = try Scans.jpeg
         let other = try Self.clinician(stack, "other-clinician")
@@ -126,7 +126,7 @@ import Testing
     }
 
     @Test func aStreamOfCrashingRequestsNeverStopsTheMaster() async throws {
-        let stack = try Stack(settings: ["CRASH_LIMIT": "2"])
+        let stack = try await Stack.start(settings: ["CRASH_LIMIT": "2"])
         defer { stack.stop() }
         let jpeg = try Scans.jpeg
         let clients = [nil] + (try (1...2).map { try Self.clinician(stack, "crasher-\($0)") }) as [Stack.Auth?]
@@ -150,7 +150,7 @@ import Testing
     @Test func crashesWithoutARequestBackOffReportNotReadyAndRecover() async throws {
         // crash.window.seconds short, where the configuration reads it; with the default minute the
         // recovery below takes a minute.
-        let stack = try Stack(settings: ["CRASH_LIMIT": "2", "CRASH_WINDOW_SECONDS": "10"])
+        let stack = try await Stack.start(settings: ["CRASH_LIMIT": "2", "CRASH_WINDOW_SECONDS": "10"])
         defer { stack.stop() }
         var killed = Set<Int32>()
         func killIdleWorker() async throws {
@@ -221,7 +221,7 @@ import Testing
     }
 
     @Test func dicomFieldsRunInTheInferencePoolAndNeverHoldHealth() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         // A costly file to render in a small one: 4096 x 4096 16-bit, RLE-coded in 0.5 MB.
         let side = 4096

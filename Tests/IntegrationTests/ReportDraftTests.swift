@@ -17,14 +17,14 @@ import Testing
         return .json(200, #"{"id":"c1","object":"chat.completion","model":"\#(model)","choices":[{"index":0,"message":{"role":"assistant","content":\#(escaped)}\#(reason)}],"usage":{"prompt_tokens":111,"completion_tokens":22}}"#)
     }
 
-    func stack(llm: ScriptedHTTPServer?, _ extra: [String: String] = [:]) throws -> Stack {
+    func stack(llm: ScriptedHTTPServer?, _ extra: [String: String] = [:]) async throws -> Stack {
         var settings = extra
         if let llm {
             settings["LLM_BASE_URL"] = llm.baseURL.appendingPathComponent("openai/v1").absoluteString
             settings["LLM_MODEL"] = "llama-3.1-8b-instant"
             settings["LLM_TIMEOUT_SECONDS"] = settings["LLM_TIMEOUT_SECONDS"] ?? "5"
         }
-        let stack = try Stack(settings: settings)
+        let stack = try await Stack.start(settings: settings)
         stack.remember(Self.patient.values)
         return stack
     }
@@ -49,7 +49,7 @@ import Testing
         let text = "<script>alert('x')</script> **The Tumour type model** suggests a glioma.\n\nThe heatmap shows the regions that drove it."
         let llm = try ScriptedHTTPServer { _, _ in Self.reply(text) }
         defer { llm.stop() }
-        let stack = try stack(llm: llm)
+        let stack = try await stack(llm: llm)
         defer { stack.stop() }
         // A user whose name is distinctive: it must not reach the LLM either.
         let uploader = try stack.token(forNewUser: "drqvzrwx", role: "clinician")
@@ -100,7 +100,7 @@ import Testing
     }
 
     @Test func withoutAnLLMTheTemplateWritesTheDraftAndItPrintsAsUnsigned() async throws {
-        let stack = try stack(llm: nil)
+        let stack = try await stack(llm: nil)
         defer { stack.stop() }
         let id = try #require(try await stack.upload(image: try Scans.jpeg, fields: Self.patient).json?["id"] as? String)
         // Poll the report alone, as the dashboard does: pending polls leave no audit entry.
@@ -151,7 +151,7 @@ import Testing
             }
         }
         defer { llm.stop() }
-        let stack = try stack(llm: llm, ["LLM_MAX_ATTEMPTS": "3"])
+        let stack = try await stack(llm: llm, ["LLM_MAX_ATTEMPTS": "3"])
         defer { stack.stop() }
         let first = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
         let draft = try await waitForDraft(stack, first)
@@ -183,7 +183,7 @@ import Testing
         let huge = Self.reply(String(repeating: "y", count: 5 << 20))
         let llm = try ScriptedHTTPServer { _, _ in body == "huge" ? huge : .json(200, body) }
         defer { llm.stop() }
-        let stack = try stack(llm: llm, ["LLM_MAX_ATTEMPTS": "1"])
+        let stack = try await stack(llm: llm, ["LLM_MAX_ATTEMPTS": "1"])
         defer { stack.stop() }
         let id = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
         let draft = try await waitForDraft(stack, id)
@@ -201,7 +201,7 @@ import Testing
             return Self.reply("Late but fine: the Tumour type model answered.")
         }
         defer { llm.stop() }
-        let stack = try stack(llm: llm, ["LLM_TIMEOUT_SECONDS": "90"])
+        let stack = try await stack(llm: llm, ["LLM_TIMEOUT_SECONDS": "90"])
         defer { stack.stop() }
         let first = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
         // Wait until the LLM holds the first draft's request.
@@ -210,8 +210,8 @@ import Testing
         #expect(llm.requests.count == 1)
         // While it does, uploads complete, and no inference worker is busy once they have.
         for _ in 0..<3 { #expect(try await stack.upload(image: try Scans.jpeg).status == 201) }
-        // A worker marks itself idle just after its answer is sent: poll briefly for that.
-        #expect(try await eventually(timeout: 10) { try stack.poolNumber("inference", "activeWorkers") == 0 },
+        // A worker marks itself idle just after its answer is sent: poll for that.
+        #expect(try await eventually(timeout: 60) { try stack.poolNumber("inference", "activeWorkers") == 0 },
                 "the inference pool is idle while the LLM works")
         let status = try #require(try stack.syncRequest("GET", "/api/status", auth: Stack.Auth.none).json)
         #expect((status["reportJobs"] as? [String: Any])?["running"] as? Int == 1)
@@ -231,7 +231,7 @@ import Testing
             _ = gate.wait(timeout: .now() + 300)
             return Self.reply("never seen")
         }
-        let stack = try stack(llm: hang, ["LLM_TIMEOUT_SECONDS": "30", "LLM_MAX_ATTEMPTS": "10"])
+        let stack = try await stack(llm: hang, ["LLM_TIMEOUT_SECONDS": "30", "LLM_MAX_ATTEMPTS": "10"])
         defer { stack.stop() }
         var ids: [String] = []
         for _ in 0..<3 { ids.append(try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)) }
@@ -271,7 +271,7 @@ import Testing
         ]
         let llm = try ScriptedHTTPServer { _, i in replies[min(i, replies.count - 1)] }
         defer { llm.stop() }
-        let stack = try stack(llm: llm, ["LLM_MAX_ATTEMPTS": "3"])
+        let stack = try await stack(llm: llm, ["LLM_MAX_ATTEMPTS": "3"])
         defer { stack.stop() }
         for (i, words) in ["truncated", "refusal", "filtered", "mid-sentence"].enumerated() {
             let id = try #require(try await stack.upload(image: try Scans.jpeg, fields: Self.patient).json?["id"] as? String)
@@ -299,7 +299,7 @@ import Testing
                                         body: Array(#"{"error":{"message":"daily limit","type":"tokens","code":"rate_limit_exceeded"}}"#.utf8))
         }
         defer { llm.stop() }
-        let stack = try stack(llm: llm, ["LLM_MAX_ATTEMPTS": "3"])
+        let stack = try await stack(llm: llm, ["LLM_MAX_ATTEMPTS": "3"])
         defer { stack.stop() }
         let id = try #require(try await stack.upload(image: try Scans.jpeg).json?["id"] as? String)
         let draft = try await waitForDraft(stack, id, timeout: 90)
@@ -320,7 +320,7 @@ import Testing
             return Self.reply("The Tumour type model's late draft.")
         }
         defer { llm.stop() }
-        let stack = try stack(llm: llm, ["LLM_TIMEOUT_SECONDS": "90"])
+        let stack = try await stack(llm: llm, ["LLM_TIMEOUT_SECONDS": "90"])
         defer { stack.stop() }
         let id = try #require(try await stack.upload(image: try Scans.jpeg, fields: Self.patient).json?["id"] as? String)
         #expect(try await eventually(timeout: 60) { !llm.requests.isEmpty }, "the LLM holds the draft's request")
@@ -365,7 +365,7 @@ extension ReportDraftTests {
         let text = "Brain tumour: the model predicted no tumour with high confidence."
         let llm = try ScriptedHTTPServer { _, _ in Self.reply(text) }
         defer { llm.stop() }
-        let stack = try stack(llm: llm)
+        let stack = try await stack(llm: llm)
         defer { stack.stop() }
         let blank = Data(try ImageEncoder.png(PixelImage(width: 300, height: 300, channels: 1,
                                                          pixels: [UInt8](repeating: 90, count: 300 * 300))))

@@ -7,8 +7,8 @@ import Testing
     let adminToken: String
     let otherOrgToken: String
 
-    init() throws {
-        stack = try Stack()
+    init() async throws {
+        stack = try await Stack.start()
         adminToken = try stack.token(forNewUser: "report-admin", role: "admin")
         otherOrgToken = try stack.token(forNewUser: "report-other", role: "clinician", organization: "other")
     }
@@ -77,7 +77,7 @@ import Testing
 /// Its own suite: the report suite's stack has a working template folder.
 @Suite struct ReportTemplateFaultTests {
     @Test func aMissingTemplateFolderIs503() async throws {
-        let broken = try Stack(settings: ["TEMPLATES": "/nonexistent/mediscope-templates"])
+        let broken = try await Stack.start(settings: ["TEMPLATES": "/nonexistent/mediscope-templates"])
         defer { broken.stop() }
         let upload = try await broken.upload(image: try Scans.jpeg)
         let id = try #require(upload.json?["id"] as? String)

@@ -73,9 +73,9 @@ import TestSupport
     /// The master itself refuses to start beside a live master on the same state folder, and the first
     /// one keeps serving.
     @Test func aSecondMasterOnTheSameStateFolderIsRefused() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
-        let second = try runProcess(Repository.executable, ["serve"], environment: stack.environment)
+        let second = try await runProcess(Repository.executable, ["serve"], environment: stack.environment)
         #expect(second.status == 1 && second.stderr.contains("another mediscope serve"), "\(second.stderr)")
         #expect(try await stack.request("GET", "/api/health").status == 200, "the first master still serves")
         #expect(try await stack.upload(image: try Scans.jpeg).status == 201)

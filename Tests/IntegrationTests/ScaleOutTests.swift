@@ -49,7 +49,7 @@ import Glibc
     }
 
     @Test func bothHostsServeEveryRequestAlike() async throws {
-        let cluster = try Cluster()
+        let cluster = try await Cluster.start()
         defer { cluster.stop() }
         let session = try cluster.syncSignIn("clinician")
         let fixture = try await makeFixture(cluster, count: 1)
@@ -99,7 +99,7 @@ import Glibc
     }
 
     @Test func aPeerThatIsNotTheBalancerIsRefused() async throws {
-        let cluster = try Cluster()
+        let cluster = try await Cluster.start()
         defer { cluster.stop() }
         let a = cluster["a"]
         // The root namespace's address is on the same network, but only the balancer is allowed.
@@ -117,7 +117,7 @@ import Glibc
     /// UPSTREAM_INFERENCE_MAX_CONNS=1: two hosts hold two uploads; more at once are refused by nginx
     /// itself, without trying a host, as a 503 with Retry-After and a problem body.
     @Test func whenEveryHostIsSaturatedUploadsGetA503AtOnce() async throws {
-        let cluster = try Cluster(upstream: ["UPSTREAM_INFERENCE_MAX_CONNS": "1"])
+        let cluster = try await Cluster.start(upstream: ["UPSTREAM_INFERENCE_MAX_CONNS": "1"])
         defer { cluster.stop() }
         let image = try Scans.jpeg
         let logStart = cluster.accessLogEntries().count
@@ -142,7 +142,7 @@ import Glibc
     }
 
     @Test func aKilledHostLosesNoReadAndRejoinsOnRestart() async throws {
-        let cluster = try Cluster(upstream: ["UPSTREAM_FAIL_TIMEOUT": "5s"])
+        let cluster = try await Cluster.start(upstream: ["UPSTREAM_FAIL_TIMEOUT": "5s"])
         defer { cluster.stop() }
         let fixture = try await makeFixture(cluster)
         let a = cluster["a"]
@@ -198,7 +198,7 @@ import Glibc
     }
 
     @Test func rollingReloadAndRestartFailNoRequest() async throws {
-        let cluster = try Cluster()
+        let cluster = try await Cluster.start()
         defer { cluster.stop() }
         let fixture = try await makeFixture(cluster)
         let load = Load(cluster, paths: fixture.paths, prefix: "P-SCALE-ROLL")
@@ -308,7 +308,7 @@ extension ScaleOutTests {
     /// and delivery keeps one; a retry after delivery is answered from Firestore by any host; another
     /// request under the key is a 422 there too.
     @Test func oneIdempotencyKeyMakesOneRecordAcrossHosts() async throws {
-        let cluster = try Cluster()
+        let cluster = try await Cluster.start()
         defer { cluster.stop() }
         let image = PoisonedRequestTests.variant(try Scans.jpeg, "two hosts one key")
         func upload(_ patient: String, key: String, image: Data = image) async throws -> Stack.Response {

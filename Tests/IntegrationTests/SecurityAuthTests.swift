@@ -12,8 +12,8 @@ import TestSupport
     /// An admin of another organisation.
     let outsiderToken: String
 
-    init() throws {
-        stack = try Stack()
+    init() async throws {
+        stack = try await Stack.start()
         adminToken = try stack.token(forNewUser: "secadmin", role: "admin")
         outsiderToken = try stack.token(forNewUser: "outsider", role: "admin", organization: "elsewhere")
     }
@@ -241,8 +241,8 @@ extension SecurityAuthTests {
     @Suite(.serialized) final class HTTPSPublicURL {
         let stack: Stack
 
-        init() throws {
-            stack = try Stack(settings: ["PUBLIC_URL": "https://mediscope.example.org"])
+        init() async throws {
+            stack = try await Stack.start(settings: ["PUBLIC_URL": "https://mediscope.example.org"])
             try stack.addUser(BrowserStack.admin, role: "admin")
         }
         deinit { stack.stop() }

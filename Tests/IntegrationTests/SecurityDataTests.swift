@@ -12,11 +12,11 @@ import TestSupport
     let adminToken: String
     let intruderToken: String
 
-    init() throws {
+    init() async throws {
         // Every io request is "slow", so each one leaves a slow_request line to read.
         // A request waiting on a locked audit log waits SQLite's busy timeout more than once; under a loaded
         // CI machine that passed the io pool's 15 s limit (a 500 from the time limit, not the 503 under test).
-        stack = try Stack(settings: ["POOLS_IO_SLOW_REQUEST_SECONDS": "0.000001", "POOLS_IO_REQUEST_TIMEOUT_SECONDS": "60"])
+        stack = try await Stack.start(settings: ["POOLS_IO_SLOW_REQUEST_SECONDS": "0.000001", "POOLS_IO_REQUEST_TIMEOUT_SECONDS": "60"])
         adminToken = try stack.token(forNewUser: "sec-admin", role: "admin")
         intruderToken = try stack.token(forNewUser: "intruder", role: "clinician", organization: "other")
     }
@@ -170,7 +170,7 @@ import TestSupport
         #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200)
         #expect(try await stack.request("GET", "/api/no/such/route").status == 404)
         var slow: [String] = []
-        let logged = await eventually(timeout: 10) {
+        let logged = await eventually(timeout: 60) {
             let log = (try? String(contentsOf: stack.logFile, encoding: .utf8)) ?? ""
             slow = log.split(separator: "\n").map(String.init).filter { $0.contains("\"slow_request\"") }
             return slow.contains { $0.contains(#""route":"GET /api/analyses/{id}""#) } && slow.contains { $0.contains("no route") }
@@ -189,7 +189,7 @@ import TestSupport
             return .json(200, #"{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"The heatmap shows the region the model weighed most. Decision support only."}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#)
         }
         defer { llm.stop() }
-        let stack = try Stack(settings: ["LLM_BASE_URL": llm.baseURL.appendingPathComponent("openai/v1").absoluteString,
+        let stack = try await Stack.start(settings: ["LLM_BASE_URL": llm.baseURL.appendingPathComponent("openai/v1").absoluteString,
                                          "LLM_MODEL": "m", "LLM_TIMEOUT_SECONDS": "90"])
         defer { stack.stop() }
         let upload = try await stack.upload(image: try Scans.jpeg, fields: ["patient_id": "P-LATE-DRAFT-1"])
@@ -217,9 +217,9 @@ import TestSupport
     let certificates: FirebaseTestHTTPServer
     let stack: Stack
 
-    init() throws {
+    init() async throws {
         certificates = try FirebaseTestHTTPServer(FirebaseFixtures.certificatesResponse([FirebaseFixtures.keyA]))
-        stack = try Stack(settings: ["FIREBASE_PROJECT_ID": FirebaseFixtures.projectId,
+        stack = try await Stack.start(settings: ["FIREBASE_PROJECT_ID": FirebaseFixtures.projectId,
                                      "FIREBASE_CERTIFICATES_URL": certificates.url.absoluteString, "POOLS_IO_WORKERS": "1"])
     }
     deinit {
@@ -250,9 +250,9 @@ import TestSupport
     let stack: Stack
     let firestore: FirestoreClient
 
-    init() throws {
+    init() async throws {
         let emulator = try SharedEmulator.get()
-        stack = try Stack(settings: ["STORE": "firestore", "FIRESTORE_PROJECT_ID": project], environment: ["FIRESTORE_EMULATOR_HOST": emulator.host])
+        stack = try await Stack.start(settings: ["STORE": "firestore", "FIRESTORE_PROJECT_ID": project], environment: ["FIRESTORE_EMULATOR_HOST": emulator.host])
         firestore = emulator.client(projectId: project)
     }
     deinit { stack.stop() }

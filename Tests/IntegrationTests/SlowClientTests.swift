@@ -14,7 +14,7 @@ import Glibc
     static let perAddress = 64
 
     @Test func unfinishedRequestsFromOneAddressNeitherLockOthersOutNorOutliveTheHeaderTimeout() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         var flood: [RawConnection] = []
         defer { flood.forEach { $0.close() } }
@@ -42,7 +42,7 @@ import Glibc
     }
 
     @Test func anAddressHasItsShareOfRequestsInProgressAndTheNextIsAnswered429() async throws {
-        let stack = try Stack()
+        let stack = try await Stack.start()
         defer { stack.stop() }
         // Uploads are authenticated before their body is read (issue 21): these carry a clinician's token.
         let token = try stack.token(forNewUser: "slow-clinician", role: "clinician")

@@ -13,10 +13,10 @@ import Glibc
 @Suite(.serialized) final class SocketActivationTests {
     let stack: Stack
 
-    init() throws {
+    init() async throws {
         // The int8 model: the next server's fork server preloads it in about a second, so requests queued
         // during the restart are answered well inside nginx's read timeouts even on a loaded machine.
-        stack = try Stack(settings: ["MANIFEST": Repository.root.appendingPathComponent("models/manifest-int8.json").path],
+        stack = try await Stack.start(settings: ["MANIFEST": Repository.root.appendingPathComponent("models/manifest-int8.json").path],
                           socketActivated: true)
     }
     deinit { stack.stop() }
@@ -51,27 +51,30 @@ import Glibc
         #expect(try stack.status()["masterPid"] as? Int == Int(first))
         let scan = try Scans.jpeg
         let clients = Clients()
-        // Three clients without pause: uploads (the inference pool) and lists (the io pool).
-        let running = Task {
-            await withTaskGroup(of: Void.self) { group in
-                for client in 0..<3 {
-                    group.addTask {
-                        var n = 0
-                        while !clients.isStopped {
-                            n += 1
-                            let started = Date()
-                            let upload = client == 0
-                            var status = -1
-                            if upload {
-                                status = (try? await stack.upload(image: scan, fields: ["patient_id": "P-RESTART-\(n)"]))?.status ?? -1
-                            } else {
-                                status = (try? await stack.request("GET", "/api/analyses?limit=5"))?.status ?? -1
-                            }
-                            clients.add(Sent(started: started, what: upload ? "upload \(n)" : "list \(client).\(n)", status: status))
-                        }
+        // Three clients without pause, on threads of their own (not tasks: while other suites hold the cooperative
+        // pool's threads the clients must keep sending): uploads (the inference pool) and lists (the io pool).
+        let running = DispatchGroup()
+        for client in 0..<3 {
+            running.enter()
+            Thread {
+                defer { running.leave() }
+                var n = 0
+                while !clients.isStopped {
+                    n += 1
+                    let started = Date()
+                    let upload = client == 0
+                    var status = -1
+                    if upload {
+                        let fields = ["patient_id": "P-RESTART-\(n)"]
+                        stack.remember(fields.values)
+                        let (body, type) = Multipart.body(fields: fields, files: [("image", "scan.jpg", scan)])
+                        status = (try? stack.syncRequest("POST", "/api/analyses", body: body, contentType: type, timeout: 90))?.status ?? -1
+                    } else {
+                        status = (try? stack.syncRequest("GET", "/api/analyses?limit=5", timeout: 90))?.status ?? -1
                     }
+                    clients.add(Sent(started: started, what: upload ? "upload \(n)" : "list \(client).\(n)", status: status))
                 }
-            }
+            }.start()
         }
         defer { clients.stop() }
         #expect(try await eventually(timeout: 120, every: .milliseconds(50)) { clients.count >= 6 }, "answers before the restart")
@@ -81,7 +84,7 @@ import Glibc
         stack.signalServer(SIGHUP)
         let restarted = try await eventually(timeout: 60, every: .milliseconds(20)) { (stack.activatedServerPID ?? first) != first }
         #expect(restarted, "the server was started again")
-        try stack.waitUntilHealthy()
+        try await onOwnThread { try stack.waitUntilHealthy() }
         let nextAnswered = Date()
         let second = try #require(stack.activatedServerPID)
         #expect(second != first)
@@ -93,7 +96,7 @@ import Glibc
             return after.count >= 6 && after.contains { $0.what.hasPrefix("upload") }
         }, "answers after the restart")
         clients.stop()
-        await running.value
+        try await onOwnThread { running.wait() }
 
         let sent = clients.all
         let failed = sent.filter { !(200..<300).contains($0.status) }

@@ -83,6 +83,13 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         }
     }
 
+    /// A stack started through `FixtureStarts` (on a thread of its own, a few at a time): what suites and tests
+    /// call, so the minute a stack may take to start on a loaded machine holds no thread of Swift's cooperative pool.
+    static func start(settings: [String: String] = [:], environment extra: [String: String] = [:], bodyLimit: String = "20m",
+                      socketActivated: Bool = false) async throws -> Stack {
+        try await FixtureStarts.shared.run { try Stack(settings: settings, environment: extra, bodyLimit: bodyLimit, socketActivated: socketActivated) }
+    }
+
     /// `mediscope user add`, the real command, on this stack's state folder.
     /// A new user of `organization` and an API token of theirs (made from a session, as a person would).
     func token(forNewUser username: String, role: String, organization: String = "default") throws -> String {

@@ -112,13 +112,13 @@ import TestSupport
 
     /// The "done when": a blank image, a photo and a document, each `out_of_scope` with reasons, from
     /// the command line in one run.
-    @Test func theCLISaysOutOfScopeForABlankImageAPhotoAndADocument() throws {
+    @Test func theCLISaysOutOfScopeForABlankImageAPhotoAndADocument() async throws {
         let dir = TemporaryFolder()
         let blank = dir.appending("blank.png")
         try Data(try ImageEncoder.png(InputCheckTests.grey(width: 400, height: 400) { _, _ in 200 })).write(to: blank)
         let folder = Repository.root.appendingPathComponent("models/cache/input-check/out-of-scope")
         let photo = folder.appendingPathComponent("photo__astronaut.png"), document = folder.appendingPathComponent("document__page.png")
-        let run = try runProcess(Repository.executable, ["analyze", "--json", "--no-images", "--threads", "2",
+        let run = try await runProcess(Repository.executable, ["analyze", "--json", "--no-images", "--threads", "2",
                                                    "--manifest", Repository.defaultManifest.path, blank.path, photo.path, document.path])
         #expect(run.status == 0, "\(run.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
@@ -133,9 +133,9 @@ import TestSupport
         #expect((images.first?["inputCheck"] as? [String: Any]).flatMap { ($0["reasons"] as? [[String: Any]])?.first?["code"] as? String } == "uniform")
     }
 
-    @Test func theCLIPrintsTheInputCheck() throws {
+    @Test func theCLIPrintsTheInputCheck() async throws {
         let url = try #require(try evaluationSlices().first)
-        let run = try runProcess(Repository.executable, ["analyze", "--json", "--no-images", "--threads", "2",
+        let run = try await runProcess(Repository.executable, ["analyze", "--json", "--no-images", "--threads", "2",
                                                    "--manifest", Repository.defaultManifest.path, url.path])
         #expect(run.status == 0, "\(run.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]

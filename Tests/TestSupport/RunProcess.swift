@@ -58,3 +58,13 @@ package func runProcess(_ executable: URL, _ arguments: [String] = [], environme
     func text(_ file: URL) -> String { String(decoding: (try? Data(contentsOf: file)) ?? Data(), as: UTF8.self) }
     return ProcessResult(status: process.terminationStatus, stdout: text(stdout), stderr: text(stderr), timedOut: timedOut)
 }
+
+/// `runProcess` for async code (what the compiler picks there): the program is waited for on a thread of
+/// its own (see `onOwnThread`), so a long run (a validator, a fuzzer, a restore) holds no thread of the
+/// cooperative pool that other tests need.
+package func runProcess(_ executable: URL, _ arguments: [String] = [], environment: [String: String]? = nil,
+                        directory: URL? = nil, input: String? = nil, timeout: Double? = nil) async throws -> ProcessResult {
+    try await onOwnThread {
+        try runProcess(executable, arguments, environment: environment, directory: directory, input: input, timeout: timeout)
+    }
+}
