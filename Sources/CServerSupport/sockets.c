@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -36,7 +37,15 @@ int ms_listen_unix(const char *path, int backlog, int mode) {
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
     strcpy(addr.sun_path, path);
-    unlink(path);  /* a stale socket from a crashed run */
+    /* A socket file that nothing listens on is stale (a crashed run) and replaced; one that a process
+     * listens on (another server, or systemd's socket unit) is not taken from it. When the kernel cannot
+     * tell, the file is replaced, as before the check. */
+    if (ms_unix_path_listened_on(path) == 1) {
+        close(fd);
+        errno = EADDRINUSE;
+        return -1;
+    }
+    unlink(path);
     if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || chmod(path, (mode_t)mode) != 0 ||
         listen(fd, backlog) != 0 || make_nonblocking(fd) != 0) {
         int saved = errno;
@@ -159,11 +168,10 @@ int ms_listen_tcp(const char *host, int port, int backlog) {
     return fd;
 }
 
-/* Unix listening sockets report their accept queue through sock_diag (UDIAG_SHOW_RQLEN):
- * rqueue is the number of connections waiting, wqueue the backlog. */
-static int unix_listen_queue(int fd, int64_t *queued, int64_t *backlog) {
-    struct stat st;
-    if (fstat(fd, &st) != 0) return -1;
+/* Asks sock_diag about listening unix sockets, showing `show` (UDIAG_SHOW_*): the one whose socket
+ * inode is `ino`, or all of them when `ino` is 0. Returns the netlink socket to read the answer from
+ * (the caller closes it), or -1. */
+static int unix_diag_request(uint32_t ino, uint32_t show) {
     int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (nl < 0) return -1;
     struct {
@@ -173,39 +181,101 @@ static int unix_listen_queue(int fd, int64_t *queued, int64_t *backlog) {
     memset(&msg, 0, sizeof msg);
     msg.nlh.nlmsg_len = sizeof msg;
     msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | (ino == 0 ? NLM_F_DUMP : 0);
     msg.req.sdiag_family = AF_UNIX;
     msg.req.udiag_states = 1u << 10; /* TCP_LISTEN */
-    msg.req.udiag_ino = (uint32_t)st.st_ino;
-    msg.req.udiag_show = UDIAG_SHOW_RQLEN;
+    msg.req.udiag_ino = ino;
+    msg.req.udiag_show = show;
     msg.req.udiag_cookie[0] = msg.req.udiag_cookie[1] = (uint32_t)-1; /* INET_DIAG_NOCOOKIE */
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-    int rc = -1, saved = ENOENT;  /* ENOENT: the kernel answered without the queue lengths */
     if (sendto(nl, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)sizeof msg) {
-        saved = errno;
-    } else {
-        char buf[8192];
-        ssize_t n = recv(nl, buf, sizeof buf, 0);
-        if (n < 0) saved = errno;
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; n > 0 && NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) break;
-            struct unix_diag_msg *m = NLMSG_DATA(h);
-            struct rtattr *attr = (struct rtattr *)(m + 1);
-            int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
-            for (; RTA_OK(attr, len); attr = RTA_NEXT(attr, len)) {
-                if (attr->rta_type == UNIX_DIAG_RQLEN) {
-                    struct unix_diag_rqlen *q = RTA_DATA(attr);
-                    *queued = q->udiag_rqueue;
-                    *backlog = q->udiag_wqueue;
-                    rc = 0;
-                }
-            }
-            break;
+        int saved = errno;
+        close(nl);
+        errno = saved;
+        return -1;
+    }
+    return nl;
+}
+
+/* The first attribute of type `type` of sock_diag's answer `h` with at least `size` bytes, or NULL. */
+static const void *unix_diag_attribute(const struct nlmsghdr *h, unsigned short type, size_t size) {
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct unix_diag_msg))) return NULL;
+    const struct unix_diag_msg *m = NLMSG_DATA(h);
+    const struct rtattr *attr = (const struct rtattr *)((const char *)m + NLMSG_ALIGN(sizeof *m));
+    int len = (int)(h->nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof *m)));
+    for (; RTA_OK(attr, len); attr = RTA_NEXT(attr, len)) {
+        if (attr->rta_type == type && RTA_PAYLOAD(attr) >= size) return RTA_DATA(attr);
+    }
+    return NULL;
+}
+
+/* Unix listening sockets report their accept queue through sock_diag (UDIAG_SHOW_RQLEN):
+ * rqueue is the number of connections waiting, wqueue the backlog. */
+static int unix_listen_queue(int fd, int64_t *queued, int64_t *backlog) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    int nl = unix_diag_request((uint32_t)st.st_ino, UDIAG_SHOW_RQLEN);
+    if (nl < 0) return -1;
+    int rc = -1, saved = ENOENT;  /* ENOENT: the kernel answered without the queue lengths */
+    long buf[8192 / sizeof(long)];
+    ssize_t n = recv(nl, buf, sizeof buf, 0);
+    if (n < 0) saved = errno;
+    int len = (int)n;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; len > 0 && NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) break;
+        const struct unix_diag_rqlen *q = unix_diag_attribute(h, UNIX_DIAG_RQLEN, sizeof *q);
+        if (q != NULL) {
+            *queued = q->udiag_rqueue;
+            *backlog = q->udiag_wqueue;
+            rc = 0;
         }
+        break;
     }
     close(nl);
     if (rc != 0) errno = saved;
     return rc;
+}
+
+int ms_unix_path_listened_on(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISSOCK(st.st_mode)) return 0;
+    int nl = unix_diag_request(0, UDIAG_SHOW_VFS);
+    if (nl < 0) return -1;
+    int result = -1, saved = EPROTO, found = 0, done = 0;
+    long buf[32768 / sizeof(long)];
+    while (!done) {
+        ssize_t n = recv(nl, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            saved = n < 0 ? errno : EPROTO;
+            break;
+        }
+        int len = (int)n;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+            if (h->nlmsg_type == NLMSG_DONE) {
+                result = found;
+                done = 1;
+                break;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                const struct nlmsgerr *e = NLMSG_DATA(h);
+                saved = h->nlmsg_len >= NLMSG_LENGTH(sizeof *e) && e->error < 0 ? -e->error : EPROTO;
+                done = 1;
+                break;
+            }
+            if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+            const struct unix_diag_vfs *v = unix_diag_attribute(h, UNIX_DIAG_VFS, sizeof *v);
+            /* The kernel gives the file system's device as the kernel writes it (major << 20 | minor). */
+            if (v != NULL && v->udiag_vfs_ino == (uint32_t)st.st_ino && v->udiag_vfs_dev >> 20 == major(st.st_dev) &&
+                (v->udiag_vfs_dev & 0xfffff) == minor(st.st_dev)) {
+                found = 1;
+            }
+        }
+    }
+    close(nl);
+    if (result < 0) errno = saved;
+    return result;
 }
 
 int ms_listen_queue(int fd, int64_t *queued, int64_t *backlog) {

@@ -102,7 +102,14 @@ package final class ProcessManager {
             case .tcp(let host, let port):
                 fd = ms_listen_tcp(host, Int32(port), Int32(pool.backlog))
             }
-            guard fd >= 0 else { throw ServerError("cannot listen on \(pool.listen): \(errnoText())") }
+            guard fd >= 0 else {
+                if case .unix(let path) = pool.listen, errno == EADDRINUSE {
+                    // Taking the path would leave that process, or systemd's socket unit, listening on nothing.
+                    throw ServerError("cannot listen on \(pool.listen): another process listens on \(path): a running server, or "
+                                      + "systemd's socket units (systemctl stop mediscope.service mediscope-inference.socket mediscope-io.socket)")
+                }
+                throw ServerError("cannot listen on \(pool.listen): \(errnoText())")
+            }
             pools.append(PoolRuntime(index: i, config: pool, listenFD: fd))
         }
         desiredWorkers = config.pools.map(\.workers)

@@ -70,6 +70,35 @@ import TestSupport
         #expect(Self.processes(using: dir.appending("var").path).isEmpty)
     }
 
+    /// A master with its own state folder but the sockets of a running one (a hand-run `mediscope serve`
+    /// with the package's paths; systemd's socket units hold them the same way) is refused, and the
+    /// running one keeps its socket files and serves on.
+    @Test func aSecondMasterCannotTakeTheSocketsARunningOneListensOn() async throws {
+        let stack = try await Stack.start()
+        defer { stack.stop() }
+        let other = TemporaryFolder("mediscope-run")
+        var environment = stack.environment
+        environment["MEDISCOPE_VAR"] = other.appending("var").path
+        environment["MEDISCOPE_LOG_FILE"] = other.appending("mediscope.log").path
+        func inode(_ path: String) -> UInt64? {
+            var st = stat()
+            return lstat(path, &st) == 0 ? UInt64(st.st_ino) : nil
+        }
+        var inodes: [String: UInt64] = [:]
+        for pool in ["inference", "io"] {
+            let path = stack.varDir.appendingPathComponent("run/\(pool).sock").path
+            environment["MEDISCOPE_POOLS_\(pool.uppercased())_LISTEN"] = "unix:" + path
+            inodes[path] = try #require(inode(path))
+        }
+        let second = try await runProcess(Repository.executable, ["serve"], environment: environment, timeout: 120)
+        #expect(second.status != 0 && second.stderr.contains("another process listens on"), "\(second.stderr)")
+        for (path, kept) in inodes {
+            #expect(inode(path) == kept, "\(path) kept")
+        }
+        #expect(try await stack.request("GET", "/api/health").status == 200, "the io pool still serves")
+        #expect(try await stack.upload(image: try Scans.jpeg).status == 201, "the inference pool still serves")
+    }
+
     /// The master itself refuses to start beside a live master on the same state folder, and the first
     /// one keeps serving.
     @Test func aSecondMasterOnTheSameStateFolderIsRefused() async throws {

@@ -176,6 +176,15 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
             .split(separator: " ").compactMap { Int32($0) } ?? []
         for pid in [master] + children { kill(pid, SIGKILL) }
         server.waitUntilExit()
+        // Until every child has exited (gone, or a zombie: its descriptors are closed), so the next server
+        // finds the sockets stale instead of still listened on by a child the kernel has not ended yet.
+        let deadline = Date().addingTimeInterval(30)
+        func ended(_ pid: Int32) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return true }
+            return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+        }
+        while !children.allSatisfy(ended), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
     }
 
     func signalServer(_ sig: Int32) { if let pid = server?.processIdentifier { kill(pid, sig) } }

@@ -12,8 +12,14 @@ extern "C" {
 #endif
 
 /* A non-blocking unix stream socket listening at `path` with permissions `mode`. A stale socket file at
- * `path` is replaced. Returns the descriptor, or -1 (ENAMETOOLONG for a path too long for sun_path). */
+ * `path` is replaced. Returns the descriptor, or -1 (ENAMETOOLONG for a path too long for sun_path;
+ * EADDRINUSE when a process listens on the socket file at `path`: see ms_unix_path_listened_on). */
 int ms_listen_unix(const char *path, int backlog, int mode);
+
+/* Whether a socket in this network namespace listens on the socket file at `path` (the same file: device
+ * and inode, from sock_diag's UDIAG_SHOW_VFS): 1, 0 (also when there is no file, or it is no socket),
+ * or -1 with errno when the kernel cannot tell. */
+int ms_unix_path_listened_on(const char *path);
 
 /* A non-blocking TCP socket listening on numeric `host` and `port` (SO_REUSEADDR). Returns the
  * descriptor, or -1 (EADDRNOTAVAIL when the address does not resolve). */
