@@ -92,7 +92,7 @@ package final class ProcessManager {
             case .unix(let path):
                 try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                          withIntermediateDirectories: true)
-                fd = ms_listen_unix(path, Int32(pool.backlog), Int32(config.socketMode))
+                fd = listenUnix(path, backlog: pool.backlog)
                 if fd >= 0, let group = config.socketGroup {
                     guard let entry = getgrnam(group) else { throw ServerError("socket.group \(group) does not exist") }
                     guard chown(path, uid_t.max, entry.pointee.gr_gid) == 0 else {
@@ -115,6 +115,28 @@ package final class ProcessManager {
         desiredWorkers = config.pools.map(\.workers)
     }
 
+    /// `ms_listen_unix`, waiting while another process listens on the file: the workers of a master that
+    /// just died (a crash, a kill) finish their requests before they exit, within `stopTimeoutSeconds`.
+    /// A listener still there after that (another server, systemd's socket unit) keeps its file: -1 with
+    /// errno EADDRINUSE.
+    private func listenUnix(_ path: String, backlog: Int) -> Int32 {
+        var fd = ms_listen_unix(path, Int32(backlog), Int32(config.socketMode))
+        guard fd < 0, errno == EADDRINUSE else { return fd }
+        let seconds = config.stopTimeoutSeconds + 5
+        log.warning("socket_in_use", ["listen": .token(.init("unix")), "wait_seconds": .double(seconds)])
+        FileHandle.standardError.write(Data(("mediscope serve: another process listens on \(path); waiting up to \(Int(seconds)) s "
+                                             + "for it to exit\n").utf8))
+        let deadline = ms_now_ns() + Int64(seconds * 1e9)
+        var error = EADDRINUSE
+        while error == EADDRINUSE, ms_now_ns() < deadline {
+            usleep(100_000)
+            fd = ms_listen_unix(path, Int32(backlog), Int32(config.socketMode))
+            error = fd < 0 ? errno : 0
+        }
+        errno = error
+        return fd
+    }
+
     /// The listening sockets passed by a service manager, by `inheritanceKey` of their address. Two
     /// with one key (one port on two addresses) cannot both serve a pool: an error.
     static func inheritedSockets() throws -> [String: Int32] {
@@ -125,7 +147,8 @@ package final class ProcessManager {
             guard ms_inherited_listen_fd_describe(fd, &text, text.count) == 0 else {
                 throw ServerError("descriptor \(fd) from the service manager is not a listening unix or TCP stream socket: \(errnoText())")
             }
-            let key = String(cString: text)
+            var key = String(cString: text)
+            if key.hasPrefix("unix:") { key = inheritanceKey(.unix(path: String(key.dropFirst(5)))) }
             guard sockets[key] == nil else {
                 throw ServerError("the service manager passed two sockets listening on \(key); a pool takes one")
             }
@@ -134,11 +157,17 @@ package final class ProcessManager {
         return sockets
     }
 
-    /// How an inherited socket is matched to a pool: a unix socket by its path, TCP by its port.
+    /// How an inherited socket is matched to a pool: a unix socket by its path (its folder resolved), TCP by its port.
     static func inheritanceKey(_ listen: ListenAddress) -> String {
         switch listen {
-        case .unix(let path): "unix:\(path)"
-        case .tcp(_, let port): "tcp:\(port)"
+        case .unix(let path):
+            // Through the folder's real path: a pool at /var/run/mediscope/io.sock takes the socket systemd
+            // bound at /run/mediscope/io.sock (one file), instead of leaving it unused and finding it in use.
+            guard let folder = realpath((path as NSString).deletingLastPathComponent, nil) else { return "unix:\(path)" }
+            defer { free(folder) }
+            return "unix:" + (String(cString: folder) as NSString).appendingPathComponent((path as NSString).lastPathComponent)
+        case .tcp(_, let port):
+            return "tcp:\(port)"
         }
     }
 

@@ -37,7 +37,7 @@ extension BackupTests {
         #expect(restore.status == 1 && restore.stderr.contains("did not pass its check"), "\(restore.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).allSatisfy { !$0.hasPrefix("store.before-restore-") },
                 "nothing was moved")
-        try stack.startServer()
+        try await stack.startServer()
         #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200, "the live store is untouched")
         #expect(try await images(stack, id).count >= 2)
 
@@ -104,7 +104,7 @@ extension BackupTests {
             let want: mode_t = relative.contains(".") ? 0o644 : 0o711
             #expect(Self.mode(path) == want, "\(relative): \(String(Self.mode(path) ?? 0, radix: 8))")
         }
-        try stack.startServer()
+        try await stack.startServer()
         #expect(try await images(stack, id).count >= 2, "nginx reads the restored images")
     }
 
@@ -167,7 +167,7 @@ extension BackupTests {
         let viaLink = try Self.mediscope(["store", "verify", "--key", linkedKey.path, destination.path], environment: stack.environment)
         #expect(viaLink.status == 2 && viaLink.stderr.contains("symbolic link"), "\(viaLink.stderr)")
 
-        try stack.startServer()
+        try await stack.startServer()
         #expect(try await stack.request("GET", "/api/analyses/\(id)").status == 200, "the live store is untouched")
     }
 }

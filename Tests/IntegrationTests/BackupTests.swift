@@ -131,7 +131,7 @@ import TestSupport
         let aside = try FileManager.default.contentsOfDirectory(atPath: stack.varDir.path).filter { $0.hasPrefix("store.before-restore-") }
         #expect(aside.count == 1 && restore.stdout.contains(aside.first ?? "?"), "the previous store is kept aside: \(aside)")
         #expect(Self.mode(store.appendingPathComponent("blobs").path) == 0o711, "nginx reads images; nobody lists them")
-        try stack.startServer()
+        try await stack.startServer()
 
         for id in kept {
             #expect(try await images(stack, id) == before[id], "record \(id) and its images are back, byte for byte")

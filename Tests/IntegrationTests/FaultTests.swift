@@ -119,7 +119,7 @@ import Testing
         var created = 0
         for u in uploads { if await u.value?.status == 201 { created += 1 } }
 
-        try stack.startServer()
+        try await stack.startServer()
         let list = try await stack.request("GET", "/api/analyses?patient_id=P-STOP&limit=100")
         let items = try #require(list.json?["items"] as? [[String: Any]])
         #expect(created >= 1, "the upload in progress when TERM came was finished, not dropped")

@@ -160,7 +160,7 @@ import TestSupport
         // Power cut with the outbox full, then Firestore back, then the pool again.
         stack.killWholePool()
         proxy.mode = .pass
-        try stack.startServer()
+        try await stack.startServer()
         try waitForDrain()
         let analyses = try documents("analyses")
         #expect(analyses.count == before + 3, "every record once")

@@ -242,7 +242,7 @@ import Testing
         // Same state folder, an LLM that answers, on the same address.
         let llm = try ScriptedHTTPServer(port: hang.port) { _, _ in Self.reply("Written after the restart: the Tumour type model answered.") }
         defer { llm.stop() }
-        try stack.startServer()
+        try await stack.startServer()
         for id in ids {
             let draft = try await waitForDraft(stack, id, timeout: 90)
             #expect(draft["text"] as? String == "Written after the restart: the Tumour type model answered.")

@@ -144,6 +144,12 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
         try waitForInferenceWorker()
     }
 
+    /// `startServer` from async code (what the compiler picks there): a restart of the stack waits on a thread
+    /// of its own, not on one of the cooperative pool's.
+    func startServer() async throws {
+        try await onOwnThread { try self.startServer() }
+    }
+
     /// Until the inference pool has a worker accepting (its fork server preloads the models first), so a
     /// test sees a whole stack; at most `timeout` seconds. Generous: when the suites start, dozens of
     /// stacks, emulators and browsers start at once on a loaded 2-core machine.

@@ -47,12 +47,56 @@ private struct NoApp: WorkerApplication {
         #expect(ms_unix_path_listened_on(path) == 1)
 
         #expect(ms_listen_unix(path, 4, 0o600) == -1 && errno == EADDRINUSE)
-        let config = ProcessManagerConfig(pools: [PoolConfig(name: "io", listen: .unix(path: path), workers: 1, backlog: 1, maxRequests: 0,
-                                                             memoryLimitMB: 0, requestTimeoutSeconds: 0, slowRequestSeconds: 0)])
-        let second = try ProcessManager(config: config, app: NoApp(), log: ServerLog(path: nil))
+        // The second server waits stop.timeout.seconds + 5 s for the listener to go (children of a master that
+        // just died finish their requests first), then gives up.
+        let second = try ProcessManager(config: Self.config(path), app: NoApp(), log: ServerLog(path: nil))
         #expect { try second.bind() } throws: { "\($0)".contains("another process listens on \(path)") }
         #expect(Self.inode(path) == before, "the running server keeps its socket file")
         #expect(ms_unix_path_listened_on(path) == 1)
+    }
+
+    /// A listener that goes while the next server waits (the last worker of a killed master finishing its
+    /// request): the next server then takes the path.
+    @Test func aListenerThatExitsWhileTheNextServerWaitsLeavesItThePath() throws {
+        let folder = TemporaryFolder("mediscope-socket-path")
+        let path = folder.appending("inference.sock").path
+        let dying = ms_listen_unix(path, 4, 0o600)
+        try #require(dying >= 0)
+        let log = folder.appending("mediscope.log").path
+        let next = try ProcessManager(config: Self.config(path), app: NoApp(), log: ServerLog(path: log))
+        // The listener goes once the next server says it waits for it (a deadline, should it never say so).
+        let closer = Thread {
+            let deadline = Date().addingTimeInterval(30)
+            while !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("socket_in_use"), Date() < deadline {
+                usleep(10_000)
+            }
+            close(dying)
+        }
+        closer.start()
+        try next.bind()
+        defer { next.pools.forEach { close($0.listenFD) } }
+        #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("\"socket_in_use\""), "it waited")
+        #expect(next.pools.count == 1 && ms_unix_path_listened_on(path) == 1)
+    }
+
+    /// Matched through the folder's real path: a pool configured under a symbolic link (/var/run -> /run)
+    /// takes the socket systemd bound under the link's target.
+    @Test func inheritedUnixSocketsMatchThroughTheRealFolder() throws {
+        let folder = TemporaryFolder("mediscope-socket-path")
+        try FileManager.default.createDirectory(at: folder.appending("run"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: folder.appending("var-run"), withDestinationURL: folder.appending("run"))
+        let linked = ProcessManager.inheritanceKey(.unix(path: folder.appending("var-run/io.sock").path))
+        #expect(linked == ProcessManager.inheritanceKey(.unix(path: folder.appending("run/io.sock").path)))
+        #expect(linked.hasSuffix("/run/io.sock"))
+        #expect(ProcessManager.inheritanceKey(.unix(path: "/nonexistent/folder/io.sock")) == "unix:/nonexistent/folder/io.sock")
+    }
+
+    /// One unix pool at `path`, with a short stop timeout (how long a next server waits for a listener).
+    private static func config(_ path: String) -> ProcessManagerConfig {
+        var config = ProcessManagerConfig(pools: [PoolConfig(name: "io", listen: .unix(path: path), workers: 1, backlog: 1, maxRequests: 0,
+                                                             memoryLimitMB: 0, requestTimeoutSeconds: 0, slowRequestSeconds: 0)])
+        config.stopTimeoutSeconds = 0
+        return config
     }
 
     @Test func aStaleSocketIsReplacedAndOtherFilesAreNoListener() throws {
