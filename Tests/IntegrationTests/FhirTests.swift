@@ -20,16 +20,16 @@ import TestSupport
     deinit { stack.stop() }
 
     /// The FHIR venv's python (Tests/FHIR/setup-venv.sh: created on first use, a no-op when current).
-    static func python() throws -> URL {
-        let run = try runProcess(URL(fileURLWithPath: "/bin/bash"), [folder.appendingPathComponent("setup-venv.sh").path], timeout: 600)
+    static func python() async throws -> URL {
+        let run = try await runProcess(URL(fileURLWithPath: "/bin/bash"), [folder.appendingPathComponent("setup-venv.sh").path], timeout: 600)
         let path = run.stdout.split(separator: "\n").last.map(String.init) ?? ""
         try #require(run.status == 0 && FileManager.default.isExecutableFile(atPath: path), "setup-venv.sh failed: \(run.stderr)")
         return URL(fileURLWithPath: path)
     }
 
     /// Whether Tests/FHIR/validate.py accepts `body` as FHIR (the R4B models, plus the R4 rules they leave unchecked).
-    func expectValid(_ body: Data, _ what: String) throws {
-        let run = try runProcess(try Self.python(), [Self.folder.appendingPathComponent("validate.py").path],
+    func expectValid(_ body: Data, _ what: String) async throws {
+        let run = try await runProcess(try await Self.python(), [Self.folder.appendingPathComponent("validate.py").path],
                                  input: String(decoding: body, as: UTF8.self), timeout: 120)
         #expect(run.status == 0 && run.stdout.hasPrefix("ok"), "\(what): \(run.stdout)\(run.stderr)")
     }
@@ -39,7 +39,7 @@ import TestSupport
         let r = try await stack.request("GET", "/api/analyses/\(id)/fhir")
         #expect(r.status == 200, "\(what): \(r.status)")
         #expect(r.header("Content-Type") == "application/fhir+json" && r.header("Cache-Control") == "no-store", "\(what)")
-        try expectValid(r.body, what)
+        try await expectValid(r.body, what)
         let json = try #require(r.json)
         #expect(json["resourceType"] as? String == "DiagnosticReport" && json["id"] as? String == id)
         return json
@@ -58,7 +58,7 @@ import TestSupport
     }
 
     @Test func statusFollowsTheReportAndObservationsHoldTheAnalysis() async throws {
-        _ = try Self.python()   // the venv first: its first creation may take a while
+        _ = try await Self.python()   // the venv first: its first creation may take a while
         let fields = ["patient_id": "P-FHIR-7731", "patient_name": "Odalys Fhirsample", "sex": "female", "age": "61", "modality": "MRI"]
         let upload = try await stack.upload(image: try Scans.jpeg, fields: fields)
         #expect(upload.status == 201)

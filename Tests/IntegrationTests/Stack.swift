@@ -119,19 +119,22 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
     static let python = URL(fileURLWithPath: "/usr/bin/python3")
 
     /// Arguments for `python` that run `mediscope serve` with the unix sockets at `listen` passed as
-    /// systemd's socket activation passes them (Tests/Support/socket-activate.py; its pid in `pidFile`).
-    static func socketActivation(listen: [String], pidFile: URL) -> [String] {
+    /// systemd's socket activation passes them (Tests/Support/socket-activate.py; its pid in `pidFile`),
+    /// the i-th with listen queue `backlogs[i]` (128 beyond them).
+    static func socketActivation(listen: [String], backlogs: [Int] = [], pidFile: URL) -> [String] {
         [Repository.root.appendingPathComponent("Tests/Support/socket-activate.py").path, "--pid-file", pidFile.path]
-            + listen.flatMap { ["--listen", $0] } + ["--", Repository.executable.path, "serve"]
+            + listen.flatMap { ["--listen", $0] } + backlogs.flatMap { ["--backlog", String($0)] }
+            + ["--", Repository.executable.path, "serve"]
     }
 
     func startServer() throws {
         let p = Process()
         if socketActivated {
             p.executableURL = Self.python
-            // io first: the master matches sockets to pools by address, whatever their order.
+            // io first: the master matches sockets to pools by address, whatever their order. The listen queues
+            // are the package's socket units' (mediscope-io.socket 128, mediscope-inference.socket 4).
             p.arguments = Self.socketActivation(listen: ["io", "inference"].map { varDir.appendingPathComponent("run/\($0).sock").path },
-                                                pidFile: activationPIDFile)
+                                                backlogs: [128, 4], pidFile: activationPIDFile)
         } else {
             p.executableURL = Repository.executable
             p.arguments = ["serve"]

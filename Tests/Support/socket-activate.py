@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Socket activation as systemd does it, for the integration tests (SocketActivationTests).
 
-    socket-activate.py --pid-file FILE --listen PATH [--listen PATH ...] -- COMMAND [ARG ...]
+    socket-activate.py --pid-file FILE --listen PATH [--listen PATH ...] [--backlog N ...] -- COMMAND [ARG ...]
 
-Binds a unix stream socket at each PATH (mode 0666: the tests' nginx runs as nobody) and runs COMMAND
+Binds a unix stream socket at each PATH (mode 0666: the tests' nginx runs as nobody), the i-th with the
+i-th --backlog as its listen queue (128 when there is none, as mediscope-io.socket has; 4 as
+mediscope-inference.socket), and runs COMMAND
 with them as descriptors 3, 4, ... and LISTEN_PID / LISTEN_FDS set (the sd_listen_fds protocol), its pid
 written to FILE. The sockets stay open here for as long as this runs, as a socket unit's do.
 
@@ -22,6 +24,7 @@ SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--listen", action="append", required=True)
+    parser.add_argument("--backlog", action="append", type=int, default=[])
     parser.add_argument("--pid-file", required=True)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
@@ -30,14 +33,14 @@ def main() -> int:
         parser.error("no command")
 
     sockets = []
-    for path in args.listen:
+    for i, path in enumerate(args.listen):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if os.path.exists(path):
             os.unlink(path)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.bind(path)
         os.chmod(path, 0o666)
-        s.listen(128)
+        s.listen(args.backlog[i] if i < len(args.backlog) else 128)
         sockets.append(s)
 
     # Signals are taken one at a time by sigtimedwait, never by handlers racing the fork.
