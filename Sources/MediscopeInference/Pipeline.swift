@@ -250,8 +250,13 @@ package final class AnalysisPipeline: Sendable {
         // A gray scan (one channel, or R = G = B everywhere, as most exported MRI JPEGs are) stays one
         // channel: a third of the resizing and encoding on the upload's path, and its JPEG decodes to the
         // very pixels an RGB one would (Y = the gray value, Cb = Cr = 128 exactly).
-        let rgb = image.channels == 1 ? image : image.converted(toChannels: 3)
-        let scanImage = image.channels == 1 ? image : LosslessScan.grayPlane(rgb) ?? rgb
+        let scanImage: PixelImage
+        if image.channels == 1 {
+            scanImage = image
+        } else {
+            let rgb = image.converted(toChannels: 3)
+            scanImage = LosslessScan.grayPlane(rgb) ?? rgb
+        }
         let (w, h) = displaySize(width: scanImage.width, height: scanImage.height, maxSide: options.displayMaxSide)
         let display = (w, h) == (scanImage.width, scanImage.height) ? scanImage : scanImage.resized(width: w, height: h)
         analysis.scan = EncodedImage(format: .jpeg, width: w, height: h,

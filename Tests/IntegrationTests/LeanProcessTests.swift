@@ -9,12 +9,15 @@ import TestSupport
     /// One process of the stack as /proc shows it.
     struct ProcessView {
         let pid: Int32
-        var parent: Int32? {
+        /// /proc/PID/stat's fields after the command name (state, parent, ...); nil once the process is gone.
+        private var statFields: [Substring]? {
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
                   let close = stat.lastIndex(of: ")") else { return nil }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 1 ? Int32(fields[1]) : nil
+            return stat[stat.index(after: close)...].split(separator: " ")
         }
+        var parent: Int32? { statFields.flatMap { $0.count > 1 ? Int32($0[1]) : nil } }
+        /// Gone, or a zombie: it has exited and its descriptors are closed.
+        var hasExited: Bool { statFields?.first.map { $0 == "Z" } ?? true }
         var mapsLibtorch: Bool { LeanProcessTests.read("/proc/\(pid)/maps").contains("libtorch_cpu.so") }
         /// Fields of smaps_rollup in KiB (Rss, Pss, Shared_Dirty...).
         var memory: [String: Int] {

@@ -181,19 +181,15 @@ final class Stack: HTTPEndpoint, @unchecked Sendable {
     func killWholePool() {
         guard let server, server.isRunning else { return }
         let master = server.processIdentifier
-        let children = (try? String(contentsOfFile: "/proc/\(master)/task/\(master)/children", encoding: .utf8))?
-            .split(separator: " ").compactMap { Int32($0) } ?? []
+        let children = LeanProcessTests.children(of: master)
         for pid in [master] + children { kill(pid, SIGKILL) }
         server.waitUntilExit()
-        // Until every child has exited (gone, or a zombie: its descriptors are closed), so the next server
-        // finds the sockets stale instead of still listened on by a child the kernel has not ended yet.
+        // Until every child has exited, so the next server finds the sockets stale instead of still listened
+        // on by a child the kernel has not ended yet.
         let deadline = Date().addingTimeInterval(30)
-        func ended(_ pid: Int32) -> Bool {
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return true }
-            return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+        while !children.allSatisfy({ LeanProcessTests.ProcessView(pid: $0).hasExited }), Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
         }
-        while !children.allSatisfy(ended), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
     }
 
     func signalServer(_ sig: Int32) { if let pid = server?.processIdentifier { kill(pid, sig) } }
